@@ -1,0 +1,72 @@
+"""Fangan: definitions in, forms, cases, patrols, scores and boards out."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+
+def _secret_key(instance_path: Path) -> str:
+    """Read the instance's secret key, creating a random one on first start (never a fixed default)."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application; tests pass their own `config`."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from .config import default_config
+
+    app.config.from_mapping(default_config(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("FANGAN")
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _secret_key(Path(app.instance_path))
+
+    from .core import database
+
+    database.init_app(app)
+
+    from .extensions import babel, csrf, limiter, login_manager, migrate
+
+    csrf.init_app(app)
+    limiter.init_app(app)
+    migrate.init_app(app, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
+
+    from .auth import access
+    from .web import i18n, theming
+
+    login_manager.init_app(app)
+    access.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories="translations")
+    i18n.init_app(app)
+    theming.init_app(app)
+
+    from .admin.views import bp as admin_bp
+    from .audit.views import bp as audit_bp
+    from .auth.views import bp as auth_bp
+    from .org.views import bp as org_bp
+    from .web.views import bp as web_bp
+
+    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp):
+        app.register_blueprint(blueprint)
+
+    from .core.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from . import cli
+
+    cli.register(app)
+    return app

@@ -1,0 +1,131 @@
+"""Scheme administration without a shell: upload, see errors by line, diff, activate."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import permissions
+from ..core.errors import PermissionDenied
+from ..definitions import service
+from ..definitions.bundle import MAX_UPLOAD_BYTES, read_zip
+from ..definitions.errors import DefinitionError, DefinitionsInvalid
+from ..extensions import db
+from .forms import ActivateForm, SchemeUploadForm
+
+bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied(_("You are not allowed to do this."))
+
+
+def _manageable_keys() -> list[str]:
+    return [r.key for r in service.list_schemes() if permissions.can_manage_scheme(current_user, r.key)]
+
+
+@bp.get("/schemes")
+def schemes():  # noqa: ANN201
+    keys = _manageable_keys()
+    _require(bool(keys) or permissions.can_load_scheme(current_user, None))
+    records = [r for r in service.list_schemes() if r.key in keys]
+    versions = [v for v in service.list_scheme_versions() if v.scheme_key in keys]
+    return render_template("admin/schemes.html", records=records, versions=versions,
+                           can_upload=permissions.can_load_scheme(current_user, None) or bool(keys))
+
+
+def _uploaded_files(form: SchemeUploadForm) -> dict[str, str]:
+    files: dict[str, str] = {}
+    total = 0
+    for storage in form.files.data or []:
+        if not storage or not storage.filename:
+            continue
+        data = storage.read(MAX_UPLOAD_BYTES + 1)
+        total += len(data)
+        if total > MAX_UPLOAD_BYTES:
+            raise DefinitionsInvalid([DefinitionError(storage.filename, 1, "", _("The upload is too large."))])
+        name = storage.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if data[:4] == b"PK\x03\x04":  # a zip, whatever its name says
+            files.update(read_zip(data, name))
+        elif name.lower().endswith((".yaml", ".yml", ".json")):
+            files[name] = data.decode("utf-8", errors="replace")
+        else:
+            raise DefinitionsInvalid([DefinitionError(name, 1, "", _("Only YAML, JSON or zip files can be uploaded."))])
+    return files
+
+
+@bp.route("/schemes/upload", methods=["GET", "POST"])
+def upload_scheme():  # noqa: ANN201
+    _require(permissions.can_load_scheme(current_user, None) or bool(_manageable_keys()))
+    form = SchemeUploadForm()
+    errors: list[DefinitionError] = []
+    sources: dict[str, str] = {}
+    if form.validate_on_submit():
+        try:
+            sources = _uploaded_files(form)
+            if not sources:
+                raise DefinitionsInvalid([DefinitionError("(upload)", 1, "", _("Choose at least one file."))])
+            version, created = service.load_scheme(sources, current_user, note=form.note.data or None)
+        except DefinitionsInvalid as exc:
+            db.session.rollback()
+            errors = exc.errors
+        else:
+            db.session.commit()
+            if created:
+                flash(_("Scheme checked and stored as version %(id)s. Review the changes, then activate it.",
+                        id=version.id), "success")
+            else:
+                flash(_("This exact scheme is already stored as version %(id)s.", id=version.id), "info")
+            return redirect(url_for("admin.scheme_version", version_id=version.id))
+    by_file: dict[str, dict[int, list[DefinitionError]]] = defaultdict(lambda: defaultdict(list))
+    for error in errors:
+        by_file[error.file][error.line].append(error)
+    annotated = [(name, sources.get(name, "").splitlines(), by_file.get(name, {})) for name in
+                 sorted(set(sources) | set(by_file))]
+    status = 400 if errors or form.errors else 200
+    return render_template("admin/upload.html", form=form, errors=errors, annotated=annotated), status
+
+
+@bp.get("/schemes/versions/<int:version_id>")
+def scheme_version(version_id: int):  # noqa: ANN201
+    version = service.get_scheme_version(version_id)
+    _require(permissions.can_manage_scheme(current_user, version.scheme_key)
+             or permissions.can_load_scheme(current_user, None))
+    current = service.current_version(version.scheme_key)
+    is_current = current is not None and current.id == version.id
+    diffs = [] if is_current else service.diff_scheme_versions(current, version)
+    return render_template("admin/version.html", version=version, current=current, diffs=diffs,
+                           activate_form=ActivateForm())
+
+
+@bp.post("/schemes/versions/<int:version_id>/activate")
+def activate_version(version_id: int):  # noqa: ANN201
+    version = service.get_scheme_version(version_id)
+    _require(permissions.can_manage_scheme(current_user, version.scheme_key)
+             or permissions.can_load_scheme(current_user, None))
+    form = ActivateForm()
+    if not form.validate_on_submit():
+        flash(_("The form has expired. Please try again."), "error")
+        return redirect(url_for("admin.scheme_version", version_id=version_id))
+    service.activate_scheme_version(version_id, current_user)
+    db.session.commit()
+    flash(_("Version %(id)s is now in force.", id=version_id), "success")
+    return redirect(url_for("admin.scheme_version", version_id=version_id))
+
+
+@bp.get("/definitions/<int:definition_id>")
+def definition_source(definition_id: int):  # noqa: ANN201
+    from ..definitions.models import DefinitionVersion
+
+    row = db.session.get(DefinitionVersion, definition_id)
+    if row is None:
+        from ..core.errors import NotFound
+
+        raise NotFound(_("No such definition."))
+    keys = {v.scheme_key for v in service.list_scheme_versions() if row in v.members}
+    _require(any(permissions.can_manage_scheme(current_user, k) for k in keys) or current_user.is_admin)
+    return render_template("admin/definition.html", row=row)

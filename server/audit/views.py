@@ -1,0 +1,24 @@
+"""The audit log for administrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user
+
+from ..auth import permissions
+from ..core.errors import PermissionDenied
+from ..definitions.service import list_schemes
+from .service import list_audit
+
+bp = Blueprint("audit", __name__, template_folder="templates", url_prefix="/admin/audit")
+
+
+@bp.get("/")
+def index():  # noqa: ANN201
+    if current_user.is_admin:
+        keys = None
+    else:
+        keys = {r.key for r in list_schemes() if permissions.can_view_audit(current_user, r.key)}
+        if not keys:
+            raise PermissionDenied("You are not allowed to do this.")
+    return render_template("audit/index.html", entries=list_audit(scheme_keys=keys))

@@ -1,0 +1,93 @@
+"""Accounts: create users, check passwords, reset them, grant roles. Shared by pages and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from ..audit.service import record_audit
+from ..core.database import utcnow
+from ..core.errors import Conflict, NotFound
+from ..extensions import db
+from .models import RoleAssignment, User
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def generate_password() -> str:
+    """A random password that is easy to type on a phone (no look-alike characters)."""
+    alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(14))
+
+
+def get_user_by_username(username: str) -> User | None:
+    return db.session.scalar(db.select(User).filter_by(username=username.strip()))
+
+
+def create_user(username: str, display_name: str, password: str | None = None, *, is_admin: bool = False,
+                actor: Any = None) -> tuple[User, str]:
+    """Create a user; return it with its password (generated when none is given)."""
+    username = username.strip()
+    if not username:
+        raise Conflict("A username is needed.")
+    if get_user_by_username(username) is not None:
+        raise Conflict(f"The username '{username}' is taken.")
+    password = password or generate_password()
+    check_password_strength(password)
+    user = User(username=username, display_name=display_name.strip() or username, is_admin=is_admin)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    record_audit("user.create", "user", user.id, user=actor, after={"username": username, "is_admin": is_admin})
+    return user, password
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Conflict(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """The active user with this username and password, or None."""
+    user = get_user_by_username(username)
+    if user is None or not user.active or not user.check_password(password):
+        return None
+    user.last_login_at = utcnow()
+    record_audit("user.login", "user", user.id, user=user)
+    return user
+
+
+def reset_password(username: str, actor: Any = None) -> str:
+    """Give a user a new generated password; their other sessions end."""
+    user = get_user_by_username(username)
+    if user is None:
+        raise NotFound(f"No user '{username}'.")
+    password = generate_password()
+    user.set_password(password)
+    record_audit("user.reset_password", "user", user.id, user=actor)
+    return password
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not user.check_password(current):
+        raise Conflict("The current password is wrong.")
+    check_password_strength(new)
+    user.set_password(new)
+    record_audit("user.change_password", "user", user.id, user=user)
+
+
+def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, actor: Any = None) -> RoleAssignment:
+    """Give a user a scheme role from a unit; the role must exist in the scheme in force."""
+    from ..definitions.service import current_scheme_data
+
+    data = current_scheme_data(scheme_key)
+    if data is None:
+        raise NotFound(f"No active scheme '{scheme_key}'.")
+    if role_key not in {r["id"] for r in data.get("roles", [])}:
+        raise NotFound(f"The scheme '{scheme_key}' has no role '{role_key}'.")
+    assignment = RoleAssignment(user=user, scheme_key=scheme_key, role_key=role_key, unit_id=unit_id)
+    db.session.add(assignment)
+    db.session.flush()
+    record_audit("user.grant_role", "user", user.id, user=actor, scheme_key=scheme_key,
+                 after={"role": role_key, "unit_id": unit_id})
+    return assignment

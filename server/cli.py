@@ -1,0 +1,230 @@
+"""The `fangan` command group: the one entry point for administrators."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from .extensions import db
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
+def main() -> None:
+    """Fangan administration: schemes, users, set-up, serving."""
+
+
+def _fail_with_errors(errors: list) -> None:
+    for error in errors:
+        click.echo(str(error), err=True)
+    click.secho(f"{len(errors)} error(s); nothing was stored.", fg="red", err=True)
+    sys.exit(1)
+
+
+# -- schemes --------------------------------------------------------------------
+
+@click.group("scheme")
+def scheme_cli() -> None:
+    """Check, load, list, compare and activate schemes."""
+
+
+@scheme_cli.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def scheme_validate(path: Path) -> None:
+    """Check a scheme folder, file or zip and report every error."""
+    from .definitions.bundle import read_source
+    from .definitions.errors import DefinitionsInvalid
+    from .definitions.service import check_scheme_files
+
+    try:
+        bundle = check_scheme_files(read_source(path))
+    except DefinitionsInvalid as exc:
+        _fail_with_errors(exc.errors)
+    click.echo(f"OK: scheme '{bundle.id}' with {len(bundle.members)} definitions ({bundle.hash[:10]})")
+
+
+@scheme_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--activate", is_flag=True, help="Make the loaded version current.")
+@click.option("--note", default=None, help="What changed.")
+@with_appcontext
+def scheme_load(path: Path, activate: bool, note: str | None) -> None:
+    """Check and store a scheme as a new version (nothing is stored if there is any error)."""
+    from .definitions.bundle import read_source
+    from .definitions.errors import DefinitionsInvalid
+    from .definitions.service import activate_scheme_version, load_scheme
+
+    try:
+        version, created = load_scheme(read_source(path), note=note)
+        if activate:
+            activate_scheme_version(version.id)
+        db.session.commit()
+    except DefinitionsInvalid as exc:
+        db.session.rollback()
+        _fail_with_errors(exc.errors)
+    state = "stored as" if created else "already stored as"
+    click.echo(f"Scheme '{version.scheme_key}' {state} version {version.id} ({version.short_hash})"
+               + (", now in force" if activate else ""))
+
+
+@scheme_cli.command("list")
+@with_appcontext
+def scheme_list() -> None:
+    """List stored scheme versions; * marks the one in force."""
+    from .definitions.service import list_scheme_versions, list_schemes
+
+    current = {r.key: r.current_version_id for r in list_schemes()}
+    for v in list_scheme_versions():
+        mark = "*" if current.get(v.scheme_key) == v.id else " "
+        click.echo(f"{mark} {v.id:>4}  {v.scheme_key:<20} {v.short_hash}  {v.loaded_at:%Y-%m-%d %H:%M}  "
+                   f"{len(v.members)} definitions{'  ' + v.note if v.note else ''}")
+
+
+@scheme_cli.command("diff")
+@click.argument("old_id", type=int)
+@click.argument("new_id", type=int)
+@with_appcontext
+def scheme_diff(old_id: int, new_id: int) -> None:
+    """Show what changed between two scheme versions."""
+    from .definitions.service import diff_scheme_versions, get_scheme_version
+
+    for d in diff_scheme_versions(get_scheme_version(old_id), get_scheme_version(new_id)):
+        if d.status == "same":
+            continue
+        click.secho(f"== {d.status}: {d.kind} {d.key}", bold=True)
+        for line in d.lines:
+            color = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+            click.secho(line, fg=color)
+
+
+@scheme_cli.command("activate")
+@click.argument("version_id", type=int)
+@with_appcontext
+def scheme_activate(version_id: int) -> None:
+    """Make a stored version the one in force."""
+    from .definitions.service import activate_scheme_version
+
+    version = activate_scheme_version(version_id)
+    db.session.commit()
+    click.echo(f"Version {version.id} of '{version.scheme_key}' is now in force.")
+
+
+# -- users ----------------------------------------------------------------------
+
+@click.group("user")
+def user_cli() -> None:
+    """Create users, reset passwords, grant roles."""
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--name", default="", help="Display name.")
+@click.option("--admin", is_flag=True, help="System administrator (every scheme).")
+@with_appcontext
+def user_create(username: str, name: str, admin: bool) -> None:
+    """Create a user with a generated password, shown once."""
+    from .auth.service import create_user
+
+    _, password = create_user(username, name or username, is_admin=admin)
+    db.session.commit()
+    click.echo(f"User '{username}' created. Password (shown once): {password}")
+
+
+@user_cli.command("reset-password")
+@click.argument("username")
+@with_appcontext
+def user_reset_password(username: str) -> None:
+    """Give a user a new generated password, shown once."""
+    from .auth.service import reset_password
+
+    password = reset_password(username)
+    db.session.commit()
+    click.echo(f"New password for '{username}' (shown once): {password}")
+
+
+@user_cli.command("grant")
+@click.argument("username")
+@click.argument("scheme_key")
+@click.argument("role")
+@click.option("--unit", "unit_key", default=None, help="Unit id in the scheme the role applies from.")
+@with_appcontext
+def user_grant(username: str, scheme_key: str, role: str, unit_key: str | None) -> None:
+    """Give a user a role of a scheme, from a unit."""
+    from .auth.service import get_user_by_username, grant_role
+    from .org.models import Unit
+
+    user = get_user_by_username(username)
+    if user is None:
+        raise click.ClickException(f"No user '{username}'.")
+    unit_id = None
+    if unit_key:
+        unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=unit_key))
+        if unit is None:
+            raise click.ClickException(f"No unit '{unit_key}' in '{scheme_key}'.")
+        unit_id = unit.id
+    grant_role(user, scheme_key, role, unit_id)
+    db.session.commit()
+    click.echo(f"'{username}' now holds '{role}' in '{scheme_key}'" + (f" from '{unit_key}'." if unit_key else "."))
+
+
+# -- set-up and docs -------------------------------------------------------------
+
+@click.command("setup")
+@click.option("--admin", "admin_name", default="admin", show_default=True)
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="URL to print.")
+@with_appcontext
+def setup(admin_name: str, url: str) -> None:
+    """Migrate the database, load the demo district once, create the admin once and print the login."""
+    from flask_migrate import upgrade
+
+    from .auth.service import create_user, get_user_by_username
+    from .definitions.bundle import read_source
+    from .definitions.service import activate_scheme_version, list_schemes, load_scheme
+
+    upgrade()
+    if not list_schemes():
+        version, _ = load_scheme(read_source(current_app.config["FANGAN_DEMO_SCHEME"]), note="demo district")
+        activate_scheme_version(version.id)
+        db.session.commit()
+        click.echo(f"Loaded the demo district '{version.scheme_key}' (version {version.id}).")
+    click.echo("")
+    if get_user_by_username(admin_name) is None:
+        _, password = create_user(admin_name, admin_name, is_admin=True)
+        db.session.commit()
+        click.secho("Administrator login (the password is shown only this once):", bold=True)
+        click.echo(f"  URL:      {url}")
+        click.echo(f"  Username: {admin_name}")
+        click.echo(f"  Password: {password}")
+    else:
+        click.secho(f"The database is kept. Log in at {url} as '{admin_name}'.", bold=True)
+        click.echo(f"Forgot the password? Run:  .venv/bin/fangan user reset-password {admin_name}")
+    click.echo("")
+
+
+@click.command("docs")
+@click.option("--check", is_flag=True, help="Fail if docs/reference is out of date instead of writing it.")
+@with_appcontext
+def docs(check: bool) -> None:
+    """Write docs/reference/*.md from the JSON Schemas."""
+    from .definitions.docs import write_reference
+
+    root = Path(current_app.config["FANGAN_ROOT"]) / "docs" / "reference"
+    stale = write_reference(root, check=check)
+    if check and stale:
+        raise click.ClickException("docs/reference is out of date: run `fangan docs`. Stale: " + ", ".join(stale))
+    click.echo("docs/reference is up to date." if check else f"Wrote {root}.")
+
+
+def register(app: Flask) -> None:
+    for command in (scheme_cli, user_cli, setup, docs):
+        app.cli.add_command(command)

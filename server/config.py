@@ -1,0 +1,38 @@
+"""Configuration: defaults, then `instance/config.py`, then FANGAN_* environment variables, then test overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_config(instance_path: str) -> dict:
+    db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'fangan.sqlite'}"
+    return {
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "FANGAN_ROOT": str(PROJECT_ROOT),
+        "FANGAN_THEME": os.environ.get("FANGAN_THEME", "default"),
+        "FANGAN_DEMO_SCHEME": str(PROJECT_ROOT / "schemes" / "lidu"),
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "FANGAN_LANGUAGES": {"zh_CN": "中文", "en": "English"},
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("FANGAN_SECURE_COOKIES", True),
+        "REMEMBER_COOKIE_SECURE": _bool("FANGAN_SECURE_COOKIES", True),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+        "FANGAN_LOGIN_LIMIT": "10 per minute",
+    }

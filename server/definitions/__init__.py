@@ -1,0 +1,1 @@
+"""The definition language: schemas, loading with positions, reference checks, stored versions."""

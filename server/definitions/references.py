@@ -1,0 +1,372 @@
+"""Cross-reference checks run after the schema: ids exist, are unique, states connect, expressions name known fields."""
+
+from __future__ import annotations
+
+import difflib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..expressions import check_expression
+from .errors import DefinitionError
+from .loader import SourceDocument
+
+# Names every form expression may use besides its own fields: who fills it, when, for which period.
+FORM_CONTEXT_NAMES = frozenset({"user.*", "today", "now", "period.*", "scheme.*"})
+# Names a case expression may use besides the workflow's and its forms' fields (engine concepts, not scheme names).
+CASE_CONTEXT_NAMES = frozenset({
+    "category", "area", "unit", "state", "reporter", "assignee", "created_at", "today", "now",
+    "user.*", "case.*", "area.*", "unit.*",
+})
+ROUTING_NAMES = frozenset({"category", "area.*", "area", "unit", "source", "form.*"})
+STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "passing", "vetoed"})
+
+Path = list[str | int]
+
+
+def _walk_tree(items: Any, path: Path, key: str = "children") -> Iterator[tuple[Path, dict]]:
+    """Yield (path, item) for every dict in a list and its nested `key` lists."""
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            yield [*path, i], item
+            yield from _walk_tree(item.get(key), [*path, i, key], key)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+
+class ReferenceChecker:
+    """Check one scheme's documents against each other; collects errors instead of stopping."""
+
+    def __init__(self, scheme: SourceDocument | None, documents: dict[tuple[str, str], SourceDocument]):
+        self.scheme = scheme
+        self.documents = documents
+        self.errors: list[DefinitionError] = []
+
+    # -- helpers -----------------------------------------------------------
+    def err(self, doc: SourceDocument, path: Path, message: str) -> None:
+        self.errors.append(doc.error(path, message))
+
+    def ids(self, doc: SourceDocument, entries: Iterable[tuple[Path, dict]], what: str) -> set[str]:
+        """Collect ids, reporting duplicates at the second occurrence."""
+        seen: set[str] = set()
+        for path, item in entries:
+            value = item.get("id")
+            if not isinstance(value, str):
+                continue
+            if value in seen:
+                self.err(doc, [*path, "id"], f"duplicate {what} id '{value}'")
+            seen.add(value)
+        return seen
+
+    def ref(self, doc: SourceDocument, path: Path, value: Any, known: set[str], what: str) -> None:
+        for i, v in enumerate(_as_list(value)):
+            if isinstance(v, str) and v not in known:
+                p = [*path, i] if isinstance(value, list) else path
+                self.err(doc, p, f"unknown {what} '{v}'{_suggest(v, known)}")
+
+    def expr(self, doc: SourceDocument, path: Path, source: Any, names: Iterable[str]) -> None:
+        if not isinstance(source, str):
+            return
+        for problem in check_expression(source, names):
+            if problem.startswith(("unknown name", "unknown function")):
+                self.err(doc, path, problem)
+            # other problems (syntax, forbidden operators) were already reported by the schema check
+
+    def available(self, kind: str) -> set[str]:
+        return {i for (k, i) in self.documents if k == kind}
+
+    # -- scheme ------------------------------------------------------------
+    def check(self) -> list[DefinitionError]:
+        s = self.scheme
+        if s is None or not isinstance(s.data, dict):
+            return self.errors
+        d = s.data
+        unit_kinds = self.ids(s, _walk_tree(d.get("unit_kinds"), ["unit_kinds"], "-"), "unit kind")
+        units = self.ids(s, _walk_tree(d.get("units"), ["units"]), "unit")
+        area_kinds = self.ids(s, _walk_tree(d.get("area_kinds"), ["area_kinds"], "-"), "area kind")
+        areas = self.ids(s, _walk_tree(d.get("areas"), ["areas"]), "area")
+        roles = self.ids(s, _walk_tree(d.get("roles"), ["roles"], "-"), "role")
+        tiers = self.ids(s, _walk_tree(d.get("tiers"), ["tiers"], "-"), "tier")
+        groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
+        categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
+        self.ids(s, _walk_tree(d.get("routing"), ["routing"], "-"), "routing rule")
+
+        forms, workflows = self.available("form"), set(_as_list(d.get("workflows")))
+        sheets, boards = set(_as_list(d.get("score_sheets"))), set(_as_list(d.get("boards")))
+        self.ref(s, ["forms"], d.get("forms"), self.available("form"), "form")
+        self.ref(s, ["workflows"], d.get("workflows"), self.available("workflow"), "workflow")
+        self.ref(s, ["score_sheets"], d.get("score_sheets"), self.available("score_sheet"), "score sheet")
+        self.ref(s, ["boards"], d.get("boards"), self.available("board"), "board")
+        self.ref(s, ["default_workflow"], d.get("default_workflow"), workflows, "workflow")
+        self.ref(s, ["patrol_form"], d.get("patrol_form"), forms, "form")
+        public = d.get("public") if isinstance(d.get("public"), dict) else {}
+        self.ref(s, ["public", "report_form"], public.get("report_form"), forms, "form")
+
+        for path, unit in _walk_tree(d.get("units"), ["units"]):
+            self.ref(s, [*path, "kind"], unit.get("kind"), unit_kinds, "unit kind")
+        for path, kind in _walk_tree(d.get("area_kinds"), ["area_kinds"], "-"):
+            self.ref(s, [*path, "parent_kinds"], kind.get("parent_kinds"), area_kinds, "area kind")
+            self.ref(s, [*path, "board"], kind.get("board"), boards, "board")
+        kind_parents = {k.get("id"): k.get("parent_kinds") for _, k in _walk_tree(d.get("area_kinds"), [], "-")}
+        self._check_areas(s, d.get("areas"), ["areas"], None, area_kinds, units, kind_parents)
+        for path, group in _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"):
+            self.ref(s, [*path, "units"], group.get("units"), units, "unit")
+            self.ref(s, [*path, "unit_kinds"], group.get("unit_kinds"), unit_kinds, "unit kind")
+        self._check_tiers(s, d, tiers, roles, unit_kinds, area_kinds)
+        for path, cat in _walk_tree(d.get("categories"), ["categories"]):
+            self.ref(s, [*path, "workflow"], cat.get("workflow"), workflows, "workflow")
+        for path, rule in _walk_tree(d.get("routing"), ["routing"], "-"):
+            target = rule.get("assign_to") if isinstance(rule.get("assign_to"), dict) else {}
+            self.ref(s, [*path, "assign_to", "unit"], target.get("unit"), units, "unit")
+            self.ref(s, [*path, "assign_to", "tier"], target.get("tier"), tiers, "tier")
+            self.expr(s, [*path, "when"], rule.get("when"), ROUTING_NAMES)
+
+        rule_ids = self._check_patrol_rules(s, d, tiers, roles, unit_kinds, areas, forms)
+        context = {"unit_kinds": unit_kinds, "units": units, "roles": roles, "tiers": tiers, "groups": groups,
+                   "forms": forms, "workflows": workflows, "categories": categories, "patrol_rules": rule_ids}
+        for (kind, def_id), doc in sorted(self.documents.items()):
+            if doc is self.scheme or not isinstance(doc.data, dict):
+                continue
+            if kind == "form":
+                self.check_form(doc)
+            elif kind == "workflow" and def_id in workflows:
+                self.check_workflow(doc, context)
+            elif kind == "score_sheet" and def_id in sheets:
+                self.check_sheet(doc, context)
+            elif kind == "board" and def_id in boards:
+                self.ref(doc, ["tiers"], doc.data.get("tiers"), tiers, "tier")
+                self.ids(doc, _walk_tree(doc.data.get("sizes"), ["sizes"], "-"), "size")
+        return self.errors
+
+    def _check_areas(self, s: SourceDocument, items: Any, path: Path, parent_kind: str | None,
+                     area_kinds: set[str], units: set[str], kind_parents: dict) -> None:
+        if not isinstance(items, list):
+            return
+        for i, area in enumerate(items):
+            if not isinstance(area, dict):
+                continue
+            p = [*path, i]
+            kind = area.get("kind")
+            self.ref(s, [*p, "kind"], kind, area_kinds, "area kind")
+            self.ref(s, [*p, "unit"], area.get("unit"), units, "unit")
+            allowed = kind_parents.get(kind)
+            if parent_kind and isinstance(allowed, list) and parent_kind not in allowed:
+                self.err(s, [*p, "kind"], f"an area of kind '{kind}' cannot sit inside one of kind '{parent_kind}'")
+            self._check_areas(s, area.get("children"), [*p, "children"], kind, area_kinds, units, kind_parents)
+
+    def _check_tiers(self, s: SourceDocument, d: dict, tiers: set[str], roles: set[str],
+                     unit_kinds: set[str], area_kinds: set[str]) -> None:
+        parent: dict[str, str] = {}
+        for path, tier in _walk_tree(d.get("tiers"), ["tiers"], "-"):
+            self.ref(s, [*path, "reports_to"], tier.get("reports_to"), tiers, "tier")
+            self.ref(s, [*path, "role"], tier.get("role"), roles, "role")
+            self.ref(s, [*path, "unit_kinds"], tier.get("unit_kinds"), unit_kinds, "unit kind")
+            self.ref(s, [*path, "area_kinds"], tier.get("area_kinds"), area_kinds, "area kind")
+            if isinstance(tier.get("id"), str) and isinstance(tier.get("reports_to"), str):
+                parent[tier["id"]] = tier["reports_to"]
+        for path, tier in _walk_tree(d.get("tiers"), ["tiers"], "-"):
+            seen, current = set(), tier.get("id")
+            while current in parent:
+                if current in seen:
+                    self.err(s, [*path, "reports_to"], f"tier '{tier.get('id')}' reports to itself through a loop")
+                    break
+                seen.add(current)
+                current = parent[current]
+
+    def _check_patrol_rules(self, s: SourceDocument, d: dict, tiers: set[str], roles: set[str],
+                            unit_kinds: set[str], areas: set[str], forms: set[str]) -> set[str]:
+        sources: list[tuple[SourceDocument, Path, Any]] = [(s, ["patrol_rules"], d.get("patrol_rules"))]
+        sources += [(doc, ["rules"], doc.data.get("rules")) for (k, _), doc in sorted(self.documents.items())
+                    if k == "patrol_rules" and isinstance(doc.data, dict)]
+        seen: set[str] = set()
+        for doc, base, rules in sources:
+            for path, rule in _walk_tree(rules, base, "-"):
+                rid = rule.get("id")
+                if isinstance(rid, str):
+                    if rid in seen:
+                        self.err(doc, [*path, "id"], f"duplicate patrol rule id '{rid}'")
+                    seen.add(rid)
+                who = rule.get("who") if isinstance(rule.get("who"), dict) else {}
+                self.ref(doc, [*path, "who", "tiers"], who.get("tiers"), tiers, "tier")
+                self.ref(doc, [*path, "who", "roles"], who.get("roles"), roles, "role")
+                self.ref(doc, [*path, "who", "unit_kinds"], who.get("unit_kinds"), unit_kinds, "unit kind")
+                self.ref(doc, [*path, "form"], rule.get("form"), forms, "form")
+                self.ref(doc, [*path, "focus_points"], rule.get("focus_points"), areas, "area")
+                if rule.get("where") == "focus_points" and not rule.get("focus_points"):
+                    self.err(doc, [*path, "focus_points"], "where: focus_points needs a list of focus_points")
+                if rule.get("form") is None and d.get("patrol_form") is None:
+                    self.err(doc, path, "no form given and the scheme has no patrol_form")
+        return seen
+
+    # -- forms -------------------------------------------------------------
+    def form_fields(self, form_id: str | None) -> set[str]:
+        doc = self.documents.get(("form", form_id)) if form_id else None
+        if doc is None or not isinstance(doc.data, dict):
+            return set()
+        return {f.get("id") for _, f in _walk_tree(doc.data.get("fields"), [], "fields") if f.get("id")}
+
+    def check_form(self, doc: SourceDocument) -> None:
+        entries = list(_walk_tree(doc.data.get("fields"), ["fields"], "fields"))
+        names = self.ids(doc, entries, "field")
+        allowed = names | FORM_CONTEXT_NAMES
+        for path, f in entries:
+            ftype = f.get("type")
+            for key in ("required_if", "visible_if", "calculate", "default_from"):
+                self.expr(doc, [*path, key], f.get(key), allowed)
+            self.expr(doc, [*path, "choice_filter"], f.get("choice_filter"), allowed | {"choice.*"})
+            for i, c in enumerate(_as_list(f.get("constraints"))):
+                if isinstance(c, dict):
+                    self.expr(doc, [*path, "constraints", i, "check"], c.get("check"), allowed | {"value"})
+            if ftype in ("single_choice", "multiple_choice") and not (f.get("choices") or f.get("choices_from")):
+                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'choices' or 'choices_from'")
+            if ftype in ("section", "repeat") and not f.get("fields"):
+                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'fields'")
+            if f.get("fields") and ftype not in ("section", "repeat"):
+                self.err(doc, [*path, "fields"], "only sections and repeat groups have 'fields'")
+            lo, hi = f.get("min"), f.get("max")
+            if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
+                self.err(doc, [*path, "min"], f"min {lo} is greater than max {hi}")
+            values = [c.get("value") for c in _as_list(f.get("choices")) if isinstance(c, dict)]
+            for i, v in enumerate(values):
+                if v in values[:i]:
+                    self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'")
+
+    # -- workflows ---------------------------------------------------------
+    def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
+        d = doc.data
+        states = self.ids(doc, _walk_tree(d.get("states"), ["states"], "-"), "state")
+        transitions = list(_walk_tree(d.get("transitions"), ["transitions"], "-"))
+        self.ids(doc, transitions, "transition")
+        deadlines = self.ids(doc, _walk_tree(d.get("deadlines"), ["deadlines"], "-"), "deadline")
+        fields = self.ids(doc, _walk_tree(d.get("fields"), ["fields"], "-"), "field")
+        self.ids(doc, _walk_tree(d.get("escalations"), ["escalations"], "-"), "escalation")
+        forms = ctx["forms"]
+        self.ref(doc, ["report_form"], d.get("report_form"), forms, "form")
+        self.ref(doc, ["initial"], d.get("initial"), states, "state")
+        case_names = fields | self.form_fields(d.get("report_form")) | CASE_CONTEXT_NAMES
+        kinds = {st.get("id"): st.get("kind") for _, st in _walk_tree(d.get("states"), [], "-")}
+        edges: dict[str, set[str]] = {s: set() for s in states}
+        for path, t in transitions:
+            sources = _as_list(t.get("from"))
+            self.ref(doc, [*path, "from"], t.get("from"), states, "state")
+            self.ref(doc, [*path, "to"], t.get("to"), states, "state")
+            for src in sources:
+                if src in edges and isinstance(t.get("to"), str):
+                    edges[src].add(t["to"])
+            who = t.get("who") if isinstance(t.get("who"), dict) else {}
+            self.ref(doc, [*path, "who", "roles"], who.get("roles"), ctx["roles"], "role")
+            self.ref(doc, [*path, "who", "tiers"], who.get("tiers"), ctx["tiers"], "tier")
+            self.ref(doc, [*path, "form"], t.get("form"), forms, "form")
+            names = case_names | self.form_fields(t.get("form"))
+            self.expr(doc, [*path, "guard"], t.get("guard"), names)
+            for i, effect in enumerate(_as_list(t.get("effects"))):
+                if not isinstance(effect, dict):
+                    continue
+                ep = [*path, "effects", i]
+                self.ref(doc, [*ep, "start_deadline"], effect.get("start_deadline"), deadlines, "deadline")
+                self.ref(doc, [*ep, "stop_deadline"], effect.get("stop_deadline"), deadlines, "deadline")
+                assign = effect.get("assign") if isinstance(effect.get("assign"), dict) else {}
+                self.ref(doc, [*ep, "assign", "unit"], assign.get("unit"), ctx["units"], "unit")
+                if isinstance(effect.get("set"), dict):
+                    for key, source in effect["set"].items():
+                        if key not in fields:
+                            self.err(doc, [*ep, "set", key], f"unknown case field '{key}'{_suggest(key, fields)}"
+                                     " (declare it under 'fields')")
+                        self.expr(doc, [*ep, "set", key], source, names)
+        for path, dl in _walk_tree(d.get("deadlines"), ["deadlines"], "-"):
+            for key in ("working_days", "working_hours"):
+                self.expr(doc, [*path, key], dl.get(key), case_names)
+            if not (dl.get("working_days") or dl.get("working_hours")):
+                self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'")
+        for path, esc in _walk_tree(d.get("escalations"), ["escalations"], "-"):
+            self.ref(doc, [*path, "deadline"], esc.get("deadline"), deadlines, "deadline")
+        initial = d.get("initial")
+        if initial in states:
+            reached, queue = {initial}, deque([initial])
+            while queue:
+                for nxt in edges.get(queue.popleft(), ()):
+                    if nxt not in reached:
+                        reached.add(nxt)
+                        queue.append(nxt)
+            for path, st in _walk_tree(d.get("states"), ["states"], "-"):
+                if st.get("id") in states and st.get("id") not in reached:
+                    self.err(doc, [*path, "id"], f"state '{st['id']}' cannot be reached from '{initial}'")
+        for path, st in _walk_tree(d.get("states"), ["states"], "-"):
+            sid = st.get("id")
+            if sid in edges and kinds.get(sid) != "final" and not edges[sid]:
+                self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
+        if not any(k == "final" for k in kinds.values()):
+            self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+
+    # -- score sheets ------------------------------------------------------
+    def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
+        d = doc.data
+        assessed = d.get("assessed") if isinstance(d.get("assessed"), dict) else {}
+        self.ref(doc, ["assessed", "unit_kinds"], assessed.get("unit_kinds"), ctx["unit_kinds"], "unit kind")
+        self.ref(doc, ["assessed", "units"], assessed.get("units"), ctx["units"], "unit")
+        metrics = self.ids(doc, _walk_tree(d.get("metrics"), ["metrics"], "-"), "metric")
+        for path, m in _walk_tree(d.get("metrics"), ["metrics"], "-"):
+            self.ref(doc, [*path, "form"], m.get("form"), ctx["forms"], "form")
+            self.ref(doc, [*path, "workflow"], m.get("workflow"), ctx["workflows"], "workflow")
+            self.ref(doc, [*path, "patrol_rule"], m.get("patrol_rule"), ctx["patrol_rules"], "patrol rule")
+            self.ref(doc, [*path, "categories"], m.get("categories"), ctx["categories"], "category")
+            needs = {"form_count": "form", "patrol_compliance": "patrol_rule", "case_rate": "rate"}.get(m.get("source"))
+            if needs and not m.get(needs):
+                self.err(doc, path, f"a metric with source '{m.get('source')}' needs '{needs}'")
+        sections = list(_walk_tree(d.get("sections"), ["sections"], "-"))
+        self.ids(doc, sections, "section")
+        items = [(p + ["items", i], it) for p, sec in sections for i, it in enumerate(_as_list(sec.get("items")))
+                 if isinstance(it, dict)]
+        self.ids(doc, items, "item")
+        section_total = 0.0
+        for path, sec in sections:
+            points = sec.get("points") if isinstance(sec.get("points"), int | float) else 0
+            section_total += points
+            item_sum = sum(it.get("points", 0) for it in _as_list(sec.get("items"))
+                           if isinstance(it, dict) and isinstance(it.get("points"), int | float))
+            if points and round(item_sum, 6) != round(points, 6):
+                self.err(doc, [*path, "points"], f"section has {points:g} points but its items add up to {item_sum:g}")
+        total = d.get("total")
+        if isinstance(total, int | float) and sections and round(section_total, 6) != round(total, 6):
+            self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}")
+        names = metrics
+        for path, item in items:
+            for i, rule in enumerate(_as_list(item.get("rules"))):
+                if not isinstance(rule, dict):
+                    continue
+                rp = [*path, "rules", i]
+                for key in ("count", "value", "when"):
+                    self.expr(doc, [*rp, key], rule.get(key), names)
+                kind = rule.get("type")
+                if kind in ("per_step_below", "per_step_above"):
+                    for key in ("value", "threshold", "step"):
+                        if key not in rule:
+                            self.err(doc, rp, f"a {kind} rule needs '{key}'")
+                if kind == "one_off" and "when" not in rule:
+                    self.err(doc, rp, "a one_off rule needs 'when' (or use per_occurrence for an assessor's count)")
+            self.ids(doc, [([*path, "rules", i], r) for i, r in enumerate(_as_list(item.get("rules")))
+                           if isinstance(r, dict)], "rule")
+        grades = list(_walk_tree(d.get("grades"), ["grades"], "-"))
+        self.ids(doc, grades, "grade")
+        self.ids(doc, _walk_tree(d.get("flags"), ["flags"], "-"), "flag")
+        ranking = d.get("ranking") if isinstance(d.get("ranking"), dict) else {}
+        self.ref(doc, ["ranking", "groups"], ranking.get("groups"), ctx["groups"], "unit group")
+        for path, streak in _walk_tree(d.get("streaks"), ["streaks"], "-"):
+            self.expr(doc, [*path, "when"], streak.get("when"), STREAK_NAMES)
+        for path, veto in _walk_tree(d.get("vetoes"), ["vetoes"], "-"):
+            self.expr(doc, [*path, "when"], veto.get("when"), names)
+        for path, combo in _walk_tree(d.get("combine"), ["combine"], "-"):
+            sheet_names = {d.get("id")} | set(_as_list(combo.get("sheets")))
+            self.ref(doc, [*path, "sheets"], combo.get("sheets"), self.available("score_sheet"), "score sheet")
+            self.expr(doc, [*path, "formula"], combo.get("formula"), {n for n in sheet_names if isinstance(n, str)})

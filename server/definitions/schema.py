@@ -1,0 +1,135 @@
+"""JSON Schemas of every definition kind, and schema validation with friendly messages."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from ..expressions import ExpressionError, check_expression
+from .errors import DefinitionError, format_path
+from .loader import SourceDocument, key_line
+
+KINDS = ("scheme", "form", "workflow", "patrol_rules", "score_sheet", "board")
+SCHEMA_FILES = (*KINDS, "common")
+BASE_URI = "https://fangan.local/schemas/"
+
+format_checker = FormatChecker()
+
+
+@format_checker.checks("fangan-expression", raises=ExpressionError)
+def _is_expression(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    problems = check_expression(value)
+    if problems:
+        raise ExpressionError("; ".join(problems))
+    return True
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of one kind (or `common`), as shipped in the package."""
+    text = resources.files(__package__).joinpath("schemas", f"{name}.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def _registry() -> Registry:
+    return Registry().with_resources(
+        (BASE_URI + f"{name}.json", Resource.from_contents(load_schema(name))) for name in SCHEMA_FILES
+    )
+
+
+@cache
+def validator_for(kind: str) -> Draft202012Validator:
+    schema = load_schema(kind)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, registry=_registry(), format_checker=format_checker)
+
+
+def _quote(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+               "object": "a mapping of fields", "array": "a list", "null": "nothing"}
+
+
+def _describe_type(expected: Any) -> str:
+    names = expected if isinstance(expected, list) else [expected]
+    return " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+
+
+def _message(error: ValidationError) -> str:
+    v, inst = error.validator, error.instance
+    if v == "enum":
+        return f"{_quote(inst)} is not one of " + ", ".join(_quote(x) for x in error.validator_value)
+    if v == "const":
+        return f"{_quote(inst)} must be {_quote(error.validator_value)}"
+    if v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"missing required field '{missing}'"
+    if v == "type":
+        return f"expected {_describe_type(error.validator_value)}, got {_quote(inst)}"
+    if v == "pattern" and error.validator_value == load_schema("common")["$defs"]["id"]["pattern"]:
+        return f"{_quote(inst)} is not a valid id (lower-case letters, digits and '_', starting with a letter)"
+    if v == "format" and error.validator_value == "fangan-expression":
+        return f"invalid expression {_quote(inst)}: {error.cause}"
+    if v == "format":
+        return f"{_quote(inst)} is not a valid {error.validator_value}"
+    if v in ("minProperties", "maxProperties") and error.validator_value == 1 and v == "maxProperties":
+        return "give exactly one of: " + ", ".join(error.schema.get("properties", {}))
+    if v == "minProperties" and isinstance(inst, dict) and not inst:
+        return "must not be empty: give at least one of " + ", ".join(error.schema.get("properties", {}))
+    if v == "minItems" and not inst:
+        return "must not be empty"
+    if v == "uniqueItems":
+        return f"{_quote(inst)} has repeated items"
+    return error.message
+
+
+def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
+    known = list(error.schema.get("properties", {}))
+    path = list(error.absolute_path)
+    out = []
+    for key in error.instance:
+        if key in known:
+            continue
+        hint = difflib.get_close_matches(str(key), known, n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        out.append(DefinitionError(doc.file, key_line(doc.tree, path, key), format_path([*path, key]),
+                                   f"unknown field '{key}'{suggestion}"))
+    return out
+
+
+def _to_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        error = best_match(error.context)
+    if error.validator == "additionalProperties" and error.validator_value is False and isinstance(
+        error.instance, dict
+    ):
+        return _unknown_field_errors(doc, error)
+    return [doc.error(list(error.absolute_path), _message(error))]
+
+
+def validate_schema(doc: SourceDocument) -> list[DefinitionError]:
+    """Check one parsed document against the schema of its `kind`; return every error."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return [doc.error([], "a definition file must be a mapping with 'kind' and 'id'")]
+    kind = data.get("kind")
+    if kind not in KINDS:
+        if kind is None:
+            return [doc.error([], "missing required field 'kind' (one of " + ", ".join(map(repr, KINDS)) + ")")]
+        return [doc.error(["kind"], f"{_quote(kind)} is not one of " + ", ".join(map(repr, KINDS)))]
+    errors: list[DefinitionError] = []
+    for error in validator_for(kind).iter_errors(data):
+        errors.extend(_to_errors(doc, error))
+    return errors

@@ -1,0 +1,145 @@
+"""Use cases for definitions, shared by the admin pages and the CLI: check, load, list, diff, activate."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g, has_request_context
+
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..core.database import utcnow
+from ..core.errors import NotFound, PermissionDenied
+from ..extensions import db
+from .bundle import Bundle, check_files, library_files
+from .models import DefinitionVersion, SchemeRecord, SchemeVersion
+
+
+def project_root() -> Path:
+    return Path(current_app.config["FANGAN_ROOT"])
+
+
+def check_scheme_files(files: Mapping[str, str]) -> Bundle:
+    """Check a scheme's files against the built-in library; raises DefinitionsInvalid with every error."""
+    return check_files(files, library_files(project_root()))
+
+
+def load_scheme(files: Mapping[str, str], user: Any = None, note: str | None = None) -> tuple[SchemeVersion, bool]:
+    """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error."""
+    bundle = check_scheme_files(files)
+    if user is not None and not permissions.can_load_scheme(user, _existing_key(bundle.id)):
+        raise PermissionDenied("You may not load this scheme.")
+    existing = db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
+    if existing is not None:
+        return existing, False
+    members = [_store_definition(d) for d in (bundle.scheme, *bundle.members)]
+    version = SchemeVersion(scheme_key=bundle.id, content_hash=bundle.hash, name=bundle.scheme.name,
+                            loaded_by_id=getattr(user, "id", None), note=note, members=members)
+    db.session.add(version)
+    if db.session.get(SchemeRecord, bundle.id) is None:
+        db.session.add(SchemeRecord(key=bundle.id))
+    db.session.flush()
+    record_audit("scheme.load", "scheme_version", version.id, user=user, scheme_key=bundle.id,
+                 after={"hash": bundle.hash, "definitions": [f"{m.kind}:{m.key}:{m.short_hash}" for m in members]})
+    return version, True
+
+
+def _existing_key(key: str) -> str | None:
+    return key if db.session.get(SchemeRecord, key) is not None else None
+
+
+def _store_definition(definition: Any) -> DefinitionVersion:
+    found = db.session.scalar(db.select(DefinitionVersion).filter_by(
+        kind=definition.kind, key=definition.id, content_hash=definition.hash))
+    if found is not None:
+        return found
+    row = DefinitionVersion(kind=definition.kind, key=definition.id, content_hash=definition.hash,
+                            data=definition.data, file=definition.file, source=definition.text)
+    db.session.add(row)
+    return row
+
+
+def get_scheme_version(version_id: int) -> SchemeVersion:
+    version = db.session.get(SchemeVersion, version_id)
+    if version is None:
+        raise NotFound(f"No scheme version {version_id}.")
+    return version
+
+
+def list_scheme_versions(scheme_key: str | None = None) -> list[SchemeVersion]:
+    query = db.select(SchemeVersion).order_by(SchemeVersion.scheme_key, SchemeVersion.id.desc())
+    if scheme_key:
+        query = query.filter_by(scheme_key=scheme_key)
+    return list(db.session.scalars(query))
+
+
+def list_schemes() -> list[SchemeRecord]:
+    return list(db.session.scalars(db.select(SchemeRecord).order_by(SchemeRecord.key)))
+
+
+def current_version(scheme_key: str) -> SchemeVersion | None:
+    record = db.session.get(SchemeRecord, scheme_key)
+    return record.current_version if record else None
+
+
+def current_scheme_data(scheme_key: str) -> dict | None:
+    """The current scheme definition's data (cached per request)."""
+    cache = g.setdefault("_scheme_data", {}) if has_request_context() else {}
+    if scheme_key not in cache:
+        version = current_version(scheme_key)
+        cache[scheme_key] = version.scheme_definition.data if version else None
+    return cache[scheme_key]
+
+
+def activate_scheme_version(version_id: int, user: Any = None) -> SchemeVersion:
+    """Make a version current and bring the unit tree and scheme areas in line with it."""
+    from ..org.service import sync_org
+
+    version = get_scheme_version(version_id)
+    if user is not None and not permissions.can_load_scheme(user, _existing_key(version.scheme_key)):
+        raise PermissionDenied("You may not activate this scheme.")
+    record = db.session.get(SchemeRecord, version.scheme_key)
+    before = {"version": record.current_version_id}
+    record.current_version = version
+    version.activated_at = utcnow()
+    changes = sync_org(version.scheme_key, version.scheme_definition.data)
+    db.session.flush()
+    if has_request_context():
+        g.pop("_scheme_data", None)
+        g.pop("_scopes", None)
+    record_audit("scheme.activate", "scheme_version", version.id, user=user, scheme_key=version.scheme_key,
+                 before=before, after={"version": version.id, "hash": version.content_hash, "org": changes})
+    return version
+
+
+@dataclass(frozen=True)
+class DefinitionDiff:
+    kind: str
+    key: str
+    status: str  # added | removed | changed | same
+    old_file: str | None
+    new_file: str | None
+    lines: tuple[str, ...]
+
+
+def diff_scheme_versions(old: SchemeVersion | None, new: SchemeVersion) -> list[DefinitionDiff]:
+    """Per-definition unified diffs of the source text between two scheme versions."""
+    old_members = {(m.kind, m.key): m for m in (old.members if old else [])}
+    new_members = {(m.kind, m.key): m for m in new.members}
+    out = []
+    for key in sorted(old_members.keys() | new_members.keys()):
+        a, b = old_members.get(key), new_members.get(key)
+        if a is not None and b is not None and a.content_hash == b.content_hash:
+            out.append(DefinitionDiff(*key, "same", a.file, b.file, ()))
+            continue
+        status = "added" if a is None else "removed" if b is None else "changed"
+        lines = tuple(difflib.unified_diff(
+            (a.source if a else "").splitlines(), (b.source if b else "").splitlines(),
+            fromfile=f"{a.file} ({a.short_hash})" if a else "/dev/null",
+            tofile=f"{b.file} ({b.short_hash})" if b else "/dev/null", lineterm="", n=3))
+        out.append(DefinitionDiff(*key, status, a.file if a else None, b.file if b else None, lines))
+    return out

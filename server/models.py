@@ -1,0 +1,6 @@
+"""Import every package's models in one place, for metadata and migrations."""
+
+from .audit.models import AuditEntry  # noqa: F401
+from .auth.models import RoleAssignment, User  # noqa: F401
+from .definitions.models import DefinitionVersion, SchemeRecord, SchemeVersion  # noqa: F401
+from .org.models import Area, Post, Unit  # noqa: F401

@@ -1,0 +1,69 @@
+"""Home, language switch and health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from ..auth.access import public
+from ..auth.permissions import can_manage_scheme, can_view_org, scope_for
+from ..definitions.service import current_version, list_schemes
+from ..extensions import db
+from ..org.models import Area, Post, Unit
+
+bp = Blueprint("web", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: never an open redirect.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("web.home")
+
+
+@bp.get("/")
+def home():  # noqa: ANN201
+    districts = []
+    for record in list_schemes():
+        version = record.current_version
+        scope = scope_for(current_user, record.key)
+        if version is None or not scope.capabilities:
+            continue
+        data = version.scheme_definition.data
+        counts = {
+            "units": db.session.scalar(db.select(db.func.count(Unit.id)).filter_by(scheme_key=record.key, active=True)),
+            "areas": db.session.scalar(db.select(db.func.count(Area.id)).filter_by(scheme_key=record.key, active=True)),
+            "posts": db.session.scalar(db.select(db.func.count(Post.id)).filter_by(scheme_key=record.key)),
+        }
+        districts.append({"record": record, "version": version, "data": data, "counts": counts,
+                          "can_manage": can_manage_scheme(current_user, record.key),
+                          "can_view_org": can_view_org(current_user, record.key)})
+    return render_template("web/home.html", districts=districts)
+
+
+@bp.get("/district/<key>")
+def district(key: str):  # noqa: ANN201
+    """The district at a glance: the chief ladder, patrol rules, forms, workflows and sheets in force."""
+    from ..core.errors import NotFound, PermissionDenied
+
+    version = current_version(key)
+    if version is None:
+        raise NotFound("No such district.")
+    if not scope_for(current_user, key).capabilities:
+        raise PermissionDenied("You have no role in this district.")
+    return render_template("web/district.html", version=version, data=version.scheme_definition.data)
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+@public
+def set_language(code: str):  # noqa: ANN201
+    if code in current_app.config["FANGAN_LANGUAGES"]:
+        session["lang"] = code
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.get("/healthz")
+@public
+def healthz():  # noqa: ANN201
+    db.session.execute(db.text("SELECT 1"))
+    return {"status": "ok"}
