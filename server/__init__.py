@@ -38,11 +38,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     database.init_app(app)
 
-    from .extensions import babel, csrf, limiter, login_manager, migrate
+    from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
     csrf.init_app(app)
     limiter.init_app(app)
-    migrate.init_app(app, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
 
     from .auth import access
     from .web import i18n, theming

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from flask import Blueprint, render_template
 from flask_login import current_user
 
@@ -20,5 +22,5 @@ def index():  # noqa: ANN201
     else:
         keys = {r.key for r in list_schemes() if permissions.can_view_audit(current_user, r.key)}
         if not keys:
-            raise PermissionDenied("You are not allowed to do this.")
+            raise PermissionDenied(_("You are not allowed to do this."))
     return render_template("audit/index.html", entries=list_audit(scheme_keys=keys))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import secrets
 from typing import Any
 
@@ -29,9 +31,9 @@ def create_user(username: str, display_name: str, password: str | None = None, *
     """Create a user; return it with its password (generated when none is given)."""
     username = username.strip()
     if not username:
-        raise Conflict("A username is needed.")
+        raise Conflict(_("A username is needed."))
     if get_user_by_username(username) is not None:
-        raise Conflict(f"The username '{username}' is taken.")
+        raise Conflict(_("The username %(name)s is taken.", name=username))
     password = password or generate_password()
     check_password_strength(password)
     user = User(username=username, display_name=display_name.strip() or username, is_admin=is_admin)
@@ -44,7 +46,7 @@ def create_user(username: str, display_name: str, password: str | None = None, *
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise Conflict(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+        raise Conflict(_("A password needs at least %(num)d characters.", num=MIN_PASSWORD_LENGTH))
 
 
 def authenticate(username: str, password: str) -> User | None:
@@ -61,7 +63,7 @@ def reset_password(username: str, actor: Any = None) -> str:
     """Give a user a new generated password; their other sessions end."""
     user = get_user_by_username(username)
     if user is None:
-        raise NotFound(f"No user '{username}'.")
+        raise NotFound(_("No user %(name)s.", name=username))
     password = generate_password()
     user.set_password(password)
     record_audit("user.reset_password", "user", user.id, user=actor)
@@ -70,7 +72,7 @@ def reset_password(username: str, actor: Any = None) -> str:
 
 def change_password(user: User, current: str, new: str) -> None:
     if not user.check_password(current):
-        raise Conflict("The current password is wrong.")
+        raise Conflict(_("The current password is wrong."))
     check_password_strength(new)
     user.set_password(new)
     record_audit("user.change_password", "user", user.id, user=user)
@@ -82,9 +84,9 @@ def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, 
 
     data = current_scheme_data(scheme_key)
     if data is None:
-        raise NotFound(f"No active scheme '{scheme_key}'.")
+        raise NotFound(_("No active scheme %(key)s.", key=scheme_key))
     if role_key not in {r["id"] for r in data.get("roles", [])}:
-        raise NotFound(f"The scheme '{scheme_key}' has no role '{role_key}'.")
+        raise NotFound(_("The scheme %(key)s has no role %(role)s.", key=scheme_key, role=role_key))
     assignment = RoleAssignment(user=user, scheme_key=scheme_key, role_key=role_key, unit_id=unit_id)
     db.session.add(assignment)
     db.session.flush()

@@ -60,7 +60,7 @@ def change_password():  # noqa: ANN201
             form.current.errors.append(exc.message)
         else:
             db.session.commit()
-            login_user(current_user)  # the session token changed with the password
+            login_user(current_user._get_current_object())  # the session token changed with the password
             flash(_("Your password has been changed."), "success")
             return redirect(url_for("web.home"))
     return render_template("auth/password.html", form=form), 200 if not form.errors else 400

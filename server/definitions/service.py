@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ def load_scheme(files: Mapping[str, str], user: Any = None, note: str | None = N
     """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error."""
     bundle = check_scheme_files(files)
     if user is not None and not permissions.can_load_scheme(user, _existing_key(bundle.id)):
-        raise PermissionDenied("You may not load this scheme.")
+        raise PermissionDenied(_("You may not load this scheme."))
     existing = db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
     if existing is not None:
         return existing, False
@@ -66,7 +68,7 @@ def _store_definition(definition: Any) -> DefinitionVersion:
 def get_scheme_version(version_id: int) -> SchemeVersion:
     version = db.session.get(SchemeVersion, version_id)
     if version is None:
-        raise NotFound(f"No scheme version {version_id}.")
+        raise NotFound(_("No scheme version %(id)s.", id=version_id))
     return version
 
 
@@ -101,7 +103,7 @@ def activate_scheme_version(version_id: int, user: Any = None) -> SchemeVersion:
 
     version = get_scheme_version(version_id)
     if user is not None and not permissions.can_load_scheme(user, _existing_key(version.scheme_key)):
-        raise PermissionDenied("You may not activate this scheme.")
+        raise PermissionDenied(_("You may not activate this scheme."))
     record = db.session.get(SchemeRecord, version.scheme_key)
     before = {"version": record.current_version_id}
     record.current_version = version

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 import datetime as dt
 from typing import Any
 
@@ -84,7 +86,7 @@ def _set_paths(scheme_key: str) -> None:
 def list_units(user: Any, scheme_key: str) -> list[Unit]:
     """Active units the user may see, in tree order."""
     if not permissions.can_view_org(user, scheme_key):
-        raise PermissionDenied("You may not view this district's organisation.")
+        raise PermissionDenied(_("You may not view this district's organisation."))
     scope = permissions.scope_for(user, scheme_key)
     query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
     if scope.unit_ids is not None:
@@ -95,15 +97,15 @@ def list_units(user: Any, scheme_key: str) -> list[Unit]:
 def get_unit(user: Any, unit_id: int) -> Unit:
     unit = db.session.get(Unit, unit_id)
     if unit is None:
-        raise NotFound("No such unit.")
+        raise NotFound(_("No such unit."))
     if not permissions.can_view_unit(user, unit):
-        raise PermissionDenied("You may not view this unit.")
+        raise PermissionDenied(_("You may not view this unit."))
     return unit
 
 
 def list_areas(user: Any, scheme_key: str, unit: Unit | None = None) -> list[Area]:
     if not permissions.can_view_org(user, scheme_key):
-        raise PermissionDenied("You may not view this district's areas.")
+        raise PermissionDenied(_("You may not view this district's areas."))
     scope = permissions.scope_for(user, scheme_key)
     query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind, Area.position)
     if unit is not None:
@@ -115,9 +117,9 @@ def list_areas(user: Any, scheme_key: str, unit: Unit | None = None) -> list[Are
 def get_area(user: Any, area_id: int) -> Area:
     area = db.session.get(Area, area_id)
     if area is None:
-        raise NotFound("No such area.")
+        raise NotFound(_("No such area."))
     if not permissions.can_view_area(user, area):
-        raise PermissionDenied("You may not view this area.")
+        raise PermissionDenied(_("You may not view this area."))
     return area
 
 

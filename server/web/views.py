@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
@@ -48,9 +50,9 @@ def district(key: str):  # noqa: ANN201
 
     version = current_version(key)
     if version is None:
-        raise NotFound("No such district.")
+        raise NotFound(_("No such district."))
     if not scope_for(current_user, key).capabilities:
-        raise PermissionDenied("You have no role in this district.")
+        raise PermissionDenied(_("You have no role in this district."))
     return render_template("web/district.html", version=version, data=version.scheme_definition.data)
 
 

@@ -1,0 +1,72 @@
+"""A live server per backend and Debian's chromium driven by Playwright (never `playwright install`)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from server.extensions import db
+from tests.conftest import make_app
+from tests.support.factories import PASSWORD, load_demo, make_user
+from tests.support.postgres import create_database, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@dataclass
+class Live:
+    url: str
+    admin: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Live]:  # noqa: ANN001
+    folder: Path = tmp_path_factory.mktemp(f"live-{backend}")
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / 'live.sqlite'}"
+    else:
+        url = create_database(request.getfixturevalue("postgres_admin_url"), "fangan_live")
+    app = make_app(url, folder)
+    with app.app_context():
+        load_demo()
+        make_user("admin", admin=True)
+        db.session.remove()
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Live(f"http://127.0.0.1:{port}", "admin", PASSWORD)
+    server.shutdown()
+    thread.join(5)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"chromium not found at {CHROMIUM}: run `make test`, which installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")  # a phone
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()

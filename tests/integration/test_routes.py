@@ -1,0 +1,53 @@
+"""Every registered route is either listed as public or refuses an anonymous user."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from server import create_app
+from server.auth.access import is_public_endpoint
+from tests.conftest import csrf_token
+
+# Adding a public route means adding it here, on purpose.
+PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz"}
+
+
+def _sample_url(rule) -> str:  # noqa: ANN001
+    url = rule.rule
+    for arg in rule.arguments:
+        converter = rule._converters[arg].__class__.__name__
+        value = "1" if converter in ("IntegerConverter",) else "lidu" if arg.endswith("key") else "x"
+        url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", value, url)
+    return url
+
+
+def _rules():
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    return app, sorted(app.url_map.iter_rules(), key=lambda r: r.rule)
+
+
+def test_public_endpoints_are_exactly_the_listed_ones():
+    app, rules = _rules()
+    public = {r.endpoint for r in rules if is_public_endpoint(app, r.endpoint)}
+    assert public == PUBLIC_ENDPOINTS
+
+
+@pytest.mark.parametrize("rule", _rules()[1], ids=lambda r: f"{r.endpoint}:{r.rule}")
+def test_anonymous_is_refused_everywhere_but_public(app, rule):
+    client = app.test_client()
+    url = _sample_url(rule)
+    for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        response = client.open(url, method=method)
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            assert response.status_code != 302 or "/login" not in response.headers.get("Location", "")
+        elif method == "GET":
+            assert response.status_code == 302
+            assert response.headers["Location"].startswith("/login?next=")
+        else:
+            # With a valid CSRF token, only the missing login stops the request.
+            token = csrf_token(client, "/login")
+            response = client.open(url, method=method, data={"csrf_token": token})
+            assert response.status_code == 302
+            assert response.headers["Location"].startswith("/login?next=")

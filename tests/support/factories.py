@@ -1,0 +1,52 @@
+"""Create test data through the same services the app uses."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from server.auth.service import create_user, grant_role
+from server.definitions.bundle import read_source
+from server.definitions.service import activate_scheme_version, load_scheme
+from server.extensions import db
+from server.org.models import Unit
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "schemes" / "lidu"
+PASSWORD = "correct-horse-battery"
+
+
+@cache
+def demo_files() -> dict[str, str]:
+    return read_source(DEMO)
+
+
+def load_demo(activate: bool = True):  # noqa: ANN201
+    """Load (and by default activate) the demo scheme; returns the scheme version."""
+    version, _ = load_scheme(demo_files())
+    if activate:
+        activate_scheme_version(version.id)
+    db.session.commit()
+    return version
+
+
+def unit_id(scheme_key: str, key: str) -> int:
+    return db.session.scalar(db.select(Unit.id).filter_by(scheme_key=scheme_key, key=key))
+
+
+def make_user(username: str, *, admin: bool = False, roles: tuple[tuple[str, str, str | None], ...] = ()):  # noqa: ANN201
+    """A user with the test password and roles given as (scheme, role, unit key or None)."""
+    user, _ = create_user(username, username.title(), PASSWORD, is_admin=admin)
+    for scheme_key, role, unit_key in roles:
+        grant_role(user, scheme_key, role, unit_id(scheme_key, unit_key) if unit_key else None)
+    db.session.commit()
+    return user
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD):  # noqa: ANN201
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})

@@ -1,0 +1,224 @@
+"""The definition language: parsing with positions, schema messages, reference checks, all errors at once."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from server.definitions.bundle import check_files, read_zip
+from server.definitions.errors import DefinitionsInvalid
+from server.definitions.loader import content_hash, parse_text
+from server.definitions.schema import KINDS, validate_schema, validator_for
+
+MINI_SCHEME = """\
+kind: scheme
+id: mini
+name: {zh: 小街道, en: Mini street}
+unit_kinds:
+  - {id: street, name: 街道}
+  - {id: community, name: 社区}
+units:
+  - id: root
+    kind: street
+    name: 小街道办事处
+    children:
+      - {id: c1, kind: community, name: 一社区}
+area_kinds:
+  - {id: road, name: 道路}
+areas:
+  - {id: r1, kind: road, name: 一路, unit: c1}
+roles:
+  - {id: admin, name: 管理员, scope: district, capabilities: [scheme.manage, org.view]}
+tiers:
+  - {id: chief, name: 总路长, role: admin}
+  - {id: first, name: 一级路长, reports_to: chief}
+forms: [log]
+patrol_form: log
+patrol_rules:
+  - id: weekly
+    name: 每周巡查
+    who: {tiers: [first]}
+    at_least: 1
+    per: week
+"""
+
+MINI_FORM = """\
+kind: form
+id: log
+name: 巡查日志
+purpose: patrol
+fields:
+  - {id: qty, type: integer, label: 数量, min: 0}
+  - {id: note, type: textarea, label: 说明, required_if: "qty > 3"}
+"""
+
+
+def errors_of(files: dict[str, str], library: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(DefinitionsInvalid) as info:
+        check_files(files, library or {})
+    return [str(e) for e in info.value.errors]
+
+
+def test_mini_scheme_is_valid():
+    bundle = check_files({"mini/scheme.yaml": MINI_SCHEME, "mini/log.yaml": MINI_FORM})
+    assert bundle.id == "mini"
+    assert [(m.kind, m.id) for m in bundle.members] == [("form", "log")]
+
+
+def test_every_schema_is_a_valid_2020_12_schema():
+    for kind in KINDS:
+        assert validator_for(kind).schema["$schema"].endswith("2020-12/schema")
+
+
+def test_enum_error_names_file_line_and_path_like_the_docs():
+    text = MINI_SCHEME.replace("per: week", "per: fortnight")
+    assert errors_of({"schemes/mini/scheme.yaml": text, "schemes/mini/log.yaml": MINI_FORM}) == [
+        "schemes/mini/scheme.yaml line 29: patrol_rules[0].per: 'fortnight' is not one of "
+        "'day', 'week', 'half_month', 'month', 'quarter', 'year'"
+    ]
+
+
+def test_yaml_syntax_error_has_its_line():
+    text = MINI_FORM.replace("purpose: patrol", "purpose: [patrol")
+    (error,) = errors_of({"log.yaml": text, "scheme.yaml": MINI_SCHEME})[:1]
+    assert error.startswith("log.yaml line ")
+    assert "YAML syntax error" in error
+
+
+def test_duplicate_yaml_key_is_a_syntax_error():
+    text = MINI_FORM.replace("purpose: patrol", "purpose: patrol\npurpose: other")
+    found = errors_of({"log.yaml": text, "scheme.yaml": MINI_SCHEME})
+    assert any(e.startswith("log.yaml line 5: ") and "duplicate key" in e for e in found), found
+
+
+def test_unknown_field_points_at_the_key_and_suggests():
+    text = MINI_SCHEME.replace("      - {id: c1, kind: community, name: 一社区}",
+                               "      - id: c1\n        kind: community\n        nmae: 一社区")
+    found = errors_of({"s.yaml": text, "log.yaml": MINI_FORM})
+    assert "s.yaml line 14: units[0].children[0].nmae: unknown field 'nmae' (did you mean 'name'?)" in found
+    assert "s.yaml line 12: units[0].children[0]: missing required field 'name'" in found
+
+
+def test_wrong_type_message():
+    text = MINI_SCHEME.replace("at_least: 1", "at_least: once")
+    found = errors_of({"s.yaml": text, "log.yaml": MINI_FORM})
+    assert found == ["s.yaml line 28: patrol_rules[0].at_least: expected a whole number, got 'once'"]
+
+
+def test_json_files_get_lines_too():
+    form = {"kind": "form", "id": "log", "name": "日志", "fields": [{"id": "qty", "type": "number"}]}
+    text = json.dumps(form, ensure_ascii=False, indent=2)
+    found = errors_of({"s.yaml": MINI_SCHEME, "log.json": text})
+    line = text.splitlines().index('      "type": "number"') + 1
+    assert found[0].startswith(f"log.json line {line}: fields[0].type: 'number' is not one of")
+
+
+def test_json_syntax_error():
+    found = errors_of({"s.yaml": MINI_SCHEME, "log.json": '{\n  "kind": "form",\n  "id": \n}'})
+    assert found[0].startswith("log.json line 4: JSON syntax error")
+
+
+def test_reference_errors_with_suggestions():
+    text = MINI_SCHEME.replace("reports_to: chief", "reports_to: cheif").replace("unit: c1", "unit: c2")
+    found = errors_of({"s.yaml": text, "log.yaml": MINI_FORM})
+    assert "s.yaml line 21: tiers[1].reports_to: unknown tier 'cheif' (did you mean 'chief'?)" in found
+    assert any(e.startswith("s.yaml line 16: areas[0].unit: unknown unit 'c2'") for e in found)
+
+
+def test_tier_loop_is_reported():
+    text = MINI_SCHEME.replace("{id: chief, name: 总路长, role: admin}",
+                               "{id: chief, name: 总路长, role: admin, reports_to: first}")
+    found = errors_of({"s.yaml": text, "log.yaml": MINI_FORM})
+    assert any("reports to itself through a loop" in e for e in found)
+
+
+def test_expression_names_are_checked_against_fields():
+    text = MINI_FORM.replace("qty > 3", "qtty > 3")
+    found = errors_of({"s.yaml": MINI_SCHEME, "log.yaml": text})
+    assert found == ["log.yaml line 7: fields[1].required_if: unknown name 'qtty' (did you mean 'qty'?)"]
+
+
+def test_forbidden_operator_is_a_schema_error():
+    text = MINI_FORM.replace("qty > 3", "qty ** 3 > 3")
+    found = errors_of({"s.yaml": MINI_SCHEME, "log.yaml": text})
+    assert len(found) == 1 and found[0].startswith("log.yaml line 7: fields[1].required_if: invalid expression")
+    assert "'**'" in found[0]
+
+
+WORKFLOW = """\
+kind: workflow
+id: flow
+name: 流程
+initial: open
+states:
+  - {id: open, name: 待办, kind: open}
+  - {id: done, name: 办结, kind: final}
+  - {id: limbo, name: 悬空, kind: open}
+transitions:
+  - {id: finish, name: 办结, from: open, to: done, who: {capabilities: [case.handle]}, form: log}
+  - {id: again, name: 重办, from: [done], to: opn, who: {relations: [reporter]}}
+"""
+
+
+def test_workflow_graph_checks():
+    scheme = MINI_SCHEME + "workflows: [flow]\n"
+    found = errors_of({"s.yaml": scheme, "log.yaml": MINI_FORM, "flow.yaml": WORKFLOW})
+    assert "flow.yaml line 11: transitions[1].to: unknown state 'opn' (did you mean 'open'?)" in found
+    assert "flow.yaml line 8: states[2].id: state 'limbo' cannot be reached from 'open'" in found
+    assert "flow.yaml line 8: states[2].id: state 'limbo' is not final but no transition leaves it" in found
+
+
+def test_duplicate_definition_ids_across_files():
+    found = errors_of({"s.yaml": MINI_SCHEME, "a.yaml": MINI_FORM, "b.yaml": MINI_FORM})
+    assert any(e.startswith("b.yaml line 2: id: duplicate form id 'log' (also in a.yaml)") for e in found)
+
+
+def test_all_errors_reported_in_one_run():
+    scheme = MINI_SCHEME.replace("per: week", "per: fortnight").replace("reports_to: chief", "reports_to: x")
+    form = MINI_FORM.replace("qty > 3", "qtty > 3")
+    assert len(errors_of({"s.yaml": scheme, "log.yaml": form})) == 3
+
+
+def test_scheme_own_definition_overrides_built_in():
+    built_in = MINI_FORM.replace("name: 巡查日志", "name: 内置")
+    bundle = check_files({"s.yaml": MINI_SCHEME, "log.yaml": MINI_FORM}, {"form_definitions/log.yaml": built_in})
+    assert bundle.get("form", "log").data["name"] == "巡查日志"
+
+
+def test_missing_scheme_file():
+    assert errors_of({"log.yaml": MINI_FORM}) == ["log.yaml line 1: no file with 'kind: scheme' was found"]
+
+
+def test_zip_upload_refuses_unsafe_paths():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../evil.yaml", "kind: form")
+    with pytest.raises(DefinitionsInvalid) as info:
+        read_zip(buffer.getvalue())
+    assert "unsafe path" in str(info.value)
+
+
+def test_zip_upload_reads_definitions():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("mini/scheme.yaml", MINI_SCHEME)
+        archive.writestr("mini/forms/log.yaml", MINI_FORM)
+        archive.writestr("mini/README.txt", "ignored")
+    assert sorted(read_zip(buffer.getvalue())) == ["mini/forms/log.yaml", "mini/scheme.yaml"]
+
+
+def test_content_hash_ignores_key_order_and_formatting():
+    a = parse_text("a.yaml", "kind: form\nid: x\nname: n\n").data
+    b = parse_text("b.json", '{"name": "n", "id": "x", "kind": "form"}').data
+    assert content_hash(a) == content_hash(b)
+
+
+def test_unknown_kind():
+    doc = parse_text("x.yaml", "kind: forms\nid: x\n")
+    assert [str(e) for e in validate_schema(doc)] == [
+        "x.yaml line 1: kind: 'forms' is not one of 'scheme', 'form', 'workflow', 'patrol_rules', "
+        "'score_sheet', 'board'"
+    ]
