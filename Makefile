@@ -42,7 +42,7 @@ system-deps-test:
 	scripts/system-deps.sh test
 
 translations: $(VENV)/.installed
-	$(VENV)/bin/pybabel compile -q -f -d server/translations
+	$(VENV)/bin/pybabel compile -f -d server/translations
 
 ## extract UI strings into the catalogue (then translate server/translations/*/LC_MESSAGES/messages.po)
 messages: $(VENV)/.installed

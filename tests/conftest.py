@@ -56,7 +56,7 @@ def instance_dir() -> Iterator[Path]:
 class IsolatedClient(FlaskClient):
     """A test client whose requests never share the test's app context (nor its `g`), like real requests."""
 
-    def open(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def open(self, *args, **kwargs):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 

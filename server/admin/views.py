@@ -29,7 +29,7 @@ def _manageable_keys() -> list[str]:
 
 
 @bp.get("/schemes")
-def schemes():  # noqa: ANN201
+def schemes():
     keys = _manageable_keys()
     _require(bool(keys) or permissions.can_load_scheme(current_user, None))
     records = [r for r in service.list_schemes() if r.key in keys]
@@ -59,7 +59,7 @@ def _uploaded_files(form: SchemeUploadForm) -> dict[str, str]:
 
 
 @bp.route("/schemes/upload", methods=["GET", "POST"])
-def upload_scheme():  # noqa: ANN201
+def upload_scheme():
     _require(permissions.can_load_scheme(current_user, None) or bool(_manageable_keys()))
     form = SchemeUploadForm()
     errors: list[DefinitionError] = []
@@ -91,7 +91,7 @@ def upload_scheme():  # noqa: ANN201
 
 
 @bp.get("/schemes/versions/<int:version_id>")
-def scheme_version(version_id: int):  # noqa: ANN201
+def scheme_version(version_id: int):
     version = service.get_scheme_version(version_id)
     _require(permissions.can_manage_scheme(current_user, version.scheme_key)
              or permissions.can_load_scheme(current_user, None))
@@ -103,7 +103,7 @@ def scheme_version(version_id: int):  # noqa: ANN201
 
 
 @bp.post("/schemes/versions/<int:version_id>/activate")
-def activate_version(version_id: int):  # noqa: ANN201
+def activate_version(version_id: int):
     version = service.get_scheme_version(version_id)
     _require(permissions.can_manage_scheme(current_user, version.scheme_key)
              or permissions.can_load_scheme(current_user, None))
@@ -118,7 +118,7 @@ def activate_version(version_id: int):  # noqa: ANN201
 
 
 @bp.get("/definitions/<int:definition_id>")
-def definition_source(definition_id: int):  # noqa: ANN201
+def definition_source(definition_id: int):
     from ..definitions.models import DefinitionVersion
 
     row = db.session.get(DefinitionVersion, definition_id)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
@@ -16,7 +15,7 @@ bp = Blueprint("audit", __name__, template_folder="templates", url_prefix="/admi
 
 
 @bp.get("/")
-def index():  # noqa: ANN201
+def index():
     if current_user.is_admin:
         keys = None
     else:

@@ -28,7 +28,7 @@ def is_public_endpoint(app: Flask, endpoint: str | None) -> bool:
     return bool(getattr(view, "is_public", False))
 
 
-def _require_login():  # noqa: ANN202
+def _require_login():
     if is_public_endpoint(current_app, request.endpoint) or current_user.is_authenticated:
         return None
     return login_manager.unauthorized()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 import secrets
 from typing import Any
+
+from flask_babel import gettext as _
 
 from ..audit.service import record_audit
 from ..core.database import utcnow

@@ -23,7 +23,7 @@ def _login_limit() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
-def login():  # noqa: ANN201
+def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
@@ -43,7 +43,7 @@ def login():  # noqa: ANN201
 
 
 @bp.post("/logout")
-def logout():  # noqa: ANN201
+def logout():
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")
@@ -51,7 +51,7 @@ def logout():  # noqa: ANN201
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-def change_password():  # noqa: ANN201
+def change_password():
     form = PasswordForm()
     if form.validate_on_submit():
         try:

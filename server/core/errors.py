@@ -33,11 +33,11 @@ class Conflict(DomainError):
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
-    def _domain(error: DomainError):  # noqa: ANN202
+    def _domain(error: DomainError):
         return render_template("error.html", code=error.status, message=error.message), error.status
 
     @app.errorhandler(HTTPException)
-    def _http(error: HTTPException):  # noqa: ANN202
+    def _http(error: HTTPException):
         if request.path.startswith("/api/") or error.code is None:
             return error
         messages = {

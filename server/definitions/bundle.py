@@ -152,7 +152,8 @@ def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = No
             errors.append(extra.error(["kind"], f"more than one scheme (also {schemes[0].file})"))
     documents = {**lib, **own}  # a scheme's own definition overrides a built-in of the same id
     scheme = schemes[0] if schemes else None
-    errors.extend(ReferenceChecker(scheme, documents).check())
+    built_in = frozenset(key for key, doc in lib.items() if documents[key] is doc)
+    errors.extend(ReferenceChecker(scheme, documents, built_in).check())
     if errors or scheme is None:
         raise DefinitionsInvalid(errors)
     return Bundle(scheme=_definition(scheme), members=tuple(_members(scheme, documents, own)))

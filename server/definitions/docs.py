@@ -58,8 +58,8 @@ def _table(schema: dict, owner: str) -> list[str]:
         desc = _text_of(sub) or _text_of(_resolve(sub, owner))
         limits = _limits(sub)
         desc = f"{desc} ({limits})" if limits and desc else desc or limits
-        lines.append(f"| `{name}` | {'yes' if name in required else ''} | {_type_of(sub, owner)} | "
-                     f"{desc.replace('|', '\\|')} |")
+        cell = desc.replace("|", "\\|")
+        lines.append(f"| `{name}` | {'yes' if name in required else ''} | {_type_of(sub, owner)} | {cell} |")
     if schema.get("additionalProperties") is False:
         lines.append("")
         lines.append("No other fields are allowed: a misspelt field is an error.")

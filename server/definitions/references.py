@@ -48,9 +48,11 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 class ReferenceChecker:
     """Check one scheme's documents against each other; collects errors instead of stopping."""
 
-    def __init__(self, scheme: SourceDocument | None, documents: dict[tuple[str, str], SourceDocument]):
+    def __init__(self, scheme: SourceDocument | None, documents: dict[tuple[str, str], SourceDocument],
+                 built_in: frozenset[tuple[str, str]] = frozenset()):
         self.scheme = scheme
         self.documents = documents
+        self.built_in = built_in  # definitions shipped with the product: they may not name a district's roles
         self.errors: list[DefinitionError] = []
 
     # -- helpers -----------------------------------------------------------
@@ -140,8 +142,9 @@ class ReferenceChecker:
                 continue
             if kind == "form":
                 self.check_form(doc)
-            elif kind == "workflow" and def_id in workflows:
-                self.check_workflow(doc, context)
+            elif kind == "workflow":
+                # Every workflow's graph and expressions are checked; roles and tiers only where the scheme uses it.
+                self.check_workflow(doc, context, uses_scheme=def_id in workflows)
             elif kind == "score_sheet" and def_id in sheets:
                 self.check_sheet(doc, context)
             elif kind == "board" and def_id in boards:
@@ -243,8 +246,9 @@ class ReferenceChecker:
                     self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'")
 
     # -- workflows ---------------------------------------------------------
-    def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
+    def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]], uses_scheme: bool = True) -> None:
         d = doc.data
+        built_in = ("workflow", d.get("id")) in self.built_in
         states = self.ids(doc, _walk_tree(d.get("states"), ["states"], "-"), "state")
         transitions = list(_walk_tree(d.get("transitions"), ["transitions"], "-"))
         self.ids(doc, transitions, "transition")
@@ -265,25 +269,17 @@ class ReferenceChecker:
                 if src in edges and isinstance(t.get("to"), str):
                     edges[src].add(t["to"])
             who = t.get("who") if isinstance(t.get("who"), dict) else {}
-            self.ref(doc, [*path, "who", "roles"], who.get("roles"), ctx["roles"], "role")
-            self.ref(doc, [*path, "who", "tiers"], who.get("tiers"), ctx["tiers"], "tier")
+            for key in ("roles", "tiers"):
+                if built_in and who.get(key):
+                    self.err(doc, [*path, "who", key], f"a built-in workflow cannot name a district's {key}: "
+                             "use 'capabilities' or 'relations' (or copy it into the scheme folder)")
+                elif uses_scheme:
+                    self.ref(doc, [*path, "who", key], who.get(key), ctx[key], key[:-1])
             self.ref(doc, [*path, "form"], t.get("form"), forms, "form")
             names = case_names | self.form_fields(t.get("form"))
             self.expr(doc, [*path, "guard"], t.get("guard"), names)
-            for i, effect in enumerate(_as_list(t.get("effects"))):
-                if not isinstance(effect, dict):
-                    continue
-                ep = [*path, "effects", i]
-                self.ref(doc, [*ep, "start_deadline"], effect.get("start_deadline"), deadlines, "deadline")
-                self.ref(doc, [*ep, "stop_deadline"], effect.get("stop_deadline"), deadlines, "deadline")
-                assign = effect.get("assign") if isinstance(effect.get("assign"), dict) else {}
-                self.ref(doc, [*ep, "assign", "unit"], assign.get("unit"), ctx["units"], "unit")
-                if isinstance(effect.get("set"), dict):
-                    for key, source in effect["set"].items():
-                        if key not in fields:
-                            self.err(doc, [*ep, "set", key], f"unknown case field '{key}'{_suggest(key, fields)}"
-                                     " (declare it under 'fields')")
-                        self.expr(doc, [*ep, "set", key], source, names)
+            self._check_effects(doc, [*path, "effects"], t.get("effects"), deadlines, fields, names, ctx, uses_scheme)
+        self._check_effects(doc, ["on_create"], d.get("on_create"), deadlines, fields, case_names, ctx, uses_scheme)
         for path, dl in _walk_tree(d.get("deadlines"), ["deadlines"], "-"):
             for key in ("working_days", "working_hours"):
                 self.expr(doc, [*path, key], dl.get(key), case_names)
@@ -308,6 +304,25 @@ class ReferenceChecker:
                 self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
         if not any(k == "final" for k in kinds.values()):
             self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+
+    def _check_effects(self, doc: SourceDocument, base: Path, effects: Any, deadlines: set[str], fields: set[str],
+                       names: set[str], ctx: dict[str, set[str]], uses_scheme: bool) -> None:
+        for i, effect in enumerate(_as_list(effects)):
+            if not isinstance(effect, dict):
+                continue
+            ep = [*base, i]
+            self.ref(doc, [*ep, "start_deadline"], effect.get("start_deadline"), deadlines, "deadline")
+            self.ref(doc, [*ep, "stop_deadline"], effect.get("stop_deadline"), deadlines, "deadline")
+            assign = effect.get("assign") if isinstance(effect.get("assign"), dict) else {}
+            if uses_scheme:
+                self.ref(doc, [*ep, "assign", "unit"], assign.get("unit"), ctx["units"], "unit")
+            self.ref(doc, [*ep, "assign", "field"], assign.get("field"), names - CASE_CONTEXT_NAMES, "case field")
+            if isinstance(effect.get("set"), dict):
+                for key, source in effect["set"].items():
+                    if key not in fields:
+                        self.err(doc, [*ep, "set", key], f"unknown case field '{key}'{_suggest(key, fields)}"
+                                 " (declare it under 'fields')")
+                    self.expr(doc, [*ep, "set", key], source, names)
 
     # -- score sheets ------------------------------------------------------
     def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:

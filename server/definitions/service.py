@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app, g, has_request_context
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -35,19 +35,31 @@ def load_scheme(files: Mapping[str, str], user: Any = None, note: str | None = N
     bundle = check_scheme_files(files)
     if user is not None and not permissions.can_load_scheme(user, _existing_key(bundle.id)):
         raise PermissionDenied(_("You may not load this scheme."))
-    existing = db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
+    existing = _find_version(bundle)
     if existing is not None:
         return existing, False
-    members = [_store_definition(d) for d in (bundle.scheme, *bundle.members)]
-    version = SchemeVersion(scheme_key=bundle.id, content_hash=bundle.hash, name=bundle.scheme.name,
-                            loaded_by_id=getattr(user, "id", None), note=note, members=members)
-    db.session.add(version)
-    if db.session.get(SchemeRecord, bundle.id) is None:
-        db.session.add(SchemeRecord(key=bundle.id))
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            members = [_store_definition(d) for d in (bundle.scheme, *bundle.members)]
+            version = SchemeVersion(scheme_key=bundle.id, content_hash=bundle.hash, name=bundle.scheme.name,
+                                    loaded_by_id=getattr(user, "id", None), note=note, members=members)
+            db.session.add(version)
+            if db.session.get(SchemeRecord, bundle.id) is None:
+                db.session.add(SchemeRecord(key=bundle.id))
+            db.session.flush()
+    except IntegrityError:
+        # Someone loaded the same content at the same moment: the unique keys kept one copy; use it.
+        existing = _find_version(bundle)
+        if existing is None:
+            raise
+        return existing, False
     record_audit("scheme.load", "scheme_version", version.id, user=user, scheme_key=bundle.id,
                  after={"hash": bundle.hash, "definitions": [f"{m.kind}:{m.key}:{m.short_hash}" for m in members]})
     return version, True
+
+
+def _find_version(bundle: Bundle) -> SchemeVersion | None:
+    return db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
 
 
 def _existing_key(key: str) -> str | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 import datetime as dt
 from typing import Any
+
+from flask_babel import gettext as _
 
 from ..auth import permissions
 from ..core.errors import NotFound, PermissionDenied

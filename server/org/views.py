@@ -12,7 +12,7 @@ bp = Blueprint("org", __name__, template_folder="templates", url_prefix="/org")
 
 
 @bp.get("/<scheme_key>/units")
-def units(scheme_key: str):  # noqa: ANN201
+def units(scheme_key: str):
     rows = service.list_units(current_user, scheme_key)
     depth_base = min((r.path.count("/") for r in rows), default=0)
     data = current_scheme_data(scheme_key) or {}
@@ -22,7 +22,7 @@ def units(scheme_key: str):  # noqa: ANN201
 
 
 @bp.get("/units/<int:unit_id>")
-def unit(unit_id: int):  # noqa: ANN201
+def unit(unit_id: int):
     row = service.get_unit(current_user, unit_id)
     data = current_scheme_data(row.scheme_key) or {}
     return render_template("org/unit.html", unit=row, areas=service.list_areas(current_user, row.scheme_key, row),
@@ -31,7 +31,7 @@ def unit(unit_id: int):  # noqa: ANN201
 
 
 @bp.get("/<scheme_key>/areas")
-def areas(scheme_key: str):  # noqa: ANN201
+def areas(scheme_key: str):
     data = current_scheme_data(scheme_key) or {}
     kinds = {k["id"]: k["name"] for k in data.get("area_kinds", [])}
     return render_template("org/areas.html", scheme_key=scheme_key, kinds=kinds,
@@ -39,7 +39,7 @@ def areas(scheme_key: str):  # noqa: ANN201
 
 
 @bp.get("/areas/<int:area_id>")
-def area(area_id: int):  # noqa: ANN201
+def area(area_id: int):
     row = service.get_area(current_user, area_id)
     data = current_scheme_data(row.scheme_key) or {}
     return render_template("org/area.html", area=row, posts=service.posts_of(area=row),

@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
                                      FileSystemLoader(str(Path(app.root_path) / "templates"))])
 
     @public
-    def theme_static(filename: str):  # noqa: ANN202
+    def theme_static(filename: str):
         for folder in theme_dirs(app):
             if (folder / "static" / filename).is_file():
                 return send_from_directory(folder / "static", filename, max_age=3600)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.access import public
@@ -24,7 +23,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.get("/")
-def home():  # noqa: ANN201
+def home():
     districts = []
     for record in list_schemes():
         version = record.current_version
@@ -44,7 +43,7 @@ def home():  # noqa: ANN201
 
 
 @bp.get("/district/<key>")
-def district(key: str):  # noqa: ANN201
+def district(key: str):
     """The district at a glance: the chief ladder, patrol rules, forms, workflows and sheets in force."""
     from ..core.errors import NotFound, PermissionDenied
 
@@ -58,7 +57,7 @@ def district(key: str):  # noqa: ANN201
 
 @bp.route("/lang/<code>", methods=["POST"])
 @public
-def set_language(code: str):  # noqa: ANN201
+def set_language(code: str):
     if code in current_app.config["FANGAN_LANGUAGES"]:
         session["lang"] = code
     return redirect(_safe_next(request.form.get("next")))
@@ -66,6 +65,6 @@ def set_language(code: str):  # noqa: ANN201
 
 @bp.get("/healthz")
 @public
-def healthz():  # noqa: ANN201
+def healthz():
     db.session.execute(db.text("SELECT 1"))
     return {"status": "ok"}

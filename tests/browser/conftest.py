@@ -29,7 +29,7 @@ class Live:
 
 
 @pytest.fixture(scope="session")
-def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Live]:  # noqa: ANN001
+def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Live]:
     folder: Path = tmp_path_factory.mktemp(f"live-{backend}")
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'live.sqlite'}"
@@ -64,7 +64,7 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser) -> Iterator:  # noqa: ANN001
+def page(browser) -> Iterator:
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")  # a phone
     page = context.new_page()
     page.set_default_timeout(10_000)

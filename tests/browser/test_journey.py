@@ -34,12 +34,12 @@ def test_admin_logs_in_and_sees_the_demo_district(live_server, page):
     assert page.get_by_role("link", name="石龙社区").is_visible()
 
 
-def test_scheme_admin_sees_version_in_force(live_server, page):
+def test_scheme_admin_sees_version_in_force(live_server, page, tmp_path):
     page.goto(live_server.url + "/login")
     page.get_by_label("用户名").fill(live_server.admin)
     page.get_by_label("密码").fill(live_server.password)
     page.get_by_role("button", name="登录").click()
     page.wait_for_url(live_server.url + "/")
-    page.get_by_role("link", name="方案", exact=True).click()
+    page.get_by_role("link", name="方案管理").click()
     assert page.get_by_text("生效中").is_visible()
-    page.screenshot(path="/tmp/fangan-schemes.png", full_page=True)
+    page.screenshot(path=str(tmp_path / "schemes.png"), full_page=True)

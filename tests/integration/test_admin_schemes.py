@@ -21,7 +21,7 @@ def admin_client(ctx, client):
     return client
 
 
-def _upload(client, files: dict[str, bytes], note: str = ""):  # noqa: ANN001, ANN202
+def _upload(client, files: dict[str, bytes], note: str = ""):
     token = csrf_token(client, "/admin/schemes/upload")
     data = {"csrf_token": token, "note": note,
             "files": [(io.BytesIO(content), name) for name, content in files.items()]}

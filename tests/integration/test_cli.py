@@ -25,7 +25,7 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     app = make_app(url, tmp_path)
     runner = CliRunner()
 
-    def run(*args: str):  # noqa: ANN202
+    def run(*args: str):
         return runner.invoke(main, list(args), catch_exceptions=False)
 
     yield app, run

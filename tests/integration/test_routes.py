@@ -14,7 +14,7 @@ from tests.conftest import csrf_token
 PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz"}
 
 
-def _sample_url(rule) -> str:  # noqa: ANN001
+def _sample_url(rule) -> str:
     url = rule.rule
     for arg in rule.arguments:
         converter = rule._converters[arg].__class__.__name__

@@ -23,7 +23,7 @@ def demo_files() -> dict[str, str]:
     return read_source(DEMO)
 
 
-def load_demo(activate: bool = True):  # noqa: ANN201
+def load_demo(activate: bool = True):
     """Load (and by default activate) the demo scheme; returns the scheme version."""
     version, _ = load_scheme(demo_files())
     if activate:
@@ -36,7 +36,7 @@ def unit_id(scheme_key: str, key: str) -> int:
     return db.session.scalar(db.select(Unit.id).filter_by(scheme_key=scheme_key, key=key))
 
 
-def make_user(username: str, *, admin: bool = False, roles: tuple[tuple[str, str, str | None], ...] = ()):  # noqa: ANN201
+def make_user(username: str, *, admin: bool = False, roles: tuple[tuple[str, str, str | None], ...] = ()):
     """A user with the test password and roles given as (scheme, role, unit key or None)."""
     user, _ = create_user(username, username.title(), PASSWORD, is_admin=admin)
     for scheme_key, role, unit_key in roles:
@@ -45,7 +45,7 @@ def make_user(username: str, *, admin: bool = False, roles: tuple[tuple[str, str
     return user
 
 
-def login(client: FlaskClient, username: str, password: str = PASSWORD):  # noqa: ANN201
+def login(client: FlaskClient, username: str, password: str = PASSWORD):
     from tests.conftest import csrf_token
 
     token = csrf_token(client, "/login")
