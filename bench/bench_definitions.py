@@ -1,0 +1,71 @@
+"""How much checking costs on top of parsing: the demo scheme checked in full vs the same files only parsed.
+
+Run: .venv/bin/python bench/bench_definitions.py   (prints figures; no thresholds)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ruamel.yaml import YAML  # noqa: E402
+
+from server.definitions.bundle import check_files, library_files, read_source  # noqa: E402
+from server.expressions import compile_expression  # noqa: E402
+
+
+def timed(fn, repeat: int = 15) -> float:  # noqa: ANN001
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    files = read_source(ROOT / "schemes" / "lidu")
+    library = library_files(ROOT)
+    everything = {**files, **library}
+
+    def bare_parse() -> None:
+        yaml = YAML(typ="safe")
+        for text in everything.values():
+            yaml.load(text)
+
+    def full_check() -> None:
+        check_files(files, library)
+
+    base, full = timed(bare_parse), timed(full_check)
+    print(f"definitions: {len(everything)} files, {sum(len(t) for t in everything.values()) / 1024:.0f} KiB")
+    print(f"  bare YAML parse (baseline): {base * 1000:8.1f} ms")
+    print(f"  parse + schema + references: {full * 1000:7.1f} ms   ratio {full / base:5.1f}x")
+
+    expression = compile_expression("floor((0.95 - rate) / 0.005) * 2 if rate < 0.95 else 0", ["rate"])
+    context = {"rate": 0.9312}
+    n = 20_000
+
+    def ours() -> None:
+        for _ in range(n):
+            expression.evaluate(context)
+
+    def bare() -> None:
+        import math
+
+        for _ in range(n):
+            rate = context["rate"]
+            _ = math.floor(round((0.95 - rate) / 0.005, 9)) * 2 if rate < 0.95 else 0
+
+    b, o = timed(bare, 5), timed(ours, 5)
+    print(f"expression evaluation, {n} runs")
+    print(f"  plain Python (baseline):     {b * 1e6 / n:8.2f} µs each")
+    print(f"  safe evaluator:              {o * 1e6 / n:8.2f} µs each   ratio {o / b:5.1f}x")
+
+
+if __name__ == "__main__":
+    main()
