@@ -3,8 +3,8 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import StringField
-from wtforms.validators import Length, Optional
+from wtforms import BooleanField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 
 class SchemeUploadForm(FlaskForm):
@@ -12,5 +12,18 @@ class SchemeUploadForm(FlaskForm):
     note = StringField(_l("Note (what changed)"), validators=[Optional(), Length(max=500)])
 
 
-class ActivateForm(FlaskForm):
-    """Only the CSRF token: activation is a POST."""
+class CsrfForm(FlaskForm):
+    """Only the CSRF token: for buttons that POST an action (activate, reset, block)."""
+
+
+class UserCreateForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64),
+                                                       Regexp(r"^[A-Za-z0-9_.@-]+$", message=_l(
+                                                           "Letters, digits and . _ @ - only."))])
+    display_name = StringField(_l("Name shown"), validators=[DataRequired(), Length(max=100)])
+    is_admin = BooleanField(_l("System administrator (every district)"))
+
+
+class RoleGrantForm(FlaskForm):
+    scheme_role = SelectField(_l("Role"), validators=[DataRequired()])
+    unit = SelectField(_l("From unit"), validators=[Optional()])

@@ -14,7 +14,7 @@ from ..definitions import service
 from ..definitions.bundle import MAX_UPLOAD_BYTES, read_zip
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..extensions import db
-from .forms import ActivateForm, SchemeUploadForm
+from .forms import CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
 
 bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
 
@@ -99,7 +99,7 @@ def scheme_version(version_id: int):
     is_current = current is not None and current.id == version.id
     diffs = [] if is_current else service.diff_scheme_versions(current, version)
     return render_template("admin/version.html", version=version, current=current, diffs=diffs,
-                           activate_form=ActivateForm())
+                           activate_form=CsrfForm())
 
 
 @bp.post("/schemes/versions/<int:version_id>/activate")
@@ -107,7 +107,7 @@ def activate_version(version_id: int):
     version = service.get_scheme_version(version_id)
     _require(permissions.can_manage_scheme(current_user, version.scheme_key)
              or permissions.can_load_scheme(current_user, None))
-    form = ActivateForm()
+    form = CsrfForm()
     if not form.validate_on_submit():
         flash(_("The form has expired. Please try again."), "error")
         return redirect(url_for("admin.scheme_version", version_id=version_id))
@@ -129,3 +129,117 @@ def definition_source(definition_id: int):
     keys = {v.scheme_key for v in service.list_scheme_versions() if row in v.members}
     _require(any(permissions.can_manage_scheme(current_user, k) for k in keys) or current_user.is_admin)
     return render_template("admin/definition.html", row=row)
+
+
+# -- users ----------------------------------------------------------------------
+
+def _role_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(scheme:role choices, unit choices) across the schemes in force."""
+    from ..org.models import Unit
+    from ..web.i18n import tr
+
+    roles, units = [], [("", _("(no unit: whole district)"))]
+    for record in service.list_schemes():
+        data = service.current_scheme_data(record.key) or {}
+        roles += [(f"{record.key}:{r['id']}", f"{tr(data.get('short_name') or data.get('name'))} · {tr(r['name'])}")
+                  for r in data.get("roles", [])]
+        rows = db.session.scalars(db.select(Unit).filter_by(scheme_key=record.key, active=True).order_by(Unit.path))
+        units += [(str(u.id), f"{record.key} · {tr(u.name)}") for u in rows]
+    return roles, units
+
+
+def _users_page(shown_password: tuple[str, str] | None = None, create_form: UserCreateForm | None = None,
+                status: int = 200):
+    from ..auth import service as users
+
+    _require(permissions.can_manage_users(current_user))
+    roles, units = _role_choices()
+    grant_form = RoleGrantForm()
+    grant_form.scheme_role.choices, grant_form.unit.choices = roles, units
+    return render_template("admin/users.html", users=users.list_users(), create_form=create_form or UserCreateForm(),
+                           grant_form=grant_form, shown_password=shown_password, action_form=CsrfForm()), status
+
+
+@bp.get("/users")
+def users():
+    return _users_page()
+
+
+@bp.post("/users")
+def create_user():
+    from ..auth import service as users
+    from ..core.errors import Conflict
+
+    _require(permissions.can_manage_users(current_user))
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            user, password = users.create_user(form.username.data, form.display_name.data,
+                                               is_admin=form.is_admin.data, actor=current_user)
+        except Conflict as exc:
+            form.username.errors.append(exc.message)
+        else:
+            db.session.commit()
+            # Shown in this response only: never stored in the session or a flash message.
+            return _users_page(shown_password=(user.username, password))
+    return _users_page(create_form=form, status=400)
+
+
+@bp.post("/users/<int:user_id>/reset-password")
+def reset_user_password(user_id: int):
+    from ..auth import service as users
+
+    _require(permissions.can_manage_users(current_user))
+    if not CsrfForm().validate_on_submit():
+        return _users_page(status=400)
+    user = users.get_user(user_id)
+    password = users.reset_password(user.username, actor=current_user)
+    db.session.commit()
+    return _users_page(shown_password=(user.username, password))
+
+
+@bp.post("/users/<int:user_id>/active")
+def toggle_user(user_id: int):
+    from ..auth import service as users
+
+    _require(permissions.can_manage_users(current_user))
+    if CsrfForm().validate_on_submit():
+        user = users.get_user(user_id)
+        users.set_user_active(user, not user.active, actor=current_user)
+        db.session.commit()
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/roles")
+def grant_user_role(user_id: int):
+    from ..auth import service as users
+    from ..org.models import Unit
+
+    _require(permissions.can_manage_users(current_user))
+    roles, units = _role_choices()
+    form = RoleGrantForm()
+    form.scheme_role.choices, form.unit.choices = roles, units
+    if not form.validate_on_submit():
+        flash(_("Choose a role."), "error")
+        return redirect(url_for("admin.users"))
+    scheme_key, role_key = form.scheme_role.data.split(":", 1)
+    unit = db.session.get(Unit, int(form.unit.data)) if form.unit.data else None
+    if unit is not None and unit.scheme_key != scheme_key:
+        flash(_("That unit belongs to another district."), "error")
+        return redirect(url_for("admin.users"))
+    users.grant_role(users.get_user(user_id), scheme_key, role_key, unit.id if unit else None, actor=current_user)
+    db.session.commit()
+    flash(_("Role granted."), "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/roles/<int:assignment_id>/revoke")
+def revoke_user_role(assignment_id: int):
+    from ..auth import service as users
+
+    _require(permissions.can_manage_users(current_user))
+    if CsrfForm().validate_on_submit():
+        users.revoke_role(assignment_id, actor=current_user)
+        db.session.commit()
+        flash(_("Role removed."), "success")
+    return redirect(url_for("admin.users"))

@@ -93,3 +93,32 @@ def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, 
     record_audit("user.grant_role", "user", user.id, user=actor, scheme_key=scheme_key,
                  after={"role": role_key, "unit_id": unit_id})
     return assignment
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(db.select(User).order_by(User.username)))
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("No such user."))
+    return user
+
+
+def set_user_active(user: User, active: bool, actor: Any = None) -> None:
+    """Block or unblock a user; a blocked user's sessions stop working at once."""
+    if actor is not None and user.id == getattr(actor, "id", None) and not active:
+        raise Conflict(_("You cannot block yourself."))
+    user.active = active
+    user.session_token = secrets.token_hex(8)
+    record_audit("user.block" if not active else "user.unblock", "user", user.id, user=actor)
+
+
+def revoke_role(assignment_id: int, actor: Any = None) -> None:
+    assignment = db.session.get(RoleAssignment, assignment_id)
+    if assignment is None:
+        raise NotFound(_("No such role assignment."))
+    record_audit("user.revoke_role", "user", assignment.user_id, user=actor, scheme_key=assignment.scheme_key,
+                 before={"role": assignment.role_key, "unit_id": assignment.unit_id})
+    db.session.delete(assignment)
