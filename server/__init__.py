@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
-    from .config import default_config
+    from .config import default_config, environment_config
 
     app.config.from_mapping(default_config(app.instance_path))
     app.config.from_pyfile("config.py", silent=True)
-    app.config.from_prefixed_env("FANGAN")
+    app.config.update(environment_config())  # the environment wins over instance/config.py
     if config:
         app.config.update(config)
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or _secret_key(Path(app.instance_path))
+        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 
     from .core import database
 

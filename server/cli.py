@@ -50,7 +50,7 @@ def scheme_validate(path: Path) -> None:
         bundle = check_scheme_files(read_source(path))
     except DefinitionsInvalid as exc:
         _fail_with_errors(exc.errors)
-    click.echo(f"OK: scheme '{bundle.id}' with {len(bundle.members)} definitions ({bundle.hash[:10]})")
+    click.echo(f"OK: scheme '{bundle.id}' with {len(bundle.members) + 1} definitions ({bundle.hash[:10]})")
 
 
 @scheme_cli.command("load")
@@ -193,7 +193,7 @@ def setup(admin_name: str, url: str) -> None:
 
     upgrade()
     if not list_schemes():
-        version, _ = load_scheme(read_source(current_app.config["FANGAN_DEMO_SCHEME"]), note="demo district")
+        version, _ = load_scheme(read_source(current_app.config["FANGAN_DEMO_SCHEME"]), note="示范辖区 (demo)")
         activate_scheme_version(version.id)
         db.session.commit()
         click.echo(f"Loaded the demo district '{version.scheme_key}' (version {version.id}).")

@@ -13,25 +13,37 @@ def _bool(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def environment_config() -> dict:
+    """Settings given by environment variables; they override the defaults and instance/config.py."""
+    out: dict = {}
+    for variable, key in (("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"), ("SECRET_KEY", "SECRET_KEY"),
+                          ("FANGAN_THEME", "FANGAN_THEME"), ("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI")):
+        if os.environ.get(variable):
+            out[key] = os.environ[variable]
+    if os.environ.get("FANGAN_SECURE_COOKIES") is not None:
+        secure = _bool("FANGAN_SECURE_COOKIES", True)
+        out["SESSION_COOKIE_SECURE"] = out["REMEMBER_COOKIE_SECURE"] = secure
+    return out
+
+
 def default_config(instance_path: str) -> dict:
-    db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'fangan.sqlite'}"
     return {
-        "SQLALCHEMY_DATABASE_URI": db_url,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{Path(instance_path) / 'fangan.sqlite'}",
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "FANGAN_ROOT": str(PROJECT_ROOT),
-        "FANGAN_THEME": os.environ.get("FANGAN_THEME", "default"),
+        "FANGAN_THEME": "default",
         "FANGAN_DEMO_SCHEME": str(PROJECT_ROOT / "schemes" / "lidu"),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
         "FANGAN_LANGUAGES": {"zh_CN": "中文", "en": "English"},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _bool("FANGAN_SECURE_COOKIES", True),
-        "REMEMBER_COOKIE_SECURE": _bool("FANGAN_SECURE_COOKIES", True),
+        "SESSION_COOKIE_SECURE": True,
+        "REMEMBER_COOKIE_SECURE": True,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,
-        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         "FANGAN_LOGIN_LIMIT": "10 per minute",

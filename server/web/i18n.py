@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, request, session
-from flask_babel import get_locale
+from flask import Flask, current_app, session
+from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
 
@@ -16,9 +16,7 @@ def select_locale() -> str:
         return chosen
     if getattr(current_user, "is_authenticated", False) and current_user.locale in languages:
         return current_user.locale
-    best = request.accept_languages.best_match(["zh", "zh_CN", "en"]) if request else None
-    if best == "en" and request.accept_languages.quality("en") > request.accept_languages.quality("zh"):
-        return "en"
+    # Chinese unless someone chose otherwise: the browser's language is not a choice (many phones say en-US).
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
@@ -39,8 +37,29 @@ def tr(text: Any, lang: str | None = None) -> str:
     return str(text)
 
 
+KIND_LABELS = {
+    "scheme": lazy_gettext("scheme"), "form": lazy_gettext("form"), "workflow": lazy_gettext("workflow"),
+    "patrol_rules": lazy_gettext("patrol rule file"), "score_sheet": lazy_gettext("score sheet"),
+    "board": lazy_gettext("notice board"),
+}
+AUDIT_LABELS = {
+    "scheme.load": lazy_gettext("scheme loaded"), "scheme.activate": lazy_gettext("scheme activated"),
+    "user.create": lazy_gettext("user created"), "user.login": lazy_gettext("logged in"),
+    "user.reset_password": lazy_gettext("password reset"), "user.change_password": lazy_gettext("password changed"),
+    "user.grant_role": lazy_gettext("role granted"), "user.revoke_role": lazy_gettext("role removed"),
+    "user.block": lazy_gettext("user blocked"), "user.unblock": lazy_gettext("user unblocked"),
+    "form.submit": lazy_gettext("form submitted"),
+}
+
+
+def label_of(table: dict, key: str) -> str:
+    return str(table.get(key, key))
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["tr"] = tr
+    app.jinja_env.filters["kind_label"] = lambda kind: label_of(KIND_LABELS, kind)
+    app.jinja_env.filters["audit_label"] = lambda action: label_of(AUDIT_LABELS, action)
 
     @app.context_processor
     def _languages() -> dict:

@@ -93,3 +93,24 @@ def test_login_is_rate_limited(tmp_path):
     assert codes[:3] == [400, 400, 400] and codes[3:] == [429, 429]
     with app.app_context():
         db.engine.dispose()
+
+
+def test_password_inputs_are_password_fields(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert 'type="password"' in page and 'type="None"' not in page
+
+
+def test_environment_overrides_instance_config(tmp_path, monkeypatch):
+    from server import create_app
+
+    (tmp_path / "config.py").write_text("SECRET_KEY = 'from-config'\nFANGAN_THEME = 'from-config'\n")
+    monkeypatch.setenv("SECRET_KEY", "from-env")
+    monkeypatch.setenv("FANGAN_SECURE_COOKIES", "0")
+
+    import flask
+
+    monkeypatch.setattr(flask.Flask, "auto_find_instance_path", lambda self: str(tmp_path))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert app.config["SECRET_KEY"] == "from-env"
+    assert app.config["FANGAN_THEME"] == "from-config"
+    assert app.config["SESSION_COOKIE_SECURE"] is False

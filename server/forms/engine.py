@@ -1,0 +1,341 @@
+"""The form engine: a form definition as frozen specs, and its logic over submitted values.
+
+Pure: no Flask, no database. Values are typed Python values (str, int, float, date, time, datetime, list);
+a repeat group's value is a list of row dicts. `evaluate` works out what is visible, required, calculated
+and wrong; the server's answer is the only truth, the browser only asks for it again (htmx).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..definitions.loader import content_hash
+from ..expressions import Expression, ExpressionError, compile_expression
+
+CONTAINERS = frozenset({"section", "repeat"})
+NO_VALUE = frozenset({"note", "section"})
+FILE_TYPES = frozenset({"photo", "file"})
+
+Text = str | dict | None
+# message callback: (code, params) -> text in the user's language; the web layer provides translations.
+Messages = Callable[[str, dict], str]
+
+
+def english(code: str, params: dict) -> str:
+    """Default messages (the web layer passes translated ones)."""
+    return {
+        "required": "This field is required.",
+        "min": "Must be at least {min}.",
+        "max": "Must be at most {max}.",
+        "step": "Must be in steps of {step}.",
+        "max_length": "At most {max_length} characters.",
+        "min_repeat": "Add at least {min_repeat}.",
+        "max_repeat": "At most {max_repeat}.",
+        "max_files": "At most {max_files} files.",
+        "constraint": "{message}",
+        "choice": "Not a valid choice.",
+    }.get(code, code).format(**params)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    check: Expression
+    message: Text
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a form definition, with its expressions compiled."""
+
+    id: str
+    type: str
+    label: Text = None
+    hint: Text = None
+    required: bool = False
+    required_if: Expression | None = None
+    visible_if: Expression | None = None
+    readonly: bool = False
+    constraints: tuple[Constraint, ...] = ()
+    calculate: Expression | None = None
+    default: Any = None
+    default_from: Expression | None = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    unit: Text = None
+    max_length: int | None = None
+    choices: tuple[tuple[Any, Text], ...] = ()
+    choices_from: str | None = None
+    choice_filter: Expression | None = None
+    unit_kinds: tuple[str, ...] = ()
+    area_kinds: tuple[str, ...] = ()
+    max_files: int | None = None
+    max_size_mb: float | None = None
+    accept: tuple[str, ...] = ("image",)
+    capture: bool = True
+    public: bool = False
+    min_repeat: int = 0
+    max_repeat: int | None = None
+    children: tuple[FieldSpec, ...] = ()
+
+    @property
+    def has_value(self) -> bool:
+        return self.type not in NO_VALUE
+
+    @property
+    def is_choice(self) -> bool:
+        return self.type in ("single_choice", "multiple_choice", "area")
+
+    def walk(self) -> Iterator[FieldSpec]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    id: str
+    name: Text
+    purpose: str
+    public: bool
+    fields: tuple[FieldSpec, ...]
+    description: Text = None
+    submit_label: Text = None
+    by_id: Mapping[str, FieldSpec] = field(default_factory=dict, compare=False)
+
+    def walk(self) -> Iterator[FieldSpec]:
+        for f in self.fields:
+            yield from f.walk()
+
+    def top_level(self) -> Iterator[FieldSpec]:
+        """Fields whose values sit at the top level: sections are transparent, repeats hold rows."""
+        for f in self.fields:
+            yield from _top(f)
+
+
+def _top(f: FieldSpec) -> Iterator[FieldSpec]:
+    if f.type == "section":
+        for child in f.children:
+            yield from _top(child)
+    else:
+        yield f
+
+
+def _compile(source: str | None) -> Expression | None:
+    # Names were checked when the definition was loaded; here only compile.
+    return compile_expression(source) if source else None
+
+
+def _field(data: dict) -> FieldSpec:
+    return FieldSpec(
+        id=data["id"], type=data["type"], label=data.get("label"), hint=data.get("hint"),
+        required=bool(data.get("required", False)), required_if=_compile(data.get("required_if")),
+        visible_if=_compile(data.get("visible_if")), readonly=bool(data.get("readonly", False)),
+        constraints=tuple(Constraint(compile_expression(c["check"]), c["message"]) for c in data.get("constraints", [])),
+        calculate=_compile(data.get("calculate")), default=data.get("default"),
+        default_from=_compile(data.get("default_from")), min=data.get("min"), max=data.get("max"),
+        step=data.get("step"), unit=data.get("unit"), max_length=data.get("max_length"),
+        choices=tuple((c["value"], c["label"]) for c in data.get("choices", [])),
+        choices_from=data.get("choices_from"), choice_filter=_compile(data.get("choice_filter")),
+        unit_kinds=tuple(data.get("unit_kinds", ())), area_kinds=tuple(data.get("area_kinds", ())),
+        max_files=data.get("max_files"), max_size_mb=data.get("max_size_mb"),
+        accept=tuple(data.get("accept", ("image",) if data["type"] == "photo" else ("image", "pdf"))),
+        capture=bool(data.get("capture", True)), public=bool(data.get("public", False)),
+        min_repeat=int(data.get("min_repeat", 0)), max_repeat=data.get("max_repeat"),
+        children=tuple(_field(c) for c in data.get("fields", [])),
+    )
+
+
+_SPECS: dict[str, FormSpec] = {}
+
+
+def form_spec(definition: dict) -> FormSpec:
+    """The compiled spec of a form definition, compiled once per content hash."""
+    digest = content_hash(definition)
+    spec = _SPECS.get(digest)
+    if spec is None:
+        fields = tuple(_field(f) for f in definition.get("fields", []))
+        spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
+                        public=bool(definition.get("public", False)), fields=fields,
+                        description=definition.get("description"), submit_label=definition.get("submit_label"))
+        object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
+        if len(_SPECS) > 512:
+            _SPECS.clear()
+        _SPECS[digest] = spec
+    return spec
+
+
+# -- evaluation ----------------------------------------------------------------------
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _safe(expression: Expression | None, names: Mapping[str, Any], default: Any) -> Any:
+    """Evaluate; an expression that cannot be evaluated on incomplete data gives `default`."""
+    if expression is None:
+        return default
+    try:
+        return expression.evaluate(names)
+    except ExpressionError:
+        return default
+
+
+@dataclass
+class FormState:
+    """What the engine decided about one set of values."""
+
+    values: dict[str, Any]                      # typed values with calculations applied
+    hidden: set[str] = field(default_factory=set)      # field paths not shown ("problems.0.qty" inside repeats)
+    required: set[str] = field(default_factory=set)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_error(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, []).append(message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def default_values(spec: FormSpec, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Initial values of a new form: literal defaults, then defaults from the context."""
+    values: dict[str, Any] = {}
+    for f in spec.top_level():
+        if f.type == "repeat":
+            values[f.id] = [_row_defaults(f, context) for _ in range(max(f.min_repeat, 1))]
+        elif f.has_value:
+            values[f.id] = _default_of(f, context)
+    return values
+
+
+def _row_defaults(group: FieldSpec, context: Mapping[str, Any]) -> dict[str, Any]:
+    return {c.id: _default_of(c, context) for c in _flatten(group.children) if c.has_value}
+
+
+def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
+    if f.default_from is not None:
+        return _safe(f.default_from, context, None)
+    if f.default is not None:
+        return list(f.default) if isinstance(f.default, list) else f.default
+    return [] if f.type in ("multiple_choice", *FILE_TYPES) else None
+
+
+def _flatten(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
+    for f in fields:
+        if f.type == "section":
+            yield from _flatten(f.children)
+        else:
+            yield f
+
+
+def evaluate(spec: FormSpec, values: Mapping[str, Any], context: Mapping[str, Any],
+             messages: Messages = english, check: bool = True) -> FormState:
+    """Apply calculations and visibility, then (with `check`) required rules, limits and constraints."""
+    state = FormState(values=dict(values))
+    names = {**context, **state.values}
+    _apply(spec.fields, state, state.values, names, "", parent_hidden=False, messages=messages, check=check)
+    return state
+
+
+def _apply(fields: Iterable[FieldSpec], state: FormState, values: dict[str, Any], names: dict[str, Any],
+           prefix: str, parent_hidden: bool, messages: Messages, check: bool) -> None:
+    for f in fields:
+        path = f"{prefix}{f.id}"
+        hidden = parent_hidden or not bool(_safe(f.visible_if, names, False) if f.visible_if else True)
+        if hidden:
+            state.hidden.add(path)
+        if f.type == "section":
+            _apply(f.children, state, values, names, prefix, hidden, messages, check)
+            continue
+        if f.calculate is not None:
+            values[f.id] = None if hidden else _safe(f.calculate, names, None)
+            names[f.id] = values[f.id]
+        if hidden:
+            # Hidden fields are neither validated nor stored, and count as empty for later logic.
+            names[f.id] = None if f.type != "repeat" else []
+            continue
+        if f.type == "repeat":
+            rows = values.get(f.id) or []
+            for index, row in enumerate(rows):
+                row_names = {**names, **row}
+                _apply(f.children, state, row, row_names, f"{path}.{index}.", False, messages, check)
+            if check and len(rows) < f.min_repeat:
+                state.add_error(path, messages("min_repeat", {"min_repeat": f.min_repeat}))
+            if check and f.max_repeat is not None and len(rows) > f.max_repeat:
+                state.add_error(path, messages("max_repeat", {"max_repeat": f.max_repeat}))
+            continue
+        if not f.has_value or not check:
+            continue
+        value = values.get(f.id)
+        required = f.required or bool(_safe(f.required_if, names, False))
+        if required:
+            state.required.add(path)
+        if is_empty(value):
+            if required:
+                state.add_error(path, messages("required", {}))
+            continue
+        for code, params in _limits(f, value):
+            state.add_error(path, messages(code, params))
+        for constraint in f.constraints:
+            outcome = _safe(constraint.check, {**names, "value": value}, False)
+            if not outcome:
+                state.add_error(path, messages("constraint", {"message": constraint.message}))
+
+
+def _limits(f: FieldSpec, value: Any) -> Iterator[tuple[str, dict]]:
+    if f.type in ("integer", "decimal") and isinstance(value, int | float):
+        if f.min is not None and value < f.min:
+            yield "min", {"min": _number_text(f.min)}
+        if f.max is not None and value > f.max:
+            yield "max", {"max": _number_text(f.max)}
+        if f.step:
+            steps = round((value - (f.min or 0)) / f.step, 9)
+            if steps != math.floor(steps):
+                yield "step", {"step": _number_text(f.step)}
+    if f.max_length and isinstance(value, str) and len(value) > f.max_length:
+        yield "max_length", {"max_length": f.max_length}
+    if f.type in FILE_TYPES and f.max_files and isinstance(value, list) and len(value) > f.max_files:
+        yield "max_files", {"max_files": f.max_files}
+
+
+def _number_text(number: float) -> str:
+    return f"{number:g}"
+
+
+def stored_values(spec: FormSpec, state: FormState) -> dict[str, Any]:
+    """The values to store: visible fields only, as JSON-ready values."""
+    return _store(spec.fields, state.values, state.hidden, "")
+
+
+def _store(fields: Iterable[FieldSpec], values: Mapping[str, Any], hidden: set[str], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields:
+        path = f"{prefix}{f.id}"
+        if path in hidden:
+            continue
+        if f.type == "section":
+            out.update(_store(f.children, values, hidden, prefix))
+        elif f.type == "repeat":
+            out[f.id] = [_store(f.children, row, hidden, f"{path}.{i}.") for i, row in enumerate(values.get(f.id) or [])]
+        elif f.has_value and not is_empty(values.get(f.id)):
+            out[f.id] = to_json(values.get(f.id))
+    return out
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="minutes")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
