@@ -55,10 +55,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .admin.views import bp as admin_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .forms.views import bp as forms_bp
     from .org.views import bp as org_bp
     from .web.views import bp as web_bp
 
-    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp):
+    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

@@ -43,6 +43,7 @@ def default_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        "WTF_I18N_ENABLED": False,  # WTForms' own zh/en catalogues are used instead (server.web.forms)
         "RATELIMIT_STORAGE_URI": "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,

@@ -1,10 +1,11 @@
 """Admin forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
+
+from ..web.forms import Form as FlaskForm
 
 
 class SchemeUploadForm(FlaskForm):

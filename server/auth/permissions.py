@@ -185,3 +185,29 @@ def can_view_audit(user: Any, scheme_key: str) -> bool:
 
 def can_manage_users(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_admin)
+
+
+def can_submit_form(user: Any, scheme_key: str) -> bool:
+    return scope_for(user, scheme_key).has("form.submit")
+
+
+def can_view_submissions(user: Any, scheme_key: str) -> bool:
+    """Anyone who may fill forms sees their own records; `form.view_all` adds those of units in scope."""
+    scope = scope_for(user, scheme_key)
+    return scope.has("form.submit") or scope.has("form.view_all")
+
+
+def can_view_submission(user: Any, submission: Any) -> bool:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if submission.user_id == user.id:
+        return True
+    scope = scope_for(user, submission.scheme_key)
+    return scope.has("form.view_all") and scope.covers_unit(submission.unit_id)
+
+
+def can_manage_forms(user: Any, scheme_key: str | None = None) -> bool:
+    """Preview any definition, import XLSForms: scheme managers and system administrators."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_admin or (scheme_key and can_manage_scheme(user, scheme_key)))

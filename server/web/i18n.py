@@ -56,8 +56,18 @@ def label_of(table: dict, key: str) -> str:
     return str(table.get(key, key))
 
 
+def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A UTC datetime shown in China time (the schemes' time zone)."""
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).strftime(fmt)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["tr"] = tr
+    app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["kind_label"] = lambda kind: label_of(KIND_LABELS, kind)
     app.jinja_env.filters["audit_label"] = lambda action: label_of(AUDIT_LABELS, action)
 

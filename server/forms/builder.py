@@ -1,0 +1,129 @@
+"""Definition → WTForms at run time, and back: typed values out of a submitted form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import wtforms
+from wtforms import fields as wtf
+
+from ..web.forms import Form
+from .engine import FieldSpec, FormSpec
+from .fields import FIELD_TYPES
+
+_CLASSES: dict[int, type[Form]] = {}
+
+# (field spec, names visible to its choice filter) -> [(value, label)]
+ChoiceSource = Callable[[FieldSpec, dict[str, Any]], list[tuple[str, str]]]
+
+
+def _value_fields(fields: Iterable[FieldSpec]) -> Iterable[FieldSpec]:
+    """Fields that carry a WTForms field: sections are transparent."""
+    for f in fields:
+        if f.type == "section":
+            yield from _value_fields(f.children)
+        else:
+            yield f
+
+
+def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for f in _value_fields(fields):
+        if f.type == "repeat":
+            row = type(f"Row_{f.id}", (wtforms.Form,), _attributes(f.children))
+            attrs[f.id] = wtf.FieldList(wtf.FormField(row), min_entries=0)
+        else:
+            made = FIELD_TYPES[f.type].make(f)
+            if made is not None:
+                attrs[f.id] = made
+    return attrs
+
+
+def form_class(spec: FormSpec) -> type[Form]:
+    """The WTForms class of a form spec (built once per spec)."""
+    key = id(spec)
+    if key not in _CLASSES:
+        attrs = _attributes(spec.fields)
+        _CLASSES[key] = type(f"Form_{spec.id}", (Form,), attrs)
+    return _CLASSES[key]
+
+
+def form_data(fields: Iterable[FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
+    """Typed or stored values in the shape WTForms wants for `data=`."""
+    out: dict[str, Any] = {}
+    for f in _value_fields(fields):
+        value = values.get(f.id)
+        if f.type == "repeat":
+            out[f.id] = [form_data(f.children, row) for row in value or []]
+        elif f.has_value:
+            out[f.id] = FIELD_TYPES[f.type].form_data(value)
+    return out
+
+
+def bind(spec: FormSpec, *, formdata: Any = None, values: dict[str, Any] | None = None) -> Form:
+    """A bound form: from the submitted `formdata`, or showing `values`."""
+    cls = form_class(spec)
+    if formdata is not None:
+        return cls(formdata=formdata)
+    return cls(formdata=None, data=form_data(spec.fields, values or {}))
+
+
+def read_values(spec: FormSpec, form: Form) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Typed values from a bound form, and the input that could not be read (path → messages)."""
+    errors: dict[str, list[str]] = {}
+    values = _read(spec.fields, form, "", errors)
+    return values, errors
+
+
+def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str, list[str]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in _value_fields(fields):
+        if not f.has_value or f.id not in form:
+            continue
+        bound = form[f.id]
+        if f.type == "repeat":
+            values[f.id] = [_read(f.children, entry.form, f"{prefix}{f.id}.{i}.", errors)
+                            for i, entry in enumerate(bound.entries)]
+            continue
+        if bound.process_errors:
+            errors[f"{prefix}{f.id}"] = [str(e) for e in bound.process_errors if e]
+            values[f.id] = None
+        else:
+            values[f.id] = FIELD_TYPES[f.type].value(bound)
+    return values
+
+
+def bound_field(form: Any, spec: FormSpec, path: str) -> Any:
+    """The bound WTForms field at a value path like `problems.1.qty`."""
+    parts = path.split(".")
+    node = form
+    while len(parts) > 2:
+        name, index = parts[0], int(parts[1])
+        node = node[name].entries[index].form
+        parts = parts[2:]
+    return node[parts[0]] if parts else node
+
+
+def apply_choices(spec: FormSpec, form: Any, values: dict[str, Any], context: dict[str, Any],
+                  source: ChoiceSource) -> dict[str, list[tuple[str, str]]]:
+    """Set each choice field's options for the current values; return them by path (for checking)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    _choices(spec.fields, form, values, {**context, **values}, "", source, out)
+    return out
+
+
+def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], names: dict[str, Any], prefix: str,
+             source: ChoiceSource, out: dict[str, list[tuple[str, str]]]) -> None:
+    for f in _value_fields(fields):
+        if f.id not in form:
+            continue
+        bound = form[f.id]
+        if f.type == "repeat":
+            for i, entry in enumerate(bound.entries):
+                row = (values.get(f.id) or [{}] * (i + 1))[i] if i < len(values.get(f.id) or []) else {}
+                _choices(f.children, entry.form, row, {**names, **row}, f"{prefix}{f.id}.{i}.", source, out)
+        elif f.is_choice or f.type == "location":
+            options = source(f, names)
+            bound.choices = options
+            out[f"{prefix}{f.id}"] = options

@@ -1,0 +1,512 @@
+"""Filling forms: open one, take a submission (with uploads) and store it once; list and export records.
+
+Shared by the web pages, the preview and (later) the JSON API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..auth.models import RoleAssignment, User
+from ..core.errors import NotFound, PermissionDenied
+from ..definitions.models import DefinitionVersion
+from ..definitions.service import current_scheme_data, current_version
+from ..expressions import ExpressionError
+from ..extensions import db
+from ..org.models import Area, Post, Unit
+from ..web.i18n import tr
+from . import builder
+from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values
+from .models import Submission, Upload
+from .uploads import DEFAULT_MAX_BYTES, FileStore, UploadRejected, check_upload
+
+# -- definitions and context ------------------------------------------------------------
+
+
+def form_version(scheme_key: str, form_key: str) -> DefinitionVersion:
+    """The version of a form in force in a scheme."""
+    version = current_version(scheme_key)
+    member = version.member("form", form_key) if version else None
+    if member is None or form_key not in (version.scheme_definition.data.get("forms") or []) + _linked_forms(version):
+        raise NotFound(_("No such form."))
+    return member
+
+
+def _linked_forms(version: Any) -> list[str]:
+    data = version.scheme_definition.data
+    return [f for f in (data.get("patrol_form"), (data.get("public") or {}).get("report_form")) if f]
+
+
+def list_forms(user: Any, scheme_key: str) -> list[tuple[DefinitionVersion, FormSpec]]:
+    """The forms of a scheme this user may fill."""
+    if not permissions.can_submit_form(user, scheme_key):
+        return []
+    version = current_version(scheme_key)
+    if version is None:
+        return []
+    keys = version.scheme_definition.data.get("forms") or []
+    rows = [version.member("form", key) for key in keys]
+    return [(row, form_spec(row.data)) for row in rows if row is not None]
+
+
+def scheme_timezone(scheme_key: str) -> ZoneInfo:
+    data = current_scheme_data(scheme_key) or {}
+    return ZoneInfo((data.get("calendar") or {}).get("timezone", "Asia/Shanghai"))
+
+
+def current_post(user: Any, scheme_key: str, today: dt.date) -> Post | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    posts = [p for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)]
+    return posts[0] if posts else None
+
+
+def form_context(user: Any, scheme_key: str, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Names every form expression may use besides its fields: user.*, today, now, period.*, scheme.*."""
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(scheme_timezone(scheme_key))
+    today = local.date()
+    post = current_post(user, scheme_key, today)
+    unit = post.unit if post and post.unit else (post.area.unit if post and post.area else None)
+    if unit is None and getattr(user, "is_authenticated", False):
+        assignment = next((a for a in user.roles if a.scheme_key == scheme_key and a.unit is not None), None)
+        unit = assignment.unit if assignment else None
+    month_end = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    return {
+        "user": {
+            "name": getattr(user, "display_name", None), "username": getattr(user, "username", None),
+            "unit": unit.key if unit else None, "area": post.area.key if post and post.area else None,
+            "post": post.tier_key if post else None, "tier": post.tier_key if post else None,
+        },
+        "today": today,
+        "now": local.replace(tzinfo=None, second=0, microsecond=0),
+        "period": {"start": today.replace(day=1), "end": month_end},
+        "scheme": {"id": scheme_key},
+    }
+
+
+# -- live choices ----------------------------------------------------------------------
+
+
+def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict]:
+    out = []
+    for item in items:
+        label = f"{tr(parent['name'])} · {tr(item['name'])}" if parent else tr(item["name"])
+        out.append({"value": item["id"], "label": label, "parent": parent["id"] if parent else None})
+        out += _flat_categories(item.get("children", []), item)
+    return out
+
+
+def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
+    """Choices from the definition or from live data, kept when the field's `choice_filter` holds."""
+    cache: dict[str, list[dict]] = {}
+    scope = permissions.scope_for(user, scheme_key) if getattr(user, "is_authenticated", False) else None
+
+    def candidates(kind: str) -> list[dict]:
+        if kind in cache:
+            return cache[kind]
+        data = current_scheme_data(scheme_key) or {}
+        if kind == "units":
+            units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
+            rows = [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
+                    for u in units]
+        elif kind == "areas":
+            areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True)
+                                       .order_by(Area.kind, Area.position))
+            rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if a.unit else None,
+                     "parent": a.parent.key if a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
+                    for a in areas]
+            if scope is not None and not scope.district_wide:
+                rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]
+        elif kind == "people":
+            users = db.session.scalars(db.select(User).join(RoleAssignment).filter(
+                RoleAssignment.scheme_key == scheme_key, User.active.is_(True)).distinct().order_by(User.username))
+            rows = [{"value": u.username, "label": u.display_name} for u in users]
+        elif kind == "categories":
+            rows = _flat_categories(data.get("categories", []))
+        elif kind == "tiers":
+            rows = [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
+        else:
+            rows = []
+        cache[kind] = rows
+        return rows
+
+    def source(f: FieldSpec, names: dict[str, Any]) -> list[tuple[str, str]]:
+        if f.choices:
+            rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
+        else:
+            kind = "areas" if f.type in ("area", "location") else (f.choices_from or "")
+            rows = candidates(kind)
+            if kind == "units" and f.unit_kinds:
+                rows = [r for r in rows if r["kind"] in f.unit_kinds]
+            if kind == "areas" and f.area_kinds:
+                rows = [r for r in rows if r["kind"] in f.area_kinds]
+        if f.choice_filter is not None:
+            kept = []
+            for row in rows:
+                try:
+                    if f.choice_filter.evaluate({**names, "choice": {k: v for k, v in row.items() if k[0] != "_"}}):
+                        kept.append(row)
+                except ExpressionError:
+                    continue
+            rows = kept
+        return [(r["value"], r["label"]) for r in rows]
+
+    return source
+
+
+# -- messages ---------------------------------------------------------------------------
+
+
+def engine_messages(code: str, params: dict) -> str:
+    texts = {
+        "required": lambda: _("This field is required."),
+        "min": lambda: _("Must be at least %(min)s.", min=params.get("min")),
+        "max": lambda: _("Must be at most %(max)s.", max=params.get("max")),
+        "step": lambda: _("Must be in steps of %(step)s.", step=params.get("step")),
+        "max_length": lambda: _("At most %(num)s characters.", num=params.get("max_length")),
+        "min_repeat": lambda: _("Add at least %(num)s.", num=params.get("min_repeat")),
+        "max_repeat": lambda: _("At most %(num)s rows.", num=params.get("max_repeat")),
+        "max_files": lambda: _("At most %(num)s files.", num=params.get("max_files")),
+        "constraint": lambda: tr(params.get("message")),
+        "choice": lambda: _("Not a valid choice."),
+    }
+    return texts[code]() if code in texts else code
+
+
+def upload_message(error: UploadRejected) -> str:
+    p = error.params
+    texts = {
+        "empty": lambda: _("The file is empty."),
+        "too_large": lambda: _("The file is larger than %(mb)s MB.", mb=p.get("max_mb")),
+        "not_allowed_type": lambda: _("This kind of file is not accepted here."),
+        "not_an_image": lambda: _("This file is not a photo (JPEG, PNG, WebP or GIF)."),
+        "too_many_pixels": lambda: _("The picture is too large (too many pixels)."),
+        "damaged": lambda: _("The picture is damaged or incomplete."),
+        "pdf_invalid": lambda: _("The PDF is damaged or incomplete."),
+    }
+    return texts[error.code]() if error.code in texts else str(error)
+
+
+# -- a form being filled ----------------------------------------------------------------
+
+
+@dataclass
+class FormPage:
+    """Everything a form page shows: the spec, the bound form, the engine's state and the kept uploads."""
+
+    scheme_key: str
+    version: DefinitionVersion | None
+    spec: FormSpec
+    form: Any
+    state: FormState
+    token: str
+    uploads: dict[str, list[Upload]] = field(default_factory=dict)
+    show_errors: bool = False
+
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        return self.state.errors if self.show_errors else {}
+
+
+def file_store() -> FileStore:
+    root = current_app.config.get("FANGAN_UPLOAD_DIR") or str(Path(current_app.instance_path) / "uploads")
+    return FileStore(Path(root))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None) -> FormPage:
+    """A fresh form with its defaults and a new idempotency token."""
+    context = form_context(user, scheme_key)
+    from .engine import default_values
+
+    values = default_values(spec, context)
+    token = new_token()
+    state = evaluate(spec, values, context, engine_messages, check=False)
+    form = builder.bind(spec, values=state.values)
+    builder.apply_choices(spec, form, state.values, context, choice_source(user, scheme_key))
+    return FormPage(scheme_key, version, spec, form, state, token)
+
+
+def _paths_of_type(spec: FormSpec, form: Any, types: frozenset[str]) -> list[tuple[str, FieldSpec]]:
+    out: list[tuple[str, FieldSpec]] = []
+
+    def walk(fields: Any, node: Any, prefix: str) -> None:
+        for f in builder._value_fields(fields):
+            if f.id not in node:
+                continue
+            if f.type == "repeat":
+                for i, entry in enumerate(node[f.id].entries):
+                    walk(f.children, entry.form, f"{prefix}{f.id}.{i}.")
+            elif f.type in types:
+                out.append((f"{prefix}{f.id}", f))
+
+    walk(spec.fields, form, "")
+    return out
+
+
+def _take_uploads(page: FormPage, user: Any, store: bool) -> dict[str, list[str]]:
+    """Check new files (stored as pending uploads of this token), keep earlier ones; errors by path."""
+    errors: dict[str, list[str]] = {}
+    user_id = getattr(user, "id", None)
+    for path, f in _paths_of_type(page.spec, page.form, FILE_TYPES):
+        bound = builder.bound_field(page.form, page.spec, path)
+        kept = []
+        if bound.kept:
+            rows = db.session.scalars(db.select(Upload).where(Upload.id.in_(bound.kept), Upload.token == page.token,
+                                                              Upload.submission_id.is_(None)))
+            # Only this render's own pending uploads by the same person can be kept: ids are not capabilities.
+            kept = [u for u in rows if u.user_id == user_id]
+        for storage in bound.new_files:
+            raw = storage.read(int((f.max_size_mb or DEFAULT_MAX_BYTES / 2**20) * 2**20) + 1)
+            try:
+                checked = check_upload(raw, storage.filename or "", accept=f.accept,
+                                       max_bytes=int((f.max_size_mb or DEFAULT_MAX_BYTES / 2**20) * 2**20))
+            except UploadRejected as exc:
+                errors.setdefault(path, []).append(f"{storage.filename}: {upload_message(exc)}")
+                continue
+            if not store:
+                continue
+            file_store().save(checked)
+            upload = Upload(sha256=checked.sha256, extension=checked.extension, mime=checked.mime,
+                            size=len(checked.data), width=checked.width, height=checked.height,
+                            original_name=checked.original_name, evidence=checked.evidence or None,
+                            token=page.token, field_path=path, user_id=user_id)
+            db.session.add(upload)
+            db.session.flush()
+            kept.append(upload)
+        bound.kept = [u.id for u in kept]
+        bound.data = list(bound.kept)
+        page.uploads[path] = kept
+    return errors
+
+
+def _set_upload_values(values: dict[str, Any], path: str, ids: list[int]) -> None:
+    parts = path.split(".")
+    node: Any = values
+    while len(parts) > 2:
+        node = node[parts[0]][int(parts[1])]
+        parts = parts[2:]
+    node[parts[0]] = ids
+
+
+def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None, formdata: Any,
+              action: str = "submit", *, store: bool = True) -> FormPage | Submission:
+    """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored."""
+    form = builder.bind(spec, formdata=formdata)
+    # The idempotency token of this render (the hidden `_token`): one record per rendered form.
+    token = "".join(ch for ch in (formdata.get("_token") or "") if ch.isalnum() or ch in "-_")[:64] or new_token()
+    page = FormPage(scheme_key, version, spec, form, FormState(values={}), token)
+    if store and action == "submit":
+        existing = db.session.scalar(db.select(Submission).filter_by(token=token))
+        if existing is not None and existing.user_id == getattr(user, "id", None):
+            return existing  # the same form sent twice: one record
+    upload_errors = _take_uploads(page, user, store)
+    values, parse_errors = builder.read_values(spec, form)
+    for path, ids in ((p, [u.id for u in ups]) for p, ups in page.uploads.items()):
+        _set_upload_values(values, path, ids)
+    context = form_context(user, scheme_key)
+    if action.startswith(("add:", "remove:")):
+        _change_rows(spec, values, action)
+        form = builder.bind(spec, values=values)
+        page.form = form
+    source = choice_source(user, scheme_key)
+    page.state = evaluate(spec, values, context, engine_messages, check=action == "submit")
+    options = builder.apply_choices(spec, page.form, page.state.values, context, source)
+    _set_calculated(page)
+    if action != "submit":
+        return page
+    for path, messages in {**parse_errors, **upload_errors}.items():
+        if path not in page.state.hidden:
+            page.state.errors.setdefault(path, []).extend(messages)
+    _check_choices(page, options)
+    page.show_errors = True
+    if not page.state.ok or not store:
+        return page
+    return _store_submission(page, user)
+
+
+def _set_calculated(page: FormPage) -> None:
+    """Show calculated values in their (read-only) inputs."""
+    for f in page.spec.walk():
+        if f.calculate is not None and f.id in page.form and f.type != "repeat":
+            value = page.state.values.get(f.id)
+            from .fields import FIELD_TYPES
+
+            page.form[f.id].data = FIELD_TYPES[f.type].form_data(value)
+            page.form[f.id].raw_data = None
+
+
+def _check_choices(page: FormPage, options: dict[str, list[tuple[str, str]]]) -> None:
+    values_by_path = _values_by_path(page.spec, page.state.values)
+    for path, allowed in options.items():
+        if path in page.state.hidden or path in page.state.errors:
+            continue
+        f = page.spec.by_id[path.split(".")[-1]]
+        value = values_by_path.get(path)
+        if f.type == "location":
+            value = (value or {}).get("area")
+        chosen = value if isinstance(value, list) else [value] if value not in (None, "") else []
+        valid = {v for v, _label in allowed}
+        if any(str(v) not in valid for v in chosen):
+            page.state.add_error(path, engine_messages("choice", {}))
+
+
+def _values_by_path(spec: FormSpec, values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def walk(fields: Any, row: dict[str, Any], prefix: str) -> None:
+        for f in builder._value_fields(fields):
+            if f.type == "repeat":
+                for i, sub in enumerate(row.get(f.id) or []):
+                    walk(f.children, sub, f"{prefix}{f.id}.{i}.")
+            else:
+                out[f"{prefix}{f.id}"] = row.get(f.id)
+
+    walk(spec.fields, values, "")
+    return out
+
+
+def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
+    verb, _sep, rest = action.partition(":")
+    group_id, _sep, index = rest.partition(":")
+    group = spec.by_id.get(group_id)
+    if group is None or group.type != "repeat":
+        return
+    rows = values.setdefault(group_id, [])
+    if verb == "add" and (group.max_repeat is None or len(rows) < group.max_repeat):
+        from .engine import _row_defaults
+
+        rows.append(_row_defaults(group, {}))
+    elif verb == "remove" and index.isdigit() and int(index) < len(rows):
+        rows.pop(int(index))
+
+
+def _first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area | None:
+    for f in spec.top_level():
+        value = stored.get(f.id)
+        key = value.get("area") if f.type == "location" and isinstance(value, dict) else value if f.type == "area" else None
+        if key:
+            return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key))
+    return None
+
+
+def _store_submission(page: FormPage, user: Any) -> Submission:
+    stored = stored_values(page.spec, page.state)
+    context_today = form_context(user, page.scheme_key)["today"]
+    post = current_post(user, page.scheme_key, context_today)
+    area = _first_area(page.spec, stored, page.scheme_key) or (post.area if post else None)
+    unit = (area.unit if area and area.unit else None) or (post.unit if post else None)
+    location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)
+    submission = Submission(scheme_key=page.scheme_key, form_key=page.spec.id,
+                            definition_version_id=page.version.id, token=page.token,
+                            user_id=getattr(user, "id", None), post_id=post.id if post else None,
+                            unit_id=unit.id if unit else None, area_id=area.id if area else None,
+                            data=stored, location=location)
+    try:
+        with db.session.begin_nested():
+            db.session.add(submission)
+            db.session.flush()
+    except IntegrityError:
+        # The same token won a race in another request: that record is the one.
+        existing = db.session.scalar(db.select(Submission).filter_by(token=page.token))
+        if existing is None:
+            raise
+        return existing
+    kept_ids = {i for ups in page.uploads.values() for i in (u.id for u in ups)}
+    stored_ids = _stored_upload_ids(page.spec, stored)
+    for upload in db.session.scalars(db.select(Upload).where(Upload.id.in_(kept_ids & stored_ids))):
+        upload.submission_id = submission.id
+    record_audit("form.submit", "submission", submission.id, user=user, scheme_key=page.scheme_key,
+                 after={"form": page.spec.id, "version": page.version.id})
+    return submission
+
+
+def _stored_upload_ids(spec: FormSpec, stored: dict[str, Any]) -> set[int]:
+    ids: set[int] = set()
+    for path, value in _values_by_path(spec, stored).items():
+        f = spec.by_id.get(path.split(".")[-1])
+        if f is not None and f.type in FILE_TYPES and isinstance(value, list):
+            ids |= {int(v) for v in value}
+    return ids
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+def get_submission(user: Any, submission_id: int) -> Submission:
+    submission = db.session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFound(_("No such record."))
+    if not permissions.can_view_submission(user, submission):
+        raise PermissionDenied(_("You may not view this record."))
+    return submission
+
+
+@dataclass(frozen=True)
+class RecordFilters:
+    start: dt.date | None = None
+    end: dt.date | None = None
+    area_id: int | None = None
+    unit_id: int | None = None
+    user_id: int | None = None
+
+
+def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordFilters,
+                     limit: int = 500) -> list[Submission]:
+    """Records of a form the user may see, newest first."""
+    scope = permissions.scope_for(user, scheme_key)
+    query = db.select(Submission).filter_by(scheme_key=scheme_key, form_key=form_key)
+    if not (scope.has("form.view_all") and scope.district_wide):
+        visible = list(scope.unit_ids or []) if scope.has("form.view_all") else []
+        query = query.where((Submission.user_id == user.id) | Submission.unit_id.in_(visible or [-1]))
+    tz = scheme_timezone(scheme_key)
+    if filters.start:
+        query = query.where(Submission.submitted_at >= dt.datetime.combine(filters.start, dt.time(), tz))
+    if filters.end:
+        query = query.where(Submission.submitted_at < dt.datetime.combine(filters.end + dt.timedelta(days=1),
+                                                                           dt.time(), tz))
+    for column, value in ((Submission.area_id, filters.area_id), (Submission.unit_id, filters.unit_id),
+                          (Submission.user_id, filters.user_id)):
+        if value:
+            query = query.where(column == value)
+    return list(db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)))
+
+
+def get_upload(user: Any, upload_id: int) -> Upload:
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound(_("No such file."))
+    if upload.submission is not None:
+        if not permissions.can_view_submission(user, upload.submission):
+            raise PermissionDenied(_("You may not view this file."))
+    elif upload.user_id != getattr(user, "id", None):
+        raise PermissionDenied(_("You may not view this file."))
+    return upload
+
+
+def filter_choices(user: Any, scheme_key: str) -> dict[str, list[tuple[int, str]]]:
+    """Options for the records filters, within the user's scope."""
+    scope = permissions.scope_for(user, scheme_key)
+    units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
+    areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind))
+    users = db.session.scalars(db.select(User).join(Submission, Submission.user_id == User.id)
+                               .filter(Submission.scheme_key == scheme_key).distinct().order_by(User.username))
+    return {
+        "units": [(u.id, tr(u.name)) for u in units if scope.covers_unit(u.id)],
+        "areas": [(a.id, tr(a.name)) for a in areas if scope.covers_area(a.id, a.unit_id)],
+        "users": [(u.id, u.display_name) for u in users],
+    }

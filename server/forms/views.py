@@ -1,0 +1,127 @@
+"""Form pages: fill (with htmx refreshes and a no-JavaScript fallback), records, exports, uploaded files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import permissions
+from ..core.errors import PermissionDenied
+from ..definitions.service import current_scheme_data
+from ..extensions import db
+from . import export, service
+from .engine import form_spec
+from .fields import FIELD_TYPES
+from .models import Submission
+from .uploads import make_thumbnail
+
+bp = Blueprint("forms", __name__, template_folder="templates", url_prefix="/f")
+
+
+@bp.record_once
+def _register_globals(state) -> None:  # noqa: ANN001
+    # Macros imported without context still see globals: the field-type registry picks each snippet.
+    state.app.jinja_env.globals["FIELD_TYPES"] = FIELD_TYPES
+
+
+def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None):
+    """The whole page, or only the form body for an htmx refresh."""
+    template = "forms/_body.html" if request.headers.get("HX-Request") else "forms/form.html"
+    if status is None:
+        status = 400 if page.errors else 200
+    return render_template(template, page=page, action_url=action_url, preview=preview), status
+
+
+@bp.get("/<scheme_key>/")
+def index(scheme_key: str):
+    forms = service.list_forms(current_user, scheme_key)
+    if not forms:
+        raise PermissionDenied(_("You have no forms to fill in this district."))
+    return render_template("forms/index.html", scheme_key=scheme_key, forms=forms,
+                           data=current_scheme_data(scheme_key) or {})
+
+
+@bp.route("/<scheme_key>/<form_key>/new", methods=["GET", "POST"])
+def fill(scheme_key: str, form_key: str):
+    if not permissions.can_submit_form(current_user, scheme_key):
+        raise PermissionDenied(_("You may not fill forms in this district."))
+    version = service.form_version(scheme_key, form_key)
+    spec = form_spec(version.data)
+    url = url_for("forms.fill", scheme_key=scheme_key, form_key=form_key)
+    if request.method == "GET":
+        return render_page(service.open_form(current_user, scheme_key, spec, version), url)
+    action = request.form.get("_action", "submit")[:100]
+    result = service.post_form(current_user, scheme_key, spec, version, _formdata(), action)
+    db.session.commit()  # a record, or this render's pending uploads (kept for the next try)
+    if isinstance(result, Submission):
+        flash(_("Saved."), "success")
+        return redirect(url_for("forms.record", submission_id=result.id), code=303)
+    return render_page(result, url)
+
+
+def _formdata():  # noqa: ANN202
+    from werkzeug.datastructures import CombinedMultiDict
+
+    return CombinedMultiDict([request.files, request.form])
+
+
+@bp.get("/<scheme_key>/<form_key>/records")
+def records(scheme_key: str, form_key: str):
+    if not permissions.can_view_submissions(current_user, scheme_key):
+        raise PermissionDenied(_("You may not view these records."))
+    version = service.form_version(scheme_key, form_key)
+    spec = form_spec(version.data)
+    filters = _filters()
+    rows = service.list_submissions(current_user, scheme_key, form_key, filters)
+    fmt = request.args.get("format")
+    if fmt in ("csv", "xlsx"):
+        data, mimetype = export.export_records(spec, rows, fmt)
+        name = f"{form_key}-{dt.date.today():%Y%m%d}.{fmt}"
+        return Response(data, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={name}"})
+    return render_template("forms/records.html", scheme_key=scheme_key, spec=spec, rows=rows, filters=filters,
+                           choices=service.filter_choices(current_user, scheme_key))
+
+
+def _filters() -> service.RecordFilters:
+    def date_arg(name: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(request.args.get(name, ""))
+        except ValueError:
+            return None
+
+    def int_arg(name: str) -> int | None:
+        value = request.args.get(name, "")
+        return int(value) if value.isdigit() else None
+
+    return service.RecordFilters(start=date_arg("start"), end=date_arg("end"), area_id=int_arg("area"),
+                                 unit_id=int_arg("unit"), user_id=int_arg("user"))
+
+
+@bp.get("/records/<int:submission_id>")
+def record(submission_id: int):
+    submission = service.get_submission(current_user, submission_id)
+    spec = form_spec(submission.definition_version.data)
+    return render_template("forms/record.html", submission=submission, spec=spec)
+
+
+@bp.get("/uploads/<int:upload_id>")
+@bp.get("/uploads/<int:upload_id>/<variant>")
+def upload(upload_id: int, variant: str = "full"):
+    item = service.get_upload(current_user, upload_id)
+    data = service.file_store().read(item.sha256, item.extension)
+    if variant == "thumb" and item.mime.startswith("image/"):
+        data, mimetype = make_thumbnail(data), "image/jpeg"
+    elif variant in ("full", "thumb"):
+        mimetype = item.mime
+    else:
+        abort(404)
+    import io
+
+    response = send_file(io.BytesIO(data), mimetype=mimetype, download_name=f"{item.sha256[:12]}.{item.extension}",
+                         max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
