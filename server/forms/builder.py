@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import wtforms
 from wtforms import fields as wtf
 
-from ..web.forms import Form
+from ..web.forms import Form, SubForm
 from .engine import FieldSpec, FormSpec
 from .fields import FIELD_TYPES
 
@@ -31,7 +30,7 @@ def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for f in _value_fields(fields):
         if f.type == "repeat":
-            row = type(f"Row_{f.id}", (wtforms.Form,), _attributes(f.children))
+            row = type(f"Row_{f.id}", (SubForm,), _attributes(f.children))
             attrs[f.id] = wtf.FieldList(wtf.FormField(row), min_entries=0)
         else:
             made = FIELD_TYPES[f.type].make(f)
@@ -86,9 +85,12 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
             values[f.id] = [_read(f.children, entry.form, f"{prefix}{f.id}.{i}.", errors)
                             for i, entry in enumerate(bound.entries)]
             continue
-        if bound.process_errors:
+        typed = any(str(v).strip() for v in (bound.raw_data or []) if isinstance(v, str))
+        if bound.process_errors and typed:
             errors[f"{prefix}{f.id}"] = [str(e) for e in bound.process_errors if e]
             values[f.id] = None
+        elif bound.process_errors:
+            values[f.id] = None  # left empty: not an error of its own (required rules decide)
         else:
             values[f.id] = FIELD_TYPES[f.type].value(bound)
     return values

@@ -106,6 +106,9 @@ class FormSpec:
     description: Text = None
     submit_label: Text = None
     by_id: Mapping[str, FieldSpec] = field(default_factory=dict, compare=False)
+    # Fields whose value changes what else is shown, required, calculated or offered: the page asks the
+    # server again when one of them changes.
+    triggers: frozenset[str] = frozenset()
 
     def walk(self) -> Iterator[FieldSpec]:
         for f in self.fields:
@@ -135,7 +138,8 @@ def _field(data: dict) -> FieldSpec:
         id=data["id"], type=data["type"], label=data.get("label"), hint=data.get("hint"),
         required=bool(data.get("required", False)), required_if=_compile(data.get("required_if")),
         visible_if=_compile(data.get("visible_if")), readonly=bool(data.get("readonly", False)),
-        constraints=tuple(Constraint(compile_expression(c["check"]), c["message"]) for c in data.get("constraints", [])),
+        constraints=tuple(Constraint(compile_expression(c["check"]), c["message"])
+                          for c in data.get("constraints", [])),
         calculate=_compile(data.get("calculate")), default=data.get("default"),
         default_from=_compile(data.get("default_from")), min=data.get("min"), max=data.get("max"),
         step=data.get("step"), unit=data.get("unit"), max_length=data.get("max_length"),
@@ -163,10 +167,20 @@ def form_spec(definition: dict) -> FormSpec:
                         public=bool(definition.get("public", False)), fields=fields,
                         description=definition.get("description"), submit_label=definition.get("submit_label"))
         object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
+        object.__setattr__(spec, "triggers", _triggers(spec))
         if len(_SPECS) > 512:
             _SPECS.clear()
         _SPECS[digest] = spec
     return spec
+
+
+def _triggers(spec: FormSpec) -> frozenset[str]:
+    names: set[str] = set()
+    for f in spec.walk():
+        for expression in (f.visible_if, f.required_if, f.calculate, f.choice_filter):
+            if expression is not None:
+                names |= {name.split(".")[0] for name in expression.names}
+    return frozenset(names & set(spec.by_id))
 
 
 # -- evaluation ----------------------------------------------------------------------
@@ -193,6 +207,11 @@ class FormState:
     hidden: set[str] = field(default_factory=set)      # field paths not shown ("problems.0.qty" inside repeats)
     required: set[str] = field(default_factory=set)
     errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def is_hidden(self, path: str) -> bool:
+        """Hidden itself or inside a hidden section, repeat or row."""
+        parts = path.split(".")
+        return any(".".join(parts[: i + 1]) in self.hidden for i in range(len(parts)))
 
     def add_error(self, path: str, message: str) -> None:
         self.errors.setdefault(path, []).append(message)
@@ -321,7 +340,8 @@ def _store(fields: Iterable[FieldSpec], values: Mapping[str, Any], hidden: set[s
         if f.type == "section":
             out.update(_store(f.children, values, hidden, prefix))
         elif f.type == "repeat":
-            out[f.id] = [_store(f.children, row, hidden, f"{path}.{i}.") for i, row in enumerate(values.get(f.id) or [])]
+            rows = values.get(f.id) or []
+            out[f.id] = [_store(f.children, row, hidden, f"{path}.{i}.") for i, row in enumerate(rows)]
         elif f.has_value and not is_empty(values.get(f.id)):
             out[f.id] = to_json(values.get(f.id))
     return out

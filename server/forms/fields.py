@@ -52,11 +52,13 @@ class FieldType:
         """What to give WTForms to show a typed or stored value."""
         return value
 
-    def html_attrs(self, spec: FieldSpec, element_id: str, errors: list[str]) -> dict[str, Any]:
-        """Everything the input element needs: type, limits, read-only, and error wiring."""
+    def html_attrs(self, spec: FieldSpec, element_id: str, errors: list[str], live_url: str | None = None
+                   ) -> dict[str, Any]:
+        """Everything the input element needs: type, limits, read-only, error wiring, live refresh."""
         attrs = {"type": self.input_type, **self.attributes(spec)} if self.input_type else self.attributes(spec)
         if errors:
             attrs.update({"aria-invalid": "true", "aria-describedby": f"{element_id}-error"})
+        attrs.update(live_attrs(live_url))
         return attrs
 
     def attributes(self, spec: FieldSpec) -> dict[str, Any]:
@@ -304,6 +306,11 @@ class NoteType(FieldType):
 
     def make(self, spec: FieldSpec) -> Any:
         return None
+
+
+def live_attrs(live_url: str | None) -> dict[str, str]:
+    """htmx attributes that ask the server for the form again when this input changes."""
+    return {"hx-post": live_url, "hx-trigger": "change"} if live_url else {}
 
 
 def field_type(name: str) -> FieldType:

@@ -117,7 +117,8 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
             return cache[kind]
         data = current_scheme_data(scheme_key) or {}
         if kind == "units":
-            units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
+            units = db.session.scalars(
+                db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
             rows = [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
                     for u in units]
         elif kind == "areas":
@@ -213,6 +214,7 @@ class FormPage:
     token: str
     uploads: dict[str, list[Upload]] = field(default_factory=dict)
     show_errors: bool = False
+    action_url: str = ""
 
     @property
     def errors(self) -> dict[str, list[str]]:
@@ -330,7 +332,7 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     if action != "submit":
         return page
     for path, messages in {**parse_errors, **upload_errors}.items():
-        if path not in page.state.hidden:
+        if not page.state.is_hidden(path):
             page.state.errors.setdefault(path, []).extend(messages)
     _check_choices(page, options)
     page.show_errors = True
@@ -353,7 +355,7 @@ def _set_calculated(page: FormPage) -> None:
 def _check_choices(page: FormPage, options: dict[str, list[tuple[str, str]]]) -> None:
     values_by_path = _values_by_path(page.spec, page.state.values)
     for path, allowed in options.items():
-        if path in page.state.hidden or path in page.state.errors:
+        if page.state.is_hidden(path) or path in page.state.errors:
             continue
         f = page.spec.by_id[path.split(".")[-1]]
         value = values_by_path.get(path)
@@ -398,7 +400,10 @@ def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
 def _first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area | None:
     for f in spec.top_level():
         value = stored.get(f.id)
-        key = value.get("area") if f.type == "location" and isinstance(value, dict) else value if f.type == "area" else None
+        if f.type == "location" and isinstance(value, dict):
+            key = value.get("area")
+        else:
+            key = value if f.type == "area" else None
         if key:
             return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key))
     return None

@@ -14,7 +14,7 @@ from ..definitions.service import current_scheme_data
 from ..extensions import db
 from . import export, service
 from .engine import form_spec
-from .fields import FIELD_TYPES
+from .fields import FIELD_TYPES, live_attrs
 from .models import Submission
 from .uploads import make_thumbnail
 
@@ -25,11 +25,13 @@ bp = Blueprint("forms", __name__, template_folder="templates", url_prefix="/f")
 def _register_globals(state) -> None:  # noqa: ANN001
     # Macros imported without context still see globals: the field-type registry picks each snippet.
     state.app.jinja_env.globals["FIELD_TYPES"] = FIELD_TYPES
+    state.app.jinja_env.globals["live_attrs"] = live_attrs
 
 
 def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None):
     """The whole page, or only the form body for an htmx refresh."""
     template = "forms/_body.html" if request.headers.get("HX-Request") else "forms/form.html"
+    page.action_url = action_url
     if status is None:
         status = 400 if page.errors else 200
     return render_template(template, page=page, action_url=action_url, preview=preview), status

@@ -26,6 +26,15 @@ class Live:
     url: str
     admin: str
     password: str
+    app: object = None
+
+    def count(self, model) -> int:  # noqa: ANN001
+        """Rows of a model in the live server's database."""
+        with self.app.app_context():
+            try:
+                return db.session.scalar(db.select(db.func.count()).select_from(model))
+            finally:
+                db.session.remove()
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +48,13 @@ def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) 
     with app.app_context():
         load_demo()
         make_user("admin", admin=True)
+        make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
         db.session.remove()
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Live(f"http://127.0.0.1:{port}", "admin", PASSWORD)
+    yield Live(f"http://127.0.0.1:{port}", "admin", PASSWORD, app)
     server.shutdown()
     thread.join(5)
     with app.app_context():
@@ -61,6 +71,11 @@ def browser() -> Iterator:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+def phone_context(browser, **options):  # noqa: ANN001, ANN201
+    """A phone-sized browser context in Chinese."""
+    return browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", **options)
 
 
 @pytest.fixture
