@@ -47,7 +47,7 @@ translations: $(VENV)/.installed
 ## extract UI strings into the catalogue (then translate server/translations/*/LC_MESSAGES/messages.po)
 messages: $(VENV)/.installed
 	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o server/translations/messages.pot server themes
-	$(VENV)/bin/pybabel update -i server/translations/messages.pot -d server/translations
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i server/translations/messages.pot -d server/translations
 
 docs: $(VENV)/.installed
 	$(FANGAN) docs

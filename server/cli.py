@@ -177,6 +177,36 @@ def user_grant(username: str, scheme_key: str, role: str, unit_key: str | None) 
     click.echo(f"'{username}' now holds '{role}' in '{scheme_key}'" + (f" from '{unit_key}'." if unit_key else "."))
 
 
+# -- forms ----------------------------------------------------------------------
+
+@click.group("form")
+def form_cli() -> None:
+    """Form tools."""
+
+
+@form_cli.command("import-xlsform")
+@click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--id", "form_id", default=None, help="Form id (default: from the settings sheet or file name).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the YAML here instead of printing it.")
+def form_import_xlsform(workbook: Path, form_id: str | None, output: Path | None) -> None:
+    """Convert an XLSForm workbook into a form definition; every unsupported construct is named by sheet and row."""
+    from .forms.xlsform import XlsformError, import_xlsform, to_yaml
+
+    try:
+        text = to_yaml(import_xlsform(workbook.read_bytes(), workbook.name, form_id=form_id))
+    except XlsformError as exc:
+        for issue in exc.issues:
+            click.echo(f"{workbook.name}: {issue}", err=True)
+        click.secho(f"{len(exc.issues)} problem(s); nothing was written.", fg="red", err=True)
+        sys.exit(1)
+    if output:
+        output.write_text(text, "utf-8")
+        click.echo(f"Wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
 # -- set-up and docs -------------------------------------------------------------
 
 @click.command("setup")
@@ -226,5 +256,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, setup, docs):
+    for command in (scheme_cli, user_cli, form_cli, setup, docs):
         app.cli.add_command(command)

@@ -1,7 +1,7 @@
 """Admin forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf.file import MultipleFileField
+from flask_wtf.file import FileField, FileRequired, MultipleFileField
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
@@ -28,3 +28,10 @@ class UserCreateForm(FlaskForm):
 class RoleGrantForm(FlaskForm):
     scheme_role = SelectField(_l("Role"), validators=[DataRequired()])
     unit = SelectField(_l("From unit"), validators=[Optional()])
+
+
+class XlsformUploadForm(FlaskForm):
+    workbook = FileField(_l("XLSForm workbook (.xlsx)"), validators=[FileRequired()])
+    form_id = StringField(_l("Form id (optional)"), validators=[Optional(), Length(max=64),
+                                                               Regexp(r"^[a-z][a-z0-9_]*$", message=_l(
+                                                                   "Lower-case letters, digits and _ only."))])

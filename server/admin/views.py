@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -243,3 +243,60 @@ def revoke_user_role(assignment_id: int):
         db.session.commit()
         flash(_("Role removed."), "success")
     return redirect(url_for("admin.users"))
+
+
+# -- form preview and XLSForm import --------------------------------------------------
+
+@bp.route("/definitions/<int:definition_id>/preview", methods=["GET", "POST"])
+def preview_form(definition_id: int):
+    """Fill any stored form version, active or not, with nothing stored."""
+    from ..definitions.models import DefinitionVersion, SchemeVersion
+    from ..forms import service as forms
+    from ..forms.engine import form_spec
+    from ..forms.views import render_page
+
+    row = db.session.get(DefinitionVersion, definition_id)
+    if row is None or row.kind != "form":
+        from ..core.errors import NotFound
+
+        raise NotFound(_("No such definition."))
+    keys = set(db.session.scalars(db.select(SchemeVersion.scheme_key).where(SchemeVersion.members.contains(row))))
+    _require(permissions.can_manage_forms(current_user) or any(permissions.can_manage_forms(current_user, k)
+                                                                for k in keys))
+    scheme_key = sorted(keys)[0] if keys else ""
+    spec = form_spec(row.data)
+    url = url_for("admin.preview_form", definition_id=definition_id)
+    if request.method == "GET":
+        return render_page(forms.open_form(current_user, scheme_key, spec, row), url, preview=True)
+    from ..forms.views import _formdata
+
+    page = forms.post_form(current_user, scheme_key, spec, row, _formdata(), request.form.get("_action", "submit"),
+                           store=False)
+    db.session.rollback()  # a preview never stores anything
+    return render_page(page, url, preview=True)
+
+
+@bp.route("/forms/import", methods=["GET", "POST"])
+def import_xlsform():
+    """Turn an XLSForm workbook into a form definition, naming every unsupported construct by sheet and row."""
+    from ..forms.xlsform import XlsformError, import_xlsform, to_yaml
+    from .forms import XlsformUploadForm
+
+    _require(permissions.can_manage_forms(current_user) or bool(_manageable_keys()))
+    form = XlsformUploadForm()
+    issues, yaml_text, definition = [], None, None
+    if form.validate_on_submit():
+        storage = form.workbook.data
+        data = storage.read(MAX_UPLOAD_BYTES + 1)
+        try:
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise DefinitionsInvalid([DefinitionError(storage.filename, 1, "", _("The upload is too large."))])
+            definition = import_xlsform(data, storage.filename or "form.xlsx", form_id=form.form_id.data or None)
+            yaml_text = to_yaml(definition)
+        except XlsformError as exc:
+            issues = exc.issues
+        except DefinitionsInvalid as exc:
+            issues = exc.errors
+    status = 400 if issues or form.errors else 200
+    return render_template("admin/xlsform.html", form=form, issues=issues, yaml_text=yaml_text,
+                           definition=definition), status

@@ -184,3 +184,22 @@ def test_people_without_form_rights_are_refused(ctx, client):
     make_user("assessor1", roles=(("lidu", "assessor", None),))
     login(client, "assessor1")
     assert client.get(URL).status_code == 403
+
+
+def test_photo_evidence_is_kept_and_the_served_copy_has_no_exif(chief):
+    from PIL import Image
+
+    from tests.unit.test_uploads import _exif_with_gps
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), "gray").save(buffer, "JPEG", exif=_exif_with_gps("N", "E"))
+    page = _page(chief)
+    response = _post(chief, _base(page), {"photos": [(buffer.getvalue(), "gps.jpg")]})
+    assert response.status_code == 303
+    record = db.session.scalar(db.select(Submission))
+    upload = db.session.get(Upload, record.data["photos"][0])
+    assert upload.evidence["gps"]["lat"] > 33 and upload.evidence["taken_at"].startswith("2024-05-01")
+    shown = chief.get(response.headers["Location"]).get_data(as_text=True)
+    assert "2024-05-01 12:34:56" in shown and "151.2" in shown
+    served = Image.open(io.BytesIO(chief.get(f"/f/uploads/{upload.id}").data))
+    assert not served.getexif()

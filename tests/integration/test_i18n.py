@@ -55,6 +55,16 @@ def test_every_ui_string_is_translated(tmp_path):
         catalog = read_po(handle)
     catalog_ids = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
     assert not source_ids - catalog_ids, "run `make messages` and translate the new strings"
+    import re
+
+    def placeholders(text: str) -> list[str]:
+        return sorted(re.findall(r"%\(\w+\)[sd]", text))
+
+    for m in catalog:
+        if m.id:
+            ids = m.id if isinstance(m.id, tuple) else (m.id,)
+            strings = m.string if isinstance(m.string, tuple) else (m.string,)
+            assert all(placeholders(ids[0]) == placeholders(s) for s in strings if s), m.id
     untranslated = [m.id for m in catalog if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)]
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert not untranslated and not fuzzy

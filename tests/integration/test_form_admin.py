@@ -1,0 +1,86 @@
+"""Administrators: preview any form version (nothing stored) and import an XLSForm that then renders."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from server.definitions.models import DefinitionVersion
+from server.definitions.service import load_scheme
+from server.extensions import db
+from server.forms.models import Submission, Upload
+from server.forms.xlsform import import_xlsform
+from tests.conftest import csrf_token
+from tests.support.factories import load_demo, login, make_user
+from tests.support.images import jpeg
+from tests.unit.test_xlsform import FULL_CHOICES, FULL_SETTINGS, FULL_SURVEY, HEADERS, row, scheme_with, workbook
+
+
+@pytest.fixture
+def admin(ctx, client):
+    load_demo()
+    make_user("root", admin=True)
+    login(client, "root")
+    return client
+
+
+def _form_version(key: str) -> DefinitionVersion:
+    return db.session.scalar(db.select(DefinitionVersion).filter_by(kind="form", key=key))
+
+
+def test_preview_validates_and_stores_nothing(admin):
+    row_ = _form_version("patrol_log")
+    url = f"/admin/definitions/{row_.id}/preview"
+    page = admin.get(url).get_data(as_text=True)
+    assert "预览" in page and "巡查区域" in page
+    token = re.search(r'name="_token" value="([^"]+)"', page).group(1)
+    data = {"csrf_token": csrf_token(admin, url), "_token": token, "participants": "0", "_action": "submit",
+            "photos": [(io.BytesIO(jpeg()), "a.jpg")]}
+    response = admin.post(url, data=data, content_type="multipart/form-data")
+    assert response.status_code == 400 and "参加人数至少为1人" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(Submission.id))) == 0
+    assert db.session.scalar(db.select(db.func.count(Upload.id))) == 0
+
+
+def test_preview_of_a_version_not_yet_activated(admin):
+    files = scheme_with(import_xlsform(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS), "fruit.xlsx"))
+    load_scheme(files)  # stored, not activated
+    db.session.commit()
+    row_ = _form_version("fruit_survey")
+    url = f"/admin/definitions/{row_.id}/preview"
+    page = admin.get(url).get_data(as_text=True)
+    assert "水果调查" in page and 'name="items-0-item_name"' in page
+    assert re.search(r'id="f-details"[^>]*hidden', page)  # relevance: qty > 3
+    refreshed = admin.post(url, data={"csrf_token": csrf_token(admin, url), "_token": "t", "qty": "5",
+                                      "kind": "apple", "_action": "refresh"}).get_data(as_text=True)
+    assert not re.search(r'id="f-details"[^>]*hidden', refreshed)
+    extras = re.search(r'id="f-extras".*?</fieldset>', refreshed, re.S).group(0)
+    assert 'value="pear"' in extras and 'value="apple"' not in extras  # the choice filter
+    checked = admin.post(url, data={"csrf_token": csrf_token(admin, url), "_token": "t", "qty": "500",
+                                    "_action": "submit"}).get_data(as_text=True)
+    assert "数量须在0到100之间" in checked
+
+
+def test_xlsform_import_page(admin):
+    url = "/admin/forms/import"
+    data = {"csrf_token": csrf_token(admin, url),
+            "workbook": (io.BytesIO(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS)), "fruit.xlsx")}
+    page = admin.post(url, data=data, content_type="multipart/form-data").get_data(as_text=True)
+    assert "id: fruit_survey" in page and "visible_if: qty &gt; 3" in page
+    bad = workbook([HEADERS, row("text", "a", "甲"), row("geotrace", "line", "路线")], FULL_CHOICES, FULL_SETTINGS)
+    response = admin.post(url, data={"csrf_token": csrf_token(admin, url), "workbook": (io.BytesIO(bad), "bad.xlsx")},
+                          content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "survey row 3, column type: type &#39;geotrace&#39; is not supported" in response.get_data(as_text=True)
+
+
+def test_xlsform_cli(ctx, tmp_path):
+    book = tmp_path / "fruit.xlsx"
+    book.write_bytes(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS))
+    result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(book)])
+    assert result.exit_code == 0 and "id: fruit_survey" in result.output
+    book.write_bytes(workbook([HEADERS, row("geotrace", "line", "路线")], FULL_CHOICES, FULL_SETTINGS))
+    result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(book)])
+    assert result.exit_code == 1 and "survey row 2, column type" in result.output
