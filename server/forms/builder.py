@@ -85,6 +85,9 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
             values[f.id] = [_read(f.children, entry.form, f"{prefix}{f.id}.{i}.", errors)
                             for i, entry in enumerate(bound.entries)]
             continue
+        if f.calculate is not None:
+            values[f.id] = None  # the server calculates it; whatever the browser sent is ignored
+            continue
         typed = any(str(v).strip() for v in (bound.raw_data or []) if isinstance(v, str))
         if bound.process_errors and typed:
             errors[f"{prefix}{f.id}"] = [str(e) for e in bound.process_errors if e]

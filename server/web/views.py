@@ -63,6 +63,18 @@ def set_language(code: str):
     return redirect(_safe_next(request.form.get("next")))
 
 
+@bp.get("/sw.js")
+@public
+def service_worker():
+    """The offline service worker, served from the root so that it may control the form pages."""
+    from flask import send_from_directory
+
+    response = send_from_directory(current_app.static_folder, "sw.js", mimetype="text/javascript", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
 @bp.get("/healthz")
 @public
 def healthz():
