@@ -40,6 +40,7 @@ def test_anonymous_is_refused_everywhere_but_public(app, rule):
     url = _sample_url(rule)
     for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
         response = client.open(url, method=method)
+        response.close()  # file responses stream: close them
         if rule.endpoint in PUBLIC_ENDPOINTS:
             assert response.status_code != 302 or "/login" not in response.headers.get("Location", "")
         elif method == "GET":
