@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, session
+from flask import Flask, current_app, has_request_context, session
 from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
 
 def select_locale() -> str:
     languages = current_app.config["FANGAN_LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]  # CLI, background jobs
     chosen = session.get("lang")
     if chosen in languages:
         return chosen

@@ -203,3 +203,20 @@ def test_photo_evidence_is_kept_and_the_served_copy_has_no_exif(chief):
     assert "2024-05-01 12:34:56" in shown and "151.2" in shown
     served = Image.open(io.BytesIO(chief.get(f"/f/uploads/{upload.id}").data))
     assert not served.getexif()
+
+
+def test_choice_filter_roads_of_the_chosen_street(ctx):
+    from server.forms.engine import form_spec
+    from server.forms.service import choice_source
+
+    load_demo()
+    admin = make_user("root2", admin=True)
+    spec = form_spec({"kind": "form", "id": "x", "name": "x", "fields": [
+        {"id": "street", "type": "single_choice", "choices_from": "units", "unit_kinds": ["community"]},
+        {"id": "road", "type": "area", "area_kinds": ["road"], "choice_filter": "choice.unit == street"}]})
+    source = choice_source(admin, "lidu")
+    streets = [value for value, _label in source(spec.by_id["street"], {})]
+    assert streets == ["zhiyuan", "duanqiao", "shilong", "longqiao"]
+    roads = [value for value, _label in source(spec.by_id["road"], {"street": "shilong"})]
+    assert roads == ["shilong_old_street"]
+    assert source(spec.by_id["road"], {"street": None}) == []
