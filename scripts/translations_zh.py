@@ -6,6 +6,9 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"line %(num)s": "第 %(num)s 行",
+"(no unit: only for district-wide roles)": "（不选单位：仅用于全辖区角色）",
+"The role %(role)s needs a unit.": "角色 %(role)s 需要指定单位。",
 "You are offline. A form you submit now is kept on this phone and sent when the connection returns.": "当前没有网络。现在提交的表单会先保存在手机上，网络恢复后自动发送。",
 "1 form is waiting to be sent.": "有 1 份表单等待发送。",
 "%(num)s forms are waiting to be sent.": "有 %(num)s 份表单等待发送。",

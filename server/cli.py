@@ -18,7 +18,19 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
+class _Group(FlaskGroup):
+    """Shows a service's refusal (unknown user, missing version…) as one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        from .core.errors import DomainError
+
+        try:
+            return super().invoke(ctx)
+        except DomainError as exc:
+            raise click.ClickException(str(exc.message)) from None
+
+
+@click.group(cls=_Group, create_app=_create_app, add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Fangan administration: schemes, users, set-up, serving."""
 

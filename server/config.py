@@ -20,6 +20,8 @@ def environment_config() -> dict:
                           ("FANGAN_THEME", "FANGAN_THEME"), ("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI")):
         if os.environ.get(variable):
             out[key] = os.environ[variable]
+    if os.environ.get("FANGAN_PROXIES", "").isdigit():
+        out["FANGAN_PROXIES"] = int(os.environ["FANGAN_PROXIES"])
     if os.environ.get("FANGAN_SECURE_COOKIES") is not None:
         secure = _bool("FANGAN_SECURE_COOKIES", True)
         out["SESSION_COOKIE_SECURE"] = out["REMEMBER_COOKIE_SECURE"] = secure
@@ -48,4 +50,6 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         "FANGAN_LOGIN_LIMIT": "10 per minute",
+        # Reverse proxies in front of the app: their X-Forwarded-For/-Proto are trusted (rate limits per client).
+        "FANGAN_PROXIES": 0,
     }

@@ -138,7 +138,7 @@ def _role_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     from ..org.models import Unit
     from ..web.i18n import tr
 
-    roles, units = [], [("", _("(no unit: whole district)"))]
+    roles, units = [], [("", _("(no unit: only for district-wide roles)"))]
     for record in service.list_schemes():
         data = service.current_scheme_data(record.key) or {}
         roles += [(f"{record.key}:{r['id']}", f"{tr(data.get('short_name') or data.get('name'))} · {tr(r['name'])}")

@@ -41,7 +41,8 @@ def init_app(app: Flask) -> None:
 
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please log in to see this page.")
-    login_manager.session_protection = "strong"
+    # "basic", not "strong": phones change IP address whenever the signal comes back.
+    login_manager.session_protection = "basic"
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:

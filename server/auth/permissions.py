@@ -9,6 +9,7 @@ reach everything.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,33 +28,64 @@ CAPABILITIES = (
 
 
 @dataclass(frozen=True)
+class Reach:
+    """Where one capability reaches: `units is None` means the whole district."""
+
+    units: frozenset[int] | None
+    areas: frozenset[int] | None
+
+
+@dataclass(frozen=True)
 class Scope:
-    """What one user may do in one scheme, and where. `unit_ids is None` means the whole district."""
+    """What one user may do in one scheme, and where, capability by capability.
+
+    Each capability reaches only as far as the roles that grant it: a community head who is also a
+    district-wide assessor may assess everywhere but handle cases only in the community.
+    `unit_ids`/`area_ids` are the union over all capabilities (None: somewhere district-wide).
+    """
 
     scheme_key: str
-    capabilities: frozenset[str]
-    unit_ids: frozenset[int] | None
-    area_ids: frozenset[int] | None
+    reach: Mapping[str, Reach]
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.reach)
+
+    def has(self, capability: str) -> bool:
+        return capability in self.reach
+
+    def only(self, capability: str) -> Scope:
+        """This scope cut down to one capability (empty when the user does not hold it)."""
+        return Scope(self.scheme_key, {capability: self.reach[capability]} if capability in self.reach else {})
+
+    @property
+    def unit_ids(self) -> frozenset[int] | None:
+        if any(r.units is None for r in self.reach.values()):
+            return None
+        return frozenset().union(*(r.units for r in self.reach.values())) if self.reach else frozenset()
+
+    @property
+    def area_ids(self) -> frozenset[int] | None:
+        if any(r.units is None for r in self.reach.values()):
+            return None
+        return frozenset().union(*(r.areas or frozenset() for r in self.reach.values())) if self.reach else frozenset()
 
     @property
     def district_wide(self) -> bool:
-        return self.unit_ids is None
-
-    def has(self, capability: str) -> bool:
-        return capability in self.capabilities
+        return bool(self.reach) and self.unit_ids is None
 
     def covers_unit(self, unit_id: int | None) -> bool:
-        return self.unit_ids is None or (unit_id is not None and unit_id in self.unit_ids)
+        units = self.unit_ids
+        return bool(self.reach) and (units is None or (unit_id is not None and unit_id in units))
 
     def covers_area(self, area_id: int | None, unit_id: int | None = None) -> bool:
-        if self.unit_ids is None:
+        if not self.reach:
+            return False
+        units, areas = self.unit_ids, self.area_ids
+        if units is None:
             return True
-        return (area_id is not None and self.area_ids is not None and area_id in self.area_ids) or (
-            unit_id is not None and unit_id in self.unit_ids
-        )
-
-
-EMPTY = frozenset()
+        return (area_id is not None and areas is not None and area_id in areas) or (
+            unit_id is not None and unit_id in units)
 
 
 def _scheme_roles(scheme_key: str) -> tuple[dict[str, dict], dict[str, dict]]:
@@ -88,9 +120,9 @@ def _areas_of_units(unit_ids: set[int]) -> set[int]:
 def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> Scope:
     """Work out a user's scope in a scheme from roles, posts and the current scheme version."""
     if user is None or not getattr(user, "is_authenticated", False):
-        return Scope(scheme_key, EMPTY, frozenset(), frozenset())
+        return Scope(scheme_key, {})
     if user.is_admin:
-        return Scope(scheme_key, frozenset(CAPABILITIES), None, None)
+        return Scope(scheme_key, {cap: Reach(None, None) for cap in CAPABILITIES})
     today = today or dt.date.today()
     roles, tiers = _scheme_roles(scheme_key)
     grants: list[tuple[str, int | None, int | None]] = [  # (role, unit, area)
@@ -101,31 +133,38 @@ def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> S
             tier_role = tiers.get(post.tier_key, {}).get("role")
             if tier_role:
                 grants.append((tier_role, post.unit_id or (post.area.unit_id if post.area else None), post.area_id))
-    capabilities: set[str] = set()
-    district = False
-    subtree_roots: set[int] = set()
-    units: set[int] = set()
-    areas: set[int] = set()
+    reaches: dict[str, list[Reach]] = {}
     for role_key, unit_id, area_id in grants:
         role = roles.get(role_key)
         if role is None:
             continue  # a role the current scheme no longer defines grants nothing
-        capabilities |= set(role.get("capabilities", []))
-        scope = role.get("scope")
-        if scope == "district":
-            district = True
-        elif scope == "subtree" and unit_id is not None:
-            subtree_roots.add(unit_id)
-        elif scope == "posted":
-            if unit_id is not None and area_id is None:
-                units.add(unit_id)
-            if area_id is not None:
-                areas.add(area_id)
-    if district:
-        return Scope(scheme_key, frozenset(capabilities), None, None)
-    units |= _subtree_ids(subtree_roots)
-    areas |= _areas_of_units(units)
-    return Scope(scheme_key, frozenset(capabilities), frozenset(units), frozenset(areas))
+        reach = _reach_of(role.get("scope"), unit_id, area_id)
+        if reach is None:
+            continue
+        for capability in role.get("capabilities", []):
+            reaches.setdefault(capability, []).append(reach)
+    return Scope(scheme_key, {cap: _merge(items) for cap, items in reaches.items()})
+
+
+def _reach_of(kind: str | None, unit_id: int | None, area_id: int | None) -> Reach | None:
+    if kind == "district":
+        return Reach(None, None)
+    if kind == "subtree" and unit_id is not None:
+        units = _subtree_ids({unit_id})
+        return Reach(frozenset(units), frozenset(_areas_of_units(units)))
+    if kind == "posted":
+        if area_id is not None:
+            return Reach(frozenset(), frozenset({area_id}))
+        if unit_id is not None:
+            return Reach(frozenset({unit_id}), frozenset(_areas_of_units({unit_id})))
+    return None  # a subtree or posted role with no unit reaches nothing
+
+
+def _merge(items: list[Reach]) -> Reach:
+    if any(r.units is None for r in items):
+        return Reach(None, None)
+    return Reach(frozenset().union(*(r.units for r in items)), frozenset().union(*(r.areas or frozenset()
+                                                                                      for r in items)))
 
 
 def scope_for(user: Any, scheme_key: str) -> Scope:
@@ -151,8 +190,7 @@ def can_load_scheme(user: Any, scheme_key: str | None) -> bool:
 
 
 def can_manage_scheme(user: Any, scheme_key: str) -> bool:
-    scope = scope_for(user, scheme_key)
-    return scope.has("scheme.manage") and scope.district_wide
+    return scope_for(user, scheme_key).only("scheme.manage").district_wide
 
 
 def can_view_scheme(user: Any, scheme_key: str) -> bool:
@@ -164,23 +202,19 @@ def can_view_org(user: Any, scheme_key: str) -> bool:
 
 
 def can_view_unit(user: Any, unit: Any) -> bool:
-    scope = scope_for(user, unit.scheme_key)
-    return scope.has("org.view") and scope.covers_unit(unit.id)
+    return scope_for(user, unit.scheme_key).only("org.view").covers_unit(unit.id)
 
 
 def can_view_area(user: Any, area: Any) -> bool:
-    scope = scope_for(user, area.scheme_key)
-    return scope.has("org.view") and scope.covers_area(area.id, area.unit_id)
+    return scope_for(user, area.scheme_key).only("org.view").covers_area(area.id, area.unit_id)
 
 
 def can_manage_org(user: Any, unit: Any) -> bool:
-    scope = scope_for(user, unit.scheme_key)
-    return scope.has("org.manage") and scope.covers_unit(unit.id)
+    return scope_for(user, unit.scheme_key).only("org.manage").covers_unit(unit.id)
 
 
 def can_view_audit(user: Any, scheme_key: str) -> bool:
-    scope = scope_for(user, scheme_key)
-    return scope.has("audit.view") and scope.district_wide
+    return scope_for(user, scheme_key).only("audit.view").district_wide
 
 
 def can_manage_users(user: Any) -> bool:
@@ -202,8 +236,7 @@ def can_view_submission(user: Any, submission: Any) -> bool:
         return False
     if submission.user_id == user.id:
         return True
-    scope = scope_for(user, submission.scheme_key)
-    return scope.has("form.view_all") and scope.covers_unit(submission.unit_id)
+    return scope_for(user, submission.scheme_key).only("form.view_all").covers_unit(submission.unit_id)
 
 
 def can_manage_forms(user: Any, scheme_key: str | None = None) -> bool:

@@ -85,8 +85,12 @@ def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, 
     data = current_scheme_data(scheme_key)
     if data is None:
         raise NotFound(_("No active scheme %(key)s.", key=scheme_key))
-    if role_key not in {r["id"] for r in data.get("roles", [])}:
+    roles = {r["id"]: r for r in data.get("roles", [])}
+    if role_key not in roles:
         raise NotFound(_("The scheme %(key)s has no role %(role)s.", key=scheme_key, role=role_key))
+    if roles[role_key].get("scope") in ("subtree", "posted") and unit_id is None:
+        # Such a role reaches only its unit (and below): without one it would silently reach nothing.
+        raise Conflict(_("The role %(role)s needs a unit.", role=role_key))
     assignment = RoleAssignment(user=user, scheme_key=scheme_key, role_key=role_key, unit_id=unit_id)
     db.session.add(assignment)
     db.session.flush()

@@ -36,6 +36,7 @@ def login():
             session.clear()  # a fresh session on login: no fixation
             if lang:
                 session["lang"] = lang
+            session.permanent = True  # PERMANENT_SESSION_LIFETIME applies (12 hours)
             login_user(user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))

@@ -65,7 +65,8 @@ def read_folder(folder: Path, display_root: Path | None = None) -> dict[str, str
     folder = Path(folder)
     files = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in DEFINITION_SUFFIXES:
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if path.is_file() and path.suffix.lower() in DEFINITION_SUFFIXES and not hidden:
             files[_display(path, display_root)] = path.read_text("utf-8", errors="replace")
     return files
 
@@ -173,17 +174,32 @@ def _members(scheme: SourceDocument, documents: dict[tuple[str, str], SourceDocu
     wanted |= {("score_sheet", i) for i in d.get("score_sheets", [])}
     wanted |= {("board", i) for i in d.get("boards", [])}
     wanted |= {key for key in own if key[0] == "patrol_rules"}
+    # Forms named by patrol rules, workflows named by categories: the version must hold them too.
+    rule_lists = [d.get("patrol_rules", [])]
+    rule_lists += [documents[k].data.get("rules", []) for k in own if k[0] == "patrol_rules"]
+    wanted |= {("form", r["form"]) for rules in rule_lists for r in rules if r.get("form")}
+    wanted |= {("workflow", c["workflow"]) for c in _all_categories(d.get("categories", [])) if c.get("workflow")}
     if d.get("patrol_form"):
         wanted.add(("form", d["patrol_form"]))
     if isinstance(d.get("public"), dict) and d["public"].get("report_form"):
         wanted.add(("form", d["public"]["report_form"]))
-    for kind, def_id in list(wanted):
+    for kind, def_id in sorted(wanted):
         doc = documents.get((kind, def_id))
+        if kind == "score_sheet" and doc is not None:
+            wanted |= {("form", m["form"]) for m in doc.data.get("metrics", []) if m.get("form")}
         if kind == "workflow" and doc is not None:
             wanted |= {("form", t["form"]) for t in doc.data.get("transitions", []) if t.get("form")}
             if doc.data.get("report_form"):
                 wanted.add(("form", doc.data["report_form"]))
     return [_definition(documents[key]) for key in sorted(wanted) if key in documents]
+
+
+def _all_categories(items: list[dict]) -> list[dict]:
+    out = []
+    for item in items:
+        out.append(item)
+        out += _all_categories(item.get("children", []))
+    return out
 
 
 def check_path(path: Path | str, project_root: Path) -> Bundle:

@@ -81,9 +81,9 @@ class ReferenceChecker:
         if not isinstance(source, str):
             return
         for problem in check_expression(source, names):
-            if problem.startswith(("unknown name", "unknown function")):
+            if problem.startswith("unknown name"):
                 self.err(doc, path, problem)
-            # other problems (syntax, forbidden operators) were already reported by the schema check
+            # other problems (syntax, forbidden operators, unknown functions) were reported by the schema check
 
     def available(self, kind: str) -> set[str]:
         return {i for (k, i) in self.documents if k == kind}
@@ -127,7 +127,7 @@ class ReferenceChecker:
             self.ref(s, [*path, "unit_kinds"], group.get("unit_kinds"), unit_kinds, "unit kind")
         self._check_tiers(s, d, tiers, roles, unit_kinds, area_kinds)
         for path, cat in _walk_tree(d.get("categories"), ["categories"]):
-            self.ref(s, [*path, "workflow"], cat.get("workflow"), workflows, "workflow")
+            self.ref(s, [*path, "workflow"], cat.get("workflow"), self.available("workflow"), "workflow")
         for path, rule in _walk_tree(d.get("routing"), ["routing"], "-"):
             target = rule.get("assign_to") if isinstance(rule.get("assign_to"), dict) else {}
             self.ref(s, [*path, "assign_to", "unit"], target.get("unit"), units, "unit")

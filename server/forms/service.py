@@ -110,7 +110,8 @@ def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict
 def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
     """Choices from the definition or from live data, kept when the field's `choice_filter` holds."""
     cache: dict[str, list[dict]] = {}
-    scope = permissions.scope_for(user, scheme_key) if getattr(user, "is_authenticated", False) else None
+    scope = (permissions.scope_for(user, scheme_key).only("form.submit")
+             if getattr(user, "is_authenticated", False) else None)
 
     def candidates(kind: str) -> list[dict]:
         if kind in cache:
@@ -473,10 +474,10 @@ class RecordFilters:
 def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordFilters,
                      limit: int = 500) -> list[Submission]:
     """Records of a form the user may see, newest first."""
-    scope = permissions.scope_for(user, scheme_key)
+    scope = permissions.scope_for(user, scheme_key).only("form.view_all")
     query = db.select(Submission).filter_by(scheme_key=scheme_key, form_key=form_key)
-    if not (scope.has("form.view_all") and scope.district_wide):
-        visible = list(scope.unit_ids or []) if scope.has("form.view_all") else []
+    if not scope.district_wide:
+        visible = list(scope.unit_ids or [])
         query = query.where((Submission.user_id == user.id) | Submission.unit_id.in_(visible or [-1]))
     tz = scheme_timezone(scheme_key)
     if filters.start:
@@ -505,7 +506,8 @@ def get_upload(user: Any, upload_id: int) -> Upload:
 
 def filter_choices(user: Any, scheme_key: str) -> dict[str, list[tuple[int, str]]]:
     """Options for the records filters, within the user's scope."""
-    scope = permissions.scope_for(user, scheme_key)
+    full = permissions.scope_for(user, scheme_key)
+    scope = full.only("form.view_all") if full.has("form.view_all") else full.only("form.submit")
     units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
     areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind))
     users = db.session.scalars(db.select(User).join(Submission, Submission.user_id == User.id)

@@ -87,7 +87,7 @@ def list_units(user: Any, scheme_key: str) -> list[Unit]:
     """Active units the user may see, in tree order."""
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's organisation."))
-    scope = permissions.scope_for(user, scheme_key)
+    scope = permissions.scope_for(user, scheme_key).only("org.view")
     query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
     if scope.unit_ids is not None:
         query = query.where(Unit.id.in_(scope.unit_ids or [-1]))
@@ -106,7 +106,7 @@ def get_unit(user: Any, unit_id: int) -> Unit:
 def list_areas(user: Any, scheme_key: str, unit: Unit | None = None) -> list[Area]:
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's areas."))
-    scope = permissions.scope_for(user, scheme_key)
+    scope = permissions.scope_for(user, scheme_key).only("org.view")
     query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind, Area.position)
     if unit is not None:
         query = query.filter_by(unit_id=unit.id)

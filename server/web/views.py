@@ -15,6 +15,19 @@ from ..org.models import Area, Post, Unit
 bp = Blueprint("web", __name__, template_folder="templates")
 
 
+class _Nav:
+    """What the top bar offers; worked out only when a page asks."""
+
+    @property
+    def manages_schemes(self) -> bool:
+        return current_user.is_authenticated and any(can_manage_scheme(current_user, r.key) for r in list_schemes())
+
+
+@bp.app_context_processor
+def _navigation() -> dict:
+    return {"nav": _Nav()}
+
+
 def _safe_next(target: str | None) -> str:
     # Only same-site relative paths: never an open redirect.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:

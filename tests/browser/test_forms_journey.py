@@ -87,3 +87,29 @@ def test_patrol_log_without_javascript(browser, live_server):
     _login(page, live_server)
     _fill_patrol_log(page, live_server, javascript=False)
     context.close()
+
+
+def test_patrol_log_filled_without_signal_is_sent_once_when_it_returns(browser, live_server):
+    context = phone_context(browser, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    _login(page, live_server)
+    before = live_server.count(Submission)
+    page.goto(live_server.url + "/f/lidu/patrol_log/new")
+    page.evaluate("window.fanganOutbox.ready")
+    page.get_by_label("巡查区域").select_option("shilong_old_street")
+    page.get_by_label("现场照片").set_input_files(_photo())
+    page.get_by_label("巡查情况").fill("没有信号时填写")
+    context.set_offline(True)
+    page.get_by_role("button", name="提交巡查日志").click()
+    page.get_by_text("已保存在手机上").wait_for()
+    assert page.evaluate("window.fanganOutbox.count()") == 1
+    assert page.locator("#outbox").is_visible()
+    assert live_server.count(Submission) == before
+    context.set_offline(False)
+    page.evaluate("window.fanganOutbox.flush()")
+    page.wait_for_function("window.fanganOutbox.count().then(n => n === 0)")
+    assert live_server.count(Submission) == before + 1
+    page.evaluate("window.fanganOutbox.flush()")  # a second flush sends nothing again
+    assert live_server.count(Submission) == before + 1
+    context.close()

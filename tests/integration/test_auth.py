@@ -114,3 +114,21 @@ def test_environment_overrides_instance_config(tmp_path, monkeypatch):
     assert app.config["SECRET_KEY"] == "from-env"
     assert app.config["FANGAN_THEME"] == "from-config"
     assert app.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_behind_a_proxy_the_client_address_is_used(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'p.sqlite'}", tmp_path, RATELIMIT_ENABLED=True,
+                   FANGAN_LOGIN_LIMIT="2 per minute", FANGAN_PROXIES=1)
+    assert app.wsgi_app.__class__.__name__ == "ProxyFix"
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+    def attempt(address: str) -> int:
+        return client.post("/login", data={"username": "x", "password": "y", "csrf_token": token},
+                           headers={"X-Forwarded-For": address}).status_code
+
+    assert [attempt("10.0.0.1") for _ in range(3)] == [400, 400, 429]
+    assert attempt("10.0.0.2") == 400  # another phone behind the same proxy is not blocked
+    with app.app_context():
+        db.engine.dispose()

@@ -92,3 +92,22 @@ def test_scheme_admin_pages_need_scheme_manage(demo, client):
     assert client.get("/admin/schemes").status_code == 403
     assert client.get("/admin/schemes/upload").status_code == 403
     assert client.get("/admin/audit/").status_code == 403
+
+
+def test_each_capability_reaches_only_as_far_as_its_own_role(demo):
+    both = make_user("both", roles=(("lidu", "unit_head", "shilong"), ("lidu", "assessor", None)))
+    scope = compute_scope(both, "lidu")
+    assert scope.only("assessment.enter").district_wide
+    handle = scope.only("case.handle")
+    assert handle.covers_unit(unit_id("lidu", "shilong")) and not handle.covers_unit(unit_id("lidu", "zhiyuan"))
+    # org.view comes from both roles: the district-wide one wins for viewing
+    assert scope.only("org.view").district_wide
+
+
+def test_a_subtree_role_without_a_unit_is_refused(demo):
+    from server.auth.service import grant_role
+    from server.core.errors import Conflict
+
+    user = make_user("unitless")
+    with pytest.raises(Conflict):
+        grant_role(user, "lidu", "unit_head", None)

@@ -278,10 +278,11 @@
   // ---------------------------------------------------------------- the page
   const part = (name) => (box ? box.querySelector(`[data-outbox-${name}]`) : null);
 
-  function showMessage(message, kind, link) {
+  function showMessage(message, kind, link, note = "") {
     const area = part("messages");
     if (!area || !message) return;
-    const line = el("p", {className: `flash flash-${kind}`}, [message]);
+    if (note) area.querySelectorAll(`[data-note="${note}"]`).forEach((old) => old.remove());  // no repeats
+    const line = el("p", {className: `flash flash-${kind}`, "data-note": note}, [message]);
     if (link) line.append(" ", el("a", {href: link, text: text("view")}));
     area.prepend(line);
     while (area.children.length > 3) area.lastElementChild.remove();
@@ -335,9 +336,9 @@
     queue.hidden = items.length === 0;
     part("count").textContent = items.length === 1 ? text("waiting-one") : text("waiting-many", {n: items.length});
     part("list").replaceChildren(...items.map(itemRow));
-    const send = part("send");
-    send.textContent = text("send-now");
-    send.hidden = !navigator.onLine || !items.some((item) => sendable(item));
+    part("send").textContent = text("send-now");
+    part("actions").hidden = !navigator.onLine || !items.some((item) => sendable(item));
+    if (items.length === 0) part("messages").querySelectorAll('[data-note="saved"]').forEach((note) => note.remove());
     box.hidden = items.length === 0 && navigator.onLine && part("messages").children.length === 0;
     // Try again every 30 s while something can be sent.
     const waiting = items.some((item) => sameUser(item) && item.state !== "attention");
@@ -468,7 +469,7 @@
     form.reset();
     const input = tokenInput();
     if (input) input.value = newToken();  // the next form filled on this page is another record
-    showMessage(text("saved"), "success");
+    showMessage(text("saved"), "success", null, "saved");
     await render();
     if (box) box.scrollIntoView({block: "start"});
   }
