@@ -6,6 +6,7 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"Fill a form": "填写表单",
 "line %(num)s": "第 %(num)s 行",
 "(no unit: only for district-wide roles)": "（不选单位：仅用于全辖区角色）",
 "The role %(role)s needs a unit.": "角色 %(role)s 需要指定单位。",
