@@ -219,6 +219,24 @@ def form_import_xlsform(workbook: Path, form_id: str | None, output: Path | None
         click.echo(text, nl=False)
 
 
+@click.command("tick")
+@with_appcontext
+def tick() -> None:
+    """Apply due escalations (mark overdue, notify, reassign, count); safe from cron on many hosts at once."""
+    from .workflow.service import tick as run_tick
+
+    total = {"checked": 0, "applied": 0}
+    last_id = 0
+    while True:
+        counts = run_tick(after_id=last_id)
+        db.session.commit()  # one batch at a time: locks are held briefly
+        total = {k: total[k] + counts[k] for k in total}
+        last_id = counts["last_id"]
+        if counts["checked"] < 200:
+            break
+    click.echo(f"checked {total['checked']} deadlines, applied {total['applied']} escalations")
+
+
 # -- set-up and docs -------------------------------------------------------------
 
 @click.command("setup")
@@ -268,5 +286,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, form_cli, setup, docs):
+    for command in (scheme_cli, user_cli, form_cli, setup, docs, tick):
         app.cli.add_command(command)

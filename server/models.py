@@ -2,6 +2,8 @@
 
 from .audit.models import AuditEntry  # noqa: F401
 from .auth.models import RoleAssignment, User  # noqa: F401
+from .calendar.models import CalendarDay  # noqa: F401
 from .definitions.models import DefinitionVersion, SchemeRecord, SchemeVersion  # noqa: F401
 from .forms.models import Submission, Upload  # noqa: F401
 from .org.models import Area, Post, Unit  # noqa: F401
+from .workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification  # noqa: F401

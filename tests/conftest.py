@@ -83,8 +83,13 @@ def make_app(database_url: str, instance: Path, **extra) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def _apps(request: pytest.FixtureRequest, instance_dir: Path) -> dict[str, Flask]:
-    return {}
+def _apps(request: pytest.FixtureRequest, instance_dir: Path) -> Iterator[dict[str, Flask]]:
+    apps: dict[str, Flask] = {}
+    yield apps
+    for app in apps.values():  # close every pooled connection before the cluster stops
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

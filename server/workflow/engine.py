@@ -1,0 +1,234 @@
+"""The workflow engine: a workflow definition as frozen specs; who may fire what, and what firing it does.
+
+Pure: no Flask, no database. Behaviour keys on state *kinds* (open, waiting, final), never on names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..definitions.loader import content_hash
+from ..expressions import Expression, ExpressionError, compile_expression
+
+Text = str | dict | None
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    id: str
+    name: Text
+    kind: str  # open | waiting | final
+    outcome: str | None = None
+    public_name: Text = None
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One action of a transition: `kind` is set, assign, start_deadline, stop_deadline or notify."""
+
+    kind: str
+    value: Any
+    expressions: Mapping[str, Expression] = field(default_factory=dict)  # for `set`
+
+
+@dataclass(frozen=True)
+class Who:
+    roles: frozenset[str] = frozenset()
+    tiers: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset()
+    relations: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    id: str
+    name: Text
+    sources: tuple[str, ...]
+    target: str
+    who: Who
+    form: str | None = None
+    guard: Expression | None = None
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeadlineSpec:
+    id: str
+    name: Text
+    working_days: Expression | None = None
+    working_hours: Expression | None = None
+    max_calendar_days: int | None = None
+
+
+@dataclass(frozen=True)
+class EscalationSpec:
+    id: str
+    deadline: str
+    when: str  # due_soon | overdue
+    actions: tuple[str, ...]
+    notify: tuple[str, ...] = ()
+    working_hours_before: float = 0
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    id: str
+    name: Text
+    initial: str
+    states: Mapping[str, StateSpec]
+    transitions: tuple[TransitionSpec, ...]
+    deadlines: Mapping[str, DeadlineSpec]
+    escalations: tuple[EscalationSpec, ...]
+    on_create: tuple[Effect, ...] = ()
+    report_form: str | None = None
+    fields: tuple[str, ...] = ()
+
+    def transition(self, transition_id: str) -> TransitionSpec | None:
+        return next((t for t in self.transitions if t.id == transition_id), None)
+
+    def kind_of(self, state: str) -> str:
+        return self.states[state].kind
+
+
+def _effects(items: Iterable[dict]) -> tuple[Effect, ...]:
+    out = []
+    for item in items or []:
+        ((kind, value),) = item.items()
+        expressions = {k: compile_expression(v) for k, v in value.items()} if kind == "set" else {}
+        out.append(Effect(kind, value, expressions))
+    return tuple(out)
+
+
+def _compile(source: str | None) -> Expression | None:
+    return compile_expression(source) if source else None
+
+
+_SPECS: dict[str, WorkflowSpec] = {}
+
+
+def workflow_spec(definition: dict) -> WorkflowSpec:
+    """The compiled spec of a workflow definition (once per content hash)."""
+    digest = content_hash(definition)
+    spec = _SPECS.get(digest)
+    if spec is not None:
+        return spec
+    transitions = []
+    for t in definition["transitions"]:
+        who = t.get("who", {})
+        sources = tuple(t["from"] if isinstance(t["from"], list) else [t["from"]])
+        transitions.append(TransitionSpec(
+            id=t["id"], name=t.get("name"), sources=sources, target=t["to"],
+            who=Who(frozenset(who.get("roles", [])), frozenset(who.get("tiers", [])),
+                    frozenset(who.get("capabilities", [])), frozenset(who.get("relations", []))),
+            form=t.get("form"), guard=_compile(t.get("guard")), effects=_effects(t.get("effects", []))))
+    spec = WorkflowSpec(
+        id=definition["id"], name=definition.get("name"), initial=definition["initial"],
+        states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"))
+                for s in definition["states"]},
+        transitions=tuple(transitions),
+        deadlines={d["id"]: DeadlineSpec(d["id"], d.get("name"), _compile(d.get("working_days")),
+                                         _compile(d.get("working_hours")), d.get("max_calendar_days"))
+                   for d in definition.get("deadlines", [])},
+        escalations=tuple(EscalationSpec(e["id"], e["deadline"], e["when"], tuple(e["actions"]),
+                                         tuple(e.get("notify", [])), float(e.get("working_hours_before", 0)))
+                          for e in definition.get("escalations", [])),
+        on_create=_effects(definition.get("on_create", [])),
+        report_form=definition.get("report_form"),
+        fields=tuple(f["id"] for f in definition.get("fields", [])),
+    )
+    if len(_SPECS) > 256:
+        _SPECS.clear()
+    _SPECS[digest] = spec
+    return spec
+
+
+@dataclass(frozen=True)
+class Actor:
+    """What a person holds *over this case*: capabilities, roles and tiers reaching its unit, and relations."""
+
+    capabilities: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    tiers: frozenset[str] = frozenset()
+    relations: frozenset[str] = frozenset()
+
+
+def may_fire(transition: TransitionSpec, actor: Actor) -> bool:
+    who = transition.who
+    return bool(who.capabilities & actor.capabilities or who.roles & actor.roles or who.tiers & actor.tiers
+                or who.relations & actor.relations)
+
+
+def guard_holds(transition: TransitionSpec, names: Mapping[str, Any]) -> bool:
+    if transition.guard is None:
+        return True
+    try:
+        return bool(transition.guard.evaluate(names))
+    except ExpressionError:
+        return False  # a guard that cannot be evaluated on this case's data does not hold
+
+
+def available(spec: WorkflowSpec, state: str, actor: Actor, names: Mapping[str, Any]) -> list[TransitionSpec]:
+    """Transitions this actor may fire now. A transition with a form has its guard checked on firing, with the
+    form's answers (a verdict decides between "close" and "rework")."""
+    return [t for t in spec.transitions if state in t.sources and may_fire(t, actor)
+            and (t.form is not None or guard_holds(t, names))]
+
+
+@dataclass
+class Plan:
+    """What firing a transition does: the new state, field values, assignments, deadlines, notifications."""
+
+    target: str
+    target_kind: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    assign: list[tuple[str, Any]] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    notify: set[str] = field(default_factory=set)
+
+
+def plan_effects(spec: WorkflowSpec, effects: Iterable[Effect], target: str, names: Mapping[str, Any]) -> Plan:
+    """Work out the effects in order; later `set`s see earlier ones."""
+    plan = Plan(target=target, target_kind=spec.kind_of(target))
+    scope = dict(names)
+    for effect in effects:
+        if effect.kind == "set":
+            for key, expression in effect.expressions.items():
+                try:
+                    value = expression.evaluate(scope)
+                except ExpressionError:
+                    value = None
+                plan.changes[key] = value
+                scope[key] = value
+        elif effect.kind == "assign":
+            ((how, value),) = effect.value.items()
+            plan.assign.append((how, scope.get(value) if how == "field" else value))
+        elif effect.kind == "start_deadline":
+            plan.start.append(effect.value)
+        elif effect.kind == "stop_deadline":
+            plan.stop.append(effect.value)
+        elif effect.kind == "notify":
+            plan.notify |= set(effect.value)
+    if plan.target_kind == "final":
+        plan.stop = list(dict.fromkeys([*plan.stop, *spec.deadlines]))  # a closed case has no clock running
+    return plan
+
+
+def plan_transition(spec: WorkflowSpec, transition: TransitionSpec, names: Mapping[str, Any]) -> Plan:
+    return plan_effects(spec, transition.effects, transition.target, names)
+
+
+def deadline_amount(deadline: DeadlineSpec, names: Mapping[str, Any]) -> tuple[str, float] | None:
+    """('days' | 'hours', amount) from the deadline's formula over case fields, or None if it cannot be computed."""
+    for unit, expression in (("days", deadline.working_days), ("hours", deadline.working_hours)):
+        if expression is not None:
+            try:
+                value = expression.evaluate(names)
+            except ExpressionError:
+                return None
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return unit, float(value)
+            return None
+    return None

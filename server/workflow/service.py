@@ -1,0 +1,470 @@
+"""Cases: open one from a report, fire transitions atomically with their forms, deadlines and audit; escalate.
+
+Shared by the pages, the CLI (`fangan tick`) and later the JSON API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..auth.models import User
+from ..calendar import DayOverride, WorkingCalendar, WorkingHours
+from ..calendar.models import CalendarDay
+from ..core.database import utcnow
+from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..definitions.models import DefinitionVersion
+from ..definitions.service import current_scheme_data, current_version
+from ..expressions import ExpressionError, compile_expression
+from ..extensions import db
+from ..forms import service as forms
+from ..forms.engine import form_spec
+from ..forms.models import Submission
+from ..org.models import Post, Unit
+from ..web.i18n import tr
+from . import engine
+from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
+
+# -- definitions, calendar, names ---------------------------------------------------------
+
+
+def workflow_of(case: Case) -> engine.WorkflowSpec:
+    return engine.workflow_spec(case.definition_version.data)
+
+
+def scheme_zone(scheme_key: str) -> ZoneInfo:
+    return forms.scheme_timezone(scheme_key)
+
+
+def calendar_for(scheme_key: str) -> WorkingCalendar:
+    data = current_scheme_data(scheme_key) or {}
+    hours = data.get("calendar") or {}
+    start = dt.time.fromisoformat(hours.get("workday_start", "09:00"))
+    end = dt.time.fromisoformat(hours.get("workday_end", "17:30"))
+    overrides = [DayOverride(row.day, row.working, row.name) for row in db.session.scalars(db.select(CalendarDay))]
+    return WorkingCalendar(overrides, WorkingHours(start, end))
+
+
+def _local(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _utc(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    return local.replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+def case_names(case: Case) -> dict[str, Any]:
+    """Names a workflow expression sees: the case's fields plus the engine's own."""
+    area = case.area
+    unit = case.unit
+    return {
+        **case.data,
+        "category": case.category, "state": case.state,
+        "area": area.key if area else None, "unit": unit.key if unit else None,
+        "case": {"id": case.id, "state": case.state, "category": case.category, "rework_count": case.rework_count},
+        "today": dt.date.today(), "now": dt.datetime.now().replace(microsecond=0),
+    }
+
+
+# -- who may act --------------------------------------------------------------------------
+
+
+def actor_for(user: Any, case: Case) -> engine.Actor:
+    """What this user holds over this case: capabilities reaching it, roles, tiers and relations."""
+    if not getattr(user, "is_authenticated", False):
+        return engine.Actor()
+    scope = permissions.scope_for(user, case.scheme_key)
+    capabilities = frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
+    roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key)
+    today = dt.date.today()
+    posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
+    tiers = frozenset(p.tier_key for p in posts if p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)
+    relations = set()
+    if case.reporter_id == user.id:
+        relations.add("reporter")
+    if case.assignee_id == user.id:
+        relations.add("assignee")
+    if case.unit_id is not None and scope.only("case.handle").covers_unit(case.unit_id):
+        relations.add("assignee_unit")
+    if case.unit_id is not None and case.unit is not None and case.unit.parent_id is not None:
+        if scope.only("case.dispatch").covers_unit(case.unit.parent_id):
+            relations.add("tier_above_assignee")
+    return engine.Actor(capabilities, roles, tiers, frozenset(relations))
+
+
+def can_view_case(user: Any, case: Case) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.id in (case.reporter_id, case.assignee_id):
+        return True
+    scope = permissions.scope_for(user, case.scheme_key)
+    return any(scope.only(c).covers_area(case.area_id, case.unit_id)
+               for c in ("case.view_all", "case.handle", "case.dispatch"))
+
+
+def get_case(user: Any, case_id: int) -> Case:
+    case = db.session.get(Case, case_id)
+    if case is None:
+        raise NotFound(_("No such case."))
+    if not can_view_case(user, case):
+        raise PermissionDenied(_("You may not view this case."))
+    return case
+
+
+def available_actions(user: Any, case: Case) -> list[engine.TransitionSpec]:
+    spec = workflow_of(case)
+    return engine.available(spec, case.state, actor_for(user, case), case_names(case))
+
+
+# -- routing and assignment -----------------------------------------------------------------
+
+
+def _route(case: Case) -> tuple[Unit | None, User | None]:
+    data = current_scheme_data(case.scheme_key) or {}
+    names = {"category": case.category, "area": case.area.key if case.area else None, "unit": None,
+             "source": "report", "form": case.data}
+    for rule in data.get("routing", []):
+        if rule.get("when"):
+            try:
+                if not compile_expression(rule["when"]).evaluate(names):
+                    continue
+            except ExpressionError:
+                continue
+        target = rule["assign_to"]
+        if target.get("area_unit"):
+            if case.area is not None and case.area.unit is not None:
+                return case.area.unit, None
+            continue
+        if target.get("unit"):
+            return db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=target["unit"])), None
+        if target.get("tier") and case.area_id is not None:
+            post = db.session.scalar(db.select(Post).filter_by(scheme_key=case.scheme_key, tier_key=target["tier"],
+                                                               area_id=case.area_id, ended_on=None))
+            if post is not None:
+                return post.unit or (case.area.unit if case.area else None), post.user
+    return None, None
+
+
+def _assign(case: Case, how: str, value: Any) -> None:
+    if how == "routing":
+        unit, user = _route(case)
+    elif how == "unit":
+        unit, user = db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=value)), None
+    elif how == "field":
+        unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=value)) if value else None
+        user = None
+    elif how == "tier_above":
+        unit = case.unit.parent if case.unit is not None else None
+        user = None
+    elif how == "reporter":
+        unit, user = case.unit, case.reporter
+    else:
+        return
+    if unit is not None or user is not None:
+        case.unit = unit if unit is not None else case.unit
+        case.assignee = user
+
+
+# -- deadlines ----------------------------------------------------------------------------------
+
+
+def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.datetime) -> None:
+    deadline = spec.deadlines.get(key)
+    amount = engine.deadline_amount(deadline, case_names(case)) if deadline else None
+    if amount is None:
+        return
+    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+    start = _local(now, zone)
+    unit, value = amount
+    due = calendar.add_working_days(start, value) if unit == "days" else calendar.add_working_hours(start, value)
+    if deadline.max_calendar_days:
+        due = min(due, start + dt.timedelta(days=deadline.max_calendar_days))
+    for running in case.deadlines:
+        if running.key == key and running.stopped_at is None:
+            running.stopped_at, running.met = now, None  # restarted (rework): the old clock no longer counts
+    case.deadlines.append(CaseDeadline(key=key, started_at=now, due_at=_utc(due, zone),
+                                       calendar_fallback=bool(calendar.unknown_years(start.date(), due.date()))))
+
+
+def _stop_deadline(case: Case, key: str, now: dt.datetime) -> None:
+    for running in case.deadlines:
+        if running.key == key and running.stopped_at is None:
+            running.stopped_at = now
+            running.met = now <= running.due_at
+
+
+def _pause_or_resume(case: Case, old_kind: str, new_kind: str, now: dt.datetime) -> None:
+    """A waiting state stops the clock; leaving it moves the deadline by the working time spent waiting."""
+    if old_kind != "waiting" and new_kind == "waiting":
+        for running in case.deadlines:
+            if running.stopped_at is None and running.paused_at is None:
+                running.paused_at = now
+    elif old_kind == "waiting" and new_kind != "waiting":
+        zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+        for running in case.deadlines:
+            if running.stopped_at is None and running.paused_at is not None:
+                waited = calendar.working_hours_between(_local(running.paused_at, zone), _local(now, zone))
+                running.due_at = _utc(calendar.add_working_hours(_local(running.due_at, zone), max(waited, 0)), zone)
+                running.paused_at = None
+
+
+# -- opening and firing -----------------------------------------------------------------------
+
+
+def workflow_version(scheme_key: str, workflow_key: str | None = None) -> DefinitionVersion:
+    version = current_version(scheme_key)
+    data = version.scheme_definition.data if version else {}
+    key = workflow_key or data.get("default_workflow")
+    row = version.member("workflow", key) if version and key else None
+    if row is None:
+        raise NotFound(_("This district has no such workflow."))
+    return row
+
+
+def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: Any, now: dt.datetime) -> None:
+    old_kind = case.state_kind
+    case.data = {**case.data, **{k: engine_json(v) for k, v in plan.changes.items()}}
+    case.state, case.state_kind = plan.target, plan.target_kind
+    for how, value in plan.assign:
+        _assign(case, how, value)
+    for key in plan.stop:
+        _stop_deadline(case, key, now)
+    for key in plan.start:
+        _start_deadline(case, spec, key, now)
+    _pause_or_resume(case, old_kind, plan.target_kind, now)
+    if plan.target_kind == "final":
+        case.closed_at, case.overdue = now, False
+    elif old_kind == "final":
+        case.closed_at = None
+    _notify(case, plan.notify, _("Case #%(id)s: %(state)s", id=case.id or "",
+                                  state=tr(spec.states[plan.target].name)))
+    case.updated_at, case.updated_by_id = now, getattr(user, "id", None)
+
+
+def engine_json(value: Any) -> Any:
+    from ..forms.engine import to_json
+
+    return to_json(value)
+
+
+def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: str | None = None) -> Case:
+    """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines)."""
+    row = workflow_version(scheme_key, workflow_key)
+    spec = engine.workflow_spec(row.data)
+    data = dict(submission.data)
+    case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version=row, state=spec.initial,
+                state_kind=spec.kind_of(spec.initial), data=data, category=_category_of(data),
+                area_id=submission.area_id, unit_id=submission.unit_id, reporter_id=getattr(user, "id", None),
+                submission_id=submission.id)
+    db.session.add(case)
+    db.session.flush()
+    now = utcnow()
+    plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
+    _apply_plan(case, spec, plan, user, now)
+    case.events.append(CaseEvent(kind="opened", user_id=getattr(user, "id", None), to_state=case.state,
+                                 submission_id=submission.id, at=now))
+    db.session.flush()
+    record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
+                 after={"state": case.state, "unit_id": case.unit_id})
+    return case
+
+
+def _category_of(data: dict) -> str | None:
+    for key in ("category", "problem_category"):
+        if isinstance(data.get(key), str):
+            return data[key]
+    return None
+
+
+def stale_message(case: Case) -> str:
+    last = case.events[-1] if case.events else None
+    who = last.user.display_name if last and last.user else _("someone")
+    when = last.at.astimezone(scheme_zone(case.scheme_key)).strftime("%Y-%m-%d %H:%M") if last else ""
+    spec = workflow_of(case)
+    state = tr(spec.states[case.state].name) if case.state in spec.states else case.state
+    return _("This case changed while you were looking at it: %(who)s moved it to “%(state)s” at %(when)s. "
+             "Look at it again before acting.", who=who, state=state, when=when)
+
+
+def fire(user: Any, case_id: int, transition_id: str, expected_version: int | None, formdata: Any = None,
+         action: str = "submit") -> tuple[Case, forms.FormPage | None]:
+    """Fire a transition; returns (case, None) when done, or (case, page) when its form needs correcting.
+
+    Everything (the form's record, the state, the fields, deadlines, timeline and audit) goes into the
+    caller's one transaction; a stale version or a failure anywhere leaves nothing behind.
+    """
+    case = get_case(user, case_id)
+    if expected_version is not None and expected_version != case.version:
+        raise Conflict(stale_message(case))
+    spec = workflow_of(case)
+    transition = spec.transition(transition_id)
+    if transition is None or transition not in available_actions(user, case):
+        raise PermissionDenied(_("You cannot do this to this case now."))
+    submission = None
+    names = case_names(case)
+    if transition.form:
+        form_row = case.definition_version and _form_row(case, transition.form)
+        form = form_spec(form_row.data)
+        if formdata is None:
+            raise Conflict(_("This step needs its form."))
+        result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action)
+        if not isinstance(result, Submission):
+            return case, result
+        submission = result
+        names = {**names, **submission.data}
+        if not engine.guard_holds(transition, names):
+            raise Conflict(_("The answers do not allow this step."))
+    now = utcnow()
+    plan = engine.plan_transition(spec, transition, names)
+    before = {"state": case.state, "version": case.version}
+    if submission is not None:
+        case.data = {**case.data, **{f"{transition.id}__{k}": v for k, v in submission.data.items()}}
+    old_state = case.state
+    if _goes_back(spec, old_state, transition.target):
+        case.rework_count += 1
+    _apply_plan(case, spec, plan, user, now)
+    case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
+                                 from_state=old_state, to_state=case.state, at=now,
+                                 submission_id=submission.id if submission else None,
+                                 changes={k: engine_json(v) for k, v in plan.changes.items()} or None))
+    try:
+        db.session.flush()
+    except Exception as exc:
+        from sqlalchemy.orm.exc import StaleDataError
+
+        if isinstance(exc, StaleDataError):
+            db.session.rollback()
+            raise Conflict(stale_message(db.session.get(Case, case_id))) from exc
+        raise
+    record_audit("case.transition", "case", case.id, user=user, scheme_key=case.scheme_key, before=before,
+                 after={"state": case.state, "transition": transition.id, "version": case.version})
+    return case, None
+
+
+def _goes_back(spec: engine.WorkflowSpec, old: str, new: str) -> bool:
+    """A move to a state the case had to pass through before (rework), by the order states are declared."""
+    order = list(spec.states)
+    return spec.kind_of(new) != "final" and old in order and new in order and order.index(new) < order.index(old)
+
+
+def _form_row(case: Case, form_key: str) -> DefinitionVersion:
+    version = current_version(case.scheme_key)
+    row = version.member("form", form_key) if version else None
+    if row is None:
+        raise NotFound(_("No such form."))
+    return row
+
+
+def _notify(case: Case, relations: set[str], message: str) -> None:
+    for relation in sorted(relations):
+        if relation == "assignee" and case.assignee_id:
+            db.session.add(Notification(user_id=case.assignee_id, case_id=case.id, message=message))
+        elif relation == "reporter" and case.reporter_id:
+            db.session.add(Notification(user_id=case.reporter_id, case_id=case.id, message=message))
+        elif relation == "assignee_unit" and case.unit_id:
+            db.session.add(Notification(unit_id=case.unit_id, case_id=case.id, message=message))
+        elif relation == "tier_above_assignee" and case.unit is not None and case.unit.parent_id:
+            db.session.add(Notification(unit_id=case.unit.parent_id, case_id=case.id, message=message))
+
+
+# -- escalation (`fangan tick`) -------------------------------------------------------------------
+
+
+def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) -> dict[str, int]:
+    """Apply due escalations once each; safe on many hosts at once (row locks, SKIP LOCKED, unique keys).
+
+    Looks at one batch of running deadlines with ids above `after_id`; `last_id` in the result is where the
+    next batch starts (the CLI commits between batches).
+    """
+    now = now or utcnow()
+    counts = {"checked": 0, "applied": 0, "last_id": after_id}
+    host = socket.gethostname()[:100]
+    horizon = now + dt.timedelta(days=3)  # due-soon warnings look ahead; exact checks below
+    query = (db.select(CaseDeadline).where(CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None),
+                                           CaseDeadline.due_at <= horizon, CaseDeadline.id > after_id)
+             .order_by(CaseDeadline.id).limit(batch).with_for_update(skip_locked=True))
+    for deadline in db.session.scalars(query).all():
+        counts["checked"] += 1
+        counts["last_id"] = deadline.id
+        case = deadline.case
+        spec = workflow_of(case)
+        for escalation in spec.escalations:
+            if escalation.deadline != deadline.key or not _is_due(escalation, deadline, case, now):
+                continue
+            try:
+                with db.session.begin_nested():
+                    db.session.add(EscalationApplied(deadline_id=deadline.id, escalation=escalation.id, host=host,
+                                                     applied_at=now))
+                    db.session.flush()
+            except IntegrityError:
+                continue  # another host applied it first
+            _escalate(case, deadline, escalation, spec, now)
+            counts["applied"] += 1
+    db.session.flush()
+    return counts
+
+
+def _is_due(escalation: engine.EscalationSpec, deadline: CaseDeadline, case: Case, now: dt.datetime) -> bool:
+    if escalation.when == "overdue":
+        return now > deadline.due_at
+    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+    warn_from = calendar.add_working_hours(_local(now, zone), escalation.working_hours_before)
+    return _utc(warn_from, zone) >= deadline.due_at and now <= deadline.due_at
+
+
+def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationSpec, spec: engine.WorkflowSpec,
+              now: dt.datetime) -> None:
+    name = tr(spec.deadlines[deadline.key].name) if deadline.key in spec.deadlines else deadline.key
+    if "mark_overdue" in escalation.actions:
+        case.overdue = True
+    if "count_missed" in escalation.actions:
+        deadline.met = False
+    if "reassign_up" in escalation.actions and case.unit is not None and case.unit.parent is not None:
+        case.unit, case.assignee = case.unit.parent, None
+    message = (_("Case #%(id)s is overdue: %(deadline)s", id=case.id, deadline=name) if escalation.when == "overdue"
+               else _("Case #%(id)s is due soon: %(deadline)s", id=case.id, deadline=name))
+    if "notify" in escalation.actions:
+        _notify(case, set(escalation.notify) or {"assignee_unit"}, message)
+    case.events.append(CaseEvent(kind="escalation", transition=escalation.id, at=now, note=message,
+                                 from_state=case.state, to_state=case.state))
+    record_audit("case.escalate", "case", case.id, scheme_key=case.scheme_key,
+                 after={"escalation": escalation.id, "deadline": deadline.key})
+
+
+# -- lists ------------------------------------------------------------------------------------------
+
+
+def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
+    """mine | unit | due_soon | overdue — open cases within the user's scope."""
+    scope = permissions.scope_for(user, scheme_key)
+    query = db.select(Case).where(Case.scheme_key == scheme_key, Case.state_kind != "final")
+    handle = scope.only("case.handle")
+    if box == "mine":
+        query = query.where((Case.assignee_id == user.id) | (Case.reporter_id == user.id))
+    else:
+        wide = scope.only("case.view_all") if scope.has("case.view_all") else handle
+        if not wide.district_wide:
+            query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+        if box == "due_soon":
+            soon = utcnow() + dt.timedelta(days=1)
+            query = query.where(Case.id.in_(db.select(CaseDeadline.case_id).where(
+                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at <= soon, CaseDeadline.due_at >= utcnow())))
+        elif box == "overdue":
+            query = query.where(Case.overdue.is_(True) | Case.id.in_(db.select(CaseDeadline.case_id).where(
+                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < utcnow())))
+    return list(db.session.scalars(query.order_by(Case.id.desc()).limit(limit)))
+
+
+def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
+    unit_ids = [a.unit_id for a in user.roles if a.unit_id] + [p.unit_id for p in user.posts if p.unit_id]
+    mine = (Notification.user_id == user.id) | Notification.unit_id.in_(unit_ids or [-1])
+    query = db.select(Notification).where(mine)
+    return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
+

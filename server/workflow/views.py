@@ -1,0 +1,103 @@
+"""Case pages: report, inbox, the case with its timeline and the actions this user may take now."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import permissions
+from ..core.errors import Conflict, PermissionDenied
+from ..extensions import db
+from ..forms import service as forms
+from ..forms.engine import form_spec
+from ..forms.models import Submission
+from ..forms.views import _formdata, render_page
+from . import service
+
+bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/cases")
+
+BOXES = ("mine", "unit", "due_soon", "overdue")
+
+
+@bp.get("/<scheme_key>/")
+def inbox(scheme_key: str):
+    box = request.args.get("box", "mine")
+    if box not in BOXES:
+        box = "mine"
+    if not permissions.scope_for(current_user, scheme_key).capabilities:
+        raise PermissionDenied(_("You have no role in this district."))
+    return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES,
+                           cases=service.inbox(current_user, scheme_key, box),
+                           notifications=service.notifications_for(current_user))
+
+
+@bp.route("/<scheme_key>/report", methods=["GET", "POST"])
+def report(scheme_key: str):
+    """Report a problem: the workflow's report form, and a case opened from it in the same transaction."""
+    if not permissions.scope_for(current_user, scheme_key).has("case.report"):
+        raise PermissionDenied(_("You may not report problems in this district."))
+    workflow = service.workflow_version(scheme_key)
+    form_key = workflow.data.get("report_form")
+    version = forms.form_version(scheme_key, form_key)
+    spec = form_spec(version.data)
+    url = url_for("workflow.report", scheme_key=scheme_key)
+    if request.method == "GET":
+        return render_page(forms.open_form(current_user, scheme_key, spec, version), url)
+    result = forms.post_form(current_user, scheme_key, spec, version, _formdata(),
+                             request.form.get("_action", "submit")[:100])
+    if not isinstance(result, Submission):
+        db.session.commit()  # keeps this render's uploads for the next try
+        return render_page(result, url)
+    case = db.session.scalar(db.select(service.Case).filter_by(submission_id=result.id))
+    if case is None:  # not a resend of a report that already opened its case
+        case = service.open_case(current_user, scheme_key, result)
+    db.session.commit()
+    flash(_("Reported: case #%(id)s.", id=case.id), "success")
+    return redirect(url_for("workflow.case", case_id=case.id), code=303)
+
+
+@bp.get("/case/<int:case_id>")
+def case(case_id: int):
+    item = service.get_case(current_user, case_id)
+    spec = service.workflow_of(item)
+    return render_template("workflow/case.html", case=item, spec=spec,
+                           actions=service.available_actions(current_user, item),
+                           calendar_warning=any(d.calendar_fallback for d in item.deadlines))
+
+
+@bp.route("/case/<int:case_id>/do/<transition_id>", methods=["GET", "POST"])
+def act(case_id: int, transition_id: str):
+    item = service.get_case(current_user, case_id)
+    spec = service.workflow_of(item)
+    transition = spec.transition(transition_id)
+    if transition is None or transition not in service.available_actions(current_user, item):
+        raise PermissionDenied(_("You cannot do this to this case now."))
+    url = url_for("workflow.act", case_id=case_id, transition_id=transition_id)
+    if request.method == "GET":
+        page = None
+        if transition.form:
+            row = service._form_row(item, transition.form)
+            page = forms.open_form(current_user, item.scheme_key, form_spec(row.data), row)
+            page.action_url = url
+        return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
+                               action_url=url, version=item.version)
+    expected = request.form.get("case_version", "")
+    try:
+        item, page = service.fire(current_user, case_id, transition_id,
+                                  int(expected) if expected.isdigit() else None,
+                                  _formdata() if transition.form else None,
+                                  request.form.get("_action", "submit")[:100])
+    except Conflict as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("workflow.case", case_id=case_id), code=303)
+    if page is not None:
+        db.session.commit()  # the form's pending uploads only
+        page.action_url = url
+        status = 400 if page.errors else 200
+        return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
+                               action_url=url, version=int(expected) if expected.isdigit() else item.version), status
+    db.session.commit()
+    flash(_("Done."), "success")
+    return redirect(url_for("workflow.case", case_id=case_id), code=303)
