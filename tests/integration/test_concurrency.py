@@ -51,3 +51,40 @@ def test_parallel_loads_store_one_version(backend, postgres_admin_url, tmp_path)
         assert db.session.scalar(db.select(db.func.count(DefinitionVersion.id))) == len(version.members)
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_three_tick_processes_apply_each_escalation_once(backend, postgres_admin_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied
+    from tests.integration.test_cases import _people, fire, report
+
+    url = create_database(postgres_admin_url, "fangan_tick")
+    app = make_app(url, tmp_path)
+    with app.test_request_context():
+        people = _people()
+        cases = [fire(people["office"], report(people["reporter"], size=float(i % 5)), "assign",
+                      target_unit="shilong").id for i in range(24)]
+        db.session.execute(db.update(CaseDeadline).values(due_at=db.func.now() - db.text("interval '2 days'")))
+        db.session.commit()
+        db.session.remove()
+    fangan = Path(sys.executable).with_name("fangan")
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "tick-test"}
+    processes = [subprocess.Popen([str(fangan), "tick"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    applied = sum(int(out.split("applied ")[1].split()[0]) for out, _err in outputs)
+    with app.app_context():
+        assert applied == len(cases)  # each overdue deadline escalated once, whichever process got it
+        assert db.session.scalar(db.select(db.func.count(EscalationApplied.id))) == len(cases)
+        for case_id in cases:
+            events = db.session.scalars(db.select(CaseEvent).filter_by(case_id=case_id, kind="escalation")).all()
+            assert len(events) == 1
+            assert db.session.get(Case, case_id).overdue
+        db.session.remove()
+        db.engine.dispose()
