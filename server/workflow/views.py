@@ -66,10 +66,23 @@ def case(case_id: int):
                            calendar_warning=any(d.calendar_fallback for d in item.deadlines))
 
 
+def _back_to_case(case_id: int, message: str, category: str = "error"):
+    """Back to the case page with a message; an htmx request is told to load it as a whole page."""
+    flash(message, category)
+    target = url_for("workflow.case", case_id=case_id)
+    if request.headers.get("HX-Request"):
+        return "", 204, {"HX-Redirect": target}
+    return redirect(target, code=303)
+
+
 @bp.route("/case/<int:case_id>/do/<transition_id>", methods=["GET", "POST"])
 def act(case_id: int, transition_id: str):
     item = service.get_case(current_user, case_id)
     spec = service.workflow_of(item)
+    expected = request.form.get("case_version", "") if request.method == "POST" else ""
+    if expected.isdigit() and int(expected) != item.version:
+        # A page opened before someone else acted: say who did what, whatever is possible now.
+        return _back_to_case(case_id, service.stale_message(item))
     transition = spec.transition(transition_id)
     if transition is None or transition not in service.available_actions(current_user, item):
         raise PermissionDenied(_("You cannot do this to this case now."))
@@ -82,7 +95,6 @@ def act(case_id: int, transition_id: str):
             page.action_url = url
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
                                action_url=url, version=item.version)
-    expected = request.form.get("case_version", "")
     try:
         item, page = service.fire(current_user, case_id, transition_id,
                                   int(expected) if expected.isdigit() else None,
@@ -90,8 +102,7 @@ def act(case_id: int, transition_id: str):
                                   request.form.get("_action", "submit")[:100])
     except Conflict as exc:
         db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("workflow.case", case_id=case_id), code=303)
+        return _back_to_case(case_id, exc.message)
     if page is not None:
         db.session.commit()  # the form's pending uploads only
         page.action_url = url

@@ -164,3 +164,20 @@ def test_pages(people, app):
     other = app.test_client()
     login(other, outsider.username)
     assert other.get(f"/cases/case/{case.id}").status_code == 403
+
+
+def test_stale_post_is_refused_with_a_message(people, app):
+    from tests.conftest import csrf_token
+    from tests.support.factories import login
+
+    case = report(people["reporter"])
+    old = case.version
+    fire(people["office"], case, "assign", target_unit="shilong")
+    client = app.test_client()
+    login(client, "office")
+    token = csrf_token(client, f"/cases/case/{case.id}")
+    response = client.post(f"/cases/case/{case.id}/do/reject", data={"csrf_token": token, "case_version": old})
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "您查看期间案件已有变化" in page and "Office" in page
+    assert db.session.get(Case, case.id).state == "assigned"

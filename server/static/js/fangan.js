@@ -38,6 +38,51 @@
     if (submitter && submitter.value === "submit") form.dataset.sending = "1";
   }, true);
 
+  // A refresh from the server must not wipe what the person typed while it was on its way: note the values
+  // when the request leaves, and after the swap put back every value that changed in the meantime.
+  function values(form) {
+    var out = {};
+    form.querySelectorAll("input, textarea, select").forEach(function (el) {
+      if (!el.name || el.type === "file" || el.type === "hidden" || el.type === "submit") return;
+      if (el.type === "radio" || el.type === "checkbox") {
+        out[el.name + "\u0000" + el.value] = el.checked;
+      } else {
+        out[el.name] = el.value;
+      }
+    });
+    return out;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.target.closest && event.target.closest("form.fangan-form");
+    if (form) form._sent = values(form);
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var form = event.target.closest && event.target.closest("form.fangan-form");
+    if (!form || !form._sent) return;
+    var now = values(form), edits = {};
+    Object.keys(now).forEach(function (key) { if (now[key] !== form._sent[key]) edits[key] = now[key]; });
+    form._edits = edits;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("form.fangan-form").forEach(function (form) {
+      var edits = form._edits;
+      if (!edits) return;
+      form._edits = null;
+      form.querySelectorAll("input, textarea, select").forEach(function (el) {
+        if (!el.name) return;
+        if (el.type === "radio" || el.type === "checkbox") {
+          var key = el.name + "\u0000" + el.value;
+          if (key in edits) el.checked = edits[key];
+        } else if (el.name in edits && el.type !== "file") {
+          el.value = edits[el.name];
+        }
+      });
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { initGeo(document); });
   document.addEventListener("htmx:afterSettle", function (event) { initGeo(event.target); });
   window.addEventListener("pageshow", function () {
