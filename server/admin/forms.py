@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, SelectField, StringField
+from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ..web.forms import Form as FlaskForm
@@ -35,3 +35,9 @@ class XlsformUploadForm(FlaskForm):
     form_id = StringField(_l("Form id (optional)"), validators=[Optional(), Length(max=64),
                                                                Regexp(r"^[a-z][a-z0-9_]*$", message=_l(
                                                                    "Lower-case letters, digits and _ only."))])
+
+
+class CalendarDayForm(FlaskForm):
+    day = DateField(_l("Day"), validators=[DataRequired()])
+    working = BooleanField(_l("A working day (调休 makeup day); unticked: a holiday"))
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])

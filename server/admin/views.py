@@ -300,3 +300,56 @@ def import_xlsform():
     status = 400 if issues or form.errors else 200
     return render_template("admin/xlsform.html", form=form, issues=issues, yaml_text=yaml_text,
                            definition=definition), status
+
+
+# -- working-day calendar ------------------------------------------------------------------
+
+@bp.route("/calendar", methods=["GET", "POST"])
+def calendar():
+    """Holidays and makeup workdays that override and extend the built-in Chinese calendar."""
+    import datetime as dt
+
+    from ..audit.service import record_audit
+    from ..calendar import WorkingCalendar
+    from ..calendar.models import CalendarDay
+    from .forms import CalendarDayForm
+
+    _require(current_user.is_admin or bool(_manageable_keys()))
+    form = CalendarDayForm()
+    if form.validate_on_submit():
+        row = db.session.get(CalendarDay, form.day.data) or CalendarDay(day=form.day.data)
+        row.working, row.name = bool(form.working.data), (form.name.data or "").strip()
+        db.session.add(row)
+        record_audit("calendar.set", "calendar_day", form.day.data.isoformat(), user=current_user,
+                     after={"working": row.working, "name": row.name})
+        db.session.commit()
+        flash(_("Saved."), "success")
+        return redirect(url_for("admin.calendar"))
+    rows = list(db.session.scalars(db.select(CalendarDay).order_by(CalendarDay.day.desc())))
+    from ..calendar import DayOverride
+
+    today = dt.date.today()
+    known = WorkingCalendar([DayOverride(r.day, r.working, r.name) for r in rows])
+    unknown = known.unknown_years(today, today.replace(year=today.year + 1))
+    return render_template("admin/calendar.html", form=form, rows=rows, unknown=unknown,
+                           delete_form=CsrfForm()), 400 if form.errors else 200
+
+
+@bp.post("/calendar/<day>/delete")
+def delete_calendar_day(day: str):
+    import datetime as dt
+
+    from ..audit.service import record_audit
+    from ..calendar.models import CalendarDay
+
+    _require(current_user.is_admin or bool(_manageable_keys()))
+    if CsrfForm().validate_on_submit():
+        try:
+            row = db.session.get(CalendarDay, dt.date.fromisoformat(day))
+        except ValueError:
+            row = None
+        if row is not None:
+            db.session.delete(row)
+            record_audit("calendar.delete", "calendar_day", day, user=current_user)
+            db.session.commit()
+    return redirect(url_for("admin.calendar"))

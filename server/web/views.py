@@ -52,6 +52,8 @@ def home():
         districts.append({"record": record, "version": version, "data": data, "counts": counts,
                           "can_manage": can_manage_scheme(current_user, record.key),
                           "can_fill": scope.has("form.submit"),
+                          "can_cases": bool({"case.report", "case.handle", "case.dispatch", "case.view_all"}
+                                            & scope.capabilities),
                           "can_view_org": can_view_org(current_user, record.key)})
     return render_template("web/home.html", districts=districts)
 

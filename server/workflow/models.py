@@ -21,6 +21,7 @@ class Case(db.Model):
     definition_version_id: Mapped[int] = mapped_column(ForeignKey("definition_versions.id"))
     state: Mapped[str] = mapped_column(String(64), index=True)
     state_kind: Mapped[str] = mapped_column(String(16), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # of the final state: resolved, rejected, …
     data: Mapped[dict] = mapped_column(JsonType)
     category: Mapped[str | None] = mapped_column(String(64), index=True)
     area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)

@@ -69,7 +69,8 @@ def case_names(case: Case) -> dict[str, Any]:
         "category": case.category, "state": case.state,
         "area": area.key if area else None, "unit": unit.key if unit else None,
         "case": {"id": case.id, "state": case.state, "category": case.category, "rework_count": case.rework_count},
-        "today": dt.date.today(), "now": dt.datetime.now().replace(microsecond=0),
+        "today": _local(utcnow(), scheme_zone(case.scheme_key)).date(),
+        "now": _local(utcnow(), scheme_zone(case.scheme_key)).replace(microsecond=0),
     }
 
 
@@ -83,7 +84,7 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     scope = permissions.scope_for(user, case.scheme_key)
     capabilities = frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
     roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key)
-    today = dt.date.today()
+    today = _local(utcnow(), scheme_zone(case.scheme_key)).date()
     posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
     tiers = frozenset(p.tier_key for p in posts if p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)
     relations = set()
@@ -239,8 +240,9 @@ def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: 
     for key in plan.start:
         _start_deadline(case, spec, key, now)
     _pause_or_resume(case, old_kind, plan.target_kind, now)
+    case.outcome = spec.states[plan.target].outcome if plan.target_kind == "final" else None
     if plan.target_kind == "final":
-        case.closed_at, case.overdue = now, False
+        case.closed_at = now
     elif old_kind == "final":
         case.closed_at = None
     _notify(case, plan.notify, _("Case #%(id)s: %(state)s", id=case.id or "",
@@ -468,3 +470,66 @@ def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
     query = db.select(Notification).where(mine)
     return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
 
+
+
+# -- metrics and the ledger (台账) -------------------------------------------------------------------
+
+
+def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Per unit, cases found in [start, end] and how they ended, with the rates the seeds use — in SQL."""
+    from sqlalchemy import and_, exists, func, select
+    from sqlalchemy import case as when
+
+    zone = scheme_zone(scheme_key)
+    begin = dt.datetime.combine(start, dt.time(), zone)
+    finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+    resolved = Case.outcome == "resolved"
+    missed = exists(select(CaseDeadline.id).where(CaseDeadline.case_id == Case.id, CaseDeadline.met.is_(False)))
+    query = (select(Case.unit_id, func.count(Case.id).label("found"),
+                    func.sum(when((resolved, 1), else_=0)).label("rectified"),
+                    func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
+                    func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
+                    func.sum(Case.rework_count).label("reworked"))
+             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish)
+             .group_by(Case.unit_id))
+    scope = permissions.scope_for(user, scheme_key)
+    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    if not wide.district_wide:
+        query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+    units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
+    rows = []
+    for unit_id, found, rectified, on_time, closed, reworked in db.session.execute(query):
+        rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
+        rows.append({"unit": units.get(unit_id), "found": found, "rectified": rectified, "on_time": on_time,
+                     "closed": closed, "reworked": int(reworked or 0),
+                     "rectification_rate": rectified / found if found else None,
+                     "on_time_rate": on_time / rectified if rectified else None,
+                     "closure_rate": closed / found if found else None})
+    rows.sort(key=lambda r: (r["unit"].path if r["unit"] else "~"))
+    return rows
+
+
+def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = f"{start:%Y%m%d}-{end:%Y%m%d}"
+    sheet.append([_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
+                  _("Rectification rate"), _("On-time rate"), _("Closure rate")])
+    for r in rows:
+        sheet.append([tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"],
+                      r["on_time"], r["closed"], r["reworked"],
+                      *(round(r[k], 4) if r[k] is not None else None
+                        for k in ("rectification_rate", "on_time_rate", "closure_rate"))])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def working_days_left(case: Case, deadline: CaseDeadline) -> float:
+    """Working days from now to the deadline (negative when late), on the district's calendar."""
+    zone = scheme_zone(case.scheme_key)
+    return calendar_for(case.scheme_key).working_days_between(_local(utcnow(), zone), _local(deadline.due_at, zone))

@@ -17,6 +17,11 @@ from . import service
 
 bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/cases")
 
+
+@bp.record_once
+def _register_globals(state) -> None:  # noqa: ANN001
+    state.app.jinja_env.globals["working_days_left"] = service.working_days_left
+
 BOXES = ("mine", "unit", "due_soon", "overdue")
 
 
@@ -27,9 +32,39 @@ def inbox(scheme_key: str):
         box = "mine"
     if not permissions.scope_for(current_user, scheme_key).capabilities:
         raise PermissionDenied(_("You have no role in this district."))
-    return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES,
-                           cases=service.inbox(current_user, scheme_key, box),
+    cases = service.inbox(current_user, scheme_key, box)
+    state_names = {(c.workflow_key, s.id): s.name for c in cases for s in service.workflow_of(c).states.values()}
+    return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES, cases=cases,
+                           state_names=state_names,
                            notifications=service.notifications_for(current_user))
+
+
+@bp.get("/<scheme_key>/ledger")
+def ledger(scheme_key: str):
+    """The ledger (台账) of a period: per unit, cases found, rectified, on time, closed, and the rates."""
+    import datetime as dt
+
+    from flask import Response
+
+    scope = permissions.scope_for(current_user, scheme_key)
+    if not (scope.has("case.view_all") or scope.has("case.handle")):
+        raise PermissionDenied(_("You may not view this ledger."))
+    today = dt.datetime.now(service.scheme_zone(scheme_key)).date()  # the district's today, not the server's
+
+    def day(name: str, default: dt.date) -> dt.date:
+        try:
+            return dt.date.fromisoformat(request.args.get(name, ""))
+        except ValueError:
+            return default
+
+    start, end = day("start", today.replace(day=1)), day("end", today)
+    rows = service.case_metrics(current_user, scheme_key, start, end)
+    if request.args.get("format") == "xlsx":
+        return Response(service.ledger_xlsx(rows, start, end),
+                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition":
+                                 f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"})
+    return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end)
 
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])

@@ -181,3 +181,94 @@ def test_stale_post_is_refused_with_a_message(people, app):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "您查看期间案件已有变化" in page and "Office" in page
     assert db.session.get(Case, case.id).state == "assigned"
+
+
+def _assigned_at(people, local: dt.datetime, size: float) -> Case:  # noqa: ANN001
+    """A case whose rectification clock started at a given China-time moment."""
+    from zoneinfo import ZoneInfo
+
+    case = report(people["reporter"], size)
+    case = fire(people["office"], case, "assign", target_unit="shilong")
+    deadline = next(d for d in case.deadlines if d.stopped_at is None)
+    db.session.delete(deadline)
+    case.deadlines.remove(deadline)
+    service._start_deadline(case, service.workflow_of(case), "rectify", local.replace(tzinfo=ZoneInfo("Asia/Shanghai")))
+    db.session.commit()
+    return case
+
+
+def _due_local(case: Case) -> dt.datetime:
+    from zoneinfo import ZoneInfo
+
+    deadline = next(d for d in case.deadlines if d.stopped_at is None)
+    return deadline.due_at.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+
+
+def test_deadlines_across_national_day_2026_and_its_makeup_saturday(people):
+    # Wed 30 Sep 2026 10:00: the holiday runs 1–7 Oct; Sat 10 Oct is a makeup workday.
+    small = _assigned_at(people, dt.datetime(2026, 9, 30, 10, 0), 1.0)
+    assert _due_local(small) == dt.datetime(2026, 10, 8, 10, 0)
+    big = _assigned_at(people, dt.datetime(2026, 9, 30, 10, 0), 5.0)
+    assert _due_local(big) == dt.datetime(2026, 10, 10, 10, 0)  # three working days: the makeup Saturday counts
+    assert not any(d.calendar_fallback for d in big.deadlines)
+
+
+def test_a_year_the_calendar_does_not_know_falls_back_and_warns(people, app):
+    from tests.support.factories import login
+
+    case = _assigned_at(people, dt.datetime(2026, 12, 31, 16, 0), 5.0)
+    deadline = next(d for d in case.deadlines if d.stopped_at is None)
+    assert deadline.calendar_fallback  # 2027 is unknown: Monday to Friday were counted
+    assert _due_local(case) == dt.datetime(2027, 1, 5, 16, 0)  # Fri 1 Jan counts as a working day
+    client = app.test_client()
+    login(client, "office")
+    assert "工作日历未收录" in client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+
+
+def test_administrator_holidays_override_the_calendar(people, app):
+    from tests.conftest import csrf_token
+    from tests.support.factories import login
+
+    make_user("root", admin=True)
+    client = app.test_client()
+    login(client, "root")
+    token = csrf_token(client, "/admin/calendar")
+    for day in ("2027-01-01", "2027-01-04"):
+        response = client.post("/admin/calendar", data={"csrf_token": token, "day": day, "name": "元旦"})
+        assert response.status_code == 302
+    page = client.get("/admin/calendar").get_data(as_text=True)
+    assert "2027-01-04" in page and "元旦" in page
+    case = _assigned_at(people, dt.datetime(2026, 12, 31, 16, 0), 5.0)
+    assert _due_local(case) == dt.datetime(2027, 1, 7, 16, 0)  # 1 and 4 Jan are holidays now
+    assert not any(d.calendar_fallback for d in case.deadlines)  # 2027 is known from the table
+
+
+def test_ledger_rates_in_sql(people, app):
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.support.factories import login
+
+    done = fire(people["office"], report(people["reporter"], 1.0), "assign", target_unit="shilong")
+    done = fire(people["head"], done, "rectify", action_taken="ok", photos_after=photo(),
+                finished_at="2026-11-20T15:00")
+    fire(people["office"], done, "close", verdict="passed")
+    late = fire(people["office"], report(people["reporter"], 2.0), "assign", target_unit="shilong")
+    service.tick(next(d for d in late.deadlines if d.stopped_at is None).due_at + dt.timedelta(hours=1))
+    late = fire(people["head"], late, "rectify", action_taken="late", photos_after=photo(),
+                finished_at="2026-11-20T15:00")
+    fire(people["office"], late, "close", verdict="passed")
+    report(people["reporter"], 3.0)  # still open
+    db.session.commit()
+    today = dt.date.today()
+    (row,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1))
+    assert row["unit"].key == "shilong"
+    assert (row["found"], row["rectified"], row["on_time"], row["closed"]) == (3, 2, 1, 2)
+    assert row["rectification_rate"] == 2 / 3 and row["on_time_rate"] == 0.5
+    client = app.test_client()
+    login(client, "office")
+    page = client.get("/cases/lidu/ledger").get_data(as_text=True)
+    assert "66.7%" in page and "50.0%" in page
+    sheet = load_workbook(io.BytesIO(client.get("/cases/lidu/ledger?format=xlsx").data)).active
+    assert sheet.cell(2, 2).value == 3

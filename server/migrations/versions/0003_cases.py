@@ -31,6 +31,7 @@ def upgrade():
     sa.Column('definition_version_id', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=64), nullable=False),
     sa.Column('state_kind', sa.String(length=16), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('category', sa.String(length=64), nullable=True),
     sa.Column('area_id', sa.Integer(), nullable=True),
