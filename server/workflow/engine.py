@@ -51,6 +51,7 @@ class TransitionSpec:
     form: str | None = None
     guard: Expression | None = None
     effects: tuple[Effect, ...] = ()
+    counts_as: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
             id=t["id"], name=t.get("name"), sources=sources, target=t["to"],
             who=Who(frozenset(who.get("roles", [])), frozenset(who.get("tiers", [])),
                     frozenset(who.get("capabilities", [])), frozenset(who.get("relations", []))),
-            form=t.get("form"), guard=_compile(t.get("guard")), effects=_effects(t.get("effects", []))))
+            form=t.get("form"), guard=_compile(t.get("guard")), effects=_effects(t.get("effects", [])),
+            counts_as=frozenset(t.get("counts_as", []))))
     spec = WorkflowSpec(
         id=definition["id"], name=definition.get("name"), initial=definition["initial"],
         states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"))

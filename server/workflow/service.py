@@ -329,7 +329,7 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     if submission is not None:
         case.data = {**case.data, **{f"{transition.id}__{k}": v for k, v in submission.data.items()}}
     old_state = case.state
-    if _goes_back(spec, old_state, transition.target):
+    if "rework" in transition.counts_as:
         case.rework_count += 1
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
@@ -348,12 +348,6 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     record_audit("case.transition", "case", case.id, user=user, scheme_key=case.scheme_key, before=before,
                  after={"state": case.state, "transition": transition.id, "version": case.version})
     return case, None
-
-
-def _goes_back(spec: engine.WorkflowSpec, old: str, new: str) -> bool:
-    """A move to a state the case had to pass through before (rework), by the order states are declared."""
-    order = list(spec.states)
-    return spec.kind_of(new) != "final" and old in order and new in order and order.index(new) < order.index(old)
 
 
 def _form_row(case: Case, form_key: str) -> DefinitionVersion:
