@@ -5,9 +5,7 @@ Run: .venv/bin/python bench/bench_definitions.py   (prints figures; no threshold
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,14 +16,12 @@ from ruamel.yaml import YAML  # noqa: E402
 from server.definitions.bundle import check_files, library_files, read_source  # noqa: E402
 from server.expressions import compile_expression  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from common import median_seconds  # noqa: E402
+
 
 def timed(fn, repeat: int = 15) -> float:  # noqa: ANN001
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(fn, repeat, warm_up=False)
 
 
 def main() -> None:

@@ -9,10 +9,8 @@ Run: .venv/bin/python bench/forms.py
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +26,9 @@ from server import create_app  # noqa: E402
 from server.forms import service  # noqa: E402
 from server.forms.engine import form_spec  # noqa: E402
 from server.web.forms import Form  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from common import median_seconds  # noqa: E402
 
 KINDS = ["text", "integer", "decimal", "single_choice", "date"]
 CHOICES = [{"value": v, "label": v.upper()} for v in ("a", "b", "c", "d")]
@@ -86,13 +87,7 @@ PLAIN_TEMPLATE = """<form method="post">{{ form.csrf_token }}{% for field in for
 
 
 def timed(fn, repeat: int = 30) -> float:  # noqa: ANN001
-    fn()  # warm up: compile templates and expressions once
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(fn, repeat)  # after one warm-up run: templates and expressions compile once
 
 
 def main() -> None:

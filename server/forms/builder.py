@@ -8,7 +8,7 @@ from typing import Any
 from wtforms import fields as wtf
 
 from ..web.forms import Form, SubForm
-from .engine import FieldSpec, FormSpec
+from .engine import FieldSpec, FormSpec, value_fields
 from .fields import FIELD_TYPES
 
 _CLASSES: dict[int, type[Form]] = {}
@@ -17,18 +17,9 @@ _CLASSES: dict[int, type[Form]] = {}
 ChoiceSource = Callable[[FieldSpec, dict[str, Any]], list[tuple[str, str]]]
 
 
-def _value_fields(fields: Iterable[FieldSpec]) -> Iterable[FieldSpec]:
-    """Fields that carry a WTForms field: sections are transparent."""
-    for f in fields:
-        if f.type == "section":
-            yield from _value_fields(f.children)
-        else:
-            yield f
-
-
 def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
-    for f in _value_fields(fields):
+    for f in value_fields(fields):
         if f.type == "repeat":
             row = type(f"Row_{f.id}", (SubForm,), _attributes(f.children))
             attrs[f.id] = wtf.FieldList(wtf.FormField(row), min_entries=0)
@@ -51,7 +42,7 @@ def form_class(spec: FormSpec) -> type[Form]:
 def form_data(fields: Iterable[FieldSpec], values: dict[str, Any]) -> dict[str, Any]:
     """Typed or stored values in the shape WTForms wants for `data=`."""
     out: dict[str, Any] = {}
-    for f in _value_fields(fields):
+    for f in value_fields(fields):
         value = values.get(f.id)
         if f.type == "repeat":
             out[f.id] = [form_data(f.children, row) for row in value or []]
@@ -77,7 +68,7 @@ def read_values(spec: FormSpec, form: Form) -> tuple[dict[str, Any], dict[str, l
 
 def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str, list[str]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for f in _value_fields(fields):
+    for f in value_fields(fields):
         if not f.has_value or f.id not in form:
             continue
         bound = form[f.id]
@@ -120,7 +111,7 @@ def apply_choices(spec: FormSpec, form: Any, values: dict[str, Any], context: di
 
 def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], names: dict[str, Any], prefix: str,
              source: ChoiceSource, out: dict[str, list[tuple[str, str]]]) -> None:
-    for f in _value_fields(fields):
+    for f in value_fields(fields):
         if f.id not in form:
             continue
         bound = form[f.id]

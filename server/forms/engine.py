@@ -116,16 +116,16 @@ class FormSpec:
 
     def top_level(self) -> Iterator[FieldSpec]:
         """Fields whose values sit at the top level: sections are transparent, repeats hold rows."""
-        for f in self.fields:
-            yield from _top(f)
+        return value_fields(self.fields)
 
 
-def _top(f: FieldSpec) -> Iterator[FieldSpec]:
-    if f.type == "section":
-        for child in f.children:
-            yield from _top(child)
-    else:
-        yield f
+def value_fields(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
+    """The fields that hold values at one level: sections are transparent (their children count)."""
+    for f in fields:
+        if f.type == "section":
+            yield from value_fields(f.children)
+        else:
+            yield f
 
 
 def _compile(source: str | None) -> Expression | None:
@@ -233,7 +233,7 @@ def default_values(spec: FormSpec, context: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _row_defaults(group: FieldSpec, context: Mapping[str, Any]) -> dict[str, Any]:
-    return {c.id: _default_of(c, context) for c in _flatten(group.children) if c.has_value}
+    return {c.id: _default_of(c, context) for c in value_fields(group.children) if c.has_value}
 
 
 def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
@@ -242,14 +242,6 @@ def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
     if f.default is not None:
         return list(f.default) if isinstance(f.default, list) else f.default
     return [] if f.type in ("multiple_choice", *FILE_TYPES) else None
-
-
-def _flatten(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
-    for f in fields:
-        if f.type == "section":
-            yield from _flatten(f.children)
-        else:
-            yield f
 
 
 def evaluate(spec: FormSpec, values: Mapping[str, Any], context: Mapping[str, Any],

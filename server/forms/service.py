@@ -27,7 +27,7 @@ from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 from . import builder
-from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values
+from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
 from .models import Submission, Upload
 from .uploads import DEFAULT_MAX_BYTES, FileStore, UploadRejected, check_upload
 
@@ -248,7 +248,7 @@ def _paths_of_type(spec: FormSpec, form: Any, types: frozenset[str]) -> list[tup
     out: list[tuple[str, FieldSpec]] = []
 
     def walk(fields: Any, node: Any, prefix: str) -> None:
-        for f in builder._value_fields(fields):
+        for f in value_fields(fields):
             if f.id not in node:
                 continue
             if f.type == "repeat":
@@ -372,7 +372,7 @@ def _values_by_path(spec: FormSpec, values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     def walk(fields: Any, row: dict[str, Any], prefix: str) -> None:
-        for f in builder._value_fields(fields):
+        for f in value_fields(fields):
             if f.type == "repeat":
                 for i, sub in enumerate(row.get(f.id) or []):
                     walk(f.children, sub, f"{prefix}{f.id}.{i}.")

@@ -56,6 +56,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_cases_open_by_unit', ['unit_id', 'id'], unique=False, postgresql_where=sa.text("state_kind <> 'final'"), sqlite_where=sa.text("state_kind <> 'final'"))
         batch_op.create_index(batch_op.f('ix_cases_area_id'), ['area_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_category'), ['category'], unique=False)
@@ -162,6 +163,7 @@ def downgrade():
 
     op.drop_table('case_deadlines')
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_open_by_unit')
         batch_op.drop_index(batch_op.f('ix_cases_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cases_state_kind'))
         batch_op.drop_index(batch_op.f('ix_cases_state'))
