@@ -6,6 +6,11 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"By area": "按区域",
+"Open cases by area": "各区域在办案件",
+"Open": "在办",
+"no area": "未指定区域",
+"You may not view these cases.": "您无权查看这些案件。",
 "Day": "日期",
 "A working day (调休 makeup day); unticked: a holiday": "调休上班日（不勾选则为放假日）",
 "Working-day calendar": "工作日历",

@@ -235,6 +235,12 @@ def tick() -> None:
         if counts["checked"] < 200:
             break
     click.echo(f"checked {total['checked']} deadlines, applied {total['applied']} escalations")
+    from .workflow.service import deliver_notifications
+
+    sent = deliver_notifications(current_app.config)
+    db.session.commit()
+    if sent["delivered"] or sent["failed"]:
+        click.echo(f"notifications: {sent['delivered']} delivered, {sent['failed']} failed (retried next tick)")
 
 
 # -- set-up and docs -------------------------------------------------------------

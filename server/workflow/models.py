@@ -116,3 +116,6 @@ class Notification(db.Model):
     message: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     read_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Outbound delivery (SMS/WeChat gateways through the webhook hook), done after commit by `fangan tick`.
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

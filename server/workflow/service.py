@@ -527,3 +527,48 @@ def working_days_left(case: Case, deadline: CaseDeadline) -> float:
     """Working days from now to the deadline (negative when late), on the district's calendar."""
     zone = scheme_zone(case.scheme_key)
     return calendar_for(case.scheme_key).working_days_between(_local(utcnow(), zone), _local(deadline.due_at, zone))
+
+
+def deliver_notifications(config: dict[str, Any], batch: int = 100, max_attempts: int = 5) -> dict[str, int]:
+    """Send undelivered notifications through the configured hooks; each is sent once (row locks)."""
+    from .hooks import HOOKS, active_hooks
+
+    counts = {"delivered": 0, "failed": 0}
+    names = active_hooks(config)
+    if not names:
+        return counts
+    query = (db.select(Notification).where(Notification.delivered_at.is_(None), Notification.attempts < max_attempts)
+             .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True))
+    for note in db.session.scalars(query).all():
+        payload = {"id": note.id, "case_id": note.case_id, "user": note.user_id, "unit": note.unit_id,
+                   "message": note.message, "created_at": note.created_at.isoformat()}
+        try:
+            for name in names:
+                HOOKS[name](config, payload)
+        except Exception:  # noqa: BLE001 - a gateway's failure is retried on the next tick, never raised
+            note.attempts += 1
+            counts["failed"] += 1
+        else:
+            note.delivered_at = utcnow()
+            counts["delivered"] += 1
+    db.session.flush()
+    return counts
+
+
+def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
+    """Open cases per area (with how many are overdue), within the user's scope: the case map list."""
+    from sqlalchemy import case as when
+    from sqlalchemy import func, select
+
+    from ..org.models import Area
+
+    scope = permissions.scope_for(user, scheme_key)
+    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    query = (select(Case.area_id, func.count(Case.id), func.sum(when((Case.overdue.is_(True), 1), else_=0)))
+             .where(Case.scheme_key == scheme_key, Case.state_kind != "final").group_by(Case.area_id))
+    if not wide.district_wide:
+        query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+    areas = {a.id: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
+    rows = [{"area": areas.get(area_id), "open": count, "overdue": int(overdue or 0)}
+            for area_id, count, overdue in db.session.execute(query)]
+    return sorted(rows, key=lambda r: (-r["open"], r["area"].key if r["area"] else "~"))

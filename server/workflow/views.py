@@ -39,6 +39,16 @@ def inbox(scheme_key: str):
                            notifications=service.notifications_for(current_user))
 
 
+@bp.get("/<scheme_key>/areas")
+def by_area(scheme_key: str):
+    """Where the open cases are: per road, segment or grid, with the overdue ones."""
+    scope = permissions.scope_for(current_user, scheme_key)
+    if not (scope.has("case.view_all") or scope.has("case.handle")):
+        raise PermissionDenied(_("You may not view these cases."))
+    return render_template("workflow/areas.html", scheme_key=scheme_key,
+                           rows=service.open_cases_by_area(current_user, scheme_key))
+
+
 @bp.get("/<scheme_key>/ledger")
 def ledger(scheme_key: str):
     """The ledger (台账) of a period: per unit, cases found, rectified, on time, closed, and the rates."""
