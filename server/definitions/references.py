@@ -313,6 +313,10 @@ class ReferenceChecker:
             ep = [*base, i]
             self.ref(doc, [*ep, "start_deadline"], effect.get("start_deadline"), deadlines, "deadline")
             self.ref(doc, [*ep, "stop_deadline"], effect.get("stop_deadline"), deadlines, "deadline")
+            extend = effect.get("extend_deadline") if isinstance(effect.get("extend_deadline"), dict) else {}
+            self.ref(doc, [*ep, "extend_deadline", "deadline"], extend.get("deadline"), deadlines, "deadline")
+            for key in ("working_days", "working_hours"):
+                self.expr(doc, [*ep, "extend_deadline", key], extend.get(key), names)
             assign = effect.get("assign") if isinstance(effect.get("assign"), dict) else {}
             if uses_scheme:
                 self.ref(doc, [*ep, "assign", "unit"], assign.get("unit"), ctx["units"], "unit")

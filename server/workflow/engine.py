@@ -97,7 +97,12 @@ def _effects(items: Iterable[dict]) -> tuple[Effect, ...]:
     out = []
     for item in items or []:
         ((kind, value),) = item.items()
-        expressions = {k: compile_expression(v) for k, v in value.items()} if kind == "set" else {}
+        if kind == "set":
+            expressions = {k: compile_expression(v) for k, v in value.items()}
+        elif kind == "extend_deadline":
+            expressions = {k: compile_expression(value[k]) for k in ("working_days", "working_hours") if k in value}
+        else:
+            expressions = {}
         out.append(Effect(kind, value, expressions))
     return tuple(out)
 
@@ -188,6 +193,7 @@ class Plan:
     assign: list[tuple[str, Any]] = field(default_factory=list)
     start: list[str] = field(default_factory=list)
     stop: list[str] = field(default_factory=list)
+    extend: list[tuple[str, str, float]] = field(default_factory=list)  # (deadline, "days" | "hours", amount)
     notify: set[str] = field(default_factory=set)
 
 
@@ -211,6 +217,15 @@ def plan_effects(spec: WorkflowSpec, effects: Iterable[Effect], target: str, nam
             plan.start.append(effect.value)
         elif effect.kind == "stop_deadline":
             plan.stop.append(effect.value)
+        elif effect.kind == "extend_deadline":
+            for unit_name, key in (("days", "working_days"), ("hours", "working_hours")):
+                if key in effect.expressions:
+                    try:
+                        amount = effect.expressions[key].evaluate(scope)
+                    except ExpressionError:
+                        amount = None
+                    if isinstance(amount, int | float) and not isinstance(amount, bool) and amount > 0:
+                        plan.extend.append((effect.value["deadline"], unit_name, float(amount)))
         elif effect.kind == "notify":
             plan.notify |= set(effect.value)
     if plan.target_kind == "final":

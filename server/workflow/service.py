@@ -194,6 +194,17 @@ def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.dat
                                        calendar_fallback=bool(calendar.unknown_years(start.date(), due.date()))))
 
 
+def _extend_deadline(case: Case, key: str, unit: str, amount: float) -> None:
+    """An approved extension (延期): the running deadline moves later by working time."""
+    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+    for running in case.deadlines:
+        if running.key == key and running.stopped_at is None:
+            due = _local(running.due_at, zone)
+            due = calendar.add_working_days(due, amount) if unit == "days" else calendar.add_working_hours(due, amount)
+            running.due_at = _utc(due, zone)
+            case.overdue = False
+
+
 def _stop_deadline(case: Case, key: str, now: dt.datetime) -> None:
     for running in case.deadlines:
         if running.key == key and running.stopped_at is None:
@@ -239,6 +250,8 @@ def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: 
         _stop_deadline(case, key, now)
     for key in plan.start:
         _start_deadline(case, spec, key, now)
+    for key, unit, amount in plan.extend:
+        _extend_deadline(case, key, unit, amount)
     _pause_or_resume(case, old_kind, plan.target_kind, now)
     case.outcome = spec.states[plan.target].outcome if plan.target_kind == "final" else None
     if plan.target_kind == "final":
@@ -331,6 +344,8 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     old_state = case.state
     if "rework" in transition.counts_as:
         case.rework_count += 1
+    if "extension" in transition.counts_as:
+        case.extension_count += 1
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
                                  from_state=old_state, to_state=case.state, at=now,
@@ -483,7 +498,8 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date) -> li
                     func.sum(when((resolved, 1), else_=0)).label("rectified"),
                     func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
                     func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
-                    func.sum(Case.rework_count).label("reworked"))
+                    func.sum(Case.rework_count).label("reworked"),
+                    func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"))
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish)
              .group_by(Case.unit_id))
     scope = permissions.scope_for(user, scheme_key)
@@ -492,10 +508,11 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date) -> li
         query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
     units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
     rows = []
-    for unit_id, found, rectified, on_time, closed, reworked in db.session.execute(query):
+    for unit_id, found, rectified, on_time, closed, reworked, extended in db.session.execute(query):
         rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
         rows.append({"unit": units.get(unit_id), "found": found, "rectified": rectified, "on_time": on_time,
-                     "closed": closed, "reworked": int(reworked or 0),
+                     "closed": closed, "reworked": int(reworked or 0), "extended": int(extended or 0),
+                     "extension_rate": int(extended or 0) / found if found else None,
                      "rectification_rate": rectified / found if found else None,
                      "on_time_rate": on_time / rectified if rectified else None,
                      "closure_rate": closed / found if found else None})
@@ -512,12 +529,12 @@ def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> byt
     sheet = book.active
     sheet.title = f"{start:%Y%m%d}-{end:%Y%m%d}"
     sheet.append([_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
-                  _("Rectification rate"), _("On-time rate"), _("Closure rate")])
+                  _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate")])
     for r in rows:
         sheet.append([tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"],
                       r["on_time"], r["closed"], r["reworked"],
                       *(round(r[k], 4) if r[k] is not None else None
-                        for k in ("rectification_rate", "on_time_rate", "closure_rate"))])
+                        for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate"))])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

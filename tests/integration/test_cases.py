@@ -319,3 +319,19 @@ def test_open_cases_by_area(people, app):
     login(client, "office")
     page = client.get("/cases/lidu/areas").get_data(as_text=True)
     assert "石龙老街" in page
+
+
+def test_an_approved_extension_moves_the_deadline_and_counts(people):
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    due = next(d for d in case.deadlines if d.stopped_at is None).due_at
+    case = fire(people["head"], case, "request_extension", extra_days="2", reason="清运车辆不足")
+    assert case.data["extension_days"] == 2
+    case = fire(people["office"], case, "approve_extension")
+    moved = next(d for d in case.deadlines if d.stopped_at is None).due_at
+    hours = service.calendar_for("lidu").working_hours_between(
+        service._local(due, service.scheme_zone("lidu")), service._local(moved, service.scheme_zone("lidu")))
+    assert hours == pytest.approx(2 * 8.5)
+    assert case.extension_count == 1
+    today = dt.date.today()
+    (row,) = service.case_metrics(people["office"], "lidu", today - dt.timedelta(days=1), today + dt.timedelta(days=1))
+    assert row["extended"] == 1 and row["extension_rate"] == 1.0

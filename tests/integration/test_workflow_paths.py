@@ -21,6 +21,10 @@ PATHS = {
                    ("head", "rectify", RECTIFY), ("office", "close", PASSED)],
         "send back and reject": [("office", "assign", DISPATCH), ("head", "send_back", None),
                                  ("office", "reject", None)],
+        "extension refused, then granted": [
+            ("office", "assign", DISPATCH), ("head", "request_extension", {"extra_days": "2", "reason": "量大"}),
+            ("office", "refuse_extension", None), ("head", "request_extension", {"extra_days": "1", "reason": "仍需"}),
+            ("office", "approve_extension", None), ("head", "rectify", RECTIFY), ("office", "close", PASSED)],
     },
     "road_chief_disposal": {
         "self-handled": [("reporter", "self_handle", RECTIFY)],
