@@ -6,6 +6,7 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"demo district": "示范辖区",
 "Extension rate": "延期率",
 "By area": "按区域",
 "Open cases by area": "各区域在办案件",

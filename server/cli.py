@@ -259,7 +259,10 @@ def setup(admin_name: str, url: str) -> None:
 
     upgrade()
     if not list_schemes():
-        version, _ = load_scheme(read_source(current_app.config["FANGAN_DEMO_SCHEME"]), note="示范辖区 (demo)")
+        from flask_babel import gettext
+
+        note = gettext("demo district")  # stored once, in the default language (Chinese)
+        version, _ = load_scheme(read_source(current_app.config["FANGAN_DEMO_SCHEME"]), note=note)
         activate_scheme_version(version.id)
         db.session.commit()
         click.echo(f"Loaded the demo district '{version.scheme_key}' (version {version.id}).")
