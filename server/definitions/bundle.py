@@ -111,7 +111,7 @@ def read_source(path: Path | str) -> dict[str, str]:
 def library_files(project_root: Path) -> dict[str, str]:
     """The built-in definitions shipped with the product."""
     files: dict[str, str] = {}
-    for folder in ("form_definitions", "workflow_definitions"):
+    for folder in ("form_definitions", "workflow_definitions", "category_definitions"):
         if (project_root / folder).is_dir():
             files.update(read_folder(project_root / folder, project_root))
     return files
@@ -173,12 +173,16 @@ def _members(scheme: SourceDocument, documents: dict[tuple[str, str], SourceDocu
     wanted |= {("workflow", i) for i in d.get("workflows", [])}
     wanted |= {("score_sheet", i) for i in d.get("score_sheets", [])}
     wanted |= {("board", i) for i in d.get("boards", [])}
+    wanted |= {("category_list", i) for i in d.get("category_lists", [])}
     wanted |= {key for key in own if key[0] == "patrol_rules"}
     # Forms named by patrol rules, workflows named by categories: the version must hold them too.
     rule_lists = [d.get("patrol_rules", [])]
     rule_lists += [documents[k].data.get("rules", []) for k in own if k[0] == "patrol_rules"]
     wanted |= {("form", r["form"]) for rules in rule_lists for r in rules if r.get("form")}
-    wanted |= {("workflow", c["workflow"]) for c in _all_categories(d.get("categories", [])) if c.get("workflow")}
+    listed = [documents[("category_list", i)].data.get("categories", []) for i in d.get("category_lists", [])
+              if ("category_list", i) in documents]
+    wanted |= {("workflow", c["workflow"]) for items in [d.get("categories", []), *listed]
+               for c in _all_categories(items) if c.get("workflow")}
     if d.get("patrol_form"):
         wanted.add(("form", d["patrol_form"]))
     if isinstance(d.get("public"), dict) and d["public"].get("report_form"):
@@ -192,6 +196,15 @@ def _members(scheme: SourceDocument, documents: dict[tuple[str, str], SourceDocu
             if doc.data.get("report_form"):
                 wanted.add(("form", doc.data["report_form"]))
     return [_definition(documents[key]) for key in sorted(wanted) if key in documents]
+
+
+def merge_categories(own: list[dict], lists: list[list[dict]]) -> list[dict]:
+    """The categories a scheme offers: its lists' in order, then its own; its own replace same-id top-level ones."""
+    merged: dict[str, dict] = {}
+    for items in [*lists, own]:
+        for item in items:
+            merged[item["id"]] = item
+    return list(merged.values())
 
 
 def _all_categories(items: list[dict]) -> list[dict]:

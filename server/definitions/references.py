@@ -15,7 +15,8 @@ from .loader import SourceDocument
 FORM_CONTEXT_NAMES = frozenset({"user.*", "today", "now", "period.*", "scheme.*"})
 # Names a case expression may use besides the workflow's and its forms' fields (engine concepts, not scheme names).
 CASE_CONTEXT_NAMES = frozenset({
-    "category", "area", "unit", "state", "reporter", "assignee", "created_at", "today", "now",
+    "category", "category_working_days", "category_class",
+    "area", "unit", "state", "reporter", "assignee", "created_at", "today", "now",
     "user.*", "case.*", "area.*", "unit.*",
 })
 ROUTING_NAMES = frozenset({"category", "area.*", "area", "unit", "source", "form.*"})
@@ -102,6 +103,13 @@ class ReferenceChecker:
         tiers = self.ids(s, _walk_tree(d.get("tiers"), ["tiers"], "-"), "tier")
         groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
         categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
+        self.ref(s, ["category_lists"], d.get("category_lists"), self.available("category_list"), "category list")
+        for list_id in _as_list(d.get("category_lists")):
+            listed = self.documents.get(("category_list", list_id))
+            if listed is not None and isinstance(listed.data, dict):
+                categories |= self.ids(listed, _walk_tree(listed.data.get("categories"), ["categories"]), "category")
+                for path, cat in _walk_tree(listed.data.get("categories"), ["categories"]):
+                    self.ref(listed, [*path, "workflow"], cat.get("workflow"), self.available("workflow"), "workflow")
         self.ids(s, _walk_tree(d.get("routing"), ["routing"], "-"), "routing rule")
 
         forms, workflows = self.available("form"), set(_as_list(d.get("workflows")))

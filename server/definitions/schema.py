@@ -16,7 +16,7 @@ from ..expressions import ExpressionError, check_expression
 from .errors import DefinitionError, format_path
 from .loader import SourceDocument, key_line
 
-KINDS = ("scheme", "form", "workflow", "patrol_rules", "score_sheet", "board")
+KINDS = ("scheme", "form", "workflow", "patrol_rules", "score_sheet", "board", "category_list")
 SCHEMA_FILES = (*KINDS, "common")
 BASE_URI = "https://fangan.local/schemas/"
 

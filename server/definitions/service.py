@@ -157,3 +157,15 @@ def diff_scheme_versions(old: SchemeVersion | None, new: SchemeVersion) -> list[
             tofile=f"{b.file} ({b.short_hash})" if b else "/dev/null", lineterm="", n=3))
         out.append(DefinitionDiff(*key, status, a.file if a else None, b.file if b else None, lines))
     return out
+
+
+def scheme_categories(scheme_key: str) -> list[dict]:
+    """The categories in force: the scheme's category lists extended by its own categories."""
+    from .bundle import merge_categories
+
+    version = current_version(scheme_key)
+    if version is None:
+        return []
+    data = version.scheme_definition.data
+    lists = [version.member("category_list", i) for i in data.get("category_lists", [])]
+    return merge_categories(data.get("categories", []), [row.data["categories"] for row in lists if row])

@@ -135,7 +135,9 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
                 RoleAssignment.scheme_key == scheme_key, User.active.is_(True)).distinct().order_by(User.username))
             rows = [{"value": u.username, "label": u.display_name} for u in users]
         elif kind == "categories":
-            rows = _flat_categories(data.get("categories", []))
+            from ..definitions.service import scheme_categories
+
+            rows = _flat_categories(scheme_categories(scheme_key))
         elif kind == "tiers":
             rows = [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
         else:

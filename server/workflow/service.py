@@ -60,13 +60,30 @@ def _utc(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     return local.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
+def _category_info(scheme_key: str, category: str | None) -> dict:
+    from ..definitions.service import scheme_categories
+
+    def find(items: list[dict]) -> dict | None:
+        for item in items:
+            if item["id"] == category:
+                return item
+            found = find(item.get("children", []))
+            if found is not None:
+                return found
+        return None
+
+    return (find(scheme_categories(scheme_key)) or {}) if category else {}
+
+
 def case_names(case: Case) -> dict[str, Any]:
     """Names a workflow expression sees: the case's fields plus the engine's own."""
     area = case.area
     unit = case.unit
+    info = _category_info(case.scheme_key, case.category)
     return {
         **case.data,
         "category": case.category, "state": case.state,
+        "category_working_days": info.get("working_days"), "category_class": info.get("class"),
         "area": area.key if area else None, "unit": unit.key if unit else None,
         "case": {"id": case.id, "state": case.state, "category": case.category, "rework_count": case.rework_count},
         "today": _local(utcnow(), scheme_zone(case.scheme_key)).date(),

@@ -335,3 +335,22 @@ def test_an_approved_extension_moves_the_deadline_and_counts(people):
     today = dt.date.today()
     (row,) = service.case_metrics(people["office"], "lidu", today - dt.timedelta(days=1), today + dt.timedelta(days=1))
     assert row["extended"] == 1 and row["extension_rate"] == 1.0
+
+
+def test_shipped_category_list_extends_the_scheme_and_feeds_deadlines(people):
+    from server.definitions.service import scheme_categories
+    from server.forms.service import choice_source
+    from server.workflow import engine
+
+    ids = [c["id"] for c in scheme_categories("lidu")]
+    assert "event_city_environment" in ids and "environment" in ids  # the list's and Lidu's own
+    spec = form_spec(forms.form_version("lidu", "problem_report").data)
+    values = [v for v, _label in choice_source(people["reporter"], "lidu")(spec.by_id["category"], {})]
+    assert "event_piled_rubbish" in values and "piled_rubbish" in values
+    case = report(people["reporter"])
+    case.category = "part_street_lamp"
+    names = service.case_names(case)
+    assert names["category_working_days"] == 3 and names["category_class"] == "part"
+    deadline = engine.DeadlineSpec("d", "d", working_days=engine.compile_expression(
+        "coalesce(category_working_days, 1)"))
+    assert engine.deadline_amount(deadline, names) == ("days", 3.0)

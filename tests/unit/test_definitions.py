@@ -189,5 +189,5 @@ def test_unknown_kind():
     doc = parse_text("x.yaml", "kind: forms\nid: x\n")
     assert [str(e) for e in validate_schema(doc)] == [
         "x.yaml line 1: kind: 'forms' is not one of 'scheme', 'form', 'workflow', 'patrol_rules', "
-        "'score_sheet', 'board'"
+        "'score_sheet', 'board', 'category_list'"
     ]
