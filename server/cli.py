@@ -219,6 +219,35 @@ def form_import_xlsform(workbook: Path, form_id: str | None, output: Path | None
         click.echo(text, nl=False)
 
 
+@click.group("case")
+def case_cli() -> None:
+    """Case tools."""
+
+
+@case_cli.command("migrate")
+@click.argument("scheme_key")
+@click.argument("workflow_key")
+@click.option("--map", "mappings", multiple=True, metavar="OLD=NEW",
+              help="State of the old version → state of the new.")
+@click.option("--apply", "apply_", is_flag=True, help="Migrate (without it: only show what would happen).")
+@with_appcontext
+def case_migrate(scheme_key: str, workflow_key: str, mappings: tuple[str, ...], apply_: bool) -> None:
+    """Preview, then move open cases of a workflow to the version in force."""
+    from .auth.models import User
+    from .workflow.service import migrate_cases, migration_preview
+
+    mapping = dict(m.split("=", 1) for m in mappings if "=" in m)
+    target, rows = migration_preview(scheme_key, workflow_key, mapping)
+    for row in rows:
+        click.echo(f"case {row['case'].id}: {row['old']} -> {row['new'] or '?? (needs --map)'}")
+    click.echo(f"{len(rows)} open case(s) would move to version {target.id} of '{workflow_key}'.")
+    if apply_:
+        admin = db.session.scalar(db.select(User).filter_by(is_admin=True).order_by(User.id))
+        count = migrate_cases(admin, scheme_key, workflow_key, mapping)
+        db.session.commit()
+        click.echo(f"Migrated {count} case(s).")
+
+
 @click.command("tick")
 @with_appcontext
 def tick() -> None:
@@ -295,5 +324,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, form_cli, setup, docs, tick):
+    for command in (scheme_cli, user_cli, form_cli, case_cli, setup, docs, tick):
         app.cli.add_command(command)

@@ -354,3 +354,36 @@ def test_shipped_category_list_extends_the_scheme_and_feeds_deadlines(people):
     deadline = engine.DeadlineSpec("d", "d", working_days=engine.compile_expression(
         "coalesce(category_working_days, 1)"))
     assert engine.deadline_amount(deadline, names) == ("days", 3.0)
+
+
+def test_open_cases_keep_their_version_until_migrated(people):
+    from pathlib import Path
+
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import ROOT, demo_files
+
+    old = report(people["reporter"])
+    old = fire(people["office"], old, "assign", target_unit="shilong")
+    old = fire(people["head"], old, "rectify", action_taken="ok", photos_after=photo(), finished_at="2026-11-20T15:00")
+    assert old.state == "rectified"
+    files = dict(demo_files())
+    text = (Path(ROOT) / "workflow_definitions" / "discover_assign_rectify_close.yaml").read_text("utf-8")
+    files["lidu/workflow.yaml"] = text.replace("id: rectified", "id: to_verify").replace(
+        "from: rectified", "from: to_verify").replace("to: rectified", "to: to_verify")
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Case, old.id).state == "rectified"  # still on the version it was opened under
+    target, rows = service.migration_preview("lidu", "discover_assign_rectify_close")
+    assert [(r["case"].id, r["old"], r["new"]) for r in rows] == [(old.id, "rectified", None)]
+    with pytest.raises(Conflict):
+        service.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close")
+    db.session.rollback()
+    moved = service.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close",
+                                  {"rectified": "to_verify"})
+    db.session.commit()
+    case = db.session.get(Case, old.id)
+    assert moved == 1 and case.state == "to_verify" and case.definition_version_id == target.id
+    assert "close" in [t.id for t in service.available_actions(people["office"], case)]
+    assert case.events[-1].kind == "migrated"
