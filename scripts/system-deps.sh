@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages Fangan needs when they are missing.
-#   scripts/system-deps.sh run   -> a CJK font and libharfbuzz-subset0 (fast PDF font subsetting)
+#   scripts/system-deps.sh run   -> a CJK font, libharfbuzz-subset0 (fast PDF font subsetting) and Pango
+#                                   (WeasyPrint's text layout)
 #   scripts/system-deps.sh test  -> the above plus chromium (browser tests), poppler-utils (pdffonts)
 #                                   and PostgreSQL 15 server binaries (throwaway test cluster)
 set -euo pipefail
-want=(fonts-wqy-microhei libharfbuzz-subset0)
+want=(fonts-wqy-microhei libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0)
 if [ "${1:-run}" = "test" ]; then
   want+=(chromium poppler-utils postgresql-15)
 fi

@@ -6,6 +6,8 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"Export PDF": "导出 PDF",
+"Printed %(when)s": "打印时间 %(when)s",
 "moved to the workflow version in force": "迁移到现行流程版本",
 "You may not migrate cases of this district.": "您无权迁移这个辖区的案件。",
 "Say which state these become first: %(states)s": "请先指定这些状态迁移后对应的状态：%(states)s",

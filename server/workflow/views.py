@@ -69,6 +69,14 @@ def ledger(scheme_key: str):
 
     start, end = day("start", today.replace(day=1)), day("end", today)
     rows = service.case_metrics(current_user, scheme_key, start, end)
+    if request.args.get("format") == "pdf":
+        from ..pdf.engine import render_pdf
+
+        html = render_template("workflow/ledger_print.html", scheme_key=scheme_key, rows=rows, start=start, end=end,
+                               printed=dt.datetime.now(service.scheme_zone(scheme_key)))
+        return Response(render_pdf(html), mimetype="application/pdf",
+                        headers={"Content-Disposition":
+                                 f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.pdf"})
     if request.args.get("format") == "xlsx":
         return Response(service.ledger_xlsx(rows, start, end),
                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

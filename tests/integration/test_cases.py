@@ -272,6 +272,14 @@ def test_ledger_rates_in_sql(people, app):
     assert "66.7%" in page and "50.0%" in page
     sheet = load_workbook(io.BytesIO(client.get("/cases/lidu/ledger?format=xlsx").data)).active
     assert sheet.cell(2, 2).value == 3
+    from pypdf import PdfReader
+
+    from tests.unit.test_pdf import embedded_fonts
+
+    pdf = client.get("/cases/lidu/ledger?format=pdf").data
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "整改率" in text and "石龙社区" in text and "66.7%" in text
+    assert any("WenQuanYi" in font or "CJK" in font for font in embedded_fonts(pdf))
 
 
 def test_webhook_is_off_by_default_and_delivers_each_notification_once(people):
