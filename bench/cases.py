@@ -44,7 +44,8 @@ def timed(fn, runs: int) -> list[float]:  # noqa: ANN001
 
 SEED = """
 INSERT INTO cases (scheme_key, workflow_key, definition_version_id, state, state_kind, outcome, data, category,
-                   unit_id, created_at, updated_at, closed_at, overdue, rework_count, extension_count, version)
+                   unit_id, created_at, updated_at, closed_at, overdue, rework_count, extension_count,
+                   reopen_count, version)
 SELECT 'lidu', 'discover_assign_rectify_close', :wf,
        CASE WHEN g % 10 = 0 THEN 'assigned' ELSE 'closed' END,
        CASE WHEN g % 10 = 0 THEN 'open' ELSE 'final' END,
@@ -52,7 +53,8 @@ SELECT 'lidu', 'discover_assign_rectify_close', :wf,
        '{}'::jsonb, 'piled_rubbish',
        (array(SELECT id FROM units WHERE scheme_key = 'lidu' ORDER BY id))[1 + g % :units],
        now() - (g % 900) * interval '1 day' - (g % 86400) * interval '1 second',
-       now(), CASE WHEN g % 10 = 0 THEN NULL ELSE now() END, g % 37 = 0, (g % 13 = 0)::int, (g % 29 = 0)::int, 1
+       now(), CASE WHEN g % 10 = 0 THEN NULL ELSE now() END, g % 37 = 0,
+       (g % 13 = 0)::int, (g % 29 = 0)::int, (g % 97 = 0)::int, 1
 FROM generate_series(1, :n) AS g
 """
 

@@ -6,6 +6,8 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"Reopened": "重新打开",
+"Before and after": "整改前后对比",
 "Export PDF": "导出 PDF",
 "Printed %(when)s": "打印时间 %(when)s",
 "moved to the workflow version in force": "迁移到现行流程版本",

@@ -363,6 +363,8 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         case.rework_count += 1
     if "extension" in transition.counts_as:
         case.extension_count += 1
+    if spec.kind_of(old_state) == "final" or "reopen" in transition.counts_as:
+        case.reopen_count += 1  # a closed case opened again
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
                                  from_state=old_state, to_state=case.state, at=now,
@@ -501,8 +503,9 @@ def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
 # -- metrics and the ledger (台账) -------------------------------------------------------------------
 
 
-def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-    """Per unit, cases found in [start, end] and how they ended, with the rates the seeds use — in SQL."""
+def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:
+    """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
+    rates the seeds use — in SQL."""
     from sqlalchemy import and_, exists, func, select
     from sqlalchemy import case as when
 
@@ -511,29 +514,35 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date) -> li
     finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
     resolved = Case.outcome == "resolved"
     missed = exists(select(CaseDeadline.id).where(CaseDeadline.case_id == Case.id, CaseDeadline.met.is_(False)))
-    query = (select(Case.unit_id, func.count(Case.id).label("found"),
+    group = Case.area_id if by == "area" else Case.unit_id
+    query = (select(group, func.count(Case.id).label("found"),
                     func.sum(when((resolved, 1), else_=0)).label("rectified"),
                     func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
                     func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
                     func.sum(Case.rework_count).label("reworked"),
-                    func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"))
+                    func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"),
+                    func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish)
-             .group_by(Case.unit_id))
+             .group_by(group))
     scope = permissions.scope_for(user, scheme_key)
     wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
     if not wide.district_wide:
         query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
-    units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
+    from ..org.models import Area
+
+    model = Area if by == "area" else Unit
+    places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}
     rows = []
-    for unit_id, found, rectified, on_time, closed, reworked, extended in db.session.execute(query):
+    for place_id, found, rectified, on_time, closed, reworked, extended, reopened in db.session.execute(query):
         rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
-        rows.append({"unit": units.get(unit_id), "found": found, "rectified": rectified, "on_time": on_time,
+        rows.append({"unit": places.get(place_id), "found": found, "rectified": rectified, "on_time": on_time,
+                     "reopened": int(reopened or 0),
                      "closed": closed, "reworked": int(reworked or 0), "extended": int(extended or 0),
                      "extension_rate": int(extended or 0) / found if found else None,
                      "rectification_rate": rectified / found if found else None,
                      "on_time_rate": on_time / rectified if rectified else None,
                      "closure_rate": closed / found if found else None})
-    rows.sort(key=lambda r: (r["unit"].path if r["unit"] else "~"))
+    rows.sort(key=lambda r: (getattr(r["unit"], "path", None) or getattr(r["unit"], "key", None) or "~"))
     return rows
 
 

@@ -68,7 +68,8 @@ def ledger(scheme_key: str):
             return default
 
     start, end = day("start", today.replace(day=1)), day("end", today)
-    rows = service.case_metrics(current_user, scheme_key, start, end)
+    by = "area" if request.args.get("by") == "area" else "unit"
+    rows = service.case_metrics(current_user, scheme_key, start, end, by)
     if request.args.get("format") == "pdf":
         from ..pdf.engine import render_pdf
 
@@ -82,7 +83,7 @@ def ledger(scheme_key: str):
                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"})
-    return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end)
+    return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end, by=by)
 
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])

@@ -92,7 +92,8 @@ def test_report_dispatch_rectify_fail_rework_close_and_a_stale_page(browser, liv
         assert case.state == "closed" and case.rework_count == 1
         assert [e.transition for e in case.events] == [None, "assign", "rectify", "rework", "rectify", "close"]
         db.session.remove()
-    # before and after photos on the case page
+    # before and after photos on the case page, side by side
     assert office.locator(".timeline img").count() >= 2
+    assert office.locator(".before-after img").count() == 2
     for context in (reporter_ctx, office_ctx, chief_ctx, second_ctx):
         context.close()

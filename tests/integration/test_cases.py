@@ -265,7 +265,10 @@ def test_ledger_rates_in_sql(people, app):
     (row,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1))
     assert row["unit"].key == "shilong"
     assert (row["found"], row["rectified"], row["on_time"], row["closed"]) == (3, 2, 1, 2)
-    assert row["rectification_rate"] == 2 / 3 and row["on_time_rate"] == 0.5
+    assert row["rectification_rate"] == 2 / 3 and row["on_time_rate"] == 0.5 and row["reopened"] == 0
+    (by_area,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1),
+                                      by="area")
+    assert by_area["unit"].key == "shilong_old_street" and by_area["found"] == 3
     client = app.test_client()
     login(client, "office")
     page = client.get("/cases/lidu/ledger").get_data(as_text=True)

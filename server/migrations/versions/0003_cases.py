@@ -42,6 +42,7 @@ def upgrade():
     sa.Column('overdue', sa.Boolean(), nullable=False),
     sa.Column('rework_count', sa.Integer(), nullable=False),
     sa.Column('extension_count', sa.Integer(), nullable=False),
+    sa.Column('reopen_count', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_by_id', sa.Integer(), nullable=True),
