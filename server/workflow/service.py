@@ -111,10 +111,24 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
         relations.add("assignee")
     if case.unit_id is not None and scope.only("case.handle").covers_unit(case.unit_id):
         relations.add("assignee_unit")
-    if case.unit_id is not None and case.unit is not None and case.unit.parent_id is not None:
-        if scope.only("case.dispatch").covers_unit(case.unit.parent_id):
-            relations.add("tier_above_assignee")
+    if _is_tier_above_assignee(user, case, today, {p.tier_key for p in posts}):
+        relations.add("tier_above_assignee")
     return engine.Actor(capabilities, roles, tiers, frozenset(relations))
+
+
+def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
+    """True if the user holds the tier the assignee's tier reports to (the chief ladder), or, for a case
+    assigned to a unit, may dispatch cases of the unit above it."""
+    data = current_scheme_data(case.scheme_key) or {}
+    parent_of = {t["id"]: t.get("reports_to") for t in data.get("tiers", [])}
+    if case.assignee is not None:
+        held = {p.tier_key for p in case.assignee.posts if p.scheme_key == case.scheme_key and p.holds_on(today)
+                and (p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)}
+        if {parent_of.get(t) for t in held} & my_tiers:
+            return True
+    if case.unit is not None and case.unit.parent_id is not None:
+        return permissions.scope_for(user, case.scheme_key).only("case.dispatch").covers_unit(case.unit.parent_id)
+    return False
 
 
 def can_view_case(user: Any, case: Case) -> bool:

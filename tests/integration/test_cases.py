@@ -398,3 +398,24 @@ def test_open_cases_keep_their_version_until_migrated(people):
     assert moved == 1 and case.state == "to_verify" and case.definition_version_id == target.id
     assert "close" in [t.id for t in service.available_actions(people["office"], case)]
     assert case.events[-1].kind == "migrated"
+
+
+def test_the_tier_above_the_assignee_may_decide_an_extension(people):
+    from server.org.models import Area, Post
+    from tests.support.factories import make_user
+
+    area = db.session.scalar(db.select(Area).filter_by(key="shilong_old_street"))
+    keeper = make_user("keeper")
+    boss = make_user("boss")
+    today = dt.date.today() - dt.timedelta(days=1)
+    db.session.add(Post(scheme_key="lidu", tier_key="segment_keeper", user=keeper, holder_name="K", area=area,
+                        started_on=today))
+    db.session.add(Post(scheme_key="lidu", tier_key="community_head", user=boss, holder_name="B", area=area,
+                        started_on=today))
+    db.session.commit()
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    case.assignee = keeper
+    db.session.commit()
+    relations = service.actor_for(boss, case).relations
+    assert "tier_above_assignee" in relations
+    assert "tier_above_assignee" not in service.actor_for(keeper, case).relations
