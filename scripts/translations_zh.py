@@ -6,6 +6,7 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"A working day (a makeup day); unticked: a holiday": "调休上班日（不勾选则为放假日）",
 "Reopened": "重新打开",
 "Before and after": "整改前后对比",
 "Export PDF": "导出 PDF",

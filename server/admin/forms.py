@@ -39,5 +39,5 @@ class XlsformUploadForm(FlaskForm):
 
 class CalendarDayForm(FlaskForm):
     day = DateField(_l("Day"), validators=[DataRequired()])
-    working = BooleanField(_l("A working day (调休 makeup day); unticked: a holiday"))
+    working = BooleanField(_l("A working day (a makeup day); unticked: a holiday"))
     name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])

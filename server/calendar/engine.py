@@ -1,11 +1,11 @@
-"""Working-day and working-hour arithmetic for case deadlines (工作日 / 工作时间).
+"""Working-day and working-hour arithmetic for case deadlines .
 
 Pure module: no Flask, no SQLAlchemy. The web layer loads the administrator's holiday table, builds
 `DayOverride` rows and a `WorkingCalendar`, and converts to and from the scheme's time zone.
 
 Which days are working days, in order of precedence:
 
-1. An override (administrator-edited table): `working=True` is a makeup workday (调休上班), `working=False`
+1. An override (administrator-edited table): `working=True` is a makeup workday , `working=False`
    a holiday. Overrides beat chinesecalendar. If the table lists the same date twice, the later row wins.
 2. chinesecalendar (`use_builtin=True`), which knows 2004–2026 in version 1.11 and raises
    NotImplementedError for every other year, before 2004 included.
@@ -37,7 +37,7 @@ Times:
   calendar days (about ten years), and a between / working_days_in span longer than `MAX_SPAN_DAYS`, raise
   ValueError instead of running for a long time.
 
-`day_name(day)` gives the override's name, else chinesecalendar's holiday name in Chinese (e.g. "国庆节").
+`day_name(day)` gives the override's name, else chinesecalendar's holiday name in Chinese .
 chinesecalendar also names makeup workdays after their holiday (Sun 20 Sep 2026 → "国庆节"), so combine it with
 `is_working_day` to show "国庆节 调休上班".
 """

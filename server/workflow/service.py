@@ -226,7 +226,7 @@ def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.dat
 
 
 def _extend_deadline(case: Case, key: str, unit: str, amount: float) -> None:
-    """An approved extension (延期): the running deadline moves later by working time."""
+    """An approved extension: the running deadline moves later by working time."""
     zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
     for running in case.deadlines:
         if running.key == key and running.stopped_at is None:
@@ -514,7 +514,7 @@ def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
 
 
 
-# -- metrics and the ledger (台账) -------------------------------------------------------------------
+# -- metrics and the ledger -------------------------------------------------------------------------
 
 
 def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ def by_area(scheme_key: str):
 
 @bp.get("/<scheme_key>/ledger")
 def ledger(scheme_key: str):
-    """The ledger (台账) of a period: per unit, cases found, rectified, on time, closed, and the rates."""
+    """The ledger of a period: per unit, cases found, rectified, on time, closed, and the rates."""
     import datetime as dt
 
     from flask import Response
