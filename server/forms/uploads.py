@@ -302,6 +302,8 @@ def _decode(
     # without touching the global (which other threads may rely on).
     limit = max_pixels if Image.MAX_IMAGE_PIXELS is None else min(max_pixels, Image.MAX_IMAGE_PIXELS)
     _check_pixels(header.size, limit)
+    if not _looks_complete(header.data, fmt):
+        raise UploadRejected("damaged")
     try:
         img = Image.open(BytesIO(header.data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -330,6 +332,21 @@ def _decode(
     # JPEG metadata was split off before decoding; the other formats keep it in info (PNG's eXIf may follow IDAT).
     blob = header.exif if fmt == "JPEG" else img.info.get("exif")
     return img, _load_exif(blob)
+
+
+def _looks_complete(data: bytes, fmt: str) -> bool:
+    """The file's own end marker is there. Checked by hand because Pillow's LOAD_TRUNCATED_IMAGES is a
+    process-wide switch that other libraries turn on (WeasyPrint does, on import)."""
+    if fmt == "JPEG":
+        start = data.find(b"\xff\xda")  # start of scan; the end-of-image marker must follow it
+        return start != -1 and data.find(b"\xff\xd9", start) != -1
+    if fmt == "PNG":
+        return b"IEND" in data
+    if fmt == "GIF":
+        return b"\x3b" in data[-16:]
+    if fmt == "WEBP":
+        return len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    return True
 
 
 def _check_pixels(size: tuple[int, int], limit: int) -> None:

@@ -441,3 +441,18 @@ def test_fuzz_mutated_images(seed: int, flips: list[tuple[int, int]], cut: int) 
     for pos, value in flips:
         raw[pos % len(raw)] = value
     _outcome(bytes(raw[: max(1, len(raw) - cut % len(raw))]))
+
+
+def test_truncated_files_are_refused_even_when_pillow_is_told_to_accept_them(monkeypatch) -> None:
+    """WeasyPrint sets ImageFile.LOAD_TRUNCATED_IMAGES = True on import, for the whole process."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    full = _encode(Image.new("RGB", (400, 300), "red"), "JPEG")
+    with pytest.raises(UploadRejected) as caught:
+        check_upload(full[: len(full) // 2], "cut.jpg")
+    assert caught.value.code == "damaged"
+    png = _encode(Image.new("RGB", (400, 300), "blue"), "PNG")
+    with pytest.raises(UploadRejected):
+        check_upload(png[: len(png) - 20], "cut.png")
+    assert check_upload(full, "whole.jpg").mime == "image/jpeg"
