@@ -6,6 +6,17 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"No such road.": "没有这条道路。",
+"This place has no notice board.": "这里没有路长公示牌。",
+"Not appointed yet.": "尚未任命。",
+"QR code of this page": "本页二维码",
+"Supervision hotline": "监督电话",
+"Printable board (PDF)": "打印公示牌（PDF）",
+"Notice board": "路长公示牌",
+"Phone": "联系电话",
+"You may not print this district's boards.": "您无权打印这个辖区的公示牌。",
+"The scheme %(key)s has no tier %(tier)s.": "方案 %(key)s 没有层级 %(tier)s。",
+"No such area or unit.": "没有这个区域或单位。",
 "A working day (a makeup day); unticked: a holiday": "调休上班日（不勾选则为放假日）",
 "Reopened": "重新打开",
 "Before and after": "整改前后对比",

@@ -61,12 +61,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .admin.views import bp as admin_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
+    from .boards.views import bp as boards_bp
     from .forms.views import bp as forms_bp
     from .org.views import bp as org_bp
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
-    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp):
+    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

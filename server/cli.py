@@ -189,6 +189,35 @@ def user_grant(username: str, scheme_key: str, role: str, unit_key: str | None) 
     click.echo(f"'{username}' now holds '{role}' in '{scheme_key}'" + (f" from '{unit_key}'." if unit_key else "."))
 
 
+# -- posts ----------------------------------------------------------------------
+
+@click.group("post")
+def post_cli() -> None:
+    """Who holds which tier over what."""
+
+
+@post_cli.command("appoint")
+@click.argument("scheme_key")
+@click.argument("tier")
+@click.argument("holder_name")
+@click.option("--area", "area_key", default=None, help="Area id (a road, segment or grid).")
+@click.option("--unit", "unit_key", default=None, help="Unit id, for a post over a whole unit.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="First day (default today).")
+@click.option("--title", default=None)
+@click.option("--phone", default=None)
+@click.option("--user", "username", default=None, help="Their account, if they have one.")
+@with_appcontext
+def post_appoint(scheme_key: str, tier: str, holder_name: str, area_key: str | None, unit_key: str | None,
+                 since, title: str | None, phone: str | None, username: str | None) -> None:  # noqa: ANN001
+    """Appoint someone; the previous holder of that tier there stays in the history until the day before."""
+    from .org.posts import appoint
+
+    post = appoint(scheme_key, tier, holder_name, area_key=area_key, unit_key=unit_key,
+                   since=since.date() if since else None, title=title, phone=phone, username=username)
+    db.session.commit()
+    click.echo(f"{holder_name} holds {tier} from {post.started_on} (post {post.id}).")
+
+
 # -- forms ----------------------------------------------------------------------
 
 @click.group("form")
@@ -324,5 +353,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, form_cli, case_cli, setup, docs, tick):
+    for command in (scheme_cli, user_cli, post_cli, form_cli, case_cli, setup, docs, tick):
         app.cli.add_command(command)

@@ -11,7 +11,8 @@ from server.auth.access import is_public_endpoint
 from tests.conftest import csrf_token
 
 # Adding a public route means adding it here, on purpose.
-PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz", "web.service_worker"}
+PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz", "web.service_worker",
+                    "boards.board", "boards.board_pdf"}
 
 
 def _sample_url(rule) -> str:

@@ -1,0 +1,119 @@
+"""Notice boards (路长公示牌): who is in charge of a road at every tier, for the public page and the poster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import segno
+from flask_babel import gettext as _
+
+from ..core.errors import NotFound
+from ..definitions.service import current_version
+from ..extensions import db
+from ..org.models import Area, Post
+from ..web.i18n import tr
+
+DEFAULT_PUBLIC_FIELDS = ("name", "title", "duties")  # a phone number shows only where the scheme says so
+
+
+def get_area(scheme_key: str, area_key: str) -> Area:
+    area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=area_key, active=True))
+    if area is None:
+        raise NotFound(_("No such road."))
+    return area
+
+
+def board_definition(scheme_key: str, area: Area) -> dict:
+    version = current_version(scheme_key)
+    if version is None:
+        raise NotFound(_("No such district."))
+    data = version.scheme_definition.data
+    kind = next((k for k in data.get("area_kinds", []) if k["id"] == area.kind), {})
+    board_id = kind.get("board") or next(iter(data.get("boards", [])), None)
+    row = version.member("board", board_id) if board_id else None
+    if row is None:
+        raise NotFound(_("This place has no notice board."))
+    return row.data
+
+
+def _chain(area: Area) -> list[Area]:
+    chain, node = [], area
+    while node is not None and len(chain) < 20:
+        chain.append(node)
+        node = node.parent
+    return chain
+
+
+def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[str, Any]:
+    """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details."""
+    on = on or dt.date.today()
+    version = current_version(scheme_key)
+    scheme = version.scheme_definition.data
+    board = board_definition(scheme_key, area)
+    tiers = {t["id"]: t for t in scheme.get("tiers", [])}
+    areas = _chain(area)
+    unit_ids = set()
+    unit = area.unit or next((a.unit for a in areas if a.unit), None)
+    while unit is not None and len(unit_ids) < 20:
+        unit_ids.add(unit.id)
+        unit = unit.parent
+    posts = db.session.scalars(db.select(Post).where(
+        Post.scheme_key == scheme_key, Post.tier_key.in_(board.get("tiers", [])),
+        Post.started_on <= on, (Post.ended_on.is_(None)) | (Post.ended_on >= on),
+        Post.area_id.in_([a.id for a in areas]) | (Post.area_id.is_(None) & Post.unit_id.in_(unit_ids or [-1])),
+    ).order_by(Post.started_on))
+    by_tier: dict[str, list[Post]] = {}
+    for post in posts:
+        by_tier.setdefault(post.tier_key, []).append(post)
+    show = {"range": True, "unit": True, "duties": True, "qr_code": True, "report_link": True, "printed_on": True,
+            **board.get("show", {})}
+    rows = []
+    for tier_id in board.get("tiers", []):
+        tier = tiers.get(tier_id, {})
+        if tier.get("public", True) is False:
+            continue
+        fields = set(tier.get("public_fields") or DEFAULT_PUBLIC_FIELDS)
+        chiefs = []
+        for post in by_tier.get(tier_id, []):
+            chiefs.append({
+                "name": post.holder_name if "name" in fields else None,
+                "title": (post.title or tr(tier.get("title") or tier.get("name"))) if "title" in fields else None,
+                "phone": post.phone if "phone" in fields else None,
+                "unit": tr(post.unit.name) if "unit" in fields and post.unit else None,
+                "duties": [d for d in (post.duties or [tr(d) for d in tier.get("duties", [])])]
+                if "duties" in fields and show["duties"] else [],
+            })
+        rows.append({"tier": tr(tier.get("name")), "chiefs": chiefs})
+    title = tr(board.get("title")).replace("{area}", tr(area.name))
+    return {"board": board, "area": area, "title": title, "subtitle": tr(board.get("subtitle")), "rows": rows,
+            "show": show, "footer": tr(board.get("footer")), "phone": board.get("supervision_phone"),
+            "unit": tr(area.unit.name) if area.unit else None, "on": on,
+            "range": (tr(area.range_from), tr(area.range_to)) if area.range_from else None,
+            "sizes": board.get("sizes") or [{"id": "a3", "width_mm": 297, "height_mm": 420}]}
+
+
+def qr_svg(url: str) -> str:
+    """A vector QR code (inline SVG) of the board's own page."""
+    return segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000")
+
+
+def boards_of(scheme_key: str, unit_key: str | None = None) -> list[Area]:
+    """Areas that carry a board (their kind names one), optionally of one unit and below."""
+    version = current_version(scheme_key)
+    data = version.scheme_definition.data if version else {}
+    kinds = {k["id"] for k in data.get("area_kinds", []) if k.get("board")}
+    query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).where(Area.kind.in_(kinds or [""]))
+    areas = list(db.session.scalars(query.order_by(Area.key)))
+    if unit_key:
+        areas = [a for a in areas if a.unit is not None and _under(a.unit, unit_key)]
+    return areas
+
+
+def _under(unit: Any, key: str) -> bool:
+    node = unit
+    while node is not None:
+        if node.key == key:
+            return True
+        node = node.parent
+    return False

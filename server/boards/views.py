@@ -1,0 +1,67 @@
+"""Public notice boards: a page per road (no login) and its printed poster; a batch PDF for administrators."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth import permissions
+from ..auth.access import public
+from ..core.errors import PermissionDenied
+from ..extensions import limiter
+from ..pdf.engine import render_pdf
+from . import service
+
+bp = Blueprint("boards", __name__, template_folder="templates", url_prefix="/b")
+
+
+def _public_limit() -> str:
+    return current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute")
+
+
+def _board_url(scheme_key: str, area_key: str) -> str:
+    return url_for("boards.board", scheme_key=scheme_key, area_key=area_key, _external=True)
+
+
+@bp.get("/<scheme_key>/<area_key>")
+@public
+@limiter.limit(_public_limit)
+def board(scheme_key: str, area_key: str):
+    area = service.get_area(scheme_key, area_key)
+    data = service.board_for(scheme_key, area)
+    url = _board_url(scheme_key, area_key)
+    return render_template("boards/board.html", b=data, qr=service.qr_svg(url), url=url, scheme_key=scheme_key)
+
+
+def _size(data: dict) -> dict:
+    wanted = request.args.get("size")
+    return next((s for s in data["sizes"] if s["id"] == wanted), data["sizes"][0])
+
+
+@bp.get("/<scheme_key>/<area_key>.pdf")
+@public
+@limiter.limit(_public_limit)
+def board_pdf(scheme_key: str, area_key: str):
+    area = service.get_area(scheme_key, area_key)
+    data = service.board_for(scheme_key, area)
+    size = _size(data)
+    html = render_template("boards/poster.html", boards=[(data, service.qr_svg(_board_url(scheme_key, area_key)))],
+                           size=size, printed=dt.date.today())
+    return Response(render_pdf(html), mimetype="application/pdf",
+                    headers={"Content-Disposition": f"inline; filename=board-{area.key}-{size['id']}.pdf"})
+
+
+@bp.get("/<scheme_key>/all.pdf")
+def batch_pdf(scheme_key: str):
+    """Every board of the district, or of one unit and below (`?unit=`), in one PDF to print."""
+    if not (permissions.scope_for(current_user, scheme_key).has("board.manage") or current_user.is_admin):
+        raise PermissionDenied(_("You may not print this district's boards."))
+    areas = service.boards_of(scheme_key, request.args.get("unit") or None)
+    boards = [(service.board_for(scheme_key, a), service.qr_svg(_board_url(scheme_key, a.key))) for a in areas]
+    size = _size(boards[0][0]) if boards else {"id": "a3", "width_mm": 297, "height_mm": 420}
+    html = render_template("boards/poster.html", boards=boards, size=size, printed=dt.date.today())
+    return Response(render_pdf(html), mimetype="application/pdf",
+                    headers={"Content-Disposition": f"attachment; filename=boards-{scheme_key}-{size['id']}.pdf"})
