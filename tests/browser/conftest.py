@@ -51,6 +51,11 @@ def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) 
         make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
         make_user("office", roles=(("lidu", "office_admin", None),))
         make_user("reporter", roles=(("lidu", "staff", "shilong"),))
+        from server.org.posts import appoint
+
+        appoint("lidu", "segment_keeper", "张三", area_key="shilong_old_street", phone="13900000002",
+                duties=["<img src=x onerror=alert(1)>每天巡查"])
+        db.session.commit()
         db.session.remove()
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
