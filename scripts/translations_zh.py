@@ -6,6 +6,7 @@ The .po file is the source of truth; this table is a convenience for adding many
 import sys
 from babel.messages.pofile import read_po, write_po
 ZH = {
+"This form was already used. Open it again.": "这份表单已经用过了，请重新打开。",
 "Public notice board": "路长公示牌（公开页面）",
 "No such road.": "没有这条道路。",
 "This place has no notice board.": "这里没有路长公示牌。",

@@ -58,6 +58,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     theming.init_app(app)
 
+    from .web.params import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # ids past a database integer are a 404, not a crash
+
     from .admin.views import bp as admin_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp

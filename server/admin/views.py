@@ -314,7 +314,8 @@ def calendar():
     from ..calendar.models import CalendarDay
     from .forms import CalendarDayForm
 
-    _require(current_user.is_admin or bool(_manageable_keys()))
+    # The calendar serves every district on this server: system administrators only.
+    _require(current_user.is_admin)
     form = CalendarDayForm()
     if form.validate_on_submit():
         row = db.session.get(CalendarDay, form.day.data) or CalendarDay(day=form.day.data)
@@ -342,7 +343,7 @@ def delete_calendar_day(day: str):
     from ..audit.service import record_audit
     from ..calendar.models import CalendarDay
 
-    _require(current_user.is_admin or bool(_manageable_keys()))
+    _require(current_user.is_admin)
     if CsrfForm().validate_on_submit():
         try:
             row = db.session.get(CalendarDay, dt.date.fromisoformat(day))

@@ -30,8 +30,13 @@ def _cell(f: FieldSpec, value: Any) -> Any:
         return " ".join(parts + ([value["area"]] if value.get("area") else []))
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # never let a spreadsheet run a formula typed into a form
+    return defuse(value)
+
+
+def defuse(value: Any) -> Any:
+    """Never let a spreadsheet run a formula typed into a form (or into a name)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
     return value
 
 
@@ -40,7 +45,7 @@ def rows_of(spec: FormSpec, records: Iterable[Any]) -> tuple[list[str], list[lis
     header = [_("Record"), _("Submitted"), _("By"), _("Unit"), _("Area")] + [tr(f.label) or f.id for f in columns]
     rows = []
     for r in records:
-        rows.append([r.id, r.submitted_at.strftime("%Y-%m-%d %H:%M"), r.user.display_name if r.user else "",
+        rows.append([r.id, r.submitted_at.strftime("%Y-%m-%d %H:%M"), defuse(r.user.display_name if r.user else ""),
                      tr(r.unit.name) if r.unit else "", tr(r.area.name) if r.area else ""]
                     + [_cell(f, r.data.get(f.id)) for f in columns])
     return header, rows

@@ -226,12 +226,12 @@ class UploadsField(wtf.Field):
             if isinstance(item, FileStorage):
                 if item.filename:
                     self.new_files.append(item)
-            elif isinstance(item, str) and item.isdigit():
+            elif isinstance(item, str) and item.isascii() and item.isdigit() and len(item) <= 10:
                 self.kept.append(int(item))
         self.data = list(self.kept)
 
     def process_data(self, value: Any) -> None:
-        self.kept = [int(v) for v in value or [] if str(v).isdigit()]
+        self.kept = [int(v) for v in value or [] if str(v).isascii() and str(v).isdigit() and len(str(v)) <= 10]
         self.data = list(self.kept)
 
     def _value(self) -> str:

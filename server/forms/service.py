@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
-from ..core.errors import NotFound, PermissionDenied
+from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
 from ..expressions import ExpressionError
@@ -271,10 +271,12 @@ def _take_uploads(page: FormPage, user: Any, store: bool) -> dict[str, list[str]
         bound = builder.bound_field(page.form, page.spec, path)
         kept = []
         if bound.kept:
-            rows = db.session.scalars(db.select(Upload).where(Upload.id.in_(bound.kept), Upload.token == page.token,
-                                                              Upload.submission_id.is_(None)))
-            # Only this render's own pending uploads by the same person can be kept: ids are not capabilities.
-            kept = [u for u in rows if u.user_id == user_id]
+            rows = db.session.scalars(db.select(Upload).where(
+                Upload.id.in_(bound.kept), Upload.token == page.token, Upload.field_path == path,
+                Upload.submission_id.is_(None)))
+            # Only this render's own pending uploads of this very field, by the same person, can be kept:
+            # ids are not capabilities, and another field's file may not meet this field's rules.
+            kept = [u for u in rows if u.user_id == user_id and (u.mime.startswith("image/") or "pdf" in f.accept)]
         for storage in bound.new_files:
             raw = storage.read(int((f.max_size_mb or DEFAULT_MAX_BYTES / 2**20) * 2**20) + 1)
             try:
@@ -316,8 +318,8 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     token = "".join(ch for ch in (formdata.get("_token") or "") if ch.isalnum() or ch in "-_")[:64] or new_token()
     page = FormPage(scheme_key, version, spec, form, FormState(values={}), token)
     if store and action == "submit":
-        existing = db.session.scalar(db.select(Submission).filter_by(token=token))
-        if existing is not None and existing.user_id == getattr(user, "id", None):
+        existing = _same_submission(token, spec, scheme_key, user)
+        if existing is not None:
             return existing  # the same form sent twice: one record
     upload_errors = _take_uploads(page, user, store)
     values, parse_errors = builder.read_values(spec, form)
@@ -342,6 +344,16 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     if not page.state.ok or not store:
         return page
     return _store_submission(page, user)
+
+
+def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> Submission | None:
+    """The record this very form already made with this token — never another form's, case's or person's."""
+    existing = db.session.scalar(db.select(Submission).filter_by(token=token))
+    if existing is None:
+        return None
+    if (existing.form_key, existing.scheme_key, existing.user_id) != (spec.id, scheme_key, getattr(user, "id", None)):
+        raise Conflict(_("This form was already used. Open it again."))
+    return existing
 
 
 def _set_calculated(page: FormPage) -> None:
@@ -430,7 +442,7 @@ def _store_submission(page: FormPage, user: Any) -> Submission:
             db.session.flush()
     except IntegrityError:
         # The same token won a race in another request: that record is the one.
-        existing = db.session.scalar(db.select(Submission).filter_by(token=page.token))
+        existing = _same_submission(page.token, page.spec, page.scheme_key, user)
         if existing is None:
             raise
         return existing
@@ -494,12 +506,23 @@ def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordF
     return list(db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)))
 
 
+def _case_shows(user: Any, submission_id: int) -> bool:
+    """Whoever may see a case sees the photos of its report and of its steps."""
+    from ..workflow.models import Case, CaseEvent
+    from ..workflow.service import can_view_case
+
+    case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
+    case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
+    return any(can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
+
+
 def get_upload(user: Any, upload_id: int) -> Upload:
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         raise NotFound(_("No such file."))
     if upload.submission is not None:
-        if not permissions.can_view_submission(user, upload.submission):
+        if not (permissions.can_view_submission(user, upload.submission)
+                or _case_shows(user, upload.submission_id)):
             raise PermissionDenied(_("You may not view this file."))
     elif upload.user_id != getattr(user, "id", None):
         raise PermissionDenied(_("You may not view this file."))

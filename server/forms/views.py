@@ -12,6 +12,7 @@ from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
+from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec
 from .fields import FIELD_TYPES, live_attrs
@@ -89,14 +90,10 @@ def records(scheme_key: str, form_key: str):
 
 def _filters() -> service.RecordFilters:
     def date_arg(name: str) -> dt.date | None:
-        try:
-            return dt.date.fromisoformat(request.args.get(name, ""))
-        except ValueError:
-            return None
+        return parse_date(request.args.get(name, ""))
 
     def int_arg(name: str) -> int | None:
-        value = request.args.get(name, "")
-        return int(value) if value.isdigit() else None
+        return parse_id(request.args.get(name, ""))
 
     return service.RecordFilters(start=date_arg("start"), end=date_arg("end"), area_id=int_arg("area"),
                                  unit_id=int_arg("unit"), user_id=int_arg("user"))

@@ -29,10 +29,14 @@ def _navigation() -> dict:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site relative paths: never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("web.home")
+    """Only a same-site path: never an open redirect (browsers drop tabs and newlines, so refuse them too)."""
+    from urllib.parse import urlsplit
+
+    if (not target or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target
+            or not target.startswith("/") or target.startswith("//")):
+        return url_for("web.home")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("web.home")
 
 
 @bp.get("/")

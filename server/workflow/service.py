@@ -100,10 +100,13 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
         return engine.Actor()
     scope = permissions.scope_for(user, case.scheme_key)
     capabilities = frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
-    roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key)
+    role_defs = {r["id"]: r for r in (current_scheme_data(case.scheme_key) or {}).get("roles", [])}
+    roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key
+                      and _reaches(role_defs.get(a.role_key, {}).get("scope"), a.unit_id, case))
     today = _local(utcnow(), scheme_zone(case.scheme_key)).date()
     posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
-    tiers = frozenset(p.tier_key for p in posts if p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)
+    tiers = frozenset(p.tier_key for p in posts if (p.area_id is not None and p.area_id == case.area_id)
+                      or (p.area_id is None and p.unit_id is not None and p.unit_id == case.unit_id))
     relations = set()
     if case.reporter_id == user.id:
         relations.add("reporter")
@@ -114,6 +117,17 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     if _is_tier_above_assignee(user, case, today, {p.tier_key for p in posts}):
         relations.add("tier_above_assignee")
     return engine.Actor(capabilities, roles, tiers, frozenset(relations))
+
+
+def _reaches(scope_kind: str | None, unit_id: int | None, case: Case) -> bool:
+    """Whether a role granted from a unit reaches this case (a role held elsewhere does not act here)."""
+    reach = permissions._reach_of(scope_kind, unit_id, None)
+    if reach is None:
+        return False
+    if reach.units is None:
+        return True
+    return (case.unit_id is not None and case.unit_id in reach.units) or (
+        case.area_id is not None and case.area_id in (reach.areas or frozenset()))
 
 
 def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
@@ -364,6 +378,9 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         if not isinstance(result, Submission):
             return case, result
         submission = result
+        used = db.session.scalar(db.select(db.func.count(CaseEvent.id)).where(CaseEvent.submission_id == submission.id))
+        if used or db.session.scalar(db.select(db.func.count(Case.id)).where(Case.submission_id == submission.id)):
+            raise Conflict(_("This form was already used. Open it again."))
         names = {**names, **submission.data}
         if not engine.guard_holds(transition, names):
             raise Conflict(_("The answers do not allow this step."))
@@ -495,7 +512,7 @@ def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
     else:
         wide = scope.only("case.view_all") if scope.has("case.view_all") else handle
         if not wide.district_wide:
-            query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+            query = query.where(_within(wide))
         if box == "due_soon":
             soon = utcnow() + dt.timedelta(days=1)
             query = query.where(Case.id.in_(db.select(CaseDeadline.case_id).where(
@@ -504,6 +521,12 @@ def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
             query = query.where(Case.overdue.is_(True) | Case.id.in_(db.select(CaseDeadline.case_id).where(
                 CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < utcnow())))
     return list(db.session.scalars(query.order_by(Case.id.desc()).limit(limit)))
+
+
+def _within(scope: permissions.Scope):  # noqa: ANN202
+    """SQL condition: cases of the units or the areas a (non-district) scope reaches."""
+    units, areas = list(scope.unit_ids or []) or [-1], list(scope.area_ids or []) or [-1]
+    return Case.unit_id.in_(units) | Case.area_id.in_(areas)
 
 
 def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
@@ -541,7 +564,7 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: s
     scope = permissions.scope_for(user, scheme_key)
     wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
     if not wide.district_wide:
-        query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+        query = query.where(_within(wide))
     from ..org.models import Area
 
     model = Area if by == "area" else Unit
@@ -624,7 +647,7 @@ def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
     query = (select(Case.area_id, func.count(Case.id), func.sum(when((Case.overdue.is_(True), 1), else_=0)))
              .where(Case.scheme_key == scheme_key, Case.state_kind != "final").group_by(Case.area_id))
     if not wide.district_wide:
-        query = query.where(Case.unit_id.in_(list(wide.unit_ids or []) or [-1]))
+        query = query.where(_within(wide))
     areas = {a.id: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
     rows = [{"area": areas.get(area_id), "open": count, "overdue": int(overdue or 0)}
             for area_id, count, overdue in db.session.execute(query)]

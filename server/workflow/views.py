@@ -13,6 +13,7 @@ from ..forms import service as forms
 from ..forms.engine import form_spec
 from ..forms.models import Submission
 from ..forms.views import _formdata, render_page
+from ..web.params import parse_date, parse_id
 from . import service
 
 bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/cases")
@@ -62,10 +63,7 @@ def ledger(scheme_key: str):
     today = dt.datetime.now(service.scheme_zone(scheme_key)).date()  # the district's today, not the server's
 
     def day(name: str, default: dt.date) -> dt.date:
-        try:
-            return dt.date.fromisoformat(request.args.get(name, ""))
-        except ValueError:
-            return default
+        return parse_date(request.args.get(name, "")) or default
 
     start, end = day("start", today.replace(day=1)), day("end", today)
     by = "area" if request.args.get("by") == "area" else "unit"
@@ -133,8 +131,8 @@ def _back_to_case(case_id: int, message: str, category: str = "error"):
 def act(case_id: int, transition_id: str):
     item = service.get_case(current_user, case_id)
     spec = service.workflow_of(item)
-    expected = request.form.get("case_version", "") if request.method == "POST" else ""
-    if expected.isdigit() and int(expected) != item.version:
+    expected_version = parse_id(request.form.get("case_version", "")) if request.method == "POST" else None
+    if expected_version is not None and expected_version != item.version:
         # A page opened before someone else acted: say who did what, whatever is possible now.
         return _back_to_case(case_id, service.stale_message(item))
     transition = spec.transition(transition_id)
@@ -150,8 +148,7 @@ def act(case_id: int, transition_id: str):
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
                                action_url=url, version=item.version)
     try:
-        item, page = service.fire(current_user, case_id, transition_id,
-                                  int(expected) if expected.isdigit() else None,
+        item, page = service.fire(current_user, case_id, transition_id, expected_version,
                                   _formdata() if transition.form else None,
                                   request.form.get("_action", "submit")[:100])
     except Conflict as exc:
@@ -162,7 +159,7 @@ def act(case_id: int, transition_id: str):
         page.action_url = url
         status = 400 if page.errors else 200
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
-                               action_url=url, version=int(expected) if expected.isdigit() else item.version), status
+                               action_url=url, version=expected_version or item.version), status
     db.session.commit()
     flash(_("Done."), "success")
     return redirect(url_for("workflow.case", case_id=case_id), code=303)

@@ -61,7 +61,7 @@ def report(user, size: float = 1.0) -> Case:  # noqa: ANN001
 
 
 def fire(user, case: Case, transition: str, **fields):  # noqa: ANN001, ANN003
-    data = formdata(_token=f"{transition}-{case.version}-{user.id}", **fields) if fields else None
+    data = formdata(_token=f"{transition}-{case.id}-{case.version}-{user.id}", **fields) if fields else None
     result, page = service.fire(user, case.id, transition, case.version, data)
     assert page is None, page.errors if page else None
     db.session.commit()

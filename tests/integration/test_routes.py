@@ -18,8 +18,10 @@ PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", 
 def _sample_url(rule) -> str:
     url = rule.rule
     for arg in rule.arguments:
-        converter = rule._converters[arg].__class__.__name__
-        value = "1" if converter in ("IntegerConverter",) else "lidu" if arg.endswith("key") else "x"
+        from werkzeug.routing import IntegerConverter
+
+        numeric = isinstance(rule._converters[arg], IntegerConverter)
+        value = "1" if numeric else "lidu" if arg.endswith("key") else "x"
         url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", value, url)
     return url
 

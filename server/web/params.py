@@ -1,0 +1,33 @@
+"""Parsing of ids and dates from query strings and forms: bad or absurd values become None, never a 500."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from werkzeug.routing import IntegerConverter
+
+MAX_ID = 2**31 - 1  # the largest id a PostgreSQL integer column holds
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
+
+
+def parse_id(value: str | None) -> int | None:
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    try:
+        day = dt.date.fromisoformat((value or "").strip())
+    except ValueError:
+        return None
+    return day if EARLIEST <= day <= LATEST else None
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` in routes, bounded so that an absurd id is a 404 instead of an overflow."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, A002
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
