@@ -535,8 +535,11 @@ def filter_choices(user: Any, scheme_key: str) -> dict[str, list[tuple[int, str]
     scope = full.only("form.view_all") if full.has("form.view_all") else full.only("form.submit")
     units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
     areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind))
-    users = db.session.scalars(db.select(User).join(Submission, Submission.user_id == User.id)
-                               .filter(Submission.scheme_key == scheme_key).distinct().order_by(User.username))
+    people = db.select(User).join(Submission, Submission.user_id == User.id).filter(Submission.scheme_key == scheme_key)
+    if not scope.district_wide:  # only people whose records this user may see
+        people = people.filter((Submission.user_id == user.id)
+                               | Submission.unit_id.in_(list(scope.unit_ids or []) or [-1]))
+    users = db.session.scalars(people.distinct().order_by(User.username))
     return {
         "units": [(u.id, tr(u.name)) for u in units if scope.covers_unit(u.id)],
         "areas": [(a.id, tr(a.name)) for a in areas if scope.covers_area(a.id, a.unit_id)],
