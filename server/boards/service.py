@@ -1,4 +1,4 @@
-"""Notice boards (路长公示牌): who is in charge of a road at every tier, for the public page and the poster."""
+"""Notice boards: who is in charge of a road at every tier, for the public page and the poster."""
 
 from __future__ import annotations
 

@@ -26,14 +26,19 @@ def _board_url(scheme_key: str, area_key: str) -> str:
     return url_for("boards.board", scheme_key=scheme_key, area_key=area_key, _external=True)
 
 
+def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
+    """A road's board data and the QR code of its public page."""
+    data = service.board_for(scheme_key, service.get_area(scheme_key, area_key))
+    return data, service.qr_svg(_board_url(scheme_key, area_key))
+
+
 @bp.get("/<scheme_key>/<area_key>")
 @public
 @limiter.limit(_public_limit)
 def board(scheme_key: str, area_key: str):
-    area = service.get_area(scheme_key, area_key)
-    data = service.board_for(scheme_key, area)
-    url = _board_url(scheme_key, area_key)
-    return render_template("boards/board.html", b=data, qr=service.qr_svg(url), url=url, scheme_key=scheme_key)
+    data, qr = _board(scheme_key, area_key)
+    return render_template("boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
+                           scheme_key=scheme_key)
 
 
 def _size(data: dict) -> dict:
@@ -45,13 +50,11 @@ def _size(data: dict) -> dict:
 @public
 @limiter.limit(_public_limit)
 def board_pdf(scheme_key: str, area_key: str):
-    area = service.get_area(scheme_key, area_key)
-    data = service.board_for(scheme_key, area)
+    data, qr = _board(scheme_key, area_key)
     size = _size(data)
-    html = render_template("boards/poster.html", boards=[(data, service.qr_svg(_board_url(scheme_key, area_key)))],
-                           size=size, printed=dt.date.today())
+    html = render_template("boards/poster.html", boards=[(data, qr)], size=size, printed=dt.date.today())
     return Response(render_pdf(html), mimetype="application/pdf",
-                    headers={"Content-Disposition": f"inline; filename=board-{area.key}-{size['id']}.pdf"})
+                    headers={"Content-Disposition": f"inline; filename=board-{data['area'].key}-{size['id']}.pdf"})
 
 
 @bp.get("/<scheme_key>/all.pdf")

@@ -38,8 +38,8 @@ Times:
   ValueError instead of running for a long time.
 
 `day_name(day)` gives the override's name, else chinesecalendar's holiday name in Chinese .
-chinesecalendar also names makeup workdays after their holiday (Sun 20 Sep 2026 → "国庆节"), so combine it with
-`is_working_day` to show "国庆节 调休上班".
+chinesecalendar also names makeup workdays after their holiday (Sun 20 Sep 2026 carries the National Day name),
+so combine it with `is_working_day` when showing it.
 """
 
 from __future__ import annotations
