@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.database import JsonType, UtcDateTime, utcnow
@@ -15,6 +15,7 @@ class Submission(db.Model):
     """One filled form, with the exact definition version it was made under."""
 
     __tablename__ = "submissions"
+    __table_args__ = (Index("ix_submissions_counting", "scheme_key", "form_key", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     scheme_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -29,6 +30,13 @@ class Submission(db.Model):
     data: Mapped[dict] = mapped_column(JsonType)
     location: Mapped[dict | None] = mapped_column(JsonType)
     submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    # When the recorded thing happened (the form's `record_time` field), which is what rules count by:
+    # a patrol filed offline on Sunday and sent on Monday belongs to Sunday's week.
+    occurred_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Checks that flag a record without refusing it, e.g. {"far_from_area": {"distance_m": 812}}.
+    flags: Mapped[dict | None] = mapped_column(JsonType)
+    # A record made from another one (a case report opened from a patrol's finding).
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
 
     user = relationship("User")
     unit = relationship("Unit")

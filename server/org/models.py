@@ -26,6 +26,7 @@ class Unit(db.Model):
     difficulty: Mapped[int | None] = mapped_column()
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="scheme")  # scheme | import | manual
 
     parent: Mapped[Unit | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Unit]] = relationship(back_populates="parent", order_by="Unit.position")
@@ -41,6 +42,7 @@ class Area(db.Model):
     kind: Mapped[str] = mapped_column(String(64))
     name: Mapped[dict | str] = mapped_column(JsonType)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"), index=True)
+    path: Mapped[str] = mapped_column(String(1000), index=True, default="")  # "/3/8/": descendants by prefix
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     range_from: Mapped[dict | str | None] = mapped_column(JsonType)
     range_to: Mapped[dict | str | None] = mapped_column(JsonType)

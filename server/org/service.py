@@ -27,17 +27,17 @@ def sync_org(scheme_key: str, scheme: dict) -> dict[str, int]:
                 db.session.add(unit)
                 counts["units_added"] += 1
             unit.kind, unit.name, unit.parent, unit.position = item["kind"], item["name"], parent, position
+            unit.source = "scheme"
             unit.difficulty, unit.public, unit.active = item.get("difficulty"), item.get("public", True), True
             seen.add(item["id"])
             visit_units(item.get("children", []), unit)
 
     visit_units(scheme.get("units", []), None)
     for key, unit in units.items():
-        if key not in seen and unit.active:
+        if key not in seen and unit.source == "scheme" and unit.active:
             unit.active = False
             counts["units_retired"] += 1
     db.session.flush()
-    _set_paths(scheme_key)
 
     areas = {a.key: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
     seen_areas: set[str] = set()
@@ -63,24 +63,26 @@ def sync_org(scheme_key: str, scheme: dict) -> dict[str, int]:
         if key not in seen_areas and area.source == "scheme" and area.active:
             area.active = False
             counts["areas_retired"] += 1
-    db.session.flush()
+    set_paths(scheme_key)
     return counts
 
 
-def _set_paths(scheme_key: str) -> None:
-    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key)))
-    by_id = {u.id: u for u in units}
+def set_paths(scheme_key: str) -> None:
+    """Recompute the "/1/4/9/" paths of units and areas, so that subtrees are a prefix match in SQL."""
+    for model in (Unit, Area):
+        rows = list(db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key)))
+        by_id = {row.id: row for row in rows}
 
-    def path_of(unit: Unit) -> str:
-        parts, node, guard = [], unit, 0
-        while node is not None and guard < 1000:
-            parts.append(str(node.id))
-            node = by_id.get(node.parent_id) if node.parent_id else None
-            guard += 1
-        return "/" + "/".join(reversed(parts)) + "/"
+        def path_of(row: Any) -> str:
+            parts, node = [], row
+            while node is not None and len(parts) < 1000:  # a cycle cannot loop forever
+                parts.append(str(node.id))
+                node = by_id.get(node.parent_id) if node.parent_id else None
+            return "/" + "/".join(reversed(parts)) + "/"
 
-    for unit in units:
-        unit.path = path_of(unit)
+        for row in rows:
+            row.path = path_of(row)
+    db.session.flush()
 
 
 def list_units(user: Any, scheme_key: str) -> list[Unit]:
