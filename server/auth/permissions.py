@@ -213,6 +213,67 @@ def can_manage_org(user: Any, unit: Any) -> bool:
     return scope_for(user, unit.scheme_key).only("org.manage").covers_unit(unit.id)
 
 
+def can_manage_org_in(user: Any, scheme_key: str) -> bool:
+    """Somewhere in the district: opens the organisation forms (each change is then checked on its own)."""
+    return scope_for(user, scheme_key).has("org.manage")
+
+
+def can_manage_unit(user: Any, unit: Any) -> bool:
+    return can_manage_org(user, unit)
+
+
+def can_add_unit(user: Any, scheme_key: str, parent: Any) -> bool:
+    """Under a unit one manages; a unit at the top of the tree needs the whole district."""
+    scope = scope_for(user, scheme_key).only("org.manage")
+    return scope.covers_unit(parent.id) if parent is not None else scope.district_wide
+
+
+def can_manage_area(user: Any, area: Any) -> bool:
+    return scope_for(user, area.scheme_key).only("org.manage").covers_area(area.id, area.unit_id)
+
+
+def can_add_area(user: Any, scheme_key: str, unit: Any, parent: Any) -> bool:
+    """For a unit one manages, inside an area one manages; an area of no unit needs the whole district."""
+    scope = scope_for(user, scheme_key).only("org.manage")
+    if scope.district_wide:
+        return True
+    return (unit is not None and scope.covers_unit(unit.id)
+            and (parent is None or scope.covers_area(parent.id, parent.unit_id)))
+
+
+def can_view_post(user: Any, post: Any) -> bool:
+    scope = scope_for(user, post.scheme_key).only("org.view")
+    return scope.covers_area(post.area_id, post.unit_id) if post.area_id else scope.covers_unit(post.unit_id)
+
+
+def can_manage_post(user: Any, post: Any) -> bool:
+    scope = scope_for(user, post.scheme_key).only("org.manage")
+    return scope.covers_area(post.area_id, post.unit_id) if post.area_id else scope.covers_unit(post.unit_id)
+
+
+def can_appoint_post(user: Any, scheme_key: str, area: Any, unit: Any) -> bool:
+    """Over an area or a unit one manages."""
+    scope = scope_for(user, scheme_key).only("org.manage")
+    if area is not None:
+        return scope.covers_area(area.id, area.unit_id)
+    return scope.covers_unit(unit.id) if unit is not None else scope.district_wide
+
+
+def can_import_org(user: Any, scheme_key: str) -> bool:
+    """A spreadsheet may touch any unit, area or post: the whole district's organisation managers only."""
+    return scope_for(user, scheme_key).only("org.manage").district_wide
+
+
+def can_export_org(user: Any, scheme_key: str) -> bool:
+    """The export lists every post with its contact: the same people who may import."""
+    return can_import_org(user, scheme_key)
+
+
+def can_view_compliance(user: Any, scheme_key: str) -> bool:
+    """Who met and who missed the patrol rules, for the units in the user's reach."""
+    return scope_for(user, scheme_key).has("patrol.view_compliance")
+
+
 def can_view_audit(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("audit.view").district_wide
 

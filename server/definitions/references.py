@@ -252,6 +252,23 @@ class ReferenceChecker:
             for i, v in enumerate(values):
                 if v in values[:i]:
                     self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'")
+        types = {f.get("id"): f.get("type") for _, f in entries}
+        when = doc.data.get("record_time")
+        if when is not None and types.get(when) not in ("datetime", "date"):
+            self.err(doc, ["record_time"], f"record_time '{when}' is not a date or datetime field of this form")
+        self._check_case_opening(doc, types, allowed)
+
+    def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], allowed: set[str]) -> None:
+        opening = doc.data.get("opens_cases")
+        if not isinstance(opening, dict):
+            return
+        group = opening.get("for_each")
+        if group is not None and types.get(group) != "repeat":
+            self.err(doc, ["opens_cases", "for_each"], f"'{group}' is not a repeat group of this form")
+        self.expr(doc, ["opens_cases", "when"], opening.get("when"), allowed)
+        for target, source in (opening.get("fill") or {}).items():
+            if source not in types:
+                self.err(doc, ["opens_cases", "fill", target], f"unknown field '{source}' of this form")
 
     # -- workflows ---------------------------------------------------------
     def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]], uses_scheme: bool = True) -> None:

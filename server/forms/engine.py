@@ -97,6 +97,16 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class CaseOpening:
+    """The form's `opens_cases`: which rows of a record open a case, and how the case's report is filled."""
+
+    fill: Mapping[str, str]
+    for_each: str | None = None
+    when: Expression | None = None
+    workflow: str | None = None
+
+
+@dataclass(frozen=True)
 class FormSpec:
     id: str
     name: Text
@@ -105,6 +115,8 @@ class FormSpec:
     fields: tuple[FieldSpec, ...]
     description: Text = None
     submit_label: Text = None
+    record_time: str | None = None
+    opens_cases: CaseOpening | None = None
     by_id: Mapping[str, FieldSpec] = field(default_factory=dict, compare=False)
     # Fields whose value changes what else is shown, required, calculated or offered: the page asks the
     # server again when one of them changes.
@@ -154,6 +166,14 @@ def _field(data: dict) -> FieldSpec:
     )
 
 
+def _case_opening(definition: dict) -> CaseOpening | None:
+    data = definition.get("opens_cases")
+    if not data:
+        return None
+    return CaseOpening(fill=dict(data["fill"]), for_each=data.get("for_each"), when=_compile(data.get("when")),
+                       workflow=data.get("workflow"))
+
+
 _SPECS: dict[str, FormSpec] = {}
 
 
@@ -165,7 +185,8 @@ def form_spec(definition: dict) -> FormSpec:
         fields = tuple(_field(f) for f in definition.get("fields", []))
         spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
                         public=bool(definition.get("public", False)), fields=fields,
-                        description=definition.get("description"), submit_label=definition.get("submit_label"))
+                        description=definition.get("description"), submit_label=definition.get("submit_label"),
+                        record_time=definition.get("record_time"), opens_cases=_case_opening(definition))
         object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
         object.__setattr__(spec, "triggers", _triggers(spec))
         if len(_SPECS) > 512:
@@ -242,6 +263,29 @@ def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
     if f.default is not None:
         return list(f.default) if isinstance(f.default, list) else f.default
     return [] if f.type in ("multiple_choice", *FILE_TYPES) else None
+
+
+def case_reports(spec: FormSpec, record: Mapping[str, Any], report: FormSpec,
+                 context: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The cases a stored record opens by its form's `opens_cases`: (row index, the report's stored values).
+
+    Each report starts from the report form's defaults; `fill` copies a row's field (else the record's) into
+    a report field. Fields the report form does not have are left out.
+    """
+    opening = spec.opens_cases
+    if opening is None:
+        return []
+    rows = (record.get(opening.for_each) or []) if opening.for_each else [{}]
+    out = []
+    for index, row in enumerate(rows):
+        names = {**context, **record, **row}
+        if opening.when is not None and not _safe(opening.when, names, False):
+            continue
+        data = {k: to_json(v) for k, v in default_values(report, context).items() if not is_empty(v)}
+        data.update({target: names[source] for target, source in opening.fill.items()
+                     if target in report.by_id and not is_empty(names.get(source))})
+        out.append((index, data))
+    return out
 
 
 def evaluate(spec: FormSpec, values: Mapping[str, Any], context: Mapping[str, Any],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
+from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
@@ -424,6 +426,28 @@ def _first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area
     return None
 
 
+# What other parts of the engine do with a record once it is stored, in the same transaction:
+# name → hook(user, spec, submission). Registered by the app factory (see `server/__init__.py`).
+AFTER_STORE: dict[str, Callable[[Any, FormSpec, Submission], None]] = {}
+
+
+def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived: dt.datetime) -> dt.datetime:
+    """When the recorded thing happened: the form's `record_time` field, within sense; else its arrival."""
+    raw = stored.get(spec.record_time) if spec.record_time else None
+    try:
+        value = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        value = None
+    if value is None:
+        return arrived
+    moment = value.replace(tzinfo=scheme_timezone(scheme_key)) if value.tzinfo is None else value
+    earliest = (arrived - dt.timedelta(days=62)).replace(day=1)
+    # A phone's clock or a typo far out of range must not move a record into another period at will.
+    if moment > arrived + dt.timedelta(days=1) or moment < earliest:
+        return arrived
+    return moment.astimezone(dt.UTC)
+
+
 def _store_submission(page: FormPage, user: Any) -> Submission:
     stored = stored_values(page.spec, page.state)
     context_today = form_context(user, page.scheme_key)["today"]
@@ -436,6 +460,8 @@ def _store_submission(page: FormPage, user: Any) -> Submission:
                             user_id=getattr(user, "id", None), post_id=post.id if post else None,
                             unit_id=unit.id if unit else None, area_id=area.id if area else None,
                             data=stored, location=location)
+    submission.submitted_at = utcnow()
+    submission.occurred_at = record_time(page.spec, stored, page.scheme_key, submission.submitted_at)
     try:
         with db.session.begin_nested():
             db.session.add(submission)
@@ -452,6 +478,8 @@ def _store_submission(page: FormPage, user: Any) -> Submission:
         upload.submission_id = submission.id
     record_audit("form.submit", "submission", submission.id, user=user, scheme_key=page.scheme_key,
                  after={"form": page.spec.id, "version": page.version.id})
+    for hook in AFTER_STORE.values():
+        hook(user, page.spec, submission)
     return submission
 
 
@@ -512,6 +540,9 @@ def _case_shows(user: Any, submission_id: int) -> bool:
     from ..workflow.service import can_view_case
 
     case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
+    # Cases opened from this record's findings show the photos they were given.
+    case_ids |= set(db.session.scalars(db.select(Case.id).join(Submission, Case.submission_id == Submission.id)
+                                       .where(Submission.source_id == submission_id)))
     case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
     return any(can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
 

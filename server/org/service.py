@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
 
+from ..audit.service import record_audit
 from ..auth import permissions
-from ..core.errors import NotFound, PermissionDenied
+from ..core.errors import DomainError, NotFound, PermissionDenied
+from ..definitions.service import current_scheme_data
 from ..extensions import db
+from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
 from .models import Area, Post, Unit
+
+
+class OrgInvalid(DomainError):
+    """A unit, area or post that cannot be saved: `problems` maps each field to what is wrong with it."""
+
+    def __init__(self, problems: Problems):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
+        self.problems = problems
 
 
 def sync_org(scheme_key: str, scheme: dict) -> dict[str, int]:
@@ -73,7 +85,7 @@ def set_paths(scheme_key: str) -> None:
         rows = list(db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key)))
         by_id = {row.id: row for row in rows}
 
-        def path_of(row: Any) -> str:
+        def path_of(row: Any, by_id: dict[int, Any] = by_id) -> str:
             parts, node = [], row
             while node is not None and len(parts) < 1000:  # a cycle cannot loop forever
                 parts.append(str(node.id))
@@ -134,3 +146,222 @@ def posts_of(*, unit: Unit | None = None, area: Area | None = None, on: dt.date 
     if area is not None:
         query = query.filter_by(area_id=area.id)
     return list(db.session.scalars(query.order_by(Post.tier_key)))
+
+
+# -- editing units and areas ----------------------------------------------------------------------------------
+
+def scheme_data(scheme_key: str) -> dict:
+    data = current_scheme_data(scheme_key)
+    if data is None:
+        raise NotFound(_("No such district."))
+    return data
+
+
+def org_index(scheme_key: str) -> OrgIndex:
+    """Every unit and area of a scheme by key, for the checks in `engine`."""
+    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key)))
+    unit_keys = {u.id: u.key for u in units}
+    areas = list(db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key)))
+    area_keys = {a.id: a.key for a in areas}
+    return OrgIndex(
+        units={u.key: Node(u.kind, unit_keys.get(u.parent_id)) for u in units},
+        areas={a.key: Node(a.kind, area_keys.get(a.parent_id), unit_keys.get(a.unit_id)) for a in areas})
+
+
+@dataclass(frozen=True)
+class OrgChoices:
+    """What the admin forms of a scheme offer: kinds, tiers, units and areas (in tree order)."""
+
+    data: dict
+    unit_kinds: list[dict]
+    area_kinds: list[dict]
+    tiers: list[dict]
+    units: list[Unit]
+    areas: list[Area]
+
+
+def org_choices(user: Any, scheme_key: str) -> OrgChoices:
+    """The choices of the organisation forms, for someone who may manage some of it."""
+    if not permissions.can_manage_org_in(user, scheme_key):
+        raise PermissionDenied(_("You may not change this district's organisation."))
+    data = scheme_data(scheme_key)
+    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path)))
+    areas = list(db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key).order_by(Area.path)))
+    return OrgChoices(data, data.get("unit_kinds", []), data.get("area_kinds", []), data.get("tiers", []),
+                      units, areas)
+
+
+def _by_key(model: type, scheme_key: str, key: str | None) -> Any:
+    if key is None:
+        return None
+    return db.session.scalar(db.select(model).filter_by(scheme_key=scheme_key, key=key))
+
+
+def set_unit_values(unit: Unit, values: UnitValues, parent: Unit | None) -> tuple[dict, dict]:
+    """Copy values onto a unit; returns (before, after) of the fields that changed, for the audit log."""
+    before, after = {}, {}
+    current = {"kind": unit.kind, "parent": unit.parent.key if unit.parent else None,
+               "difficulty": unit.difficulty, "active": unit.active}
+    wanted = {"kind": values.kind, "parent": values.parent, "difficulty": values.difficulty,
+              "active": values.active}
+    for name, value in wanted.items():
+        if current[name] != value:
+            before[name], after[name] = current[name], value
+    if not same_text(unit.name, values.name):
+        before["name"], after["name"] = unit.name, values.name
+        unit.name = values.name
+    unit.kind, unit.difficulty, unit.active = values.kind, values.difficulty, values.active
+    if "parent" in after or unit.id is None:
+        unit.parent = parent
+    return before, after
+
+
+def set_area_values(area: Area, values: AreaValues, parent: Area | None, unit: Unit | None) -> tuple[dict, dict]:
+    """Copy values onto an area; returns (before, after) of the fields that changed, for the audit log."""
+    before, after = {}, {}
+    plain = {"kind": (area.kind, values.kind), "parent": (area.parent.key if area.parent else None, values.parent),
+             "unit": (area.unit.key if area.unit else None, values.unit),
+             "length_m": (area.length_m, values.length_m), "geometry": (area.geometry, values.geometry),
+             "active": (area.active, values.active)}
+    for name, (old, new) in plain.items():
+        if old != new:
+            before[name], after[name] = old, new
+    for name, attr in (("name", "name"), ("from", "range_from"), ("to", "range_to"),
+                       ("description", "description")):
+        new = getattr(values, attr)
+        if not same_text(getattr(area, attr), new):
+            before[name], after[name] = getattr(area, attr), new
+            setattr(area, attr, new)
+    area.kind, area.length_m, area.active = values.kind, values.length_m, values.active
+    if "geometry" in after:
+        area.geometry = values.geometry
+    if "parent" in after or area.id is None:
+        area.parent = parent
+    if "unit" in after or area.id is None:
+        area.unit = unit
+    return before, after
+
+
+def _refuse(problems: Problems) -> None:
+    if problems:
+        raise OrgInvalid(problems)
+
+
+def create_unit(user: Any, scheme_key: str, values: UnitValues) -> Unit:
+    """Add a unit (source "manual") under a parent the user manages."""
+    data = scheme_data(scheme_key)
+    parent = _by_key(Unit, scheme_key, values.parent)
+    if not permissions.can_add_unit(user, scheme_key, parent):
+        raise PermissionDenied(_("You may not add a unit there."))
+    index = org_index(scheme_key)
+    taken = values.key in index.units
+    problems = unit_problems(values, data, index.with_unit(values))
+    if taken:
+        problems["key"] = _("There is already a unit %(key)s.", key=values.key)
+    _refuse(problems)
+    position = db.session.scalar(db.select(db.func.count(Unit.id)).filter_by(
+        scheme_key=scheme_key, parent_id=parent.id if parent else None)) or 0
+    unit = Unit(scheme_key=scheme_key, key=values.key, source="manual", position=position)
+    after = set_unit_values(unit, values, parent)[1]
+    db.session.add(unit)
+    db.session.flush()
+    set_paths(scheme_key)
+    record_audit("unit.create", "unit", unit.id, user=user, scheme_key=scheme_key,
+                 after={"key": unit.key, **after, "name": unit.name})
+    return unit
+
+
+def edit_unit(user: Any, unit: Unit, values: UnitValues) -> Unit:
+    """Change a unit's kind, name, parent, difficulty or state; its key stays."""
+    values = UnitValues(unit.key, values.kind, values.name, values.parent, values.difficulty, values.active)
+    parent = _by_key(Unit, unit.scheme_key, values.parent)
+    if not permissions.can_manage_unit(user, unit):
+        raise PermissionDenied(_("You may not change this unit."))
+    moved = (parent.id if parent else None) != unit.parent_id
+    if moved and not permissions.can_add_unit(user, unit.scheme_key, parent):
+        raise PermissionDenied(_("You may not move this unit there."))
+    index = org_index(unit.scheme_key)
+    _refuse(unit_problems(values, scheme_data(unit.scheme_key), index.with_unit(values)))
+    before, after = set_unit_values(unit, values, parent)
+    if after:
+        db.session.flush()
+        if "parent" in after:
+            set_paths(unit.scheme_key)
+        record_audit("unit.edit", "unit", unit.id, user=user, scheme_key=unit.scheme_key, before=before, after=after)
+    return unit
+
+
+def create_area(user: Any, scheme_key: str, values: AreaValues) -> Area:
+    """Add an area (source "manual") for a unit the user manages."""
+    data = scheme_data(scheme_key)
+    parent, unit = _by_key(Area, scheme_key, values.parent), _by_key(Unit, scheme_key, values.unit)
+    if not permissions.can_add_area(user, scheme_key, unit, parent):
+        raise PermissionDenied(_("You may not add an area there."))
+    index = org_index(scheme_key)
+    taken = values.key in index.areas
+    problems = area_problems(values, data, index.with_area(values))
+    if taken:
+        problems["key"] = _("There is already an area %(key)s.", key=values.key)
+    _refuse(problems)
+    position = db.session.scalar(db.select(db.func.count(Area.id)).filter_by(
+        scheme_key=scheme_key, parent_id=parent.id if parent else None)) or 0
+    area = Area(scheme_key=scheme_key, key=values.key, source="manual", position=position)
+    after = set_area_values(area, values, parent, unit)[1]
+    db.session.add(area)
+    db.session.flush()
+    set_paths(scheme_key)
+    record_audit("area.create", "area", area.id, user=user, scheme_key=scheme_key,
+                 after={"key": area.key, **after, "name": area.name})
+    return area
+
+
+def edit_area(user: Any, area: Area, values: AreaValues) -> Area:
+    """Change an area's kind, name, parent, unit, range, length, geometry or state; its key stays."""
+    values = AreaValues(area.key, values.kind, values.name, values.parent, values.unit, values.range_from,
+                        values.range_to, values.length_m, values.geometry, values.description, values.active)
+    parent, unit = _by_key(Area, area.scheme_key, values.parent), _by_key(Unit, area.scheme_key, values.unit)
+    if not permissions.can_manage_area(user, area):
+        raise PermissionDenied(_("You may not change this area."))
+    moved = (parent.id if parent else None, unit.id if unit else None) != (area.parent_id, area.unit_id)
+    if moved and not permissions.can_add_area(user, area.scheme_key, unit, parent):
+        raise PermissionDenied(_("You may not move this area there."))
+    index = org_index(area.scheme_key)
+    _refuse(area_problems(values, scheme_data(area.scheme_key), index.with_area(values)))
+    before, after = set_area_values(area, values, parent, unit)
+    if after:
+        db.session.flush()
+        if "parent" in after:
+            set_paths(area.scheme_key)
+        record_audit("area.edit", "area", area.id, user=user, scheme_key=area.scheme_key, before=before, after=after)
+    return area
+
+
+# -- posts, current and past ------------------------------------------------------------------------------------
+
+def list_posts(user: Any, scheme_key: str, *, tier: str | None = None, area: Area | None = None,
+               state: str = "all", today: dt.date | None = None) -> list[Post]:
+    """Posts the user may see, current and past (`state`: all, current or past), newest first per place."""
+    if not permissions.can_view_org(user, scheme_key):
+        raise PermissionDenied(_("You may not view this district's organisation."))
+    today = today or dt.date.today()
+    query = db.select(Post).filter_by(scheme_key=scheme_key)
+    if tier:
+        query = query.filter_by(tier_key=tier)
+    if area is not None:
+        query = query.filter_by(area_id=area.id)
+    if state == "current":
+        query = query.where(Post.started_on <= today, Post.ended_on.is_(None) | (Post.ended_on >= today))
+    elif state == "past":
+        query = query.where(Post.ended_on < today)
+    posts = list(db.session.scalars(query.order_by(Post.tier_key, Post.area_id, Post.unit_id,
+                                                   Post.started_on.desc(), Post.id.desc())))
+    return [p for p in posts if permissions.can_view_post(user, p)]
+
+
+def get_post(user: Any, post_id: int) -> Post:
+    post = db.session.get(Post, post_id)
+    if post is None:
+        raise NotFound(_("No such post."))
+    if not permissions.can_view_post(user, post):
+        raise PermissionDenied(_("You may not view this post."))
+    return post

@@ -24,10 +24,11 @@ from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
+from ..forms import engine as form_engine
 from ..forms import service as forms
 from ..forms.engine import form_spec
 from ..forms.models import Submission
-from ..org.models import Post, Unit
+from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 from . import engine
 from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
@@ -334,6 +335,43 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
                  after={"state": case.state, "unit_id": case.unit_id})
     return case
+
+
+def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list[Case]:
+    """The cases a just-stored record opens by its form's `opens_cases` (a patrol's findings), pre-filled.
+
+    Each case gets its own report (a record of the workflow's report form, made from this one) so that the
+    case pages, the ledger and routing treat it like any other report. Safe to call twice.
+    """
+    if spec.opens_cases is None:
+        return []
+    row = workflow_version(submission.scheme_key, spec.opens_cases.workflow)
+    report_version = forms.form_version(submission.scheme_key, row.data.get("report_form"))
+    report_spec = form_spec(report_version.data)
+    context = forms.form_context(user, submission.scheme_key)
+    cases = []
+    for index, data in form_engine.case_reports(spec, submission.data, report_spec, context):
+        token = f"{submission.token[:50]}:{index}"
+        if db.session.scalar(db.select(Submission.id).filter_by(token=token)) is not None:
+            continue
+        area = _area_of(submission.scheme_key, data.get("area")) or submission.area
+        report = Submission(scheme_key=submission.scheme_key, form_key=report_spec.id,
+                            definition_version_id=report_version.id, token=token, user_id=submission.user_id,
+                            post_id=submission.post_id, area_id=area.id if area else None,
+                            unit_id=(area.unit_id if area and area.unit_id else submission.unit_id), data=data,
+                            location=data.get("location") if isinstance(data.get("location"), dict) else None,
+                            submitted_at=submission.submitted_at, occurred_at=submission.occurred_at,
+                            source_id=submission.id)
+        db.session.add(report)
+        db.session.flush()
+        cases.append(open_case(user, submission.scheme_key, report, spec.opens_cases.workflow))
+    return cases
+
+
+def _area_of(scheme_key: str, key: Any) -> Area | None:
+    if not isinstance(key, str):
+        return None
+    return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key))
 
 
 def _category_of(data: dict) -> str | None:

@@ -32,6 +32,19 @@ def load_demo(activate: bool = True):
     return version
 
 
+@cache
+def scheme_files(name: str) -> dict[str, str]:
+    return read_source(ROOT / "schemes" / name)
+
+
+def load_shipped(name: str):
+    """Load and activate another shipped scheme (schemes/<name>); returns the scheme version."""
+    version, _ = load_scheme(scheme_files(name))
+    activate_scheme_version(version.id)
+    db.session.commit()
+    return version
+
+
 def unit_id(scheme_key: str, key: str) -> int:
     return db.session.scalar(db.select(Unit.id).filter_by(scheme_key=scheme_key, key=key))
 

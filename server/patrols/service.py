@@ -1,0 +1,315 @@
+"""Patrol-rule compliance counted in SQL, the leaders' view of who is short, and inbox reminders.
+
+One query per rule: the rule's counting days become a `VALUES` table (each local day with its UTC bounds and
+its period), the people or units it binds are joined to the days they were bound, and their records of the
+rule's form are counted per period. Posts keep their history, so a past month is judged against the chiefs
+in office then: a chief replaced mid-month owes a share of the month and the successor the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import (
+    Date,
+    Integer,
+    and_,
+    case,
+    column,
+    distinct,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy import values as sql_values
+from sqlalchemy.orm import aliased
+
+from ..auth import permissions
+from ..auth.models import RoleAssignment, User
+from ..core.database import UtcDateTime
+from ..core.errors import NotFound, PermissionDenied
+from ..definitions.service import current_scheme_data, current_version
+from ..extensions import db
+from ..forms.models import Submission
+from ..forms.service import scheme_timezone
+from ..org.models import Area, Post, Unit
+from . import engine
+from .engine import CountingDay, Rule, Verdict
+
+
+def rules_of(scheme_key: str) -> list[Rule]:
+    """The patrol rules in force: the scheme's own and those of its patrol-rule files."""
+    version = current_version(scheme_key)
+    if version is None:
+        return []
+    files = [row.data.get("rules", []) for row in version.members if row.kind == "patrol_rules"]
+    return engine.rules_from(version.scheme_definition.data, files)
+
+
+def rule_of(scheme_key: str, rule_id: str) -> Rule:
+    for rule in rules_of(scheme_key):
+        if rule.id == rule_id:
+            return rule
+    raise NotFound(_("No such patrol rule."))
+
+
+def _slices(scheme_key: str, days: list[CountingDay], periods: list[engine.Period]) -> Any:
+    """The counting days as a VALUES table: period index, local day, and its bounds in UTC."""
+    zone = scheme_timezone(scheme_key)
+    index = {p: i for i, p in enumerate(periods)}
+    rows = []
+    for d in days:
+        starts = dt.datetime.combine(d.day, dt.time(), zone).astimezone(dt.UTC)
+        ends = dt.datetime.combine(d.day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+        rows.append((index[d.period], d.day, starts, ends))
+    table = sql_values(column("period", Integer), column("day", Date), column("starts", UtcDateTime()),
+                       column("ends", UtcDateTime()), name="slices").data(rows)
+    return table.cte("slices")
+
+
+def _hits(scheme_key: str, rule: Rule, slices: Any, days: list[CountingDay], zone: Any) -> Any:
+    """The rule's records that fall on a counting day, with that day and the path of their area."""
+    record_area = aliased(Area)
+    first = dt.datetime.combine(days[0].day, dt.time(), zone).astimezone(dt.UTC)
+    last = dt.datetime.combine(days[-1].day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
+    return (select(Submission.id.label("sid"), Submission.user_id.label("user_id"),
+                   Submission.unit_id.label("unit_id"), slices.c.day, record_area.path.label("area_path"))
+            .join(slices, and_(Submission.occurred_at >= slices.c.starts, Submission.occurred_at < slices.c.ends))
+            .outerjoin(record_area, record_area.id == Submission.area_id)
+            .where(Submission.scheme_key == scheme_key, Submission.form_key == rule.form,
+                   Submission.occurred_at >= first, Submission.occurred_at < last)
+            .subquery("hits"))
+
+
+def _bound(scheme_key: str, rule: Rule, user_id: int | None = None) -> Any:
+    """Who a person rule binds: posts of its tiers, named posts or unit kinds (with their dates), and roles."""
+    post_filters = []
+    if rule.tiers:
+        post_filters.append(Post.tier_key.in_(rule.tiers))
+    if rule.posts:
+        post_filters.append(Post.key.in_(rule.posts))
+    if rule.unit_kinds:
+        post_filters.append(Post.unit_id.in_(select(Unit.id).where(Unit.scheme_key == scheme_key,
+                                                                   Unit.kind.in_(rule.unit_kinds))))
+    parts = []
+    if post_filters:
+        parts.append(select(Post.id.label("post_id"), Post.user_id, Post.area_id, Post.unit_id, Post.started_on,
+                            Post.ended_on).where(Post.scheme_key == scheme_key, or_(*post_filters),
+                                                 true() if user_id is None else Post.user_id == user_id))
+    if rule.roles:
+        parts.append(select(null().label("post_id"), RoleAssignment.user_id, null().label("area_id"),
+                            RoleAssignment.unit_id, literal(None, Date).label("started_on"),
+                            literal(None, Date).label("ended_on"))
+                     .where(RoleAssignment.scheme_key == scheme_key, RoleAssignment.role_key.in_(rule.roles),
+                            true() if user_id is None else RoleAssignment.user_id == user_id))
+    if not parts:
+        return None
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("bound")
+
+
+def _count_people(scheme_key: str, rule: Rule, slices: Any, hits: Any, user_id: int | None) -> list[tuple]:
+    """(user_id, post_id, focus area id, period index, days bound, records) per person (or post) and period."""
+    bound = _bound(scheme_key, rule, user_id)
+    if bound is None:
+        return []
+    post_area = aliased(Area)
+    held = and_(or_(bound.c.started_on.is_(None), bound.c.started_on <= slices.c.day),
+                or_(bound.c.ended_on.is_(None), bound.c.ended_on >= slices.c.day))
+    if rule.where == "each":
+        keys = [bound.c.user_id, bound.c.post_id]
+    else:  # one count per person; a post nobody has an account for stands alone
+        keys = [bound.c.user_id, case((bound.c.user_id.is_(None), bound.c.post_id), else_=null())]
+    query = select(*keys)
+    if rule.where == "focus_points":
+        focus = aliased(Area)
+        query = query.add_columns(focus.id).join(focus, and_(focus.scheme_key == scheme_key,
+                                                             focus.key.in_(rule.focus_points)))
+        place = hits.c.area_path.like(focus.path + "%")
+        keys = [*keys, focus.id]
+    else:
+        query = query.add_columns(null())
+        # In their areas (a road's segments included); a post over a whole unit counts records anywhere.
+        place = or_(bound.c.area_id.is_(None), hits.c.area_path.like(post_area.path + "%"))
+    query = (query.add_columns(slices.c.period, func.count(distinct(slices.c.day)), func.count(distinct(hits.c.sid)))
+             .select_from(bound).join(slices, held).outerjoin(post_area, post_area.id == bound.c.area_id)
+             .outerjoin(hits, and_(hits.c.user_id == bound.c.user_id, hits.c.day == slices.c.day, place))
+             .group_by(*keys, slices.c.period))
+    return [tuple(row) for row in db.session.execute(query)]
+
+
+def _count_units(scheme_key: str, rule: Rule, slices: Any, hits: Any, unit_ids: set[int] | None) -> list[tuple]:
+    """(unit id, period index, counting days, records) per unit the rule binds and period."""
+    wanted = select(Unit.id).where(Unit.scheme_key == scheme_key, Unit.active.is_(True))
+    if unit_ids is not None:
+        wanted = wanted.where(Unit.id.in_(unit_ids or [-1]))
+    chosen = []
+    if rule.unit_kinds:
+        chosen.append(Unit.kind.in_(rule.unit_kinds))
+    if rule.tiers or rule.posts:
+        chosen.append(Unit.id.in_(select(Post.unit_id).where(
+            Post.scheme_key == scheme_key, or_(Post.tier_key.in_(rule.tiers), Post.key.in_(rule.posts)))))
+    if rule.roles:
+        chosen.append(Unit.id.in_(select(RoleAssignment.unit_id).where(
+            RoleAssignment.scheme_key == scheme_key, RoleAssignment.role_key.in_(rule.roles))))
+    query = (select(Unit.id, slices.c.period, func.count(distinct(slices.c.day)), func.count(distinct(hits.c.sid)))
+             .select_from(Unit).join(slices, true())
+             .outerjoin(hits, and_(hits.c.unit_id == Unit.id, hits.c.day == slices.c.day))
+             .where(Unit.id.in_(wanted.where(or_(*chosen))) if chosen else false())
+             .group_by(Unit.id, slices.c.period))
+    return [tuple(row) for row in db.session.execute(query)]
+
+
+def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today: dt.date | None = None, *,
+               user_id: int | None = None, unit_ids: set[int] | None = None) -> list[Verdict]:
+    """Every subject's count, share owed and standing for each of the rule's periods overlapping [first, last].
+
+    `user_id` narrows a person rule to one person, `unit_ids` a unit rule to some units.
+    """
+    from ..workflow.service import calendar_for
+
+    working = calendar_for(scheme_key).is_working_day
+    days = engine.counting_days(rule, first, last, working)
+    periods = engine.periods_between(rule.per, first, last)
+    today = today or dt.datetime.now(scheme_timezone(scheme_key)).date()
+    if not days:
+        return []
+    zone = scheme_timezone(scheme_key)
+    slices = _slices(scheme_key, days, periods)
+    hits = _hits(scheme_key, rule, slices, days, zone)
+    period_days = defaultdict(int)
+    for d in days:
+        period_days[d.period] += 1
+    verdicts = []
+    if rule.per_unit:
+        units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
+        for unit_id, index, held, count in _count_units(scheme_key, rule, slices, hits, unit_ids):
+            verdicts.append(_verdict(rule, periods[index], {"kind": "unit", "unit": units[unit_id],
+                                                            "unit_id": unit_id}, count, held, period_days, days,
+                                     today))
+    else:
+        subjects = _people(scheme_key, rule)
+        areas = {a.id: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
+        for person, post_id, focus_id, index, held, count in _count_people(scheme_key, rule, slices, hits, user_id):
+            subject = _person(subjects, person, post_id, periods[index])
+            if focus_id is not None:
+                subject = {**subject, "focus": areas.get(focus_id)}
+            verdicts.append(_verdict(rule, periods[index], subject, count, held, period_days, days, today))
+    verdicts.sort(key=lambda v: (v.period.start, v.subject.get("sort", ""), v.subject.get("unit_id") or 0))
+    return verdicts
+
+
+def _verdict(rule: Rule, period: engine.Period, subject: dict, count: int, held: int,
+             period_days: dict, days: list[CountingDay], today: dt.date) -> Verdict:
+    total = period_days[period]
+    return Verdict(rule, period, subject, int(count), engine.owed(rule.at_least, int(held), total), int(held), total,
+                   engine.remaining_counting_days(days, period, today))
+
+
+def _people(scheme_key: str, rule: Rule) -> dict[str, Any]:
+    """Posts and accounts a person rule may name, to describe its subjects."""
+    posts = list(db.session.scalars(db.select(Post).where(Post.scheme_key == scheme_key).where(or_(
+        Post.tier_key.in_(rule.tiers), Post.key.in_(rule.posts),
+        Post.unit_id.in_(select(Unit.id).where(Unit.scheme_key == scheme_key, Unit.kind.in_(rule.unit_kinds)))))))
+    users = {u.id: u for u in db.session.scalars(db.select(User).where(
+        User.id.in_({p.user_id for p in posts if p.user_id} | set(db.session.scalars(
+            select(RoleAssignment.user_id).where(RoleAssignment.scheme_key == scheme_key,
+                                                 RoleAssignment.role_key.in_(rule.roles)))))))}
+    roles = defaultdict(list)
+    for ra in db.session.scalars(db.select(RoleAssignment).where(RoleAssignment.scheme_key == scheme_key,
+                                                                 RoleAssignment.role_key.in_(rule.roles))):
+        roles[ra.user_id].append(ra)
+    return {"posts": {p.id: p for p in posts}, "users": users, "roles": roles,
+            "by_user": _group(posts)}
+
+
+def _group(posts: list[Post]) -> dict[int, list[Post]]:
+    out: dict[int, list[Post]] = defaultdict(list)
+    for post in posts:
+        if post.user_id:
+            out[post.user_id].append(post)
+    return out
+
+
+def _person(subjects: dict, user_id: int | None, post_id: int | None, period: engine.Period) -> dict[str, Any]:
+    """Name, tier, unit and areas of a person (or of an unlinked post) for a period."""
+    post = subjects["posts"].get(post_id) if post_id else None
+    user = subjects["users"].get(user_id) if user_id else None
+    if post is not None:
+        held = [post]
+    else:
+        held = [p for p in subjects["by_user"].get(user_id, [])
+                if p.started_on <= period.end and (p.ended_on is None or p.ended_on >= period.start)]
+    unit_id = held[0].unit_id if held else next((ra.unit_id for ra in subjects["roles"].get(user_id, [])), None)
+    name = user.display_name if user else (held[0].holder_name if held else "?")
+    return {"kind": "person", "user": user, "user_id": user_id, "posts": held, "name": name, "unit_id": unit_id,
+            "sort": f"{held[0].tier_key if held else '~'}/{name}"}
+
+
+# -- what people see ------------------------------------------------------------------------------------
+
+
+def compliance_report(user: Any, scheme_key: str, on: dt.date, rule_ids: list[str] | None = None,
+                      only_short: bool = False) -> list[tuple[Rule, engine.Period, list[Verdict]]]:
+    """Each rule's period containing `on`, with the subjects the user may see (only those short, if asked)."""
+    if not permissions.can_view_compliance(user, scheme_key):
+        raise PermissionDenied(_("You may not view patrol compliance in this district."))
+    scope = permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    out = []
+    for rule in rules_of(scheme_key):
+        if rule_ids and rule.id not in rule_ids:
+            continue
+        period = engine.period_of(rule.per, on)
+        rows = [v for v in compliance(scheme_key, rule, period.start, period.end)
+                if v.due and (scope.district_wide or scope.covers_unit(v.subject.get("unit_id")))]
+        if only_short:
+            rows = [v for v in rows if not v.met]
+        out.append((rule, period, rows))
+    return out
+
+
+def reminders_for(user: Any, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
+    """The rules a person (or their unit) is still short on as a period nears its end."""
+    if getattr(user, "id", None) is None:
+        return []
+    today = today or dt.datetime.now(scheme_timezone(scheme_key)).date()
+    unit_ids = {ra.unit_id for ra in user.roles if ra.scheme_key == scheme_key}
+    unit_ids |= {p.unit_id for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)}
+    out = []
+    for rule in rules_of(scheme_key):
+        if rule.remind_before_end is None:
+            continue
+        period = engine.period_of(rule.per, today)
+        for verdict in compliance(scheme_key, rule, period.start, period.end, today, user_id=user.id,
+                                  unit_ids=unit_ids):
+            if verdict.due and verdict.needs_reminder(today):
+                out.append(verdict)
+    return out
+
+
+def scheme_data(scheme_key: str) -> dict:
+    data = current_scheme_data(scheme_key)
+    if data is None:
+        raise NotFound(_("No such district."))
+    return data
+
+
+# -- records ---------------------------------------------------------------------------------------------
+
+
+def flag_location(user: Any, spec: Any, submission: Submission) -> None:
+    """Flag (never refuse) a record made far from the area it was filed against, when the area has a shape."""
+    area = submission.area or (db.session.get(Area, submission.area_id) if submission.area_id else None)
+    if area is None or not area.geometry:
+        return
+    limit = float((current_scheme_data(submission.scheme_key) or {}).get("patrol_distance_m", 500))
+    flag = engine.far_from_area(area.geometry, submission.location, limit)
+    if flag is not None:
+        submission.flags = {**(submission.flags or {}), "far_from_area": flag}
