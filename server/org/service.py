@@ -97,12 +97,14 @@ def set_paths(scheme_key: str) -> None:
     db.session.flush()
 
 
-def list_units(user: Any, scheme_key: str) -> list[Unit]:
-    """Active units the user may see, in tree order."""
+def list_units(user: Any, scheme_key: str, inactive: bool = False) -> list[Unit]:
+    """Units the user may see, in tree order; those no longer in use only when asked."""
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's organisation."))
     scope = permissions.scope_for(user, scheme_key).only("org.view")
-    query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
+    query = db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path)
+    if not inactive:
+        query = query.filter_by(active=True)
     if scope.unit_ids is not None:
         query = query.where(Unit.id.in_(scope.unit_ids or [-1]))
     return list(db.session.scalars(query))
@@ -117,11 +119,13 @@ def get_unit(user: Any, unit_id: int) -> Unit:
     return unit
 
 
-def list_areas(user: Any, scheme_key: str, unit: Unit | None = None) -> list[Area]:
+def list_areas(user: Any, scheme_key: str, unit: Unit | None = None, inactive: bool = False) -> list[Area]:
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's areas."))
     scope = permissions.scope_for(user, scheme_key).only("org.view")
-    query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind, Area.position)
+    query = db.select(Area).filter_by(scheme_key=scheme_key).order_by(Area.kind, Area.position)
+    if not inactive:
+        query = query.filter_by(active=True)
     if unit is not None:
         query = query.filter_by(unit_id=unit.id)
     areas = list(db.session.scalars(query))

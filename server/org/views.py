@@ -1,24 +1,44 @@
-"""Browse the unit tree and the areas, within the user's scope."""
+"""Browse the unit tree, the areas and the posts within the user's scope; edit them, import and export them."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth import permissions
+from ..core.errors import PermissionDenied
 from ..definitions.service import current_scheme_data
+from ..extensions import db
+from ..web.i18n import tr
+from . import posts as post_service
 from . import service
+from .engine import AreaValues, PostValues, UnitValues, parse_geometry, text_of, text_parts
+from .forms import AppointForm, AreaForm, ImportForm, PostEditForm, PostEndForm, UnitForm
+from .service import OrgInvalid
+from .spreadsheet import MAX_IMPORT_BYTES, SHEETS, ImportInvalid, export_org, import_org
 
 bp = Blueprint("org", __name__, template_folder="templates", url_prefix="/org")
 
 
+def _inactive_too() -> bool:
+    return request.args.get("inactive") == "1"
+
+
 @bp.get("/<scheme_key>/units")
 def units(scheme_key: str):
-    rows = service.list_units(current_user, scheme_key)
+    rows = service.list_units(current_user, scheme_key, inactive=_inactive_too())
     depth_base = min((r.path.count("/") for r in rows), default=0)
     data = current_scheme_data(scheme_key) or {}
     kinds = {k["id"]: k["name"] for k in data.get("unit_kinds", [])}
     return render_template("org/units.html", scheme_key=scheme_key, units=rows, depth_base=depth_base,
-                           kinds=kinds, data=data)
+                           kinds=kinds, data=data, inactive=_inactive_too(),
+                           can_manage=permissions.can_manage_org_in(current_user, scheme_key),
+                           can_import=permissions.can_import_org(current_user, scheme_key),
+                           manageable={r.id for r in rows if permissions.can_manage_unit(current_user, r)})
 
 
 @bp.get("/units/<int:unit_id>")
@@ -27,15 +47,18 @@ def unit(unit_id: int):
     data = current_scheme_data(row.scheme_key) or {}
     return render_template("org/unit.html", unit=row, areas=service.list_areas(current_user, row.scheme_key, row),
                            posts=service.posts_of(unit=row), data=data,
-                           tiers={t["id"]: t for t in data.get("tiers", [])})
+                           tiers={t["id"]: t for t in data.get("tiers", [])},
+                           can_manage=permissions.can_manage_unit(current_user, row))
 
 
 @bp.get("/<scheme_key>/areas")
 def areas(scheme_key: str):
     data = current_scheme_data(scheme_key) or {}
     kinds = {k["id"]: k["name"] for k in data.get("area_kinds", [])}
-    return render_template("org/areas.html", scheme_key=scheme_key, kinds=kinds,
-                           areas=service.list_areas(current_user, scheme_key))
+    rows = service.list_areas(current_user, scheme_key, inactive=_inactive_too())
+    return render_template("org/areas.html", scheme_key=scheme_key, kinds=kinds, areas=rows, inactive=_inactive_too(),
+                           can_manage=permissions.can_manage_org_in(current_user, scheme_key),
+                           manageable={a.id for a in rows if permissions.can_manage_area(current_user, a)})
 
 
 @bp.get("/areas/<int:area_id>")
@@ -44,4 +67,286 @@ def area(area_id: int):
     data = current_scheme_data(row.scheme_key) or {}
     return render_template("org/area.html", area=row, posts=service.posts_of(area=row),
                            tiers={t["id"]: t for t in data.get("tiers", [])},
-                           kinds={k["id"]: k["name"] for k in data.get("area_kinds", [])})
+                           kinds={k["id"]: k["name"] for k in data.get("area_kinds", [])},
+                           can_manage=permissions.can_manage_area(current_user, row))
+
+
+# -- editing ------------------------------------------------------------------------------------------------------
+
+def _tree_label(row: Any, base: int) -> str:
+    return "　" * max(row.path.count("/") - base, 0) + f"{tr(row.name)} ({row.key})"
+
+
+def _tree_choices(rows: list[Any], blank: str) -> list[tuple[str, str]]:
+    base = min((r.path.count("/") for r in rows), default=0)
+    return [("", blank)] + [(r.key, _tree_label(r, base) + ("" if r.active else " — " + _("not in use")))
+                            for r in rows]
+
+
+def _kind_choices(kinds: list[dict]) -> list[tuple[str, str]]:
+    return [(k["id"], f"{tr(k['name'])} ({k['id']})") for k in kinds]
+
+
+def _show_problems(form: Any, problems: dict[str, str]) -> None:
+    """Put a service's problems next to the fields they are about."""
+    for name, message in problems.items():
+        target = getattr(form, name, None) or getattr(form, f"{name}_zh", None)
+        if target is not None and hasattr(target, "errors"):
+            target.errors = [*target.errors, message]
+        else:
+            form.form_errors.append(message)
+
+
+def _status(form: Any) -> int:
+    return 400 if form.errors else 200
+
+
+def _unit_form(choices: service.OrgChoices, **data: Any) -> UnitForm:
+    form = UnitForm(data=data or None)
+    form.kind.choices = _kind_choices(choices.unit_kinds)
+    form.parent.choices = _tree_choices(choices.units, _("(none: at the top)"))
+    return form
+
+
+def _unit_values(form: UnitForm, key: str) -> UnitValues:
+    return UnitValues(key=key, kind=form.kind.data, name=text_of(form.name_zh.data, form.name_en.data),
+                      parent=form.parent.data or None, difficulty=form.difficulty.data, active=bool(form.active.data))
+
+
+@bp.route("/<scheme_key>/units/new", methods=["GET", "POST"])
+def new_unit(scheme_key: str):
+    choices = service.org_choices(current_user, scheme_key)
+    form = _unit_form(choices, parent=request.args.get("parent", ""), active=True)
+    if form.validate_on_submit():
+        try:
+            row = service.create_unit(current_user, scheme_key, _unit_values(form, form.key.data.strip()))
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("Unit saved."), "success")
+            return redirect(url_for("org.unit", unit_id=row.id))
+    return render_template("org/unit_form.html", form=form, scheme_key=scheme_key, unit=None), _status(form)
+
+
+@bp.route("/units/<int:unit_id>/edit", methods=["GET", "POST"])
+def edit_unit(unit_id: int):
+    row = service.get_unit(current_user, unit_id)
+    choices = service.org_choices(current_user, row.scheme_key)
+    zh, en = text_parts(row.name)
+    form = _unit_form(choices, kind=row.kind, parent=row.parent.key if row.parent else "", name_zh=zh, name_en=en,
+                      difficulty=row.difficulty, active=row.active)
+    del form.key
+    if form.validate_on_submit():
+        try:
+            service.edit_unit(current_user, row, _unit_values(form, row.key))
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("Unit saved."), "success")
+            return redirect(url_for("org.unit", unit_id=row.id))
+    return render_template("org/unit_form.html", form=form, scheme_key=row.scheme_key, unit=row), _status(form)
+
+
+def _area_form(choices: service.OrgChoices, **data: Any) -> AreaForm:
+    form = AreaForm(data=data or None)
+    form.kind.choices = _kind_choices(choices.area_kinds)
+    form.parent.choices = _tree_choices(choices.areas, _("(none: at the top)"))
+    form.unit.choices = _tree_choices(choices.units, _("(no unit)"))
+    return form
+
+
+def _area_values(form: AreaForm, key: str) -> AreaValues | None:
+    geometry, problem = parse_geometry(form.geometry.data)
+    if problem:
+        form.geometry.errors = [*form.geometry.errors, problem]
+        return None
+    return AreaValues(key=key, kind=form.kind.data, name=text_of(form.name_zh.data, form.name_en.data),
+                      parent=form.parent.data or None, unit=form.unit.data or None,
+                      range_from=text_of(form.from_zh.data, form.from_en.data),
+                      range_to=text_of(form.to_zh.data, form.to_en.data), length_m=form.length_m.data,
+                      geometry=geometry, description=text_of(form.description_zh.data, form.description_en.data),
+                      active=bool(form.active.data))
+
+
+@bp.route("/<scheme_key>/areas/new", methods=["GET", "POST"])
+def new_area(scheme_key: str):
+    choices = service.org_choices(current_user, scheme_key)
+    form = _area_form(choices, parent=request.args.get("parent", ""), unit=request.args.get("unit", ""), active=True)
+    if form.validate_on_submit() and (values := _area_values(form, form.key.data.strip())) is not None:
+        try:
+            row = service.create_area(current_user, scheme_key, values)
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("Area saved."), "success")
+            return redirect(url_for("org.area", area_id=row.id))
+    return render_template("org/area_form.html", form=form, scheme_key=scheme_key, area=None), _status(form)
+
+
+@bp.route("/areas/<int:area_id>/edit", methods=["GET", "POST"])
+def edit_area(area_id: int):
+    import json
+
+    row = service.get_area(current_user, area_id)
+    choices = service.org_choices(current_user, row.scheme_key)
+    texts = {f"{name}_{lang}": part for name, value in (("name", row.name), ("from", row.range_from),
+                                                        ("to", row.range_to), ("description", row.description))
+             for lang, part in zip(("zh", "en"), text_parts(value), strict=True)}
+    form = _area_form(choices, kind=row.kind, parent=row.parent.key if row.parent else "",
+                      unit=row.unit.key if row.unit else "", length_m=row.length_m, active=row.active,
+                      geometry=json.dumps(row.geometry, ensure_ascii=False) if row.geometry else "", **texts)
+    del form.key
+    if form.validate_on_submit() and (values := _area_values(form, row.key)) is not None:
+        try:
+            service.edit_area(current_user, row, values)
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("Area saved."), "success")
+            return redirect(url_for("org.area", area_id=row.id))
+    return render_template("org/area_form.html", form=form, scheme_key=row.scheme_key, area=row), _status(form)
+
+
+# -- posts ------------------------------------------------------------------------------------------------------
+
+@bp.get("/<scheme_key>/posts")
+def posts(scheme_key: str):
+    data = current_scheme_data(scheme_key) or {}
+    tier = request.args.get("tier") or None
+    area_key = request.args.get("area") or None
+    state = request.args.get("state") if request.args.get("state") in ("current", "past") else "all"
+    area_rows = service.list_areas(current_user, scheme_key)
+    chosen = next((a for a in area_rows if a.key == area_key), None)
+    rows = service.list_posts(current_user, scheme_key, tier=tier, area=chosen, state=state)
+    return render_template("org/posts.html", scheme_key=scheme_key, posts=rows, data=data, areas=area_rows,
+                           tiers={t["id"]: t for t in data.get("tiers", [])}, tier=tier, area_key=area_key,
+                           state=state, today=dt.date.today(),
+                           can_manage=permissions.can_manage_org_in(current_user, scheme_key),
+                           manageable={p.id for p in rows if permissions.can_manage_post(current_user, p)})
+
+
+def _lines(text: str | None) -> tuple[str, ...]:
+    return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
+
+
+@bp.route("/<scheme_key>/posts/new", methods=["GET", "POST"])
+def new_post(scheme_key: str):
+    choices = service.org_choices(current_user, scheme_key)
+    form = AppointForm(data=None if request.method == "POST" else {
+        "tier": request.args.get("tier", ""), "area": request.args.get("area", ""),
+        "unit": request.args.get("unit", ""), "started_on": dt.date.today()})
+    form.tier.choices = [(t["id"], f"{tr(t['name'])} ({t['id']})") for t in choices.tiers]
+    form.area.choices = _tree_choices(choices.areas, _("(none: over the unit)"))
+    form.unit.choices = _tree_choices(choices.units, _("(the area's unit)"))
+    if form.validate_on_submit():
+        values = PostValues(tier=form.tier.data, holder_name=form.holder_name.data.strip(),
+                            area=form.area.data or None, unit=form.unit.data or None,
+                            username=(form.username.data or "").strip() or None, title=form.title.data or None,
+                            phone=form.phone.data or None, duties=_lines(form.duties.data),
+                            started_on=form.started_on.data)
+        try:
+            post_service.appoint_post(current_user, scheme_key, values)
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("%(name)s is appointed.", name=values.holder_name), "success")
+            return redirect(url_for("org.posts", scheme_key=scheme_key, tier=values.tier, area=values.area or ""))
+    return render_template("org/post_form.html", form=form, scheme_key=scheme_key, post=None), _status(form)
+
+
+@bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
+def edit_post(post_id: int):
+    row = post_service.get_managed_post(current_user, post_id)
+    form = PostEditForm(data=None if request.method == "POST" else {
+        "username": row.user.username if row.user else "", "title": row.title, "phone": row.phone,
+        "duties": "\n".join(row.duties or [])})
+    if form.validate_on_submit():
+        try:
+            post_service.edit_post(current_user, row, title=form.title.data, phone=form.phone.data,
+                                   duties=list(_lines(form.duties.data)),
+                                   username=(form.username.data or "").strip() or None)
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("Post saved."), "success")
+            return redirect(url_for("org.posts", scheme_key=row.scheme_key, tier=row.tier_key,
+                                    area=row.area.key if row.area else ""))
+    return render_template("org/post_form.html", form=form, scheme_key=row.scheme_key, post=row,
+                           tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
+                           ), _status(form)
+
+
+@bp.route("/posts/<int:post_id>/end", methods=["GET", "POST"])
+def end_post(post_id: int):
+    row = post_service.get_managed_post(current_user, post_id)
+    form = PostEndForm(data=None if request.method == "POST" else {"ended_on": row.ended_on or dt.date.today()})
+    if form.validate_on_submit():
+        try:
+            post_service.end_post(current_user, row, form.ended_on.data)
+        except OrgInvalid as exc:
+            _show_problems(form, exc.problems)
+        else:
+            db.session.commit()
+            flash(_("The post of %(name)s ends on %(day)s.", name=row.holder_name,
+                    day=form.ended_on.data.isoformat()), "success")
+            return redirect(url_for("org.posts", scheme_key=row.scheme_key, tier=row.tier_key,
+                                    area=row.area.key if row.area else ""))
+    return render_template("org/post_end.html", form=form, post=row,
+                           tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
+                           ), _status(form)
+
+
+# -- spreadsheets ------------------------------------------------------------------------------------------------------
+
+@bp.route("/<scheme_key>/import", methods=["GET", "POST"])
+def import_spreadsheet(scheme_key: str):
+    """Upload a workbook or one CSV sheet: every problem listed by sheet, row and column, or all of it saved."""
+    if not permissions.can_import_org(current_user, scheme_key):
+        raise PermissionDenied(_("You may not import this district's organisation."))
+    form = ImportForm()
+    form.sheet.choices = [("", _("(from the file name)"))] + [(s, s) for s in SHEETS]
+    errors = []
+    if form.validate_on_submit():
+        storage = form.upload.data
+        data = storage.read(MAX_IMPORT_BYTES + 1)
+        try:
+            result = import_org(current_user, scheme_key, data, storage.filename or "upload",
+                                sheet=form.sheet.data or None)
+        except ImportInvalid as exc:
+            db.session.rollback()
+            errors = exc.errors
+        else:
+            db.session.commit()
+            c = result.counts
+            flash(_("Imported: %(units)s units and %(areas)s areas added, %(changed)s changed, %(posts)s people "
+                    "appointed, %(posts_changed)s posts changed, %(same)s rows unchanged.",
+                    units=c["units_created"], areas=c["areas_created"],
+                    changed=c["units_updated"] + c["areas_updated"], posts=c["posts_appointed"],
+                    posts_changed=c["posts_updated"], same=c["unchanged"]), "success")
+            return redirect(url_for("org.import_spreadsheet", scheme_key=scheme_key))
+    return render_template("org/import.html", form=form, scheme_key=scheme_key, errors=errors, sheets=SHEETS,
+                           data=current_scheme_data(scheme_key) or {}), 400 if errors or form.errors else 200
+
+
+def _download(content: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(content, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"  # names and phone numbers
+    return response
+
+
+@bp.get("/<scheme_key>/export.xlsx")
+def export_xlsx(scheme_key: str):
+    return _download(*export_org(current_user, scheme_key, "xlsx"))
+
+
+@bp.get("/<scheme_key>/export.csv")
+def export_csv(scheme_key: str):
+    return _download(*export_org(current_user, scheme_key, "csv", request.args.get("sheet")))
+
