@@ -218,6 +218,53 @@ def post_appoint(scheme_key: str, tier: str, holder_name: str, area_key: str | N
     click.echo(f"{holder_name} holds {tier} from {post.started_on} (post {post.id}).")
 
 
+# -- organisation ---------------------------------------------------------------
+
+@click.group("org")
+def org_cli() -> None:
+    """Units, areas and posts to and from spreadsheets."""
+
+
+@org_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--scheme", "scheme_key", required=True, help="The district (scheme id).")
+@click.option("--sheet", type=click.Choice(["units", "areas", "posts"]), default=None,
+              help="For a CSV file: which sheet it is (default: from the file name).")
+@with_appcontext
+def org_import(path: Path, scheme_key: str, sheet: str | None) -> None:
+    """Import a workbook (.xlsx) or one sheet (.csv); every problem is listed and nothing changes if there is one."""
+    from .org.spreadsheet import ImportInvalid, import_org
+
+    try:
+        result = import_org(None, scheme_key, path.read_bytes(), path.name, sheet=sheet)
+        db.session.commit()
+    except ImportInvalid as exc:
+        db.session.rollback()
+        _fail_with_errors(exc.errors)
+    click.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in result.counts.items()))
+
+
+@org_cli.command("export")
+@click.option("--scheme", "scheme_key", required=True, help="The district (scheme id).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="A .xlsx file (every sheet) or a .csv file (one sheet).")
+@click.option("--sheet", type=click.Choice(["units", "areas", "posts"]), default=None,
+              help="For a .csv file: which sheet (default: from the file name).")
+@with_appcontext
+def org_export(scheme_key: str, output: Path, sheet: str | None) -> None:
+    """Export units, areas and posts in exactly the format the import reads."""
+    from .org.spreadsheet import SHEETS, export_org
+
+    fmt = "csv" if output.suffix.lower() == ".csv" else "xlsx"
+    if fmt == "csv" and sheet is None:
+        sheet = output.stem.lower() if output.stem.lower() in SHEETS else None
+        if sheet is None:
+            raise click.ClickException("Say which sheet goes into the CSV file: --sheet units, areas or posts.")
+    content, _, _ = export_org(None, scheme_key, fmt, sheet)
+    output.write_bytes(content)
+    click.echo(f"Wrote {output}")
+
+
 # -- forms ----------------------------------------------------------------------
 
 @click.group("form")
@@ -353,5 +400,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, post_cli, form_cli, case_cli, setup, docs, tick):
+    for command in (scheme_cli, user_cli, post_cli, org_cli, form_cli, case_cli, setup, docs, tick):
         app.cli.add_command(command)
