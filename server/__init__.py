@@ -68,10 +68,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .boards.views import bp as boards_bp
     from .forms.views import bp as forms_bp
     from .org.views import bp as org_bp
+    from .patrols.views import bp as patrols_bp
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
-    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp):
+    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE

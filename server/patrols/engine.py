@@ -206,21 +206,23 @@ def distance_m(geometry: dict, lat: float, lng: float) -> float | None:
     Uses a flat projection centred on the point, which is accurate to well under 1 % at the few kilometres
     that matter here. None when the geometry cannot be read.
     """
+    import shapely
     from shapely.geometry import Point, shape
-    from shapely.ops import transform
+
+    from shapely.errors import ShapelyError
 
     try:
         geom = shape(geometry)
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, ShapelyError):
         return None
     if geom.is_empty:
         return None
     scale_x = _M_PER_DEG_LNG_EQUATOR * math.cos(math.radians(lat))
 
-    def project(x: Any, y: Any, z: Any = None) -> tuple[Any, Any]:
-        return (x - lng) * scale_x, (y - lat) * _M_PER_DEG_LAT
+    def project(coords: Any) -> Any:  # an (n, 2) array of lng, lat
+        return (coords - (lng, lat)) * (scale_x, _M_PER_DEG_LAT)
 
-    return float(transform(project, geom).distance(Point(0, 0)))
+    return float(shapely.transform(geom, project).distance(Point(0, 0)))
 
 
 def far_from_area(geometry: dict | None, location: dict | None, limit_m: float) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import gettext as _
@@ -173,12 +174,10 @@ def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today
 
     `user_id` narrows a person rule to one person, `unit_ids` a unit rule to some units.
     """
-    from ..workflow.service import calendar_for
-
-    working = calendar_for(scheme_key).is_working_day
+    working = _calendar(scheme_key).is_working_day
     days = engine.counting_days(rule, first, last, working)
     periods = engine.periods_between(rule.per, first, last)
-    today = today or dt.datetime.now(scheme_timezone(scheme_key)).date()
+    today = today or today_in(scheme_key)
     if not days:
         return []
     zone = scheme_timezone(scheme_key)
@@ -256,30 +255,75 @@ def _person(subjects: dict, user_id: int | None, post_id: int | None, period: en
 # -- what people see ------------------------------------------------------------------------------------
 
 
-def compliance_report(user: Any, scheme_key: str, on: dt.date, rule_ids: list[str] | None = None,
-                      only_short: bool = False) -> list[tuple[Rule, engine.Period, list[Verdict]]]:
-    """Each rule's period containing `on`, with the subjects the user may see (only those short, if asked)."""
+def today_in(scheme_key: str) -> dt.date:
+    return dt.datetime.now(scheme_timezone(scheme_key)).date()
+
+
+@dataclass
+class RuleReport:
+    """One rule's period for the leaders' page: the subjects shown, and how many were bound and short."""
+
+    rule: Rule
+    period: engine.Period
+    rows: list[Verdict]
+    bound: int
+    short: int
+
+
+def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bool = False,
+                      tier: str | None = None, unit_id: int | None = None) -> list[RuleReport]:
+    """Each rule's period containing `on`, with the subjects in the user's reach (only those short, if asked).
+
+    `tier` keeps the people holding that tier; `unit_id` the subjects of that unit and the units below it.
+    """
     if not permissions.can_view_compliance(user, scheme_key):
         raise PermissionDenied(_("You may not view patrol compliance in this district."))
     scope = permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    within = _subtree(scheme_key, unit_id) if unit_id else None
+    today = today_in(scheme_key)
     out = []
     for rule in rules_of(scheme_key):
-        if rule_ids and rule.id not in rule_ids:
+        if tier and tier not in rule.tiers:
             continue
         period = engine.period_of(rule.per, on)
-        rows = [v for v in compliance(scheme_key, rule, period.start, period.end)
-                if v.due and (scope.district_wide or scope.covers_unit(v.subject.get("unit_id")))]
-        if only_short:
-            rows = [v for v in rows if not v.met]
-        out.append((rule, period, rows))
+        if rule.working_days_only and rule.per == "day" and not engine.counting_days(
+                rule, on, on, _calendar(scheme_key).is_working_day):
+            continue  # a rest day is no period of a working-days rule
+        rows = [v for v in compliance(scheme_key, rule, period.start, period.end, today)
+                if v.due and scope.covers_unit(v.subject.get("unit_id"))
+                and (within is None or v.subject.get("unit_id") in within)
+                and (not tier or any(p.tier_key == tier for p in v.subject.get("posts", [])))]
+        short = sum(1 for v in rows if not v.met)
+        out.append(RuleReport(rule, period, [v for v in rows if not (only_short and v.met)], len(rows), short))
     return out
+
+
+def units_in_reach(user: Any, scheme_key: str) -> list[Unit]:
+    """Units the user may filter the compliance page by."""
+    scope = permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
+    return [u for u in db.session.scalars(query) if scope.covers_unit(u.id)]
+
+
+def _subtree(scheme_key: str, unit_id: int) -> set[int]:
+    unit = db.session.get(Unit, unit_id)
+    if unit is None or unit.scheme_key != scheme_key:
+        return set()
+    return set(db.session.scalars(db.select(Unit.id).where(Unit.scheme_key == scheme_key,
+                                                           Unit.path.startswith(unit.path))))
+
+
+def _calendar(scheme_key: str) -> Any:
+    from ..workflow.service import calendar_for
+
+    return calendar_for(scheme_key)
 
 
 def reminders_for(user: Any, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
     """The rules a person (or their unit) is still short on as a period nears its end."""
     if getattr(user, "id", None) is None:
         return []
-    today = today or dt.datetime.now(scheme_timezone(scheme_key)).date()
+    today = today or today_in(scheme_key)
     unit_ids = {ra.unit_id for ra in user.roles if ra.scheme_key == scheme_key}
     unit_ids |= {p.unit_id for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)}
     out = []

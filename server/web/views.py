@@ -11,6 +11,7 @@ from ..auth.permissions import can_manage_scheme, can_view_org, scope_for
 from ..definitions.service import current_version, list_schemes
 from ..extensions import db
 from ..org.models import Area, Post, Unit
+from ..patrols import service as patrols
 
 bp = Blueprint("web", __name__, template_folder="templates")
 
@@ -58,7 +59,9 @@ def home():
                           "can_fill": scope.has("form.submit"),
                           "can_cases": bool({"case.report", "case.handle", "case.dispatch", "case.view_all"}
                                             & scope.capabilities),
-                          "can_view_org": can_view_org(current_user, record.key)})
+                          "can_view_org": can_view_org(current_user, record.key),
+                          "can_compliance": scope.has("patrol.view_compliance"),
+                          "reminders": patrols.reminders_for(current_user, record.key)})
     return render_template("web/home.html", districts=districts)
 
 

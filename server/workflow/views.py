@@ -13,6 +13,7 @@ from ..forms import service as forms
 from ..forms.engine import form_spec
 from ..forms.models import Submission
 from ..forms.views import _formdata, render_page
+from ..patrols import service as patrols
 from ..web.params import parse_date, parse_id
 from . import service
 
@@ -37,7 +38,8 @@ def inbox(scheme_key: str):
     state_names = {(c.workflow_key, s.id): s.name for c in cases for s in service.workflow_of(c).states.values()}
     return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES, cases=cases,
                            state_names=state_names,
-                           notifications=service.notifications_for(current_user))
+                           notifications=service.notifications_for(current_user),
+                           reminders=patrols.reminders_for(current_user, scheme_key))
 
 
 @bp.get("/<scheme_key>/areas")

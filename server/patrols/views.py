@@ -1,0 +1,30 @@
+"""Patrol compliance for leaders: who met and who missed each rule in the period of a chosen day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from ..web.params import parse_date, parse_id
+from . import service
+
+bp = Blueprint("patrols", __name__, template_folder="templates", url_prefix="/patrols")
+
+
+@bp.get("/<scheme_key>/")
+def compliance(scheme_key: str):
+    """Each rule's current (or chosen) period: who has not patrolled enough, per tier and unit."""
+    data = service.scheme_data(scheme_key)
+    on = parse_date(request.args.get("on")) or service.today_in(scheme_key)
+    show_all = request.args.get("show") == "all"
+    tier = request.args.get("tier") or None
+    unit_id = parse_id(request.args.get("unit"))
+    report = service.compliance_report(current_user, scheme_key, on, only_short=not show_all, tier=tier,
+                                       unit_id=unit_id)
+    return render_template("patrols/compliance.html", scheme_key=scheme_key, data=data, on=on, report=report,
+                           show_all=show_all, tier=tier, unit_id=unit_id,
+                           tiers={t["id"]: t for t in data.get("tiers", [])},
+                           units=service.units_in_reach(current_user, scheme_key),
+                           previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))

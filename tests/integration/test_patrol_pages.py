@@ -1,0 +1,137 @@
+"""Patrols through the pages: a patrol filed late and far away, its findings opening cases; the leaders'
+compliance page within each reader's reach; the inbox reminder before a period ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from server.extensions import db
+from server.forms import service as forms
+from server.forms.models import Submission, Upload
+from server.org.models import Area
+from server.org.posts import appoint
+from server.patrols import service
+from server.workflow.models import Case
+from tests.support.factories import load_shipped, login, make_user
+from tests.support.images import jpeg
+
+ZONE = ZoneInfo("Asia/Shanghai")
+URL = "/f/luzhang/patrol_log/new"
+
+
+@pytest.fixture
+def district(ctx):
+    load_shipped("luzhang")
+    people = {
+        "office": make_user("office", roles=(("luzhang", "road_chief_office", None),)),
+        "chief": make_user("chief", roles=(("luzhang", "chief", "east_gate"),)),
+        "squad_chief": make_user("squad_chief", roles=(("luzhang", "chief", "east_squad"),)),
+        "patroller": make_user("patroller", roles=(("luzhang", "patroller", "river_bank"),)),
+    }
+    since = dt.date(2026, 1, 1)
+    appoint("luzhang", "first_chief_street", "Chief", area_key="renmin_road", since=since, username="chief")
+    appoint("luzhang", "first_chief_city", "Squad_Chief", area_key="binhe_road", since=since, username="squad_chief")
+    appoint("luzhang", "second_chief_community", "Patroller", area_key="binhe_road", since=since,
+            username="patroller")
+    db.session.commit()
+    return people
+
+
+def _hidden(page: str, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
+
+
+def test_late_far_patrol_is_flagged_and_its_finding_opens_a_case(district, client):
+    login(client, "chief")
+    page = client.get(URL).get_data(as_text=True)
+    started = (dt.datetime.now(ZONE) - dt.timedelta(days=2)).replace(hour=21, minute=0, second=0, microsecond=0)
+    data = {
+        "csrf_token": _hidden(page, "csrf_token"), "_token": _hidden(page, "_token"), "_action": "submit",
+        "area": "renmin_road", "started_at": started.strftime("%Y-%m-%dT%H:%M"), "participants": "1",
+        # About 4.4 km north of the road (its geometry runs along latitude 29.56).
+        "location-lat": "29.6", "location-lng": "106.555", "location-accuracy": "20",
+        "findings": "巡查人民路", "has_problems": "yes",
+        "problems-0-problem_category": "event_exposed_rubbish", "problems-0-problem_description": "路边暴露垃圾",
+        "problems-0-problem_fixed_on_spot": "yes",
+        "problems-1-problem_category": "event_piled_rubbish", "problems-1-problem_description": "建筑垃圾堆放",
+        "problems-1-problem_size_m3": "4", "problems-1-problem_fixed_on_spot": "no",
+        "photos": [(io.BytesIO(jpeg()), "patrol.jpg")],
+        "problems-1-problem_photos": [(io.BytesIO(jpeg(color="blue")), "pile.jpg")],
+    }
+    response = client.post(URL, data=data, content_type="multipart/form-data")
+    assert response.status_code == 303, re.findall(r"href=\"#f-[^<]*<", response.get_data(as_text=True))
+    patrol = db.session.scalar(db.select(Submission).filter_by(form_key="patrol_log"))
+    # Counted when it happened, not when it arrived.
+    assert patrol.occurred_at == started.astimezone(dt.UTC)
+    assert patrol.flags["far_from_area"]["limit_m"] == 300 and 4300 < patrol.flags["far_from_area"]["distance_m"] < 4500
+    # Only the problem not settled on the spot becomes a case, its report filled from the patrol.
+    cases = db.session.scalars(db.select(Case)).all()
+    assert len(cases) == 1
+    case = cases[0]
+    report = db.session.get(Submission, case.submission_id)
+    assert report.form_key == "problem_report" and report.source_id == patrol.id
+    assert report.data["category"] == "event_piled_rubbish" and report.data["description"] == "建筑垃圾堆放"
+    assert report.data["size_m3"] == 4 and report.data["area"] == "renmin_road"
+    assert report.data["urgency"] == "normal"  # the report form's default
+    pile = report.data["photos_before"]
+    assert len(pile) == 1 and db.session.get(Upload, pile[0]).submission_id == patrol.id
+    assert case.unit.key == "east_gate" and case.category == "event_piled_rubbish"
+    # The case page shows the photo it was given.
+    assert client.get(f"/f/uploads/{pile[0]}").status_code == 200
+    record_page = client.get(f"/f/records/{patrol.id}").get_data(as_text=True)
+    assert "4" in record_page and "m)" in record_page and "tag changed" in record_page
+    # A resend of the same form neither stores the patrol again nor opens another case.
+    again = client.post(URL, data={**data, "photos": [(io.BytesIO(jpeg()), "patrol.jpg")],
+                                   "problems-1-problem_photos": [(io.BytesIO(jpeg()), "pile.jpg")]},
+                        content_type="multipart/form-data")
+    assert again.status_code == 303
+    assert db.session.scalar(db.select(db.func.count(Case.id))) == 1
+
+
+def test_compliance_page_within_each_readers_reach(district, client):
+    login(client, "office")
+    page = client.get("/patrols/luzhang/?show=all")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "一级路长每周对责任路段检查不少于一次" in html and "Chief" in html and "Squad_Chief" in html
+    assert "社区二级路长" in html
+    client.post("/logout", data={"csrf_token": _hidden(client.get("/").get_data(as_text=True), "csrf_token")})
+
+    login(client, "chief")
+    html = client.get("/patrols/luzhang/?show=all").get_data(as_text=True)
+    assert "\">Chief</td>" in html and "Squad_Chief" not in html and "Patroller" not in html
+    tier_only = client.get("/patrols/luzhang/?show=all&tier=first_chief_city").get_data(as_text=True)
+    assert "\">Chief</td>" not in tier_only and "\">Squad_Chief</td>" not in tier_only
+
+
+def test_compliance_page_refused_without_the_capability(district, client):
+    assert client.get("/patrols/luzhang/").status_code in (302, 303)  # anonymous: to the login page
+    login(client, "patroller")
+    assert client.get("/patrols/luzhang/").status_code == 403
+
+
+def test_reminder_before_the_week_ends(district, client, monkeypatch):
+    # Saturday 24 October 2026: two days of the week left, the rule's reminder window.
+    monkeypatch.setattr(service, "today_in", lambda scheme_key: dt.date(2026, 10, 24))
+    login(client, "chief")
+    html = client.get("/cases/luzhang/").get_data(as_text=True)
+    assert "巡查提醒" in html or "Patrol reminders" in html
+    assert "0 / 1" not in html and "人民路" in html
+    # Once the chief has patrolled the road this week, the reminder goes.
+    db.session.add(Submission(
+        scheme_key="luzhang", form_key="patrol_log", token="done-this-week", user_id=district["chief"].id,
+        definition_version_id=forms.form_version("luzhang", "patrol_log").id,
+        area_id=db.session.scalar(db.select(Area.id).filter_by(scheme_key="luzhang", key="renmin_road")), data={},
+        occurred_at=dt.datetime(2026, 10, 23, 2, tzinfo=dt.UTC), submitted_at=dt.datetime(2026, 10, 23, 2, tzinfo=dt.UTC)))
+    db.session.commit()
+    assert service.reminders_for(district["chief"], "luzhang") == []
+    html = client.get("/cases/luzhang/").get_data(as_text=True)
+    assert "巡查提醒" not in html and "Patrol reminders" not in html
+    # Earlier in the week there is no reminder yet.
+    monkeypatch.setattr(service, "today_in", lambda scheme_key: dt.date(2026, 10, 28))
+    assert service.reminders_for(district["chief"], "luzhang") == []
