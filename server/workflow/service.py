@@ -364,8 +364,32 @@ def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list
                             source_id=submission.id)
         db.session.add(report)
         db.session.flush()
+        _give_files(report, report_spec)
         cases.append(open_case(user, submission.scheme_key, report, spec.opens_cases.workflow))
     return cases
+
+
+def _give_files(report: Submission, report_spec: Any) -> None:
+    """The report gets its own rows for the photos it was given (same stored content), so that the case
+    shows them as its before photos and they follow the case's permissions."""
+    from ..forms.engine import FILE_TYPES
+    from ..forms.models import Upload
+
+    data = dict(report.data)
+    for f in report_spec.top_level():
+        if f.type not in FILE_TYPES or not isinstance(data.get(f.id), list):
+            continue
+        copies = []
+        for upload in db.session.scalars(db.select(Upload).where(Upload.id.in_([int(i) for i in data[f.id]]))):
+            copy = Upload(sha256=upload.sha256, extension=upload.extension, mime=upload.mime, size=upload.size,
+                          width=upload.width, height=upload.height, original_name=upload.original_name,
+                          evidence=upload.evidence, token=report.token, field_path=f.id, user_id=upload.user_id,
+                          submission_id=report.id)
+            db.session.add(copy)
+            copies.append(copy)
+        db.session.flush()
+        data[f.id] = [c.id for c in copies]
+    report.data = data
 
 
 def _area_of(scheme_key: str, key: Any) -> Area | None:

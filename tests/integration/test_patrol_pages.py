@@ -79,9 +79,13 @@ def test_late_far_patrol_is_flagged_and_its_finding_opens_a_case(district, clien
     assert report.data["size_m3"] == 4 and report.data["area"] == "renmin_road"
     assert report.data["urgency"] == "normal"  # the report form's default
     pile = report.data["photos_before"]
-    assert len(pile) == 1 and db.session.get(Upload, pile[0]).submission_id == patrol.id
+    given = db.session.get(Upload, pile[0])
+    assert len(pile) == 1 and given.submission_id == report.id
+    assert given.sha256 in {u.sha256 for u in patrol.uploads}  # the same stored photo
     assert case.unit.key == "east_gate" and case.category == "event_piled_rubbish"
-    # The case page shows the photo it was given.
+    # The case page shows the photo it was given as its before photo, and where the case came from.
+    case_page = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    assert f"/f/uploads/{pile[0]}" in case_page and f"/f/records/{patrol.id}" in case_page
     assert client.get(f"/f/uploads/{pile[0]}").status_code == 200
     record_page = client.get(f"/f/records/{patrol.id}").get_data(as_text=True)
     assert "4" in record_page and "m)" in record_page and "tag changed" in record_page
