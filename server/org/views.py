@@ -101,8 +101,13 @@ def _status(form: Any) -> int:
     return 400 if form.errors else 200
 
 
+def _initial(data: dict[str, Any]) -> dict[str, Any] | None:
+    """What a form shows first; a submitted form shows only what was submitted."""
+    return None if request.method == "POST" else data
+
+
 def _unit_form(choices: service.OrgChoices, **data: Any) -> UnitForm:
-    form = UnitForm(data=data or None)
+    form = UnitForm(data=_initial(data))
     form.kind.choices = _kind_choices(choices.unit_kinds)
     form.parent.choices = _tree_choices(choices.units, _("(none: at the top)"))
     return form
@@ -150,7 +155,7 @@ def edit_unit(unit_id: int):
 
 
 def _area_form(choices: service.OrgChoices, **data: Any) -> AreaForm:
-    form = AreaForm(data=data or None)
+    form = AreaForm(data=_initial(data))
     form.kind.choices = _kind_choices(choices.area_kinds)
     form.parent.choices = _tree_choices(choices.areas, _("(none: at the top)"))
     form.unit.choices = _tree_choices(choices.units, _("(no unit)"))
@@ -236,9 +241,9 @@ def _lines(text: str | None) -> tuple[str, ...]:
 @bp.route("/<scheme_key>/posts/new", methods=["GET", "POST"])
 def new_post(scheme_key: str):
     choices = service.org_choices(current_user, scheme_key)
-    form = AppointForm(data=None if request.method == "POST" else {
+    form = AppointForm(data=_initial({
         "tier": request.args.get("tier", ""), "area": request.args.get("area", ""),
-        "unit": request.args.get("unit", ""), "started_on": dt.date.today()})
+        "unit": request.args.get("unit", ""), "started_on": dt.date.today()}))
     form.tier.choices = [(t["id"], f"{tr(t['name'])} ({t['id']})") for t in choices.tiers]
     form.area.choices = _tree_choices(choices.areas, _("(none: over the unit)"))
     form.unit.choices = _tree_choices(choices.units, _("(the area's unit)"))
@@ -262,9 +267,9 @@ def new_post(scheme_key: str):
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
 def edit_post(post_id: int):
     row = post_service.get_managed_post(current_user, post_id)
-    form = PostEditForm(data=None if request.method == "POST" else {
+    form = PostEditForm(data=_initial({
         "username": row.user.username if row.user else "", "title": row.title, "phone": row.phone,
-        "duties": "\n".join(row.duties or [])})
+        "duties": "\n".join(row.duties or [])}))
     if form.validate_on_submit():
         try:
             post_service.edit_post(current_user, row, title=form.title.data, phone=form.phone.data,
@@ -285,7 +290,7 @@ def edit_post(post_id: int):
 @bp.route("/posts/<int:post_id>/end", methods=["GET", "POST"])
 def end_post(post_id: int):
     row = post_service.get_managed_post(current_user, post_id)
-    form = PostEndForm(data=None if request.method == "POST" else {"ended_on": row.ended_on or dt.date.today()})
+    form = PostEndForm(data=_initial({"ended_on": row.ended_on or dt.date.today()}))
     if form.validate_on_submit():
         try:
             post_service.end_post(current_user, row, form.ended_on.data)
