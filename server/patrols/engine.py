@@ -207,9 +207,8 @@ def distance_m(geometry: dict, lat: float, lng: float) -> float | None:
     that matter here. None when the geometry cannot be read.
     """
     import shapely
-    from shapely.geometry import Point, shape
-
     from shapely.errors import ShapelyError
+    from shapely.geometry import Point, shape
 
     try:
         geom = shape(geometry)

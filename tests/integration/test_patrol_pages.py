@@ -127,11 +127,12 @@ def test_reminder_before_the_week_ends(district, client, monkeypatch):
     assert "巡查提醒" in html or "Patrol reminders" in html
     assert "0 / 1" not in html and "人民路" in html
     # Once the chief has patrolled the road this week, the reminder goes.
+    friday = dt.datetime(2026, 10, 23, 2, tzinfo=dt.UTC)
     db.session.add(Submission(
         scheme_key="luzhang", form_key="patrol_log", token="done-this-week", user_id=district["chief"].id,
         definition_version_id=forms.form_version("luzhang", "patrol_log").id,
         area_id=db.session.scalar(db.select(Area.id).filter_by(scheme_key="luzhang", key="renmin_road")), data={},
-        occurred_at=dt.datetime(2026, 10, 23, 2, tzinfo=dt.UTC), submitted_at=dt.datetime(2026, 10, 23, 2, tzinfo=dt.UTC)))
+        occurred_at=friday, submitted_at=friday))
     db.session.commit()
     assert service.reminders_for(district["chief"], "luzhang") == []
     html = client.get("/cases/luzhang/").get_data(as_text=True)
