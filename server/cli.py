@@ -218,6 +218,39 @@ def post_appoint(scheme_key: str, tier: str, holder_name: str, area_key: str | N
     click.echo(f"{holder_name} holds {tier} from {post.started_on} (post {post.id}).")
 
 
+# -- patrols -------------------------------------------------------------------
+
+@click.group("patrol")
+def patrol_cli() -> None:
+    """Patrol-rule compliance."""
+
+
+@patrol_cli.command("compliance")
+@click.argument("scheme_key")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="A day in the periods to show (default today).")
+@click.option("--rule", "rule_ids", multiple=True, help="Only this rule (repeatable).")
+@click.option("--all", "show_all", is_flag=True, help="Everyone bound, not only those short.")
+@with_appcontext
+def patrol_compliance(scheme_key: str, on, rule_ids: tuple[str, ...], show_all: bool) -> None:  # noqa: ANN001
+    """Who met and who missed each rule in the period containing a day, with counts (tab-separated)."""
+    from .patrols import engine
+    from .patrols.service import compliance, rules_of, today_in
+
+    day = on.date() if on else today_in(scheme_key)
+    click.echo("rule\tperiod\tsubject\trecords\towed\tstatus")
+    for rule in rules_of(scheme_key):
+        if rule_ids and rule.id not in rule_ids:
+            continue
+        period = engine.period_of(rule.per, day)
+        for v in compliance(scheme_key, rule, period.start, period.end):
+            if v.due and (show_all or not v.met):
+                who = v.subject.get("name") or v.subject["unit"].key
+                where = f" @ {v.subject['focus'].key}" if v.subject.get("focus") else ""
+                click.echo(f"{rule.id}\t{period.key}\t{who}{where}\t{v.count}\t{v.required}\t"
+                           f"{'met' if v.met else 'short'}")
+
+
 # -- organisation ---------------------------------------------------------------
 
 @click.group("org")
@@ -400,5 +433,5 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, post_cli, org_cli, form_cli, case_cli, setup, docs, tick):
+    for command in (scheme_cli, user_cli, post_cli, patrol_cli, org_cli, form_cli, case_cli, setup, docs, tick):
         app.cli.add_command(command)

@@ -225,3 +225,15 @@ def test_themed_campaign_and_hotspot_per_unit_per_month(lidu):
     assert by_period(hotspots, unit="safety_office") == {"2026-10": (0, 1)}
     kinds = {v.subject["unit"].kind for v in campaigns}
     assert kinds == {"community", "department", "office"}  # the street itself is not bound
+
+
+def test_cli_lists_who_is_short(lidu, app):
+    people, _posts = lidu
+    record("lidu", "patrol_log", people["deputy"], dt.date(2026, 10, 13), area="zhiyuan_road")
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["patrol", "compliance", "lidu", "--on", "2026-10-14",
+                                                "--rule", "deputy_leader_weekly", "--all"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split("\t") == ["rule", "period", "subject", "records", "owed", "status"]
+    assert "deputy_leader_weekly\t2026-10-12\tDeputy\t1\t2\tshort" in lines
