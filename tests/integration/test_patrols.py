@@ -237,3 +237,17 @@ def test_cli_lists_who_is_short(lidu, app):
     lines = result.output.splitlines()
     assert lines[0].split("\t") == ["rule", "period", "subject", "records", "owed", "status"]
     assert "deputy_leader_weekly\t2026-10-12\tDeputy\t1\t2\tshort" in lines
+
+
+def test_unit_reminder_in_the_last_days_of_the_month(lidu):
+    people, _posts = lidu
+    head = make_user("zhiyuan_head", roles=(("lidu", "unit_head", "zhiyuan"),))
+    record("lidu", "themed_campaign", head, dt.date(2026, 10, 9), unit="zhiyuan")
+    assert service.reminders_for(head, "lidu", dt.date(2026, 10, 26)) == []  # six days left: not yet
+    due = service.reminders_for(head, "lidu", dt.date(2026, 10, 27))
+    # The campaign is done; the hot-spot case is not.
+    assert [(v.rule.id, v.subject["unit"].key, v.remaining_days) for v in due] == [("hotspot_monthly", "zhiyuan", 5)]
+    # The deputy, short of two patrols this week, is reminded on Saturday, not before.
+    assert service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 23)) == []
+    deputy = service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 24))
+    assert [(v.rule.id, v.count, v.required) for v in deputy] == [("deputy_leader_weekly", 0, 2)]
