@@ -252,11 +252,12 @@ def can_manage_post(user: Any, post: Any) -> bool:
 
 
 def can_appoint_post(user: Any, scheme_key: str, area: Any, unit: Any) -> bool:
-    """Over an area or a unit one manages."""
+    """Over an area or a unit one manages (both, when the post names both)."""
     scope = scope_for(user, scheme_key).only("org.manage")
-    if area is not None:
-        return scope.covers_area(area.id, area.unit_id)
-    return scope.covers_unit(unit.id) if unit is not None else scope.district_wide
+    if area is None and unit is None:
+        return scope.district_wide
+    return ((area is None or scope.covers_area(area.id, area.unit_id))
+            and (unit is None or scope.covers_unit(unit.id)))
 
 
 def can_import_org(user: Any, scheme_key: str) -> bool:
