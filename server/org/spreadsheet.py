@@ -179,7 +179,12 @@ def _table(sheet: str, rows: Iterable[Iterable[Any]], errors: list[SheetError]) 
         cells = list(raw)
         if number == 1:
             keys = _header(sheet, cells, errors)
-            table.columns = [k for k in keys if k]
+            table.columns = [k for k in keys if k and k != _REPORTED]
+            if not any(keys):
+                if any(not _blank(c) for row in rows for c in row):
+                    errors.append(SheetError(sheet, 1, None, _("The first row must name the columns: %(columns)s.",
+                                                               columns=", ".join(COLUMNS[sheet]))))
+                return table
             continue
         if number > MAX_ROWS + 1:
             errors.append(SheetError(sheet, number, None, _("At most %(num)s rows in a sheet.", num=MAX_ROWS)))
@@ -191,31 +196,34 @@ def _table(sheet: str, rows: Iterable[Iterable[Any]], errors: list[SheetError]) 
             if _blank(value):
                 continue
             key = keys[i] if i < len(keys) else None
+            if key == _REPORTED:
+                continue
             if key is None:
                 errors.append(SheetError(sheet, number, get_column_letter(i + 1),
                                          _("A value in a column without a header.")))
             else:
                 row[key] = value
         table.rows.append((number, row))
-    if not keys:
-        errors.append(SheetError(sheet, 1, None, _("The first row must name the columns: %(columns)s.",
-                                                   columns=", ".join(COLUMNS[sheet]))))
     return table
 
 
+_REPORTED = "\0"  # a header already reported as wrong: its values are not reported again
+
+
 def _header(sheet: str, cells: list[Any], errors: list[SheetError]) -> list[str | None]:
+    """Column ids of a header row; None for a blank header."""
     keys: list[str | None] = []
     for value in cells:
         key = _text(value).lower() or None
         if key is not None and key not in COLUMNS[sheet]:
             errors.append(SheetError(sheet, 1, key, _("Unknown column; the columns of this sheet are %(columns)s.",
                                                       columns=", ".join(COLUMNS[sheet]))))
-            key = None
+            key = _REPORTED
         elif key is not None and key in keys:
             errors.append(SheetError(sheet, 1, key, _("This column appears twice.")))
-            key = None
+            key = _REPORTED
         keys.append(key)
-    if any(k for k in keys):
+    if any(keys):
         errors.extend(SheetError(sheet, 1, column, _("This column is missing."))
                       for column in REQUIRED[sheet] if column not in keys)
     return keys
