@@ -445,6 +445,7 @@ def write_xlsx(sheets: Mapping[str, list[list[Any]]]) -> bytes:
     """A workbook with one sheet per entry; texts stay texts (a leading = is never a formula)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     for name, rows in sheets.items():
@@ -453,6 +454,8 @@ def write_xlsx(sheets: Mapping[str, list[list[Any]]]) -> bytes:
         for row in rows:
             cells = []
             for value in row:
+                if isinstance(value, str):
+                    value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters XLSX cannot hold
                 cell = WriteOnlyCell(sheet, value=value)
                 if isinstance(value, str):
                     cell.data_type = "s"

@@ -180,6 +180,11 @@ def test_xlsx_keeps_text_that_looks_like_a_formula():
                                                         "active": "yes"})]
 
 
+def test_control_characters_do_not_break_the_workbook():
+    data = write_xlsx({"units": [["a", "street", "", "石\x0b龙", "", "", "yes"]]})
+    assert read_xlsx(data)[0]["units"].rows[0][1]["name_zh"] == "石龙"
+
+
 def test_row_numbers_count_blank_rows():
     tables, _ = read_xlsx(workbook({"units": [["key", "kind", "name_zh"], ["a", "street", "甲"], [None], [],
                                               ["b", "street", "乙"]]}))
