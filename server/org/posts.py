@@ -83,6 +83,8 @@ def appoint_post(user: Any, scheme_key: str, values: PostValues, today: dt.date 
     """Appoint a holder over an area or unit the user manages; the previous holder's post ends, kept as history."""
     from .service import OrgInvalid, org_index, scheme_data
 
+    if not permissions.can_manage_org_in(user, scheme_key):
+        raise PermissionDenied(_("You may not appoint anyone there."))
     data = scheme_data(scheme_key)
     area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=values.area)) if values.area else None
     unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=values.unit)) if values.unit else None
