@@ -155,7 +155,7 @@ def owed(at_least: int, held_days: int, period_days: int) -> int:
     return math.floor(at_least * held_days / period_days + 0.5)
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     """One subject's standing for one rule and period."""
 

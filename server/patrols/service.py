@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     and_,
     case,
+    cast,
     column,
     distinct,
     false,
@@ -31,7 +32,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import values as sql_values
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, load_only
 
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
@@ -62,9 +63,8 @@ def rule_of(scheme_key: str, rule_id: str) -> Rule:
     raise NotFound(_("No such patrol rule."))
 
 
-def _slices(scheme_key: str, days: list[CountingDay], periods: list[engine.Period]) -> Any:
+def _slices(zone: Any, days: list[CountingDay], periods: list[engine.Period]) -> Any:
     """The counting days as a VALUES table: period index, local day, and its bounds in UTC."""
-    zone = scheme_timezone(scheme_key)
     index = {p: i for i, p in enumerate(periods)}
     rows = []
     for d in days:
@@ -76,8 +76,13 @@ def _slices(scheme_key: str, days: list[CountingDay], periods: list[engine.Perio
     return table.cte("slices")
 
 
-def _hits(scheme_key: str, rule: Rule, slices: Any, days: list[CountingDay], zone: Any) -> Any:
-    """The rule's records that fall on a counting day, with that day and the path of their area."""
+def _hits(scheme_key: str, rule: Rule, slices: Any, days: list[CountingDay], zone: Any,
+          user_ids: set[int] | None) -> Any:
+    """The rule's records that fall on a counting day, with that day and the path of their area.
+
+    `user_ids` keeps those of a few people (a rule for the general chiefs, one person's reminders). For
+    many people one pass over the period is faster: PostgreSQL would walk the records person by person.
+    """
     record_area = aliased(Area)
     first = dt.datetime.combine(days[0].day, dt.time(), zone).astimezone(dt.UTC)
     last = dt.datetime.combine(days[-1].day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
@@ -86,7 +91,8 @@ def _hits(scheme_key: str, rule: Rule, slices: Any, days: list[CountingDay], zon
             .join(slices, and_(Submission.occurred_at >= slices.c.starts, Submission.occurred_at < slices.c.ends))
             .outerjoin(record_area, record_area.id == Submission.area_id)
             .where(Submission.scheme_key == scheme_key, Submission.form_key == rule.form,
-                   Submission.occurred_at >= first, Submission.occurred_at < last)
+                   Submission.occurred_at >= first, Submission.occurred_at < last,
+                   true() if user_ids is None else Submission.user_id.in_(user_ids or [-1]))
             .subquery("hits"))
 
 
@@ -116,34 +122,37 @@ def _bound(scheme_key: str, rule: Rule, user_id: int | None = None) -> Any:
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("bound")
 
 
-def _count_people(scheme_key: str, rule: Rule, slices: Any, hits: Any, user_id: int | None) -> list[tuple]:
+def _count_people(scheme_key: str, rule: Rule, slices: Any, hits: Any, bound: Any) -> list[tuple]:
     """(user_id, post_id, focus area id, period index, days bound, records) per person (or post) and period."""
-    bound = _bound(scheme_key, rule, user_id)
-    if bound is None:
-        return []
     post_area = aliased(Area)
     held = and_(or_(bound.c.started_on.is_(None), bound.c.started_on <= slices.c.day),
                 or_(bound.c.ended_on.is_(None), bound.c.ended_on >= slices.c.day))
     if rule.where == "each":
-        keys = [bound.c.user_id, bound.c.post_id]
+        keys = [bound.c.user_id.label("uid"), bound.c.post_id.label("pid")]
     else:  # one count per person; a post nobody has an account for stands alone
-        keys = [bound.c.user_id, case((bound.c.user_id.is_(None), bound.c.post_id), else_=null())]
+        keys = [bound.c.user_id.label("uid"),
+                case((bound.c.user_id.is_(None), bound.c.post_id), else_=null()).label("pid")]
     query = select(*keys)
     if rule.where == "focus_points":
         focus = aliased(Area)
-        query = query.add_columns(focus.id).join(focus, and_(focus.scheme_key == scheme_key,
-                                                             focus.key.in_(rule.focus_points)))
+        query = query.add_columns(focus.id.label("fid")).join(
+            focus, and_(focus.scheme_key == scheme_key, focus.key.in_(rule.focus_points)))
         place = hits.c.area_path.like(focus.path + "%")
-        keys = [*keys, focus.id]
     else:
-        query = query.add_columns(null())
+        query = query.add_columns(null().label("fid"))
         # In their areas (a road's segments included); a post over a whole unit counts records anywhere.
         place = or_(bound.c.area_id.is_(None), hits.c.area_path.like(post_area.path + "%"))
-    query = (query.add_columns(slices.c.period, func.count(distinct(slices.c.day)), func.count(distinct(hits.c.sid)))
-             .select_from(bound).join(slices, held).outerjoin(post_area, post_area.id == bound.c.area_id)
-             .outerjoin(hits, and_(hits.c.user_id == bound.c.user_id, hits.c.day == slices.c.day, place))
-             .group_by(*keys, slices.c.period))
-    return [tuple(row) for row in db.session.execute(query)]
+    # A record can meet a person through two of their posts on one day (areas inside areas): count it once.
+    # Each post on its own meets a record at most once a day, and a plain count lets the database hash.
+    records = func.count(hits.c.sid) if rule.where == "each" else func.count(distinct(hits.c.sid))
+    per_day = (query.add_columns(slices.c.period, slices.c.day, records.label("n"))
+               .select_from(bound).join(slices, held).outerjoin(post_area, post_area.id == bound.c.area_id)
+               .outerjoin(hits, and_(hits.c.user_id == bound.c.user_id, hits.c.day == slices.c.day, place))
+               .group_by(*keys, "fid", slices.c.period, slices.c.day)).subquery("per_day")
+    c = per_day.c
+    query = (select(c.uid, c.pid, c.fid, c.period, func.count(), cast(func.sum(c.n), Integer))
+             .group_by(c.uid, c.pid, c.fid, c.period))
+    return db.session.execute(query).all()
 
 
 def _count_units(scheme_key: str, rule: Rule, slices: Any, hits: Any, unit_ids: set[int] | None) -> list[tuple]:
@@ -181,50 +190,70 @@ def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today
     if not days:
         return []
     zone = scheme_timezone(scheme_key)
-    slices = _slices(scheme_key, days, periods)
-    hits = _hits(scheme_key, rule, slices, days, zone)
-    period_days = defaultdict(int)
+    slices = _slices(zone, days, periods)
+    bound = None if rule.per_unit else _bound(scheme_key, rule, user_id)
+    if bound is None and not rule.per_unit:
+        return []
+    subjects = None if rule.per_unit else _people(scheme_key, rule, user_id)
+    few = subjects is not None and len(subjects["users"]) <= FEW_PEOPLE
+    hits = _hits(scheme_key, rule, slices, days, zone, set(subjects["users"]) if few else None)
+    # Per period index: counting days in all, and those left from `today` on (for reminders).
+    index_of = {p: i for i, p in enumerate(periods)}
+    period_days, remaining = [0] * len(periods), [0] * len(periods)
     for d in days:
-        period_days[d.period] += 1
+        period_days[index_of[d.period]] += 1
+        remaining[index_of[d.period]] += d.day >= today
+
+    def verdict(index: int, subject: dict, count: int, held: int) -> Verdict:
+        total = period_days[index]
+        owed = rule.at_least if held >= total else engine.owed(rule.at_least, held, total)
+        return Verdict(rule, periods[index], subject, count, owed, held, total, remaining[index])
+
     verdicts = []
     if rule.per_unit:
         units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
         for unit_id, index, held, count in _count_units(scheme_key, rule, slices, hits, unit_ids):
-            verdicts.append(_verdict(rule, periods[index], {"kind": "unit", "unit": units[unit_id],
-                                                            "unit_id": unit_id}, count, held, period_days, days,
-                                     today))
+            verdicts.append(verdict(index, {"kind": "unit", "unit": units[unit_id], "unit_id": unit_id,
+                                            "sort": units[unit_id].path}, count, held))
     else:
-        subjects = _people(scheme_key, rule)
-        areas = {a.id: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
-        for person, post_id, focus_id, index, held, count in _count_people(scheme_key, rule, slices, hits, user_id):
-            subject = _person(subjects, person, post_id, periods[index])
-            if focus_id is not None:
-                subject = {**subject, "focus": areas.get(focus_id)}
-            verdicts.append(_verdict(rule, periods[index], subject, count, held, period_days, days, today))
-    verdicts.sort(key=lambda v: (v.period.start, v.subject.get("sort", ""), v.subject.get("unit_id") or 0))
+        focus = ({a.id: a for a in db.session.scalars(db.select(Area).where(
+            Area.scheme_key == scheme_key, Area.key.in_(rule.focus_points)))} if rule.focus_points else {})
+        described: dict[tuple, dict] = {}  # a post is the same subject in every period: describe it once
+        for person, post_id, focus_id, index, held, count in _count_people(scheme_key, rule, slices, hits, bound):
+            key = (person, post_id, focus_id) if post_id else (person, None, focus_id, index)
+            subject = described.get(key)
+            if subject is None:
+                subject = _person(subjects, person, post_id, periods[index])
+                if focus_id is not None:
+                    subject["focus"] = focus.get(focus_id)
+                described[key] = subject
+            verdicts.append(verdict(index, subject, count, held))
+    verdicts.sort(key=lambda v: (v.period.start, v.subject["sort"]))
     return verdicts
 
 
-def _verdict(rule: Rule, period: engine.Period, subject: dict, count: int, held: int,
-             period_days: dict, days: list[CountingDay], today: dt.date) -> Verdict:
-    total = period_days[period]
-    return Verdict(rule, period, subject, int(count), engine.owed(rule.at_least, int(held), total), int(held), total,
-                   engine.remaining_counting_days(days, period, today))
+FEW_PEOPLE = 300  # up to this many people bound, their records are looked up by person
 
 
-def _people(scheme_key: str, rule: Rule) -> dict[str, Any]:
-    """Posts and accounts a person rule may name, to describe its subjects."""
-    posts = list(db.session.scalars(db.select(Post).where(Post.scheme_key == scheme_key).where(or_(
+def _people(scheme_key: str, rule: Rule, user_id: int | None = None) -> dict[str, Any]:
+    """Posts and accounts a person rule may name, to describe its subjects (only the columns that do)."""
+    named = and_(Post.scheme_key == scheme_key, or_(
         Post.tier_key.in_(rule.tiers), Post.key.in_(rule.posts),
-        Post.unit_id.in_(select(Unit.id).where(Unit.scheme_key == scheme_key, Unit.kind.in_(rule.unit_kinds)))))))
-    users = {u.id: u for u in db.session.scalars(db.select(User).where(
-        User.id.in_({p.user_id for p in posts if p.user_id} | set(db.session.scalars(
-            select(RoleAssignment.user_id).where(RoleAssignment.scheme_key == scheme_key,
-                                                 RoleAssignment.role_key.in_(rule.roles)))))))}
+        Post.unit_id.in_(select(Unit.id).where(Unit.scheme_key == scheme_key, Unit.kind.in_(rule.unit_kinds)))),
+        true() if user_id is None else Post.user_id == user_id)
+    posts = list(db.session.scalars(select(Post).where(named).options(load_only(
+        Post.id, Post.scheme_key, Post.user_id, Post.holder_name, Post.tier_key, Post.unit_id, Post.area_id,
+        Post.started_on, Post.ended_on))))
+    in_role = and_(RoleAssignment.scheme_key == scheme_key, RoleAssignment.role_key.in_(rule.roles),
+                   true() if user_id is None else RoleAssignment.user_id == user_id)
+    accounts = or_(User.id.in_(select(Post.user_id).where(named)),
+                   User.id.in_(select(RoleAssignment.user_id).where(in_role)))
+    users = {u.id: u for u in db.session.scalars(
+        select(User).options(load_only(User.id, User.display_name)).where(accounts))}
     roles = defaultdict(list)
-    for ra in db.session.scalars(db.select(RoleAssignment).where(RoleAssignment.scheme_key == scheme_key,
-                                                                 RoleAssignment.role_key.in_(rule.roles))):
-        roles[ra.user_id].append(ra)
+    if rule.roles:
+        for ra in db.session.scalars(select(RoleAssignment).where(in_role)):
+            roles[ra.user_id].append(ra)
     return {"posts": {p.id: p for p in posts}, "users": users, "roles": roles,
             "by_user": _group(posts)}
 

@@ -26,7 +26,8 @@ def upgrade():
         batch_op.add_column(sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('flags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
         batch_op.add_column(sa.Column('source_id', sa.Integer(), nullable=True))
-        batch_op.create_index('ix_submissions_counting', ['scheme_key', 'form_key', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_submissions_counting', ['scheme_key', 'form_key', 'occurred_at'], unique=False,
+                              postgresql_include=['id', 'user_id', 'unit_id', 'area_id'])
         batch_op.create_index(batch_op.f('ix_submissions_source_id'), ['source_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_submissions_source_id_submissions'), 'submissions', ['source_id'], ['id'])
 
