@@ -301,6 +301,11 @@ def tier_problems(values: PostValues, scheme: Mapping, index: OrgIndex) -> Probl
     return {}
 
 
+def several_tiers(scheme: Mapping) -> frozenset[str]:
+    """Tiers several people hold over the same area or unit at once (`several: true`)."""
+    return frozenset(t["id"] for t in scheme.get("tiers", []) if t.get("several"))
+
+
 def same_holder(values: PostValues, latest: PostState) -> bool:
     """The same person: the same name, and the same account when both name one."""
     if values.holder_name != latest.holder_name:

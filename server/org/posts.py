@@ -13,7 +13,7 @@ from ..auth.models import User
 from ..core.errors import NotFound, PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
-from .engine import PostState, PostValues, appointment_problems, post_problems, tier_problems
+from .engine import PostState, PostValues, appointment_problems, post_problems, several_tiers, tier_problems
 from .models import Area, Post, Unit
 
 
@@ -37,6 +37,8 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     # Posts still running on `since` end the day before, also those already due to end later.
     query = db.select(Post).filter_by(scheme_key=scheme_key, tier_key=tier_key).where(
         Post.ended_on.is_(None) | (Post.ended_on >= since))
+    if tier_key in several_tiers(data):  # the others holding the tier there stay
+        query = query.filter_by(holder_name=holder_name.strip())
     # A post over a unit is not a post over one of the unit's areas: each has its own history.
     query = (query.filter_by(area_id=area.id) if area
              else query.filter_by(unit_id=unit.id if unit else None, area_id=None))
@@ -55,9 +57,15 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     return post
 
 
-def latest_post(scheme_key: str, tier_key: str, area: Area | None, unit: Unit | None) -> Post | None:
-    """The most recent post of a tier over an area (or, with no area, over a unit), ended or not."""
+def latest_post(scheme_key: str, tier_key: str, area: Area | None, unit: Unit | None,
+                holder_name: str | None = None) -> Post | None:
+    """The most recent post of a tier over an area (or, with no area, over a unit), ended or not.
+
+    For a tier several people hold at once, `holder_name` picks that person's.
+    """
     query = db.select(Post).filter_by(scheme_key=scheme_key, tier_key=tier_key)
+    if holder_name is not None:
+        query = query.filter_by(holder_name=holder_name)
     query = query.filter_by(area_id=area.id) if area else query.filter_by(unit_id=unit.id if unit else None,
                                                                           area_id=None)
     return db.session.scalar(query.order_by(Post.started_on.desc(), Post.id.desc()).limit(1))
@@ -96,7 +104,8 @@ def appoint_post(user: Any, scheme_key: str, values: PostValues, today: dt.date 
     if not problems:
         problems = tier_problems(values, data, index)
     if not problems:
-        latest = latest_post(scheme_key, values.tier, area, unit)
+        latest = latest_post(scheme_key, values.tier, area, unit,
+                             values.holder_name if values.tier in several_tiers(data) else None)
         problems = appointment_problems(values, post_state(latest) if latest else None, today)
     if problems:
         raise OrgInvalid(problems)

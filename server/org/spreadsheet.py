@@ -38,6 +38,7 @@ from .engine import (
     parse_geometry,
     plan_post,
     post_problems,
+    several_tiers,
     text_of,
     text_parts,
     tier_problems,
@@ -369,11 +370,13 @@ def _post_row(row: Mapping[str, Any]) -> PostValues:
 
 # -- checking the whole import -------------------------------------------------------------------------------------
 
-Slot = tuple[str, str | None, str | None]  # (tier, area key, unit key when there is no area)
+# (tier, area key, unit key when there is no area, holder's name for a tier several people hold at once)
+Slot = tuple[str, str | None, str | None, str | None]
 
 
-def post_slot(values: PostValues) -> Slot:
-    return values.tier, values.area, None if values.area else values.unit
+def post_slot(values: PostValues, several: Container[str]) -> Slot:
+    return (values.tier, values.area, None if values.area else values.unit,
+            values.holder_name if values.tier in several else None)
 
 
 @dataclass
@@ -416,7 +419,8 @@ def check_import(tables: Mapping[str, Table], scheme: Mapping, index: OrgIndex,
         plan.areas = _parsed("areas", tables["areas"], _area_row, errors)
         unique("areas", plan.areas, lambda v: v.key)
     rows = _parsed("posts", tables["posts"], _post_row, errors) if "posts" in tables else []
-    unique("posts", rows, post_slot)
+    several = several_tiers(scheme)
+    unique("posts", rows, lambda v: post_slot(v, several))
 
     index = OrgIndex(units={**index.units, **{v.key: Node(v.kind, v.parent) for _, v in plan.units}},
                      areas={**index.areas, **{v.key: Node(v.kind, v.parent, v.unit) for _, v in plan.areas}})
@@ -429,7 +433,7 @@ def check_import(tables: Mapping[str, Table], scheme: Mapping, index: OrgIndex,
         if problems:
             report("posts", number, problems)
             continue
-        before = latest.get(post_slot(values))
+        before = latest.get(post_slot(values, several))
         action, problems = plan_post(values, before, today)
         if action == "appoint" and not problems:
             problems = tier_problems(values, scheme, index)
@@ -494,10 +498,13 @@ def export_rows(scheme_key: str) -> dict[str, list[list[Any]]]:
                   *text_parts(a.range_from), *text_parts(a.range_to), _length(a.length_m),
                   json.dumps(a.geometry, ensure_ascii=False, separators=(",", ":")) if a.geometry else "",
                   *text_parts(a.description), "yes" if a.active else "no"] for a in areas]
+    from ..definitions.service import current_scheme_data
+
+    several = several_tiers(current_scheme_data(scheme_key) or {})
     latest: dict[Slot, Any] = {}
     posts = db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on, Post.id))
     for post in posts:
-        latest[_slot_of(post)] = post  # the last one wins
+        latest[_slot_of(post, several)] = post  # the last one wins
     post_rows = [[p.tier_key, p.area.key if p.area else "", p.unit.key if p.unit else "", p.holder_name,
                   p.user.username if p.user else "", p.title or "", p.phone or "", "\n".join(p.duties or []),
                   p.started_on, p.ended_on or ""]
@@ -511,9 +518,10 @@ def _length(value: float | None) -> Any:
     return int(value) if float(value).is_integer() else value
 
 
-def _slot_of(post: Any) -> Slot:
-    return post.tier_key, post.area.key if post.area else None, None if post.area else (
-        post.unit.key if post.unit else None)
+def _slot_of(post: Any, several: Container[str]) -> Slot:
+    return (post.tier_key, post.area.key if post.area else None,
+            None if post.area else (post.unit.key if post.unit else None),
+            post.holder_name if post.tier_key in several else None)
 
 
 def export_org(user: Any, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None) -> tuple[bytes, str, str]:
@@ -557,7 +565,7 @@ def import_org(user: Any, scheme_key: str, data: bytes, filename: str, sheet: st
     latest: dict[Slot, PostState] = {}
     for post in db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on,
                                                                                               Post.id)):
-        latest[_slot_of(post)] = post_state(post)
+        latest[_slot_of(post, several_tiers(scheme))] = post_state(post)
     names = {_text(r.get("username")) for t in tables.values() if t.sheet == "posts" for _, r in t.rows}
     usernames = set(db.session.scalars(db.select(User.username).where(User.username.in_(names - {""})))) \
         if names - {""} else set()

@@ -358,3 +358,30 @@ def test_cli_import_and_export(office, app, tmp_path):
     units_csv.write_bytes(units_csv.read_bytes() + "bad_one,village,,坏,,,yes\r\n".encode())
     result = runner.invoke(args=["org", "import", str(units_csv), "--scheme", "lidu"])
     assert result.exit_code == 1 and "units row" in result.output and "kind" in result.output
+
+
+def test_several_deputies_hold_the_tier_at_once(office):
+    """A tier marked `several` (Lidu's deputy leaders): a second holder does not end the first."""
+    appoint("lidu", "deputy_leader", "李副主任", unit_key="lidu_street", since=TODAY - dt.timedelta(days=30))
+    appoint("lidu", "deputy_leader", "陈副主任", unit_key="lidu_street", since=TODAY - dt.timedelta(days=5))
+    # The main leader is one person: a new one ends the old post.
+    appoint("lidu", "main_leader", "刘主任", unit_key="lidu_street", since=TODAY - dt.timedelta(days=5))
+    db.session.commit()
+    street = _unit("lidu_street")
+    assert sorted(p.holder_name for p in posts_of(unit=street) if p.tier_key == "deputy_leader") == [
+        "李副主任", "陈副主任"]
+    assert [p.holder_name for p in posts_of(unit=street) if p.tier_key == "main_leader"] == ["刘主任"]
+    # The export lists both deputies; importing it changes nothing, and a third deputy row adds a third.
+    exported = office.get("/org/lidu/export.xlsx").data
+    rows = list(openpyxl.load_workbook(io.BytesIO(exported), read_only=True)["posts"].values)
+    assert sum(1 for r in rows if r[0] == "deputy_leader") == 2
+    before = _snapshot()
+    assert _upload(office, exported, "org.xlsx").status_code == 302
+    db.session.expire_all()
+    assert _snapshot() == before
+    content = _edited(exported, {"posts": [{"tier": "deputy_leader", "unit": "lidu_street", "holder_name": "周副主任",
+                                            "started_on": TODAY}]})
+    assert _upload(office, content, "org.xlsx").status_code == 302
+    db.session.expire_all()
+    assert sorted(p.holder_name for p in posts_of(unit=street) if p.tier_key == "deputy_leader") == [
+        "周副主任", "李副主任", "陈副主任"]

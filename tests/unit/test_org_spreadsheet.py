@@ -270,7 +270,7 @@ def test_every_problem_in_every_sheet_is_named():
 
 
 def test_a_post_row_against_the_latest_holder():
-    latest = {("keeper", "old_street", None): PostState(id=7, holder_name="张三", started_on=dt.date(2026, 1, 1))}
+    latest = {("keeper", "old_street", None, None): PostState(id=7, holder_name="张三", started_on=dt.date(2026, 1, 1))}
     plan, errors = check({"posts": [["tier", "area", "holder_name", "started_on"],
                                     ["keeper", "old_street", "赵六", "2026-03-01"]]}, latest)
     assert not errors and plan.posts[0][2] == "appoint" and plan.posts[0][3].id == 7
