@@ -51,6 +51,13 @@ AUDIT_LABELS = {
     "user.grant_role": lazy_gettext("role granted"), "user.revoke_role": lazy_gettext("role removed"),
     "user.block": lazy_gettext("user blocked"), "user.unblock": lazy_gettext("user unblocked"),
     "form.submit": lazy_gettext("form submitted"),
+    "calendar.set": lazy_gettext("calendar day set"), "calendar.delete": lazy_gettext("calendar day removed"),
+    "case.open": lazy_gettext("case opened"), "case.transition": lazy_gettext("case step taken"),
+    "case.escalate": lazy_gettext("case escalated"), "case.migrate": lazy_gettext("case moved to a new workflow"),
+    "unit.create": lazy_gettext("unit added"), "unit.edit": lazy_gettext("unit changed"),
+    "area.create": lazy_gettext("area added"), "area.edit": lazy_gettext("area changed"),
+    "post.appoint": lazy_gettext("appointed"), "post.edit": lazy_gettext("post changed"),
+    "post.end": lazy_gettext("post ended"), "org.import": lazy_gettext("organisation imported"),
 }
 
 
