@@ -1,0 +1,515 @@
+"""Scoring a score sheet (评分标准): items and their deduction rules, sections, weights, assessors, and the
+results built on scores — grades, rankings, flags, streaks, vetoes, combined periods and money.
+
+Pure module: no Flask, no SQLAlchemy. The service gathers each unit's metric values (from cases, patrols and
+records) and the assessors' entries, and calls `score_unit`; then `grade_of`, `rank`, `flags_for`,
+`streaks_hit`, `vetoed`, `combine` and `funding` on the scores.
+
+Arithmetic is decimal, so that a rate of 94.5 % against a 95 % threshold in steps of 0.5 points is exactly
+one step (binary floats make it 0.999…). Values from expressions are rounded to 10 decimal places first.
+
+Rules of an item (`type`):
+
+* `per_occurrence` — points × count ("each problem −2"); `count` is a formula over the metrics, or else a
+  number the assessor enters.
+* `per_step_below` / `per_step_above` — points for every whole `step` the `value` lies below (above) the
+  `threshold` ("each 0.5 percentage point below 95 % −2"); with `partial_steps: true` a started step counts.
+* `one_off` — points once when `when` holds ("no themed campaign this month −5"), or when the assessor ticks it.
+* `graded` — points × the count of a quality grade the assessor gives ("quality not met −2 each").
+* `bonus` — adds points × count (or once, when `when` holds).
+
+Each rule's total is capped by its own `cap`; an item's deductions together by the item's `cap` (default its
+points: 扣完为止), so an item never goes below 0; bonuses are added after the cap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ..expressions import Expression, ExpressionError, compile_expression
+
+DEDUCTIONS = ("per_occurrence", "per_step_below", "per_step_above", "one_off", "graded")
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+def dec(value: Any) -> Decimal:
+    """A number as a Decimal, rounded to 10 places so that float noise (0.1 + 0.2) disappears."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        return Decimal(int(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return Decimal(repr(round(value, 10)))
+    return Decimal(str(value))
+
+
+def shown(value: Decimal) -> Decimal:
+    """A score as published: two decimal places, halves rounded up."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# -- the sheet -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: str
+    type: str
+    points: Decimal
+    label: Any = None
+    count: Expression | None = None
+    value: Expression | None = None
+    threshold: Decimal | None = None
+    step: Decimal | None = None
+    partial_steps: bool = False
+    when: Expression | None = None
+    cap: Decimal | None = None
+
+    @property
+    def entered(self) -> bool:
+        """Whether an assessor gives this rule's number (no formula computes it)."""
+        return self.count is None and self.value is None and self.when is None
+
+    @property
+    def is_bonus(self) -> bool:
+        return self.type == "bonus"
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    id: str
+    name: Any
+    points: Decimal
+    rules: tuple[RuleSpec, ...] = ()
+    cap: Decimal | None = None
+    assessor_roles: tuple[str, ...] = ()
+    evidence: Any = None
+    description: Any = None
+
+    @property
+    def deduction_cap(self) -> Decimal:
+        return self.cap if self.cap is not None else self.points
+
+    @property
+    def manual(self) -> bool:
+        return any(r.entered for r in self.rules)
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    id: str
+    name: Any
+    points: Decimal
+    items: tuple[ItemSpec, ...]
+    weight: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    id: str
+    name: Any
+    min: Decimal
+    color: str | None = None
+    passing: bool = True
+
+
+@dataclass(frozen=True)
+class Flag:
+    id: str
+    name: Any
+    kind: str  # top | bottom
+    count: int
+    color: str | None = None
+    below: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Streak:
+    id: str
+    name: Any
+    when: Expression
+    times: int
+    consecutive: bool
+    action: Any
+
+
+@dataclass(frozen=True)
+class Veto:
+    id: str
+    name: Any
+    when: Expression
+    period: str | None = None
+
+
+@dataclass(frozen=True)
+class Funding:
+    base_amount: Decimal
+    base_score: Decimal
+    step_points: Decimal
+    step_amount: Decimal
+    floor: Decimal | None = None
+    cap: Decimal | None = None
+    currency: str = "CNY"
+
+
+@dataclass(frozen=True)
+class SheetSpec:
+    id: str
+    name: Any
+    period: str
+    total: Decimal
+    sections: tuple[SectionSpec, ...]
+    metrics: tuple[dict, ...] = ()
+    grades: tuple[Grade, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    streaks: tuple[Streak, ...] = ()
+    vetoes: tuple[Veto, ...] = ()
+    ranking: dict = field(default_factory=dict)
+    assessors: dict = field(default_factory=dict)
+    combine: tuple[dict, ...] = ()
+    funding: Funding | None = None
+    appeal_days: int = 0
+    assessed: dict = field(default_factory=dict)
+
+    def items(self) -> Iterable[tuple[SectionSpec, ItemSpec]]:
+        for section in self.sections:
+            for item in section.items:
+                yield section, item
+
+    @property
+    def weighted(self) -> bool:
+        return any(s.weight is not None for s in self.sections)
+
+
+def _expr(source: str | None) -> Expression | None:
+    return compile_expression(source) if source else None
+
+
+def _opt(value: Any) -> Decimal | None:
+    return None if value is None else dec(value)
+
+
+def _rule(data: dict) -> RuleSpec:
+    return RuleSpec(id=data["id"], type=data["type"], points=dec(data["points"]), label=data.get("label"),
+                    count=_expr(data.get("count")), value=_expr(data.get("value")),
+                    threshold=_opt(data.get("threshold")), step=_opt(data.get("step")),
+                    partial_steps=bool(data.get("partial_steps", False)), when=_expr(data.get("when")),
+                    cap=_opt(data.get("cap")))
+
+
+def sheet_spec(definition: dict) -> SheetSpec:
+    """The compiled sheet of a score-sheet definition (already checked against its schema)."""
+    sections = tuple(SectionSpec(
+        id=s["id"], name=s.get("name"), points=dec(s["points"]), weight=_opt(s.get("weight")),
+        items=tuple(ItemSpec(id=i["id"], name=i.get("name"), points=dec(i["points"]), cap=_opt(i.get("cap")),
+                             rules=tuple(_rule(r) for r in i.get("rules", [])),
+                             assessor_roles=tuple(i.get("assessor_roles", ())), evidence=i.get("evidence"),
+                             description=i.get("description"))
+                    for i in s["items"]))
+        for s in definition["sections"])
+    funding = definition.get("funding")
+    return SheetSpec(
+        id=definition["id"], name=definition.get("name"), period=definition["period"], total=dec(definition["total"]),
+        sections=sections, metrics=tuple(definition.get("metrics", ())),
+        grades=tuple(sorted((Grade(g["id"], g.get("name"), dec(g["min"]), g.get("color"), g.get("passing", True))
+                             for g in definition.get("grades", [])), key=lambda g: g.min, reverse=True)),
+        flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")))
+                    for f in definition.get("flags", [])),
+        streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
+                             bool(s.get("consecutive", True)), s.get("action"))
+                      for s in definition.get("streaks", [])),
+        vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"))
+                     for v in definition.get("vetoes", [])),
+        ranking=dict(definition.get("ranking") or {}), assessors=dict(definition.get("assessors") or {}),
+        combine=tuple(definition.get("combine", ())),
+        funding=Funding(dec(funding["base_amount"]), dec(funding["base_score"]), dec(funding["step_points"]),
+                        dec(funding["step_amount"]), _opt(funding.get("floor")), _opt(funding.get("cap")),
+                        funding.get("currency", "CNY")) if funding else None,
+        appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}))
+
+
+# -- one unit's score ------------------------------------------------------------------------------------------
+
+
+class ScoringError(ValueError):
+    """A formula of the sheet could not be evaluated on a unit's numbers (names the rule)."""
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where}: {message}")
+        self.where = where
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: RuleSpec
+    quantity: Decimal      # occurrences, steps, 1 for a one-off that applies, 0 when it does not
+    amount: Decimal        # points lost (or gained, for a bonus), after the rule's own cap
+    value: Decimal | None = None  # the metric a step rule compared
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    item: ItemSpec
+    rules: tuple[RuleResult, ...]
+    deducted: Decimal      # after the item's cap
+    bonus: Decimal
+    score: Decimal
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    items: Mapping[str, ItemResult]
+    sections: Mapping[str, Decimal]
+    total: Decimal
+
+
+def _evaluate(expression: Expression, names: Mapping[str, Any], where: str) -> Any:
+    try:
+        return expression.evaluate(names)
+    except ExpressionError as error:
+        raise ScoringError(where, str(error)) from None
+
+
+def _number(value: Any, where: str) -> Decimal:
+    if value is None:
+        raise ScoringError(where, "no value")
+    try:
+        return dec(value)
+    except (ValueError, ArithmeticError) as error:
+        raise ScoringError(where, f"not a number: {value!r}") from error
+
+
+def steps_past(value: Decimal, threshold: Decimal, step: Decimal, below: bool, partial: bool) -> Decimal:
+    """Whole (or, with `partial`, started) steps by which `value` lies below (above) `threshold`."""
+    gap = (threshold - value) if below else (value - threshold)
+    if gap <= 0:
+        return ZERO
+    ratio = gap / step
+    whole = ratio.to_integral_value(rounding="ROUND_FLOOR")
+    return whole + (1 if partial and ratio != whole else 0)
+
+
+def score_rule(rule: RuleSpec, names: Mapping[str, Any], entered: Any, where: str) -> RuleResult:
+    """What one rule takes (or gives) given the unit's metric names and the assessor's entry for it."""
+    value = None
+    if rule.type in ("per_step_below", "per_step_above"):
+        raw = _evaluate(rule.value, names, where) if rule.value is not None else entered
+        if raw is None:
+            return RuleResult(rule, ZERO, ZERO)
+        value = _number(raw, where)
+        quantity = steps_past(value, rule.threshold or ZERO, rule.step or Decimal(1), rule.type == "per_step_below",
+                              rule.partial_steps)
+    elif rule.when is not None and rule.count is None:
+        quantity = Decimal(1) if _evaluate(rule.when, names, where) else ZERO
+    elif rule.count is not None:
+        quantity = _number(_evaluate(rule.count, names, where), where)
+        if rule.when is not None and not _evaluate(rule.when, names, where):
+            quantity = ZERO
+    else:  # entered by the assessor: a count, or a tick for a one-off
+        quantity = ZERO if entered in (None, "") else _number(entered, where)
+        if rule.type == "one_off":
+            quantity = Decimal(1) if quantity else ZERO
+    if quantity < 0:
+        raise ScoringError(where, f"a negative count ({quantity})")
+    amount = rule.points * quantity
+    if rule.cap is not None:
+        amount = min(amount, rule.cap)
+    return RuleResult(rule, quantity, amount, value)
+
+
+def score_item(item: ItemSpec, names: Mapping[str, Any], entries: Mapping[str, Any] | None = None) -> ItemResult:
+    """An item's score: its points, less its deductions up to its cap, plus its bonuses."""
+    entries = entries or {}
+    results = tuple(score_rule(rule, names, entries.get(rule.id), f"{item.id}.{rule.id}") for rule in item.rules)
+    deducted = min(sum((r.amount for r in results if not r.rule.is_bonus), ZERO), item.deduction_cap)
+    bonus = sum((r.amount for r in results if r.rule.is_bonus), ZERO)
+    return ItemResult(item, results, deducted, bonus, max(item.points - deducted, ZERO) + bonus)
+
+
+def score_unit(sheet: SheetSpec, names: Mapping[str, Any],
+               entries: Mapping[str, Mapping[str, Any]] | None = None,
+               item_scores: Mapping[str, Decimal] | None = None) -> UnitScore:
+    """A unit's score on the sheet.
+
+    `names`: the metric values; `entries`: per item, the assessor's numbers per rule; `item_scores`: item
+    scores already combined from several assessors (they replace the computed score of those items).
+    With weighted sections (categories), each section counts `score ÷ points × weight`.
+    """
+    entries, item_scores = entries or {}, item_scores or {}
+    items: dict[str, ItemResult] = {}
+    sections: dict[str, Decimal] = {}
+    total = ZERO
+    for section in sheet.sections:
+        section_score = ZERO
+        for item in section.items:
+            result = score_item(item, names, entries.get(item.id))
+            if item.id in item_scores:
+                score = dec(item_scores[item.id])
+                result = ItemResult(item, result.rules, max(item.points - score, ZERO), ZERO, score)
+            items[item.id] = result
+            section_score += result.score
+        sections[section.id] = section_score
+        total += section_score / section.points * section.weight if section.weight is not None else section_score
+    return UnitScore(items, sections, total)
+
+
+# -- several assessors ---------------------------------------------------------------------------------------
+
+
+def combine_assessors(marks: Sequence[tuple[str, Decimal]], assessors: Mapping[str, Any]) -> Decimal:
+    """One item score from several assessors' (role, score) marks.
+
+    `average` (default): the mean of all marks. `weighted`: the mean within each role, weighted by the roles'
+    weights among those present; a role marked `at_least` keeps at least its weight's share (a street's
+    rating is at least 50 % of a squad's score) and the others share the rest in proportion.
+    """
+    if not marks:
+        raise ValueError("no marks")
+    if assessors.get("combine", "average") != "weighted":
+        return sum((dec(m) for _, m in marks), ZERO) / len(marks)
+    by_role: dict[str, list[Decimal]] = {}
+    for role, mark in marks:
+        by_role.setdefault(role, []).append(dec(mark))
+    weights = {w["role"]: (dec(w["weight"]), bool(w.get("at_least"))) for w in assessors.get("weights", [])}
+    present = {role: weights.get(role, (Decimal(1), False)) for role in by_role}
+    total_weight = sum((w for w, _ in present.values()), ZERO)
+    shares = {role: w / total_weight for role, (w, _) in present.items()}
+    fixed = {role: w for role, (w, at_least) in present.items() if at_least and shares[role] < w}
+    if fixed and len(fixed) < len(present):
+        rest = Decimal(1) - sum(fixed.values(), ZERO)
+        others = {r: w for r, (w, _) in present.items() if r not in fixed}
+        others_total = sum(others.values(), ZERO)
+        shares = {**fixed, **{r: rest * w / others_total for r, w in others.items()}}
+    return sum((shares[r] * sum(ms, ZERO) / len(ms) for r, ms in by_role.items()), ZERO)
+
+
+# -- results built on scores ---------------------------------------------------------------------------------
+
+
+def grade_of(sheet: SheetSpec, score: Decimal) -> Grade | None:
+    """The band the published (two-place) score falls in: the highest whose `min` it reaches."""
+    value = shown(score)
+    return next((g for g in sheet.grades if value >= g.min), None)
+
+
+def rank(scores: Mapping[Any, Decimal]) -> dict[Any, int]:
+    """Competition ranking on published scores: equal scores share a rank (1, 2, 2, 4)."""
+    ordered = sorted(scores.items(), key=lambda kv: shown(kv[1]), reverse=True)
+    ranks: dict[Any, int] = {}
+    previous, previous_rank = None, 0
+    for position, (unit, score) in enumerate(ordered, start=1):
+        value = shown(score)
+        ranks[unit] = previous_rank if value == previous else position
+        previous, previous_rank = value, ranks[unit]
+    return ranks
+
+
+def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal]) -> dict[Any, list[Flag]]:
+    """Flags of one ranking group: the top N and bottom M (ties at the edge share the flag)."""
+    ranks = rank(scores)
+    size = len(scores)
+    out: dict[Any, list[Flag]] = {unit: [] for unit in scores}
+    for flag in sheet.flags:
+        for unit, position in ranks.items():
+            if flag.kind == "top":
+                hit = position <= flag.count
+            else:  # bottom: within the last `count` places, counted from the end with ties
+                worse = sum(1 for p in ranks.values() if p > position)
+                hit = worse < flag.count and size > flag.count
+                if flag.below is not None:
+                    hit = hit and shown(scores[unit]) < flag.below
+            if hit:
+                out[unit].append(flag)
+    return out
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """One unit's published result for one period, as streak conditions see it."""
+
+    period: str  # "2026-10"
+    year: int
+    score: Decimal
+    grade: str | None
+    passing: bool
+    rank: int | None
+    flags: tuple[str, ...] = ()
+
+    def names(self) -> dict[str, Any]:
+        return {"score": float(self.score), "grade": self.grade, "passing": self.passing, "rank": self.rank,
+                "flags": list(self.flags), "flag": self.flags[0] if self.flags else None}
+
+
+def streaks_hit(sheet: SheetSpec, history: Sequence[PeriodResult]) -> list[Streak]:
+    """The streak rules the latest period (last in `history`, oldest first) completes.
+
+    In a row: the condition held in exactly `times` periods running up to now (so an admonishment after three
+    months is not repeated in the fourth; a six-month rule is a streak of its own). Within the year: the
+    condition now holds for the `times`-th time this year.
+    """
+    if not history:
+        return []
+    latest = history[-1]
+    hit = []
+    for streak in sheet.streaks:
+        def holds(result: PeriodResult, streak: Streak = streak) -> bool:
+            return bool(_evaluate(streak.when, result.names(), f"streaks.{streak.id}"))
+
+        if not holds(latest):
+            continue
+        if streak.consecutive:
+            run = 0
+            for result in reversed(history):
+                if not holds(result):
+                    break
+                run += 1
+            if run == streak.times:
+                hit.append(streak)
+        elif sum(1 for r in history if r.year == latest.year and holds(r)) == streak.times:
+            hit.append(streak)
+    return hit
+
+
+def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None) -> list[Veto]:
+    """The vetoes (一票否决) whose condition holds on a unit's numbers for a period of kind `period`."""
+    return [v for v in sheet.vetoes if (v.period is None or period is None or v.period == period)
+            and _evaluate(v.when, names, f"vetoes.{v.id}")]
+
+
+def combine(formula: Expression, averages: Mapping[str, Decimal], where: str = "combine") -> Decimal:
+    """A longer period's score from sheets' average scores (`lidu_monthly * 0.6 + lidu_year_end * 0.4`)."""
+    return _number(_evaluate(formula, {k: float(v) for k, v in averages.items()}, where), where)
+
+
+def funding(rule: Funding, score: Decimal) -> Decimal:
+    """The money a score earns: the base amount, plus (minus) the step amount for every whole `step_points`
+    the published score lies above (below) the base score, then held between the floor and the cap."""
+    value = shown(score)
+    if value >= rule.base_score:
+        steps = ((value - rule.base_score) / rule.step_points).to_integral_value(rounding="ROUND_FLOOR")
+    else:
+        steps = -((rule.base_score - value) / rule.step_points).to_integral_value(rounding="ROUND_FLOOR")
+    amount = rule.base_amount + steps * rule.step_amount
+    if rule.floor is not None:
+        amount = max(amount, rule.floor)
+    if rule.cap is not None:
+        amount = min(amount, rule.cap)
+    return amount
+
+
+def group_scores(scores: Mapping[Any, Decimal], group_of: Callable[[Any], Iterable[Any]]) -> dict[Any, dict]:
+    """Scores split into ranking groups; a unit may sit in several groups (or none)."""
+    out: dict[Any, dict] = {}
+    for unit, score in scores.items():
+        for group in group_of(unit):
+            out.setdefault(group, {})[unit] = score
+    return out
