@@ -251,6 +251,35 @@ def patrol_compliance(scheme_key: str, on, rule_ids: tuple[str, ...], show_all: 
                            f"{'met' if v.met else 'short'}")
 
 
+# -- assessment -----------------------------------------------------------------
+
+@click.group("assess")
+def assess_cli() -> None:
+    """Score sheets."""
+
+
+@assess_cli.command("score")
+@click.argument("scheme_key")
+@click.argument("sheet_id")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="A day in the period to score, e.g. 2026-10-01 for October.")
+@with_appcontext
+def assess_score(scheme_key: str, sheet_id: str, on) -> None:  # noqa: ANN001
+    """Score every assessed unit from the data as it stands (a dry run: nothing is stored), tab-separated.
+
+    Items that assessors enter count as nothing lost until they are entered.
+    """
+    from .assessment.service import score_period
+
+    period, results = score_period(scheme_key, sheet_id, on.date())
+    click.echo(f"# {sheet_id} {period.key} ({period.start} – {period.end})")
+    click.echo("unit\ttotal\tgrade\tranks\tflags")
+    for r in results:
+        ranks = ",".join(f"{group}:{rank}" for group, rank in r.ranks.items())
+        click.echo(f"{r.unit.key}\t{r.total}\t{r.grade.id if r.grade else ''}\t{ranks}\t"
+                   f"{','.join(f.id for f in r.flags)}")
+
+
 # -- organisation ---------------------------------------------------------------
 
 @click.group("org")
@@ -433,5 +462,6 @@ def docs(check: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, post_cli, patrol_cli, org_cli, form_cli, case_cli, setup, docs, tick):
+    for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, setup, docs,
+                    tick):
         app.cli.add_command(command)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-PERIODS = ("day", "week", "half_month", "month", "quarter", "year")
+PERIODS = ("day", "week", "half_month", "month", "quarter", "half_year", "year")
 _ONE_DAY = dt.timedelta(days=1)
 
 
@@ -43,6 +43,8 @@ class Period:
             return f"{self.start:%Y-%m}"
         if self.per == "quarter":
             return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
+        if self.per == "half_year":
+            return f"{self.start.year}-H{1 if self.start.month == 1 else 2}"
         if self.per == "year":
             return str(self.start.year)
         return self.start.isoformat()
@@ -70,6 +72,10 @@ def period_of(per: str, day: dt.date) -> Period:
         end_month = first_month + 2
         return Period(per, dt.date(day.year, first_month, 1),
                       dt.date(day.year, end_month, calendar.monthrange(day.year, end_month)[1]))
+    if per == "half_year":
+        if day.month <= 6:
+            return Period(per, dt.date(day.year, 1, 1), dt.date(day.year, 6, 30))
+        return Period(per, dt.date(day.year, 7, 1), dt.date(day.year, 12, 31))
     if per == "year":
         return Period(per, dt.date(day.year, 1, 1), dt.date(day.year, 12, 31))
     raise ValueError(f"unknown period {per!r}")

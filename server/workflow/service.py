@@ -604,7 +604,15 @@ def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
 
 def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:
     """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
-    rates the seeds use — in SQL."""
+    rates the seeds use — in SQL, within the user's reach."""
+    scope = permissions.scope_for(user, scheme_key)
+    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else _within(wide))
+
+
+def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit", where: Any = None,
+                categories: list[str] | None = None) -> list[dict[str, Any]]:
+    """The ledger's counts and rates, for the whole district (or `where`); shared by pages and assessment."""
     from sqlalchemy import and_, exists, func, select
     from sqlalchemy import case as when
 
@@ -623,10 +631,10 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: s
                     func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish)
              .group_by(group))
-    scope = permissions.scope_for(user, scheme_key)
-    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
-    if not wide.district_wide:
-        query = query.where(_within(wide))
+    if where is not None:
+        query = query.where(where)
+    if categories:
+        query = query.where(Case.category.in_(categories))
     from ..org.models import Area
 
     model = Area if by == "area" else Unit
