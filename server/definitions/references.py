@@ -122,6 +122,7 @@ class ReferenceChecker:
         self.ref(s, ["patrol_form"], d.get("patrol_form"), forms, "form")
         public = d.get("public") if isinstance(d.get("public"), dict) else {}
         self.ref(s, ["public", "report_form"], public.get("report_form"), forms, "form")
+        self._check_case_openings(s, d, workflows)
 
         for path, unit in _walk_tree(d.get("units"), ["units"]):
             self.ref(s, [*path, "kind"], unit.get("kind"), unit_kinds, "unit kind")
@@ -194,6 +195,20 @@ class ReferenceChecker:
                     break
                 seen.add(current)
                 current = parent[current]
+
+    def _check_case_openings(self, s: SourceDocument, d: dict, workflows: set[str]) -> None:
+        """A form of the scheme that opens cases needs a workflow of the scheme to open them in."""
+        used = set(_as_list(d.get("forms"))) | {d.get("patrol_form")}
+        for form_id in sorted(f for f in used if isinstance(f, str)):
+            doc = self.documents.get(("form", form_id))
+            opening = doc.data.get("opens_cases") if doc is not None and isinstance(doc.data, dict) else None
+            if not isinstance(opening, dict):
+                continue
+            workflow = opening.get("workflow") or d.get("default_workflow")
+            if workflow is None:
+                self.err(s, ["forms"], f"form '{form_id}' opens cases, but the scheme has no default_workflow")
+            elif workflow not in workflows:
+                self.err(doc, ["opens_cases", "workflow"], f"workflow '{workflow}' is not among the scheme's workflows")
 
     def _check_patrol_rules(self, s: SourceDocument, d: dict, tiers: set[str], roles: set[str],
                             unit_kinds: set[str], areas: set[str], forms: set[str]) -> set[str]:

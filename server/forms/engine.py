@@ -265,13 +265,8 @@ def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
     return [] if f.type in ("multiple_choice", *FILE_TYPES) else None
 
 
-def case_reports(spec: FormSpec, record: Mapping[str, Any], report: FormSpec,
-                 context: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    """The cases a stored record opens by its form's `opens_cases`: (row index, the report's stored values).
-
-    Each report starts from the report form's defaults; `fill` copies a row's field (else the record's) into
-    a report field. Fields the report form does not have are left out.
-    """
+def opening_rows(spec: FormSpec, record: Mapping[str, Any], context: Mapping[str, Any]) -> list[tuple[int, dict]]:
+    """The rows of a stored record that open a case by its form's `opens_cases`: (row index, names)."""
     opening = spec.opens_cases
     if opening is None:
         return []
@@ -279,10 +274,22 @@ def case_reports(spec: FormSpec, record: Mapping[str, Any], report: FormSpec,
     out = []
     for index, row in enumerate(rows):
         names = {**context, **record, **row}
-        if opening.when is not None and not _safe(opening.when, names, False):
-            continue
+        if opening.when is None or _safe(opening.when, names, False):
+            out.append((index, names))
+    return out
+
+
+def case_reports(spec: FormSpec, record: Mapping[str, Any], report: FormSpec,
+                 context: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The cases a stored record opens by its form's `opens_cases`: (row index, the report's stored values).
+
+    Each report starts from the report form's defaults; `fill` copies a row's field (else the record's) into
+    a report field. Fields the report form does not have are left out.
+    """
+    out = []
+    for index, names in opening_rows(spec, record, context):
         data = {k: to_json(v) for k, v in default_values(report, context).items() if not is_empty(v)}
-        data.update({target: names[source] for target, source in opening.fill.items()
+        data.update({target: names[source] for target, source in spec.opens_cases.fill.items()
                      if target in report.by_id and not is_empty(names.get(source))})
         out.append((index, data))
     return out

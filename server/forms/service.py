@@ -414,7 +414,8 @@ def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
         rows.pop(int(index))
 
 
-def _first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area | None:
+def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area | None:
+    """The area the record is about: its first area field, or the area picked in its first location field."""
     for f in spec.top_level():
         value = stored.get(f.id)
         if f.type == "location" and isinstance(value, dict):
@@ -440,20 +441,33 @@ def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived
         value = None
     if value is None:
         return arrived
-    moment = value.replace(tzinfo=scheme_timezone(scheme_key)) if value.tzinfo is None else value
-    earliest = (arrived - dt.timedelta(days=62)).replace(day=1)
-    # A phone's clock or a typo far out of range must not move a record into another period at will.
+    zone = scheme_timezone(scheme_key)
+    moment = value.replace(tzinfo=zone) if value.tzinfo is None else value
+    # A phone's clock or a typo must not move a record far into another period: no further back than the
+    # start of the previous month (local time), no more than a day ahead. Late records are flagged.
+    this_month = arrived.astimezone(zone).date().replace(day=1)
+    earliest = dt.datetime.combine((this_month - dt.timedelta(days=1)).replace(day=1), dt.time(), zone)
     if moment > arrived + dt.timedelta(days=1) or moment < earliest:
         return arrived
     return moment.astimezone(dt.UTC)
+
+
+LATE_AFTER = dt.timedelta(days=2)
+
+
+def _unit_of_filer(user: Any, scheme_key: str) -> Unit | None:
+    """The unit of the filer's role, when they hold roles in exactly one unit of the district."""
+    units = {ra.unit for ra in getattr(user, "roles", []) if ra.scheme_key == scheme_key and ra.unit is not None}
+    return units.pop() if len(units) == 1 else None
 
 
 def _store_submission(page: FormPage, user: Any) -> Submission:
     stored = stored_values(page.spec, page.state)
     context_today = form_context(user, page.scheme_key)["today"]
     post = current_post(user, page.scheme_key, context_today)
-    area = _first_area(page.spec, stored, page.scheme_key) or (post.area if post else None)
-    unit = (area.unit if area and area.unit else None) or (post.unit if post else None)
+    area = first_area(page.spec, stored, page.scheme_key) or (post.area if post else None)
+    unit = ((area.unit if area and area.unit else None) or (post.unit if post else None)
+            or _unit_of_filer(user, page.scheme_key))
     location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)
     submission = Submission(scheme_key=page.scheme_key, form_key=page.spec.id,
                             definition_version_id=page.version.id, token=page.token,
@@ -462,6 +476,9 @@ def _store_submission(page: FormPage, user: Any) -> Submission:
                             data=stored, location=location)
     submission.submitted_at = utcnow()
     submission.occurred_at = record_time(page.spec, stored, page.scheme_key, submission.submitted_at)
+    if submission.submitted_at - submission.occurred_at > LATE_AFTER:
+        late = (submission.submitted_at - submission.occurred_at).days
+        submission.flags = {**(submission.flags or {}), "late": {"days": late}}
     try:
         with db.session.begin_nested():
             db.session.add(submission)
@@ -540,9 +557,6 @@ def _case_shows(user: Any, submission_id: int) -> bool:
     from ..workflow.service import can_view_case
 
     case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
-    # Cases opened from this record's findings show the photos they were given.
-    case_ids |= set(db.session.scalars(db.select(Case.id).join(Submission, Case.submission_id == Submission.id)
-                                       .where(Submission.source_id == submission_id)))
     case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
     return any(can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
 

@@ -343,25 +343,26 @@ def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list
     Each case gets its own report (a record of the workflow's report form, made from this one) so that the
     case pages, the ledger and routing treat it like any other report. Safe to call twice.
     """
-    if spec.opens_cases is None:
-        return []
+    context = forms.form_context(user, submission.scheme_key)
+    if not form_engine.opening_rows(spec, submission.data, context):
+        return []  # nothing to open: a district without a case workflow still takes patrols
     row = workflow_version(submission.scheme_key, spec.opens_cases.workflow)
     report_version = forms.form_version(submission.scheme_key, row.data.get("report_form"))
     report_spec = form_spec(report_version.data)
-    context = forms.form_context(user, submission.scheme_key)
     cases = []
     for index, data in form_engine.case_reports(spec, submission.data, report_spec, context):
-        token = f"{submission.token[:50]}:{index}"
+        token = f"finding-{submission.id}-{index}"
         if db.session.scalar(db.select(Submission.id).filter_by(token=token)) is not None:
             continue
-        area = _area_of(submission.scheme_key, data.get("area")) or submission.area
+        area = forms.first_area(report_spec, data, submission.scheme_key) or submission.area
+        location = next((data[f.id] for f in report_spec.top_level()
+                         if f.type == "location" and isinstance(data.get(f.id), dict)), None)
         report = Submission(scheme_key=submission.scheme_key, form_key=report_spec.id,
                             definition_version_id=report_version.id, token=token, user_id=submission.user_id,
                             post_id=submission.post_id, area_id=area.id if area else None,
                             unit_id=(area.unit_id if area and area.unit_id else submission.unit_id), data=data,
-                            location=data.get("location") if isinstance(data.get("location"), dict) else None,
-                            submitted_at=submission.submitted_at, occurred_at=submission.occurred_at,
-                            source_id=submission.id)
+                            location=location, submitted_at=submission.submitted_at,
+                            occurred_at=submission.occurred_at, source_id=submission.id)
         db.session.add(report)
         db.session.flush()
         _give_files(report, report_spec)
@@ -390,12 +391,6 @@ def _give_files(report: Submission, report_spec: Any) -> None:
         db.session.flush()
         data[f.id] = [c.id for c in copies]
     report.data = data
-
-
-def _area_of(scheme_key: str, key: Any) -> Area | None:
-    if not isinstance(key, str):
-        return None
-    return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key))
 
 
 def _category_of(data: dict) -> str | None:
@@ -635,8 +630,6 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
         query = query.where(where)
     if categories:
         query = query.where(Case.category.in_(categories))
-    from ..org.models import Area
-
     model = Area if by == "area" else Unit
     places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}
     rows = []
@@ -709,8 +702,6 @@ def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
     """Open cases per area (with how many are overdue), within the user's scope: the case map list."""
     from sqlalchemy import case as when
     from sqlalchemy import func, select
-
-    from ..org.models import Area
 
     scope = permissions.scope_for(user, scheme_key)
     wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")

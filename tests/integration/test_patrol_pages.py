@@ -12,12 +12,13 @@ import pytest
 
 from server.extensions import db
 from server.forms import service as forms
+from server.forms.engine import form_spec
 from server.forms.models import Submission, Upload
 from server.org.models import Area
 from server.org.posts import appoint
 from server.patrols import service
 from server.workflow.models import Case
-from tests.support.factories import load_shipped, login, make_user
+from tests.support.factories import load_demo, load_shipped, login, make_user
 from tests.support.images import jpeg
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -140,3 +141,31 @@ def test_reminder_before_the_week_ends(district, client, monkeypatch):
     # Earlier in the week there is no reminder yet.
     monkeypatch.setattr(service, "today_in", lambda scheme_key: dt.date(2026, 10, 28))
     assert service.reminders_for(district["chief"], "luzhang") == []
+
+
+def test_record_time_is_trusted_back_to_the_previous_month_only(district):
+    spec = form_spec(forms.form_version("luzhang", "patrol_log").data)
+    arrived = dt.datetime(2026, 11, 1, 1, 0, tzinfo=dt.UTC)  # 09:00 on 1 November in Shanghai
+    at = lambda text: forms.record_time(spec, {"started_at": text}, "luzhang", arrived)  # noqa: E731
+    assert at("2026-10-01T00:00") == dt.datetime(2026, 9, 30, 16, 0, tzinfo=dt.UTC)  # the previous month: kept
+    assert at("2026-09-30T23:59") == arrived  # before it: the arrival time
+    assert at("2026-11-02T08:00") == dt.datetime(2026, 11, 2, 0, 0, tzinfo=dt.UTC)  # within a day ahead
+    assert at("2026-11-02T10:00") == arrived  # more than a day ahead
+    assert at("not a time") == arrived
+
+
+def test_a_unit_head_without_a_post_files_for_their_unit(ctx, client):
+    """The themed campaign names its areas only inside a repeat: it counts for the filer's one unit."""
+    load_demo()
+    make_user("zhiyuan_head", roles=(("lidu", "unit_head", "zhiyuan"),))
+    login(client, "zhiyuan_head")
+    url = "/f/lidu/themed_campaign/new"
+    page = client.get(url).get_data(as_text=True)
+    data = {"csrf_token": _hidden(page, "csrf_token"), "_token": _hidden(page, "_token"), "_action": "submit",
+            "theme": "占道经营整治", "started_on": "2026-11-02", "campaign_areas-0-campaign_area": "zhiyuan_road",
+            "problems_found": "3", "problems_fixed": "2", "description": "集中整治",
+            "photos_before": [(io.BytesIO(jpeg()), "b.jpg")], "photos_after": [(io.BytesIO(jpeg()), "a.jpg")]}
+    response = client.post(url, data=data, content_type="multipart/form-data")
+    assert response.status_code == 303, re.findall(r"href=\"#f-[^<]*<", response.get_data(as_text=True))
+    record = db.session.scalar(db.select(Submission).filter_by(form_key="themed_campaign"))
+    assert record.unit.key == "zhiyuan" and record.post_id is None

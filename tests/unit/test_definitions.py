@@ -191,3 +191,12 @@ def test_unknown_kind():
         "x.yaml line 1: kind: 'forms' is not one of 'scheme', 'form', 'workflow', 'patrol_rules', "
         "'score_sheet', 'board', 'category_list'"
     ]
+
+
+def test_a_form_that_opens_cases_needs_a_workflow():
+    opening = MINI_FORM + "opens_cases:\n  fill: {description: note}\n"
+    errors = errors_of({"mini/scheme.yaml": MINI_SCHEME, "mini/log.yaml": opening})
+    assert errors == ["mini/scheme.yaml line 22: forms: form 'log' opens cases, but the scheme has no default_workflow"]
+    unknown = opening.replace("fill: {description: note}", "fill: {description: nowhere}")
+    assert any("opens_cases.fill.description: unknown field 'nowhere'" in e
+               for e in errors_of({"mini/scheme.yaml": MINI_SCHEME, "mini/log.yaml": unknown}))
