@@ -247,8 +247,16 @@ def can_view_post(user: Any, post: Any) -> bool:
 
 
 def can_manage_post(user: Any, post: Any) -> bool:
-    scope = scope_for(user, post.scheme_key).only("org.manage")
-    return scope.covers_area(post.area_id, post.unit_id) if post.area_id else scope.covers_unit(post.unit_id)
+    """Over an area and a unit both within one's reach: a post's account gets the tier's role from its unit."""
+    return can_appoint_post(user, post.scheme_key, post.area, post.unit)
+
+
+def can_link_account(user: Any, scheme_key: str, tier_key: str) -> bool:
+    """Whether linking an account to a post of this tier gives no more than the manager's own reach: a tier
+    whose role reaches the whole district needs a district-wide organisation manager."""
+    roles, tiers = _scheme_roles(scheme_key)
+    role = roles.get((tiers.get(tier_key) or {}).get("role"), {})
+    return role.get("scope") != "district" or scope_for(user, scheme_key).only("org.manage").district_wide
 
 
 def can_appoint_post(user: Any, scheme_key: str, area: Any, unit: Any) -> bool:

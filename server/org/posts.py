@@ -98,6 +98,8 @@ def appoint_post(user: Any, scheme_key: str, values: PostValues, today: dt.date 
     unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=values.unit)) if values.unit else None
     if (area is not None or unit is not None) and not permissions.can_appoint_post(user, scheme_key, area, unit):
         raise PermissionDenied(_("You may not appoint anyone there."))
+    if values.username and not permissions.can_link_account(user, scheme_key, values.tier):
+        raise PermissionDenied(_("Only the district's organisation managers may link an account to this tier."))
     today = today or dt.date.today()
     index = org_index(scheme_key)
     problems = post_problems(values, data, index, _usernames([values.username]))
@@ -138,6 +140,8 @@ def edit_post(user: Any, post: Post, *, title: str | None, phone: str | None, du
         account = db.session.scalar(db.select(User).filter_by(username=username))
         if account is None:
             raise OrgInvalid({"username": _("There is no user %(name)s.", name=username)})
+        if account != post.user and not permissions.can_link_account(user, post.scheme_key, post.tier_key):
+            raise PermissionDenied(_("Only the district's organisation managers may link an account to this tier."))
     before, after = _apply_post(post, title=title or None, phone=phone or None, duties=list(duties) or None,
                                 user=account)
     if after:
@@ -176,10 +180,13 @@ def end_post(user: Any, post: Post, on: dt.date) -> Post:
         raise OrgInvalid({"ended_on": _("The post cannot end before it starts.")})
     if post.ended_on is not None and post.ended_on < dt.date.today():
         raise OrgInvalid({"ended_on": _("This post has ended: it stays as it was.")})
-    later = db.session.scalar(db.select(Post).where(
+    later_query = db.select(Post).where(
         Post.scheme_key == post.scheme_key, Post.tier_key == post.tier_key, Post.id != post.id,
         Post.area_id == post.area_id if post.area_id else (Post.unit_id == post.unit_id) & Post.area_id.is_(None),
-        Post.started_on > post.started_on).order_by(Post.started_on).limit(1))
+        Post.started_on > post.started_on)
+    if post.tier_key in several_tiers(current_scheme_data(post.scheme_key) or {}):
+        later_query = later_query.where(Post.holder_name == post.holder_name)  # the others hold it alongside
+    later = db.session.scalar(later_query.order_by(Post.started_on).limit(1))
     if later is not None and on >= later.started_on:
         raise OrgInvalid({"ended_on": _("%(name)s takes over on %(day)s: end this post before then.",
                                         name=later.holder_name, day=later.started_on.isoformat())})

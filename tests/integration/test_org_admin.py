@@ -10,6 +10,7 @@ import openpyxl
 import pytest
 
 from server.audit.models import AuditEntry
+from server.auth.models import User
 from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.org.models import Area, Post, Unit
@@ -385,3 +386,43 @@ def test_several_deputies_hold_the_tier_at_once(office):
     db.session.expire_all()
     assert sorted(p.holder_name for p in posts_of(unit=street) if p.tier_key == "deputy_leader") == [
         "周副主任", "李副主任", "陈副主任"]
+
+
+def test_a_subtree_manager_cannot_hand_out_reach_it_does_not_have(subtree_managers, client):
+    """Linking an account to a post gives the tier's role: only within both the post's area and unit, and a
+    district-wide role only by a district-wide manager."""
+    from server.core.errors import PermissionDenied
+    from server.org.models import Post as PostModel
+    from server.org.posts import edit_post
+
+    head = make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+    make_user("friend")
+    # A department head posted over a Shilong area but for the safety office: half outside Shilong's reach.
+    odd = appoint("lidu", "department_head", "外单位", area_key="shilong_town", unit_key="safety_office",
+                  since=TODAY - dt.timedelta(days=3))
+    keeper = db.session.scalar(db.select(PostModel).filter_by(holder_name="张三"))
+    db.session.commit()
+    with pytest.raises(PermissionDenied):
+        edit_post(head, odd, title=None, phone=None, duties=[], username="friend")
+    # Its own segment keeper (a posted role): fine.
+    assert edit_post(head, keeper, title=None, phone=None, duties=["每天巡查"], username="friend").user.username == \
+        "friend"
+    # A community head's role reaches the subtree only; the main leader's reaches the district: refused.
+    login(client, "head")
+    token = csrf_token(client, "/org/lidu/posts/new")
+    response = client.post("/org/lidu/posts/new", data={
+        "csrf_token": token, "tier": "main_leader", "unit": "shilong", "holder_name": "假主任",
+        "username": "friend", "started_on": TODAY.isoformat()})
+    assert response.status_code == 403
+
+
+def test_ending_one_deputy_does_not_wait_for_another(office):
+    from server.org.models import Post as PostModel
+    from server.org.posts import end_post
+
+    appoint("lidu", "deputy_leader", "李副主任", unit_key="lidu_street", since=TODAY - dt.timedelta(days=30))
+    appoint("lidu", "deputy_leader", "陈副主任", unit_key="lidu_street", since=TODAY - dt.timedelta(days=20))
+    db.session.commit()
+    admin = db.session.scalar(db.select(User).filter_by(username="office"))
+    li = db.session.scalar(db.select(PostModel).filter_by(holder_name="李副主任"))
+    assert end_post(admin, li, TODAY - dt.timedelta(days=1)).ended_on == TODAY - dt.timedelta(days=1)
