@@ -7,6 +7,7 @@ Registered by name in FIELD_TYPES (the definition's `type`); each has one templa
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -278,7 +279,10 @@ class LocationField(wtf.Field):
                         raise ValueError
                     self.data.update(lat=round(lat, 6), lng=round(lng, 6))
                     if raw["accuracy"]:
-                        self.data["accuracy"] = round(float(raw["accuracy"]), 1)
+                        accuracy = float(raw["accuracy"])
+                        if not math.isfinite(accuracy) or accuracy < 0:
+                            raise ValueError
+                        self.data["accuracy"] = round(accuracy, 1)
             except ValueError:
                 self.process_errors.append("invalid location")
             if raw["area"]:

@@ -192,6 +192,8 @@ class Verdict:
         """Still short, the period not over, and within the rule's reminder window (in counting days)."""
         if self.rule.remind_before_end is None or self.met or today > self.period.end or today < self.period.start:
             return False
+        if self.remaining_days <= 0:
+            return False  # nothing filed now could count any more (a weekend of a working-days rule)
         return self.remaining_days <= self.rule.remind_before_end
 
 
@@ -237,7 +239,9 @@ def far_from_area(geometry: dict | None, location: dict | None, limit_m: float) 
     distance = distance_m(geometry, float(location["lat"]), float(location["lng"]))
     if distance is None:
         return None
-    accuracy = float(location.get("accuracy") or 0)
+    # The phone's own accuracy is allowed for, but no more than the limit: a fix claiming 100 km accuracy
+    # must not hide a patrol filed from the office.
+    accuracy = min(float(location.get("accuracy") or 0), limit_m)
     if distance - accuracy <= limit_m:
         return None
     return {"distance_m": round(distance), "limit_m": limit_m}

@@ -112,7 +112,9 @@ def _bound(scheme_key: str, rule: Rule, user_id: int | None = None) -> Any:
                             Post.ended_on).where(Post.scheme_key == scheme_key, or_(*post_filters),
                                                  true() if user_id is None else Post.user_id == user_id))
     if rule.roles:
-        parts.append(select(null().label("post_id"), RoleAssignment.user_id, null().label("area_id"),
+        # Typed NULLs: PostgreSQL will not compare an untyped one with an integer column.
+        parts.append(select(literal(None, Integer).label("post_id"), RoleAssignment.user_id,
+                            literal(None, Integer).label("area_id"),
                             RoleAssignment.unit_id, literal(None, Date).label("started_on"),
                             literal(None, Date).label("ended_on"))
                      .where(RoleAssignment.scheme_key == scheme_key, RoleAssignment.role_key.in_(rule.roles),
@@ -144,7 +146,9 @@ def _count_people(scheme_key: str, rule: Rule, slices: Any, hits: Any, bound: An
         place = or_(bound.c.area_id.is_(None), hits.c.area_path.like(post_area.path + "%"))
     # A record can meet a person through two of their posts on one day (areas inside areas): count it once.
     # Each post on its own meets a record at most once a day, and a plain count lets the database hash.
-    records = func.count(hits.c.sid) if rule.where == "each" else func.count(distinct(hits.c.sid))
+    # (A person holding a role in two units is two rows a day with no post: counted once too.)
+    plain = rule.where == "each" and not rule.roles
+    records = func.count(hits.c.sid) if plain else func.count(distinct(hits.c.sid))
     per_day = (query.add_columns(slices.c.period, slices.c.day, records.label("n"))
                .select_from(bound).join(slices, held).outerjoin(post_area, post_area.id == bound.c.area_id)
                .outerjoin(hits, and_(hits.c.user_id == bound.c.user_id, hits.c.day == slices.c.day, place))

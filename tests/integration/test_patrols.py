@@ -251,3 +251,25 @@ def test_unit_reminder_in_the_last_days_of_the_month(lidu):
     assert service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 23)) == []
     deputy = service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 24))
     assert [(v.rule.id, v.count, v.required) for v in deputy] == [("deputy_leader_weekly", 0, 2)]
+
+
+def test_a_role_held_in_two_units_counts_a_record_once(ctx):
+    """A rule binding a role: someone holding it in two units is bound twice a day, and counted once."""
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from server.auth.service import grant_role
+    from tests.support.factories import demo_files, unit_id
+
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("scheme.yaml"))
+    files[name] = files[name].replace("patrol_rules:\n", "patrol_rules:\n  - id: staff_daily\n"
+                                      "    name: {zh: 巡查员每天巡查, en: Staff patrol daily}\n"
+                                      "    who: {roles: [staff]}\n    at_least: 1\n    per: day\n"
+                                      "    where: each\n", 1)
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    staff = make_user("two_units", roles=(("lidu", "staff", "shilong"),))
+    grant_role(staff, "lidu", "staff", unit_id("lidu", "zhiyuan"))
+    record("lidu", "patrol_log", staff, dt.date(2026, 10, 20), area="zhiyuan_road")
+    db.session.commit()
+    rows = verdicts("lidu", "staff_daily", dt.date(2026, 10, 20), dt.date(2026, 10, 20))
+    assert [(v.subject["name"], v.count, v.required) for v in rows] == [("Two_Units", 1, 1)]

@@ -91,6 +91,8 @@ def test_reminder_window():
     assert not Verdict(rule, week, {}, 1, 1, 7, 7, remaining_days=1).needs_reminder(D(2026, 10, 25))  # met
     assert not short.needs_reminder(D(2026, 10, 26))  # the period is over
     assert not Verdict(_rule(), week, {}, 0, 1, 7, 7, remaining_days=1).needs_reminder(D(2026, 10, 25))
+    # A working-days rule on Saturday: no counting day left, no reminder.
+    assert not Verdict(rule, week, {}, 0, 1, 5, 5, remaining_days=0).needs_reminder(D(2026, 10, 24))
 
 
 def test_rules_from_scheme_and_files():
@@ -123,7 +125,8 @@ def test_far_away_is_flagged_allowing_for_accuracy():
     far = {"lat": 29.57, "lng": 106.555}  # about 1.1 km north
     flag = engine.far_from_area(ROAD, far, 500)
     assert flag is not None and flag["limit_m"] == 500 and 1090 < flag["distance_m"] < 1120
-    assert engine.far_from_area(ROAD, {**far, "accuracy": 700}, 500) is None  # the fix itself is that vague
+    assert engine.far_from_area(ROAD, {**far, "accuracy": 700}, 700) is None  # the fix itself is that vague
+    assert engine.far_from_area(ROAD, {**far, "accuracy": 100_000}, 500) is not None  # but no vaguer than the limit
     assert engine.far_from_area(None, far, 500) is None
     assert engine.far_from_area(ROAD, {"area": "x"}, 500) is None
 

@@ -36,6 +36,21 @@ def upgrade():
 
     # Records made before this revision happened when they arrived.
     op.execute("UPDATE submissions SET occurred_at = submitted_at WHERE occurred_at IS NULL")
+    _fill_area_paths()
+
+
+def _fill_area_paths() -> None:
+    """Areas get their "/1/4/9/" paths (patrols count inside an area by prefix), as `set_paths` does."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, parent_id FROM areas")).all()
+    parents = {row.id: row.parent_id for row in rows}
+    for area_id in parents:
+        parts, node = [], area_id
+        while node is not None and len(parts) < 1000:
+            parts.append(str(node))
+            node = parents.get(node)
+        bind.execute(sa.text("UPDATE areas SET path = :path WHERE id = :id"),
+                     {"path": "/" + "/".join(reversed(parts)) + "/", "id": area_id})
 
     # ### end Alembic commands ###
 
