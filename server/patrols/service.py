@@ -277,11 +277,15 @@ def _person(subjects: dict, user_id: int | None, post_id: int | None, period: en
     if post is not None:
         held = [post]
     else:
-        held = [p for p in subjects["by_user"].get(user_id, [])
-                if p.started_on <= period.end and (p.ended_on is None or p.ended_on >= period.start)]
-    unit_id = held[0].unit_id if held else next((ra.unit_id for ra in subjects["roles"].get(user_id, [])), None)
+        held = sorted((p for p in subjects["by_user"].get(user_id, [])
+                       if p.started_on <= period.end and (p.ended_on is None or p.ended_on >= period.start)),
+                      key=lambda p: (p.tier_key, p.id))
+    role_units = [ra.unit_id for ra in subjects["roles"].get(user_id, [])]
+    unit_ids = [p.unit_id for p in held] + role_units
     name = user.display_name if user else (held[0].holder_name if held else "?")
-    return {"kind": "person", "user": user, "user_id": user_id, "posts": held, "name": name, "unit_id": unit_id,
+    # `unit_id` is the first unit (for per-unit lookups); `unit_ids` every unit the person is bound through.
+    return {"kind": "person", "user": user, "user_id": user_id, "posts": held, "name": name,
+            "unit_id": unit_ids[0] if unit_ids else None, "unit_ids": unit_ids,
             "sort": f"{held[0].tier_key if held else '~'}/{name}"}
 
 
@@ -322,10 +326,15 @@ def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bo
         if rule.working_days_only and rule.per == "day" and not engine.counting_days(
                 rule, on, on, _calendar(scheme_key).is_working_day):
             continue  # a rest day is no period of a working-days rule
-        rows = [v for v in compliance(scheme_key, rule, period.start, period.end, today)
-                if v.due and scope.covers_unit(v.subject.get("unit_id"))
-                and (within is None or v.subject.get("unit_id") in within)
-                and (not tier or any(p.tier_key == tier for p in v.subject.get("posts", [])))]
+        rows = []
+        for v in compliance(scheme_key, rule, period.start, period.end, today):
+            units = v.subject.get("unit_ids") or [v.subject.get("unit_id")]
+            # Shown when bound through any unit in reach (and in the chosen unit), with only those posts.
+            seen = [u for u in units if scope.covers_unit(u) and (within is None or u in within)]
+            if not v.due or not seen or (tier and not any(p.tier_key == tier for p in v.subject.get("posts", []))):
+                continue
+            v.extra["posts"] = [p for p in v.subject.get("posts", []) if p.unit_id in seen]
+            rows.append(v)
         short = sum(1 for v in rows if not v.met)
         out.append(RuleReport(rule, period, [v for v in rows if not (only_short and v.met)], len(rows), short))
     return out

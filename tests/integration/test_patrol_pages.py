@@ -169,3 +169,17 @@ def test_a_unit_head_without_a_post_files_for_their_unit(ctx, client):
     assert response.status_code == 303, re.findall(r"href=\"#f-[^<]*<", response.get_data(as_text=True))
     record = db.session.scalar(db.select(Submission).filter_by(form_key="themed_campaign"))
     assert record.unit.key == "zhiyuan" and record.post_id is None
+
+
+def test_a_chief_of_two_communities_is_shown_to_each_with_only_its_post(ctx, client):
+    load_demo()
+    make_user("both")
+    make_user("zhiyuan_head", roles=(("lidu", "unit_head", "zhiyuan"),))
+    since = dt.date(2026, 1, 1)
+    appoint("lidu", "community_head", "Both", area_key="shilong_town", since=since, username="both")
+    appoint("lidu", "community_head", "Both", area_key="zhiyuan_road", since=since, username="both")
+    db.session.commit()
+    login(client, "zhiyuan_head")
+    html = client.get("/patrols/lidu/?show=all").get_data(as_text=True)
+    section = html.split('id="rule-community_head_weekly"')[1].split("</section>")[0]
+    assert '">Both</td>' in section and "致远路" in section and "石龙场镇" not in section
