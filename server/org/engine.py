@@ -317,9 +317,11 @@ def plan_post(values: PostValues, latest: PostState | None, today: dt.date) -> t
     """What a post row does to the latest post of its tier there: `unchanged`, `update` or `appoint`.
 
     The same holder updates contact, title, duties, account and end date; another holder is appointed from
-    `started_on` (default today), which ends the current post the day before, so history is kept.
+    `started_on` (default today), which ends the current post the day before, so history is kept. A post that
+    has already ended stays as it was: its holder named again is appointed anew.
     """
-    if latest is not None and same_holder(values, latest):
+    ended = latest is not None and latest.ended_on is not None and latest.ended_on < today
+    if latest is not None and same_holder(values, latest) and not ended:
         if values.started_on is not None and values.started_on != latest.started_on:
             return "update", {"started_on": _(
                 "%(name)s has held this post since %(day)s: keep that date, or name the new holder.",

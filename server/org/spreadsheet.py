@@ -62,6 +62,7 @@ FIELD_COLUMNS = {"name": "name_zh", "from": "from_zh", "to": "to_zh"}
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024  # a zip bomb stops here, before openpyxl reads it
 MAX_ROWS = 20_000
+MAX_ERRORS = 200  # listed problems; past this, a count of the rest
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPE = "text/csv; charset=utf-8"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -176,6 +177,7 @@ def _table(sheet: str, rows: Iterable[Iterable[Any]], errors: list[SheetError]) 
 
     table = Table(sheet)
     keys: list[str | None] = []
+    headless: set[int] = set()
     for number, raw in enumerate(rows, start=1):
         cells = list(raw)
         if number == 1:
@@ -200,8 +202,10 @@ def _table(sheet: str, rows: Iterable[Iterable[Any]], errors: list[SheetError]) 
             if key == _REPORTED:
                 continue
             if key is None:
-                errors.append(SheetError(sheet, number, get_column_letter(i + 1),
-                                         _("A value in a column without a header.")))
+                if i not in headless:  # once per column: a column of notes is one problem, not thousands
+                    headless.add(i)
+                    errors.append(SheetError(sheet, number, get_column_letter(i + 1),
+                                             _("A value in a column without a header.")))
             else:
                 row[key] = value
         table.rows.append((number, row))
@@ -571,6 +575,10 @@ def import_org(user: Any, scheme_key: str, data: bytes, filename: str, sheet: st
         if names - {""} else set()
     plan, problems = check_import(tables, scheme, org_index(scheme_key), latest, usernames, today)
     errors += problems
+    if len(errors) > MAX_ERRORS:
+        rest = len(errors) - MAX_ERRORS
+        errors = [*errors[:MAX_ERRORS], SheetError(errors[MAX_ERRORS].sheet, None, None,
+                                                  _("… and %(num)s more problems.", num=rest))]
     if errors:
         raise ImportInvalid(errors)
     with db.session.begin_nested():

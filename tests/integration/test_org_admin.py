@@ -426,3 +426,13 @@ def test_ending_one_deputy_does_not_wait_for_another(office):
     admin = db.session.scalar(db.select(User).filter_by(username="office"))
     li = db.session.scalar(db.select(PostModel).filter_by(holder_name="李副主任"))
     assert end_post(admin, li, TODAY - dt.timedelta(days=1)).ended_on == TODAY - dt.timedelta(days=1)
+
+
+def test_an_import_lists_at_most_two_hundred_problems(office):
+    exported = office.get("/org/lidu/export.xlsx").data
+    content = _edited(exported, {"units": [{"key": f"bad_{i}", "kind": "village", "name_zh": "村"}
+                                           for i in range(250)]})
+    response = _upload(office, content, "org.xlsx")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert page.count("village") <= 201 and ("50 more problems" in page or "另有50个问题" in page)

@@ -280,3 +280,16 @@ def test_a_post_row_against_the_latest_holder():
     plan, errors = check({"posts": [["tier", "area", "holder_name"], ["keeper", "old_street", "张三"],
                                     ["keeper", "old_street", "赵六"]]}, latest)
     assert where(errors) == {("posts", 3, "tier")}  # the same tier over the same area twice
+
+
+def test_an_ended_post_is_not_reopened_by_a_row_for_the_same_holder():
+    latest = {("keeper", "old_street", None, None): PostState(id=7, holder_name="张三", started_on=dt.date(2025, 1, 1),
+                                                              ended_on=dt.date(2025, 6, 30))}
+    plan, errors = check({"posts": [["tier", "area", "holder_name"], ["keeper", "old_street", "张三"]]}, latest)
+    assert not errors and plan.posts[0][2] == "appoint"
+
+
+def test_a_column_of_notes_is_one_problem_not_thousands():
+    rows = [["key", "kind", "name_zh"]] + [[f"u{i}", "community", "社区", "备注"] for i in range(500)]
+    tables, errors = read_xlsx(workbook({"units": rows}))
+    assert [(e.row, e.column) for e in errors] == [(2, "D")]
