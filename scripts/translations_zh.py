@@ -195,6 +195,7 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "As it stood on %(day)s": "截至%(day)s的公示内容",
     "This district has no such score sheet.": "本区没有这张考核评分表。",
     "… and %(num)s more problems.": "……另有%(num)s个问题。",
     "Only the district's organisation managers may link an account to this tier.": "只有全区组织架构管理员可以为该层级关联账号。",

@@ -13,6 +13,7 @@ from ..auth.access import public
 from ..core.errors import PermissionDenied
 from ..extensions import limiter
 from ..pdf.engine import render_pdf
+from ..web.params import parse_date
 from . import service
 
 bp = Blueprint("boards", __name__, template_folder="templates", url_prefix="/b")
@@ -26,9 +27,14 @@ def _board_url(scheme_key: str, area_key: str) -> str:
     return url_for("boards.board", scheme_key=scheme_key, area_key=area_key, _external=True)
 
 
+def _as_on() -> dt.date | None:
+    """`?on=2026-10-15`: the board as it stood that day (who was in charge then); default today."""
+    return parse_date(request.args.get("on"))
+
+
 def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
     """A road's board data and the QR code of its public page."""
-    data = service.board_for(scheme_key, service.get_area(scheme_key, area_key))
+    data = service.board_for(scheme_key, service.get_area(scheme_key, area_key), _as_on())
     return data, service.qr_svg(_board_url(scheme_key, area_key))
 
 
@@ -38,7 +44,7 @@ def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
 def board(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     return render_template("boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
-                           scheme_key=scheme_key)
+                           scheme_key=scheme_key, as_on=_as_on())
 
 
 def _size(data: dict) -> dict:
@@ -52,7 +58,8 @@ def _size(data: dict) -> dict:
 def board_pdf(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     size = _size(data)
-    html = render_template("boards/poster.html", boards=[(data, qr)], size=size, printed=dt.date.today())
+    html = render_template("boards/poster.html", boards=[(data, qr)], size=size, printed=dt.date.today(),
+                           as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename=board-{data['area'].key}-{size['id']}.pdf"})
 
@@ -63,8 +70,10 @@ def batch_pdf(scheme_key: str):
     if not (permissions.scope_for(current_user, scheme_key).has("board.manage") or current_user.is_admin):
         raise PermissionDenied(_("You may not print this district's boards."))
     areas = service.boards_of(scheme_key, request.args.get("unit") or None)
-    boards = [(service.board_for(scheme_key, a), service.qr_svg(_board_url(scheme_key, a.key))) for a in areas]
+    boards = [(service.board_for(scheme_key, a, _as_on()), service.qr_svg(_board_url(scheme_key, a.key)))
+              for a in areas]
     size = _size(boards[0][0]) if boards else {"id": "a3", "width_mm": 297, "height_mm": 420}
-    html = render_template("boards/poster.html", boards=boards, size=size, printed=dt.date.today())
+    html = render_template("boards/poster.html", boards=boards, size=size, printed=dt.date.today(),
+                           as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=boards-{scheme_key}-{size['id']}.pdf"})

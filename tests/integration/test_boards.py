@@ -50,6 +50,13 @@ def test_a_change_of_chief_keeps_history(chiefs, client):
     names = lambda on: [c["name"] for r in service.board_for("lidu", area, on)["rows"] for c in r["chiefs"]]  # noqa: E731
     assert "赵六" in names(chiefs) and "张三" not in names(chiefs)
     assert "张三" in names(chiefs - dt.timedelta(days=20)) and "赵六" not in names(chiefs - dt.timedelta(days=20))
+    # The page and the poster of a past day show who was in charge then.
+    past = (chiefs - dt.timedelta(days=20)).isoformat()
+    page = client.get(f"/b/lidu/shilong_old_street?on={past}").get_data(as_text=True)
+    assert "张三" in page and "赵六" not in page and past in page
+    now = client.get("/b/lidu/shilong_old_street").get_data(as_text=True)
+    assert "赵六" in now and "张三" not in now
+    assert client.get("/b/lidu/shilong_old_street?on=not-a-date").status_code in (200, 400)
 
 
 def test_printed_board_pdf_text_fonts_and_qr(chiefs, client, tmp_path):
