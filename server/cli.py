@@ -206,14 +206,17 @@ def post_cli() -> None:
 @click.option("--title", default=None)
 @click.option("--phone", default=None)
 @click.option("--user", "username", default=None, help="Their account, if they have one.")
+@click.option("--key", default=None, help="A name for the post that patrol rules can bind (`who: {posts: [...]}`); "
+              "a successor keeps it.")
 @with_appcontext
 def post_appoint(scheme_key: str, tier: str, holder_name: str, area_key: str | None, unit_key: str | None,
-                 since, title: str | None, phone: str | None, username: str | None) -> None:  # noqa: ANN001
+                 since, title: str | None, phone: str | None, username: str | None,  # noqa: ANN001
+                 key: str | None) -> None:
     """Appoint someone; the previous holder of that tier there stays in the history until the day before."""
     from .org.posts import appoint
 
     post = appoint(scheme_key, tier, holder_name, area_key=area_key, unit_key=unit_key,
-                   since=since.date() if since else None, title=title, phone=phone, username=username)
+                   since=since.date() if since else None, title=title, phone=phone, username=username, key=key)
     db.session.commit()
     click.echo(f"{holder_name} holds {tier} from {post.started_on} (post {post.id}).")
 

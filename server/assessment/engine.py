@@ -443,10 +443,12 @@ class PeriodResult:
     passing: bool
     rank: int | None
     flags: tuple[str, ...] = ()
+    vetoed: bool = False
 
     def names(self) -> dict[str, Any]:
+        """What a streak's `when` may name: `flag` is the first flag, `flags` all of them (`'red' in flags`)."""
         return {"score": float(self.score), "grade": self.grade, "passing": self.passing, "rank": self.rank,
-                "flags": list(self.flags), "flag": self.flags[0] if self.flags else None}
+                "flags": list(self.flags), "flag": self.flags[0] if self.flags else None, "vetoed": self.vetoed}
 
 
 def streaks_hit(sheet: SheetSpec, history: Sequence[PeriodResult]) -> list[Streak]:

@@ -20,7 +20,7 @@ CASE_CONTEXT_NAMES = frozenset({
     "user.*", "case.*", "area.*", "unit.*",
 })
 ROUTING_NAMES = frozenset({"category", "area.*", "area", "unit", "source", "form.*"})
-STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "passing", "vetoed"})
+STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "flags", "passing", "vetoed"})
 
 Path = list[str | int]
 

@@ -20,10 +20,11 @@ from .models import Area, Post, Unit
 def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str | None = None,
             unit_key: str | None = None, since: dt.date | None = None, title: str | None = None,
             phone: str | None = None, duties: list[str] | None = None, username: str | None = None,
-            actor: Any = None) -> Post:
+            actor: Any = None, key: str | None = None) -> Post:
     """Put someone in a tier over an area (or unit) from a date; the previous holder's post ends the day before.
 
-    Nothing is overwritten: a past month's board and assessment still show who was in charge then.
+    Nothing is overwritten: a past month's board and assessment still show who was in charge then. `key` names
+    the post (patrol rules may bind named posts); a successor keeps the name of the post they take over.
     """
     data = current_scheme_data(scheme_key) or {}
     if tier_key not in {t["id"] for t in data.get("tiers", [])}:
@@ -44,10 +45,11 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
              else query.filter_by(unit_id=unit.id if unit else None, area_id=None))
     for previous in db.session.scalars(query):
         if previous.started_on < since:
+            key = key or previous.key
             previous.ended_on = since - dt.timedelta(days=1)
             record_audit("post.end", "post", previous.id, user=actor, scheme_key=scheme_key,
                          after={"ended_on": previous.ended_on.isoformat()})
-    post = Post(scheme_key=scheme_key, tier_key=tier_key, holder_name=holder_name.strip(), title=title,
+    post = Post(scheme_key=scheme_key, key=key, tier_key=tier_key, holder_name=holder_name.strip(), title=title,
                 phone=phone, duties=duties, area=area, unit=unit or (area.unit if area else None), user=user,
                 started_on=since)
     db.session.add(post)

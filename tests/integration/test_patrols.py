@@ -255,8 +255,8 @@ def test_unit_reminder_in_the_last_days_of_the_month(lidu):
 
 def test_a_role_held_in_two_units_counts_a_record_once(ctx):
     """A rule binding a role: someone holding it in two units is bound twice a day, and counted once."""
-    from server.definitions.service import activate_scheme_version, load_scheme
     from server.auth.service import grant_role
+    from server.definitions.service import activate_scheme_version, load_scheme
     from tests.support.factories import demo_files, unit_id
 
     files = dict(demo_files())
@@ -273,3 +273,30 @@ def test_a_role_held_in_two_units_counts_a_record_once(ctx):
     db.session.commit()
     rows = verdicts("lidu", "staff_daily", dt.date(2026, 10, 20), dt.date(2026, 10, 20))
     assert [(v.subject["name"], v.count, v.required) for v in rows] == [("Two_Units", 1, 1)]
+
+
+def test_a_rule_binds_a_named_post_and_its_successor(ctx):
+    """`who: {posts: [...]}`: the post keeps its name when its holder changes."""
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import demo_files
+
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("scheme.yaml"))
+    files[name] = files[name].replace("patrol_rules:\n", "patrol_rules:\n  - id: market_keeper_daily\n"
+                                      "    name: {zh: 市场片区每天巡查, en: Market zone daily}\n"
+                                      "    who: {posts: [market_keeper]}\n    at_least: 1\n    per: day\n", 1)
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    old, new = make_user("old_keeper"), make_user("new_keeper")
+    appoint("lidu", "segment_keeper", "Old", area_key="shilong_market_zone", since=dt.date(2026, 1, 1),
+            username="old_keeper", key="market_keeper")
+    appoint("lidu", "segment_keeper", "Other", area_key="zhiyuan_road", since=dt.date(2026, 1, 1))
+    successor = appoint("lidu", "segment_keeper", "New", area_key="shilong_market_zone",
+                        since=dt.date(2026, 10, 21), username="new_keeper")
+    assert successor.key == "market_keeper"
+    record("lidu", "patrol_log", old, dt.date(2026, 10, 20), area="shilong_market_zone")
+    record("lidu", "patrol_log", new, dt.date(2026, 10, 21), area="shilong_market_zone")
+    db.session.commit()
+    rows = verdicts("lidu", "market_keeper_daily", dt.date(2026, 10, 20), dt.date(2026, 10, 22))
+    assert [(v.period.key, v.subject["name"], v.count, v.required) for v in rows] == [
+        ("2026-10-20", "Old_Keeper", 1, 1), ("2026-10-21", "New_Keeper", 1, 1), ("2026-10-22", "New_Keeper", 0, 1)]

@@ -215,3 +215,11 @@ def test_money_around_the_base_score(score, amount):
     rule = engine.Funding(base_amount=D(10000), base_score=D(80), step_points=D(2), step_amount=D(500),
                           floor=D(6000), cap=D(12000))
     assert engine.funding(rule, score) == amount
+
+
+def test_streak_conditions_see_every_flag_and_the_veto():
+    sheet = _sheet(streaks=[{"id": "black", "name": "黑旗", "when": "'black' in flags", "times": 2, "action": "约谈"},
+                            {"id": "vetoed", "name": "否决", "when": "vetoed", "times": 1, "action": "通报"}])
+    history = [PeriodResult("2026-01", 2026, D(60), None, False, 9, ("yellow", "black")),
+               PeriodResult("2026-02", 2026, D(61), None, False, 9, ("yellow", "black"), vetoed=True)]
+    assert [s.id for s in engine.streaks_hit(sheet, history)] == ["black", "vetoed"]
