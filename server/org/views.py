@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -101,6 +102,19 @@ def _status(form: Any) -> int:
     return 400 if form.errors else 200
 
 
+def _save(form: Any, action: Callable[[], Any], message: str, target: Callable[[Any], str]) -> Response | None:
+    """Run a service action for a submitted form: committed, flashed and redirected to `target(result)`, or
+    its problems put next to the fields (None: show the form again)."""
+    try:
+        result = action()
+    except OrgInvalid as exc:
+        _show_problems(form, exc.problems)
+        return None
+    db.session.commit()
+    flash(message, "success")
+    return redirect(target(result))
+
+
 def _initial(data: dict[str, Any]) -> dict[str, Any] | None:
     """What a form shows first; a submitted form shows only what was submitted."""
     return None if request.method == "POST" else data
@@ -123,14 +137,11 @@ def new_unit(scheme_key: str):
     choices = service.org_choices(current_user, scheme_key)
     form = _unit_form(choices, parent=request.args.get("parent", ""), active=True)
     if form.validate_on_submit():
-        try:
-            row = service.create_unit(current_user, scheme_key, _unit_values(form, form.key.data.strip()))
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("Unit saved."), "success")
-            return redirect(url_for("org.unit", unit_id=row.id))
+        values = _unit_values(form, form.key.data.strip())
+        done = _save(form, lambda: service.create_unit(current_user, scheme_key, values), _("Unit saved."),
+                     lambda row: url_for("org.unit", unit_id=row.id))
+        if done is not None:
+            return done
     return render_template("org/unit_form.html", form=form, scheme_key=scheme_key, unit=None), _status(form)
 
 
@@ -143,14 +154,11 @@ def edit_unit(unit_id: int):
                       difficulty=row.difficulty, active=row.active)
     del form.key
     if form.validate_on_submit():
-        try:
-            service.edit_unit(current_user, row, _unit_values(form, row.key))
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("Unit saved."), "success")
-            return redirect(url_for("org.unit", unit_id=row.id))
+        done = _save(form, lambda: service.edit_unit(current_user, row, _unit_values(form, row.key)),
+                     _("Unit saved."),
+                     lambda _row: url_for("org.unit", unit_id=row.id))
+        if done is not None:
+            return done
     return render_template("org/unit_form.html", form=form, scheme_key=row.scheme_key, unit=row), _status(form)
 
 
@@ -180,14 +188,11 @@ def new_area(scheme_key: str):
     choices = service.org_choices(current_user, scheme_key)
     form = _area_form(choices, parent=request.args.get("parent", ""), unit=request.args.get("unit", ""), active=True)
     if form.validate_on_submit() and (values := _area_values(form, form.key.data.strip())) is not None:
-        try:
-            row = service.create_area(current_user, scheme_key, values)
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("Area saved."), "success")
-            return redirect(url_for("org.area", area_id=row.id))
+        done = _save(form, lambda: service.create_area(current_user, scheme_key, values),
+                     _("Area saved."),
+                     lambda row: url_for("org.area", area_id=row.id))
+        if done is not None:
+            return done
     return render_template("org/area_form.html", form=form, scheme_key=scheme_key, area=None), _status(form)
 
 
@@ -205,14 +210,11 @@ def edit_area(area_id: int):
                       geometry=json.dumps(row.geometry, ensure_ascii=False) if row.geometry else "", **texts)
     del form.key
     if form.validate_on_submit() and (values := _area_values(form, row.key)) is not None:
-        try:
-            service.edit_area(current_user, row, values)
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("Area saved."), "success")
-            return redirect(url_for("org.area", area_id=row.id))
+        done = _save(form, lambda: service.edit_area(current_user, row, values),
+                     _("Area saved."),
+                     lambda _row: url_for("org.area", area_id=row.id))
+        if done is not None:
+            return done
     return render_template("org/area_form.html", form=form, scheme_key=row.scheme_key, area=row), _status(form)
 
 
@@ -253,15 +255,17 @@ def new_post(scheme_key: str):
                             username=(form.username.data or "").strip() or None, title=form.title.data or None,
                             phone=form.phone.data or None, duties=_lines(form.duties.data),
                             started_on=form.started_on.data)
-        try:
-            post_service.appoint_post(current_user, scheme_key, values)
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("%(name)s is appointed.", name=values.holder_name), "success")
-            return redirect(url_for("org.posts", scheme_key=scheme_key, tier=values.tier, area=values.area or ""))
+        done = _save(form, lambda: post_service.appoint_post(current_user, scheme_key, values),
+                     _("%(name)s is appointed.", name=values.holder_name),
+                     lambda _row: url_for("org.posts", scheme_key=scheme_key, tier=values.tier, area=values.area or ""))
+        if done is not None:
+            return done
     return render_template("org/post_form.html", form=form, scheme_key=scheme_key, post=None), _status(form)
+
+
+def _posts_of(post: Any) -> str:
+    """The posts list, filtered to this post's tier and area."""
+    return url_for("org.posts", scheme_key=post.scheme_key, tier=post.tier_key, area=post.area.key if post.area else "")
 
 
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
@@ -271,17 +275,11 @@ def edit_post(post_id: int):
         "username": row.user.username if row.user else "", "title": row.title, "phone": row.phone,
         "duties": "\n".join(row.duties or [])}))
     if form.validate_on_submit():
-        try:
-            post_service.edit_post(current_user, row, title=form.title.data, phone=form.phone.data,
-                                   duties=list(_lines(form.duties.data)),
-                                   username=(form.username.data or "").strip() or None)
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("Post saved."), "success")
-            return redirect(url_for("org.posts", scheme_key=row.scheme_key, tier=row.tier_key,
-                                    area=row.area.key if row.area else ""))
+        done = _save(form, lambda: post_service.edit_post(
+            current_user, row, title=form.title.data, phone=form.phone.data, duties=list(_lines(form.duties.data)),
+            username=(form.username.data or "").strip() or None), _("Post saved."), lambda _row: _posts_of(row))
+        if done is not None:
+            return done
     return render_template("org/post_form.html", form=form, scheme_key=row.scheme_key, post=row,
                            tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
                            ), _status(form)
@@ -292,16 +290,11 @@ def end_post(post_id: int):
     row = post_service.get_managed_post(current_user, post_id)
     form = PostEndForm(data=_initial({"ended_on": row.ended_on or dt.date.today()}))
     if form.validate_on_submit():
-        try:
-            post_service.end_post(current_user, row, form.ended_on.data)
-        except OrgInvalid as exc:
-            _show_problems(form, exc.problems)
-        else:
-            db.session.commit()
-            flash(_("The post of %(name)s ends on %(day)s.", name=row.holder_name,
-                    day=form.ended_on.data.isoformat()), "success")
-            return redirect(url_for("org.posts", scheme_key=row.scheme_key, tier=row.tier_key,
-                                    area=row.area.key if row.area else ""))
+        done = _save(form, lambda: post_service.end_post(current_user, row, form.ended_on.data),
+                     _("The post of %(name)s ends on %(day)s.", name=row.holder_name,
+                       day=form.ended_on.data.isoformat()), lambda _row: _posts_of(row))
+        if done is not None:
+            return done
     return render_template("org/post_end.html", form=form, post=row,
                            tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
                            ), _status(form)
