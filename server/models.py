@@ -1,5 +1,13 @@
 """Import every package's models in one place, for metadata and migrations."""
 
+from .assessment.models import (  # noqa: F401
+    AssessmentAppeal,
+    AssessmentEntry,
+    AssessmentPeriod,
+    AssessmentRevision,
+    AssessmentScore,
+)
+
 from .audit.models import AuditEntry  # noqa: F401
 from .auth.models import RoleAssignment, User  # noqa: F401
 from .calendar.models import CalendarDay  # noqa: F401

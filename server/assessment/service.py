@@ -5,6 +5,7 @@ anything is entered or published."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -13,7 +14,10 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from ..core.errors import NotFound
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..core.database import utcnow
+from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
 from ..extensions import db
@@ -23,6 +27,7 @@ from ..org.models import Unit
 from ..patrols import engine as patrol_engine
 from . import engine
 from .engine import Flag, Grade, SheetSpec, UnitScore
+from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
 
 
 def sheet_of(scheme_key: str, sheet_id: str) -> tuple[DefinitionVersion, SheetSpec]:
@@ -168,17 +173,16 @@ def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict
     return groups
 
 
-def score_period(scheme_key: str, sheet_id: str, day: dt.date,
-                 entries: dict[int, dict[str, dict[str, Any]]] | None = None,
-                 manual: dict[int, dict[str, Any]] | None = None) -> tuple[patrol_engine.Period, list[UnitResult]]:
-    """Every assessed unit's score for the sheet period containing `day`, from the data and the given entries
-    ({unit id: {item id: {rule id: number}}}), with grades, ranks within groups and flags."""
-    _row, sheet = sheet_of(scheme_key, sheet_id)
-    period = period_of(sheet, day)
-    units = assessed_units(scheme_key, sheet)
+def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit], *,
+                entries: dict[int, dict[str, dict[str, Any]]] | None = None,
+                item_scores: dict[int, dict[str, Decimal]] | None = None,
+                manual: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
+    """Every unit's score for a period from the data, the assessors' numbers ({unit id: {item: {rule: n}}})
+    or combined item scores, with grades, ranks within groups and flags."""
     values = metric_values(scheme_key, sheet, period, units, manual)
-    entries = entries or {}
-    results = {u.id: UnitResult(u, values[u.id], engine.score_unit(sheet, values[u.id], entries.get(u.id)))
+    entries, item_scores = entries or {}, item_scores or {}
+    results = {u.id: UnitResult(u, values[u.id], engine.score_unit(sheet, values[u.id], entries.get(u.id),
+                                                                   item_scores.get(u.id)))
                for u in units}
     for result in results.values():
         result.grade = engine.grade_of(sheet, result.score.total)
@@ -188,4 +192,276 @@ def score_period(scheme_key: str, sheet_id: str, day: dt.date,
             results[unit_id].ranks[group_id] = position
         for unit_id, flags in engine.flags_for(sheet, scores).items():
             results[unit_id].flags.extend(f for f in flags if f not in results[unit_id].flags)
-    return period, [results[u.id] for u in units]
+    return [results[u.id] for u in units]
+
+
+def score_period(scheme_key: str, sheet_id: str, day: dt.date,
+                 entries: dict[int, dict[str, dict[str, Any]]] | None = None,
+                 manual: dict[int, dict[str, Any]] | None = None) -> tuple[patrol_engine.Period, list[UnitResult]]:
+    """A dry run of the sheet in force for the period containing `day`: nothing is stored."""
+    _row, sheet = sheet_of(scheme_key, sheet_id)
+    period = period_of(sheet, day)
+    return period, score_units(scheme_key, sheet, period, assessed_units(scheme_key, sheet), entries=entries,
+                               manual=manual)
+
+
+# -- the process: open, enter, appeal, publish, correct -------------------------------------------------------
+
+METRIC_ITEM = "metric:"  # entries for a `manual` metric are kept under "metric:<id>"
+
+
+def _spec(period: AssessmentPeriod) -> SheetSpec:
+    return engine.sheet_spec(period.definition_version.data)
+
+
+def _bounds_of(period: AssessmentPeriod) -> patrol_engine.Period:
+    return patrol_engine.Period(_spec(period).period, period.starts_on, period.ends_on)
+
+
+def _expect(period: AssessmentPeriod, version: int | None) -> None:
+    if version is not None and version != period.version:
+        raise Conflict(_("This assessment changed while you were looking at it. Look at it again."))
+
+
+def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> AssessmentPeriod:
+    """Open the sheet's period containing `day` under the sheet version in force now."""
+    if not permissions.can_run_assessment(user, scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    row, sheet = sheet_of(scheme_key, sheet_id)
+    bounds = period_of(sheet, day)
+    existing = db.session.scalar(db.select(AssessmentPeriod).filter_by(
+        scheme_key=scheme_key, sheet_key=sheet_id, period_key=bounds.key))
+    if existing is not None:
+        raise Conflict(_("The period %(period)s is already open.", period=bounds.key))
+    period = AssessmentPeriod(scheme_key=scheme_key, sheet_key=sheet_id, definition_version=row,
+                              period_key=bounds.key, starts_on=bounds.start, ends_on=bounds.end, state="open",
+                              opened_by_id=getattr(user, "id", None))
+    db.session.add(period)
+    db.session.flush()
+    record_audit("assessment.open", "assessment_period", period.id, user=user, scheme_key=scheme_key,
+                 after={"sheet": sheet_id, "period": bounds.key, "version": row.id})
+    return period
+
+
+def get_period(user: Any, period_id: int) -> AssessmentPeriod:
+    period = db.session.get(AssessmentPeriod, period_id)
+    if period is None:
+        raise NotFound(_("No such assessment period."))
+    scope = permissions.scope_for(user, period.scheme_key)
+    if not ({"assessment.view", "assessment.enter", "assessment.publish"} & scope.capabilities):
+        raise PermissionDenied(_("You may not view this assessment."))
+    return period
+
+
+def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
+                reason: str = "", evidence: list[int] | None = None) -> AssessmentEntry:
+    """An assessor's numbers for the rules of an item that assessors enter (or the value of a `manual`
+    metric, as item "metric:<id>"), with the reason and evidence; entering again replaces one's own."""
+    if period.state != "open":
+        raise Conflict(_("Marks are entered while the period is open."))
+    if unit.scheme_key != period.scheme_key or not permissions.can_assess_unit(user, unit):
+        raise PermissionDenied(_("You may not assess this unit."))
+    sheet = _spec(period)
+    clean = _checked_values(sheet, item_id, values)
+    if any(v != 0 for v in clean.values()) and not reason.strip():
+        raise DomainError(_("Give the reason for a deduction."))
+    entry = db.session.scalar(db.select(AssessmentEntry).filter_by(
+        period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id))
+    before = dict(entry.values) if entry else None
+    if entry is None:
+        entry = AssessmentEntry(period=period, unit=unit, item_key=item_id, assessor_id=user.id)
+        db.session.add(entry)
+    entry.role_key = _assessor_role(user, period.scheme_key, sheet, item_id)
+    entry.values, entry.reason, entry.evidence = clean, reason.strip()[:2000], list(evidence or []) or None
+    entry.entered_at = utcnow()
+    db.session.flush()
+    record_audit("assessment.enter", "assessment_entry", entry.id, user=user, scheme_key=period.scheme_key,
+                 before={"values": before} if before is not None else None,
+                 after={"unit": unit.key, "item": item_id, "values": clean})
+    return entry
+
+
+def _checked_values(sheet: SheetSpec, item_id: str, values: dict[str, Any]) -> dict[str, float]:
+    if item_id.startswith(METRIC_ITEM):
+        metric = next((m for m in sheet.metrics if m["id"] == item_id[len(METRIC_ITEM):]), None)
+        if metric is None or metric["source"] != "manual":
+            raise NotFound(_("This sheet has no such item."))
+        allowed = {"value"}
+    else:
+        item = next((i for _s, i in sheet.items() if i.id == item_id), None)
+        if item is None:
+            raise NotFound(_("This sheet has no such item."))
+        allowed = {r.id for r in item.rules if r.entered}
+    clean = {}
+    for key, raw in values.items():
+        if key not in allowed:
+            raise DomainError(_("%(rule)s is not entered by assessors.", rule=key))
+        try:
+            number = float(raw) if raw not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            raise DomainError(_("%(rule)s: a number, please.", rule=key)) from None
+        if not math.isfinite(number) or number < 0 or number > 100_000:
+            raise DomainError(_("%(rule)s: a number from 0 to 100000.", rule=key))
+        clean[key] = number
+    return clean
+
+
+def _assessor_role(user: Any, scheme_key: str, sheet: SheetSpec, item_id: str) -> str | None:
+    """The role the assessor marks in (for weighted assessors); an item's `assessor_roles` limit who may."""
+    held = [ra.role_key for ra in user.roles if ra.scheme_key == scheme_key]
+    item = next((i for _s, i in sheet.items() if i.id == item_id), None)
+    wanted = item.assessor_roles if item is not None else ()
+    if wanted and not set(wanted) & set(held):
+        raise PermissionDenied(_("This item is marked by other assessors."))
+    weighted = {w["role"] for w in sheet.assessors.get("weights", [])}
+    return next((r for r in held if r in (set(wanted) or weighted)), held[0] if held else None)
+
+
+def draft(period: AssessmentPeriod) -> list[UnitResult]:
+    """The period's scores as they stand: the data, and every assessor's entries combined per item."""
+    sheet = _spec(period)
+    units = assessed_units(period.scheme_key, sheet)
+    entries: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    item_scores: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    manual: dict[int, dict[str, Any]] = defaultdict(dict)
+    by_item: dict[tuple[int, str], list[AssessmentEntry]] = defaultdict(list)
+    for entry in period.entries:
+        if entry.item_key.startswith(METRIC_ITEM):
+            manual[entry.unit_id].setdefault(entry.item_key[len(METRIC_ITEM):], []).append(entry.values["value"])
+        else:
+            by_item[(entry.unit_id, entry.item_key)].append(entry)
+    for unit_id, values in manual.items():
+        manual[unit_id] = {k: sum(v) / len(v) for k, v in values.items()}
+    items = {i.id: i for _s, i in sheet.items()}
+    bounds = _bounds_of(period)
+    several = any(len(group) > 1 for group in by_item.values())
+    names = metric_values(period.scheme_key, sheet, bounds, units, manual) if several else {}
+    for (unit_id, item_id), group in by_item.items():
+        if len(group) == 1:
+            entries[unit_id][item_id] = group[0].values
+        else:  # several assessors: each one's item score, combined as the sheet says
+            marks = [(e.role_key or "", engine.score_item(items[item_id], names.get(unit_id, {}), e.values).score)
+                     for e in group]
+            item_scores[unit_id][item_id] = engine.combine_assessors(marks, sheet.assessors)
+    return score_units(period.scheme_key, sheet, bounds, units, entries=entries, item_scores=item_scores,
+                       manual=manual)
+
+
+def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None,
+                 today: dt.date | None = None) -> AssessmentPeriod:
+    """Show units their draft scores and let them appeal for the sheet's `appeal_days` working days."""
+    from ..workflow.service import calendar_for
+
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    _expect(period, version)
+    if period.state != "open":
+        raise Conflict(_("Only an open period goes to appeal."))
+    today = today or dt.date.today()
+    days = _spec(period).appeal_days
+    start = dt.datetime.combine(today, dt.time(9))
+    period.appeal_until = calendar_for(period.scheme_key).add_working_days(start, days).date() if days else today
+    period.state = "appeal"
+    db.session.flush()
+    record_audit("assessment.appeals", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
+                 after={"until": period.appeal_until.isoformat()})
+    return period
+
+
+def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
+                today: dt.date | None = None) -> AssessmentAppeal:
+    """A unit asks for a deduction to be looked at again (复核/申诉), within the appeal window."""
+    if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
+        raise PermissionDenied(_("You may not appeal for this unit."))
+    today = today or dt.date.today()
+    if period.state != "appeal" or (period.appeal_until and today > period.appeal_until):
+        raise Conflict(_("The appeal window of this period is closed."))
+    if not text.strip():
+        raise DomainError(_("Say why the deduction is wrong."))
+    if item_id not in {i.id for _s, i in _spec(period).items()}:
+        raise NotFound(_("This sheet has no such item."))
+    appeal = AssessmentAppeal(period_id=period.id, unit_id=unit.id, item_key=item_id, text=text.strip()[:4000],
+                              filed_by_id=user.id)
+    db.session.add(appeal)
+    db.session.flush()
+    record_audit("assessment.appeal", "assessment_appeal", appeal.id, user=user, scheme_key=period.scheme_key,
+                 after={"unit": unit.key, "item": item_id})
+    return appeal
+
+
+def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str = "") -> AssessmentAppeal:
+    """The office upholds or rejects an appeal (an upheld one is put right by changing the marks)."""
+    period = db.session.get(AssessmentPeriod, appeal.period_id)
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not decide appeals."))
+    if decision not in ("upheld", "rejected") or appeal.decision is not None:
+        raise Conflict(_("This appeal has been decided."))
+    appeal.decision, appeal.note = decision, note.strip()[:2000] or None
+    appeal.decided_by_id, appeal.decided_at = user.id, utcnow()
+    db.session.flush()
+    record_audit("assessment.decide", "assessment_appeal", appeal.id, user=user, scheme_key=period.scheme_key,
+                 after={"decision": decision})
+    return appeal
+
+
+def publish(user: Any, period: AssessmentPeriod, version: int | None = None, reason: str = "") -> AssessmentRevision:
+    """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
+
+    A revision is never changed afterwards; the period shows the latest, and the earlier ones stay readable.
+    """
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not publish this district's assessment."))
+    _expect(period, version)
+    undecided = db.session.scalar(db.select(func.count(AssessmentAppeal.id)).where(
+        AssessmentAppeal.period_id == period.id, AssessmentAppeal.decision.is_(None)))
+    if undecided:
+        raise Conflict(_("Decide the %(num)s open appeals first.", num=undecided))
+    if period.revision and not reason.strip():
+        raise DomainError(_("Say why the published scores are corrected."))
+    results = draft(period)
+    revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
+                                  published_by_id=user.id)
+    db.session.add(revision)
+    for r in results:
+        items = {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted),
+                           "bonus": str(res.bonus), "rules": {x.rule.id: str(x.amount) for x in res.rules}}
+                 for item_id, res in r.score.items.items()}
+        revision.scores.append(AssessmentScore(
+            unit_id=r.unit.id, total=r.total, grade=r.grade.id if r.grade else None,
+            passing=r.grade.passing if r.grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
+            items=items, metrics={k: v for k, v in r.metrics.items()}))
+    period.revision, period.state = revision.number, "published"
+    db.session.flush()
+    record_audit("assessment.publish", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
+                 after={"revision": revision.number, "reason": revision.reason or None})
+    return revision
+
+
+def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
+            reason: str) -> AssessmentRevision:
+    """Correct a published period: the office's marks for an item replace the others', and a new revision
+    is published with the reason; the published one before it stays as it was."""
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not correct this district's assessment."))
+    if period.state != "published":
+        raise Conflict(_("Only a published period is corrected; change the marks while it is open."))
+    if not reason.strip():
+        raise DomainError(_("Say why the published scores are corrected."))
+    sheet = _spec(period)
+    clean = _checked_values(sheet, item_id, values)
+    for entry in [e for e in period.entries if e.unit_id == unit.id and e.item_key == item_id]:
+        db.session.delete(entry)
+    db.session.flush()
+    db.session.expire(period, ["entries"])
+    db.session.add(AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id,
+                                   role_key=None, values=clean, reason=reason.strip()[:2000]))
+    db.session.flush()
+    db.session.expire(period, ["entries"])
+    return publish(user, period, reason=reason)
+
+
+def published_scores(period: AssessmentPeriod, revision: int | None = None) -> list[AssessmentScore]:
+    """A published revision's scores (default the latest), in unit order."""
+    number = revision or period.revision
+    row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
+    return list(row.scores) if row else []

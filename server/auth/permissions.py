@@ -278,6 +278,21 @@ def can_export_org(user: Any, scheme_key: str) -> bool:
     return can_import_org(user, scheme_key)
 
 
+def can_run_assessment(user: Any, scheme_key: str) -> bool:
+    """Open periods, decide appeals, publish and correct: the district's assessment office."""
+    return scope_for(user, scheme_key).only("assessment.publish").district_wide
+
+
+def can_assess_unit(user: Any, unit: Any) -> bool:
+    """Enter an assessor's marks for a unit within one's `assessment.enter` reach."""
+    return scope_for(user, unit.scheme_key).only("assessment.enter").covers_unit(unit.id)
+
+
+def can_view_unit_scores(user: Any, unit: Any) -> bool:
+    """See (and appeal) a unit's draft and published scores: `assessment.view` over the unit."""
+    return scope_for(user, unit.scheme_key).only("assessment.view").covers_unit(unit.id)
+
+
 def can_view_compliance(user: Any, scheme_key: str) -> bool:
     """Who met and who missed the patrol rules, for the units in the user's reach."""
     return scope_for(user, scheme_key).has("patrol.view_compliance")

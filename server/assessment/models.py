@@ -1,0 +1,123 @@
+"""Assessment periods, assessors' entries, appeals and published scores (with their revisions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..core.database import JsonType, UtcDateTime, utcnow
+from ..extensions import db
+
+
+class AssessmentPeriod(db.Model):
+    """One sheet's period in a district (October 2026 on the monthly sheet), under the sheet version it opened
+    with: `open` while assessors enter, `appeal` while units may appeal, `published` once frozen."""
+
+    __tablename__ = "assessment_periods"
+    __table_args__ = (UniqueConstraint("scheme_key", "sheet_key", "period_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scheme_key: Mapped[str] = mapped_column(String(64), index=True)
+    sheet_key: Mapped[str] = mapped_column(String(64))
+    definition_version_id: Mapped[int] = mapped_column(ForeignKey("definition_versions.id"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    appeal_until: Mapped[dt.date | None] = mapped_column(Date)
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # the published revision in force; 0: none yet
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Bumped by every change, so that two offices acting on one stale page cannot both win.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    definition_version = relationship("DefinitionVersion")
+    entries: Mapped[list[AssessmentEntry]] = relationship(back_populates="period", order_by="AssessmentEntry.id")
+    revisions: Mapped[list[AssessmentRevision]] = relationship(back_populates="period",
+                                                               order_by="AssessmentRevision.number")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AssessmentEntry(db.Model):
+    """What one assessor gave one unit on one item: numbers per rule, a reason and evidence photos."""
+
+    __tablename__ = "assessment_entries"
+    __table_args__ = (UniqueConstraint("period_id", "unit_id", "item_key", "assessor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    item_key: Mapped[str] = mapped_column(String(64))
+    assessor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    role_key: Mapped[str | None] = mapped_column(String(64))
+    values: Mapped[dict] = mapped_column(JsonType)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[list | None] = mapped_column(JsonType)  # upload ids
+    entered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    period: Mapped[AssessmentPeriod] = relationship(back_populates="entries")
+    unit = relationship("Unit")
+    assessor = relationship("User")
+
+
+class AssessmentRevision(db.Model):
+    """A published state of a period: revision 1 at publication, later ones for corrections (who and why)."""
+
+    __tablename__ = "assessment_revisions"
+    __table_args__ = (UniqueConstraint("period_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    period: Mapped[AssessmentPeriod] = relationship(back_populates="revisions")
+    published_by = relationship("User")
+    scores: Mapped[list[AssessmentScore]] = relationship(back_populates="revision", order_by="AssessmentScore.id")
+
+
+class AssessmentScore(db.Model):
+    """One unit's published result in one revision: never changed afterwards."""
+
+    __tablename__ = "assessment_scores"
+    __table_args__ = (UniqueConstraint("revision_id", "unit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("assessment_revisions.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    total: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    grade: Mapped[str | None] = mapped_column(String(64))
+    passing: Mapped[bool | None] = mapped_column()
+    ranks: Mapped[dict] = mapped_column(JsonType)
+    flags: Mapped[list] = mapped_column(JsonType)
+    items: Mapped[dict] = mapped_column(JsonType)      # item id → {score, deducted, bonus, rules: {id: amount}}
+    metrics: Mapped[dict] = mapped_column(JsonType)
+
+    revision: Mapped[AssessmentRevision] = relationship(back_populates="scores")
+    unit = relationship("Unit")
+
+
+class AssessmentAppeal(db.Model):
+    """A unit's appeal (复核/申诉) against a deduction, decided by the office before publication."""
+
+    __tablename__ = "assessment_appeals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    item_key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    filed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    filed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    decision: Mapped[str | None] = mapped_column(String(16))  # upheld | rejected
+    note: Mapped[str | None] = mapped_column(Text)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    unit = relationship("Unit")

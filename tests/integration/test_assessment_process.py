@@ -1,0 +1,108 @@
+"""An assessment period from opening to publication and correction: assessors' marks (several combined),
+a manual metric, appeals, a frozen published revision and a correction that leaves it readable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from server.assessment import service
+from server.assessment.models import AssessmentScore
+from server.core.errors import Conflict, DomainError, PermissionDenied
+from server.extensions import db
+from server.org.models import Unit
+from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
+from tests.support.factories import make_user
+
+
+def _unit(key: str) -> Unit:
+    return db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key=key))
+
+
+@pytest.fixture
+def people(october):  # noqa: F811
+    return {
+        "office": make_user("office", roles=(("lidu", "office_admin", None),)),
+        "a1": make_user("assessor1", roles=(("lidu", "assessor", None),)),
+        "a2": make_user("assessor2", roles=(("lidu", "assessor", None),)),
+        "head": make_user("head", roles=(("lidu", "unit_head", "shilong"),)),
+    }
+
+
+def _totals(results) -> dict[str, Decimal]:  # noqa: ANN001
+    return {r.unit.key: r.total for r in results}
+
+
+def test_a_period_from_marks_to_a_corrected_publication(people):
+    office, a1, a2, head = people["office"], people["a1"], people["a2"], people["head"]
+    shilong = _unit("shilong")
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    assert (period.period_key, period.state, period.revision) == ("2026-10", "open", 0)
+    assert period.definition_version.key == "lidu_monthly"
+    with pytest.raises(Conflict):
+        service.open_period(office, "lidu", "lidu_monthly", dt.date(2026, 10, 20))
+    assert _totals(service.draft(period))["shilong"] == Decimal("88.00")  # from the data alone
+
+    # One assessor: two hot-spot cases below quality (−2 each).
+    service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 2}, "两个案例资料不全")
+    assert _totals(service.draft(period))["shilong"] == Decimal("84.00")
+    # A second assessor sees none below quality: the item is the mean of 16 and 20.
+    service.enter_marks(a2, period, shilong, "hotspots", {"below_quality": 0})
+    assert _totals(service.draft(period))["shilong"] == Decimal("86.00")
+    # A manual metric: no working mechanism set up (−5 on the item that checks it).
+    service.enter_marks(a1, period, shilong, "metric:mechanism_missing", {"value": 1}, "未建立长效机制")
+    assert _totals(service.draft(period))["shilong"] == Decimal("81.00")
+
+    with pytest.raises(DomainError):  # a deduction needs its reason
+        service.enter_marks(a1, period, _unit("zhiyuan"), "hotspots", {"below_quality": 1}, "")
+    with pytest.raises(DomainError):  # a rule computed from the data is not entered
+        service.enter_marks(a1, period, shilong, "hotspots", {"too_few": 1}, "x")
+    with pytest.raises(PermissionDenied):  # the unit's own head does not assess it
+        service.enter_marks(head, period, shilong, "hotspots", {"below_quality": 0})
+
+    # Units see their drafts and may appeal within the window; publication waits for the decision.
+    service.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
+    assert period.state == "appeal" and period.appeal_until == dt.date(2026, 11, 4)  # Monday to Wednesday
+    with pytest.raises(Conflict):
+        service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 0})
+    appeal = service.file_appeal(head, period, shilong, "mechanism_in_place", "机制已于9月建立，见附件",
+                                 today=dt.date(2026, 11, 4))
+    with pytest.raises(Conflict):
+        service.file_appeal(head, period, shilong, "hotspots", "太晚了", today=dt.date(2026, 11, 6))
+    with pytest.raises(Conflict):
+        service.publish(office, period, period.version)
+    service.decide_appeal(office, appeal, "rejected", "未见制度文件")
+    stale = period.version
+    first = service.publish(office, period, period.version)
+    db.session.commit()
+    assert period.state == "published" and first.number == 1
+    with pytest.raises(Conflict):  # a page opened before publication cannot publish again
+        service.publish(office, period, stale)
+    published = {s.unit.key: s for s in service.published_scores(period)}
+    assert published["shilong"].total == Decimal("81.00") and published["shilong"].grade == "good"
+    assert published["shilong"].items["hotspots"]["score"] == "18.00"
+    with pytest.raises(Conflict):  # frozen: marks are not changed any more
+        service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 0})
+
+    # A correction is a new revision with who and why; the first stays readable as it was.
+    second = service.correct(office, period, shilong, "metric:mechanism_missing", {"value": 0}, "复核发现制度已建立")
+    db.session.commit()
+    assert (second.number, second.reason, period.revision) == (2, "复核发现制度已建立", 2)
+    assert {s.unit.key: s.total for s in service.published_scores(period)}["shilong"] == Decimal("86.00")
+    assert {s.unit.key: s.total for s in service.published_scores(period, 1)}["shilong"] == Decimal("81.00")
+    assert db.session.scalar(db.select(db.func.count(AssessmentScore.id))) == 2 * 8
+    with pytest.raises(DomainError):
+        service.correct(office, period, shilong, "hotspots", {"below_quality": 1}, "  ")
+
+
+def test_only_the_office_runs_the_assessment(people):
+    with pytest.raises(PermissionDenied):
+        service.open_period(people["a1"], "lidu", "lidu_monthly", OCTOBER)
+    period = service.open_period(people["office"], "lidu", "lidu_monthly", OCTOBER)
+    with pytest.raises(PermissionDenied):
+        service.publish(people["head"], period)
+    with pytest.raises(PermissionDenied):  # a community head appeals for their own community only
+        service.open_appeals(people["office"], period, today=dt.date(2026, 11, 2))
+        service.file_appeal(people["head"], period, _unit("zhiyuan"), "hotspots", "x", today=dt.date(2026, 11, 2))
