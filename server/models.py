@@ -7,7 +7,6 @@ from .assessment.models import (  # noqa: F401
     AssessmentRevision,
     AssessmentScore,
 )
-
 from .audit.models import AuditEntry  # noqa: F401
 from .auth.models import RoleAssignment, User  # noqa: F401
 from .calendar.models import CalendarDay  # noqa: F401
