@@ -63,6 +63,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = IdConverter  # ids past a database integer are a 404, not a crash
 
     from .admin.views import bp as admin_bp
+    from .assessment.views import bp as assessment_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .boards.views import bp as boards_bp
@@ -72,7 +73,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
-    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp):
+    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp,
+                      assessment_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE

@@ -210,8 +210,40 @@ def score_period(scheme_key: str, sheet_id: str, day: dt.date,
 METRIC_ITEM = "metric:"  # entries for a `manual` metric are kept under "metric:<id>"
 
 
-def _spec(period: AssessmentPeriod) -> SheetSpec:
+def sheet_spec_of(period: AssessmentPeriod) -> SheetSpec:
+    """The sheet a period is scored on: the version it was opened with, whatever is in force now."""
     return engine.sheet_spec(period.definition_version.data)
+
+
+_spec = sheet_spec_of
+
+
+def item_of(period: AssessmentPeriod, item_id: str) -> Any:
+    """The item (or, for "metric:<id>", the manual metric's definition) a mark is for."""
+    sheet = sheet_spec_of(period)
+    if item_id.startswith(METRIC_ITEM):
+        metric = next((m for m in sheet.metrics if m["id"] == item_id[len(METRIC_ITEM):]
+                       and m["source"] == "manual"), None)
+        if metric is None:
+            raise NotFound(_("This sheet has no such item."))
+        return metric
+    item = next((i for _s, i in sheet.items() if i.id == item_id), None)
+    if item is None:
+        raise NotFound(_("This sheet has no such item."))
+    return item
+
+
+def entered_rules(period: AssessmentPeriod, item_id: str) -> list[tuple[str, Any]]:
+    """(rule id, label) of what an assessor enters for an item; ("value", name) for a manual metric."""
+    item = item_of(period, item_id)
+    if isinstance(item, dict):
+        return [("value", item.get("name"))]
+    return [(r.id, r.label) for r in item.rules if r.entered]
+
+
+def my_entry(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str) -> AssessmentEntry | None:
+    return db.session.scalar(db.select(AssessmentEntry).filter_by(period_id=period.id, unit_id=unit.id,
+                                                                  item_key=item_id, assessor_id=user.id))
 
 
 def _bounds_of(period: AssessmentPeriod) -> patrol_engine.Period:

@@ -48,7 +48,10 @@ __all__ = [
 
 MAX_LENGTH = 1000  # characters of source
 MAX_NODES = 300  # AST nodes (operator and load-context marker nodes are not counted)
-MAX_SECONDS = 0.05  # wall-clock evaluation bound, checked before every node is evaluated
+# Wall-clock evaluation bound, checked before every node is evaluated. The size limits already bound the
+# work; this is the last resort, generous enough that a garbage-collection pause on a busy server does not
+# fail an honest formula (at 0.05 s, scoring a district under load failed now and then).
+MAX_SECONDS = 0.5
 MAX_STRING_LENGTH = 10_000  # longest text an expression may produce
 MAX_INT = 10**30  # largest integer magnitude an expression may produce
 _DECIMALS = 9  # floats are rounded to this many places so that 0.1 + 0.2 == 0.3

@@ -21,7 +21,7 @@ from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
 from ..core.database import utcnow
-from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
 from ..expressions import ExpressionError
@@ -561,11 +561,39 @@ def _case_shows(user: Any, submission_id: int) -> bool:
     return any(can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
 
 
+# Who else may see an upload that belongs to no record: token prefix → check(user, upload). Other parts of
+# the engine register theirs (assessment evidence is seen by those who see the assessment).
+UPLOAD_VIEWERS: dict[str, Callable[[Any, Upload], bool]] = {}
+
+
+def store_upload(user: Any, storage: Any, token: str, field_path: str,
+                 accept: tuple[str, ...] = ("image",)) -> Upload:
+    """Check one uploaded file by its content, store it, and keep it as a pending upload under `token`;
+    raise DomainError with a readable message when it is refused."""
+    raw = storage.read(DEFAULT_MAX_BYTES + 1)
+    try:
+        checked = check_upload(raw, storage.filename or "", accept=accept, max_bytes=DEFAULT_MAX_BYTES)
+    except UploadRejected as exc:
+        raise DomainError(f"{storage.filename}: {upload_message(exc)}") from None
+    file_store().save(checked)
+    upload = Upload(sha256=checked.sha256, extension=checked.extension, mime=checked.mime, size=len(checked.data),
+                    width=checked.width, height=checked.height, original_name=checked.original_name,
+                    evidence=checked.evidence or None, token=token[:64], field_path=field_path[:200],
+                    user_id=getattr(user, "id", None))
+    db.session.add(upload)
+    db.session.flush()
+    return upload
+
+
 def get_upload(user: Any, upload_id: int) -> Upload:
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         raise NotFound(_("No such file."))
-    if upload.submission is not None:
+    viewer = next((check for prefix, check in UPLOAD_VIEWERS.items() if upload.token.startswith(prefix)), None)
+    if upload.submission is None and viewer is not None:
+        if not viewer(user, upload):
+            raise PermissionDenied(_("You may not view this file."))
+    elif upload.submission is not None:
         if not (permissions.can_view_submission(user, upload.submission)
                 or _case_shows(user, upload.submission_id)):
             raise PermissionDenied(_("You may not view this file."))

@@ -1,0 +1,233 @@
+"""Assessment pages: periods, draft and published scores (by revision), an assessor's marks for a unit's item
+with the reason and evidence photos, appeals, publication and corrections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms import DecimalField, HiddenField, MultipleFileField, SelectField, TextAreaField
+from wtforms.fields import DateField
+from wtforms.validators import InputRequired, NumberRange, Optional
+
+from ..auth import permissions
+from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..definitions.service import current_version
+from ..extensions import db
+from ..forms import service as forms_service
+from ..org.models import Unit
+from ..web.forms import Form
+from ..web.i18n import tr
+from . import service
+from .models import AssessmentAppeal, AssessmentPeriod
+
+bp = Blueprint("assessment", __name__, template_folder="templates", url_prefix="/assess")
+
+EVIDENCE = "assessment-"  # upload token prefix: assessment-<period id>-<unit id>
+
+
+@bp.record_once
+def _register(state) -> None:  # noqa: ANN001
+    forms_service.UPLOAD_VIEWERS[EVIDENCE] = _may_see_evidence
+
+
+def _may_see_evidence(user: Any, upload: Any) -> bool:
+    """Evidence photos are seen by whoever sees that unit's scores, assesses it, or runs the assessment."""
+    try:
+        period_id, unit_id = (int(x) for x in upload.token[len(EVIDENCE):].split("-")[:2])
+    except ValueError:
+        return False
+    period, unit = db.session.get(AssessmentPeriod, period_id), db.session.get(Unit, unit_id)
+    if period is None or unit is None or not getattr(user, "is_authenticated", False):
+        return False
+    return (upload.user_id == user.id or permissions.can_run_assessment(user, period.scheme_key)
+            or permissions.can_assess_unit(user, unit) or permissions.can_view_unit_scores(user, unit))
+
+
+class OpenForm(Form):
+    sheet = SelectField(_("Score sheet"), validators=[InputRequired()])
+    day = DateField(_("A day in the period"), validators=[InputRequired()])
+
+
+class StepForm(Form):
+    """Open appeals or publish: the page's version, so that a stale page is refused."""
+
+    version = HiddenField()
+    reason = TextAreaField(_("Why (for a correction)"), validators=[Optional()])
+
+
+class AppealForm(Form):
+    item = SelectField(_("Item"), validators=[InputRequired()])
+    text = TextAreaField(_("Why the deduction is wrong"), validators=[InputRequired()])
+
+
+class DecideForm(Form):
+    decision = SelectField(_("Decision"), validators=[InputRequired()])
+    note = TextAreaField(_("Note"), validators=[Optional()])
+
+
+def _decide_form() -> DecideForm:
+    form = DecideForm()
+    form.decision.choices = [("rejected", _("rejected")), ("upheld", _("upheld"))]
+    return form
+
+
+def _version(form: StepForm) -> int | None:
+    return int(form.version.data) if (form.version.data or "").isdigit() else None
+
+
+@bp.route("/<scheme_key>/", methods=["GET", "POST"])
+def periods(scheme_key: str):
+    scope = permissions.scope_for(current_user, scheme_key)
+    if not ({"assessment.view", "assessment.enter", "assessment.publish"} & scope.capabilities):
+        raise PermissionDenied(_("You may not view this assessment."))
+    version = current_version(scheme_key)
+    sheets = [(row.key, row) for row in (version.members if version else []) if row.kind == "score_sheet"]
+    form = OpenForm()
+    form.sheet.choices = [(key, tr(row.data.get("name"))) for key, row in sheets]
+    if request.method == "POST" and form.validate_on_submit():
+        try:
+            period = service.open_period(current_user, scheme_key, form.sheet.data, form.day.data)
+        except Conflict as exc:
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            return redirect(url_for("assessment.period", period_id=period.id), code=303)
+    rows = db.session.scalars(db.select(AssessmentPeriod).filter_by(scheme_key=scheme_key)
+                              .order_by(AssessmentPeriod.starts_on.desc(), AssessmentPeriod.sheet_key))
+    return render_template("assessment/periods.html", scheme_key=scheme_key, periods=list(rows), form=form,
+                           can_run=permissions.can_run_assessment(current_user, scheme_key))
+
+
+def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
+    """Rows of units the reader may see: everything for assessors and the office, their own for units."""
+    scope = permissions.scope_for(current_user, period.scheme_key)
+    if {"assessment.enter", "assessment.publish"} & scope.capabilities and scope.district_wide:
+        return rows
+    return [r for r in rows if permissions.can_view_unit_scores(current_user, unit_of(r))
+            or permissions.can_assess_unit(current_user, unit_of(r))]
+
+
+@bp.get("/period/<int:period_id>")
+def period(period_id: int):
+    row = service.get_period(current_user, period_id)
+    sheet = service.sheet_spec_of(row)
+    revision = request.args.get("revision", type=int)
+    if row.revision and (revision is None or 1 <= revision <= row.revision):
+        scores = _visible(row, service.published_scores(row, revision), lambda s: s.unit)
+        draft = None
+    else:
+        scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
+    appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
+                                                    .order_by(AssessmentAppeal.id))), lambda a: a.unit)
+    return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
+                           revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
+                           decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key))
+
+
+@bp.post("/period/<int:period_id>/<action>")
+def step(period_id: int, action: str):
+    row = service.get_period(current_user, period_id)
+    form = StepForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if action == "appeals":
+        service.open_appeals(current_user, row, _version(form))
+        message = _("Units may appeal until %(day)s.", day=row.appeal_until.isoformat())
+    elif action == "publish":
+        revision = service.publish(current_user, row, _version(form), form.reason.data or "")
+        message = _("Published as revision %(n)s.", n=revision.number)
+    else:
+        raise NotFound(_("No such step."))
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("assessment.period", period_id=row.id), code=303)
+
+
+def _unit_of(row: AssessmentPeriod, unit_id: int) -> Unit:
+    unit = db.session.get(Unit, unit_id)
+    if unit is None or unit.scheme_key != row.scheme_key:
+        raise NotFound(_("No such unit."))
+    return unit
+
+
+def _marks_form(fields: list[tuple[str, str]], data: dict | None) -> Form:
+    class MarksForm(Form):
+        reason = TextAreaField(_("Reason"), validators=[Optional()])
+        evidence = MultipleFileField(_("Evidence photos"))
+
+    for name, label in fields:
+        setattr(MarksForm, f"r_{name}", DecimalField(tr(label) or name, places=None,
+                                                      validators=[Optional(), NumberRange(0)]))
+    return MarksForm(data=data)
+
+
+@bp.route("/period/<int:period_id>/unit/<int:unit_id>/<item_id>", methods=["GET", "POST"])
+def marks(period_id: int, unit_id: int, item_id: str):
+    """An assessor's marks for one item of one unit (or the value of a manual metric)."""
+    row = service.get_period(current_user, period_id)
+    unit = _unit_of(row, unit_id)
+    rules = service.entered_rules(row, item_id)
+    mine = service.my_entry(current_user, row, unit, item_id)
+    data = {f"r_{k}": v for k, v in (mine.values if mine else {}).items()}
+    if mine:
+        data["reason"] = mine.reason
+    form = _marks_form(rules, data if request.method == "GET" else None)
+    correcting = row.state == "published"
+    if form.validate_on_submit():
+        values = {name: getattr(form, f"r_{name}").data for name, _label in rules}
+        try:
+            evidence = [forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id
+                        for f in form.evidence.data or [] if getattr(f, "filename", "")]
+            if correcting:
+                service.correct(current_user, row, unit, item_id, values, form.reason.data or "")
+            else:
+                service.enter_marks(current_user, row, unit, item_id, values, form.reason.data or "",
+                                    [*(mine.evidence or [] if mine else []), *evidence])
+        except (PermissionDenied, NotFound, Conflict):
+            raise
+        except DomainError as exc:
+            db.session.rollback()
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("assessment.period", period_id=row.id), code=303)
+    return render_template("assessment/marks.html", period=row, unit=unit, item_id=item_id, rules=rules,
+                           form=form, entry=mine, correcting=correcting,
+                           item=service.item_of(row, item_id)), 400 if form.errors else 200
+
+
+@bp.route("/period/<int:period_id>/appeal/<int:unit_id>", methods=["GET", "POST"])
+def appeal(period_id: int, unit_id: int):
+    row = service.get_period(current_user, period_id)
+    unit = _unit_of(row, unit_id)
+    form = AppealForm()
+    form.item.choices = [(i.id, tr(i.name)) for _s, i in service.sheet_spec_of(row).items()]
+    if form.validate_on_submit():
+        try:
+            service.file_appeal(current_user, row, unit, form.item.data, form.text.data)
+        except (PermissionDenied, NotFound, Conflict):
+            raise
+        except DomainError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(_("Appeal filed."), "success")
+            return redirect(url_for("assessment.period", period_id=row.id), code=303)
+    return render_template("assessment/appeal.html", period=row, unit=unit, form=form), 400 if form.errors else 200
+
+
+@bp.post("/appeal/<int:appeal_id>/decide")
+def decide(appeal_id: int):
+    appeal_row = db.session.get(AssessmentAppeal, appeal_id)
+    if appeal_row is None:
+        raise NotFound(_("No such appeal."))
+    form = _decide_form()
+    if not form.validate_on_submit():
+        abort(400)
+    service.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "")
+    db.session.commit()
+    return redirect(url_for("assessment.period", period_id=appeal_row.period_id), code=303)

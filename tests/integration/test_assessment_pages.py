@@ -1,0 +1,87 @@
+"""The assessment through its pages: open a period, an assessor's marks with an evidence photo, appeals,
+publication, a correction as a new revision while the published one stays readable; who may do what."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from server.assessment.models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod
+from server.extensions import db
+from server.org.models import Unit
+from tests.conftest import csrf_token
+from tests.integration.test_assessment import october  # noqa: F401 - the fixture
+from tests.support.factories import login, make_user
+from tests.support.images import jpeg
+
+
+def _token(client, path: str) -> str:  # noqa: ANN001
+    return csrf_token(client, path)
+
+
+def test_period_through_the_pages(october, app):  # noqa: F811
+    make_user("office", roles=(("lidu", "office_admin", None),))
+    make_user("assessor", roles=(("lidu", "assessor", None),))
+    make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+    shilong = db.session.scalar(db.select(Unit.id).filter_by(scheme_key="lidu", key="shilong"))
+    office, assessor, head = app.test_client(), app.test_client(), app.test_client()
+    login(office, "office")
+    login(assessor, "assessor")
+    login(head, "head")
+
+    assert assessor.post("/assess/lidu/", data={"csrf_token": _token(assessor, "/assess/lidu/"),
+                                                "sheet": "lidu_monthly", "day": "2026-10-01"}).status_code == 403
+    response = office.post("/assess/lidu/", data={"csrf_token": _token(office, "/assess/lidu/"),
+                                                  "sheet": "lidu_monthly", "day": "2026-10-01"})
+    assert response.status_code == 303
+    period = db.session.scalar(db.select(AssessmentPeriod))
+    page = office.get(f"/assess/period/{period.id}").get_data(as_text=True)
+    assert "石龙社区" in page and "88.00" in page
+
+    marks = f"/assess/period/{period.id}/unit/{shilong}/hotspots"
+    form = assessor.get(marks).get_data(as_text=True)
+    assert 'name="r_below_quality"' in form and 'name="r_too_few"' not in form
+    bad = assessor.post(marks, data={"csrf_token": _token(assessor, marks), "r_below_quality": "2", "reason": ""},
+                        content_type="multipart/form-data")
+    assert bad.status_code == 400 and 'value="2"' in bad.get_data(as_text=True)  # kept, with the error
+    good = assessor.post(marks, data={"csrf_token": _token(assessor, marks), "r_below_quality": "2",
+                                      "reason": "<b>资料不全</b>", "evidence": [(io.BytesIO(jpeg()), "e.jpg")]},
+                         content_type="multipart/form-data")
+    assert good.status_code == 303
+    entry = db.session.scalar(db.select(AssessmentEntry))
+    assert entry.values == {"below_quality": 2.0, "records_incomplete": 0.0} and len(entry.evidence) == 1
+    photo = f"/f/uploads/{entry.evidence[0]}"
+    assert assessor.get(photo).status_code == 200 and office.get(photo).status_code == 200
+    assert head.get(photo).status_code == 200  # the unit sees the evidence behind its deduction
+    outsider = app.test_client()
+    make_user("other_head", roles=(("lidu", "unit_head", "zhiyuan"),))
+    login(outsider, "other_head")
+    assert outsider.get(photo).status_code == 403
+    assert head.post(marks, data={"csrf_token": _token(head, marks), "r_below_quality": "0"},
+                     content_type="multipart/form-data").status_code == 403
+    assert "84.00" in office.get(f"/assess/period/{period.id}").get_data(as_text=True)
+
+    page = f"/assess/period/{period.id}"
+    version = re.search(r'name="version" type="hidden" value="(\d+)"', office.get(page).get_data(as_text=True))
+    step = {"csrf_token": _token(office, page), "version": version.group(1) if version else ""}
+    assert office.post(f"{page}/appeals", data=step).status_code == 303
+    appeal = f"/assess/period/{period.id}/appeal/{shilong}"
+    assert head.post(appeal, data={"csrf_token": _token(head, appeal), "item": "hotspots",
+                                   "text": "案例已补充"}).status_code == 303
+    db.session.expire_all()
+    step["version"] = str(db.session.get(AssessmentPeriod, period.id).version)
+    assert office.post(f"{page}/publish", data=step).status_code == 409  # an appeal is undecided
+    appeal_id = db.session.scalar(db.select(AssessmentAppeal.id))
+    assert office.post(f"/assess/appeal/{appeal_id}/decide", data={
+        "csrf_token": _token(office, page), "decision": "rejected", "note": "未见补充材料"}).status_code == 303
+    assert office.post(f"{page}/publish", data=step).status_code == 303
+    published = office.get(page).get_data(as_text=True)
+    assert "84.00" in published and "&lt;b&gt;" not in published
+
+    correct = office.post(marks, data={"csrf_token": _token(office, marks), "r_below_quality": "0",
+                                       "reason": "复核后不扣分"}, content_type="multipart/form-data")
+    assert correct.status_code == 303
+    latest = office.get(page).get_data(as_text=True)
+    first = office.get(f"{page}?revision=1").get_data(as_text=True)
+    assert "88.00" in latest and "复核后不扣分" in latest
+    assert "84.00" in first
