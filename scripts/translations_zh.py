@@ -195,6 +195,7 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "Notes": "备注", "vetoed": "一票否决", "funding %(amount)s": "经费%(amount)s元",
     "Score sheet": "考核评分表", "A day in the period": "考核期内的任一日期", "Why (for a correction)": "更正理由",
     "Item": "考核项目", "Why the deduction is wrong": "扣分有误的理由", "Decision": "处理结果", "Note": "说明",
     "rejected": "驳回", "upheld": "支持", "Units may appeal until %(day)s.": "各单位可在%(day)s前提出申诉。",

@@ -98,6 +98,9 @@ class AssessmentScore(db.Model):
     flags: Mapped[list] = mapped_column(JsonType)
     items: Mapped[dict] = mapped_column(JsonType)      # item id → {score, deducted, bonus, rules: {id: amount}}
     metrics: Mapped[dict] = mapped_column(JsonType)
+    vetoes: Mapped[list] = mapped_column(JsonType, default=list)   # veto ids that failed the period
+    actions: Mapped[list] = mapped_column(JsonType, default=list)  # streaks completed: [{id, name, action}]
+    funding: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
 
     revision: Mapped[AssessmentRevision] = relationship(back_populates="scores")
     unit = relationship("Unit")

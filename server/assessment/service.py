@@ -451,22 +451,48 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
     if period.revision and not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
     results = draft(period)
+    sheet = sheet_spec_of(period)
+    history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
                                   published_by_id=user.id)
     db.session.add(revision)
+    failing = next((g for g in reversed(sheet.grades) if not g.passing), None)
     for r in results:
         items = {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted),
                            "bonus": str(res.bonus), "rules": {x.rule.id: str(x.amount) for x in res.rules}}
                  for item_id, res in r.score.items.items()}
+        vetoes = [v.id for v in engine.vetoed(sheet, r.metrics, sheet.period)]
+        grade = failing if vetoes and failing is not None else r.grade  # 一票否决: failed whatever the score
+        now = engine.PeriodResult(period.period_key, period.starts_on.year, r.total, grade.id if grade else None,
+                                  bool(grade.passing) if grade else True, min(r.ranks.values(), default=None),
+                                  tuple(f.id for f in r.flags), bool(vetoes))
+        actions = [{"id": s.id, "name": s.name, "action": s.action}
+                   for s in engine.streaks_hit(sheet, [*history.get(r.unit.id, []), now])]
         revision.scores.append(AssessmentScore(
-            unit_id=r.unit.id, total=r.total, grade=r.grade.id if r.grade else None,
-            passing=r.grade.passing if r.grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
-            items=items, metrics={k: v for k, v in r.metrics.items()}))
+            unit_id=r.unit.id, total=r.total, grade=grade.id if grade else None,
+            passing=grade.passing if grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
+            items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
+            funding=engine.funding(sheet.funding, r.total) if sheet.funding else None))
     period.revision, period.state = revision.number, "published"
     db.session.flush()
     record_audit("assessment.publish", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
                  after={"revision": revision.number, "reason": revision.reason or None})
     return revision
+
+
+def _history(period: AssessmentPeriod) -> dict[int, list[engine.PeriodResult]]:
+    """Each unit's published results of the same sheet's earlier periods, oldest first (for streaks)."""
+    earlier = db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
+        AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
+        .order_by(AssessmentPeriod.starts_on))
+    out: dict[int, list[engine.PeriodResult]] = defaultdict(list)
+    for row in earlier:
+        for score in published_scores(row):
+            out[score.unit_id].append(engine.PeriodResult(
+                row.period_key, row.starts_on.year, Decimal(score.total), score.grade, bool(score.passing),
+                min(score.ranks.values(), default=None), tuple(score.flags), bool(score.vetoes)))
+    return out
 
 
 def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],

@@ -106,3 +106,33 @@ def test_only_the_office_runs_the_assessment(people):
     with pytest.raises(PermissionDenied):  # a community head appeals for their own community only
         service.open_appeals(people["office"], period, today=dt.date(2026, 11, 2))
         service.file_appeal(people["head"], period, _unit("zhiyuan"), "hotspots", "x", today=dt.date(2026, 11, 2))
+
+
+def test_publication_records_streak_actions_vetoes_and_money(people):
+    """A variant of Lidu's sheet with a streak, a veto and money, published for September and October."""
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import demo_files
+
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("score_sheet.yaml"))
+    files[name] += ("\nstreaks:\n  - {id: twice_low, name: 连续两月低于89分, when: score < 89, times: 2, "
+                    "action: 诫勉谈话}\nvetoes:\n  - {id: no_hotspot, name: 未治理热点难点问题, when: hotspots == 0, "
+                    "period: month}\nfunding: {base_amount: 10000, base_score: 90, step_points: 1, "
+                    "step_amount: 500, floor: 5000, cap: 12000}\n")
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    office = people["office"]
+    for day in (dt.date(2026, 9, 1), OCTOBER):
+        period = service.open_period(office, "lidu", "lidu_monthly", day)
+        service.publish(office, period)
+    db.session.commit()
+    scores = {s.unit.key: s for s in service.published_scores(period)}
+    zhiyuan, shilong = scores["zhiyuan"], scores["shilong"]
+    # Zhiyuan: 82 in October (and below 89 in September): the two-month streak's action is recorded.
+    assert zhiyuan.total == Decimal("82.00") and [a["id"] for a in zhiyuan.actions] == ["twice_low"]
+    # No hot-spot case: vetoed, so unqualified whatever the score; money: 90 − 8 points → 10000 − 4000.
+    assert zhiyuan.vetoes == ["no_hotspot"] and zhiyuan.grade == "unqualified" and zhiyuan.passing is False
+    assert zhiyuan.funding == Decimal("6000.00")
+    # Shilong solved its hot spot: not vetoed; 88 → two points below the base: 9000.
+    assert shilong.vetoes == [] and shilong.grade == "good" and shilong.funding == Decimal("9000.00")
+    assert shilong.actions == [{"id": "twice_low", "name": "连续两月低于89分", "action": "诫勉谈话"}]

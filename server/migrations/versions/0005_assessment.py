@@ -2,7 +2,7 @@
 
 Revision ID: 0005_assessment
 Revises: 0004_patrols
-Create Date: 2026-11-22 22:43:34.190112
+Create Date: 2026-11-22 22:51:09.243939
 
 """
 from alembic import op
@@ -108,6 +108,9 @@ def upgrade():
     sa.Column('flags', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('items', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('metrics', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('vetoes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('actions', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('funding', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.ForeignKeyConstraint(['revision_id'], ['assessment_revisions.id'], name=op.f('fk_assessment_scores_revision_id_assessment_revisions')),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_assessment_scores_unit_id_units')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assessment_scores')),
