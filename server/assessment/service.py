@@ -523,3 +523,44 @@ def published_scores(period: AssessmentPeriod, revision: int | None = None) -> l
     number = revision or period.revision
     row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
     return list(row.scores) if row else []
+
+
+# -- bulletins ---------------------------------------------------------------------------------------------------
+
+def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int = 5) -> dict[str, Any]:
+    """What a bulletin (通报) shows for a published revision: rankings per group, flags, grade counts, the
+    change since the previous period and the group averages over the last periods."""
+    if not period.revision:
+        raise Conflict(_("This period is not published yet."))
+    sheet = sheet_spec_of(period)
+    scores = published_scores(period, revision)
+    data = current_scheme_data(period.scheme_key) or {}
+    group_names = {g["id"]: g.get("name") for g in data.get("unit_groups", [])}
+    before = list(db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
+        AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
+        .order_by(AssessmentPeriod.starts_on.desc()).limit(earlier)))[::-1]
+    previous = {s.unit_id: Decimal(s.total) for s in published_scores(before[-1])} if before else {}
+    groups: dict[str, list[AssessmentScore]] = defaultdict(list)
+    for score in scores:
+        for group_id in score.ranks:
+            groups[group_id].append(score)
+    ranking = [{"id": group_id, "name": group_names.get(group_id.split(":")[0]),
+                "rows": sorted(rows, key=lambda s: (s.ranks[group_id], s.unit.path))}
+               for group_id, rows in groups.items()]
+    grade_counts = [(g, sum(1 for s in scores if s.grade == g.id)) for g in sheet.grades]
+    flagged = [(f, [s for s in scores if f.id in s.flags]) for f in sheet.flags]
+    history = [*before, period]
+    trend_labels = [p.period_key for p in history]
+    trend = []
+    for group_id, rows in groups.items():
+        members = {s.unit_id for s in rows}
+        series = []
+        for row in history:
+            totals = [Decimal(s.total) for s in (scores if row is period else published_scores(row))
+                      if s.unit_id in members]
+            series.append(sum(totals) / len(totals) if totals else None)
+        trend.append((group_names.get(group_id.split(":")[0]), series))
+    return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
+            "flagged": flagged, "previous": previous, "trend_labels": trend_labels, "trend": trend,
+            "revision": revision or period.revision}

@@ -3,9 +3,10 @@ with the reason and evidence photos, appeals, publication and corrections."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import DecimalField, HiddenField, MultipleFileField, SelectField, TextAreaField
@@ -18,9 +19,10 @@ from ..definitions.service import current_version
 from ..extensions import db
 from ..forms import service as forms_service
 from ..org.models import Unit
+from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
-from . import service
+from . import charts, service
 from .models import AssessmentAppeal, AssessmentPeriod
 
 bp = Blueprint("assessment", __name__, template_folder="templates", url_prefix="/assess")
@@ -231,3 +233,33 @@ def decide(appeal_id: int):
     service.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "")
     db.session.commit()
     return redirect(url_for("assessment.period", period_id=appeal_row.period_id), code=303)
+
+
+def _bulletin(period_id: int) -> tuple[dict, dict]:
+    row = service.get_period(current_user, period_id)
+    data = service.bulletin(row, request.args.get("revision", type=int))
+    data["scores"] = _visible(row, data["scores"], lambda s: s.unit)
+    if len(data["scores"]) < len(service.published_scores(row, data["revision"])):
+        raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
+    grade_colour = {g.id: g.color for g in data["sheet"].grades}
+    bars = {g["id"]: charts.bar_chart([(tr(s.unit.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]],
+                                      top=float(data["sheet"].total), title=tr(g["name"]) if g["name"] else "")
+            for g in data["ranking"]}
+    trend = charts.line_chart(data["trend_labels"], [(tr(name) or "", values) for name, values in data["trend"]],
+                              low=50, high=float(data["sheet"].total))
+    return data, {"bars": bars, "trend": trend}
+
+
+@bp.get("/period/<int:period_id>/bulletin")
+def bulletin(period_id: int):
+    data, drawn = _bulletin(period_id)
+    return render_template("assessment/bulletin.html", b=data, charts=drawn)
+
+
+@bp.get("/period/<int:period_id>/bulletin.pdf")
+def bulletin_pdf(period_id: int):
+    data, drawn = _bulletin(period_id)
+    html = render_template("assessment/bulletin_print.html", b=data, charts=drawn, printed=dt.date.today())
+    name = f"bulletin-{data['period'].sheet_key}-{data['period'].period_key}-r{data['revision']}.pdf"
+    return Response(render_pdf(html), mimetype="application/pdf",
+                    headers={"Content-Disposition": f"inline; filename={name}"})

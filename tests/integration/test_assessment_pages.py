@@ -10,7 +10,7 @@ from server.assessment.models import AssessmentAppeal, AssessmentEntry, Assessme
 from server.extensions import db
 from server.org.models import Unit
 from tests.conftest import csrf_token
-from tests.integration.test_assessment import october  # noqa: F401 - the fixture
+from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
 from tests.support.factories import login, make_user
 from tests.support.images import jpeg
 
@@ -85,3 +85,32 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     first = office.get(f"{page}?revision=1").get_data(as_text=True)
     assert "88.00" in latest and "复核后不扣分" in latest
     assert "84.00" in first
+
+
+def test_bulletin_page_and_pdf(october, app):  # noqa: F811
+    import pypdf
+
+    from server.assessment import service
+
+    office_user = make_user("office", roles=(("lidu", "office_admin", None),))
+    make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+    for day in (OCTOBER.replace(month=9), OCTOBER):
+        period = service.open_period(office_user, "lidu", "lidu_monthly", day)
+        service.publish(office_user, period)
+    db.session.commit()
+    office = app.test_client()
+    login(office, "office")
+    page = office.get(f"/assess/period/{period.id}/bulletin").get_data(as_text=True)
+    assert "场镇所在社区" in page and "<svg" in page and "石龙社区" in page
+    assert "+6.00" in page  # Shilong: 82 in September, 88 in October
+    response = office.get(f"/assess/period/{period.id}/bulletin.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(response.data)).pages)
+    compact = text.replace(" ", "").replace("\n", "")
+    assert "李渡街道城镇综合管理马路办公推进落实工作考核" in compact and "2026-10" in compact
+    assert compact.count("场镇所在社区") >= 2  # the table's heading and the chart's title (drawn as SVG text)
+    assert "石龙社区" in compact and "88.00" in compact and "良好" in compact
+    # A unit's head sees its own scores, not the whole bulletin.
+    head = app.test_client()
+    login(head, "head")
+    assert head.get(f"/assess/period/{period.id}/bulletin").status_code == 403
