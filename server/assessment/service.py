@@ -545,9 +545,11 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
     for score in scores:
         for group_id in score.ranks:
             groups[group_id].append(score)
+    order = list(sheet.ranking.get("groups") or [])
     ranking = [{"id": group_id, "name": group_names.get(group_id.split(":")[0]),
-                "rows": sorted(rows, key=lambda s: (s.ranks[group_id], s.unit.path))}
-               for group_id, rows in groups.items()]
+                "rows": sorted(rows, key=lambda s, g=group_id: (s.ranks[g], s.unit.path))}
+               for group_id, rows in sorted(groups.items(), key=lambda kv: (
+                   order.index(kv[0].split(":")[0]) if kv[0].split(":")[0] in order else len(order), kv[0]))]
     grade_counts = [(g, sum(1 for s in scores if s.grade == g.id)) for g in sheet.grades]
     flagged = [(f, [s for s in scores if f.id in s.flags]) for f in sheet.flags]
     history = [*before, period]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import DecimalField, HiddenField, MultipleFileField, SelectField, TextAreaField
 from wtforms.fields import DateField
@@ -49,25 +50,25 @@ def _may_see_evidence(user: Any, upload: Any) -> bool:
 
 
 class OpenForm(Form):
-    sheet = SelectField(_("Score sheet"), validators=[InputRequired()])
-    day = DateField(_("A day in the period"), validators=[InputRequired()])
+    sheet = SelectField(_l("Score sheet"), validators=[InputRequired()])
+    day = DateField(_l("A day in the period"), validators=[InputRequired()])
 
 
 class StepForm(Form):
     """Open appeals or publish: the page's version, so that a stale page is refused."""
 
     version = HiddenField()
-    reason = TextAreaField(_("Why (for a correction)"), validators=[Optional()])
+    reason = TextAreaField(_l("Why (for a correction)"), validators=[Optional()])
 
 
 class AppealForm(Form):
-    item = SelectField(_("Item"), validators=[InputRequired()])
-    text = TextAreaField(_("Why the deduction is wrong"), validators=[InputRequired()])
+    item = SelectField(_l("Item"), validators=[InputRequired()])
+    text = TextAreaField(_l("Why the deduction is wrong"), validators=[InputRequired()])
 
 
 class DecideForm(Form):
-    decision = SelectField(_("Decision"), validators=[InputRequired()])
-    note = TextAreaField(_("Note"), validators=[Optional()])
+    decision = SelectField(_l("Decision"), validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional()])
 
 
 def _decide_form() -> DecideForm:
@@ -157,8 +158,8 @@ def _unit_of(row: AssessmentPeriod, unit_id: int) -> Unit:
 
 def _marks_form(fields: list[tuple[str, str]], data: dict | None) -> Form:
     class MarksForm(Form):
-        reason = TextAreaField(_("Reason"), validators=[Optional()])
-        evidence = MultipleFileField(_("Evidence photos"))
+        reason = TextAreaField(_l("Reason"), validators=[Optional()])
+        evidence = MultipleFileField(_l("Evidence photos"))
 
     for name, label in fields:
         setattr(MarksForm, f"r_{name}", DecimalField(tr(label) or name, places=None,

@@ -51,6 +51,7 @@ def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) 
         make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
         make_user("office", roles=(("lidu", "office_admin", None),))
         make_user("reporter", roles=(("lidu", "staff", "shilong"),))
+        make_user("assessor", roles=(("lidu", "assessor", None),))
         from server.org.posts import appoint
 
         appoint("lidu", "segment_keeper", "张三", area_key="shilong_old_street", phone="13900000002",

@@ -1,0 +1,83 @@
+"""An assessment in the browser: the office opens October, an assessor enters a manual item with an evidence
+photo, the office publishes, the bulletin PDF shows the ranking and a chart, and a later correction makes a
+new revision while the published one stays readable."""
+
+from __future__ import annotations
+
+import io
+
+import pypdf
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import phone_context
+
+pytestmark = pytest.mark.browser
+
+
+def _photo() -> dict:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), "purple").save(buffer, "JPEG")
+    return {"name": "evidence.jpg", "mimeType": "image/jpeg", "buffer": buffer.getvalue()}
+
+
+def _as(browser, live, username: str):  # noqa: ANN001, ANN202
+    context = phone_context(browser, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(live.url + "/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(live.password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(live.url + "/")
+    return context, page
+
+
+def test_assess_publish_bulletin_and_correct(browser, live_server):
+    url = live_server.url
+    office_ctx, office = _as(browser, live_server, "office")
+    office.get_by_role("link", name="考核").first.click()
+    office.get_by_label("考核评分表").select_option("lidu_monthly")
+    office.get_by_label("考核期内的任一日期").fill("2026-10-01")
+    office.get_by_role("button", name="打开").click()
+    office.wait_for_url(f"{url}/assess/period/*")
+    period_url = office.url
+    shilong = office.locator("tr", has_text="石龙社区")
+    assert "90.00" in shilong.inner_text()  # no campaign −5, no hot-spot case −5
+
+    assessor_ctx, assessor = _as(browser, live_server, "assessor")
+    assessor.goto(period_url)
+    assessor.locator("tr", has_text="石龙社区").get_by_role("link", name="未建立工作机制（是填1，否填0）").click()
+    assessor.get_by_label("未建立工作机制（是填1，否填0）").fill("1")
+    assessor.get_by_label("理由").fill("现场检查未见长效机制制度文件")
+    assessor.get_by_label("佐证照片").set_input_files(_photo())
+    assessor.get_by_role("button", name="保存").click()
+    assessor.wait_for_url(period_url)
+    assert "85.00" in assessor.locator("tr", has_text="石龙社区").inner_text()
+
+    office.goto(period_url)
+    office.get_by_role("button", name="发布").click()
+    office.wait_for_url(period_url)
+    assert office.get_by_text("已发布（第1版）。").is_visible()
+    office.get_by_role("link", name="通报").click()
+    office.wait_for_url(f"{url}/assess/period/*/bulletin*")
+    assert office.locator("svg.bar-chart").count() >= 1
+    assert "石龙社区" in office.locator("section.group").first.inner_text()
+    pdf = office.request.get(url + office.get_by_role("link", name="PDF").get_attribute("href"))
+    assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.body())).pages).replace(" ", "")
+    assert "石龙社区" in text and "85.00" in text and text.replace("\n", "").count("场镇所在社区") >= 2
+
+    # A correction: the office's marks on a published period publish revision 2; revision 1 stays readable.
+    office.goto(period_url)
+    office.locator("tr", has_text="石龙社区").get_by_role("link", name="更正 领导有力").click()
+    office.locator("input[name='r_not_in_place']").fill("1")
+    office.get_by_label("理由").fill("复核发现巡查资料缺失")
+    office.get_by_role("button", name="保存").click()
+    office.wait_for_url(period_url)
+    assert "83.00" in office.locator("tr", has_text="石龙社区").inner_text()
+    assert office.get_by_text("复核发现巡查资料缺失").first.is_visible()
+    office.get_by_role("link", name="第1版").click()
+    assert "85.00" in office.locator("tr", has_text="石龙社区").inner_text()
+    for context in (office_ctx, assessor_ctx):
+        context.close()
