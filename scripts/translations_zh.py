@@ -195,6 +195,12 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "That scheme version has no such score sheet.": "该方案版本中没有这张考核评分表。",
+    "Try another version of the sheet": "用其他版本的评分表试算",
+    "The period's data and marks, scored on another stored version of the sheet: nothing is stored or changed.":
+        "用已保存的其他版本评分表对本期数据和评分进行试算：不保存、不改变任何结果。",
+    "Scheme version": "方案版本", "this period's": "本期所用", "Try": "试算", "Score now": "现得分",
+    "Score then": "试算得分", "Rank now": "现排名", "Rank then": "试算排名",
     "This period is not published yet.": "本考核期尚未发布。",
     "The bulletin is for those who see every unit's scores.": "通报仅供可查看全部单位得分的人员查看。",
     "Ranking": "排名", "Change": "较上期", "Averages over the last periods": "近期平均分走势", "Bulletin": "通报",

@@ -349,9 +349,14 @@ def _assessor_role(user: Any, scheme_key: str, sheet: SheetSpec, item_id: str) -
     return next((r for r in held if r in (set(wanted) or weighted)), held[0] if held else None)
 
 
-def draft(period: AssessmentPeriod) -> list[UnitResult]:
-    """The period's scores as they stand: the data, and every assessor's entries combined per item."""
-    sheet = _spec(period)
+def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None) -> list[UnitResult]:
+    """The period's scores as they stand: the data, and every assessor's entries combined per item.
+
+    With `sheet`, the same period scored on another version of the sheet (entries for items or rules it no
+    longer has are left out).
+    """
+    sheet = sheet or _spec(period)
+    items = {i.id: i for _s, i in sheet.items()}
     units = assessed_units(period.scheme_key, sheet)
     entries: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     item_scores: dict[int, dict[str, Decimal]] = defaultdict(dict)
@@ -360,20 +365,21 @@ def draft(period: AssessmentPeriod) -> list[UnitResult]:
     for entry in period.entries:
         if entry.item_key.startswith(METRIC_ITEM):
             manual[entry.unit_id].setdefault(entry.item_key[len(METRIC_ITEM):], []).append(entry.values["value"])
-        else:
+        elif entry.item_key in items:
             by_item[(entry.unit_id, entry.item_key)].append(entry)
     for unit_id, values in manual.items():
         manual[unit_id] = {k: sum(v) / len(v) for k, v in values.items()}
-    items = {i.id: i for _s, i in sheet.items()}
     bounds = _bounds_of(period)
     several = any(len(group) > 1 for group in by_item.values())
     names = metric_values(period.scheme_key, sheet, bounds, units, manual) if several else {}
     for (unit_id, item_id), group in by_item.items():
+        known = {r.id for r in items[item_id].rules}
         if len(group) == 1:
-            entries[unit_id][item_id] = group[0].values
+            entries[unit_id][item_id] = {k: v for k, v in group[0].values.items() if k in known}
         else:  # several assessors: each one's item score, combined as the sheet says
-            marks = [(e.role_key or "", engine.score_item(items[item_id], names.get(unit_id, {}), e.values).score)
-                     for e in group]
+            marks = [(e.role_key or "", engine.score_item(
+                items[item_id], names.get(unit_id, {}), {k: v for k, v in e.values.items() if k in known}).score)
+                for e in group]
             item_scores[unit_id][item_id] = engine.combine_assessors(marks, sheet.assessors)
     return score_units(period.scheme_key, sheet, bounds, units, entries=entries, item_scores=item_scores,
                        manual=manual)
@@ -566,3 +572,44 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
     return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
             "flagged": flagged, "previous": previous, "trend_labels": trend_labels, "trend": trend,
             "revision": revision or period.revision}
+
+
+@dataclass
+class Comparison:
+    """One unit on the period's sheet and on another version of it."""
+
+    unit: Unit
+    before: Decimal
+    after: Decimal
+    rank_before: int | None
+    rank_after: int | None
+    grade_before: Grade | None
+    grade_after: Grade | None
+
+    @property
+    def change(self) -> Decimal:
+        return self.after - self.before
+
+
+def compare_versions(user: Any, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
+    """A dry run of another stored version of the period's sheet on this period's data and marks: unit by unit,
+    how the score, grade and rank would change. Nothing is stored."""
+    from ..definitions.service import get_scheme_version
+
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    version = get_scheme_version(scheme_version_id)
+    row = version.member("score_sheet", period.sheet_key) if version.scheme_key == period.scheme_key else None
+    if row is None:
+        raise NotFound(_("That scheme version has no such score sheet."))
+    before = {r.unit.id: r for r in draft(period)}
+    after = {r.unit.id: r for r in draft(period, engine.sheet_spec(row.data))}
+    out = []
+    for unit_id in [*before, *(u for u in after if u not in before)]:
+        old, new = before.get(unit_id), after.get(unit_id)
+        unit = (old or new).unit
+        out.append(Comparison(unit, old.total if old else Decimal(0), new.total if new else Decimal(0),
+                              min(old.ranks.values(), default=None) if old else None,
+                              min(new.ranks.values(), default=None) if new else None,
+                              old.grade if old else None, new.grade if new else None))
+    return out

@@ -264,3 +264,17 @@ def bulletin_pdf(period_id: int):
     name = f"bulletin-{data['period'].sheet_key}-{data['period'].period_key}-r{data['revision']}.pdf"
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename={name}"})
+
+
+@bp.get("/period/<int:period_id>/compare")
+def compare(period_id: int):
+    """Try another stored version of the sheet on this period before activating it."""
+    from ..definitions.service import list_scheme_versions
+
+    row = service.get_period(current_user, period_id)
+    if not permissions.can_run_assessment(current_user, row.scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    versions = [v for v in list_scheme_versions(row.scheme_key) if v.member("score_sheet", row.sheet_key)]
+    chosen = request.args.get("version", type=int)
+    rows = service.compare_versions(current_user, row, chosen) if chosen else None
+    return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows)

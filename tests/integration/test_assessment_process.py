@@ -136,3 +136,38 @@ def test_publication_records_streak_actions_vetoes_and_money(people):
     # Shilong solved its hot spot: not vetoed; 88 → two points below the base: 9000.
     assert shilong.vetoes == [] and shilong.grade == "good" and shilong.funding == Decimal("9000.00")
     assert shilong.actions == [{"id": "twice_low", "name": "连续两月低于89分", "action": "诫勉谈话"}]
+
+
+def test_a_new_sheet_version_tried_on_a_past_period(people, app):
+    """Before activating a stricter sheet (no campaign −10), the office sees how October would change."""
+    from server.definitions.service import load_scheme
+    from tests.support.factories import demo_files
+
+    office = people["office"]
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    service.publish(office, period)
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("score_sheet.yaml"))
+    files[name] = files[name].replace("label: {zh: 未开展专题治理，扣5分, en: \"No themed campaign: −5\"}\n"
+                                      "            points: 5", "label: {zh: 未开展专题治理，扣10分, en: \"No themed "
+                                      "campaign: −10\"}\n            points: 10")
+    assert "扣10分" in files[name]
+    stricter, _ = load_scheme(files)  # stored, not activated
+    db.session.commit()
+    rows = {r.unit.key: r for r in service.compare_versions(office, period, stricter.id)}
+    # Shilong ran its campaign: unchanged. Zhiyuan did not: 82 → 77, and from 良好 to 合格.
+    assert (rows["shilong"].before, rows["shilong"].after) == (Decimal("88.00"), Decimal("88.00"))
+    assert (rows["zhiyuan"].before, rows["zhiyuan"].after, rows["zhiyuan"].change) == (
+        Decimal("82.00"), Decimal("77.00"), Decimal("-5.00"))
+    assert (rows["zhiyuan"].grade_before.id, rows["zhiyuan"].grade_after.id) == ("good", "qualified")
+    assert rows["shilong"].rank_after == 1 and rows["longqiao"].rank_after == 2  # 90 → 85, below Shilong
+    # The published revision is untouched, and the page shows the same.
+    assert {s.unit.key: s.total for s in service.published_scores(period)}["zhiyuan"] == Decimal("82.00")
+    client = app.test_client()
+    from tests.support.factories import login
+
+    login(client, "office")
+    page = client.get(f"/assess/period/{period.id}/compare?version={stricter.id}").get_data(as_text=True)
+    assert "77.00" in page and "-5.00" in page
+    with pytest.raises(PermissionDenied):
+        service.compare_versions(people["a1"], period, stricter.id)
