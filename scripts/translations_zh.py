@@ -195,6 +195,8 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "This district does not publish its flags.": "本区未公开红黑旗。", "Red and black flags": "红黑旗公示",
+    "No flags in this period.": "本期无授旗单位。", "Nothing published yet.": "尚无公布内容。",
     "That scheme version has no such score sheet.": "该方案版本中没有这张考核评分表。",
     "Try another version of the sheet": "用其他版本的评分表试算",
     "The period's data and marks, scored on another stored version of the sheet: nothing is stored or changed.":

@@ -613,3 +613,22 @@ def compare_versions(user: Any, period: AssessmentPeriod, scheme_version_id: int
                               min(new.ranks.values(), default=None) if new else None,
                               old.grade if old else None, new.grade if new else None))
     return out
+
+
+def public_flags(scheme_key: str) -> list[dict[str, Any]]:
+    """For the public page: each sheet's last published period and, per flag, the public units holding it."""
+    data = current_scheme_data(scheme_key)
+    if not data or not (data.get("public") or {}).get("flags_list"):
+        raise NotFound(_("This district does not publish its flags."))
+    out = []
+    for sheet_id in data.get("score_sheets", []):
+        period = db.session.scalar(db.select(AssessmentPeriod).where(
+            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
+            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
+        if period is None:
+            continue
+        sheet = sheet_spec_of(period)
+        scores = [s for s in published_scores(period) if s.unit.public]
+        flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
+        out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units]})
+    return out

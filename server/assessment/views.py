@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -15,9 +15,10 @@ from wtforms.fields import DateField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ..auth import permissions
+from ..auth.access import public
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.service import current_version
-from ..extensions import db
+from ..extensions import db, limiter
 from ..forms import service as forms_service
 from ..org.models import Unit
 from ..pdf.engine import render_pdf
@@ -278,3 +279,12 @@ def compare(period_id: int):
     chosen = request.args.get("version", type=int)
     rows = service.compare_versions(current_user, row, chosen) if chosen else None
     return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows)
+
+
+@bp.get("/<scheme_key>/flags")
+@public
+@limiter.limit(lambda: current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute"))
+def public_flags(scheme_key: str):
+    """The red and black flags (and the other flags) of each sheet's last published period, when the scheme
+    publishes them (`public.flags_list`); names of public units only, no scores."""
+    return render_template("assessment/flags.html", scheme_key=scheme_key, boards=service.public_flags(scheme_key))

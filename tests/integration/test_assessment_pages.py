@@ -114,3 +114,24 @@ def test_bulletin_page_and_pdf(october, app):  # noqa: F811
     head = app.test_client()
     login(head, "head")
     assert head.get(f"/assess/period/{period.id}/bulletin").status_code == 403
+
+
+def test_public_flags_page(october, app):  # noqa: F811
+    from server.assessment import service
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import demo_files
+
+    anonymous = app.test_client()
+    assert anonymous.get("/assess/lidu/flags").status_code == 404  # Lidu does not publish them
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("scheme.yaml"))
+    files[name] = files[name].replace("public:\n  reporting: false", "public:\n  reporting: false\n  flags_list: true")
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    office = make_user("office", roles=(("lidu", "office_admin", None),))
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    service.publish(office, period)
+    db.session.commit()
+    page = anonymous.get("/assess/lidu/flags").get_data(as_text=True)
+    assert "红旗" in page and "石龙社区" in page and "2026-10" in page
+    assert "88.00" not in page  # flags only, no scores
