@@ -12,7 +12,7 @@ from tests.conftest import csrf_token
 
 # Adding a public route means adding it here, on purpose.
 PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz", "web.service_worker",
-                    "boards.board", "boards.board_pdf"}
+                    "boards.board", "boards.board_pdf", "assessment.public_flags"}
 
 
 def _sample_url(rule) -> str:
