@@ -195,6 +195,13 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "You may not view this district's dashboard.": "您无权查看本区的工作看板。",
+    "You may not view this unit's scores.": "您无权查看该单位的得分。", "Latest scores": "最近一期得分",
+    "Dashboard": "工作看板",
+    "Scores of %(period)s (revision %(n)s); cases of this month; patrol periods running now.":
+        "得分为%(period)s（第%(n)s版）；案件为本月；巡查为当前周期。",
+    "Cases found": "发现问题数", "Patrols short": "巡查未达标", "Deductions": "扣分情况", "Lost": "扣分",
+    "By rule": "扣分明细", "Cases not rectified or not on time": "未整改或未按期整改的案件", "None.": "无。",
     "This district does not publish its flags.": "本区未公开红黑旗。", "Red and black flags": "红黑旗公示",
     "No flags in this period.": "本期无授旗单位。", "Nothing published yet.": "尚无公布内容。",
     "That scheme version has no such score sheet.": "该方案版本中没有这张考核评分表。",

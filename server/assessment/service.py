@@ -632,3 +632,97 @@ def public_flags(scheme_key: str) -> list[dict[str, Any]]:
         flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
         out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units]})
     return out
+
+
+# -- the leaders' dashboard ------------------------------------------------------------------------------------
+
+@dataclass
+class DashboardRow:
+    unit: Unit
+    score: Decimal | None
+    grade: str | None
+    period: AssessmentPeriod | None
+    found: int
+    rectification_rate: float | None
+    on_time_rate: float | None
+    overdue: int
+    patrols_short: int
+
+
+def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
+    """Per unit in the reader's reach: the latest published score, this month's case rates, overdue cases
+    and the patrol periods running now that its people are short on."""
+    from ..patrols import service as patrols
+    from ..workflow.models import Case
+    from ..workflow.service import ledger_rows
+
+    scope = permissions.scope_for(user, scheme_key).only("dashboard.view")
+    if not scope.capabilities:
+        raise PermissionDenied(_("You may not view this district's dashboard."))
+    data = current_scheme_data(scheme_key) or {}
+    sheets = data.get("score_sheets", [])
+    period = db.session.scalar(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key.in_(sheets),
+        AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1)) if sheets else None
+    scores = {s.unit_id: s for s in published_scores(period)} if period else {}
+    units = (assessed_units(scheme_key, sheet_spec_of(period)) if period
+             else list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True)
+                                          .order_by(Unit.path))))
+    units = [u for u in units if scope.covers_unit(u.id)]
+    month = patrol_engine.period_of("month", today)
+    ledger = {r["unit"].id: r for r in ledger_rows(scheme_key, month.start, month.end) if r["unit"] is not None}
+    overdue = dict(db.session.execute(select(Case.unit_id, func.count(Case.id)).where(
+        Case.scheme_key == scheme_key, Case.overdue.is_(True), Case.state_kind != "final").group_by(Case.unit_id))
+        .all())
+    short: dict[int, int] = defaultdict(int)
+    for rule in patrols.rules_of(scheme_key):
+        current = patrol_engine.period_of(rule.per, today)
+        for v in patrols.compliance(scheme_key, rule, current.start, current.end, today):
+            if v.due and not v.met:
+                for unit_id in set(v.subject.get("unit_ids") or [v.subject.get("unit_id")]):
+                    short[unit_id] += 1
+    rows = []
+    for unit in units:
+        score, row = scores.get(unit.id), ledger.get(unit.id, {})
+        rows.append(DashboardRow(unit, Decimal(score.total) if score else None, score.grade if score else None,
+                                 period, int(row.get("found", 0)), row.get("rectification_rate"),
+                                 row.get("on_time_rate"), int(overdue.get(unit.id, 0)), short.get(unit.id, 0)))
+    return rows
+
+
+def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[str, Any]:
+    """The drill-down of one unit's score: each item's deductions by rule, the assessors' marks with their
+    reasons and evidence, the unit's cases of the period not rectified or not on time, and its patrol misses."""
+    from ..patrols import service as patrols
+    from ..workflow.models import Case, CaseDeadline
+
+    if not (permissions.can_run_assessment(user, period.scheme_key) or permissions.can_assess_unit(user, unit)
+            or permissions.can_view_unit_scores(user, unit)
+            or permissions.scope_for(user, period.scheme_key).only("dashboard.view").covers_unit(unit.id)):
+        raise PermissionDenied(_("You may not view this unit's scores."))
+    sheet = sheet_spec_of(period)
+    published = {s.unit_id: s for s in published_scores(period)} if period.revision else {}
+    if unit.id in published:
+        items = published[unit.id].items
+    else:
+        result = next((r for r in draft(period) if r.unit.id == unit.id), None)
+        items = {i: {"score": str(engine.shown(r.score)), "deducted": str(r.deducted), "bonus": str(r.bonus),
+                     "rules": {x.rule.id: str(x.amount) for x in r.rules}}
+                 for i, r in (result.score.items.items() if result else [])}
+    begin, finish = _bounds(period.scheme_key, _bounds_of(period))
+    late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
+    cases = list(db.session.scalars(db.select(Case).where(
+        Case.scheme_key == period.scheme_key, Case.unit_id == unit.id, Case.created_at >= begin,
+        Case.created_at < finish, or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
+                                      Case.id.in_(late))).order_by(Case.id)))
+    misses = []
+    for metric in sheet.metrics:
+        if metric["source"] != "patrol_compliance":
+            continue
+        rule = patrols.rule_of(period.scheme_key, metric["patrol_rule"])
+        for v in patrols.compliance(period.scheme_key, rule, period.starts_on, period.ends_on):
+            if (period.starts_on <= v.period.end <= period.ends_on and v.due and not v.met
+                    and unit.id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])):
+                misses.append(v)
+    entries = [e for e in period.entries if e.unit_id == unit.id]
+    return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries}

@@ -288,3 +288,24 @@ def public_flags(scheme_key: str):
     """The red and black flags (and the other flags) of each sheet's last published period, when the scheme
     publishes them (`public.flags_list`); names of public units only, no scores."""
     return render_template("assessment/flags.html", scheme_key=scheme_key, boards=service.public_flags(scheme_key))
+
+
+@bp.get("/<scheme_key>/dashboard")
+def dashboard(scheme_key: str):
+    """For leaders: per unit, the latest published score, this month's case rates, overdue cases and the
+    patrols its people are short of now, each with its drill-down."""
+    from ..patrols.service import today_in
+
+    rows = service.dashboard(current_user, scheme_key, today_in(scheme_key))
+    return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows,
+                           chart=charts.bar_chart([(tr(r.unit.name), r.score, None) for r in rows
+                                                   if r.score is not None], title=_("Latest scores")))
+
+
+@bp.get("/period/<int:period_id>/unit/<int:unit_id>")
+def unit_detail(period_id: int, unit_id: int):
+    """What lies behind a unit's score: deductions by rule, the marks and their evidence, cases, patrol misses."""
+    row = service.get_period(current_user, period_id)
+    unit = _unit_of(row, unit_id)
+    return render_template("assessment/unit.html", period=row, unit=unit,
+                           d=service.behind_deductions(current_user, row, unit))

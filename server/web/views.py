@@ -61,6 +61,7 @@ def home():
                                             & scope.capabilities),
                           "can_view_org": can_view_org(current_user, record.key),
                           "can_compliance": scope.has("patrol.view_compliance"),
+                          "can_dashboard": scope.has("dashboard.view"),
                           "can_assess": bool({"assessment.view", "assessment.enter", "assessment.publish"}
                                              & scope.capabilities),
                           "reminders": patrols.reminders_for(current_user, record.key)})

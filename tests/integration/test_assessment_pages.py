@@ -135,3 +135,26 @@ def test_public_flags_page(october, app):  # noqa: F811
     page = anonymous.get("/assess/lidu/flags").get_data(as_text=True)
     assert "红旗" in page and "石龙社区" in page and "2026-10" in page
     assert "88.00" not in page  # flags only, no scores
+
+
+def test_dashboard_and_drill_down(october, app):  # noqa: F811
+    from server.assessment import service
+
+    office_user = make_user("office", roles=(("lidu", "office_admin", None),))
+    make_user("leader", roles=(("lidu", "leader", None),))
+    make_user("staff", roles=(("lidu", "staff", "shilong"),))
+    period = service.open_period(office_user, "lidu", "lidu_monthly", OCTOBER)
+    service.publish(office_user, period)
+    db.session.commit()
+    leader = app.test_client()
+    login(leader, "leader")
+    page = leader.get("/assess/lidu/dashboard").get_data(as_text=True)
+    assert "石龙社区" in page and "88.00" in page and "<svg" in page
+    shilong = db.session.scalar(db.select(Unit.id).filter_by(scheme_key="lidu", key="shilong"))
+    detail = leader.get(f"/assess/period/{period.id}/unit/{shilong}").get_data(as_text=True)
+    assert "问题整改率低于95%，每0.5个百分点扣2分: 20<br>" in detail  # before the item's cap of 10
+    assert detail.count("/cases/case/") == 2  # the two cases not rectified
+    assert "社区主要干部每周不少于1次" in detail and "2026-10-12" in detail  # the week the head missed
+    staff = app.test_client()
+    login(staff, "staff")
+    assert staff.get("/assess/lidu/dashboard").status_code == 403
