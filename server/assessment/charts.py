@@ -73,3 +73,18 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decim
         parts.append(f'<text x="{left + plot_w + 8}" y="{top + 14 + n * 16}" fill="{colour}">{escape(name)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text and colour above is escaped
+
+
+def bar_data(bars: Sequence[tuple[str, Decimal | float, str | None]], *, top: float = 100.0,
+             title: str = "") -> dict:
+    """The same bar chart as data for ECharts on pages (see static/js/charts.js)."""
+    return {"kind": "bar", "title": title, "top": top,
+            "bars": [{"label": label, "value": float(value), "colour": colour} for label, value, colour in bars]}
+
+
+def line_data(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decimal | float | None]]], *,
+              low: float = 0.0, high: float = 100.0, title: str = "") -> dict:
+    """The same line chart as data for ECharts on pages."""
+    return {"kind": "line", "title": title, "labels": list(labels), "low": low, "high": high,
+            "series": [{"name": name, "values": [None if v is None else round(float(v), 2) for v in values]}
+                       for name, values in series]}

@@ -244,12 +244,17 @@ def _bulletin(period_id: int) -> tuple[dict, dict]:
     if len(data["scores"]) < len(service.published_scores(row, data["revision"])):
         raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
     grade_colour = {g.id: g.color for g in data["sheet"].grades}
-    bars = {g["id"]: charts.bar_chart([(tr(s.unit.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]],
-                                      top=float(data["sheet"].total), title=tr(g["name"]) if g["name"] else "")
-            for g in data["ranking"]}
-    trend = charts.line_chart(data["trend_labels"], [(tr(name) or "", values) for name, values in data["trend"]],
-                              low=50, high=float(data["sheet"].total))
-    return data, {"bars": bars, "trend": trend}
+    top = float(data["sheet"].total)
+    bars, bar_data = {}, {}
+    for g in data["ranking"]:
+        rows = [(tr(s.unit.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]]
+        title = tr(g["name"]) if g["name"] else ""
+        bars[g["id"]] = charts.bar_chart(rows, top=top, title=title)
+        bar_data[g["id"]] = charts.bar_data(rows, top=top, title=title)
+    series = [(tr(name) or "", values) for name, values in data["trend"]]
+    trend = charts.line_chart(data["trend_labels"], series, low=50, high=top)
+    return data, {"bars": bars, "trend": trend, "bar_data": bar_data,
+                  "trend_data": charts.line_data(data["trend_labels"], series, low=50, high=top)}
 
 
 @bp.get("/period/<int:period_id>/bulletin")
@@ -297,9 +302,10 @@ def dashboard(scheme_key: str):
     from ..patrols.service import today_in
 
     rows = service.dashboard(current_user, scheme_key, today_in(scheme_key))
+    bars = [(tr(r.unit.name), r.score, None) for r in rows if r.score is not None]
     return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows,
-                           chart=charts.bar_chart([(tr(r.unit.name), r.score, None) for r in rows
-                                                   if r.score is not None], title=_("Latest scores")))
+                           chart=charts.bar_chart(bars, title=_("Latest scores")),
+                           chart_data=charts.bar_data(bars, title=_("Latest scores")))
 
 
 @bp.get("/period/<int:period_id>/unit/<int:unit_id>")
