@@ -283,6 +283,28 @@ def assess_score(scheme_key: str, sheet_id: str, on) -> None:  # noqa: ANN001
                    f"{','.join(f.id for f in r.flags)}")
 
 
+@assess_cli.command("combine")
+@click.argument("scheme_key")
+@click.argument("sheet_id")
+@click.argument("combine_id")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="A day in the longer period, e.g. 2026-12-31 for the year.")
+@with_appcontext
+def assess_combine(scheme_key: str, sheet_id: str, combine_id: str, on) -> None:  # noqa: ANN001
+    """A sheet's combined score over a longer period (e.g. monthly average 60 % + year-end 40 %), per unit."""
+    from .assessment.engine import shown
+    from .assessment.service import combined_scores
+
+    span, rows = combined_scores(scheme_key, sheet_id, combine_id, on.date())
+    click.echo(f"# {combine_id} {span.key} ({span.start} – {span.end})")
+    names = list(rows[0].averages) if rows else []
+    click.echo("\t".join(["unit", *names, "score", "grade"]))
+    for r in rows:
+        cells = [str(shown(v)) if v is not None else "" for v in r.averages.values()]
+        click.echo("\t".join([r.unit.key, *cells, str(shown(r.score)) if r.score is not None else "",
+                              r.grade.id if r.grade else ""]))
+
+
 # -- organisation ---------------------------------------------------------------
 
 @click.group("org")

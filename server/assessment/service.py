@@ -20,6 +20,7 @@ from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
+from ..expressions import compile_expression
 from ..extensions import db
 from ..forms.models import Submission
 from ..forms.service import scheme_timezone
@@ -726,3 +727,41 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
                 misses.append(v)
     entries = [e for e in period.entries if e.unit_id == unit.id]
     return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries}
+
+
+# -- longer periods --------------------------------------------------------------------------------------------
+
+@dataclass
+class CombinedScore:
+    unit: Unit
+    averages: dict[str, Decimal | None]  # sheet id → average published score over the period
+    score: Decimal | None                # None when a sheet named has no published score for the unit
+    grade: Grade | None
+
+
+def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
+        patrol_engine.Period, list[CombinedScore]]:
+    """A sheet's `combine` formula over the longer period containing `day` (the year score from the monthly
+    average and the year-end check): each sheet id stands for the unit's average published score in it."""
+    _row, sheet = sheet_of(scheme_key, sheet_id)
+    rule = next((c for c in sheet.combine if c["id"] == combine_id), None)
+    if rule is None:
+        raise NotFound(_("This score sheet has no such combination."))
+    span = patrol_engine.period_of(rule["period"], day)
+    names = [sheet_id, *rule.get("sheets", [])]
+    totals: dict[str, dict[int, list[Decimal]]] = {name: defaultdict(list) for name in names}
+    periods = db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key.in_(names),
+        AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= span.start,
+        AssessmentPeriod.ends_on <= span.end))
+    for period in periods:
+        for score in published_scores(period):
+            totals[period.sheet_key][score.unit_id].append(Decimal(score.total))
+    formula = compile_expression(rule["formula"])
+    out = []
+    for unit in assessed_units(scheme_key, sheet):
+        averages = {name: (sum(v) / len(v) if (v := totals[name].get(unit.id)) else None) for name in names}
+        score = (engine.combine(formula, averages, f"combine.{combine_id}")
+                 if all(a is not None for a in averages.values()) else None)
+        out.append(CombinedScore(unit, averages, score, engine.grade_of(sheet, score) if score is not None else None))
+    return span, out
