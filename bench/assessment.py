@@ -215,7 +215,7 @@ def timed_runs(app: Flask, score: Callable[[], object], repeat: int) -> tuple[fl
 
 @contextmanager
 def deadline_lifted(seconds: float = 600.0) -> Iterator[None]:
-    """The expression engine's evaluation deadline (`MAX_SECONDS`, 50 ms a formula) set to `seconds` for a while."""
+    """The expression engine's evaluation deadline (`MAX_SECONDS` a formula) set to `seconds` for a while."""
     from server.expressions import engine
 
     kept = engine.MAX_SECONDS

@@ -24,6 +24,7 @@ points: 扣完为止), so an item never goes below 0; bonuses are added after th
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -417,13 +418,14 @@ def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal]) -> dict[Any, list
     """Flags of one ranking group: the top N and bottom M (ties at the edge share the flag)."""
     ranks = rank(scores)
     size = len(scores)
+    ordered = sorted(ranks.values())
     out: dict[Any, list[Flag]] = {unit: [] for unit in scores}
     for flag in sheet.flags:
         for unit, position in ranks.items():
             if flag.kind == "top":
                 hit = position <= flag.count
             else:  # bottom: within the last `count` places, counted from the end with ties
-                worse = sum(1 for p in ranks.values() if p > position)
+                worse = size - bisect.bisect_right(ordered, position)
                 hit = worse < flag.count and size > flag.count
                 if flag.below is not None:
                     hit = hit and shown(scores[unit]) < flag.below

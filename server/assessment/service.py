@@ -61,13 +61,24 @@ def _bounds(scheme_key: str, period: patrol_engine.Period) -> tuple[dt.datetime,
 
 
 def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    from ..workflow.service import ledger_rows
-
     rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate"}[
         metric.get("rate", "rectified")]
-    rows = ledger_rows(scheme_key, period.start, period.end, categories=metric.get("categories"))
+    rows = _ledger(scheme_key, period, tuple(metric.get("categories") or ()))
     values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
     return {unit_id: values.get(unit_id) for unit_id in unit_ids}
+
+
+def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The ledger of the period, once per request for each category filter (several rate metrics share it)."""
+    from flask import g, has_request_context
+
+    from ..workflow.service import ledger_rows
+
+    key = (scheme_key, period.start, period.end, categories)
+    cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
+    if key not in cache:
+        cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None)
+    return cache[key]
 
 
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
