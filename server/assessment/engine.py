@@ -384,8 +384,9 @@ def combine_assessors(marks: Sequence[tuple[str, Decimal]], assessors: Mapping[s
     present = {role: weights.get(role, (Decimal(1), False)) for role in by_role}
     total_weight = sum((w for w, _ in present.values()), ZERO)
     shares = {role: w / total_weight for role, (w, _) in present.items()}
+    # An `at_least` weight is a share of the whole (0.5: at least half; the scheme check keeps it within 0–1).
     fixed = {role: w for role, (w, at_least) in present.items() if at_least and shares[role] < w}
-    if fixed and len(fixed) < len(present):
+    if fixed and len(fixed) < len(present) and sum(fixed.values(), ZERO) <= 1:
         rest = Decimal(1) - sum(fixed.values(), ZERO)
         others = {r: w for r, (w, _) in present.items() if r not in fixed}
         others_total = sum(others.values(), ZERO)
@@ -420,6 +421,9 @@ def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal]) -> dict[Any, list
     size = len(scores)
     ordered = sorted(ranks.values())
     out: dict[Any, list[Flag]] = {unit: [] for unit in scores}
+    if len(set(ranks.values())) <= 1:
+        return out  # everyone equal (a month without data): nobody stands out either way
+    tops = [f for f in sheet.flags if f.kind == "top"]
     for flag in sheet.flags:
         for unit, position in ranks.items():
             if flag.kind == "top":
@@ -429,6 +433,8 @@ def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal]) -> dict[Any, list
                 hit = worse < flag.count and size > flag.count
                 if flag.below is not None:
                     hit = hit and shown(scores[unit]) < flag.below
+                # A unit with a top flag is never also at the bottom (a small group, or ties at both ends).
+                hit = hit and not any(position <= t.count for t in tops)
             if hit:
                 out[unit].append(flag)
     return out

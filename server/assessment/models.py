@@ -46,7 +46,7 @@ class AssessmentEntry(db.Model):
     """What one assessor gave one unit on one item: numbers per rule, a reason and evidence photos."""
 
     __tablename__ = "assessment_entries"
-    __table_args__ = (UniqueConstraint("period_id", "unit_id", "item_key", "assessor_id"),)
+    __table_args__ = (UniqueConstraint("period_id", "unit_id", "item_key", "assessor_id", "superseded_in"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), index=True)
@@ -58,6 +58,8 @@ class AssessmentEntry(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[list | None] = mapped_column(JsonType)  # upload ids
     entered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # A correction keeps the marks it replaces: they count up to this revision and no further.
+    superseded_in: Mapped[int | None] = mapped_column(Integer)
 
     period: Mapped[AssessmentPeriod] = relationship(back_populates="entries")
     unit = relationship("Unit")

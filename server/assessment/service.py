@@ -13,6 +13,8 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -26,6 +28,7 @@ from ..forms.models import Submission
 from ..forms.service import scheme_timezone
 from ..org.models import Unit
 from ..patrols import engine as patrol_engine
+from ..web.i18n import tr
 from . import engine
 from .engine import Flag, Grade, SheetSpec, UnitScore
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
@@ -188,14 +191,20 @@ def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict
 def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit], *,
                 entries: dict[int, dict[str, dict[str, Any]]] | None = None,
                 item_scores: dict[int, dict[str, Decimal]] | None = None,
-                manual: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
-    """Every unit's score for a period from the data, the assessors' numbers ({unit id: {item: {rule: n}}})
-    or combined item scores, with grades, ranks within groups and flags."""
-    values = metric_values(scheme_key, sheet, period, units, manual)
+                manual: dict[int, dict[str, Any]] | None = None,
+                metrics: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
+    """Every unit's score for a period from the data (or from `metrics` already taken), the assessors'
+    numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags."""
+    values = metrics if metrics is not None else metric_values(scheme_key, sheet, period, units, manual)
     entries, item_scores = entries or {}, item_scores or {}
-    results = {u.id: UnitResult(u, values[u.id], engine.score_unit(sheet, values[u.id], entries.get(u.id),
-                                                                   item_scores.get(u.id)))
-               for u in units}
+    results = {}
+    for u in units:
+        names = {**values.get(u.id, {}), **(manual or {}).get(u.id, {})}
+        try:
+            score = engine.score_unit(sheet, names, entries.get(u.id), item_scores.get(u.id))
+        except engine.ScoringError as exc:
+            raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(u.name), problem=str(exc))) from None
+        results[u.id] = UnitResult(u, names, score)
     for result in results.values():
         result.grade = engine.grade_of(sheet, result.score.total)
     for group_id, members in ranking_groups(scheme_key, sheet, units).items():
@@ -255,7 +264,8 @@ def entered_rules(period: AssessmentPeriod, item_id: str) -> list[tuple[str, Any
 
 def my_entry(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str) -> AssessmentEntry | None:
     return db.session.scalar(db.select(AssessmentEntry).filter_by(period_id=period.id, unit_id=unit.id,
-                                                                  item_key=item_id, assessor_id=user.id))
+                                                                  item_key=item_id, assessor_id=user.id,
+                                                                  superseded_in=None))
 
 
 def _bounds_of(period: AssessmentPeriod) -> patrol_engine.Period:
@@ -310,7 +320,7 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
     if any(v != 0 for v in clean.values()) and not reason.strip():
         raise DomainError(_("Give the reason for a deduction."))
     entry = db.session.scalar(db.select(AssessmentEntry).filter_by(
-        period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id))
+        period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id, superseded_in=None))
     before = dict(entry.values) if entry else None
     if entry is None:
         entry = AssessmentEntry(period=period, unit=unit, item_key=item_id, assessor_id=user.id)
@@ -340,8 +350,10 @@ def _checked_values(sheet: SheetSpec, item_id: str, values: dict[str, Any]) -> d
     for key, raw in values.items():
         if key not in allowed:
             raise DomainError(_("%(rule)s is not entered by assessors.", rule=key))
+        if raw in (None, ""):
+            continue  # left blank: nothing entered (not 0, which for a rate would be the harshest value)
         try:
-            number = float(raw) if raw not in (None, "") else 0.0
+            number = float(raw)
         except (TypeError, ValueError):
             raise DomainError(_("%(rule)s: a number, please.", rule=key)) from None
         if not math.isfinite(number) or number < 0 or number > 100_000:
@@ -361,7 +373,8 @@ def _assessor_role(user: Any, scheme_key: str, sheet: SheetSpec, item_id: str) -
     return next((r for r in held if r in (set(wanted) or weighted)), held[0] if held else None)
 
 
-def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None) -> list[UnitResult]:
+def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
+          metrics: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
     """The period's scores as they stand: the data, and every assessor's entries combined per item.
 
     With `sheet`, the same period scored on another version of the sheet (entries for items or rules it no
@@ -375,6 +388,8 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None) -> list[Unit
     manual: dict[int, dict[str, Any]] = defaultdict(dict)
     by_item: dict[tuple[int, str], list[AssessmentEntry]] = defaultdict(list)
     for entry in period.entries:
+        if entry.superseded_in is not None:
+            continue
         if entry.item_key.startswith(METRIC_ITEM):
             manual[entry.unit_id].setdefault(entry.item_key[len(METRIC_ITEM):], []).append(entry.values["value"])
         elif entry.item_key in items:
@@ -394,7 +409,7 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None) -> list[Unit
                 for e in group]
             item_scores[unit_id][item_id] = engine.combine_assessors(marks, sheet.assessors)
     return score_units(period.scheme_key, sheet, bounds, units, entries=entries, item_scores=item_scores,
-                       manual=manual)
+                       manual=manual, metrics=metrics)
 
 
 def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None,
@@ -468,7 +483,10 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
         raise Conflict(_("Decide the %(num)s open appeals first.", num=undecided))
     if period.revision and not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
-    results = draft(period)
+    # A correction changes marks, not the data: the numbers taken at publication stay (cases closed since
+    # then do not move other units' scores).
+    frozen = ({s.unit_id: dict(s.metrics) for s in published_scores(period)} if period.revision else None)
+    results = draft(period, metrics=frozen)
     sheet = sheet_spec_of(period)
     history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
@@ -492,7 +510,10 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
             items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
             funding=engine.funding(sheet.funding, r.total) if sheet.funding else None))
     period.revision, period.state = revision.number, "published"
-    db.session.flush()
+    try:
+        db.session.flush()
+    except (StaleDataError, IntegrityError):
+        raise Conflict(_("This assessment changed while you were looking at it. Look at it again.")) from None
     record_audit("assessment.publish", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
                  after={"revision": revision.number, "reason": revision.reason or None})
     return revision
@@ -525,8 +546,9 @@ def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, value
         raise DomainError(_("Say why the published scores are corrected."))
     sheet = _spec(period)
     clean = _checked_values(sheet, item_id, values)
-    for entry in [e for e in period.entries if e.unit_id == unit.id and e.item_key == item_id]:
-        db.session.delete(entry)
+    for entry in [e for e in period.entries if e.unit_id == unit.id and e.item_key == item_id
+                  and e.superseded_in is None]:
+        entry.superseded_in = period.revision  # kept: revision n was made with it
     db.session.flush()
     db.session.expire(period, ["entries"])
     db.session.add(AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id,

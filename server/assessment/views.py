@@ -107,8 +107,7 @@ def periods(scheme_key: str):
 
 def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
     """Rows of units the reader may see: everything for assessors and the office, their own for units."""
-    scope = permissions.scope_for(current_user, period.scheme_key)
-    if {"assessment.enter", "assessment.publish"} & scope.capabilities and scope.district_wide:
+    if permissions.can_view_all_scores(current_user, period.scheme_key):
         return rows
     return [r for r in rows if permissions.can_view_unit_scores(current_user, unit_of(r))
             or permissions.can_assess_unit(current_user, unit_of(r))]
@@ -182,9 +181,15 @@ def marks(period_id: int, unit_id: int, item_id: str):
     correcting = row.state == "published"
     if form.validate_on_submit():
         values = {name: getattr(form, f"r_{name}").data for name, _label in rules}
+        # Who may mark here is checked before any file is kept.
+        if correcting and not permissions.can_run_assessment(current_user, row.scheme_key):
+            raise PermissionDenied(_("You may not correct this district's assessment."))
+        if not correcting and not permissions.can_assess_unit(current_user, unit):
+            raise PermissionDenied(_("You may not assess this unit."))
         try:
-            evidence = [forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id
-                        for f in form.evidence.data or [] if getattr(f, "filename", "")]
+            evidence = [] if correcting else [
+                forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id
+                for f in form.evidence.data or [] if getattr(f, "filename", "")]
             if correcting:
                 service.correct(current_user, row, unit, item_id, values, form.reason.data or "")
             else:

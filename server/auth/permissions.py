@@ -283,6 +283,12 @@ def can_run_assessment(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("assessment.publish").district_wide
 
 
+def can_view_all_scores(user: Any, scheme_key: str) -> bool:
+    """Every unit's draft and published scores, appeals and the bulletin: district-wide assessors and the office."""
+    scope = scope_for(user, scheme_key)
+    return scope.only("assessment.publish").district_wide or scope.only("assessment.enter").district_wide
+
+
 def can_assess_unit(user: Any, unit: Any) -> bool:
     """Enter an assessor's marks for a unit within one's `assessment.enter` reach."""
     return scope_for(user, unit.scheme_key).only("assessment.enter").covers_unit(unit.id)

@@ -371,6 +371,16 @@ class ReferenceChecker:
     # -- score sheets ------------------------------------------------------
     def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
         d = doc.data
+        assessors = d.get("assessors") if isinstance(d.get("assessors"), dict) else {}
+        fixed = 0.0
+        for i, w in enumerate(_as_list(assessors.get("weights"))):
+            if isinstance(w, dict) and w.get("at_least") and isinstance(w.get("weight"), int | float):
+                fixed += w["weight"]
+                if w["weight"] > 1:
+                    self.err(doc, ["assessors", "weights", i, "weight"],
+                             "an at_least weight is a share of the whole, from 0 to 1 (0.5: at least half)")
+        if fixed > 1:
+            self.err(doc, ["assessors", "weights"], "the at_least shares add up to more than 1")
         assessed = d.get("assessed") if isinstance(d.get("assessed"), dict) else {}
         self.ref(doc, ["assessed", "unit_kinds"], assessed.get("unit_kinds"), ctx["unit_kinds"], "unit kind")
         self.ref(doc, ["assessed", "units"], assessed.get("units"), ctx["units"], "unit")

@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 
 from server.assessment import service
-from server.assessment.models import AssessmentScore
+from server.assessment.models import AssessmentEntry, AssessmentScore
 from server.core.errors import Conflict, DomainError, PermissionDenied
 from server.extensions import db
 from server.org.models import Unit
+from server.workflow.models import Case
 from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
 from tests.support.factories import make_user
 
@@ -86,9 +87,17 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
     with pytest.raises(Conflict):  # frozen: marks are not changed any more
         service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 0})
 
+    # Cases closed after publication do not move anyone's score in a correction: its numbers stay frozen.
+    duanqiao = _unit("duanqiao")
+    db.session.execute(db.update(Case).where(Case.unit_id == duanqiao.id).values(outcome="resolved",
+                                                                                state_kind="final"))
     # A correction is a new revision with who and why; the first stays readable as it was.
     second = service.correct(office, period, shilong, "metric:mechanism_missing", {"value": 0}, "复核发现制度已建立")
     db.session.commit()
+    assert {s.unit.key: s.total for s in service.published_scores(period)}["duanqiao"] == Decimal("88.00")
+    # The marks it replaced are kept (revision 1 was made with them), not deleted.
+    kept = db.session.scalars(db.select(AssessmentEntry).filter_by(item_key="metric:mechanism_missing")).all()
+    assert sorted((e.values["value"], e.superseded_in) for e in kept) == [(0.0, None), (1.0, 1)]
     assert (second.number, second.reason, period.revision) == (2, "复核发现制度已建立", 2)
     assert {s.unit.key: s.total for s in service.published_scores(period)}["shilong"] == Decimal("86.00")
     assert {s.unit.key: s.total for s in service.published_scores(period, 1)}["shilong"] == Decimal("81.00")

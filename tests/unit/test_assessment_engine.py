@@ -223,3 +223,11 @@ def test_streak_conditions_see_every_flag_and_the_veto():
     history = [PeriodResult("2026-01", 2026, D(60), None, False, 9, ("yellow", "black")),
                PeriodResult("2026-02", 2026, D(61), None, False, 9, ("yellow", "black"), vetoed=True)]
     assert [s.id for s in engine.streaks_hit(sheet, history)] == ["black", "vetoed"]
+
+
+def test_no_flags_when_everyone_ties_and_never_top_and_bottom(lidu):
+    assert all(not f for f in engine.flags_for(lidu, {u: D(100) for u in "abcde"}).values())
+    # Three units, top two red and bottom one yellow (below 70): the middle one is not both.
+    flags = engine.flags_for(lidu, {"a": D(95), "b": D(65), "c": D(60)})
+    assert {u: [f.id for f in fl] for u, fl in flags.items()} == {
+        "a": ["red_flag"], "b": ["red_flag"], "c": ["yellow_flag"]}

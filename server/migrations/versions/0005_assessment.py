@@ -2,7 +2,7 @@
 
 Revision ID: 0005_assessment
 Revises: 0004_patrols
-Create Date: 2026-11-22 22:51:09.243939
+Create Date: 2026-11-22 23:14:37.987615
 
 """
 from alembic import op
@@ -72,11 +72,12 @@ def upgrade():
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('evidence', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('entered_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('superseded_in', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['assessor_id'], ['users.id'], name=op.f('fk_assessment_entries_assessor_id_users')),
     sa.ForeignKeyConstraint(['period_id'], ['assessment_periods.id'], name=op.f('fk_assessment_entries_period_id_assessment_periods')),
     sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_assessment_entries_unit_id_units')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assessment_entries')),
-    sa.UniqueConstraint('period_id', 'unit_id', 'item_key', 'assessor_id', name=op.f('uq_assessment_entries_period_id_unit_id_item_key_assessor_id'))
+    sa.UniqueConstraint('period_id', 'unit_id', 'item_key', 'assessor_id', 'superseded_in', name=op.f('uq_assessment_entries_period_id_unit_id_item_key_assessor_id_superseded_in'))
     )
     with op.batch_alter_table('assessment_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_assessment_entries_period_id'), ['period_id'], unique=False)
