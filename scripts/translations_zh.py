@@ -195,6 +195,7 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "The filter of %(metric)s cannot be evaluated: %(problem)s": "指标%(metric)s的筛选条件无法计算：%(problem)s",
     "%(unit)s cannot be scored: %(problem)s": "%(unit)s无法计分：%(problem)s",
     "This score sheet has no such combination.": "该评分表没有这项综合计分。",
     "You may not view this district's dashboard.": "您无权查看本区的工作看板。",

@@ -22,7 +22,7 @@ from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_scheme_data, current_version
-from ..expressions import compile_expression
+from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
 from ..forms.models import Submission
 from ..forms.service import scheme_timezone
@@ -97,8 +97,32 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
         query = query.where(Case.workflow_key == metric["workflow"])
     if metric.get("state_kinds"):
         query = query.where(Case.state_kind.in_(metric["state_kinds"]))
+    if metric.get("filter"):
+        return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
     counts = dict(db.session.execute(query).all())
     return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
+
+
+def _filtered_case_count(query: Any, condition: Any, unit_ids: list[int], metric_id: str) -> dict[int, int]:
+    """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
+    `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`."""
+    from ..workflow.models import Case
+
+    rows = db.session.execute(query.with_only_columns(
+        Case.unit_id, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
+        Case.rework_count).group_by(None)).all()
+    counts: dict[int, int] = defaultdict(int)
+    for unit_id, data, state, kind, outcome, category, overdue, rework in rows:
+        names = {**(data or {}), "category": category, "state": state,
+                 "case": {"state": state, "state_kind": kind, "outcome": outcome, "category": category,
+                          "overdue": bool(overdue), "rework_count": rework}}
+        try:
+            if condition.evaluate(names):
+                counts[unit_id] += 1
+        except ExpressionError as exc:
+            raise DomainError(_("The filter of %(metric)s cannot be evaluated: %(problem)s", metric=metric_id,
+                                problem=str(exc))) from None
+    return {unit_id: counts.get(unit_id, 0) for unit_id in unit_ids}
 
 
 def _form_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:

@@ -49,3 +49,25 @@ def test_cli_combine(ctx, app):
                                                 "--on", "2026-12-31"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1] == "unit\tchengguan_monthly\tchengguan_year_end\tscore\tgrade"
+
+
+def test_rubbish_piles_counted_with_the_metric_filters(ctx):
+    """Seed 003 篇3: −0.01 a pile found, −0.01 more a small pile left late, −0.02 a big one (filters)."""
+    from server.workflow.models import Case
+    from server.workflow.service import workflow_version
+
+    load_shipped("chengguan")
+    street = db.session.scalar(db.select(Unit).filter_by(scheme_key="chengguan", key="xx_street"))
+    version = workflow_version("chengguan", "digital_city")
+    at = dt.datetime(2026, 10, 12, 3, tzinfo=dt.UTC)
+    sizes = [(1, False)] * 7 + [(1, True), (2.5, True), (5, True)]  # ten piles; three left late
+    for size, late in sizes:
+        db.session.add(Case(scheme_key="chengguan", workflow_key="digital_city", definition_version_id=version.id,
+                            state="x", state_kind="open", data={"size_m3": size}, category="event_piled_rubbish",
+                            unit_id=street.id, overdue=late, created_at=at))
+    db.session.flush()
+    _period, results = service.score_period("chengguan", "chengguan_rubbish", dt.date(2026, 10, 1))
+    result = next(r for r in results if r.unit.key == "xx_street")
+    assert (result.metrics["piles_found"], result.metrics["late_small_piles"], result.metrics["late_big_piles"]) == (
+        10, 2, 1)
+    assert result.total == Decimal("99.86")  # 100 − 10 × 0.01 − 2 × 0.01 − 1 × 0.02
