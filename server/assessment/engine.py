@@ -25,6 +25,7 @@ points: 扣完为止), so an item never goes below 0; bonuses are added after th
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -452,6 +453,8 @@ class PeriodResult:
     rank: int | None
     flags: tuple[str, ...] = ()
     vetoed: bool = False
+    starts_on: dt.date | None = None  # with both dates known, a period missing in between breaks a run
+    ends_on: dt.date | None = None
 
     def names(self) -> dict[str, Any]:
         """What a streak's `when` may name: `flag` is the first flag, `flags` all of them (`'red' in flags`)."""
@@ -477,16 +480,23 @@ def streaks_hit(sheet: SheetSpec, history: Sequence[PeriodResult]) -> list[Strea
         if not holds(latest):
             continue
         if streak.consecutive:
-            run = 0
+            run, after = 0, None
             for result in reversed(history):
-                if not holds(result):
+                if not holds(result) or (after is not None and _gap(result, after)):
                     break
-                run += 1
+                run, after = run + 1, result
             if run == streak.times:
                 hit.append(streak)
         elif sum(1 for r in history if r.year == latest.year and holds(r)) == streak.times:
             hit.append(streak)
     return hit
+
+
+def _gap(before: PeriodResult, after: PeriodResult) -> bool:
+    """Whether a period lies between two results (a month never assessed breaks a run)."""
+    if before.ends_on is None or after.starts_on is None:
+        return False
+    return (after.starts_on - before.ends_on).days > 1
 
 
 def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None) -> list[Veto]:

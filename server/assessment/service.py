@@ -525,7 +525,7 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
         grade = failing if vetoes and failing is not None else r.grade  # 一票否决: failed whatever the score
         now = engine.PeriodResult(period.period_key, period.starts_on.year, r.total, grade.id if grade else None,
                                   bool(grade.passing) if grade else True, min(r.ranks.values(), default=None),
-                                  tuple(f.id for f in r.flags), bool(vetoes))
+                                  tuple(f.id for f in r.flags), bool(vetoes), period.starts_on, period.ends_on)
         actions = [{"id": s.id, "name": s.name, "action": s.action}
                    for s in engine.streaks_hit(sheet, [*history.get(r.unit.id, []), now])]
         revision.scores.append(AssessmentScore(
@@ -554,7 +554,8 @@ def _history(period: AssessmentPeriod) -> dict[int, list[engine.PeriodResult]]:
         for score in published_scores(row):
             out[score.unit_id].append(engine.PeriodResult(
                 row.period_key, row.starts_on.year, Decimal(score.total), score.grade, bool(score.passing),
-                min(score.ranks.values(), default=None), tuple(score.flags), bool(score.vetoes)))
+                min(score.ranks.values(), default=None), tuple(score.flags), bool(score.vetoes), row.starts_on,
+                row.ends_on))
     return out
 
 

@@ -231,3 +231,17 @@ def test_no_flags_when_everyone_ties_and_never_top_and_bottom(lidu):
     flags = engine.flags_for(lidu, {"a": D(95), "b": D(65), "c": D(60)})
     assert {u: [f.id for f in fl] for u, fl in flags.items()} == {
         "a": ["red_flag"], "b": ["red_flag"], "c": ["yellow_flag"]}
+
+
+def test_a_month_never_assessed_breaks_a_run():
+    sheet = _sheet(streaks=[{"id": "three", "name": "连续三月", "when": "score < 70", "times": 3, "action": "诫勉"}])
+
+    def month(m: int) -> PeriodResult:
+        import calendar
+        import datetime as dt
+
+        return PeriodResult(f"2026-{m:02d}", 2026, D(60), None, False, None, starts_on=dt.date(2026, m, 1),
+                            ends_on=dt.date(2026, m, calendar.monthrange(2026, m)[1]))
+
+    assert [s.id for s in engine.streaks_hit(sheet, [month(1), month(3), month(4)])] == []  # February missing
+    assert [s.id for s in engine.streaks_hit(sheet, [month(2), month(3), month(4)])] == ["three"]
