@@ -110,6 +110,9 @@ def test_bulletin_page_and_pdf(october, app):  # noqa: F811
     assert "李渡街道城镇综合管理马路办公推进落实工作考核" in compact and "2026-10" in compact
     assert compact.count("场镇所在社区") >= 2  # the table's heading and the chart's title (drawn as SVG text)
     assert "石龙社区" in compact and "88.00" in compact and "良好" in compact
+    from tests.unit.test_pdf import embedded_fonts
+
+    assert any(f.startswith("embedded:") and ("WenQuanYi" in f or "CJK" in f) for f in embedded_fonts(response.data))
     # A unit's head sees its own scores, not the whole bulletin.
     head = app.test_client()
     login(head, "head")
