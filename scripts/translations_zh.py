@@ -195,6 +195,9 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "Publish now, closing the appeal window": "立即发布并结束申诉期",
+    "Units may still appeal (until the window closes): publish after it, or close it now.":
+        "各单位仍可申诉（申诉期未结束）：请在申诉期结束后发布，或立即结束申诉期。",
     "The filter of %(metric)s cannot be evaluated: %(problem)s": "指标%(metric)s的筛选条件无法计算：%(problem)s",
     "%(unit)s cannot be scored: %(problem)s": "%(unit)s无法计分：%(problem)s",
     "This score sheet has no such combination.": "该评分表没有这项综合计分。",

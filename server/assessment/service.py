@@ -335,7 +335,7 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
                 reason: str = "", evidence: list[int] | None = None) -> AssessmentEntry:
     """An assessor's numbers for the rules of an item that assessors enter (or the value of a `manual`
     metric, as item "metric:<id>"), with the reason and evidence; entering again replaces one's own."""
-    if period.state != "open":
+    if period.state not in ("open", "appeal"):
         raise Conflict(_("Marks are entered while the period is open."))
     if unit.scheme_key != period.scheme_key or not permissions.can_assess_unit(user, unit):
         raise PermissionDenied(_("You may not assess this unit."))
@@ -446,7 +446,9 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
     _expect(period, version)
     if period.state != "open":
         raise Conflict(_("Only an open period goes to appeal."))
-    today = today or dt.date.today()
+    from ..patrols.service import today_in
+
+    today = today or today_in(period.scheme_key)
     days = _spec(period).appeal_days
     start = dt.datetime.combine(today, dt.time(9))
     period.appeal_until = calendar_for(period.scheme_key).add_working_days(start, days).date() if days else today
@@ -460,9 +462,11 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
 def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (复核/申诉), within the appeal window."""
+    from ..patrols.service import today_in
+
     if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
         raise PermissionDenied(_("You may not appeal for this unit."))
-    today = today or dt.date.today()
+    today = today or today_in(period.scheme_key)
     if period.state != "appeal" or (period.appeal_until and today > period.appeal_until):
         raise Conflict(_("The appeal window of this period is closed."))
     if not text.strip():
@@ -493,14 +497,24 @@ def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str 
     return appeal
 
 
-def publish(user: Any, period: AssessmentPeriod, version: int | None = None, reason: str = "") -> AssessmentRevision:
+def publish(user: Any, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
+            close_appeals: bool = False, today: dt.date | None = None) -> AssessmentRevision:
     """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
 
-    A revision is never changed afterwards; the period shows the latest, and the earlier ones stay readable.
+    A sheet with `appeal_days` is first published once its appeal window has passed; `close_appeals` publishes
+    before (or without) it, and the audit log says so. A revision is never changed afterwards; the period
+    shows the latest, and the earlier ones stay readable.
     """
+    from ..patrols.service import today_in
+
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not publish this district's assessment."))
     _expect(period, version)
+    today = today or today_in(period.scheme_key)
+    waiting = not period.revision and sheet_spec_of(period).appeal_days and (
+        period.state == "open" or (period.appeal_until is not None and today <= period.appeal_until))
+    if waiting and not close_appeals:
+        raise Conflict(_("Units may still appeal (until the window closes): publish after it, or close it now."))
     undecided = db.session.scalar(db.select(func.count(AssessmentAppeal.id)).where(
         AssessmentAppeal.period_id == period.id, AssessmentAppeal.decision.is_(None)))
     if undecided:
@@ -539,7 +553,8 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
     except (StaleDataError, IntegrityError):
         raise Conflict(_("This assessment changed while you were looking at it. Look at it again.")) from None
     record_audit("assessment.publish", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
-                 after={"revision": revision.number, "reason": revision.reason or None})
+                 after={"revision": revision.number, "reason": revision.reason or None,
+                        "appeals_closed_early": bool(waiting) or None})
     return revision
 
 

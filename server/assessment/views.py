@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from wtforms import DecimalField, HiddenField, MultipleFileField, SelectField, TextAreaField
+from wtforms import BooleanField, DecimalField, HiddenField, MultipleFileField, SelectField, TextAreaField
 from wtforms.fields import DateField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
@@ -60,6 +60,7 @@ class StepForm(Form):
 
     version = HiddenField()
     reason = TextAreaField(_l("Why (for a correction)"), validators=[Optional()])
+    close_appeals = BooleanField(_l("Publish now, closing the appeal window"))
 
 
 class AppealForm(Form):
@@ -125,7 +126,10 @@ def period(period_id: int):
         scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
     appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
+    from ..patrols.service import today_in
+
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
+                           today=today_in(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
                            decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key))
 
@@ -140,7 +144,8 @@ def step(period_id: int, action: str):
         service.open_appeals(current_user, row, _version(form))
         message = _("Units may appeal until %(day)s.", day=row.appeal_until.isoformat())
     elif action == "publish":
-        revision = service.publish(current_user, row, _version(form), form.reason.data or "")
+        revision = service.publish(current_user, row, _version(form), form.reason.data or "",
+                                   close_appeals=bool(form.close_appeals.data))
         message = _("Published as revision %(n)s.", n=revision.number)
     else:
         raise NotFound(_("No such step."))

@@ -56,6 +56,7 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
     assert "85.00" in assessor.locator("tr", has_text="石龙社区").inner_text()
 
     office.goto(period_url)
+    office.get_by_label("立即发布并结束申诉期").check()  # no appeals were opened: publish anyway
     office.get_by_role("button", name="发布").click()
     office.wait_for_url(period_url)
     assert office.get_by_text("已发布（第1版）。").is_visible()

@@ -74,7 +74,8 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     appeal_id = db.session.scalar(db.select(AssessmentAppeal.id))
     assert office.post(f"/assess/appeal/{appeal_id}/decide", data={
         "csrf_token": _token(office, page), "decision": "rejected", "note": "未见补充材料"}).status_code == 303
-    assert office.post(f"{page}/publish", data=step).status_code == 303
+    assert office.post(f"{page}/publish", data=step).status_code == 409  # the appeal window is still open
+    assert office.post(f"{page}/publish", data={**step, "close_appeals": "y"}).status_code == 303
     published = office.get(page).get_data(as_text=True)
     assert "84.00" in published and "&lt;b&gt;" not in published
 
@@ -96,7 +97,7 @@ def test_bulletin_page_and_pdf(october, app):  # noqa: F811
     make_user("head", roles=(("lidu", "unit_head", "shilong"),))
     for day in (OCTOBER.replace(month=9), OCTOBER):
         period = service.open_period(office_user, "lidu", "lidu_monthly", day)
-        service.publish(office_user, period)
+        service.publish(office_user, period, close_appeals=True)
     db.session.commit()
     office = app.test_client()
     login(office, "office")
@@ -133,7 +134,7 @@ def test_public_flags_page(october, app):  # noqa: F811
     activate_scheme_version(version.id)
     office = make_user("office", roles=(("lidu", "office_admin", None),))
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
-    service.publish(office, period)
+    service.publish(office, period, close_appeals=True)
     db.session.commit()
     page = anonymous.get("/assess/lidu/flags").get_data(as_text=True)
     assert "红旗" in page and "石龙社区" in page and "2026-10" in page
@@ -147,7 +148,7 @@ def test_dashboard_and_drill_down(october, app):  # noqa: F811
     make_user("leader", roles=(("lidu", "leader", None),))
     make_user("staff", roles=(("lidu", "staff", "shilong"),))
     period = service.open_period(office_user, "lidu", "lidu_monthly", OCTOBER)
-    service.publish(office_user, period)
+    service.publish(office_user, period, close_appeals=True)
     db.session.commit()
     leader = app.test_client()
     login(leader, "leader")

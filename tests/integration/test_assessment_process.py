@@ -66,8 +66,8 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
     # Units see their drafts and may appeal within the window; publication waits for the decision.
     service.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
     assert period.state == "appeal" and period.appeal_until == dt.date(2026, 11, 4)  # Monday to Wednesday
-    with pytest.raises(Conflict):
-        service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 0})
+    # Marks can still be put right while units appeal (an upheld appeal is applied before publication).
+    service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 2}, "两个案例资料不全，复核确认")
     appeal = service.file_appeal(head, period, shilong, "mechanism_in_place", "机制已于9月建立，见附件",
                                  today=dt.date(2026, 11, 4))
     with pytest.raises(Conflict):
@@ -110,6 +110,8 @@ def test_only_the_office_runs_the_assessment(people):
     with pytest.raises(PermissionDenied):
         service.open_period(people["a1"], "lidu", "lidu_monthly", OCTOBER)
     period = service.open_period(people["office"], "lidu", "lidu_monthly", OCTOBER)
+    with pytest.raises(Conflict):  # Lidu's sheet gives units three working days to appeal
+        service.publish(people["office"], period)
     with pytest.raises(PermissionDenied):
         service.publish(people["head"], period)
     with pytest.raises(PermissionDenied):  # a community head appeals for their own community only
@@ -133,7 +135,7 @@ def test_publication_records_streak_actions_vetoes_and_money(people):
     office = people["office"]
     for day in (dt.date(2026, 9, 1), OCTOBER):
         period = service.open_period(office, "lidu", "lidu_monthly", day)
-        service.publish(office, period)
+        service.publish(office, period, close_appeals=True)
     db.session.commit()
     scores = {s.unit.key: s for s in service.published_scores(period)}
     zhiyuan, shilong = scores["zhiyuan"], scores["shilong"]
@@ -154,7 +156,7 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
 
     office = people["office"]
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
-    service.publish(office, period)
+    service.publish(office, period, close_appeals=True)
     files = dict(demo_files())
     name = next(n for n in files if n.endswith("score_sheet.yaml"))
     files[name] = files[name].replace("label: {zh: 未开展专题治理，扣5分, en: \"No themed campaign: −5\"}\n"
