@@ -407,7 +407,14 @@ class ReferenceChecker:
             if points and round(item_sum, 6) != round(points, 6):
                 self.err(doc, [*path, "points"], f"section has {points:g} points but its items add up to {item_sum:g}")
         total = d.get("total")
-        if isinstance(total, int | float) and sections and round(section_total, 6) != round(total, 6):
+        weights = [sec.get("weight") for _p, sec in sections]
+        if any(w is not None for w in weights):
+            # Weighted categories: each section is scored on its own points and counts by its weight.
+            if any(w is None for w in weights):
+                self.err(doc, ["sections"], "either every section has a weight or none has")
+            elif isinstance(total, int | float) and round(sum(weights), 6) != round(total, 6):
+                self.err(doc, ["total"], f"total is {total:g} but the section weights add up to {sum(weights):g}")
+        elif isinstance(total, int | float) and sections and round(section_total, 6) != round(total, 6):
             self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}")
         names = metrics
         for path, item in items:

@@ -200,3 +200,16 @@ def test_a_form_that_opens_cases_needs_a_workflow():
     unknown = opening.replace("fill: {description: note}", "fill: {description: nowhere}")
     assert any("opens_cases.fill.description: unknown field 'nowhere'" in e
                for e in errors_of({"mini/scheme.yaml": MINI_SCHEME, "mini/log.yaml": unknown}))
+
+
+def test_weighted_categories_add_up_by_weight():
+    from server.definitions.bundle import library_files, read_source
+    from tests.support.factories import ROOT
+
+    files, library = read_source(ROOT / "schemes" / "chengguan"), library_files(ROOT)
+    name = next(n for n in files if n.endswith("monthly.yaml"))
+    assert check_files(files, library)  # weights 26/26/12/12/12/12 make the 100
+    broken = dict(files)
+    broken[name] = files[name].replace("\n    weight: 26\n", "\n    weight: 25\n", 1)
+    errors = errors_of(broken, library)
+    assert any("total is 100 but the section weights add up to 99" in e for e in errors)
