@@ -86,6 +86,19 @@ def phone_context(browser, **options):  # noqa: ANN001, ANN201
     return browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", **options)
 
 
+def logged_in(browser, live: Live, username: str, timeout_ms: int = 10_000):  # noqa: ANN001, ANN201
+    """A phone context and page logged in as `username` (service workers off, so pages are the server's)."""
+    context = phone_context(browser, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.goto(live.url + "/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(live.password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(live.url + "/")
+    return context, page
+
+
 @pytest.fixture
 def page(browser) -> Iterator:
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")  # a phone

@@ -10,7 +10,7 @@ import pypdf
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import phone_context
+from tests.browser.conftest import logged_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,15 +22,7 @@ def _photo() -> dict:
 
 
 def _as(browser, live, username: str):  # noqa: ANN001, ANN202
-    context = phone_context(browser, service_workers="block")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(live.url + "/login")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(live.password)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(live.url + "/")
-    return context, page
+    return logged_in(browser, live, username, 15_000)
 
 
 def test_assess_publish_bulletin_and_correct(browser, live_server):

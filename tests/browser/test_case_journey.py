@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from server.workflow.models import Case
-from tests.browser.conftest import phone_context
+from tests.browser.conftest import logged_in
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +20,7 @@ def _photo(name: str) -> dict:
 
 
 def _as(browser, live, username: str):  # noqa: ANN001, ANN202
-    context = phone_context(browser, service_workers="block")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(live.url + "/login")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(live.password)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(live.url + "/")
-    return context, page
+    return logged_in(browser, live, username)
 
 
 def _do(page, case_url: str, action: str) -> None:  # noqa: ANN001
