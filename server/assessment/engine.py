@@ -1,4 +1,4 @@
-"""Scoring a score sheet (评分标准): items and their deduction rules, sections, weights, assessors, and the
+"""Scoring a score sheet: items and their deduction rules, sections, weights, assessors, and the
 results built on scores — grades, rankings, flags, streaks, vetoes, combined periods and money.
 
 Pure module: no Flask, no SQLAlchemy. The service gathers each unit's metric values (from cases, patrols and

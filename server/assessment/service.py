@@ -461,7 +461,7 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
 
 def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
-    """A unit asks for a deduction to be looked at again (复核/申诉), within the appeal window."""
+    """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
     from ..patrols.service import today_in
 
     if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
@@ -536,7 +536,7 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
                            "bonus": str(res.bonus), "rules": {x.rule.id: str(x.amount) for x in res.rules}}
                  for item_id, res in r.score.items.items()}
         vetoes = [v.id for v in engine.vetoed(sheet, r.metrics, sheet.period)]
-        grade = failing if vetoes and failing is not None else r.grade  # 一票否决: failed whatever the score
+        grade = failing if vetoes and failing is not None else r.grade  # a veto fails the unit whatever the score
         now = engine.PeriodResult(period.period_key, period.starts_on.year, r.total, grade.id if grade else None,
                                   bool(grade.passing) if grade else True, min(r.ranks.values(), default=None),
                                   tuple(f.id for f in r.flags), bool(vetoes), period.starts_on, period.ends_on)
@@ -608,7 +608,7 @@ def published_scores(period: AssessmentPeriod, revision: int | None = None) -> l
 # -- bulletins ---------------------------------------------------------------------------------------------------
 
 def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int = 5) -> dict[str, Any]:
-    """What a bulletin (通报) shows for a published revision: rankings per group, flags, grade counts, the
+    """What a bulletin shows for a published revision: rankings per group, flags, grade counts, the
     change since the previous period and the group averages over the last periods."""
     if not period.revision:
         raise Conflict(_("This period is not published yet."))

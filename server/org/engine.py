@@ -46,7 +46,7 @@ def text_parts(value: Text) -> tuple[str, str]:
 
 
 def same_text(a: Text, b: Text) -> bool:
-    """Whether two texts read the same: `"石龙"` and `{"zh": "石龙"}` do."""
+    """Whether two texts read the same: a plain string and `{"zh": <the same string>}` do."""
     return text_parts(a) == text_parts(b)
 
 
