@@ -19,7 +19,7 @@ Rules of an item (`type`):
 * `bonus` — adds points × count (or once, when `when` holds).
 
 Each rule's total is capped by its own `cap`; an item's deductions together by the item's `cap` (default its
-points: 扣完为止), so an item never goes below 0; bonuses are added after the cap.
+points: it loses no more than it has), so an item never goes below 0; bonuses are added after the cap.
 """
 
 from __future__ import annotations
@@ -500,7 +500,7 @@ def _gap(before: PeriodResult, after: PeriodResult) -> bool:
 
 
 def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None) -> list[Veto]:
-    """The vetoes (一票否决) whose condition holds on a unit's numbers for a period of kind `period`."""
+    """The vetoes whose condition holds on a unit's numbers for a period of kind `period`."""
     return [v for v in sheet.vetoes if (v.period is None or period is None or v.period == period)
             and _evaluate(v.when, names, f"vetoes.{v.id}")]
 

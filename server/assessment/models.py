@@ -109,7 +109,7 @@ class AssessmentScore(db.Model):
 
 
 class AssessmentAppeal(db.Model):
-    """A unit's appeal (复核/申诉) against a deduction, decided by the office before publication."""
+    """A unit's appeal against a deduction, decided by the office before publication."""
 
     __tablename__ = "assessment_appeals"
 
