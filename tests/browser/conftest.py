@@ -86,8 +86,11 @@ def phone_context(browser, **options):  # noqa: ANN001, ANN201
     return browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", **options)
 
 
-def logged_in(browser, live: Live, username: str, timeout_ms: int = 10_000):  # noqa: ANN001, ANN201
-    """A phone context and page logged in as `username` (service workers off, so pages are the server's)."""
+def logged_in(browser, live: Live, username: str, timeout_ms: int = 20_000):  # noqa: ANN001, ANN201
+    """A phone context and page logged in as `username` (service workers off, so pages are the server's).
+
+    The timeout is generous: on a busy two-core CI machine a page that takes a few seconds is not a failure.
+    """
     context = phone_context(browser, service_workers="block")
     page = context.new_page()
     page.set_default_timeout(timeout_ms)

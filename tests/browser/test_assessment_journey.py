@@ -22,7 +22,7 @@ def _photo() -> dict:
 
 
 def _as(browser, live, username: str):  # noqa: ANN001, ANN202
-    return logged_in(browser, live, username, 15_000)
+    return logged_in(browser, live, username)
 
 
 def test_assess_publish_bulletin_and_correct(browser, live_server):
