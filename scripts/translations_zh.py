@@ -195,6 +195,8 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "Scores of each sheet's latest published period; cases of this month; patrol periods running now.":
+        "得分为各评分表最近一期发布结果；案件为本月；巡查为当前周期。",
     "Publish now, closing the appeal window": "立即发布并结束申诉期",
     "Units may still appeal (until the window closes): publish after it, or close it now.":
         "各单位仍可申诉（申诉期未结束）：请在申诉期结束后发布，或立即结束申诉期。",

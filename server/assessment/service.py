@@ -734,14 +734,21 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
     if not scope.capabilities:
         raise PermissionDenied(_("You may not view this district's dashboard."))
     data = current_scheme_data(scheme_key) or {}
-    sheets = data.get("score_sheets", [])
-    period = db.session.scalar(db.select(AssessmentPeriod).where(
-        AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key.in_(sheets),
-        AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1)) if sheets else None
-    scores = {s.unit_id: s for s in published_scores(period)} if period else {}
-    units = (assessed_units(scheme_key, sheet_spec_of(period)) if period
-             else list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True)
-                                          .order_by(Unit.path))))
+    # The latest published period of each sheet, so that every assessed unit shows its own sheet's score.
+    scores: dict[int, tuple[AssessmentScore, AssessmentPeriod]] = {}
+    units: dict[int, Unit] = {}
+    for sheet_id in data.get("score_sheets", []):
+        period = db.session.scalar(db.select(AssessmentPeriod).where(
+            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
+            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
+        if period is None:
+            continue
+        for score in published_scores(period):
+            scores.setdefault(score.unit_id, (score, period))
+        units.update({u.id: u for u in assessed_units(scheme_key, sheet_spec_of(period))})
+    if not units:
+        units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True))}
+    units = sorted(units.values(), key=lambda u: u.path)
     units = [u for u in units if scope.covers_unit(u.id)]
     month = patrol_engine.period_of("month", today)
     ledger = {r["unit"].id: r for r in ledger_rows(scheme_key, month.start, month.end) if r["unit"] is not None}
@@ -757,7 +764,7 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
                     short[unit_id] += 1
     rows = []
     for unit in units:
-        score, row = scores.get(unit.id), ledger.get(unit.id, {})
+        (score, period), row = scores.get(unit.id, (None, None)), ledger.get(unit.id, {})
         rows.append(DashboardRow(unit, Decimal(score.total) if score else None, score.grade if score else None,
                                  period, int(row.get("found", 0)), row.get("rectification_rate"),
                                  row.get("on_time_rate"), int(overdue.get(unit.id, 0)), short.get(unit.id, 0)))

@@ -71,3 +71,17 @@ def test_rubbish_piles_counted_with_the_metric_filters(ctx):
     assert (result.metrics["piles_found"], result.metrics["late_small_piles"], result.metrics["late_big_piles"]) == (
         10, 2, 1)
     assert result.total == Decimal("99.86")  # 100 − 10 × 0.01 − 2 × 0.01 − 1 × 0.02
+
+
+def test_dashboard_takes_each_sheets_latest_period(ctx):
+    """Communities on the monthly sheet, the squad on its own rating: both show on the dashboard."""
+    from tests.support.factories import make_user
+
+    load_shipped("chengguan")
+    leader = make_user("leader", roles=(("chengguan", "leader", None),))
+    community = service.assessed_units("chengguan", service.sheet_of("chengguan", "chengguan_monthly")[1])[0].key
+    _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31), {community: "91"})
+    _published("chengguan_squad_rating", "2026-09", dt.date(2026, 9, 1), dt.date(2026, 9, 30), {"ting_squad": "83"})
+    rows = {r.unit.key: r for r in service.dashboard(leader, "chengguan", dt.date(2026, 11, 2))}
+    assert rows[community].score == Decimal(91) and rows[community].period.period_key == "2026-10"
+    assert rows["ting_squad"].score == Decimal(83) and rows["ting_squad"].period.sheet_key == "chengguan_squad_rating"
