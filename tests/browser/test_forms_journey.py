@@ -113,3 +113,40 @@ def test_patrol_log_filled_without_signal_is_sent_once_when_it_returns(browser, 
     page.evaluate("window.fanganOutbox.flush()")  # a second flush sends nothing again
     assert live_server.count(Submission) == before + 1
     context.close()
+
+
+def test_a_location_found_while_a_slow_refresh_is_on_its_way_is_kept(browser, live_server):
+    context = phone_context(browser, geolocation={"latitude": 29.771, "longitude": 107.244, "accuracy": 12},
+                            permissions=["geolocation"])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    _login(page, live_server)
+    held = []
+
+    def hold_refresh(route, request):  # noqa: ANN001
+        if request.method == "POST" and request.headers.get("hx-request") and not held:
+            held.append(route)  # answered below, after the location is found: a slow network
+        else:
+            route.continue_()
+
+    page.route("**/f/lidu/patrol_log/new", hold_refresh)
+    page.goto(live_server.url + "/f/lidu/patrol_log/new")
+    page.get_by_label("巡查情况").fill("老街")
+    page.get_by_label("是", exact=True).check()  # asks the server for the form again
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the refresh was not sent"
+    page.get_by_role("button", name="使用当前位置").click()
+    page.get_by_text("已定位").wait_for()
+    page.get_by_label("巡查情况").fill("老街北段")
+    page.evaluate("document.addEventListener('htmx:afterSettle', () => { window.settled = true; })")
+    held[0].continue_()
+    page.wait_for_function("window.settled === true")
+    assert page.locator("#f-problems").is_visible()  # the body the server sent is in place
+    assert page.get_by_label("巡查情况").input_value() == "老街北段"
+    assert page.locator("[data-geo-lat]").input_value() == "29.771000"
+    assert page.locator("[data-geo-lng]").input_value() == "107.244000"
+    assert "已定位" in page.locator("[data-geo-status]").inner_text()
+    context.close()

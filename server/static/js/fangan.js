@@ -2,6 +2,15 @@
 (function () {
   "use strict";
 
+  // The status line under a location: what the hidden inputs hold.
+  function showGeo(box) {
+    var lat = box.querySelector("[data-geo-lat]").value, lng = box.querySelector("[data-geo-lng]").value;
+    var accuracy = box.querySelector("[data-geo-accuracy]").value;
+    if (!lat || !lng) return;
+    box.querySelector("[data-geo-status]").textContent = lat + ", " + lng + " — " +
+      box.dataset.textFound.replace("{m}", accuracy || "?");
+  }
+
   // Location: show the "use my location" button only where the browser can locate.
   function initGeo(root) {
     root.querySelectorAll("[data-geo]").forEach(function (box) {
@@ -17,8 +26,7 @@
           box.querySelector("[data-geo-lat]").value = c.latitude.toFixed(6);
           box.querySelector("[data-geo-lng]").value = c.longitude.toFixed(6);
           box.querySelector("[data-geo-accuracy]").value = Math.round(c.accuracy);
-          status.textContent = c.latitude.toFixed(6) + ", " + c.longitude.toFixed(6) + " — " +
-            box.dataset.textFound.replace("{m}", Math.round(c.accuracy));
+          showGeo(box);
         }, function () {
           status.textContent = box.dataset.textFailed;
         }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
@@ -39,11 +47,12 @@
   }, true);
 
   // A refresh from the server must not wipe what the person typed while it was on its way: note the values
-  // when the request leaves, and after the swap put back every value that changed in the meantime.
+  // when the request leaves, and after the swap put back every value that changed in the meantime. Hidden
+  // inputs count too: a location found while a slow refresh was on its way is kept.
   function values(form) {
     var out = {};
     form.querySelectorAll("input, textarea, select").forEach(function (el) {
-      if (!el.name || el.type === "file" || el.type === "hidden" || el.type === "submit") return;
+      if (!el.name || el.type === "file" || el.type === "submit") return;
       if (el.type === "radio" || el.type === "checkbox") {
         out[el.name + "\u0000" + el.value] = el.checked;
       } else {
@@ -66,7 +75,9 @@
     form._edits = edits;
   });
 
-  document.addEventListener("htmx:afterSettle", function () {
+  // Put them back as soon as the new body is in (not after htmx's settle delay), so a tap on "submit" in
+  // between sends what the person sees.
+  document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll("form.fangan-form").forEach(function (form) {
       var edits = form._edits;
       if (!edits) return;
@@ -80,6 +91,7 @@
           el.value = edits[el.name];
         }
       });
+      form.querySelectorAll("[data-geo]").forEach(showGeo);
     });
   });
 
