@@ -195,6 +195,12 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "You may not mark this item for this unit.": "您无权为该单位评此项。",
+    "Earlier": "上一期",
+    "Later": "下一期",
+    "Each sheet counts with its units' average published score in the period. A unit without a published score in one of them has no combined score yet.": "各评分表按单位在该期间已公布得分的平均值计入。任一评分表尚无已公布得分的单位，暂无综合得分。",
+    "No units are assessed on this sheet.": "该评分表没有考核单位。",
+    "Combined scores": "综合得分",
     "Scores of each sheet's latest published period; cases of this month; patrol periods running now.":
         "得分为各评分表最近一期发布结果；案件为本月；巡查为当前周期。",
     "Publish now, closing the appeal window": "立即发布并结束申诉期",

@@ -146,10 +146,14 @@ class Streak:
 
 @dataclass(frozen=True)
 class Veto:
+    """一票否决: when `when` holds, the unit fails and may not hold a top flag, whatever its score. With a
+    `period` longer than the sheet's, `when` is read on that period's numbers so far (the year's buildings)."""
+
     id: str
     name: Any
     when: Expression
     period: str | None = None
+    funding: str = "keep"  # keep | floor | none: what a vetoed unit's money becomes
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,15 @@ class SheetSpec:
         return any(s.weight is not None for s in self.sections)
 
 
+def marked_by(sheet: SheetSpec, item_id: str) -> tuple[str, ...]:
+    """The roles that mark an item (or a manual metric): the item's `assessor_roles`, else the sheet's
+    `assessors.roles`, else the weighted roles; none named means any holder of `assessment.enter`."""
+    item = next((i for _s, i in sheet.items() if i.id == item_id), None)
+    if item is not None and item.assessor_roles:
+        return item.assessor_roles
+    return tuple(sheet.assessors.get("roles") or (w["role"] for w in sheet.assessors.get("weights", [])))
+
+
 def _expr(source: str | None) -> Expression | None:
     return compile_expression(source) if source else None
 
@@ -229,7 +242,8 @@ def sheet_spec(definition: dict) -> SheetSpec:
         streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
                              bool(s.get("consecutive", True)), s.get("action"))
                       for s in definition.get("streaks", [])),
-        vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"))
+        vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"),
+                          v.get("funding", "keep"))
                      for v in definition.get("vetoes", [])),
         ranking=dict(definition.get("ranking") or {}), assessors=dict(definition.get("assessors") or {}),
         combine=tuple(definition.get("combine", ())),
@@ -404,6 +418,11 @@ def grade_of(sheet: SheetSpec, score: Decimal) -> Grade | None:
     return next((g for g in sheet.grades if value >= g.min), None)
 
 
+def failing_grade(sheet: SheetSpec) -> Grade | None:
+    """The lowest band, if it does not pass: where a veto puts a unit whatever its score."""
+    return sheet.grades[-1] if sheet.grades and not sheet.grades[-1].passing else None
+
+
 def rank(scores: Mapping[Any, Decimal]) -> dict[Any, int]:
     """Competition ranking on published scores: equal scores share a rank (1, 2, 2, 4)."""
     ordered = sorted(scores.items(), key=lambda kv: shown(kv[1]), reverse=True)
@@ -416,26 +435,33 @@ def rank(scores: Mapping[Any, Decimal]) -> dict[Any, int]:
     return ranks
 
 
-def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal]) -> dict[Any, list[Flag]]:
-    """Flags of one ranking group: the top N and bottom M (ties at the edge share the flag)."""
+def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal], barred: Iterable[Any] = ()) -> dict[Any, list[Flag]]:
+    """Flags of one ranking group: the top N and bottom M (ties at the edge share the flag). `barred` units
+    (vetoed) hold no top flag; the top places go to the next units in line."""
+    barred = set(barred)
     ranks = rank(scores)
+    eligible = rank({u: s for u, s in scores.items() if u not in barred})
     size = len(scores)
     ordered = sorted(ranks.values())
     out: dict[Any, list[Flag]] = {unit: [] for unit in scores}
     if len(set(ranks.values())) <= 1:
         return out  # everyone equal (a month without data): nobody stands out either way
     tops = [f for f in sheet.flags if f.kind == "top"]
+
+    def on_top(unit: Any, flag: Flag) -> bool:
+        return unit in eligible and eligible[unit] <= flag.count
+
     for flag in sheet.flags:
         for unit, position in ranks.items():
             if flag.kind == "top":
-                hit = position <= flag.count
+                hit = on_top(unit, flag)
             else:  # bottom: within the last `count` places, counted from the end with ties
                 worse = size - bisect.bisect_right(ordered, position)
                 hit = worse < flag.count and size > flag.count
                 if flag.below is not None:
                     hit = hit and shown(scores[unit]) < flag.below
                 # A unit with a top flag is never also at the bottom (a small group, or ties at both ends).
-                hit = hit and not any(position <= t.count for t in tops)
+                hit = hit and not any(on_top(unit, t) for t in tops)
             if hit:
                 out[unit].append(flag)
     return out
@@ -500,9 +526,18 @@ def _gap(before: PeriodResult, after: PeriodResult) -> bool:
 
 
 def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None) -> list[Veto]:
-    """The vetoes whose condition holds on a unit's numbers for a period of kind `period`."""
-    return [v for v in sheet.vetoes if (v.period is None or period is None or v.period == period)
+    """The vetoes of period kind `period` (those without one count in every period) whose condition holds."""
+    return [v for v in sheet.vetoes if (v.period or sheet.period) == (period or sheet.period)
             and _evaluate(v.when, names, f"vetoes.{v.id}")]
+
+
+def longer_vetoes(sheet: SheetSpec) -> dict[str, list[Veto]]:
+    """The vetoes read over a longer period than the sheet's, by that period (`year` on a monthly sheet)."""
+    out: dict[str, list[Veto]] = {}
+    for veto in sheet.vetoes:
+        if veto.period and veto.period != sheet.period:
+            out.setdefault(veto.period, []).append(veto)
+    return out
 
 
 def combine(formula: Expression, averages: Mapping[str, Decimal], where: str = "combine") -> Decimal:
@@ -510,9 +545,14 @@ def combine(formula: Expression, averages: Mapping[str, Decimal], where: str = "
     return _number(_evaluate(formula, {k: float(v) for k, v in averages.items()}, where), where)
 
 
-def funding(rule: Funding, score: Decimal) -> Decimal:
+def funding(rule: Funding, score: Decimal, vetoes: Sequence[Veto] = ()) -> Decimal:
     """The money a score earns: the base amount, plus (minus) the step amount for every whole `step_points`
-    the published score lies above (below) the base score, then held between the floor and the cap."""
+    the published score lies above (below) the base score, then held between the floor and the cap. A veto
+    may take it down to the floor, or to nothing."""
+    if any(v.funding == "none" for v in vetoes):
+        return Decimal(0)
+    if any(v.funding == "floor" for v in vetoes) and rule.floor is not None:
+        return rule.floor
     value = shown(score)
     if value >= rule.base_score:
         steps = ((value - rule.base_score) / rule.step_points).to_integral_value(rounding="ROUND_FLOOR")

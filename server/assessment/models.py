@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.database import JsonType, UtcDateTime, utcnow
@@ -46,7 +46,12 @@ class AssessmentEntry(db.Model):
     """What one assessor gave one unit on one item: numbers per rule, a reason and evidence photos."""
 
     __tablename__ = "assessment_entries"
-    __table_args__ = (UniqueConstraint("period_id", "unit_id", "item_key", "assessor_id", "superseded_in"),)
+    # One live entry per assessor, unit and item (superseded ones are kept, one per revision): NULLs are
+    # distinct in a plain unique key, so the live one has its own partial index.
+    __table_args__ = (UniqueConstraint("period_id", "unit_id", "item_key", "assessor_id", "superseded_in"),
+                      Index("uq_assessment_entries_live", "period_id", "unit_id", "item_key", "assessor_id",
+                            unique=True, postgresql_where=text("superseded_in IS NULL"),
+                            sqlite_where=text("superseded_in IS NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), index=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..org.models import Unit
 from ..patrols import engine as patrol_engine
 from ..web.i18n import tr
 from . import engine
-from .engine import Flag, Grade, SheetSpec, UnitScore
+from .engine import Flag, Grade, SheetSpec, UnitScore, Veto
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
 
 
@@ -66,21 +66,24 @@ def _bounds(scheme_key: str, period: patrol_engine.Period) -> tuple[dt.datetime,
 def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
     rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate"}[
         metric.get("rate", "rectified")]
-    rows = _ledger(scheme_key, period, tuple(metric.get("categories") or ()))
+    rows = _ledger(scheme_key, period, tuple(metric.get("categories") or ()), metric.get("workflow"))
     values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
     return {unit_id: values.get(unit_id) for unit_id in unit_ids}
 
 
-def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The ledger of the period, once per request for each category filter (several rate metrics share it)."""
+def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...],
+            workflow: str | None = None) -> list[dict[str, Any]]:
+    """The ledger of the period, once per request for each filter (several rate metrics share it)."""
     from flask import g, has_request_context
 
+    from ..workflow.models import Case
     from ..workflow.service import ledger_rows
 
-    key = (scheme_key, period.start, period.end, categories)
+    key = (scheme_key, period.start, period.end, categories, workflow)
     cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
     if key not in cache:
-        cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None)
+        cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None,
+                                 where=Case.workflow_key == workflow if workflow else None)
     return cache[key]
 
 
@@ -149,8 +152,8 @@ def _patrol_compliance(scheme_key: str, metric: dict, period: patrol_engine.Peri
     return {unit_id: missed.get(unit_id, 0) for unit_id in unit_ids}
 
 
-# Where each kind of metric comes from. `manual` metrics are entered by assessors; the satisfaction rate
-# arrives with public reporting.
+# Where each kind of metric comes from; `manual` metrics are entered by assessors. The options each source
+# reads are listed with the scheme check (definitions.references.METRIC_OPTIONS), which refuses the others.
 METRIC_SOURCES = {
     "case_rate": _case_rate,
     "case_count": _case_count,
@@ -184,6 +187,7 @@ class UnitResult:
     grade: Grade | None = None
     ranks: dict[str, int] = field(default_factory=dict)  # per ranking group
     flags: list[Flag] = field(default_factory=list)
+    vetoes: list[Veto] = field(default_factory=list)
 
     @property
     def total(self) -> Decimal:
@@ -229,15 +233,44 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
         except engine.ScoringError as exc:
             raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(u.name), problem=str(exc))) from None
         results[u.id] = UnitResult(u, names, score)
+    longer = _longer_metrics(scheme_key, sheet, period, units)
+    failing = engine.failing_grade(sheet)
     for result in results.values():
+        result.vetoes = _vetoes(sheet, sheet.period, result.metrics, result.unit)
+        for per, numbers in longer.items():
+            result.vetoes += _vetoes(sheet, per, numbers.get(result.unit.id, {}), result.unit)
         result.grade = engine.grade_of(sheet, result.score.total)
+        if result.vetoes and failing is not None:
+            result.grade = failing  # a veto fails the unit whatever the score
+    barred = {unit_id for unit_id, r in results.items() if r.vetoes}
     for group_id, members in ranking_groups(scheme_key, sheet, units).items():
         scores = {u.id: results[u.id].score.total for u in members}
         for unit_id, position in engine.rank(scores).items():
             results[unit_id].ranks[group_id] = position
-        for unit_id, flags in engine.flags_for(sheet, scores).items():
+        for unit_id, flags in engine.flags_for(sheet, scores, barred).items():
             results[unit_id].flags.extend(f for f in flags if f not in results[unit_id].flags)
     return [results[u.id] for u in units]
+
+
+def _vetoes(sheet: SheetSpec, per: str, names: dict[str, Any], unit: Unit) -> list[Veto]:
+    try:
+        return engine.vetoed(sheet, names, per)
+    except engine.ScoringError as exc:
+        raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(unit.name), problem=str(exc))) from None
+
+
+def _longer_metrics(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
+                    units: list[Unit]) -> dict[str, dict[int, dict[str, Any]]]:
+    """For vetoes read over a longer period (the year), the metrics they name over that period so far:
+    {period kind: {unit id: {metric id: value}}}. The scheme check keeps these to metrics from the data."""
+    out = {}
+    for per, vetoes in engine.longer_vetoes(sheet).items():
+        named = set().union(*(v.when.names for v in vetoes))
+        span = patrol_engine.period_of(per, period.start)
+        so_far = patrol_engine.Period(per, span.start, min(span.end, period.end))
+        narrowed = replace(sheet, metrics=tuple(m for m in sheet.metrics if m["id"] in named))
+        out[per] = metric_values(scheme_key, narrowed, so_far, units)
+    return out
 
 
 def score_period(scheme_key: str, sheet_id: str, day: dt.date,
@@ -341,6 +374,7 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
         raise PermissionDenied(_("You may not assess this unit."))
     sheet = _spec(period)
     clean = _checked_values(sheet, item_id, values)
+    role = _assessor_role(user, unit, sheet, item_id)
     if any(v != 0 for v in clean.values()) and not reason.strip():
         raise DomainError(_("Give the reason for a deduction."))
     entry = db.session.scalar(db.select(AssessmentEntry).filter_by(
@@ -349,7 +383,7 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
     if entry is None:
         entry = AssessmentEntry(period=period, unit=unit, item_key=item_id, assessor_id=user.id)
         db.session.add(entry)
-    entry.role_key = _assessor_role(user, period.scheme_key, sheet, item_id)
+    entry.role_key = role
     entry.values, entry.reason, entry.evidence = clean, reason.strip()[:2000], list(evidence or []) or None
     entry.entered_at = utcnow()
     db.session.flush()
@@ -386,15 +420,34 @@ def _checked_values(sheet: SheetSpec, item_id: str, values: dict[str, Any]) -> d
     return clean
 
 
-def _assessor_role(user: Any, scheme_key: str, sheet: SheetSpec, item_id: str) -> str | None:
-    """The role the assessor marks in (for weighted assessors); an item's `assessor_roles` limit who may."""
-    held = [ra.role_key for ra in user.roles if ra.scheme_key == scheme_key]
-    item = next((i for _s, i in sheet.items() if i.id == item_id), None)
-    wanted = item.assessor_roles if item is not None else ()
-    if wanted and not set(wanted) & set(held):
+def _assessor_role(user: Any, unit: Unit, sheet: SheetSpec, item_id: str) -> str | None:
+    """The role the assessor marks in (for weighted assessors); the roles the sheet or item names limit who may."""
+    wanted = engine.marked_by(sheet, item_id.removeprefix(METRIC_ITEM))
+    if not permissions.can_assess_unit(user, unit, wanted):
         raise PermissionDenied(_("This item is marked by other assessors."))
-    weighted = {w["role"] for w in sheet.assessors.get("weights", [])}
-    return next((r for r in held if r in (set(wanted) or weighted)), held[0] if held else None)
+    held = sorted(permissions.roles_reaching(user, unit, "assessment.enter"))
+    return next((r for r in held if r in wanted), held[0] if held else None)
+
+
+def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str, Any]]:
+    """The items and manual metrics (as "metric:<id>") the user may mark for a unit: while the period is
+    open, those of their roles; once published, every one for the office, to correct."""
+    sheet = sheet_spec_of(period)
+    entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
+        (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if m["source"] == "manual"]
+    if period.state == "published":
+        return entries if permissions.can_run_assessment(user, period.scheme_key) else []
+    if period.state != "open":
+        return []
+    return [(key, name) for key, name in entries
+            if permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key.removeprefix(METRIC_ITEM)))]
+
+
+def assesses(user: Any, period: AssessmentPeriod, unit: Unit) -> bool:
+    """Whether the user marks anything of this sheet for the unit (what an assessor's page lists)."""
+    sheet = sheet_spec_of(period)
+    keys = [i.id for _s, i in sheet.items() if i.manual] + [m["id"] for m in sheet.metrics if m["source"] == "manual"]
+    return any(permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key)) for key in keys)
 
 
 def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
@@ -530,13 +583,11 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
                                   published_by_id=user.id)
     db.session.add(revision)
-    failing = next((g for g in reversed(sheet.grades) if not g.passing), None)
     for r in results:
         items = {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted),
                            "bonus": str(res.bonus), "rules": {x.rule.id: str(x.amount) for x in res.rules}}
                  for item_id, res in r.score.items.items()}
-        vetoes = [v.id for v in engine.vetoed(sheet, r.metrics, sheet.period)]
-        grade = failing if vetoes and failing is not None else r.grade  # a veto fails the unit whatever the score
+        vetoes, grade = [v.id for v in r.vetoes], r.grade
         now = engine.PeriodResult(period.period_key, period.starts_on.year, r.total, grade.id if grade else None,
                                   bool(grade.passing) if grade else True, min(r.ranks.values(), default=None),
                                   tuple(f.id for f in r.flags), bool(vetoes), period.starts_on, period.ends_on)
@@ -546,7 +597,7 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
             unit_id=r.unit.id, total=r.total, grade=grade.id if grade else None,
             passing=grade.passing if grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
             items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
-            funding=engine.funding(sheet.funding, r.total) if sheet.funding else None))
+            funding=engine.funding(sheet.funding, r.total, r.vetoes) if sheet.funding else None))
     period.revision, period.state = revision.number, "published"
     try:
         db.session.flush()
@@ -817,6 +868,7 @@ class CombinedScore:
     averages: dict[str, Decimal | None]  # sheet id → average published score over the period
     score: Decimal | None                # None when a sheet named has no published score for the unit
     grade: Grade | None
+    vetoes: list[Veto] = field(default_factory=list)  # read on the whole period's numbers (the year's)
 
 
 def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
@@ -838,10 +890,15 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
         for score in published_scores(period):
             totals[period.sheet_key][score.unit_id].append(Decimal(score.total))
     formula = compile_expression(rule["formula"])
+    units = assessed_units(scheme_key, sheet)
+    numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
+    failing = engine.failing_grade(sheet)
     out = []
-    for unit in assessed_units(scheme_key, sheet):
+    for unit in units:
         averages = {name: (sum(v) / len(v) if (v := totals[name].get(unit.id)) else None) for name in names}
         score = (engine.combine(formula, averages, f"combine.{combine_id}")
                  if all(a is not None for a in averages.values()) else None)
-        out.append(CombinedScore(unit, averages, score, engine.grade_of(sheet, score) if score is not None else None))
+        vetoes = _vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []
+        grade = engine.grade_of(sheet, score) if score is not None else None
+        out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes))
     return span, out

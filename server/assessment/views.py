@@ -24,7 +24,7 @@ from ..org.models import Unit
 from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
-from . import charts, service
+from . import charts, engine, service
 from .models import AssessmentAppeal, AssessmentPeriod
 
 bp = Blueprint("assessment", __name__, template_folder="templates", url_prefix="/assess")
@@ -102,8 +102,35 @@ def periods(scheme_key: str):
             return redirect(url_for("assessment.period", period_id=period.id), code=303)
     rows = db.session.scalars(db.select(AssessmentPeriod).filter_by(scheme_key=scheme_key)
                               .order_by(AssessmentPeriod.starts_on.desc(), AssessmentPeriod.sheet_key))
+    combinations = [(key, c["id"], c.get("name")) for key, row in sheets for c in row.data.get("combine", [])
+                    ] if permissions.can_view_all_scores(current_user, scheme_key) else []
     return render_template("assessment/periods.html", scheme_key=scheme_key, periods=list(rows), form=form,
-                           can_run=permissions.can_run_assessment(current_user, scheme_key))
+                           combinations=combinations, can_run=permissions.can_run_assessment(current_user, scheme_key))
+
+
+@bp.get("/<scheme_key>/combined/<sheet_id>/<combine_id>")
+def combined(scheme_key: str, sheet_id: str, combine_id: str):
+    """A longer period's score from a `combine` formula (the year from the months and the year-end check),
+    with the vetoes read on that period's numbers; `?on=` picks the period (default: the current one)."""
+    from ..patrols.service import today_in
+
+    if not permissions.can_view_all_scores(current_user, scheme_key):
+        raise PermissionDenied(_("You may not view this assessment."))
+    try:
+        day = dt.date.fromisoformat(request.args["on"]) if request.args.get("on") else today_in(scheme_key)
+    except ValueError:
+        abort(400)
+    _row, sheet = service.sheet_of(scheme_key, sheet_id)
+    rule = next((c for c in sheet.combine if c["id"] == combine_id), None)
+    span, rows = service.combined_scores(scheme_key, sheet_id, combine_id, day)
+    ranks = engine.rank({r.unit.id: r.score for r in rows if r.score is not None})
+    rows.sort(key=lambda r: (r.unit.id not in ranks, ranks.get(r.unit.id, 0)))
+    names = [sheet_id, *rule.get("sheets", [])]
+    titles = {key: tr(row.data.get("name")) for key, row in (
+        (m.key, m) for m in current_version(scheme_key).members if m.kind == "score_sheet")}
+    return render_template("assessment/combined.html", scheme_key=scheme_key, sheet=sheet, rule=rule, span=span,
+                           rows=rows, ranks=ranks, names=names, titles=titles,
+                           earlier=span.start - dt.timedelta(days=1), later=span.end + dt.timedelta(days=1))
 
 
 def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
@@ -111,7 +138,7 @@ def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
     if permissions.can_view_all_scores(current_user, period.scheme_key):
         return rows
     return [r for r in rows if permissions.can_view_unit_scores(current_user, unit_of(r))
-            or permissions.can_assess_unit(current_user, unit_of(r))]
+            or service.assesses(current_user, period, unit_of(r))]
 
 
 @bp.get("/period/<int:period_id>")
@@ -128,7 +155,10 @@ def period(period_id: int):
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
     from ..patrols.service import today_in
 
+    units = [s.unit for s in scores] if scores is not None else [r.unit for r in draft]
+    markable = {u.id: service.markable(current_user, row, u) for u in units}
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
+                           markable=markable,
                            today=today_in(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
                            decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key))
@@ -189,8 +219,8 @@ def marks(period_id: int, unit_id: int, item_id: str):
         # Who may mark here is checked before any file is kept.
         if correcting and not permissions.can_run_assessment(current_user, row.scheme_key):
             raise PermissionDenied(_("You may not correct this district's assessment."))
-        if not correcting and not permissions.can_assess_unit(current_user, unit):
-            raise PermissionDenied(_("You may not assess this unit."))
+        if not correcting and item_id not in dict(service.markable(current_user, row, unit)):
+            raise PermissionDenied(_("You may not mark this item for this unit."))
         try:
             evidence = [] if correcting else [
                 forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id

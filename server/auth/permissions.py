@@ -9,7 +9,7 @@ reach everything.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,27 +123,48 @@ def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> S
         return Scope(scheme_key, {})
     if user.is_admin:
         return Scope(scheme_key, {cap: Reach(None, None) for cap in CAPABILITIES})
+    reaches: dict[str, list[Reach]] = {}
+    for _role_key, capabilities, reach in _grants(user, scheme_key, today):
+        for capability in capabilities:
+            reaches.setdefault(capability, []).append(reach)
+    return Scope(scheme_key, {cap: _merge(items) for cap, items in reaches.items()})
+
+
+def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
+    """(role, its capabilities, where it reaches) for each role the user holds, assigned or by a post today."""
     today = today or dt.date.today()
     roles, tiers = _scheme_roles(scheme_key)
-    grants: list[tuple[str, int | None, int | None]] = [  # (role, unit, area)
+    held: list[tuple[str, int | None, int | None]] = [  # (role, unit, area)
         (a.role_key, a.unit_id, None) for a in user.roles if a.scheme_key == scheme_key
     ]
     for post in user.posts:
         if post.scheme_key == scheme_key and post.holds_on(today):
             tier_role = tiers.get(post.tier_key, {}).get("role")
             if tier_role:
-                grants.append((tier_role, post.unit_id or (post.area.unit_id if post.area else None), post.area_id))
-    reaches: dict[str, list[Reach]] = {}
-    for role_key, unit_id, area_id in grants:
+                held.append((tier_role, post.unit_id or (post.area.unit_id if post.area else None), post.area_id))
+    out = []
+    for role_key, unit_id, area_id in held:
         role = roles.get(role_key)
         if role is None:
             continue  # a role the current scheme no longer defines grants nothing
         reach = _reach_of(role.get("scope"), unit_id, area_id)
-        if reach is None:
-            continue
-        for capability in role.get("capabilities", []):
-            reaches.setdefault(capability, []).append(reach)
-    return Scope(scheme_key, {cap: _merge(items) for cap, items in reaches.items()})
+        if reach is not None:
+            out.append((role_key, list(role.get("capabilities", [])), reach))
+    return out
+
+
+def roles_reaching(user: Any, unit: Any, capability: str) -> frozenset[str]:
+    """The roles in which the user holds `capability` over this unit (a rating sheet asks who marks)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return frozenset()
+    if has_request_context():
+        grants = g.setdefault("_grants", {}).setdefault((user.id, unit.scheme_key), None)
+        if grants is None:
+            grants = g._grants[(user.id, unit.scheme_key)] = _grants(user, unit.scheme_key)
+    else:
+        grants = _grants(user, unit.scheme_key)
+    return frozenset(role_key for role_key, capabilities, reach in grants
+                     if capability in capabilities and (reach.units is None or unit.id in reach.units))
 
 
 def _reach_of(kind: str | None, unit_id: int | None, area_id: int | None) -> Reach | None:
@@ -289,9 +310,12 @@ def can_view_all_scores(user: Any, scheme_key: str) -> bool:
     return scope.only("assessment.publish").district_wide or scope.only("assessment.enter").district_wide
 
 
-def can_assess_unit(user: Any, unit: Any) -> bool:
-    """Enter an assessor's marks for a unit within one's `assessment.enter` reach."""
-    return scope_for(user, unit.scheme_key).only("assessment.enter").covers_unit(unit.id)
+def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
+    """Enter an assessor's marks for a unit within one's `assessment.enter` reach; when the sheet or item
+    names the `roles` that mark it, in one of those roles."""
+    if not scope_for(user, unit.scheme_key).only("assessment.enter").covers_unit(unit.id):
+        return False
+    return not roles or user.is_admin or bool(roles_reaching(user, unit, "assessment.enter") & set(roles))
 
 
 def can_view_unit_scores(user: Any, unit: Any) -> bool:

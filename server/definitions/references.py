@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..expressions import check_expression
+from ..expressions import ExpressionError, check_expression, compile_expression
 from .errors import DefinitionError
 from .loader import SourceDocument
 
@@ -20,6 +20,17 @@ CASE_CONTEXT_NAMES = frozenset({
     "user.*", "case.*", "area.*", "unit.*",
 })
 ROUTING_NAMES = frozenset({"category", "area.*", "area", "unit", "source", "form.*"})
+PERIOD_ORDER = ("month", "quarter", "half_year", "year")
+
+# The options each metric source reads (beyond id, name and source): anything else would be silently ignored.
+METRIC_COMMON = frozenset({"id", "name", "source"})
+METRIC_OPTIONS = {
+    "case_rate": frozenset({"rate", "workflow", "categories"}),
+    "case_count": frozenset({"workflow", "categories", "state_kinds", "filter"}),
+    "form_count": frozenset({"form"}),
+    "patrol_compliance": frozenset({"patrol_rule"}),
+    "manual": frozenset(),
+}
 STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "flags", "passing", "vetoed"})
 
 Path = list[str | int]
@@ -33,6 +44,14 @@ def _walk_tree(items: Any, path: Path, key: str = "children") -> Iterator[tuple[
         if isinstance(item, dict):
             yield [*path, i], item
             yield from _walk_tree(item.get(key), [*path, i, key], key)
+
+
+def _expression_names(source: Any) -> set[str]:
+    """The names an expression reads (none when it does not compile: `expr` reports that)."""
+    try:
+        return set(compile_expression(source).names) if isinstance(source, str) else set()
+    except ExpressionError:
+        return set()
 
 
 def _as_list(value: Any) -> list:
@@ -381,6 +400,10 @@ class ReferenceChecker:
                              "an at_least weight is a share of the whole, from 0 to 1 (0.5: at least half)")
         if fixed > 1:
             self.err(doc, ["assessors", "weights"], "the at_least shares add up to more than 1")
+        self.ref(doc, ["assessors", "roles"], assessors.get("roles"), ctx["roles"], "role")
+        for i, w in enumerate(_as_list(assessors.get("weights"))):
+            if isinstance(w, dict):
+                self.ref(doc, ["assessors", "weights", i, "role"], w.get("role"), ctx["roles"], "role")
         assessed = d.get("assessed") if isinstance(d.get("assessed"), dict) else {}
         self.ref(doc, ["assessed", "unit_kinds"], assessed.get("unit_kinds"), ctx["unit_kinds"], "unit kind")
         self.ref(doc, ["assessed", "units"], assessed.get("units"), ctx["units"], "unit")
@@ -393,6 +416,10 @@ class ReferenceChecker:
             needs = {"form_count": "form", "patrol_compliance": "patrol_rule", "case_rate": "rate"}.get(m.get("source"))
             if needs and not m.get(needs):
                 self.err(doc, path, f"a metric with source '{m.get('source')}' needs '{needs}'")
+            takes = METRIC_OPTIONS.get(m.get("source"))
+            for key in sorted(set(m) - METRIC_COMMON - (takes or set())) if takes is not None else ():
+                self.err(doc, [*path, key], f"a metric with source '{m.get('source')}' does not read '{key}'"
+                         + (f" (it reads {', '.join(sorted(takes))})" if takes else ""))
         sections = list(_walk_tree(d.get("sections"), ["sections"], "-"))
         self.ids(doc, sections, "section")
         items = [(p + ["items", i], it) for p, sec in sections for i, it in enumerate(_as_list(sec.get("items")))
@@ -418,6 +445,7 @@ class ReferenceChecker:
             self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}")
         names = metrics
         for path, item in items:
+            self.ref(doc, [*path, "assessor_roles"], item.get("assessor_roles"), ctx["roles"], "role")
             for i, rule in enumerate(_as_list(item.get("rules"))):
                 if not isinstance(rule, dict):
                     continue
@@ -440,8 +468,23 @@ class ReferenceChecker:
         self.ref(doc, ["ranking", "groups"], ranking.get("groups"), ctx["groups"], "unit group")
         for path, streak in _walk_tree(d.get("streaks"), ["streaks"], "-"):
             self.expr(doc, [*path, "when"], streak.get("when"), STREAK_NAMES)
+        manual = {m.get("id") for _p, m in _walk_tree(d.get("metrics"), ["metrics"], "-")
+                  if m.get("source") == "manual"}
+        funding = d.get("funding") if isinstance(d.get("funding"), dict) else None
         for path, veto in _walk_tree(d.get("vetoes"), ["vetoes"], "-"):
             self.expr(doc, [*path, "when"], veto.get("when"), names)
+            per = veto.get("period")
+            if per in PERIOD_ORDER and d.get("period") in PERIOD_ORDER and per != d.get("period"):
+                if PERIOD_ORDER.index(per) < PERIOD_ORDER.index(d["period"]):
+                    self.err(doc, [*path, "period"], f"a {d['period']} sheet cannot veto over a shorter period ({per})")
+                used = sorted(_expression_names(veto.get("when")) & manual)
+                if used:
+                    self.err(doc, [*path, "when"], f"a veto over a longer period ({per}) reads metrics from the data; "
+                             f"{', '.join(used)} is entered by hand each {d['period']}")
+            if veto.get("funding") in ("floor", "none") and funding is None:
+                self.err(doc, [*path, "funding"], "the sheet has no funding for a veto to take away")
+            elif veto.get("funding") == "floor" and funding is not None and "floor" not in funding:
+                self.err(doc, [*path, "funding"], "the sheet's funding has no floor")
         for path, combo in _walk_tree(d.get("combine"), ["combine"], "-"):
             sheet_names = {d.get("id")} | set(_as_list(combo.get("sheets")))
             self.ref(doc, [*path, "sheets"], combo.get("sheets"), self.available("score_sheet"), "score sheet")

@@ -85,3 +85,146 @@ def test_dashboard_takes_each_sheets_latest_period(ctx):
     rows = {r.unit.key: r for r in service.dashboard(leader, "chengguan", dt.date(2026, 11, 2))}
     assert rows[community].score == Decimal(91) and rows[community].period.period_key == "2026-10"
     assert rows["ting_squad"].score == Decimal(83) and rows["ting_squad"].period.sheet_key == "chengguan_squad_rating"
+
+
+def _illegal_buildings(unit: Unit, per_month: dict[int, int]) -> None:
+    from server.workflow.models import Case
+    from server.workflow.service import workflow_version
+
+    version = workflow_version("chengguan", "digital_city")
+    for month, count in per_month.items():
+        for _ in range(count):
+            db.session.add(Case(scheme_key="chengguan", workflow_key="digital_city", definition_version_id=version.id,
+                                state="x", state_kind="final", data={}, category="event_illegal_structure",
+                                unit_id=unit.id, created_at=dt.datetime(2026, month, 10, 3, tzinfo=dt.UTC)))
+    db.session.flush()
+
+
+def test_year_veto_read_on_the_year_so_far_in_each_month_and_in_the_year_score(ctx):
+    """篇8: more than 20 new illegal buildings in the year fails the unit, whatever its score; the monthly sheet
+    counts the year so far, and the year score is failed too."""
+    load_shipped("chengguan")
+    sheet = service.sheet_of("chengguan", "chengguan_monthly")[1]
+    community, other = service.assessed_units("chengguan", sheet)[:2]
+    _illegal_buildings(community, {1: 8, 2: 8, 3: 8})  # 8, 16, then 24 this year
+    _illegal_buildings(other, {3: 20})                 # 20: the limit itself is allowed
+
+    def result(day: dt.date, unit: Unit) -> service.UnitResult:
+        return next(r for r in service.score_period("chengguan", "chengguan_monthly", day)[1] if r.unit == unit)
+
+    february, march = result(dt.date(2026, 2, 1), community), result(dt.date(2026, 3, 1), community)
+    assert february.vetoes == [] and february.grade.passing
+    assert [v.id for v in march.vetoes] == ["illegal_buildings"]
+    assert march.grade == service.engine.failing_grade(sheet) and march.total > 0  # the score itself stands
+    assert not any(f.kind == "top" for f in march.flags)
+    assert result(dt.date(2026, 3, 1), other).vetoes == []
+    # Next year the count starts again.
+    assert result(dt.date(2027, 1, 1), community).vetoes == []
+
+    _published("chengguan_monthly", "2026-03", dt.date(2026, 3, 1), dt.date(2026, 3, 31),
+               {community.key: "95", other.key: "95"})
+    _published("chengguan_year_end", "2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31),
+               {community.key: "95", other.key: "95"})
+    _span, rows = service.combined_scores("chengguan", "chengguan_monthly", "year_total", dt.date(2026, 12, 31))
+    by_unit = {r.unit: r for r in rows}
+    assert by_unit[community].score == Decimal(95)
+    assert [v.id for v in by_unit[community].vetoes] == ["illegal_buildings"]
+    assert by_unit[community].grade.passing is False
+    assert by_unit[other].vetoes == [] and by_unit[other].grade.passing
+
+
+def test_raters_mark_only_the_sheets_and_items_their_roles_are_named_for(ctx):
+    """Seed 003 篇1 考核方法4: the communities rate the station and the squad; the office marks the communities.
+    A community rater reaches the whole district, yet never marks a rival community."""
+    import pytest
+
+    from server.core.errors import PermissionDenied
+    from tests.support.factories import make_user
+
+    load_shipped("chengguan")
+    office = make_user("cg_office", roles=(("chengguan", "office_admin", None),))
+    assessor = make_user("cg_assessor", roles=(("chengguan", "office_assessor", None),))
+    rater = make_user("cg_rater", roles=(("chengguan", "community_rater", None),))
+    brigade = make_user("cg_brigade", roles=(("chengguan", "brigade_assessor", None),))
+    day = dt.date(2026, 10, 1)
+    monthly = service.open_period(office, "chengguan", "chengguan_monthly", day)
+    station = service.open_period(office, "chengguan", "chengguan_sanitation_rating", day)
+    squad = service.open_period(office, "chengguan", "chengguan_squad_rating", day)
+    community = service.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
+    sanitation = service.assessed_units("chengguan", service.sheet_spec_of(station))[0]
+    squad_unit = service.assessed_units("chengguan", service.sheet_spec_of(squad))[0]
+
+    with pytest.raises(PermissionDenied):
+        service.enter_marks(rater, monthly, community, "metric:no_dedicated_worker", {"value": 1}, "x")
+    assert service.markable(rater, monthly, community) == [] and not service.assesses(rater, monthly, community)
+    entry = service.enter_marks(assessor, monthly, community, "metric:no_dedicated_worker", {"value": 1}, "未配备")
+    assert entry.role_key == "office_assessor"
+    assert "metric:no_dedicated_worker" in dict(service.markable(assessor, monthly, community))
+
+    service.enter_marks(rater, station, sanitation, "sweeping", {"problems": 1}, "路面不洁")
+    with pytest.raises(PermissionDenied):  # the station's items name the community raters only
+        service.enter_marks(assessor, station, sanitation, "sweeping", {"problems": 0})
+    # The squad's weighted sheet: its weighted roles mark it, each entry in the role it counts for.
+    squad_item = next(key for key, _name in service.markable(rater, squad, squad_unit))
+    rule = service.entered_rules(squad, squad_item)[0][0]
+    assert service.enter_marks(rater, squad, squad_unit, squad_item, {rule: 0}).role_key == "community_rater"
+    assert service.enter_marks(brigade, squad, squad_unit, squad_item, {rule: 0}).role_key == "brigade_assessor"
+    with pytest.raises(PermissionDenied):
+        service.enter_marks(assessor, squad, squad_unit, squad_item, {rule: 0})
+    assert db.session.scalar(db.select(db.func.count()).select_from(service.AssessmentEntry)) == 4
+
+
+def test_two_live_entries_for_one_assessor_are_refused_by_the_database(ctx):
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.support.factories import make_user
+
+    load_shipped("chengguan")
+    office = make_user("cg_office", roles=(("chengguan", "office_admin", None),))
+    period = service.open_period(office, "chengguan", "chengguan_monthly", dt.date(2026, 10, 1))
+    unit = service.assessed_units("chengguan", service.sheet_spec_of(period))[0]
+    service.enter_marks(office, period, unit, "metric:no_dedicated_worker", {"value": 0})
+    db.session.commit()
+    twin = service.AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key="metric:no_dedicated_worker",
+                                   assessor_id=office.id, values={"value": 1})
+    db.session.add(twin)
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+    # A superseded one beside the live one is how a correction keeps history: allowed.
+    db.session.add(service.AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key="metric:no_dedicated_worker",
+                                           assessor_id=office.id, values={"value": 1}, superseded_in=1))
+    db.session.flush()
+
+
+def test_combined_scores_page_with_the_year_veto(ctx, app):
+    from tests.support.factories import login, make_user
+
+    load_shipped("chengguan")
+    sheet = service.sheet_of("chengguan", "chengguan_monthly")[1]
+    community, other = service.assessed_units("chengguan", sheet)[:2]
+    _illegal_buildings(community, {5: 21})
+    _published("chengguan_monthly", "2026-05", dt.date(2026, 5, 1), dt.date(2026, 5, 31),
+               {community.key: "96", other.key: "90"})
+    _published("chengguan_year_end", "2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31),
+               {community.key: "91", other.key: "80"})
+    make_user("cg_office", roles=(("chengguan", "office_admin", None),))
+    make_user("cg_staff", roles=(("chengguan", "community_staff", community.key),))
+    db.session.commit()
+    client = app.test_client()
+    login(client, "cg_office")
+    listing = client.get("/assess/chengguan/").get_data(as_text=True)
+    assert "/assess/chengguan/combined/chengguan_monthly/year_total" in listing
+    page = client.get("/assess/chengguan/combined/chengguan_monthly/year_total?on=2026-12-31")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    # 0.6 × 96 + 0.4 × 91 = 94.00 and 0.6 × 90 + 0.4 × 80 = 86.00; the first is vetoed for the year.
+    assert "94.00" in html and "86.00" in html
+    assert "全年新增违法建设超过20起" in html
+    assert html.index("94.00") < html.index("86.00")  # ranked by score
+    assert client.get("/assess/chengguan/combined/chengguan_monthly/year_total?on=2026-13-01").status_code == 400
+    assert client.get("/assess/chengguan/combined/chengguan_monthly/nothing").status_code == 404
+    staff = app.test_client()
+    login(staff, "cg_staff")
+    assert staff.get("/assess/chengguan/combined/chengguan_monthly/year_total").status_code == 403

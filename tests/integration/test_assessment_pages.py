@@ -86,6 +86,16 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     first = office.get(f"{page}?revision=1").get_data(as_text=True)
     assert "88.00" in latest and "复核后不扣分" in latest
     assert "84.00" in first
+    # A manual metric is corrected from the page too: no working mechanism after all (−5), revision 3.
+    metric = f"/assess/period/{period.id}/unit/{shilong}/metric:mechanism_missing"
+    assert metric in latest
+    assert assessor.get(metric).status_code == 200
+    assert assessor.post(metric, data={"csrf_token": _token(assessor, metric), "r_value": "1", "reason": "x"},
+                         content_type="multipart/form-data").status_code == 403  # published: the office's
+    assert office.post(metric, data={"csrf_token": _token(office, metric), "r_value": "1",
+                                     "reason": "抽查发现未建立机制"}, content_type="multipart/form-data").status_code == 303
+    assert "83.00" in office.get(page).get_data(as_text=True)
+    assert "88.00" in office.get(f"{page}?revision=2").get_data(as_text=True)
 
 
 def test_bulletin_page_and_pdf(october, app):  # noqa: F811

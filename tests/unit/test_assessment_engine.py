@@ -194,6 +194,40 @@ def test_veto_fails_the_year_whatever_the_score():
     assert engine.vetoed(sheet, {"new_illegal_buildings": 99}, "month") == []  # judged on the year
 
 
+def test_a_vetoed_unit_holds_no_top_flag_and_the_next_in_line_takes_it(lidu):
+    scores = {"a": D(98), "b": D(95), "c": D(90), "d": D(60)}
+    flags = engine.flags_for(lidu, scores, barred={"a"})
+    # a is vetoed: the two red flags go to b and c; a keeps its rank, and d (below 70) is still last.
+    assert {u: [f.id for f in fl] for u, fl in flags.items()} == {
+        "a": [], "b": ["red_flag"], "c": ["red_flag"], "d": ["yellow_flag"]}
+    assert engine.rank(scores)["a"] == 1
+    # A vetoed unit at the bottom still gets the bottom flag.
+    flags = engine.flags_for(lidu, {"a": D(98), "b": D(95), "c": D(60)}, barred={"c"})
+    assert [f.id for f in flags["c"]] == ["yellow_flag"]
+
+
+def test_a_veto_takes_the_money_down_as_it_says():
+    funding = {"base_amount": 5000, "base_score": 80, "step_points": 1, "step_amount": 100, "floor": 3000,
+               "cap": 6000}
+    sheet = _sheet(funding=funding, vetoes=[
+        {"id": "keep", "name": "k", "when": "x > 1"},
+        {"id": "floor", "name": "f", "when": "x > 2", "funding": "floor"},
+        {"id": "none", "name": "n", "when": "x > 3", "funding": "none"}])
+    assert [v.funding for v in sheet.vetoes] == ["keep", "floor", "none"]
+    assert engine.funding(sheet.funding, D(85), sheet.vetoes[:1]) == 5000 + 5 * 100  # kept as earned
+    assert engine.funding(sheet.funding, D(95), sheet.vetoes[:2]) == 3000
+    assert engine.funding(sheet.funding, D(95), sheet.vetoes) == 0
+    # Without a period of its own, a veto counts in the sheet's period.
+    assert [v.id for v in engine.vetoed(sheet, {"x": 2}, "month")] == ["keep"]
+    assert engine.vetoed(sheet, {"x": 9}, "year") == []
+
+
+def test_the_failing_grade_is_the_lowest_band_when_it_does_not_pass(lidu):
+    assert engine.failing_grade(lidu).passing is False
+    assert engine.failing_grade(lidu) == min(lidu.grades, key=lambda g: g.min)
+    assert engine.failing_grade(_sheet()) is None  # no grades: a veto still shows, with no band
+
+
 def test_monthly_average_and_year_end_combined():
     formula = compile_expression("monthly * 0.6 + year_end * 0.4")
     months = [D("91.5"), D(88), D("86.5")]

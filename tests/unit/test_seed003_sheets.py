@@ -349,3 +349,31 @@ def test_late_piles_split_at_3_cubic_metres_like_the_workflow_deadline(rubbish, 
     days = compile_expression(handle["working_days"]).evaluate({"urgency": "normal", "size_m3": size})
     if overdue:  # a late pile is small exactly when its deadline was one working day
         assert (days == 1, days == 3) == (small, big)
+
+
+def test_the_scheme_check_refuses_metric_options_a_source_ignores_and_vetoes_it_cannot_read(tmp_path):
+    import shutil
+
+    from server.definitions.errors import DefinitionsInvalid
+
+    folder = tmp_path / "chengguan"
+    shutil.copytree(FOLDER, folder)
+    monthly = folder / "monthly.yaml"
+    text = monthly.read_text("utf-8")
+    text = text.replace("    rate: on_time\n    workflow: digital_city\n",
+                        "    rate: on_time\n    workflow: digital_city\n    state_kinds: [final]\n", 1)
+    text = text.replace("    when: new_illegal_buildings > 20\n    period: year\n",
+                        "    when: new_illegal_buildings + collection_rate > 20\n    period: year\n    funding: none\n")
+    monthly.write_text(text, "utf-8")
+    year_end = folder / "year_end.yaml"
+    year_end.write_text(year_end.read_text("utf-8") + "vetoes:\n  - {id: v, name: v, when: satisfaction < 0.5, "
+                        "period: month}\n", "utf-8")
+    with pytest.raises(DefinitionsInvalid) as caught:
+        check_path(folder, ROOT)
+    messages = "\n".join(str(e) for e in caught.value.errors)
+    assert ("a metric with source 'case_rate' does not read 'state_kinds' (it reads categories, rate, workflow)"
+            in messages)
+    assert "collection_rate is entered by hand each month" in messages
+    assert "a year sheet cannot veto over a shorter period (month)" in messages
+    # Money a veto takes away must exist: the monthly sheet has funding, so `none` is fine there.
+    assert "no funding for a veto" not in messages
