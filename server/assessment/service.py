@@ -430,14 +430,14 @@ def _assessor_role(user: Any, unit: Unit, sheet: SheetSpec, item_id: str) -> str
 
 
 def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str, Any]]:
-    """The items and manual metrics (as "metric:<id>") the user may mark for a unit: while the period is
-    open, those of their roles; once published, every one for the office, to correct."""
+    """The items and manual metrics (as "metric:<id>") the user may mark for a unit: until publication, those
+    of their roles; once published, every one for the office, to correct."""
     sheet = sheet_spec_of(period)
     entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
         (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if m["source"] == "manual"]
     if period.state == "published":
         return entries if permissions.can_run_assessment(user, period.scheme_key) else []
-    if period.state != "open":
+    if period.state not in ("open", "appeal"):  # marks may still be put right while units appeal
         return []
     return [(key, name) for key, name in entries
             if permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key.removeprefix(METRIC_ITEM)))]

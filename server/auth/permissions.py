@@ -305,9 +305,10 @@ def can_run_assessment(user: Any, scheme_key: str) -> bool:
 
 
 def can_view_all_scores(user: Any, scheme_key: str) -> bool:
-    """Every unit's draft and published scores, appeals and the bulletin: district-wide assessors and the office."""
+    """Every unit's draft and published scores, appeals and the bulletin: the office and district-wide readers.
+    Marking reaches no further than the units one marks (a community rater sees the station, not its rivals)."""
     scope = scope_for(user, scheme_key)
-    return scope.only("assessment.publish").district_wide or scope.only("assessment.enter").district_wide
+    return scope.only("assessment.publish").district_wide or scope.only("assessment.view").district_wide
 
 
 def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:

@@ -228,3 +228,32 @@ def test_combined_scores_page_with_the_year_veto(ctx, app):
     staff = app.test_client()
     login(staff, "cg_staff")
     assert staff.get("/assess/chengguan/combined/chengguan_monthly/year_total").status_code == 403
+
+
+def test_a_rater_sees_the_units_it_marks_and_not_the_communities(ctx, app):
+    from tests.conftest import csrf_token
+    from tests.support.factories import login, make_user
+
+    load_shipped("chengguan")
+    office = make_user("cg_office", roles=(("chengguan", "office_admin", None),))
+    make_user("cg_rater", roles=(("chengguan", "community_rater", None),))
+    day = dt.date(2026, 10, 1)
+    monthly = service.open_period(office, "chengguan", "chengguan_monthly", day)
+    station = service.open_period(office, "chengguan", "chengguan_sanitation_rating", day)
+    community = service.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
+    sanitation = service.assessed_units("chengguan", service.sheet_spec_of(station))[0]
+    db.session.commit()
+    client = app.test_client()
+    login(client, "cg_rater")
+    rivals = client.get(f"/assess/period/{monthly.id}").get_data(as_text=True)
+    assert service.tr(community.name) not in rivals
+    rated = client.get(f"/assess/period/{station.id}").get_data(as_text=True)
+    assert service.tr(sanitation.name) in rated
+    assert f"/assess/period/{station.id}/unit/{sanitation.id}/sweeping" in rated
+    rival = f"/assess/period/{monthly.id}/unit/{community.id}/metric:no_dedicated_worker"
+    assert client.get(rival).status_code == 403
+    token = csrf_token(client, f"/assess/period/{station.id}/unit/{sanitation.id}/sweeping")
+    assert client.post(rival, data={"csrf_token": token, "r_value": "1", "reason": "x"},
+                       content_type="multipart/form-data").status_code == 403
+    assert db.session.scalar(db.select(db.func.count()).select_from(service.AssessmentEntry)) == 0
+    assert client.get("/assess/chengguan/combined/chengguan_monthly/year_total").status_code == 403
