@@ -50,13 +50,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
 
     from .auth import access
-    from .web import i18n, theming
+    from .web import i18n, security, theming
 
     login_manager.init_app(app)
     access.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories="translations")
     i18n.init_app(app)
     theming.init_app(app)
+    security.init_app(app)
 
     from .web.params import IdConverter
 
@@ -70,11 +71,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .forms.views import bp as forms_bp
     from .org.views import bp as org_bp
     from .patrols.views import bp as patrols_bp
+    from .public.views import bp as public_bp
+    from .public.views import moderation_bp
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp,
-                      assessment_bp):
+                      assessment_bp, public_bp, moderation_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE
@@ -82,6 +85,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.service import open_cases_from_record
 
     AFTER_STORE.update(flag_location=flag_location, open_cases=open_cases_from_record)
+
+    from .assessment.service import METRIC_SOURCES
+    from .public.service import satisfaction_rates
+
+    METRIC_SOURCES["satisfaction_rate"] = satisfaction_rates
 
     from .core.errors import register_error_handlers
 

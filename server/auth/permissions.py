@@ -311,6 +311,16 @@ def can_view_all_scores(user: Any, scheme_key: str) -> bool:
     return scope.only("assessment.publish").district_wide or scope.only("assessment.view").district_wide
 
 
+def can_moderate(user: Any, scheme_key: str) -> bool:
+    """Check public reports' text and photos before they show publicly: `moderation.manage`, district-wide."""
+    return scope_for(user, scheme_key).only("moderation.manage").district_wide
+
+
+def can_contact_reporter(user: Any, case: Any) -> bool:
+    """See a public reporter's name and phone in clear, to call them back: dispatchers over the case."""
+    return scope_for(user, case.scheme_key).only("case.dispatch").covers_area(case.area_id, case.unit_id)
+
+
 def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
     """Enter an assessor's marks for a unit within one's `assessment.enter` reach; when the sheet or item
     names the `roles` that mark it, in one of those roles."""

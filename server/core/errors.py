@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -31,6 +33,22 @@ class Conflict(DomainError):
     status = 409
 
 
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+               409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_failed",
+               429: "rate_limited"}
+
+
+def json_error(status: int, message: str, fields: dict[str, list[str]] | None = None) -> Response:
+    """The JSON API's error: `{"error": {"code", "message", "fields"?}}` with its HTTP status."""
+    body: dict[str, Any] = {"code": ERROR_CODES.get(status, "server_error" if status >= 500 else "error"),
+                            "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    response = jsonify(error=body)
+    response.status_code = status
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):
@@ -38,8 +56,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
-        if request.path.startswith("/api/") or error.code is None:
+        if error.code is None:
             return error
+        if request.path.startswith("/api/"):  # no page for machines: the JSON API's error body
+            response = json_error(error.code, error.description or error.name)
+            response.headers.update({k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")})
+            return response
         messages = {
             400: _("The request could not be understood."),
             403: _("You are not allowed to do this."),
@@ -49,4 +71,7 @@ def register_error_handlers(app: Flask) -> None:
             429: _("Too many attempts. Please wait a minute and try again."),
         }
         message = messages.get(error.code, error.description)
+        limit = getattr(error, "limit", None)
+        if error.code == 429 and limit is not None and getattr(limit, "error_message", None):
+            message = error.description  # the endpoint's own words (a public report form says more)
         return render_template("error.html", code=error.code, message=message), error.code

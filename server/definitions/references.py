@@ -29,6 +29,7 @@ METRIC_OPTIONS = {
     "case_count": frozenset({"workflow", "categories", "state_kinds", "filter"}),
     "form_count": frozenset({"form"}),
     "patrol_compliance": frozenset({"patrol_rule"}),
+    "satisfaction_rate": frozenset({"workflow", "categories"}),
     "manual": frozenset(),
 }
 STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "flags", "passing", "vetoed"})

@@ -235,12 +235,13 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None) -> FormPage:
-    """A fresh form with its defaults and a new idempotency token."""
+def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None,
+              prefill: dict[str, Any] | None = None) -> FormPage:
+    """A fresh form with its defaults (and `prefill` values, e.g. the road of a board) and a new token."""
     context = form_context(user, scheme_key)
     from .engine import default_values
 
-    values = default_values(spec, context)
+    values = {**default_values(spec, context), **(prefill or {})}
     token = new_token()
     state = evaluate(spec, values, context, engine_messages, check=False)
     form = builder.bind(spec, values=state.values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -29,13 +30,15 @@ def _register_globals(state) -> None:  # noqa: ANN001
     state.app.jinja_env.globals["live_attrs"] = live_attrs
 
 
-def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None):
-    """The whole page, or only the form body for an htmx refresh."""
+def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None,
+                **extra: Any):
+    """The whole page, or only the form body for an htmx refresh; `extra` reaches the templates (a page that
+    adds its own inputs before the submit button names them `extra_template`)."""
     template = "forms/_body.html" if request.headers.get("HX-Request") else "forms/form.html"
     page.action_url = action_url
     if status is None:
-        status = 400 if page.errors else 200
-    return render_template(template, page=page, action_url=action_url, preview=preview), status
+        status = 400 if page.errors or extra.get("extra_errors") else 200
+    return render_template(template, page=page, action_url=action_url, preview=preview, **extra), status
 
 
 @bp.get("/<scheme_key>/")

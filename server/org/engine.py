@@ -346,3 +346,23 @@ def appointment_problems(values: PostValues, latest: PostState | None, today: dt
     if values.ended_on is not None and values.ended_on < since:
         return {"ended_on": _("The post cannot end before it starts.")}
     return {}
+
+
+def place_of(areas: list[tuple[Any, dict, int]], lat: float, lng: float, within_m: float) -> Any | None:
+    """The area a point belongs to, from (area, GeoJSON geometry, depth) candidates: the deepest one it lies in
+    (a segment before its road, a grid before its zone), else the nearest within `within_m` metres (a
+    report taken from the pavement beside a road's centre line). None when nothing is near."""
+    from ..patrols.engine import distance_m
+
+    inside, nearest = [], None
+    for area, geometry, depth in areas:
+        distance = distance_m(geometry, lat, lng)
+        if distance is None:
+            continue
+        if distance == 0:
+            inside.append((depth, area))
+        elif distance <= within_m and (nearest is None or distance < nearest[0]):
+            nearest = (distance, area)
+    if inside:
+        return max(inside, key=lambda x: x[0])[1]
+    return nearest[1] if nearest else None

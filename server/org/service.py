@@ -13,6 +13,7 @@ from ..auth import permissions
 from ..core.errors import DomainError, NotFound, PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
+from . import engine
 from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
 from .models import Area, Post, Unit
 
@@ -369,3 +370,10 @@ def get_post(user: Any, post_id: int) -> Post:
     if not permissions.can_view_post(user, post):
         raise PermissionDenied(_("You may not view this post."))
     return post
+
+
+def area_at(scheme_key: str, lat: float, lng: float, within_m: float = 200) -> Area | None:
+    """The active area with a geometry that a point lies in (the deepest), or the nearest within `within_m`."""
+    rows = db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key, Area.active.is_(True),
+                                                    Area.geometry.is_not(None)))
+    return engine.place_of([(a, a.geometry, a.path.count("/")) for a in rows], lat, lng, within_m)

@@ -76,6 +76,24 @@ def _category_info(scheme_key: str, category: str | None) -> dict:
     return (find(scheme_categories(scheme_key)) or {}) if category else {}
 
 
+def workflow_for_category(scheme_key: str, category: str | None) -> str | None:
+    """The workflow a category names, or the nearest parent category's (None: the scheme's default)."""
+    from ..definitions.service import scheme_categories
+
+    def walk(items: list[dict], inherited: str | None) -> str | None | bool:
+        for item in items:
+            here = item.get("workflow") or inherited
+            if item["id"] == category:
+                return here
+            found = walk(item.get("children", []), here)
+            if found is not False:
+                return found
+        return False
+
+    found = walk(scheme_categories(scheme_key), None) if category else False
+    return None if found is False else found
+
+
 def case_names(case: Case) -> dict[str, Any]:
     """Names a workflow expression sees: the case's fields plus the engine's own."""
     area = case.area
@@ -441,6 +459,11 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         names = {**names, **submission.data}
         if not engine.guard_holds(transition, names):
             raise Conflict(_("The answers do not allow this step."))
+    return _apply_transition(case, spec, transition, names, user, submission), None
+
+
+def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.TransitionSpec, names: dict,
+                      user: Any, submission: Submission | None = None, note: str | None = None) -> Case:
     now = utcnow()
     plan = engine.plan_transition(spec, transition, names)
     before = {"state": case.state, "version": case.version}
@@ -455,7 +478,7 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         case.reopen_count += 1  # a closed case opened again
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
-                                 from_state=old_state, to_state=case.state, at=now,
+                                 from_state=old_state, to_state=case.state, at=now, note=note,
                                  submission_id=submission.id if submission else None,
                                  changes={k: engine_json(v) for k, v in plan.changes.items()} or None))
     try:
@@ -464,12 +487,41 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         from sqlalchemy.orm.exc import StaleDataError
 
         if isinstance(exc, StaleDataError):
+            case_id = case.id
             db.session.rollback()
             raise Conflict(stale_message(db.session.get(Case, case_id))) from exc
         raise
     record_audit("case.transition", "case", case.id, user=user, scheme_key=case.scheme_key, before=before,
-                 after={"state": case.state, "transition": transition.id, "version": case.version})
-    return case, None
+                 after={"state": case.state, "transition": transition.id, "version": case.version,
+                        "by": "public_reporter" if user is None else None})
+    return case
+
+
+# The public reporter holds nothing but the tracking code: the workflow says what that allows
+# (`who: {relations: [public_reporter]}`), and only steps without a form can be taken from a public page.
+PUBLIC_REPORTER = engine.Actor(relations=frozenset({"public_reporter"}))
+
+
+def public_actions(case: Case) -> list[engine.TransitionSpec]:
+    """The steps the workflow lets the public reporter take now (reopen, withdraw), without a form."""
+    spec = workflow_of(case)
+    return [t for t in engine.available(spec, case.state, PUBLIC_REPORTER, case_names(case)) if t.form is None]
+
+
+def fire_public(case: Case, transition_id: str, expected_version: int | None, note: str | None = None) -> Case:
+    """Take a step as the case's public reporter (the caller has checked the tracking code)."""
+    if expected_version is not None and expected_version != case.version:
+        raise Conflict(stale_message(case))
+    spec = workflow_of(case)
+    transition = next((t for t in public_actions(case) if t.id == transition_id), None)
+    if transition is None:
+        raise PermissionDenied(_("You cannot do this to this case now."))
+    return _apply_transition(case, spec, transition, case_names(case), None, note=note)
+
+
+def route_case(case: Case) -> None:
+    """Assign a case by the scheme's routing rules (category and place), as a public report is."""
+    _assign(case, "routing", None)
 
 
 def _form_row(case: Case, form_key: str) -> DefinitionVersion:

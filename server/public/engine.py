@@ -1,0 +1,113 @@
+"""Pure rules of the public side: tracking codes, masks, Open311 statuses, the anti-bot checks and the
+satisfaction follow-up. No database, no Flask."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+# Crockford's base32 without I, L, O and U: easy to read aloud and to type on a phone.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 10  # 9 random symbols (45 bits) and a check symbol
+
+
+def _check_symbol(body: str) -> str:
+    total = sum((i + 1) * ALPHABET.index(ch) for i, ch in enumerate(body))
+    return ALPHABET[total % len(ALPHABET)]
+
+
+def new_code() -> str:
+    """A tracking code: random, unguessable, with a check symbol that catches a mistyped character."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH - 1))
+    return body + _check_symbol(body)
+
+
+def clean_code(text: str | None) -> str | None:
+    """A code as typed (spaces, dashes, lower case, O for 0, I and L for 1) made canonical; None if invalid."""
+    if not text:
+        return None
+    raw = re.sub(r"[\s-]", "", text.upper())[:32].replace("O", "0").replace("I", "1").replace("L", "1")
+    if len(raw) != CODE_LENGTH or any(ch not in ALPHABET for ch in raw):
+        return None
+    return raw if _check_symbol(raw[:-1]) == raw[-1] else None
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****5678: enough to recognise one's own number, not enough to call it."""
+    if not phone:
+        return None
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_name(name: str | None) -> str | None:
+    """张*: the family name only."""
+    if not name:
+        return None
+    name = name.strip()
+    return name[:1] + "*" * min(max(len(name) - 1, 1), 3)
+
+
+PHONE = re.compile(r"^\+?[\d\s-]{5,20}$")
+
+
+def valid_phone(phone: str) -> bool:
+    return bool(PHONE.match(phone)) and 5 <= len(re.sub(r"\D", "", phone)) <= 15
+
+
+# -- anti-bot checks instead of a captcha ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BotCheck:
+    ok: bool
+    reason: str | None = None  # "honeypot" | "too_fast" | "stale"
+
+
+def bot_check(honeypot: str | None, rendered_at: float | None, now: float, min_seconds: float,
+              max_seconds: float = 24 * 3600) -> BotCheck:
+    """A person leaves the hidden field empty and takes a few seconds to fill the form; a script does neither."""
+    if honeypot:
+        return BotCheck(False, "honeypot")
+    if rendered_at is None:
+        return BotCheck(False, "stale")
+    elapsed = now - rendered_at
+    if elapsed < min_seconds:
+        return BotCheck(False, "too_fast")
+    if elapsed > max_seconds:
+        return BotCheck(False, "stale")
+    return BotCheck(True)
+
+
+# -- Open311 GeoReport v2 ----------------------------------------------------------------------------------------
+
+def open311_status(state_kind: str) -> str:
+    """GeoReport v2 knows two statuses: a case in a final state is closed, every other one open."""
+    return "closed" if state_kind == "final" else "open"
+
+
+# -- the satisfaction follow-up (回访) ------------------------------------------------------------------------------
+
+def satisfaction_rate(answers: list[str], satisfied: set[str]) -> float | None:
+    """The share of answers that count as satisfied (None without answers)."""
+    if not answers:
+        return None
+    return sum(1 for a in answers if a in satisfied) / len(answers)
+
+
+def followup_open(state_kind: str, outcome: str | None, days_since_closed: float | None, window_days: int,
+                  answered: bool) -> bool:
+    """Whether the reporter may answer the follow-up now: once, after the case is solved, within the window."""
+    return (not answered and state_kind == "final" and outcome == "resolved" and days_since_closed is not None
+            and days_since_closed <= window_days)
+
+
+def public_text(value: Any, limit: int = 2000) -> str:
+    """Text typed by the public as stored: trimmed, bounded, control characters removed (escaping is the
+    templates' job)."""
+    text = "" if value is None else str(value)
+    text = "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
+    return text.strip()[:limit]

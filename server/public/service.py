@@ -1,0 +1,382 @@
+"""The public side: a report from anyone opens a case routed by place, a tracking code follows it, the reporter
+confirms or reopens it and says how satisfied they are, moderators decide what the public sees, and the
+district publishes its lists. Shared by the public pages, Open311 and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..core.database import utcnow
+from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..core.secrets import fingerprint, seal, unseal
+from ..definitions.models import DefinitionVersion
+from ..definitions.service import current_scheme_data
+from ..extensions import db
+from ..forms import service as forms
+from ..forms.engine import FormSpec, form_spec
+from ..forms.models import Submission, Upload
+from ..org.models import Area, Unit
+from ..org.service import area_at
+from ..workflow import service as workflow
+from ..workflow.models import Case
+from . import engine
+from .models import PublicReport
+
+# -- the district's public settings ---------------------------------------------------------------------------
+
+
+def public_settings(scheme_key: str) -> dict[str, Any]:
+    """The scheme's `public` block (empty when the district has none or is unknown)."""
+    return dict((current_scheme_data(scheme_key) or {}).get("public") or {})
+
+
+def require_reporting(scheme_key: str) -> dict[str, Any]:
+    settings = public_settings(scheme_key)
+    if not settings.get("reporting") or not settings.get("report_form"):
+        raise NotFound(_("This district does not take reports from the public."))
+    return settings
+
+
+def report_form(scheme_key: str) -> tuple[DefinitionVersion, FormSpec]:
+    settings = require_reporting(scheme_key)
+    version = forms.form_version(scheme_key, settings["report_form"])
+    return version, form_spec(version.data)
+
+
+def _area_field(spec: FormSpec) -> tuple[str, str] | None:
+    """(field id, kind) of the form's first place field: an area field, or a location's road picker."""
+    return next(((f.id, f.type) for f in spec.top_level() if f.type in ("area", "location")), None)
+
+
+def open_report(scheme_key: str, area_key: str | None = None) -> forms.FormPage:
+    """A fresh public report form; from a board's QR link, the board's road is already filled in."""
+    version, spec = report_form(scheme_key)
+    prefill: dict[str, Any] = {}
+    place = _area_field(spec)
+    if area_key and place and db.session.scalar(select(Area.id).filter_by(scheme_key=scheme_key, key=area_key,
+                                                                          active=True)):
+        prefill[place[0]] = {"area": area_key} if place[1] == "location" else area_key
+    return forms.open_form(None, scheme_key, spec, version, prefill=prefill)
+
+
+# -- the anti-bot stamp: the page's own signed render time ---------------------------------------------------------
+
+def _stamps() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="fangan-public-form")
+
+
+def form_stamp() -> str:
+    return _stamps().dumps(round(time.time(), 3))
+
+
+def check_human(honeypot: str | None, stamp: str | None) -> engine.BotCheck:
+    try:
+        rendered_at = float(_stamps().loads(stamp)) if stamp else None
+    except (BadSignature, TypeError, ValueError):
+        rendered_at = None
+    return engine.bot_check(honeypot, rendered_at, time.time(),
+                            float(current_app.config.get("FANGAN_MIN_FILL_SECONDS", 3)))
+
+
+# -- reporting ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Reporter:
+    """Who sent a report, as far as the public side knows: nothing of it is stored in clear."""
+
+    name: str | None = None
+    phone: str | None = None
+    channel: str = "web"  # web | open311 | api
+    client: str | None = None
+    address: str | None = None
+    device: str | None = None
+
+
+def contact_problems(reporter: Reporter) -> dict[str, str]:
+    problems = {}
+    if reporter.name and len(reporter.name) > 50:
+        problems["name"] = _("A name of at most 50 characters, please.")
+    if reporter.phone and not engine.valid_phone(reporter.phone):
+        problems["phone"] = _("A phone number of digits, please (spaces, dashes and a leading + are fine).")
+    return problems
+
+
+def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
+                  action: str = "submit") -> forms.FormPage | PublicReport:
+    """Check and store a public report and open its case, routed by place, in the caller's transaction.
+
+    Returns the form page again (with the person's data and field errors) until it is right. The same form
+    sent twice gives the first report back.
+    """
+    version, spec = report_form(scheme_key)
+    result = forms.post_form(None, scheme_key, spec, version, formdata, action)
+    if not isinstance(result, Submission):
+        return result
+    existing = db.session.scalar(select(PublicReport).join(Case, Case.id == PublicReport.case_id)
+                                 .where(Case.submission_id == result.id))
+    if existing is not None:
+        return existing
+    _locate(scheme_key, result)
+    category = result.data.get("category")
+    case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category))
+    if case.unit_id is None:
+        workflow.route_case(case)
+    report = PublicReport(scheme_key=scheme_key, case=case, code=_unused_code(), channel=reporter.channel,
+                          client=reporter.client,
+                          address_hash=fingerprint(reporter.address) if reporter.address else None,
+                          device_hash=fingerprint(reporter.device) if reporter.device else None,
+                          name_sealed=seal(engine.public_text(reporter.name, 50) or None),
+                          phone_sealed=seal(reporter.phone.strip() if reporter.phone else None),
+                          phone_masked=engine.mask_phone(reporter.phone))
+    db.session.add(report)
+    db.session.flush()
+    record_audit("public.report", "case", case.id, scheme_key=scheme_key,
+                 after={"channel": reporter.channel, "client": reporter.client, "unit_id": case.unit_id})
+    return report
+
+
+def _unused_code() -> str:
+    for _attempt in range(5):
+        code = engine.new_code()
+        if not db.session.scalar(select(PublicReport.id).filter_by(code=code)):
+            return code
+    raise Conflict(_("Please send the report again."))  # 45 random bits: practically never
+
+
+def _locate(scheme_key: str, submission: Submission) -> None:
+    """A report without a road picked takes the road or area its position lies in (or nearest to)."""
+    where = submission.location if isinstance(submission.location, dict) else {}
+    if submission.area_id is not None or where.get("lat") is None or where.get("lng") is None:
+        if submission.area_id is not None and submission.unit_id is None:
+            area = db.session.get(Area, submission.area_id)
+            submission.unit_id = area.unit_id if area else None
+        return
+    within = float(public_settings(scheme_key).get("locate_within_m", 200))
+    area = area_at(scheme_key, float(where["lat"]), float(where["lng"]), within)
+    if area is not None:
+        submission.area_id, submission.unit_id = area.id, area.unit_id or submission.unit_id
+
+
+# -- tracking -----------------------------------------------------------------------------------------------------
+
+def find_report(code: str | None) -> PublicReport:
+    clean = engine.clean_code(code)
+    report = db.session.scalar(select(PublicReport).filter_by(code=clean)) if clean else None
+    if report is None:
+        raise NotFound(_("No report has this code. Check it and try again."))
+    return report
+
+
+@dataclass
+class Step:
+    at: dt.datetime
+    state: str
+
+
+def status_of(report: PublicReport) -> dict[str, Any]:
+    """What anyone with the code may see: the public name of the state, the responsible unit, the deadline,
+    the timeline, and (once approved by a moderator) the description and the photos before and after.
+    Never the reporter, the internal notes or who did what."""
+    case = report.case
+    spec = workflow.workflow_of(case)
+    state = spec.states.get(case.state)
+    running = [d for d in case.deadlines if d.stopped_at is None]
+    steps, last = [], None
+    for event in case.events:
+        target = spec.states.get(event.to_state) if event.to_state else None
+        name = (target.public_name or target.name) if target else None
+        if name and name != last:
+            steps.append(Step(event.at, name))
+            last = name
+    approved = report.moderation == "approved"
+    settings = public_settings(report.scheme_key)
+    return {
+        "code": report.code, "case": case, "state": (state.public_name or state.name) if state else case.state,
+        "state_kind": case.state_kind, "outcome": case.outcome,
+        "status": engine.open311_status(case.state_kind),
+        "unit": case.unit.name if case.unit else None,
+        "area": case.area.name if case.area else None,
+        "category": case.category, "deadline": min((d.due_at for d in running), default=None),
+        "steps": steps, "approved": approved, "moderation": report.moderation,
+        "description": case.data.get("description") if approved else None,
+        "photos_before": public_photo_ids(case, "before") if approved else [],
+        "photos_after": public_photo_ids(case, "after") if approved else [],
+        "followup": followup_state(report), "actions": workflow.public_actions(case),
+        "satisfaction": settings.get("satisfaction") or [],
+        "created_at": report.created_at, "updated_at": case.updated_at,
+    }
+
+
+def public_photo_ids(case: Case, which: str) -> list[int]:
+    """Upload ids of the photos a workflow's forms mark `public` (before: the report; after: later steps)."""
+    ids: list[int] = []
+    report_spec = form_spec(case.submission.definition_version.data) if case.submission else None
+    if which == "before" and report_spec is not None:
+        for f in report_spec.top_level():
+            if f.type in forms.FILE_TYPES and f.public:
+                ids += [int(i) for i in case.submission.data.get(f.id) or []]
+    if which == "after":
+        for event in case.events:
+            if event.submission is None:
+                continue
+            spec = form_spec(event.submission.definition_version.data)
+            for f in spec.top_level():
+                if f.type in forms.FILE_TYPES and f.public:
+                    ids += [int(i) for i in event.submission.data.get(f.id) or []]
+    return ids
+
+
+def public_photo(code: str, upload_id: int) -> Upload:
+    """A photo of a report, for anyone with its code, once approved: the stored copy has no EXIF."""
+    report = find_report(code)
+    status = status_of(report)
+    if upload_id not in status["photos_before"] + status["photos_after"]:
+        raise NotFound(_("No such photo."))
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        raise NotFound(_("No such photo."))
+    return upload
+
+
+# -- the follow-up (回访): solved or not, and how satisfied --------------------------------------------------------
+
+def followup_state(report: PublicReport) -> dict[str, Any]:
+    case = report.case
+    days = float(public_settings(report.scheme_key).get("followup_days", 15))
+    since = (utcnow() - case.closed_at).total_seconds() / 86400 if case.closed_at else None
+    return {"open": engine.followup_open(case.state_kind, case.outcome, since, int(days),
+                                         report.followup_at is not None),
+            "answered": report.followup_at is not None, "confirmed": report.confirmed,
+            "satisfaction": report.satisfaction,
+            "can_reopen": any("reopen" in t.counts_as for t in workflow.public_actions(case))}
+
+
+def answer_followup(report: PublicReport, solved: bool, satisfaction: str | None, note: str = "",
+                    expected_version: int | None = None) -> PublicReport:
+    """The reporter's one answer: solved (confirmed) or not (the workflow's reopen step, when it has one),
+    and how satisfied; refused once answered or after the window."""
+    state = followup_state(report)
+    if not state["open"]:
+        raise Conflict(_("This report cannot be answered now: it is not solved yet, the time to answer has "
+                         "passed, or it was answered already."))
+    choices = {c["value"] for c in public_settings(report.scheme_key).get("satisfaction") or []}
+    if choices and satisfaction not in choices:
+        raise DomainError(_("Say how satisfied you are."))
+    if not solved:
+        step = next((t for t in workflow.public_actions(report.case) if "reopen" in t.counts_as), None)
+        if step is None:
+            raise Conflict(_("This district's workflow does not reopen cases from the public."))
+        workflow.fire_public(report.case, step.id, expected_version,
+                             note=_("The reporter says the problem is not solved."))
+    report.confirmed = "solved" if solved else "reopened"
+    report.satisfaction = satisfaction if choices else None
+    report.followup_note = engine.public_text(note, 1000) or None
+    report.followup_at = utcnow()
+    db.session.flush()
+    record_audit("public.followup", "case", report.case_id, scheme_key=report.scheme_key,
+                 after={"confirmed": report.confirmed, "satisfaction": report.satisfaction})
+    return report
+
+
+def take_public_step(report: PublicReport, transition_id: str, expected_version: int | None) -> Case:
+    """Another step the workflow lets the reporter take (withdraw a report not yet registered)."""
+    return workflow.fire_public(report.case, transition_id, expected_version)
+
+
+def satisfaction_rates(scheme_key: str, metric: dict, period: Any, unit_ids: list[int]) -> dict[int, Any]:
+    """Assessment metric `satisfaction_rate`: per unit, the share of follow-up answers given in the period
+    that count as satisfied (None without answers); `workflow` and `categories` narrow the cases."""
+    from ..assessment.service import _bounds
+
+    begin, finish = _bounds(scheme_key, period)
+    satisfied = {c["value"] for c in public_settings(scheme_key).get("satisfaction") or [] if c.get("satisfied")}
+    query = (select(Case.unit_id, PublicReport.satisfaction).join(Case, Case.id == PublicReport.case_id)
+             .where(PublicReport.scheme_key == scheme_key, PublicReport.satisfaction.is_not(None),
+                    PublicReport.followup_at >= begin, PublicReport.followup_at < finish,
+                    Case.unit_id.in_(unit_ids)))
+    if metric.get("workflow"):
+        query = query.where(Case.workflow_key == metric["workflow"])
+    if metric.get("categories"):
+        query = query.where(Case.category.in_(metric["categories"]))
+    answers: dict[int, list[str]] = defaultdict(list)
+    for unit_id, answer in db.session.execute(query):
+        answers[unit_id].append(answer)
+    return {unit_id: engine.satisfaction_rate(answers.get(unit_id, []), satisfied) for unit_id in unit_ids}
+
+
+# -- moderation ---------------------------------------------------------------------------------------------------
+
+def moderation_queue(user: Any, scheme_key: str, state: str = "pending", limit: int = 100) -> list[PublicReport]:
+    if not permissions.can_moderate(user, scheme_key):
+        raise PermissionDenied(_("You may not moderate this district's public reports."))
+    return list(db.session.scalars(select(PublicReport).filter_by(scheme_key=scheme_key, moderation=state)
+                                   .order_by(PublicReport.id).limit(limit)))
+
+
+def moderate(user: Any, report: PublicReport, decision: str, expose: bool = False, note: str = "") -> PublicReport:
+    """Approve (the text and photos may show publicly, and on the exposure list when `expose`) or reject."""
+    if not permissions.can_moderate(user, report.scheme_key):
+        raise PermissionDenied(_("You may not moderate this district's public reports."))
+    if decision not in ("approved", "rejected"):
+        raise DomainError(_("Approve or reject."))
+    before = {"moderation": report.moderation, "exposed": report.exposed}
+    report.moderation, report.exposed = decision, bool(expose and decision == "approved")
+    report.moderated_by_id, report.moderated_at = user.id, utcnow()
+    report.moderation_note = engine.public_text(note, 1000) or None
+    db.session.flush()
+    record_audit("public.moderate", "case", report.case_id, user=user, scheme_key=report.scheme_key,
+                 before=before, after={"moderation": decision, "exposed": report.exposed})
+    return report
+
+
+def reporter_contact(user: Any, report: PublicReport) -> dict[str, str | None]:
+    """The reporter's name and phone: in clear for those who call reporters back (dispatchers of the case's
+    unit), masked for everyone else."""
+    if permissions.can_contact_reporter(user, report.case):
+        return {"name": unseal(report.name_sealed), "phone": unseal(report.phone_sealed), "masked": False}
+    return {"name": engine.mask_name(unseal(report.name_sealed)), "phone": report.phone_masked, "masked": True}
+
+
+def report_of_case(case: Case) -> PublicReport | None:
+    return db.session.scalar(select(PublicReport).filter_by(case_id=case.id))
+
+
+# -- the district's public lists ------------------------------------------------------------------------------------
+
+def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The exposure list (曝光台): problems moderators chose to show, newest first, with their state."""
+    if not public_settings(scheme_key).get("exposed_list"):
+        raise NotFound(_("This district publishes no such list."))
+    rows = db.session.scalars(select(PublicReport).filter_by(scheme_key=scheme_key, moderation="approved",
+                                                             exposed=True)
+                              .order_by(PublicReport.id.desc()).limit(limit))
+    return [status_of(r) for r in rows]
+
+
+def praised(scheme_key: str, today: dt.date | None = None, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
+    """The praise list (点赞榜): units by the satisfied answers of their reporters over the last days."""
+    settings = public_settings(scheme_key)
+    if not settings.get("praise_list"):
+        raise NotFound(_("This district publishes no such list."))
+    days = int(settings.get("praise_days", 90))
+    satisfied = [c["value"] for c in settings.get("satisfaction") or [] if c.get("satisfied")]
+    since = utcnow() - dt.timedelta(days=days)
+    rows = db.session.execute(
+        select(Case.unit_id, func.count(PublicReport.id))
+        .join(Case, Case.id == PublicReport.case_id)
+        .where(PublicReport.scheme_key == scheme_key, PublicReport.followup_at >= since,
+               PublicReport.satisfaction.in_(satisfied or [""]), Case.unit_id.is_not(None))
+        .group_by(Case.unit_id).order_by(func.count(PublicReport.id).desc()).limit(limit)).all()
+    units = {u.id: u for u in db.session.scalars(select(Unit).where(Unit.id.in_([r[0] for r in rows] or [-1])))}
+    return days, [{"unit": units[unit_id], "count": count} for unit_id, count in rows if unit_id in units]

@@ -1,0 +1,241 @@
+"""Public reporting on the demo district: a report from a board's QR link opens a case routed to the road's
+community, with a tracking code; what the public sees waits for moderation; the reporter's phone is sealed;
+the follow-up confirms or reopens once; satisfaction feeds the assessment; bots and floods are turned away."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from server.extensions import db
+from server.forms.models import Submission
+from server.org.models import Area, Unit
+from server.public import engine, service
+from server.public.models import PublicReport
+from server.workflow.models import Case
+from tests.support.factories import load_demo, login, make_user
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture
+def demo(app):
+    app.config["FANGAN_MIN_FILL_SECONDS"] = 0
+    with app.app_context():
+        load_demo()
+    yield app
+    app.config.pop("FANGAN_MIN_FILL_SECONDS", None)
+
+
+def _photo(exif: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (64, 48), "orange")
+    if exif:
+        data = Image.Exif()
+        data[0x010F] = "PhoneMaker"  # Make
+        data[0x0110] = "Model X"  # Model
+        image.save(buffer, "JPEG", exif=data)
+        assert Image.open(io.BytesIO(buffer.getvalue())).getexif()  # the test photo does carry EXIF
+    else:
+        image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _form(client, area: str | None = "shilong_old_street") -> dict[str, str]:  # noqa: ANN001
+    html = client.get("/p/lidu/report" + (f"?area={area}" if area else "")).get_data(as_text=True)
+    field = {name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', html).group(1)
+             for name in ("csrf_token", "_token", "_stamp")}
+    return {**field, "_action": "submit", "website": ""}
+
+
+def _report(client, **values) -> tuple:  # noqa: ANN001, ANN003
+    data = {**_form(client), "category": "random_piling", "location-area": "shilong_old_street",
+            "description": "商户占道堆放货物", "photos_before": (io.BytesIO(_photo()), "p.jpg"), **values}
+    return client.post("/p/lidu/report", data=data, content_type="multipart/form-data")
+
+
+def _count(model) -> int:  # noqa: ANN001
+    return db.session.scalar(db.select(db.func.count()).select_from(model))
+
+
+def test_a_report_from_a_boards_qr_link_opens_a_case_for_the_roads_community(demo):
+    client = demo.test_client()
+    page = client.get("/p/lidu/report?area=shilong_old_street").get_data(as_text=True)
+    assert '<option value="shilong_old_street" selected>' in page  # the board's road, filled in
+    response = _report(client, reporter_name="张三", reporter_phone="138 0013 8000")
+    assert response.status_code == 303
+    code = response.headers["Location"].rsplit("/", 1)[1]
+    assert engine.clean_code(code) == code
+    with demo.app_context():
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        case = report.case
+        assert case.unit.key == "shilong" and case.area.key == "shilong_old_street"
+        assert case.reporter_id is None and case.category == "random_piling"
+        # Sealed: neither the phone nor the name is in the database in clear, anywhere.
+        assert "13800138000" not in (report.phone_sealed or "") and "138 0013 8000" not in report.phone_sealed
+        assert "张三" not in report.name_sealed and report.phone_masked == "138****8000"
+        assert "138" not in str(case.data) and "张三" not in str(report.case.submission.data)
+    status = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert code in status and "已受理" in status and "石龙社区" in status
+    assert "商户占道堆放货物" not in status  # not yet checked by a moderator
+    assert "张三" not in status and "8000" not in status
+    # A mistyped code (lower case, O for 0) still finds it; a wrong one is a clear 404.
+    assert client.get(f"/p/track/{code.lower().replace('0', 'o')}").status_code == 200
+    assert client.get("/p/track/ABCDEFGHJK").status_code == 404
+
+
+def test_a_bad_report_comes_back_with_what_was_typed_and_nothing_is_stored(demo):
+    client = demo.test_client()
+    with demo.app_context():
+        before = (_count(Case), _count(Submission), _count(PublicReport))
+    response = _report(client, description="", reporter_phone="call me", reporter_name="李四")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "问题描述" in html and 'value="call me"' in html and 'value="李四"' in html
+    assert "电话号码" in html or "phone" in html.lower()
+    with demo.app_context():
+        assert (_count(Case), _count(Submission), _count(PublicReport)) == before
+
+
+def test_bots_are_turned_away_by_the_hidden_field_and_the_fill_time(demo):
+    client = demo.test_client()
+    with demo.app_context():
+        before = _count(PublicReport)
+    assert _report(client, website="http://spam.example").status_code == 400
+    assert _report(client, _stamp="forged").status_code == 400
+    demo.config["FANGAN_MIN_FILL_SECONDS"] = 30
+    response = _report(client)
+    assert response.status_code == 400 and "请" in response.get_data(as_text=True)
+    demo.config["FANGAN_MIN_FILL_SECONDS"] = 0
+    with demo.app_context():
+        assert _count(PublicReport) == before
+    assert _report(client).status_code == 303
+
+
+def test_moderation_decides_what_the_public_sees_and_photos_lose_their_exif(demo):
+    client = demo.test_client()
+    response = _report(client, description=XSS, photos_before=(io.BytesIO(_photo(exif=True)), "e.jpg"),
+                       reporter_phone="13900001111")
+    code = response.headers["Location"].rsplit("/", 1)[1]
+    with demo.app_context():
+        make_user("office", roles=(("lidu", "office_admin", None),))
+        make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        photo_id = report.case.data["photos_before"][0]
+        report_id = report.id
+    assert client.get(f"/p/track/{code}/photo/{photo_id}").status_code == 404  # not approved yet
+    office, head = demo.test_client(), demo.test_client()
+    login(office, "office")
+    login(head, "head")
+    assert head.get("/moderation/lidu/").status_code == 403
+    queue = office.get("/moderation/lidu/").get_data(as_text=True)
+    assert code in queue and "13900001111" in queue  # a dispatcher may call the reporter back
+    assert "<script>alert" not in queue and "&lt;script&gt;" in queue
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', queue).group(1)
+    decide = f"/moderation/report/{report_id}"
+    assert office.post(decide, data={"decision": "approved", "expose": "y"}).status_code == 400  # no CSRF token
+    assert office.post(f"/moderation/report/{report_id}", data={"csrf_token": token, "decision": "approved",
+                                                                "expose": "y"}).status_code == 303
+    status = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert "&lt;script&gt;" in status and "<script>alert" not in status
+    picture = client.get(f"/p/track/{code}/photo/{photo_id}")
+    assert picture.status_code == 200 and picture.mimetype == "image/jpeg"
+    assert not Image.open(io.BytesIO(picture.data)).getexif()  # no maker, no GPS
+    exposed = client.get("/p/lidu/exposed").get_data(as_text=True)
+    assert code in exposed and "&lt;script&gt;" in exposed
+
+
+def _close(case_id: int) -> None:
+    """The case solved, as the office would after verifying it (the browser journey drives the real steps)."""
+    case = db.session.get(Case, case_id)
+    case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
+    case.closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    db.session.commit()
+
+
+def test_the_reporter_reopens_once_and_says_how_satisfied(demo):
+    client = demo.test_client()
+    code = _report(client).headers["Location"].rsplit("/", 1)[1]
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert 'id="followup"' not in page  # nothing to answer before it is solved
+    with demo.app_context():
+        case_id = db.session.scalar(db.select(PublicReport.case_id).filter_by(code=code))
+        _close(case_id)
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert 'id="followup"' in page and "已解决" in page
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)
+    answer = {"csrf_token": token, "version": version, "solved": "no", "satisfaction": "unsatisfied",
+              "note": "货物还在"}
+    assert client.post(f"/p/track/{code}/followup", data=answer).status_code == 303
+    with demo.app_context():
+        case = db.session.get(Case, case_id)
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        assert (case.state, case.reopen_count, case.closed_at) == ("assigned", 1, None)
+        assert (report.confirmed, report.satisfaction) == ("reopened", "unsatisfied")
+        assert case.events[-1].note and case.events[-1].user_id is None
+    again = client.post(f"/p/track/{code}/followup", data=answer)  # once only
+    assert again.status_code in (303, 400)
+    with demo.app_context():
+        assert db.session.get(Case, case_id).reopen_count == 1
+
+
+def test_satisfaction_rate_is_a_metric_for_the_sheets(demo):
+    from server.patrols.engine import Period
+
+    client = demo.test_client()
+    codes = [_report(client).headers["Location"].rsplit("/", 1)[1] for _ in range(3)]
+    with demo.app_context():
+        for code, answer in zip(codes, ["satisfied", "fairly_satisfied", "unsatisfied"], strict=True):
+            report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+            _close(report.case_id)
+            service.answer_followup(report, True, answer)
+        db.session.commit()
+        shilong = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="shilong"))
+        other = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="zhiyuan"))
+        today = dt.datetime.now(dt.UTC).date()
+        month = Period("month", today.replace(day=1), today + dt.timedelta(days=1))
+        rates = service.satisfaction_rates("lidu", {"id": "s"}, month, [shilong.id, other.id])
+        assert rates[shilong.id] == pytest.approx(2 / 3) and rates[other.id] is None
+        assert service.satisfaction_rates("lidu", {"id": "s", "categories": ["manhole"]}, month,
+                                          [shilong.id])[shilong.id] is None
+        days, praised = service.praised("lidu")
+        assert [(r["unit"].key, r["count"]) for r in praised] == [("shilong", 2)]
+
+
+def test_a_position_inside_an_area_or_near_a_road_finds_it(ctx):
+    from server.org.service import area_at
+    from tests.support.factories import load_shipped
+
+    load_shipped("luzhang")
+    roads = [a for a in db.session.scalars(db.select(Area).filter_by(scheme_key="luzhang"))
+             if a.geometry and a.geometry.get("type") == "LineString"]
+    assert roads, "the road-chief district ships road geometries"
+    road = roads[0]
+    lng, lat = road.geometry["coordinates"][0]
+    assert area_at("luzhang", lat, lng) == road
+    assert area_at("luzhang", lat + 0.0005, lng) in roads  # ~55 m off the centre line: still that road
+    assert area_at("luzhang", lat + 0.5, lng) is None  # 55 km away: nowhere
+
+
+def test_reporting_is_off_unless_the_scheme_turns_it_on(ctx):
+    from tests.support.factories import load_shipped
+
+    load_shipped("luzhang")
+    client = ctx.test_client()
+    assert client.get("/p/luzhang/report").status_code == 404
+    assert client.get("/p/luzhang/exposed").status_code == 404
+
+
+def test_security_headers_on_every_page(demo):
+    client = demo.test_client()
+    for path in ("/p/lidu/report", "/login", "/p/track"):
+        headers = client.get(path).headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
