@@ -195,6 +195,7 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "Report a problem here": "我要举报",
     "No such field.": "没有这个字段。",
     "A list of rows (objects) is expected.": "应为由对象组成的行列表。",
     "An object with lat, lng, accuracy and area is expected.": "应为包含 lat、lng、accuracy 和 area 的对象。",

@@ -88,6 +88,7 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
     title = tr(board.get("title")).replace("{area}", tr(area.name))
     return {"board": board, "area": area, "title": title, "subtitle": tr(board.get("subtitle")), "rows": rows,
             "show": show, "footer": tr(board.get("footer")), "phone": board.get("supervision_phone"),
+            "reporting": bool((scheme.get("public") or {}).get("reporting")),
             "unit": tr(area.unit.name) if area.unit else None, "on": on,
             "range": (tr(area.range_from), tr(area.range_to)) if area.range_from else None,
             "sizes": board.get("sizes") or [{"id": "a3", "width_mm": 297, "height_mm": 420}]}

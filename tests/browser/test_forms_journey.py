@@ -143,7 +143,7 @@ def test_a_location_found_while_a_slow_refresh_is_on_its_way_is_kept(browser, li
     page.get_by_label("巡查情况").fill("老街北段")
     page.evaluate("document.addEventListener('htmx:afterSettle', () => { window.settled = true; })")
     held[0].continue_()
-    page.wait_for_function("window.settled === true")
+    page.wait_for_function("() => window.settled === true")
     assert page.locator("#f-problems").is_visible()  # the body the server sent is in place
     assert page.get_by_label("巡查情况").input_value() == "老街北段"
     assert page.locator("[data-geo-lat]").input_value() == "29.771000"
