@@ -292,6 +292,16 @@ class ReferenceChecker:
         if when is not None and types.get(when) not in ("datetime", "date"):
             self.err(doc, ["record_time"], f"record_time '{when}' is not a date or datetime field of this form")
         self._check_case_opening(doc, types, allowed)
+        mapping = doc.data.get("open311")
+        if isinstance(mapping, dict):
+            wanted = {"service_code": ("single_choice",), "location": ("location",), "address_string": ("text",),
+                      "description": ("text", "textarea"), "media": ("photo",)}
+            for key, field_id in mapping.items():
+                if field_id not in types:
+                    self.err(doc, ["open311", key], f"unknown field '{field_id}' of this form")
+                elif types[field_id] not in wanted.get(key, (types[field_id],)):
+                    self.err(doc, ["open311", key], f"'{field_id}' is a {types[field_id]} field; {key} needs "
+                             + " or ".join(wanted[key]))
 
     def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], allowed: set[str]) -> None:
         opening = doc.data.get("opens_cases")

@@ -117,6 +117,7 @@ class FormSpec:
     submit_label: Text = None
     record_time: str | None = None
     opens_cases: CaseOpening | None = None
+    open311: Mapping[str, str] = field(default_factory=dict)  # Open311 argument → field id
     by_id: Mapping[str, FieldSpec] = field(default_factory=dict, compare=False)
     # Fields whose value changes what else is shown, required, calculated or offered: the page asks the
     # server again when one of them changes.
@@ -186,7 +187,8 @@ def form_spec(definition: dict) -> FormSpec:
         spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
                         public=bool(definition.get("public", False)), fields=fields,
                         description=definition.get("description"), submit_label=definition.get("submit_label"),
-                        record_time=definition.get("record_time"), opens_cases=_case_opening(definition))
+                        record_time=definition.get("record_time"), opens_cases=_case_opening(definition),
+                        open311=dict(definition.get("open311") or {}))
         object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
         object.__setattr__(spec, "triggers", _triggers(spec))
         if len(_SPECS) > 512:

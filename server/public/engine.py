@@ -84,6 +84,26 @@ def bot_check(honeypot: str | None, rendered_at: float | None, now: float, min_s
 
 # -- Open311 GeoReport v2 ----------------------------------------------------------------------------------------
 
+# Our field types as GeoReport v2 attribute datatypes; types with no counterpart (photos, places, repeats)
+# are not offered to Open311 clients.
+OPEN311_DATATYPES = {
+    "text": "string", "textarea": "text", "integer": "number", "decimal": "number", "date": "datetime",
+    "datetime": "datetime", "single_choice": "singlevaluelist", "multiple_choice": "multivaluelist",
+}
+
+
+def open311_attributes(fields: list[Any], text: Any) -> list[dict[str, Any]]:
+    """A form's non-standard fields as a service definition's attributes (`text` renders a label)."""
+    out = []
+    for order, f in enumerate((f for f in fields if f.type in OPEN311_DATATYPES), start=1):
+        datatype = OPEN311_DATATYPES[f.type]
+        values = [{"key": str(value), "name": text(label) or str(value)} for value, label in f.choices]
+        out.append({"variable": True, "code": f.id, "datatype": datatype, "required": bool(f.required),
+                    "datatype_description": text(f.hint) or None, "order": order,
+                    "description": text(f.label) or f.id, "values": values if datatype.endswith("list") else []})
+    return out
+
+
 def open311_status(state_kind: str) -> str:
     """GeoReport v2 knows two statuses: a case in a final state is closed, every other one open."""
     return "closed" if state_kind == "final" else "open"

@@ -228,8 +228,8 @@ def public_photo_ids(case: Case, which: str) -> list[int]:
                 ids += [int(i) for i in case.submission.data.get(f.id) or []]
     if which == "after":
         for event in case.events:
-            if event.submission is None:
-                continue
+            if event.submission is None or event.submission_id == case.submission_id:
+                continue  # the report itself is "before"
             spec = form_spec(event.submission.definition_version.data)
             for f in spec.top_level():
                 if f.type in forms.FILE_TYPES and f.public:
@@ -346,6 +346,19 @@ def reporter_contact(user: Any, report: PublicReport) -> dict[str, str | None]:
     if permissions.can_contact_reporter(user, report.case):
         return {"name": unseal(report.name_sealed), "phone": unseal(report.phone_sealed), "masked": False}
     return {"name": engine.mask_name(unseal(report.name_sealed)), "phone": report.phone_masked, "masked": True}
+
+
+def followup_summary(report: PublicReport) -> str | None:
+    """The reporter's answer in words (solved or not, and the satisfaction label), for the case page."""
+    if report.followup_at is None:
+        return None
+    from ..web.i18n import tr
+
+    labels = {c["value"]: tr(c["label"]) for c in public_settings(report.scheme_key).get("satisfaction") or []}
+    parts = [_("solved") if report.confirmed == "solved" else _("not solved")]
+    if report.satisfaction:
+        parts.append(labels.get(report.satisfaction, report.satisfaction))
+    return ", ".join(parts)
 
 
 def report_of_case(case: Case) -> PublicReport | None:

@@ -110,7 +110,9 @@ def report(scheme_key: str):
                             _("This form is out of date. Check your answers and send it again."))
     if problems:  # nothing is stored: the form again, with what was typed
         _version, spec = service.report_form(scheme_key)
-        page = forms.post_form(None, scheme_key, spec, _version, _formdata(), "refresh")
+        # A person's photos are kept for the next try; a script's (it filled the hidden field) are not.
+        page = forms.post_form(None, scheme_key, spec, _version, _formdata(), "refresh",
+                               store=human.reason != "honeypot")
         db.session.commit()  # the photos sent with it are kept for the next try
         return _render_report(scheme_key, page, contact, problems)
     result = service.submit_report(scheme_key, _formdata(), reporter)
@@ -257,8 +259,8 @@ class ModerateForm(Form):
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=1000)])
 
 
-def _moderate_form() -> ModerateForm:
-    form = ModerateForm()
+def _moderate_form(report_id: int) -> ModerateForm:
+    form = ModerateForm(prefix=f"r{report_id}")  # one form per report on the page, each with its own ids
     form.decision.choices = [("approved", _("Approve: may show publicly")), ("rejected", _("Reject: never shown"))]
     return form
 
@@ -270,7 +272,8 @@ def queue(scheme_key: str):
         state = "pending"
     rows = service.moderation_queue(current_user, scheme_key, state)
     return render_template("public/moderation.html", scheme_key=scheme_key, rows=rows, state=state,
-                           statuses={r.id: service.status_of(r) for r in rows}, form=_moderate_form(),
+                           statuses={r.id: service.status_of(r) for r in rows},
+                           forms={r.id: _moderate_form(r.id) for r in rows},
                            contacts={r.id: service.reporter_contact(current_user, r) for r in rows},
                            can_see=permissions.can_moderate(current_user, scheme_key))
 
@@ -280,7 +283,7 @@ def decide(report_id: int):
     item = db.session.get(PublicReport, report_id)
     if item is None:
         abort(404)
-    form = _moderate_form()
+    form = _moderate_form(report_id)
     if form.validate_on_submit():
         service.moderate(current_user, item, form.decision.data, form.expose.data, form.note.data or "")
         db.session.commit()

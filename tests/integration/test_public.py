@@ -137,9 +137,9 @@ def test_moderation_decides_what_the_public_sees_and_photos_lose_their_exif(demo
     assert "<script>alert" not in queue and "&lt;script&gt;" in queue
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', queue).group(1)
     decide = f"/moderation/report/{report_id}"
-    assert office.post(decide, data={"decision": "approved", "expose": "y"}).status_code == 400  # no CSRF token
-    assert office.post(f"/moderation/report/{report_id}", data={"csrf_token": token, "decision": "approved",
-                                                                "expose": "y"}).status_code == 303
+    fields = {f"r{report_id}-decision": "approved", f"r{report_id}-expose": "y"}
+    assert office.post(decide, data=fields).status_code == 400  # no CSRF token
+    assert office.post(decide, data={f"r{report_id}-csrf_token": token, **fields}).status_code == 303
     status = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert "&lt;script&gt;" in status and "<script>alert" not in status
     picture = client.get(f"/p/track/{code}/photo/{photo_id}")
@@ -239,3 +239,24 @@ def test_security_headers_on_every_page(demo):
         assert "script-src 'self'" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_case_page_shows_the_reporters_contact_to_dispatchers_only(demo):
+    client = demo.test_client()
+    code = _report(client, reporter_name="王五", reporter_phone="13700001234").headers["Location"].rsplit("/", 1)[1]
+    with demo.app_context():
+        make_user("office", roles=(("lidu", "office_admin", None),))
+        make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        _close(report.case_id)
+        service.answer_followup(db.session.get(PublicReport, report.id), True, "fairly_satisfied")
+        db.session.commit()
+        case_id = report.case_id
+    office, head = demo.test_client(), demo.test_client()
+    login(office, "office")
+    login(head, "head")
+    dispatcher = office.get(f"/cases/case/{case_id}").get_data(as_text=True)
+    assert "王五" in dispatcher and "13700001234" in dispatcher and "基本满意" in dispatcher
+    community = head.get(f"/cases/case/{case_id}").get_data(as_text=True)
+    assert "137****1234" in community and "13700001234" not in community and "王五" not in community
+    assert code not in dispatcher and code not in community  # the code is the reporter's alone
