@@ -27,6 +27,16 @@ def _login(page, live) -> None:  # noqa: ANN001
     page.wait_for_url(live.url + "/")
 
 
+def _located_chief(browser, live):  # noqa: ANN001, ANN202
+    """The chief, logged in on a phone that knows where it is (on Shilong old street)."""
+    context = phone_context(browser, geolocation={"latitude": 29.771, "longitude": 107.244, "accuracy": 12},
+                            permissions=["geolocation"])
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    _login(page, live)
+    return context, page
+
+
 def _fill_patrol_log(page, live, javascript: bool) -> None:  # noqa: ANN001
     before = live.count(Submission)
     page.goto(live.url + "/f/lidu/patrol_log/new")
@@ -62,11 +72,7 @@ def _fill_patrol_log(page, live, javascript: bool) -> None:  # noqa: ANN001
 
 
 def test_patrol_log_with_javascript(browser, live_server):
-    context = phone_context(browser, geolocation={"latitude": 29.771, "longitude": 107.244, "accuracy": 12},
-                            permissions=["geolocation"])
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    _login(page, live_server)
+    context, page = _located_chief(browser, live_server)
     # htmx: choosing "yes" shows the problems section without a reload
     page.goto(live_server.url + "/f/lidu/patrol_log/new")
     assert not page.locator("#f-problems").is_visible()
@@ -116,11 +122,7 @@ def test_patrol_log_filled_without_signal_is_sent_once_when_it_returns(browser, 
 
 
 def test_a_location_found_while_a_slow_refresh_is_on_its_way_is_kept(browser, live_server):
-    context = phone_context(browser, geolocation={"latitude": 29.771, "longitude": 107.244, "accuracy": 12},
-                            permissions=["geolocation"])
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    _login(page, live_server)
+    context, page = _located_chief(browser, live_server)
     held = []
 
     def hold_refresh(route, request):  # noqa: ANN001

@@ -79,7 +79,8 @@ def test_a_report_from_a_boards_qr_code_followed_to_solved(browser, live_server)
     citizen.reload()
     assert citizen.get_by_text("处理中").first.is_visible()
     assert citizen.get_by_text("<b>早餐摊</b>占用人行道").is_visible()  # approved: shown, as text
-    assert citizen.locator(".thumbs img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    citizen.wait_for_function("() => [...document.querySelectorAll('.thumbs img')]"
+                              ".some(img => img.complete && img.naturalWidth > 0)")  # the photo loads
 
     _do(chief, case_url, "整改完成")
     chief.get_by_label("整改情况").fill("已劝离")
