@@ -64,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = IdConverter  # ids past a database integer are a 404, not a crash
 
     from .admin.views import bp as admin_bp
+    from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
     from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
@@ -77,7 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp,
-                      assessment_bp, public_bp, moderation_bp):
+                      assessment_bp, public_bp, moderation_bp, api_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE

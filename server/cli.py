@@ -486,7 +486,52 @@ def docs(check: bool) -> None:
     click.echo("docs/reference is up to date." if check else f"Wrote {root}.")
 
 
+# -- API clients --------------------------------------------------------------------------------------------------
+
+@click.group("api")
+def api_cli() -> None:
+    """Clients of the JSON API: each has a token and acts as one user."""
+
+
+@api_cli.command("create-client")
+@click.argument("name")
+@click.option("--user", "username", required=True, help="The user the client acts as (its roles decide its reach).")
+@with_appcontext
+def api_create_client(name: str, username: str) -> None:
+    """Create a client; its token is shown once."""
+    from .api.service import create_client
+
+    _client, token = create_client(name, username)
+    db.session.commit()
+    click.echo(f"Client '{name}' acts as '{username}'. Token (shown once): {token}")
+
+
+@api_cli.command("revoke-client")
+@click.argument("name")
+@with_appcontext
+def api_revoke_client(name: str) -> None:
+    """Refuse a client's token from now on."""
+    from .api.service import revoke_client
+
+    client = revoke_client(name)
+    db.session.commit()
+    click.echo(f"Client '{client.name}' revoked at {client.revoked_at:%Y-%m-%d %H:%M} UTC.")
+
+
+@api_cli.command("list-clients")
+@with_appcontext
+def api_list_clients() -> None:
+    """Every client: the user it acts as, when it was created and last used, and whether it is revoked."""
+    from .api.service import list_clients
+
+    for client in list_clients():
+        used = f"{client.last_used_at:%Y-%m-%d %H:%M}" if client.last_used_at else "never"
+        state = f"revoked {client.revoked_at:%Y-%m-%d %H:%M}" if client.revoked_at else "active"
+        click.echo(f"{client.name}\t{client.user.username}\tcreated {client.created_at:%Y-%m-%d %H:%M}\t"
+                   f"last used {used}\t{state}")
+
+
 def register(app: Flask) -> None:
-    for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, setup, docs,
-                    tick):
+    for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, api_cli, setup,
+                    docs, tick):
         app.cli.add_command(command)

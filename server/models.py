@@ -1,5 +1,6 @@
 """Import every package's models in one place, for metadata and migrations."""
 
+from .api.models import ApiClient  # noqa: F401
 from .assessment.models import (  # noqa: F401
     AssessmentAppeal,
     AssessmentEntry,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -354,14 +355,35 @@ def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> Asse
     return period
 
 
+READERS = frozenset({"assessment.view", "assessment.enter", "assessment.publish"})
+
+
+def _check_reader(user: Any, scheme_key: str) -> None:
+    if not READERS & permissions.scope_for(user, scheme_key).capabilities:
+        raise PermissionDenied(_("You may not view this assessment."))
+
+
 def get_period(user: Any, period_id: int) -> AssessmentPeriod:
     period = db.session.get(AssessmentPeriod, period_id)
     if period is None:
         raise NotFound(_("No such assessment period."))
-    scope = permissions.scope_for(user, period.scheme_key)
-    if not ({"assessment.view", "assessment.enter", "assessment.publish"} & scope.capabilities):
-        raise PermissionDenied(_("You may not view this assessment."))
+    _check_reader(user, period.scheme_key)
     return period
+
+
+def list_periods(user: Any, scheme_key: str) -> list[AssessmentPeriod]:
+    """A district's periods, latest first: for anyone who reads, marks or runs its assessment."""
+    _check_reader(user, scheme_key)
+    return list(db.session.scalars(db.select(AssessmentPeriod).filter_by(scheme_key=scheme_key)
+                                   .order_by(AssessmentPeriod.starts_on.desc(), AssessmentPeriod.sheet_key)))
+
+
+def visible(user: Any, period: AssessmentPeriod, rows: list, unit_of: Callable[[Any], Unit]) -> list:
+    """The rows (scores, draft results, appeals) of units the user may see: all of them for the office and
+    district-wide readers, else those of units they may view or mark."""
+    if permissions.can_view_all_scores(user, period.scheme_key):
+        return rows
+    return [r for r in rows if permissions.can_view_unit_scores(user, unit_of(r)) or assesses(user, period, unit_of(r))]
 
 
 def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],

@@ -85,9 +85,7 @@ def _version(form: StepForm) -> int | None:
 
 @bp.route("/<scheme_key>/", methods=["GET", "POST"])
 def periods(scheme_key: str):
-    scope = permissions.scope_for(current_user, scheme_key)
-    if not ({"assessment.view", "assessment.enter", "assessment.publish"} & scope.capabilities):
-        raise PermissionDenied(_("You may not view this assessment."))
+    rows = service.list_periods(current_user, scheme_key)
     version = current_version(scheme_key)
     sheets = [(row.key, row) for row in (version.members if version else []) if row.kind == "score_sheet"]
     form = OpenForm()
@@ -100,11 +98,9 @@ def periods(scheme_key: str):
         else:
             db.session.commit()
             return redirect(url_for("assessment.period", period_id=period.id), code=303)
-    rows = db.session.scalars(db.select(AssessmentPeriod).filter_by(scheme_key=scheme_key)
-                              .order_by(AssessmentPeriod.starts_on.desc(), AssessmentPeriod.sheet_key))
     combinations = [(key, c["id"], c.get("name")) for key, row in sheets for c in row.data.get("combine", [])
                     ] if permissions.can_view_all_scores(current_user, scheme_key) else []
-    return render_template("assessment/periods.html", scheme_key=scheme_key, periods=list(rows), form=form,
+    return render_template("assessment/periods.html", scheme_key=scheme_key, periods=rows, form=form,
                            combinations=combinations, can_run=permissions.can_run_assessment(current_user, scheme_key))
 
 
@@ -134,11 +130,7 @@ def combined(scheme_key: str, sheet_id: str, combine_id: str):
 
 
 def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
-    """Rows of units the reader may see: everything for assessors and the office, their own for units."""
-    if permissions.can_view_all_scores(current_user, period.scheme_key):
-        return rows
-    return [r for r in rows if permissions.can_view_unit_scores(current_user, unit_of(r))
-            or service.assesses(current_user, period, unit_of(r))]
+    return service.visible(current_user, period, rows, unit_of)
 
 
 @bp.get("/period/<int:period_id>")

@@ -1,11 +1,15 @@
-"""Default-deny access: every endpoint needs a logged-in user unless its view is marked public."""
+"""Default-deny access: every endpoint needs a logged-in user unless its view is marked public.
+
+A blueprint marked `token_authenticated` (the JSON API) never takes the session cookie: its own
+`before_request` checks the request's token and calls `act_as` with the user the token acts for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask_login import current_user
 
 from ..extensions import db, login_manager
@@ -28,7 +32,32 @@ def is_public_endpoint(app: Flask, endpoint: str | None) -> bool:
     return bool(getattr(view, "is_public", False))
 
 
+def token_authenticated(blueprint: Blueprint) -> Blueprint:
+    """Mark a blueprint whose requests authenticate by a token of their own, never by the session cookie."""
+    blueprint.token_authenticated = True  # type: ignore[attr-defined]
+    return blueprint
+
+
+def _token_authenticated(app: Flask, blueprint: str | None) -> bool:
+    return bool(getattr(app.blueprints.get(blueprint or ""), "token_authenticated", False))
+
+
+def act_as(user: Any) -> None:
+    """Make `current_user` this user for the rest of the request without touching the session (a token's user)."""
+    login_manager._update_request_context_with_user(user)
+    g.by_token = user is not None
+
+
+def by_token() -> bool:
+    """Whether this request authenticated by a token: no cookie rides along, so no CSRF token is issued or checked."""
+    return bool(g.get("by_token"))
+
+
 def _require_login():
+    if _token_authenticated(current_app, request.blueprint):
+        # A logged-in browser must not reach these (they take no CSRF token): the session is ignored here.
+        act_as(None)
+        return None
     if is_public_endpoint(current_app, request.endpoint) or current_user.is_authenticated:
         return None
     return login_manager.unauthorized()

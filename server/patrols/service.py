@@ -313,9 +313,7 @@ def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bo
 
     `tier` keeps the people holding that tier; `unit_id` the subjects of that unit and the units below it.
     """
-    if not permissions.can_view_compliance(user, scheme_key):
-        raise PermissionDenied(_("You may not view patrol compliance in this district."))
-    scope = permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    scope = _compliance_scope(user, scheme_key)
     within = _subtree(scheme_key, unit_id) if unit_id else None
     today = today_in(scheme_key)
     out = []
@@ -326,18 +324,41 @@ def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bo
         if rule.working_days_only and rule.per == "day" and not engine.counting_days(
                 rule, on, on, _calendar(scheme_key).is_working_day):
             continue  # a rest day is no period of a working-days rule
-        rows = []
-        for v in compliance(scheme_key, rule, period.start, period.end, today):
-            units = v.subject.get("unit_ids") or [v.subject.get("unit_id")]
-            # Shown when bound through any unit in reach (and in the chosen unit), with only those posts.
-            seen = [u for u in units if scope.covers_unit(u) and (within is None or u in within)]
-            if not v.due or not seen or (tier and not any(p.tier_key == tier for p in v.subject.get("posts", []))):
-                continue
-            v.extra["posts"] = [p for p in v.subject.get("posts", []) if p.unit_id in seen]
-            rows.append(v)
+        rows = _in_reach(compliance(scheme_key, rule, period.start, period.end, today), scope, within, tier)
         short = sum(1 for v in rows if not v.met)
         out.append(RuleReport(rule, period, [v for v in rows if not (only_short and v.met)], len(rows), short))
     return out
+
+
+def compliance_between(user: Any, scheme_key: str, first: dt.date, last: dt.date,
+                       rule_id: str | None = None) -> list[tuple[Rule, list[Verdict]]]:
+    """Each rule (or the one named) with its verdicts for every period overlapping [first, last], for the
+    subjects in the user's reach — what the compliance page shows, over any span (the JSON API)."""
+    scope = _compliance_scope(user, scheme_key)
+    rules = [rule_of(scheme_key, rule_id)] if rule_id else rules_of(scheme_key)
+    today = today_in(scheme_key)
+    return [(rule, _in_reach(compliance(scheme_key, rule, first, last, today), scope)) for rule in rules]
+
+
+def _compliance_scope(user: Any, scheme_key: str) -> permissions.Scope:
+    if not permissions.can_view_compliance(user, scheme_key):
+        raise PermissionDenied(_("You may not view patrol compliance in this district."))
+    return permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+
+
+def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int] | None = None,
+              tier: str | None = None) -> list[Verdict]:
+    """The verdicts owed by subjects bound through a unit in reach (and in `within`, holding `tier` when given),
+    each with only the posts held in those units (in `extra["posts"]`)."""
+    rows = []
+    for v in verdicts:
+        units = v.subject.get("unit_ids") or [v.subject.get("unit_id")]
+        seen = [u for u in units if scope.covers_unit(u) and (within is None or u in within)]
+        if not v.due or not seen or (tier and not any(p.tier_key == tier for p in v.subject.get("posts", []))):
+            continue
+        v.extra["posts"] = [p for p in v.subject.get("posts", []) if p.unit_id in seen]
+        rows.append(v)
+    return rows
 
 
 def units_in_reach(user: Any, scheme_key: str) -> list[Unit]:

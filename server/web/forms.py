@@ -1,10 +1,13 @@
-"""The base of every web form: Flask-WTF with CSRF, and WTForms' own messages in the page's language."""
+"""The base of every web form: Flask-WTF with CSRF (none for token-authenticated API requests), and WTForms' own
+messages in the page's language."""
 
 from __future__ import annotations
 
 import wtforms
+from flask import current_app
 from flask_wtf import FlaskForm
 
+from ..auth.access import by_token
 from .i18n import text_language
 
 
@@ -17,7 +20,10 @@ class _LocalesMeta:
 
 class Form(FlaskForm):
     class Meta(_LocalesMeta):
-        pass
+        @property
+        def csrf(self) -> bool:
+            # A request with a bearer token carries no cookie a forged page could ride on (the JSON API).
+            return bool(current_app.config.get("WTF_CSRF_ENABLED", True)) and not by_token()
 
 
 class SubForm(wtforms.Form):

@@ -1,4 +1,5 @@
-"""Every registered route is either listed as public or refuses an anonymous user."""
+"""Every registered route is either listed as public or refuses an anonymous user (pages send them to the login,
+the JSON API answers 401)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.conftest import csrf_token
 PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz", "web.service_worker",
                     "boards.board", "boards.board_pdf", "assessment.public_flags",
                     "public.report", "public.lookup", "public.track", "public.followup", "public.step", "public.photo",
-                    "public.exposed", "public.praised"}
+                    "public.exposed", "public.praised", "api.document"}
 
 
 def _sample_url(rule) -> str:
@@ -48,6 +49,9 @@ def test_anonymous_is_refused_everywhere_but_public(app, rule):
         response.close()  # file responses stream: close them
         if rule.endpoint in PUBLIC_ENDPOINTS:
             assert response.status_code != 302 or "/login" not in response.headers.get("Location", "")
+        elif rule.endpoint.startswith("api."):  # a token, not a login: no CSRF token would help either
+            assert response.status_code == 401
+            assert response.get_json()["error"]["code"] == "unauthorized"
         elif method == "GET":
             assert response.status_code == 302
             assert response.headers["Location"].startswith("/login?next=")

@@ -1,0 +1,117 @@
+"""API clients (create, revoke, list, authenticate by token) and the case listing the JSON API offers.
+
+Shared by the CLI and the API views; everything else the API does goes through the services the pages call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from flask_babel import gettext as _
+
+from ..audit.service import record_audit
+from ..auth import permissions
+from ..auth.service import get_user_by_username
+from ..core.database import utcnow
+from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..definitions.service import current_scheme_data
+from ..extensions import db
+from ..workflow.models import Case
+from .models import ApiClient
+
+TOKEN_PREFIX = "fg_"  # noqa: S105 - not a secret: says what a leaked string is, so that secret scanners and people recognise it
+# `last_used_at` is written at most this often, so that a dashboard polling every few seconds reads, not writes.
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_client(name: str, username: str, *, actor: Any = None) -> tuple[ApiClient, str]:
+    """Create a client acting as `username`; return it with its token (shown once, only its hash is kept)."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Conflict(_("A client needs a name of at most 100 characters."))
+    if db.session.scalar(db.select(ApiClient.id).filter_by(name=name)) is not None:
+        raise Conflict(_("There is already a client named %(name)s.", name=name))
+    user = get_user_by_username(username)
+    if user is None:
+        raise NotFound(_("No user %(name)s.", name=username))
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(name=name, token_hash=hash_token(token), user_id=user.id)
+    db.session.add(client)
+    db.session.flush()
+    record_audit("api.create_client", "api_client", client.id, user=actor,
+                 after={"name": name, "acts_as": user.username})
+    return client, token
+
+
+def revoke_client(name: str, *, actor: Any = None) -> ApiClient:
+    """Refuse the client's token from now on (the row stays, for the audit trail)."""
+    client = db.session.scalar(db.select(ApiClient).filter_by(name=name.strip()))
+    if client is None:
+        raise NotFound(_("No client %(name)s.", name=name))
+    if client.revoked_at is None:
+        client.revoked_at = utcnow()
+        record_audit("api.revoke_client", "api_client", client.id, user=actor, after={"name": client.name})
+    return client
+
+
+def list_clients() -> list[ApiClient]:
+    return list(db.session.scalars(db.select(ApiClient).order_by(ApiClient.name)))
+
+
+def authenticate(token: str) -> ApiClient | None:
+    """The active client holding this token (not revoked, its user active), or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    client = db.session.scalar(db.select(ApiClient).filter_by(token_hash=hash_token(token)))
+    if client is None or not client.active:
+        return None
+    now = utcnow()
+    if client.last_used_at is None or now - client.last_used_at >= TOUCH_EVERY:
+        client.last_used_at = now
+    return client
+
+
+# -- cases --------------------------------------------------------------------------------------------------
+
+CASE_READERS = ("case.view_all", "case.handle", "case.dispatch")  # as in workflow.service.can_view_case
+
+
+def _reachable(user: Any, scheme_key: str) -> Any:
+    """SQL condition for the cases `workflow.service.can_view_case` lets this user see in a scheme."""
+    mine = (Case.reporter_id == user.id) | (Case.assignee_id == user.id)
+    scope = permissions.scope_for(user, scheme_key)
+    reaches = [scope.only(c) for c in CASE_READERS if scope.has(c)]
+    if any(r.district_wide for r in reaches):
+        return db.true()
+    units = set().union(*(r.unit_ids or () for r in reaches))
+    areas = set().union(*(r.area_ids or () for r in reaches))
+    return mine | Case.unit_id.in_(units or [-1]) | Case.area_id.in_(areas or [-1])
+
+
+def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: str | None = None,
+               since: dt.datetime | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
+    """The cases of a scheme this user may see, newest first, one page of them, and how many there are in all.
+
+    `state` keeps one state, `kind` one kind of state (open, waiting, final), `since` the cases changed since.
+    """
+    if current_scheme_data(scheme_key) is None:
+        raise NotFound(_("No such district."))
+    if not permissions.scope_for(user, scheme_key).capabilities:
+        raise PermissionDenied(_("You have no role in this district."))
+    query = db.select(Case).where(Case.scheme_key == scheme_key, _reachable(user, scheme_key))
+    if state:
+        query = query.where(Case.state == state)
+    if kind:
+        query = query.where(Case.state_kind == kind)
+    if since:
+        query = query.where(Case.updated_at >= since)
+    total = db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(query.order_by(Case.id.desc()).limit(per_page).offset((page - 1) * per_page))
+    return list(rows), total or 0
