@@ -72,13 +72,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .forms.views import bp as forms_bp
     from .org.views import bp as org_bp
     from .patrols.views import bp as patrols_bp
+    from .public.open311 import bp as open311_bp
     from .public.views import bp as public_bp
     from .public.views import moderation_bp
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp,
-                      assessment_bp, public_bp, moderation_bp, api_bp):
+                      assessment_bp, public_bp, moderation_bp, open311_bp, api_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE

@@ -1,0 +1,411 @@
+"""Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2): the same public reports, for the apps and
+platforms that speak the standard. A district with public reporting is a jurisdiction (its scheme key); its
+categories are the services; a request fills the district's public report form, as the form's `open311`
+block says, and the spec's errors come back as `[{"code": …, "description": …}]` (or `<errors>`).
+
+`service_request_id` is the report's number, which anyone may list; the tracking code, which lets its holder
+answer the follow-up, is only ever given to the client that sent the request (as the request's `token`, in
+the service notice)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, json, request, url_for
+from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from ..auth.access import public, token_authenticated
+from ..core.errors import DomainError, NotFound
+from ..definitions.models import SchemeRecord
+from ..definitions.service import scheme_categories
+from ..extensions import csrf, db, limiter
+from ..forms import service as forms
+from ..forms.engine import FormSpec
+from ..org.models import Area
+from ..web.i18n import tr
+from ..workflow.models import Case
+from . import engine, service
+from .models import PublicReport
+
+bp = token_authenticated(Blueprint("open311", __name__, url_prefix="/open311/v2"))
+csrf.exempt(bp)  # no cookie is read here: a request is anonymous, or carries its client's api_key
+FORMATS = ("json", "xml")
+MAX_RESULTS = 1000
+
+
+class Open311Error(Exception):
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+@bp.before_request
+def _cookieless() -> None:
+    g.by_token = True  # nothing here rides on the session cookie, so forms take no CSRF token
+
+
+def _fmt(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise Open311Error(404, _("Formats: json or xml."))
+    return fmt
+
+
+def _render(fmt: str, root: str, item: str, rows: list[dict[str, Any]] | dict[str, Any], status: int = 200):
+    """JSON as the spec's examples (a list, or one object), or XML with the spec's element names."""
+    if fmt == "json":
+        return Response(json.dumps(rows, ensure_ascii=False), status=status, mimetype="application/json")
+    top = ET.Element(root)
+    for row in rows if isinstance(rows, list) else [rows]:
+        _xml_item(top if not isinstance(rows, dict) else top, item, row, flat=isinstance(rows, dict))
+    body = ET.tostring(top, encoding="unicode")
+    return Response('<?xml version="1.0" encoding="utf-8"?>\n' + body, status=status,
+                    mimetype="text/xml", content_type="text/xml; charset=utf-8")
+
+
+def _xml_item(parent: ET.Element, name: str, row: dict[str, Any], flat: bool = False) -> None:
+    node = parent if flat else ET.SubElement(parent, name)
+    for key, value in row.items():
+        child = ET.SubElement(node, key)
+        if isinstance(value, list):  # attributes → attribute, values → value
+            for entry in value:
+                _xml_item(child, key[:-1], entry)
+        elif isinstance(value, bool):
+            child.text = "true" if value else "false"
+        elif value is not None:
+            child.text = str(value)
+
+
+def _error_response(fmt: str, code: int, description: str):
+    rows = [{"code": code, "description": description}]
+    return _render(fmt if fmt in FORMATS else "json", "errors", "error", rows, status=code)
+
+
+@bp.errorhandler(Open311Error)
+def _open311_error(error: Open311Error):
+    return _error_response(_request_format(), error.code, error.description)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    return _error_response(_request_format(), error.code or 400, error.description or error.name)
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(error: DomainError):
+    return _error_response(_request_format(), 404 if isinstance(error, NotFound) else 400, error.message)
+
+
+def _request_format() -> str:
+    return "xml" if request.path.endswith(".xml") else "json"
+
+
+# -- jurisdictions and services -----------------------------------------------------------------------------------
+
+def _jurisdictions() -> list[str]:
+    keys = db.session.scalars(select(SchemeRecord.key).where(SchemeRecord.current_version_id.is_not(None)))
+    return sorted(k for k in keys if service.public_settings(k).get("reporting"))
+
+
+def _jurisdiction() -> str:
+    wanted = (request.values.get("jurisdiction_id") or "").strip()
+    known = _jurisdictions()
+    if wanted:
+        if wanted not in known:
+            raise Open311Error(404, _("jurisdiction_id %(id)s was not found.", id=wanted[:64]))
+        return wanted
+    if len(known) == 1:
+        return known[0]
+    raise Open311Error(400, _("jurisdiction_id was not provided (this endpoint serves several districts)."))
+
+
+def _spec(scheme_key: str) -> FormSpec:
+    _version, spec = service.report_form(scheme_key)
+    if "service_code" not in spec.open311:
+        raise Open311Error(400, _("This district's report form is not open to Open311 clients."))
+    return spec
+
+
+def _services(scheme_key: str) -> list[dict[str, Any]]:
+    """The leaf categories, each with its parent as the group (暴露垃圾 in 市容环境)."""
+    out: list[dict[str, Any]] = []
+
+    def walk(items: list[dict], group: dict | None) -> None:
+        for item in items:
+            if item.get("children"):
+                walk(item["children"], item)
+            else:
+                out.append({"service_code": item["id"], "service_name": tr(item.get("name")) or item["id"],
+                            "description": tr(item.get("description")) or tr(item.get("name")) or "",
+                            "group": tr(group.get("name")) if group else "", "category": item})
+    walk(scheme_categories(scheme_key), None)
+    return out
+
+
+def _attributes(spec: FormSpec) -> list[dict[str, Any]]:
+    standard = set(spec.open311.values())
+    return engine.open311_attributes(
+        [f for f in spec.top_level() if f.id not in standard], tr)
+
+
+@bp.get("/discovery.<fmt>")
+@public
+def discovery(fmt: str):
+    row = {"changeset": "2026-11-23", "contact": _("The district's urban management office"),
+           "key_service": _("Ask the district's office for an api_key."),
+           "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2",
+                          "url": url_for("open311.services", fmt="json", _external=True).rsplit("/", 1)[0],
+                          "changeset": "2026-11-23", "type": "production",
+                          "formats": ["application/json", "text/xml"]}]}
+    if _fmt(fmt) == "json":
+        return Response(json.dumps(row, ensure_ascii=False), mimetype="application/json")
+    top = ET.Element("discovery")
+    for key in ("changeset", "contact", "key_service"):
+        ET.SubElement(top, key).text = row[key]
+    endpoints = ET.SubElement(top, "endpoints")
+    for endpoint in row["endpoints"]:
+        node = ET.SubElement(endpoints, "endpoint")
+        for key in ("specification", "url", "changeset", "type"):
+            ET.SubElement(node, key).text = endpoint[key]
+        formats = ET.SubElement(node, "formats")
+        for value in endpoint["formats"]:
+            ET.SubElement(formats, "format").text = value
+    return Response('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="unicode"),
+                    mimetype="text/xml", content_type="text/xml; charset=utf-8")
+
+
+def _read_limit() -> str:
+    return current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute")
+
+
+def _report_limit() -> str:
+    return current_app.config.get("FANGAN_REPORT_LIMIT", "5 per minute; 30 per day")
+
+
+def _device_key() -> str:
+    device = (request.values.get("device_id") or "").strip()[:100]
+    return f"device:{device}" if device else f"address:{get_remote_address()}"
+
+
+def _too_many() -> str:
+    return _("Too many requests from this client. Please wait and try again.")
+
+
+@bp.get("/services.<fmt>")
+@public
+@limiter.limit(_read_limit)
+def services(fmt: str):
+    fmt, scheme_key = _fmt(fmt), _jurisdiction()
+    metadata = bool(_attributes(_spec(scheme_key)))
+    rows = [{"service_code": s["service_code"], "service_name": s["service_name"], "description": s["description"],
+             "metadata": metadata, "type": "realtime", "keywords": s["group"], "group": s["group"]}
+            for s in _services(scheme_key)]
+    return _render(fmt, "services", "service", rows)
+
+
+@bp.get("/services/<service_code>.<fmt>")
+@public
+@limiter.limit(_read_limit)
+def service_definition(service_code: str, fmt: str):
+    fmt, scheme_key = _fmt(fmt), _jurisdiction()
+    if service_code not in {s["service_code"] for s in _services(scheme_key)}:
+        raise Open311Error(404, _("service_code %(code)s was not found.", code=service_code[:64]))
+    row = {"service_code": service_code, "attributes": _attributes(_spec(scheme_key))}
+    return _render(fmt, "service_definition", "service_definition", row)
+
+
+# -- requests -----------------------------------------------------------------------------------------------------
+
+def _check_api_key() -> str | None:
+    """The client an api_key names; required when the district has handed out keys (FANGAN_OPEN311_KEYS)."""
+    keys: dict[str, str] = current_app.config.get("FANGAN_OPEN311_KEYS") or {}
+    key = (request.values.get("api_key") or "").strip()
+    if not keys:
+        return None
+    if key not in keys:
+        raise Open311Error(403, _("Invalid api_key."))
+    return keys[key]
+
+
+def _formdata(scheme_key: str, spec: FormSpec) -> MultiDict:
+    """The request's arguments as the public report form's fields."""
+    mapping, args = spec.open311, request.form
+    code = (args.get("service_code") or "").strip()
+    if not code:
+        raise Open311Error(400, _("service_code was not provided."))
+    if code not in {s["service_code"] for s in _services(scheme_key)}:
+        raise Open311Error(404, _("service_code %(code)s was not found.", code=code[:64]))
+    lat, lng = (args.get("lat") or "").strip(), (args.get("long") or "").strip()
+    address_id, address = (args.get("address_id") or "").strip(), (args.get("address_string") or "").strip()
+    if not ((lat and lng) or address_id or address):
+        raise Open311Error(400, _("A location is needed: lat and long, address_string or address_id."))
+    data = MultiDict({"_token": forms.new_token(), mapping["service_code"]: code})
+    if "location" in mapping:
+        place = mapping["location"]
+        if lat and lng:
+            try:
+                lat_f, lng_f = float(lat), float(lng)
+            except ValueError:
+                raise Open311Error(400, _("lat and long must be numbers.")) from None
+            if not (-90 <= lat_f <= 90 and -180 <= lng_f <= 180):
+                raise Open311Error(400, _("lat and long must be numbers.")) from None
+            data.update({f"{place}-lat": f"{lat_f:.6f}", f"{place}-lng": f"{lng_f:.6f}"})
+        if address_id:
+            if not db.session.scalar(select(Area.id).filter_by(scheme_key=scheme_key, key=address_id, active=True)):
+                raise Open311Error(400, _("address_id %(id)s is not a road of this district.", id=address_id[:64]))
+            data[f"{place}-area"] = address_id
+    if "address_string" in mapping and address:
+        data[mapping["address_string"]] = address
+    if "description" in mapping:
+        data[mapping["description"]] = args.get("description") or ""
+    if "media" in mapping:
+        for upload in request.files.getlist("media"):
+            data.add(mapping["media"], upload)
+    standard = set(mapping.values())
+    for f in spec.top_level():
+        if f.id in standard:
+            continue
+        for value in args.getlist(f"attribute[{f.id}]") + args.getlist(f"attribute[{f.id}][]"):
+            data.add(f.id, value)
+    return data
+
+
+@bp.post("/requests.<fmt>")
+@public
+@limiter.limit(_report_limit, error_message=_too_many)
+@limiter.limit(_report_limit, key_func=_device_key, error_message=_too_many)
+def create_request(fmt: str):
+    fmt = _fmt(fmt)
+    if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise Open311Error(400, _("Send the request as application/x-www-form-urlencoded or multipart/form-data."))
+    client = _check_api_key()
+    scheme_key = _jurisdiction()
+    spec = _spec(scheme_key)
+    formdata = _formdata(scheme_key, spec)
+    name = " ".join(p for p in ((request.form.get("last_name") or "").strip(),
+                                (request.form.get("first_name") or "").strip()) if p) or None
+    reporter = service.Reporter(name=name, phone=(request.form.get("phone") or "").strip() or None,
+                                channel="open311", client=client, address=get_remote_address(),
+                                device=(request.form.get("device_id") or "").strip()[:100] or None)
+    problems = service.contact_problems(reporter)
+    if problems:
+        raise Open311Error(400, " ".join(problems.values()))
+    result = service.submit_report(scheme_key, formdata, reporter)
+    if not isinstance(result, PublicReport):
+        db.session.rollback()
+        labels = {f.id: tr(f.label) or f.id for f in spec.walk()}
+        described = [f"{labels.get(path.split('.')[0], path)}: {' '.join(messages)}"
+                     for path, messages in result.errors.items()]
+        raise Open311Error(400, "; ".join(described) or _("The request could not be accepted."))
+    db.session.commit()
+    notice = _("Received. Keep the code %(code)s: with it the reporter can follow the request at %(url)s and "
+               "answer the follow-up.", code=result.code, url=url_for("public.track", code=result.code,
+                                                                         _external=True))
+    # A realtime service: the id at once (the spec returns a token only instead of an id); the tracking code
+    # travels in the notice, to this client alone.
+    row = {"service_request_id": str(result.id), "service_notice": notice, "account_id": None}
+    return _render(fmt, "service_requests", "request", [row])
+
+
+def _iso(moment: dt.datetime | None, scheme_key: str) -> str | None:
+    if moment is None:
+        return None
+    from ..workflow.service import scheme_zone
+
+    return moment.astimezone(scheme_zone(scheme_key)).isoformat(timespec="seconds")
+
+
+def _request_row(report: PublicReport) -> dict[str, Any]:
+    status = service.status_of(report)
+    case: Case = report.case
+    names = {s["service_code"]: s["service_name"] for s in _services(report.scheme_key)}
+    where = case.submission.location if case.submission and isinstance(case.submission.location, dict) else {}
+    approved = status["approved"]
+    photos = status["photos_before"] + status["photos_after"]
+    return {
+        "service_request_id": str(report.id), "status": status["status"], "status_notes": tr(status["state"]),
+        "service_name": names.get(case.category or "", case.category), "service_code": case.category,
+        "description": status["description"], "agency_responsible": tr(status["unit"]) if status["unit"] else None,
+        "service_notice": None,
+        "requested_datetime": _iso(report.created_at, report.scheme_key),
+        "updated_datetime": _iso(case.updated_at, report.scheme_key),
+        "expected_datetime": _iso(status["deadline"], report.scheme_key) if case.state_kind != "final" else None,
+        "address": (tr(status["area"]) if status["area"] else None) if approved or status["area"] else None,
+        "address_id": case.area.key if case.area else None, "zipcode": None,
+        # The reporter's own position and photos are public only once a moderator has approved the report.
+        "lat": float(where["lat"]) if approved and where.get("lat") is not None else None,
+        "long": float(where["lng"]) if approved and where.get("lng") is not None else None,
+        "media_url": url_for("public.photo", code=report.code, upload_id=photos[0], _external=True)
+        if approved and photos else None,
+    }
+
+
+def _parse_when(text: str | None, name: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Open311Error(400, _("%(name)s must be a w3 date and time, like 2026-10-01T00:00:00Z.",
+                                  name=name)) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@bp.get("/requests.<fmt>")
+@public
+@limiter.limit(_read_limit)
+def list_requests(fmt: str):
+    fmt, scheme_key = _fmt(fmt), _jurisdiction()
+    query = select(PublicReport).join(Case, Case.id == PublicReport.case_id).where(
+        PublicReport.scheme_key == scheme_key)
+    ids = [i.strip() for i in (request.args.get("service_request_id") or "").split(",") if i.strip()]
+    if ids:  # overrides every other argument
+        query = query.where(PublicReport.id.in_([int(i) for i in ids if i.isdigit() and len(i) < 12] or [-1]))
+    else:
+        codes = [c.strip() for c in (request.args.get("service_code") or "").split(",") if c.strip()]
+        if codes:
+            query = query.where(Case.category.in_(codes))
+        end = _parse_when(request.args.get("end_date"), "end_date") or dt.datetime.now(dt.UTC)
+        start = _parse_when(request.args.get("start_date"), "start_date") or end - dt.timedelta(days=90)
+        if end - start > dt.timedelta(days=90) or start > end:
+            raise Open311Error(400, _("start_date and end_date may span at most 90 days."))
+        query = query.where(PublicReport.created_at >= start, PublicReport.created_at <= end)
+        statuses = {s.strip() for s in (request.args.get("status") or "").split(",") if s.strip()}
+        if statuses - {"open", "closed"}:
+            raise Open311Error(400, _("status is open or closed."))
+        if statuses == {"open"}:
+            query = query.where(Case.state_kind != "final")
+        elif statuses == {"closed"}:
+            query = query.where(Case.state_kind == "final")
+    rows = db.session.scalars(query.order_by(PublicReport.id.desc()).limit(MAX_RESULTS))
+    return _render(fmt, "service_requests", "request", [_request_row(r) for r in rows])
+
+
+@bp.get("/requests/<request_id>.<fmt>")
+@public
+@limiter.limit(_read_limit)
+def get_request(request_id: str, fmt: str):
+    fmt, scheme_key = _fmt(fmt), _jurisdiction()
+    report = (db.session.scalar(select(PublicReport).filter_by(id=int(request_id), scheme_key=scheme_key))
+              if request_id.isdigit() and len(request_id) < 12 else None)
+    if report is None:
+        raise Open311Error(404, _("service_request_id %(id)s was not found.", id=request_id[:32]))
+    return _render(fmt, "service_requests", "request", [_request_row(report)])
+
+
+@bp.get("/tokens/<token>.<fmt>")
+@public
+@limiter.limit(_read_limit)
+def token(token: str, fmt: str):
+    fmt = _fmt(fmt)
+    code = engine.clean_code(token)
+    report = db.session.scalar(select(PublicReport).filter_by(code=code)) if code else None
+    if report is None:
+        raise Open311Error(404, _("token %(token)s was not found.", token=token[:32]))
+    return _render(fmt, "service_requests", "request", [{"service_request_id": str(report.id),
+                                                         "token": report.code}])
