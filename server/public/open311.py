@@ -409,3 +409,111 @@ def token(token: str, fmt: str):
         raise Open311Error(404, _("token %(token)s was not found.", token=token[:32]))
     return _render(fmt, "service_requests", "request", [{"service_request_id": str(report.id),
                                                          "token": report.code}])
+
+
+# -- the operations in the app's OpenAPI document ----------------------------------------------------------------
+
+def _openapi() -> None:
+    from ..api.openapi import add_paths, query_param, ref
+
+    fmt = {"name": "format", "in": "path", "required": True, "description": "json or xml",
+           "schema": {"type": "string", "enum": list(FORMATS)}}
+    jurisdiction = query_param("jurisdiction_id", "The district (scheme key); needed only when several take reports.",
+                               {"type": "string", "maxLength": 64})
+    errors = {str(code): {"description": text, "content": {
+        "application/json": {"schema": {"type": "array", "items": ref("Open311Error")}},
+        "text/xml": {"schema": {"type": "string"}}}}
+        for code, text in ((400, "A missing or invalid argument, or the form's errors."),
+                           (403, "An invalid api_key (when the district hands out keys)."),
+                           (404, "No such format, jurisdiction, service, request or token."),
+                           (429, "Too many requests from this address or device."))}
+
+    def operation(operation_id: str, summary: str, schema: dict, parameters: list, codes: tuple[int, ...],
+                  body: dict | None = None) -> dict:
+        out = {"operationId": operation_id, "tags": ["open311"], "summary": summary, "security": [],
+               "parameters": [fmt, jurisdiction, *parameters],
+               "responses": {"200": {"description": summary, "content": {
+                   "application/json": {"schema": schema}, "text/xml": {"schema": {"type": "string"}}}},
+                   **{str(c): errors[str(c)] for c in codes}}}
+        if body is not None:
+            out["requestBody"] = {"required": True, "content": {
+                "application/x-www-form-urlencoded": {"schema": body}, "multipart/form-data": {"schema": body}}}
+        return out
+
+    text = {"type": "string", "maxLength": 4000}
+    request_body = {"type": "object", "required": ["service_code"], "properties": {
+        "api_key": {"type": "string", "maxLength": 200}, "jurisdiction_id": {"type": "string", "maxLength": 64},
+        "service_code": {"type": "string", "maxLength": 64}, "lat": {"type": "string", "maxLength": 32},
+        "long": {"type": "string", "maxLength": 32}, "address_string": {"type": "string", "maxLength": 200},
+        "address_id": {"type": "string", "maxLength": 64}, "email": {"type": "string", "maxLength": 200},
+        "device_id": {"type": "string", "maxLength": 100}, "account_id": {"type": "string", "maxLength": 100},
+        "first_name": {"type": "string", "maxLength": 50}, "last_name": {"type": "string", "maxLength": 50},
+        "phone": {"type": "string", "maxLength": 20}, "description": text,
+        "media_url": {"type": "string", "maxLength": 2000}}}
+    listing = ref("Open311Request")
+    moment = {"type": "string", "format": "date-time"}
+    add_paths({
+        "/open311/v2/services.{format}": {"get": operation(
+            "open311Services", "The district's services (its problem categories)",
+            {"type": "array", "items": ref("Open311Service")}, [], (400, 404, 429))},
+        "/open311/v2/services/{service_code}.{format}": {"get": operation(
+            "open311ServiceDefinition", "A service's attributes (the report form's other fields)",
+            ref("Open311ServiceDefinition"),
+            [{"name": "service_code", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}],
+            (400, 404, 429))},
+        "/open311/v2/requests.{format}": {
+            "post": operation("open311CreateRequest", "Report a problem",
+                              {"type": "array", "items": ref("Open311Created")}, [], (400, 403, 404, 429),
+                              body=request_body),
+            "get": operation("open311Requests", "Reports, by id or by service, status and dates (90 days at most)",
+                             {"type": "array", "items": listing}, [
+                                 query_param("service_request_id", "Comma-separated ids; overrides the rest.",
+                                             {"type": "string", "maxLength": 2000}),
+                                 query_param("service_code", "Comma-separated service codes.",
+                                             {"type": "string", "maxLength": 2000}),
+                                 query_param("start_date", "w3 date and time.", moment),
+                                 query_param("end_date", "w3 date and time.", moment),
+                                 query_param("status", "open, closed or both.", {"type": "string", "maxLength": 20})],
+                             (400, 404, 429))},
+        "/open311/v2/requests/{service_request_id}.{format}": {"get": operation(
+            "open311Request", "One report", {"type": "array", "items": listing},
+            [{"name": "service_request_id", "in": "path", "required": True,
+              "schema": {"type": "string", "maxLength": 32}}], (400, 404, 429))},
+        "/open311/v2/tokens/{token}.{format}": {"get": operation(
+            "open311Token", "The report of a tracking code", {"type": "array", "items": ref("Open311Token")},
+            [{"name": "token", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 32}}],
+            (400, 404, 429))},
+    }, schemas={
+        "Open311Error": {"type": "object", "required": ["code", "description"],
+                         "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}},
+        "Open311Service": {"type": "object", "required": ["service_code", "service_name", "metadata", "type"],
+                           "properties": {"service_code": {"type": "string"}, "service_name": {"type": "string"},
+                                          "description": {"type": "string"}, "metadata": {"type": "boolean"},
+                                          "type": {"enum": ["realtime", "batch", "blackbox"]},
+                                          "keywords": {"type": "string"}, "group": {"type": "string"}}},
+        "Open311ServiceDefinition": {"type": "object", "required": ["service_code", "attributes"], "properties": {
+            "service_code": {"type": "string"}, "attributes": {"type": "array", "items": {
+                "type": "object", "required": ["variable", "code", "datatype", "required", "order", "description"],
+                "properties": {"variable": {"type": "boolean"}, "code": {"type": "string"},
+                               "datatype": {"enum": sorted(set(engine.OPEN311_DATATYPES.values()))},
+                               "required": {"type": "boolean"}, "datatype_description": {"type": ["string", "null"]},
+                               "order": {"type": "integer"}, "description": {"type": "string"},
+                               "values": {"type": "array", "items": {"type": "object", "properties": {
+                                   "key": {"type": "string"}, "name": {"type": "string"}}}}}}}}},
+        "Open311Created": {"type": "object", "required": ["service_request_id"], "properties": {
+            "service_request_id": {"type": "string"}, "service_notice": {"type": ["string", "null"]},
+            "account_id": {"type": ["string", "null"]}}},
+        "Open311Token": {"type": "object", "required": ["service_request_id", "token"], "properties": {
+            "service_request_id": {"type": "string"}, "token": {"type": "string"}}},
+        "Open311Request": {"type": "object", "required": ["service_request_id", "status"], "properties": {
+            "service_request_id": {"type": "string"}, "status": {"enum": ["open", "closed"]},
+            **{name: {"type": ["string", "null"]} for name in (
+                "status_notes", "service_name", "service_code", "description", "agency_responsible",
+                "service_notice", "requested_datetime", "updated_datetime", "expected_datetime", "address",
+                "address_id", "zipcode", "media_url")},
+            "lat": {"type": ["number", "null"]}, "long": {"type": ["number", "null"]}}},
+    }, tags={"open311": "Open311 GeoReport v2: public reports for the apps and platforms that speak the standard "
+                        "(no bearer token; an api_key when the district hands out keys)."})
+
+
+_openapi()
