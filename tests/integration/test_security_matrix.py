@@ -1,0 +1,326 @@
+"""Every route tried by every role, on objects in and out of the user's scope, and anonymously.
+
+One world (tests/support/security.py) on the demo district Lidu: an anonymous visitor, a user with no role,
+`staff` (posted role, granted from Zhiyuan), `head` (unit_head, subtree of Shilong), `assessor`, `leader`,
+`office` (office_admin, all district-wide) and a system `admin`; real objects in Shilong (`_s`) and Zhiyuan
+(`_z`), and a second district (Chengguan) where none of Lidu's people holds a role.
+
+The TABLE below classifies every rule of `app.url_map`: a new route fails `test_every_route_is_in_the_table`
+until it is added here on purpose. Each line is a URL and the outcome per role, in the order of `ROLES`:
+
+    O  allowed: 2xx, or a redirect that is not to the login page
+    D  refused: 403
+    N  not found: 404 (said where the app hides that something exists, or where there is nothing to find)
+    L  login required: 302 to /login?next=…
+    U  401: the token API, which a session cookie never authenticates
+    +  allowed, but a POST that would change things is not sent here (test_security_csrf sends it)
+    .  not tried: the role is refused this route on the line above for want of the capability, and nothing
+       here could give it more (the other district, where it holds no role; the other community, for a
+       district-wide role). Each line costs a request per cell; the app renders every refusal in full.
+
+A line starting with "POST " is sent as a POST with a valid CSRF token and the form an allowed user would send
+(`valid_post`): each refusing role must be refused and the database left exactly as it was. GET lines of
+routes that also take POST are posted the same way by the roles they refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from tests.support.security import (
+    POSTS,
+    ROLES,
+    World,
+    build_world,
+    changed_tables,
+    csrf_of,
+    module_transaction,
+    post_form,
+    table_digest,
+)
+
+# anon nobody staff head assessor leader office admin
+TABLE: dict[str, list[tuple[str, str]]] = {
+    # -- public pages -------------------------------------------------------------------------------------------
+    "static": [("/static/js/fangan.js", "O O O O O O O O")],
+    "theme_static": [("/theme/fangan.css", "O O O O O O O O")],
+    "web.healthz": [("/healthz", "O O O O O O O O")],
+    "web.service_worker": [("/sw.js", "O O O O O O O O")],
+    "web.set_language": [("POST /lang/en", "O O O O O O O O")],
+    "auth.login": [("/login", "O O O O O O O O")],
+    "boards.board": [("/b/{lidu}/{road_s}", "O O O O O O O O"), ("/b/{lidu}/no_such_road", "N N N N N N N N")],
+    "boards.board_pdf": [("/b/{lidu}/{road_z}.pdf", "O O O O O O O O")],
+    "assessment.public_flags": [("/assess/{lidu}/flags", "O O O O O O O O"),
+                                ("/assess/{other}/flags", "N N N N N N N N")],  # Chengguan publishes none
+    "public.report": [("/p/{lidu}/report", "O O O O O O O O")],
+    "public.lookup": [("/p/track", "O O O O O O O O")],
+    "public.track": [("/p/track/{code_s}", "O O O O O O O O"), ("/p/track/{code_z}", "O O O O O O O O")],
+    # approved: its photo shows; pending moderation: as if there were none
+    "public.photo": [("/p/track/{code_s}/photo/{public_upload_s}", "O O O O O O O O"),
+                     ("/p/track/{code_z}/photo/{public_upload_z}", "N N N N N N N N"),
+                     ("/p/track/{code_s}/photo/{upload_s}", "N N N N N N N N")],  # not this report's photo
+    "public.step": [("POST /p/track/{code_s}/do/reopen", "+ + + + + + + +")],
+    "public.followup": [("POST /p/track/{code_s}/followup", "+ + + + + + + +")],
+    "public.exposed": [("/p/{lidu}/exposed", "O O O O O O O O")],
+    "public.praised": [("/p/{lidu}/praised", "O O O O O O O O")],
+    # Open311 is public and cookieless (tests/integration/test_open311.py tests what it does).
+    "open311.discovery": [("/open311/v2/discovery.json", "O O O O O O O O")],
+    "open311.services": [("/open311/v2/services.json?jurisdiction_id={lidu}", "O O O O O O O O")],
+    "open311.service_definition": [("/open311/v2/services/piled_rubbish.json?jurisdiction_id={lidu}",
+                                    "O O O O O O O O")],
+    "open311.list_requests": [("/open311/v2/requests.json?jurisdiction_id={lidu}", "O O O O O O O O")],
+    "open311.get_request": [("/open311/v2/requests/{report_s}.json?jurisdiction_id={lidu}", "O O O O O O O O")],
+    "open311.token": [("/open311/v2/tokens/x.json?jurisdiction_id={lidu}", "N N N N N N N N")],
+    "open311.create_request": [("POST /open311/v2/requests.json", "+ + + + + + + +")],
+    # -- the token API: a session cookie is no token ---------------------------------------------------------------
+    "api.document": [("/api/v1/openapi.json", "O O O O O O O O")],
+    "api.list_cases": [("/api/v1/schemes/{lidu}/cases", "U U U U U U U U")],
+    "api.open_case": [("POST /api/v1/schemes/{lidu}/cases", "U U U U U U U U")],
+    "api.get_case": [("/api/v1/cases/{case_s}", "U U U U U U U U")],
+    "api.fire": [("POST /api/v1/cases/{case_s}/transitions/assign", "U U U U U U U U")],
+    "api.submit": [("POST /api/v1/schemes/{lidu}/forms/patrol_log/submissions", "U U U U U U U U")],
+    "api.get_submission": [("/api/v1/submissions/{record_s}", "U U U U U U U U")],
+    "api.compliance": [("/api/v1/schemes/{lidu}/patrols/compliance", "U U U U U U U U")],
+    "api.periods": [("/api/v1/schemes/{lidu}/assessment/periods", "U U U U U U U U")],
+    "api.scores": [("/api/v1/assessment/periods/{period_pub}/scores", "U U U U U U U U")],
+    "api.board": [("/api/v1/schemes/{lidu}/boards/{road_s}", "U U U U U U U U")],
+    # -- everyone logged in ----------------------------------------------------------------------------------------
+    "web.home": [("/", "L O O O O O O O")],
+    "auth.change_password": [("/account/password", "L O O O O O O O")],
+    "auth.logout": [("POST /logout", "L + + + + + + +")],
+    "web.district": [("/district/{lidu}", "L D O O O O O O"), ("/district/{other}", "L . D D D D D O")],
+    # -- system administrators, and the district's scheme managers -------------------------------------------------
+    "admin.users": [("/admin/users", "L D D D D D D O")],
+    "admin.create_user": [("POST /admin/users", "L D D D D D D +")],
+    "admin.toggle_user": [("POST /admin/users/{user_spare}/active", "L D D D D D D +")],
+    "admin.reset_user_password": [("POST /admin/users/{user_spare}/reset-password", "L D D D D D D +")],
+    "admin.grant_user_role": [("POST /admin/users/{user_spare}/roles", "L D D D D D D +")],
+    "admin.revoke_user_role": [("POST /admin/roles/{assignment}/revoke", "L D D D D D D +")],
+    "admin.calendar": [("/admin/calendar", "L D D D D D D O")],
+    "admin.delete_calendar_day": [("POST /admin/calendar/{day}/delete", "L D D D D D D +")],
+    "audit.index": [("/admin/audit/", "L D D D D D O O")],
+    "admin.schemes": [("/admin/schemes", "L D D D D D O O")],
+    "admin.upload_scheme": [("/admin/schemes/upload", "L D D D D D O O")],
+    "admin.scheme_version": [("/admin/schemes/versions/{version_lidu}", "L D D D D D O O"),
+                             ("/admin/schemes/versions/{version_other}", "L . . . . . D O")],
+    "admin.activate_version": [("POST /admin/schemes/versions/{version_lidu}/activate", "L D D D D D + +"),
+                               ("POST /admin/schemes/versions/{version_other}/activate", "L . . . . . D +")],
+    "admin.definition_source": [("/admin/definitions/{form_lidu}", "L D D D D D O O"),
+                                ("/admin/definitions/{definition_other}", "L . . . . . D O")],
+    "admin.preview_form": [("/admin/definitions/{form_lidu}/preview", "L D D D D D O O"),
+                           ("/admin/definitions/{form_other}/preview", "L . . . . . D O")],
+    "admin.import_xlsform": [("/admin/forms/import", "L D D D D D O O")],
+    # -- organisation ----------------------------------------------------------------------------------------------
+    "org.units": [("/org/{lidu}/units", "L D O O O O O O"), ("/org/{other}/units", "L . D D D D D O")],
+    "org.unit": [("/org/units/{unit_s}", "L D D O O O O O"), ("/org/units/{unit_z}", "L . O D O O O O")],
+    "org.new_unit": [("/org/{lidu}/units/new", "L D D D D D O O"), ("/org/{other}/units/new", "L . . . . . D O")],
+    "org.edit_unit": [("/org/units/{unit_s}/edit", "L D D D D D O O"), ("/org/units/{unit_z}/edit", "L . D D . . O O")],
+    "org.areas": [("/org/{lidu}/areas", "L D O O O O O O"), ("/org/{other}/areas", "L . D D D D D O")],
+    "org.area": [("/org/areas/{area_s}", "L D D O O O O O"), ("/org/areas/{area_z}", "L . O D O O O O")],
+    "org.new_area": [("/org/{lidu}/areas/new", "L D D D D D O O"), ("/org/{other}/areas/new", "L . . . . . D O")],
+    "org.edit_area": [("/org/areas/{area_s}/edit", "L D D D D D O O"), ("/org/areas/{area_z}/edit", "L . D D . . O O")],
+    "org.posts": [("/org/{lidu}/posts", "L D O O O O O O"), ("/org/{other}/posts", "L . D D D D D O")],
+    "org.new_post": [("/org/{lidu}/posts/new", "L D D D D D O O"), ("/org/{other}/posts/new", "L . . . . . D O")],
+    "org.edit_post": [("/org/posts/{post_s}/edit", "L D D D D D O O"), ("/org/posts/{post_z}/edit", "L . D D . . O O")],
+    "org.end_post": [("/org/posts/{post_s}/end", "L D D D D D O O"), ("/org/posts/{post_z}/end", "L . D D . . O O")],
+    "org.import_spreadsheet": [("/org/{lidu}/import", "L D D D D D O O"), ("/org/{other}/import", "L . . . . . D O")],
+    "org.export_xlsx": [("/org/{lidu}/export.xlsx", "L D D D D D O O"),
+                        ("/org/{other}/export.xlsx", "L . . . . . D O")],
+    "org.export_csv": [("/org/{lidu}/export.csv?sheet=posts", "L D D D D D O O"),
+                       ("/org/{other}/export.csv?sheet=posts", "L . . . . . D O")],
+    # -- forms and records -----------------------------------------------------------------------------------------
+    "forms.index": [("/f/{lidu}/", "L D O O D O D O"), ("/f/{other}/", "L . D D . D . O")],
+    "forms.fill": [("/f/{lidu}/problem_report/new", "L D O O D O D O"),
+                   ("/f/{other}/no_such_form/new", "L . D D . D . N")],
+    "forms.records": [("/f/{lidu}/problem_report/records", "L D O O D O O O"),
+                      ("/f/{other}/no_such_form/records", "L . D D . D D N")],
+    # the leader's reports: the office and the leader see every record, heads and staff only their own
+    "forms.record": [("/f/records/{record_s}", "L D D D D O O O"), ("/f/records/{record_z}", "L . D D . O O O")],
+    # a case's photos follow the case: whoever sees the case sees them
+    "forms.upload": [("/f/uploads/{upload_s}", "L D D O D O O O"), ("/f/uploads/{upload_z}/thumb", "L . O D . O O O")],
+    # -- cases -----------------------------------------------------------------------------------------------------
+    "workflow.inbox": [("/cases/{lidu}/", "L D O O O O O O"), ("/cases/{other}/", "L . D D D D D O")],
+    "workflow.by_area": [("/cases/{lidu}/areas", "L D O O D O O O"), ("/cases/{other}/areas", "L . D D . D D O")],
+    "workflow.ledger": [("/cases/{lidu}/ledger", "L D O O D O O O"), ("/cases/{other}/ledger", "L . D D . D D O"),
+                        ("/cases/{lidu}/ledger?format=pdf", "L D O O D O O O")],
+    "workflow.report": [("/cases/{lidu}/report", "L D O O D O D O"), ("/cases/{other}/report", "L . D D . D . O")],
+    "workflow.case": [("/cases/case/{case_s}", "L D D O D O O O"), ("/cases/case/{case_z}", "L . O D . O O O")],
+    "workflow.act": [("/cases/case/{case_s}/do/assign", "L D D D D O O O"),
+                     ("/cases/case/{case_z}/do/assign", "L . D D . O O O")],
+    # -- patrols, boards -------------------------------------------------------------------------------------------
+    "patrols.compliance": [("/patrols/{lidu}/", "L D D O D O O O"), ("/patrols/{other}/", "L . . D . D D O")],
+    "boards.batch_pdf": [("/b/{lidu}/all.pdf?unit=shilong", "L D D D D D O O"),
+                         ("/b/{other}/all.pdf", "L . . . . . D O")],
+    # -- assessment ------------------------------------------------------------------------------------------------
+    "assessment.periods": [("/assess/{lidu}/", "L D D O O O O O"), ("/assess/{other}/", "L . . D D D D O")],
+    "assessment.period": [("/assess/period/{period_pub}", "L D D O O O O O"),
+                          ("/assess/period/{period}", "L D D O O O O O")],
+    # Lidu's sheet combines nothing: those who may see it are told there is no such thing
+    "assessment.combined": [("/assess/{lidu}/combined/lidu_monthly/year", "L D D D N N N N"),
+                            ("/assess/{other}/combined/chengguan_monthly/year_total", "L . . . D D D O")],
+    "assessment.dashboard": [("/assess/{lidu}/dashboard", "L D D D D O O O"),
+                             ("/assess/{other}/dashboard", "L . . . . D D O")],
+    "assessment.bulletin": [("/assess/period/{period_pub}/bulletin", "L D D D O O O O")],
+    "assessment.bulletin_pdf": [("/assess/period/{period_pub}/bulletin.pdf", "L D D D O O O O")],
+    "assessment.compare": [("/assess/period/{period_pub}/compare", "L D D D D D O O")],
+    "assessment.unit_detail": [("/assess/period/{period_pub}/unit/{unit_s}", "L D D O O O O O"),
+                               ("/assess/period/{period_pub}/unit/{unit_z}", "L . D D O O O O")],
+    "assessment.marks": [("/assess/period/{period}/unit/{unit_s}/hotspots", "L D D D O D O O"),
+                         ("/assess/period/{period}/unit/{unit_z}/hotspots", "L . D D O . O O")],
+    "assessment.appeal": [("/assess/period/{period}/appeal/{unit_s}", "L D D O O O O O"),
+                          ("/assess/period/{period}/appeal/{unit_z}", "L . D D O O O O")],
+    "assessment.step": [("POST /assess/period/{period_open}/appeals", "L D D D D D + +")],
+    "assessment.decide": [("POST /assess/appeal/{appeal_s}/decide", "L D D D D D + +")],
+    # -- moderation of public reports ------------------------------------------------------------------------------
+    "moderation.queue": [("/moderation/{lidu}/", "L D D D D D O O"), ("/moderation/{other}/", "L . . . . . D O")],
+    "moderation.decide": [("POST /moderation/report/{report_z}", "L D D D D D + +")],
+    # moderators only; anyone else is told there is no such photo
+    "moderation.moderation_photo": [("/moderation/report/{report_z}/photo/{public_upload_z}", "L N N N N N O O")],
+}
+
+EXPECTED_STATUS = {"D": 403, "N": 404, "U": 401}
+
+
+def _lines() -> Iterator[tuple[str, str, str, dict[str, str]]]:
+    """(endpoint, method, url template, {role: code}) for every line of the table."""
+    for endpoint, lines in TABLE.items():
+        for target, codes in lines:
+            method, _, url = target.rpartition(" ")
+            row = dict(zip(ROLES, codes.split(), strict=True))
+            yield endpoint, method or "GET", url, row
+
+
+def _outcome(response, code: str) -> bool:  # noqa: ANN001
+    location = response.headers.get("Location", "")
+    if code == "O":
+        return response.status_code < 300 or (response.status_code < 400 and "/login" not in location)
+    if code == "L":
+        return response.status_code == 302 and location.startswith("/login?next=")
+    return response.status_code == EXPECTED_STATUS[code]
+
+
+def _fmt(response) -> str:  # noqa: ANN001
+    where = response.headers.get("Location")
+    return f"{response.status_code}" + (f" → {where}" if where else "")
+
+
+# -- the table covers the app ---------------------------------------------------------------------------------------
+
+
+def _rules(app: Flask) -> dict[str, object]:
+    return {f"{r.endpoint} {r.rule}": r for r in app.url_map.iter_rules()}
+
+
+def test_every_route_is_in_the_table():
+    """A route missing from TABLE (or a line that no longer reaches what it says) fails here: classify it."""
+    from server import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    adapter = app.url_map.bind("localhost")
+    placeholders = {"lidu": "lidu", "other": "chengguan", "road_s": "shilong_old_street", "road_z": "zhiyuan_road",
+                    "code_s": "ABCDEFGHJK", "code_z": "ABCDEFGHJK", "day": "2026-12-31"}
+    covered, problems = set(), []
+    for endpoint, method, url, _row in _lines():
+        path = url.split("?")[0].format_map(_Ids(placeholders))
+        try:
+            rule, _args = adapter.match(path, method=method, return_rule=True)
+        except HTTPException as exc:
+            problems.append(f"{method} {url}: no route ({exc.code})")
+            continue
+        if rule.endpoint != endpoint:
+            problems.append(f"{method} {url}: listed under {endpoint} but reaches {rule.endpoint}")
+        covered.add(f"{rule.endpoint} {rule.rule}")
+        if method not in rule.methods:
+            problems.append(f"{method} {url}: {rule.endpoint} does not take {method}")
+    missing = sorted(set(_rules(app)) - covered)
+    problems += [f"not in the table: {m}" for m in missing]
+    assert not problems, "\n".join(problems)
+
+
+class _Ids(dict):
+    """Any id placeholder as 1 (only the shape of the URL matters for matching)."""
+
+    def __missing__(self, key: str) -> str:
+        return "1"
+
+
+# -- the world ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world(base_app: Flask) -> Iterator[World]:
+    with module_transaction(base_app):
+        yield build_world(base_app)
+
+
+@pytest.fixture
+def quick_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Who may fetch a PDF is decided before it is drawn; drawing dozens of them would only slow this down."""
+    import server.assessment.views
+    import server.boards.views
+    import server.pdf.engine
+
+    def fake(html: str) -> bytes:
+        return b"%PDF-1.7 test"
+
+    for module in (server.pdf.engine, server.boards.views, server.assessment.views):
+        monkeypatch.setattr(module, "render_pdf", fake)
+
+
+def test_every_role_gets_what_the_table_says(world: World, base_app: Flask, quick_pdf: None):
+    failures = []
+    for endpoint, method, url_template, row in _lines():
+        if method != "GET":
+            continue
+        url = world.url(url_template)
+        for role, code in row.items():
+            if code == ".":
+                continue
+            response = world.clients[role].get(url)
+            response.close()
+            if not _outcome(response, code):
+                failures.append(f"{endpoint:32} GET {url:60} {role:9} expected {code}, got {_fmt(response)}")
+    assert not failures, f"{len(failures)} cells differ from the table:\n" + "\n".join(failures)
+
+
+def test_refused_roles_change_nothing_by_posting(world: World, base_app: Flask):
+    """Each role a route refuses posts the form an allowed user would send, with a valid CSRF token: refused as
+    the table says, and not one row of any table changed. The token API refuses a session cookie (401)."""
+    methods = {r.endpoint: r.methods for r in base_app.url_map.iter_rules()}
+    tokens: dict[str, str] = {}
+
+    def token(role: str) -> str:
+        if role not in tokens:  # one token per session serves every form of it
+            tokens[role] = csrf_of(world.clients[role], "/login" if role == "anon" else "/account/password")
+        return tokens[role]
+
+    failures, tried = [], 0
+    with base_app.app_context():
+        before = table_digest()
+    for endpoint, _method, url_template, row in _lines():
+        if "POST" not in methods[endpoint] or (endpoint not in POSTS and not endpoint.startswith("api.")):
+            continue
+        url = world.url(url_template)
+        refused = [(role, code) for role, code in row.items() if code in ("D", "N", "L", "U")]
+        for role, code in refused:
+            client = world.clients[role]
+            if code == "U":
+                response = client.post(url, json={})
+            else:
+                response = client.post(url, data=post_form(base_app, world, endpoint, token(role)),
+                                       content_type="multipart/form-data")
+            tried += 1
+            if not _outcome(response, code):
+                failures.append(f"{endpoint:32} POST {url:55} {role:9} expected {code}, got {_fmt(response)}")
+        with base_app.app_context():  # once per line: a change names the line and who posted it
+            after = table_digest()
+        if after != before:
+            who = " ".join(role for role, _code in refused)
+            failures.append(f"{endpoint:32} POST {url:55} ({who}) changed {changed_tables(before, after)}")
+            before = after
+    assert tried > 100
+    assert not failures, f"{len(failures)} refusals differ from the table:\n" + "\n".join(failures)

@@ -1,0 +1,357 @@
+"""Shared by the security tests: one world per test module (rolled back at its end), logged-in clients per role,
+a fingerprint of every table, and a valid request for every state-changing route."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from server.extensions import db
+from tests.support.factories import PASSWORD, load_demo, login, make_user, scheme_files, unit_id
+from tests.support.images import jpeg
+
+# The columns of the access matrix: anonymous, then users from the least to the most powerful.
+ROLES = ("anon", "nobody", "staff", "head", "assessor", "leader", "office", "admin")
+OTHER = "chengguan"  # a second district where none of Lidu's people holds a role
+CSRF_RE = re.compile(r'name="(?:[\w-]+-)?csrf_token"[^>]*value="([^"]+)"')
+
+
+@contextmanager
+def module_transaction(app: Flask) -> Iterator[None]:
+    """What conftest's `app` fixture does for one test, for a whole module: one connection, one transaction,
+    services committing into SAVEPOINTs inside it, everything rolled back at the end."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.remove()
+            engines[None] = engine
+        outer.rollback()
+        connection.close()
+
+
+def formdata(**fields: Any) -> MultiDict:
+    data = MultiDict()
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            data.add(key, item)
+    return data
+
+
+def photo(name: str = "p.jpg") -> FileStorage:
+    return FileStorage(io.BytesIO(jpeg()), filename=name, content_type="image/jpeg")
+
+
+def csrf_of(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the first form on a page (any prefix: the moderation queue prefixes its forms)."""
+    page = client.get(path)
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no csrf token on {path} ({page.status_code})"
+    return match.group(1)
+
+
+# -- every table, counted and fingerprinted ---------------------------------------------------------------------
+
+
+def row_counts() -> dict[str, int]:
+    """Rows in every table the app defines."""
+    return {name: db.session.scalar(db.select(db.func.count()).select_from(table))
+            for name, table in sorted(db.metadata.tables.items())}
+
+
+def table_digest() -> dict[str, str]:
+    """A fingerprint of every table's rows (all columns, in key order): an update shows, not only an insert."""
+    out = {}
+    for name, table in sorted(db.metadata.tables.items()):
+        rows = db.session.execute(db.select(table).order_by(*table.primary_key.columns or table.columns)).all()
+        out[name] = hashlib.sha256(repr([tuple(map(repr, row)) for row in rows]).encode()).hexdigest()
+    return out
+
+
+def changed_tables(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(name for name in before if before[name] != after.get(name))
+
+
+# -- the world ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """Ids of real objects in two communities (`_s`: Shilong, where `head` works; `_z`: Zhiyuan, where `staff`
+    works) and in the other district, and one logged-in client per role."""
+
+    ids: dict[str, Any]
+    clients: dict[str, FlaskClient] = field(default_factory=dict)
+
+    def url(self, template: str) -> str:
+        return template.format(**self.ids)
+
+
+OTHER_FORM = """\
+kind: form
+id: chengguan_only
+name: {zh: 城关专用登记表, en: A Chengguan form}
+fields:
+  - {id: note, type: text, label: {zh: 备注, en: Note}}
+"""
+
+
+def _load_other() -> Any:
+    """Chengguan as shipped, with a form of its own (the built-in forms are shared, stored once for every district)."""
+    from server.definitions.service import activate_scheme_version, load_scheme
+
+    files = dict(scheme_files(OTHER))
+    name = next(k for k in files if k.endswith("scheme.yaml"))
+    listed = "forms: [patrol_log, problem_report, evidence]"
+    assert listed in files[name]
+    files[name] = files[name].replace(listed, "forms: [patrol_log, problem_report, evidence, chengguan_only]")
+    files["chengguan_only.yaml"] = OTHER_FORM
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    db.session.commit()
+    return version
+
+
+def _report_case(user: Any, area_key: str, token: str, description: str = "垃圾堆积") -> Any:
+    from server.forms import service as forms
+    from server.forms.engine import form_spec
+    from server.forms.models import Submission
+    from server.workflow import service as workflow
+
+    version = forms.form_version("lidu", "problem_report")
+    result = forms.post_form(user, "lidu", form_spec(version.data), version, formdata(
+        _token=token, category="piled_rubbish", area=area_key, description=description,
+        photos_before=photo(), size_m3="1", urgency="normal"))
+    assert isinstance(result, Submission), result.errors
+    return workflow.open_case(user, "lidu", result)
+
+
+def _public_report(area_key: str, token: str, description: str = "商户占道堆放货物") -> Any:
+    from server.public import service as public
+    from server.public.models import PublicReport
+
+    result = public.submit_report("lidu", formdata(
+        _token=token, category="random_piling", **{"location-area": area_key}, description=description,
+        photos_before=photo()), public.Reporter(name="张三", phone="13800138000", address="10.0.0.1"))
+    assert isinstance(result, PublicReport), getattr(result, "errors", result)
+    return result
+
+
+@contextmanager
+def quick_passwords() -> Iterator[None]:
+    """Hash the test users' passwords with one round: scrypt costs a tenth of a second per user and per login, and
+    these tests are about what a logged-in user may do, not about passwords (tests/integration/test_auth.py)."""
+    from unittest import mock
+
+    from werkzeug.security import generate_password_hash
+
+    def quick(password: str) -> str:
+        return generate_password_hash(password, method="pbkdf2:sha256:1")
+
+    with mock.patch("server.auth.models.generate_password_hash", quick):
+        yield
+
+
+def build_world(app: Flask, *, other: bool = True) -> World:
+    """Lidu (the demo) with people in every role it defines and objects in Shilong and Zhiyuan; with `other`,
+    Chengguan beside it."""
+    from server.assessment import service as assessment
+    from server.auth.models import RoleAssignment
+    from server.calendar.models import CalendarDay
+    from server.definitions.service import current_version
+    from server.org.models import Area
+    from server.org.posts import appoint
+    from server.public import service as public
+    from server.public.models import PublicReport
+
+    ids: dict[str, Any] = {"lidu": "lidu", "other": OTHER}
+    with app.test_request_context(), quick_passwords():  # forms are request-bound (CSRF, language), as in the app
+        lidu = load_demo()
+        if other:
+            ids["version_other"] = _load_other().id
+            ids["form_other"] = current_version(OTHER).member("form", "chengguan_only").id
+            ids["definition_other"] = current_version(OTHER).member("score_sheet", "chengguan_monthly").id
+        users = {
+            "nobody": make_user("nobody"),
+            "staff": make_user("staff", roles=(("lidu", "staff", "zhiyuan"),)),
+            "head": make_user("head", roles=(("lidu", "unit_head", "shilong"),)),
+            "assessor": make_user("assessor", roles=(("lidu", "assessor", None),)),
+            "leader": make_user("leader", roles=(("lidu", "leader", None),)),
+            "office": make_user("office", roles=(("lidu", "office_admin", None),)),
+            "admin": make_user("admin", admin=True),
+            "spare": make_user("spare", roles=(("lidu", "unit_head", "zhiyuan"),)),
+        }
+        ids.update({f"user_{k}": u.id for k, u in users.items()})
+        ids["assignment"] = db.session.scalar(db.select(RoleAssignment.id).filter_by(user_id=users["spare"].id))
+        for side, unit, road in (("s", "shilong", "shilong_old_street"), ("z", "zhiyuan", "zhiyuan_road")):
+            ids[f"unit_{side}"] = unit_id("lidu", unit)
+            ids[f"area_{side}"] = db.session.scalar(db.select(Area.id).filter_by(scheme_key="lidu", key=road))
+            ids[f"road_{side}"] = road
+            ids[f"post_{side}"] = appoint("lidu", "segment_keeper", f"巡查员{side}", area_key=road,
+                                          since=dt.date(2026, 1, 1), phone="13900000000", duties=["巡查"]).id
+            case = _report_case(users["leader"], road, f"case-{side}")
+            ids[f"case_{side}"], ids[f"record_{side}"] = case.id, case.submission_id
+            ids[f"upload_{side}"] = int(case.submission.data["photos_before"][0])
+            report = _public_report(road, f"public-{side}")
+            ids[f"report_{side}"], ids[f"code_{side}"] = report.id, report.code
+            ids[f"public_upload_{side}"] = int(report.case.submission.data["photos_before"][0])
+        public.moderate(users["office"], db.session.get(PublicReport, ids["report_s"]), "approved", expose=True)
+        # September published (bulletins, comparisons); October open to appeals, one appeal per community.
+        published = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 9, 1))
+        assessment.publish(users["office"], published, close_appeals=True)
+        appealing = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 10, 1))
+        assessment.open_appeals(users["office"], appealing)
+        shilong, zhiyuan = (db.session.get(Area, ids[f"area_{s}"]).unit for s in "sz")
+        ids["appeal_s"] = assessment.file_appeal(users["head"], appealing, shilong, "hotspots", "案例已补充").id
+        ids["appeal_z"] = assessment.file_appeal(users["office"], appealing, zhiyuan, "hotspots", "已整改").id
+        ids["period_pub"], ids["period"] = published.id, appealing.id
+        ids["period_open"] = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 8, 1)).id
+        db.session.add(CalendarDay(day=dt.date(2026, 12, 31), working=False, name="调休"))
+        ids["day"] = "2026-12-31"
+        ids["version_lidu"] = lidu.id
+        ids["form_lidu"] = current_version("lidu").member("form", "patrol_log").id
+        db.session.commit()
+    world = World(ids)
+    for role in ROLES:
+        client = app.test_client()
+        if role != "anon":
+            response = login(client, role, PASSWORD)
+            assert response.status_code == 302, f"{role} could not log in"
+        world.clients[role] = client
+    return world
+
+
+# -- one valid request per state-changing route ----------------------------------------------------------------------
+
+CSRF = "{csrf}"  # a value replaced by the session's CSRF token (where a form names its token field itself)
+
+
+def _file(data: bytes, name: str) -> tuple[io.BytesIO, str]:
+    return io.BytesIO(data), name
+
+
+def _report_fields(area_key: str) -> dict[str, Any]:
+    return {"_token": f"t-{area_key}", "_action": "submit", "category": "piled_rubbish", "area": area_key,
+            "description": "垃圾堆积", "photos_before": _file(jpeg(), "p.jpg"), "size_m3": "1", "urgency": "normal"}
+
+
+def _scheme_upload() -> list[tuple[io.BytesIO, str]]:
+    from tests.support.factories import demo_files
+
+    files = dict(demo_files())
+    name = next(k for k in files if k.endswith("scheme.yaml"))
+    files[name] = files[name].replace("在一线、研究问题在一线", "在一线，研究问题在一线", 1)  # a new version
+    return [_file(text.encode(), key.rsplit("/", 1)[-1]) for key, text in files.items()]
+
+
+def _xlsform() -> tuple[io.BytesIO, str]:
+    from tests.unit.test_xlsform import HEADERS, row, workbook
+
+    return _file(workbook([HEADERS, row("text", "note", "备注", "Note")], None, [["form_id"], ["tiny"]]), "t.xlsx")
+
+
+def _units_csv() -> tuple[io.BytesIO, str]:
+    from server.org.spreadsheet import export_org
+
+    content, _mime, _name = export_org(None, "lidu", "csv", "units")
+    return _file(content, "units.csv")
+
+
+def _public_form() -> dict[str, Any]:
+    from server.public import service as public
+
+    return {"_token": "public-new", "_stamp": public.form_stamp(), "website": "", "_action": "submit",
+            "category": "random_piling", "location-area": "shilong_old_street", "description": "商户占道",
+            "photos_before": _file(jpeg(), "p.jpg")}
+
+
+# endpoint → (URL, the form an allowed user sends). Built when needed: files are read once, some values (the
+# public form's time stamp, the export to import again) come from the app.
+POSTS: dict[str, tuple[str, Any]] = {
+    "auth.login": ("/login", lambda: {"username": "admin", "password": PASSWORD}),
+    "auth.logout": ("/logout", dict),
+    "auth.change_password": ("/account/password", lambda: {
+        "current": PASSWORD, "new": "another-battery-staple", "confirm": "another-battery-staple"}),
+    "web.set_language": ("/lang/en", lambda: {"next": "/"}),
+    "admin.create_user": ("/admin/users", lambda: {"username": "newcomer", "display_name": "新同事"}),
+    "admin.toggle_user": ("/admin/users/{user_spare}/active", dict),
+    "admin.reset_user_password": ("/admin/users/{user_spare}/reset-password", dict),
+    "admin.grant_user_role": ("/admin/users/{user_spare}/roles", lambda: {"scheme_role": "lidu:assessor", "unit": ""}),
+    "admin.revoke_user_role": ("/admin/roles/{assignment}/revoke", dict),
+    "admin.calendar": ("/admin/calendar", lambda: {"day": "2026-12-30", "working": "y", "name": "调休上班"}),
+    "admin.delete_calendar_day": ("/admin/calendar/{day}/delete", dict),
+    "admin.upload_scheme": ("/admin/schemes/upload", lambda: {"files": _scheme_upload(), "note": "措辞"}),
+    "admin.activate_version": ("/admin/schemes/versions/{version_lidu}/activate", dict),
+    "admin.preview_form": ("/admin/definitions/{form_lidu}/preview", lambda: {
+        "_token": "preview", "_action": "submit", "area": "shilong_old_street", "started_at": "2026-11-20T09:00",
+        "participants": "2", "photos": _file(jpeg(), "p.jpg"), "has_problems": "no"}),
+    "admin.import_xlsform": ("/admin/forms/import", lambda: {"workbook": _xlsform()}),
+    "org.new_unit": ("/org/{lidu}/units/new", lambda: {
+        "key": "new_community", "kind": "community", "parent": "lidu_street", "name_zh": "新社区", "active": "y"}),
+    "org.edit_unit": ("/org/units/{unit_s}/edit", lambda: {
+        "kind": "community", "parent": "lidu_street", "name_zh": "石龙社区", "name_en": "Shilong Community",
+        "difficulty": "2", "active": "y"}),
+    "org.new_area": ("/org/{lidu}/areas/new", lambda: {
+        "key": "new_zone", "kind": "zone", "parent": "shilong_town", "unit": "shilong", "name_zh": "新片区",
+        "active": "y"}),
+    "org.edit_area": ("/org/areas/{area_s}/edit", lambda: {
+        "kind": "road", "parent": "shilong_town", "unit": "shilong", "name_zh": "石龙老街",
+        "name_en": "Shilong Old Street", "from_zh": "石龙桥头", "to_zh": "石龙农贸市场", "length_m": "850",
+        "active": "y"}),
+    "org.new_post": ("/org/{lidu}/posts/new", lambda: {
+        "tier": "segment_keeper", "area": "shilong_old_street_south", "unit": "", "holder_name": "新巡查员",
+        "started_on": "2026-11-01"}),
+    "org.edit_post": ("/org/posts/{post_s}/edit", lambda: {"title": "巡查员", "phone": "13900000001",
+                                                           "duties": "巡查\n上报", "username": ""}),
+    "org.end_post": ("/org/posts/{post_z}/end", lambda: {"ended_on": "2026-11-30"}),
+    "org.import_spreadsheet": ("/org/{lidu}/import", lambda: {"upload": _units_csv(), "sheet": "units"}),
+    "forms.fill": ("/f/{lidu}/problem_report/new", lambda: _report_fields("shilong_old_street")),
+    "workflow.report": ("/cases/{lidu}/report", lambda: _report_fields("zhiyuan_road")),
+    "workflow.act": ("/cases/case/{case_s}/do/assign", lambda: {
+        "_token": "assign", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
+    "assessment.periods": ("/assess/{lidu}/", lambda: {"sheet": "lidu_monthly", "day": "2026-07-01"}),
+    "assessment.step": ("/assess/period/{period_open}/appeals", lambda: {"version": ""}),
+    "assessment.marks": ("/assess/period/{period}/unit/{unit_s}/hotspots", lambda: {
+        "r_below_quality": "1", "reason": "资料不全"}),
+    "assessment.appeal": ("/assess/period/{period}/appeal/{unit_s}", lambda: {"item": "leadership",
+                                                                              "text": "巡查记录已补充"}),
+    "assessment.decide": ("/assess/appeal/{appeal_s}/decide", lambda: {"decision": "rejected", "note": "未见补充"}),
+    "moderation.decide": ("/moderation/report/{report_z}", lambda: {
+        "r{report_z}-decision": "approved", "r{report_z}-note": "已核实", "r{report_z}-csrf_token": CSRF}),
+    "public.report": ("/p/{lidu}/report", _public_form),
+    "public.lookup": ("/p/track", lambda: {"code": "{code_s}"}),
+    "public.step": ("/p/track/{code_s}/do/reopen", lambda: {"version": ""}),
+    "public.followup": ("/p/track/{code_z}/followup", lambda: {"solved": "yes", "satisfaction": "satisfied",
+                                                               "note": "很快"}),
+}
+
+
+def post_form(app: Flask, world: World, endpoint: str, token: str | None) -> dict[str, Any]:
+    """The valid form of `endpoint` for this world, with the CSRF token (none when `token` is None)."""
+    with app.test_request_context():
+        fields = POSTS[endpoint][1]()
+    data = {world.url(key): world.url(value) if isinstance(value, str) and value != CSRF else value
+            for key, value in fields.items()}
+    named = [key for key, value in data.items() if value == CSRF]
+    for key in named:
+        data.pop(key)
+    if token is not None:
+        for key in named or ["csrf_token"]:
+            data[key] = token
+    return data
