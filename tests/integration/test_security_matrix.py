@@ -31,6 +31,7 @@ import pytest
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from server.extensions import db
 from tests.support.security import (
     POSTS,
     ROLES,
@@ -272,7 +273,10 @@ def quick_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_role_gets_what_the_table_says(world: World, base_app: Flask, quick_pdf: None):
+    """…and no GET changes anything (a cross-site link is followed with the session cookie: SameSite=Lax)."""
     failures = []
+    with base_app.app_context():
+        before = table_digest()
     for endpoint, method, url_template, row in _lines():
         if method != "GET":
             continue
@@ -284,6 +288,8 @@ def test_every_role_gets_what_the_table_says(world: World, base_app: Flask, quic
             response.close()
             if not _outcome(response, code):
                 failures.append(f"{endpoint:32} GET {url:60} {role:9} expected {code}, got {_fmt(response)}")
+    with base_app.app_context():
+        assert not changed_tables(before, table_digest()), "a GET changed the database"
     assert not failures, f"{len(failures)} cells differ from the table:\n" + "\n".join(failures)
 
 
@@ -324,3 +330,27 @@ def test_refused_roles_change_nothing_by_posting(world: World, base_app: Flask):
             before = after
     assert tried > 100
     assert not failures, f"{len(failures)} refusals differ from the table:\n" + "\n".join(failures)
+
+
+def test_a_tracking_code_reopens_a_solved_case_only_through_the_follow_up(world: World, base_app: Flask):
+    """The follow-up lets the reporter reopen a solved case once, within the scheme's `followup_days`; the step
+    route (which the track page offers only for the workflow's other public steps) must not reopen it again, or
+    after the window. Here the case was closed 40 days ago (Lidu answers for 15)."""
+    import datetime as dt
+
+    from server.public.models import PublicReport
+
+    with base_app.app_context():
+        case = db.session.get(PublicReport, world.ids["report_z"]).case
+        case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
+        case.closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+        db.session.commit()
+        before = table_digest()
+    visitor = world.clients["anon"]
+    code = world.ids["code_z"]
+    response = visitor.post(f"/p/track/{code}/do/reopen", data={"csrf_token": csrf_of(visitor, "/login")})
+    with base_app.app_context():
+        state = db.session.get(PublicReport, world.ids["report_z"]).case.state
+        changed = changed_tables(before, table_digest())
+    assert response.status_code in (303, 403, 409)  # refused, or sent back to the track page with a message
+    assert (state, changed) == ("closed", []), f"reopened by the step route ({response.status_code}): {changed}"

@@ -226,6 +226,7 @@ def build_world(app: Flask, *, other: bool = True) -> World:
         ids["day"] = "2026-12-31"
         ids["version_lidu"] = lidu.id
         ids["form_lidu"] = current_version("lidu").member("form", "patrol_log").id
+        ids["form_dispatch"] = current_version("lidu").member("form", "dispatch").id
         db.session.commit()
     world = World(ids)
     for role in ROLES:
@@ -298,14 +299,14 @@ POSTS: dict[str, tuple[str, Any]] = {
     "admin.delete_calendar_day": ("/admin/calendar/{day}/delete", dict),
     "admin.upload_scheme": ("/admin/schemes/upload", lambda: {"files": _scheme_upload(), "note": "措辞"}),
     "admin.activate_version": ("/admin/schemes/versions/{version_lidu}/activate", dict),
-    "admin.preview_form": ("/admin/definitions/{form_lidu}/preview", lambda: {
-        "_token": "preview", "_action": "submit", "area": "shilong_old_street", "started_at": "2026-11-20T09:00",
-        "participants": "2", "photos": _file(jpeg(), "p.jpg"), "has_problems": "no"}),
+    # (a preview keeps no file, so a form with a required photo could never be sent whole: the dispatch form)
+    "admin.preview_form": ("/admin/definitions/{form_dispatch}/preview", lambda: {
+        "_token": "preview", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
     "admin.import_xlsform": ("/admin/forms/import", lambda: {"workbook": _xlsform()}),
     "org.new_unit": ("/org/{lidu}/units/new", lambda: {
         "key": "new_community", "kind": "community", "parent": "lidu_street", "name_zh": "新社区", "active": "y"}),
     "org.edit_unit": ("/org/units/{unit_s}/edit", lambda: {
-        "kind": "community", "parent": "lidu_street", "name_zh": "石龙社区", "name_en": "Shilong Community",
+        "kind": "community", "parent": "lidu_street", "name_zh": "石龙社区", "name_en": "Shilong neighbourhood",
         "difficulty": "2", "active": "y"}),
     "org.new_area": ("/org/{lidu}/areas/new", lambda: {
         "key": "new_zone", "kind": "zone", "parent": "shilong_town", "unit": "shilong", "name_zh": "新片区",
