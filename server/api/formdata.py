@@ -82,15 +82,7 @@ def _field(f: FieldSpec, value: Any, name: str, path: str, data: MultiDict,
     if f.type in FILE_TYPES:
         return _files(value, name, data)
     if f.type == "location":
-        if not isinstance(value, dict) or set(value) - set(LOCATION_PARTS):
-            return _("An object with lat, lng, accuracy and area is expected.")
-        for part in LOCATION_PARTS:
-            if value.get(part) is not None:
-                text = _text(value[part])
-                if text is None:
-                    return _("Not a valid value.")
-                data.add(f"{name}-{part}", text)
-        return None
+        return _location(value, name, data)
     items = value if isinstance(value, list) and f.type == "multiple_choice" else [value]
     texts = [_text(item) for item in items]
     if any(text is None for text in texts):
@@ -110,6 +102,30 @@ def _text(value: Any) -> str | None:
         return repr(value) if math.isfinite(value) else None
     if isinstance(value, str):
         return value if "\x00" not in value else None
+    return None
+
+
+LOCATION_LIMITS = {"lat": (-90, 90), "lng": (-180, 180), "accuracy": (0, math.inf)}
+
+
+def _location(value: Any, name: str, data: MultiDict) -> str | None:
+    """A location's parts; checked here, since the page's location input keeps quiet about numbers it cannot
+    use (a phone's own reading is never wrong, a client's may be)."""
+    if not isinstance(value, dict) or set(value) - set(LOCATION_PARTS):
+        return _("An object with lat, lng, accuracy and area is expected.")
+    if (value.get("lat") is None) != (value.get("lng") is None):
+        return _("lat and lng go together.")
+    for part, (low, high) in LOCATION_LIMITS.items():
+        number = value.get(part)
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)
+                                   or not math.isfinite(number) or not low <= number <= high):
+            return _("lat from -90 to 90, lng from -180 to 180 and accuracy from 0, as numbers.")
+    area = value.get("area")
+    if area is not None and _text(area) is None:
+        return _("The area is an area's key.")
+    for part in LOCATION_PARTS:
+        if value.get(part) is not None:
+            data.add(f"{name}-{part}", _text(value[part]))
     return None
 
 

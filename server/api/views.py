@@ -190,8 +190,21 @@ def _formdata(user: Any, scheme_key: str, spec: Any, values: dict[str, Any]) -> 
     return formdata_from_json(spec, values, _idempotency_key())
 
 
-def _form_refused(page: forms.FormPage) -> Invalid:
-    return Invalid(_("The form has errors; nothing was stored."), {k: list(v) for k, v in page.errors.items()})
+def _form_refused(page: forms.FormPage, unread: dict[str, list[str]] | None = None) -> Invalid:
+    fields = {path: list(messages) for path, messages in page.errors.items()}
+    fields.update(unread or {})  # a value that could not be read is the whole story for its field
+    return Invalid(_("The form has errors; nothing was stored."), fields)
+
+
+def _store(user: Any, scheme_key: str, version: Any, values: dict[str, Any]) -> Submission:
+    """Fill the form with `values` as the page would and store the record; every error at once when refused."""
+    spec = form_spec(version.data)
+    formdata, unread = _formdata(user, scheme_key, spec, values)
+    # With values that could not be read the form is still checked (to name every error), but never stored.
+    result = forms.post_form(user, scheme_key, spec, version, formdata, store=not unread)
+    if not isinstance(result, Submission):
+        raise _form_refused(result, unread)
+    return result
 
 
 # -- the document ------------------------------------------------------------------------------------------------
@@ -237,12 +250,7 @@ def open_case(scheme_key: str):  # noqa: ANN201
         raise PermissionDenied(_("You may not report problems in this district."))
     values = _values(_json_object(required=("values",)))
     version = forms.form_version(scheme_key, workflow.workflow_version(scheme_key).data.get("report_form"))
-    spec = form_spec(version.data)
-    formdata, errors = _formdata(user, scheme_key, spec, values)
-    _refuse(errors)
-    result = forms.post_form(user, scheme_key, spec, version, formdata)
-    if not isinstance(result, Submission):
-        raise _form_refused(result)
+    result = _store(user, scheme_key, version, values)
     case = db.session.scalar(db.select(workflow.Case).filter_by(submission_id=result.id))
     created = case is None
     if created:  # not a resend of a report that already opened its case
@@ -293,14 +301,9 @@ def submit(scheme_key: str, form_key: str):  # noqa: ANN201
         raise PermissionDenied(_("You may not fill forms in this district."))
     values = _values(_json_object(required=("values",)))
     version = forms.form_version(scheme_key, form_key)
-    spec = form_spec(version.data)
-    formdata, errors = _formdata(user, scheme_key, spec, values)
-    _refuse(errors)
-    token = formdata.get("_token")
+    token = _idempotency_key()
     created = token is None or db.session.scalar(db.select(Submission.id).filter_by(token=token)) is None
-    result = forms.post_form(user, scheme_key, spec, version, formdata)
-    if not isinstance(result, Submission):
-        raise _form_refused(result)
+    result = _store(user, scheme_key, version, values)
     db.session.commit()
     response = jsonify(serialize.submission(result))
     response.status_code = 201 if created else 200
