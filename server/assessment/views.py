@@ -237,6 +237,8 @@ def marks(period_id: int, unit_id: int, item_id: str):
 def appeal(period_id: int, unit_id: int):
     row = service.get_period(current_user, period_id)
     unit = _unit_of(row, unit_id)
+    if not permissions.can_view_unit_scores(current_user, unit):  # the page too, not only the filing
+        raise PermissionDenied(_("You may not appeal for this unit."))
     form = AppealForm()
     form.item.choices = [(i.id, tr(i.name)) for _s, i in service.sheet_spec_of(row).items()]
     if form.validate_on_submit():

@@ -290,7 +290,11 @@ def answer_followup(report: PublicReport, solved: bool, satisfaction: str | None
 
 
 def take_public_step(report: PublicReport, transition_id: str, expected_version: int | None) -> Case:
-    """Another step the workflow lets the reporter take (withdraw a report not yet registered)."""
+    """Another step the workflow lets the reporter take (withdraw a report not yet registered). Reopening is
+    only ever the follow-up's answer: once, in its window, with the satisfaction."""
+    step = next((t for t in workflow.public_actions(report.case) if t.id == transition_id), None)
+    if step is None or "reopen" in step.counts_as:
+        raise PermissionDenied(_("You cannot do this to this case now."))
     return workflow.fire_public(report.case, transition_id, expected_version)
 
 
