@@ -16,7 +16,8 @@ until it is added here on purpose. Each line is a URL and the outcome per role, 
     +  allowed, but a POST that would change things is not sent here (test_security_csrf sends it)
     .  not tried: the role is refused this route on the line above for want of the capability, and nothing
        here could give it more (the other district, where it holds no role; the other community, for a
-       district-wide role). Each line costs a request per cell; the app renders every refusal in full.
+       district-wide role); or the page is public, the same for everyone (tried anonymously, by a scoped
+       user and by the system administrator). Each cell costs a request: the app renders every page in full.
 
 A line starting with "POST " is sent as a POST with a valid CSRF token and the form an allowed user would send
 (`valid_post`): each refusing role must be refused and the database left exactly as it was. GET lines of
@@ -47,36 +48,36 @@ from tests.support.security import (
 # anon nobody staff head assessor leader office admin
 TABLE: dict[str, list[tuple[str, str]]] = {
     # -- public pages -------------------------------------------------------------------------------------------
-    "static": [("/static/js/fangan.js", "O O O O O O O O")],
-    "theme_static": [("/theme/fangan.css", "O O O O O O O O")],
-    "web.healthz": [("/healthz", "O O O O O O O O")],
-    "web.service_worker": [("/sw.js", "O O O O O O O O")],
-    "web.set_language": [("POST /lang/en", "O O O O O O O O")],
-    "auth.login": [("/login", "O O O O O O O O")],
-    "boards.board": [("/b/{lidu}/{road_s}", "O O O O O O O O"), ("/b/{lidu}/no_such_road", "N N N N N N N N")],
-    "boards.board_pdf": [("/b/{lidu}/{road_z}.pdf", "O O O O O O O O")],
-    "assessment.public_flags": [("/assess/{lidu}/flags", "O O O O O O O O"),
-                                ("/assess/{other}/flags", "N N N N N N N N")],  # Chengguan publishes none
-    "public.report": [("/p/{lidu}/report", "O O O O O O O O")],
-    "public.lookup": [("/p/track", "O O O O O O O O")],
-    "public.track": [("/p/track/{code_s}", "O O O O O O O O"), ("/p/track/{code_z}", "O O O O O O O O")],
+    "static": [("/static/js/fangan.js", "O . . O . . . O")],
+    "theme_static": [("/theme/fangan.css", "O . . O . . . O")],
+    "web.healthz": [("/healthz", "O . . O . . . O")],
+    "web.service_worker": [("/sw.js", "O . . O . . . O")],
+    "web.set_language": [("POST /lang/en", "+ . . + . . . +")],
+    "auth.login": [("/login", "O . . O . . . O")],
+    "boards.board": [("/b/{lidu}/{road_s}", "O . . O . . . O"), ("/b/{lidu}/no_such_road", "N . . N . . . N")],
+    "boards.board_pdf": [("/b/{lidu}/{road_z}.pdf", "O . . O . . . O")],
+    "assessment.public_flags": [("/assess/{lidu}/flags", "O . . O . . . O"),
+                                ("/assess/{other}/flags", "N . . N . . . N")],  # Chengguan publishes none
+    "public.report": [("/p/{lidu}/report", "O . . O . . . O")],
+    "public.lookup": [("/p/track", "O . . O . . . O")],
+    "public.track": [("/p/track/{code_s}", "O . . O . . . O"), ("/p/track/{code_z}", "O . . O . . . O")],
     # approved: its photo shows; pending moderation: as if there were none
-    "public.photo": [("/p/track/{code_s}/photo/{public_upload_s}", "O O O O O O O O"),
-                     ("/p/track/{code_z}/photo/{public_upload_z}", "N N N N N N N N"),
-                     ("/p/track/{code_s}/photo/{upload_s}", "N N N N N N N N")],  # not this report's photo
-    "public.step": [("POST /p/track/{code_s}/do/reopen", "+ + + + + + + +")],
-    "public.followup": [("POST /p/track/{code_s}/followup", "+ + + + + + + +")],
-    "public.exposed": [("/p/{lidu}/exposed", "O O O O O O O O")],
-    "public.praised": [("/p/{lidu}/praised", "O O O O O O O O")],
+    "public.photo": [("/p/track/{code_s}/photo/{public_upload_s}", "O . . O . . . O"),
+                     ("/p/track/{code_z}/photo/{public_upload_z}", "N . . N . . . N"),
+                     ("/p/track/{code_s}/photo/{upload_s}", "N . . N . . . N")],  # not this report's photo
+    "public.step": [("POST /p/track/{code_s}/do/reopen", "+ . . + . . . +")],
+    "public.followup": [("POST /p/track/{code_s}/followup", "+ . . + . . . +")],
+    "public.exposed": [("/p/{lidu}/exposed", "O . . O . . . O")],
+    "public.praised": [("/p/{lidu}/praised", "O . . O . . . O")],
     # Open311 is public and cookieless (tests/integration/test_open311.py tests what it does).
-    "open311.discovery": [("/open311/v2/discovery.json", "O O O O O O O O")],
-    "open311.services": [("/open311/v2/services.json?jurisdiction_id={lidu}", "O O O O O O O O")],
+    "open311.discovery": [("/open311/v2/discovery.json", "O . . O . . . O")],
+    "open311.services": [("/open311/v2/services.json?jurisdiction_id={lidu}", "O . . O . . . O")],
     "open311.service_definition": [("/open311/v2/services/piled_rubbish.json?jurisdiction_id={lidu}",
-                                    "O O O O O O O O")],
-    "open311.list_requests": [("/open311/v2/requests.json?jurisdiction_id={lidu}", "O O O O O O O O")],
-    "open311.get_request": [("/open311/v2/requests/{report_s}.json?jurisdiction_id={lidu}", "O O O O O O O O")],
-    "open311.token": [("/open311/v2/tokens/x.json?jurisdiction_id={lidu}", "N N N N N N N N")],
-    "open311.create_request": [("POST /open311/v2/requests.json", "+ + + + + + + +")],
+                                    "O . . O . . . O")],
+    "open311.list_requests": [("/open311/v2/requests.json?jurisdiction_id={lidu}", "O . . O . . . O")],
+    "open311.get_request": [("/open311/v2/requests/{report_s}.json?jurisdiction_id={lidu}", "O . . O . . . O")],
+    "open311.token": [("/open311/v2/tokens/x.json?jurisdiction_id={lidu}", "N . . N . . . N")],
+    "open311.create_request": [("POST /open311/v2/requests.json", "+ . . + . . . +")],
     # -- the token API: a session cookie is no token ---------------------------------------------------------------
     "api.document": [("/api/v1/openapi.json", "O O O O O O O O")],
     "api.list_cases": [("/api/v1/schemes/{lidu}/cases", "U U U U U U U U")],
