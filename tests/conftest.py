@@ -108,6 +108,17 @@ def base_app(backend: str, _apps: dict[str, Flask], instance_dir: Path,
     return _apps[backend]
 
 
+@pytest.fixture(autouse=True)
+def _limiter_left_as_found() -> Iterator[None]:
+    """The rate limiter is one object shared by every app: a test that builds a limited app of its own must
+    not leave the session's apps limited (their tests would hit 429s depending on the order they run in)."""
+    from server.extensions import limiter
+
+    enabled = limiter.enabled
+    yield
+    limiter.enabled = enabled
+
+
 @pytest.fixture
 def app(base_app: Flask) -> Iterator[Flask]:
     """The app with every database change of this test rolled back afterwards."""

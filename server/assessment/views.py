@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -18,12 +18,13 @@ from ..auth import permissions
 from ..auth.access import public
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.service import current_version
-from ..extensions import db, limiter
+from ..extensions import db
 from ..forms import service as forms_service
 from ..org.models import Unit
 from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
+from ..web.limits import public_limits
 from . import charts, engine, service
 from .models import AssessmentAppeal, AssessmentPeriod
 
@@ -319,7 +320,7 @@ def compare(period_id: int):
 
 @bp.get("/<scheme_key>/flags")
 @public
-@limiter.limit(lambda: current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute"))
+@public_limits
 def public_flags(scheme_key: str):
     """The red and black flags (and the other flags) of each sheet's last published period, when the scheme
     publishes them (`public.flags_list`); names of public units only, no scores."""

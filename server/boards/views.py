@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
 from ..auth.access import public
 from ..core.errors import PermissionDenied
-from ..extensions import limiter
 from ..pdf.engine import render_pdf
+from ..web.limits import public_limits
 from ..web.params import parse_date
 from . import service
 
 bp = Blueprint("boards", __name__, template_folder="templates", url_prefix="/b")
-
-
-def _public_limit() -> str:
-    return current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute")
 
 
 def _board_url(scheme_key: str, area_key: str) -> str:
@@ -40,7 +36,7 @@ def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
 
 @bp.get("/<scheme_key>/<area_key>")
 @public
-@limiter.limit(_public_limit)
+@public_limits
 def board(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     return render_template("boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
@@ -54,7 +50,7 @@ def _size(data: dict) -> dict:
 
 @bp.get("/<scheme_key>/<area_key>.pdf")
 @public
-@limiter.limit(_public_limit)
+@public_limits
 def board_pdf(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     size = _size(data)

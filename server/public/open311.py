@@ -29,6 +29,7 @@ from ..forms import service as forms
 from ..forms.engine import FormSpec
 from ..org.models import Area
 from ..web.i18n import tr
+from ..web.limits import device_key, public_limits, report_limit
 from ..workflow.models import Case
 from . import engine, service
 from .models import PublicReport
@@ -179,26 +180,13 @@ def discovery(fmt: str):
                     mimetype="text/xml", content_type="text/xml; charset=utf-8")
 
 
-def _read_limit() -> str:
-    return current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute")
-
-
-def _report_limit() -> str:
-    return current_app.config.get("FANGAN_REPORT_LIMIT", "5 per minute; 30 per day")
-
-
-def _device_key() -> str:
-    device = (request.values.get("device_id") or "").strip()[:100]
-    return f"device:{device}" if device else f"address:{get_remote_address()}"
-
-
 def _too_many() -> str:
     return _("Too many requests from this client. Please wait and try again.")
 
 
 @bp.get("/services.<fmt>")
 @public
-@limiter.limit(_read_limit)
+@public_limits
 def services(fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     metadata = bool(_attributes(_spec(scheme_key)))
@@ -210,7 +198,7 @@ def services(fmt: str):
 
 @bp.get("/services/<service_code>.<fmt>")
 @public
-@limiter.limit(_read_limit)
+@public_limits
 def service_definition(service_code: str, fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     if service_code not in {s["service_code"] for s in _services(scheme_key)}:
@@ -277,8 +265,8 @@ def _formdata(scheme_key: str, spec: FormSpec) -> MultiDict:
 
 @bp.post("/requests.<fmt>")
 @public
-@limiter.limit(_report_limit, error_message=_too_many)
-@limiter.limit(_report_limit, key_func=_device_key, error_message=_too_many)
+@limiter.limit(report_limit, error_message=_too_many)
+@limiter.limit(report_limit, key_func=device_key, error_message=_too_many)
 def create_request(fmt: str):
     fmt = _fmt(fmt)
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -358,7 +346,7 @@ def _parse_when(text: str | None, name: str) -> dt.datetime | None:
 
 @bp.get("/requests.<fmt>")
 @public
-@limiter.limit(_read_limit)
+@public_limits
 def list_requests(fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     query = select(PublicReport).join(Case, Case.id == PublicReport.case_id).where(
@@ -388,7 +376,7 @@ def list_requests(fmt: str):
 
 @bp.get("/requests/<request_id>.<fmt>")
 @public
-@limiter.limit(_read_limit)
+@public_limits
 def get_request(request_id: str, fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     report = (db.session.scalar(select(PublicReport).filter_by(id=int(request_id), scheme_key=scheme_key))
@@ -400,7 +388,7 @@ def get_request(request_id: str, fmt: str):
 
 @bp.get("/tokens/<token>.<fmt>")
 @public
-@limiter.limit(_read_limit)
+@public_limits
 def token(token: str, fmt: str):
     fmt = _fmt(fmt)
     code = engine.clean_code(token)

@@ -5,7 +5,6 @@ address and per device."""
 from __future__ import annotations
 
 import io
-import secrets
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -24,6 +23,7 @@ from ..forms.models import Upload
 from ..forms.uploads import make_thumbnail
 from ..forms.views import _formdata, render_page
 from ..web.forms import Form
+from ..web.limits import DEVICE_COOKIE, device_key, public_limits, report_limit, with_device
 from ..web.params import parse_id
 from . import service
 from .models import PublicReport
@@ -31,40 +31,9 @@ from .models import PublicReport
 bp = Blueprint("public", __name__, template_folder="templates", url_prefix="/p")
 moderation_bp = Blueprint("moderation", __name__, template_folder="templates", url_prefix="/moderation")
 
-DEVICE_COOKIE = "fangan_device"
-
-
-def _read_limit() -> str:
-    return current_app.config.get("FANGAN_PUBLIC_LIMIT", "120 per minute")
-
-
-def _report_limit() -> str:
-    return current_app.config.get("FANGAN_REPORT_LIMIT", "5 per minute; 30 per day")
-
-
-def _device_key() -> str:
-    """The device a public visitor uses (its cookie), else its address: two phones behind one address
-    (a shop's Wi-Fi) are counted apart, one phone changing address is counted once."""
-    device = request.cookies.get(DEVICE_COOKIE, "")
-    return f"device:{device}" if device.isalnum() and len(device) == 32 else f"address:{get_remote_address()}"
-
-
 def _too_many_reports() -> str:
     return _("You have sent many reports in a short time. Please wait a while before sending another; "
              "for an emergency, call the hotline on the notice board.")
-
-
-def public_limits(view):  # noqa: ANN001, ANN201
-    """Read limits per address and per device on a public page."""
-    view = limiter.limit(_read_limit, key_func=_device_key)(view)
-    return limiter.limit(_read_limit)(view)
-
-
-def _with_device(response):  # noqa: ANN001, ANN202
-    if not request.cookies.get(DEVICE_COOKIE):
-        response.set_cookie(DEVICE_COOKIE, secrets.token_hex(16), max_age=365 * 86400, httponly=True,
-                            samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", True))
-    return response
 
 
 # -- report ------------------------------------------------------------------------------------------------------
@@ -80,14 +49,14 @@ def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str
     response, status = render_page(page, url, extra_template="public/_contact.html", contact=contact,
                                    contact_errors=problems, stamp=service.form_stamp(), public_page=True,
                                    extra_errors=problems)
-    return _with_device(current_app.make_response((response, status)))
+    return with_device(current_app.make_response((response, status)))
 
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
 @public
 @public_limits
-@limiter.limit(_report_limit, methods=["POST"], error_message=_too_many_reports)
-@limiter.limit(_report_limit, methods=["POST"], key_func=_device_key, error_message=_too_many_reports)
+@limiter.limit(report_limit, methods=["POST"], error_message=_too_many_reports)
+@limiter.limit(report_limit, methods=["POST"], key_func=device_key, error_message=_too_many_reports)
 def report(scheme_key: str):
     """Report a problem; from a board's QR code (`?area=`), the board's road is filled in."""
     if request.method == "GET":
@@ -116,11 +85,12 @@ def report(scheme_key: str):
         db.session.commit()  # the photos sent with it are kept for the next try
         return _render_report(scheme_key, page, contact, problems)
     result = service.submit_report(scheme_key, _formdata(), reporter)
+    code = result.code if isinstance(result, PublicReport) else None  # read before the commit expires it
     db.session.commit()
-    if not isinstance(result, PublicReport):
+    if code is None:
         return _render_report(scheme_key, result, contact, {})
-    flash(_("Thank you. Your report is in; keep its code to follow it: %(code)s", code=result.code), "success")
-    return redirect(url_for("public.track", code=result.code), code=303)
+    flash(_("Thank you. Your report is in; keep its code to follow it: %(code)s", code=code), "success")
+    return redirect(url_for("public.track", code=code), code=303)
 
 
 # -- tracking ------------------------------------------------------------------------------------------------------
@@ -176,7 +146,7 @@ def track(code: str):
 @bp.post("/track/<code>/followup")
 @public
 @public_limits
-@limiter.limit(_report_limit, error_message=_too_many_reports)
+@limiter.limit(report_limit, error_message=_too_many_reports)
 def followup(code: str):
     item = service.find_report(code)
     status = service.status_of(item)
@@ -203,7 +173,7 @@ def followup(code: str):
 @bp.post("/track/<code>/do/<transition_id>")
 @public
 @public_limits
-@limiter.limit(_report_limit, error_message=_too_many_reports)
+@limiter.limit(report_limit, error_message=_too_many_reports)
 def step(code: str, transition_id: str):
     item = service.find_report(code)
     form = StepForm()

@@ -137,12 +137,14 @@ def test_public_flags_page(october, app):  # noqa: F811
     from tests.support.factories import demo_files
 
     anonymous = app.test_client()
-    assert anonymous.get("/assess/lidu/flags").status_code == 404  # Lidu does not publish them
     files = dict(demo_files())
     name = next(n for n in files if n.endswith("scheme.yaml"))
-    files[name] = files[name].replace("public:\n  reporting: false", "public:\n  reporting: false\n  flags_list: true")
+    assert "  flags_list: true\n" in files[name]
+    files[name] = files[name].replace("  flags_list: true\n", "  flags_list: false\n")
     version, _ = load_scheme(files)
     activate_scheme_version(version.id)
+    assert anonymous.get("/assess/lidu/flags").status_code == 404  # a district that does not publish them
+    activate_scheme_version(load_scheme(demo_files())[0].id)  # Lidu does
     office = make_user("office", roles=(("lidu", "office_admin", None),))
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
     service.publish(office, period, close_appeals=True)
