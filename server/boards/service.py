@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import segno
 from flask_babel import gettext as _
 
 from ..core.errors import NotFound
-from ..definitions.service import current_version
+from ..definitions.service import current_scheme, current_scheme_data
 from ..extensions import db
 from ..org.models import Area, Post
 from ..web.i18n import tr
@@ -25,10 +26,10 @@ def get_area(scheme_key: str, area_key: str) -> Area:
 
 
 def board_definition(scheme_key: str, area: Area) -> dict:
-    version = current_version(scheme_key)
+    version = current_scheme(scheme_key)
     if version is None:
         raise NotFound(_("No such district."))
-    data = version.scheme_definition.data
+    data = version.scheme.data
     kind = next((k for k in data.get("area_kinds", []) if k["id"] == area.kind), {})
     board_id = kind.get("board") or next(iter(data.get("boards", [])), None)
     row = version.member("board", board_id) if board_id else None
@@ -48,9 +49,8 @@ def _chain(area: Area) -> list[Area]:
 def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[str, Any]:
     """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details."""
     on = on or dt.date.today()
-    version = current_version(scheme_key)
-    scheme = version.scheme_definition.data
     board = board_definition(scheme_key, area)
+    scheme = current_scheme_data(scheme_key) or {}
     tiers = {t["id"]: t for t in scheme.get("tiers", [])}
     areas = _chain(area)
     unit_ids = set()
@@ -94,15 +94,15 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
             "sizes": board.get("sizes") or [{"id": "a3", "width_mm": 297, "height_mm": 420}]}
 
 
+@functools.lru_cache(maxsize=512)
 def qr_svg(url: str) -> str:
-    """A vector QR code (inline SVG) of the board's own page."""
+    """A vector QR code (inline SVG) of the board's own page (a board's URL never changes: encode it once)."""
     return segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000")
 
 
 def boards_of(scheme_key: str, unit_key: str | None = None) -> list[Area]:
     """Areas that carry a board (their kind names one), optionally of one unit and below."""
-    version = current_version(scheme_key)
-    data = version.scheme_definition.data if version else {}
+    data = current_scheme_data(scheme_key) or {}
     kinds = {k["id"] for k in data.get("area_kinds", []) if k.get("board")}
     query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).where(Area.kind.in_(kinds or [""]))
     areas = list(db.session.scalars(query.order_by(Area.key)))

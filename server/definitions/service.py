@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from ..core.database import utcnow
 from ..core.errors import NotFound, PermissionDenied
 from ..extensions import db
 from .bundle import Bundle, check_files, library_files
-from .models import DefinitionVersion, SchemeRecord, SchemeVersion
+from .models import DefinitionVersion, SchemeRecord, SchemeVersion, scheme_version_members
 
 
 def project_root() -> Path:
@@ -100,13 +100,84 @@ def current_version(scheme_key: str) -> SchemeVersion | None:
     return record.current_version if record else None
 
 
+@dataclass(frozen=True)
+class DefinitionRef:
+    """A stored definition as plain data. `data` is shared between requests: read it, never change it."""
+
+    id: int
+    kind: str
+    key: str
+    content_hash: str
+    data: dict
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:10]
+
+
+@dataclass(frozen=True)
+class CurrentScheme:
+    """The definitions of the scheme version in force, as plain data."""
+
+    version_id: int
+    members: dict[tuple[str, str], DefinitionRef]
+
+    @property
+    def scheme(self) -> DefinitionRef:
+        return next(m for m in self.members.values() if m.kind == "scheme")
+
+    def member(self, kind: str, key: str) -> DefinitionRef | None:
+        return self.members.get((kind, key))
+
+
+# Definition content by (kind, key, content hash). Stored definitions never change, so this holds across
+# requests (and databases); only which version is current is read again, once a request.
+_CONTENT: dict[tuple[str, str, str], dict] = {}
+_CONTENT_LIMIT = 4096
+# Data derived from definitions, by the content hashes it comes from (same reasoning).
+_DERIVED: dict[tuple, Any] = {}
+_DERIVED_LIMIT = 1024
+
+
+def current_scheme(scheme_key: str) -> CurrentScheme | None:
+    """The definitions in force in a scheme: one small query (cached per request), content from memory."""
+    cache = g.setdefault("_current_scheme", {}) if has_request_context() else {}
+    if scheme_key in cache:
+        return cache[scheme_key]
+    rows = db.session.execute(
+        db.select(SchemeRecord.current_version_id, DefinitionVersion.id, DefinitionVersion.kind,
+                  DefinitionVersion.key, DefinitionVersion.content_hash)
+        .join(scheme_version_members, scheme_version_members.c.scheme_version_id == SchemeRecord.current_version_id)
+        .join(DefinitionVersion, DefinitionVersion.id == scheme_version_members.c.definition_version_id)
+        .where(SchemeRecord.key == scheme_key)).all()
+    missing = [row.id for row in rows if (row.kind, row.key, row.content_hash) not in _CONTENT]
+    if missing:
+        if len(_CONTENT) + len(missing) > _CONTENT_LIMIT:
+            _CONTENT.clear()  # a long-running process that saw very many definitions: start again
+        loaded = dict(db.session.execute(db.select(DefinitionVersion.id, DefinitionVersion.data)
+                                         .where(DefinitionVersion.id.in_(missing))).all())
+        for row in rows:
+            if row.id in loaded:
+                _CONTENT[(row.kind, row.key, row.content_hash)] = loaded[row.id]
+    current = CurrentScheme(rows[0].current_version_id, {
+        (row.kind, row.key): DefinitionRef(row.id, row.kind, row.key, row.content_hash,
+                                           _CONTENT[(row.kind, row.key, row.content_hash)])
+        for row in rows}) if rows else None
+    cache[scheme_key] = current
+    return current
+
+
+def _forget_current(scheme_key: str) -> None:
+    """A version became current within this request: read it again."""
+    if has_request_context():
+        g.get("_current_scheme", {}).pop(scheme_key, None)
+        g.pop("_scopes", None)
+
+
 def current_scheme_data(scheme_key: str) -> dict | None:
-    """The current scheme definition's data (cached per request)."""
-    cache = g.setdefault("_scheme_data", {}) if has_request_context() else {}
-    if scheme_key not in cache:
-        version = current_version(scheme_key)
-        cache[scheme_key] = version.scheme_definition.data if version else None
-    return cache[scheme_key]
+    """The current scheme definition's data (shared: read it, never change it)."""
+    current = current_scheme(scheme_key)
+    return current.scheme.data if current else None
 
 
 def activate_scheme_version(version_id: int, user: Any = None) -> SchemeVersion:
@@ -120,11 +191,11 @@ def activate_scheme_version(version_id: int, user: Any = None) -> SchemeVersion:
     before = {"version": record.current_version_id}
     record.current_version = version
     version.activated_at = utcnow()
+    db.session.flush()
+    _forget_current(version.scheme_key)
     changes = sync_org(version.scheme_key, version.scheme_definition.data)
     db.session.flush()
-    if has_request_context():
-        g.pop("_scheme_data", None)
-        g.pop("_scopes", None)
+    _forget_current(version.scheme_key)
     record_audit("scheme.activate", "scheme_version", version.id, user=user, scheme_key=version.scheme_key,
                  before=before, after={"version": version.id, "hash": version.content_hash, "org": changes})
     return version
@@ -160,12 +231,23 @@ def diff_scheme_versions(old: SchemeVersion | None, new: SchemeVersion) -> list[
 
 
 def scheme_categories(scheme_key: str) -> list[dict]:
-    """The categories in force: the scheme's category lists extended by its own categories."""
+    """The categories in force: the scheme's category lists extended by its own categories (shared: read only)."""
     from .bundle import merge_categories
 
-    version = current_version(scheme_key)
-    if version is None:
+    current = current_scheme(scheme_key)
+    if current is None:
         return []
-    data = version.scheme_definition.data
-    lists = [version.member("category_list", i) for i in data.get("category_lists", [])]
-    return merge_categories(data.get("categories", []), [row.data["categories"] for row in lists if row])
+    data = current.scheme.data
+    lists = [current.member("category_list", i) for i in data.get("category_lists", [])]
+    key = ("categories", current.scheme.content_hash, *(row.content_hash for row in lists if row))
+    return derived(key, lambda: merge_categories(data.get("categories", []),
+                                                 [row.data["categories"] for row in lists if row]))
+
+
+def derived(key: tuple, make: Callable[[], Any]) -> Any:
+    """Data made from definitions, kept by `key` (which must name the content hashes it comes from)."""
+    if key not in _DERIVED:
+        if len(_DERIVED) >= _DERIVED_LIMIT:
+            _DERIVED.clear()
+        _DERIVED[key] = make()
+    return _DERIVED[key]

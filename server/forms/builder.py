@@ -13,8 +13,9 @@ from .fields import FIELD_TYPES
 
 _CLASSES: dict[int, type[Form]] = {}
 
-# (field spec, names visible to its choice filter) -> [(value, label)]
-ChoiceSource = Callable[[FieldSpec, dict[str, Any]], list[tuple[str, str]]]
+# (field spec, names visible to its choice filter, only these values or None for all) -> [(value, label)].
+# With values named, a source may leave out every other choice (a check needs no full list).
+ChoiceSource = Callable[[FieldSpec, dict[str, Any], "frozenset[str] | None"], list[tuple[str, str]]]
 
 
 def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
@@ -105,12 +106,28 @@ def apply_choices(spec: FormSpec, form: Any, values: dict[str, Any], context: di
                   source: ChoiceSource) -> dict[str, list[tuple[str, str]]]:
     """Set each choice field's options for the current values; return them by path (for checking)."""
     out: dict[str, list[tuple[str, str]]] = {}
-    _choices(spec.fields, form, values, {**context, **values}, "", source, out)
+    _choices(spec.fields, form, values, {**context, **values}, "", source, out, only_chosen=False)
     return out
 
 
+def chosen_options(spec: FormSpec, form: Any, values: dict[str, Any], context: dict[str, Any],
+                   source: ChoiceSource) -> dict[str, list[tuple[str, str]]]:
+    """The options among the chosen values only, by path: enough to check a submission, not to show a page
+    (the form's fields are left as they are)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    _choices(spec.fields, form, values, {**context, **values}, "", source, out, only_chosen=True)
+    return out
+
+
+def _chosen(f: FieldSpec, value: Any) -> frozenset[str]:
+    if f.type == "location":
+        value = (value or {}).get("area") if isinstance(value, dict) else None
+    chosen = value if isinstance(value, list) else [value] if value not in (None, "") else []
+    return frozenset(str(v) for v in chosen)
+
+
 def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], names: dict[str, Any], prefix: str,
-             source: ChoiceSource, out: dict[str, list[tuple[str, str]]]) -> None:
+             source: ChoiceSource, out: dict[str, list[tuple[str, str]]], *, only_chosen: bool) -> None:
     for f in value_fields(fields):
         if f.id not in form:
             continue
@@ -118,8 +135,10 @@ def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], nam
         if f.type == "repeat":
             for i, entry in enumerate(bound.entries):
                 row = (values.get(f.id) or [{}] * (i + 1))[i] if i < len(values.get(f.id) or []) else {}
-                _choices(f.children, entry.form, row, {**names, **row}, f"{prefix}{f.id}.{i}.", source, out)
+                _choices(f.children, entry.form, row, {**names, **row}, f"{prefix}{f.id}.{i}.", source, out,
+                         only_chosen=only_chosen)
         elif f.is_choice or f.type == "location":
-            options = source(f, names)
-            bound.choices = options
-            out[f"{prefix}{f.id}"] = options
+            if only_chosen:
+                out[f"{prefix}{f.id}"] = source(f, names, _chosen(f, values.get(f.id)))
+            else:
+                bound.choices = out[f"{prefix}{f.id}"] = source(f, names, None)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -23,7 +24,7 @@ from ..auth.models import RoleAssignment, User
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import current_scheme_data, current_version
+from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data, current_version
 from ..expressions import ExpressionError
 from ..extensions import db
 from ..org.models import Area, Post, Unit
@@ -36,17 +37,21 @@ from .uploads import DEFAULT_MAX_BYTES, FileStore, UploadRejected, check_upload
 # -- definitions and context ------------------------------------------------------------
 
 
-def form_version(scheme_key: str, form_key: str) -> DefinitionVersion:
-    """The version of a form in force in a scheme."""
-    version = current_version(scheme_key)
-    member = version.member("form", form_key) if version else None
-    if member is None or form_key not in (version.scheme_definition.data.get("forms") or []) + _linked_forms(version):
+def form_definition(scheme_key: str, form_key: str) -> DefinitionRef:
+    """The version of a form in force in a scheme, as plain data."""
+    current = current_scheme(scheme_key)
+    member = current.member("form", form_key) if current else None
+    if member is None or form_key not in (current.scheme.data.get("forms") or []) + _linked_forms(current.scheme.data):
         raise NotFound(_("No such form."))
     return member
 
 
-def _linked_forms(version: Any) -> list[str]:
-    data = version.scheme_definition.data
+def form_version(scheme_key: str, form_key: str) -> DefinitionVersion:
+    """The version of a form in force in a scheme (the stored row)."""
+    return db.session.get(DefinitionVersion, form_definition(scheme_key, form_key).id)
+
+
+def _linked_forms(data: dict) -> list[str]:
     return [f for f in (data.get("patrol_form"), (data.get("public") or {}).get("report_form")) if f]
 
 
@@ -115,48 +120,58 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
     scope = (permissions.scope_for(user, scheme_key).only("form.submit")
              if getattr(user, "is_authenticated", False) else None)
 
-    def candidates(kind: str) -> list[dict]:
-        if kind in cache:
-            return cache[kind]
-        data = current_scheme_data(scheme_key) or {}
+    def load(kind: str, wanted: frozenset[str] | None) -> list[dict]:
+        """Candidates of a kind; with `wanted`, places and units are looked up by those keys only."""
         if kind == "units":
-            units = db.session.scalars(
-                db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
-            rows = [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
-                    for u in units]
-        elif kind == "areas":
-            areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True)
-                                       .order_by(Area.kind, Area.position))
+            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).options(selectinload(Unit.parent))
+            if wanted is not None:
+                query = query.where(Unit.key.in_(wanted))
+            return [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
+                    for u in db.session.scalars(query.order_by(Unit.path))]
+        if kind == "areas":
+            query = (db.select(Area).filter_by(scheme_key=scheme_key, active=True)
+                     .options(selectinload(Area.unit), selectinload(Area.parent)))
+            if wanted is not None:
+                query = query.where(Area.key.in_(wanted))
             rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if a.unit else None,
                      "parent": a.parent.key if a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
-                    for a in areas]
+                    for a in db.session.scalars(query.order_by(Area.kind, Area.position))]
             if scope is not None and not scope.district_wide:
                 rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]
-        elif kind == "people":
+            return rows
+        if kind == "people":
             users = db.session.scalars(db.select(User).join(RoleAssignment).filter(
                 RoleAssignment.scheme_key == scheme_key, User.active.is_(True)).distinct().order_by(User.username))
-            rows = [{"value": u.username, "label": u.display_name} for u in users]
-        elif kind == "categories":
+            return [{"value": u.username, "label": u.display_name} for u in users]
+        if kind == "categories":
             from ..definitions.service import scheme_categories
 
-            rows = _flat_categories(scheme_categories(scheme_key))
-        elif kind == "tiers":
-            rows = [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
-        else:
-            rows = []
-        cache[kind] = rows
-        return rows
+            return _flat_categories(scheme_categories(scheme_key))
+        if kind == "tiers":
+            data = current_scheme_data(scheme_key) or {}
+            return [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
+        return []
 
-    def source(f: FieldSpec, names: dict[str, Any]) -> list[tuple[str, str]]:
+    def candidates(kind: str, wanted: frozenset[str] | None) -> list[dict]:
+        if kind in cache:
+            return cache[kind]
+        if wanted is not None and kind in ("units", "areas"):
+            return load(kind, wanted)  # a check of the picked keys: not kept for a full list
+        cache[kind] = load(kind, None)
+        return cache[kind]
+
+    def source(f: FieldSpec, names: dict[str, Any], wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
         if f.choices:
             rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
         else:
             kind = "areas" if f.type in ("area", "location") else (f.choices_from or "")
-            rows = candidates(kind)
+            rows = [] if wanted is not None and not wanted else candidates(kind, wanted)
             if kind == "units" and f.unit_kinds:
                 rows = [r for r in rows if r["kind"] in f.unit_kinds]
             if kind == "areas" and f.area_kinds:
                 rows = [r for r in rows if r["kind"] in f.area_kinds]
+        if wanted is not None:
+            rows = [r for r in rows if r["value"] in wanted]
         if f.choice_filter is not None:
             kept = []
             for row in rows:
@@ -212,7 +227,7 @@ class FormPage:
     """Everything a form page shows: the spec, the bound form, the engine's state and the kept uploads."""
 
     scheme_key: str
-    version: DefinitionVersion | None
+    version: DefinitionVersion | DefinitionRef | None
     spec: FormSpec
     form: Any
     state: FormState
@@ -235,7 +250,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None,
+def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
               prefill: dict[str, Any] | None = None) -> FormPage:
     """A fresh form with its defaults (and `prefill` values, e.g. the road of a board) and a new token."""
     context = form_context(user, scheme_key)
@@ -313,7 +328,8 @@ def _set_upload_values(values: dict[str, Any], path: str, ids: list[int]) -> Non
     node[parts[0]] = ids
 
 
-def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | None, formdata: Any,
+def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
+              formdata: Any,
               action: str = "submit", *, store: bool = True) -> FormPage | Submission:
     """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored."""
     form = builder.bind(spec, formdata=formdata)
@@ -335,16 +351,18 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
         page.form = form
     source = choice_source(user, scheme_key)
     page.state = evaluate(spec, values, context, engine_messages, check=action == "submit")
-    options = builder.apply_choices(spec, page.form, page.state.values, context, source)
     _set_calculated(page)
     if action != "submit":
+        builder.apply_choices(spec, page.form, page.state.values, context, source)
         return page
     for path, messages in {**parse_errors, **upload_errors}.items():
         if not page.state.is_hidden(path):
             page.state.errors.setdefault(path, []).extend(messages)
-    _check_choices(page, options)
+    # Checking the picked choices needs only those: the full lists are loaded when the page is shown again.
+    _check_choices(page, builder.chosen_options(spec, page.form, page.state.values, context, source))
     page.show_errors = True
     if not page.state.ok or not store:
+        builder.apply_choices(spec, page.form, page.state.values, context, source)
         return page
     return _store_submission(page, user)
 

@@ -20,8 +20,7 @@ from ..auth import permissions
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..core.secrets import fingerprint, seal, unseal
-from ..definitions.models import DefinitionVersion
-from ..definitions.service import current_scheme_data
+from ..definitions.service import DefinitionRef, current_scheme_data
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec
@@ -48,9 +47,9 @@ def require_reporting(scheme_key: str) -> dict[str, Any]:
     return settings
 
 
-def report_form(scheme_key: str) -> tuple[DefinitionVersion, FormSpec]:
+def report_form(scheme_key: str) -> tuple[DefinitionRef, FormSpec]:
     settings = require_reporting(scheme_key)
-    version = forms.form_version(scheme_key, settings["report_form"])
+    version = forms.form_definition(scheme_key, settings["report_form"])
     return version, form_spec(version.data)
 
 

@@ -21,7 +21,7 @@ from ..calendar.models import CalendarDay
 from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import current_scheme_data, current_version
+from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
 from ..forms import engine as form_engine
@@ -294,14 +294,20 @@ def _pause_or_resume(case: Case, old_kind: str, new_kind: str, now: dt.datetime)
 # -- opening and firing -----------------------------------------------------------------------
 
 
-def workflow_version(scheme_key: str, workflow_key: str | None = None) -> DefinitionVersion:
-    version = current_version(scheme_key)
-    data = version.scheme_definition.data if version else {}
+def workflow_definition(scheme_key: str, workflow_key: str | None = None) -> DefinitionRef:
+    """The version of a workflow (default: the scheme's) in force, as plain data."""
+    current = current_scheme(scheme_key)
+    data = current.scheme.data if current else {}
     key = workflow_key or data.get("default_workflow")
-    row = version.member("workflow", key) if version and key else None
+    row = current.member("workflow", key) if current and key else None
     if row is None:
         raise NotFound(_("This district has no such workflow."))
     return row
+
+
+def workflow_version(scheme_key: str, workflow_key: str | None = None) -> DefinitionVersion:
+    """The version of a workflow in force (the stored row)."""
+    return db.session.get(DefinitionVersion, workflow_definition(scheme_key, workflow_key).id)
 
 
 def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: Any, now: dt.datetime) -> None:
@@ -335,13 +341,14 @@ def engine_json(value: Any) -> Any:
 
 def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: str | None = None) -> Case:
     """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines)."""
-    row = workflow_version(scheme_key, workflow_key)
+    row = workflow_definition(scheme_key, workflow_key)
     spec = engine.workflow_spec(row.data)
     data = dict(submission.data)
-    case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version=row, state=spec.initial,
+    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing.
+    case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version_id=row.id, state=spec.initial,
                 state_kind=spec.kind_of(spec.initial), data=data, category=_category_of(data),
                 area_id=submission.area_id, unit_id=submission.unit_id, reporter_id=getattr(user, "id", None),
-                submission_id=submission.id)
+                submission_id=submission.id, events=[], deadlines=[])
     db.session.add(case)
     db.session.flush()
     now = utcnow()
@@ -525,11 +532,11 @@ def route_case(case: Case) -> None:
 
 
 def _form_row(case: Case, form_key: str) -> DefinitionVersion:
-    version = current_version(case.scheme_key)
-    row = version.member("form", form_key) if version else None
-    if row is None:
+    current = current_scheme(case.scheme_key)
+    ref = current.member("form", form_key) if current else None
+    if ref is None:
         raise NotFound(_("No such form."))
-    return row
+    return db.session.get(DefinitionVersion, ref.id)
 
 
 def _notify(case: Case, relations: set[str], message: str) -> None:

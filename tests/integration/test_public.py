@@ -101,6 +101,41 @@ def test_a_bad_report_comes_back_with_what_was_typed_and_nothing_is_stored(demo)
         assert (_count(Case), _count(Submission), _count(PublicReport)) == before
 
 
+def test_a_road_not_on_offer_is_refused_and_the_page_lists_every_road_again(demo):
+    client = demo.test_client()
+    with demo.app_context():
+        before = (_count(Case), _count(Submission), _count(PublicReport))
+        roads = db.session.scalar(db.select(db.func.count()).select_from(Area).filter_by(scheme_key="lidu",
+                                                                                            active=True))
+    response = _report(client, **{"location-area": "no_such_road"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "不是有效的选项" in html
+    assert '<option value="shilong_old_street"' in html and roads > 1  # the full list for the next try
+    with demo.app_context():
+        assert (_count(Case), _count(Submission), _count(PublicReport)) == before
+
+
+def test_the_next_request_sees_a_newly_activated_version(demo):
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import demo_files
+
+    client = demo.test_client()
+    assert "路长公示牌" in client.get("/b/lidu/shilong_old_street").get_data(as_text=True)
+    assert client.get("/p/lidu/report").status_code == 200
+    files = dict(demo_files())
+    files["schemes/lidu/board.yaml"] = files["schemes/lidu/board.yaml"].replace("路长公示牌", "路长新公示牌")
+    files["schemes/lidu/scheme.yaml"] = files["schemes/lidu/scheme.yaml"].replace(
+        "public:\n  reporting: true", "public:\n  reporting: false")
+    with demo.app_context():
+        version, created = load_scheme(files)
+        assert created
+        activate_scheme_version(version.id)
+        db.session.commit()
+    assert "路长新公示牌" in client.get("/b/lidu/shilong_old_street").get_data(as_text=True)
+    assert client.get("/p/lidu/report").status_code == 404  # the district stopped taking reports
+
+
 def test_bots_are_turned_away_by_the_hidden_field_and_the_fill_time(demo):
     client = demo.test_client()
     with demo.app_context():
