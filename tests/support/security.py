@@ -66,13 +66,7 @@ def csrf_of(client: FlaskClient, path: str) -> str:
     return match.group(1)
 
 
-# -- every table, counted and fingerprinted ---------------------------------------------------------------------
-
-
-def row_counts() -> dict[str, int]:
-    """Rows in every table the app defines."""
-    return {name: db.session.scalar(db.select(db.func.count()).select_from(table))
-            for name, table in sorted(db.metadata.tables.items())}
+# -- every table, fingerprinted ------------------------------------------------------------------------------
 
 
 def table_digest() -> dict[str, str]:
