@@ -295,3 +295,22 @@ def test_the_case_page_shows_the_reporters_contact_to_dispatchers_only(demo):
     community = head.get(f"/cases/case/{case_id}").get_data(as_text=True)
     assert "137****1234" in community and "13700001234" not in community and "王五" not in community
     assert code not in dispatcher and code not in community  # the code is the reporter's alone
+
+
+def test_the_moderators_note_and_the_reporters_note_are_shown_to_staff(demo):
+    client = demo.test_client()
+    code = _report(client).headers["Location"].rsplit("/", 1)[1]
+    with demo.app_context():
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        service.moderate(office, report, "approved", expose=True, note="<i>可公开</i>")
+        _close(report.case_id)
+        service.answer_followup(db.session.get(PublicReport, report.id), True, "satisfied", note="<b>谢谢</b>")
+        db.session.commit()
+        case_id = report.case_id
+    staff = demo.test_client()
+    login(staff, "office")
+    queue = staff.get("/moderation/lidu/?state=approved").get_data(as_text=True)
+    assert "&lt;i&gt;可公开&lt;/i&gt;" in queue and "已在曝光台公开" in queue
+    case = staff.get(f"/cases/case/{case_id}").get_data(as_text=True)
+    assert "&lt;b&gt;谢谢&lt;/b&gt;" in case
