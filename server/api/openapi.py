@@ -266,7 +266,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                 query_param("state", "Only cases in this state (a state id of the workflow).", id_schema()),
                 query_param("kind", "Only cases whose state is of this kind.",
                             {"type": "string", "enum": ["open", "waiting", "final"]}),
-                query_param("since", "Only cases changed at or after this moment (with its offset; 2000–2100).",
+                query_param("since", "Only cases opened, moved or escalated at or after this moment (with its offset; "
+                            "2000–2100).",
                             {"type": "string", "format": "date-time"}),
                 query_param("page", "The page, from 1.", {"type": "integer", "minimum": 1, "maximum": 100000}),
                 query_param("per_page", "Cases per page (default 50).",

@@ -19,7 +19,7 @@ from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
-from ..workflow.models import Case
+from ..workflow.models import Case, CaseEvent
 from .models import ApiClient
 
 TOKEN_PREFIX = "fg_"  # noqa: S105 - not a secret: says what a leaked string is, so that secret scanners and people recognise it
@@ -99,7 +99,8 @@ def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: st
                since: dt.datetime | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
     """The cases of a scheme this user may see, newest first, one page of them, and how many there are in all.
 
-    `state` keeps one state, `kind` one kind of state (open, waiting, final), `since` the cases changed since.
+    `state` keeps one state, `kind` one kind of state (open, waiting, final), `since` the cases changed since
+    (opened, moved by a step or escalated).
     """
     if current_scheme_data(scheme_key) is None:
         raise NotFound(_("No such district."))
@@ -110,8 +111,9 @@ def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: st
         query = query.where(Case.state == state)
     if kind:
         query = query.where(Case.state_kind == kind)
-    if since:
-        query = query.where(Case.updated_at >= since)
+    if since:  # a step sets updated_at; an escalation only adds to the timeline
+        query = query.where((Case.updated_at >= since)
+                            | Case.id.in_(db.select(CaseEvent.case_id).where(CaseEvent.at >= since)))
     total = db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
     rows = db.session.scalars(query.order_by(Case.id.desc()).limit(per_page).offset((page - 1) * per_page))
     return list(rows), total or 0

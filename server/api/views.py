@@ -8,7 +8,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
@@ -48,7 +48,7 @@ class Invalid(DomainError):
 # -- authentication, limits and errors ---------------------------------------------------------------------------
 
 @bp.before_request
-def _authenticate():  # noqa: ANN202
+def _authenticate() -> Response | None:
     if is_public_endpoint(current_app, request.endpoint):
         return None
     kind, _sep, token = request.headers.get("Authorization", "").partition(" ")
@@ -82,13 +82,13 @@ limited = limiter.shared_limit(_api_limit, scope="api", key_func=_client_key)
 
 
 @bp.errorhandler(DomainError)
-def _domain_error(error: DomainError):  # noqa: ANN202
+def _domain_error(error: DomainError) -> Response:
     db.session.rollback()  # a refused request leaves nothing behind
     return json_error(error.status, error.message, getattr(error, "fields", None))
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException):  # noqa: ANN202
+def _http_error(error: HTTPException) -> Response:
     db.session.rollback()
     response = json_error(error.code or 500, error.description or error.name)
     kept = ("allow", "retry-after", "www-authenticate")
@@ -152,8 +152,10 @@ def _datetime_arg(name: str, errors: dict[str, list[str]]) -> dt.datetime | None
     raw = request.args.get(name)
     if raw is None:
         return None
+    text = raw.strip()
+    text = text[:11] + text[11:].replace(" ", "+")  # an offset's `+` sent unencoded arrives as a space
     try:
-        moment = dt.datetime.fromisoformat(raw.strip())
+        moment = dt.datetime.fromisoformat(text)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None or not dt.date(2000, 1, 1) <= moment.date() <= dt.date(2100, 12, 31):
@@ -173,7 +175,7 @@ def _choice_arg(name: str, choices: tuple[str, ...], errors: dict[str, list[str]
 def _id_arg(name: str, errors: dict[str, list[str]]) -> str | None:
     """A definition id (a state, a rule): as openapi.ID_PATTERN says."""
     raw = request.args.get(name)
-    if raw is None or ID_RE.fullmatch(raw):
+    if raw is None or (len(raw) <= 64 and ID_RE.fullmatch(raw)):
         return raw
     errors[name] = [_("An id: lower-case letters, digits and underscores, starting with a letter.")]
     return None
@@ -212,7 +214,7 @@ def _store(user: Any, scheme_key: str, version: Any, values: dict[str, Any]) -> 
 @bp.get("/openapi.json")
 @public
 @limiter.limit(_document_limit)
-def document():  # noqa: ANN201
+def document() -> Response:
     """The OpenAPI 3.1 document of this API (no token needed)."""
     return jsonify(openapi.document())
 
@@ -221,7 +223,7 @@ def document():  # noqa: ANN201
 
 @bp.get("/schemes/<scheme_key>/cases")
 @limited
-def list_cases(scheme_key: str):  # noqa: ANN201
+def list_cases(scheme_key: str) -> Response:
     errors: dict[str, list[str]] = {}
     state = _id_arg("state", errors)
     kind = _choice_arg("kind", STATE_KINDS, errors)
@@ -236,14 +238,14 @@ def list_cases(scheme_key: str):  # noqa: ANN201
 
 @bp.get("/cases/<int:case_id>")
 @limited
-def get_case(case_id: int):  # noqa: ANN201
+def get_case(case_id: int) -> Response:
     user = g.api_client.user
     return jsonify(serialize.case(workflow.get_case(user, case_id), user=user))
 
 
 @bp.post("/schemes/<scheme_key>/cases")
 @limited
-def open_case(scheme_key: str):  # noqa: ANN201
+def open_case(scheme_key: str) -> Response:
     """Report a problem: the workflow's report form, and a case opened from it (as the report page does)."""
     user = g.api_client.user
     if not permissions.scope_for(user, scheme_key).has("case.report"):
@@ -264,7 +266,7 @@ def open_case(scheme_key: str):  # noqa: ANN201
 
 @bp.post("/cases/<int:case_id>/transitions/<transition_id>")
 @limited
-def fire(case_id: int, transition_id: str):  # noqa: ANN201
+def fire(case_id: int, transition_id: str) -> Response:
     """Take a step of the case's workflow, with its form's values when the step has a form."""
     user = g.api_client.user
     body = _json_object(required=("expected_version",), optional=("values",))
@@ -295,7 +297,7 @@ def fire(case_id: int, transition_id: str):  # noqa: ANN201
 
 @bp.post("/schemes/<scheme_key>/forms/<form_key>/submissions")
 @limited
-def submit(scheme_key: str, form_key: str):  # noqa: ANN201
+def submit(scheme_key: str, form_key: str) -> Response:
     user = g.api_client.user
     if not permissions.can_submit_form(user, scheme_key):
         raise PermissionDenied(_("You may not fill forms in this district."))
@@ -313,7 +315,7 @@ def submit(scheme_key: str, form_key: str):  # noqa: ANN201
 
 @bp.get("/submissions/<int:submission_id>")
 @limited
-def get_submission(submission_id: int):  # noqa: ANN201
+def get_submission(submission_id: int) -> Response:
     return jsonify(serialize.submission(forms.get_submission(g.api_client.user, submission_id)))
 
 
@@ -321,7 +323,7 @@ def get_submission(submission_id: int):  # noqa: ANN201
 
 @bp.get("/schemes/<scheme_key>/patrols/compliance")
 @limited
-def compliance(scheme_key: str):  # noqa: ANN201
+def compliance(scheme_key: str) -> Response:
     from ..patrols import service as patrols
 
     errors: dict[str, list[str]] = {}
@@ -340,14 +342,14 @@ def compliance(scheme_key: str):  # noqa: ANN201
 
 @bp.get("/schemes/<scheme_key>/assessment/periods")
 @limited
-def periods(scheme_key: str):  # noqa: ANN201
+def periods(scheme_key: str) -> Response:
     rows = assessment.list_periods(g.api_client.user, scheme_key)
     return jsonify(items=[serialize.period(p) for p in rows])
 
 
 @bp.get("/assessment/periods/<int:period_id>/scores")
 @limited
-def scores(period_id: int):  # noqa: ANN201
+def scores(period_id: int) -> Response:
     """A published revision's scores (default the latest), of the units this client may see."""
     user = g.api_client.user
     errors: dict[str, list[str]] = {}
@@ -365,7 +367,7 @@ def scores(period_id: int):  # noqa: ANN201
 
 @bp.get("/schemes/<scheme_key>/boards/<area_key>")
 @limited
-def board(scheme_key: str, area_key: str):  # noqa: ANN201
+def board(scheme_key: str, area_key: str) -> Response:
     """A notice board's content as it stood on a day (`on`, default today): the public board, as data."""
     from ..boards import service as boards
 

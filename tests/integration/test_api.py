@@ -16,10 +16,12 @@ from server.auth.models import User
 from server.extensions import db
 from server.forms.models import Submission, Upload
 from server.org.posts import appoint
-from server.workflow.models import Case
+from server.workflow.models import Case, CaseEvent
 from server.workflow.service import can_view_case
 from tests.support.factories import load_demo, login, make_user
 from tests.support.images import jpeg
+
+ZONE = dt.timezone(dt.timedelta(hours=8))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -180,10 +182,26 @@ def test_listing_filters_and_pages(tokens, client):
     later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
     assert client.get("/api/v1/schemes/lidu/cases", query_string={"since": later},
                       headers=office).get_json()["total"] == 0
+    unencoded = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).astimezone(ZONE).isoformat().replace("+", " ")
+    assert client.get(f"/api/v1/schemes/lidu/cases?since={unencoded}", headers=office).get_json()["total"] == 0
     bad = client.get("/api/v1/schemes/lidu/cases?per_page=500&kind=shut&since=yesterday", headers=office)
     assert bad.status_code == 422
     assert set(bad.get_json()["error"]["fields"]) == {"per_page", "kind", "since"}
     assert client.get("/api/v1/schemes/nowhere/cases", headers=office).status_code == 404
+
+
+def test_since_sees_escalations_too(tokens, client):
+    case = open_case(client, tokens["leader"])
+    office = bearer(tokens["office"])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    url = "/api/v1/schemes/lidu/cases"
+    assert client.get(url, query_string={"since": later.isoformat()}, headers=office).get_json()["total"] == 0
+    # What `fangan tick` leaves when a deadline passes: an escalation on the timeline, no step taken.
+    db.session.add(CaseEvent(case_id=case["id"], kind="escalation", transition="overdue", at=later,
+                             from_state="reported", to_state="reported", note="overdue"))
+    db.session.commit()
+    listed = client.get(url, query_string={"since": later.isoformat()}, headers=office).get_json()
+    assert [c["id"] for c in listed["items"]] == [case["id"]]
 
 
 # -- cases -------------------------------------------------------------------------------------------------------
