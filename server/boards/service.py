@@ -8,18 +8,21 @@ from typing import Any
 
 import segno
 from flask_babel import gettext as _
+from sqlalchemy.orm import joinedload
 
 from ..core.errors import NotFound
 from ..definitions.service import current_scheme, current_scheme_data
 from ..extensions import db
-from ..org.models import Area, Post
+from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 
 DEFAULT_PUBLIC_FIELDS = ("name", "title", "duties")  # a phone number shows only where the scheme says so
 
 
 def get_area(scheme_key: str, area_key: str) -> Area:
-    area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=area_key, active=True))
+    # A board walks up from the road's unit and parent: load the first steps with it.
+    area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=area_key, active=True).options(
+        joinedload(Area.unit).joinedload(Unit.parent), joinedload(Area.parent)))
     if area is None:
         raise NotFound(_("No such road."))
     return area

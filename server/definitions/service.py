@@ -238,10 +238,18 @@ def scheme_categories(scheme_key: str) -> list[dict]:
     if current is None:
         return []
     data = current.scheme.data
-    lists = [current.member("category_list", i) for i in data.get("category_lists", [])]
-    key = ("categories", current.scheme.content_hash, *(row.content_hash for row in lists if row))
-    return derived(key, lambda: merge_categories(data.get("categories", []),
-                                                 [row.data["categories"] for row in lists if row]))
+    lists = [row for row in (current.member("category_list", i) for i in data.get("category_lists", [])) if row]
+    return derived(categories_key(scheme_key), lambda: merge_categories(data.get("categories", []),
+                                                                        [row.data["categories"] for row in lists]))
+
+
+def categories_key(scheme_key: str) -> tuple:
+    """The content hashes a scheme's categories come from: a key for data derived from them."""
+    current = current_scheme(scheme_key)
+    if current is None:
+        return ("categories",)
+    lists = (current.member("category_list", i) for i in current.scheme.data.get("category_lists", []))
+    return ("categories", current.scheme.content_hash, *(row.content_hash for row in lists if row))
 
 
 def derived(key: tuple, make: Callable[[], Any]) -> Any:

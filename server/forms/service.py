@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -28,7 +28,7 @@ from ..definitions.service import DefinitionRef, current_scheme, current_scheme_
 from ..expressions import ExpressionError
 from ..extensions import db
 from ..org.models import Area, Post, Unit
-from ..web.i18n import tr
+from ..web.i18n import text_language, tr
 from . import builder
 from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
 from .models import Submission, Upload
@@ -123,14 +123,14 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
     def load(kind: str, wanted: frozenset[str] | None) -> list[dict]:
         """Candidates of a kind; with `wanted`, places and units are looked up by those keys only."""
         if kind == "units":
-            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).options(selectinload(Unit.parent))
+            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).options(joinedload(Unit.parent))
             if wanted is not None:
                 query = query.where(Unit.key.in_(wanted))
             return [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
                     for u in db.session.scalars(query.order_by(Unit.path))]
         if kind == "areas":
             query = (db.select(Area).filter_by(scheme_key=scheme_key, active=True)
-                     .options(selectinload(Area.unit), selectinload(Area.parent)))
+                     .options(joinedload(Area.unit), joinedload(Area.parent)))
             if wanted is not None:
                 query = query.where(Area.key.in_(wanted))
             rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if a.unit else None,
@@ -144,9 +144,11 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
                 RoleAssignment.scheme_key == scheme_key, User.active.is_(True)).distinct().order_by(User.username))
             return [{"value": u.username, "label": u.display_name} for u in users]
         if kind == "categories":
-            from ..definitions.service import scheme_categories
+            from ..definitions.service import categories_key, derived, scheme_categories
 
-            return _flat_categories(scheme_categories(scheme_key))
+            # Labels depend on the language only: kept by the categories' content hashes and the language.
+            return derived((*categories_key(scheme_key), "choices", text_language()),
+                           lambda: _flat_categories(scheme_categories(scheme_key)))
         if kind == "tiers":
             data = current_scheme_data(scheme_key) or {}
             return [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
@@ -510,7 +512,8 @@ def _store_submission(page: FormPage, user: Any) -> Submission:
         return existing
     kept_ids = {i for ups in page.uploads.values() for i in (u.id for u in ups)}
     stored_ids = _stored_upload_ids(page.spec, stored)
-    for upload in db.session.scalars(db.select(Upload).where(Upload.id.in_(kept_ids & stored_ids))):
+    given = kept_ids & stored_ids
+    for upload in db.session.scalars(db.select(Upload).where(Upload.id.in_(given))) if given else ():
         upload.submission_id = submission.id
     record_audit("form.submit", "submission", submission.id, user=user, scheme_key=page.scheme_key,
                  after={"form": page.spec.id, "version": page.version.id})
