@@ -52,6 +52,7 @@ def default_config(instance_path: str) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
         "FANGAN_LOGIN_LIMIT": "10 per minute",
+        "FANGAN_API_LIMIT": "300 per minute",  # per JSON API client, across the whole API
         # Reverse proxies in front of the app: their X-Forwarded-For/-Proto are trusted (rate limits per client).
         "FANGAN_PROXIES": 0,
     }

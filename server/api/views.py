@@ -70,7 +70,7 @@ def _client_key() -> str:
 
 
 def _api_limit() -> str:
-    return current_app.config.get("FANGAN_API_LIMIT", "300 per minute")
+    return current_app.config["FANGAN_API_LIMIT"]
 
 
 def _document_limit() -> str:
