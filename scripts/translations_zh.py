@@ -195,6 +195,7 @@ ZH = {
     "Opened from record #%(id)s": "由记录 #%(id)s 立案",
     "half-month": "半月",
     "Person or unit": "人员或单位",
+    "%(name)s is too long.": "%(name)s 过长。",
     "lat and lng go together.": "lat 和 lng 须同时提供。",
     "lat from -90 to 90, lng from -180 to 180 and accuracy from 0, as numbers.": "lat 取 -90 至 90，lng 取 -180 至 180，accuracy 不小于 0，均为数字。",
     "The area is an area's key.": "area 应为区域的标识。",

@@ -38,6 +38,7 @@ bp = token_authenticated(Blueprint("open311", __name__, url_prefix="/open311/v2"
 csrf.exempt(bp)  # no cookie is read here: a request is anonymous, or carries its client's api_key
 FORMATS = ("json", "xml")
 MAX_RESULTS = 1000
+QUERY_LIMITS = {"service_request_id": 2000, "service_code": 2000, "status": 20, "jurisdiction_id": 64}
 
 
 class Open311Error(Exception):
@@ -349,6 +350,9 @@ def _parse_when(text: str | None, name: str) -> dt.datetime | None:
 @public_limits
 def list_requests(fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
+    for name, most in QUERY_LIMITS.items():  # as the OpenAPI document says
+        if len(request.args.get(name) or "") > most:
+            raise Open311Error(400, _("%(name)s is too long.", name=name))
     query = select(PublicReport).join(Case, Case.id == PublicReport.case_id).where(
         PublicReport.scheme_key == scheme_key)
     ids = [i.strip() for i in (request.args.get("service_request_id") or "").split(",") if i.strip()]
@@ -447,7 +451,8 @@ def _openapi() -> None:
         "/open311/v2/services/{service_code}.{format}": {"get": operation(
             "open311ServiceDefinition", "A service's attributes (the report form's other fields)",
             ref("Open311ServiceDefinition"),
-            [{"name": "service_code", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}],
+            [{"name": "service_code", "in": "path", "required": True, "description": "A service's code.",
+              "schema": {"type": "string", "maxLength": 64}}],
             (400, 404, 429))},
         "/open311/v2/requests.{format}": {
             "post": operation("open311CreateRequest", "Report a problem",
@@ -461,15 +466,17 @@ def _openapi() -> None:
                                              {"type": "string", "maxLength": 2000}),
                                  query_param("start_date", "w3 date and time.", moment),
                                  query_param("end_date", "w3 date and time.", moment),
-                                 query_param("status", "open, closed or both.", {"type": "string", "maxLength": 20})],
+                                 query_param("status", "open, closed or both.",
+                                             {"type": "string", "maxLength": QUERY_LIMITS["status"]})],
                              (400, 404, 429))},
         "/open311/v2/requests/{service_request_id}.{format}": {"get": operation(
             "open311Request", "One report", {"type": "array", "items": listing},
-            [{"name": "service_request_id", "in": "path", "required": True,
+            [{"name": "service_request_id", "in": "path", "required": True, "description": "The report's number.",
               "schema": {"type": "string", "maxLength": 32}}], (400, 404, 429))},
         "/open311/v2/tokens/{token}.{format}": {"get": operation(
             "open311Token", "The report of a tracking code", {"type": "array", "items": ref("Open311Token")},
-            [{"name": "token", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 32}}],
+            [{"name": "token", "in": "path", "required": True, "description": "A tracking code.",
+              "schema": {"type": "string", "maxLength": 32}}],
             (400, 404, 429))},
     }, schemas={
         "Open311Error": {"type": "object", "required": ["code", "description"],
