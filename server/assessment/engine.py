@@ -146,7 +146,7 @@ class Streak:
 
 @dataclass(frozen=True)
 class Veto:
-    """一票否决: when `when` holds, the unit fails and may not hold a top flag, whatever its score. With a
+    """A veto: when `when` holds, the unit fails and may not hold a top flag, whatever its score. With a
     `period` longer than the sheet's, `when` is read on that period's numbers so far (the year's buildings)."""
 
     id: str

@@ -45,7 +45,7 @@ def mask_phone(phone: str | None) -> str | None:
 
 
 def mask_name(name: str | None) -> str | None:
-    """张*: the family name only."""
+    """The first character (the family name) and stars."""
     if not name:
         return None
     name = name.strip()
@@ -109,7 +109,7 @@ def open311_status(state_kind: str) -> str:
     return "closed" if state_kind == "final" else "open"
 
 
-# -- the satisfaction follow-up (回访) ------------------------------------------------------------------------------
+# -- the satisfaction follow-up ------------------------------------------------------------------------------
 
 def satisfaction_rate(answers: list[str], satisfied: set[str]) -> float | None:
     """The share of answers that count as satisfied (None without answers)."""

@@ -33,8 +33,8 @@ class PublicReport(db.Model):
     moderated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     moderated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     moderation_note: Mapped[str | None] = mapped_column(Text)
-    exposed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)  # on the 曝光台 list
-    # The follow-up (回访): solved or not, and how satisfied, once.
+    exposed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)  # on the exposure list
+    # The follow-up: solved or not, and how satisfied, once.
     confirmed: Mapped[str | None] = mapped_column(String(16))  # solved | reopened
     satisfaction: Mapped[str | None] = mapped_column(String(32))
     followup_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)

@@ -134,7 +134,7 @@ def _spec(scheme_key: str) -> FormSpec:
 
 
 def _services(scheme_key: str) -> list[dict[str, Any]]:
-    """The leaf categories, each with its parent as the group (暴露垃圾 in 市容环境)."""
+    """The leaf categories, each with its parent as the group (exposed rubbish in streetscape)."""
     out: list[dict[str, Any]] = []
 
     def walk(items: list[dict], group: dict | None) -> None:

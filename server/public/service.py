@@ -248,7 +248,7 @@ def public_photo(code: str, upload_id: int) -> Upload:
     return upload
 
 
-# -- the follow-up (回访): solved or not, and how satisfied --------------------------------------------------------
+# -- the follow-up: solved or not, and how satisfied --------------------------------------------------------
 
 def followup_state(report: PublicReport) -> dict[str, Any]:
     case = report.case
@@ -371,7 +371,7 @@ def report_of_case(case: Case) -> PublicReport | None:
 # -- the district's public lists ------------------------------------------------------------------------------------
 
 def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
-    """The exposure list (曝光台): problems moderators chose to show, newest first, with their state."""
+    """The exposure list: problems moderators chose to show, newest first, with their state."""
     if not public_settings(scheme_key).get("exposed_list"):
         raise NotFound(_("This district publishes no such list."))
     rows = db.session.scalars(select(PublicReport).filter_by(scheme_key=scheme_key, moderation="approved",
@@ -381,7 +381,7 @@ def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
 
 
 def praised(scheme_key: str, today: dt.date | None = None, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
-    """The praise list (点赞榜): units by the satisfied answers of their reporters over the last days."""
+    """The praise list: units by the satisfied answers of their reporters over the last days."""
     settings = public_settings(scheme_key)
     if not settings.get("praise_list"):
         raise NotFound(_("This district publishes no such list."))
