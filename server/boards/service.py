@@ -93,8 +93,17 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
             "show": show, "footer": tr(board.get("footer")), "phone": board.get("supervision_phone"),
             "reporting": bool((scheme.get("public") or {}).get("reporting")),
             "unit": tr(area.unit.name) if area.unit else None, "on": on,
+            "theme": board.get("theme") or scheme.get("theme"),
             "range": (tr(area.range_from), tr(area.range_to)) if area.range_from else None,
             "sizes": board.get("sizes") or [{"id": "a3", "width_mm": 297, "height_mm": 420}]}
+
+
+def batch_theme(scheme_key: str, boards: list[dict]) -> str | None:
+    """The theme a batch prints in: its boards' own when they share one, else the district's."""
+    themes = {b["theme"] for b in boards}
+    if len(themes) == 1:
+        return themes.pop()
+    return (current_scheme_data(scheme_key) or {}).get("theme")
 
 
 @functools.lru_cache(maxsize=512)

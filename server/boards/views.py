@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -14,6 +14,7 @@ from ..core.errors import PermissionDenied
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
 from ..web.params import parse_date
+from ..web.theming import render_themed
 from . import service
 
 bp = Blueprint("boards", __name__, template_folder="templates", url_prefix="/b")
@@ -39,8 +40,8 @@ def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
 @public_limits
 def board(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
-    return render_template("boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
-                           scheme_key=scheme_key, as_on=_as_on())
+    return render_themed(data["theme"], "boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
+                         scheme_key=scheme_key, as_on=_as_on())
 
 
 def _size(data: dict) -> dict:
@@ -54,8 +55,8 @@ def _size(data: dict) -> dict:
 def board_pdf(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     size = _size(data)
-    html = render_template("boards/poster.html", boards=[(data, qr)], size=size, printed=dt.date.today(),
-                           as_on=_as_on())
+    html = render_themed(data["theme"], "boards/poster.html", boards=[(data, qr)], size=size,
+                         printed=dt.date.today(), as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename=board-{data['area'].key}-{size['id']}.pdf"})
 
@@ -69,7 +70,8 @@ def batch_pdf(scheme_key: str):
     boards = [(service.board_for(scheme_key, a, _as_on()), service.qr_svg(_board_url(scheme_key, a.key)))
               for a in areas]
     size = _size(boards[0][0]) if boards else {"id": "a3", "width_mm": 297, "height_mm": 420}
-    html = render_template("boards/poster.html", boards=boards, size=size, printed=dt.date.today(),
-                           as_on=_as_on())
+    theme = service.batch_theme(scheme_key, [b for b, _qr in boards])
+    html = render_themed(theme, "boards/poster.html", boards=boards, size=size, printed=dt.date.today(),
+                         as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=boards-{scheme_key}-{size['id']}.pdf"})

@@ -117,6 +117,23 @@ def library_files(project_root: Path) -> dict[str, str]:
     return files
 
 
+def available_themes(project_root: Path) -> frozenset[str]:
+    """The themes installed with the product: folders under `themes/` that hold a theme.yaml."""
+    folder = project_root / "themes"
+    if not folder.is_dir():
+        return frozenset()
+    return frozenset(d.name for d in folder.iterdir() if (d / "theme.yaml").is_file())
+
+
+def _installed_themes() -> frozenset[str]:
+    """Themes of the running app's project root (FANGAN_ROOT), or of this checkout outside an app."""
+    from flask import current_app, has_app_context
+
+    from ..config import PROJECT_ROOT
+
+    return available_themes(Path(current_app.config["FANGAN_ROOT"]) if has_app_context() else PROJECT_ROOT)
+
+
 def _index(docs: Iterable[SourceDocument], errors: list[DefinitionError]) -> dict[tuple[str, str], SourceDocument]:
     index: dict[tuple[str, str], SourceDocument] = {}
     for doc in docs:
@@ -132,8 +149,12 @@ def _index(docs: Iterable[SourceDocument], errors: list[DefinitionError]) -> dic
     return index
 
 
-def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = None) -> Bundle:
-    """Parse, schema-check and cross-check a scheme's files; return the bundle or raise with all errors."""
+def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = None,
+                themes: Iterable[str] | None = None) -> Bundle:
+    """Parse, schema-check and cross-check a scheme's files; return the bundle or raise with all errors.
+
+    `themes` are the theme names a scheme or board may choose (default: those installed).
+    """
     errors: list[DefinitionError] = []
     docs = [parse_text(name, text) for name, text in files.items()]
     lib_docs = [parse_text(name, text) for name, text in (library or {}).items()]
@@ -154,7 +175,8 @@ def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = No
     documents = {**lib, **own}  # a scheme's own definition overrides a built-in of the same id
     scheme = schemes[0] if schemes else None
     built_in = frozenset(key for key, doc in lib.items() if documents[key] is doc)
-    errors.extend(ReferenceChecker(scheme, documents, built_in).check())
+    known_themes = frozenset(themes) if themes is not None else _installed_themes()
+    errors.extend(ReferenceChecker(scheme, documents, built_in, known_themes).check())
     if errors or scheme is None:
         raise DefinitionsInvalid(errors)
     return Bundle(scheme=_definition(scheme), members=tuple(_members(scheme, documents, own)))
@@ -217,4 +239,4 @@ def _all_categories(items: list[dict]) -> list[dict]:
 
 def check_path(path: Path | str, project_root: Path) -> Bundle:
     """Check a scheme folder, file or zip on disk against the built-in library."""
-    return check_files(read_source(path), library_files(project_root))
+    return check_files(read_source(path), library_files(project_root), available_themes(project_root))

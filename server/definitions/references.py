@@ -70,10 +70,11 @@ class ReferenceChecker:
     """Check one scheme's documents against each other; collects errors instead of stopping."""
 
     def __init__(self, scheme: SourceDocument | None, documents: dict[tuple[str, str], SourceDocument],
-                 built_in: frozenset[tuple[str, str]] = frozenset()):
+                 built_in: frozenset[tuple[str, str]] = frozenset(), themes: frozenset[str] | None = None):
         self.scheme = scheme
         self.documents = documents
         self.built_in = built_in  # definitions shipped with the product: they may not name a district's roles
+        self.themes = themes  # installed themes (folders under themes/); None: not checked
         self.errors: list[DefinitionError] = []
 
     # -- helpers -----------------------------------------------------------
@@ -105,6 +106,11 @@ class ReferenceChecker:
             if problem.startswith("unknown name"):
                 self.err(doc, path, problem)
             # other problems (syntax, forbidden operators, unknown functions) were reported by the schema check
+
+    def ref_theme(self, doc: SourceDocument, value: Any) -> None:
+        if self.themes is not None and isinstance(value, str) and value not in self.themes:
+            self.err(doc, ["theme"], f"unknown theme '{value}'{_suggest(value, self.themes)}: "
+                                     f"installed themes are {', '.join(sorted(self.themes))}")
 
     def available(self, kind: str) -> set[str]:
         return {i for (k, i) in self.documents if k == kind}
@@ -139,6 +145,7 @@ class ReferenceChecker:
         self.ref(s, ["score_sheets"], d.get("score_sheets"), self.available("score_sheet"), "score sheet")
         self.ref(s, ["boards"], d.get("boards"), self.available("board"), "board")
         self.ref(s, ["default_workflow"], d.get("default_workflow"), workflows, "workflow")
+        self.ref_theme(s, d.get("theme"))
         self.ref(s, ["patrol_form"], d.get("patrol_form"), forms, "form")
         public = d.get("public") if isinstance(d.get("public"), dict) else {}
         self.ref(s, ["public", "report_form"], public.get("report_form"), forms, "form")
@@ -179,6 +186,7 @@ class ReferenceChecker:
             elif kind == "board" and def_id in boards:
                 self.ref(doc, ["tiers"], doc.data.get("tiers"), tiers, "tier")
                 self.ids(doc, _walk_tree(doc.data.get("sizes"), ["sizes"], "-"), "size")
+                self.ref_theme(doc, doc.data.get("theme"))
         return self.errors
 
     def _check_areas(self, s: SourceDocument, items: Any, path: Path, parent_kind: str | None,

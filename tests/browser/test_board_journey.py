@@ -32,3 +32,23 @@ def test_board_on_a_phone_and_its_qr_link(browser, live_server):
     assert page.url == live_server.url + "/b/lidu/shilong_old_street"
     assert page.get_by_role("heading", name="石龙老街路长公示牌").is_visible()
     context.close()
+
+
+def test_the_blue_theme_style_sheet_builds_on_the_default_one(browser, live_server):
+    """The blue theme's CSS imports the default's and overrides its colours, under the app's security policy."""
+    context = phone_context(browser, service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(live_server.url + "/b/lidu/shilong_old_street")
+    assert page.eval_on_selector(".topbar", "e => getComputedStyle(e).backgroundColor") == "rgb(181, 18, 27)"
+    # Swap the page's style sheet for the blue theme's (as a district that chose it is served).
+    page.evaluate("""() => new Promise(done => {
+        document.querySelector('link[rel=stylesheet]').remove();
+        const link = document.createElement('link');
+        Object.assign(link, {rel: 'stylesheet', href: '/themes/blue/fangan.css', onload: done});
+        document.head.append(link);
+    })""")
+    page.wait_for_function("getComputedStyle(document.querySelector('.topbar')).display === 'flex'")  # default's rule
+    assert page.eval_on_selector(".topbar", "e => getComputedStyle(e).backgroundColor") == "rgb(0, 58, 140)"
+    assert page.eval_on_selector(".board-head", "e => getComputedStyle(e).backgroundColor") == "rgb(0, 58, 140)"
+    context.close()

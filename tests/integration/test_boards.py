@@ -1,26 +1,28 @@
-"""Public notice boards: who is in charge, only public details, escaped text, a PDF with CJK fonts and a QR code."""
+"""Public notice boards: who is in charge, only public details, escaped text, a PDF with CJK fonts and a QR code,
+the printed date, a street's batch, and the theme a district or a board chooses."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import subprocess
+from pathlib import Path
 
 import pytest
+from flask import template_rendered
 from pypdf import PdfReader
 
 from server.boards import service
+from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.org.posts import appoint
-from tests.support.factories import load_demo, login, make_user
+from tests.support.factories import ROOT, demo_files, load_demo, load_shipped, login, make_user
 from tests.unit.test_pdf import embedded_fonts
 
 XSS = "<script>alert('x')</script>每天巡查"
 
 
-@pytest.fixture
-def chiefs(ctx):
-    load_demo()
+def appoint_lidu_chiefs() -> dt.date:
     today = dt.date.today()
     appoint("lidu", "main_leader", "王主任", unit_key="lidu_street", since=today - dt.timedelta(days=60))
     appoint("lidu", "community_head", "李书记", area_key="shilong_town", phone="13800000001",
@@ -29,6 +31,67 @@ def chiefs(ctx):
             duties=[XSS], since=today - dt.timedelta(days=40))
     db.session.commit()
     return today
+
+
+@pytest.fixture
+def chiefs(ctx):
+    load_demo()
+    return appoint_lidu_chiefs()
+
+
+def load_lidu_variant(scheme_theme: str = "default", board_theme: str | None = None) -> None:
+    """The demo district with another theme chosen by its scheme and/or its board definition."""
+    files = dict(demo_files())
+    files["schemes/lidu/scheme.yaml"] = files["schemes/lidu/scheme.yaml"].replace("theme: default",
+                                                                                  f"theme: {scheme_theme}")
+    if board_theme:
+        files["schemes/lidu/board.yaml"] += f"theme: {board_theme}\n"
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    db.session.commit()
+
+
+def embedded_cjk(pdf: bytes) -> bool:
+    """A CJK font is embedded (its font file in the PDF), not only named: without one Chinese prints as boxes."""
+    return any(font.startswith("embedded:") and ("WenQuanYi" in font or "CJK" in font)
+               for font in embedded_fonts(pdf))
+
+
+def colour_pixels(pdf: bytes, tmp_path, rgb: tuple[int, int, int]) -> int:
+    """How many pixels of the first page, drawn at 20 dpi, are (nearly) the given colour."""
+    from PIL import Image
+
+    (tmp_path / "page.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "20", "-png", "-singlefile", str(tmp_path / "page.pdf"),
+                    str(tmp_path / "page")], check=True)
+    raw = Image.open(tmp_path / "page.png").convert("RGB").tobytes()
+    pixels = (raw[i:i + 3] for i in range(0, len(raw), 3))
+    return sum(1 for pixel in pixels if all(abs(a - b) <= 12 for a, b in zip(pixel, rgb, strict=True)))
+
+
+def printed_line(day: dt.date) -> str:
+    """The poster's printed-date line as a visitor reads it (in Chinese: 打印时间 2026-11-23)."""
+    from flask import current_app
+    from flask_babel import gettext
+
+    with current_app.test_request_context():
+        return gettext("Printed %(when)s", when=day.isoformat())
+
+
+NAVY, RED = (0x00, 0x3A, 0x8C), (0xB5, 0x12, 0x1B)  # the blue theme's band, the default poster's
+
+
+@pytest.fixture
+def rendered(app):
+    """The files of the templates rendered during the test, in order."""
+    files: list[str] = []
+
+    def record(sender, template, context, **extra):
+        files.append(str(Path(template.filename).relative_to(ROOT)))
+
+    template_rendered.connect(record, app)
+    yield files
+    template_rendered.disconnect(record, app)
 
 
 def test_public_board_page(chiefs, client):
@@ -71,7 +134,8 @@ def test_printed_board_pdf_text_fonts_and_qr(chiefs, client, tmp_path):
     assert millimetres == (600, 900)
     text = page.extract_text()
     assert "张三" in text and "每天巡查" in text and "王主任" in text
-    assert any("WenQuanYi" in font or "CJK" in font for font in embedded_fonts(pdf))
+    assert embedded_cjk(pdf), embedded_fonts(pdf)
+    assert printed_line(chiefs) in text  # the date it was printed
     (tmp_path / "board.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-r", "60", "-png", "-singlefile", str(tmp_path / "board.pdf"),
                     str(tmp_path / "board")], check=True)
@@ -98,3 +162,77 @@ def test_batch_pdf_is_for_board_managers(chiefs, app):
 
 def test_unknown_road_is_404(chiefs, client):
     assert client.get("/b/lidu/nowhere").status_code == 404
+
+
+def test_a_streets_batch_holds_only_its_boards(chiefs, app):
+    admin = app.test_client()
+    make_user("root", admin=True)
+    login(admin, "root")
+    response = admin.get("/b/lidu/all.pdf?unit=shilong&size=a3")
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.data))
+    text = "".join(p.extract_text() for p in reader.pages)
+    assert len(reader.pages) == 1 and "石龙老街" in text and "张三" in text
+    assert not any(road in text for road in ("致远路", "断桥街", "龙桥路"))  # the other communities' roads
+    everything = "".join(p.extract_text() for p in PdfReader(io.BytesIO(admin.get("/b/lidu/all.pdf").data)).pages)
+    assert all(road in everything for road in ("石龙老街", "致远路", "断桥街", "龙桥路"))
+
+
+# -- themes -----------------------------------------------------------------------------------------------------
+
+def test_the_district_theme_styles_its_board_page_and_poster(ctx, client, rendered, tmp_path):
+    load_lidu_variant(scheme_theme="blue")
+    today = appoint_lidu_chiefs()
+    page = client.get("/b/lidu/shilong_old_street").get_data(as_text=True)
+    assert 'href="/themes/blue/fangan.css"' in page and "张三" in page
+    # The theme has no board page nor base layout of its own: both come from the default theme.
+    assert rendered == ["server/boards/templates/boards/board.html"] and '<header class="topbar">' in page
+    with client.get("/themes/blue/fangan.css") as css:  # a file response: closed here, not left to the collector
+        style = css.get_data(as_text=True)
+        assert css.status_code == 200 and "#003a8c" in style and '@import url("../default/fangan.css")' in style
+    with client.get("/themes/default/fangan.css") as css:
+        assert css.status_code == 200
+    assert client.get("/themes/blue/missing.css").status_code == 404
+    assert client.get("/themes/nothere/fangan.css").status_code == 404
+    rendered.clear()
+    response = client.get("/b/lidu/shilong_old_street.pdf?size=a3")
+    assert response.status_code == 200
+    # The theme's own poster, extending the default one; its macros fall back to the default's.
+    assert rendered == ["themes/blue/templates/boards/poster.html"]
+    pdf = response.data
+    text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert "张三" in text and "王主任" in text and printed_line(today) in text
+    assert embedded_cjk(pdf), embedded_fonts(pdf)
+    assert colour_pixels(pdf, tmp_path, NAVY) > 100 and colour_pixels(pdf, tmp_path, RED) == 0
+
+
+def test_the_default_theme_prints_in_red(chiefs, client, rendered, tmp_path):
+    page = client.get("/b/lidu/shilong_old_street").get_data(as_text=True)
+    assert 'href="/themes/default/fangan.css"' in page  # Lidu names the default theme
+    pdf = client.get("/b/lidu/shilong_old_street.pdf?size=a3").data
+    assert rendered[-1] == "server/boards/templates/boards/poster.html"
+    assert colour_pixels(pdf, tmp_path, RED) > 100 and colour_pixels(pdf, tmp_path, NAVY) == 0
+
+
+def test_a_board_definition_chooses_its_own_theme(ctx, app, client, rendered):
+    load_lidu_variant(scheme_theme="default", board_theme="blue")
+    appoint_lidu_chiefs()
+    assert 'href="/themes/blue/fangan.css"' in client.get("/b/lidu/zhiyuan_road").get_data(as_text=True)
+    admin = app.test_client()
+    make_user("root", admin=True)
+    login(admin, "root")
+    rendered.clear()
+    assert admin.get("/b/lidu/all.pdf?size=a3").status_code == 200
+    assert rendered == ["themes/blue/templates/boards/poster.html"]  # the batch prints in its boards' theme
+
+
+def test_a_shipped_district_uses_the_blue_theme(ctx, client):
+    load_shipped("luzhang")
+    appoint("luzhang", "second_chief_community", "刘社区", area_key="renmin_road")
+    db.session.commit()
+    page = client.get("/b/luzhang/renmin_road").get_data(as_text=True)
+    assert 'href="/themes/blue/fangan.css"' in page and "刘社区" in page
+
+
+def test_other_pages_keep_the_site_theme(chiefs, client):
+    assert 'href="/theme/fangan.css"' in client.get("/login").get_data(as_text=True)

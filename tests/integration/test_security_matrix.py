@@ -50,7 +50,8 @@ from tests.support.security import (
 TABLE: dict[str, list[tuple[str, str]]] = {
     # -- public pages -------------------------------------------------------------------------------------------
     "static": [("/static/js/fangan.js", "O . . O . . . O")],
-    "theme_static": [("/theme/fangan.css", "O . . O . . . O")],
+    "theme_static": [("/theme/fangan.css", "O . . O . . . O"), ("/themes/blue/fangan.css", "O . . O . . . O"),
+                     ("/themes/no_such_theme/fangan.css", "N . . N . . . N")],
     "web.healthz": [("/healthz", "O . . O . . . O")],
     "web.service_worker": [("/sw.js", "O . . O . . . O")],
     "web.set_language": [("POST /lang/en", "+ . . + . . . +")],

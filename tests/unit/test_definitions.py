@@ -213,3 +213,28 @@ def test_weighted_categories_add_up_by_weight():
     broken[name] = files[name].replace("\n    weight: 26\n", "\n    weight: 25\n", 1)
     errors = errors_of(broken, library)
     assert any("total is 100 but the section weights add up to 99" in e for e in errors)
+
+
+def test_a_scheme_or_board_may_choose_only_an_installed_theme():
+    from server.definitions.bundle import available_themes, library_files, read_source
+    from tests.support.factories import ROOT
+
+    assert {"default", "blue"} <= available_themes(ROOT)
+    files, library = read_source(ROOT / "schemes" / "lidu"), library_files(ROOT)
+    chosen = dict(files)
+    chosen["schemes/lidu/scheme.yaml"] = files["schemes/lidu/scheme.yaml"].replace("theme: default", "theme: blue")
+    assert check_files(chosen, library).scheme.data["theme"] == "blue"
+    unknown = dict(files)
+    unknown["schemes/lidu/scheme.yaml"] = files["schemes/lidu/scheme.yaml"].replace("theme: default", "theme: bleu")
+    unknown["schemes/lidu/board.yaml"] = files["schemes/lidu/board.yaml"] + "theme: gold\n"
+    line = files["schemes/lidu/scheme.yaml"].splitlines().index("theme: default") + 1
+    board_line = len(files["schemes/lidu/board.yaml"].splitlines()) + 1
+    installed = ", ".join(sorted(available_themes(ROOT)))
+    assert sorted(errors_of(unknown, library)) == [
+        f"schemes/lidu/board.yaml line {board_line}: theme: unknown theme 'gold': installed themes are {installed}",
+        f"schemes/lidu/scheme.yaml line {line}: theme: unknown theme 'bleu' (did you mean 'blue'?): "
+        f"installed themes are {installed}",
+    ]
+    # The names checked against are the ones given (what is installed where the scheme is loaded).
+    with pytest.raises(DefinitionsInvalid, match="unknown theme 'blue'"):
+        check_files(chosen, library, themes={"default"})

@@ -18,7 +18,9 @@ def embedded_fonts(pdf: bytes) -> set[str]:
             fonts.add(str(font.get("/BaseFont", "")))
             for descendant in font.get("/DescendantFonts") or []:
                 descriptor = descendant.get_object().get("/FontDescriptor")
-                if descriptor is not None and descriptor.get_object().get("/FontFile2") is not None:
+                # TrueType outlines (FontFile2) or CFF ones (FontFile3, as Noto CJK's OpenType fonts embed).
+                if descriptor is not None and any(descriptor.get_object().get(key) is not None
+                                                  for key in ("/FontFile2", "/FontFile3")):
                     fonts.add("embedded:" + str(descendant.get_object().get("/BaseFont", "")))
     return fonts
 
