@@ -1,6 +1,8 @@
 """The bare baseline of bench/public.py: a minimal Flask app doing the same database work as the report
-endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no definitions read per
-request, no form engine, no CSRF, sessions, rate limits or templates).
+endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no form engine, no CSRF,
+sessions, rate limits or templates). The same statements: which definitions are in force (ours reads that
+once a request, and keeps their content in memory), for a report the token and tracking-code checks and the
+savepoint around the record, then the same rows inserted; for a board the same SELECTs.
 
 Served by gunicorn as `_bare_public:create_app({...})` with `bench/` on the Python path; the bench passes
 the ids and keys it looked up once (the report form's and workflow's definition versions, the board's tiers).
@@ -19,7 +21,7 @@ from markupsafe import escape
 from sqlalchemy import MetaData, create_engine, insert, select
 
 TABLES = ("areas", "units", "posts", "submissions", "uploads", "cases", "case_events", "audit_entries",
-          "public_reports")
+          "public_reports", "schemes", "scheme_version_members", "definition_versions")
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -32,6 +34,16 @@ def create_app(settings: dict[str, Any]) -> Flask:
     meta.reflect(engine, only=TABLES)
     t = meta.tables
     areas, units, posts = t["areas"], t["units"], t["posts"]
+    schemes, members, definitions = t["schemes"], t["scheme_version_members"], t["definition_versions"]
+    submissions, reports = t["submissions"], t["public_reports"]
+
+    def definitions_in_force(conn: Any, scheme_key: str) -> list[Any]:
+        """Which definition versions are in force: ours reads this once a request (the content it keeps)."""
+        return conn.execute(select(schemes.c.current_version_id, definitions.c.id, definitions.c.kind,
+                                   definitions.c.key, definitions.c.content_hash)
+                            .join(members, members.c.scheme_version_id == schemes.c.current_version_id)
+                            .join(definitions, definitions.c.id == members.c.definition_version_id)
+                            .where(schemes.c.key == scheme_key)).all()
 
     @app.get("/p/<scheme_key>/report")
     def report_page(scheme_key: str) -> str:
@@ -50,14 +62,19 @@ def create_app(settings: dict[str, Any]) -> Flask:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
         address = request.remote_addr or ""
         with engine.begin() as conn:
+            definitions_in_force(conn, scheme_key)
+            # The same form sent twice makes one report: ours looks for the token first.
+            if conn.execute(select(submissions.c.id).where(submissions.c.token == form["_token"])).first():
+                abort(409)
             area = conn.execute(select(areas.c.id, areas.c.unit_id).where(
                 areas.c.scheme_key == scheme_key, areas.c.key == place, areas.c.active.is_(True))).one_or_none()
             area_id, unit_id = (area.id, area.unit_id) if area else (None, None)
-            submission_id = conn.execute(insert(t["submissions"]).values(
-                scheme_key=scheme_key, form_key=settings["form_key"],
-                definition_version_id=settings["form_version_id"], token=form["_token"], unit_id=unit_id,
-                area_id=area_id, data=data, location=data["location"], submitted_at=now, occurred_at=now,
-            ).returning(t["submissions"].c.id)).scalar_one()
+            with conn.begin_nested():  # ours stores the record in a savepoint: a racing twin finds the first
+                submission_id = conn.execute(insert(submissions).values(
+                    scheme_key=scheme_key, form_key=settings["form_key"],
+                    definition_version_id=settings["form_version_id"], token=form["_token"], unit_id=unit_id,
+                    area_id=area_id, data=data, location=data["location"], submitted_at=now, occurred_at=now,
+                ).returning(submissions.c.id)).scalar_one()
             for photo in photos:
                 content = photo.read()
                 conn.execute(insert(t["uploads"]).values(
@@ -75,7 +92,9 @@ def create_app(settings: dict[str, Any]) -> Flask:
             conn.execute(insert(t["case_events"]).values(case_id=case_id, at=now, kind="opened",
                                                          to_state=settings["initial_state"],
                                                          submission_id=submission_id))
-            conn.execute(insert(t["public_reports"]).values(
+            if conn.execute(select(reports.c.id).where(reports.c.code == code)).first():  # as ours: unused codes
+                abort(409)
+            conn.execute(insert(reports).values(
                 scheme_key=scheme_key, code=code, case_id=case_id, channel="web",
                 address_hash=_hash(settings["secret"], address), moderation="pending", exposed=False,
                 created_at=now))
@@ -94,29 +113,50 @@ def create_app(settings: dict[str, Any]) -> Flask:
     def board(scheme_key: str, area_key: str) -> str:
         today = dt.date.today()
         with engine.connect() as conn:
-            area = conn.execute(select(areas).where(areas.c.scheme_key == scheme_key, areas.c.key == area_key,
-                                                    areas.c.active.is_(True))).one_or_none()
-            if area is None:
+            definitions_in_force(conn, scheme_key)
+            # As ours: the road with its parent, its unit and the unit above in one query; further steps up
+            # (none for the bench's road) one at a time.
+            parent, unit, upper = areas.alias("parent"), units.alias("unit"), units.alias("upper")
+            found = conn.execute(
+                select(areas.c.id, areas.c.name, areas.c.parent_id, areas.c.unit_id,
+                       parent.c.id.label("p_id"), parent.c.parent_id.label("p_parent_id"),
+                       parent.c.unit_id.label("p_unit_id"), unit.c.name.label("u_name"),
+                       upper.c.id.label("up_id"), upper.c.parent_id.label("up_parent_id"))
+                .select_from(areas.outerjoin(parent, parent.c.id == areas.c.parent_id)
+                             .outerjoin(unit, unit.c.id == areas.c.unit_id)
+                             .outerjoin(upper, upper.c.id == unit.c.parent_id))
+                .where(areas.c.scheme_key == scheme_key, areas.c.key == area_key, areas.c.active.is_(True))
+            ).one_or_none()
+            if found is None:
                 abort(404)
-            chain, node = [area], area
-            while node.parent_id is not None and len(chain) < 20:
-                node = conn.execute(select(areas).where(areas.c.id == node.parent_id)).one()
-                chain.append(node)
-            unit_rows: list[Any] = []
-            unit_id = next((a.unit_id for a in chain if a.unit_id is not None), None)
-            while unit_id is not None and len(unit_rows) < 20:
-                unit_rows.append(conn.execute(select(units).where(units.c.id == unit_id)).one())
-                unit_id = unit_rows[-1].parent_id
+            area_ids, next_area = [found.id], found.parent_id
+            if found.p_id is not None:
+                area_ids.append(found.p_id)
+                next_area = found.p_parent_id
+            while next_area is not None and len(area_ids) < 20:
+                row = conn.execute(select(areas.c.id, areas.c.parent_id).where(areas.c.id == next_area)).one()
+                area_ids.append(row.id)
+                next_area = row.parent_id
+            unit_ids: list[int] = []
+            if found.unit_id is not None:
+                unit_ids.append(found.unit_id)
+                next_unit = found.up_parent_id
+                if found.up_id is not None:
+                    unit_ids.append(found.up_id)
+                while next_unit is not None and len(unit_ids) < 20:
+                    row = conn.execute(select(units.c.id, units.c.parent_id).where(units.c.id == next_unit)).one()
+                    unit_ids.append(row.id)
+                    next_unit = row.parent_id
             chiefs = conn.execute(select(posts).where(
                 posts.c.scheme_key == scheme_key, posts.c.tier_key.in_(settings["tiers"]),
                 posts.c.started_on <= today, posts.c.ended_on.is_(None) | (posts.c.ended_on >= today),
-                posts.c.area_id.in_([a.id for a in chain])
-                | (posts.c.area_id.is_(None) & posts.c.unit_id.in_([u.id for u in unit_rows] or [-1])),
+                posts.c.area_id.in_(area_ids)
+                | (posts.c.area_id.is_(None) & posts.c.unit_id.in_(unit_ids or [-1])),
             ).order_by(posts.c.started_on)).all()
-        unit_name = _zh(unit_rows[0].name) if unit_rows else ""
+        unit_name = _zh(found.u_name)
         rows = "".join(f"<li>{escape(p.tier_key)}: {escape(p.holder_name)} {escape(p.phone or '')}</li>"
                        for p in chiefs)
-        title = escape(_zh(area.name))
+        title = escape(_zh(found.name))
         return f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{escape(unit_name)}</p><ul>{rows}</ul>"
 
     return app

@@ -105,6 +105,7 @@ def main() -> int:
                 figures += pair
         counter.dispose()
         failed = report(figures, args, pg_version, photo)
+        print_statements(url, folder, settings, photo)
         if args.profile:
             profile(url, folder, photo, args.profile)
     return failed
@@ -174,8 +175,7 @@ class Server:
         self.name, self.app_spec, self.path, self.workers = name, app_spec, path, workers
         self.port = free_port()
         self.log = Path(folder) / f"gunicorn-{name}.log"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "FANGAN_SECURE_COOKIES": "0",
-                    "RATELIMIT_STORAGE_URI": "memory://"}
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "FANGAN_SECURE_COOKIES": "0"}
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
@@ -466,6 +466,59 @@ def _cpu_per_request(f: Figure) -> float:
     return (f.cpu["app"] + f.cpu["database"] + f.cpu["client"]) / max(len(f.latencies), 1)
 
 
+# -- statements ------------------------------------------------------------------------------------------------
+
+
+def _statement_kind(statement: str) -> str:
+    table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement)
+    return f"{statement.split(None, 1)[0]} {table.group(1) if table else ''}".strip()
+
+
+def print_statements(url: str, folder: str, settings: dict[str, Any], photo: bytes | None, requests: int = 10) -> None:
+    """The SQL statements a request runs, by kind, for both servers (in-process, same database): the bare app
+    is meant to do the same database work as ours, and this shows whether it does."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from _bare_public import create_app as create_bare
+
+    ours = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET, "SESSION_COOKIE_SECURE": False,
+                       **_ours_config(folder)})
+    ours.instance_path = folder
+    page = ours.test_client(use_cookies=False).get(REPORT_PATH)
+    state = ReportScenario.state(page.get_data(as_text=True), page.headers.getlist("Set-Cookie"))
+    statements: Counter = Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements[_statement_kind(statement)] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    print("\nSQL statements a request (in-process, the same database):")
+    try:
+        for scenario in (ReportScenario(photo), BoardScenario()):
+            for name, app in (("ours", ours), ("bare", create_bare(settings))):
+                client = app.test_client(use_cookies=False)
+                for _ in range(3):
+                    _one(client, scenario, state)
+                statements.clear()
+                for _ in range(requests):
+                    _one(client, scenario, state)
+                print(f"  {scenario.name:<12} {name:<5} {statements.total() / requests:4.1f}: "
+                      + ", ".join(f"{kind} {n / requests:g}" for kind, n in sorted(statements.items())))
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    with ours.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _one(client: Any, scenario: Any, state: dict[str, Any]) -> None:
+    call = scenario.call(state)
+    response = client.open(call.path, method=call.method, data=call.body, headers=call.headers)
+    assert response.status_code == scenario.expect, response.status_code
+
+
 # -- profile ---------------------------------------------------------------------------------------------------
 
 
@@ -485,16 +538,13 @@ def profile(url: str, folder: str, photo: bytes | None, requests: int) -> None:
     statements: Counter = Counter()
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement)
-        statements[f"{statement.split(None, 1)[0]} {table.group(1) if table else ''}".strip()] += 1
+        statements[_statement_kind(statement)] += 1
 
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", count)
     for scenario in (ReportScenario(photo), BoardScenario()):
         def one(scenario: Any = scenario) -> None:
-            call = scenario.call(state)
-            response = client.open(call.path, method=call.method, data=call.body, headers=call.headers)
-            assert response.status_code == scenario.expect, response.status_code
+            _one(client, scenario, state)
 
         for _ in range(20):
             one()

@@ -1,20 +1,33 @@
-"""Write audit entries; services call this inside their own transaction so both commit together."""
+"""Write audit entries; services call this inside their own transaction so both commit together.
+
+An entry is written when its transaction commits, all of a transaction's entries in one statement (a report
+or a case step writes several), or sooner when something in the transaction reads the audit log. An entry
+made inside a savepoint that is rolled back goes with it, as a row would.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+
+from ..core.database import utcnow
 from ..extensions import db
 from .models import AuditEntry
 
+_PENDING = "fangan_audit_pending"  # in Session.info: [(transaction the entry was made in, row)]
+
 
 def record_audit(action: str, obj_type: str, obj_id: Any, *, user: Any = None, scheme_key: str | None = None,
-                 before: dict | None = None, after: dict | None = None) -> AuditEntry:
+                 before: dict | None = None, after: dict | None = None) -> None:
     """Add an audit entry to the current transaction."""
-    entry = AuditEntry(action=action, object_type=obj_type, object_id=None if obj_id is None else str(obj_id),
-                       user_id=getattr(user, "id", None), scheme_key=scheme_key, before=before, after=after)
-    db.session.add(entry)
-    return entry
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    row = {"at": utcnow(), "action": action, "object_type": obj_type,
+           "object_id": None if obj_id is None else str(obj_id), "user_id": getattr(user, "id", None),
+           "scheme_key": scheme_key, "before": before, "after": after}
+    session.info.setdefault(_PENDING, []).append((transaction, row))
 
 
 def list_audit(*, scheme_keys: set[str] | None, limit: int = 200) -> list[AuditEntry]:
@@ -23,3 +36,43 @@ def list_audit(*, scheme_keys: set[str] | None, limit: int = 200) -> list[AuditE
     if scheme_keys is not None:
         query = query.where(AuditEntry.scheme_key.in_(scheme_keys))
     return list(db.session.scalars(query))
+
+
+def _write_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.connection().execute(AuditEntry.__table__.insert(), [row for _transaction, row in pending])
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: its entries wait for the real commit
+        _write_pending(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_reading_the_log(state: ORMExecuteState) -> None:
+    if state.is_select and state.session.info.get(_PENDING) and any(
+            mapper.class_ is AuditEntry for mapper in state.all_mappers):
+        _write_pending(state.session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [(t, row) for t, row in pending if not _within(t, previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction is over: nothing it made is still to write
+        session.info.pop(_PENDING, None)
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False

@@ -40,6 +40,10 @@ class Submission(db.Model):
     # A record made from another one (a case report opened from a patrol's finding).
     source_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
 
+    # Not stored: set on a record handed back because the same rendered form was sent again, so that what a
+    # new record starts (a case, a report) is not looked for, or started twice.
+    resent = False
+
     user = relationship("User")
     unit = relationship("Unit")
     area = relationship("Area")

@@ -114,8 +114,12 @@ def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict
     return out
 
 
-def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
-    """Choices from the definition or from live data, kept when the field's `choice_filter` holds."""
+def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None = None) -> builder.ChoiceSource:
+    """Choices from the definition or from live data, kept when the field's `choice_filter` holds.
+
+    `seen_areas`, when given, collects every area loaded, by key: the record stored next finds its area there
+    (loaded with its unit) instead of asking the database again.
+    """
     cache: dict[str, list[dict]] = {}
     scope = (permissions.scope_for(user, scheme_key).only("form.submit")
              if getattr(user, "is_authenticated", False) else None)
@@ -133,9 +137,12 @@ def choice_source(user: Any, scheme_key: str) -> builder.ChoiceSource:
                      .options(joinedload(Area.unit), joinedload(Area.parent)))
             if wanted is not None:
                 query = query.where(Area.key.in_(wanted))
+            areas = db.session.scalars(query.order_by(Area.kind, Area.position)).all()
+            if seen_areas is not None:
+                seen_areas.update((a.key, a) for a in areas)
             rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if a.unit else None,
                      "parent": a.parent.key if a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
-                    for a in db.session.scalars(query.order_by(Area.kind, Area.position))]
+                    for a in areas]
             if scope is not None and not scope.district_wide:
                 rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]
             return rows
@@ -351,7 +358,8 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
         _change_rows(spec, values, action)
         form = builder.bind(spec, values=values)
         page.form = form
-    source = choice_source(user, scheme_key)
+    seen_areas: dict[str, Area] = {}
+    source = choice_source(user, scheme_key, seen_areas)
     page.state = evaluate(spec, values, context, engine_messages, check=action == "submit")
     _set_calculated(page)
     if action != "submit":
@@ -366,7 +374,7 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     if not page.state.ok or not store:
         builder.apply_choices(spec, page.form, page.state.values, context, source)
         return page
-    return _store_submission(page, user)
+    return _store_submission(page, user, seen_areas)
 
 
 def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> Submission | None:
@@ -376,6 +384,7 @@ def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> 
         return None
     if (existing.form_key, existing.scheme_key, existing.user_id) != (spec.id, scheme_key, getattr(user, "id", None)):
         raise Conflict(_("This form was already used. Open it again."))
+    existing.resent = True
     return existing
 
 
@@ -435,16 +444,23 @@ def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
         rows.pop(int(index))
 
 
-def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str) -> Area | None:
-    """The area the record is about: its first area field, or the area picked in its first location field."""
+def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str,
+               seen: dict[str, Area] | None = None) -> Area | None:
+    """The area the record is about: its first area field, or the area picked in its first location field.
+
+    `seen`: areas already loaded in this transaction by key (see `choice_source`), taken from the session.
+    """
     for f in spec.top_level():
         value = stored.get(f.id)
         if f.type == "location" and isinstance(value, dict):
             key = value.get("area")
         else:
             key = value if f.type == "area" else None
+        if key and seen and key in seen:
+            return seen[key]
         if key:
-            return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key))
+            return db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=key)
+                                     .options(joinedload(Area.unit)))
     return None
 
 
@@ -482,11 +498,11 @@ def _unit_of_filer(user: Any, scheme_key: str) -> Unit | None:
     return units.pop() if len(units) == 1 else None
 
 
-def _store_submission(page: FormPage, user: Any) -> Submission:
+def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | None = None) -> Submission:
     stored = stored_values(page.spec, page.state)
     context_today = form_context(user, page.scheme_key)["today"]
     post = current_post(user, page.scheme_key, context_today)
-    area = first_area(page.spec, stored, page.scheme_key) or (post.area if post else None)
+    area = first_area(page.spec, stored, page.scheme_key, seen_areas) or (post.area if post else None)
     unit = ((area.unit if area and area.unit else None) or (post.unit if post else None)
             or _unit_of_filer(user, page.scheme_key))
     location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)

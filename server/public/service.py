@@ -122,10 +122,11 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
     result = forms.post_form(None, scheme_key, spec, version, formdata, action)
     if not isinstance(result, Submission):
         return result
-    existing = db.session.scalar(select(PublicReport).join(Case, Case.id == PublicReport.case_id)
-                                 .where(Case.submission_id == result.id))
-    if existing is not None:
-        return existing
+    if result.resent:  # the same form sent again: its report, once the first sending made one
+        existing = db.session.scalar(select(PublicReport).join(Case, Case.id == PublicReport.case_id)
+                                     .where(Case.submission_id == result.id))
+        if existing is not None:
+            return existing
     _locate(scheme_key, result)
     category = result.data.get("category")
     case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category))
@@ -148,7 +149,9 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
 def _unused_code() -> str:
     for _attempt in range(5):
         code = engine.new_code()
-        if not db.session.scalar(select(PublicReport.id).filter_by(code=code)):
+        with db.session.no_autoflush:  # what is pending cannot hold a code: it is flushed later, with the rest
+            taken = db.session.scalar(select(PublicReport.id).filter_by(code=code))
+        if not taken:
             return code
     raise Conflict(_("Please send the report again."))  # 45 random bits: practically never
 

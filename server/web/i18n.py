@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from babel import Locale
 from flask import Flask, current_app, has_request_context, session
 from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
 
 
-def select_locale() -> str:
+def select_locale() -> Locale:
+    """The request's language (Flask-Babel's locale selector)."""
+    return _parsed(_locale_name())
+
+
+@cache
+def _parsed(name: str) -> Locale:
+    # Parsing a locale name searches Babel's whole list of locales: once per name, not once per request.
+    return Locale.parse(name)
+
+
+def _locale_name() -> str:
     languages = current_app.config["FANGAN_LANGUAGES"]
     if not has_request_context():
         return current_app.config["BABEL_DEFAULT_LOCALE"]  # CLI, background jobs

@@ -344,19 +344,22 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     row = workflow_definition(scheme_key, workflow_key)
     spec = engine.workflow_spec(row.data)
     data = dict(submission.data)
-    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing.
+    now = utcnow()
+    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing. The fields
+    # the on-create effects set are given their values now, so that a case no effect changes is not updated
+    # again at once.
     case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version_id=row.id, state=spec.initial,
                 state_kind=spec.kind_of(spec.initial), data=data, category=_category_of(data),
                 area_id=submission.area_id, unit_id=submission.unit_id, reporter_id=getattr(user, "id", None),
-                submission_id=submission.id, events=[], deadlines=[])
+                submission_id=submission.id, events=[], deadlines=[], outcome=None, closed_at=None,
+                created_at=now, updated_at=now, updated_by_id=getattr(user, "id", None))
     db.session.add(case)
     db.session.flush()
-    now = utcnow()
     plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="opened", user_id=getattr(user, "id", None), to_state=case.state,
                                  submission_id=submission.id, at=now))
-    db.session.flush()
+    # No flush here: the event and the audit entry go with the caller's next one (rows of a kind together).
     record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
                  after={"state": case.state, "unit_id": case.unit_id})
     return case
