@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
@@ -345,21 +346,26 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     spec = engine.workflow_spec(row.data)
     data = dict(submission.data)
     now = utcnow()
-    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing. The fields
-    # the on-create effects set are given their values now, so that a case no effect changes is not updated
-    # again at once.
+    kind = spec.kind_of(spec.initial)
+    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing. Every field
+    # is given its value now: a workflow without on-create effects leaves the case as it is inserted.
     case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version_id=row.id, state=spec.initial,
-                state_kind=spec.kind_of(spec.initial), data=data, category=_category_of(data),
+                state_kind=kind, data=data, category=_category_of(data),
                 area_id=submission.area_id, unit_id=submission.unit_id, reporter_id=getattr(user, "id", None),
-                submission_id=submission.id, events=[], deadlines=[], outcome=None, closed_at=None,
+                submission_id=submission.id, events=[], deadlines=[],
+                outcome=spec.states[spec.initial].outcome if kind == "final" else None,
+                closed_at=now if kind == "final" else None,
                 created_at=now, updated_at=now, updated_by_id=getattr(user, "id", None))
     db.session.add(case)
     db.session.flush()
-    plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
-    _apply_plan(case, spec, plan, user, now)
-    case.events.append(CaseEvent(kind="opened", user_id=getattr(user, "id", None), to_state=case.state,
-                                 submission_id=submission.id, at=now))
-    # No flush here: the event and the audit entry go with the caller's next one (rows of a kind together).
+    if spec.on_create:  # after the insert: the effects' expressions may name the case's id
+        plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
+        _apply_plan(case, spec, plan, user, now)
+    # The first event is inserted as a row (cheaper than a flush); the timeline is read again when wanted.
+    db.session.execute(insert(CaseEvent), [{"case_id": case.id, "kind": "opened", "at": now,
+                                            "user_id": getattr(user, "id", None), "to_state": case.state,
+                                            "submission_id": submission.id}])
+    db.session.expire(case, ["events"])
     record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
                  after={"state": case.state, "unit_id": case.unit_id})
     return case
