@@ -29,7 +29,8 @@ def create_app(settings: dict[str, Any]) -> Flask:
     """`settings`: database_url, scheme, form_key, form_version_id, workflow_key, workflow_version_id,
     initial_state, initial_kind, tiers (the board's tier keys), secret."""
     app = Flask(__name__)
-    engine = create_engine(settings["database_url"])
+    # Ours checks a pooled connection before each request uses it (SQLALCHEMY_ENGINE_OPTIONS): the same here.
+    engine = create_engine(settings["database_url"], pool_pre_ping=True)
     meta = MetaData()
     meta.reflect(engine, only=TABLES)
     t = meta.tables

@@ -124,24 +124,30 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
     scope = (permissions.scope_for(user, scheme_key).only("form.submit")
              if getattr(user, "is_authenticated", False) else None)
 
-    def load(kind: str, wanted: frozenset[str] | None) -> list[dict]:
-        """Candidates of a kind; with `wanted`, places and units are looked up by those keys only."""
+    def load(kind: str, wanted: frozenset[str] | None, related: bool = True) -> list[dict]:
+        """Candidates of a kind; with `wanted`, places and units are looked up by those keys only. Without
+        `related`, the keys of their units and parents are left out (no choice filter is to read them)."""
         if kind == "units":
-            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).options(joinedload(Unit.parent))
+            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True)
+            if related:
+                query = query.options(joinedload(Unit.parent))
             if wanted is not None:
                 query = query.where(Unit.key.in_(wanted))
-            return [{"value": u.key, "label": tr(u.name), "kind": u.kind, "parent": u.parent.key if u.parent else None}
+            return [{"value": u.key, "label": tr(u.name), "kind": u.kind,
+                     "parent": u.parent.key if related and u.parent else None}
                     for u in db.session.scalars(query.order_by(Unit.path))]
         if kind == "areas":
-            query = (db.select(Area).filter_by(scheme_key=scheme_key, active=True)
-                     .options(joinedload(Area.unit), joinedload(Area.parent)))
+            query = db.select(Area).filter_by(scheme_key=scheme_key, active=True)
+            if related:
+                query = query.options(joinedload(Area.unit), joinedload(Area.parent))
             if wanted is not None:
                 query = query.where(Area.key.in_(wanted))
             areas = db.session.scalars(query.order_by(Area.kind, Area.position)).all()
             if seen_areas is not None:
                 seen_areas.update((a.key, a) for a in areas)
-            rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if a.unit else None,
-                     "parent": a.parent.key if a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
+            rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind,
+                     "unit": a.unit.key if related and a.unit else None,
+                     "parent": a.parent.key if related and a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
                     for a in areas]
             if scope is not None and not scope.district_wide:
                 rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]
@@ -161,11 +167,11 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
             return [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
         return []
 
-    def candidates(kind: str, wanted: frozenset[str] | None) -> list[dict]:
+    def candidates(kind: str, wanted: frozenset[str] | None, related: bool) -> list[dict]:
         if kind in cache:
             return cache[kind]
         if wanted is not None and kind in ("units", "areas"):
-            return load(kind, wanted)  # a check of the picked keys: not kept for a full list
+            return load(kind, wanted, related)  # a check of the picked keys: not kept for a full list
         cache[kind] = load(kind, None)
         return cache[kind]
 
@@ -174,7 +180,8 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
             rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
         else:
             kind = "areas" if f.type in ("area", "location") else (f.choices_from or "")
-            rows = [] if wanted is not None and not wanted else candidates(kind, wanted)
+            related = wanted is None or f.choice_filter is not None
+            rows = [] if wanted is not None and not wanted else candidates(kind, wanted, related)
             if kind == "units" and f.unit_kinds:
                 rows = [r for r in rows if r["kind"] in f.unit_kinds]
             if kind == "areas" and f.area_kinds:
@@ -379,9 +386,11 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
 
 def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> Submission | None:
     """The record this very form already made with this token — never another form's, case's or person's."""
-    existing = db.session.scalar(db.select(Submission).filter_by(token=token))
-    if existing is None:
+    # Nearly always there is none: ask for the id alone, and load the record only when there is one.
+    found = db.session.scalar(db.select(Submission.id).filter_by(token=token))
+    if found is None:
         return None
+    existing = db.session.get(Submission, found)
     if (existing.form_key, existing.scheme_key, existing.user_id) != (spec.id, scheme_key, getattr(user, "id", None)):
         raise Conflict(_("This form was already used. Open it again."))
     existing.resent = True
@@ -503,13 +512,13 @@ def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | N
     context_today = form_context(user, page.scheme_key)["today"]
     post = current_post(user, page.scheme_key, context_today)
     area = first_area(page.spec, stored, page.scheme_key, seen_areas) or (post.area if post else None)
-    unit = ((area.unit if area and area.unit else None) or (post.unit if post else None)
-            or _unit_of_filer(user, page.scheme_key))
+    unit_id = ((area.unit_id if area else None) or (post.unit_id if post else None)
+               or getattr(_unit_of_filer(user, page.scheme_key), "id", None))
     location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)
     submission = Submission(scheme_key=page.scheme_key, form_key=page.spec.id,
                             definition_version_id=page.version.id, token=page.token,
                             user_id=getattr(user, "id", None), post_id=post.id if post else None,
-                            unit_id=unit.id if unit else None, area_id=area.id if area else None,
+                            unit_id=unit_id, area_id=area.id if area else None,
                             data=stored, location=location)
     submission.submitted_at = utcnow()
     submission.occurred_at = record_time(page.spec, stored, page.scheme_key, submission.submitted_at)

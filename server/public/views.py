@@ -23,7 +23,7 @@ from ..forms.models import Upload
 from ..forms.uploads import make_thumbnail
 from ..forms.views import _formdata, render_page
 from ..web.forms import Form
-from ..web.limits import DEVICE_COOKIE, device_key, public_limits, report_limit, with_device
+from ..web.limits import DEVICE_COOKIE, device_key, public_limits, public_read_limits, report_limit, with_device
 from ..web.params import parse_id
 from . import service
 from .models import PublicReport
@@ -54,7 +54,7 @@ def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
 @public
-@public_limits
+@public_read_limits("GET")
 @limiter.limit(report_limit, methods=["POST"], error_message=_too_many_reports)
 @limiter.limit(report_limit, methods=["POST"], key_func=device_key, error_message=_too_many_reports)
 def report(scheme_key: str):

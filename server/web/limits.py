@@ -32,10 +32,16 @@ def device_key() -> str:
     return f"device:{given}" if given else f"address:{get_remote_address()}"
 
 
-def public_limits(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Read limits per address and per device on a public page."""
-    view = limiter.limit(read_limit, key_func=device_key)(view)
-    return limiter.limit(read_limit)(view)
+def public_limits(view: Callable[..., Any], methods: list[str] | None = None) -> Callable[..., Any]:
+    """Read limits per address and per device on a public page (on `methods`, default all)."""
+    view = limiter.limit(read_limit, key_func=device_key, methods=methods)(view)
+    return limiter.limit(read_limit, methods=methods)(view)
+
+
+def public_read_limits(*methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Read limits on these methods only, for a page whose other methods have stricter limits of their own
+    (a report form: showing it counts as a read, sending it as a report)."""
+    return lambda view: public_limits(view, list(methods))
 
 
 def with_device(response: Response) -> Response:

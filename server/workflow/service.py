@@ -362,10 +362,10 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
         plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
         _apply_plan(case, spec, plan, user, now)
     # The first event is inserted as a row (cheaper than a flush); the timeline is read again when wanted.
-    db.session.execute(insert(CaseEvent), [{"case_id": case.id, "kind": "opened", "at": now,
-                                            "user_id": getattr(user, "id", None), "to_state": case.state,
-                                            "submission_id": submission.id}])
-    db.session.expire(case, ["events"])
+    db.session.connection().execute(insert(CaseEvent.__table__), [{
+        "case_id": case.id, "kind": "opened", "at": now, "user_id": getattr(user, "id", None),
+        "to_state": case.state, "submission_id": submission.id}])
+    db.session.expire(case, ["events"])  # read again when wanted
     record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
                  after={"state": case.state, "unit_id": case.unit_id})
     return case
