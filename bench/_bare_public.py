@@ -1,8 +1,8 @@
 """The bare baseline of bench/public.py: a minimal Flask app doing the same database work as the report
 endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no form engine, no CSRF,
 sessions, rate limits or templates). The same statements: which definitions are in force (ours reads that
-once a request, and keeps their content in memory), for a report the token and tracking-code checks and the
-savepoint around the record, then the same rows inserted; for a board the same SELECTs.
+once a request, and keeps their content in memory), for a report the token and tracking-code checks, the
+record inserted unless its token is taken, then the same rows; for a board the same SELECTs.
 
 Served by gunicorn as `_bare_public:create_app({...})` with `bench/` on the Python path; the bench passes
 the ids and keys it looked up once (the report form's and workflow's definition versions, the board's tiers).
@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask, abort, redirect, request
 from markupsafe import escape
 from sqlalchemy import MetaData, create_engine, insert, select
+from sqlalchemy.dialects import postgresql
 
 TABLES = ("areas", "units", "posts", "submissions", "uploads", "cases", "case_events", "audit_entries",
           "public_reports", "schemes", "scheme_version_members", "definition_versions")
@@ -70,12 +71,12 @@ def create_app(settings: dict[str, Any]) -> Flask:
             area = conn.execute(select(areas.c.id, areas.c.unit_id).where(
                 areas.c.scheme_key == scheme_key, areas.c.key == place, areas.c.active.is_(True))).one_or_none()
             area_id, unit_id = (area.id, area.unit_id) if area else (None, None)
-            with conn.begin_nested():  # ours stores the record in a savepoint: a racing twin finds the first
-                submission_id = conn.execute(insert(submissions).values(
-                    scheme_key=scheme_key, form_key=settings["form_key"],
-                    definition_version_id=settings["form_version_id"], token=form["_token"], unit_id=unit_id,
-                    area_id=area_id, data=data, location=data["location"], submitted_at=now, occurred_at=now,
-                ).returning(submissions.c.id)).scalar_one()
+            # As ours: a racing twin that stored the same token first makes this insert a no-op.
+            submission_id = conn.execute(postgresql.insert(submissions).values(
+                scheme_key=scheme_key, form_key=settings["form_key"],
+                definition_version_id=settings["form_version_id"], token=form["_token"], unit_id=unit_id,
+                area_id=area_id, data=data, location=data["location"], submitted_at=now, occurred_at=now,
+            ).on_conflict_do_nothing(index_elements=["token"]).returning(submissions.c.id)).scalar_one()
             for photo in photos:
                 content = photo.read()
                 conn.execute(insert(t["uploads"]).values(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
+import sqlalchemy
 from flask import Flask
 from sqlalchemy import JSON, DateTime, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -53,6 +57,29 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN")
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_unless_taken(model: Any, *unique: str) -> Any:
+    """INSERT … ON CONFLICT (unique columns) DO NOTHING RETURNING the object, on the session's database, to
+    execute with a list of rows: a row whose key is taken is skipped (nothing returned for it) with no error,
+    so no savepoint is needed around it."""
+    return _insert_unless_taken(db.session.get_bind().dialect.name, model, unique)
+
+
+@functools.cache
+def insert_returning(model: Any) -> Any:
+    """INSERT … RETURNING the object, to execute with a list of rows: for a row nothing else depends on
+    yet, inserted at once rather than through a flush (built once: only the rows change)."""
+    return sqlalchemy.insert(model).returning(model)
+
+
+@functools.cache
+def _insert_unless_taken(dialect: str, model: Any, unique: tuple[str, ...]) -> Any:
+    # Built once: the statement is the same every time, the rows come with the execution.
+    return _INSERTS[dialect](model).on_conflict_do_nothing(index_elements=list(unique)).returning(model)
 
 
 class TimestampMixin:

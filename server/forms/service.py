@@ -15,13 +15,12 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
-from ..core.database import utcnow
+from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data, current_version
@@ -515,25 +514,20 @@ def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | N
     unit_id = ((area.unit_id if area else None) or (post.unit_id if post else None)
                or getattr(_unit_of_filer(user, page.scheme_key), "id", None))
     location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)
-    submission = Submission(scheme_key=page.scheme_key, form_key=page.spec.id,
-                            definition_version_id=page.version.id, token=page.token,
-                            user_id=getattr(user, "id", None), post_id=post.id if post else None,
-                            unit_id=unit_id, area_id=area.id if area else None,
-                            data=stored, location=location)
-    submission.submitted_at = utcnow()
-    submission.occurred_at = record_time(page.spec, stored, page.scheme_key, submission.submitted_at)
-    if submission.submitted_at - submission.occurred_at > LATE_AFTER:
-        late = (submission.submitted_at - submission.occurred_at).days
-        submission.flags = {**(submission.flags or {}), "late": {"days": late}}
-    try:
-        with db.session.begin_nested():
-            db.session.add(submission)
-            db.session.flush()
-    except IntegrityError:
-        # The same token won a race in another request: that record is the one.
+    submitted_at = utcnow()
+    occurred_at = record_time(page.spec, stored, page.scheme_key, submitted_at)
+    late = (submitted_at - occurred_at).days if submitted_at - occurred_at > LATE_AFTER else None
+    row = {"scheme_key": page.scheme_key, "form_key": page.spec.id, "definition_version_id": page.version.id,
+           "token": page.token, "user_id": getattr(user, "id", None), "post_id": post.id if post else None,
+           "unit_id": unit_id, "area_id": area.id if area else None, "data": stored, "location": location,
+           "submitted_at": submitted_at, "occurred_at": occurred_at,
+           "flags": {"late": {"days": late}} if late is not None else None}
+    # One record per rendered form: a twin of this request that stored it first makes this insert a no-op.
+    submission = db.session.scalars(insert_unless_taken(Submission, "token"), [row]).first()
+    if submission is None:
         existing = _same_submission(page.token, page.spec, page.scheme_key, user)
         if existing is None:
-            raise
+            raise Conflict(_("This form was already used. Open it again."))
         return existing
     kept_ids = {i for ups in page.uploads.values() for i in (u.id for u in ups)}
     stored_ids = _stored_upload_ids(page.spec, stored)

@@ -13,11 +13,11 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..core.database import utcnow
+from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..core.secrets import fingerprint, seal, unseal
 from ..definitions.service import DefinitionRef, current_scheme_data
@@ -132,8 +132,7 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
     case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category))
     if case.unit_id is None:
         workflow.route_case(case)
-    # One row, nothing depending on it yet: inserted at once (RETURNING the object), not through a flush.
-    report = db.session.scalars(insert(PublicReport).returning(PublicReport), [{
+    report = db.session.scalars(insert_returning(PublicReport), [{
         "scheme_key": scheme_key, "case_id": case.id, "code": _unused_code(), "channel": reporter.channel,
         "client": reporter.client, "address_hash": fingerprint(reporter.address) if reporter.address else None,
         "device_hash": fingerprint(reporter.device) if reporter.device else None,

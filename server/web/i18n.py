@@ -6,9 +6,11 @@ from functools import cache
 from typing import Any
 
 from babel import Locale
-from flask import Flask, current_app, has_request_context, session
-from flask_babel import get_locale, lazy_gettext
+from flask import Flask, current_app, g, has_request_context, session
+from flask_babel import get_locale, get_translations, lazy_gettext
 from flask_login import current_user
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 
 def select_locale() -> Locale:
@@ -36,9 +38,15 @@ def _locale_name() -> str:
 
 
 def text_language() -> str:
-    """`zh` or `en`: which half of a bilingual definition text to show."""
-    locale = get_locale()
-    return "en" if locale is not None and locale.language == "en" else "zh"
+    """`zh` or `en`: which half of a bilingual definition text to show (once a request: pages ask often)."""
+    if not has_request_context():
+        locale = get_locale()
+        return "en" if locale is not None and locale.language == "en" else "zh"
+    language = g.get("_text_language")
+    if language is None:
+        locale = get_locale()
+        language = g._text_language = "en" if locale is not None and locale.language == "en" else "zh"
+    return language
 
 
 def tr(text: Any, lang: str | None = None) -> str:
@@ -95,4 +103,18 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _languages() -> dict:
-        return {"languages": app.config["FANGAN_LANGUAGES"], "current_locale": str(get_locale())}
+        return {"languages": app.config["FANGAN_LANGUAGES"], "current_locale": str(get_locale()),
+                "_translations": get_translations()}
+
+    # Flask-Babel's template callables look the translations up again for every `_()` (a few dozen calls
+    # each, a few dozen times a page): these take them from the page's context, looked up once a render.
+    app.jinja_env.install_gettext_callables(
+        gettext=pass_context(lambda c, s: _page_translations(c).ugettext(s)),
+        ngettext=pass_context(lambda c, s, p, n: _page_translations(c).ungettext(s, p, n)),
+        pgettext=pass_context(lambda c, x, s: _page_translations(c).upgettext(x, s)),
+        npgettext=pass_context(lambda c, x, s, p, n: _page_translations(c).unpgettext(x, s, p, n)),
+        newstyle=True)
+
+
+def _page_translations(context: Context) -> Any:
+    return context.get("_translations") or get_translations()

@@ -88,6 +88,36 @@ def test_a_report_from_a_boards_qr_link_opens_a_case_for_the_roads_community(dem
     assert client.get("/p/track/ABCDEFGHJK").status_code == 404
 
 
+@pytest.mark.parametrize("race", [False, True], ids=["resent", "race"])
+def test_the_same_form_sent_twice_makes_one_report(demo, monkeypatch, race):
+    """A resend finds the first report; so does a twin the token check missed (the two requests raced): its
+    insert is skipped, with no error, and it hands back the first report too."""
+    client = demo.test_client()
+    fields = {**_form(client), "category": "random_piling", "location-area": "shilong_old_street",
+              "description": "商户占道堆放货物"}
+    first = client.post("/p/lidu/report", data=fields, content_type="multipart/form-data")
+    assert first.status_code == 303
+    if race:
+        from server.forms import service as forms
+
+        real = forms._same_submission
+        calls = []
+
+        def missed_once(*args):  # the token check runs before the twin's row is there
+            calls.append(args)
+            return None if len(calls) == 1 else real(*args)
+
+        monkeypatch.setattr(forms, "_same_submission", missed_once)
+    with demo.app_context():
+        before = (_count(Case), _count(Submission), _count(PublicReport))
+    again = client.post("/p/lidu/report", data=fields, content_type="multipart/form-data")
+    assert again.status_code == 303 and again.headers["Location"] == first.headers["Location"]
+    with demo.app_context():
+        assert (_count(Case), _count(Submission), _count(PublicReport)) == before
+    if race:
+        assert len(calls) == 2  # missed, then found after the skipped insert
+
+
 def test_a_bad_report_comes_back_with_what_was_typed_and_nothing_is_stored(demo):
     client = demo.test_client()
     with demo.app_context():
