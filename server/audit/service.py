@@ -17,6 +17,7 @@ from ..extensions import db
 from .models import AuditEntry
 
 _PENDING = "fangan_audit_pending"  # in Session.info: [(transaction the entry was made in, row)]
+_INSERT = AuditEntry.__table__.insert()
 
 
 def record_audit(action: str, obj_type: str, obj_id: Any, *, user: Any = None, scheme_key: str | None = None,
@@ -41,7 +42,7 @@ def list_audit(*, scheme_keys: set[str] | None, limit: int = 200) -> list[AuditE
 def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.connection().execute(AuditEntry.__table__.insert(), [row for _transaction, row in pending])
+        session.connection().execute(_INSERT, [row for _transaction, row in pending])
 
 
 @event.listens_for(Session, "before_commit")

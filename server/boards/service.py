@@ -8,6 +8,7 @@ from typing import Any
 
 import segno
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from ..core.errors import NotFound
@@ -19,10 +20,24 @@ from ..web.i18n import tr
 DEFAULT_PUBLIC_FIELDS = ("name", "title", "duties")  # a phone number shows only where the scheme says so
 
 
+@functools.cache
+def _statements() -> tuple[Any, Any]:
+    """The road (with its parent, unit and the unit above: a board walks up from them) and its chiefs: asked
+    on every board page, so built once, with the district, road and day as parameters."""
+    area = db.select(Area).where(Area.scheme_key == bindparam("scheme_key"), Area.key == bindparam("key"),
+                                 Area.active.is_(True)).options(joinedload(Area.unit).joinedload(Unit.parent),
+                                                                joinedload(Area.parent))
+    chiefs = db.select(Post).where(
+        Post.scheme_key == bindparam("scheme_key"), Post.tier_key.in_(bindparam("tiers", expanding=True)),
+        Post.started_on <= bindparam("on"), (Post.ended_on.is_(None)) | (Post.ended_on >= bindparam("on")),
+        Post.area_id.in_(bindparam("areas", expanding=True))
+        | (Post.area_id.is_(None) & Post.unit_id.in_(bindparam("units", expanding=True))),
+    ).order_by(Post.started_on)
+    return area, chiefs
+
+
 def get_area(scheme_key: str, area_key: str) -> Area:
-    # A board walks up from the road's unit and parent: load the first steps with it.
-    area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=area_key, active=True).options(
-        joinedload(Area.unit).joinedload(Unit.parent), joinedload(Area.parent)))
+    area = db.session.scalar(_statements()[0], {"scheme_key": scheme_key, "key": area_key})
     if area is None:
         raise NotFound(_("No such road."))
     return area
@@ -61,11 +76,8 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
     while unit is not None and len(unit_ids) < 20:
         unit_ids.add(unit.id)
         unit = unit.parent
-    posts = db.session.scalars(db.select(Post).where(
-        Post.scheme_key == scheme_key, Post.tier_key.in_(board.get("tiers", [])),
-        Post.started_on <= on, (Post.ended_on.is_(None)) | (Post.ended_on >= on),
-        Post.area_id.in_([a.id for a in areas]) | (Post.area_id.is_(None) & Post.unit_id.in_(unit_ids or [-1])),
-    ).order_by(Post.started_on))
+    posts = db.session.scalars(_statements()[1], {"scheme_key": scheme_key, "tiers": list(board.get("tiers", [])),
+                                         "on": on, "areas": [a.id for a in areas], "units": list(unit_ids) or [-1]})
     by_tier: dict[str, list[Post]] = {}
     for post in posts:
         by_tier.setdefault(post.tier_key, []).append(post)

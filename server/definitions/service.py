@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from flask import current_app, g, has_request_context
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
@@ -144,12 +146,7 @@ def current_scheme(scheme_key: str) -> CurrentScheme | None:
     cache = g.setdefault("_current_scheme", {}) if has_request_context() else {}
     if scheme_key in cache:
         return cache[scheme_key]
-    rows = db.session.execute(
-        db.select(SchemeRecord.current_version_id, DefinitionVersion.id, DefinitionVersion.kind,
-                  DefinitionVersion.key, DefinitionVersion.content_hash)
-        .join(scheme_version_members, scheme_version_members.c.scheme_version_id == SchemeRecord.current_version_id)
-        .join(DefinitionVersion, DefinitionVersion.id == scheme_version_members.c.definition_version_id)
-        .where(SchemeRecord.key == scheme_key)).all()
+    rows = db.session.execute(_members_in_force(), {"scheme_key": scheme_key}).all()
     missing = [row.id for row in rows if (row.kind, row.key, row.content_hash) not in _CONTENT]
     if missing:
         if len(_CONTENT) + len(missing) > _CONTENT_LIMIT:
@@ -165,6 +162,17 @@ def current_scheme(scheme_key: str) -> CurrentScheme | None:
         for row in rows}) if rows else None
     cache[scheme_key] = current
     return current
+
+
+@functools.cache
+def _members_in_force() -> Any:
+    # Asked on every request: built once, with the district as a parameter.
+    return (db.select(SchemeRecord.current_version_id, DefinitionVersion.id, DefinitionVersion.kind,
+                      DefinitionVersion.key, DefinitionVersion.content_hash)
+            .join(scheme_version_members,
+                  scheme_version_members.c.scheme_version_id == SchemeRecord.current_version_id)
+            .join(DefinitionVersion, DefinitionVersion.id == scheme_version_members.c.definition_version_id)
+            .where(SchemeRecord.key == bindparam("scheme_key")))
 
 
 def _forget_current(scheme_key: str) -> None:

@@ -6,6 +6,7 @@ Shared by the web pages, the preview and (later) the JSON API.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from ..audit.service import record_audit
@@ -113,6 +115,18 @@ def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict
     return out
 
 
+@functools.cache
+def _places_query(model: Any, related: bool, by_key: bool) -> Any:
+    """A district's active units or areas (with their parents, and an area's unit, when `related`), all or
+    those of the `keys` given: built once per kind of question, the district and keys come as parameters."""
+    query = db.select(model).where(model.scheme_key == bindparam("scheme_key"), model.active.is_(True))
+    if related:
+        query = query.options(*(joinedload(r) for r in ((Unit.parent,) if model is Unit else (Area.unit, Area.parent))))
+    if by_key:
+        query = query.where(model.key.in_(bindparam("keys", expanding=True)))
+    return query.order_by(*((Unit.path,) if model is Unit else (Area.kind, Area.position)))
+
+
 def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None = None) -> builder.ChoiceSource:
     """Choices from the definition or from live data, kept when the field's `choice_filter` holds.
 
@@ -126,22 +140,14 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
     def load(kind: str, wanted: frozenset[str] | None, related: bool = True) -> list[dict]:
         """Candidates of a kind; with `wanted`, places and units are looked up by those keys only. Without
         `related`, the keys of their units and parents are left out (no choice filter is to read them)."""
+        params = {"scheme_key": scheme_key, "keys": sorted(wanted or ())}
         if kind == "units":
-            query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True)
-            if related:
-                query = query.options(joinedload(Unit.parent))
-            if wanted is not None:
-                query = query.where(Unit.key.in_(wanted))
+            units = db.session.scalars(_places_query(Unit, related, wanted is not None), params)
             return [{"value": u.key, "label": tr(u.name), "kind": u.kind,
                      "parent": u.parent.key if related and u.parent else None}
-                    for u in db.session.scalars(query.order_by(Unit.path))]
+                    for u in units]
         if kind == "areas":
-            query = db.select(Area).filter_by(scheme_key=scheme_key, active=True)
-            if related:
-                query = query.options(joinedload(Area.unit), joinedload(Area.parent))
-            if wanted is not None:
-                query = query.where(Area.key.in_(wanted))
-            areas = db.session.scalars(query.order_by(Area.kind, Area.position)).all()
+            areas = db.session.scalars(_places_query(Area, related, wanted is not None), params).all()
             if seen_areas is not None:
                 seen_areas.update((a.key, a) for a in areas)
             rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind,
@@ -383,10 +389,15 @@ def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     return _store_submission(page, user, seen_areas)
 
 
+@functools.cache
+def _token_taken() -> Any:
+    return db.select(Submission.id).where(Submission.token == bindparam("token"))  # asked on every submit
+
+
 def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> Submission | None:
     """The record this very form already made with this token — never another form's, case's or person's."""
     # Nearly always there is none: ask for the id alone, and load the record only when there is one.
-    found = db.session.scalar(db.select(Submission.id).filter_by(token=token))
+    found = db.session.scalar(_token_taken(), {"token": token})
     if found is None:
         return None
     existing = db.session.get(Submission, found)

@@ -5,6 +5,7 @@ district publishes its lists. Shared by the public pages, Open311 and the CLI.""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -144,11 +145,16 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
     return report
 
 
+@functools.cache
+def _code_taken() -> Any:
+    return select(PublicReport.id).where(PublicReport.code == bindparam("code"))
+
+
 def _unused_code() -> str:
     for _attempt in range(5):
         code = engine.new_code()
         with db.session.no_autoflush:  # what is pending cannot hold a code: it is flushed later, with the rest
-            taken = db.session.scalar(select(PublicReport.id).filter_by(code=code))
+            taken = db.session.scalar(_code_taken(), {"code": code})
         if not taken:
             return code
     raise Conflict(_("Please send the report again."))  # 45 random bits: practically never
