@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import User
 from ..calendar import DayOverride, WorkingCalendar, WorkingHours
 from ..calendar.models import CalendarDay
-from ..core.database import utcnow
+from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
@@ -347,17 +348,17 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     data = dict(submission.data)
     now = utcnow()
     kind = spec.kind_of(spec.initial)
-    # A new case's timeline and deadlines start empty: said here, appending to them loads nothing. Every field
-    # is given its value now: a workflow without on-create effects leaves the case as it is inserted.
-    case = Case(scheme_key=scheme_key, workflow_key=spec.id, definition_version_id=row.id, state=spec.initial,
-                state_kind=kind, data=data, category=_category_of(data),
-                area_id=submission.area_id, unit_id=submission.unit_id, reporter_id=getattr(user, "id", None),
-                submission_id=submission.id, events=[], deadlines=[],
-                outcome=spec.states[spec.initial].outcome if kind == "final" else None,
-                closed_at=now if kind == "final" else None,
-                created_at=now, updated_at=now, updated_by_id=getattr(user, "id", None))
-    db.session.add(case)
-    db.session.flush()
+    # Every field is given its value now (a workflow without on-create effects leaves the case as inserted),
+    # and the row is inserted at once rather than through a flush.
+    case = db.session.scalars(insert_returning(Case), [{
+        "scheme_key": scheme_key, "workflow_key": spec.id, "definition_version_id": row.id, "state": spec.initial,
+        "state_kind": kind, "data": data, "category": _category_of(data), "area_id": submission.area_id,
+        "unit_id": submission.unit_id, "reporter_id": getattr(user, "id", None), "submission_id": submission.id,
+        "outcome": spec.states[spec.initial].outcome if kind == "final" else None,
+        "closed_at": now if kind == "final" else None, "created_at": now, "updated_at": now,
+        "updated_by_id": getattr(user, "id", None), "version": 1}]).one()
+    # A new case's deadlines start empty: said here, adding to them loads nothing.
+    set_committed_value(case, "deadlines", [])
     if spec.on_create:  # after the insert: the effects' expressions may name the case's id
         plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
         _apply_plan(case, spec, plan, user, now)
