@@ -266,7 +266,7 @@ def preview_form(definition_id: int):
     scheme_key = sorted(keys)[0] if keys else ""
     spec = form_spec(row.data)
     url = url_for("admin.preview_form", definition_id=definition_id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(forms.open_form(current_user, scheme_key, spec, row), url, preview=True)
     from ..forms.views import _formdata
 

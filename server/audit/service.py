@@ -1,8 +1,10 @@
 """Write audit entries; services call this inside their own transaction so both commit together.
 
 An entry is written when its transaction commits, all of a transaction's entries in one statement (a report
-or a case step writes several), or sooner when something in the transaction reads the audit log. An entry
-made inside a savepoint that is rolled back goes with it, as a row would.
+or a case step writes several), or sooner when an ORM query of `AuditEntry` in the transaction reads the log
+(outside any savepoint: a savepoint rolled back would take entries made before it). An entry made inside a
+savepoint that is rolled back goes with it, as a row would. Counting rows without naming the model, or raw
+SQL, sees the log as of the last write.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _before_commit(session: Session) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_reading_the_log(state: ORMExecuteState) -> None:
-    if state.is_select and state.session.info.get(_PENDING) and any(
+    if state.is_select and state.session.info.get(_PENDING) and not state.session.in_nested_transaction() and any(
             mapper.class_ is AuditEntry for mapper in state.all_mappers):
         _write_pending(state.session)
 

@@ -531,8 +531,9 @@ def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | N
     row = {"scheme_key": page.scheme_key, "form_key": page.spec.id, "definition_version_id": page.version.id,
            "token": page.token, "user_id": getattr(user, "id", None), "post_id": post.id if post else None,
            "unit_id": unit_id, "area_id": area.id if area else None, "data": stored, "location": location,
-           "submitted_at": submitted_at, "occurred_at": occurred_at,
-           "flags": {"late": {"days": late}} if late is not None else None}
+           "submitted_at": submitted_at, "occurred_at": occurred_at}
+    if late is not None:  # (no key otherwise: the column stays NULL, not JSON null)
+        row["flags"] = {"late": {"days": late}}
     # One record per rendered form: a twin of this request that stored it first makes this insert a no-op.
     submission = db.session.scalars(insert_unless_taken(Submission, "token"), [row]).first()
     if submission is None:

@@ -57,7 +57,7 @@ def fill(scheme_key: str, form_key: str):
     version = service.form_version(scheme_key, form_key)
     spec = form_spec(version.data)
     url = url_for("forms.fill", scheme_key=scheme_key, form_key=form_key)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(service.open_form(current_user, scheme_key, spec, version), url)
     action = request.form.get("_action", "submit")[:100]
     result = service.post_form(current_user, scheme_key, spec, version, _formdata(), action)

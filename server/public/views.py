@@ -54,12 +54,12 @@ def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
 @public
-@public_read_limits("GET")
+@public_read_limits("GET", "HEAD")
 @limiter.limit(report_limit, methods=["POST"], error_message=_too_many_reports)
 @limiter.limit(report_limit, methods=["POST"], key_func=device_key, error_message=_too_many_reports)
 def report(scheme_key: str):
     """Report a problem; from a board's QR code (`?area=`), the board's road is filled in."""
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         page = service.open_report(scheme_key, request.args.get("area"))
         return _render_report(scheme_key, page, {"name": "", "phone": ""}, {})
     action = request.form.get("_action", "submit")[:100]

@@ -96,7 +96,7 @@ def report(scheme_key: str):
     version = forms.form_version(scheme_key, form_key)
     spec = form_spec(version.data)
     url = url_for("workflow.report", scheme_key=scheme_key)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(forms.open_form(current_user, scheme_key, spec, version), url)
     result = forms.post_form(current_user, scheme_key, spec, version, _formdata(),
                              request.form.get("_action", "submit")[:100])
@@ -146,7 +146,7 @@ def act(case_id: int, transition_id: str):
     if transition is None or transition not in service.available_actions(current_user, item):
         raise PermissionDenied(_("You cannot do this to this case now."))
     url = url_for("workflow.act", case_id=case_id, transition_id=transition_id)
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         page = None
         if transition.form:
             row = service._form_row(item, transition.form)

@@ -73,3 +73,13 @@ def test_a_rolled_back_transaction_writes_nothing(inserts):
     record_audit("after", "thing", 2)
     db.session.commit()
     assert _actions() == ["after"]
+
+
+def test_reading_the_log_inside_a_savepoint_rolled_back_loses_nothing(inserts):
+    record_audit("outer", "thing", 1)
+    with pytest.raises(RuntimeError):
+        with db.session.begin_nested():
+            list_audit(scheme_keys=None)
+            raise RuntimeError("undone")
+    db.session.commit()
+    assert _actions() == ["outer"]

@@ -129,6 +129,27 @@ def test_no_token_or_another_sessions_token_is_refused_and_changes_nothing(world
     assert not failures, "\n".join(failures)
 
 
+def test_head_is_answered_as_a_get_never_as_a_post(world: World, base_app: Flask):
+    """Werkzeug answers HEAD wherever GET is allowed, and no CSRF check guards HEAD: a page that also takes
+    POST must answer it as the GET it stands for, storing nothing."""
+    methods = {rule.endpoint: rule.methods for rule in base_app.url_map.iter_rules()}
+    failures = []
+    for endpoint in sorted(e for e in POSTS if "GET" in methods[e] and e not in LAST):
+        client = world.clients["anon"] if endpoint in ANONYMOUS else world.clients["admin"]
+        url = world.url(POSTS[endpoint][0])
+        got = client.get(url).status_code
+        with base_app.app_context():
+            before = table_digest()
+        head = client.open(url, method="HEAD").status_code
+        with base_app.app_context():
+            after = table_digest()
+        if head != got:
+            failures.append(f"{endpoint}: HEAD {url} answered {head}, GET {got}")
+        if after != before:
+            failures.append(f"{endpoint}: HEAD {url} changed {changed_tables(before, after)}")
+    assert not failures, "\n".join(failures)
+
+
 def test_a_logged_in_session_is_nobody_on_the_token_api(world: World, base_app: Flask):
     """No CSRF token is asked there because the session cookie does not authenticate: it gets 401, unchanged."""
     admin = world.clients["admin"]
