@@ -83,7 +83,7 @@ def rule_compliance(rule: Any, verdicts: list[Any]) -> dict[str, Any]:
         "id": rule.id, "name": tr(rule.name), "at_least": rule.at_least, "per": rule.per,
         "counted_per": rule.counted_per, "form": rule.form,
         "verdicts": [{"period": {"key": v.period.key, "start": _day(v.period.start), "end": _day(v.period.end)},
-                      "subject": _subject(v.subject, v.extra.get("posts", [])), "count": v.count,
+                      "subject": _subject(v.subject, (v.extra or {}).get("posts", [])), "count": v.count,
                       "required": v.required, "met": v.met, "short_by": v.short_by, "held_days": v.held_days,
                       "period_days": v.period_days} for v in verdicts],
     }

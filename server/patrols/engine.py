@@ -19,7 +19,7 @@ import calendar
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PERIODS = ("day", "week", "half_month", "month", "quarter", "half_year", "year")
@@ -173,7 +173,9 @@ class Verdict:
     held_days: int
     period_days: int
     remaining_days: int = 0  # counting days left after `today` (0 for a period already over)
-    extra: dict[str, Any] = field(default_factory=dict)
+    # What a page adds for its reader (e.g. only the posts in their reach); None until then: a month of a
+    # city's verdicts would otherwise make tens of thousands of empty dicts for the collector to walk.
+    extra: dict[str, Any] | None = None
 
     @property
     def due(self) -> bool:

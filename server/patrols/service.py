@@ -38,6 +38,7 @@ from ..auth import permissions
 from ..auth.models import RoleAssignment, User
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
+from ..core.memory import collector_paused
 from ..definitions.service import current_scheme_data, current_version
 from ..extensions import db
 from ..forms.models import Submission
@@ -193,6 +194,12 @@ def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today
     today = today or today_in(scheme_key)
     if not days:
         return []
+    with collector_paused():  # a city's month is tens of thousands of verdicts
+        return _compliance(scheme_key, rule, days, periods, today, user_id, unit_ids)
+
+
+def _compliance(scheme_key: str, rule: Rule, days: list[CountingDay], periods: list[engine.Period],
+                today: dt.date, user_id: int | None, unit_ids: set[int] | None) -> list[Verdict]:
     zone = scheme_timezone(scheme_key)
     slices = _slices(zone, days, periods)
     bound = None if rule.per_unit else _bound(scheme_key, rule, user_id)
@@ -356,7 +363,7 @@ def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int
         seen = [u for u in units if scope.covers_unit(u) and (within is None or u in within)]
         if not v.due or not seen or (tier and not any(p.tier_key == tier for p in v.subject.get("posts", []))):
             continue
-        v.extra["posts"] = [p for p in v.subject.get("posts", []) if p.unit_id in seen]
+        v.extra = {**(v.extra or {}), "posts": [p for p in v.subject.get("posts", []) if p.unit_id in seen]}
         rows.append(v)
     return rows
 
