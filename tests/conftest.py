@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from server import create_app
 from server.extensions import db
+from tests.support.factories import rolled_back
 from tests.support.postgres import create_database, temporary_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,20 +123,8 @@ def _limiter_left_as_found() -> Iterator[None]:
 @pytest.fixture
 def app(base_app: Flask) -> Iterator[Flask]:
     """The app with every database change of this test rolled back afterwards."""
-    with base_app.app_context():
-        engines = db.engines
-        engine = engines[None]
-        connection = engine.connect()
-        outer = connection.begin()
-        engines[None] = connection
-    try:
+    with rolled_back(base_app):
         yield base_app
-    finally:
-        with base_app.app_context():
-            db.session.remove()
-            engines[None] = engine
-        outer.rollback()
-        connection.close()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import datetime as dt
 import io
 
 import pytest
-from werkzeug.datastructures import FileStorage, MultiDict
 
 from server.core.errors import Conflict
 from server.extensions import db
@@ -16,20 +15,7 @@ from server.forms.engine import form_spec
 from server.forms.models import Submission
 from server.workflow import service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
-from tests.support.factories import load_demo, make_user
-from tests.support.images import jpeg
-
-
-def formdata(**fields) -> MultiDict:  # noqa: ANN003
-    data = MultiDict()
-    for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            data.add(key, item)
-    return data
-
-
-def photo(name: str = "p.jpg") -> FileStorage:
-    return FileStorage(io.BytesIO(jpeg()), filename=name, content_type="image/jpeg")
+from tests.support.factories import formdata, load_demo, make_user, photo
 
 
 @pytest.fixture
@@ -244,7 +230,6 @@ def test_administrator_holidays_override_the_calendar(people, app):
 
 
 def test_ledger_rates_in_sql(people, app):
-    import io
 
     from openpyxl import load_workbook
 

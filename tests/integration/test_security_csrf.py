@@ -22,8 +22,8 @@ from tests.support.security import (
     build_world,
     changed_tables,
     csrf_of,
-    module_transaction,
     post_form,
+    rolled_back,
     table_digest,
 )
 
@@ -75,7 +75,7 @@ def _close_public_case(report_id: int) -> None:
 def world(base_app: Flask) -> Iterator[World]:
     base_app.config["FANGAN_MIN_FILL_SECONDS"] = 0  # the public form is sent at once here
     try:
-        with module_transaction(base_app):
+        with rolled_back(base_app):
             world = build_world(base_app, other=False)
             with base_app.app_context():
                 _close_public_case(world.ids["report_z"])

@@ -41,8 +41,8 @@ from tests.support.security import (
     build_world,
     changed_tables,
     csrf_of,
-    module_transaction,
     post_form,
+    rolled_back,
     table_digest,
 )
 
@@ -257,7 +257,7 @@ class _Ids(dict):
 
 @pytest.fixture(scope="module")
 def world(base_app: Flask) -> Iterator[World]:
-    with module_transaction(base_app):
+    with rolled_back(base_app):
         yield build_world(base_app)
 
 

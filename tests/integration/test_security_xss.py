@@ -32,7 +32,7 @@ from flask.testing import FlaskClient
 from server.extensions import db
 from tests.support.factories import login, make_user
 from tests.support.images import jpeg
-from tests.support.security import csrf_of, module_transaction, quick_passwords
+from tests.support.security import csrf_of, quick_passwords, rolled_back
 from tests.support.xss import PAYLOAD, SHORT, compact, planted, poisoned_lidu, problems
 
 Ids = dict[str, object]
@@ -205,7 +205,7 @@ def poisoned_lidu_with(extra: str) -> bytes:
 def planted_world(base_app: Flask) -> Iterator[tuple[Ids, dict[str, FlaskClient]]]:
     base_app.config["FANGAN_MIN_FILL_SECONDS"] = 0
     try:
-        with module_transaction(base_app):
+        with rolled_back(base_app):
             yield _plant_everything(base_app)
     finally:
         base_app.config.pop("FANGAN_MIN_FILL_SECONDS", None)

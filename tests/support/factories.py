@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.datastructures import FileStorage, MultiDict
 
 from server.auth.service import create_user, grant_role
 from server.definitions.bundle import read_source
@@ -63,3 +69,38 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD):
 
     token = csrf_token(client, "/login")
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+@contextmanager
+def rolled_back(app: Flask) -> Iterator[None]:
+    """Everything written inside rolled back at the end: one connection, one transaction, services committing
+    into SAVEPOINTs inside it (conftest's `app` fixture for one test; the security modules for a whole module)."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.remove()
+            engines[None] = engine
+        outer.rollback()
+        connection.close()
+
+
+def formdata(**fields: Any) -> MultiDict:
+    """A submitted form: a list value gives the field several times."""
+    data = MultiDict()
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            data.add(key, item)
+    return data
+
+
+def photo(name: str = "p.jpg") -> FileStorage:
+    from tests.support.images import jpeg
+
+    return FileStorage(io.BytesIO(jpeg()), filename=name, content_type="image/jpeg")

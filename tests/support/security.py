@@ -14,48 +14,25 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.datastructures import FileStorage, MultiDict
 
 from server.extensions import db
-from tests.support.factories import PASSWORD, load_demo, login, make_user, scheme_files, unit_id
+from tests.support.factories import (  # noqa: F401 - formdata, photo and rolled_back are used from here too
+    PASSWORD,
+    formdata,
+    load_demo,
+    login,
+    make_user,
+    photo,
+    rolled_back,
+    scheme_files,
+    unit_id,
+)
 from tests.support.images import jpeg
 
 # The columns of the access matrix: anonymous, then users from the least to the most powerful.
 ROLES = ("anon", "nobody", "staff", "head", "assessor", "leader", "office", "admin")
 OTHER = "chengguan"  # a second district where none of Lidu's people holds a role
 CSRF_RE = re.compile(r'name="(?:[\w-]+-)?csrf_token"[^>]*value="([^"]+)"')
-
-
-@contextmanager
-def module_transaction(app: Flask) -> Iterator[None]:
-    """What conftest's `app` fixture does for one test, for a whole module: one connection, one transaction,
-    services committing into SAVEPOINTs inside it, everything rolled back at the end."""
-    with app.app_context():
-        engines = db.engines
-        engine = engines[None]
-        connection = engine.connect()
-        outer = connection.begin()
-        engines[None] = connection
-    try:
-        yield
-    finally:
-        with app.app_context():
-            db.session.remove()
-            engines[None] = engine
-        outer.rollback()
-        connection.close()
-
-
-def formdata(**fields: Any) -> MultiDict:
-    data = MultiDict()
-    for key, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            data.add(key, item)
-    return data
-
-
-def photo(name: str = "p.jpg") -> FileStorage:
-    return FileStorage(io.BytesIO(jpeg()), filename=name, content_type="image/jpeg")
 
 
 def csrf_of(client: FlaskClient, path: str) -> str:
