@@ -3,11 +3,12 @@
 #   scripts/system-deps.sh run   -> a CJK font, libharfbuzz-subset0 (fast PDF font subsetting) and Pango
 #                                   (WeasyPrint's text layout)
 #   scripts/system-deps.sh test  -> the above plus chromium (browser tests), poppler-utils (pdffonts)
-#                                   and PostgreSQL 15 server binaries (throwaway test cluster)
+#                                   PostgreSQL 15 server binaries (throwaway test cluster) and libatomic1
+#                                   (Playwright's node driver needs it; a minimal Debian lacks it)
 set -euo pipefail
 want=(fonts-wqy-microhei libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0)
 if [ "${1:-run}" = "test" ]; then
-  want+=(chromium poppler-utils postgresql-15)
+  want+=(chromium poppler-utils postgresql-15 libatomic1)
 fi
 missing=()
 for pkg in "${want[@]}"; do

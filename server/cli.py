@@ -237,10 +237,11 @@ def patrol_cli() -> None:
 @with_appcontext
 def patrol_compliance(scheme_key: str, on, rule_ids: tuple[str, ...], show_all: bool) -> None:  # noqa: ANN001
     """Who met and who missed each rule in the period containing a day, with counts (tab-separated)."""
+    from .calendar.clock import district_today
     from .patrols import engine
-    from .patrols.service import compliance, rules_of, today_in
+    from .patrols.service import compliance, rules_of
 
-    day = on.date() if on else today_in(scheme_key)
+    day = on.date() if on else district_today(scheme_key)
     click.echo("rule\tperiod\tsubject\trecords\towed\tstatus")
     for rule in rules_of(scheme_key):
         if rule_ids and rule.id not in rule_ids:

@@ -15,16 +15,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
 from server import create_app
 from server.extensions import db
+from tests.support.clock import NOW
 from tests.support.factories import rolled_back
 from tests.support.postgres import create_database, temporary_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = [b for b in os.environ.get("FANGAN_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+_TRAVEL = time_machine.travel(NOW, tick=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the whole session, collection included, at the suite's instant (tests/support/clock.py)."""
+    _TRAVEL.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _TRAVEL.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fangan test clock: {NOW.isoformat()} (FANGAN_TEST_NOW)"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
+from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..definitions import service
 from ..definitions.bundle import MAX_UPLOAD_BYTES, read_zip
@@ -307,7 +308,6 @@ def import_xlsform():
 @bp.route("/calendar", methods=["GET", "POST"])
 def calendar():
     """Holidays and makeup workdays that override and extend the built-in Chinese calendar."""
-    import datetime as dt
 
     from ..audit.service import record_audit
     from ..calendar import WorkingCalendar
@@ -329,7 +329,7 @@ def calendar():
     rows = list(db.session.scalars(db.select(CalendarDay).order_by(CalendarDay.day.desc())))
     from ..calendar import DayOverride
 
-    today = dt.date.today()
+    today = district_today()
     known = WorkingCalendar([DayOverride(r.day, r.working, r.name) for r in rows])
     unknown = known.unknown_years(today, today.replace(year=today.year + 1))
     return render_template("admin/calendar.html", form=form, rows=rows, unknown=unknown,

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from ..assessment import service as assessment
 from ..auth import permissions
 from ..auth.access import act_as, is_public_endpoint, public, token_authenticated
+from ..calendar.clock import district_today
 from ..core.errors import DomainError, NotFound, PermissionDenied, json_error
 from ..extensions import csrf, db, limiter
 from ..forms import service as forms
@@ -330,7 +331,7 @@ def compliance(scheme_key: str) -> Response:
     rule = _id_arg("rule", errors)
     start, end = _date_arg("start", errors), _date_arg("end", errors)
     _refuse(errors)
-    today = patrols.today_in(scheme_key)
+    today = district_today(scheme_key)
     start, end = start or end or today, end or start or today
     if end < start or (end - start).days >= MAX_COMPLIANCE_DAYS:
         raise Invalid(_("Some values are not acceptable."),

@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.service import record_audit
 from ..auth import permissions
+from ..calendar.clock import district_today, district_zone
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
@@ -26,7 +27,6 @@ from ..definitions.service import current_scheme_data, current_version
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
 from ..forms.models import Submission
-from ..forms.service import scheme_timezone
 from ..org.models import Unit
 from ..patrols import engine as patrol_engine
 from ..web.i18n import tr
@@ -59,13 +59,14 @@ def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
 # -- metrics -------------------------------------------------------------------------------------------------
 
 def _bounds(scheme_key: str, period: patrol_engine.Period) -> tuple[dt.datetime, dt.datetime]:
-    zone = scheme_timezone(scheme_key)
+    zone = district_zone(scheme_key)
     return (dt.datetime.combine(period.start, dt.time(), zone).astimezone(dt.UTC),
             dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC))
 
 
 def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate"}[
+    rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate",
+            "reworked": "rework_rate", "extended": "extension_rate"}[
         metric.get("rate", "rectified")]
     rows = _ledger(scheme_key, period, tuple(metric.get("categories") or ()), metric.get("workflow"))
     values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
@@ -90,6 +91,7 @@ def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str
 
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
     from ..workflow.models import Case
+    from ..workflow.service import uncounted
 
     begin, finish = _bounds(scheme_key, period)
     query = (select(Case.unit_id, func.count(Case.id))
@@ -101,6 +103,8 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
         query = query.where(Case.workflow_key == metric["workflow"])
     if metric.get("state_kinds"):
         query = query.where(Case.state_kind.in_(metric["state_kinds"]))
+    if not metric.get("uncounted"):
+        query = query.where(~uncounted(scheme_key))
     if metric.get("filter"):
         return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
     counts = dict(db.session.execute(query).all())
@@ -147,8 +151,9 @@ def _patrol_compliance(scheme_key: str, metric: dict, period: patrol_engine.Peri
 
     rule = rule_of(scheme_key, metric["patrol_rule"])
     missed: dict[int, int] = defaultdict(int)
-    for verdict in compliance(scheme_key, rule, period.start, period.end):
-        if period.start <= verdict.period.end <= period.end and verdict.due and not verdict.met:
+    today = district_today(scheme_key)
+    for verdict in compliance(scheme_key, rule, period.start, period.end, today):
+        if period.start <= verdict.period.end <= period.end and verdict.missed(today):
             missed[verdict.subject.get("unit_id")] += 1
     return {unit_id: missed.get(unit_id, 0) for unit_id in unit_ids}
 
@@ -521,9 +526,8 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
     _expect(period, version)
     if period.state != "open":
         raise Conflict(_("Only an open period goes to appeal."))
-    from ..patrols.service import today_in
 
-    today = today or today_in(period.scheme_key)
+    today = today or district_today(period.scheme_key)
     days = _spec(period).appeal_days
     start = dt.datetime.combine(today, dt.time(9))
     period.appeal_until = calendar_for(period.scheme_key).add_working_days(start, days).date() if days else today
@@ -537,11 +541,10 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
 def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
-    from ..patrols.service import today_in
 
     if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
         raise PermissionDenied(_("You may not appeal for this unit."))
-    today = today or today_in(period.scheme_key)
+    today = today or district_today(period.scheme_key)
     if period.state != "appeal" or (period.appeal_until and today > period.appeal_until):
         raise Conflict(_("The appeal window of this period is closed."))
     if not text.strip():
@@ -557,13 +560,22 @@ def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, t
     return appeal
 
 
-def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str = "") -> AssessmentAppeal:
-    """The office upholds or rejects an appeal (an upheld one is put right by changing the marks)."""
+def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str = "",
+                  values: dict[str, Any] | None = None) -> AssessmentAppeal:
+    """The office upholds or rejects an appeal. Upholding an appeal against an item assessors mark takes the
+    corrected marks (`values`, by rule id): they replace every assessor's contested marks for that unit and
+    item, rather than being averaged with them; the replaced marks stay on record."""
     period = db.session.get(AssessmentPeriod, appeal.period_id)
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not decide appeals."))
     if decision not in ("upheld", "rejected") or appeal.decision is not None:
         raise Conflict(_("This appeal has been decided."))
+    if decision == "upheld" and entered_rules(period, appeal.item_key):
+        clean = _checked_values(_spec(period), appeal.item_key, values or {})
+        if not clean:
+            raise DomainError(_("Enter the corrected marks that replace the contested ones."))
+        _replace_marks(user, period, appeal.unit_id, appeal.item_key, clean,
+                       note.strip()[:2000] or _("Appeal upheld."))
     appeal.decision, appeal.note = decision, note.strip()[:2000] or None
     appeal.decided_by_id, appeal.decided_at = user.id, utcnow()
     db.session.flush()
@@ -580,12 +592,11 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
     before (or without) it, and the audit log says so. A revision is never changed afterwards; the period
     shows the latest, and the earlier ones stay readable.
     """
-    from ..patrols.service import today_in
 
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not publish this district's assessment."))
     _expect(period, version)
-    today = today or today_in(period.scheme_key)
+    today = today or district_today(period.scheme_key)
     waiting = not period.revision and sheet_spec_of(period).appeal_days and (
         period.state == "open" or (period.appeal_until is not None and today <= period.appeal_until))
     if waiting and not close_appeals:
@@ -657,18 +668,23 @@ def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, value
         raise Conflict(_("Only a published period is corrected; change the marks while it is open."))
     if not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
-    sheet = _spec(period)
-    clean = _checked_values(sheet, item_id, values)
-    for entry in [e for e in period.entries if e.unit_id == unit.id and e.item_key == item_id
-                  and e.superseded_in is None]:
-        entry.superseded_in = period.revision  # kept: revision n was made with it
-    db.session.flush()
-    db.session.expire(period, ["entries"])
-    db.session.add(AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id,
-                                   role_key=None, values=clean, reason=reason.strip()[:2000]))
-    db.session.flush()
-    db.session.expire(period, ["entries"])
+    clean = _checked_values(_spec(period), item_id, values)
+    _replace_marks(user, period, unit.id, item_id, clean, reason.strip()[:2000])
     return publish(user, period, reason=reason)
+
+
+def _replace_marks(user: Any, period: AssessmentPeriod, unit_id: int, item_id: str, clean: dict[str, float],
+                   reason: str) -> None:
+    """The office's marks for an item of a unit replace everyone's: the others are kept, superseded."""
+    for entry in [e for e in period.entries if e.unit_id == unit_id and e.item_key == item_id
+                  and e.superseded_in is None]:
+        entry.superseded_in = period.revision  # kept: revision n was made with it (0: none published)
+    db.session.flush()
+    db.session.expire(period, ["entries"])
+    db.session.add(AssessmentEntry(period_id=period.id, unit_id=unit_id, item_key=item_id, assessor_id=user.id,
+                                   role_key=None, values=clean, reason=reason))
+    db.session.flush()
+    db.session.expire(period, ["entries"])
 
 
 def published_scores(period: AssessmentPeriod, revision: int | None = None) -> list[AssessmentScore]:
@@ -849,6 +865,7 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
     reasons and evidence, the unit's cases of the period not rectified or not on time, and its patrol misses."""
     from ..patrols import service as patrols
     from ..workflow.models import Case, CaseDeadline
+    from ..workflow.service import uncounted
 
     if not (permissions.can_run_assessment(user, period.scheme_key) or permissions.can_assess_unit(user, unit)
             or permissions.can_view_unit_scores(user, unit)
@@ -867,15 +884,17 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
     late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
     cases = list(db.session.scalars(db.select(Case).where(
         Case.scheme_key == period.scheme_key, Case.unit_id == unit.id, Case.created_at >= begin,
-        Case.created_at < finish, or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
-                                      Case.id.in_(late))).order_by(Case.id)))
+        Case.created_at < finish, ~uncounted(period.scheme_key),
+        or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
+            Case.id.in_(late))).order_by(Case.id)))
     misses = []
     for metric in sheet.metrics:
         if metric["source"] != "patrol_compliance":
             continue
         rule = patrols.rule_of(period.scheme_key, metric["patrol_rule"])
-        for v in patrols.compliance(period.scheme_key, rule, period.starts_on, period.ends_on):
-            if (period.starts_on <= v.period.end <= period.ends_on and v.due and not v.met
+        today = district_today(period.scheme_key)
+        for v in patrols.compliance(period.scheme_key, rule, period.starts_on, period.ends_on, today):
+            if (period.starts_on <= v.period.end <= period.ends_on and v.missed(today)
                     and unit.id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])):
                 misses.append(v)
     entries = [e for e in period.entries if e.unit_id == unit.id]

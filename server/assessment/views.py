@@ -16,6 +16,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ..auth import permissions
 from ..auth.access import public
+from ..calendar.clock import district_today
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.service import current_version
 from ..extensions import db
@@ -109,12 +110,11 @@ def periods(scheme_key: str):
 def combined(scheme_key: str, sheet_id: str, combine_id: str):
     """A longer period's score from a `combine` formula (the year from the months and the year-end check),
     with the vetoes read on that period's numbers; `?on=` picks the period (default: the current one)."""
-    from ..patrols.service import today_in
 
     if not permissions.can_view_all_scores(current_user, scheme_key):
         raise PermissionDenied(_("You may not view this assessment."))
     try:
-        day = dt.date.fromisoformat(request.args["on"]) if request.args.get("on") else today_in(scheme_key)
+        day = dt.date.fromisoformat(request.args["on"]) if request.args.get("on") else district_today(scheme_key)
     except ValueError:
         abort(400)
     _row, sheet = service.sheet_of(scheme_key, sheet_id)
@@ -146,15 +146,16 @@ def period(period_id: int):
         scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
     appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
-    from ..patrols.service import today_in
 
     units = [s.unit for s in scores] if scores is not None else [r.unit for r in draft]
     markable = {u.id: service.markable(current_user, row, u) for u in units}
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
                            markable=markable,
-                           today=today_in(row.scheme_key),
+                           today=district_today(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
-                           decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key))
+                           decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key),
+                           appeal_rules={a.id: service.entered_rules(row, a.item_key) for a in appeals
+                                         if a.decision is None})
 
 
 @bp.post("/period/<int:period_id>/<action>")
@@ -264,8 +265,17 @@ def decide(appeal_id: int):
     form = _decide_form()
     if not form.validate_on_submit():
         abort(400)
-    service.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "")
-    db.session.commit()
+    row = service.get_period(current_user, appeal_row.period_id)
+    values = {key: request.form.get(f"r_{key}", "") for key, _label in service.entered_rules(row, appeal_row.item_key)}
+    try:
+        service.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "", values)
+    except DomainError as exc:
+        if isinstance(exc, (PermissionDenied, NotFound, Conflict)):
+            raise
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
     return redirect(url_for("assessment.period", period_id=appeal_row.period_id), code=303)
 
 
@@ -298,7 +308,8 @@ def bulletin(period_id: int):
 @bp.get("/period/<int:period_id>/bulletin.pdf")
 def bulletin_pdf(period_id: int):
     data, drawn = _bulletin(period_id)
-    html = render_template("assessment/bulletin_print.html", b=data, charts=drawn, printed=dt.date.today())
+    printed = district_today(data["period"].scheme_key)
+    html = render_template("assessment/bulletin_print.html", b=data, charts=drawn, printed=printed)
     name = f"bulletin-{data['period'].sheet_key}-{data['period'].period_key}-r{data['revision']}.pdf"
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename={name}"})
@@ -331,9 +342,8 @@ def public_flags(scheme_key: str):
 def dashboard(scheme_key: str):
     """For leaders: per unit, the latest published score, this month's case rates, overdue cases and the
     patrols its people are short of now, each with its drill-down."""
-    from ..patrols.service import today_in
 
-    rows = service.dashboard(current_user, scheme_key, today_in(scheme_key))
+    rows = service.dashboard(current_user, scheme_key, district_today(scheme_key))
     bars = [(tr(r.unit.name), r.score, None) for r in rows if r.score is not None]
     return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows,
                            chart=charts.bar_chart(bars, title=_("Latest scores")),

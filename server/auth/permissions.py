@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import g, has_request_context
 
+from ..calendar.clock import district_today
 from ..extensions import db
 
 CAPABILITIES = (
@@ -132,7 +133,7 @@ def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> S
 
 def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
     """(role, its capabilities, where it reaches) for each role the user holds, assigned or by a post today."""
-    today = today or dt.date.today()
+    today = today or district_today(scheme_key)
     roles, tiers = _scheme_roles(scheme_key)
     held: list[tuple[str, int | None, int | None]] = [  # (role, unit, area)
         (a.role_key, a.unit_id, None) for a in user.roles if a.scheme_key == scheme_key

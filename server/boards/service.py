@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
+from ..calendar.clock import district_today
 from ..core.errors import NotFound
 from ..definitions.service import current_scheme, current_scheme_data
 from ..extensions import db
@@ -66,7 +67,7 @@ def _chain(area: Area) -> list[Area]:
 
 def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[str, Any]:
     """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details."""
-    on = on or dt.date.today()
+    on = on or district_today(scheme_key)
     board = board_definition(scheme_key, area)
     scheme = current_scheme_data(scheme_key) or {}
     tiers = {t["id"]: t for t in scheme.get("tiers", [])}

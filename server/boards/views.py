@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..auth import permissions
 from ..auth.access import public
+from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
@@ -56,7 +57,7 @@ def board_pdf(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     size = _size(data)
     html = render_themed(data["theme"], "boards/poster.html", boards=[(data, qr)], size=size,
-                         printed=dt.date.today(), as_on=_as_on())
+                         printed=district_today(scheme_key), as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"inline; filename=board-{data['area'].key}-{size['id']}.pdf"})
 
@@ -71,7 +72,7 @@ def batch_pdf(scheme_key: str):
               for a in areas]
     size = _size(boards[0][0]) if boards else {"id": "a3", "width_mm": 297, "height_mm": 420}
     theme = service.batch_theme(scheme_key, [b for b, _qr in boards])
-    html = render_themed(theme, "boards/poster.html", boards=boards, size=size, printed=dt.date.today(),
+    html = render_themed(theme, "boards/poster.html", boards=boards, size=size, printed=district_today(scheme_key),
                          as_on=_as_on())
     return Response(render_pdf(html), mimetype="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=boards-{scheme_key}-{size['id']}.pdf"})

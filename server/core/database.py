@@ -15,13 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .clock import utcnow
 
 # JSON everywhere, JSONB on PostgreSQL (indexable, compact).
 JsonType = JSON().with_variant(JSONB(), "postgresql")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class UtcDateTime(TypeDecorator):

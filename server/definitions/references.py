@@ -19,14 +19,15 @@ CASE_CONTEXT_NAMES = frozenset({
     "area", "unit", "state", "reporter", "assignee", "created_at", "today", "now",
     "user.*", "case.*", "area.*", "unit.*",
 })
-ROUTING_NAMES = frozenset({"category", "area.*", "area", "unit", "source", "form.*"})
+ROUTING_NAMES = frozenset({"category", "area", "area.key", "area.kind", "area.unit", "area.parent", "unit", "source",
+                           "form.*"})
 PERIOD_ORDER = ("month", "quarter", "half_year", "year")
 
 # The options each metric source reads (beyond id, name and source): anything else would be silently ignored.
 METRIC_COMMON = frozenset({"id", "name", "source"})
 METRIC_OPTIONS = {
     "case_rate": frozenset({"rate", "workflow", "categories"}),
-    "case_count": frozenset({"workflow", "categories", "state_kinds", "filter"}),
+    "case_count": frozenset({"workflow", "categories", "state_kinds", "filter", "uncounted"}),
     "form_count": frozenset({"form"}),
     "patrol_compliance": frozenset({"patrol_rule"}),
     "satisfaction_rate": frozenset({"workflow", "categories"}),

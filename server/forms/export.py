@@ -10,7 +10,7 @@ from typing import Any
 from flask_babel import gettext as _
 from openpyxl import Workbook
 
-from ..web.i18n import tr
+from ..web.i18n import localtime, tr, zone_label
 from .engine import FILE_TYPES, FieldSpec, FormSpec
 
 
@@ -40,19 +40,23 @@ def defuse(value: Any) -> Any:
     return value
 
 
-def rows_of(spec: FormSpec, records: Iterable[Any]) -> tuple[list[str], list[list[Any]]]:
+def rows_of(spec: FormSpec, records: Iterable[Any], scheme_key: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows; times in the district's zone, which the header names."""
     columns = _columns(spec)
-    header = [_("Record"), _("Submitted"), _("By"), _("Unit"), _("Area")] + [tr(f.label) or f.id for f in columns]
+    submitted = _("Submitted (%(zone)s)", zone=zone_label(scheme_key))
+    header = [_("Record"), submitted, _("By"), _("Unit"), _("Area")] + [tr(f.label) or f.id for f in columns]
     rows = []
     for r in records:
-        rows.append([r.id, r.submitted_at.strftime("%Y-%m-%d %H:%M"), defuse(r.user.display_name if r.user else ""),
+        rows.append([r.id, localtime(r.submitted_at, "%Y-%m-%d %H:%M", scheme_key),
+                     defuse(r.user.display_name if r.user else ""),
                      tr(r.unit.name) if r.unit else "", tr(r.area.name) if r.area else ""]
                     + [_cell(f, r.data.get(f.id)) for f in columns])
     return header, rows
 
 
-def export_records(spec: FormSpec, records: Iterable[Any], fmt: str) -> tuple[bytes, str]:
-    header, rows = rows_of(spec, records)
+def export_records(spec: FormSpec, records: Iterable[Any], fmt: str,
+                   scheme_key: str | None = None) -> tuple[bytes, str]:
+    header, rows = rows_of(spec, records, scheme_key)
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text)

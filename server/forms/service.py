@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -22,6 +21,7 @@ from sqlalchemy.orm import joinedload
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
+from ..calendar.clock import district_zone
 from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
@@ -68,10 +68,6 @@ def list_forms(user: Any, scheme_key: str) -> list[tuple[DefinitionVersion, Form
     return [(row, form_spec(row.data)) for row in rows if row is not None]
 
 
-def scheme_timezone(scheme_key: str) -> ZoneInfo:
-    data = current_scheme_data(scheme_key) or {}
-    return ZoneInfo((data.get("calendar") or {}).get("timezone", "Asia/Shanghai"))
-
 
 def current_post(user: Any, scheme_key: str, today: dt.date) -> Post | None:
     if not getattr(user, "is_authenticated", False):
@@ -82,7 +78,7 @@ def current_post(user: Any, scheme_key: str, today: dt.date) -> Post | None:
 
 def form_context(user: Any, scheme_key: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """Names every form expression may use besides its fields: user.*, today, now, period.*, scheme.*."""
-    local = (now or dt.datetime.now(dt.UTC)).astimezone(scheme_timezone(scheme_key))
+    local = (now or utcnow()).astimezone(district_zone(scheme_key))
     today = local.date()
     post = current_post(user, scheme_key, today)
     unit = post.unit if post and post.unit else (post.area.unit if post and post.area else None)
@@ -497,7 +493,7 @@ def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived
         value = None
     if value is None:
         return arrived
-    zone = scheme_timezone(scheme_key)
+    zone = district_zone(scheme_key)
     moment = value.replace(tzinfo=zone) if value.tzinfo is None else value
     # A phone's clock or a typo must not move a record far into another period: no further back than the
     # start of the previous month (local time), no more than a day ahead. Late records are flagged.
@@ -591,7 +587,7 @@ def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordF
     if not scope.district_wide:
         visible = list(scope.unit_ids or [])
         query = query.where((Submission.user_id == user.id) | Submission.unit_id.in_(visible or [-1]))
-    tz = scheme_timezone(scheme_key)
+    tz = district_zone(scheme_key)
     if filters.start:
         query = query.where(Submission.submitted_at >= dt.datetime.combine(filters.start, dt.time(), tz))
     if filters.end:

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
+from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
@@ -84,8 +85,8 @@ def records(scheme_key: str, form_key: str):
     rows = service.list_submissions(current_user, scheme_key, form_key, filters)
     fmt = request.args.get("format")
     if fmt in ("csv", "xlsx"):
-        data, mimetype = export.export_records(spec, rows, fmt)
-        name = f"{form_key}-{dt.date.today():%Y%m%d}.{fmt}"
+        data, mimetype = export.export_records(spec, rows, fmt, scheme_key)
+        name = f"{form_key}-{district_today(scheme_key):%Y%m%d}.{fmt}"
         return Response(data, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={name}"})
     return render_template("forms/records.html", scheme_key=scheme_key, spec=spec, rows=rows, filters=filters,
                            choices=service.filter_choices(current_user, scheme_key))

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import User
+from ..calendar.clock import district_today
 from ..core.errors import NotFound, PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
@@ -34,7 +35,7 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     if (area_key and area is None) or (unit_key and unit is None):
         raise NotFound(_("No such area or unit."))
     user = db.session.scalar(db.select(User).filter_by(username=username)) if username else None
-    since = since or dt.date.today()
+    since = since or district_today(scheme_key)
     # Posts still running on `since` end the day before, also those already due to end later.
     query = db.select(Post).filter_by(scheme_key=scheme_key, tier_key=tier_key).where(
         Post.ended_on.is_(None) | (Post.ended_on >= since))
@@ -102,7 +103,7 @@ def appoint_post(user: Any, scheme_key: str, values: PostValues, today: dt.date 
         raise PermissionDenied(_("You may not appoint anyone there."))
     if values.username and not permissions.can_link_account(user, scheme_key, values.tier):
         raise PermissionDenied(_("Only the district's organisation managers may link an account to this tier."))
-    today = today or dt.date.today()
+    today = today or district_today(scheme_key)
     index = org_index(scheme_key)
     problems = post_problems(values, data, index, _usernames([values.username]))
     if not problems:
@@ -135,7 +136,7 @@ def edit_post(user: Any, post: Post, *, title: str | None, phone: str | None, du
 
     if not permissions.can_manage_post(user, post):
         raise PermissionDenied(_("You may not change this post."))
-    if post.ended_on is not None and post.ended_on < dt.date.today():
+    if post.ended_on is not None and post.ended_on < district_today(post.scheme_key):
         raise OrgInvalid({"title": _("This post has ended: it stays as it was.")})
     account = None
     if username:
@@ -180,7 +181,7 @@ def end_post(user: Any, post: Post, on: dt.date) -> Post:
         raise PermissionDenied(_("You may not change this post."))
     if on < post.started_on:
         raise OrgInvalid({"ended_on": _("The post cannot end before it starts.")})
-    if post.ended_on is not None and post.ended_on < dt.date.today():
+    if post.ended_on is not None and post.ended_on < district_today(post.scheme_key):
         raise OrgInvalid({"ended_on": _("This post has ended: it stays as it was.")})
     later_query = db.select(Post).where(
         Post.scheme_key == post.scheme_key, Post.tier_key == post.tier_key, Post.id != post.id,

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from ..audit.service import record_audit
 from ..auth import permissions
+from ..calendar.clock import district_today
 from ..core.errors import DomainError, NotFound, PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
@@ -144,7 +145,8 @@ def get_area(user: Any, area_id: int) -> Area:
 
 def posts_of(*, unit: Unit | None = None, area: Area | None = None, on: dt.date | None = None) -> list[Post]:
     """Posts held on a day (default today) over a unit or an area."""
-    on = on or dt.date.today()
+    place = unit if unit is not None else area
+    on = on or district_today(place.scheme_key if place is not None else None)
     query = db.select(Post).where(Post.started_on <= on, (Post.ended_on.is_(None)) | (Post.ended_on >= on))
     if unit is not None:
         query = query.filter_by(unit_id=unit.id)
@@ -348,7 +350,7 @@ def list_posts(user: Any, scheme_key: str, *, tier: str | None = None, area: Are
     """Posts the user may see, current and past (`state`: all, current or past), newest first per place."""
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's organisation."))
-    today = today or dt.date.today()
+    today = today or district_today(scheme_key)
     query = db.select(Post).filter_by(scheme_key=scheme_key)
     if tier:
         query = query.filter_by(tier_key=tier)

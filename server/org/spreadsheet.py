@@ -25,6 +25,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from ..calendar.clock import district_today
 from ..core.errors import DomainError
 from .engine import (
     AreaValues,
@@ -564,7 +565,7 @@ def import_org(user: Any, scheme_key: str, data: bytes, filename: str, sheet: st
     if user is not None and not permissions.can_import_org(user, scheme_key):
         raise PermissionDenied(_("You may not import this district's organisation."))
     scheme = scheme_data(scheme_key)
-    today = today or dt.date.today()
+    today = today or district_today(scheme_key)
     tables, errors = read_upload(data, filename, sheet)
     latest: dict[Slot, PostState] = {}
     for post in db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
+from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..definitions.service import current_scheme_data
 from ..extensions import db
@@ -231,7 +231,7 @@ def posts(scheme_key: str):
     rows = service.list_posts(current_user, scheme_key, tier=tier, area=chosen, state=state)
     return render_template("org/posts.html", scheme_key=scheme_key, posts=rows, data=data, areas=area_rows,
                            tiers={t["id"]: t for t in data.get("tiers", [])}, tier=tier, area_key=area_key,
-                           state=state, today=dt.date.today(),
+                           state=state, today=district_today(scheme_key),
                            can_manage=permissions.can_manage_org_in(current_user, scheme_key),
                            manageable={p.id for p in rows if permissions.can_manage_post(current_user, p)})
 
@@ -245,7 +245,7 @@ def new_post(scheme_key: str):
     choices = service.org_choices(current_user, scheme_key)
     form = AppointForm(data=_initial({
         "tier": request.args.get("tier", ""), "area": request.args.get("area", ""),
-        "unit": request.args.get("unit", ""), "started_on": dt.date.today()}))
+        "unit": request.args.get("unit", ""), "started_on": district_today(scheme_key)}))
     form.tier.choices = [(t["id"], f"{tr(t['name'])} ({t['id']})") for t in choices.tiers]
     form.area.choices = _tree_choices(choices.areas, _("(none: over the unit)"))
     form.unit.choices = _tree_choices(choices.units, _("(the area's unit)"))
@@ -288,7 +288,7 @@ def edit_post(post_id: int):
 @bp.route("/posts/<int:post_id>/end", methods=["GET", "POST"])
 def end_post(post_id: int):
     row = post_service.get_managed_post(current_user, post_id)
-    form = PostEndForm(data=_initial({"ended_on": row.ended_on or dt.date.today()}))
+    form = PostEndForm(data=_initial({"ended_on": row.ended_on or district_today(row.scheme_key)}))
     if form.validate_on_submit():
         done = _save(form, lambda: post_service.end_post(current_user, row, form.ended_on.data),
                      _("The post of %(name)s ends on %(day)s.", name=row.holder_name,

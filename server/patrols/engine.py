@@ -190,6 +190,10 @@ class Verdict:
     def short_by(self) -> int:
         return max(self.required - self.count, 0)
 
+    def missed(self, today: dt.date) -> bool:
+        """Short in a period that is over: a period still running (or still to come) is not yet due, never missed."""
+        return self.period.end < today and self.due and not self.met
+
     def needs_reminder(self, today: dt.date) -> bool:
         """Still short, the period not over, and within the rule's reminder window (in counting days)."""
         if self.rule.remind_before_end is None or self.met or today > self.period.end or today < self.period.start:

@@ -36,13 +36,13 @@ from sqlalchemy.orm import aliased, load_only
 
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
+from ..calendar.clock import district_today, district_zone
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
 from ..definitions.service import current_scheme_data, current_version
 from ..extensions import db
 from ..forms.models import Submission
-from ..forms.service import scheme_timezone
 from ..org.models import Area, Post, Unit
 from . import engine
 from .engine import CountingDay, Rule, Verdict
@@ -191,7 +191,7 @@ def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today
     working = _calendar(scheme_key).is_working_day
     days = engine.counting_days(rule, first, last, working)
     periods = engine.periods_between(rule.per, first, last)
-    today = today or today_in(scheme_key)
+    today = today or district_today(scheme_key)
     if not days:
         return []
     with collector_paused():  # a city's month is tens of thousands of verdicts
@@ -200,7 +200,7 @@ def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today
 
 def _compliance(scheme_key: str, rule: Rule, days: list[CountingDay], periods: list[engine.Period],
                 today: dt.date, user_id: int | None, unit_ids: set[int] | None) -> list[Verdict]:
-    zone = scheme_timezone(scheme_key)
+    zone = district_zone(scheme_key)
     slices = _slices(zone, days, periods)
     bound = None if rule.per_unit else _bound(scheme_key, rule, user_id)
     if bound is None and not rule.per_unit:
@@ -299,9 +299,6 @@ def _person(subjects: dict, user_id: int | None, post_id: int | None, period: en
 # -- what people see ------------------------------------------------------------------------------------
 
 
-def today_in(scheme_key: str) -> dt.date:
-    return dt.datetime.now(scheme_timezone(scheme_key)).date()
-
 
 @dataclass
 class RuleReport:
@@ -322,7 +319,7 @@ def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bo
     """
     scope = _compliance_scope(user, scheme_key)
     within = _subtree(scheme_key, unit_id) if unit_id else None
-    today = today_in(scheme_key)
+    today = district_today(scheme_key)
     out = []
     for rule in rules_of(scheme_key):
         if tier and tier not in rule.tiers:
@@ -343,7 +340,7 @@ def compliance_between(user: Any, scheme_key: str, first: dt.date, last: dt.date
     subjects in the user's reach — what the compliance page shows, over any span (the JSON API)."""
     scope = _compliance_scope(user, scheme_key)
     rules = [rule_of(scheme_key, rule_id)] if rule_id else rules_of(scheme_key)
-    today = today_in(scheme_key)
+    today = district_today(scheme_key)
     return [(rule, _in_reach(compliance(scheme_key, rule, first, last, today), scope)) for rule in rules]
 
 
@@ -393,7 +390,7 @@ def reminders_for(user: Any, scheme_key: str, today: dt.date | None = None) -> l
     """The rules a person (or their unit) is still short on as a period nears its end."""
     if getattr(user, "id", None) is None:
         return []
-    today = today or today_in(scheme_key)
+    today = today or district_today(scheme_key)
     unit_ids = {ra.unit_id for ra in user.roles if ra.scheme_key == scheme_key}
     unit_ids |= {p.unit_id for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)}
     out = []

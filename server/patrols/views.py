@@ -7,6 +7,7 @@ import datetime as dt
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
+from ..calendar.clock import district_today
 from ..web.params import parse_date, parse_id
 from . import service
 
@@ -17,7 +18,7 @@ bp = Blueprint("patrols", __name__, template_folder="templates", url_prefix="/pa
 def compliance(scheme_key: str):
     """Each rule's current (or chosen) period: who has not patrolled enough, per tier and unit."""
     data = service.scheme_data(scheme_key)
-    on = parse_date(request.args.get("on")) or service.today_in(scheme_key)
+    on = parse_date(request.args.get("on")) or district_today(scheme_key)
     show_all = request.args.get("show") == "all"
     tier = request.args.get("tier") or None
     unit_id = parse_id(request.args.get("unit"))

@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from ..auth.access import public, token_authenticated
+from ..core.clock import utcnow
 from ..core.errors import DomainError, NotFound
 from ..definitions.models import SchemeRecord
 from ..definitions.service import scheme_categories
@@ -304,9 +305,9 @@ def create_request(fmt: str):
 def _iso(moment: dt.datetime | None, scheme_key: str) -> str | None:
     if moment is None:
         return None
-    from ..workflow.service import scheme_zone
+    from ..calendar.clock import district_zone
 
-    return moment.astimezone(scheme_zone(scheme_key)).isoformat(timespec="seconds")
+    return moment.astimezone(district_zone(scheme_key)).isoformat(timespec="seconds")
 
 
 def _request_row(report: PublicReport) -> dict[str, Any]:
@@ -362,7 +363,7 @@ def list_requests(fmt: str):
         codes = [c.strip() for c in (request.args.get("service_code") or "").split(",") if c.strip()]
         if codes:
             query = query.where(Case.category.in_(codes))
-        end = _parse_when(request.args.get("end_date"), "end_date") or dt.datetime.now(dt.UTC)
+        end = _parse_when(request.args.get("end_date"), "end_date") or utcnow()
         start = _parse_when(request.args.get("start_date"), "start_date") or end - dt.timedelta(days=90)
         if end - start > dt.timedelta(days=90) or start > end:
             raise Open311Error(400, _("start_date and end_date may span at most 90 days."))

@@ -130,7 +130,8 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
             return existing
     _locate(scheme_key, result)
     category = result.data.get("category")
-    case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category))
+    case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category),
+                              source="public")
     if case.unit_id is None:
         workflow.route_case(case)
     report = db.session.scalars(insert_returning(PublicReport), [{

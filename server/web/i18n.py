@@ -86,18 +86,27 @@ def label_of(table: dict, key: str) -> str:
     return str(table.get(key, key))
 
 
-def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A UTC datetime shown in China time (the schemes' time zone)."""
-    from zoneinfo import ZoneInfo
+def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M", scheme_key: str | None = None) -> str:
+    """A UTC datetime shown in the district's time (the site's for no scheme)."""
+    from ..calendar.clock import in_district
 
     if value is None:
         return ""
-    return value.astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).strftime(fmt)
+    return in_district(value, scheme_key).strftime(fmt)
+
+
+def zone_label(scheme_key: str | None = None) -> str:
+    """The time zone times are shown in, for column headers: "Asia/Shanghai, UTC+08:00"."""
+    from ..calendar.clock import district_now
+
+    now = district_now(scheme_key)
+    return f"{now.tzinfo}, UTC{now.strftime('%z')[:3]}:{now.strftime('%z')[3:]}"
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["tr"] = tr
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.globals["zone_label"] = zone_label
     app.jinja_env.filters["kind_label"] = lambda kind: label_of(KIND_LABELS, kind)
     app.jinja_env.filters["audit_label"] = lambda action: label_of(AUDIT_LABELS, action)
 

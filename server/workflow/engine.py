@@ -22,6 +22,8 @@ class StateSpec:
     kind: str  # open | waiting | final
     outcome: str | None = None
     public_name: Text = None
+    counted: bool = True  # a case in this state counts in the ledger and case metrics
+
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,16 @@ def _compile(source: str | None) -> Expression | None:
 
 _SPECS: dict[str, WorkflowSpec] = {}
 
+# Final outcomes that mean "there was no problem to handle": not counted unless a state says otherwise.
+UNCOUNTED_OUTCOMES = frozenset({"rejected", "duplicate", "withdrawn"})
+
+
+def state_counted(state: Mapping[str, Any]) -> bool:
+    """Whether a case in this state counts as found (and closed): the state's `counted`, else by its outcome."""
+    if "counted" in state:
+        return bool(state["counted"])
+    return not (state.get("kind") == "final" and state.get("outcome") in UNCOUNTED_OUTCOMES)
+
 
 def workflow_spec(definition: dict) -> WorkflowSpec:
     """The compiled spec of a workflow definition (once per content hash)."""
@@ -132,7 +144,8 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
             counts_as=frozenset(t.get("counts_as", []))))
     spec = WorkflowSpec(
         id=definition["id"], name=definition.get("name"), initial=definition["initial"],
-        states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"))
+        states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"),
+                                   state_counted(s))
                 for s in definition["states"]},
         transitions=tuple(transitions),
         deadlines={d["id"]: DeadlineSpec(d["id"], d.get("name"), _compile(d.get("working_days")),

@@ -29,6 +29,8 @@ class Case(db.Model):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    # Where it came from: staff (the report page, the API), patrol (a patrol record's finding) or public.
+    source: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
     overdue: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     rework_count: Mapped[int] = mapped_column(Integer, default=0)
     extension_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,6 +19,7 @@ from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import User
 from ..calendar import DayOverride, WorkingCalendar, WorkingHours
+from ..calendar.clock import district_now, district_today, district_zone
 from ..calendar.models import CalendarDay
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
@@ -41,9 +42,6 @@ from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notificati
 def workflow_of(case: Case) -> engine.WorkflowSpec:
     return engine.workflow_spec(case.definition_version.data)
 
-
-def scheme_zone(scheme_key: str) -> ZoneInfo:
-    return forms.scheme_timezone(scheme_key)
 
 
 def calendar_for(scheme_key: str) -> WorkingCalendar:
@@ -107,8 +105,8 @@ def case_names(case: Case) -> dict[str, Any]:
         "category_working_days": info.get("working_days"), "category_class": info.get("class"),
         "area": area.key if area else None, "unit": unit.key if unit else None,
         "case": {"id": case.id, "state": case.state, "category": case.category, "rework_count": case.rework_count},
-        "today": _local(utcnow(), scheme_zone(case.scheme_key)).date(),
-        "now": _local(utcnow(), scheme_zone(case.scheme_key)).replace(microsecond=0),
+        "today": district_today(case.scheme_key),
+        "now": district_now(case.scheme_key).replace(tzinfo=None, microsecond=0),
     }
 
 
@@ -124,7 +122,7 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     role_defs = {r["id"]: r for r in (current_scheme_data(case.scheme_key) or {}).get("roles", [])}
     roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key
                       and _reaches(role_defs.get(a.role_key, {}).get("scope"), a.unit_id, case))
-    today = _local(utcnow(), scheme_zone(case.scheme_key)).date()
+    today = district_today(case.scheme_key)
     posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
     tiers = frozenset(p.tier_key for p in posts if (p.area_id is not None and p.area_id == case.area_id)
                       or (p.area_id is None and p.unit_id is not None and p.unit_id == case.unit_id))
@@ -193,10 +191,20 @@ def available_actions(user: Any, case: Case) -> list[engine.TransitionSpec]:
 # -- routing and assignment -----------------------------------------------------------------
 
 
+def routing_names(case: Case) -> dict[str, Any]:
+    """What a routing condition sees (docs/expressions.md): the category, the place with its kind, its unit
+    and the area above it, the unit the case was reported from, where it came from, and the report's fields."""
+    area, unit = case.area, case.unit
+    return {"category": case.category, "area": area.key if area else None,
+            "area.key": area.key if area else None, "area.kind": area.kind if area else None,
+            "area.unit": area.unit.key if area and area.unit else None,
+            "area.parent": area.parent.key if area and area.parent else None,
+            "unit": unit.key if unit else None, "source": case.source or "staff", "form": case.data}
+
+
 def _route(case: Case) -> tuple[Unit | None, User | None]:
     data = current_scheme_data(case.scheme_key) or {}
-    names = {"category": case.category, "area": case.area.key if case.area else None, "unit": None,
-             "source": "report", "form": case.data}
+    names = routing_names(case)
     for rule in data.get("routing", []):
         if rule.get("when"):
             try:
@@ -247,7 +255,7 @@ def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.dat
     amount = engine.deadline_amount(deadline, case_names(case)) if deadline else None
     if amount is None:
         return
-    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
     start = _local(now, zone)
     unit, value = amount
     due = calendar.add_working_days(start, value) if unit == "days" else calendar.add_working_hours(start, value)
@@ -260,15 +268,22 @@ def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.dat
                                        calendar_fallback=bool(calendar.unknown_years(start.date(), due.date()))))
 
 
-def _extend_deadline(case: Case, key: str, unit: str, amount: float) -> None:
-    """An approved extension: the running deadline moves later by working time."""
-    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
-    for running in case.deadlines:
-        if running.key == key and running.stopped_at is None:
-            due = _local(running.due_at, zone)
-            due = calendar.add_working_days(due, amount) if unit == "days" else calendar.add_working_hours(due, amount)
-            running.due_at = _utc(due, zone)
-            case.overdue = False
+def _extend_deadline(case: Case, key: str, unit: str, amount: float, now: dt.datetime) -> None:
+    """An approved extension: the running deadline is superseded by one due later by working time.
+
+    A new row, not a moved one: escalations apply once per deadline row, so the extended deadline escalates
+    again when it, too, is missed. The old row keeps `met = False` if it had already been missed.
+    """
+    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
+    for running in [d for d in case.deadlines if d.key == key and d.stopped_at is None]:
+        due = _local(running.due_at, zone)
+        due = calendar.add_working_days(due, amount) if unit == "days" else calendar.add_working_hours(due, amount)
+        running.stopped_at = now
+        running.met = False if running.met is False else None
+        case.deadlines.append(CaseDeadline(
+            key=key, started_at=running.started_at, due_at=_utc(due, zone), paused_at=running.paused_at,
+            calendar_fallback=running.calendar_fallback or bool(calendar.unknown_years(due.date(), due.date()))))
+        case.overdue = False
 
 
 def _stop_deadline(case: Case, key: str, now: dt.datetime) -> None:
@@ -285,7 +300,7 @@ def _pause_or_resume(case: Case, old_kind: str, new_kind: str, now: dt.datetime)
             if running.stopped_at is None and running.paused_at is None:
                 running.paused_at = now
     elif old_kind == "waiting" and new_kind != "waiting":
-        zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+        zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
         for running in case.deadlines:
             if running.stopped_at is None and running.paused_at is not None:
                 waited = calendar.working_hours_between(_local(running.paused_at, zone), _local(now, zone))
@@ -323,7 +338,7 @@ def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: 
     for key in plan.start:
         _start_deadline(case, spec, key, now)
     for key, unit, amount in plan.extend:
-        _extend_deadline(case, key, unit, amount)
+        _extend_deadline(case, key, unit, amount, now)
     _pause_or_resume(case, old_kind, plan.target_kind, now)
     case.outcome = spec.states[plan.target].outcome if plan.target_kind == "final" else None
     if plan.target_kind == "final":
@@ -341,8 +356,14 @@ def engine_json(value: Any) -> Any:
     return to_json(value)
 
 
-def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: str | None = None) -> Case:
-    """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines)."""
+CASE_SOURCES = ("staff", "patrol", "public")
+
+
+def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: str | None = None,
+              source: str = "staff") -> Case:
+    """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines).
+
+    `source` says where it came from (CASE_SOURCES), for routing conditions and lists."""
     row = workflow_definition(scheme_key, workflow_key)
     spec = engine.workflow_spec(row.data)
     data = dict(submission.data)
@@ -353,6 +374,7 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     case = db.session.scalars(insert_returning(Case), [{
         "scheme_key": scheme_key, "workflow_key": spec.id, "definition_version_id": row.id, "state": spec.initial,
         "state_kind": kind, "data": data, "category": _category_of(data), "area_id": submission.area_id,
+        "source": source,
         "unit_id": submission.unit_id, "reporter_id": getattr(user, "id", None), "submission_id": submission.id,
         "outcome": spec.states[spec.initial].outcome if kind == "final" else None,
         "closed_at": now if kind == "final" else None, "created_at": now, "updated_at": now,
@@ -401,7 +423,7 @@ def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list
         db.session.add(report)
         db.session.flush()
         _give_files(report, report_spec)
-        cases.append(open_case(user, submission.scheme_key, report, spec.opens_cases.workflow))
+        cases.append(open_case(user, submission.scheme_key, report, spec.opens_cases.workflow, source="patrol"))
     return cases
 
 
@@ -438,7 +460,7 @@ def _category_of(data: dict) -> str | None:
 def stale_message(case: Case) -> str:
     last = case.events[-1] if case.events else None
     who = last.user.display_name if last and last.user else _("someone")
-    when = last.at.astimezone(scheme_zone(case.scheme_key)).strftime("%Y-%m-%d %H:%M") if last else ""
+    when = last.at.astimezone(district_zone(case.scheme_key)).strftime("%Y-%m-%d %H:%M") if last else ""
     spec = workflow_of(case)
     state = tr(spec.states[case.state].name) if case.state in spec.states else case.state
     return _("This case changed while you were looking at it: %(who)s moved it to “%(state)s” at %(when)s. "
@@ -601,7 +623,7 @@ def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) ->
 def _is_due(escalation: engine.EscalationSpec, deadline: CaseDeadline, case: Case, now: dt.datetime) -> bool:
     if escalation.when == "overdue":
         return now > deadline.due_at
-    zone, calendar = scheme_zone(case.scheme_key), calendar_for(case.scheme_key)
+    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
     warn_from = calendar.add_working_hours(_local(now, zone), escalation.working_hours_before)
     return _utc(warn_from, zone) >= deadline.due_at and now <= deadline.due_at
 
@@ -674,13 +696,29 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: s
     return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else _within(wide))
 
 
+def uncounted(scheme_key: str) -> Any:
+    """SQL condition: the case sits in a state its workflow version does not count (`counted: false`, by
+    default the final states whose outcome is rejected, duplicate or withdrawn)."""
+    from sqlalchemy import and_, false, or_, select
+
+    versions = db.session.scalars(select(Case.definition_version_id).where(Case.scheme_key == scheme_key)
+                                  .distinct()).all()
+    parts = []
+    for version_id in versions:
+        spec = engine.workflow_spec(db.session.get(DefinitionVersion, version_id).data)
+        states = sorted(s.id for s in spec.states.values() if not s.counted)
+        if states:
+            parts.append(and_(Case.definition_version_id == version_id, Case.state.in_(states)))
+    return or_(*parts) if parts else false()
+
+
 def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit", where: Any = None,
                 categories: list[str] | None = None) -> list[dict[str, Any]]:
     """The ledger's counts and rates, for the whole district (or `where`); shared by pages and assessment."""
     from sqlalchemy import and_, exists, func, select
     from sqlalchemy import case as when
 
-    zone = scheme_zone(scheme_key)
+    zone = district_zone(scheme_key)
     begin = dt.datetime.combine(start, dt.time(), zone)
     finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
     resolved = Case.outcome == "resolved"
@@ -691,9 +729,11 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
                     func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
                     func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
                     func.sum(Case.rework_count).label("reworked"),
+                    func.sum(when((Case.rework_count > 0, 1), else_=0)).label("reworked_cases"),
                     func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"),
                     func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
-             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish)
+             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
+                    ~uncounted(scheme_key))
              .group_by(group))
     if where is not None:
         query = query.where(where)
@@ -702,10 +742,13 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
     model = Area if by == "area" else Unit
     places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}
     rows = []
-    for place_id, found, rectified, on_time, closed, reworked, extended, reopened in db.session.execute(query):
+    for (place_id, found, rectified, on_time, closed, reworked, reworked_cases, extended,
+         reopened) in db.session.execute(query):
         rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
+        reworked_cases = int(reworked_cases or 0)
         rows.append({"unit": places.get(place_id), "found": found, "rectified": rectified, "on_time": on_time,
-                     "reopened": int(reopened or 0),
+                     "reopened": int(reopened or 0), "reworked_cases": reworked_cases,
+                     "rework_rate": reworked_cases / found if found else None,
                      "closed": closed, "reworked": int(reworked or 0), "extended": int(extended or 0),
                      "extension_rate": int(extended or 0) / found if found else None,
                      "rectification_rate": rectified / found if found else None,
@@ -724,12 +767,14 @@ def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> byt
     sheet = book.active
     sheet.title = f"{start:%Y%m%d}-{end:%Y%m%d}"
     sheet.append([_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
-                  _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate")])
+                  _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate"),
+                  _("Rework rate")])
     for r in rows:
         sheet.append([tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"],
-                      r["on_time"], r["closed"], r["reworked"],
+                      r["on_time"], r["closed"], r["reworked_cases"],
                       *(round(r[k], 4) if r[k] is not None else None
-                        for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate"))])
+                        for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate",
+                                  "rework_rate"))])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -737,7 +782,7 @@ def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> byt
 
 def working_days_left(case: Case, deadline: CaseDeadline) -> float:
     """Working days from now to the deadline (negative when late), on the district's calendar."""
-    zone = scheme_zone(case.scheme_key)
+    zone = district_zone(case.scheme_key)
     return calendar_for(case.scheme_key).working_days_between(_local(utcnow(), zone), _local(deadline.due_at, zone))
 
 

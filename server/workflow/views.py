@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
+from ..calendar.clock import district_now, district_today
 from ..core.errors import Conflict, PermissionDenied
 from ..extensions import db
 from ..forms import service as forms
@@ -62,7 +63,7 @@ def ledger(scheme_key: str):
     scope = permissions.scope_for(current_user, scheme_key)
     if not (scope.has("case.view_all") or scope.has("case.handle")):
         raise PermissionDenied(_("You may not view this ledger."))
-    today = dt.datetime.now(service.scheme_zone(scheme_key)).date()  # the district's today, not the server's
+    today = district_today(scheme_key)
 
     def day(name: str, default: dt.date) -> dt.date:
         return parse_date(request.args.get(name, "")) or default
@@ -74,7 +75,7 @@ def ledger(scheme_key: str):
         from ..pdf.engine import render_pdf
 
         html = render_template("workflow/ledger_print.html", scheme_key=scheme_key, rows=rows, start=start, end=end,
-                               printed=dt.datetime.now(service.scheme_zone(scheme_key)))
+                               printed=district_now(scheme_key))
         return Response(render_pdf(html), mimetype="application/pdf",
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.pdf"})

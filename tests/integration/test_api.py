@@ -13,11 +13,13 @@ import pytest
 from server.api import service as api
 from server.api.models import ApiClient
 from server.auth.models import User
+from server.core.clock import utcnow
 from server.extensions import db
 from server.forms.models import Submission, Upload
 from server.org.posts import appoint
 from server.workflow.models import Case, CaseEvent
 from server.workflow.service import can_view_case
+from tests.support.clock import TODAY
 from tests.support.factories import load_demo, login, make_user
 from tests.support.images import jpeg
 
@@ -179,10 +181,10 @@ def test_listing_filters_and_pages(tokens, client):
     assert first["total"] == 3
     assert client.get("/api/v1/schemes/lidu/cases?state=closed", headers=office).get_json()["total"] == 0
     assert client.get("/api/v1/schemes/lidu/cases?kind=open", headers=office).get_json()["total"] == 3
-    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    later = (utcnow() + dt.timedelta(hours=1)).isoformat()
     assert client.get("/api/v1/schemes/lidu/cases", query_string={"since": later},
                       headers=office).get_json()["total"] == 0
-    unencoded = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).astimezone(ZONE).isoformat().replace("+", " ")
+    unencoded = (utcnow() + dt.timedelta(hours=1)).astimezone(ZONE).isoformat().replace("+", " ")
     assert client.get(f"/api/v1/schemes/lidu/cases?since={unencoded}", headers=office).get_json()["total"] == 0
     bad = client.get("/api/v1/schemes/lidu/cases?per_page=500&kind=shut&since=yesterday", headers=office)
     assert bad.status_code == 422
@@ -193,7 +195,7 @@ def test_listing_filters_and_pages(tokens, client):
 def test_since_sees_escalations_too(tokens, client):
     case = open_case(client, tokens["leader"])
     office = bearer(tokens["office"])
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    later = utcnow() + dt.timedelta(minutes=5)
     url = "/api/v1/schemes/lidu/cases"
     assert client.get(url, query_string={"since": later.isoformat()}, headers=office).get_json()["total"] == 0
     # What `fangan tick` leaves when a deadline passes: an escalation on the timeline, no step taken.
@@ -428,7 +430,7 @@ def test_scores_are_published_ones_seen_as_on_the_pages(october, client):  # noq
 
 
 def test_board_data_as_the_public_board_shows_it(tokens, client):
-    today = dt.date.today()
+    today = TODAY
     appoint("lidu", "community_head", "李书记", area_key="shilong_town", phone="13800000001",
             since=today - dt.timedelta(days=60))
     appoint("lidu", "segment_keeper", "张三", area_key="shilong_old_street", phone="13900000002",

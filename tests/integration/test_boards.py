@@ -16,6 +16,7 @@ from server.boards import service
 from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.org.posts import appoint
+from tests.support.clock import TODAY
 from tests.support.factories import ROOT, demo_files, load_demo, load_shipped, login, make_user
 from tests.unit.test_pdf import embedded_fonts
 
@@ -23,7 +24,7 @@ XSS = "<script>alert('x')</script>每天巡查"
 
 
 def appoint_lidu_chiefs() -> dt.date:
-    today = dt.date.today()
+    today = TODAY
     appoint("lidu", "main_leader", "王主任", unit_key="lidu_street", since=today - dt.timedelta(days=60))
     appoint("lidu", "community_head", "李书记", area_key="shilong_town", phone="13800000001",
             since=today - dt.timedelta(days=60))

@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from server.calendar.clock import district_zone
 from server.core.errors import Conflict
 from server.extensions import db
 from server.forms import service as forms
@@ -15,6 +16,7 @@ from server.forms.engine import form_spec
 from server.forms.models import Submission
 from server.workflow import service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
+from tests.support.clock import TODAY
 from tests.support.factories import formdata, load_demo, make_user, photo
 
 
@@ -67,7 +69,7 @@ def test_walk_with_rework(people):
     assert [d.key for d in running] == ["rectify"]
 
     case = fire(people["head"], case, "rectify", action_taken="已清理", photos_after=photo("after.jpg"),
-                finished_at="2026-11-20T15:00")
+                finished_at=f"{TODAY}T00:10")
     assert case.state == "rectified" and all(d.stopped_at for d in case.deadlines)
 
     with pytest.raises(Conflict):  # a "close" with a failed verdict is refused by the guard
@@ -237,16 +239,16 @@ def test_ledger_rates_in_sql(people, app):
 
     done = fire(people["office"], report(people["reporter"], 1.0), "assign", target_unit="shilong")
     done = fire(people["head"], done, "rectify", action_taken="ok", photos_after=photo(),
-                finished_at="2026-11-20T15:00")
+                finished_at=f"{TODAY}T00:10")
     fire(people["office"], done, "close", verdict="passed")
     late = fire(people["office"], report(people["reporter"], 2.0), "assign", target_unit="shilong")
     service.tick(next(d for d in late.deadlines if d.stopped_at is None).due_at + dt.timedelta(hours=1))
     late = fire(people["head"], late, "rectify", action_taken="late", photos_after=photo(),
-                finished_at="2026-11-20T15:00")
+                finished_at=f"{TODAY}T00:10")
     fire(people["office"], late, "close", verdict="passed")
     report(people["reporter"], 3.0)  # still open
     db.session.commit()
-    today = dt.date.today()
+    today = TODAY
     (row,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1))
     assert row["unit"].key == "shilong"
     assert (row["found"], row["rectified"], row["on_time"], row["closed"]) == (3, 2, 1, 2)
@@ -325,10 +327,10 @@ def test_an_approved_extension_moves_the_deadline_and_counts(people):
     case = fire(people["office"], case, "approve_extension")
     moved = next(d for d in case.deadlines if d.stopped_at is None).due_at
     hours = service.calendar_for("lidu").working_hours_between(
-        service._local(due, service.scheme_zone("lidu")), service._local(moved, service.scheme_zone("lidu")))
+        service._local(due, district_zone("lidu")), service._local(moved, district_zone("lidu")))
     assert hours == pytest.approx(2 * 8.5)
     assert case.extension_count == 1
-    today = dt.date.today()
+    today = TODAY
     (row,) = service.case_metrics(people["office"], "lidu", today - dt.timedelta(days=1), today + dt.timedelta(days=1))
     assert row["extended"] == 1 and row["extension_rate"] == 1.0
 
@@ -360,7 +362,7 @@ def test_open_cases_keep_their_version_until_migrated(people):
 
     old = report(people["reporter"])
     old = fire(people["office"], old, "assign", target_unit="shilong")
-    old = fire(people["head"], old, "rectify", action_taken="ok", photos_after=photo(), finished_at="2026-11-20T15:00")
+    old = fire(people["head"], old, "rectify", action_taken="ok", photos_after=photo(), finished_at=f"{TODAY}T00:10")
     assert old.state == "rectified"
     files = dict(demo_files())
     text = (Path(ROOT) / "workflow_definitions" / "discover_assign_rectify_close.yaml").read_text("utf-8")
@@ -392,7 +394,7 @@ def test_the_tier_above_the_assignee_may_decide_an_extension(people):
     area = db.session.scalar(db.select(Area).filter_by(key="shilong_old_street"))
     keeper = make_user("keeper")
     boss = make_user("boss")
-    today = dt.date.today() - dt.timedelta(days=1)
+    today = TODAY - dt.timedelta(days=1)
     db.session.add(Post(scheme_key="lidu", tier_key="segment_keeper", user=keeper, holder_name="K", area=area,
                         started_on=today))
     db.session.add(Post(scheme_key="lidu", tier_key="community_head", user=boss, holder_name="B", area=area,
@@ -404,3 +406,64 @@ def test_the_tier_above_the_assignee_may_decide_an_extension(people):
     relations = service.actor_for(boss, case).relations
     assert "tier_above_assignee" in relations
     assert "tier_above_assignee" not in service.actor_for(keeper, case).relations
+
+
+def test_an_extended_deadline_escalates_again_when_it_is_missed(people):
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    first = next(d for d in case.deadlines if d.stopped_at is None)
+    late = first.due_at + dt.timedelta(hours=1)
+    assert service.tick(late)["applied"] >= 1
+    db.session.commit()
+    assert db.session.get(Case, case.id).overdue
+    case = fire(people["head"], db.session.get(Case, case.id), "request_extension", extra_days="2", reason="车辆不足")
+    case = fire(people["office"], case, "approve_extension")
+    assert not case.overdue
+    extended = next(d for d in case.deadlines if d.stopped_at is None)
+    assert extended.id != first.id and extended.due_at > first.due_at
+    assert first.met is False  # it had been missed before the extension: that stays on record
+    assert service.tick(first.due_at + dt.timedelta(hours=2))["applied"] == 0  # not due again yet
+    again = service.tick(extended.due_at + dt.timedelta(hours=1))
+    db.session.commit()
+    assert again["applied"] == 1  # the overdue escalation, once, for the extended deadline
+    assert service.tick(extended.due_at + dt.timedelta(hours=2))["applied"] == 0
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).overdue
+    applied = db.session.scalars(db.select(EscalationApplied.deadline_id).filter_by(escalation="rectify_overdue"))
+    assert sorted(applied) == sorted([first.id, extended.id])
+
+
+def test_a_rejected_case_changes_no_rate(people):
+    done = fire(people["office"], report(people["reporter"], 1.0), "assign", target_unit="shilong")
+    done = fire(people["head"], done, "rectify", action_taken="ok", photos_after=photo(), finished_at=f"{TODAY}T00:10")
+    fire(people["office"], done, "close", verdict="passed")
+    report(people["reporter"], 2.0)  # still open
+    span = (TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
+    (before,) = service.case_metrics(people["office"], "lidu", *span)
+    duplicate = fire(people["office"], report(people["reporter"], 3.0), "reject")
+    assert duplicate.state_kind == "final" and duplicate.outcome == "rejected"
+    (after,) = service.case_metrics(people["office"], "lidu", *span)
+    keys = ("found", "rectified", "on_time", "closed", "rectification_rate", "on_time_rate", "closure_rate",
+            "rework_rate", "extension_rate")
+    assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
+    assert (after["found"], after["closed"], after["closure_rate"]) == (2, 1, 0.5)
+
+
+def test_the_rework_rate_on_the_ledger_and_its_exports(people, app):
+    from openpyxl import load_workbook
+
+    from tests.support.factories import login
+
+    case = fire(people["office"], report(people["reporter"], 1.0), "assign", target_unit="shilong")
+    case = fire(people["head"], case, "rectify", action_taken="ok", photos_after=photo(), finished_at=f"{TODAY}T00:10")
+    case = fire(people["office"], case, "rework", verdict="failed", comment="还有残留")
+    report(people["reporter"], 2.0)
+    (row,) = service.case_metrics(people["office"], "lidu", TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
+    assert (row["reworked_cases"], row["rework_rate"]) == (1, 0.5)
+    client = app.test_client()
+    login(client, "office")
+    span = f"start={TODAY - dt.timedelta(days=1)}&end={TODAY + dt.timedelta(days=1)}"
+    page = client.get(f"/cases/lidu/ledger?{span}").get_data(as_text=True)
+    assert "返工率" in page and "50.0%" in page
+    sheet = load_workbook(io.BytesIO(client.get(f"/cases/lidu/ledger?{span}&format=xlsx").data)).active
+    header = [c.value for c in sheet[1]]
+    assert sheet.cell(2, header.index("返工率") + 1).value == 0.5

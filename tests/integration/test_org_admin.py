@@ -17,9 +17,8 @@ from server.org.models import Area, Post, Unit
 from server.org.posts import appoint
 from server.org.service import posts_of
 from tests.conftest import csrf_token
+from tests.support.clock import TODAY
 from tests.support.factories import demo_files, load_demo, login, make_user, unit_id
-
-TODAY = dt.date.today()
 
 
 @pytest.fixture

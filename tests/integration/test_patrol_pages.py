@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from server.core.clock import utcnow
 from server.extensions import db
 from server.forms import service as forms
 from server.forms.engine import form_spec
@@ -50,7 +51,7 @@ def _hidden(page: str, name: str) -> str:
 def test_late_far_patrol_is_flagged_and_its_finding_opens_a_case(district, client):
     login(client, "chief")
     page = client.get(URL).get_data(as_text=True)
-    started = (dt.datetime.now(ZONE) - dt.timedelta(days=2)).replace(hour=21, minute=0, second=0, microsecond=0)
+    started = (utcnow().astimezone(ZONE) - dt.timedelta(days=2)).replace(hour=21, minute=0, second=0, microsecond=0)
     data = {
         "csrf_token": _hidden(page, "csrf_token"), "_token": _hidden(page, "_token"), "_action": "submit",
         "area": "renmin_road", "started_at": started.strftime("%Y-%m-%dT%H:%M"), "participants": "1",
@@ -120,9 +121,9 @@ def test_compliance_page_refused_without_the_capability(district, client):
     assert client.get("/patrols/luzhang/").status_code == 403
 
 
-def test_reminder_before_the_week_ends(district, client, monkeypatch):
-    # Saturday 24 October 2026: two days of the week left, the rule's reminder window.
-    monkeypatch.setattr(service, "today_in", lambda scheme_key: dt.date(2026, 10, 24))
+def test_reminder_before_the_week_ends(district, client, time_machine):
+    # Saturday 24 October 2026 in Beijing: two days of the week left, the rule's reminder window.
+    time_machine.move_to(dt.datetime(2026, 10, 24, 10, tzinfo=ZONE))
     login(client, "chief")
     html = client.get("/cases/luzhang/").get_data(as_text=True)
     assert "巡查提醒" in html or "Patrol reminders" in html
@@ -139,7 +140,7 @@ def test_reminder_before_the_week_ends(district, client, monkeypatch):
     html = client.get("/cases/luzhang/").get_data(as_text=True)
     assert "巡查提醒" not in html and "Patrol reminders" not in html
     # Earlier in the week there is no reminder yet.
-    monkeypatch.setattr(service, "today_in", lambda scheme_key: dt.date(2026, 10, 28))
+    time_machine.move_to(dt.datetime(2026, 10, 28, 10, tzinfo=ZONE))
     assert service.reminders_for(district["chief"], "luzhang") == []
 
 

@@ -11,6 +11,7 @@ import re
 import pytest
 from PIL import Image
 
+from server.core.clock import utcnow
 from server.extensions import db
 from server.forms.models import Submission
 from server.org.models import Area, Unit
@@ -218,7 +219,7 @@ def _close(case_id: int) -> None:
     """The case solved, as the office would after verifying it (the browser journey drives the real steps)."""
     case = db.session.get(Case, case_id)
     case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
-    case.closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    case.closed_at = utcnow() - dt.timedelta(days=1)
     db.session.commit()
 
 
@@ -262,7 +263,7 @@ def test_satisfaction_rate_is_a_metric_for_the_sheets(demo):
         db.session.commit()
         shilong = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="shilong"))
         other = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="zhiyuan"))
-        today = dt.datetime.now(dt.UTC).date()
+        today = utcnow().date()
         month = Period("month", today.replace(day=1), today + dt.timedelta(days=1))
         rates = service.satisfaction_rates("lidu", {"id": "s"}, month, [shilong.id, other.id])
         assert rates[shilong.id] == pytest.approx(2 / 3) and rates[other.id] is None

@@ -9,6 +9,7 @@ import pytest
 from server.auth.permissions import can_manage_scheme, can_view_unit, compute_scope
 from server.extensions import db
 from server.org.models import Area, Post, Unit
+from tests.support.clock import TODAY
 from tests.support.factories import load_demo, login, make_user, unit_id
 
 
@@ -53,7 +54,7 @@ def test_subtree_of_the_root_is_everything_below(demo):
 def test_posted_role_comes_from_a_post_held_today(demo):
     keeper = make_user("keeper")
     area = db.session.scalar(db.select(Area).filter_by(key="zhiyuan_road"))
-    today = dt.date.today()
+    today = TODAY
     db.session.add(Post(scheme_key="lidu", tier_key="segment_keeper", user=keeper, holder_name="Keeper",
                         area=area, started_on=today - dt.timedelta(days=10)))
     db.session.commit()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
+from server.core.clock import utcnow
 from server.extensions import db
 from tests.support.factories import login
 from tests.support.security import (
@@ -67,7 +68,7 @@ def _close_public_case(report_id: int) -> None:
 
     case = db.session.get(PublicReport, report_id).case
     case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
-    case.closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    case.closed_at = utcnow() - dt.timedelta(days=1)
     db.session.commit()
 
 

@@ -33,6 +33,7 @@ import pytest
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from server.core.clock import utcnow
 from server.extensions import db
 from tests.support.security import (
     POSTS,
@@ -347,7 +348,7 @@ def test_a_tracking_code_reopens_a_solved_case_only_through_the_follow_up(world:
     with base_app.app_context():
         case = db.session.get(PublicReport, world.ids["report_z"]).case
         case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
-        case.closed_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+        case.closed_at = utcnow() - dt.timedelta(days=40)
         db.session.commit()
         before = table_digest()
     visitor = world.clients["anon"]

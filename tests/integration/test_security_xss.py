@@ -30,6 +30,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from server.extensions import db
+from tests.support.clock import NOW, TODAY, ZONE, month_start
 from tests.support.factories import login, make_user
 from tests.support.images import jpeg
 from tests.support.security import csrf_of, quick_passwords, rolled_back
@@ -116,11 +117,12 @@ def _plant_everything(app: Flask) -> tuple[Ids, dict[str, FlaskClient]]:
     for client, step, fields in (
             (office, "assign", {"target_unit": "shilong", "instructions": planted("dispatch")}),
             (head, "rectify", {"action_taken": planted("rectify"), "photos_after": _photo("a.jpg"),
-                               "finished_at": "2026-11-20T15:00"}),
+                               "finished_at": f"{NOW.astimezone(ZONE):%Y-%m-%dT%H:%M}"}),
             (office, "close", {"verdict": "passed", "comment": planted("verify")})):
         _post(client, f"/cases/case/{case}/do/{step}", {"_token": step, "_action": "submit", **fields})
     patrol = _post(reporter, "/f/lidu/patrol_log/new", {
-        "_token": "p1", "_action": "submit", "area": "shilong_old_street", "started_at": "2026-11-20T09:00",
+        "_token": "p1", "_action": "submit", "area": "shilong_old_street",
+        "started_at": f"{NOW.astimezone(ZONE):%Y-%m-%dT%H:%M}",
         "participants": "2", "photos": _photo(), "findings": planted("patrol-findings"), "has_problems": "no"})
     ids["record"] = _id(patrol, r"/records/(\d+)")
 
@@ -255,7 +257,7 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("office", "/f/records/{step_rectify}", ["rectify", LABEL]),
     ("office", "/f/records/{step_close}", ["verify", "form:fields.choices.label"]),
     ("office", "/cases/lidu/areas", [ROAD]),
-    ("office", "/cases/lidu/ledger?start=2026-11-01&end=2026-11-30", [UNIT]),
+    ("office", f"/cases/lidu/ledger?start={month_start(TODAY)}&end={TODAY}", [UNIT]),
     ("office", "/patrols/lidu/?show=all", ["scheme:patrol_rules.name", UNIT]),
     ("visitor", "/b/lidu/shilong_old_street", ["board:title", "board:subtitle", "board:footer", ROAD,
                                                "scheme:areas.children.from", UNIT, "post-holder", "post-title",
@@ -315,7 +317,7 @@ def _pdf_text(data: bytes) -> str:
 @pytest.mark.parametrize(("who", "template", "tags"), [
     ("visitor", "/b/lidu/shilong_old_street.pdf", ["board:footer", "post-holder", "post-duty"]),
     ("office", "/assess/period/{period}/bulletin.pdf", ["score_sheet:name"]),
-    ("office", "/cases/lidu/ledger?start=2026-11-01&end=2026-11-30&format=pdf", []),
+    ("office", f"/cases/lidu/ledger?start={month_start(TODAY)}&end={TODAY}&format=pdf", []),
 ])
 def test_pdfs_print_the_payload_as_text(planted_world: tuple[Ids, dict[str, FlaskClient]], who: str, template: str,
                                         tags: list[str]):
