@@ -532,7 +532,53 @@ def api_list_clients() -> None:
                    f"last used {used}\t{state}")
 
 
+# -- the working-day calendar -----------------------------------------------------------------------
+
+
+@click.group("calendar")
+def calendar_cli() -> None:
+    """The working-day calendar: holidays and makeup workdays per year."""
+
+
+@calendar_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would change; store nothing.")
+@with_appcontext
+def calendar_import(path: Path, dry_run: bool) -> None:
+    """Import a year's holidays and makeup workdays (CSV, XLSX, YAML or iCalendar); the years it covers are
+    replaced and marked complete, and open cases' deadlines move to the new calendar."""
+    from .calendar.service import import_calendar, preview_calendar_import
+
+    data = path.read_bytes()
+    result = preview_calendar_import(None, data, path.name) if dry_run else import_calendar(None, data, path.name)
+    if not result.ok:
+        _fail_with_errors(result.errors)
+    for change in result.years:
+        click.echo(f"{change.year}: {change.holidays} holidays, {change.workdays} makeup workdays; "
+                   f"{len(change.added)} added, {len(change.changed)} changed, {len(change.removed)} removed"
+                   + (" (was complete)" if change.was_complete else ""))
+    if dry_run:
+        click.echo("dry run: nothing was stored")
+        return
+    db.session.commit()
+    click.echo(f"{len(result.years)} year(s) marked complete; {result.moved_cases} open case(s) got new deadlines")
+
+
+@calendar_cli.command("list")
+@with_appcontext
+def calendar_list() -> None:
+    """The years of the table, how many rows each has, and whether it is complete."""
+    from .calendar.service import calendar_state
+
+    overrides, complete = calendar_state()
+    years = sorted({o.day.year for o in overrides} | complete)
+    for year in years:
+        rows = [o for o in overrides if o.day.year == year]
+        click.echo(f"{year}	{sum(not o.working for o in rows)} holidays	{sum(o.working for o in rows)} workdays	"
+                   + ("complete" if year in complete else "incomplete: deadlines warn"))
+
+
 def register(app: Flask) -> None:
     for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, api_cli, setup,
-                    docs, tick):
+                    docs, tick, calendar_cli):
         app.cli.add_command(command)

@@ -2,7 +2,7 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, DateField, SelectField, StringField
+from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from ..web.forms import Form as FlaskForm
@@ -35,6 +35,14 @@ class XlsformUploadForm(FlaskForm):
     form_id = StringField(_l("Form id (optional)"), validators=[Optional(), Length(max=64),
                                                                Regexp(r"^[a-z][a-z0-9_]*$", message=_l(
                                                                    "Lower-case letters, digits and _ only."))])
+
+
+class CalendarImportForm(FlaskForm):
+    """A year's table as a file; the preview sends the file's content back with the confirmation."""
+
+    upload = FileField(_l("The year's holidays and makeup workdays (CSV, XLSX, YAML or iCalendar .ics)"))
+    content = HiddenField()
+    filename = HiddenField()
 
 
 class CalendarDayForm(FlaskForm):

@@ -15,7 +15,7 @@ from ..definitions import service
 from ..definitions.bundle import MAX_UPLOAD_BYTES, read_zip
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..extensions import db
-from .forms import CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
+from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
 
 bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
 
@@ -308,49 +308,83 @@ def import_xlsform():
 @bp.route("/calendar", methods=["GET", "POST"])
 def calendar():
     """Holidays and makeup workdays that override and extend the built-in Chinese calendar."""
-
-    from ..audit.service import record_audit
-    from ..calendar import WorkingCalendar
-    from ..calendar.models import CalendarDay
+    from ..calendar import service as calendar
     from .forms import CalendarDayForm
 
-    # The calendar serves every district on this server: system administrators only.
-    _require(current_user.is_admin)
+    _require(permissions.can_edit_calendar(current_user))  # the calendar serves every district on the server
     form = CalendarDayForm()
     if form.validate_on_submit():
-        row = db.session.get(CalendarDay, form.day.data) or CalendarDay(day=form.day.data)
-        row.working, row.name = bool(form.working.data), (form.name.data or "").strip()
-        db.session.add(row)
-        record_audit("calendar.set", "calendar_day", form.day.data.isoformat(), user=current_user,
-                     after={"working": row.working, "name": row.name})
+        calendar.set_calendar_day(current_user, form.day.data, bool(form.working.data), form.name.data or "")
         db.session.commit()
         flash(_("Saved."), "success")
         return redirect(url_for("admin.calendar"))
-    rows = list(db.session.scalars(db.select(CalendarDay).order_by(CalendarDay.day.desc())))
-    from ..calendar import DayOverride
-
     today = district_today()
-    known = WorkingCalendar([DayOverride(r.day, r.working, r.name) for r in rows])
-    unknown = known.unknown_years(today, today.replace(year=today.year + 1))
-    return render_template("admin/calendar.html", form=form, rows=rows, unknown=unknown,
+    return render_template("admin/calendar.html", form=form, years=calendar.calendar_years(today),
+                           rows=calendar.calendar_rows(), unknown=calendar.unknown_years_ahead(today),
                            delete_form=CsrfForm()), 400 if form.errors else 200
+
+
+@bp.post("/calendar/year/<int:year>")
+def calendar_year(year: int):
+    """Mark a year of the table complete (its warning goes) or not."""
+    from ..calendar import service as calendar
+
+    _require(permissions.can_edit_calendar(current_user))
+    if CsrfForm().validate_on_submit() and 1900 < year < 2200:
+        calendar.set_year_complete(current_user, year, request.form.get("complete") == "y")
+        db.session.commit()
+    return redirect(url_for("admin.calendar"), code=303)
+
+
+@bp.route("/calendar/import", methods=["GET", "POST"])
+def calendar_import():
+    """Upload a year's table, see what it changes year by year, then confirm: nothing is stored before."""
+    import base64
+    import binascii
+
+    from ..calendar import service as calendar
+    from ..calendar.importer import MAX_BYTES
+
+    _require(permissions.can_edit_calendar(current_user))
+    form = CalendarImportForm()
+    preview = None
+    if request.method == "POST" and form.validate_on_submit():
+        upload = form.upload.data
+        if upload is not None and getattr(upload, "filename", ""):
+            data, name = upload.read(MAX_BYTES + 1), upload.filename
+        else:
+            try:
+                data = base64.b64decode(form.content.data or "", validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            name = form.filename.data or ""
+        if request.form.get("action") == "import" and data:
+            result = calendar.import_calendar(current_user, data, name)
+            if result.ok:
+                db.session.commit()
+                flash(_("%(years)s imported and marked complete; %(cases)s open cases got new deadlines.",
+                        years=", ".join(str(y.year) for y in result.years), cases=result.moved_cases), "success")
+                return redirect(url_for("admin.calendar"), code=303)
+            db.session.rollback()
+            preview = result
+        else:
+            preview = calendar.preview_calendar_import(current_user, data, name)
+        form.content.data, form.filename.data = base64.b64encode(data).decode(), name
+    status = 400 if preview is not None and not preview.ok else 200
+    return render_template("admin/calendar_import.html", form=form, preview=preview), status
 
 
 @bp.post("/calendar/<day>/delete")
 def delete_calendar_day(day: str):
     import datetime as dt
 
-    from ..audit.service import record_audit
-    from ..calendar.models import CalendarDay
+    from ..calendar import service as calendar
 
-    _require(current_user.is_admin)
+    _require(permissions.can_edit_calendar(current_user))
     if CsrfForm().validate_on_submit():
         try:
-            row = db.session.get(CalendarDay, dt.date.fromisoformat(day))
+            calendar.delete_calendar_day(current_user, dt.date.fromisoformat(day))
         except ValueError:
-            row = None
-        if row is not None:
-            db.session.delete(row)
-            record_audit("calendar.delete", "calendar_day", day, user=current_user)
-            db.session.commit()
+            pass  # not a date: nothing to delete
+        db.session.commit()
     return redirect(url_for("admin.calendar"))

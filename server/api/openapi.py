@@ -217,6 +217,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "flags": {"type": "array"}, "items": {"type": "object"}, "metrics": {"type": "object"},
         "vetoes": {"type": "array"}, "actions": {"type": "array"}, "funding": {"type": ["number", "null"]}}),
     "Scores": _object({"period": ref("Period"), "revision": {"type": "integer"},
+                       "provisional": {"type": "boolean", "description": "Published on purpose before the period "
+                                       "ended or with marks missing: not final, a later revision replaces it."},
                        "scores": {"type": "array", "items": ref("Score")}}),
     "Board": _object({
         "area": _object({"key": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}}),

@@ -14,6 +14,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from ..assessment import service as assessment
+from ..assessment.models import AssessmentRevision
 from ..auth import permissions
 from ..auth.access import act_as, is_public_endpoint, public, token_authenticated
 from ..calendar.clock import district_today
@@ -363,7 +364,9 @@ def scores(period_id: int) -> Response:
         raise NotFound(_("No such revision."))
     number = revision or period.revision
     rows = assessment.visible(user, period, assessment.published_scores(period, number), lambda s: s.unit)
-    return jsonify(period=serialize.period(period), revision=number, scores=[serialize.score(s) for s in rows])
+    row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
+    return jsonify(period=serialize.period(period), revision=number, provisional=bool(row and row.provisional),
+                   scores=[serialize.score(s) for s in rows])
 
 
 @bp.get("/schemes/<scheme_key>/boards/<area_key>")

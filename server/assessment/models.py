@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.database import JsonType, UtcDateTime, utcnow
@@ -83,6 +83,9 @@ class AssessmentRevision(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     published_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Published before the period ended or with marks missing, on purpose: shown as provisional everywhere
+    # until a final revision replaces it.
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     period: Mapped[AssessmentPeriod] = relationship(back_populates="revisions")
     published_by = relationship("User")

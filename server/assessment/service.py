@@ -346,6 +346,9 @@ def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> Asse
         raise PermissionDenied(_("You may not run this district's assessment."))
     row, sheet = sheet_of(scheme_key, sheet_id)
     bounds = period_of(sheet, day)
+    if bounds.start > district_today(scheme_key):
+        raise Conflict(_("The period %(period)s has not begun: it opens from %(day)s.", period=bounds.key,
+                         day=bounds.start.isoformat()))
     existing = db.session.scalar(db.select(AssessmentPeriod).filter_by(
         scheme_key=scheme_key, sheet_key=sheet_id, period_key=bounds.key))
     if existing is not None:
@@ -395,7 +398,8 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
                 reason: str = "", evidence: list[int] | None = None) -> AssessmentEntry:
     """An assessor's numbers for the rules of an item that assessors enter (or the value of a `manual`
     metric, as item "metric:<id>"), with the reason and evidence; entering again replaces one's own."""
-    if period.state not in ("open", "appeal"):
+    latest = latest_revision(period)
+    if period.state not in ("open", "appeal") and not (latest is not None and latest.provisional):
         raise Conflict(_("Marks are entered while the period is open."))
     if unit.scheme_key != period.scheme_key or not permissions.can_assess_unit(user, unit):
         raise PermissionDenied(_("You may not assess this unit."))
@@ -462,9 +466,11 @@ def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str,
     sheet = sheet_spec_of(period)
     entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
         (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if m["source"] == "manual"]
-    if period.state == "published":
+    latest = latest_revision(period)
+    provisional = latest is not None and latest.provisional  # marks are still being given: as while open
+    if period.state == "published" and not provisional:
         return entries if permissions.can_run_assessment(user, period.scheme_key) else []
-    if period.state not in ("open", "appeal"):  # marks may still be put right while units appeal
+    if period.state not in ("open", "appeal") and not provisional:  # marks may be put right while units appeal
         return []
     return [(key, name) for key, name in entries
             if permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key.removeprefix(METRIC_ITEM)))]
@@ -538,14 +544,19 @@ def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None
     return period
 
 
+def appeals_open(period: AssessmentPeriod, today: dt.date | None = None) -> bool:
+    """Whether units may still appeal: the period is in its appeal window, and the window has not passed."""
+    today = today or district_today(period.scheme_key)
+    return period.state == "appeal" and not (period.appeal_until and today > period.appeal_until)
+
+
 def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
 
     if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
         raise PermissionDenied(_("You may not appeal for this unit."))
-    today = today or district_today(period.scheme_key)
-    if period.state != "appeal" or (period.appeal_until and today > period.appeal_until):
+    if not appeals_open(period, today):
         raise Conflict(_("The appeal window of this period is closed."))
     if not text.strip():
         raise DomainError(_("Say why the deduction is wrong."))
@@ -584,13 +595,54 @@ def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str 
     return appeal
 
 
+def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
+    """(unit, manual metric id) for each hand-entered metric no assessor has given a value for yet."""
+    sheet = _spec(period)
+    manual = [m["id"] for m in sheet.metrics if m["source"] == "manual"]
+    if not manual:
+        return []
+    given = {(e.unit_id, e.item_key[len(METRIC_ITEM):]) for e in period.entries
+             if e.superseded_in is None and e.item_key.startswith(METRIC_ITEM)}
+    return [(unit, metric) for unit in assessed_units(period.scheme_key, sheet) for metric in manual
+            if (unit.id, metric) not in given]
+
+
+def unfinished(period: AssessmentPeriod, today: dt.date | None = None) -> list[str]:
+    """Why scores of this period would not be final yet: it has not ended, or marks are missing."""
+    today = today or district_today(period.scheme_key)
+    reasons = []
+    if today <= period.ends_on:
+        reasons.append(_("The period runs until %(day)s.", day=period.ends_on.isoformat()))
+    missing = missing_marks(period)
+    if missing:
+        reasons.append(_("%(num)s hand-entered marks are missing (%(first)s…).", num=len(missing),
+                         first=f"{tr(missing[0][0].name)}: {missing[0][1]}"))
+    return reasons
+
+
+def revision_of(period: AssessmentPeriod, number: int | None) -> AssessmentRevision | None:
+    """A published revision of the period, or None."""
+    if not number or not period.revision:
+        return None
+    return db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
+
+
+def latest_revision(period: AssessmentPeriod) -> AssessmentRevision | None:
+    return revision_of(period, period.revision)
+
+
 def publish(user: Any, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
-            close_appeals: bool = False, today: dt.date | None = None) -> AssessmentRevision:
+            close_appeals: bool = False, today: dt.date | None = None,
+            provisional: bool = False) -> AssessmentRevision:
     """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
 
     A sheet with `appeal_days` is first published once its appeal window has passed; `close_appeals` publishes
     before (or without) it, and the audit log says so. A revision is never changed afterwards; the period
     shows the latest, and the earlier ones stay readable.
+
+    Before the period ends, or with hand-entered marks missing, scores are refused unless `provisional`: the
+    user says they know. A provisional revision is marked so on every page, PDF and API answer, and the
+    final publication after it needs no correction reason and recomputes from the data.
     """
 
     if not permissions.can_run_assessment(user, period.scheme_key):
@@ -605,16 +657,22 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
         AssessmentAppeal.period_id == period.id, AssessmentAppeal.decision.is_(None)))
     if undecided:
         raise Conflict(_("Decide the %(num)s open appeals first.", num=undecided))
-    if period.revision and not reason.strip():
+    reasons = unfinished(period, today)
+    if reasons and not provisional:
+        raise Conflict(" ".join([*reasons, _("Publish it as provisional, or wait.")]))
+    previous = latest_revision(period)
+    final_after_provisional = previous is not None and previous.provisional
+    if previous is not None and not final_after_provisional and not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
     # A correction changes marks, not the data: the numbers taken at publication stay (cases closed since
-    # then do not move other units' scores).
-    frozen = ({s.unit_id: dict(s.metrics) for s in published_scores(period)} if period.revision else None)
+    # then do not move other units' scores). A provisional publication froze nothing: the data are read again.
+    frozen = ({s.unit_id: dict(s.metrics) for s in published_scores(period)}
+              if previous is not None and not final_after_provisional else None)
     results = draft(period, metrics=frozen)
     sheet = sheet_spec_of(period)
     history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
-                                  published_by_id=user.id)
+                                  published_by_id=user.id, provisional=bool(reasons))
     db.session.add(revision)
     for r in results:
         items = {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted),
@@ -638,7 +696,8 @@ def publish(user: Any, period: AssessmentPeriod, version: int | None = None, rea
         raise Conflict(_("This assessment changed while you were looking at it. Look at it again.")) from None
     record_audit("assessment.publish", "assessment_period", period.id, user=user, scheme_key=period.scheme_key,
                  after={"revision": revision.number, "reason": revision.reason or None,
-                        "appeals_closed_early": bool(waiting) or None})
+                        "appeals_closed_early": bool(waiting) or None,
+                        "provisional": " ".join(reasons) if reasons else None})
     return revision
 
 
@@ -670,7 +729,8 @@ def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, value
         raise DomainError(_("Say why the published scores are corrected."))
     clean = _checked_values(_spec(period), item_id, values)
     _replace_marks(user, period, unit.id, item_id, clean, reason.strip()[:2000])
-    return publish(user, period, reason=reason)
+    previous = latest_revision(period)  # a correction of provisional results stays provisional while unfinished
+    return publish(user, period, reason=reason, provisional=bool(previous and previous.provisional))
 
 
 def _replace_marks(user: Any, period: AssessmentPeriod, unit_id: int, item_id: str, clean: dict[str, float],
@@ -734,7 +794,9 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
         trend.append((group_names.get(group_id.split(":")[0]), series))
     return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
             "flagged": flagged, "previous": previous, "trend_labels": trend_labels, "trend": trend,
-            "revision": revision or period.revision}
+            "revision": revision or period.revision,
+            "provisional": bool(db.session.scalar(db.select(AssessmentRevision.provisional).filter_by(
+                period_id=period.id, number=revision or period.revision)))}
 
 
 @dataclass

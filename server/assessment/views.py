@@ -63,6 +63,7 @@ class StepForm(Form):
     version = HiddenField()
     reason = TextAreaField(_l("Why (for a correction)"), validators=[Optional()])
     close_appeals = BooleanField(_l("Publish now, closing the appeal window"))
+    provisional = BooleanField(_l("I understand: publish these scores as provisional"))
 
 
 class AppealForm(Form):
@@ -155,7 +156,18 @@ def period(period_id: int):
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
                            decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key),
                            appeal_rules={a.id: service.entered_rules(row, a.item_key) for a in appeals
-                                         if a.decision is None})
+                                         if a.decision is None},
+                           shown=service.revision_of(row, revision or row.revision),
+                           latest=service.latest_revision(row),
+                           unfinished=service.unfinished(row) if can_publish(row) else [])
+
+
+def can_publish(row: AssessmentPeriod) -> bool:
+    """Whether the publish form belongs on the page: first publication, or the final one after a provisional."""
+    if not permissions.can_run_assessment(current_user, row.scheme_key):
+        return False
+    latest = service.latest_revision(row)
+    return row.state != "published" or (latest is not None and latest.provisional)
 
 
 @bp.post("/period/<int:period_id>/<action>")
@@ -169,8 +181,9 @@ def step(period_id: int, action: str):
         message = _("Units may appeal until %(day)s.", day=row.appeal_until.isoformat())
     elif action == "publish":
         revision = service.publish(current_user, row, _version(form), form.reason.data or "",
-                                   close_appeals=bool(form.close_appeals.data))
-        message = _("Published as revision %(n)s.", n=revision.number)
+                                   close_appeals=bool(form.close_appeals.data), provisional=bool(form.provisional.data))
+        message = (_("Published as provisional revision %(n)s.", n=revision.number) if revision.provisional
+                   else _("Published as revision %(n)s.", n=revision.number))
     else:
         raise NotFound(_("No such step."))
     db.session.commit()
@@ -209,7 +222,11 @@ def marks(period_id: int, unit_id: int, item_id: str):
     if mine:
         data["reason"] = mine.reason
     form = _marks_form(rules, data if request.method == "GET" else None)
-    correcting = row.state == "published"
+    # Once published the office corrects (a new revision, with why); provisional results are corrected by the
+    # office too, while the other assessors still give their marks as before publication.
+    latest = service.latest_revision(row)
+    correcting = row.state == "published" and (not (latest is not None and latest.provisional)
+                                               or permissions.can_run_assessment(current_user, row.scheme_key))
     if form.validate_on_submit():
         values = {name: getattr(form, f"r_{name}").data for name, _label in rules}
         try:  # who may mark here was checked above, before any file is kept
@@ -243,18 +260,23 @@ def appeal(period_id: int, unit_id: int):
         raise PermissionDenied(_("You may not appeal for this unit."))
     form = AppealForm()
     form.item.choices = [(i.id, tr(i.name)) for _s, i in service.sheet_spec_of(row).items()]
+    closed = False
     if form.validate_on_submit():
         try:
             service.file_appeal(current_user, row, unit, form.item.data, form.text.data)
-        except (PermissionDenied, NotFound, Conflict):
+        except (PermissionDenied, NotFound):
             raise
+        except Conflict:  # the window closed while they typed: the page says so and keeps their text to copy
+            closed = True
         except DomainError as exc:
             form.form_errors.append(str(exc))
         else:
             db.session.commit()
             flash(_("Appeal filed."), "success")
             return redirect(url_for("assessment.period", period_id=row.id), code=303)
-    return render_template("assessment/appeal.html", period=row, unit=unit, form=form), 400 if form.errors else 200
+    closed = closed or not service.appeals_open(row)
+    status = 409 if closed and request.method == "POST" else 400 if form.errors else 200
+    return render_template("assessment/appeal.html", period=row, unit=unit, form=form, closed=closed), status
 
 
 @bp.post("/appeal/<int:appeal_id>/decide")

@@ -348,6 +348,11 @@ def can_manage_users(user: Any) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_admin)
 
 
+def can_edit_calendar(user: Any) -> bool:
+    """The working-day calendar is the site's (every district's deadlines): system administrators only."""
+    return can_manage_users(user)
+
+
 def can_submit_form(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("form.submit")
 

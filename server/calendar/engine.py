@@ -11,10 +11,11 @@ Which days are working days, in order of precedence:
    NotImplementedError for every other year, before 2004 included.
 3. Otherwise Monday–Friday. This fallback never raises.
 
-A year is "known" when chinesecalendar supports it or the override table has at least one row in that year
-(an administrator who entered a year's holidays is trusted for the whole year; other days of that year are
-Monday–Friday). `knows(day)` and `unknown_years(first, last)` tell pages when to warn that a result relied on
-the plain Monday–Friday fallback, e.g. `cal.unknown_years(start.date(), deadline.date())`.
+A year is "known" when chinesecalendar supports it or the administrator marked it complete (`complete_years`:
+the State Council's notice for that year entered in full, usually by `fangan calendar import`). A few rows
+entered by hand do not make a year known: its other days still fall back to Monday–Friday, with the warning.
+`knows(day)` and `unknown_years(first, last)` tell pages when to warn that a result relied on the plain
+Monday–Friday fallback, e.g. `cal.unknown_years(start.date(), deadline.date())`.
 
 Times:
 
@@ -195,6 +196,7 @@ class WorkingCalendar:
         overrides: Iterable[DayOverride] = (),
         hours: WorkingHours = DEFAULT_HOURS,
         use_builtin: bool = True,
+        complete_years: Iterable[int] = (),
     ) -> None:
         if not isinstance(hours, WorkingHours):
             raise TypeError("hours must be a WorkingHours")
@@ -203,7 +205,7 @@ class WorkingCalendar:
             if not isinstance(override, DayOverride):
                 raise TypeError(f"overrides must be DayOverride values, got {type(override).__name__}")
             self._overrides[override.day] = override
-        self._override_years = frozenset(day.year for day in self._overrides)
+        self._complete_years = frozenset(int(year) for year in complete_years)
         self.hours = hours
         self.use_builtin = use_builtin
         self._day_seconds = hours.seconds
@@ -212,6 +214,11 @@ class WorkingCalendar:
     def hours_per_day(self) -> float:
         """Length of one working day in hours (8.5 by default)."""
         return self._day_seconds / 3600
+
+    @property
+    def complete_years(self) -> frozenset[int]:
+        """Years the administrator marked complete."""
+        return self._complete_years
 
     @property
     def overrides(self) -> tuple[DayOverride, ...]:
@@ -235,12 +242,12 @@ class WorkingCalendar:
     def knows(self, day: date) -> bool:
         """False when the day's year is covered by neither source, i.e. the Monday–Friday fallback applies."""
         year = _as_date(day).year
-        return year in self._override_years or self._builtin(year)
+        return year in self._complete_years or self._builtin(year)
 
     def unknown_years(self, start: date, end: date) -> list[int]:
         """Years in [start, end] that neither source knows (empty when end < start), for warnings."""
         first, last = _as_date(start).year, _as_date(end).year
-        return [year for year in range(first, last + 1) if year not in self._override_years and not self._builtin(year)]
+        return [year for year in range(first, last + 1) if year not in self._complete_years and not self._builtin(year)]
 
     def day_name(self, day: date) -> str | None:
         """Holiday name from the override, else chinesecalendar's Chinese name; None for ordinary days."""

@@ -6,7 +6,10 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+UNKEPT_FIELDS = frozenset({"csrf_token", "website", "password", "new_password", "confirm"})
 
 
 class DomainError(Exception):
@@ -74,4 +77,11 @@ def register_error_handlers(app: Flask) -> None:
         limit = getattr(error, "limit", None)
         if error.code == 429 and limit is not None and getattr(limit, "error_message", None):
             message = error.description  # the endpoint's own words (a public report form says more)
-        return render_template("error.html", code=error.code, message=message), error.code
+        kept = []
+        if isinstance(error, CSRFError) and request.method == "POST":
+            # A page left open too long: nothing was stored, but what was typed is shown to copy, never lost.
+            message = _("This page was open too long (or came from elsewhere), so nothing was saved. What you "
+                        "typed is below: copy it, open the page again and send it.")
+            kept = [(name, value) for name, value in request.form.items(multi=True)
+                    if name not in UNKEPT_FIELDS and not name.startswith("_") and value.strip()][:50]
+        return render_template("error.html", code=error.code, message=message, kept=kept), error.code

@@ -20,7 +20,7 @@ from ..auth import permissions
 from ..auth.models import User
 from ..calendar import DayOverride, WorkingCalendar, WorkingHours
 from ..calendar.clock import district_now, district_today, district_zone
-from ..calendar.models import CalendarDay
+from ..calendar.service import calendar_changed, load_calendar
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
@@ -45,12 +45,49 @@ def workflow_of(case: Case) -> engine.WorkflowSpec:
 
 
 def calendar_for(scheme_key: str) -> WorkingCalendar:
-    data = current_scheme_data(scheme_key) or {}
-    hours = data.get("calendar") or {}
-    start = dt.time.fromisoformat(hours.get("workday_start", "09:00"))
-    end = dt.time.fromisoformat(hours.get("workday_end", "17:30"))
-    overrides = [DayOverride(row.day, row.working, row.name) for row in db.session.scalars(db.select(CalendarDay))]
-    return WorkingCalendar(overrides, WorkingHours(start, end))
+    """The working calendar in force, with the scheme's working hours."""
+    return load_calendar(_hours_of(scheme_key))
+
+
+def _hours_of(scheme_key: str) -> WorkingHours:
+    hours = (current_scheme_data(scheme_key) or {}).get("calendar") or {}
+    return WorkingHours(dt.time.fromisoformat(hours.get("workday_start", "09:00")),
+                        dt.time.fromisoformat(hours.get("workday_end", "17:30")))
+
+
+@calendar_changed.connect
+def move_deadlines(_sender: Any, before: tuple[list[DayOverride], set[int]]) -> int:
+    """The calendar changed: each open case's running deadline keeps its working time from its start, counted
+    on the new calendar (so extensions and waits stay), and the move is audited. Stopped deadlines keep theirs."""
+    overrides, years = before
+    moved = 0
+    query = (db.select(CaseDeadline).join(Case, Case.id == CaseDeadline.case_id)
+             .where(CaseDeadline.stopped_at.is_(None), Case.state_kind != "final").order_by(CaseDeadline.id))
+    calendars: dict[str, tuple[WorkingCalendar, WorkingCalendar, ZoneInfo]] = {}
+    for deadline in db.session.scalars(query):
+        case = deadline.case
+        if case.scheme_key not in calendars:
+            hours = _hours_of(case.scheme_key)
+            calendars[case.scheme_key] = (WorkingCalendar(overrides, hours, complete_years=years),
+                                          load_calendar(hours), district_zone(case.scheme_key))
+        old, new, zone = calendars[case.scheme_key]
+        start, due = _local(deadline.started_at, zone), _local(deadline.due_at, zone)
+        try:
+            moved_to = new.add_working_hours(start, old.working_hours_between(start, due))
+        except ValueError:
+            continue  # a span too long to count: left as it is
+        if moved_to == due.replace(microsecond=0):
+            continue
+        before_due = deadline.due_at
+        deadline.due_at = _utc(moved_to, zone)
+        deadline.calendar_fallback = bool(new.unknown_years(start.date(), moved_to.date()))
+        record_audit("case.deadline_moved", "case", case.id, scheme_key=case.scheme_key,
+                     before={"deadline": deadline.key, "due_at": before_due.isoformat()},
+                     after={"deadline": deadline.key, "due_at": deadline.due_at.isoformat(),
+                            "why": "calendar changed"})
+        moved += 1
+    db.session.flush()
+    return moved
 
 
 def _local(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:

@@ -49,9 +49,13 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
 
     office.goto(period_url)
     office.get_by_label("立即发布并结束申诉期").check()  # no appeals were opened: publish anyway
+    # Only Shilong has its hand-entered mark: published now, the results are provisional, and the page says so.
+    assert "手工填报的分值" in office.get_by_test_id("unfinished").inner_text()
+    office.get_by_label("我已知晓：将这些分数作为暂定结果发布").check()
     office.get_by_role("button", name="发布").click()
     office.wait_for_url(period_url)
-    assert office.get_by_text("已发布（第1版）。").is_visible()
+    assert office.get_by_text("已发布为暂定结果（第1版）。").is_visible()
+    assert office.locator(".provisional").first.is_visible()
     office.get_by_role("link", name="通报").click()
     office.wait_for_url(f"{url}/assess/period/*/bulletin*")
     # ECharts (vendored) replaces the server-drawn SVG on the page; the PDF keeps the SVG.

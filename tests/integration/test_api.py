@@ -20,7 +20,7 @@ from server.org.posts import appoint
 from server.workflow.models import Case, CaseEvent
 from server.workflow.service import can_view_case
 from tests.support.clock import TODAY
-from tests.support.factories import load_demo, login, make_user
+from tests.support.factories import give_missing_marks, load_demo, login, make_user
 from tests.support.images import jpeg
 
 ZONE = dt.timezone(dt.timedelta(hours=8))
@@ -415,6 +415,8 @@ def test_scores_are_published_ones_seen_as_on_the_pages(october, client):  # noq
     assert [(p["id"], p["period"], p["revision"]) for p in listed["items"]] == [(period.id, "2026-10", 0)]
     url = f"/api/v1/assessment/periods/{period.id}/scores"
     assert client.get(url, headers=bearer(tokens["office"])).status_code == 404  # nothing published yet
+
+    give_missing_marks(office_user, period)
 
     assessment.publish(office_user, period, close_appeals=True)
     db.session.commit()

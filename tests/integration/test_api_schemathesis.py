@@ -26,7 +26,7 @@ from server.api import service as api
 from server.assessment import service as assessment
 from server.extensions import db
 from tests.integration.test_api import bearer, open_case
-from tests.support.factories import load_demo, make_user
+from tests.support.factories import give_missing_marks, load_demo, make_user
 
 DOCUMENT = "/api/v1/openapi.json"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -92,6 +92,7 @@ def data(ctx, client) -> dict:
     db.session.commit()
     case = open_case(client, token)
     period = assessment.open_period(office, "lidu", "lidu_monthly", dt.date(2026, 10, 1))
+    give_missing_marks(office, period)
     assessment.publish(office, period, close_appeals=True)
     db.session.commit()
     return {"token": token, "case_id": case["id"], "submission_id": case["report"], "period_id": period.id}

@@ -11,7 +11,7 @@ from server.extensions import db
 from server.org.models import Unit
 from tests.conftest import csrf_token
 from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
-from tests.support.factories import login, make_user
+from tests.support.factories import give_missing_marks, login, make_user
 from tests.support.images import jpeg
 
 
@@ -75,6 +75,9 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     assert office.post(f"/assess/appeal/{appeal_id}/decide", data={
         "csrf_token": _token(office, page), "decision": "rejected", "note": "未见补充材料"}).status_code == 303
     assert office.post(f"{page}/publish", data=step).status_code == 409  # the appeal window is still open
+    from server.auth.models import User
+
+    give_missing_marks(db.session.scalar(db.select(User).filter_by(username="office")), period)
     assert office.post(f"{page}/publish", data={**step, "close_appeals": "y"}).status_code == 303
     published = office.get(page).get_data(as_text=True)
     assert "84.00" in published and "&lt;b&gt;" not in published
@@ -108,6 +111,7 @@ def test_bulletin_page_and_pdf(october, app):  # noqa: F811
     make_user("head", roles=(("lidu", "unit_head", "shilong"),))
     for day in (OCTOBER.replace(month=9), OCTOBER):
         period = service.open_period(office_user, "lidu", "lidu_monthly", day)
+        give_missing_marks(office_user, period)
         service.publish(office_user, period, close_appeals=True)
     db.session.commit()
     office = app.test_client()
@@ -147,6 +151,7 @@ def test_public_flags_page(october, app):  # noqa: F811
     activate_scheme_version(load_scheme(demo_files())[0].id)  # Lidu does
     office = make_user("office", roles=(("lidu", "office_admin", None),))
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    give_missing_marks(office, period)
     service.publish(office, period, close_appeals=True)
     db.session.commit()
     page = anonymous.get("/assess/lidu/flags").get_data(as_text=True)
@@ -161,6 +166,7 @@ def test_dashboard_and_drill_down(october, app):  # noqa: F811
     make_user("leader", roles=(("lidu", "leader", None),))
     make_user("staff", roles=(("lidu", "staff", "shilong"),))
     period = service.open_period(office_user, "lidu", "lidu_monthly", OCTOBER)
+    give_missing_marks(office_user, period)
     service.publish(office_user, period, close_appeals=True)
     db.session.commit()
     leader = app.test_client()

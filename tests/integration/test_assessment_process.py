@@ -15,7 +15,7 @@ from server.extensions import db
 from server.org.models import Unit
 from server.workflow.models import Case
 from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
-from tests.support.factories import make_user
+from tests.support.factories import give_missing_marks, make_user
 
 
 def _unit(key: str) -> Unit:
@@ -72,6 +72,7 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
                                  today=dt.date(2026, 11, 4))
     with pytest.raises(Conflict):
         service.file_appeal(head, period, shilong, "hotspots", "太晚了", today=dt.date(2026, 11, 6))
+    give_missing_marks(office, period)  # the other units have no working mechanism missing either
     with pytest.raises(Conflict):
         service.publish(office, period, period.version)
     service.decide_appeal(office, appeal, "rejected", "未见制度文件")
@@ -96,7 +97,8 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
     db.session.commit()
     assert {s.unit.key: s.total for s in service.published_scores(period)}["duanqiao"] == Decimal("88.00")
     # The marks it replaced are kept (revision 1 was made with them), not deleted.
-    kept = db.session.scalars(db.select(AssessmentEntry).filter_by(item_key="metric:mechanism_missing")).all()
+    kept = db.session.scalars(db.select(AssessmentEntry).filter_by(item_key="metric:mechanism_missing",
+                                                                   unit_id=shilong.id)).all()
     assert sorted((e.values["value"], e.superseded_in) for e in kept) == [(0.0, None), (1.0, 1)]
     assert (second.number, second.reason, period.revision) == (2, "复核发现制度已建立", 2)
     assert {s.unit.key: s.total for s in service.published_scores(period)}["shilong"] == Decimal("86.00")
@@ -135,6 +137,7 @@ def test_publication_records_streak_actions_vetoes_and_money(people):
     office = people["office"]
     for day in (dt.date(2026, 9, 1), OCTOBER):
         period = service.open_period(office, "lidu", "lidu_monthly", day)
+        give_missing_marks(office, period)
         service.publish(office, period, close_appeals=True)
     db.session.commit()
     scores = {s.unit.key: s for s in service.published_scores(period)}
@@ -156,6 +159,7 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
 
     office = people["office"]
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    give_missing_marks(office, period)
     service.publish(office, period, close_appeals=True)
     files = dict(demo_files())
     name = next(n for n in files if n.endswith("score_sheet.yaml"))

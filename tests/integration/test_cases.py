@@ -228,7 +228,12 @@ def test_administrator_holidays_override_the_calendar(people, app):
     assert "2027-01-04" in page and "元旦" in page
     case = _assigned_at(people, dt.datetime(2026, 12, 31, 16, 0), 5.0)
     assert _due_local(case) == dt.datetime(2027, 1, 7, 16, 0)  # 1 and 4 Jan are holidays now
-    assert not any(d.calendar_fallback for d in case.deadlines)  # 2027 is known from the table
+    assert any(d.calendar_fallback for d in case.deadlines)  # two rows do not make 2027 known…
+    assert client.post("/admin/calendar/year/2027", data={"csrf_token": token, "complete": "y"}).status_code == 303
+    db.session.expire_all()
+    case = _assigned_at(people, dt.datetime(2026, 12, 31, 16, 0), 5.5)
+    assert _due_local(case) == dt.datetime(2027, 1, 7, 16, 0)
+    assert not any(d.calendar_fallback for d in case.deadlines)  # …until the year is marked complete
 
 
 def test_ledger_rates_in_sql(people, app):

@@ -19,11 +19,11 @@ from server.extensions import db
 from tests.support.factories import (  # noqa: F401 - formdata, photo and rolled_back are used from here too
     PASSWORD,
     formdata,
+    give_missing_marks,
     load_demo,
     login,
     make_user,
     photo,
-    rolled_back,
     scheme_files,
     unit_id,
 )
@@ -185,6 +185,7 @@ def build_world(app: Flask, *, other: bool = True) -> World:
         public.moderate(users["office"], db.session.get(PublicReport, ids["report_s"]), "approved", expose=True)
         # September published (bulletins, comparisons); October open to appeals, one appeal per community.
         published = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 9, 1))
+        give_missing_marks(users["office"], published)
         assessment.publish(users["office"], published, close_appeals=True)
         appealing = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 10, 1))
         assessment.open_appeals(users["office"], appealing)

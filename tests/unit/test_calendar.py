@@ -209,10 +209,17 @@ OVERRIDES_2027 = [
 ]
 
 
-def test_override_table_makes_2027_known() -> None:
+def test_a_few_rows_do_not_make_a_year_known() -> None:
     cal = WorkingCalendar(OVERRIDES_2027)
+    assert not cal.is_working_day(date(2027, 10, 4))  # the rows apply…
+    assert not cal.knows(date(2027, 3, 1))  # …but the year still warns until it is marked complete
+    assert cal.unknown_years(date(2026, 1, 1), date(2028, 12, 31)) == [2027, 2028]
+
+
+def test_a_year_marked_complete_is_known() -> None:
+    cal = WorkingCalendar(OVERRIDES_2027, complete_years=[2027])
     assert cal.knows(date(2027, 10, 1))
-    assert cal.knows(date(2027, 3, 1))  # the whole year is trusted once it has any row
+    assert cal.knows(date(2027, 3, 1))  # the whole year is trusted once marked complete
     assert not cal.knows(date(2028, 3, 1))
     assert cal.unknown_years(date(2026, 1, 1), date(2028, 12, 31)) == [2028]
     assert not cal.is_working_day(date(2027, 10, 4))  # a Monday inside the holiday
