@@ -77,11 +77,11 @@ def register_error_handlers(app: Flask) -> None:
         limit = getattr(error, "limit", None)
         if error.code == 429 and limit is not None and getattr(limit, "error_message", None):
             message = error.description  # the endpoint's own words (a public report form says more)
-        kept = []
+        kept, note = [], None
         if isinstance(error, CSRFError) and request.method == "POST":
             # A page left open too long: nothing was stored, but what was typed is shown to copy, never lost.
-            message = _("This page was open too long (or came from elsewhere), so nothing was saved. What you "
-                        "typed is below: copy it, open the page again and send it.")
+            note = _("This page was open too long (or came from elsewhere), so nothing was saved. What you "
+                     "typed is below: copy it, open the page again and send it.")
             kept = [(name, value) for name, value in request.form.items(multi=True)
                     if name not in UNKEPT_FIELDS and not name.startswith("_") and value.strip()][:50]
-        return render_template("error.html", code=error.code, message=message, kept=kept), error.code
+        return render_template("error.html", code=error.code, message=message, note=note, kept=kept), error.code

@@ -107,6 +107,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "admin.revoke_user_role": [("POST /admin/roles/{assignment}/revoke", "L D D D D D D +")],
     "admin.calendar": [("/admin/calendar", "L D D D D D D O")],
     "admin.delete_calendar_day": [("POST /admin/calendar/{day}/delete", "L D D D D D D +")],
+    "admin.calendar_import": [("/admin/calendar/import", "L D D D D D D O")],
+    "admin.calendar_year": [("POST /admin/calendar/year/2027", "L D D D D D D +")],
     "audit.index": [("/admin/audit/", "L D D D D D O O")],
     "admin.schemes": [("/admin/schemes", "L D D D D D O O")],
     "admin.upload_scheme": [("/admin/schemes/upload", "L D D D D D O O")],

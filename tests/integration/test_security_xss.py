@@ -160,7 +160,7 @@ def _plant_everything(app: Flask) -> tuple[Ids, dict[str, FlaskClient]]:
         appeal = db.session.scalar(db.select(AssessmentAppeal.id))
     _post(office, f"/assess/appeal/{appeal}/decide", {"decision": "rejected", "note": planted("appeal-note")},
           token_from=f"/assess/period/{period}")
-    _post(office, f"/assess/period/{period}/publish", {"version": "", "close_appeals": "y"},
+    _post(office, f"/assess/period/{period}/publish", {"version": "", "close_appeals": "y", "provisional": "y"},
           token_from=f"/assess/period/{period}")
     _post(office, marks, {"r_below_quality": "0", "reason": planted("correction-reason")})
     with app.app_context():
@@ -271,7 +271,7 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("office", "/assess/period/{period}/unit/{shilong}/hotspots", [UNIT, SHEET_ITEM,
                                                                    "score_sheet:sections.items.rules.label",
                                                                    "correction-reason"]),
-    ("head", "/assess/period/{period}/appeal/{shilong}", [UNIT, SHEET_ITEM]),
+    ("head", "/assess/period/{period}/appeal/{shilong}", [UNIT]),  # published: appeals closed, no form
     ("office", "/assess/period/{period}/bulletin", ["score_sheet:name", UNIT, "scheme:unit_groups.name",
                                                     "score_sheet:grades.name"]),
     ("office", "/assess/lidu/dashboard", [UNIT]),

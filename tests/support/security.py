@@ -3,6 +3,7 @@ a fingerprint of every table, and a valid request for every state-changing route
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -24,6 +25,7 @@ from tests.support.factories import (  # noqa: F401 - formdata, photo and rolled
     login,
     make_user,
     photo,
+    rolled_back,
     scheme_files,
     unit_id,
 )
@@ -269,6 +271,10 @@ POSTS: dict[str, tuple[str, Any]] = {
     "admin.revoke_user_role": ("/admin/roles/{assignment}/revoke", dict),
     "admin.calendar": ("/admin/calendar", lambda: {"day": "2026-12-30", "working": "y", "name": "调休上班"}),
     "admin.delete_calendar_day": ("/admin/calendar/{day}/delete", dict),
+    "admin.calendar_import": ("/admin/calendar/import", lambda: {
+        "action": "import", "filename": "2027.csv",
+        "content": base64.b64encode("start,end,kind,name\n2027-01-01,2027-01-03,放假,元旦\n".encode()).decode()}),
+    "admin.calendar_year": ("/admin/calendar/year/2027", lambda: {"complete": "y"}),
     "admin.upload_scheme": ("/admin/schemes/upload", lambda: {"files": _scheme_upload(), "note": "措辞"}),
     "admin.activate_version": ("/admin/schemes/versions/{version_lidu}/activate", dict),
     # (a preview keeps no file, so a form with a required photo could never be sent whole: the dispatch form)
