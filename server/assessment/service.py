@@ -466,10 +466,10 @@ def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str,
     sheet = sheet_spec_of(period)
     entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
         (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if m["source"] == "manual"]
+    if period.state == "published" and permissions.can_run_assessment(user, period.scheme_key):
+        return entries  # the office corrects any of them
     latest = latest_revision(period)
     provisional = latest is not None and latest.provisional  # marks are still being given: as while open
-    if period.state == "published" and not provisional:
-        return entries if permissions.can_run_assessment(user, period.scheme_key) else []
     if period.state not in ("open", "appeal") and not provisional:  # marks may be put right while units appeal
         return []
     return [(key, name) for key, name in entries

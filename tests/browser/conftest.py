@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import threading
 from collections.abc import Iterator
@@ -44,7 +45,10 @@ def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) 
         url = f"sqlite:///{folder / 'live.sqlite'}"
     else:
         url = create_database(request.getfixturevalue("postgres_admin_url"), "fangan_live")
-    app = make_app(url, folder)
+    # The server runs on the suite's frozen clock, Chromium on the machine's: a session cookie's Expires,
+    # reckoned by the server, must not look past to the browser, or it drops the log-in.
+    app = make_app(url, folder, PERMANENT_SESSION_LIFETIME=dt.timedelta(days=36500),
+                   REMEMBER_COOKIE_DURATION=dt.timedelta(days=36500))
     with app.app_context():
         load_demo()
         make_user("admin", admin=True)
