@@ -23,7 +23,7 @@ from ..calendar.clock import district_today, district_zone
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import current_scheme_data, current_version
+from ..definitions.service import categories_within, current_scheme_data, current_version
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
 from ..forms.models import Submission
@@ -68,7 +68,8 @@ def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit
     rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate",
             "reworked": "rework_rate", "extended": "extension_rate"}[
         metric.get("rate", "rectified")]
-    rows = _ledger(scheme_key, period, tuple(metric.get("categories") or ()), metric.get("workflow"))
+    rows = _ledger(scheme_key, period, tuple(categories_within(scheme_key, metric.get("categories") or ())),
+                   metric.get("workflow"))
     values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
     return {unit_id: values.get(unit_id) for unit_id in unit_ids}
 
@@ -98,7 +99,7 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
                     Case.unit_id.in_(unit_ids)).group_by(Case.unit_id))
     if metric.get("categories"):
-        query = query.where(Case.category.in_(metric["categories"]))
+        query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
     if metric.get("workflow"):
         query = query.where(Case.workflow_key == metric["workflow"])
     if metric.get("state_kinds"):

@@ -362,6 +362,7 @@ class ReferenceChecker:
         for path, dl in _walk_tree(d.get("deadlines"), ["deadlines"], "-"):
             for key in ("working_days", "working_hours"):
                 self.expr(doc, [*path, key], dl.get(key), case_names)
+                self._constant_deadline(doc, [*path, key], dl.get(key), key.removeprefix("working_"))
             if not (dl.get("working_days") or dl.get("working_hours")):
                 self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'")
         for path, esc in _walk_tree(d.get("escalations"), ["escalations"], "-"):
@@ -383,6 +384,25 @@ class ReferenceChecker:
                 self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
         if not any(k == "final" for k in kinds.values()):
             self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+
+    def _constant_deadline(self, doc: SourceDocument, path: Path, source: Any, unit: str) -> None:
+        """A deadline formula that names nothing gives the same amount for every case: check it now."""
+        from ..calendar.engine import DeadlineError, checked_amount
+
+        if not isinstance(source, str):
+            return
+        try:
+            expression = compile_expression(source)
+        except ExpressionError:
+            return  # reported by the schema check
+        if expression.names:
+            return  # depends on the case: checked on each case, an error shows there
+        try:
+            checked_amount(unit, expression.evaluate({}))
+        except ExpressionError as exc:
+            self.err(doc, path, f"this deadline can never be computed: {exc.message}")
+        except DeadlineError as exc:
+            self.err(doc, path, f"this deadline can never be used: {exc}")
 
     def _check_effects(self, doc: SourceDocument, base: Path, effects: Any, deadlines: set[str], fields: set[str],
                        names: set[str], ctx: dict[str, set[str]], uses_scheme: bool) -> None:

@@ -238,6 +238,22 @@ def diff_scheme_versions(old: SchemeVersion | None, new: SchemeVersion) -> list[
     return out
 
 
+def categories_within(scheme_key: str, ids: list[str] | tuple[str, ...]) -> list[str]:
+    """The categories named and every category below them: a metric naming a major class counts its minor
+    classes (cases carry the category they were reported under, usually a leaf)."""
+    wanted, out = set(ids), []
+
+    def walk(items: list[dict], inside: bool) -> None:
+        for item in items:
+            here = inside or item["id"] in wanted
+            if here:
+                out.append(item["id"])
+            walk(item.get("children", []), here)
+
+    walk(scheme_categories(scheme_key), False)
+    return sorted(set(out) | wanted)
+
+
 def scheme_categories(scheme_key: str) -> list[dict]:
     """The categories in force: the scheme's category lists extended by its own categories (shared: read only)."""
     from .bundle import merge_categories

@@ -34,6 +34,12 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=unit_key)) if unit_key else None
     if (area_key and area is None) or (unit_key and unit is None):
         raise NotFound(_("No such area or unit."))
+    from .service import OrgInvalid, org_index
+
+    # The same rule as the page's: a tier is held only over the area and unit kinds it names.
+    problems = tier_problems(PostValues(tier_key, holder_name, area_key, unit_key), data, org_index(scheme_key))
+    if problems:
+        raise OrgInvalid(problems)
     user = db.session.scalar(db.select(User).filter_by(username=username)) if username else None
     since = since or district_today(scheme_key)
     # Posts still running on `since` end the day before, also those already due to end later.

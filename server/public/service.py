@@ -21,7 +21,7 @@ from ..auth import permissions
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..core.secrets import fingerprint, seal, unseal
-from ..definitions.service import DefinitionRef, current_scheme_data
+from ..definitions.service import DefinitionRef, categories_within, current_scheme_data
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec
@@ -319,7 +319,7 @@ def satisfaction_rates(scheme_key: str, metric: dict, period: Any, unit_ids: lis
     if metric.get("workflow"):
         query = query.where(Case.workflow_key == metric["workflow"])
     if metric.get("categories"):
-        query = query.where(Case.category.in_(metric["categories"]))
+        query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
     answers: dict[int, list[str]] = defaultdict(list)
     for unit_id, answer in db.session.execute(query):
         answers[unit_id].append(answer)

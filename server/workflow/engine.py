@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..calendar.engine import DeadlineError, checked_amount
 from ..definitions.loader import content_hash
 from ..expressions import Expression, ExpressionError, compile_expression
 
@@ -102,14 +103,17 @@ def _effects(items: Iterable[dict]) -> tuple[Effect, ...]:
         if kind == "set":
             expressions = {k: compile_expression(v) for k, v in value.items()}
         elif kind == "extend_deadline":
-            expressions = {k: compile_expression(value[k]) for k in ("working_days", "working_hours") if k in value}
+            expressions = {k: _compile(value[k]) for k in ("working_days", "working_hours") if k in value}
         else:
             expressions = {}
         out.append(Effect(kind, value, expressions))
     return tuple(out)
 
 
-def _compile(source: str | None) -> Expression | None:
+def _compile(source: str | float | None) -> Expression | None:
+    """A formula; a plain number (`working_days: 3`) is the formula giving that number."""
+    if isinstance(source, int | float) and not isinstance(source, bool):
+        return compile_expression(repr(source))
     return compile_expression(source) if source else None
 
 
@@ -251,14 +255,13 @@ def plan_transition(spec: WorkflowSpec, transition: TransitionSpec, names: Mappi
 
 
 def deadline_amount(deadline: DeadlineSpec, names: Mapping[str, Any]) -> tuple[str, float] | None:
-    """('days' | 'hours', amount) from the deadline's formula over case fields, or None if it cannot be computed."""
+    """('days' | 'hours', amount) from the deadline's formula over case fields; None for a deadline with no
+    formula. A formula that fails or gives no usable amount raises DeadlineError, never a silent None."""
     for unit, expression in (("days", deadline.working_days), ("hours", deadline.working_hours)):
         if expression is not None:
             try:
                 value = expression.evaluate(names)
-            except ExpressionError:
-                return None
-            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-                return unit, float(value)
-            return None
+            except ExpressionError as exc:
+                raise DeadlineError(f"the formula cannot be computed: {exc.message}") from None
+            return unit, checked_amount(unit, value)
     return None

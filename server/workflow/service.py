@@ -6,6 +6,7 @@ Shared by the pages, the CLI (`fangan tick`) and later the JSON API.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +38,9 @@ from . import engine
 from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 
 # -- definitions, calendar, names ---------------------------------------------------------
+
+
+log = logging.getLogger(__name__)
 
 
 def workflow_of(case: Case) -> engine.WorkflowSpec:
@@ -289,13 +293,28 @@ def _assign(case: Case, how: str, value: Any) -> None:
 
 def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.datetime) -> None:
     deadline = spec.deadlines.get(key)
-    amount = engine.deadline_amount(deadline, case_names(case)) if deadline else None
+    try:
+        amount = engine.deadline_amount(deadline, case_names(case)) if deadline else None
+        if amount is not None:
+            zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
+            start = _local(now, zone)
+            unit, value = amount
+            try:
+                due = (calendar.add_working_days(start, value) if unit == "days"
+                       else calendar.add_working_hours(start, value))
+            except ValueError as exc:  # beyond what the calendar counts
+                raise engine.DeadlineError(str(exc)) from None
+    except engine.DeadlineError as exc:
+        # The step goes ahead, but the missing deadline is said on the case's timeline and in the log.
+        message = _("No deadline %(deadline)s: %(why)s", deadline=tr(deadline.name) or key, why=str(exc))
+        log.warning("case %s: deadline %s not started: %s", case.id, key, exc)
+        case.events.append(CaseEvent(kind="deadline_error", at=now, note=message, from_state=case.state,
+                                     to_state=case.state))
+        record_audit("case.deadline_error", "case", case.id, scheme_key=case.scheme_key,
+                     after={"deadline": key, "error": str(exc)})
+        return
     if amount is None:
         return
-    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
-    start = _local(now, zone)
-    unit, value = amount
-    due = calendar.add_working_days(start, value) if unit == "days" else calendar.add_working_hours(start, value)
     if deadline.max_calendar_days:
         due = min(due, start + dt.timedelta(days=deadline.max_calendar_days))
     for running in case.deadlines:

@@ -344,3 +344,78 @@ def test_the_appeal_form_goes_when_appeals_close_and_keeps_a_late_text(office, a
     time_machine.move_to(local(period.appeal_until + dt.timedelta(days=1), 9))  # 9 hours on: the 8-hour token is old
     stale = client.post(url, data={"csrf_token": token, "item": "hotspots", "text": "隔夜的申诉理由<b>"})
     assert stale.status_code == 400 and "隔夜的申诉理由&lt;b&gt;" in stale.get_data(as_text=True)
+
+
+# -- settings that validate but would do nothing ---------------------------------------------------------------
+
+WORKFLOW = Path(__file__).resolve().parents[2] / "workflow_definitions" / "discover_assign_rectify_close.yaml"
+FORMULA = "    working_days: 1 if coalesce(size_m3, 0) < 3 else 3\n"
+
+
+def _lidu_with_deadline(formula: str) -> dict[str, str]:
+    files = dict(scheme_files("lidu"))
+    text = WORKFLOW.read_text(encoding="utf-8")
+    assert FORMULA in text
+    files["lidu/discover_assign_rectify_close.yaml"] = text.replace(FORMULA, f"    working_days: {formula}\n")
+    return files
+
+
+@pytest.mark.parametrize(("formula", "words"), [
+    ("1 / 0", "never be computed"), ("-1", "minimum"), ("\"'three'\"", "text"), ("5000", "maximum"),
+    ("2 - 3", "negative"), ("2000 + 1", "more than")])
+def test_a_deadline_that_can_never_work_is_refused_with_its_path(ctx, formula, words):
+    from server.definitions.errors import DefinitionsInvalid
+    from server.definitions.service import check_scheme_files
+
+    with pytest.raises(DefinitionsInvalid) as caught:
+        check_scheme_files(_lidu_with_deadline(formula))
+    problems = [str(e) for e in caught.value.errors]
+    assert any("deadlines[0].working_days" in p and words in p and "line 174" in p for p in problems), problems
+
+
+def test_a_plain_number_of_working_days_is_accepted(ctx):
+    from server.definitions.service import check_scheme_files
+
+    check_scheme_files(_lidu_with_deadline("3"))  # `working_days: 3`, a number, not text
+
+
+def test_a_deadline_that_fails_on_a_case_says_so_on_the_case(lidu_people, app):
+    version, _ = load_scheme(_lidu_with_deadline("10 / coalesce(size_m3, 0)"))  # divides by zero for size 0
+    activate_scheme_version(version.id)
+    db.session.commit()
+    people = lidu_people
+    row = forms.form_version("lidu", "problem_report")
+    with app.test_request_context():
+        result = forms.post_form(people["reporter"], "lidu", form_spec(row.data), row, formdata(
+            _token="zero", category="piled_rubbish", area="shilong_old_street", description="垃圾",
+            photos_before=photo(), size_m3="0", urgency="normal"))
+        case = workflow.open_case(people["reporter"], "lidu", result)
+        case, page = workflow.fire(people["office"], case.id, "assign", case.version,
+                                   formdata(_token="a-zero", target_unit="shilong"))
+        assert page is None
+        db.session.commit()
+    assert case.state == "assigned" and not [d for d in case.deadlines if d.stopped_at is None]
+    client = app.test_client()
+    login(client, "office")
+    html = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    assert "division by zero" in html or "除" in html, html[-3000:]
+    assert db.session.scalar(db.select(AuditEntry).filter_by(action="case.deadline_error")) is not None
+
+
+def test_a_metric_naming_a_major_class_counts_its_minor_classes(ctx):
+    from server.definitions.service import categories_within
+    from tests.support.factories import load_shipped
+
+    load_shipped("chengguan")
+    within = categories_within("chengguan", ["event_city_environment"])
+    assert "event_city_environment" in within and "event_exposed_rubbish" in within
+    assert "event_illegal_structure" in within and "part_roads_traffic" not in within
+
+
+def test_the_command_line_refuses_a_tier_over_a_kind_the_page_refuses(lidu_people, app):
+    result = app.test_cli_runner().invoke(args=["post", "appoint", "lidu", "community_head", "某书记",
+                                                "--area", "shilong_old_street_north"])
+    assert result.exit_code != 0 and "segment" in result.output + str(result.exception)
+    result = app.test_cli_runner().invoke(args=["post", "appoint", "lidu", "community_head", "某书记",
+                                                "--area", "shilong_old_street"])
+    assert result.exit_code == 0, result.output
