@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -168,6 +169,18 @@ def test_records_list_export_and_scope(chief, app):
     assert sheet.cell(2, header.index("巡查情况") + 1).value.startswith("'=")  # formula defused
     csv = chief.get("/f/lidu/patrol_log/records?format=csv").data.decode("utf-8-sig")
     assert "巡查情况" in csv.splitlines()[0]
+    # Times are the district's, and the header says which: not the server's UTC.
+    record = db.session.scalar(db.select(Submission))
+    shown = record.submitted_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert "提交时间（Asia/Shanghai, UTC+08:00）" in header and sheet.cell(2, header.index(
+        "提交时间（Asia/Shanghai, UTC+08:00）") + 1).value == shown
+    assert shown in csv.splitlines()[1]
+    admin = app.test_client()
+    make_user("root", admin=True)
+    login(admin, "root")
+    audit = admin.get("/admin/audit/").get_data(as_text=True)
+    assert "Asia/Shanghai, UTC+08:00" in audit and record.submitted_at.astimezone(
+        ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") in audit
     # someone of another community sees neither the record nor its photo
     make_user("other", roles=(("lidu", "unit_head", "zhiyuan"),))
     other = app.test_client()
