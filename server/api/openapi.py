@@ -209,7 +209,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "id": {"type": "integer"}, "scheme": {"type": "string"}, "sheet": {"type": "string"},
         "period": {"type": "string"}, "starts_on": DATE, "ends_on": DATE,
         "state": {"type": "string", "description": "open, appeal or published"}, "appeal_until": NULLABLE_DATE,
-        "revision": {"type": "integer", "description": "The published revision in force; 0 before publication."}}),
+        "revision": {"type": "integer", "description": "The published revision in force; 0 before publication."},
+        "provisional": {"type": "boolean", "description": "The revision in force is provisional results."}}),
     "PeriodList": _object({"items": {"type": "array", "items": ref("Period")}}),
     "Score": _object({
         "unit": {"type": "string"}, "unit_name": {"type": "string"}, "total": {"type": ["number", "null"]},

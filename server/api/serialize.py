@@ -92,7 +92,7 @@ def rule_compliance(rule: Any, verdicts: list[Any]) -> dict[str, Any]:
 def period(item: Any) -> dict[str, Any]:
     return {"id": item.id, "scheme": item.scheme_key, "sheet": item.sheet_key, "period": item.period_key,
             "starts_on": _day(item.starts_on), "ends_on": _day(item.ends_on), "state": item.state,
-            "appeal_until": _day(item.appeal_until), "revision": item.revision}
+            "appeal_until": _day(item.appeal_until), "revision": item.revision, "provisional": item.provisional}
 
 
 def score(item: Any) -> dict[str, Any]:

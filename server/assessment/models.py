@@ -41,6 +41,11 @@ class AssessmentPeriod(db.Model):
 
     __mapper_args__ = {"version_id_col": version}
 
+    @property
+    def provisional(self) -> bool:
+        """Whether the results in force (the latest revision) are provisional."""
+        return any(r.number == self.revision and r.provisional for r in self.revisions)
+
 
 class AssessmentEntry(db.Model):
     """What one assessor gave one unit on one item: numbers per rule, a reason and evidence photos."""

@@ -973,6 +973,7 @@ class CombinedScore:
     score: Decimal | None                # None when a sheet named has no published score for the unit
     grade: Grade | None
     vetoes: list[Veto] = field(default_factory=list)  # read on the whole period's numbers (the year's)
+    provisional: bool = False  # a score it averages is from provisional results
 
 
 def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
@@ -990,9 +991,12 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
         AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key.in_(names),
         AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= span.start,
         AssessmentPeriod.ends_on <= span.end))
+    unsure: set[int] = set()
     for period in periods:
         for score in published_scores(period):
             totals[period.sheet_key][score.unit_id].append(Decimal(score.total))
+            if period.provisional:
+                unsure.add(score.unit_id)
     formula = compile_expression(rule["formula"])
     units = assessed_units(scheme_key, sheet)
     numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
@@ -1004,5 +1008,6 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
                  if all(a is not None for a in averages.values()) else None)
         vetoes = _vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []
         grade = engine.grade_of(sheet, score) if score is not None else None
-        out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes))
+        out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes,
+                                 unit.id in unsure))
     return span, out

@@ -255,7 +255,8 @@ def test_publishing_before_the_end_needs_the_provisional_path(office, app, time_
     db.session.commit()
     answer = client.get(f"/api/v1/assessment/periods/{period.id}/scores",
                         headers={"Authorization": f"Bearer {secret}"}).get_json()
-    assert answer["provisional"] is True
+    assert answer["provisional"] is True and answer["period"]["provisional"] is True
+    assert "暂定" in client.get("/assess/lidu/").get_data(as_text=True)  # the list of periods says so too
     # After the month, with every hand-entered mark given, the final publication replaces it, with no
     # correction reason asked.
     time_machine.move_to(local(dt.date(2026, 11, 2), 10))
