@@ -170,6 +170,13 @@ class ReferenceChecker:
             self.ref(s, [*path, "assign_to", "unit"], target.get("unit"), units, "unit")
             self.ref(s, [*path, "assign_to", "tier"], target.get("tier"), tiers, "tier")
             self.expr(s, [*path, "when"], rule.get("when"), ROUTING_NAMES)
+            held = next((t for _p, t in _walk_tree(d.get("tiers"), [], "-") if t.get("id") == target.get("tier")),
+                        None)
+            if held is not None and held.get("unit_kinds") and not held.get("area_kinds"):
+                # Routing to a tier looks for the holder over the case's area: a tier held over units only has none.
+                self.err(s, [*path, "assign_to", "tier"], f"tier '{held['id']}' is held over units, not areas: "
+                         "routing to it can never find a holder over a case's place (give the tier area_kinds, "
+                         "or route to a unit)")
 
         rule_ids = self._check_patrol_rules(s, d, tiers, roles, unit_kinds, areas, forms)
         context = {"unit_kinds": unit_kinds, "units": units, "roles": roles, "tiers": tiers, "groups": groups,

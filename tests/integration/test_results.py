@@ -420,3 +420,18 @@ def test_the_command_line_refuses_a_tier_over_a_kind_the_page_refuses(lidu_peopl
     result = app.test_cli_runner().invoke(args=["post", "appoint", "lidu", "community_head", "某书记",
                                                 "--area", "shilong_old_street"])
     assert result.exit_code == 0, result.output
+
+
+def test_routing_to_a_tier_held_over_units_only_is_refused(ctx):
+    from server.definitions.errors import DefinitionsInvalid
+    from server.definitions.service import check_scheme_files
+
+    files = dict(scheme_files("lidu"))
+    name = next(n for n in files if n.endswith("scheme.yaml"))
+    files[name] = files[name].replace(
+        "routing:\n", "routing:\n  - id: to_leader\n    assign_to: {tier: main_leader}\n", 1)
+    with pytest.raises(DefinitionsInvalid) as caught:
+        check_scheme_files(files)
+    assert any("routing[0].assign_to.tier" in str(e) and "held over units" in str(e) for e in caught.value.errors)
+    files[name] = files[name].replace("{tier: main_leader}", "{tier: segment_keeper}")
+    check_scheme_files(files)  # a tier held over roads and segments can be routed to
