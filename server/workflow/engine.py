@@ -5,6 +5,7 @@ Pure: no Flask, no database. Behaviour keys on state *kinds* (open, waiting, fin
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,7 +218,7 @@ class Plan:
 def plan_effects(spec: WorkflowSpec, effects: Iterable[Effect], target: str, names: Mapping[str, Any]) -> Plan:
     """Work out the effects in order; later `set`s see earlier ones."""
     plan = Plan(target=target, target_kind=spec.kind_of(target))
-    scope = dict(names)
+    scope = ChainMap({}, names)  # `set`s write in front; names are read only if an effect reads them
     for effect in effects:
         if effect.kind == "set":
             for key, expression in effect.expressions.items():

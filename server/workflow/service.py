@@ -6,8 +6,10 @@ Shared by the pages, the CLI (`fangan tick`) and later the JSON API.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import socket
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +28,7 @@ from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
-from ..expressions import ExpressionError, compile_expression
+from ..expressions import Expression, ExpressionError, compile_expression
 from ..extensions import db
 from ..forms import engine as form_engine
 from ..forms import service as forms
@@ -135,6 +137,27 @@ def workflow_for_category(scheme_key: str, category: str | None) -> str | None:
     return None if found is False else found
 
 
+class LazyNames(Mapping):
+    """A mapping made on its first read."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make, self._made = make, None
+
+    def _names(self) -> Mapping[str, Any]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __getitem__(self, key: str) -> Any:
+        return self._names()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
 def case_names(case: Case) -> dict[str, Any]:
     """Names a workflow expression sees: the case's fields plus the engine's own."""
     area = case.area
@@ -232,31 +255,60 @@ def available_actions(user: Any, case: Case) -> list[engine.TransitionSpec]:
 # -- routing and assignment -----------------------------------------------------------------
 
 
-def routing_names(case: Case) -> dict[str, Any]:
+ROUTING_PLACE = {
+    "area": lambda area: area.key, "area.key": lambda area: area.key, "area.kind": lambda area: area.kind,
+    "area.unit": lambda area: area.unit.key if area.unit else None,
+    "area.parent": lambda area: area.parent.key if area.parent else None,
+}
+
+
+def routing_names(case: Case, wanted: Collection[str] | None = None) -> dict[str, Any]:
     """What a routing condition sees (docs/expressions.md): the category, the place with its kind, its unit
-    and the area above it, the unit the case was reported from, where it came from, and the report's fields."""
-    area, unit = case.area, case.unit
-    return {"category": case.category, "area": area.key if area else None,
-            "area.key": area.key if area else None, "area.kind": area.kind if area else None,
-            "area.unit": area.unit.key if area and area.unit else None,
-            "area.parent": area.parent.key if area and area.parent else None,
-            "unit": unit.key if unit else None, "source": case.source or "staff", "form": case.data}
+    and the area above it, the unit the case was reported from, where it came from, and the report's fields.
+    With `wanted`, only those names (a report's routing loads no row its conditions do not read)."""
+    def needed(name: str) -> bool:
+        return wanted is None or name in wanted
+
+    names: dict[str, Any] = {"category": case.category, "source": case.source or "staff", "form": case.data}
+    places = [name for name in ROUTING_PLACE if needed(name)]
+    area = case.area if places and case.area_id is not None else None
+    names.update({name: ROUTING_PLACE[name](area) if area is not None else None for name in places})
+    if needed("unit"):
+        names["unit"] = case.unit.key if case.unit_id is not None and case.unit else None
+    return names
+
+
+@functools.lru_cache(maxsize=256)
+def _condition(source: str) -> Expression:
+    return compile_expression(source)
 
 
 def _route(case: Case) -> tuple[Unit | None, User | None]:
-    data = current_scheme_data(case.scheme_key) or {}
-    names = routing_names(case)
-    for rule in data.get("routing", []):
+    """The unit (and person) the scheme's first matching routing rule gives; (None, None) to leave it as is."""
+    rules = (current_scheme_data(case.scheme_key) or {}).get("routing", [])
+    conditions = {}
+    for rule in rules:
         if rule.get("when"):
             try:
-                if not compile_expression(rule["when"]).evaluate(names):
+                conditions[rule["id"]] = _condition(rule["when"])
+            except ExpressionError:
+                continue  # refused when the scheme is checked
+    wanted = {name for condition in conditions.values() for name in condition.names}
+    names = routing_names(case, wanted) if conditions else {}
+    for rule in rules:
+        if rule.get("when"):
+            try:
+                if rule["id"] not in conditions or not conditions[rule["id"]].evaluate(names):
                     continue
             except ExpressionError:
                 continue
         target = rule["assign_to"]
         if target.get("area_unit"):
-            if case.area is not None and case.area.unit is not None:
-                return case.area.unit, None
+            area = case.area if case.area_id is not None else None
+            if area is not None and area.unit_id is not None:
+                # Already the area's unit (a public report placed by its road): nothing to load or change.
+                same = area.unit_id == case.unit_id and case.assignee_id is None
+                return (None, None) if same else (area.unit, None)
             continue
         if target.get("unit"):
             return db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=target["unit"])), None
@@ -438,7 +490,8 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     # A new case's deadlines start empty: said here, adding to them loads nothing.
     set_committed_value(case, "deadlines", [])
     if spec.on_create:  # after the insert: the effects' expressions may name the case's id
-        plan = engine.plan_effects(spec, spec.on_create, spec.initial, case_names(case))
+        # The case's names are worked out (loading its area and unit) only if an effect reads them.
+        plan = engine.plan_effects(spec, spec.on_create, spec.initial, LazyNames(lambda: case_names(case)))
         _apply_plan(case, spec, plan, user, now)
     # The first event is inserted as a row (cheaper than a flush); the timeline is read again when wanted.
     db.session.connection().execute(insert(CaseEvent.__table__), [{
