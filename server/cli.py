@@ -30,9 +30,38 @@ class _Group(FlaskGroup):
             raise click.ClickException(str(exc.message)) from None
 
 
-@click.group(cls=_Group, create_app=_create_app, add_version_option=False, load_dotenv=False)
+@click.group(cls=_Group, create_app=_create_app, add_version_option=False, load_dotenv=False,
+             add_default_commands=False)
 def main() -> None:
     """Fangan administration: schemes, users, set-up, serving."""
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Processes.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads a process.")
+def run_server(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve Fangan with gunicorn: a production WSGI server, several processes of several threads each.
+
+    The embedded SQLite database takes concurrent writers (they wait their turn); behind a reverse proxy set
+    FANGAN_PROXIES. Production on PostgreSQL runs gunicorn the same way (docs: README, Configuration).
+    """
+    from gunicorn.app.base import BaseApplication
+
+    options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
+               "timeout": 120, "graceful_timeout": 20, "accesslog": "-", "errorlog": "-"}
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):  # noqa: ANN202 - the WSGI app, made in each worker
+            return _create_app()
+
+    click.echo(f"Serving on http://{host}:{port} ({workers} processes × {threads} threads, gunicorn)")
+    Server().run()
 
 
 def _fail_with_errors(errors: list) -> None:
@@ -576,6 +605,16 @@ def calendar_list() -> None:
         rows = [o for o in overrides if o.day.year == year]
         click.echo(f"{year}	{sum(not o.working for o in rows)} holidays	{sum(o.working for o in rows)} workdays	"
                    + ("complete" if year in complete else "incomplete: deadlines warn"))
+
+
+def _add_flask_commands() -> None:
+    from flask.cli import routes_command, shell_command
+
+    main.add_command(shell_command)
+    main.add_command(routes_command)
+
+
+_add_flask_commands()
 
 
 def register(app: Flask) -> None:
