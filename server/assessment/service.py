@@ -105,7 +105,7 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
     if metric.get("state_kinds"):
         query = query.where(Case.state_kind.in_(metric["state_kinds"]))
     if not metric.get("uncounted"):
-        query = query.where(~uncounted(scheme_key))
+        query = query.where(~uncounted())
     if metric.get("filter"):
         return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
     counts = dict(db.session.execute(query).all())
@@ -947,7 +947,7 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
     late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
     cases = list(db.session.scalars(db.select(Case).where(
         Case.scheme_key == period.scheme_key, Case.unit_id == unit.id, Case.created_at >= begin,
-        Case.created_at < finish, ~uncounted(period.scheme_key),
+        Case.created_at < finish, ~uncounted(),
         or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
             Case.id.in_(late))).order_by(Case.id)))
     misses = []

@@ -74,8 +74,8 @@ def preview_calendar_import(user: Any, data: bytes, filename: str) -> CalendarIm
     if user is not None and not permissions.can_edit_calendar(user):
         raise PermissionDenied(_("Only administrators change the calendar."))
     table = read_calendar(data, filename)
-    current = {o.day: o for o in calendar_state()[0]}
-    complete = calendar_state()[1]
+    overrides, complete = calendar_state()
+    current = {o.day: o for o in overrides}
     years = []
     for year in table.years:
         new = {d: o for d, o in table.days.items() if d.year == year}

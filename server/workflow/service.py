@@ -805,19 +805,20 @@ def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: s
     return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else _within(wide))
 
 
-def uncounted(scheme_key: str) -> Any:
+def uncounted() -> Any:
     """SQL condition: the case sits in a state its workflow version does not count (`counted: false`, by
-    default the final states whose outcome is rejected, duplicate or withdrawn)."""
+    default the final states whose outcome is rejected, duplicate or withdrawn).
+
+    Read from the stored workflow versions (a handful), not from the cases: no scan of a city's cases."""
     from sqlalchemy import and_, false, or_, select
 
-    versions = db.session.scalars(select(Case.definition_version_id).where(Case.scheme_key == scheme_key)
-                                  .distinct()).all()
-    parts = []
-    for version_id in versions:
-        spec = engine.workflow_spec(db.session.get(DefinitionVersion, version_id).data)
-        states = sorted(s.id for s in spec.states.values() if not s.counted)
+    by_states: dict[tuple[str, ...], list[int]] = {}
+    for version_id, data in db.session.execute(select(DefinitionVersion.id, DefinitionVersion.data)
+                                               .where(DefinitionVersion.kind == "workflow")):
+        states = tuple(sorted(s.id for s in engine.workflow_spec(data).states.values() if not s.counted))
         if states:
-            parts.append(and_(Case.definition_version_id == version_id, Case.state.in_(states)))
+            by_states.setdefault(states, []).append(version_id)
+    parts = [and_(Case.definition_version_id.in_(ids), Case.state.in_(states)) for states, ids in by_states.items()]
     return or_(*parts) if parts else false()
 
 
@@ -842,7 +843,7 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
                     func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"),
                     func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
-                    ~uncounted(scheme_key))
+                    ~uncounted())
              .group_by(group))
     if where is not None:
         query = query.where(where)
