@@ -330,7 +330,7 @@ def _request_row(report: PublicReport) -> dict[str, Any]:
         # The reporter's own position and photos are public only once a moderator has approved the report.
         "lat": float(where["lat"]) if approved and where.get("lat") is not None else None,
         "long": float(where["lng"]) if approved and where.get("lng") is not None else None,
-        "media_url": url_for("public.photo", code=report.code, upload_id=photos[0], _external=True)
+        "media_url": url_for("public.photo", report_id=report.id, upload_id=photos[0], _external=True)
         if approved and photos else None,
     }
 

@@ -209,7 +209,7 @@ def status_of(report: PublicReport) -> dict[str, Any]:
     approved = report.moderation == "approved"
     settings = public_settings(report.scheme_key)
     return {
-        "code": report.code, "case": case, "state": (state.public_name or state.name) if state else case.state,
+        "id": report.id, "case": case, "state": (state.public_name or state.name) if state else case.state,
         "state_kind": case.state_kind, "outcome": case.outcome,
         "status": engine.open311_status(case.state_kind),
         "unit": case.unit.name if case.unit else None,
@@ -244,10 +244,18 @@ def public_photo_ids(case: Case, which: str) -> list[int]:
     return ids
 
 
-def public_photo(code: str, upload_id: int) -> Upload:
-    """A photo of a report, for anyone with its code, once approved: the stored copy has no EXIF."""
-    report = find_report(code)
-    status = status_of(report)
+def find_public_report(report_id: int) -> PublicReport:
+    """A report by its number, which anyone may know (Open311 lists them all): it grants reading, never acting."""
+    report = db.session.get(PublicReport, report_id)
+    if report is None:
+        raise NotFound(_("No such report."))
+    return report
+
+
+def public_photo(report_id: int, upload_id: int) -> Upload:
+    """A photo of a report, for anyone, once approved: the stored copy has no EXIF. Addressed by the report's
+    number, so a photo's address never carries the tracking code."""
+    status = status_of(find_public_report(report_id))
     if upload_id not in status["photos_before"] + status["photos_after"]:
         raise NotFound(_("No such photo."))
     upload = db.session.get(Upload, upload_id)

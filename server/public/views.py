@@ -139,8 +139,17 @@ def lookup():
 def track(code: str):
     item = service.find_report(code)
     status = service.status_of(item)
-    return render_template("public/track.html", s=status, followup=_followup_form(status),
+    return render_template("public/track.html", s=status, code=item.code, followup=_followup_form(status),
                            step=StepForm(version=item.case.version))
+
+
+@bp.get("/report/<int:report_id>")
+@public
+@public_limits
+def view_report(report_id: int):
+    """A report as anyone may read it (from the exposure list or Open311): no follow-up, no steps, no code."""
+    status = service.status_of(service.find_public_report(report_id))
+    return render_template("public/track.html", s=status, code=None)
 
 
 @bp.post("/track/<code>/followup")
@@ -161,13 +170,14 @@ def followup(code: str):
         except DomainError as exc:
             db.session.rollback()
             form.satisfaction.errors = [*form.satisfaction.errors, str(exc)]
-            return render_template("public/track.html", s=status, followup=form,
+            return render_template("public/track.html", s=status, code=item.code, followup=form,
                                    step=StepForm(version=item.case.version)), 400
         else:
             db.session.commit()
             flash(_("Thank you for your answer."), "success")
         return redirect(url_for("public.track", code=item.code), code=303)
-    return render_template("public/track.html", s=status, followup=form, step=StepForm(version=item.case.version)), 400
+    return render_template("public/track.html", s=status, code=item.code, followup=form,
+                           step=StepForm(version=item.case.version)), 400
 
 
 @bp.post("/track/<code>/do/<transition_id>")
@@ -190,12 +200,12 @@ def step(code: str, transition_id: str):
     return redirect(url_for("public.track", code=item.code), code=303)
 
 
-@bp.get("/track/<code>/photo/<int:upload_id>")
+@bp.get("/report/<int:report_id>/photo/<int:upload_id>")
 @public
 @public_limits
-def photo(code: str, upload_id: int):
+def photo(report_id: int, upload_id: int):
     """A report's photo, once approved: re-encoded at upload, so no EXIF (place, phone model) is left."""
-    item = service.public_photo(code, upload_id)
+    item = service.public_photo(report_id, upload_id)
     data = make_thumbnail(forms.file_store().read(item.sha256, item.extension), size=1280)
     response = send_file(io.BytesIO(data), mimetype="image/jpeg", max_age=600)
     response.headers["X-Content-Type-Options"] = "nosniff"

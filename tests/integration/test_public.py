@@ -193,13 +193,14 @@ def test_moderation_decides_what_the_public_sees_and_photos_lose_their_exif(demo
         report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
         photo_id = report.case.data["photos_before"][0]
         report_id = report.id
-    assert client.get(f"/p/track/{code}/photo/{photo_id}").status_code == 404  # not approved yet
+    assert client.get(f"/p/report/{report_id}/photo/{photo_id}").status_code == 404  # not approved yet
     office, head = demo.test_client(), demo.test_client()
     login(office, "office")
     login(head, "head")
     assert head.get("/moderation/lidu/").status_code == 403
     queue = office.get("/moderation/lidu/").get_data(as_text=True)
-    assert code in queue and "13900001111" in queue  # a dispatcher may call the reporter back
+    assert "13900001111" in queue  # a dispatcher may call the reporter back
+    assert code not in queue  # but the code stays with its reporter
     assert "<script>alert" not in queue and "&lt;script&gt;" in queue
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', queue).group(1)
     decide = f"/moderation/report/{report_id}"
@@ -208,11 +209,47 @@ def test_moderation_decides_what_the_public_sees_and_photos_lose_their_exif(demo
     assert office.post(decide, data={f"r{report_id}-csrf_token": token, **fields}).status_code == 303
     status = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert "&lt;script&gt;" in status and "<script>alert" not in status
-    picture = client.get(f"/p/track/{code}/photo/{photo_id}")
+    picture = client.get(f"/p/report/{report_id}/photo/{photo_id}")
     assert picture.status_code == 200 and picture.mimetype == "image/jpeg"
     assert not Image.open(io.BytesIO(picture.data)).getexif()  # no maker, no GPS
     exposed = client.get("/p/lidu/exposed").get_data(as_text=True)
-    assert code in exposed and "&lt;script&gt;" in exposed
+    assert f"/p/report/{report_id}" in exposed and "&lt;script&gt;" in exposed
+
+
+def test_the_tracking_code_stays_with_its_reporter(demo):
+    """Everything the public and staff can read about an approved, exposed report with a photo, and not once
+    the code: the exposure list links to a page that can read but not act."""
+    code = _report(demo.test_client()).headers["Location"].rsplit("/", 1)[1]
+    client = demo.test_client()  # someone else: the reporter's browser shows the code in its "thank you" message
+    with demo.app_context():
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        report_id, case_id = report.id, report.case_id
+        service.moderate(office, report, "approved", expose=True)
+        db.session.commit()
+        _close(case_id)
+    staff = demo.test_client()
+    login(staff, "office")
+    exposed = client.get("/p/lidu/exposed").get_data(as_text=True)
+    photo = re.search(r'<img src="([^"]+)"', exposed).group(1)
+    answers = {
+        "exposure list": exposed,
+        "photo": photo,
+        "report page": client.get(f"/p/report/{report_id}").get_data(as_text=True),
+        "Open311 list (json)": client.get("/open311/v2/requests.json?jurisdiction_id=lidu").get_data(as_text=True),
+        "Open311 list (xml)": client.get("/open311/v2/requests.xml?jurisdiction_id=lidu").get_data(as_text=True),
+        "Open311 request": client.get(f"/open311/v2/requests/{report_id}.json?jurisdiction_id=lidu")
+        .get_data(as_text=True),
+        "moderation queue": staff.get("/moderation/lidu/?state=approved").get_data(as_text=True),
+        "case page": staff.get(f"/cases/{case_id}").get_data(as_text=True),
+    }
+    assert [where for where, text in answers.items() if code in text] == []
+    assert client.get(photo).status_code == 200
+    media = client.get(f"/open311/v2/requests/{report_id}.json?jurisdiction_id=lidu").get_json()[0]["media_url"]
+    assert f"/p/report/{report_id}/photo/" in media
+    page = answers["report page"]
+    assert 'id="followup"' not in page and "/do/" not in page  # reading grants no answer and no step
+    assert 'id="followup"' in client.get(f"/p/track/{code}").get_data(as_text=True)  # the code does
 
 
 def _close(case_id: int) -> None:
@@ -329,8 +366,8 @@ def test_the_case_page_shows_the_reporters_contact_to_dispatchers_only(demo):
 
 
 def test_the_moderators_note_and_the_reporters_note_are_shown_to_staff(demo):
-    client = demo.test_client()
-    code = _report(client).headers["Location"].rsplit("/", 1)[1]
+    code = _report(demo.test_client()).headers["Location"].rsplit("/", 1)[1]
+    client = demo.test_client()  # someone else: the reporter's browser shows the code in its "thank you" message
     with demo.app_context():
         office = make_user("office", roles=(("lidu", "office_admin", None),))
         report = db.session.scalar(db.select(PublicReport).filter_by(code=code))

@@ -15,6 +15,7 @@ from tests.conftest import csrf_token
 PUBLIC_ENDPOINTS = {"static", "theme_static", "auth.login", "web.set_language", "web.healthz", "web.service_worker",
                     "boards.board", "boards.board_pdf", "assessment.public_flags",
                     "public.report", "public.lookup", "public.track", "public.followup", "public.step", "public.photo",
+                    "public.view_report",
                     "public.exposed", "public.praised",
                     "open311.discovery", "open311.services", "open311.service_definition", "open311.create_request",
                     "open311.list_requests", "open311.get_request", "open311.token", "api.document"}

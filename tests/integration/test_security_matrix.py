@@ -65,9 +65,10 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "public.lookup": [("/p/track", "O . . O . . . O")],
     "public.track": [("/p/track/{code_s}", "O . . O . . . O"), ("/p/track/{code_z}", "O . . O . . . O")],
     # approved: its photo shows; pending moderation: as if there were none
-    "public.photo": [("/p/track/{code_s}/photo/{public_upload_s}", "O . . O . . . O"),
-                     ("/p/track/{code_z}/photo/{public_upload_z}", "N . . N . . . N"),
-                     ("/p/track/{code_s}/photo/{upload_s}", "N . . N . . . N")],  # not this report's photo
+    "public.photo": [("/p/report/{report_s}/photo/{public_upload_s}", "O . . O . . . O"),
+                     ("/p/report/{report_z}/photo/{public_upload_z}", "N . . N . . . N"),
+                     ("/p/report/{report_s}/photo/{upload_s}", "N . . N . . . N")],  # not this report's photo
+    "public.view_report": [("/p/report/{report_s}", "O . . O . . . O"), ("/p/report/999999", "N . . N . . . N")],
     "public.step": [("POST /p/track/{code_s}/do/reopen", "+ . . + . . . +")],
     "public.followup": [("POST /p/track/{code_s}/followup", "+ . . + . . . +")],
     "public.exposed": [("/p/{lidu}/exposed", "O . . O . . . O")],
