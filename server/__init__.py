@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ def _secret_key(instance_path: Path) -> str:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application; tests pass their own `config`."""
-    app = Flask(__name__, instance_relative_config=True)
+    # FANGAN_INSTANCE moves the instance folder (config.py, secret key, SQLite file, uploads) out of the checkout.
+    app = Flask(__name__, instance_path=os.environ.get("FANGAN_INSTANCE") or None, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from .config import default_config, environment_config

@@ -366,8 +366,8 @@ def test_the_case_page_shows_the_reporters_contact_to_dispatchers_only(demo):
 
 
 def test_the_moderators_note_and_the_reporters_note_are_shown_to_staff(demo):
-    code = _report(demo.test_client()).headers["Location"].rsplit("/", 1)[1]
-    client = demo.test_client()  # someone else: the reporter's browser shows the code in its "thank you" message
+    client = demo.test_client()
+    code = _report(client).headers["Location"].rsplit("/", 1)[1]
     with demo.app_context():
         office = make_user("office", roles=(("lidu", "office_admin", None),))
         report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
