@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import io
 import secrets
 from typing import Any
@@ -168,8 +169,8 @@ def _zh(name: dict | str | None) -> str:
     return (name.get("zh") or "") if isinstance(name, dict) else (name or "")
 
 
-def _hash(secret: str, value: str) -> str:
-    return hashlib.sha256(f"{secret}\x00{value}".encode()).hexdigest()[:32]
+def _hash(secret: str, value: str) -> str:  # as server.core.secrets.fingerprint
+    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _image_size(content: bytes) -> dict[str, int | None]:

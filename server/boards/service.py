@@ -12,6 +12,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
 from ..calendar.clock import district_today
+from ..core.cache import memoize
 from ..core.errors import NotFound
 from ..definitions.service import current_scheme, current_scheme_data
 from ..extensions import db
@@ -119,7 +120,7 @@ def batch_theme(scheme_key: str, boards: list[dict]) -> str | None:
     return (current_scheme_data(scheme_key) or {}).get("theme")
 
 
-@functools.lru_cache(maxsize=512)
+@memoize(512)
 def qr_svg(url: str) -> str:
     """A vector QR code (inline SVG) of the board's own page (a board's URL never changes: encode it once)."""
     return segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000")

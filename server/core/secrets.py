@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
@@ -39,6 +40,9 @@ def unseal(token: str | None) -> str | None:
 
 
 def fingerprint(value: str) -> str:
-    """A keyed hash to count or compare a value (an address, a device) without keeping it."""
+    """A keyed hash to count or compare a value (an address, a device) without keeping it: HMAC-SHA256 under
+    the field key (or the secret key), shortened to 128 bits. Without the key, a fingerprint cannot be
+    recomputed from a guessed value."""
     secret = current_app.config.get("FANGAN_FIELD_KEY") or current_app.config["SECRET_KEY"]
-    return hashlib.sha256(f"{secret}\x00{value}".encode()).hexdigest()[:32]
+    key = secret if isinstance(secret, bytes) else str(secret).encode("utf-8")
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
 from ..auth import permissions
+from ..core.cache import ContentCache, memoize
 from ..core.database import utcnow
 from ..core.errors import NotFound, PermissionDenied
 from ..extensions import db
@@ -134,11 +135,7 @@ class CurrentScheme:
 
 # Definition content by (kind, key, content hash). Stored definitions never change, so this holds across
 # requests (and databases); only which version is current is read again, once a request.
-_CONTENT: dict[tuple[str, str, str], dict] = {}
-_CONTENT_LIMIT = 4096
-# Data derived from definitions, by the content hashes it comes from (same reasoning).
-_DERIVED: dict[tuple, Any] = {}
-_DERIVED_LIMIT = 1024
+_CONTENT = ContentCache(maxsize=4096)
 
 
 def current_scheme(scheme_key: str) -> CurrentScheme | None:
@@ -147,18 +144,17 @@ def current_scheme(scheme_key: str) -> CurrentScheme | None:
     if scheme_key in cache:
         return cache[scheme_key]
     rows = db.session.execute(_members_in_force(), {"scheme_key": scheme_key}).all()
-    missing = [row.id for row in rows if (row.kind, row.key, row.content_hash) not in _CONTENT]
+    content = _CONTENT.get_many((row.kind, row.key, row.content_hash) for row in rows)
+    missing = [row.id for row in rows if (row.kind, row.key, row.content_hash) not in content]
     if missing:
-        if len(_CONTENT) + len(missing) > _CONTENT_LIMIT:
-            _CONTENT.clear()  # a long-running process that saw very many definitions: start again
         loaded = dict(db.session.execute(db.select(DefinitionVersion.id, DefinitionVersion.data)
                                          .where(DefinitionVersion.id.in_(missing))).all())
-        for row in rows:
-            if row.id in loaded:
-                _CONTENT[(row.kind, row.key, row.content_hash)] = loaded[row.id]
+        fresh = {(row.kind, row.key, row.content_hash): loaded[row.id] for row in rows if row.id in loaded}
+        _CONTENT.put_many(fresh)
+        content.update(fresh)
     current = CurrentScheme(rows[0].current_version_id, {
         (row.kind, row.key): DefinitionRef(row.id, row.kind, row.key, row.content_hash,
-                                           _CONTENT[(row.kind, row.key, row.content_hash)])
+                                           content[(row.kind, row.key, row.content_hash)])
         for row in rows}) if rows else None
     cache[scheme_key] = current
     return current
@@ -277,9 +273,11 @@ def categories_key(scheme_key: str) -> tuple:
 
 
 def derived(key: tuple, make: Callable[[], Any]) -> Any:
-    """Data made from definitions, kept by `key` (which must name the content hashes it comes from)."""
-    if key not in _DERIVED:
-        if len(_DERIVED) >= _DERIVED_LIMIT:
-            _DERIVED.clear()
-        _DERIVED[key] = make()
-    return _DERIVED[key]
+    """Data made from definitions, kept by `key` (which must name the content hashes it comes from: stored
+    definitions never change, so neither does what is made from them)."""
+    return _derived(key, make)
+
+
+@memoize(1024, key=lambda key, make: key)
+def _derived(key: tuple, make: Callable[[], Any]) -> Any:
+    return make()

@@ -7,11 +7,10 @@ from typing import Any
 
 from wtforms import fields as wtf
 
+from ..core.cache import memoize
 from ..web.forms import Form, SubForm
 from .engine import FieldSpec, FormSpec, value_fields
 from .fields import FIELD_TYPES
-
-_CLASSES: dict[int, type[Form]] = {}
 
 # (field spec, names visible to its choice filter, only these values or None for all) -> [(value, label)].
 # With values named, a source may leave out every other choice (a check needs no full list).
@@ -31,13 +30,18 @@ def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
     return attrs
 
 
+def _content(spec: FormSpec) -> str:
+    if not spec.content_hash:
+        raise ValueError("a form spec compiled by form_spec() is needed: its class is kept by its content")
+    return spec.content_hash
+
+
+# By the definition's content: the class has the definition's fields and nothing else (labels and choices
+# are set on each bound form, in the language of its request), so equal content can share one class.
+@memoize(512, key=_content)
 def form_class(spec: FormSpec) -> type[Form]:
-    """The WTForms class of a form spec (built once per spec)."""
-    key = id(spec)
-    if key not in _CLASSES:
-        attrs = _attributes(spec.fields)
-        _CLASSES[key] = type(f"Form_{spec.id}", (Form,), attrs)
-    return _CLASSES[key]
+    """The WTForms class of a form spec (built once per content)."""
+    return type(f"Form_{spec.id}", (Form,), _attributes(spec.fields))
 
 
 def form_data(fields: Iterable[FieldSpec], values: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.cache import memoize
 from ..definitions.loader import content_hash
 from ..expressions import Expression, ExpressionError, compile_expression
 
@@ -122,6 +123,8 @@ class FormSpec:
     # Fields whose value changes what else is shown, required, calculated or offered: the page asks the
     # server again when one of them changes.
     triggers: frozenset[str] = frozenset()
+    # The SHA-256 of the definition it was compiled from: what is built from a spec is kept by it.
+    content_hash: str = field(default="", compare=False)
 
     def walk(self) -> Iterator[FieldSpec]:
         for f in self.fields:
@@ -175,25 +178,17 @@ def _case_opening(definition: dict) -> CaseOpening | None:
                        workflow=data.get("workflow"))
 
 
-_SPECS: dict[str, FormSpec] = {}
-
-
+@memoize(512, key=content_hash)
 def form_spec(definition: dict) -> FormSpec:
     """The compiled spec of a form definition, compiled once per content hash."""
-    digest = content_hash(definition)
-    spec = _SPECS.get(digest)
-    if spec is None:
-        fields = tuple(_field(f) for f in definition.get("fields", []))
-        spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
-                        public=bool(definition.get("public", False)), fields=fields,
-                        description=definition.get("description"), submit_label=definition.get("submit_label"),
-                        record_time=definition.get("record_time"), opens_cases=_case_opening(definition),
-                        open311=dict(definition.get("open311") or {}))
-        object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
-        object.__setattr__(spec, "triggers", _triggers(spec))
-        if len(_SPECS) > 512:
-            _SPECS.clear()
-        _SPECS[digest] = spec
+    fields = tuple(_field(f) for f in definition.get("fields", []))
+    spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
+                    public=bool(definition.get("public", False)), fields=fields,
+                    description=definition.get("description"), submit_label=definition.get("submit_label"),
+                    record_time=definition.get("record_time"), opens_cases=_case_opening(definition),
+                    open311=dict(definition.get("open311") or {}), content_hash=content_hash(definition))
+    object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
+    object.__setattr__(spec, "triggers", _triggers(spec))
     return spec
 
 

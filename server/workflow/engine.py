@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..calendar.engine import DeadlineError, checked_amount
+from ..core.cache import memoize
 from ..definitions.loader import content_hash
 from ..expressions import Expression, ExpressionError, compile_expression
 
@@ -118,8 +119,6 @@ def _compile(source: str | float | None) -> Expression | None:
     return compile_expression(source) if source else None
 
 
-_SPECS: dict[str, WorkflowSpec] = {}
-
 # Final outcomes that mean "there was no problem to handle": not counted unless a state says otherwise.
 UNCOUNTED_OUTCOMES = frozenset({"rejected", "duplicate", "withdrawn"})
 
@@ -131,12 +130,9 @@ def state_counted(state: Mapping[str, Any]) -> bool:
     return not (state.get("kind") == "final" and state.get("outcome") in UNCOUNTED_OUTCOMES)
 
 
+@memoize(256, key=content_hash)
 def workflow_spec(definition: dict) -> WorkflowSpec:
     """The compiled spec of a workflow definition (once per content hash)."""
-    digest = content_hash(definition)
-    spec = _SPECS.get(digest)
-    if spec is not None:
-        return spec
     transitions = []
     for t in definition["transitions"]:
         who = t.get("who", {})
@@ -147,7 +143,7 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
                     frozenset(who.get("capabilities", [])), frozenset(who.get("relations", []))),
             form=t.get("form"), guard=_compile(t.get("guard")), effects=_effects(t.get("effects", [])),
             counts_as=frozenset(t.get("counts_as", []))))
-    spec = WorkflowSpec(
+    return WorkflowSpec(
         id=definition["id"], name=definition.get("name"), initial=definition["initial"],
         states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"),
                                    state_counted(s))
@@ -163,10 +159,6 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
         report_form=definition.get("report_form"),
         fields=tuple(f["id"] for f in definition.get("fields", [])),
     )
-    if len(_SPECS) > 256:
-        _SPECS.clear()
-    _SPECS[digest] = spec
-    return spec
 
 
 @dataclass(frozen=True)
