@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +26,7 @@ from ..calendar.clock import district_now, district_today, district_zone
 from ..calendar.service import calendar_changed, load_calendar
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..core.spreadsheets import write_xlsx
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
 from ..expressions import Expression, ExpressionError, compile_expression
@@ -583,7 +584,7 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     Everything (the form's record, the state, the fields, deadlines, timeline and audit) goes into the
     caller's one transaction; a stale version or a failure anywhere leaves nothing behind.
     """
-    case = get_case(user, case_id)
+    case = _locked(get_case(user, case_id))
     if expected_version is not None and expected_version != case.version:
         raise Conflict(stale_message(case))
     spec = workflow_of(case)
@@ -608,6 +609,14 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
         if not engine.guard_holds(transition, names):
             raise Conflict(_("The answers do not allow this step."))
     return _apply_transition(case, spec, transition, names, user, submission), None
+
+
+def _locked(case: Case) -> Case:
+    """The case row locked for this transaction and read afresh: of two people acting on a case at once, the
+    second waits for the first to commit, then sees the new version and is told the case changed (PostgreSQL;
+    on SQLite a write transaction already holds the database)."""
+    return db.session.scalars(select(Case).where(Case.id == case.id).with_for_update()
+                              .execution_options(populate_existing=True)).one()
 
 
 def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.TransitionSpec, names: dict,
@@ -658,6 +667,7 @@ def public_actions(case: Case) -> list[engine.TransitionSpec]:
 
 def fire_public(case: Case, transition_id: str, expected_version: int | None, note: str | None = None) -> Case:
     """Take a step as the case's public reporter (the caller has checked the tracking code)."""
+    case = _locked(case)
     if expected_version is not None and expected_version != case.version:
         raise Conflict(stale_message(case))
     spec = workflow_of(case)
@@ -869,25 +879,15 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
 
 
 def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> bytes:
-    import io
-
-    from openpyxl import Workbook
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = f"{start:%Y%m%d}-{end:%Y%m%d}"
-    sheet.append([_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
-                  _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate"),
-                  _("Rework rate")])
-    for r in rows:
-        sheet.append([tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"],
-                      r["on_time"], r["closed"], r["reworked_cases"],
-                      *(round(r[k], 4) if r[k] is not None else None
-                        for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate",
-                                  "rework_rate"))])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    """The ledger as a workbook, one sheet named by its dates."""
+    header = [_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
+              _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate"), _("Rework rate")]
+    body = [[tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"], r["on_time"],
+             r["closed"], r["reworked_cases"],
+             *(round(r[k], 4) if r[k] is not None else None
+               for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate", "rework_rate"))]
+            for r in rows]
+    return write_xlsx({f"{start:%Y%m%d}-{end:%Y%m%d}": [header, *body]})
 
 
 def working_days_left(case: Case, deadline: CaseDeadline) -> float:

@@ -88,3 +88,78 @@ def test_three_tick_processes_apply_each_escalation_once(backend, postgres_admin
             assert db.session.get(Case, case_id).overdue
         db.session.remove()
         db.engine.dispose()
+
+
+def _own_database(backend: str, request: pytest.FixtureRequest, tmp_path, name: str) -> str:  # noqa: ANN001
+    """A database of the test's own (threads need real commits, not the shared app's SAVEPOINTs)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / (name + '.sqlite')}"
+    return create_database(request.getfixturevalue("postgres_admin_url"), f"fangan_{name}")
+
+
+def test_two_people_acting_on_one_case_at_once_one_wins_the_other_is_told(backend, request, tmp_path, monkeypatch):
+    """Two dispatchers press a step on the same case at the same moment, on the same page version: one step is
+    taken, the other is told the case changed (the stale-page message), never a server error."""
+    import re
+
+    from server.workflow import service as workflow
+    from server.workflow.models import Case, CaseEvent
+    from tests.integration.test_cases import report
+    from tests.support.factories import load_demo, login, make_user
+
+    app = make_app(_own_database(backend, request, tmp_path, "race"), tmp_path)
+    with app.app_context():
+        load_demo()
+        reporter = make_user("reporter", roles=(("lidu", "staff", "shilong"),))
+        for name in ("office_a", "office_b"):
+            make_user(name, roles=(("lidu", "office_admin", None),))
+        with app.test_request_context():
+            case_id = report(reporter).id
+        db.session.remove()
+    clients = {}
+    for name in ("office_a", "office_b"):
+        clients[name] = app.test_client()
+        login(clients[name], name)
+    page = clients["office_a"].get(f"/cases/case/{case_id}").get_data(as_text=True)
+    version = re.search(r'name="case_version" value="(\d+)"', page).group(1)
+    tokens = {name: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', c.get(f"/cases/case/{case_id}")
+                              .get_data(as_text=True)).group(1) for name, c in clients.items()}
+    # Both requests pass their first look at the case before either acts (where the database lets them).
+    meet, real = threading.Barrier(2), workflow.workflow_of
+    met = threading.local()
+
+    def workflow_of(case):  # noqa: ANN001, ANN202
+        if not getattr(met, "done", False):
+            met.done = True
+            try:
+                meet.wait(3)
+            except threading.BrokenBarrierError:
+                pass  # SQLite: the other request waits for the write lock, so there is nothing to meet
+        return real(case)
+
+    monkeypatch.setattr(workflow, "workflow_of", workflow_of)
+    answers: dict[str, object] = {}
+
+    def press(name: str) -> None:
+        try:
+            answers[name] = clients[name].post(f"/cases/case/{case_id}/do/reject",
+                                               data={"csrf_token": tokens[name], "case_version": version})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            answers[name] = exc
+
+    threads = [threading.Thread(target=press, args=(name,)) for name in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(getattr(a, "status_code", None) == 303 for a in answers.values()), answers
+    monkeypatch.setattr(workflow, "workflow_of", real)
+    messages = [clients[name].get(f"/cases/case/{case_id}").get_data(as_text=True) for name in clients]
+    assert sum("This case changed while you were looking at it" in m or "您查看期间案件已有变化" in m
+               for m in messages) == 1, "exactly one of the two is told the case changed"
+    with app.app_context():
+        assert db.session.get(Case, case_id).state == "rejected"
+        assert db.session.scalar(db.select(db.func.count(CaseEvent.id))
+                                 .where(CaseEvent.case_id == case_id, CaseEvent.transition == "reject")) == 1
+        db.session.remove()
+        db.engine.dispose()
