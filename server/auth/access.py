@@ -6,6 +6,7 @@ A blueprint marked `token_authenticated` (the JSON API) never takes the session 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -79,8 +80,8 @@ def init_app(app: Flask) -> None:
         if not ident.isdigit():
             return None
         user = db.session.get(User, int(ident))
-        if user is None or not user.active or user.session_token != token:
-            return None
+        if user is None or not user.active or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+            return None  # logged out, password changed or reset, blocked: the cookie's token is an old one
         return user
 
     app.before_request(_require_login)

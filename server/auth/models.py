@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import secrets
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
@@ -24,7 +26,8 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str | None] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(40))
-    # Bumped when the password changes so that old sessions stop working.
+    # Part of every session cookie's user id: changed on logout, password change or reset and blocking, so
+    # that every cookie issued before (copies included) is refused from then on.
     session_token: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -39,14 +42,34 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         return f"{self.id}:{self.session_token}"
 
-    def set_password(self, password: str) -> None:
-        import secrets
+    def end_sessions(self) -> None:
+        """End every session of this user: cookies carry the old token, which no longer matches."""
+        self.session_token = secrets.token_hex(16)
 
+    def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
-        self.session_token = secrets.token_hex(8)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return password_matches(self, password)
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Whether the password is the user's. Without a user the same hash is computed against a stand-in, so an
+    unknown username takes as long to refuse as a wrong password (nothing tells which usernames exist)."""
+    matches = check_password_hash(user.password_hash if user is not None else _stand_in_hash(), password)
+    return matches and user is not None
+
+
+def hash_is_current(password_hash: str) -> bool:
+    """Whether a stored hash uses today's algorithm and parameters (those of new passwords)."""
+    return password_hash.split("$", 1)[0] == _stand_in_hash().split("$", 1)[0]
+
+
+@functools.cache
+def _stand_in_hash() -> str:
+    # Made like every new password's hash (same algorithm and parameters), from a password nobody knows.
+    return generate_password_hash(secrets.token_urlsafe(32))
 
 
 class RoleAssignment(db.Model):

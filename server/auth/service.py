@@ -6,12 +6,13 @@ import secrets
 from typing import Any
 
 from flask_babel import gettext as _
+from werkzeug.security import generate_password_hash
 
 from ..audit.service import record_audit
 from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound
 from ..extensions import db
-from .models import RoleAssignment, User
+from .models import RoleAssignment, User, hash_is_current, password_matches
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -50,17 +51,32 @@ def check_password_strength(password: str) -> None:
 
 
 def authenticate(username: str, password: str) -> User | None:
-    """The active user with this username and password, or None."""
+    """The active user with this username and password, or None.
+
+    Every attempt computes one password hash — for an unknown username too, against a stand-in — so a wrong
+    password, an unknown user and a blocked one are refused alike and in the same time.
+    """
     user = get_user_by_username(username)
-    if user is None or not user.active or not user.check_password(password):
+    matches = password_matches(user, password)
+    if user is None or not matches or not user.active:
         return None
+    if not hash_is_current(user.password_hash):
+        # Hashed with older parameters: brought up to today's, so every account takes the same time to check.
+        user.password_hash = generate_password_hash(password)
     user.last_login_at = utcnow()
     record_audit("user.login", "user", user.id, user=user)
     return user
 
 
+def log_out(user: User) -> None:
+    """End the user's sessions on the server: this one (copies of its cookie included) and those on other
+    devices. A session is only a signed cookie; what the server keeps is the token it must carry."""
+    user.end_sessions()
+    record_audit("user.logout", "user", user.id, user=user)
+
+
 def reset_password(username: str, actor: Any = None) -> str:
-    """Give a user a new generated password; their other sessions end."""
+    """Give a user a new generated password; every session of theirs ends."""
     user = get_user_by_username(username)
     if user is None:
         raise NotFound(_("No user %(name)s.", name=username))
@@ -71,6 +87,7 @@ def reset_password(username: str, actor: Any = None) -> str:
 
 
 def change_password(user: User, current: str, new: str) -> None:
+    """Change one's own password; every session ends (the page that changed it starts a new one)."""
     if not user.check_password(current):
         raise Conflict(_("The current password is wrong."))
     check_password_strength(new)
@@ -115,7 +132,7 @@ def set_user_active(user: User, active: bool, actor: Any = None) -> None:
     if actor is not None and user.id == getattr(actor, "id", None) and not active:
         raise Conflict(_("You cannot block yourself."))
     user.active = active
-    user.session_token = secrets.token_hex(8)
+    user.end_sessions()
     record_audit("user.block" if not active else "user.unblock", "user", user.id, user=actor)
 
 

@@ -45,6 +45,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    # Ended on the server, not only forgotten by this browser: a copy of the cookie stops working too.
+    service.log_out(current_user._get_current_object())
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")

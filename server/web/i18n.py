@@ -68,6 +68,7 @@ KIND_LABELS = {
 AUDIT_LABELS = {
     "scheme.load": lazy_gettext("scheme loaded"), "scheme.activate": lazy_gettext("scheme activated"),
     "user.create": lazy_gettext("user created"), "user.login": lazy_gettext("logged in"),
+    "user.logout": lazy_gettext("logged out"),
     "user.reset_password": lazy_gettext("password reset"), "user.change_password": lazy_gettext("password changed"),
     "user.grant_role": lazy_gettext("role granted"), "user.revoke_role": lazy_gettext("role removed"),
     "user.block": lazy_gettext("user blocked"), "user.unblock": lazy_gettext("user unblocked"),
