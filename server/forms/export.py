@@ -1,15 +1,14 @@
-"""Export records to XLSX (openpyxl) and CSV: one row per record, one column per stored field."""
+"""Export records to XLSX and CSV: one row per record, one column per stored field (the writing, and its
+formula guard, is `core.spreadsheets`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import gettext as _
-from openpyxl import Workbook
 
+from ..core.spreadsheets import CSV_TYPE, XLSX_TYPE, write_csv, write_xlsx
 from ..web.i18n import localtime, tr, zone_label
 from .engine import FILE_TYPES, FieldSpec, FormSpec
 
@@ -30,13 +29,6 @@ def _cell(f: FieldSpec, value: Any) -> Any:
         return " ".join(parts + ([value["area"]] if value.get("area") else []))
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
-    return defuse(value)
-
-
-def defuse(value: Any) -> Any:
-    """Never let a spreadsheet run a formula typed into a form (or into a name)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
     return value
 
 
@@ -48,7 +40,7 @@ def rows_of(spec: FormSpec, records: Iterable[Any], scheme_key: str | None = Non
     rows = []
     for r in records:
         rows.append([r.id, localtime(r.submitted_at, "%Y-%m-%d %H:%M", scheme_key),
-                     defuse(r.user.display_name if r.user else ""),
+                     r.user.display_name if r.user else "",
                      tr(r.unit.name) if r.unit else "", tr(r.area.name) if r.area else ""]
                     + [_cell(f, r.data.get(f.id)) for f in columns])
     return header, rows
@@ -58,18 +50,5 @@ def export_records(spec: FormSpec, records: Iterable[Any], fmt: str,
                    scheme_key: str | None = None) -> tuple[bytes, str]:
     header, rows = rows_of(spec, records, scheme_key)
     if fmt == "csv":
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(header)
-        writer.writerows(rows)
-        # A BOM so that Excel opens Chinese text correctly.
-        return ("\ufeff" + text.getvalue()).encode("utf-8"), "text/csv; charset=utf-8"
-    book = Workbook()
-    sheet = book.active
-    sheet.title = (tr(spec.name) or spec.id)[:31]
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return write_csv([header, *rows]), CSV_TYPE
+    return write_xlsx({tr(spec.name) or spec.id: [header, *rows]}), XLSX_TYPE

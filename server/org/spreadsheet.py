@@ -27,6 +27,7 @@ from flask_babel import gettext as _
 
 from ..calendar.clock import district_today
 from ..core.errors import DomainError
+from ..core.spreadsheets import CSV_TYPE, XLSX_TYPE, restore, write_csv, write_xlsx
 from .engine import (
     AreaValues,
     Node,
@@ -64,9 +65,6 @@ MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024  # a zip bomb stops here, before openpyxl reads it
 MAX_ROWS = 20_000
 MAX_ERRORS = 200  # listed problems; past this, a count of the rest
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-CSV_TYPE = "text/csv; charset=utf-8"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TRUE_WORDS = {"yes", "y", "true", "1", "是", "启用"}
 FALSE_WORDS = {"no", "n", "false", "0", "否", "停用"}
 
@@ -147,7 +145,8 @@ def read_xlsx(data: bytes, name: str = "workbook.xlsx") -> tuple[dict[str, Table
                 for worksheet in book.worksheets:
                     sheet = str(worksheet.title).strip().lower()
                     if sheet in SHEETS and sheet not in tables:
-                        rows = worksheet.iter_rows(values_only=True)
+                        rows = ([restore(c) if isinstance(c, str) else c for c in row]
+                                for row in worksheet.iter_rows(values_only=True))
                         tables[sheet] = _table(sheet, rows, errors)
             finally:
                 book.close()
@@ -167,7 +166,7 @@ def read_csv(data: bytes, sheet: str) -> tuple[dict[str, Table], list[SheetError
         return {}, [SheetError(sheet, None, None, _("The CSV file is not UTF-8 text: save it as CSV UTF-8."))]
     errors: list[SheetError] = []
     try:
-        rows = [[_undefuse(cell) for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
+        rows = [[restore(cell) for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
     except csv.Error as error:
         return {}, [SheetError(sheet, None, None, _("The CSV file cannot be read: %(reason)s", reason=str(error)))]
     return {sheet: _table(sheet, rows, errors)}, errors
@@ -237,18 +236,6 @@ def _header(sheet: str, cells: list[Any], errors: list[SheetError]) -> list[str 
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _undefuse(value: str) -> str:
-    """Undo `defuse`: the export wrote `'=…` for a text that starts like a formula."""
-    return value[1:] if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_STARTS else value
-
-
-def defuse(value: Any) -> Any:
-    """Never let a spreadsheet run a formula that was typed into a name or a duty (CSV export)."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value
-    return value
 
 
 # -- cells to values ----------------------------------------------------------------------------------------------
@@ -448,44 +435,6 @@ def check_import(tables: Mapping[str, Table], scheme: Mapping, index: OrgIndex,
     return plan, errors
 
 
-# -- writing bytes ----------------------------------------------------------------------------------------------------
-
-def write_xlsx(sheets: Mapping[str, list[list[Any]]]) -> bytes:
-    """A workbook with one sheet per entry; texts stay texts (a leading = is never a formula)."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    book = Workbook(write_only=True)
-    for name, rows in sheets.items():
-        sheet = book.create_sheet(name)
-        sheet.append(list(COLUMNS[name]))
-        for row in rows:
-            cells = []
-            for value in row:
-                if isinstance(value, str):
-                    value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters XLSX cannot hold
-                cell = WriteOnlyCell(sheet, value=value)
-                if isinstance(value, str):
-                    cell.data_type = "s"
-                elif isinstance(value, dt.date):
-                    cell.number_format = "yyyy-mm-dd"
-                cells.append(cell)
-            sheet.append(cells)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def write_csv(sheet: str, rows: list[list[Any]]) -> bytes:
-    """One sheet as UTF-8 CSV with a byte-order mark (so Excel reads Chinese), formulas defused."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(COLUMNS[sheet])
-    writer.writerows([defuse(_text(v)) for v in row] for row in rows)
-    return ("\ufeff" + text.getvalue()).encode("utf-8")
-
-
 # -- the database side ----------------------------------------------------------------------------------------------
 
 def export_rows(scheme_key: str) -> dict[str, list[list[Any]]]:
@@ -517,6 +466,11 @@ def export_rows(scheme_key: str) -> dict[str, list[list[Any]]]:
     return {"units": unit_rows, "areas": area_rows, "posts": post_rows}
 
 
+def org_sheet(sheet: str, rows: list[list[Any]], as_text: bool = False) -> list[list[Any]]:
+    """A sheet's header of column ids and its rows, every value as import reads it back (CSV: as text)."""
+    return [list(COLUMNS[sheet]), *([_text(v) for v in row] if as_text else row for row in rows)]
+
+
 def _length(value: float | None) -> Any:
     if value is None:
         return ""
@@ -542,8 +496,8 @@ def export_org(user: Any, scheme_key: str, fmt: str = "xlsx", sheet: str | None 
     if fmt == "csv":
         if sheet not in SHEETS:
             raise DomainError(_("Say which sheet to export: %(sheets)s.", sheets=", ".join(SHEETS)))
-        return write_csv(sheet, rows[sheet]), CSV_TYPE, f"{scheme_key}-{sheet}.csv"
-    return write_xlsx(rows), XLSX_TYPE, f"{scheme_key}-org.xlsx"
+        return write_csv(org_sheet(sheet, rows[sheet], as_text=True)), CSV_TYPE, f"{scheme_key}-{sheet}.csv"
+    return write_xlsx({name: org_sheet(name, rows[name]) for name in SHEETS}), XLSX_TYPE, f"{scheme_key}-org.xlsx"
 
 
 @dataclass

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from ..auth.access import public, token_authenticated
 from ..core.clock import utcnow
 from ..core.errors import DomainError, NotFound
+from ..core.spreadsheets import xml_text
 from ..definitions.models import SchemeRecord
 from ..definitions.service import scheme_categories
 from ..extensions import csrf, db, limiter
@@ -66,7 +67,13 @@ def _render(fmt: str, root: str, item: str, rows: list[dict[str, Any]] | dict[st
     top = ET.Element(root)
     for row in rows if isinstance(rows, list) else [rows]:
         _xml_item(top if not isinstance(rows, dict) else top, item, row, flat=isinstance(rows, dict))
-    body = ET.tostring(top, encoding="unicode")
+    return _xml_response(top, status)
+
+
+def _xml_response(top: ET.Element, status: int = 200) -> Response:
+    """The document without the characters XML 1.0 cannot hold: a report's text may carry them, and one would
+    make the whole answer unreadable (JSON escapes them, so its answer keeps them)."""
+    body = xml_text(ET.tostring(top, encoding="unicode"))
     return Response('<?xml version="1.0" encoding="utf-8"?>\n' + body, status=status,
                     mimetype="text/xml", content_type="text/xml; charset=utf-8")
 
@@ -178,8 +185,7 @@ def discovery(fmt: str):
         formats = ET.SubElement(node, "formats")
         for value in endpoint["formats"]:
             ET.SubElement(formats, "format").text = value
-    return Response('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(top, encoding="unicode"),
-                    mimetype="text/xml", content_type="text/xml; charset=utf-8")
+    return _xml_response(top)
 
 
 def _too_many() -> str:

@@ -9,6 +9,7 @@ from flask_login import current_user
 from ..auth import permissions
 from ..calendar.clock import district_now, district_today
 from ..core.errors import Conflict, PermissionDenied
+from ..core.spreadsheets import XLSX_TYPE
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import form_spec
@@ -80,8 +81,7 @@ def ledger(scheme_key: str):
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.pdf"})
     if request.args.get("format") == "xlsx":
-        return Response(service.ledger_xlsx(rows, start, end),
-                        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        return Response(service.ledger_xlsx(rows, start, end), mimetype=XLSX_TYPE,
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"})
     return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end, by=by)
