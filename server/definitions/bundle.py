@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from flask_babel import gettext as _
+
+from ..core.archives import ZipLimits, ZipRefused, open_zip, read_members, size_text
 from .errors import DefinitionError, DefinitionsInvalid
-from .loader import DEFINITION_SUFFIXES, SourceDocument, content_hash, parse_text
+from .loader import (
+    DEFINITION_SUFFIXES,
+    MAX_FILE_BYTES,
+    ReadBudget,
+    SourceDocument,
+    content_hash,
+    decode_text,
+    parse_text,
+)
 from .references import ReferenceChecker
 from .schema import KINDS, validate_schema
 
-MAX_UPLOAD_FILES = 500
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_FILES = 500  # definition files in one check
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # an upload (its files or zip together) or a zip on disk, as sent
+MAX_SCHEME_BYTES = 2 * 1024 * 1024  # the definition files of one check together, as text (unpacked)
+MAX_SCHEME_VALUES = 50_000  # values in the definition files of one check together (loader.MAX_VALUES: one file)
+ZIP_LIMITS = ZipLimits(members=1_000, member_bytes=MAX_FILE_BYTES, total_bytes=MAX_SCHEME_BYTES, ratio=100)
 
 
 @dataclass(frozen=True)
@@ -63,11 +75,16 @@ class Bundle:
 def read_folder(folder: Path, display_root: Path | None = None) -> dict[str, str]:
     """Map display path → text for every definition file under `folder`."""
     folder = Path(folder)
-    files = {}
+    files: dict[str, str] = {}
+    errors: list[DefinitionError] = []
     for path in sorted(folder.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
         if path.is_file() and path.suffix.lower() in DEFINITION_SUFFIXES and not hidden:
-            files[_display(path, display_root)] = path.read_text("utf-8", errors="replace")
+            if len(files) + len(errors) >= MAX_UPLOAD_FILES:
+                raise DefinitionsInvalid([*errors, _too_many_files(_display(folder, display_root))])
+            _collect(files, errors, _display(path, display_root), _read_file(path))
+    if errors:
+        raise DefinitionsInvalid(errors)
     return files
 
 
@@ -79,22 +96,74 @@ def _display(path: Path, root: Path | None) -> str:
         return str(path)
 
 
-def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
-    """Map display path → text for definition files in a zip, refusing unsafe or oversized archives."""
-    files: dict[str, str] = {}
+def _read_file(path: Path) -> bytes:
+    """A file's bytes, reading no more than one past the limit (parse_text then says it is too large)."""
+    with path.open("rb") as stream:
+        return stream.read(MAX_FILE_BYTES + 1)
+
+
+def _collect(files: dict[str, str], errors: list[DefinitionError], name: str, data: bytes) -> None:
+    """Add one file's text, or the errors that say why it cannot be read."""
+    if len(data) > MAX_FILE_BYTES:
+        errors.append(DefinitionError(name, 1, "", _("the file is larger than %(size)s",
+                                                     size=size_text(MAX_FILE_BYTES))))
+        return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise DefinitionsInvalid([DefinitionError(name, 1, "", "not a valid zip archive")]) from exc
-    infos = [i for i in archive.infolist() if not i.is_dir()]
-    if len(infos) > MAX_UPLOAD_FILES or sum(i.file_size for i in infos) > MAX_UPLOAD_BYTES:
-        raise DefinitionsInvalid([DefinitionError(name, 1, "", "archive is too large")])
-    for info in infos:
-        path = PurePosixPath(info.filename)
-        if path.is_absolute() or ".." in path.parts:
-            raise DefinitionsInvalid([DefinitionError(name, 1, "", f"unsafe path in archive: {info.filename}")])
-        if path.suffix.lower() in DEFINITION_SUFFIXES and not any(p.startswith(".") for p in path.parts):
-            files[str(path)] = archive.read(info).decode("utf-8", errors="replace")
+        files[name] = decode_text(name, data)
+    except DefinitionsInvalid as exc:
+        errors.extend(exc.errors)
+
+
+def _too_many_files(name: str) -> DefinitionError:
+    return DefinitionError(name, 1, "", _("more than %(num)s definition files", num=MAX_UPLOAD_FILES))
+
+
+def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
+    """Map display path → text for definition files in a zip, refusing damaged, unsafe or oversized archives."""
+    try:
+        archive = open_zip(data, ZIP_LIMITS)
+        wanted = []
+        for info in archive.infolist():
+            path = PurePosixPath(info.filename)
+            if path.is_absolute() or ".." in path.parts:
+                raise ZipRefused(_("unsafe path in the zip: %(member)s", member=info.filename))
+            if not info.is_dir() and path.suffix.lower() in DEFINITION_SUFFIXES \
+                    and not any(p.startswith(".") for p in path.parts):
+                wanted.append(info)
+        if len(wanted) > MAX_UPLOAD_FILES:
+            raise DefinitionsInvalid([_too_many_files(name)])
+        members = read_members(archive, wanted, ZIP_LIMITS)
+    except ZipRefused as exc:
+        raise DefinitionsInvalid([DefinitionError(name, 1, "", str(exc))]) from exc
+    files: dict[str, str] = {}
+    errors: list[DefinitionError] = []
+    for member, content in members.items():
+        _collect(files, errors, str(PurePosixPath(member)), content)
+    if errors:
+        raise DefinitionsInvalid(errors)
+    return files
+
+
+def read_upload(uploads: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    """Map display path → text for uploaded files: YAML or JSON files, or zips of them (whatever their name).
+
+    Every file that cannot be read is named in one DefinitionsInvalid.
+    """
+    files: dict[str, str] = {}
+    errors: list[DefinitionError] = []
+    for filename, data in uploads:
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
+            try:
+                files.update(read_zip(data, name))
+            except DefinitionsInvalid as exc:
+                errors.extend(exc.errors)
+        elif name.lower().endswith(DEFINITION_SUFFIXES):
+            _collect(files, errors, name, data)
+        else:
+            errors.append(DefinitionError(name, 1, "", _("Only YAML, JSON or zip files can be uploaded.")))
+    if errors:
+        raise DefinitionsInvalid(errors)
     return files
 
 
@@ -103,9 +172,20 @@ def read_source(path: Path | str) -> dict[str, str]:
     path = Path(path)
     if path.is_dir():
         return read_folder(path)
+    name = _display(path, None)
     if path.suffix.lower() == ".zip":
-        return read_zip(path.read_bytes(), _display(path, None))
-    return {_display(path, None): path.read_text("utf-8", errors="replace")}
+        with path.open("rb") as stream:
+            data = stream.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise DefinitionsInvalid([DefinitionError(name, 1, "", _("the file is larger than %(size)s",
+                                                                     size=size_text(MAX_UPLOAD_BYTES)))])
+        return read_zip(data, name)
+    files: dict[str, str] = {}
+    errors: list[DefinitionError] = []
+    _collect(files, errors, name, _read_file(path))
+    if errors:
+        raise DefinitionsInvalid(errors)
+    return files
 
 
 def library_files(project_root: Path) -> dict[str, str]:
@@ -155,8 +235,14 @@ def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = No
 
     `themes` are the theme names a scheme or board may choose (default: those installed).
     """
+    if len(files) > MAX_UPLOAD_FILES:
+        raise DefinitionsInvalid([_too_many_files(next(iter(files)))])
+    if sum(len(text.encode("utf-8")) for text in files.values()) > MAX_SCHEME_BYTES:
+        raise DefinitionsInvalid([DefinitionError(next(iter(files)), 1, "", _(
+            "the scheme's files add up to more than %(size)s", size=size_text(MAX_SCHEME_BYTES)))])
     errors: list[DefinitionError] = []
-    docs = [parse_text(name, text) for name, text in files.items()]
+    budget = ReadBudget(MAX_SCHEME_VALUES)  # the shipped library is not counted: it is ours
+    docs = [parse_text(name, text, budget) for name, text in files.items()]
     lib_docs = [parse_text(name, text) for name, text in (library or {}).items()]
     for doc in [*docs, *lib_docs]:
         errors.extend(doc.errors)

@@ -361,6 +361,7 @@ class ReferenceChecker:
                              "use 'capabilities' or 'relations' (or copy it into the scheme folder)")
                 elif uses_scheme:
                     self.ref(doc, [*path, "who", key], who.get(key), ctx[key], key[:-1])
+            self._check_not_by(doc, path, t, who, transitions)
             self.ref(doc, [*path, "form"], t.get("form"), forms, "form")
             names = case_names | self.form_fields(t.get("form"))
             self.expr(doc, [*path, "guard"], t.get("guard"), names)
@@ -391,6 +392,18 @@ class ReferenceChecker:
                 self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
         if not any(k == "final" for k in kinds.values()):
             self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+
+    def _check_not_by(self, doc: SourceDocument, path: Path, t: dict, who: dict, transitions: list) -> None:
+        """Four eyes names steps of this workflow, and never refuses everyone `who` lets in."""
+        not_by = t.get("not_by") if isinstance(t.get("not_by"), dict) else {}
+        step_ids = {tr.get("id") for _p, tr in transitions if isinstance(tr, dict)}
+        self.ref(doc, [*path, "not_by", "steps"], not_by.get("steps"), step_ids, "transition")
+        refused = set(_as_list(not_by.get("relations")))
+        allowed = set(_as_list(who.get("relations")))
+        if refused & allowed:
+            self.err(doc, [*path, "not_by", "relations"],
+                     f"'who' lets {', '.join(sorted(refused & allowed))} take this step and 'not_by' refuses "
+                     "them: one of the two can never take effect")
 
     def _constant_deadline(self, doc: SourceDocument, path: Path, source: Any, unit: str) -> None:
         """A deadline formula that names nothing gives the same amount for every case: check it now."""

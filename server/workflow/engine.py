@@ -47,6 +47,14 @@ class Who:
 
 
 @dataclass(frozen=True)
+class NotBy:
+    """Four eyes: the people a step refuses even when `who` lets them (its reporter, whoever took `steps`)."""
+
+    relations: frozenset[str] = frozenset()
+    steps: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class TransitionSpec:
     id: str
     name: Text
@@ -57,6 +65,7 @@ class TransitionSpec:
     guard: Expression | None = None
     effects: tuple[Effect, ...] = ()
     counts_as: frozenset[str] = frozenset()
+    not_by: NotBy = NotBy()
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,9 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
             who=Who(frozenset(who.get("roles", [])), frozenset(who.get("tiers", [])),
                     frozenset(who.get("capabilities", [])), frozenset(who.get("relations", []))),
             form=t.get("form"), guard=_compile(t.get("guard")), effects=_effects(t.get("effects", [])),
-            counts_as=frozenset(t.get("counts_as", []))))
+            counts_as=frozenset(t.get("counts_as", [])),
+            not_by=NotBy(frozenset((t.get("not_by") or {}).get("relations", [])),
+                         frozenset((t.get("not_by") or {}).get("steps", [])))))
     return WorkflowSpec(
         id=definition["id"], name=definition.get("name"), initial=definition["initial"],
         states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"),
@@ -169,10 +180,13 @@ class Actor:
     roles: frozenset[str] = frozenset()
     tiers: frozenset[str] = frozenset()
     relations: frozenset[str] = frozenset()
+    took: frozenset[str] = frozenset()  # the steps this person has taken on this case
 
 
 def may_fire(transition: TransitionSpec, actor: Actor) -> bool:
-    who = transition.who
+    who, not_by = transition.who, transition.not_by
+    if not_by.relations & actor.relations or not_by.steps & actor.took:
+        return False
     return bool(who.capabilities & actor.capabilities or who.roles & actor.roles or who.tiers & actor.tiers
                 or who.relations & actor.relations)
 

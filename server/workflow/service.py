@@ -200,7 +200,10 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
         relations.add("assignee_unit")
     if _is_tier_above_assignee(user, case, today, {p.tier_key for p in posts}):
         relations.add("tier_above_assignee")
-    return engine.Actor(capabilities, roles, tiers, frozenset(relations))
+    took = frozenset()
+    if any(t.not_by.steps for t in workflow_of(case).transitions):  # the timeline is read only when asked
+        took = frozenset(e.transition for e in case.events if e.user_id == user.id and e.transition)
+    return engine.Actor(capabilities, roles, tiers, frozenset(relations), took)
 
 
 def _reaches(scope_kind: str | None, unit_id: int | None, case: Case) -> bool:

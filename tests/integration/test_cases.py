@@ -472,3 +472,20 @@ def test_the_rework_rate_on_the_ledger_and_its_exports(people, app):
     sheet = load_workbook(io.BytesIO(client.get(f"/cases/lidu/ledger?{span}&format=xlsx").data)).active
     header = [c.value for c in sheet[1]]
     assert sheet.cell(2, header.index("返工率") + 1).value == 0.5
+
+
+def test_whoever_rectified_does_not_verify(people):
+    """Four eyes (the shipped workflows' `not_by`): a dispatcher who rectified a case himself may not close or
+    send it back; another dispatcher may."""
+    from server.core.errors import PermissionDenied
+
+    both = make_user("both", roles=(("lidu", "office_admin", None), ("lidu", "unit_head", "shilong")))
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    case = fire(both, case, "rectify", action_taken="已清理", photos_after=photo("after.jpg"),
+                finished_at=f"{TODAY}T00:10")
+    assert {t.id for t in service.available_actions(both, case)} & {"close", "rework"} == set()
+    assert {"close", "rework"} <= {t.id for t in service.available_actions(people["office"], case)}
+    with pytest.raises(PermissionDenied):
+        service.fire(both, case.id, "close", case.version, formdata(_token="self-close", verdict="passed"))
+    db.session.rollback()
+    assert fire(people["office"], case, "close", verdict="passed").state == "closed"

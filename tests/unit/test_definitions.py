@@ -238,3 +238,46 @@ def test_a_scheme_or_board_may_choose_only_an_installed_theme():
     # The names checked against are the ones given (what is installed where the scheme is loaded).
     with pytest.raises(DefinitionsInvalid, match="unknown theme 'blue'"):
         check_files(chosen, library, themes={"default"})
+
+
+FOUR_EYES = """\
+kind: workflow
+id: flow
+name: 流程
+initial: open
+states:
+  - {id: open, name: 待办, kind: open}
+  - {id: done, name: 已办, kind: final, outcome: resolved}
+transitions:
+  - {id: finish, name: 办结, from: open, to: done, who: {capabilities: [case.handle]}, form: log}
+  - id: check
+    name: 核查
+    from: done
+    to: done
+    who: {relations: [reporter]}
+    not_by: {relations: [reporter], steps: [finsh]}
+"""
+
+
+def test_four_eyes_names_steps_and_never_refuses_everyone_it_lets_in():
+    scheme = MINI_SCHEME + "workflows: [flow]\n"
+    found = errors_of({"s.yaml": scheme, "log.yaml": MINI_FORM, "flow.yaml": FOUR_EYES})
+    assert ("flow.yaml line 15: transitions[1].not_by.steps[0]: unknown transition 'finsh' (did you mean 'finish'?)"
+            in found)
+    assert any(e.startswith("flow.yaml line 15: transitions[1].not_by.relations: 'who' lets reporter take this step "
+                            "and 'not_by' refuses them") for e in found), found
+
+
+def test_four_eyes_refuses_whoever_took_the_named_steps():
+    import yaml
+
+    from server.workflow.engine import Actor, may_fire, workflow_spec
+
+    text = FOUR_EYES.replace("who: {relations: [reporter]}", "who: {capabilities: [case.dispatch]}")
+    definition = yaml.safe_load(text.replace("[reporter], steps: [finsh]", "[assignee], steps: [finish]"))
+    check = workflow_spec(definition).transition("check")
+    dispatcher = Actor(capabilities=frozenset({"case.dispatch"}))
+    assert may_fire(check, dispatcher)
+    assert not may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), took=frozenset({"finish"})))
+    assert not may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), relations=frozenset({"assignee"})))
+    assert may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), took=frozenset({"other"})))
