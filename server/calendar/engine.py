@@ -53,6 +53,8 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+from ..core.cache import memoize
+
 _cc: ModuleType | None
 try:
     import chinese_calendar as _cc
@@ -114,7 +116,7 @@ def _seconds_of(value: time) -> int:
     return value.hour * 3600 + value.minute * 60 + value.second
 
 
-@cache
+@memoize(256)  # years come from data; chinesecalendar's answer for one never changes
 def _builtin_knows_year(year: int) -> bool:
     """Whether chinesecalendar has data for the year (it raises NotImplementedError otherwise)."""
     if _cc is None:

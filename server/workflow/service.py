@@ -6,7 +6,6 @@ Shared by the pages, the CLI (`fangan tick`) and later the JSON API.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -24,6 +23,7 @@ from ..auth.models import User
 from ..calendar import DayOverride, WorkingCalendar, WorkingHours
 from ..calendar.clock import district_now, district_today, district_zone
 from ..calendar.service import calendar_changed, load_calendar
+from ..core.cache import memoize
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..core.spreadsheets import write_xlsx
@@ -282,7 +282,7 @@ def routing_names(case: Case, wanted: Collection[str] | None = None) -> dict[str
     return names
 
 
-@functools.lru_cache(maxsize=256)
+@memoize(256)
 def _condition(source: str) -> Expression:
     return compile_expression(source)
 
