@@ -185,6 +185,7 @@ class SheetSpec:
     funding: Funding | None = None
     appeal_days: int = 0
     assessed: dict = field(default_factory=dict)
+    appeal_roles: tuple[str, ...] = ()
 
     def items(self) -> Iterable[tuple[SectionSpec, ItemSpec]]:
         for section in self.sections:
@@ -250,7 +251,8 @@ def sheet_spec(definition: dict) -> SheetSpec:
         funding=Funding(dec(funding["base_amount"]), dec(funding["base_score"]), dec(funding["step_points"]),
                         dec(funding["step_amount"]), _opt(funding.get("floor")), _opt(funding.get("cap")),
                         funding.get("currency", "CNY")) if funding else None,
-        appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}))
+        appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}),
+        appeal_roles=tuple(definition.get("appeal_roles", ())))
 
 
 # -- one unit's score ------------------------------------------------------------------------------------------

@@ -555,14 +555,19 @@ def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, t
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
 
-    if unit.scheme_key != period.scheme_key or not permissions.can_view_unit_scores(user, unit):
+    spec = _spec(period)
+    if unit.scheme_key != period.scheme_key or not permissions.can_appeal(user, unit, spec.appeal_roles):
         raise PermissionDenied(_("You may not appeal for this unit."))
     if not appeals_open(period, today):
         raise Conflict(_("The appeal window of this period is closed."))
     if not text.strip():
         raise DomainError(_("Say why the deduction is wrong."))
-    if item_id not in {i.id for _s, i in _spec(period).items()}:
+    if item_id not in {i.id for _s, i in spec.items()}:
         raise NotFound(_("This sheet has no such item."))
+    if db.session.scalar(select(AssessmentEntry.id).where(
+            AssessmentEntry.period_id == period.id, AssessmentEntry.unit_id == unit.id,
+            AssessmentEntry.item_key == item_id, AssessmentEntry.assessor_id == user.id).limit(1)) is not None:
+        raise DomainError(_("You marked this item for this unit: you may not appeal against your own marks."))
     appeal = AssessmentAppeal(period_id=period.id, unit_id=unit.id, item_key=item_id, text=text.strip()[:4000],
                               filed_by_id=user.id)
     db.session.add(appeal)

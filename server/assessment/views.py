@@ -150,8 +150,10 @@ def period(period_id: int):
 
     units = [s.unit for s in scores] if scores is not None else [r.unit for r in draft]
     markable = {u.id: service.markable(current_user, row, u) for u in units}
+    appealable = ({u.id for u in units if permissions.can_appeal(current_user, u, sheet.appeal_roles)}
+                  if row.state == "appeal" else set())
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
-                           markable=markable,
+                           markable=markable, appealable=appealable,
                            today=district_today(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
                            decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key),
@@ -256,7 +258,7 @@ def marks(period_id: int, unit_id: int, item_id: str):
 def appeal(period_id: int, unit_id: int):
     row = service.get_period(current_user, period_id)
     unit = _unit_of(row, unit_id)
-    if not permissions.can_view_unit_scores(current_user, unit):  # the page too, not only the filing
+    if not permissions.can_appeal(current_user, unit, service.sheet_spec_of(row).appeal_roles):  # the page too
         raise PermissionDenied(_("You may not appeal for this unit."))
     form = AppealForm()
     form.item.choices = [(i.id, tr(i.name)) for _s, i in service.sheet_spec_of(row).items()]

@@ -131,11 +131,9 @@ def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> S
     return Scope(scheme_key, {cap: _merge(items) for cap, items in reaches.items()})
 
 
-def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
-    """(role, its capabilities, where it reaches) for each role the user holds, assigned or by a post today."""
-    today = today or district_today(scheme_key)
-    roles, tiers = _scheme_roles(scheme_key)
-    held: list[tuple[str, int | None, int | None]] = [  # (role, unit, area)
+def _held(user: Any, scheme_key: str, today: dt.date, tiers: dict) -> list[tuple[str, int | None, int | None]]:
+    """(role, unit, area) for each role the user holds: assigned at a unit, or by a post held today."""
+    held: list[tuple[str, int | None, int | None]] = [
         (a.role_key, a.unit_id, None) for a in user.roles if a.scheme_key == scheme_key
     ]
     for post in user.posts:
@@ -143,8 +141,15 @@ def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tu
             tier_role = tiers.get(post.tier_key, {}).get("role")
             if tier_role:
                 held.append((tier_role, post.unit_id or (post.area.unit_id if post.area else None), post.area_id))
+    return held
+
+
+def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
+    """(role, its capabilities, where it reaches) for each role the user holds, assigned or by a post today."""
+    today = today or district_today(scheme_key)
+    roles, tiers = _scheme_roles(scheme_key)
     out = []
-    for role_key, unit_id, area_id in held:
+    for role_key, unit_id, area_id in _held(user, scheme_key, today, tiers):
         role = roles.get(role_key)
         if role is None:
             continue  # a role the current scheme no longer defines grants nothing
@@ -331,8 +336,22 @@ def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
 
 
 def can_view_unit_scores(user: Any, unit: Any) -> bool:
-    """See (and appeal) a unit's draft and published scores: `assessment.view` over the unit."""
+    """See a unit's draft and published scores: `assessment.view` over the unit."""
     return scope_for(user, unit.scheme_key).only("assessment.view").covers_unit(unit.id)
+
+
+def can_appeal(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
+    """Appeal a unit's draft scores: its own people (a role or post held at the unit, with `assessment.view`
+    over it), or holders of the sheet's `appeal_roles` reaching it. District-wide readers and the office, who
+    see every unit, do not appeal for one."""
+    if not can_view_unit_scores(user, unit):
+        return False
+    scheme_roles, tiers = _scheme_roles(unit.scheme_key)
+    viewing = {key for key, role in scheme_roles.items() if "assessment.view" in role.get("capabilities", [])}
+    held = _held(user, unit.scheme_key, district_today(unit.scheme_key), tiers)
+    if any(role_key in viewing and unit_id == unit.id for role_key, unit_id, _area in held):
+        return True
+    return bool(roles and roles_reaching(user, unit, "assessment.view") & set(roles))
 
 
 def can_view_compliance(user: Any, scheme_key: str) -> bool:

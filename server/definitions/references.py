@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
 from .errors import DefinitionError
 from .loader import SourceDocument
@@ -63,7 +63,7 @@ def _as_list(value: Any) -> list:
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
-    hint = difflib.get_close_matches(name, list(known), n=1)
+    hint = close_matches(name, known, n=1)
     return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
@@ -461,6 +461,7 @@ class ReferenceChecker:
         if fixed > 1:
             self.err(doc, ["assessors", "weights"], "the at_least shares add up to more than 1")
         self.ref(doc, ["assessors", "roles"], assessors.get("roles"), ctx["roles"], "role")
+        self.ref(doc, ["appeal_roles"], doc.data.get("appeal_roles"), ctx["roles"], "role")
         for i, w in enumerate(_as_list(assessors.get("weights"))):
             if isinstance(w, dict):
                 self.ref(doc, ["assessors", "weights", i, "role"], w.get("role"), ctx["roles"], "role")

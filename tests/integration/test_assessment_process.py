@@ -186,3 +186,30 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
     assert "77.00" in page and "-5.00" in page
     with pytest.raises(PermissionDenied):
         service.compare_versions(people["a1"], period, stricter.id)
+
+
+def test_only_the_assessed_units_people_appeal_and_never_against_their_own_marks(people):
+    """The office, leaders and assessors see every unit's draft but appeal for none; a unit's own head does; a
+    role the sheet names in `appeal_roles` may; and someone who marked an item does not appeal against it."""
+    from server.auth import permissions
+
+    office, a1, head = people["office"], people["a1"], people["head"]
+    leader = make_user("leader", roles=(("lidu", "leader", None),))
+    # A community head who is also one of the district's assessors (a small street's double hat).
+    both = make_user("both", roles=(("lidu", "unit_head", "shilong"), ("lidu", "assessor", None)))
+    shilong = _unit("shilong")
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    service.enter_marks(both, period, shilong, "hotspots", {"below_quality": 1}, "一个案例资料不全")
+    service.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
+    for outsider in (office, a1, leader):
+        assert permissions.can_view_unit_scores(outsider, shilong)  # they see it…
+        with pytest.raises(PermissionDenied):  # …but do not appeal for it
+            service.file_appeal(outsider, period, shilong, "mechanism_in_place", "x", today=dt.date(2026, 11, 2))
+    assert service.file_appeal(head, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
+    with pytest.raises(DomainError, match="own marks"):
+        service.file_appeal(both, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
+    assert service.file_appeal(both, period, shilong, "mechanism_in_place", "机制已建立", today=dt.date(2026, 11, 2))
+    # A sheet's appeal_roles let a role that reaches the unit appeal for it (here: leaders, district-wide).
+    assert not permissions.can_appeal(leader, shilong)
+    assert permissions.can_appeal(leader, shilong, ("leader",))
+    assert not permissions.can_appeal(leader, shilong, ("office_admin",))

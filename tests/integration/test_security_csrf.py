@@ -95,11 +95,13 @@ def test_no_token_or_another_sessions_token_is_refused_and_changes_nothing(world
     assert login(leaving, "admin").status_code == 302
     tokens = {id(admin): csrf_of(admin, "/account/password"), id(visitor): csrf_of(visitor, "/login"),
               id(arriving): csrf_of(arriving, "/login"), id(leaving): csrf_of(leaving, "/account/password")}
+    head = world.clients["head"]  # appeals are the assessed unit's own people's, not the administrator's
+    tokens[id(head)] = csrf_of(head, "/account/password")
     foreign = csrf_of(world.clients["office"], "/account/password")  # valid, but another session's
     order = sorted(POSTS, key=lambda e: (e in LAST, LAST.index(e) if e in LAST else 0, e))
     failures = []
     for endpoint in order:
-        client = {"auth.login": arriving, "auth.logout": leaving}.get(endpoint) or (
+        client = {"auth.login": arriving, "auth.logout": leaving, "assessment.appeal": head}.get(endpoint) or (
             visitor if endpoint in ANONYMOUS else admin)
         url = world.url(POSTS[endpoint][0])
         with base_app.app_context():

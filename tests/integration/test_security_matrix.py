@@ -179,8 +179,9 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                                ("/assess/period/{period_pub}/unit/{unit_z}", "L . D D O O O O")],
     "assessment.marks": [("/assess/period/{period}/unit/{unit_s}/hotspots", "L D D D O D O O"),
                          ("/assess/period/{period}/unit/{unit_z}/hotspots", "L . D D O . O O")],
-    "assessment.appeal": [("/assess/period/{period}/appeal/{unit_s}", "L D D O O O O O"),
-                          ("/assess/period/{period}/appeal/{unit_z}", "L . D D O O O O")],
+    # only the unit's own people appeal: not the office, leaders or assessors who see every unit
+    "assessment.appeal": [("/assess/period/{period}/appeal/{unit_s}", "L D D O D D D D"),
+                          ("/assess/period/{period}/appeal/{unit_z}", "L . D D D D D D")],
     "assessment.step": [("POST /assess/period/{period_open}/appeals", "L D D D D D + +")],
     "assessment.decide": [("POST /assess/appeal/{appeal_s}/decide", "L D D D D D + +")],
     # -- moderation of public reports ------------------------------------------------------------------------------

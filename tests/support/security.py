@@ -193,7 +193,7 @@ def build_world(app: Flask, *, other: bool = True) -> World:
         assessment.open_appeals(users["office"], appealing)
         shilong, zhiyuan = (db.session.get(Area, ids[f"area_{s}"]).unit for s in "sz")
         ids["appeal_s"] = assessment.file_appeal(users["head"], appealing, shilong, "hotspots", "案例已补充").id
-        ids["appeal_z"] = assessment.file_appeal(users["office"], appealing, zhiyuan, "hotspots", "已整改").id
+        ids["appeal_z"] = assessment.file_appeal(users["spare"], appealing, zhiyuan, "hotspots", "已整改").id
         ids["period_pub"], ids["period"] = published.id, appealing.id
         ids["period_open"] = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 8, 1)).id
         db.session.add(CalendarDay(day=dt.date(2026, 12, 31), working=False, name="调休"))
