@@ -607,6 +607,34 @@ def calendar_list() -> None:
                    + ("complete" if year in complete else "incomplete: deadlines warn"))
 
 
+# -- uploaded files ---------------------------------------------------------------------------------------------
+
+
+@click.group("uploads")
+def uploads_cli() -> None:
+    """Uploaded photos and PDFs under the upload folder."""
+
+
+@uploads_cli.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--older-than", "older_than", type=click.IntRange(min=1), default=60, show_default=True,
+              metavar="MINUTES", help="Only files at least this old: a request writing files now has not committed "
+                                      "their rows yet.")
+@with_appcontext
+def uploads_gc(dry_run: bool, older_than: int) -> None:
+    """Remove files that no upload row refers to (left by requests that failed before they were kept)."""
+    import datetime as dt
+
+    from .forms.service import remove_orphan_files
+
+    sweep = remove_orphan_files(dt.timedelta(minutes=older_than), dry_run=dry_run)
+    for orphan in sweep.orphans:
+        click.echo(f"{orphan.relative}\t{orphan.size}")
+    done = "would be removed (dry run)" if dry_run else "removed"
+    click.echo(f"{len(sweep.orphans)} orphan file(s), {sweep.freed} bytes ({sweep.freed / 2**20:.1f} MB) {done}; "
+               f"{sweep.in_use} in use; {sweep.young} younger than {older_than} min not looked at")
+
+
 def _add_flask_commands() -> None:
     from flask.cli import routes_command, shell_command
 
@@ -619,5 +647,5 @@ _add_flask_commands()
 
 def register(app: Flask) -> None:
     for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, api_cli, setup,
-                    docs, tick, calendar_cli):
+                    docs, tick, calendar_cli, uploads_cli):
         app.cli.add_command(command)

@@ -33,7 +33,7 @@ from ..web.i18n import text_language, tr
 from . import builder
 from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
 from .models import Submission, Upload
-from .uploads import DEFAULT_MAX_BYTES, FileStore, UploadRejected, check_upload
+from .uploads import DEFAULT_MAX_BYTES, FileStore, StoredFile, UploadRejected, check_upload
 
 # -- definitions and context ------------------------------------------------------------
 
@@ -232,6 +232,11 @@ def upload_message(error: UploadRejected) -> str:
         "too_many_pixels": lambda: _("The picture is too large (too many pixels)."),
         "damaged": lambda: _("The picture is damaged or incomplete."),
         "pdf_invalid": lambda: _("The PDF is damaged or incomplete."),
+        "pdf_locked": lambda: _("The PDF is protected by a password; send it without one."),
+        "pdf_script": lambda: _("The PDF contains JavaScript or actions that run by themselves; print it to a new "
+                                "PDF and send that."),
+        "pdf_embedded": lambda: _("The PDF carries embedded files, media or a program to start; print it to a new "
+                                  "PDF and send that."),
     }
     return texts[error.code]() if error.code in texts else str(error)
 
@@ -259,8 +264,9 @@ class FormPage:
 
 
 def file_store() -> FileStore:
+    """The upload folder; files it writes go again if the request's transaction does not commit."""
     root = current_app.config.get("FANGAN_UPLOAD_DIR") or str(Path(current_app.instance_path) / "uploads")
-    return FileStore(Path(root))
+    return FileStore(Path(root), session=db.session())
 
 
 def new_token() -> str:
@@ -632,6 +638,45 @@ def store_upload(user: Any, storage: Any, token: str, field_path: str,
     db.session.add(upload)
     db.session.flush()
     return upload
+
+
+@dataclass(frozen=True)
+class OrphanSweep:
+    """What `remove_orphan_files` found under the upload folder."""
+
+    orphans: list[StoredFile]  # no upload row names them: removed (in a dry run, to be removed)
+    freed: int  # their bytes
+    in_use: int  # files upload rows name
+    young: int  # files younger than the grace age, not looked at
+
+
+def remove_orphan_files(older_than: dt.timedelta = dt.timedelta(hours=1), *, dry_run: bool = False) -> OrphanSweep:
+    """Remove the files under the upload folder that no upload row names, and leftovers of interrupted writes.
+
+    Only files older than `older_than` are looked at: a request still writing its files has not committed
+    their rows yet. A file claimed while the sweep runs (the same bytes uploaded again) is kept.
+    """
+    store = file_store()
+    cutoff = utcnow().timestamp() - older_than.total_seconds()
+    found = list(store.files())  # listed before the rows are read: a row committed meanwhile is seen
+    old = [f for f in found if f.modified <= cutoff]
+    named = _named_files({f.sha256 for f in old if f.sha256})
+    orphans = [f for f in old if (f.sha256, f.extension) not in named]
+    if not dry_run:
+        freed = {f.relative: store.discard(f.relative, keep=lambda stat: stat.st_mtime > cutoff) for f in orphans}
+        orphans = [f for f in orphans if freed[f.relative] is not None]
+    return OrphanSweep(orphans=orphans, freed=sum(f.size for f in orphans), in_use=len(old) - len(orphans),
+                       young=len(found) - len(old))
+
+
+def _named_files(hashes: set[str]) -> set[tuple[str, str]]:
+    """(sha256, extension) of the given hashes that some upload row names."""
+    ordered, named = sorted(hashes), set()
+    for start in range(0, len(ordered), 500):
+        query = (db.select(Upload.sha256, Upload.extension).where(Upload.sha256.in_(ordered[start:start + 500]))
+                 .distinct())
+        named |= {(sha256, extension) for sha256, extension in db.session.execute(query)}
+    return named
 
 
 def get_upload(user: Any, upload_id: int) -> Upload:

@@ -2,21 +2,29 @@
 
 Everything here judges a file by its bytes, never by its name. Images are size-checked from their header
 before Pillow decodes anything, decoded fully to catch damage, turned upright, downscaled and re-encoded
-without any metadata; the EXIF location and capture time are read out first as evidence. Pure module:
-no Flask, no database, no global state is changed, so it is safe to call from several threads.
+without any metadata; the EXIF location and capture time are read out first as evidence. A PDF is refused
+when any of its objects carries JavaScript, self-running actions or embedded files.
+
+A store given a database session removes again the files it wrote for a transaction that does not commit
+(rolled back, a savepoint rolled back, or closed without a commit), and `FileStore.files` lists what is on
+disk for the sweep of files no row refers to. No Flask; of the database this module knows only the session's
+transaction events. No global state is changed, so it is safe to call from several threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import re
+import secrets
 import struct
 import tempfile
+import time
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -31,6 +39,10 @@ from PIL import (
     PngImagePlugin,  # noqa: F401
     WebPImagePlugin,  # noqa: F401
 )
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -38,6 +50,7 @@ __all__ = [
     "MAX_SIDE_STORED",
     "CheckedFile",
     "FileStore",
+    "StoredFile",
     "UploadRejected",
     "check_upload",
     "clean_filename",
@@ -63,12 +76,22 @@ _MESSAGES: dict[str, str] = {
     "too_many_pixels": "The image is too large ({width}x{height} pixels; at most {max_megapixels} megapixels).",
     "damaged": "The file is damaged or incomplete.",
     "pdf_invalid": "The PDF file is damaged or incomplete.",
+    "pdf_locked": "The PDF is protected by a password.",
+    "pdf_script": "The PDF contains JavaScript or actions that run by themselves.",
+    "pdf_embedded": "The PDF carries embedded files, media or a program to start.",
 }
 _GENERIC_MESSAGE = "The file was refused."
 
 _ACCEPT_KINDS = frozenset({"image", "pdf"})
 _EXTENSIONS = frozenset({"jpg", "png", "pdf"})
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# What the store writes under its root: <sha[:2]>/<sha[2:4]>/<sha>.<ext>, and next to it, for a moment, the
+# temporary files of a write (.tmp-) and of a removal (.gone-); those are left behind only by a crash.
+_STORED_RE = re.compile(
+    r"[0-9a-f]{2}/[0-9a-f]{2}/(?:[0-9a-f]{64}\.(?:jpg|png|pdf)|\.(?:tmp|gone)-[A-Za-z0-9_.-]{1,64})")
+_HEX2_RE = re.compile(r"[0-9a-f]{2}")
+
+log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
@@ -172,17 +195,33 @@ def make_thumbnail(data: bytes, size: int = 320) -> bytes:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A file found under the store's root."""
+
+    relative: str  # POSIX path below the root
+    size: int
+    modified: float  # POSIX time of the last write or claim
+    sha256: str | None = None  # None for the leftover of an interrupted write or removal
+    extension: str | None = None
+
+
 class FileStore:
     """Content-addressed files under a root folder: <root>/<sha[:2]>/<sha[2:4]>/<sha>.<ext>.
 
-    Writes are atomic (temp file + os.replace); saving the same content twice is a no-op.
+    Writes are atomic (temp file, then a hard link that never replaces); saving the same content twice stores it
+    once. Saving content that is already there *claims* it: its modification time moves to now, which tells a
+    rollback or a sweep that is about to remove it that someone wants it after all. With a `session`, the files
+    this store writes are removed again if the session's transaction (or savepoint) they were written in does not
+    commit.
     """
 
     # Group-readable so a front web server in the same group can serve files; never world-readable (evidence).
     FILE_MODE = 0o640
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, session: Session | None = None) -> None:
         self.root = Path(root)
+        self.session = session
 
     def relative_path(self, sha256: str, extension: str) -> str:
         """Return the POSIX path of a file relative to the root, after validating the name parts."""
@@ -197,14 +236,72 @@ class FileStore:
         return self.root.joinpath(*self.relative_path(sha256, extension).split("/"))
 
     def save(self, checked: CheckedFile) -> str:
-        """Store a checked file under its hash and return its path relative to the root."""
+        """Store a checked file under its hash (or claim the copy already there); return its relative path."""
         if hashlib.sha256(checked.data).hexdigest() != checked.sha256:
             # Content addressing only works if the name really is the hash of what is written.
             raise ValueError("sha256 does not match the data")
         relative = self.relative_path(checked.sha256, checked.extension)
         target = self.path(checked.sha256, checked.extension)
-        if target.exists():
-            return relative
+        # Twice at most: a copy removed between our look and our claim is written again; a copy another request
+        # wrote between our look and our write is claimed.
+        for _attempt in range(3):
+            stamp = _claim(target)
+            if stamp is not None:
+                _note_claim(self.session, self.root, relative, stamp)
+                return relative
+            stamp = self._create(target, checked)
+            if stamp is not None:
+                _note_written(self.session, self.root, relative, stamp)
+                return relative
+        raise OSError(f"could not store {relative}: it keeps appearing and disappearing")
+
+    def read(self, sha256: str, extension: str) -> bytes:
+        """Return the stored bytes (FileNotFoundError if absent)."""
+        return self.path(sha256, extension).read_bytes()
+
+    def files(self) -> Iterator[StoredFile]:
+        """Every file of the store's layout under the root, leftovers of interrupted writes included; anything
+        else found there is not the store's and is not listed."""
+        for first in _hex_folders(self.root):
+            for second in _hex_folders(first):
+                with os.scandir(second) as entries:
+                    for entry in entries:
+                        relative = f"{first.name}/{second.name}/{entry.name}"
+                        if not _STORED_RE.fullmatch(relative) or not entry.is_file(follow_symlinks=False):
+                            continue
+                        try:
+                            stat = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue  # removed while we looked
+                        named = not entry.name.startswith(".")
+                        sha256, _dot, extension = entry.name.partition(".")
+                        yield StoredFile(relative, stat.st_size, stat.st_mtime,
+                                         sha256 if named else None, extension if named else None)
+
+    def discard(self, relative: str, keep: Callable[[os.stat_result], bool] | None = None) -> int | None:
+        """Remove a file of the store unless `keep(its stat)` says it was claimed meanwhile; return the bytes
+        freed, or None when it was kept or already gone.
+
+        The file is renamed aside before it is judged, so a save claiming it at that moment either touched it
+        before the rename (then it is seen here and put back) or finds it gone and writes it again.
+        """
+        if not _STORED_RE.fullmatch(relative):
+            raise ValueError("not a path of this store")
+        target = self.root.joinpath(*relative.split("/"))
+        aside = target.with_name(f".gone-{secrets.token_hex(8)}")
+        try:
+            os.rename(target, aside)
+            stat = os.stat(aside)
+        except FileNotFoundError:  # already gone (a sweep running at the same time)
+            return None
+        if keep is not None and keep(stat):
+            _put_back(aside, target)
+            return None
+        os.unlink(aside)
+        return stat.st_size
+
+    def _create(self, target: Path, checked: CheckedFile) -> int | None:
+        """Write a new file; its modification time (ns), or None when another save made it first."""
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=f".{checked.extension}")
         try:
@@ -212,18 +309,122 @@ class FileStore:
                 fh.write(checked.data)
                 fh.flush()
                 os.fsync(fh.fileno())
+                stamp = os.fstat(fh.fileno()).st_mtime_ns
             os.chmod(tmp_name, self.FILE_MODE)
-            # Atomic: readers see either no file or the whole file; a racing save of the same bytes is harmless.
-            os.replace(tmp_name, target)
-        except BaseException:
+            # Atomic: readers see either no file or the whole file. A link never replaces: had a twin request
+            # written the same bytes a moment ago, replacing its file would let its rollback remove ours.
+            try:
+                os.link(tmp_name, target)
+            except FileExistsError:
+                return None
+            except OSError:  # a file system without hard links
+                os.replace(tmp_name, target)
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-            raise
-        return relative
+        return stamp
 
-    def read(self, sha256: str, extension: str) -> bytes:
-        """Return the stored bytes (FileNotFoundError if absent)."""
-        return self.path(sha256, extension).read_bytes()
+
+def _claim(target: Path) -> int | None:
+    """Mark an existing file as wanted now (a later modification time); its new time (ns), or None if absent."""
+    try:
+        before = os.stat(target)
+        os.utime(target, ns=(before.st_atime_ns, max(time.time_ns(), before.st_mtime_ns + 1)))
+        return os.stat(target).st_mtime_ns
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # another user's file (copied in by hand): there all the same, only not marked
+        return before.st_mtime_ns
+
+
+def _put_back(aside: Path, target: Path) -> None:
+    try:
+        os.link(aside, target)
+    except FileExistsError:
+        pass  # written again meanwhile: the same bytes
+    except OSError:  # a file system without hard links
+        os.replace(aside, target)
+        return
+    os.unlink(aside)
+
+
+def _hex_folders(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries
+                          if _HEX2_RE.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Files and the transaction they were written for
+# --------------------------------------------------------------------------------------------------------------
+
+_WRITTEN = "fangan_files_written"  # in Session.info: [_Written], files this session's open transactions wrote
+
+
+@dataclass
+class _Written:
+    transaction: SessionTransaction  # the innermost transaction (a savepoint's, or the whole one) it was written in
+    root: Path
+    relative: str
+    stamp: int  # its modification time (ns) as written, or as this session last claimed it
+
+
+def _note_written(session: Session | None, root: Path, relative: str, stamp: int) -> None:
+    if session is None:
+        return
+    transaction = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    session.info.setdefault(_WRITTEN, []).append(_Written(transaction, root, relative, stamp))
+
+
+def _note_claim(session: Session | None, root: Path, relative: str, stamp: int) -> None:
+    """The same content saved again in this session (two copies of one photo): still ours to remove."""
+    for written in session.info.get(_WRITTEN, ()) if session is not None else ():
+        if written.relative == relative and written.root == root:
+            written.stamp = stamp
+
+
+def _remove_written(written: list[_Written]) -> None:
+    for item in written:
+        try:
+            # Claimed since (a later time): another request stored the same bytes and may commit a row for them.
+            FileStore(item.root).discard(item.relative, keep=lambda stat, s=item.stamp: stat.st_mtime_ns != s)
+        except OSError as exc:  # never mask the error that caused the rollback; the sweep finds it later
+            log.warning("could not remove %s of a transaction that did not commit: %s", item.relative, exc)
+
+
+@event.listens_for(Session, "after_commit")
+def _files_committed(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released: its files wait for the real commit
+        session.info.pop(_WRITTEN, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _files_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not session.info.get(_WRITTEN):
+        return
+    kept: list[_Written] = []
+    gone: list[_Written] = []
+    for written in session.info[_WRITTEN]:
+        (gone if _within(written.transaction, previous_transaction) else kept).append(written)
+    session.info[_WRITTEN] = kept
+    _remove_written(gone)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _files_left(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # over, and not by a commit (that emptied the list): closed or rolled back
+        _remove_written(session.info.pop(_WRITTEN, None) or [])
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,10 +432,27 @@ class FileStore:
 # --------------------------------------------------------------------------------------------------------------
 
 
+# Names that make a PDF act on its own or carry other files, looked for as dictionary keys and as name values in
+# every object (those packed in compressed object streams too), after the parser has decoded #xx escapes — so
+# /J#53 is /JS. An /OpenAction that only opens a page is fine; one that runs a script names /JavaScript or /JS.
+# /AA: actions run on opening a page or entering a field; /XFA: forms that carry their own scripts.
+_PDF_SCRIPT = frozenset({"/JS", "/JavaScript", "/AA", "/XFA"})
+_PDF_EMBEDDED = frozenset({"/EmbeddedFile", "/EmbeddedFiles", "/EF", "/FileAttachment", "/RichMedia", "/Launch"})
+
+
 def _check_pdf(raw: bytes, filename: str) -> CheckedFile:
     if b"%%EOF" not in raw[-PDF_TAIL:]:
         # Truncated upload or not really a PDF; either way no reader will open it.
         raise UploadRejected("pdf_invalid")
+    reader = _open_pdf(raw)
+    try:
+        found = _pdf_active_content(reader)
+    except MemoryError:
+        raise
+    except Exception:  # any parser failure on untrusted bytes: what cannot be checked is not accepted
+        raise UploadRejected("pdf_invalid") from None
+    if found is not None:
+        raise UploadRejected(found)
     return CheckedFile(
         data=raw,
         mime="application/pdf",
@@ -245,6 +463,64 @@ def _check_pdf(raw: bytes, filename: str) -> CheckedFile:
         original_name=clean_filename(filename, "pdf"),
         evidence={},
     )
+
+
+def _open_pdf(raw: bytes) -> PdfReader:
+    """Parse the PDF's structure (leniently, as readers do); a file locked by a password is refused."""
+    try:
+        reader = PdfReader(BytesIO(raw), strict=False)
+        encrypted = reader.is_encrypted
+    except MemoryError:
+        raise
+    except Exception:
+        raise UploadRejected("pdf_invalid") from None
+    if encrypted:
+        # Only a password no one gave us keeps a reader out; "owner" restrictions alone open with an empty one.
+        try:
+            opened = reader.decrypt("")
+        except MemoryError:
+            raise
+        except Exception:
+            opened = None
+        if not opened:
+            raise UploadRejected("pdf_locked")
+    return reader
+
+
+def _pdf_active_content(reader: PdfReader) -> str | None:
+    """"pdf_script" or "pdf_embedded" when some object names such content, else None."""
+    todo: list[Any] = [reader.trailer]
+    # Every object the cross-reference lists (a reader that repairs a file may find them all), then whatever
+    # they refer to.
+    todo += [IndirectObject(number, generation, reader)
+             for generation, numbers in reader.xref.items() for number in numbers]
+    todo += [IndirectObject(number, 0, reader) for number in reader.xref_objStm]
+    seen: set[tuple[int, int]] = set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):  # a stream's dictionary too
+            for key, value in item.items():
+                if found := _pdf_name_kind(key):
+                    return found
+                todo.append(value)
+        elif isinstance(item, ArrayObject):
+            todo.extend(item)
+        elif isinstance(item, NameObject) and (found := _pdf_name_kind(item)):
+            return found
+    return None
+
+
+def _pdf_name_kind(name: str) -> str | None:
+    if name in _PDF_SCRIPT:
+        return "pdf_script"
+    if name in _PDF_EMBEDDED:
+        return "pdf_embedded"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from server.forms.uploads import (
     clean_filename,
     make_thumbnail,
 )
+from tests.support.pdfs import packed_pdf, pdf_with_attachment, pdf_with_javascript, plain_pdf
 
 # --------------------------------------------------------------------------------------------------------------
 # Builders (everything is made in memory)
@@ -76,8 +77,8 @@ def _patch_png_size(png: bytes, width: int, height: int) -> bytes:
 
 
 def _minimal_pdf(with_eof: bool = True) -> bytes:
-    body = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n"
-    return body + (b"%%EOF\n" if with_eof else b"")
+    raw = plain_pdf()
+    return raw if with_eof else raw[: raw.rindex(b"%%EOF")]
 
 
 def _reopen(data: bytes) -> Image.Image:
@@ -249,6 +250,43 @@ def test_pdf_rules() -> None:
         check_upload(_photo(), "a.jpg", accept=("exe",))
 
 
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (pdf_with_javascript(), "pdf_script"),
+        (pdf_with_attachment(), "pdf_embedded"),
+        # In a compressed object stream, and the names spelt with #xx escapes: /J#61vaScript is /JavaScript.
+        (packed_pdf(b"<< /S /J#61vaScript /J#53 (app.alert\\(1\\)) >>"), "pdf_script"),
+        (packed_pdf(b"<< /S /Launch /F (cmd.exe) >>"), "pdf_embedded"),
+        (packed_pdf(b"[3 0 R /Fit]", page=b"/AA << /O 4 0 R >>"), "pdf_script"),
+    ],
+    ids=["javascript", "attachment", "packed-escaped-javascript", "launch", "page-open-action"],
+)
+def test_pdf_with_scripts_or_files_refused(raw: bytes, code: str) -> None:
+    with pytest.raises(UploadRejected) as info:
+        check_upload(raw, "scan.pdf", accept=("pdf",))
+    assert info.value.code == code
+    assert "PDF" in str(info.value)
+
+
+def test_pdf_opening_on_a_page_and_owner_restrictions_are_fine() -> None:
+    from pypdf import PdfWriter
+
+    assert check_upload(packed_pdf(b"[3 0 R /Fit]"), "a.pdf", accept=("pdf",)).mime == "application/pdf"
+    for user_password, expected in (("", None), ("secret", "pdf_locked")):
+        writer = PdfWriter()
+        writer.add_blank_page(100, 100)
+        writer.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-128")
+        buffer = BytesIO()
+        writer.write(buffer)
+        try:
+            check_upload(buffer.getvalue(), "a.pdf", accept=("pdf",))
+            code = None
+        except UploadRejected as exc:
+            code = exc.code
+        assert code == expected
+
+
 # --------------------------------------------------------------------------------------------------------------
 # EXIF evidence, orientation, downscaling
 # --------------------------------------------------------------------------------------------------------------
@@ -376,6 +414,31 @@ def test_file_store(tmp_path: Path) -> None:
     assert files == [tmp_path / first]  # one file, no temp left behind
     assert store.read(checked.sha256, "jpg") == checked.data
     assert store.path(checked.sha256, "jpg") == tmp_path / first
+
+
+def test_file_store_claims_lists_and_discards(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    checked = check_upload(_photo(), "a.jpg")
+    relative = store.save(checked)
+    target = tmp_path / relative
+    os.utime(target, ns=(0, 1_000_000_000))
+    store.save(checked)  # the same bytes again: claimed, so its time moves on
+    assert target.stat().st_mtime_ns > 1_000_000_000
+    (target.parent / ".tmp-leftover.jpg").write_bytes(b"x")  # an interrupted write
+    (tmp_path / "README").write_text("not the store's")
+    (tmp_path / "zz").mkdir()
+    (tmp_path / "zz" / "note").write_text("nor this")
+    listed = {f.relative: f for f in store.files()}
+    assert set(listed) == {relative, f"{relative.rsplit('/', 1)[0]}/.tmp-leftover.jpg"}
+    assert (listed[relative].sha256, listed[relative].extension, listed[relative].size) == (
+        checked.sha256, "jpg", len(checked.data))
+    assert store.discard(relative, keep=lambda stat: True) is None  # claimed meanwhile: put back
+    assert target.read_bytes() == checked.data
+    assert store.discard(relative) == len(checked.data)
+    assert store.discard(relative) is None  # already gone
+    assert not target.exists() and not [p for p in target.parent.iterdir() if p.name.startswith(".gone-")]
+    with pytest.raises(ValueError):
+        store.discard("../../etc/passwd")
 
 
 @pytest.mark.parametrize(
