@@ -68,7 +68,8 @@ def hash_is_current(password_hash: str) -> bool:
 
 @functools.cache
 def _stand_in_hash() -> str:
-    # Made like every new password's hash (same algorithm and parameters), from a password nobody knows.
+    # Made like every new password's hash (same algorithm and parameters), from a password nobody knows; once
+    # per process, at the first login that needs it.
     return generate_password_hash(secrets.token_urlsafe(32))
 
 
