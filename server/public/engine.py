@@ -131,3 +131,49 @@ def public_text(value: Any, limit: int = 2000) -> str:
     text = "" if value is None else str(value)
     text = "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
     return text.strip()[:limit]
+
+
+# -- Open311 clients: the district's api_keys, each with its own rate limit -----------------------------------------
+
+DEFAULT_CLIENT_LIMIT = "60 per minute; 5000 per day"
+
+
+@dataclass(frozen=True)
+class Open311Client:
+    name: str
+    limit: str
+
+
+def open311_clients(keys: Any, default_limit: str | None = None) -> dict[str, Open311Client]:
+    """FANGAN_OPEN311_KEYS as clients: `{"<key>": "<name>"}` or `{"<key>": {"name": …, "limit": "600 per
+    minute"}}`; a client without a limit of its own has `default_limit` (FANGAN_OPEN311_CLIENT_LIMIT).
+    A limit that cannot be read is an error at once, not a client that is never limited."""
+    from limits import parse_many
+
+    out: dict[str, Open311Client] = {}
+    for key, value in (keys or {}).items():
+        entry = value if isinstance(value, dict) else {"name": value}
+        unknown = set(entry) - {"name", "limit"}
+        if not isinstance(key, str) or not key.strip() or unknown:
+            raise ValueError(f"FANGAN_OPEN311_KEYS: each key is a non-empty string and each client has only "
+                             f"'name' and 'limit' (found {sorted(unknown) or repr(key)})")
+        limit = str(entry.get("limit") or default_limit or DEFAULT_CLIENT_LIMIT)
+        try:
+            parse_many(limit)
+        except ValueError:
+            raise ValueError(f"FANGAN_OPEN311_KEYS: client {entry.get('name')!r} has a limit that cannot be "
+                             f"read: {limit!r} (write it like '600 per minute; 10000 per day')") from None
+        out[key.strip()] = Open311Client(str(entry.get("name") or "client"), limit)
+    return out
+
+
+def client_of(clients: dict[str, Open311Client], given: str | None) -> Open311Client | None:
+    """The client an api_key names, comparing every key in constant time (no timing tells a key's prefix)."""
+    import hmac
+
+    given_bytes = (given or "").strip().encode()
+    found = None
+    for key, client in clients.items():
+        if hmac.compare_digest(key.encode(), given_bytes) and given_bytes:
+            found = client
+    return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, json, request, url_for
@@ -31,12 +32,15 @@ from ..forms import service as forms
 from ..forms.engine import FormSpec
 from ..org.models import Area
 from ..web.i18n import tr
-from ..web.limits import device_key, public_limits, report_limit
+from ..web.limits import device_key, read_limit, report_limit
 from ..workflow.models import Case
 from . import engine, service
 from .models import PublicReport
 
 bp = token_authenticated(Blueprint("open311", __name__, url_prefix="/open311/v2"))
+# The clients' keys and limits are read at start: a limit that cannot be read stops the server with its reason.
+bp.record_once(lambda state: engine.open311_clients(state.app.config.get("FANGAN_OPEN311_KEYS"),
+                                                    state.app.config.get("FANGAN_OPEN311_CLIENT_LIMIT")))
 csrf.exempt(bp)  # no cookie is read here: a request is anonymous, or carries its client's api_key
 FORMATS = ("json", "xml")
 MAX_RESULTS = 1000
@@ -192,9 +196,51 @@ def _too_many() -> str:
     return _("Too many requests from this client. Please wait and try again.")
 
 
+# -- limits: a client with an api_key has its own, the anonymous public shares the public's ---------------------
+
+def _keyed_client() -> engine.Open311Client | None:
+    """The client whose api_key this request carries (compared in constant time), once per request."""
+    if "open311_client" not in g:
+        clients = engine.open311_clients(current_app.config.get("FANGAN_OPEN311_KEYS"),
+                                         current_app.config.get("FANGAN_OPEN311_CLIENT_LIMIT"))
+        g.open311_client = engine.client_of(clients, request.values.get("api_key"))
+    return g.open311_client
+
+
+def _is_client() -> bool:
+    return _keyed_client() is not None
+
+
+def _client_limit() -> str:
+    client = _keyed_client()
+    return client.limit if client is not None else engine.DEFAULT_CLIENT_LIMIT
+
+
+def _client_key() -> str:
+    client = _keyed_client()
+    return f"open311-client:{client.name}" if client is not None else get_remote_address()
+
+
+# One budget per client across Open311 (reads and posts), set per client in FANGAN_OPEN311_KEYS.
+_per_client = limiter.shared_limit(_client_limit, scope="open311-client", key_func=_client_key,
+                                   exempt_when=lambda: not _is_client(), error_message=_too_many)
+
+
+def _read_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reads: a keyed client's own budget, else the public's read limits per address and device."""
+    view = limiter.limit(read_limit, key_func=device_key, exempt_when=_is_client)(view)
+    return _per_client(limiter.limit(read_limit, exempt_when=_is_client)(view))
+
+
+def _report_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Posts: a keyed client's own budget, else the public's report limits (5 a minute) per address and device."""
+    view = limiter.limit(report_limit, key_func=device_key, exempt_when=_is_client, error_message=_too_many)(view)
+    return _per_client(limiter.limit(report_limit, exempt_when=_is_client, error_message=_too_many)(view))
+
+
 @bp.get("/services.<fmt>")
 @public
-@public_limits
+@_read_limits
 def services(fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     metadata = bool(_attributes(_spec(scheme_key)))
@@ -206,7 +252,7 @@ def services(fmt: str):
 
 @bp.get("/services/<service_code>.<fmt>")
 @public
-@public_limits
+@_read_limits
 def service_definition(service_code: str, fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     if service_code not in {s["service_code"] for s in _services(scheme_key)}:
@@ -219,13 +265,12 @@ def service_definition(service_code: str, fmt: str):
 
 def _check_api_key() -> str | None:
     """The client an api_key names; required when the district has handed out keys (FANGAN_OPEN311_KEYS)."""
-    keys: dict[str, str] = current_app.config.get("FANGAN_OPEN311_KEYS") or {}
-    key = (request.values.get("api_key") or "").strip()
-    if not keys:
+    if not current_app.config.get("FANGAN_OPEN311_KEYS"):
         return None
-    if key not in keys:
+    client = _keyed_client()
+    if client is None:
         raise Open311Error(403, _("Invalid api_key."))
-    return keys[key]
+    return client.name
 
 
 def _formdata(scheme_key: str, spec: FormSpec) -> MultiDict:
@@ -273,8 +318,7 @@ def _formdata(scheme_key: str, spec: FormSpec) -> MultiDict:
 
 @bp.post("/requests.<fmt>")
 @public
-@limiter.limit(report_limit, error_message=_too_many)
-@limiter.limit(report_limit, key_func=device_key, error_message=_too_many)
+@_report_limits
 def create_request(fmt: str):
     fmt = _fmt(fmt)
     if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -354,7 +398,7 @@ def _parse_when(text: str | None, name: str) -> dt.datetime | None:
 
 @bp.get("/requests.<fmt>")
 @public
-@public_limits
+@_read_limits
 def list_requests(fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     for name, most in QUERY_LIMITS.items():  # as the OpenAPI document says
@@ -387,7 +431,7 @@ def list_requests(fmt: str):
 
 @bp.get("/requests/<request_id>.<fmt>")
 @public
-@public_limits
+@_read_limits
 def get_request(request_id: str, fmt: str):
     fmt, scheme_key = _fmt(fmt), _jurisdiction()
     report = (db.session.scalar(select(PublicReport).filter_by(id=int(request_id), scheme_key=scheme_key))
@@ -399,7 +443,7 @@ def get_request(request_id: str, fmt: str):
 
 @bp.get("/tokens/<token>.<fmt>")
 @public
-@public_limits
+@_read_limits
 def token(token: str, fmt: str):
     fmt = _fmt(fmt)
     code = engine.clean_code(token)

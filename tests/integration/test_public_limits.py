@@ -73,3 +73,40 @@ def test_a_burst_of_200_reports_from_one_address_is_limited(backend, request, tm
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_open311_clients_with_a_key_have_their_own_limits(backend, request, tmp_path):
+    """A big screen and a mini-program post through Open311 from the same address as an anonymous script: each
+    keyed client counts against its own limit (set per client), never against the public's 5 a minute."""
+    import pytest
+
+    from server.public.engine import open311_clients
+
+    app = _limited_app(backend, request, tmp_path)
+    app.config["FANGAN_OPEN311_KEYS"] = {"big-screen-key": {"name": "big-screen", "limit": "12 per minute"},
+                                         "mini-key": "mini-program"}
+    app.config["FANGAN_OPEN311_CLIENT_LIMIT"] = "3 per minute"
+    try:
+        client = app.test_client()
+
+        def post(key: str, i: int) -> int:
+            return client.post("/open311/v2/requests.json", content_type="application/x-www-form-urlencoded",
+                               data={"api_key": key, "jurisdiction_id": "lidu", "service_code": "random_piling",
+                                     "address_id": "shilong_old_street", "description": f"第{i}条"}).status_code
+
+        assert [post("no-such-key", i) for i in range(7)] == [403] * 5 + [429] * 2  # the public's 5 a minute
+        assert [post("big-screen-key", i) for i in range(14)] == [200] * 12 + [429] * 2  # its own 12
+        assert [post("mini-key", i) for i in range(4)] == [200] * 3 + [429]  # the default for clients
+        # A keyed client's reads count against its own budget too, not the public's.
+        assert client.get("/open311/v2/services.json?jurisdiction_id=lidu&api_key=mini-key").status_code == 429
+        assert client.get("/open311/v2/services.json?jurisdiction_id=lidu").status_code == 200
+        with app.app_context():
+            assert db.session.scalar(db.select(db.func.count()).select_from(PublicReport)) == 15
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    with pytest.raises(ValueError, match="cannot be read"):  # a limit that would never take effect
+        open311_clients({"k": {"name": "x", "limit": "lots"}})
+    with pytest.raises(ValueError, match="only 'name' and 'limit'"):
+        open311_clients({"k": {"name": "x", "limits": "5 per minute"}})
