@@ -441,6 +441,15 @@ def test_file_store_claims_lists_and_discards(tmp_path: Path) -> None:
         store.discard("../../etc/passwd")
 
 
+def test_file_store_saves_of_the_same_bytes_at_once_make_one_file(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    checked = check_upload(_photo(), "a.jpg")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        paths = set(pool.map(lambda _i: store.save(checked), range(32)))
+    assert len(paths) == 1
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / paths.pop()]  # no temp file left
+
+
 @pytest.mark.parametrize(
     ("sha", "ext"),
     [
