@@ -12,7 +12,7 @@ from ..auth import permissions
 from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..definitions import service
-from ..definitions.bundle import MAX_UPLOAD_BYTES, read_zip
+from ..definitions.bundle import MAX_UPLOAD_BYTES, read_upload
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..extensions import db
 from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
@@ -40,7 +40,7 @@ def schemes():
 
 
 def _uploaded_files(form: SchemeUploadForm) -> dict[str, str]:
-    files: dict[str, str] = {}
+    uploads: list[tuple[str, bytes]] = []
     total = 0
     for storage in form.files.data or []:
         if not storage or not storage.filename:
@@ -49,14 +49,8 @@ def _uploaded_files(form: SchemeUploadForm) -> dict[str, str]:
         total += len(data)
         if total > MAX_UPLOAD_BYTES:
             raise DefinitionsInvalid([DefinitionError(storage.filename, 1, "", _("The upload is too large."))])
-        name = storage.filename.replace("\\", "/").rsplit("/", 1)[-1]
-        if data[:4] == b"PK\x03\x04":  # a zip, whatever its name says
-            files.update(read_zip(data, name))
-        elif name.lower().endswith((".yaml", ".yml", ".json")):
-            files[name] = data.decode("utf-8", errors="replace")
-        else:
-            raise DefinitionsInvalid([DefinitionError(name, 1, "", _("Only YAML, JSON or zip files can be uploaded."))])
-    return files
+        uploads.append((storage.filename, data))
+    return read_upload(uploads)
 
 
 @bp.route("/schemes/upload", methods=["GET", "POST"])

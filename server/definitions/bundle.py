@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from flask_babel import gettext as _
 
+from ..core import suggestions
 from ..core.archives import ZipLimits, ZipRefused, open_zip, read_members, size_text
 from .errors import DefinitionError, DefinitionsInvalid
 from .loader import (
@@ -24,8 +25,10 @@ from .schema import KINDS, validate_schema
 
 MAX_UPLOAD_FILES = 500  # definition files in one check
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # an upload (its files or zip together) or a zip on disk, as sent
-MAX_SCHEME_BYTES = 2 * 1024 * 1024  # the definition files of one check together, as text (unpacked)
-MAX_SCHEME_VALUES = 50_000  # values in the definition files of one check together (loader.MAX_VALUES: one file)
+MAX_SCHEME_BYTES = 1024 * 1024  # the definition files of one check together, as text (unpacked)
+MAX_SCHEME_VALUES = 30_000  # values in the definition files of one check together (loader.MAX_VALUES: one file)
+MAX_SUGGESTION_COMPARISONS = 10_000  # words compared for "did you mean" suggestions in one check
+MAX_LISTED_ERRORS = 1_000  # errors listed by one check; past this, a count of the rest
 ZIP_LIMITS = ZipLimits(members=1_000, member_bytes=MAX_FILE_BYTES, total_bytes=MAX_SCHEME_BYTES, ratio=100)
 
 
@@ -77,12 +80,17 @@ def read_folder(folder: Path, display_root: Path | None = None) -> dict[str, str
     folder = Path(folder)
     files: dict[str, str] = {}
     errors: list[DefinitionError] = []
+    total = 0
     for path in sorted(folder.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
         if path.is_file() and path.suffix.lower() in DEFINITION_SUFFIXES and not hidden:
             if len(files) + len(errors) >= MAX_UPLOAD_FILES:
                 raise DefinitionsInvalid([*errors, _too_many_files(_display(folder, display_root))])
-            _collect(files, errors, _display(path, display_root), _read_file(path))
+            data = _read_file(path)
+            total += len(data)
+            if total > MAX_SCHEME_BYTES:
+                raise DefinitionsInvalid([*errors, _too_large_together(_display(folder, display_root))])
+            _collect(files, errors, _display(path, display_root), data)
     if errors:
         raise DefinitionsInvalid(errors)
     return files
@@ -116,6 +124,11 @@ def _collect(files: dict[str, str], errors: list[DefinitionError], name: str, da
 
 def _too_many_files(name: str) -> DefinitionError:
     return DefinitionError(name, 1, "", _("more than %(num)s definition files", num=MAX_UPLOAD_FILES))
+
+
+def _too_large_together(name: str) -> DefinitionError:
+    return DefinitionError(name, 1, "", _("the scheme's files add up to more than %(size)s",
+                                          size=size_text(MAX_SCHEME_BYTES)))
 
 
 def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
@@ -233,16 +246,34 @@ def check_files(files: Mapping[str, str], library: Mapping[str, str] | None = No
                 themes: Iterable[str] | None = None) -> Bundle:
     """Parse, schema-check and cross-check a scheme's files; return the bundle or raise with all errors.
 
-    `themes` are the theme names a scheme or board may choose (default: those installed).
+    `themes` are the theme names a scheme or board may choose (default: those installed). The work is
+    bounded whatever the files hold: by their number, size and values, and by the comparisons spent on
+    "did you mean" suggestions.
     """
     if len(files) > MAX_UPLOAD_FILES:
         raise DefinitionsInvalid([_too_many_files(next(iter(files)))])
     if sum(len(text.encode("utf-8")) for text in files.values()) > MAX_SCHEME_BYTES:
-        raise DefinitionsInvalid([DefinitionError(next(iter(files)), 1, "", _(
-            "the scheme's files add up to more than %(size)s", size=size_text(MAX_SCHEME_BYTES)))])
+        raise DefinitionsInvalid([_too_large_together(next(iter(files)))])
+    try:
+        with suggestions.bounded(MAX_SUGGESTION_COMPARISONS):
+            return _check_files(files, library, themes)
+    except DefinitionsInvalid as exc:
+        if len(exc.errors) <= MAX_LISTED_ERRORS:
+            raise
+        listed = DefinitionsInvalid(exc.errors[:MAX_LISTED_ERRORS])
+        last = listed.errors[-1]
+        listed.errors.append(DefinitionError(last.file, last.line, "", _(
+            "%(num)s more errors are not listed: fix these first", num=f"{len(exc.errors) - MAX_LISTED_ERRORS:,}")))
+        raise listed from None
+
+
+def _check_files(files: Mapping[str, str], library: Mapping[str, str] | None,
+                 themes: Iterable[str] | None) -> Bundle:
     errors: list[DefinitionError] = []
     budget = ReadBudget(MAX_SCHEME_VALUES)  # the shipped library is not counted: it is ours
     docs = [parse_text(name, text, budget) for name, text in files.items()]
+    if any(doc.over_limit for doc in docs):  # a bomb is refused on its own, before anything else is checked
+        raise DefinitionsInvalid([error for doc in docs for error in doc.errors])
     lib_docs = [parse_text(name, text) for name, text in (library or {}).items()]
     for doc in [*docs, *lib_docs]:
         errors.extend(doc.errors)

@@ -33,7 +33,7 @@ from .errors import DefinitionError, DefinitionsInvalid, format_path
 YAML_SUFFIXES = (".yaml", ".yml")
 DEFINITION_SUFFIXES = (*YAML_SUFFIXES, ".json")
 MAX_FILE_BYTES = 512 * 1024  # the largest shipped definition is 17 KB
-MAX_VALUES = 20_000  # in one file; the largest shipped definition has about 1,100
+MAX_VALUES = 10_000  # in one file; the largest shipped definition has about 1,100
 MAX_DEPTH = 40  # levels of nesting; the shipped definitions reach 9
 MAX_NUMBER = 2**53 - 1  # every whole number up to this is exact as a float, in JSON and in JavaScript
 MAX_NUMBER_CHARS = 32  # a number written longer is refused before it is converted
@@ -50,6 +50,7 @@ class SourceDocument:
     tree: Any = None
     data: Any = None
     errors: list[DefinitionError] = field(default_factory=list)
+    over_limit: bool = False  # refused by a limit (size, nesting, values, a number's length): not read at all
 
     @property
     def ok(self) -> bool:
@@ -281,6 +282,7 @@ def parse_text(file: str, text: str, budget: ReadBudget | None = None) -> Source
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         doc.errors.append(DefinitionError(file, 1, "", _("the file is larger than %(size)s",
                                                          size=size_text(MAX_FILE_BYTES))))
+        doc.over_limit = True
         return doc
     text = text.removeprefix(UTF8_BOM)
     if file.lower().endswith(".json"):
@@ -289,6 +291,7 @@ def parse_text(file: str, text: str, budget: ReadBudget | None = None) -> Source
         doc.tree = _load(text, budget)
     except _Refused as exc:
         doc.errors.append(DefinitionError(file, exc.line, format_path(exc.path), exc.message))
+        doc.over_limit = True
         return doc
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -323,15 +326,18 @@ def _parse_json(doc: SourceDocument, text: str, budget: ReadBudget | None) -> So
         doc.tree = _load(text, budget)
     except _Refused as exc:
         doc.errors.append(DefinitionError(file, exc.line, format_path(exc.path), exc.message))
+        doc.over_limit = True
         return doc
     except YAMLError:
         problem = deep or _shape_error(file, plain, budget)
         if problem is not None:
             doc.errors.append(problem)
+            doc.over_limit = True
             return doc
         doc.tree = plain
     if deep is not None:
         doc.errors.append(deep)
+        doc.over_limit = True
         return doc
     doc.data = plain
     doc.errors.extend(_number_errors(doc))

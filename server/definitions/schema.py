@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from functools import cache
 from importlib import resources
@@ -12,6 +11,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression
 from .errors import DefinitionError, format_path
 from .loader import SourceDocument, key_line
@@ -102,7 +102,7 @@ def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[D
     for key in error.instance:
         if key in known:
             continue
-        hint = difflib.get_close_matches(str(key), known, n=1)
+        hint = close_matches(str(key), known, n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         out.append(DefinitionError(doc.file, key_line(doc.tree, path, key), format_path([*path, key]),
                                    f"unknown field '{key}'{suggestion}"))

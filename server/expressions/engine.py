@@ -33,6 +33,8 @@ from typing import Any
 
 import simpleeval
 
+from ..core.suggestions import affordable, close_matches
+
 __all__ = [
     "FUNCTIONS",
     "MAX_INT",
@@ -628,7 +630,8 @@ class _Checker:
         self.names.add(dotted)
         if self.allowed is not None and not _name_allowed(dotted, self.allowed):
             message = f"unknown name '{dotted}'"
-            self.problem(message + _suggest(dotted, _name_candidates(dotted, self.allowed)), node)
+            candidates = _name_candidates(dotted, self.allowed) if affordable(len(self.allowed)) else []
+            self.problem(message + _suggest(dotted, candidates), node)
 
     def underscore(self, parts: list[str], node: ast.AST) -> bool:
         bad = [part for part in parts if part.startswith("_")]
@@ -739,7 +742,7 @@ def _name_candidates(dotted: str, allowed: frozenset[str]) -> list[str]:
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(word, list(candidates), n=3)
+    matches = close_matches(word, candidates, n=3)
     if not matches:
         return ""
     return " (did you mean " + " or ".join(f"'{match}'" for match in matches) + "?)"
