@@ -620,18 +620,24 @@ def uploads_cli() -> None:
 @click.option("--older-than", "older_than", type=click.IntRange(min=1), default=60, show_default=True,
               metavar="MINUTES", help="Only files at least this old: a request writing files now has not committed "
                                       "their rows yet.")
+@click.option("--pending-hours", "pending_hours", type=click.IntRange(min=9), default=24, show_default=True,
+              help="Photos kept for a refused page's next try, and evidence of marks never saved, are let go after "
+                   "this many hours (at least 9: a page's form stays valid for 8).")
 @with_appcontext
-def uploads_gc(dry_run: bool, older_than: int) -> None:
-    """Remove files that no upload row refers to (left by requests that failed before they were kept)."""
+def uploads_gc(dry_run: bool, older_than: int, pending_hours: int) -> None:
+    """Remove files that no upload row refers to (left by requests that failed before they were kept), and
+    pending uploads abandoned for --pending-hours."""
     import datetime as dt
 
     from .forms.service import remove_orphan_files
 
-    sweep = remove_orphan_files(dt.timedelta(minutes=older_than), dry_run=dry_run)
+    sweep = remove_orphan_files(dt.timedelta(minutes=older_than), dry_run=dry_run,
+                                pending_older_than=dt.timedelta(hours=pending_hours))
     for orphan in sweep.orphans:
         click.echo(f"{orphan.relative}\t{orphan.size}")
     done = "would be removed (dry run)" if dry_run else "removed"
-    click.echo(f"{len(sweep.orphans)} orphan file(s), {sweep.freed} bytes ({sweep.freed / 2**20:.1f} MB) {done}; "
+    click.echo(f"{sweep.abandoned} abandoned pending upload(s) {done}; "
+               f"{len(sweep.orphans)} orphan file(s), {sweep.freed} bytes ({sweep.freed / 2**20:.1f} MB) {done}; "
                f"{sweep.in_use} in use; {sweep.young} younger than {older_than} min not looked at")
 
 

@@ -551,6 +551,17 @@ def appeals_open(period: AssessmentPeriod, today: dt.date | None = None) -> bool
     return period.state == "appeal" and not (period.appeal_until and today > period.appeal_until)
 
 
+def evidence_in_use(uploads: list[Any]) -> set[int]:
+    """Which of these evidence uploads some assessor's marks name (the rest were never saved with marks)."""
+    ids = {u.id for u in uploads}
+    if not ids:
+        return set()
+    used: set[int] = set()
+    for evidence in db.session.scalars(select(AssessmentEntry.evidence).where(AssessmentEntry.evidence.is_not(None))):
+        used |= {int(i) for i in evidence or [] if str(i).isdigit()} & ids
+    return used
+
+
 def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""

@@ -37,6 +37,7 @@ EVIDENCE = "assessment-"  # upload token prefix: assessment-<period id>-<unit id
 @bp.record_once
 def _register(state) -> None:  # noqa: ANN001
     forms_service.UPLOAD_VIEWERS[EVIDENCE] = _may_see_evidence
+    forms_service.UPLOAD_HOLDERS[EVIDENCE] = service.evidence_in_use
 
 
 def _may_see_evidence(user: Any, upload: Any) -> bool:

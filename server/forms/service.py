@@ -621,6 +621,12 @@ def _case_shows(user: Any, submission_id: int) -> bool:
 UPLOAD_VIEWERS: dict[str, Callable[[Any, Upload], bool]] = {}
 
 
+# Uploads kept outside a form record (assessment evidence) are held by whoever keeps their ids: by token prefix,
+# a function from candidate uploads to the ids still in use. Other pending uploads (a refused page's photos,
+# kept for the next try) are let go once abandoned.
+UPLOAD_HOLDERS: dict[str, Callable[[list[Upload]], set[int]]] = {}
+
+
 def store_upload(user: Any, storage: Any, token: str, field_path: str,
                  accept: tuple[str, ...] = ("image",)) -> Upload:
     """Check one uploaded file by its content, store it, and keep it as a pending upload under `token`;
@@ -648,33 +654,52 @@ class OrphanSweep:
     freed: int  # their bytes
     in_use: int  # files upload rows name
     young: int  # files younger than the grace age, not looked at
+    abandoned: int = 0  # pending uploads no record holds, older than the pending age: their rows removed
 
 
-def remove_orphan_files(older_than: dt.timedelta = dt.timedelta(hours=1), *, dry_run: bool = False) -> OrphanSweep:
-    """Remove the files under the upload folder that no upload row names, and leftovers of interrupted writes.
+def abandoned_uploads(older_than: dt.timedelta) -> list[Upload]:
+    """Pending uploads (in no form record) older than `older_than` that nothing holds: the photos of a page
+    that was refused and never sent again, evidence of marks never saved."""
+    rows = list(db.session.scalars(db.select(Upload).where(
+        Upload.submission_id.is_(None), Upload.created_at < utcnow() - older_than)))
+    held: set[int] = set()
+    for prefix, holder in UPLOAD_HOLDERS.items():
+        held |= holder([u for u in rows if u.token.startswith(prefix)])
+    return [u for u in rows if u.id not in held]
+
+
+def remove_orphan_files(older_than: dt.timedelta = dt.timedelta(hours=1), *, dry_run: bool = False,
+                        pending_older_than: dt.timedelta = dt.timedelta(days=1)) -> OrphanSweep:
+    """Remove the files under the upload folder that no upload row names, and leftovers of interrupted writes;
+    first let go of pending uploads abandoned for `pending_older_than` (their rows, then their files).
 
     Only files older than `older_than` are looked at: a request still writing its files has not committed
     their rows yet. A file claimed while the sweep runs (the same bytes uploaded again) is kept.
     """
+    abandoned = abandoned_uploads(pending_older_than)
+    if not dry_run and abandoned:
+        db.session.execute(db.delete(Upload).where(Upload.id.in_([u.id for u in abandoned])))
+        db.session.commit()
     store = file_store()
     cutoff = utcnow().timestamp() - older_than.total_seconds()
     found = list(store.files())  # listed before the rows are read: a row committed meanwhile is seen
     old = [f for f in found if f.modified <= cutoff]
-    named = _named_files({f.sha256 for f in old if f.sha256})
+    named = _named_files({f.sha256 for f in old if f.sha256}, exclude={u.id for u in abandoned})
     orphans = [f for f in old if (f.sha256, f.extension) not in named]
     if not dry_run:
         freed = {f.relative: store.discard(f.relative, keep=lambda stat: stat.st_mtime > cutoff) for f in orphans}
         orphans = [f for f in orphans if freed[f.relative] is not None]
     return OrphanSweep(orphans=orphans, freed=sum(f.size for f in orphans), in_use=len(old) - len(orphans),
-                       young=len(found) - len(old))
+                       young=len(found) - len(old), abandoned=len(abandoned))
 
 
-def _named_files(hashes: set[str]) -> set[tuple[str, str]]:
-    """(sha256, extension) of the given hashes that some upload row names."""
+def _named_files(hashes: set[str], exclude: set[int] = frozenset()) -> set[tuple[str, str]]:
+    """(sha256, extension) of the given hashes that some upload row names (rows in `exclude` aside: a dry run
+    counts the abandoned as gone)."""
     ordered, named = sorted(hashes), set()
     for start in range(0, len(ordered), 500):
         query = (db.select(Upload.sha256, Upload.extension).where(Upload.sha256.in_(ordered[start:start + 500]))
-                 .distinct())
+                 .where(Upload.id.not_in(sorted(exclude) or [-1])).distinct())
         named |= {(sha256, extension) for sha256, extension in db.session.execute(query)}
     return named
 

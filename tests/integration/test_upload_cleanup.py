@@ -184,7 +184,45 @@ def test_a_refused_page_keeps_its_photo_for_the_next_try_and_the_sweep_leaves_it
     aged(folder / kept, dt.timedelta(days=1))
     with district.app_context():
         sweep = forms.remove_orphan_files()
-    assert (sweep.orphans, sweep.in_use) == ([], 1) and stored(folder) == [kept]
+    assert (sweep.orphans, sweep.in_use, sweep.abandoned) == ([], 1, 0) and stored(folder) == [kept]
+
+
+def test_a_refused_pages_photo_abandoned_for_a_day_is_let_go_and_evidence_of_saved_marks_stays(district, folder):
+    """Pending uploads are kept for the next try only so long: a day after the page was refused (its form has
+    long expired) the sweep removes the row and the file. Evidence photos named by saved marks stay; evidence
+    of marks never saved goes the same way."""
+    from server.assessment import service as assessment
+    from server.assessment.views import EVIDENCE
+    from server.org.models import Unit
+    from tests.integration.test_assessment import OCTOBER
+
+    with district.app_context():
+        chief = make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        rater = make_user("rater", roles=(("lidu", "assessor", None),))
+        abandoned = forms.store_upload(chief, photo("olive"), "render-token", "photos")
+        period = assessment.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+        shilong = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="shilong"))
+        token = f"{EVIDENCE}{period.id}-{shilong.id}"
+        saved = forms.store_upload(rater, photo("navy"), token, "hotspots")
+        unsaved = forms.store_upload(rater, photo("teal"), token, "hotspots")
+        assessment.enter_marks(rater, period, shilong, "hotspots", {"below_quality": 1}, "资料不全",
+                               evidence=[saved.id])
+        for upload in (abandoned, saved, unsaved):
+            upload.created_at = NOW - dt.timedelta(days=2)
+        db.session.commit()
+        files = {u.id: FileStore(folder).relative_path(u.sha256, u.extension) for u in (abandoned, saved, unsaved)}
+        ids = (abandoned.id, saved.id, unsaved.id)
+    for relative in files.values():
+        aged(folder / relative, dt.timedelta(days=2))
+    with district.app_context():
+        assert forms.remove_orphan_files(dry_run=True).abandoned == 2
+        assert len(stored(folder)) == 3  # a dry run removes nothing
+        assert forms.remove_orphan_files(pending_older_than=dt.timedelta(days=3)).abandoned == 0  # not yet
+        sweep = forms.remove_orphan_files()
+        assert sweep.abandoned == 2 and len(sweep.orphans) == 2
+        assert [db.session.get(Upload, i) is not None for i in ids] == [False, True, False]
+    assert stored(folder) == [files[ids[1]]]
 
 
 # -- the sweep ----------------------------------------------------------------------------------------------------
