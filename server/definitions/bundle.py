@@ -105,7 +105,7 @@ def _display(path: Path, root: Path | None) -> str:
 
 
 def _read_file(path: Path) -> bytes:
-    """A file's bytes, reading no more than one past the limit (parse_text then says it is too large)."""
+    """A file's bytes, reading no more than one past the limit (`_collect` then says it is too large)."""
     with path.open("rb") as stream:
         return stream.read(MAX_FILE_BYTES + 1)
 
@@ -134,18 +134,18 @@ def _too_large_together(name: str) -> DefinitionError:
 def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
     """Map display path → text for definition files in a zip, refusing damaged, unsafe or oversized archives."""
     try:
-        archive = open_zip(data, ZIP_LIMITS)
-        wanted = []
-        for info in archive.infolist():
-            path = PurePosixPath(info.filename)
-            if path.is_absolute() or ".." in path.parts:
-                raise ZipRefused(_("unsafe path in the zip: %(member)s", member=info.filename))
-            if not info.is_dir() and path.suffix.lower() in DEFINITION_SUFFIXES \
-                    and not any(p.startswith(".") for p in path.parts):
-                wanted.append(info)
-        if len(wanted) > MAX_UPLOAD_FILES:
-            raise DefinitionsInvalid([_too_many_files(name)])
-        members = read_members(archive, wanted, ZIP_LIMITS)
+        with open_zip(data, ZIP_LIMITS) as archive:
+            wanted = []
+            for info in archive.infolist():
+                path = PurePosixPath(info.filename)
+                if path.is_absolute() or ".." in path.parts:
+                    raise ZipRefused(_("unsafe path in the zip: %(member)s", member=info.filename))
+                if not info.is_dir() and path.suffix.lower() in DEFINITION_SUFFIXES \
+                        and not any(p.startswith(".") for p in path.parts):
+                    wanted.append(info)
+            if len(wanted) > MAX_UPLOAD_FILES:
+                raise DefinitionsInvalid([_too_many_files(name)])
+            members = read_members(archive, wanted, ZIP_LIMITS)  # only these are ever unpacked
     except ZipRefused as exc:
         raise DefinitionsInvalid([DefinitionError(name, 1, "", str(exc))]) from exc
     files: dict[str, str] = {}

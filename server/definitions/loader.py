@@ -2,7 +2,7 @@
 
 Reading is bounded, whatever the file: it is refused past MAX_FILE_BYTES, past MAX_DEPTH levels of
 nesting, past MAX_VALUES values (keys, items and texts, an alias counting as everything it stands for,
-so an alias bomb stops after a few thousand values instead of expanding to billions), and a number
+so an alias bomb stops after ten thousand values instead of expanding to billions), and a number
 longer than MAX_NUMBER_CHARS characters is refused before Python converts it. The limits are checked
 while ruamel composes the file, so a refused file costs no more than reading that far.
 """
