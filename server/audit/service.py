@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from ..core.database import utcnow
+from ..core.transactions import within_transaction
 from ..extensions import db
 from .models import AuditEntry
 
@@ -64,7 +65,7 @@ def _before_reading_the_log(state: ORMExecuteState) -> None:
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     pending = session.info.get(_PENDING)
     if pending:
-        session.info[_PENDING] = [(t, row) for t, row in pending if not _within(t, previous_transaction)]
+        session.info[_PENDING] = [(t, row) for t, row in pending if not within_transaction(t, previous_transaction)]
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -73,9 +74,3 @@ def _after_end(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_PENDING, None)
 
 
-def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
-    while transaction is not None:
-        if transaction is outer:
-            return True
-        transaction = transaction.parent
-    return False

@@ -290,9 +290,7 @@ def parse_text(file: str, text: str, budget: ReadBudget | None = None) -> Source
     try:
         doc.tree = _load(text, budget)
     except _Refused as exc:
-        doc.errors.append(DefinitionError(file, exc.line, format_path(exc.path), exc.message))
-        doc.over_limit = True
-        return doc
+        return _refused(doc, exc)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -306,6 +304,13 @@ def parse_text(file: str, text: str, budget: ReadBudget | None = None) -> Source
         return doc
     doc.data = to_plain(doc.tree)
     doc.errors.extend(_number_errors(doc))
+    return doc
+
+
+def _refused(doc: SourceDocument, exc: _Refused) -> SourceDocument:
+    """A file over a limit: its one error, and nothing read from it."""
+    doc.errors.append(DefinitionError(doc.file, exc.line, format_path(exc.path), exc.message))
+    doc.over_limit = True
     return doc
 
 
@@ -325,9 +330,7 @@ def _parse_json(doc: SourceDocument, text: str, budget: ReadBudget | None) -> So
     try:
         doc.tree = _load(text, budget)
     except _Refused as exc:
-        doc.errors.append(DefinitionError(file, exc.line, format_path(exc.path), exc.message))
-        doc.over_limit = True
-        return doc
+        return _refused(doc, exc)
     except YAMLError:
         problem = deep or _shape_error(file, plain, budget)
         if problem is not None:

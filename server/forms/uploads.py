@@ -44,6 +44,8 @@ from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObj
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from ..core.transactions import within_transaction
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
@@ -408,7 +410,7 @@ def _files_rolled_back(session: Session, previous_transaction: SessionTransactio
     kept: list[_Written] = []
     gone: list[_Written] = []
     for written in session.info[_WRITTEN]:
-        (gone if _within(written.transaction, previous_transaction) else kept).append(written)
+        (gone if within_transaction(written.transaction, previous_transaction) else kept).append(written)
     session.info[_WRITTEN] = kept
     _remove_written(gone)
 
@@ -417,14 +419,6 @@ def _files_rolled_back(session: Session, previous_transaction: SessionTransactio
 def _files_left(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # over, and not by a commit (that emptied the list): closed or rolled back
         _remove_written(session.info.pop(_WRITTEN, None) or [])
-
-
-def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
-    while transaction is not None:
-        if transaction is outer:
-            return True
-        transaction = transaction.parent
-    return False
 
 
 # --------------------------------------------------------------------------------------------------------------
