@@ -281,6 +281,9 @@ def answer_followup(report: PublicReport, solved: bool, satisfaction: str | None
                     expected_version: int | None = None) -> PublicReport:
     """The reporter's one answer: solved (confirmed) or not (the workflow's reopen step, when it has one),
     and how satisfied; refused once answered or after the window."""
+    # Two answers sent at once: the case, then the report, are locked and read afresh before the check.
+    workflow.lock_case(report.case)
+    db.session.refresh(report, with_for_update={"key_share": True})
     state = followup_state(report)
     if not state["open"]:
         raise Conflict(_("This report cannot be answered now: it is not solved yet, the time to answer has "

@@ -587,7 +587,7 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     Everything (the form's record, the state, the fields, deadlines, timeline and audit) goes into the
     caller's one transaction; a stale version or a failure anywhere leaves nothing behind.
     """
-    case = _locked(get_case(user, case_id))
+    case = lock_case(get_case(user, case_id))
     if expected_version is not None and expected_version != case.version:
         raise Conflict(stale_message(case))
     spec = workflow_of(case)
@@ -614,11 +614,12 @@ def fire(user: Any, case_id: int, transition_id: str, expected_version: int | No
     return _apply_transition(case, spec, transition, names, user, submission), None
 
 
-def _locked(case: Case) -> Case:
+def lock_case(case: Case) -> Case:
     """The case row locked for this transaction and read afresh: of two people acting on a case at once, the
     second waits for the first to commit, then sees the new version and is told the case changed (PostgreSQL;
     on SQLite a write transaction already holds the database)."""
-    return db.session.scalars(select(Case).where(Case.id == case.id).with_for_update()
+    # NO KEY UPDATE: rows that only point at the case (its events, notifications) can still be added meanwhile.
+    return db.session.scalars(select(Case).where(Case.id == case.id).with_for_update(key_share=True)
                               .execution_options(populate_existing=True)).one()
 
 
@@ -644,9 +645,12 @@ def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.
     try:
         db.session.flush()
     except Exception as exc:
+        from sqlalchemy.exc import OperationalError
         from sqlalchemy.orm.exc import StaleDataError
 
-        if isinstance(exc, StaleDataError):
+        # PostgreSQL's deadlock (40P01) and serialization (40001) refusals: another writer won, as with a version.
+        lost = isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+        if isinstance(exc, StaleDataError) or lost:
             case_id = case.id
             db.session.rollback()
             raise Conflict(stale_message(db.session.get(Case, case_id))) from exc
@@ -670,7 +674,7 @@ def public_actions(case: Case) -> list[engine.TransitionSpec]:
 
 def fire_public(case: Case, transition_id: str, expected_version: int | None, note: str | None = None) -> Case:
     """Take a step as the case's public reporter (the caller has checked the tracking code)."""
-    case = _locked(case)
+    case = lock_case(case)
     if expected_version is not None and expected_version != case.version:
         raise Conflict(stale_message(case))
     spec = workflow_of(case)
@@ -718,9 +722,12 @@ def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) ->
     counts = {"checked": 0, "applied": 0, "last_id": after_id}
     host = socket.gethostname()[:100]
     horizon = now + dt.timedelta(days=3)  # due-soon warnings look ahead; exact checks below
-    query = (db.select(CaseDeadline).where(CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None),
-                                           CaseDeadline.due_at <= horizon, CaseDeadline.id > after_id)
-             .order_by(CaseDeadline.id).limit(batch).with_for_update(skip_locked=True))
+    # The case is locked with its deadline, and one somebody is acting on is skipped (the next tick takes it):
+    # a step locks the case first, so the two never wait on each other in opposite orders.
+    query = (db.select(CaseDeadline).join(Case, Case.id == CaseDeadline.case_id)
+             .where(CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None),
+                    CaseDeadline.due_at <= horizon, CaseDeadline.id > after_id)
+             .order_by(CaseDeadline.id).limit(batch).with_for_update(skip_locked=True, of=(CaseDeadline, Case)))
     for deadline in db.session.scalars(query).all():
         counts["checked"] += 1
         counts["last_id"] = deadline.id

@@ -163,3 +163,59 @@ def test_two_people_acting_on_one_case_at_once_one_wins_the_other_is_told(backen
                                  .where(CaseEvent.case_id == case_id, CaseEvent.transition == "reject")) == 1
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.postgresql
+def test_tick_passes_over_a_case_someone_is_acting_on(backend, postgres_admin_url, tmp_path):
+    """A step holds its case; a tick meanwhile skips that case's deadlines instead of waiting (the two would
+    otherwise lock case and deadline in opposite orders), and the next tick takes it."""
+    import datetime as dt
+
+    from server.core.clock import utcnow
+    from server.workflow import service as workflow
+    from server.workflow.models import Case, CaseDeadline, EscalationApplied
+    from tests.integration.test_cases import _people, fire, report
+
+    url = create_database(postgres_admin_url, "fangan_tick_skip")
+    app = make_app(url, tmp_path)
+    with app.test_request_context():
+        people = _people()
+        case_id = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong").id
+        db.session.execute(db.update(CaseDeadline).values(due_at=utcnow() - dt.timedelta(days=2)))
+        db.session.commit()
+        db.session.remove()
+    holding, ticked = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def act() -> None:
+        with app.app_context():
+            workflow.lock_case(db.session.get(Case, case_id))  # a step in progress
+            holding.set()
+            ticked.wait(30)
+            db.session.rollback()
+            db.session.remove()
+
+    def tick() -> None:
+        holding.wait(30)
+        with app.app_context():
+            try:
+                results["first"] = workflow.tick()
+                db.session.commit()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                results["first"] = exc
+            finally:
+                ticked.set()
+                db.session.remove()
+
+    threads = [threading.Thread(target=act), threading.Thread(target=tick)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert isinstance(results["first"], dict) and results["first"]["checked"] == 0, results
+    with app.app_context():
+        assert workflow.tick()["applied"] >= 1  # released: the next tick applies it
+        db.session.commit()
+        assert db.session.scalar(db.select(db.func.count(EscalationApplied.id))) >= 1
+        db.session.remove()
+        db.engine.dispose()
