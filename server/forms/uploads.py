@@ -429,9 +429,13 @@ def _files_left(session: Session, transaction: SessionTransaction) -> None:
 # Names that make a PDF act on its own or carry other files, looked for as dictionary keys and as name values in
 # every object (those packed in compressed object streams too), after the parser has decoded #xx escapes — so
 # /J#53 is /JS. An /OpenAction that only opens a page is fine; one that runs a script names /JavaScript or /JS.
-# /AA: actions run on opening a page or entering a field; /XFA: forms that carry their own scripts.
-_PDF_SCRIPT = frozenset({"/JS", "/JavaScript", "/AA", "/XFA"})
-_PDF_EMBEDDED = frozenset({"/EmbeddedFile", "/EmbeddedFiles", "/EF", "/FileAttachment", "/RichMedia", "/Launch"})
+# /AA: actions run on opening a page or entering a field; /XFA: forms that carry their own scripts; /SubmitForm
+# and /ImportData send or read data. An /OpenAction runs on opening: only going to a page (/GoTo) is accepted,
+# never a web address, a remote file (/GoToR to a network share leaks a Windows login) or anything else.
+# Links a reader must click (/URI in a link annotation) are fine.
+_PDF_SCRIPT = frozenset({"/JS", "/JavaScript", "/AA", "/XFA", "/SubmitForm", "/ImportData"})
+_PDF_EMBEDDED = frozenset({"/EmbeddedFile", "/EmbeddedFiles", "/EF", "/FileAttachment", "/RichMedia", "/Launch",
+                           "/Sound", "/Movie"})
 
 
 def _check_pdf(raw: bytes, filename: str) -> CheckedFile:
@@ -501,12 +505,21 @@ def _pdf_active_content(reader: PdfReader) -> str | None:
             for key, value in item.items():
                 if found := _pdf_name_kind(key):
                     return found
+                if key == "/OpenAction" and _acts_on_opening(value):
+                    return "pdf_script"
                 todo.append(value)
         elif isinstance(item, ArrayObject):
             todo.extend(item)
         elif isinstance(item, NameObject) and (found := _pdf_name_kind(item)):
             return found
     return None
+
+
+def _acts_on_opening(action: Any) -> bool:
+    """An /OpenAction that does more than show a page: an action dictionary whose type is not /GoTo (a bare
+    destination array only shows a page)."""
+    action = action.get_object() if isinstance(action, IndirectObject) else action
+    return isinstance(action, DictionaryObject) and action.get("/S") != "/GoTo"
 
 
 def _pdf_name_kind(name: str) -> str | None:

