@@ -3,6 +3,7 @@ satisfaction follow-up. No database, no Flask."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -142,6 +143,7 @@ DEFAULT_CLIENT_LIMIT = "60 per minute; 5000 per day"
 class Open311Client:
     name: str
     limit: str
+    counter: str  # what its budget is counted under: a digest of its key, so two clients never share one
 
 
 def open311_clients(keys: Any, default_limit: str | None = None) -> dict[str, Open311Client]:
@@ -163,7 +165,8 @@ def open311_clients(keys: Any, default_limit: str | None = None) -> dict[str, Op
         except ValueError:
             raise ValueError(f"FANGAN_OPEN311_KEYS: client {entry.get('name')!r} has a limit that cannot be "
                              f"read: {limit!r} (write it like '600 per minute; 10000 per day')") from None
-        out[key.strip()] = Open311Client(str(entry.get("name") or "client"), limit)
+        digest = hashlib.sha256(key.strip().encode()).hexdigest()[:16]
+        out[key.strip()] = Open311Client(str(entry.get("name") or "client"), limit, digest)
     return out
 
 

@@ -218,7 +218,17 @@ def _client_limit() -> str:
 
 def _client_key() -> str:
     client = _keyed_client()
-    return f"open311-client:{client.name}" if client is not None else get_remote_address()
+    return f"open311-client:{client.counter}" if client is not None else get_remote_address()
+
+
+def _client_device() -> str:
+    """One phone behind a keyed client (a mini-program passes each user's `device_id`)."""
+    client = _keyed_client()
+    return f"open311-client:{client.counter if client else '-'}:{device_key()}"
+
+
+def _client_names_a_device() -> bool:
+    return _is_client() and bool((request.values.get("device_id") or "").strip())
 
 
 # One budget per client across Open311 (reads and posts), set per client in FANGAN_OPEN311_KEYS.
@@ -233,7 +243,11 @@ def _read_limits(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _report_limits(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Posts: a keyed client's own budget, else the public's report limits (5 a minute) per address and device."""
+    """Posts: a keyed client's own budget, else the public's report limits (5 a minute) per address and device.
+    A keyed client that names its users' devices (`device_id`) has each device held to the public's limits too:
+    a key shipped inside an app cannot be used to flood from one phone."""
+    view = limiter.limit(report_limit, key_func=_client_device, exempt_when=lambda: not _client_names_a_device(),
+                         error_message=_too_many)(view)
     view = limiter.limit(report_limit, key_func=device_key, exempt_when=_is_client, error_message=_too_many)(view)
     return _per_client(limiter.limit(report_limit, exempt_when=_is_client, error_message=_too_many)(view))
 

@@ -97,11 +97,22 @@ def test_open311_clients_with_a_key_have_their_own_limits(backend, request, tmp_
         assert [post("no-such-key", i) for i in range(7)] == [403] * 5 + [429] * 2  # the public's 5 a minute
         assert [post("big-screen-key", i) for i in range(14)] == [200] * 12 + [429] * 2  # its own 12
         assert [post("mini-key", i) for i in range(4)] == [200] * 3 + [429]  # the default for clients
+        # Two clients without names of their own are still two budgets.
+        app.config["FANGAN_OPEN311_KEYS"] = {"big-screen-key": {"limit": "12 per minute"}, "mini-key": {},
+                                             "app-key": {"limit": "100 per minute"}}
+        assert post("app-key", 100) == 200  # its budget is its own, not the other nameless clients'
+        # A key shipped inside an app: each phone (its device_id) is held to the public's 5 a minute.
+        phone = [client.post("/open311/v2/requests.json", content_type="application/x-www-form-urlencoded",
+                             data={"api_key": "app-key", "jurisdiction_id": "lidu", "service_code": "random_piling",
+                                   "address_id": "shilong_old_street", "description": f"手机{i}",
+                                   "device_id": "phone-1"}).status_code for i in range(6)]
+        assert phone == [200] * 5 + [429]
+        assert post("app-key", 200) == 200  # the app's other users are not held back
         # A keyed client's reads count against its own budget too, not the public's.
         assert client.get("/open311/v2/services.json?jurisdiction_id=lidu&api_key=mini-key").status_code == 429
         assert client.get("/open311/v2/services.json?jurisdiction_id=lidu").status_code == 200
         with app.app_context():
-            assert db.session.scalar(db.select(db.func.count()).select_from(PublicReport)) == 15
+            assert db.session.scalar(db.select(db.func.count()).select_from(PublicReport)) == 22
     finally:
         with app.app_context():
             db.session.remove()
