@@ -35,6 +35,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
 
+    from .core.redact import RedactingFilter
+
+    app.logger.addFilter(RedactingFilter())  # "Exception on /p/track/<code>" names no tracking code
+
     if app.config.get("FANGAN_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 

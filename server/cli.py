@@ -49,8 +49,11 @@ def run_server(host: str, port: int, workers: int, threads: int) -> None:
     """
     from gunicorn.app.base import BaseApplication
 
+    from .core.redact import RedactingLogger
+
     options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
-               "timeout": 120, "graceful_timeout": 20, "accesslog": "-", "errorlog": "-"}
+               "timeout": 120, "graceful_timeout": 20, "accesslog": "-", "errorlog": "-",
+               "logger_class": RedactingLogger}
 
     class Server(BaseApplication):
         def load_config(self) -> None:
