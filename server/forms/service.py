@@ -678,7 +678,10 @@ def remove_orphan_files(older_than: dt.timedelta = dt.timedelta(hours=1), *, dry
     """
     abandoned = abandoned_uploads(pending_older_than)
     if not dry_run and abandoned:
-        db.session.execute(db.delete(Upload).where(Upload.id.in_([u.id for u in abandoned])))
+        # Asked again as it is deleted: a row a record took meanwhile stays (its file then stays too).
+        db.session.execute(db.delete(Upload).where(
+            Upload.id.in_([u.id for u in abandoned]), Upload.submission_id.is_(None),
+            Upload.created_at < utcnow() - pending_older_than).execution_options(synchronize_session=False))
         db.session.commit()
     store = file_store()
     cutoff = utcnow().timestamp() - older_than.total_seconds()
