@@ -676,18 +676,19 @@ def remove_orphan_files(older_than: dt.timedelta = dt.timedelta(hours=1), *, dry
     Only files older than `older_than` are looked at: a request still writing its files has not committed
     their rows yet. A file claimed while the sweep runs (the same bytes uploaded again) is kept.
     """
-    abandoned = abandoned_uploads(pending_older_than)
+    abandoned = [u.id for u in abandoned_uploads(pending_older_than)]
     if not dry_run and abandoned:
         # Asked again as it is deleted: a row a record took meanwhile stays (its file then stays too).
         db.session.execute(db.delete(Upload).where(
-            Upload.id.in_([u.id for u in abandoned]), Upload.submission_id.is_(None),
+            Upload.id.in_(abandoned), Upload.submission_id.is_(None),
             Upload.created_at < utcnow() - pending_older_than).execution_options(synchronize_session=False))
         db.session.commit()
     store = file_store()
     cutoff = utcnow().timestamp() - older_than.total_seconds()
     found = list(store.files())  # listed before the rows are read: a row committed meanwhile is seen
     old = [f for f in found if f.modified <= cutoff]
-    named = _named_files({f.sha256 for f in old if f.sha256}, exclude={u.id for u in abandoned})
+    # A dry run counts the abandoned rows as gone; otherwise they are (and a row taken meanwhile still names).
+    named = _named_files({f.sha256 for f in old if f.sha256}, exclude=set(abandoned) if dry_run else set())
     orphans = [f for f in old if (f.sha256, f.extension) not in named]
     if not dry_run:
         freed = {f.relative: store.discard(f.relative, keep=lambda stat: stat.st_mtime > cutoff) for f in orphans}
