@@ -15,6 +15,16 @@ CODE_LENGTH = 10  # 9 random symbols (45 bits) and a check symbol
 
 
 def _check_symbol(body: str) -> str:
+    """Luhn mod 32: catches every single mistyped symbol, and every swap of two neighbours but 0 ↔ Z."""
+    n, total = len(ALPHABET), 0
+    for position, ch in enumerate(reversed(body)):
+        value = ALPHABET.index(ch) * (2 if position % 2 == 0 else 1)
+        total += value // n + value % n
+    return ALPHABET[-total % n]
+
+
+def _legacy_check_symbol(body: str) -> str:
+    """The check symbol of codes issued before 2026-12 (weights 1–9, which miss some typos)."""
     total = sum((i + 1) * ALPHABET.index(ch) for i, ch in enumerate(body))
     return ALPHABET[total % len(ALPHABET)]
 
@@ -25,14 +35,28 @@ def new_code() -> str:
     return body + _check_symbol(body)
 
 
-def clean_code(text: str | None) -> str | None:
-    """A code as typed (spaces, dashes, lower case, O for 0, I and L for 1) made canonical; None if invalid."""
+def _canonical(text: str | None) -> str | None:
     if not text:
         return None
     raw = re.sub(r"[\s-]", "", text.upper())[:32].replace("O", "0").replace("I", "1").replace("L", "1")
     if len(raw) != CODE_LENGTH or any(ch not in ALPHABET for ch in raw):
         return None
-    return raw if _check_symbol(raw[:-1]) == raw[-1] else None
+    return raw
+
+
+def clean_code(text: str | None) -> str | None:
+    """A code as typed (spaces, dashes, lower case, O for 0, I and L for 1) made canonical; None if invalid."""
+    raw = _canonical(text)
+    return raw if raw is not None and _check_symbol(raw[:-1]) == raw[-1] else None
+
+
+def code_to_look_up(text: str | None) -> str | None:
+    """A code to look for: a valid one, or one issued under the earlier check symbol (still honoured; a typo
+    that happens to pass it is simply not found)."""
+    raw = _canonical(text)
+    if raw is None:
+        return None
+    return raw if raw[-1] in (_check_symbol(raw[:-1]), _legacy_check_symbol(raw[:-1])) else None
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -42,7 +66,8 @@ def mask_phone(phone: str | None) -> str | None:
     digits = re.sub(r"\D", "", phone)
     if len(digits) < 7:
         return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    shown = 4 if len(digits) >= 11 else 2  # a short number keeps fewer digits at the end, and always hides some
+    return digits[:3] + "*" * (len(digits) - 3 - shown) + digits[-shown:]
 
 
 def mask_name(name: str | None) -> str | None:
@@ -85,19 +110,12 @@ def bot_check(honeypot: str | None, rendered_at: float | None, now: float, min_s
 
 # -- Open311 GeoReport v2 ----------------------------------------------------------------------------------------
 
-# Our field types as GeoReport v2 attribute datatypes; types with no counterpart (photos, places, repeats)
-# are not offered to Open311 clients.
-OPEN311_DATATYPES = {
-    "text": "string", "textarea": "text", "integer": "number", "decimal": "number", "date": "datetime",
-    "datetime": "datetime", "single_choice": "singlevaluelist", "multiple_choice": "multivaluelist",
-}
-
-
 def open311_attributes(fields: list[Any], text: Any) -> list[dict[str, Any]]:
-    """A form's non-standard fields as a service definition's attributes (`text` renders a label)."""
+    """A form's non-standard fields as a service definition's attributes (`text` renders a label). Each field's
+    type gives its GeoReport v2 datatype; types with no counterpart (photos, places, repeats) are not offered."""
     out = []
-    for order, f in enumerate((f for f in fields if f.type in OPEN311_DATATYPES), start=1):
-        datatype = OPEN311_DATATYPES[f.type]
+    for order, f in enumerate((f for f in fields if f.kind.open311_datatype), start=1):
+        datatype = f.kind.open311_datatype
         values = [{"key": str(value), "name": text(label) or str(value)} for value, label in f.choices]
         out.append({"variable": True, "code": f.id, "datatype": datatype, "required": bool(f.required),
                     "datatype_description": text(f.hint) or None, "order": order,
@@ -130,7 +148,8 @@ def public_text(value: Any, limit: int = 2000) -> str:
     """Text typed by the public as stored: trimmed, bounded, control characters removed (escaping is the
     templates' job)."""
     text = "" if value is None else str(value)
-    text = "".join(ch for ch in text if ch in "\n\t" or ord(ch) >= 32)
+    # C0 controls, DEL and the C1 controls (U+0080–U+009F, e.g. a terminal's CSI) are all removed.
+    text = "".join(ch for ch in text if ch in "\n\t" or not (ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F))
     return text.strip()[:limit]
 
 

@@ -460,7 +460,7 @@ def get_request(request_id: str, fmt: str):
 @_read_limits
 def token(token: str, fmt: str):
     fmt = _fmt(fmt)
-    code = engine.clean_code(token)
+    code = engine.code_to_look_up(token)
     report = db.session.scalar(select(PublicReport).filter_by(code=code)) if code else None
     if report is None:
         raise Open311Error(404, _("token %(token)s was not found.", token=token[:32]))

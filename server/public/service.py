@@ -178,7 +178,7 @@ def _locate(scheme_key: str, submission: Submission) -> None:
 # -- tracking -----------------------------------------------------------------------------------------------------
 
 def find_report(code: str | None) -> PublicReport:
-    clean = engine.clean_code(code)
+    clean = engine.code_to_look_up(code)
     report = db.session.scalar(select(PublicReport).filter_by(code=clean)) if clean else None
     if report is None:
         raise NotFound(_("No report has this code. Check it and try again."))

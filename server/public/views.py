@@ -126,7 +126,7 @@ def _followup_form(status: dict) -> FollowupForm:
 def lookup():
     form = LookupForm()
     if form.validate_on_submit():
-        code = service.engine.clean_code(form.code.data)
+        code = service.engine.code_to_look_up(form.code.data)
         if code is not None:
             return redirect(url_for("public.track", code=code), code=303)
         form.code.errors = [*form.code.errors, _("This is not a tracking code: check it and try again.")]

@@ -30,12 +30,14 @@ from server.public.engine import (
     valid_phone,
 )
 
-# Valid codes worked out by hand: the check symbol is ALPHABET[sum((i + 1) * value_i) % 32].
+# Valid codes worked out by hand. The check symbol is Luhn mod 32: from the right, every other value doubled
+# (a doubled value of 32 or more counts its two base-32 digits: 2 × 31 = 62 → 1 + 30 = 31), then the symbol that
+# brings the sum to a multiple of 32.
 ZEROS = "0000000000"  # 0 → "0"
-FIRST_ONE = "1000000001"  # 1 × 1 = 1 → "1"
-LAST_ONE = "0000000019"  # 9 × 1 = 9 → "9"
-ALL_Z = "ZZZZZZZZZK"  # 31 × 45 = 1395 ≡ 19 → "K"
-REAL = "7K3M9QX2PY"
+FIRST_ONE = "100000000Y"  # the 1 is 9th from the right, an odd place: doubled, 2 → 32 - 2 = 30 → "Y"
+LAST_ONE = "000000001Y"  # the 1 is 1st from the right: doubled, 2 → 32 - 2 = 30 → "Y"
+ALL_Z = "ZZZZZZZZZ9"  # five doubled (31 each) and four single (31 each): 279 ≡ 23 → 32 - 23 = 9 → "9"
+REAL = "7K3M9QX2PJ"
 
 
 # -- tracking codes -------------------------------------------------------------------------------------------
@@ -65,14 +67,14 @@ def test_new_codes_are_valid_and_different():
     (LAST_ONE, LAST_ONE),
     (ALL_Z, ALL_Z),
     (REAL, REAL),
-    ("7k3m9qx2py", REAL),  # lower case
-    ("7K3 M9Q-X2P Y", REAL),  # grouped as printed
-    ("\u30007K3M9QX2PY\n", REAL),  # an ideographic space from a Chinese keyboard, a newline from a paste
-    ("7K3M9QX2PY" + "-" * 40, REAL),  # separators do not count towards the length
+    ("7k3m9qx2pj", REAL),  # lower case
+    ("7K3 M9Q-X2P J", REAL),  # grouped as printed
+    ("\u30007K3M9QX2PJ\n", REAL),  # an ideographic space from a Chinese keyboard, a newline from a paste
+    ("7K3M9QX2PJ" + "-" * 40, REAL),  # separators do not count towards the length
     ("OOOOOOOOOO", ZEROS),  # O for 0
     ("oooooooooo", ZEROS),
-    ("I000000001", FIRST_ONE),  # I and L for 1
-    ("l0000000o1", FIRST_ONE),
+    ("I00000000Y", FIRST_ONE),  # I and L for 1
+    ("l0000000oy", FIRST_ONE),
     ("L00000001I", None),  # the check symbol still has to match
 ])
 def test_clean_code_forgives_how_a_code_is_typed(typed, code):
@@ -83,17 +85,17 @@ def test_clean_code_forgives_how_a_code_is_typed(typed, code):
     None, "", "   ", "-",
     "7K3M9QX2PZ",  # wrong check symbol
     "7K3M9QX2P",  # too short
-    "7K3M9QX2PYY",  # too long
+    "7K3M9QX2PJJ",  # too long
     "U000000000",  # U is not in the alphabet
-    "7K3M9.QX2PY",  # punctuation other than a dash
-    "７K3M9QX2PY",  # a full-width digit
-    "7K3M9QX2PY" * 1000,
+    "7K3M9.QX2PJ",  # punctuation other than a dash
+    "７K3M9QX2PJ",  # a full-width digit
+    "7K3M9QX2PJ" * 1000,
 ])
 def test_clean_code_refuses_what_is_no_code(typed):
     assert clean_code(typed) is None
 
 
-def test_the_check_symbol_catches_any_swap_of_neighbours_in_the_body():
+def test_the_check_symbol_catches_any_swap_of_neighbours_in_the_body_but_0_and_z():
     missed = []
     for position in range(CODE_LENGTH - 2):
         for a, b in itertools.permutations(ALPHABET, 2):
@@ -102,13 +104,10 @@ def test_the_check_symbol_catches_any_swap_of_neighbours_in_the_body():
             assert clean_code(code) == code
             swapped = code[:position] + b + a + code[position + 2:]
             if clean_code(swapped) is not None:
-                missed.append((code, swapped))
-    assert missed == []
+                missed.append((a, b))
+    assert set(missed) == {("0", "Z"), ("Z", "0")}  # Luhn mod N's one blind spot: 0 and N - 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the check symbol is a weighted sum mod 32 with weights 1..9; at the "
-                   "even positions (weights 2, 4, 6, 8 share a factor with 32) 12 of the 279 single-symbol "
-                   "substitutions keep the same check symbol, e.g. both 7K3M9QX2PY and 733M9QX2PY are accepted")
 def test_the_check_symbol_catches_any_one_mistyped_symbol():
     # The sum changes by weight × (new − old), whatever the other symbols are: one base code covers every case.
     missed = [code for position in range(CODE_LENGTH) for symbol in ALPHABET if symbol != REAL[position]
@@ -125,7 +124,7 @@ def test_the_check_symbol_catches_any_one_mistyped_symbol():
     ("138 0013-8000", "138****8000"),
     ("+86 138 0013 8000", "861******8000"),  # first three digits and last four, whatever they are
     ("010-12345678", "010****5678"),
-    ("12345678", "123*5678"),
+    ("12345678", "123***78"),  # a short number shows two digits at the end, not four
     ("123456", "******"),  # too short to show any digit
     ("12345", "*****"),
     ("abc", ""),
@@ -134,17 +133,15 @@ def test_mask_phone(phone, masked):
     assert mask_phone(phone) == masked
 
 
-@pytest.mark.parametrize("length", [5, 6, 8, 11, 15])
+@pytest.mark.parametrize("length", [5, 6, 7, 8, 11, 15])
 def test_a_masked_phone_hides_digits_at_every_valid_length(length):
     digits = "".join(str(i % 10) for i in range(1, length + 1))
     masked = mask_phone(digits)
     assert valid_phone(digits)
     assert len(masked) == length and "*" in masked
-    assert masked.strip("*") == "" or (masked[:3], masked[-4:]) == (digits[:3], digits[-4:])
+    assert masked.strip("*") == "" or (masked[:3] == digits[:3] and masked.count("*") >= 2)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: mask_phone hides every digit below 7 and none at exactly 7 "
-                   "(3 shown + 0 stars + 4 shown), so a valid 7-digit number is shown in full")
 def test_a_seven_digit_phone_is_masked_too():
     assert valid_phone("1234567")
     assert "*" in mask_phone("1234567")
@@ -310,8 +307,6 @@ def test_public_text_is_bounded_after_trimming():
     assert public_text("ab\x00\x00cd", 3) == "abc"  # control characters do not use up the limit
 
 
-@pytest.mark.xfail(strict=True, reason="bug: public_text removes C0 controls only; DEL (U+007F) and the C1 "
-                   "controls U+0080–U+009F (e.g. NEL U+0085) are control characters too and are kept")
 @pytest.mark.parametrize("control", ["\x7f", "\x85", "\x9b"], ids=["DEL", "NEL", "CSI"])
 def test_public_text_removes_every_control_character(control):
     assert public_text(f"a{control}b") == "ab"
@@ -411,3 +406,15 @@ def test_client_of_compares_with_every_key_even_after_a_match(monkeypatch):
     monkeypatch.setattr(hmac, "compare_digest", compare_digest)
     assert client_of(CLIENTS, "alpha-key") == CLIENTS["alpha-key"]
     assert compared == [b"alpha-key", b"beta-key"]
+
+
+def test_codes_issued_under_the_earlier_check_symbol_are_still_looked_up():
+    """Codes handed out before the Luhn check keep working: their check symbol was ALPHABET[Σ (i + 1) × v_i
+    mod 32] (here 7K3M9QX2PY), and a lookup honours it; the strict check is for new codes."""
+    from server.public.engine import code_to_look_up
+
+    assert clean_code("7K3M9QX2PY") is None
+    assert code_to_look_up("7k3m9qx2py") == "7K3M9QX2PY"
+    assert code_to_look_up(REAL) == REAL
+    assert code_to_look_up("7K3M9QX2PZ") is None  # neither check symbol
+    assert code_to_look_up("too short") is None
