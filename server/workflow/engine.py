@@ -248,12 +248,17 @@ def plan_effects(spec: WorkflowSpec, effects: Iterable[Effect], target: str, nam
                         amount = effect.expressions[key].evaluate(scope)
                     except ExpressionError:
                         amount = None
-                    if isinstance(amount, int | float) and not isinstance(amount, bool) and amount > 0:
-                        plan.extend.append((effect.value["deadline"], unit_name, float(amount)))
+                    try:  # an extension within the same bounds as a deadline (no absurd date to compute)
+                        amount = checked_amount(unit_name, amount)
+                    except DeadlineError:
+                        amount = 0.0  # what gives no usable amount extends nothing, as it always has
+                    if amount > 0:
+                        plan.extend.append((effect.value["deadline"], unit_name, amount))
         elif effect.kind == "notify":
             plan.notify |= set(effect.value)
     if plan.target_kind == "final":
         plan.stop = list(dict.fromkeys([*plan.stop, *spec.deadlines]))  # a closed case has no clock running
+        plan.start, plan.extend = [], []
     return plan
 
 

@@ -477,11 +477,22 @@ def test_plan_for_an_unknown_target_raises(spec):
     (None, [("reply", "hours", 4.0)]),
     ("3", [("reply", "hours", 4.0)]),  # text is not a number
     (True, [("reply", "hours", 4.0)]),  # nor is a boolean
+    (1000, [("handle", "days", 1000.0), ("reply", "hours", 4.0)]),  # the most a deadline may have
+    (1001, [("reply", "hours", 4.0)]),  # beyond it: no date is computed from an absurd number
+    (1e300, [("reply", "hours", 4.0)]),
 ])
 def test_extend_deadline_adds_only_a_positive_number(spec, days, extend):
     plan = plan_transition(spec, spec.transition("extend"), {"extension_days": days})
     assert plan.extend == extend
     assert all(isinstance(amount, float) for _key, _unit, amount in plan.extend)
+
+
+def test_a_step_into_a_final_state_starts_and_extends_no_clock():
+    spec = spec_with_effects({"start_deadline": "handle"}, {"extend_deadline": {"deadline": "reply",
+                                                                               "working_days": 1}}, target="done")
+    plan = plan_transition(spec, spec.transition("t"), {})
+    assert plan.target_kind == "final" and (plan.start, plan.extend) == ([], [])
+    assert set(plan.stop) == set(spec.deadlines)
 
 
 def test_extend_by_days_and_hours_at_once_and_from_an_earlier_set():
