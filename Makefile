@@ -21,6 +21,7 @@ OTHER_DATES ?= 2027-01-04T09:00:00+08:00 2026-12-01T00:30:00+08:00
 ## test: install test extras (chromium, PostgreSQL), lint, and run the suite on SQLite and PostgreSQL
 test: install-test system-deps-test translations
 	$(VENV)/bin/ruff check server tests bench
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(FANGAN) docs --check
 	$(VENV)/bin/python -m pytest
 	@for now in $(OTHER_DATES); do \

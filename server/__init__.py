@@ -45,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["FANGAN_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    from . import models  # noqa: F401 - every package's tables, for the metadata and Alembic
     from .core import database
 
     database.init_app(app)

@@ -98,5 +98,3 @@ class TimestampMixin:
 
 def init_app(app: Flask) -> None:
     db.init_app(app)
-    # Import every package's models so that metadata (and Alembic) see all tables.
-    from .. import models  # noqa: F401
