@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from ..forms.fields import FIELD_TYPES
+
 # path → method → operation; component name → schema; tag name → description. Filled by `add_paths`.
 OPENAPI_PATHS: dict[str, dict[str, dict[str, Any]]] = {}
 OPENAPI_SCHEMAS: dict[str, dict[str, Any]] = {}
@@ -102,8 +104,25 @@ def document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "A client token (`fg_…`), shown once at creation."}},
-            "schemas": copy.deepcopy(OPENAPI_SCHEMAS),
+            "schemas": {**copy.deepcopy(OPENAPI_SCHEMAS), "FormValues": form_values_schema()},
         },
+    }
+
+
+def form_values_schema() -> dict[str, Any]:
+    """A form's values in the API: typed by each field's type, as the field type registry says (the JSON Schema of
+    each type's value is under `x-field-types`)."""
+    typed = {name: kind.api_schema() for name, kind in FIELD_TYPES.items() if kind.api_schema() is not None}
+    described = "; ".join(f"{name}: {kind.api_doc or kind.stored}" for name, kind in FIELD_TYPES.items()
+                          if name in typed)
+    return {
+        "type": "object",
+        "description": (
+            f"Field values by field id, typed as JSON by the field's type ({described}). Calculated fields are "
+            "computed by the server. The form's own rules (required, visibility, constraints, choices) apply as on "
+            "the phone."),
+        "additionalProperties": True,
+        "x-field-types": typed,
     }
 
 
@@ -135,16 +154,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
                        "description": "Messages by field (422 only)."},
         }}}),
-    "FormValues": {
-        "type": "object",
-        "description": (
-            "Field values by field id, typed as JSON: text, numbers, `YYYY-MM-DD` dates, `HH:MM` times, "
-            "`YYYY-MM-DDTHH:MM` date-times, a choice's value (a list for multiple choice), an area's key, a "
-            "location `{lat, lng, accuracy, area}`, a repeat as a list of row objects, files as a list of "
-            "`{name, content}` with the content in base64. Calculated fields are computed by the server. "
-            "The form's own rules (required, visibility, constraints, choices) apply as on the phone."),
-        "additionalProperties": True,
-    },
     "Deadline": _object({
         "key": {"type": "string"}, "started_at": TIME, "due_at": TIME, "stopped_at": NULLABLE_TIME,
         "paused_at": NULLABLE_TIME, "met": {"type": ["boolean", "null"]}}),

@@ -10,7 +10,6 @@ from wtforms import fields as wtf
 from ..core.cache import memoize
 from ..web.forms import Form, SubForm
 from .engine import FieldSpec, FormSpec, value_fields
-from .fields import FIELD_TYPES
 
 # (field spec, names visible to its choice filter, only these values or None for all) -> [(value, label)].
 # With values named, a source may leave out every other choice (a check needs no full list).
@@ -20,11 +19,11 @@ ChoiceSource = Callable[[FieldSpec, dict[str, Any], "frozenset[str] | None"], li
 def _attributes(fields: Iterable[FieldSpec]) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     for f in value_fields(fields):
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             row = type(f"Row_{f.id}", (SubForm,), _attributes(f.children))
             attrs[f.id] = wtf.FieldList(wtf.FormField(row), min_entries=0)
         else:
-            made = FIELD_TYPES[f.type].make(f)
+            made = f.kind.make(f)
             if made is not None:
                 attrs[f.id] = made
     return attrs
@@ -49,10 +48,10 @@ def form_data(fields: Iterable[FieldSpec], values: dict[str, Any]) -> dict[str, 
     out: dict[str, Any] = {}
     for f in value_fields(fields):
         value = values.get(f.id)
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             out[f.id] = [form_data(f.children, row) for row in value or []]
         elif f.has_value:
-            out[f.id] = FIELD_TYPES[f.type].form_data(value)
+            out[f.id] = f.kind.form_data(value)
     return out
 
 
@@ -77,7 +76,7 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
         if not f.has_value or f.id not in form:
             continue
         bound = form[f.id]
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             values[f.id] = [_read(f.children, entry.form, f"{prefix}{f.id}.{i}.", errors)
                             for i, entry in enumerate(bound.entries)]
             continue
@@ -91,7 +90,7 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
         elif bound.process_errors:
             values[f.id] = None  # left empty: not an error of its own (required rules decide)
         else:
-            values[f.id] = FIELD_TYPES[f.type].value(bound)
+            values[f.id] = f.kind.value(bound)
     return values
 
 
@@ -123,26 +122,19 @@ def chosen_options(spec: FormSpec, form: Any, values: dict[str, Any], context: d
     return out
 
 
-def _chosen(f: FieldSpec, value: Any) -> frozenset[str]:
-    if f.type == "location":
-        value = (value or {}).get("area") if isinstance(value, dict) else None
-    chosen = value if isinstance(value, list) else [value] if value not in (None, "") else []
-    return frozenset(str(v) for v in chosen)
-
-
 def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], names: dict[str, Any], prefix: str,
              source: ChoiceSource, out: dict[str, list[tuple[str, str]]], *, only_chosen: bool) -> None:
     for f in value_fields(fields):
         if f.id not in form:
             continue
         bound = form[f.id]
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             for i, entry in enumerate(bound.entries):
                 row = (values.get(f.id) or [{}] * (i + 1))[i] if i < len(values.get(f.id) or []) else {}
                 _choices(f.children, entry.form, row, {**names, **row}, f"{prefix}{f.id}.{i}.", source, out,
                          only_chosen=only_chosen)
-        elif f.is_choice or f.type == "location":
+        elif f.kind.offers_choices:
             if only_chosen:
-                out[f"{prefix}{f.id}"] = source(f, names, _chosen(f, values.get(f.id)))
+                out[f"{prefix}{f.id}"] = source(f, names, f.kind.chosen(values.get(f.id)))
             else:
                 bound.choices = out[f"{prefix}{f.id}"] = source(f, names, None)

@@ -1,14 +1,14 @@
 """The form engine: a form definition as frozen specs, and its logic over submitted values.
 
 Pure: no Flask, no database. Values are typed Python values (str, int, float, date, time, datetime, list);
-a repeat group's value is a list of row dicts. `evaluate` works out what is visible, required, calculated
-and wrong; the server's answer is the only truth, the browser only asks for it again (htmx).
+a repeat group's value is a list of row dicts. What differs between field types is asked of the field's type
+(`FieldSpec.kind`, from the registry in `fields.py`), never of its name. `evaluate` works out what is visible,
+required, calculated and wrong; the server's answer is the only truth, the browser only asks for it again (htmx).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 from ..core.cache import memoize
 from ..definitions.loader import content_hash
 from ..expressions import Expression, ExpressionError, compile_expression
+from .fields import FIELD_TYPES, FieldType
 
-CONTAINERS = frozenset({"section", "repeat"})
-NO_VALUE = frozenset({"note", "section"})
-FILE_TYPES = frozenset({"photo", "file"})
+# The names of the file types as registered now, for callers that still ask by name: prefer `f.kind.is_file`.
+FILE_TYPES = FIELD_TYPES.where("is_file").keys()
 
 Text = str | dict | None
 # message callback: (code, params) -> text in the user's language; the web layer provides translations.
@@ -84,12 +84,17 @@ class FieldSpec:
     children: tuple[FieldSpec, ...] = ()
 
     @property
+    def kind(self) -> FieldType:
+        """The field's type: what it does, from the field type registry."""
+        return FIELD_TYPES[self.type]
+
+    @property
     def has_value(self) -> bool:
-        return self.type not in NO_VALUE
+        return self.kind.has_value
 
     @property
     def is_choice(self) -> bool:
-        return self.type in ("single_choice", "multiple_choice", "area")
+        return self.kind.is_choice
 
     def walk(self) -> Iterator[FieldSpec]:
         yield self
@@ -138,7 +143,7 @@ class FormSpec:
 def value_fields(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
     """The fields that hold values at one level: sections are transparent (their children count)."""
     for f in fields:
-        if f.type == "section":
+        if f.kind.transparent:
             yield from value_fields(f.children)
         else:
             yield f
@@ -163,7 +168,7 @@ def _field(data: dict) -> FieldSpec:
         choices_from=data.get("choices_from"), choice_filter=_compile(data.get("choice_filter")),
         unit_kinds=tuple(data.get("unit_kinds", ())), area_kinds=tuple(data.get("area_kinds", ())),
         max_files=data.get("max_files"), max_size_mb=data.get("max_size_mb"),
-        accept=tuple(data.get("accept", ("image",) if data["type"] == "photo" else ("image", "pdf"))),
+        accept=tuple(data.get("accept", FIELD_TYPES[data["type"]].default_accept)),
         capture=bool(data.get("capture", True)), public=bool(data.get("public", False)),
         min_repeat=int(data.get("min_repeat", 0)), max_repeat=data.get("max_repeat"),
         children=tuple(_field(c) for c in data.get("fields", [])),
@@ -243,7 +248,7 @@ def default_values(spec: FormSpec, context: Mapping[str, Any]) -> dict[str, Any]
     """Initial values of a new form: literal defaults, then defaults from the context."""
     values: dict[str, Any] = {}
     for f in spec.top_level():
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             values[f.id] = [_row_defaults(f, context) for _ in range(max(f.min_repeat, 1))]
         elif f.has_value:
             values[f.id] = _default_of(f, context)
@@ -259,7 +264,7 @@ def _default_of(f: FieldSpec, context: Mapping[str, Any]) -> Any:
         return _safe(f.default_from, context, None)
     if f.default is not None:
         return list(f.default) if isinstance(f.default, list) else f.default
-    return [] if f.type in ("multiple_choice", *FILE_TYPES) else None
+    return f.kind.empty()
 
 
 def opening_rows(spec: FormSpec, record: Mapping[str, Any], context: Mapping[str, Any]) -> list[tuple[int, dict]]:
@@ -308,7 +313,7 @@ def _apply(fields: Iterable[FieldSpec], state: FormState, values: dict[str, Any]
         hidden = parent_hidden or not bool(_safe(f.visible_if, names, False) if f.visible_if else True)
         if hidden:
             state.hidden.add(path)
-        if f.type == "section":
+        if f.kind.transparent:
             _apply(f.children, state, values, names, prefix, hidden, messages, check)
             continue
         if f.calculate is not None:
@@ -316,9 +321,9 @@ def _apply(fields: Iterable[FieldSpec], state: FormState, values: dict[str, Any]
             names[f.id] = values[f.id]
         if hidden:
             # Hidden fields are neither validated nor stored, and count as empty for later logic.
-            names[f.id] = None if f.type != "repeat" else []
+            names[f.id] = [] if f.kind.holds_rows else None
             continue
-        if f.type == "repeat":
+        if f.kind.holds_rows:
             rows = values.get(f.id) or []
             for index, row in enumerate(rows):
                 row_names = {**names, **row}
@@ -338,32 +343,12 @@ def _apply(fields: Iterable[FieldSpec], state: FormState, values: dict[str, Any]
             if required:
                 state.add_error(path, messages("required", {}))
             continue
-        for code, params in _limits(f, value):
+        for code, params in f.kind.limits(f, value):
             state.add_error(path, messages(code, params))
         for constraint in f.constraints:
             outcome = _safe(constraint.check, {**names, "value": value}, False)
             if not outcome:
                 state.add_error(path, messages("constraint", {"message": constraint.message}))
-
-
-def _limits(f: FieldSpec, value: Any) -> Iterator[tuple[str, dict]]:
-    if f.type in ("integer", "decimal") and isinstance(value, int | float):
-        if f.min is not None and value < f.min:
-            yield "min", {"min": _number_text(f.min)}
-        if f.max is not None and value > f.max:
-            yield "max", {"max": _number_text(f.max)}
-        if f.step:
-            steps = round((value - (f.min or 0)) / f.step, 9)
-            if steps != math.floor(steps):
-                yield "step", {"step": _number_text(f.step)}
-    if f.max_length and isinstance(value, str) and len(value) > f.max_length:
-        yield "max_length", {"max_length": f.max_length}
-    if f.type in FILE_TYPES and f.max_files and isinstance(value, list) and len(value) > f.max_files:
-        yield "max_files", {"max_files": f.max_files}
-
-
-def _number_text(number: float) -> str:
-    return f"{number:g}"
 
 
 def stored_values(spec: FormSpec, state: FormState) -> dict[str, Any]:
@@ -377,9 +362,9 @@ def _store(fields: Iterable[FieldSpec], values: Mapping[str, Any], hidden: set[s
         path = f"{prefix}{f.id}"
         if path in hidden:
             continue
-        if f.type == "section":
+        if f.kind.transparent:
             out.update(_store(f.children, values, hidden, prefix))
-        elif f.type == "repeat":
+        elif f.kind.holds_rows:
             rows = values.get(f.id) or []
             out[f.id] = [_store(f.children, row, hidden, f"{path}.{i}.") for i, row in enumerate(rows)]
         elif f.has_value and not is_empty(values.get(f.id)):

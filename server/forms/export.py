@@ -1,5 +1,6 @@
-"""Export records to XLSX and CSV: one row per record, one column per stored field (the writing, and its
-formula guard, is `core.spreadsheets`)."""
+"""Export records to XLSX and CSV: one row per record, each stored field's columns as its type gives them
+(`export_headers`, `export_cells`: one column for every built-in type); the writing, and its formula guard,
+is `core.spreadsheets`."""
 
 from __future__ import annotations
 
@@ -10,39 +11,26 @@ from flask_babel import gettext as _
 
 from ..core.spreadsheets import CSV_TYPE, XLSX_TYPE, write_csv, write_xlsx
 from ..web.i18n import localtime, tr, zone_label
-from .engine import FILE_TYPES, FieldSpec, FormSpec
+from .engine import FieldSpec, FormSpec
 
 
 def _columns(spec: FormSpec) -> list[FieldSpec]:
     return [f for f in spec.top_level() if f.has_value]
 
 
-def _cell(f: FieldSpec, value: Any) -> Any:
-    if value is None:
-        return ""
-    if f.type == "repeat":
-        return len(value)
-    if f.type in FILE_TYPES:
-        return len(value)
-    if f.type == "location" and isinstance(value, dict):
-        parts = [f"{value['lat']},{value['lng']}"] if "lat" in value else []
-        return " ".join(parts + ([value["area"]] if value.get("area") else []))
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return value
-
-
 def rows_of(spec: FormSpec, records: Iterable[Any], scheme_key: str | None = None) -> tuple[list[str], list[list[Any]]]:
     """Header and rows; times in the district's zone, which the header names."""
     columns = _columns(spec)
     submitted = _("Submitted (%(zone)s)", zone=zone_label(scheme_key))
-    header = [_("Record"), submitted, _("By"), _("Unit"), _("Area")] + [tr(f.label) or f.id for f in columns]
+    header = [_("Record"), submitted, _("By"), _("Unit"), _("Area")]
+    for f in columns:
+        header += f.kind.export_headers(f, tr(f.label) or f.id)
     rows = []
     for r in records:
         rows.append([r.id, localtime(r.submitted_at, "%Y-%m-%d %H:%M", scheme_key),
                      r.user.display_name if r.user else "",
                      tr(r.unit.name) if r.unit else "", tr(r.area.name) if r.area else ""]
-                    + [_cell(f, r.data.get(f.id)) for f in columns])
+                    + [cell for f in columns for cell in f.kind.export_cells(f, r.data.get(f.id))])
     return header, rows
 
 

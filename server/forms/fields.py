@@ -1,45 +1,105 @@
-"""One class per field type: how it becomes a WTForms field, how its input becomes a typed value, how it renders.
+"""One class per field type, registered by name (the definition's `type`). Everything Fangan does with a field of
+that type lives in its class, so that a new type is one registration:
 
-Registered by name in FIELD_TYPES (the definition's `type`); each has one template snippet
-`forms/fields/<template>.html`.
+- the page: the WTForms field it builds (`make`), how its input becomes a typed value (`value`) and back
+  (`form_data`), its input snippet `forms/fields/<template>.html`, and how a stored value shows on a record
+  (`forms/values/<display>.html`);
+- the engine (`server/forms/engine.py`): whether it holds a value, its empty value, the limits it checks;
+- choices: whether it offers choices and from which live source, which it holds (`chosen`), the area it names;
+- exports: its column(s) and cells (`export_headers`, `export_cells`);
+- the JSON API: its value's JSON Schema (`api_schema`) and how a JSON value becomes form input (`api_input`);
+- Open311 (its attribute datatype, the standard arguments it can take) and XLSForm (the types it is imported
+  from, and what an imported field of it gets);
+- the definition check (`server/definitions/references.py` reads the flags below through the registry) and the
+  docs (`docs()`, written into docs/forms.md by `fangan docs`; the definition schema lists the registered names).
+
+The module imports neither Flask nor the database: the form engine builds on it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
-from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import FileStorage, MultiDict
 from wtforms import fields as wtf
 from wtforms.validators import Optional as OptionalValidator
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .engine import FieldSpec
+from ..core.registry import Registry, registry
 
-FIELD_TYPES: dict[str, FieldType] = {}
+if TYPE_CHECKING:
+    from .engine import FieldSpec
+
+# gettext of the request's language: the API layer passes Flask-Babel's (this module has no Flask).
+Gettext = Callable[..., str]
+
+FIELD_TYPES: Registry[FieldType] = registry("field type")
 
 
 def register(name: str) -> Callable[[type[FieldType]], type[FieldType]]:
+    """Class decorator: register one instance of the field type under `name`."""
+
     def decorator(cls: type[FieldType]) -> type[FieldType]:
-        FIELD_TYPES[name] = cls()
         cls.name = name
+        FIELD_TYPES.add(name, cls())
         return cls
 
     return decorator
 
 
+def field_type(name: str) -> FieldType:
+    return FIELD_TYPES[name]
+
+
 class FieldType:
-    """Base: a text input."""
+    """Base: a one-line text input. Subclasses change what differs."""
 
     name = "text"
-    template = "input"
-    input_type = "text"
 
+    # -- what it is: asked by the engine, the services and the definition check, never the type's name ----------
+    has_value = True         # holds a value of its own (a note and a section do not)
+    transparent = False      # a section: its children's values sit at its own level
+    holds_rows = False       # a repeat group: its value is a list of row objects
+    is_file = False          # its value is a list of upload ids
+    is_choice = False        # its value is a choice's value (or a list of them)
+    multiple = False         # its value is a list
+    number = False           # min, max and step apply
+    is_moment = False        # a date or a date and time: it may be the form's `record_time`
+    gives_location = False   # its value is a position (lat, lng): the record's location
+    names_area = False       # its value can name an area (`area_key`, `with_area`): the record's area
+    offers_choices = False   # the page lists choices for it (static `choices`, or live ones)
+    needs_choices = False    # its definition gives `choices` or `choices_from`
+    live_choices: str | None = None  # the live choice source it always takes, whatever `choices_from` says
+    one_input = True         # its input is one named value (a location's parts, files and rows are not)
+    default_accept: tuple[str, ...] = ("image", "pdf")  # `accept` when the definition gives none
+
+    # -- the page --------------------------------------------------------------------------------------------
+    template = "input"       # forms/fields/<template>.html
+    input_type: str | None = "text"
+    display = "value"        # forms/values/<display>.html shows a stored value on a record
+
+    # -- other systems ---------------------------------------------------------------------------------------
+    open311_datatype: str | None = None  # GeoReport v2 attribute datatype; None: not offered to Open311
+    open311_arguments: frozenset[str] = frozenset()  # standard Open311 arguments a form's `open311` may map to it
+    xlsform_types: tuple[str, ...] = ()  # XLSForm types imported as this type
+    xlsform_appearance: str | None = None  # ... when the row's appearance has this word (text + multiline)
+
+    # -- docs (the field type table in docs/forms.md) ---------------------------------------------------------
+    phone = ""               # what people see on the phone
+    stored = ""              # how its value is stored
+    api_doc = ""             # its value in the JSON API, when it differs from the stored one
+
+    # -- the page: WTForms ------------------------------------------------------------------------------------
     def make(self, spec: FieldSpec) -> Any:
+        """The unbound WTForms field (None for a type without an input)."""
         return wtf.StringField(spec.id, validators=[OptionalValidator()])
 
     def value(self, field: Any) -> Any:
@@ -70,23 +130,161 @@ class FieldType:
             attrs["readonly"] = True
         return attrs
 
+    # -- the engine -------------------------------------------------------------------------------------------
+    def empty(self) -> Any:
+        """The value of a new form's field with no default."""
+        return [] if self.multiple else None
+
+    def limits(self, spec: FieldSpec, value: Any) -> Iterator[tuple[str, dict]]:
+        """The definition's limits a (non-empty) value breaks, as (message code, parameters)."""
+        if spec.max_length and isinstance(value, str) and len(value) > spec.max_length:
+            yield "max_length", {"max_length": spec.max_length}
+
+    # -- choices and places -----------------------------------------------------------------------------------
+    def choice_source(self, spec: FieldSpec) -> str | None:
+        """The live choice source its options come from (None: the definition's own `choices`)."""
+        return self.live_choices or spec.choices_from
+
+    def chosen(self, value: Any) -> frozenset[str]:
+        """The choice values a value holds (what is checked against the options)."""
+        chosen = value if isinstance(value, list) else [value] if value not in (None, "") else []
+        return frozenset(str(v) for v in chosen)
+
+    def area_key(self, value: Any) -> str | None:
+        """The key of the area a stored value names (a record's area), if it names one."""
+        return None
+
+    def with_area(self, key: str) -> Any:
+        """The value that names the area `key` (a board's QR link fills it in); None if it names none."""
+        return None
+
+    # -- exports ----------------------------------------------------------------------------------------------
+    def export_headers(self, spec: FieldSpec, label: str) -> list[str]:
+        """Its column headers in a spreadsheet of records (`label`: the field's label in the reader's language)."""
+        return [label]
+
+    def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
+        """Its cells in a record's row, one per header (`core.spreadsheets` guards texts against formulas)."""
+        if value is None:
+            return [""]
+        if isinstance(value, list):
+            return [", ".join(str(v) for v in value)]
+        return [value]
+
+    # -- the JSON API -----------------------------------------------------------------------------------------
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        """The JSON Schema of its value in the API (of this very field with `spec`); None: it takes none."""
+        schema: dict[str, Any] = {"type": "string"}
+        if spec is not None and spec.max_length:
+            schema["maxLength"] = spec.max_length
+        return schema
+
+    def api_input(self, spec: FieldSpec, value: Any, name: str, data: MultiDict, _: Gettext) -> str | None:
+        """Add a JSON value to the form data as the page would post it under `name`; the reason when it cannot
+        be read (`_` translates)."""
+        items = value if self.multiple and isinstance(value, list) else [value]
+        texts = [form_text(item) for item in items]
+        if any(text is None for text in texts):
+            return _("Not a valid value.")
+        for text in texts:
+            data.add(name, text)
+        return None
+
+    # -- XLSForm ----------------------------------------------------------------------------------------------
+    def from_xlsform(self, out: dict[str, Any]) -> None:
+        """What a field imported from XLSForm as this type gets besides its common columns (`out`, in place)."""
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        """An XLSForm `default` cell (its text, and the cell's own value) as this type's default; or the
+        problem with it."""
+        return None, f"a default is not supported on type '{self.name}'"
+
+    # -- docs -------------------------------------------------------------------------------------------------
+    def docs(self) -> dict[str, str]:
+        """Its row of the field type table in the docs."""
+        return {"type": f"`{self.name}`", "on the phone": self.phone, "stored as": self.stored,
+                "in the JSON API": self.api_doc or "as stored",
+                "Open311": f"`{self.open311_datatype}`" if self.open311_datatype else "—",
+                "XLSForm": ", ".join(f"`{t}`" + (f" ({self.xlsform_appearance})" if self.xlsform_appearance else "")
+                                     for t in self.xlsform_types) or "—"}
+
+
+def form_text(value: Any) -> str | None:
+    """A JSON scalar as a form input would send it; None for what no input sends (objects, booleans, NaN, NUL)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value if "\x00" not in value else None
+    return None
+
+
+def live_attrs(live_url: str | None) -> dict[str, str]:
+    """htmx attributes that ask the server for the form again when this input changes."""
+    return {"hx-post": live_url, "hx-trigger": "change"} if live_url else {}
+
+
+def value_fields_of(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
+    """The fields holding values at one level (sections are transparent): the engine's `value_fields`."""
+    for f in fields:
+        if f.kind.transparent:
+            yield from value_fields_of(f.children)
+        else:
+            yield f
+
+
+def values_schema(fields: Iterable[FieldSpec]) -> dict[str, Any]:
+    """The JSON Schema of a form's (or a row's) values in the API, built from its fields' types."""
+    properties = {}
+    for f in value_fields_of(fields):
+        schema = f.kind.api_schema(f)
+        if schema is not None:
+            properties[f.id] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+# -- text -------------------------------------------------------------------------------------------------------
 
 @register("text")
 class TextType(FieldType):
-    pass
+    phone = "one line (`max_length`)"
+    stored = "text"
+    open311_datatype = "string"
+    open311_arguments = frozenset({"address_string", "description"})
+    xlsform_types = ("text", "string")
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text, None
 
 
 @register("textarea")
 class TextareaType(FieldType):
     template = "textarea"
     input_type = None  # a <textarea> has no type
+    phone = "several lines (`max_length`)"
+    stored = "text"
+    open311_datatype = "text"
+    open311_arguments = frozenset({"description"})
+    xlsform_types = ("text", "string")
+    xlsform_appearance = "multiline"
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text, None
 
     def make(self, spec: FieldSpec) -> Any:
         return wtf.TextAreaField(spec.id, validators=[OptionalValidator()])
 
 
+# -- numbers ----------------------------------------------------------------------------------------------------
+
 class NumberType(FieldType):
     input_type = "number"
+    number = True
+    stored = "number"
+    open311_datatype = "number"
 
     def attributes(self, spec: FieldSpec) -> dict[str, Any]:
         attrs = super().attributes(spec)
@@ -95,18 +293,60 @@ class NumberType(FieldType):
                 attrs[key] = f"{getattr(spec, key):g}"
         return attrs
 
+    def limits(self, spec: FieldSpec, value: Any) -> Iterator[tuple[str, dict]]:
+        if isinstance(value, int | float):
+            if spec.min is not None and value < spec.min:
+                yield "min", {"min": _number_text(spec.min)}
+            if spec.max is not None and value > spec.max:
+                yield "max", {"max": _number_text(spec.max)}
+            if spec.step:
+                steps = round((value - (spec.min or 0)) / spec.step, 9)
+                if steps != math.floor(steps):
+                    yield "step", {"step": _number_text(spec.step)}
+        yield from super().limits(spec, value)
+
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        schema: dict[str, Any] = {"type": "number"}
+        if spec is not None and spec.min is not None:
+            schema["minimum"] = spec.min
+        if spec is not None and spec.max is not None:
+            schema["maximum"] = spec.max
+        return schema
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        try:
+            return (int(text) if self.xlsform_whole else float(text)), None
+        except ValueError:
+            return None, f"default '{text}' is not {'a whole number' if self.xlsform_whole else 'a number'}"
+
+    xlsform_whole = False
+
+
+def _number_text(number: float) -> str:
+    return f"{number:g}"
+
 
 @register("integer")
 class IntegerType(NumberType):
+    phone = "numeric keyboard; `unit` shown beside; `min`, `max`, `step` checked"
+    xlsform_types = ("integer", "int")
+    xlsform_whole = True
+
     def make(self, spec: FieldSpec) -> Any:
         return wtf.IntegerField(spec.id, validators=[OptionalValidator()])
 
     def attributes(self, spec: FieldSpec) -> dict[str, Any]:
         return {"inputmode": "numeric", **super().attributes(spec)}
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {**super().api_schema(spec), "type": "integer"}
+
 
 @register("decimal")
 class DecimalType(NumberType):
+    phone = "decimal keyboard; `unit` shown beside; `min`, `max`, `step` checked"
+    xlsform_types = ("decimal",)
+
     def make(self, spec: FieldSpec) -> Any:
         return wtf.DecimalField(spec.id, validators=[OptionalValidator()])
 
@@ -122,9 +362,16 @@ class DecimalType(NumberType):
         return attrs
 
 
+# -- dates and times --------------------------------------------------------------------------------------------
+
 @register("date")
 class DateType(FieldType):
     input_type = "date"
+    is_moment = True
+    phone = "the phone's date picker"
+    stored = "ISO text (`2026-11-20`)"
+    open311_datatype = "datetime"
+    xlsform_types = ("date",)
 
     def make(self, spec: FieldSpec) -> Any:
         return wtf.DateField(spec.id, validators=[OptionalValidator()])
@@ -132,10 +379,19 @@ class DateType(FieldType):
     def form_data(self, value: Any) -> Any:
         return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "string", "format": "date"}
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return (raw.date().isoformat() if isinstance(raw, dt.datetime) else text), None
+
 
 @register("time")
 class TimeType(FieldType):
     input_type = "time"
+    phone = "the phone's time picker"
+    stored = "text `HH:MM` (`09:30`)"
+    xlsform_types = ("time",)
 
     def make(self, spec: FieldSpec) -> Any:
         return wtf.TimeField(spec.id, validators=[OptionalValidator()])
@@ -143,10 +399,21 @@ class TimeType(FieldType):
     def form_data(self, value: Any) -> Any:
         return dt.time.fromisoformat(value) if isinstance(value, str) else value
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"}
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text, None
+
 
 @register("datetime")
 class DateTimeType(FieldType):
     input_type = "datetime-local"
+    is_moment = True
+    phone = "the phone's date and time picker"
+    stored = "ISO text without zone, the district's time (`2026-11-20T09:30`)"
+    open311_datatype = "datetime"
+    xlsform_types = ("datetime",)
 
     def make(self, spec: FieldSpec) -> Any:
         return wtf.DateTimeLocalField(spec.id, format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
@@ -155,6 +422,14 @@ class DateTimeType(FieldType):
     def form_data(self, value: Any) -> Any:
         return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"}
+
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text, None
+
+
+# -- choices ----------------------------------------------------------------------------------------------------
 
 class ChoiceField(wtf.SelectField):
     """A select that never refuses on its own: the engine checks choices only for visible fields."""
@@ -176,9 +451,25 @@ class MultiChoiceField(wtf.SelectMultipleField):
         pass
 
 
+def _choice_schema(spec: FieldSpec | None) -> dict[str, Any]:
+    if spec is not None and spec.choices:
+        # A client may send a choice's value as the definition writes it or as text (what a page posts).
+        return {"enum": list(dict.fromkeys([v for v, _label in spec.choices] + [str(v) for v, _ in spec.choices]))}
+    return {"type": ["string", "integer"]}
+
+
 @register("single_choice")
 class SingleChoiceType(FieldType):
     template = "single_choice"
+    display = "choices"
+    is_choice = True
+    offers_choices = True
+    needs_choices = True
+    phone = "radio buttons for up to 6 fixed choices, otherwise a list"
+    stored = "the choice's `value`"
+    open311_datatype = "singlevaluelist"
+    open311_arguments = frozenset({"service_code"})
+    xlsform_types = ("select_one",)
 
     def make(self, spec: FieldSpec) -> Any:
         # Few static choices read best as radio buttons on a phone; long or live lists as a select.
@@ -192,16 +483,28 @@ class SingleChoiceType(FieldType):
     def form_data(self, value: Any) -> Any:
         return None if value is None else str(value)
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return _choice_schema(spec)
 
-@register("area")
-class AreaType(SingleChoiceType):
-    def make(self, spec: FieldSpec) -> Any:
-        return ChoiceField(spec.id, choices=[], validate_choice=False)
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text, None
+
+    def docs(self) -> dict[str, str]:
+        return {**super().docs(), "XLSForm": "`select_one` LIST, `acknowledge` (one choice `OK`)"}
 
 
 @register("multiple_choice")
 class MultipleChoiceType(FieldType):
     template = "multiple_choice"
+    display = "choices"
+    is_choice = True
+    multiple = True
+    offers_choices = True
+    needs_choices = True
+    phone = "check boxes"
+    stored = "list of values"
+    open311_datatype = "multivaluelist"
+    xlsform_types = ("select_multiple",)
 
     def make(self, spec: FieldSpec) -> Any:
         return MultiChoiceField(spec.id, choices=[], validate_choice=False)
@@ -212,53 +515,47 @@ class MultipleChoiceType(FieldType):
     def form_data(self, value: Any) -> Any:
         return [str(v) for v in value or []]
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "array", "items": _choice_schema(spec)}
 
-class UploadsField(wtf.Field):
-    """Photos or files: kept upload ids (hidden or checkbox inputs) and new files under the same name."""
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return text.split(), None
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.kept: list[int] = []
-        self.new_files: list[FileStorage] = []
-
-    def process_formdata(self, valuelist: list) -> None:
-        self.kept, self.new_files = [], []
-        for item in valuelist:
-            if isinstance(item, FileStorage):
-                if item.filename:
-                    self.new_files.append(item)
-            elif isinstance(item, str) and item.isascii() and item.isdigit() and len(item) <= 10:
-                self.kept.append(int(item))
-        self.data = list(self.kept)
-
-    def process_data(self, value: Any) -> None:
-        self.kept = [int(v) for v in value or [] if str(v).isascii() and str(v).isdigit() and len(str(v)) <= 10]
-        self.data = list(self.kept)
-
-    def _value(self) -> str:
-        return ""
-
-    def __call__(self, **kwargs: Any) -> Markup:  # rendered by its template, not here
-        return Markup("")
+    def docs(self) -> dict[str, str]:
+        return {**super().docs(), "XLSForm": "`select_multiple` LIST"}
 
 
-@register("photo")
-class PhotoType(FieldType):
-    template = "uploads"
+# -- places -----------------------------------------------------------------------------------------------------
+
+@register("area")
+class AreaType(SingleChoiceType):
+    display = "value"
+    needs_choices = False
+    names_area = True
+    live_choices = "areas"
+    phone = "a list of the scheme's areas (roads, segments, grids), filtered by `area_kinds`"
+    stored = "the area's key"
+    open311_datatype = None
+    open311_arguments = frozenset()
+    xlsform_types = ()
 
     def make(self, spec: FieldSpec) -> Any:
-        return UploadsField(spec.id)
+        return ChoiceField(spec.id, choices=[], validate_choice=False)
 
-    def value(self, field: Any) -> Any:
-        return list(field.kept)
+    def area_key(self, value: Any) -> str | None:
+        return value or None
 
-    def accept(self, spec: FieldSpec) -> str:
-        return ",".join(["image/*"] + (["application/pdf"] if "pdf" in spec.accept else []))
+    def with_area(self, key: str) -> Any:
+        return key
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "string", "description": "An area's key."}
 
-@register("file")
-class FileType(PhotoType):
-    pass
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+        return FieldType.xlsform_default(self, text, raw)
+
+    def docs(self) -> dict[str, str]:
+        return {**FieldType.docs(self)}
 
 
 class LocationField(wtf.Field):
@@ -293,9 +590,24 @@ class LocationField(wtf.Field):
         return Markup("")
 
 
+LOCATION_PARTS = ("lat", "lng", "accuracy", "area")
+LOCATION_LIMITS = {"lat": (-90, 90), "lng": (-180, 180), "accuracy": (0, math.inf)}
+
+
 @register("location")
 class LocationType(FieldType):
     template = "location"
+    display = "location"
+    gives_location = True
+    names_area = True
+    offers_choices = True
+    live_choices = "areas"
+    one_input = False
+    phone = ('"use my current location" (browser geolocation with accuracy), and a road/grid list as the '
+             "fallback")
+    stored = "`{lat, lng, accuracy, area}`"
+    open311_arguments = frozenset({"location"})
+    xlsform_types = ("geopoint", "location", "gps")
 
     def make(self, spec: FieldSpec) -> Any:
         return LocationField(spec.id)
@@ -303,19 +615,211 @@ class LocationType(FieldType):
     def value(self, field: Any) -> Any:
         return dict(field.data) if field.data else None
 
+    def chosen(self, value: Any) -> frozenset[str]:
+        return super().chosen(value.get("area") if isinstance(value, dict) else None)
+
+    def area_key(self, value: Any) -> str | None:
+        return value.get("area") if isinstance(value, dict) else None
+
+    def with_area(self, key: str) -> Any:
+        return {"area": key}
+
+    def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
+        if isinstance(value, dict):
+            parts = [f"{value['lat']},{value['lng']}"] if "lat" in value else []
+            return [" ".join(parts + ([value["area"]] if value.get("area") else []))]
+        return super().export_cells(spec, value)
+
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "object", "additionalProperties": False, "properties": {
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lng": {"type": "number", "minimum": -180, "maximum": 180},
+            "accuracy": {"type": "number", "minimum": 0, "description": "In metres."},
+            "area": {"type": "string", "description": "An area's key (the road or grid picked)."}}}
+
+    def api_input(self, spec: FieldSpec, value: Any, name: str, data: MultiDict, _: Gettext) -> str | None:
+        # Checked here: the page's location input keeps quiet about numbers it cannot use (a phone's own
+        # reading is never wrong, a client's may be).
+        if not isinstance(value, dict) or set(value) - set(LOCATION_PARTS):
+            return _("An object with lat, lng, accuracy and area is expected.")
+        if (value.get("lat") is None) != (value.get("lng") is None):
+            return _("lat and lng go together.")
+        for part, (low, high) in LOCATION_LIMITS.items():
+            number = value.get(part)
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)
+                                       or not math.isfinite(number) or not low <= number <= high):
+                return _("lat from -90 to 90, lng from -180 to 180 and accuracy from 0, as numbers.")
+        area = value.get("area")
+        if area is not None and form_text(area) is None:
+            return _("The area is an area's key.")
+        for part in LOCATION_PARTS:
+            if value.get(part) is not None:
+                data.add(f"{name}-{part}", form_text(value[part]))
+        return None
+
+
+# -- uploads ----------------------------------------------------------------------------------------------------
+
+class UploadsField(wtf.Field):
+    """Photos or files: kept upload ids (hidden or checkbox inputs) and new files under the same name."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.kept: list[int] = []
+        self.new_files: list[FileStorage] = []
+
+    def process_formdata(self, valuelist: list) -> None:
+        self.kept, self.new_files = [], []
+        for item in valuelist:
+            if isinstance(item, FileStorage):
+                if item.filename:
+                    self.new_files.append(item)
+            elif isinstance(item, str) and item.isascii() and item.isdigit() and len(item) <= 10:
+                self.kept.append(int(item))
+        self.data = list(self.kept)
+
+    def process_data(self, value: Any) -> None:
+        self.kept = [int(v) for v in value or [] if str(v).isascii() and str(v).isdigit() and len(str(v)) <= 10]
+        self.data = list(self.kept)
+
+    def _value(self) -> str:
+        return ""
+
+    def __call__(self, **kwargs: Any) -> Markup:  # rendered by its template, not here
+        return Markup("")
+
+
+@register("photo")
+class PhotoType(FieldType):
+    template = "uploads"
+    display = "uploads"
+    is_file = True
+    multiple = True
+    one_input = False
+    default_accept = ("image",)
+    phone = "opens the camera (`capture`), several photos (`max_files`), size limit (`max_size_mb`)"
+    stored = "list of upload ids"
+    api_doc = "list of `{name, content}`, the content in base64"
+    open311_arguments = frozenset({"media"})
+    xlsform_types = ("image", "photo")
+
+    def make(self, spec: FieldSpec) -> Any:
+        return UploadsField(spec.id)
+
+    def value(self, field: Any) -> Any:
+        return list(field.kept)
+
+    def accept(self, spec: FieldSpec) -> str:
+        return ",".join(["image/*"] + (["application/pdf"] if "pdf" in spec.accept else []))
+
+    def limits(self, spec: FieldSpec, value: Any) -> Iterator[tuple[str, dict]]:
+        yield from super().limits(spec, value)
+        if spec.max_files and isinstance(value, list) and len(value) > spec.max_files:
+            yield "max_files", {"max_files": spec.max_files}
+
+    def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
+        return [""] if value is None else [len(value)]  # how many: the files themselves are on the record's page
+
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        schema: dict[str, Any] = {"type": "array", "items": {
+            "type": "object", "required": ["content"], "additionalProperties": False,
+            "properties": {"name": {"type": "string"},
+                           "content": {"type": "string", "contentEncoding": "base64"}}}}
+        if spec is not None and spec.max_files:
+            schema["maxItems"] = spec.max_files
+        return schema
+
+    def api_input(self, spec: FieldSpec, value: Any, name: str, data: MultiDict, _: Gettext) -> str | None:
+        if not isinstance(value, list):
+            return _("A list of files is expected.")
+        files = []
+        for item in value:
+            if (not isinstance(item, dict) or not isinstance(item.get("content"), str)
+                    or set(item) - {"name", "content"}):
+                return _("Each file is an object with a name and its content in base64.")
+            try:
+                content = base64.b64decode(item["content"], validate=True)
+            except (binascii.Error, ValueError):
+                return _("A file's content is not valid base64.")
+            filename = item.get("name") if isinstance(item.get("name"), str) else ""
+            files.append(FileStorage(io.BytesIO(content), filename=(filename or "upload").replace("\x00", "")[:200]))
+        for storage in files:
+            data.add(name, storage)
+        return None
+
+    def from_xlsform(self, out: dict[str, Any]) -> None:
+        out.update({"max_files": 1, "accept": ["image"], "capture": True})
+
+
+@register("file")
+class FileType(PhotoType):
+    default_accept = ("image", "pdf")
+    phone = "pictures or PDF (`accept: [image, pdf]`)"
+    open311_arguments = frozenset()
+    xlsform_types = ("file",)
+
+    def from_xlsform(self, out: dict[str, Any]) -> None:
+        out["max_files"] = 1
+
+
+# -- no value of their own, or values of their children ---------------------------------------------------------
 
 @register("note")
 class NoteType(FieldType):
     template = "note"
+    has_value = False
+    one_input = False
+    phone = "read-only text"
+    stored = "—"
+    xlsform_types = ("note",)
 
     def make(self, spec: FieldSpec) -> Any:
         return None
 
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return None
 
-def live_attrs(live_url: str | None) -> dict[str, str]:
-    """htmx attributes that ask the server for the form again when this input changes."""
-    return {"hx-post": live_url, "hx-trigger": "change"} if live_url else {}
+    def docs(self) -> dict[str, str]:
+        return {**super().docs(), "in the JSON API": "—"}
 
 
-def field_type(name: str) -> FieldType:
-    return FIELD_TYPES[name]
+@register("section")
+class SectionType(NoteType):
+    """A titled group: its fields' values sit at its own level (the form's page renders it around them)."""
+
+    template = ""
+    transparent = True
+    phone = "a titled group; hiding it hides everything in it"
+    stored = "(its fields, at the top level)"
+    xlsform_types = ()
+
+    def docs(self) -> dict[str, str]:
+        return {**super().docs(), "in the JSON API": "(its fields, at the top level)",
+                "XLSForm": "`begin group` … `end group`"}
+
+
+@register("repeat")
+class RepeatType(FieldType):
+    """Rows of its fields, added and removed on the page (which renders it around them)."""
+
+    template = ""
+    holds_rows = True
+    one_input = False
+    phone = "rows added and removed with buttons (`min_repeat`, `max_repeat`)"
+    stored = "list of row objects"
+
+    def make(self, spec: FieldSpec) -> Any:
+        return None  # the builder makes a list of row forms of its children
+
+    def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
+        return [""] if value is None else [len(value)]  # how many rows
+
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        rows = values_schema(spec.children) if spec is not None else {"type": "object"}
+        schema: dict[str, Any] = {"type": "array", "items": rows}
+        if spec is not None and spec.max_repeat:
+            schema["maxItems"] = spec.max_repeat
+        return schema
+
+    def docs(self) -> dict[str, str]:
+        return {**super().docs(), "XLSForm": "`begin repeat` … `end repeat`"}

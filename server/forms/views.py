@@ -17,7 +17,7 @@ from ..extensions import db
 from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec
-from .fields import FIELD_TYPES, live_attrs
+from .fields import live_attrs
 from .models import Submission
 from .uploads import make_thumbnail
 
@@ -26,8 +26,7 @@ bp = Blueprint("forms", __name__, template_folder="templates", url_prefix="/f")
 
 @bp.record_once
 def _register_globals(state) -> None:  # noqa: ANN001
-    # Macros imported without context still see globals: the field-type registry picks each snippet.
-    state.app.jinja_env.globals["FIELD_TYPES"] = FIELD_TYPES
+    # Macros imported without context still see globals (each field's type, `f.kind`, picks its snippet).
     state.app.jinja_env.globals["live_attrs"] = live_attrs
 
 

@@ -73,6 +73,7 @@ from ruamel.yaml import YAML
 
 from ..definitions.references import FORM_CONTEXT_NAMES
 from ..expressions import check_expression
+from .fields import FIELD_TYPES, FieldType
 
 __all__ = ["ExpressionScope", "XlsformError", "XlsformIssue", "import_xlsform", "sanitize_id", "to_yaml",
            "translate_expression"]
@@ -123,18 +124,46 @@ _SELECTS = {alias: kind for alias, kind in aliases.select.items()
 _SELECT_RE = re.compile(r"^(?P<command>" + "|".join(re.escape(a) for a in sorted(_SELECTS, key=len, reverse=True))
                         + r")\s+(?P<list>\S+)(?:\s+(?P<other>.+))?$", re.IGNORECASE)
 
-_TYPES = {
-    "text": "text", "string": "text",
-    "integer": "integer", "int": "integer",
-    "decimal": "decimal",
-    "date": "date", "time": "time", "datetime": "datetime",
-    "image": "photo", "photo": "photo",
-    "file": "file",
-    "geopoint": "location", "location": "location", "gps": "location",
-    "note": "note",
-    "calculate": "calculate",
-    "acknowledge": "acknowledge",
-}
+# XLSForm types that are not a field type of their own: the importer makes them fields itself.
+_OWN_TYPES = {"calculate": "calculate", "acknowledge": "acknowledge"}
+
+
+def _types() -> dict[str, str]:
+    """XLSForm type (lower-cased) → Fangan field type, as the registered field types declare (`xlsform_types`;
+    one with an `xlsform_appearance` is taken only with that appearance), selects aside."""
+    out: dict[str, str] = {}
+    for name, kind in FIELD_TYPES.items():
+        for xls_type in kind.xlsform_types if kind.xlsform_appearance is None else ():
+            if xls_type.lower() not in _SELECTS:
+                out.setdefault(xls_type.lower(), name)
+    return {**out, **_OWN_TYPES}
+
+
+def _select_type(command: str) -> str:
+    """The field type a select command becomes (the one that declares `select_one` or `select_multiple`)."""
+    wanted = "select_one" if _SELECTS[command] == _SELECT_ONE else "select_multiple"
+    return next(name for name, kind in FIELD_TYPES.items() if wanted in kind.xlsform_types)
+
+
+def _with_appearance(xls_type: str, appearance: str) -> str | None:
+    """The field type an XLSForm type becomes with this appearance (text + multiline → textarea), if any."""
+    words = appearance.split()
+    return next((name for name, kind in FIELD_TYPES.items() if kind.xlsform_appearance in words
+                 and xls_type in (t.lower() for t in kind.xlsform_types)), None)
+
+
+def _kind(type_name: str | None) -> FieldType | None:
+    return FIELD_TYPES.get(type_name)
+
+
+def _is_choice(type_name: str | None) -> bool:
+    kind = _kind(type_name)
+    return kind is not None and kind.is_choice
+
+
+def _is_single_choice(type_name: str | None) -> bool:
+    kind = _kind(type_name)
+    return kind is not None and kind.is_choice and not kind.multiple
 # Metadata is filled by the phone, never by a person: every type pyxform preloads, plus the session log.
 _METADATA = {name.lower() for name, spec in QUESTION_TYPE_DICT.items() if "jr:preload" in spec.get("bind", {})}
 _METADATA |= {"audit", "start-geopoint"}
@@ -443,9 +472,9 @@ class _Emitter:
             if side == ("str", ""):
                 return f"{self.text(other, _ADD)} {'is' if operator == '=' else 'is not'} None"
         # Choice values are text: compare them with text even when the sheet wrote a number.
-        if self.type_of(left) in ("single_choice", "multiple_choice") and right[0] == "num":
+        if _is_choice(self.type_of(left)) and right[0] == "num":
             right = ("str", _number_literal(right[1]))
-        elif self.type_of(right) in ("single_choice", "multiple_choice") and left[0] == "num":
+        elif _is_choice(self.type_of(right)) and left[0] == "num":
             left = ("str", _number_literal(left[1]))
         symbol = "==" if operator == "=" else "!="
         return f"{self.text(left, _ADD)} {symbol} {self.text(right, _ADD)}"
@@ -470,21 +499,22 @@ class _Emitter:
             arity(2, 2)
             chosen, wanted = args
             chosen_text = self.text(chosen, _ADD)  # unknown fields are reported before wrong types
-            if self.type_of(chosen) not in ("single_choice", "multiple_choice"):
+            if not _is_choice(self.type_of(chosen)):
                 raise _Untranslatable("selected() needs a select_one or select_multiple field first")
             if wanted[0] == "num":
                 wanted = ("str", _number_literal(wanted[1]))
-            if self.type_of(chosen) == "single_choice":
+            if _is_single_choice(self.type_of(chosen)):
                 return f"{chosen_text} == {self.text(wanted, _ADD)}", _CMP
             return f"{self.text(wanted, _ADD)} in {chosen_text}", _CMP
         if name == "count-selected":
             arity(1, 1)
-            if self.type_of(args[0]) == "single_choice":
+            if _is_single_choice(self.type_of(args[0])):
                 raise _Untranslatable("count-selected() needs a select_multiple field")
             return f"len({self.text(args[0])})", _ATOM
         if name == "count":
             arity(1, 1)
-            if args[0][0] != "field" or self.type_of(args[0]) != "repeat":
+            kind = _kind(self.type_of(args[0]))
+            if args[0][0] != "field" or kind is None or not kind.holds_rows:
                 raise _Untranslatable("count() is only supported on a repeat group, as count(${repeat})")
             return f"len({self.text(args[0])})", _ATOM
         if name == "concat":
@@ -525,7 +555,7 @@ def _number_kind(node: ast.AST, types: dict[str, str]) -> str | None:
         return {int: "integer", float: "decimal"}.get(type(node.value))
     if isinstance(node, ast.Name):
         kind = types.get(node.id)
-        return kind if kind in ("integer", "decimal") else None
+        return kind if _kind(kind) is not None and _kind(kind).number else None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         return _number_kind(node.operand, types)
     if isinstance(node, ast.BinOp):
@@ -667,6 +697,7 @@ class _Entry:
     row: _Row
     category: str  # field | begin_group | end_group | begin_repeat | end_repeat | metadata | skip
     type: str = ""  # Fangan type for fields (or calculate / acknowledge), as written for metadata
+    xlsform_type: str = ""  # the row's own type, lower-cased
     list_name: str | None = None
     name: str = ""
     id: str | None = None
@@ -774,19 +805,19 @@ class _Builder:
                                 "add an 'other' choice and a text field shown when it is chosen")
                 return entry
             entry.category, entry.list_name = "field", select.group("list")
-            entry.type = "single_choice" if _SELECTS[select.group("command").lower()] == _SELECT_ONE \
-                else "multiple_choice"
+            entry.type = _select_type(select.group("command").lower())
             return entry
         if lowered in _SELECTS:
             self.issues.add("survey", row.number, column, f"type '{raw}' needs a choice list name after it")
             return entry
-        if lowered in _TYPES:
-            entry.category, entry.type = "field", _TYPES[lowered]
+        types = _types()
+        if lowered in types:
+            entry.category, entry.type, entry.xlsform_type = "field", types[lowered], lowered
             return entry
         if lowered in _METADATA:
             entry.category, entry.type = "metadata", lowered
             return entry
-        known = [*_TYPES, "select_one", "select_multiple", "begin group", "begin repeat"]
+        known = [*types, "select_one", "select_multiple", "begin group", "begin repeat"]
         hint = difflib.get_close_matches(lowered, known, n=1, cutoff=0.75)
         supported = f"; did you mean '{hint[0]}'?" if hint else ""
         self.issues.add("survey", row.number, column, f"type '{raw}' is not supported{supported}")
@@ -950,11 +981,10 @@ class _Builder:
         if "search(" in appearance:
             self.issues.add("survey", number, self.survey.header("appearance"),
                             "appearance search() reads choices from a CSV file, which is not supported")
-        if kind == "text" and "multiline" in appearance.split():
-            kind = "textarea"
+        kind = _with_appearance(entry.xlsform_type, appearance) or kind
         out: dict[str, Any] = {"id": entry.id, "type": kind}
         self.common(entry, out)
-        if kind == "note":
+        if _kind(kind) is not None and not _kind(kind).has_value:
             return out
         self.required(entry, out)
         readonly = _cell_text(entry.row.cells.get("read_only")).lower()
@@ -975,15 +1005,13 @@ class _Builder:
             out["calculate"] = calculation
         self.default(entry, out)
         self.constraint(entry, out)
-        if kind in ("single_choice", "multiple_choice"):
-            self.attach_choices(entry, out)
-        elif kind == "acknowledge":
+        if kind == "acknowledge":
             out["type"] = "single_choice"
             out["choices"] = [{"value": "OK", "label": {"zh": "确认", "en": "OK"}}]
-        elif kind == "photo":
-            out.update({"max_files": 1, "accept": ["image"], "capture": True})
-        elif kind == "file":
-            out["max_files"] = 1
+        elif _kind(kind) is not None:
+            if _kind(kind).needs_choices:
+                self.attach_choices(entry, out)
+            _kind(kind).from_xlsform(out)
         return _ordered(out)
 
     def calculated_type(self, calculation: str | None) -> str:
@@ -1024,29 +1052,19 @@ class _Builder:
             if computed:
                 out["default_from"] = computed
             return
-        kind = out["type"]
-        value: Any = text
-        if kind in ("integer", "decimal"):
-            try:
-                value = float(text) if kind == "decimal" else int(text)
-            except ValueError:
-                wanted = "a number" if kind == "decimal" else "a whole number"
-                self.issues.add("survey", number, column, f"default '{text}' is not {wanted}")
-                return
-        elif kind in ("single_choice", "multiple_choice"):
-            value = text if kind == "single_choice" else text.split()
+        kind = _kind(out["type"])
+        value, problem = (kind.xlsform_default(text, raw) if kind is not None
+                          else (None, f"a default is not supported on type '{out['type']}'"))
+        if problem:
+            self.issues.add("survey", number, column, problem)
+            return
+        if kind is not None and kind.needs_choices:
             known = {c.value for c in self.lists.get(entry.list_name or "", [])}
             missing = [v for v in ([value] if isinstance(value, str) else value) if known and v not in known]
             if missing:
                 self.issues.add("survey", number, column, f"default '{missing[0]}' is not a choice of list "
                                 f"'{entry.list_name}'")
                 return
-        elif kind in ("date", "datetime", "time"):
-            if isinstance(raw, datetime) and kind == "date":
-                value = raw.date().isoformat()
-        elif kind not in ("text", "textarea"):
-            self.issues.add("survey", number, column, f"a default is not supported on type '{kind}'")
-            return
         out["default"] = value
 
     def attach_choices(self, entry: _Entry, out: dict) -> None:

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.registry import registry
+
 # Crockford's base32 without I, L, O and U: easy to read aloud and to type on a phone.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 10  # 9 random symbols (45 bits) and a check symbol
@@ -110,12 +112,16 @@ def bot_check(honeypot: str | None, rendered_at: float | None, now: float, min_s
 
 # -- Open311 GeoReport v2 ----------------------------------------------------------------------------------------
 
+# Field type → GeoReport v2 attribute datatype, as each registered field type declares it (`open311_datatype` in
+# server/forms/fields.py); types with no counterpart (photos, places, repeats) are not offered to Open311 clients.
+OPEN311_DATATYPES = registry("field type").where("open311_datatype")
+
+
 def open311_attributes(fields: list[Any], text: Any) -> list[dict[str, Any]]:
-    """A form's non-standard fields as a service definition's attributes (`text` renders a label). Each field's
-    type gives its GeoReport v2 datatype; types with no counterpart (photos, places, repeats) are not offered."""
+    """A form's non-standard fields as a service definition's attributes (`text` renders a label)."""
     out = []
-    for order, f in enumerate((f for f in fields if f.kind.open311_datatype), start=1):
-        datatype = f.kind.open311_datatype
+    for order, f in enumerate((f for f in fields if f.type in OPEN311_DATATYPES), start=1):
+        datatype = OPEN311_DATATYPES[f.type]
         values = [{"key": str(value), "name": text(label) or str(value)} for value, label in f.choices]
         out.append({"variable": True, "code": f.id, "datatype": datatype, "required": bool(f.required),
                     "datatype_description": text(f.hint) or None, "order": order,

@@ -24,7 +24,7 @@ from ..core.secrets import fingerprint, seal, unseal
 from ..definitions.service import DefinitionRef, categories_within, current_scheme_data
 from ..extensions import db
 from ..forms import service as forms
-from ..forms.engine import FormSpec, form_spec
+from ..forms.engine import FieldSpec, FormSpec, form_spec
 from ..forms.models import Submission, Upload
 from ..org.models import Area, Unit
 from ..org.service import area_at
@@ -54,9 +54,9 @@ def report_form(scheme_key: str) -> tuple[DefinitionRef, FormSpec]:
     return version, form_spec(version.data)
 
 
-def _area_field(spec: FormSpec) -> tuple[str, str] | None:
-    """(field id, kind) of the form's first place field: an area field, or a location's road picker."""
-    return next(((f.id, f.type) for f in spec.top_level() if f.type in ("area", "location")), None)
+def _area_field(spec: FormSpec) -> FieldSpec | None:
+    """The form's first place field: an area field, or a location's road picker (a field that can name an area)."""
+    return next((f for f in spec.top_level() if f.kind.names_area), None)
 
 
 def open_report(scheme_key: str, area_key: str | None = None) -> forms.FormPage:
@@ -66,7 +66,7 @@ def open_report(scheme_key: str, area_key: str | None = None) -> forms.FormPage:
     place = _area_field(spec)
     if area_key and place and db.session.scalar(select(Area.id).filter_by(scheme_key=scheme_key, key=area_key,
                                                                           active=True)):
-        prefill[place[0]] = {"area": area_key} if place[1] == "location" else area_key
+        prefill[place.id] = place.kind.with_area(area_key)
     return forms.open_form(None, scheme_key, spec, version, prefill=prefill)
 
 
@@ -231,7 +231,7 @@ def public_photo_ids(case: Case, which: str) -> list[int]:
     report_spec = form_spec(case.submission.definition_version.data) if case.submission else None
     if which == "before" and report_spec is not None:
         for f in report_spec.top_level():
-            if f.type in forms.FILE_TYPES and f.public:
+            if f.kind.is_file and f.public:
                 ids += [int(i) for i in case.submission.data.get(f.id) or []]
     if which == "after":
         for event in case.events:
@@ -239,7 +239,7 @@ def public_photo_ids(case: Case, which: str) -> list[int]:
                 continue  # the report itself is "before"
             spec = form_spec(event.submission.definition_version.data)
             for f in spec.top_level():
-                if f.type in forms.FILE_TYPES and f.public:
+                if f.kind.is_file and f.public:
                     ids += [int(i) for i in event.submission.data.get(f.id) or []]
     return ids
 
