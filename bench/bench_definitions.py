@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 from ruamel.yaml import YAML  # noqa: E402
 
+from server import builtins  # noqa: E402, F401 - the registries the definition checks read
 from server.definitions.bundle import check_files, library_files, read_source  # noqa: E402
 from server.expressions import compile_expression  # noqa: E402
 

@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     database.init_app(app)
 
+    from . import builtins  # noqa: F401 - the built-in field types, choice sources and metric sources
     from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
     csrf.init_app(app)
@@ -94,11 +95,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.service import open_cases_from_record
 
     AFTER_STORE.update(flag_location=flag_location, open_cases=open_cases_from_record)
-
-    from .assessment.service import METRIC_SOURCES
-    from .public.service import satisfaction_rates
-
-    METRIC_SOURCES["satisfaction_rate"] = satisfaction_rates
 
     from .core.errors import register_error_handlers
 

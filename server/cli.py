@@ -506,17 +506,20 @@ def setup(admin_name: str, url: str) -> None:
 
 
 @click.command("docs")
-@click.option("--check", is_flag=True, help="Fail if docs/reference is out of date instead of writing it.")
+@click.option("--check", is_flag=True, help="Fail if the generated docs are out of date instead of writing them.")
 @with_appcontext
 def docs(check: bool) -> None:
-    """Write docs/reference/*.md from the JSON Schemas."""
-    from .definitions.docs import write_reference
+    """Write docs/reference/*.md from the JSON Schemas, and the tables of registered field types, choice sources
+    and metric sources in docs/*.md."""
+    from .definitions.docs import write_reference, write_registry_tables
 
-    root = Path(current_app.config["FANGAN_ROOT"]) / "docs" / "reference"
-    stale = write_reference(root, check=check)
+    docs_root = Path(current_app.config["FANGAN_ROOT"]) / "docs"
+    root = docs_root / "reference"
+    stale = write_reference(root, check=check) + write_registry_tables(docs_root, check=check)
     if check and stale:
-        raise click.ClickException("docs/reference is out of date: run `fangan docs`. Stale: " + ", ".join(stale))
-    click.echo("docs/reference is up to date." if check else f"Wrote {root}.")
+        raise click.ClickException("the generated docs are out of date: run `fangan docs`. Stale: " + ", ".join(stale))
+    click.echo("docs/reference and the registry tables are up to date." if check else f"Wrote {root} and the registry "
+               "tables in docs/.")
 
 
 # -- API clients --------------------------------------------------------------------------------------------------

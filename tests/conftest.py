@@ -19,7 +19,7 @@ import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server import create_app
+from server import builtins, create_app  # noqa: F401 - builtins: the registries the definition checks read
 from server.extensions import db
 from tests.support.clock import NOW
 from tests.support.factories import rolled_back

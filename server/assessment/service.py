@@ -19,20 +19,20 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..calendar.clock import district_today, district_zone
+from ..calendar.clock import district_today
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import categories_within, current_scheme_data, current_version
-from ..expressions import ExpressionError, compile_expression
+from ..definitions.service import current_scheme_data, current_version
+from ..expressions import compile_expression
 from ..extensions import db
-from ..forms.models import Submission
 from ..org.models import Unit
 from ..patrols import engine as patrol_engine
 from ..web.i18n import tr
 from . import engine
 from .engine import Flag, Grade, SheetSpec, UnitScore, Veto
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
+from .sources import is_entered, period_bounds, source_of
 
 
 def sheet_of(scheme_key: str, sheet_id: str) -> tuple[DefinitionVersion, SheetSpec]:
@@ -58,128 +58,18 @@ def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
 
 # -- metrics -------------------------------------------------------------------------------------------------
 
-def _bounds(scheme_key: str, period: patrol_engine.Period) -> tuple[dt.datetime, dt.datetime]:
-    zone = district_zone(scheme_key)
-    return (dt.datetime.combine(period.start, dt.time(), zone).astimezone(dt.UTC),
-            dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC))
-
-
-def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    rate = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate",
-            "reworked": "rework_rate", "extended": "extension_rate"}[
-        metric.get("rate", "rectified")]
-    rows = _ledger(scheme_key, period, tuple(categories_within(scheme_key, metric.get("categories") or ())),
-                   metric.get("workflow"))
-    values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
-    return {unit_id: values.get(unit_id) for unit_id in unit_ids}
-
-
-def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...],
-            workflow: str | None = None) -> list[dict[str, Any]]:
-    """The ledger of the period, once per request for each filter (several rate metrics share it)."""
-    from flask import g, has_request_context
-
-    from ..workflow.models import Case
-    from ..workflow.service import ledger_rows
-
-    key = (scheme_key, period.start, period.end, categories, workflow)
-    cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
-    if key not in cache:
-        cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None,
-                                 where=Case.workflow_key == workflow if workflow else None)
-    return cache[key]
-
-
-def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    from ..workflow.models import Case
-    from ..workflow.service import uncounted
-
-    begin, finish = _bounds(scheme_key, period)
-    query = (select(Case.unit_id, func.count(Case.id))
-             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
-                    Case.unit_id.in_(unit_ids)).group_by(Case.unit_id))
-    if metric.get("categories"):
-        query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
-    if metric.get("workflow"):
-        query = query.where(Case.workflow_key == metric["workflow"])
-    if metric.get("state_kinds"):
-        query = query.where(Case.state_kind.in_(metric["state_kinds"]))
-    if not metric.get("uncounted"):
-        query = query.where(~uncounted())
-    if metric.get("filter"):
-        return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
-    counts = dict(db.session.execute(query).all())
-    return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
-
-
-def _filtered_case_count(query: Any, condition: Any, unit_ids: list[int], metric_id: str) -> dict[int, int]:
-    """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
-    `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`."""
-    from ..workflow.models import Case
-
-    rows = db.session.execute(query.with_only_columns(
-        Case.unit_id, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
-        Case.rework_count).group_by(None)).all()
-    counts: dict[int, int] = defaultdict(int)
-    for unit_id, data, state, kind, outcome, category, overdue, rework in rows:
-        names = {**(data or {}), "category": category, "state": state,
-                 "case": {"state": state, "state_kind": kind, "outcome": outcome, "category": category,
-                          "overdue": bool(overdue), "rework_count": rework}}
-        try:
-            if condition.evaluate(names):
-                counts[unit_id] += 1
-        except ExpressionError as exc:
-            raise DomainError(_("The filter of %(metric)s cannot be evaluated: %(problem)s", metric=metric_id,
-                                problem=str(exc))) from None
-    return {unit_id: counts.get(unit_id, 0) for unit_id in unit_ids}
-
-
-def _form_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    begin, finish = _bounds(scheme_key, period)
-    query = (select(Submission.unit_id, func.count(Submission.id))
-             .where(Submission.scheme_key == scheme_key, Submission.form_key == metric["form"],
-                    Submission.occurred_at >= begin, Submission.occurred_at < finish,
-                    Submission.unit_id.in_(unit_ids)).group_by(Submission.unit_id))
-    counts = dict(db.session.execute(query).all())
-    return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
-
-
-def _patrol_compliance(scheme_key: str, metric: dict, period: patrol_engine.Period,
-                       unit_ids: list[int]) -> dict[int, Any]:
-    """Missed rule periods (a person-week short, a unit-month short) of the unit's people or of the unit,
-    counting the rule periods that end inside the sheet's period."""
-    from ..patrols.service import compliance, rule_of
-
-    rule = rule_of(scheme_key, metric["patrol_rule"])
-    missed: dict[int, int] = defaultdict(int)
-    today = district_today(scheme_key)
-    for verdict in compliance(scheme_key, rule, period.start, period.end, today):
-        if period.start <= verdict.period.end <= period.end and verdict.missed(today):
-            missed[verdict.subject.get("unit_id")] += 1
-    return {unit_id: missed.get(unit_id, 0) for unit_id in unit_ids}
-
-
-# Where each kind of metric comes from; `manual` metrics are entered by assessors. The options each source
-# reads are listed with the scheme check (definitions.references.METRIC_OPTIONS), which refuses the others.
-METRIC_SOURCES = {
-    "case_rate": _case_rate,
-    "case_count": _case_count,
-    "form_count": _form_count,
-    "patrol_compliance": _patrol_compliance,
-}
-
-
 def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
                   manual: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
-    """Every metric of the sheet for every unit: {unit id: {metric id: value}} (None where there is none)."""
+    """Every metric of the sheet for every unit: {unit id: {metric id: value}} (None where there is none). Each
+    metric's source (`sources.py`) computes it, or assessors entered it (`manual`: the period's marks)."""
     manual = manual or {}
     unit_ids = [u.id for u in units]
     values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
     for metric in sheet.metrics:
-        source = METRIC_SOURCES.get(metric["source"])
-        per_unit = source(scheme_key, metric, period, unit_ids) if source else {}
+        source = source_of(metric)
+        per_unit = source.compute(scheme_key, metric, period, unit_ids) if source.compute else {}
         for unit_id in unit_ids:
-            value = per_unit.get(unit_id) if source else manual.get(unit_id, {}).get(metric["id"])
+            value = manual.get(unit_id, {}).get(metric["id"]) if source.entered else per_unit.get(unit_id)
             values[unit_id][metric["id"]] = value
     return values
 
@@ -308,7 +198,7 @@ def item_of(period: AssessmentPeriod, item_id: str) -> Any:
     sheet = sheet_spec_of(period)
     if item_id.startswith(METRIC_ITEM):
         metric = next((m for m in sheet.metrics if m["id"] == item_id[len(METRIC_ITEM):]
-                       and m["source"] == "manual"), None)
+                       and is_entered(m)), None)
         if metric is None:
             raise NotFound(_("This sheet has no such item."))
         return metric
@@ -428,7 +318,7 @@ def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, v
 def _checked_values(sheet: SheetSpec, item_id: str, values: dict[str, Any]) -> dict[str, float]:
     if item_id.startswith(METRIC_ITEM):
         metric = next((m for m in sheet.metrics if m["id"] == item_id[len(METRIC_ITEM):]), None)
-        if metric is None or metric["source"] != "manual":
+        if metric is None or not is_entered(metric):
             raise NotFound(_("This sheet has no such item."))
         allowed = {"value"}
     else:
@@ -466,7 +356,7 @@ def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str,
     of their roles; once published, every one for the office, to correct."""
     sheet = sheet_spec_of(period)
     entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
-        (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if m["source"] == "manual"]
+        (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if is_entered(m)]
     if period.state == "published" and permissions.can_run_assessment(user, period.scheme_key):
         return entries  # the office corrects any of them
     latest = latest_revision(period)
@@ -480,7 +370,7 @@ def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str,
 def assesses(user: Any, period: AssessmentPeriod, unit: Unit) -> bool:
     """Whether the user marks anything of this sheet for the unit (what an assessor's page lists)."""
     sheet = sheet_spec_of(period)
-    keys = [i.id for _s, i in sheet.items() if i.manual] + [m["id"] for m in sheet.metrics if m["source"] == "manual"]
+    keys = [i.id for _s, i in sheet.items() if i.manual] + [m["id"] for m in sheet.metrics if is_entered(m)]
     return any(permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key)) for key in keys)
 
 
@@ -615,7 +505,7 @@ def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str 
 def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
     """(unit, manual metric id) for each hand-entered metric no assessor has given a value for yet."""
     sheet = _spec(period)
-    manual = [m["id"] for m in sheet.metrics if m["source"] == "manual"]
+    manual = [m["id"] for m in sheet.metrics if is_entered(m)]
     if not manual:
         return []
     given = {(e.unit_id, e.item_key[len(METRIC_ITEM):]) for e in period.entries
@@ -942,7 +832,6 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
 def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[str, Any]:
     """The drill-down of one unit's score: each item's deductions by rule, the assessors' marks with their
     reasons and evidence, the unit's cases of the period not rectified or not on time, and its patrol misses."""
-    from ..patrols import service as patrols
     from ..workflow.models import Case, CaseDeadline
     from ..workflow.service import uncounted
 
@@ -959,23 +848,16 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
         items = {i: {"score": str(engine.shown(r.score)), "deducted": str(r.deducted), "bonus": str(r.bonus),
                      "rules": {x.rule.id: str(x.amount) for x in r.rules}}
                  for i, r in (result.score.items.items() if result else [])}
-    begin, finish = _bounds(period.scheme_key, _bounds_of(period))
+    begin, finish = period_bounds(period.scheme_key, _bounds_of(period))
     late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
     cases = list(db.session.scalars(db.select(Case).where(
         Case.scheme_key == period.scheme_key, Case.unit_id == unit.id, Case.created_at >= begin,
         Case.created_at < finish, ~uncounted(),
         or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
             Case.id.in_(late))).order_by(Case.id)))
-    misses = []
-    for metric in sheet.metrics:
-        if metric["source"] != "patrol_compliance":
-            continue
-        rule = patrols.rule_of(period.scheme_key, metric["patrol_rule"])
-        today = district_today(period.scheme_key)
-        for v in patrols.compliance(period.scheme_key, rule, period.starts_on, period.ends_on, today):
-            if (period.starts_on <= v.period.end <= period.ends_on and v.missed(today)
-                    and unit.id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])):
-                misses.append(v)
+    # What the metrics' sources list behind the unit's values (the patrol periods it missed).
+    misses = [miss for metric in sheet.metrics if source_of(metric).misses
+              for miss in source_of(metric).misses(period.scheme_key, metric, _bounds_of(period), unit.id)]
     entries = [e for e in period.entries if e.unit_id == unit.id]
     return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries}
 

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..core.registry import registry
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
 from .errors import DefinitionError
@@ -23,16 +24,9 @@ ROUTING_NAMES = frozenset({"category", "area", "area.key", "area.kind", "area.un
                            "form.*"})
 PERIOD_ORDER = ("month", "quarter", "half_year", "year")
 
-# The options each metric source reads (beyond id, name and source): anything else would be silently ignored.
+# Every metric has these; the options each metric source reads besides them are the source's (`reads` in
+# server/assessment/sources.py): anything else would be silently ignored, so it is refused.
 METRIC_COMMON = frozenset({"id", "name", "source"})
-METRIC_OPTIONS = {
-    "case_rate": frozenset({"rate", "workflow", "categories"}),
-    "case_count": frozenset({"workflow", "categories", "state_kinds", "filter", "uncounted"}),
-    "form_count": frozenset({"form"}),
-    "patrol_compliance": frozenset({"patrol_rule"}),
-    "satisfaction_rate": frozenset({"workflow", "categories"}),
-    "manual": frozenset(),
-}
 STREAK_NAMES = frozenset({"score", "grade", "rank", "flag", "flags", "passing", "vetoed"})
 
 Path = list[str | int]
@@ -279,22 +273,26 @@ class ReferenceChecker:
         return {f.get("id") for _, f in _walk_tree(doc.data.get("fields"), [], "fields") if f.get("id")}
 
     def check_form(self, doc: SourceDocument) -> None:
+        # What a field type is comes from the field type registry (server/forms/fields.py), never its name.
+        field_types = registry("field type").require()
         entries = list(_walk_tree(doc.data.get("fields"), ["fields"], "fields"))
         names = self.ids(doc, entries, "field")
         allowed = names | FORM_CONTEXT_NAMES
         for path, f in entries:
             ftype = f.get("type")
+            kind = field_types.get(ftype)  # None: the schema check named the unknown type
+            container = kind is not None and (kind.transparent or kind.holds_rows)
             for key in ("required_if", "visible_if", "calculate", "default_from"):
                 self.expr(doc, [*path, key], f.get(key), allowed)
             self.expr(doc, [*path, "choice_filter"], f.get("choice_filter"), allowed | {"choice.*"})
             for i, c in enumerate(_as_list(f.get("constraints"))):
                 if isinstance(c, dict):
                     self.expr(doc, [*path, "constraints", i, "check"], c.get("check"), allowed | {"value"})
-            if ftype in ("single_choice", "multiple_choice") and not (f.get("choices") or f.get("choices_from")):
+            if kind is not None and kind.needs_choices and not (f.get("choices") or f.get("choices_from")):
                 self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'choices' or 'choices_from'")
-            if ftype in ("section", "repeat") and not f.get("fields"):
+            if container and not f.get("fields"):
                 self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'fields'")
-            if f.get("fields") and ftype not in ("section", "repeat"):
+            if f.get("fields") and not container:
                 self.err(doc, [*path, "fields"], "only sections and repeat groups have 'fields'")
             lo, hi = f.get("min"), f.get("max")
             if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
@@ -304,27 +302,30 @@ class ReferenceChecker:
                 if v in values[:i]:
                     self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'")
         types = {f.get("id"): f.get("type") for _, f in entries}
+        kinds = {field_id: field_types.get(ftype) for field_id, ftype in types.items()}
         when = doc.data.get("record_time")
-        if when is not None and types.get(when) not in ("datetime", "date"):
+        if when is not None and not getattr(kinds.get(when), "is_moment", False):
             self.err(doc, ["record_time"], f"record_time '{when}' is not a date or datetime field of this form")
-        self._check_case_opening(doc, types, allowed)
+        self._check_case_opening(doc, types, kinds, allowed)
         mapping = doc.data.get("open311")
         if isinstance(mapping, dict):
-            wanted = {"service_code": ("single_choice",), "location": ("location",), "address_string": ("text",),
-                      "description": ("text", "textarea"), "media": ("photo",)}
+            # The field types each standard Open311 argument can take (their `open311_arguments`).
+            wanted = {key: [name for name, kind in field_types.items() if key in kind.open311_arguments]
+                      for key in mapping}
             for key, field_id in mapping.items():
                 if field_id not in types:
                     self.err(doc, ["open311", key], f"unknown field '{field_id}' of this form")
-                elif types[field_id] not in wanted.get(key, (types[field_id],)):
+                elif wanted[key] and types[field_id] not in wanted[key]:
                     self.err(doc, ["open311", key], f"'{field_id}' is a {types[field_id]} field; {key} needs "
                              + " or ".join(wanted[key]))
 
-    def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], allowed: set[str]) -> None:
+    def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], kinds: dict[str, Any],
+                            allowed: set[str]) -> None:
         opening = doc.data.get("opens_cases")
         if not isinstance(opening, dict):
             return
         group = opening.get("for_each")
-        if group is not None and types.get(group) != "repeat":
+        if group is not None and not getattr(kinds.get(group), "holds_rows", False):
             self.err(doc, ["opens_cases", "for_each"], f"'{group}' is not a repeat group of this form")
         self.expr(doc, ["opens_cases", "when"], opening.get("when"), allowed)
         for target, source in (opening.get("fill") or {}).items():
@@ -468,16 +469,19 @@ class ReferenceChecker:
         assessed = d.get("assessed") if isinstance(d.get("assessed"), dict) else {}
         self.ref(doc, ["assessed", "unit_kinds"], assessed.get("unit_kinds"), ctx["unit_kinds"], "unit kind")
         self.ref(doc, ["assessed", "units"], assessed.get("units"), ctx["units"], "unit")
+        # What a metric source reads and needs comes from its registration (server/assessment/sources.py).
+        metric_sources = registry("metric source").require()
         metrics = self.ids(doc, _walk_tree(d.get("metrics"), ["metrics"], "-"), "metric")
         for path, m in _walk_tree(d.get("metrics"), ["metrics"], "-"):
             self.ref(doc, [*path, "form"], m.get("form"), ctx["forms"], "form")
             self.ref(doc, [*path, "workflow"], m.get("workflow"), ctx["workflows"], "workflow")
             self.ref(doc, [*path, "patrol_rule"], m.get("patrol_rule"), ctx["patrol_rules"], "patrol rule")
             self.ref(doc, [*path, "categories"], m.get("categories"), ctx["categories"], "category")
-            needs = {"form_count": "form", "patrol_compliance": "patrol_rule", "case_rate": "rate"}.get(m.get("source"))
-            if needs and not m.get(needs):
-                self.err(doc, path, f"a metric with source '{m.get('source')}' needs '{needs}'")
-            takes = METRIC_OPTIONS.get(m.get("source"))
+            source = metric_sources.get(m.get("source"))  # None: the schema check named the unknown source
+            for needs in source.needs if source is not None else ():
+                if not m.get(needs):
+                    self.err(doc, path, f"a metric with source '{m.get('source')}' needs '{needs}'")
+            takes = source.reads if source is not None else None
             for key in sorted(set(m) - METRIC_COMMON - (takes or set())) if takes is not None else ():
                 self.err(doc, [*path, key], f"a metric with source '{m.get('source')}' does not read '{key}'"
                          + (f" (it reads {', '.join(sorted(takes))})" if takes else ""))
@@ -530,7 +534,7 @@ class ReferenceChecker:
         for path, streak in _walk_tree(d.get("streaks"), ["streaks"], "-"):
             self.expr(doc, [*path, "when"], streak.get("when"), STREAK_NAMES)
         manual = {m.get("id") for _p, m in _walk_tree(d.get("metrics"), ["metrics"], "-")
-                  if m.get("source") == "manual"}
+                  if getattr(metric_sources.get(m.get("source")), "entered", False)}
         funding = d.get("funding") if isinstance(d.get("funding"), dict) else None
         for path, veto in _walk_tree(d.get("vetoes"), ["vetoes"], "-"):
             self.expr(doc, [*path, "when"], veto.get("when"), names)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -11,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from ..core.registry import registry, versions
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression
 from .errors import DefinitionError, format_path
@@ -40,18 +42,47 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-@cache
-def _registry() -> Registry:
+def schema_of(name: str) -> dict[str, Any]:
+    """The JSON Schema of one kind (or `common`) as definitions are checked against it: a property that says
+    `"x-registry": "<kind of thing>"` (a field's `type`, `choices_from`, a metric's `source`) takes the names
+    registered in that registry (server/core/registry.py) as its `enum`."""
+    return _filled(name, versions())
+
+
+@lru_cache(maxsize=64)
+def _filled(name: str, _versions: tuple) -> dict[str, Any]:
+    return _fill(copy.deepcopy(load_schema(name)))
+
+
+def _fill(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "x-registry" in node:
+            node["enum"] = registry(node["x-registry"]).require().names()
+        for value in node.values():
+            _fill(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fill(value)
+    return node
+
+
+@lru_cache(maxsize=8)
+def _registry(_versions: tuple) -> Registry:
     return Registry().with_resources(
-        (BASE_URI + f"{name}.json", Resource.from_contents(load_schema(name))) for name in SCHEMA_FILES
+        (BASE_URI + f"{name}.json", Resource.from_contents(schema_of(name))) for name in SCHEMA_FILES
     )
 
 
-@cache
 def validator_for(kind: str) -> Draft202012Validator:
-    schema = load_schema(kind)
+    """The validator of one kind, with the registered names (built again when something is registered)."""
+    return _validator_for(kind, versions())
+
+
+@lru_cache(maxsize=64)
+def _validator_for(kind: str, _versions: tuple) -> Draft202012Validator:
+    schema = schema_of(kind)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=_registry(), format_checker=format_checker)
+    return Draft202012Validator(schema, registry=_registry(_versions), format_checker=format_checker)
 
 
 def _quote(value: Any) -> str:

@@ -20,18 +20,19 @@ from sqlalchemy.orm import joinedload
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..auth.models import RoleAssignment, User
+from ..auth.models import User
 from ..calendar.clock import district_zone
 from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data, current_version
+from ..definitions.service import DefinitionRef, current_scheme, current_version
 from ..expressions import ExpressionError
 from ..extensions import db
 from ..org.models import Area, Post, Unit
-from ..web.i18n import text_language, tr
+from ..web.i18n import tr
 from . import builder
-from .engine import FILE_TYPES, FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
+from .choices import CHOICE_SOURCES, ChoiceContext, ChoiceSource
+from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
 from .models import Submission, Upload
 from .uploads import DEFAULT_MAX_BYTES, FileStore, StoredFile, UploadRejected, check_upload
 
@@ -102,29 +103,9 @@ def form_context(user: Any, scheme_key: str, now: dt.datetime | None = None) -> 
 # -- live choices ----------------------------------------------------------------------
 
 
-def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict]:
-    out = []
-    for item in items:
-        label = f"{tr(parent['name'])} · {tr(item['name'])}" if parent else tr(item["name"])
-        out.append({"value": item["id"], "label": label, "parent": parent["id"] if parent else None})
-        out += _flat_categories(item.get("children", []), item)
-    return out
-
-
-@functools.cache
-def _places_query(model: Any, related: bool, by_key: bool) -> Any:
-    """A district's active units or areas (with their parents, and an area's unit, when `related`), all or
-    those of the `keys` given: built once per kind of question, the district and keys come as parameters."""
-    query = db.select(model).where(model.scheme_key == bindparam("scheme_key"), model.active.is_(True))
-    if related:
-        query = query.options(*(joinedload(r) for r in ((Unit.parent,) if model is Unit else (Area.unit, Area.parent))))
-    if by_key:
-        query = query.where(model.key.in_(bindparam("keys", expanding=True)))
-    return query.order_by(*((Unit.path,) if model is Unit else (Area.kind, Area.position)))
-
-
 def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None = None) -> builder.ChoiceSource:
-    """Choices from the definition or from live data, kept when the field's `choice_filter` holds.
+    """Choices from the definition or from a live choice source (`choices.py`), kept when the field's
+    `choice_filter` holds.
 
     `seen_areas`, when given, collects every area loaded, by key: the record stored next finds its area there
     (loaded with its unit) instead of asking the database again.
@@ -133,60 +114,26 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
     scope = (permissions.scope_for(user, scheme_key).only("form.submit")
              if getattr(user, "is_authenticated", False) else None)
 
-    def load(kind: str, wanted: frozenset[str] | None, related: bool = True) -> list[dict]:
-        """Candidates of a kind; with `wanted`, places and units are looked up by those keys only. Without
-        `related`, the keys of their units and parents are left out (no choice filter is to read them)."""
-        params = {"scheme_key": scheme_key, "keys": sorted(wanted or ())}
-        if kind == "units":
-            units = db.session.scalars(_places_query(Unit, related, wanted is not None), params)
-            return [{"value": u.key, "label": tr(u.name), "kind": u.kind,
-                     "parent": u.parent.key if related and u.parent else None}
-                    for u in units]
-        if kind == "areas":
-            areas = db.session.scalars(_places_query(Area, related, wanted is not None), params).all()
-            if seen_areas is not None:
-                seen_areas.update((a.key, a) for a in areas)
-            rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind,
-                     "unit": a.unit.key if related and a.unit else None,
-                     "parent": a.parent.key if related and a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
-                    for a in areas]
-            if scope is not None and not scope.district_wide:
-                rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]
-            return rows
-        if kind == "people":
-            users = db.session.scalars(db.select(User).join(RoleAssignment).filter(
-                RoleAssignment.scheme_key == scheme_key, User.active.is_(True)).distinct().order_by(User.username))
-            return [{"value": u.username, "label": u.display_name} for u in users]
-        if kind == "categories":
-            from ..definitions.service import categories_key, derived, scheme_categories
+    context = ChoiceContext(scheme_key, scope, seen_areas)
 
-            # Labels depend on the language only: kept by the categories' content hashes and the language.
-            return derived((*categories_key(scheme_key), "choices", text_language()),
-                           lambda: _flat_categories(scheme_categories(scheme_key)))
-        if kind == "tiers":
-            data = current_scheme_data(scheme_key) or {}
-            return [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
-        return []
-
-    def candidates(kind: str, wanted: frozenset[str] | None, related: bool) -> list[dict]:
-        if kind in cache:
-            return cache[kind]
-        if wanted is not None and kind in ("units", "areas"):
-            return load(kind, wanted, related)  # a check of the picked keys: not kept for a full list
-        cache[kind] = load(kind, None)
-        return cache[kind]
+    def candidates(live: ChoiceSource, wanted: frozenset[str] | None, related: bool) -> list[dict]:
+        if live.name in cache:
+            return cache[live.name]
+        if wanted is not None and live.by_key:
+            return live.load(context, wanted, related)  # a check of the picked keys: not kept for a full list
+        cache[live.name] = live.load(context, None, True)
+        return cache[live.name]
 
     def source(f: FieldSpec, names: dict[str, Any], wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
         if f.choices:
             rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
         else:
-            kind = "areas" if f.type in ("area", "location") else (f.choices_from or "")
+            live = CHOICE_SOURCES.get(f.kind.choice_source(f))
             related = wanted is None or f.choice_filter is not None
-            rows = [] if wanted is not None and not wanted else candidates(kind, wanted, related)
-            if kind == "units" and f.unit_kinds:
-                rows = [r for r in rows if r["kind"] in f.unit_kinds]
-            if kind == "areas" and f.area_kinds:
-                rows = [r for r in rows if r["kind"] in f.area_kinds]
+            rows = [] if live is None or (wanted is not None and not wanted) else candidates(live, wanted, related)
+            kinds = getattr(f, live.kinds_from) if live is not None and live.kinds_from else ()
+            if kinds:
+                rows = [r for r in rows if r["kind"] in kinds]
         if wanted is not None:
             rows = [r for r in rows if r["value"] in wanted]
         if f.choice_filter is not None:
@@ -287,17 +234,18 @@ def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVer
     return FormPage(scheme_key, version, spec, form, state, token)
 
 
-def _paths_of_type(spec: FormSpec, form: Any, types: frozenset[str]) -> list[tuple[str, FieldSpec]]:
+def _file_paths(spec: FormSpec, form: Any) -> list[tuple[str, FieldSpec]]:
+    """(value path, field) of every photo or file field of a bound form, rows included."""
     out: list[tuple[str, FieldSpec]] = []
 
     def walk(fields: Any, node: Any, prefix: str) -> None:
         for f in value_fields(fields):
             if f.id not in node:
                 continue
-            if f.type == "repeat":
+            if f.kind.holds_rows:
                 for i, entry in enumerate(node[f.id].entries):
                     walk(f.children, entry.form, f"{prefix}{f.id}.{i}.")
-            elif f.type in types:
+            elif f.kind.is_file:
                 out.append((f"{prefix}{f.id}", f))
 
     walk(spec.fields, form, "")
@@ -308,7 +256,7 @@ def _take_uploads(page: FormPage, user: Any, store: bool) -> dict[str, list[str]
     """Check new files (stored as pending uploads of this token), keep earlier ones; errors by path."""
     errors: dict[str, list[str]] = {}
     user_id = getattr(user, "id", None)
-    for path, f in _paths_of_type(page.spec, page.form, FILE_TYPES):
+    for path, f in _file_paths(page.spec, page.form):
         bound = builder.bound_field(page.form, page.spec, path)
         kept = []
         if bound.kept:
@@ -412,11 +360,9 @@ def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> 
 def _set_calculated(page: FormPage) -> None:
     """Show calculated values in their (read-only) inputs."""
     for f in page.spec.walk():
-        if f.calculate is not None and f.id in page.form and f.type != "repeat":
+        if f.calculate is not None and f.id in page.form and not f.kind.holds_rows:
             value = page.state.values.get(f.id)
-            from .fields import FIELD_TYPES
-
-            page.form[f.id].data = FIELD_TYPES[f.type].form_data(value)
+            page.form[f.id].data = f.kind.form_data(value)
             page.form[f.id].raw_data = None
 
 
@@ -426,12 +372,8 @@ def _check_choices(page: FormPage, options: dict[str, list[tuple[str, str]]]) ->
         if page.state.is_hidden(path) or path in page.state.errors:
             continue
         f = page.spec.by_id[path.split(".")[-1]]
-        value = values_by_path.get(path)
-        if f.type == "location":
-            value = (value or {}).get("area")
-        chosen = value if isinstance(value, list) else [value] if value not in (None, "") else []
         valid = {v for v, _label in allowed}
-        if any(str(v) not in valid for v in chosen):
+        if f.kind.chosen(values_by_path.get(path)) - valid:
             page.state.add_error(path, engine_messages("choice", {}))
 
 
@@ -440,7 +382,7 @@ def _values_by_path(spec: FormSpec, values: dict[str, Any]) -> dict[str, Any]:
 
     def walk(fields: Any, row: dict[str, Any], prefix: str) -> None:
         for f in value_fields(fields):
-            if f.type == "repeat":
+            if f.kind.holds_rows:
                 for i, sub in enumerate(row.get(f.id) or []):
                     walk(f.children, sub, f"{prefix}{f.id}.{i}.")
             else:
@@ -454,7 +396,7 @@ def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
     verb, _sep, rest = action.partition(":")
     group_id, _sep, index = rest.partition(":")
     group = spec.by_id.get(group_id)
-    if group is None or group.type != "repeat":
+    if group is None or not group.kind.holds_rows:
         return
     rows = values.setdefault(group_id, [])
     if verb == "add" and (group.max_repeat is None or len(rows) < group.max_repeat):
@@ -472,11 +414,7 @@ def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str,
     `seen`: areas already loaded in this transaction by key (see `choice_source`), taken from the session.
     """
     for f in spec.top_level():
-        value = stored.get(f.id)
-        if f.type == "location" and isinstance(value, dict):
-            key = value.get("area")
-        else:
-            key = value if f.type == "area" else None
+        key = f.kind.area_key(stored.get(f.id))
         if key and seen and key in seen:
             return seen[key]
         if key:
@@ -526,7 +464,7 @@ def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | N
     area = first_area(page.spec, stored, page.scheme_key, seen_areas) or (post.area if post else None)
     unit_id = ((area.unit_id if area else None) or (post.unit_id if post else None)
                or getattr(_unit_of_filer(user, page.scheme_key), "id", None))
-    location = next((stored[f.id] for f in page.spec.top_level() if f.type == "location" and f.id in stored), None)
+    location = next((stored[f.id] for f in page.spec.top_level() if f.kind.gives_location and f.id in stored), None)
     submitted_at = utcnow()
     occurred_at = record_time(page.spec, stored, page.scheme_key, submitted_at)
     late = (submitted_at - occurred_at).days if submitted_at - occurred_at > LATE_AFTER else None
@@ -559,7 +497,7 @@ def _stored_upload_ids(spec: FormSpec, stored: dict[str, Any]) -> set[int]:
     ids: set[int] = set()
     for path, value in _values_by_path(spec, stored).items():
         f = spec.by_id.get(path.split(".")[-1])
-        if f is not None and f.type in FILE_TYPES and isinstance(value, list):
+        if f is not None and f.kind.is_file and isinstance(value, list):
             ids |= {int(v) for v in value}
     return ids
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import bindparam, func, select
 
+from ..assessment.sources import metric_source, period_bounds
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..core.database import insert_returning, utcnow
@@ -316,12 +317,14 @@ def take_public_step(report: PublicReport, transition_id: str, expected_version:
     return workflow.fire_public(report.case, transition_id, expected_version)
 
 
+@metric_source("satisfaction_rate", reads=("workflow", "categories"), doc=(
+    "the share of the public's follow-up answers given in the period that count as satisfied (the scheme's "
+    "`public.satisfaction` choices marked `satisfied`), by the unit of each case; optional `workflow` and "
+    "`categories`; none without answers"))
 def satisfaction_rates(scheme_key: str, metric: dict, period: Any, unit_ids: list[int]) -> dict[int, Any]:
     """Assessment metric `satisfaction_rate`: per unit, the share of follow-up answers given in the period
     that count as satisfied (None without answers); `workflow` and `categories` narrow the cases."""
-    from ..assessment.service import _bounds
-
-    begin, finish = _bounds(scheme_key, period)
+    begin, finish = period_bounds(scheme_key, period)
     satisfied = {c["value"] for c in public_settings(scheme_key).get("satisfaction") or [] if c.get("satisfied")}
     query = (select(Case.unit_id, PublicReport.satisfaction).join(Case, Case.id == PublicReport.case_id)
              .where(PublicReport.scheme_key == scheme_key, PublicReport.satisfaction.is_not(None),

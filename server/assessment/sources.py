@@ -1,0 +1,212 @@
+"""Metric sources: where a score sheet's metric (`metrics: [{id, source, …}]`) takes each unit's value for a period.
+
+Each source is one registration, with everything it needs: how the value is computed from the data (none for
+`manual`: assessors enter it), the options it reads and those it cannot do without (the scheme check refuses any
+other, rather than ignoring it), what a unit's page lists behind the value, and its line in the docs. The
+definition schema lists the registered names and `fangan docs` writes the docs table. Other packages register
+their own (the public follow-up's `satisfaction_rate` is registered in server/public/service.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..calendar.clock import district_today, district_zone
+from ..core.errors import DomainError
+from ..core.registry import Registry, registry
+from ..definitions.service import categories_within
+from ..expressions import ExpressionError, compile_expression
+from ..extensions import db
+from ..forms.models import Submission
+from ..patrols import engine as patrol_engine
+
+# (scheme key, the metric's definition, the period, the units' ids) → {unit id: value or None}
+Compute = Callable[[str, dict, patrol_engine.Period, list[int]], dict[int, Any]]
+# (scheme key, the metric's definition, the period, a unit's id) → what the unit's page lists behind its value
+# (patrol verdicts missed, for the page's "patrol misses")
+Misses = Callable[[str, dict, patrol_engine.Period, int], list[Any]]
+
+
+@dataclass(frozen=True)
+class MetricSource:
+    name: str
+    compute: Compute | None = None  # None: assessors enter the value (the period's marks)
+    reads: frozenset[str] = frozenset()  # options beyond id, name and source; the scheme check refuses others
+    needs: tuple[str, ...] = ()  # options a metric of this source must give
+    misses: Misses | None = None
+    doc: str = ""
+
+    @property
+    def entered(self) -> bool:
+        """Entered by assessors rather than computed."""
+        return self.compute is None
+
+    def docs(self) -> dict[str, str]:
+        options = ", ".join(f"`{o}`" + (" (needed)" if o in self.needs else "") for o in sorted(self.reads))
+        return {"`source`": f"`{self.name}`", "per unit and period": self.doc, "options": options or "—"}
+
+
+METRIC_SOURCES: Registry[MetricSource] = registry("metric source")
+
+
+def metric_source(name: str, *, reads: tuple[str, ...] = (), needs: tuple[str, ...] = (), doc: str = "",
+                  misses: Misses | None = None) -> Callable[[Compute], Compute]:
+    """Decorator: register a function computing a metric's values as the metric source `name`."""
+
+    def decorator(compute: Compute) -> Compute:
+        METRIC_SOURCES.add(name, MetricSource(name, compute, frozenset(reads) | frozenset(needs), tuple(needs),
+                                              misses, doc))
+        return compute
+
+    return decorator
+
+
+def source_of(metric: Mapping[str, Any]) -> MetricSource:
+    """The registered source of a metric's definition."""
+    return METRIC_SOURCES[metric["source"]]
+
+
+def is_entered(metric: Mapping[str, Any]) -> bool:
+    """Whether assessors enter this metric (a `manual` one)."""
+    return source_of(metric).entered
+
+
+def period_bounds(scheme_key: str, period: patrol_engine.Period) -> tuple[dt.datetime, dt.datetime]:
+    """The period's first and after-last instants in UTC, its days taken in the district's zone."""
+    zone = district_zone(scheme_key)
+    return (dt.datetime.combine(period.start, dt.time(), zone).astimezone(dt.UTC),
+            dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC))
+
+
+# -- cases ---------------------------------------------------------------------------------------------------
+
+_RATES = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed": "closure_rate",
+          "reworked": "rework_rate", "extended": "extension_rate"}
+
+
+@metric_source("case_rate", reads=("workflow", "categories"), needs=("rate",), doc=(
+    "`rate: rectified` (rectified ÷ found), `on_time` (on time ÷ rectified), `closed` (closed ÷ found), "
+    "`reworked` (返工率: reworked at least once ÷ found) or `extended` (延期率), from the [ledger](cases.md); "
+    "optional `categories` and `workflow`. Rejected, duplicate and withdrawn cases are in none of them "
+    "([which cases count](cases.md#which-cases-count))"))
+def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
+    rate = _RATES[metric.get("rate", "rectified")]
+    rows = _ledger(scheme_key, period, tuple(categories_within(scheme_key, metric.get("categories") or ())),
+                   metric.get("workflow"))
+    values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
+    return {unit_id: values.get(unit_id) for unit_id in unit_ids}
+
+
+def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...],
+            workflow: str | None = None) -> list[dict[str, Any]]:
+    """The ledger of the period, once per request for each filter (several rate metrics share it)."""
+    from flask import g, has_request_context
+
+    from ..workflow.models import Case
+    from ..workflow.service import ledger_rows
+
+    key = (scheme_key, period.start, period.end, categories, workflow)
+    cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
+    if key not in cache:
+        cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None,
+                                 where=Case.workflow_key == workflow if workflow else None)
+    return cache[key]
+
+
+@metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted"), doc=(
+    "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case; cases in "
+    "states their workflow does not count are left out unless `uncounted: true`"))
+def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
+    from ..workflow.models import Case
+    from ..workflow.service import uncounted
+
+    begin, finish = period_bounds(scheme_key, period)
+    query = (select(Case.unit_id, func.count(Case.id))
+             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
+                    Case.unit_id.in_(unit_ids)).group_by(Case.unit_id))
+    if metric.get("categories"):
+        query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
+    if metric.get("workflow"):
+        query = query.where(Case.workflow_key == metric["workflow"])
+    if metric.get("state_kinds"):
+        query = query.where(Case.state_kind.in_(metric["state_kinds"]))
+    if not metric.get("uncounted"):
+        query = query.where(~uncounted())
+    if metric.get("filter"):
+        return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
+    counts = dict(db.session.execute(query).all())
+    return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
+
+
+def _filtered_case_count(query: Any, condition: Any, unit_ids: list[int], metric_id: str) -> dict[int, int]:
+    """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
+    `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`."""
+    from ..workflow.models import Case
+
+    rows = db.session.execute(query.with_only_columns(
+        Case.unit_id, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
+        Case.rework_count).group_by(None)).all()
+    counts: dict[int, int] = defaultdict(int)
+    for unit_id, data, state, kind, outcome, category, overdue, rework in rows:
+        names = {**(data or {}), "category": category, "state": state,
+                 "case": {"state": state, "state_kind": kind, "outcome": outcome, "category": category,
+                          "overdue": bool(overdue), "rework_count": rework}}
+        try:
+            if condition.evaluate(names):
+                counts[unit_id] += 1
+        except ExpressionError as exc:
+            raise DomainError(_("The filter of %(metric)s cannot be evaluated: %(problem)s", metric=metric_id,
+                                problem=str(exc))) from None
+    return {unit_id: counts.get(unit_id, 0) for unit_id in unit_ids}
+
+
+# -- records and patrols -------------------------------------------------------------------------------------
+
+@metric_source("form_count", needs=("form",),
+               doc="records of `form` made in the period (by their record time), e.g. themed campaigns")
+def _form_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
+    begin, finish = period_bounds(scheme_key, period)
+    query = (select(Submission.unit_id, func.count(Submission.id))
+             .where(Submission.scheme_key == scheme_key, Submission.form_key == metric["form"],
+                    Submission.occurred_at >= begin, Submission.occurred_at < finish,
+                    Submission.unit_id.in_(unit_ids)).group_by(Submission.unit_id))
+    counts = dict(db.session.execute(query).all())
+    return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
+
+
+def _missed_verdicts(scheme_key: str, metric: dict, period: patrol_engine.Period) -> list[Any]:
+    """The rule periods of the metric's patrol rule that end inside `period`, are over by the district's today
+    and were missed (a person-week short, a unit-month short)."""
+    from ..patrols.service import compliance, rule_of
+
+    rule = rule_of(scheme_key, metric["patrol_rule"])
+    today = district_today(scheme_key)
+    return [v for v in compliance(scheme_key, rule, period.start, period.end, today)
+            if period.start <= v.period.end <= period.end and v.missed(today)]
+
+
+def _patrol_misses(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_id: int) -> list[Any]:
+    return [v for v in _missed_verdicts(scheme_key, metric, period)
+            if unit_id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])]
+
+
+@metric_source("patrol_compliance", needs=("patrol_rule",), misses=_patrol_misses, doc=(
+    "rule periods of `patrol_rule` missed by the unit's people (a person-week short) or by the unit, counting "
+    "the rule periods that end inside the sheet's period and are over by the district's today — see "
+    "[patrols](patrols.md)"))
+def _patrol_compliance(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                       unit_ids: list[int]) -> dict[int, Any]:
+    missed: dict[int, int] = defaultdict(int)
+    for verdict in _missed_verdicts(scheme_key, metric, period):
+        missed[verdict.subject.get("unit_id")] += 1
+    return {unit_id: missed.get(unit_id, 0) for unit_id in unit_ids}
+
+
+METRIC_SOURCES.add("manual", MetricSource("manual", doc="entered by assessors (the period's marks)"))

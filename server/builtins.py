@@ -1,0 +1,11 @@
+"""Import every module that registers the built-in field types, live choice sources and metric sources.
+
+The app factory imports it first; so do the tests and the benchmarks, which check definitions without an app (the
+definition check reads the names and the declared data of what it checks from the registries, server/core/
+registry.py). A module of another package that registers its own entries is listed here too.
+"""
+
+from .assessment import sources as metric_sources  # noqa: F401 - case_rate, case_count, form_count, …
+from .forms import choices as choice_sources  # noqa: F401 - units, areas, people, categories, tiers
+from .forms import fields as field_types  # noqa: F401 - text, integer, single_choice, photo, location, …
+from .public import service as public_service  # noqa: F401 - the metric source satisfaction_rate
