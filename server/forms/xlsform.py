@@ -139,10 +139,24 @@ def _types() -> dict[str, str]:
     return {**out, **_OWN_TYPES}
 
 
+def _declaring(xls_type: str) -> str:
+    """The registered field type that declares an XLSForm type (`select_one` → the single choice)."""
+    return next(name for name, kind in FIELD_TYPES.items() if xls_type in kind.xlsform_types)
+
+
 def _select_type(command: str) -> str:
     """The field type a select command becomes (the one that declares `select_one` or `select_multiple`)."""
-    wanted = "select_one" if _SELECTS[command] == _SELECT_ONE else "select_multiple"
-    return next(name for name, kind in FIELD_TYPES.items() if wanted in kind.xlsform_types)
+    return _declaring("select_one" if _SELECTS[command] == _SELECT_ONE else "select_multiple")
+
+
+def _container_type(repeat: bool) -> str:
+    """The registered field type a repeat (rows) or a group (a section) becomes."""
+    return next(name for name, kind in FIELD_TYPES.items() if (kind.holds_rows if repeat else kind.transparent))
+
+
+def _is_container(type_name: str | None) -> bool:
+    kind = _kind(type_name)
+    return kind is not None and (kind.holds_rows or kind.transparent)
 
 
 def _with_appearance(xls_type: str, appearance: str) -> str | None:
@@ -403,7 +417,7 @@ class _Emitter:
         if node[0] == "dot" and self.scope.own is not None:
             return self.scope.types.get(self.scope.own)
         if node[0] == "bare" and node[1] == "name" and self.scope.mode == "choice_filter":
-            return "single_choice"  # a candidate's value: text, like a single choice
+            return _declaring("select_one")  # a candidate's value: text, like a single choice
         return None
 
     def emit(self, node: Node) -> tuple[str, int]:
@@ -865,9 +879,10 @@ class _Builder:
             entry.id = ident
             self.ids.add(ident)
             self.names[entry.name] = ident
-            kind = {"begin_group": "section", "begin_repeat": "repeat"}.get(entry.category, entry.type)
-            if kind == "acknowledge":
-                kind = "single_choice"
+            if entry.category in ("begin_group", "begin_repeat"):
+                kind = _container_type(entry.category == "begin_repeat")
+            else:
+                kind = _declaring("select_one") if entry.type == "acknowledge" else entry.type
             self.types[entry.name] = kind
             self.id_types[ident] = kind
         for entry in entries:
@@ -948,7 +963,7 @@ class _Builder:
 
     def container(self, entry: _Entry) -> dict:
         repeat = entry.category == "begin_repeat"
-        out: dict[str, Any] = {"id": entry.id, "type": "repeat" if repeat else "section"}
+        out: dict[str, Any] = {"id": entry.id, "type": _container_type(repeat)}
         self.common(entry, out)
         if repeat and _cell_text(entry.row.cells.get("repeat_count")):
             count = entry.row.cells["repeat_count"]
@@ -1006,7 +1021,7 @@ class _Builder:
         self.default(entry, out)
         self.constraint(entry, out)
         if kind == "acknowledge":
-            out["type"] = "single_choice"
+            out["type"] = _declaring("select_one")
             out["choices"] = [{"value": "OK", "label": {"zh": "确认", "en": "OK"}}]
         elif _kind(kind) is not None:
             if _kind(kind).needs_choices:
@@ -1121,7 +1136,7 @@ def import_xlsform(data: bytes, filename: str = "form.xlsx", *, form_id: str | N
     entries = [builder.classify(row) for row in sheets["survey"].rows]
     builder.register(entries)
     fields = builder.build(entries)
-    if not any(f["type"] not in ("section", "repeat") for f in _walk(fields)):
+    if not any(not _is_container(f["type"]) for f in _walk(fields)):
         issues.add("survey", None, None, "the survey sheet has no fields to import")
 
     stem = PurePath(filename).stem
