@@ -283,6 +283,7 @@ class TextareaType(FieldType):
 class NumberType(FieldType):
     input_type = "number"
     number = True
+    whole = False  # whole numbers only
     stored = "number"
     open311_datatype = "number"
 
@@ -306,7 +307,7 @@ class NumberType(FieldType):
         yield from super().limits(spec, value)
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
-        schema: dict[str, Any] = {"type": "number"}
+        schema: dict[str, Any] = {"type": "integer" if self.whole else "number"}
         if spec is not None and spec.min is not None:
             schema["minimum"] = spec.min
         if spec is not None and spec.max is not None:
@@ -315,11 +316,9 @@ class NumberType(FieldType):
 
     def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
         try:
-            return (int(text) if self.xlsform_whole else float(text)), None
+            return (int(text) if self.whole else float(text)), None
         except ValueError:
-            return None, f"default '{text}' is not {'a whole number' if self.xlsform_whole else 'a number'}"
-
-    xlsform_whole = False
+            return None, f"default '{text}' is not {'a whole number' if self.whole else 'a number'}"
 
 
 def _number_text(number: float) -> str:
@@ -330,16 +329,13 @@ def _number_text(number: float) -> str:
 class IntegerType(NumberType):
     phone = "numeric keyboard; `unit` shown beside; `min`, `max`, `step` checked"
     xlsform_types = ("integer", "int")
-    xlsform_whole = True
+    whole = True
 
     def make(self, spec: FieldSpec) -> Any:
         return wtf.IntegerField(spec.id, validators=[OptionalValidator()])
 
     def attributes(self, spec: FieldSpec) -> dict[str, Any]:
         return {"inputmode": "numeric", **super().attributes(spec)}
-
-    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
-        return {**super().api_schema(spec), "type": "integer"}
 
 
 @register("decimal")
