@@ -80,19 +80,13 @@ def authenticate(token: str) -> ApiClient | None:
 
 # -- cases --------------------------------------------------------------------------------------------------
 
-CASE_READERS = ("case.view_all", "case.handle", "case.dispatch")  # as in workflow.service.can_view_case
-
-
 def _reachable(user: Any, scheme_key: str) -> Any:
-    """SQL condition for the cases `workflow.service.can_view_case` lets this user see in a scheme."""
+    """SQL condition for the cases `permissions.can_view_case` lets this user see in a scheme."""
     mine = (Case.reporter_id == user.id) | (Case.assignee_id == user.id)
-    scope = permissions.scope_for(user, scheme_key)
-    reaches = [scope.only(c) for c in CASE_READERS if scope.has(c)]
-    if any(r.district_wide for r in reaches):
+    reach = permissions.case_view_reach(user, scheme_key)
+    if reach.district_wide:
         return db.true()
-    units = set().union(*(r.unit_ids or () for r in reaches))
-    areas = set().union(*(r.area_ids or () for r in reaches))
-    return mine | Case.unit_id.in_(units or [-1]) | Case.area_id.in_(areas or [-1])
+    return mine | Case.unit_id.in_(reach.unit_ids or [-1]) | Case.area_id.in_(reach.area_ids or [-1])
 
 
 def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: str | None = None,
@@ -104,7 +98,7 @@ def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: st
     """
     if current_scheme_data(scheme_key) is None:
         raise NotFound(_("No such district."))
-    if not permissions.scope_for(user, scheme_key).capabilities:
+    if not permissions.can_view_scheme(user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
     query = db.select(Case).where(Case.scheme_key == scheme_key, _reachable(user, scheme_key))
     if state:

@@ -250,7 +250,7 @@ def get_case(case_id: int) -> Response:
 def open_case(scheme_key: str) -> Response:
     """Report a problem: the workflow's report form, and a case opened from it (as the report page does)."""
     user = g.api_client.user
-    if not permissions.scope_for(user, scheme_key).has("case.report"):
+    if not permissions.can_report_case(user, scheme_key):
         raise PermissionDenied(_("You may not report problems in this district."))
     values = _values(_json_object(required=("values",)))
     version = forms.form_version(scheme_key, workflow.workflow_version(scheme_key).data.get("report_form"))

@@ -254,11 +254,8 @@ def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> Asse
     return period
 
 
-READERS = frozenset({"assessment.view", "assessment.enter", "assessment.publish"})
-
-
 def _check_reader(user: Any, scheme_key: str) -> None:
-    if not READERS & permissions.scope_for(user, scheme_key).capabilities:
+    if not permissions.can_view_assessment(user, scheme_key):
         raise PermissionDenied(_("You may not view this assessment."))
 
 
@@ -347,7 +344,7 @@ def _assessor_role(user: Any, unit: Unit, sheet: SheetSpec, item_id: str) -> str
     wanted = engine.marked_by(sheet, item_id.removeprefix(METRIC_ITEM))
     if not permissions.can_assess_unit(user, unit, wanted):
         raise PermissionDenied(_("This item is marked by other assessors."))
-    held = sorted(permissions.roles_reaching(user, unit, "assessment.enter"))
+    held = sorted(permissions.assessor_roles(user, unit))
     return next((r for r in held if r in wanted), held[0] if held else None)
 
 
@@ -788,9 +785,9 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
     from ..workflow.models import Case
     from ..workflow.service import ledger_rows
 
-    scope = permissions.scope_for(user, scheme_key).only("dashboard.view")
-    if not scope.capabilities:
+    if not permissions.can_view_dashboard(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's dashboard."))
+    scope = permissions.dashboard_reach(user, scheme_key)
     data = current_scheme_data(scheme_key) or {}
     # The latest published period of each sheet, so that every assessed unit shows its own sheet's score.
     scores: dict[int, tuple[AssessmentScore, AssessmentPeriod]] = {}
@@ -835,9 +832,7 @@ def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[s
     from ..workflow.models import Case, CaseDeadline
     from ..workflow.service import uncounted
 
-    if not (permissions.can_run_assessment(user, period.scheme_key) or permissions.can_assess_unit(user, unit)
-            or permissions.can_view_unit_scores(user, unit)
-            or permissions.scope_for(user, period.scheme_key).only("dashboard.view").covers_unit(unit.id)):
+    if not permissions.can_view_deductions(user, period, unit):
         raise PermissionDenied(_("You may not view this unit's scores."))
     sheet = sheet_spec_of(period)
     published = {s.unit_id: s for s in published_scores(period)} if period.revision else {}

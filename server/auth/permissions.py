@@ -4,6 +4,9 @@ A user's scope in a scheme comes from the roles they hold (assigned, or given by
 they hold today): `district` roles reach every unit, `subtree` roles their unit and everything under
 it, `posted` roles only the units and areas of their assignments and posts. System administrators
 reach everything.
+
+Services call these functions, and restrict their lists with the `*_reach` functions (the scope one
+action reaches); no other module names a capability (tests/unit/test_permissions_in_one_place.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class Scope:
     def only(self, capability: str) -> Scope:
         """This scope cut down to one capability (empty when the user does not hold it)."""
         return Scope(self.scheme_key, {capability: self.reach[capability]} if capability in self.reach else {})
+
+    def among(self, capabilities: Collection[str]) -> Scope:
+        """This scope cut down to those of `capabilities` the user holds: where any of them reaches."""
+        return Scope(self.scheme_key, {c: self.reach[c] for c in capabilities if c in self.reach})
 
     @property
     def unit_ids(self) -> frozenset[int] | None:
@@ -221,11 +228,17 @@ def can_manage_scheme(user: Any, scheme_key: str) -> bool:
 
 
 def can_view_scheme(user: Any, scheme_key: str) -> bool:
+    """See a district at all: any role in it."""
     return bool(scope_for(user, scheme_key).capabilities)
 
 
 def can_view_org(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("org.view")
+
+
+def org_view_reach(user: Any, scheme_key: str) -> Scope:
+    """Where the lists of units and areas reach: the user's `org.view`."""
+    return scope_for(user, scheme_key).only("org.view")
 
 
 def can_view_unit(user: Any, unit: Any) -> bool:
@@ -317,6 +330,39 @@ def can_view_all_scores(user: Any, scheme_key: str) -> bool:
     return scope.only("assessment.publish").district_wide or scope.only("assessment.view").district_wide
 
 
+def can_view_assessment(user: Any, scheme_key: str) -> bool:
+    """Open the assessment pages: score readers, assessors and the office, wherever they reach."""
+    return bool(scope_for(user, scheme_key).among(("assessment.view", "assessment.enter", "assessment.publish"))
+                .capabilities)
+
+
+def assessor_roles(user: Any, unit: Any) -> frozenset[str]:
+    """The roles in which the user marks this unit (`assessment.enter` over it)."""
+    return roles_reaching(user, unit, "assessment.enter")
+
+
+def can_view_deductions(user: Any, period: Any, unit: Any) -> bool:
+    """What lies behind a unit's score: the office, the unit's assessors and score readers, and dashboard
+    readers over it."""
+    return (can_run_assessment(user, period.scheme_key) or can_assess_unit(user, unit)
+            or can_view_unit_scores(user, unit) or dashboard_reach(user, period.scheme_key).covers_unit(unit.id))
+
+
+def can_view_dashboard(user: Any, scheme_key: str) -> bool:
+    """The district's dashboard: holders of `dashboard.view`, for the units in their reach."""
+    return scope_for(user, scheme_key).has("dashboard.view")
+
+
+def dashboard_reach(user: Any, scheme_key: str) -> Scope:
+    """The units the dashboard shows the user: their `dashboard.view`."""
+    return scope_for(user, scheme_key).only("dashboard.view")
+
+
+def can_print_boards(user: Any, scheme_key: str) -> bool:
+    """Print every notice board of the district at once: `board.manage`, and system administrators."""
+    return scope_for(user, scheme_key).has("board.manage") or bool(getattr(user, "is_admin", False))
+
+
 def can_moderate(user: Any, scheme_key: str) -> bool:
     """Check public reports' text and photos before they show publicly: `moderation.manage`, district-wide."""
     return scope_for(user, scheme_key).only("moderation.manage").district_wide
@@ -325,6 +371,85 @@ def can_moderate(user: Any, scheme_key: str) -> bool:
 def can_contact_reporter(user: Any, case: Any) -> bool:
     """See a public reporter's name and phone in clear, to call them back: dispatchers over the case."""
     return scope_for(user, case.scheme_key).only("case.dispatch").covers_area(case.area_id, case.unit_id)
+
+
+def can_report_case(user: Any, scheme_key: str) -> bool:
+    """Report a problem, and so open a case: `case.report`."""
+    return scope_for(user, scheme_key).has("case.report")
+
+
+def can_view_cases(user: Any, scheme_key: str) -> bool:
+    """The case pages of a district: reporters, handlers, dispatchers and readers of every case in reach."""
+    return bool(scope_for(user, scheme_key).among(("case.report", "case.handle", "case.dispatch", "case.view_all"))
+                .capabilities)
+
+
+def case_view_reach(user: Any, scheme_key: str) -> Scope:
+    """Where the user sees cases besides their own: their `case.view_all`, `case.handle` or `case.dispatch`."""
+    return scope_for(user, scheme_key).among(("case.view_all", "case.handle", "case.dispatch"))
+
+
+def can_view_case(user: Any, case: Any) -> bool:
+    """Its reporter and assignee, and anyone whose `case.view_all`, `case.handle` or `case.dispatch` reaches it."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if user.id in (case.reporter_id, case.assignee_id):
+        return True
+    return case_view_reach(user, case.scheme_key).covers_area(case.area_id, case.unit_id)
+
+
+def case_list_reach(user: Any, scheme_key: str) -> Scope:
+    """Where the inbox, the ledger and the map of open cases reach: `case.view_all` where held, else
+    `case.handle`."""
+    scope = scope_for(user, scheme_key)
+    return scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+
+
+def can_view_case_metrics(user: Any, scheme_key: str) -> bool:
+    """The ledger of found, rectified and on-time cases: `case.view_all` or `case.handle`."""
+    scope = scope_for(user, scheme_key)
+    return scope.has("case.view_all") or scope.has("case.handle")
+
+
+def can_view_open_cases_by_area(user: Any, scheme_key: str) -> bool:
+    """Where the open cases are, area by area: the same people as the ledger."""
+    return can_view_case_metrics(user, scheme_key)
+
+
+def capabilities_over_case(user: Any, case: Any) -> frozenset[str]:
+    """The capabilities the user holds over the case's place (a workflow step's `who: capabilities`)."""
+    scope = scope_for(user, case.scheme_key)
+    return frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
+
+
+def roles_over_case(user: Any, case: Any) -> frozenset[str]:
+    """The roles assigned to the user that reach the case: a role held elsewhere does not act here."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return frozenset()
+    roles, _tiers = _scheme_roles(case.scheme_key)
+
+    def reaches(role_key: str, unit_id: int | None) -> bool:
+        reach = _reach_of(roles.get(role_key, {}).get("scope"), unit_id, None)
+        if reach is None:
+            return False
+        if reach.units is None:
+            return True
+        return (case.unit_id is not None and case.unit_id in reach.units) or (
+            case.area_id is not None and case.area_id in (reach.areas or frozenset()))
+
+    return frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key
+                     and reaches(a.role_key, a.unit_id))
+
+
+def can_handle_case_unit(user: Any, case: Any) -> bool:
+    """Handle the cases of the case's unit: `case.handle` over it (the workflow's `assignee_unit`)."""
+    return case.unit_id is not None and scope_for(user, case.scheme_key).only("case.handle").covers_unit(case.unit_id)
+
+
+def can_dispatch_above_case(user: Any, case: Any) -> bool:
+    """Dispatch the cases of the unit above the case's unit: for a case assigned to a unit, the tier above."""
+    parent_id = case.unit.parent_id if case.unit is not None else None
+    return parent_id is not None and scope_for(user, case.scheme_key).only("case.dispatch").covers_unit(parent_id)
 
 
 def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
@@ -359,6 +484,11 @@ def can_view_compliance(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("patrol.view_compliance")
 
 
+def compliance_reach(user: Any, scheme_key: str) -> Scope:
+    """The units whose patrol compliance the user sees: their `patrol.view_compliance`."""
+    return scope_for(user, scheme_key).only("patrol.view_compliance")
+
+
 def can_view_audit(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("audit.view").district_wide
 
@@ -374,6 +504,24 @@ def can_edit_calendar(user: Any) -> bool:
 
 def can_submit_form(user: Any, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("form.submit")
+
+
+def form_submit_reach(user: Any, scheme_key: str) -> Scope | None:
+    """The places a user may file forms for (None for someone not logged in): their `form.submit`."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return scope_for(user, scheme_key).only("form.submit")
+
+
+def submission_view_reach(user: Any, scheme_key: str) -> Scope:
+    """Whose records the user sees besides their own: the units of their `form.view_all`."""
+    return scope_for(user, scheme_key).only("form.view_all")
+
+
+def submission_filter_reach(user: Any, scheme_key: str) -> Scope:
+    """The units, areas and people the records filters offer: `form.view_all` where held, else `form.submit`."""
+    scope = scope_for(user, scheme_key)
+    return scope.only("form.view_all") if scope.has("form.view_all") else scope.only("form.submit")
 
 
 def can_view_submissions(user: Any, scheme_key: str) -> bool:

@@ -65,7 +65,7 @@ def board_pdf(scheme_key: str, area_key: str):
 @bp.get("/<scheme_key>/all.pdf")
 def batch_pdf(scheme_key: str):
     """Every board of the district, or of one unit and below (`?unit=`), in one PDF to print."""
-    if not (permissions.scope_for(current_user, scheme_key).has("board.manage") or current_user.is_admin):
+    if not permissions.can_print_boards(current_user, scheme_key):
         raise PermissionDenied(_("You may not print this district's boards."))
     areas = service.boards_of(scheme_key, request.args.get("unit") or None)
     boards = [(service.board_for(scheme_key, a, _as_on()), service.qr_svg(_board_url(scheme_key, a.key)))

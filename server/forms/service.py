@@ -111,8 +111,7 @@ def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None
     (loaded with its unit) instead of asking the database again.
     """
     cache: dict[str, list[dict]] = {}
-    scope = (permissions.scope_for(user, scheme_key).only("form.submit")
-             if getattr(user, "is_authenticated", False) else None)
+    scope = permissions.form_submit_reach(user, scheme_key)
 
     context = ChoiceContext(scheme_key, scope, seen_areas)
 
@@ -526,7 +525,7 @@ class RecordFilters:
 def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordFilters,
                      limit: int = 500) -> list[Submission]:
     """Records of a form the user may see, newest first."""
-    scope = permissions.scope_for(user, scheme_key).only("form.view_all")
+    scope = permissions.submission_view_reach(user, scheme_key)
     query = db.select(Submission).filter_by(scheme_key=scheme_key, form_key=form_key)
     if not scope.district_wide:
         visible = list(scope.unit_ids or [])
@@ -547,11 +546,10 @@ def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordF
 def _case_shows(user: Any, submission_id: int) -> bool:
     """Whoever may see a case sees the photos of its report and of its steps."""
     from ..workflow.models import Case, CaseEvent
-    from ..workflow.service import can_view_case
 
     case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
     case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
-    return any(can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
+    return any(permissions.can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
 
 
 # Who else may see an upload that belongs to no record: token prefix → check(user, upload). Other parts of
@@ -665,8 +663,7 @@ def get_upload(user: Any, upload_id: int) -> Upload:
 
 def filter_choices(user: Any, scheme_key: str) -> dict[str, list[tuple[int, str]]]:
     """Options for the records filters, within the user's scope."""
-    full = permissions.scope_for(user, scheme_key)
-    scope = full.only("form.view_all") if full.has("form.view_all") else full.only("form.submit")
+    scope = permissions.submission_filter_reach(user, scheme_key)
     units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))
     areas = db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key, active=True).order_by(Area.kind))
     people = db.select(User).join(Submission, Submission.user_id == User.id).filter(Submission.scheme_key == scheme_key)

@@ -103,7 +103,7 @@ def list_units(user: Any, scheme_key: str, inactive: bool = False) -> list[Unit]
     """Units the user may see, in tree order; those no longer in use only when asked."""
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's organisation."))
-    scope = permissions.scope_for(user, scheme_key).only("org.view")
+    scope = permissions.org_view_reach(user, scheme_key)
     query = db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path)
     if not inactive:
         query = query.filter_by(active=True)
@@ -124,7 +124,7 @@ def get_unit(user: Any, unit_id: int) -> Unit:
 def list_areas(user: Any, scheme_key: str, unit: Unit | None = None, inactive: bool = False) -> list[Area]:
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's areas."))
-    scope = permissions.scope_for(user, scheme_key).only("org.view")
+    scope = permissions.org_view_reach(user, scheme_key)
     query = db.select(Area).filter_by(scheme_key=scheme_key).order_by(Area.kind, Area.position)
     if not inactive:
         query = query.filter_by(active=True)

@@ -347,7 +347,7 @@ def compliance_between(user: Any, scheme_key: str, first: dt.date, last: dt.date
 def _compliance_scope(user: Any, scheme_key: str) -> permissions.Scope:
     if not permissions.can_view_compliance(user, scheme_key):
         raise PermissionDenied(_("You may not view patrol compliance in this district."))
-    return permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    return permissions.compliance_reach(user, scheme_key)
 
 
 def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int] | None = None,
@@ -367,7 +367,7 @@ def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int
 
 def units_in_reach(user: Any, scheme_key: str) -> list[Unit]:
     """Units the user may filter the compliance page by."""
-    scope = permissions.scope_for(user, scheme_key).only("patrol.view_compliance")
+    scope = permissions.compliance_reach(user, scheme_key)
     query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
     return [u for u in db.session.scalars(query) if scope.covers_unit(u.id)]
 

@@ -7,7 +7,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.access import public
-from ..auth.permissions import can_manage_scheme, can_view_org, scope_for
+from ..auth.permissions import (
+    can_manage_scheme,
+    can_submit_form,
+    can_view_assessment,
+    can_view_cases,
+    can_view_compliance,
+    can_view_dashboard,
+    can_view_org,
+    can_view_scheme,
+)
 from ..definitions.service import current_version, list_schemes
 from ..extensions import db
 from ..org.models import Area, Post, Unit
@@ -45,8 +54,7 @@ def home():
     districts = []
     for record in list_schemes():
         version = record.current_version
-        scope = scope_for(current_user, record.key)
-        if version is None or not scope.capabilities:
+        if version is None or not can_view_scheme(current_user, record.key):
             continue
         data = version.scheme_definition.data
         counts = {
@@ -56,14 +64,12 @@ def home():
         }
         districts.append({"record": record, "version": version, "data": data, "counts": counts,
                           "can_manage": can_manage_scheme(current_user, record.key),
-                          "can_fill": scope.has("form.submit"),
-                          "can_cases": bool({"case.report", "case.handle", "case.dispatch", "case.view_all"}
-                                            & scope.capabilities),
+                          "can_fill": can_submit_form(current_user, record.key),
+                          "can_cases": can_view_cases(current_user, record.key),
                           "can_view_org": can_view_org(current_user, record.key),
-                          "can_compliance": scope.has("patrol.view_compliance"),
-                          "can_dashboard": scope.has("dashboard.view"),
-                          "can_assess": bool({"assessment.view", "assessment.enter", "assessment.publish"}
-                                             & scope.capabilities),
+                          "can_compliance": can_view_compliance(current_user, record.key),
+                          "can_dashboard": can_view_dashboard(current_user, record.key),
+                          "can_assess": can_view_assessment(current_user, record.key),
                           "reminders": patrols.reminders_for(current_user, record.key)})
     return render_template("web/home.html", districts=districts)
 
@@ -76,7 +82,7 @@ def district(key: str):
     version = current_version(key)
     if version is None:
         raise NotFound(_("No such district."))
-    if not scope_for(current_user, key).capabilities:
+    if not can_view_scheme(current_user, key):
         raise PermissionDenied(_("You have no role in this district."))
     return render_template("web/district.html", version=version, data=version.scheme_definition.data)
 

@@ -182,11 +182,8 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     """What this user holds over this case: capabilities reaching it, roles, tiers and relations."""
     if not getattr(user, "is_authenticated", False):
         return engine.Actor()
-    scope = permissions.scope_for(user, case.scheme_key)
-    capabilities = frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
-    role_defs = {r["id"]: r for r in (current_scheme_data(case.scheme_key) or {}).get("roles", [])}
-    roles = frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key
-                      and _reaches(role_defs.get(a.role_key, {}).get("scope"), a.unit_id, case))
+    capabilities = permissions.capabilities_over_case(user, case)
+    roles = permissions.roles_over_case(user, case)
     today = district_today(case.scheme_key)
     posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
     tiers = frozenset(p.tier_key for p in posts if (p.area_id is not None and p.area_id == case.area_id)
@@ -196,7 +193,7 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
         relations.add("reporter")
     if case.assignee_id == user.id:
         relations.add("assignee")
-    if case.unit_id is not None and scope.only("case.handle").covers_unit(case.unit_id):
+    if permissions.can_handle_case_unit(user, case):
         relations.add("assignee_unit")
     if _is_tier_above_assignee(user, case, today, {p.tier_key for p in posts}):
         relations.add("tier_above_assignee")
@@ -204,17 +201,6 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     if any(t.not_by.steps for t in workflow_of(case).transitions):  # the timeline is read only when asked
         took = frozenset(e.transition for e in case.events if e.user_id == user.id and e.transition)
     return engine.Actor(capabilities, roles, tiers, frozenset(relations), took)
-
-
-def _reaches(scope_kind: str | None, unit_id: int | None, case: Case) -> bool:
-    """Whether a role granted from a unit reaches this case (a role held elsewhere does not act here)."""
-    reach = permissions._reach_of(scope_kind, unit_id, None)
-    if reach is None:
-        return False
-    if reach.units is None:
-        return True
-    return (case.unit_id is not None and case.unit_id in reach.units) or (
-        case.area_id is not None and case.area_id in (reach.areas or frozenset()))
 
 
 def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
@@ -227,26 +213,14 @@ def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set
                 and (p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)}
         if {parent_of.get(t) for t in held} & my_tiers:
             return True
-    if case.unit is not None and case.unit.parent_id is not None:
-        return permissions.scope_for(user, case.scheme_key).only("case.dispatch").covers_unit(case.unit.parent_id)
-    return False
-
-
-def can_view_case(user: Any, case: Case) -> bool:
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.id in (case.reporter_id, case.assignee_id):
-        return True
-    scope = permissions.scope_for(user, case.scheme_key)
-    return any(scope.only(c).covers_area(case.area_id, case.unit_id)
-               for c in ("case.view_all", "case.handle", "case.dispatch"))
+    return permissions.can_dispatch_above_case(user, case)
 
 
 def get_case(user: Any, case_id: int) -> Case:
     case = db.session.get(Case, case_id)
     if case is None:
         raise NotFound(_("No such case."))
-    if not can_view_case(user, case):
+    if not permissions.can_view_case(user, case):
         raise PermissionDenied(_("You may not view this case."))
     return case
 
@@ -781,13 +755,11 @@ def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationS
 
 def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
     """mine | unit | due_soon | overdue — open cases within the user's scope."""
-    scope = permissions.scope_for(user, scheme_key)
     query = db.select(Case).where(Case.scheme_key == scheme_key, Case.state_kind != "final")
-    handle = scope.only("case.handle")
     if box == "mine":
         query = query.where((Case.assignee_id == user.id) | (Case.reporter_id == user.id))
     else:
-        wide = scope.only("case.view_all") if scope.has("case.view_all") else handle
+        wide = permissions.case_list_reach(user, scheme_key)
         if not wide.district_wide:
             query = query.where(_within(wide))
         if box == "due_soon":
@@ -820,8 +792,7 @@ def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
 def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:
     """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
     rates the seeds use — in SQL, within the user's reach."""
-    scope = permissions.scope_for(user, scheme_key)
-    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    wide = permissions.case_list_reach(user, scheme_key)
     return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else _within(wide))
 
 
@@ -937,8 +908,7 @@ def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
     from sqlalchemy import case as when
     from sqlalchemy import func, select
 
-    scope = permissions.scope_for(user, scheme_key)
-    wide = scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    wide = permissions.case_list_reach(user, scheme_key)
     query = (select(Case.area_id, func.count(Case.id), func.sum(when((Case.overdue.is_(True), 1), else_=0)))
              .where(Case.scheme_key == scheme_key, Case.state_kind != "final").group_by(Case.area_id))
     if not wide.district_wide:

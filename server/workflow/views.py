@@ -34,7 +34,7 @@ def inbox(scheme_key: str):
     box = request.args.get("box", "mine")
     if box not in BOXES:
         box = "mine"
-    if not permissions.scope_for(current_user, scheme_key).capabilities:
+    if not permissions.can_view_scheme(current_user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
     cases = service.inbox(current_user, scheme_key, box)
     state_names = {(c.workflow_key, s.id): s.name for c in cases for s in service.workflow_of(c).states.values()}
@@ -47,8 +47,7 @@ def inbox(scheme_key: str):
 @bp.get("/<scheme_key>/areas")
 def by_area(scheme_key: str):
     """Where the open cases are: per road, segment or grid, with the overdue ones."""
-    scope = permissions.scope_for(current_user, scheme_key)
-    if not (scope.has("case.view_all") or scope.has("case.handle")):
+    if not permissions.can_view_open_cases_by_area(current_user, scheme_key):
         raise PermissionDenied(_("You may not view these cases."))
     return render_template("workflow/areas.html", scheme_key=scheme_key,
                            rows=service.open_cases_by_area(current_user, scheme_key))
@@ -61,8 +60,7 @@ def ledger(scheme_key: str):
 
     from flask import Response
 
-    scope = permissions.scope_for(current_user, scheme_key)
-    if not (scope.has("case.view_all") or scope.has("case.handle")):
+    if not permissions.can_view_case_metrics(current_user, scheme_key):
         raise PermissionDenied(_("You may not view this ledger."))
     today = district_today(scheme_key)
 
@@ -90,7 +88,7 @@ def ledger(scheme_key: str):
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
 def report(scheme_key: str):
     """Report a problem: the workflow's report form, and a case opened from it in the same transaction."""
-    if not permissions.scope_for(current_user, scheme_key).has("case.report"):
+    if not permissions.can_report_case(current_user, scheme_key):
         raise PermissionDenied(_("You may not report problems in this district."))
     workflow = service.workflow_version(scheme_key)
     form_key = workflow.data.get("report_form")

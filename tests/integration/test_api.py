@@ -13,12 +13,12 @@ import pytest
 from server.api import service as api
 from server.api.models import ApiClient
 from server.auth.models import User
+from server.auth.permissions import can_view_case
 from server.core.clock import utcnow
 from server.extensions import db
 from server.forms.models import Submission, Upload
 from server.org.posts import appoint
 from server.workflow.models import Case, CaseEvent
-from server.workflow.service import can_view_case
 from tests.support.clock import TODAY
 from tests.support.factories import give_missing_marks, load_demo, login, make_user
 from tests.support.images import jpeg
