@@ -250,19 +250,16 @@ def get_case(case_id: int) -> Response:
 def open_case(scheme_key: str) -> Response:
     """Report a problem: the workflow's report form, and a case opened from it (as the report page does)."""
     user = g.api_client.user
-    if not permissions.can_report_case(user, scheme_key):
-        raise PermissionDenied(_("You may not report problems in this district."))
-    values = _values(_json_object(required=("values",)))
-    version = forms.form_version(scheme_key, workflow.workflow_version(scheme_key).data.get("report_form"))
-    result = _store(user, scheme_key, version, values)
-    case = db.session.scalar(db.select(workflow.Case).filter_by(submission_id=result.id))
-    created = case is None
-    if created:  # not a resend of a report that already opened its case
-        case = workflow.open_case(user, scheme_key, result)
+    _version, spec = workflow.report_form(user, scheme_key)
+    formdata, unread = _formdata(user, scheme_key, spec, _values(_json_object(required=("values",))))
+    # With values that could not be read the form is still checked (to name every error), but never stored.
+    reported = workflow.report_case(user, scheme_key, formdata, store=not unread)
+    if reported.case is None:
+        raise _form_refused(reported.page, unread)
     db.session.commit()
-    response = jsonify(serialize.case(case, user=user))
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = url_for("api.get_case", case_id=case.id)
+    response = jsonify(serialize.case(reported.case, user=user))
+    response.status_code = 201 if reported.created else 200
+    response.headers["Location"] = url_for("api.get_case", case_id=reported.case.id)
     return response
 
 

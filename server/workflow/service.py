@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import socket
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ from ..expressions import Expression, ExpressionError, compile_expression
 from ..extensions import db
 from ..forms import engine as form_engine
 from ..forms import service as forms
-from ..forms.engine import form_spec
+from ..forms.engine import FormSpec, form_spec
 from ..forms.models import Submission
 from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
@@ -481,6 +482,40 @@ def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: 
     return case
 
 
+@dataclass
+class Reported:
+    """What reporting a problem gave: the case (`created` unless the same report was sent again), or the
+    form's page back with its errors."""
+
+    case: Case | None = None
+    page: forms.FormPage | None = None
+    created: bool = False
+
+
+def report_form(user: Any, scheme_key: str) -> tuple[DefinitionVersion, FormSpec]:
+    """The form this user reports a problem with (the scheme's workflow's `report_form`, in force), if they
+    may report in this district."""
+    if not permissions.can_report_case(user, scheme_key):
+        raise PermissionDenied(_("You may not report problems in this district."))
+    version = forms.form_version(scheme_key, workflow_version(scheme_key).data.get("report_form"))
+    return version, form_spec(version.data)
+
+
+def report_case(user: Any, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True
+                ) -> Reported:
+    """Report a problem, as the report page and the JSON API both do: the report form's record and the case
+    opened from it, in the caller's one transaction. A resend of a report that already opened its case gives
+    that case; a form with errors comes back as its page (`store=False` checks without storing)."""
+    version, spec = report_form(user, scheme_key)
+    result = forms.post_form(user, scheme_key, spec, version, formdata, action, store=store)
+    if not isinstance(result, Submission):
+        return Reported(page=result)
+    case = db.session.scalar(db.select(Case).filter_by(submission_id=result.id))
+    if case is not None:
+        return Reported(case=case)
+    return Reported(case=open_case(user, scheme_key, result), created=True)
+
+
 def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list[Case]:
     """The cases a just-stored record opens by its form's `opens_cases` (a patrol's findings), pre-filled.
 
@@ -500,7 +535,7 @@ def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list
             continue
         area = forms.first_area(report_spec, data, submission.scheme_key) or submission.area
         location = next((data[f.id] for f in report_spec.top_level()
-                         if f.type == "location" and isinstance(data.get(f.id), dict)), None)
+                         if f.kind.gives_location and isinstance(data.get(f.id), dict)), None)
         report = Submission(scheme_key=submission.scheme_key, form_key=report_spec.id,
                             definition_version_id=report_version.id, token=token, user_id=submission.user_id,
                             post_id=submission.post_id, area_id=area.id if area else None,
@@ -517,12 +552,11 @@ def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list
 def _give_files(report: Submission, report_spec: Any) -> None:
     """The report gets its own rows for the photos it was given (same stored content), so that the case
     shows them as its before photos and they follow the case's permissions."""
-    from ..forms.engine import FILE_TYPES
     from ..forms.models import Upload
 
     data = dict(report.data)
     for f in report_spec.top_level():
-        if f.type not in FILE_TYPES or not isinstance(data.get(f.id), list):
+        if not f.kind.is_file or not isinstance(data.get(f.id), list):
             continue
         copies = []
         for upload in db.session.scalars(db.select(Upload).where(Upload.id.in_([int(i) for i in data[f.id]]))):

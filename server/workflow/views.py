@@ -13,7 +13,6 @@ from ..core.spreadsheets import XLSX_TYPE
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import form_spec
-from ..forms.models import Submission
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
 from ..web.params import parse_date, parse_id
@@ -88,26 +87,16 @@ def ledger(scheme_key: str):
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
 def report(scheme_key: str):
     """Report a problem: the workflow's report form, and a case opened from it in the same transaction."""
-    if not permissions.can_report_case(current_user, scheme_key):
-        raise PermissionDenied(_("You may not report problems in this district."))
-    workflow = service.workflow_version(scheme_key)
-    form_key = workflow.data.get("report_form")
-    version = forms.form_version(scheme_key, form_key)
-    spec = form_spec(version.data)
     url = url_for("workflow.report", scheme_key=scheme_key)
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
+        version, spec = service.report_form(current_user, scheme_key)
         return render_page(forms.open_form(current_user, scheme_key, spec, version), url)
-    result = forms.post_form(current_user, scheme_key, spec, version, _formdata(),
-                             request.form.get("_action", "submit")[:100])
-    if not isinstance(result, Submission):
-        db.session.commit()  # keeps this render's uploads for the next try
-        return render_page(result, url)
-    case = db.session.scalar(db.select(service.Case).filter_by(submission_id=result.id))
-    if case is None:  # not a resend of a report that already opened its case
-        case = service.open_case(current_user, scheme_key, result)
-    db.session.commit()
-    flash(_("Reported: case #%(id)s.", id=case.id), "success")
-    return redirect(url_for("workflow.case", case_id=case.id), code=303)
+    reported = service.report_case(current_user, scheme_key, _formdata(), request.form.get("_action", "submit")[:100])
+    db.session.commit()  # the case, or this render's uploads kept for the next try
+    if reported.case is None:
+        return render_page(reported.page, url)
+    flash(_("Reported: case #%(id)s.", id=reported.case.id), "success")
+    return redirect(url_for("workflow.case", case_id=reported.case.id), code=303)
 
 
 @bp.get("/case/<int:case_id>")

@@ -476,3 +476,37 @@ def test_the_api_is_rate_limited_per_client(tmp_path):
         with app.app_context():
             db.engine.dispose()
         limiter.enabled = enabled  # the limiter is shared: leave it as the other tests' apps want it
+
+
+def test_the_page_and_the_api_report_a_case_through_one_service(app, tokens, monkeypatch):
+    """Reporting a problem is one use case: the report page and the JSON API both go through
+    workflow.service.report_case, and the same report gives the same case (routed, with its deadline)."""
+    import io
+    import re
+
+    from server.workflow import service as workflow
+    from tests.support.factories import login
+
+    calls, real = [], workflow.report_case
+
+    def counted(user, scheme_key, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(scheme_key)
+        return real(user, scheme_key, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "report_case", counted)
+    client = app.test_client()
+    by_api = open_case(client, tokens["reporter"])
+    page = app.test_client()
+    login(page, "reporter")
+    html = page.get("/cases/lidu/report").get_data(as_text=True)
+    fields = {name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', html).group(1)
+              for name in ("csrf_token", "_token")}
+    sent = page.post("/cases/lidu/report", content_type="multipart/form-data", data={
+        **fields, "_action": "submit", "category": "piled_rubbish", "area": "shilong_old_street",
+        "description": "垃圾堆积", "size_m3": "1", "urgency": "normal",
+        "photos_before": (io.BytesIO(base64.b64decode(photo()["content"])), "p.jpg")})
+    assert sent.status_code == 303 and calls == ["lidu", "lidu"]
+    case_id = int(re.search(r"/case/(\d+)", sent.headers["Location"]).group(1))
+    by_page = client.get(f"/api/v1/cases/{case_id}", headers=bearer(tokens["reporter"])).get_json()
+    keys = ("state", "unit", "category", "area")
+    assert {k: by_page.get(k) for k in keys} == {k: by_api.get(k) for k in keys}
