@@ -81,7 +81,7 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
     from server.definitions.bundle import read_source
     from server.definitions.service import activate_scheme_version, load_scheme
     from server.org.models import Unit
-    from server.workflow import service
+    from server.workflow import inboxes, ledger, service
 
     upgrade()
     version, _ = load_scheme(read_source(ROOT / "schemes" / "lidu"))
@@ -117,7 +117,7 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
             from flask import g
 
             g.pop("_scopes", None)
-            service.inbox(user, "lidu", "unit")
+            inboxes.inbox(user, "lidu", "unit")
 
         def bare_inbox() -> None:
             db.session.execute(text("SELECT id FROM cases WHERE unit_id = :u AND state_kind <> 'final' "
@@ -133,7 +133,7 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
         last = today.replace(day=1) - dt.timedelta(days=1)
 
         def metrics() -> None:
-            service.case_metrics(office, "lidu", first, last)
+            ledger.case_metrics(office, "lidu", first, last)
 
         def bare_metrics() -> None:
             db.session.execute(text("SELECT unit_id, count(*) FROM cases WHERE created_at >= :a AND created_at < :b "

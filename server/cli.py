@@ -430,7 +430,7 @@ def case_cli() -> None:
 def case_migrate(scheme_key: str, workflow_key: str, mappings: tuple[str, ...], apply_: bool) -> None:
     """Preview, then move open cases of a workflow to the version in force."""
     from .auth.models import User
-    from .workflow.service import migrate_cases, migration_preview
+    from .workflow.migration import migrate_cases, migration_preview
 
     mapping = dict(m.split("=", 1) for m in mappings if "=" in m)
     target, rows = migration_preview(scheme_key, workflow_key, mapping)
@@ -448,7 +448,7 @@ def case_migrate(scheme_key: str, workflow_key: str, mappings: tuple[str, ...], 
 @with_appcontext
 def tick() -> None:
     """Apply due escalations (mark overdue, notify, reassign, count); safe from cron on many hosts at once."""
-    from .workflow.service import tick as run_tick
+    from .workflow.escalation import tick as run_tick
 
     total = {"checked": 0, "applied": 0}
     last_id = 0
@@ -460,7 +460,7 @@ def tick() -> None:
         if counts["checked"] < 200:
             break
     click.echo(f"checked {total['checked']} deadlines, applied {total['applied']} escalations")
-    from .workflow.service import deliver_notifications
+    from .workflow.escalation import deliver_notifications
 
     sent = deliver_notifications(current_app.config)
     db.session.commit()

@@ -413,7 +413,7 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
 def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None,
                  today: dt.date | None = None) -> AssessmentPeriod:
     """Show units their draft scores and let them appeal for the sheet's `appeal_days` working days."""
-    from ..workflow.service import calendar_for
+    from ..workflow.deadlines import calendar_for
 
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not run this district's assessment."))
@@ -782,8 +782,8 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
     """Per unit in the reader's reach: the latest published score, this month's case rates, overdue cases
     and the patrol periods running now that its people are short on."""
     from ..patrols import service as patrols
+    from ..workflow.ledger import ledger_rows
     from ..workflow.models import Case
-    from ..workflow.service import ledger_rows
 
     if not permissions.can_view_dashboard(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's dashboard."))
@@ -829,8 +829,8 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
 def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[str, Any]:
     """The drill-down of one unit's score: each item's deductions by rule, the assessors' marks with their
     reasons and evidence, the unit's cases of the period not rectified or not on time, and its patrol misses."""
+    from ..workflow.ledger import uncounted
     from ..workflow.models import Case, CaseDeadline
-    from ..workflow.service import uncounted
 
     if not permissions.can_view_deductions(user, period, unit):
         raise PermissionDenied(_("You may not view this unit's scores."))

@@ -109,8 +109,8 @@ def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str
     """The ledger of the period, once per request for each filter (several rate metrics share it)."""
     from flask import g, has_request_context
 
+    from ..workflow.ledger import ledger_rows
     from ..workflow.models import Case
-    from ..workflow.service import ledger_rows
 
     key = (scheme_key, period.start, period.end, categories, workflow)
     cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
@@ -124,8 +124,8 @@ def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str
     "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case; cases in "
     "states their workflow does not count are left out unless `uncounted: true`"))
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
+    from ..workflow.ledger import uncounted
     from ..workflow.models import Case
-    from ..workflow.service import uncounted
 
     begin, finish = period_bounds(scheme_key, period)
     query = (select(Case.unit_id, func.count(Case.id))

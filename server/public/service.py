@@ -29,6 +29,7 @@ from ..forms.engine import FieldSpec, FormSpec, form_spec
 from ..forms.models import Submission, Upload
 from ..org.models import Area, Unit
 from ..org.service import area_at
+from ..workflow import routing
 from ..workflow import service as workflow
 from ..workflow.models import Case
 from . import engine
@@ -134,7 +135,7 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
     case = workflow.open_case(None, scheme_key, result, workflow.workflow_for_category(scheme_key, category),
                               source="public")
     if case.unit_id is None:
-        workflow.route_case(case)
+        routing.route_case(case)
     report = db.session.scalars(insert_returning(PublicReport), [{
         "scheme_key": scheme_key, "case_id": case.id, "code": _unused_code(), "channel": reporter.channel,
         "client": reporter.client, "address_hash": fingerprint(reporter.address) if reporter.address else None,

@@ -7,39 +7,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..auth.models import User
-from ..calendar import DayOverride, WorkingCalendar, WorkingHours
 from ..calendar.clock import district_now, district_today, district_zone
-from ..calendar.service import calendar_changed, load_calendar
-from ..core.cache import memoize
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
-from ..core.spreadsheets import write_xlsx
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
-from ..expressions import Expression, ExpressionError, compile_expression
 from ..extensions import db
 from ..forms import engine as form_engine
 from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec
 from ..forms.models import Submission
-from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 from . import engine
-from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
+from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
+from .models import Case, CaseEvent, Notification
+from .routing import assign
 
 # -- definitions, calendar, names ---------------------------------------------------------
 
@@ -49,61 +41,6 @@ log = logging.getLogger(__name__)
 
 def workflow_of(case: Case) -> engine.WorkflowSpec:
     return engine.workflow_spec(case.definition_version.data)
-
-
-
-def calendar_for(scheme_key: str) -> WorkingCalendar:
-    """The working calendar in force, with the scheme's working hours."""
-    return load_calendar(_hours_of(scheme_key))
-
-
-def _hours_of(scheme_key: str) -> WorkingHours:
-    hours = (current_scheme_data(scheme_key) or {}).get("calendar") or {}
-    return WorkingHours(dt.time.fromisoformat(hours.get("workday_start", "09:00")),
-                        dt.time.fromisoformat(hours.get("workday_end", "17:30")))
-
-
-@calendar_changed.connect
-def move_deadlines(_sender: Any, before: tuple[list[DayOverride], set[int]]) -> int:
-    """The calendar changed: each open case's running deadline keeps its working time from its start, counted
-    on the new calendar (so extensions and waits stay), and the move is audited. Stopped deadlines keep theirs."""
-    overrides, years = before
-    moved = 0
-    query = (db.select(CaseDeadline).join(Case, Case.id == CaseDeadline.case_id)
-             .where(CaseDeadline.stopped_at.is_(None), Case.state_kind != "final").order_by(CaseDeadline.id))
-    calendars: dict[str, tuple[WorkingCalendar, WorkingCalendar, ZoneInfo]] = {}
-    for deadline in db.session.scalars(query):
-        case = deadline.case
-        if case.scheme_key not in calendars:
-            hours = _hours_of(case.scheme_key)
-            calendars[case.scheme_key] = (WorkingCalendar(overrides, hours, complete_years=years),
-                                          load_calendar(hours), district_zone(case.scheme_key))
-        old, new, zone = calendars[case.scheme_key]
-        start, due = _local(deadline.started_at, zone), _local(deadline.due_at, zone)
-        try:
-            moved_to = new.add_working_hours(start, old.working_hours_between(start, due))
-        except ValueError:
-            continue  # a span too long to count: left as it is
-        if moved_to == due.replace(microsecond=0):
-            continue
-        before_due = deadline.due_at
-        deadline.due_at = _utc(moved_to, zone)
-        deadline.calendar_fallback = bool(new.unknown_years(start.date(), moved_to.date()))
-        record_audit("case.deadline_moved", "case", case.id, scheme_key=case.scheme_key,
-                     before={"deadline": deadline.key, "due_at": before_due.isoformat()},
-                     after={"deadline": deadline.key, "due_at": deadline.due_at.isoformat(),
-                            "why": "calendar changed"})
-        moved += 1
-    db.session.flush()
-    return moved
-
-
-def _local(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return moment.astimezone(zone).replace(tzinfo=None)
-
-
-def _utc(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return local.replace(tzinfo=zone).astimezone(dt.UTC)
 
 
 def _category_info(scheme_key: str, category: str | None) -> dict:
@@ -234,167 +171,6 @@ def available_actions(user: Any, case: Case) -> list[engine.TransitionSpec]:
 # -- routing and assignment -----------------------------------------------------------------
 
 
-ROUTING_PLACE = {
-    "area": lambda area: area.key, "area.key": lambda area: area.key, "area.kind": lambda area: area.kind,
-    "area.unit": lambda area: area.unit.key if area.unit else None,
-    "area.parent": lambda area: area.parent.key if area.parent else None,
-}
-
-
-def routing_names(case: Case, wanted: Collection[str] | None = None) -> dict[str, Any]:
-    """What a routing condition sees (docs/expressions.md): the category, the place with its kind, its unit
-    and the area above it, the unit the case was reported from, where it came from, and the report's fields.
-    With `wanted`, only those names (a report's routing loads no row its conditions do not read)."""
-    def needed(name: str) -> bool:
-        return wanted is None or name in wanted
-
-    names: dict[str, Any] = {"category": case.category, "source": case.source or "staff", "form": case.data}
-    places = [name for name in ROUTING_PLACE if needed(name)]
-    area = case.area if places and case.area_id is not None else None
-    names.update({name: ROUTING_PLACE[name](area) if area is not None else None for name in places})
-    if needed("unit"):
-        names["unit"] = case.unit.key if case.unit_id is not None and case.unit else None
-    return names
-
-
-@memoize(256)
-def _condition(source: str) -> Expression:
-    return compile_expression(source)
-
-
-def _route(case: Case) -> tuple[Unit | None, User | None]:
-    """The unit (and person) the scheme's first matching routing rule gives; (None, None) to leave it as is."""
-    rules = (current_scheme_data(case.scheme_key) or {}).get("routing", [])
-    conditions = {}
-    for rule in rules:
-        if rule.get("when"):
-            try:
-                conditions[rule["id"]] = _condition(rule["when"])
-            except ExpressionError:
-                continue  # refused when the scheme is checked
-    wanted = {name for condition in conditions.values() for name in condition.names}
-    names = routing_names(case, wanted) if conditions else {}
-    for rule in rules:
-        if rule.get("when"):
-            try:
-                if rule["id"] not in conditions or not conditions[rule["id"]].evaluate(names):
-                    continue
-            except ExpressionError:
-                continue
-        target = rule["assign_to"]
-        if target.get("area_unit"):
-            area = case.area if case.area_id is not None else None
-            if area is not None and area.unit_id is not None:
-                # Already the area's unit (a public report placed by its road): nothing to load or change.
-                same = area.unit_id == case.unit_id and case.assignee_id is None
-                return (None, None) if same else (area.unit, None)
-            continue
-        if target.get("unit"):
-            return db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=target["unit"])), None
-        if target.get("tier") and case.area_id is not None:
-            post = db.session.scalar(db.select(Post).filter_by(scheme_key=case.scheme_key, tier_key=target["tier"],
-                                                               area_id=case.area_id, ended_on=None))
-            if post is not None:
-                return post.unit or (case.area.unit if case.area else None), post.user
-    return None, None
-
-
-def _assign(case: Case, how: str, value: Any) -> None:
-    if how == "routing":
-        unit, user = _route(case)
-    elif how == "unit":
-        unit, user = db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=value)), None
-    elif how == "field":
-        unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=value)) if value else None
-        user = None
-    elif how == "tier_above":
-        unit = case.unit.parent if case.unit is not None else None
-        user = None
-    elif how == "reporter":
-        unit, user = case.unit, case.reporter
-    else:
-        return
-    if unit is not None or user is not None:
-        case.unit = unit if unit is not None else case.unit
-        case.assignee = user
-
-
-# -- deadlines ----------------------------------------------------------------------------------
-
-
-def _start_deadline(case: Case, spec: engine.WorkflowSpec, key: str, now: dt.datetime) -> None:
-    deadline = spec.deadlines.get(key)
-    try:
-        amount = engine.deadline_amount(deadline, case_names(case)) if deadline else None
-        if amount is not None:
-            zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
-            start = _local(now, zone)
-            unit, value = amount
-            try:
-                due = (calendar.add_working_days(start, value) if unit == "days"
-                       else calendar.add_working_hours(start, value))
-            except ValueError as exc:  # beyond what the calendar counts
-                raise engine.DeadlineError(str(exc)) from None
-    except engine.DeadlineError as exc:
-        # The step goes ahead, but the missing deadline is said on the case's timeline and in the log.
-        message = _("No deadline %(deadline)s: %(why)s", deadline=tr(deadline.name) or key, why=str(exc))
-        log.warning("case %s: deadline %s not started: %s", case.id, key, exc)
-        case.events.append(CaseEvent(kind="deadline_error", at=now, note=message, from_state=case.state,
-                                     to_state=case.state))
-        record_audit("case.deadline_error", "case", case.id, scheme_key=case.scheme_key,
-                     after={"deadline": key, "error": str(exc)})
-        return
-    if amount is None:
-        return
-    if deadline.max_calendar_days:
-        due = min(due, start + dt.timedelta(days=deadline.max_calendar_days))
-    for running in case.deadlines:
-        if running.key == key and running.stopped_at is None:
-            running.stopped_at, running.met = now, None  # restarted (rework): the old clock no longer counts
-    case.deadlines.append(CaseDeadline(key=key, started_at=now, due_at=_utc(due, zone),
-                                       calendar_fallback=bool(calendar.unknown_years(start.date(), due.date()))))
-
-
-def _extend_deadline(case: Case, key: str, unit: str, amount: float, now: dt.datetime) -> None:
-    """An approved extension: the running deadline is superseded by one due later by working time.
-
-    A new row, not a moved one: escalations apply once per deadline row, so the extended deadline escalates
-    again when it, too, is missed. The old row keeps `met = False` if it had already been missed.
-    """
-    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
-    for running in [d for d in case.deadlines if d.key == key and d.stopped_at is None]:
-        due = _local(running.due_at, zone)
-        due = calendar.add_working_days(due, amount) if unit == "days" else calendar.add_working_hours(due, amount)
-        running.stopped_at = now
-        running.met = False if running.met is False else None
-        case.deadlines.append(CaseDeadline(
-            key=key, started_at=running.started_at, due_at=_utc(due, zone), paused_at=running.paused_at,
-            calendar_fallback=running.calendar_fallback or bool(calendar.unknown_years(due.date(), due.date()))))
-        case.overdue = False
-
-
-def _stop_deadline(case: Case, key: str, now: dt.datetime) -> None:
-    for running in case.deadlines:
-        if running.key == key and running.stopped_at is None:
-            running.stopped_at = now
-            running.met = now <= running.due_at
-
-
-def _pause_or_resume(case: Case, old_kind: str, new_kind: str, now: dt.datetime) -> None:
-    """A waiting state stops the clock; leaving it moves the deadline by the working time spent waiting."""
-    if old_kind != "waiting" and new_kind == "waiting":
-        for running in case.deadlines:
-            if running.stopped_at is None and running.paused_at is None:
-                running.paused_at = now
-    elif old_kind == "waiting" and new_kind != "waiting":
-        zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
-        for running in case.deadlines:
-            if running.stopped_at is None and running.paused_at is not None:
-                waited = calendar.working_hours_between(_local(running.paused_at, zone), _local(now, zone))
-                running.due_at = _utc(calendar.add_working_hours(_local(running.due_at, zone), max(waited, 0)), zone)
-                running.paused_at = None
-
-
 # -- opening and firing -----------------------------------------------------------------------
 
 
@@ -419,20 +195,21 @@ def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: 
     case.data = {**case.data, **{k: engine_json(v) for k, v in plan.changes.items()}}
     case.state, case.state_kind = plan.target, plan.target_kind
     for how, value in plan.assign:
-        _assign(case, how, value)
+        assign(case, how, value)
+    names = LazyNames(lambda: case_names(case))  # read only if a deadline's formula asks
     for key in plan.stop:
-        _stop_deadline(case, key, now)
+        stop_deadline(case, key, now)
     for key in plan.start:
-        _start_deadline(case, spec, key, now)
+        start_deadline(case, spec, key, now, names)
     for key, unit, amount in plan.extend:
-        _extend_deadline(case, key, unit, amount, now)
-    _pause_or_resume(case, old_kind, plan.target_kind, now)
+        extend_deadline(case, key, unit, amount, now)
+    pause_or_resume(case, old_kind, plan.target_kind, now)
     case.outcome = spec.states[plan.target].outcome if plan.target_kind == "final" else None
     if plan.target_kind == "final":
         case.closed_at = now
     elif old_kind == "final":
         case.closed_at = None
-    _notify(case, plan.notify, _("Case #%(id)s: %(state)s", id=case.id or "",
+    notify(case, plan.notify, _("Case #%(id)s: %(state)s", id=case.id or "",
                                   state=tr(spec.states[plan.target].name)))
     case.updated_at, case.updated_by_id = now, getattr(user, "id", None)
 
@@ -692,11 +469,6 @@ def fire_public(case: Case, transition_id: str, expected_version: int | None, no
     return _apply_transition(case, spec, transition, case_names(case), None, note=note)
 
 
-def route_case(case: Case) -> None:
-    """Assign a case by the scheme's routing rules (category and place), as a public report is."""
-    _assign(case, "routing", None)
-
-
 def _form_row(case: Case, form_key: str) -> DefinitionVersion:
     current = current_scheme(case.scheme_key)
     ref = current.member("form", form_key) if current else None
@@ -705,7 +477,7 @@ def _form_row(case: Case, form_key: str) -> DefinitionVersion:
     return db.session.get(DefinitionVersion, ref.id)
 
 
-def _notify(case: Case, relations: set[str], message: str) -> None:
+def notify(case: Case, relations: set[str], message: str) -> None:
     for relation in sorted(relations):
         if relation == "assignee" and case.assignee_id:
             db.session.add(Notification(user_id=case.assignee_id, case_id=case.id, message=message))
@@ -720,279 +492,7 @@ def _notify(case: Case, relations: set[str], message: str) -> None:
 # -- escalation (`fangan tick`) -------------------------------------------------------------------
 
 
-def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) -> dict[str, int]:
-    """Apply due escalations once each; safe on many hosts at once (row locks, SKIP LOCKED, unique keys).
-
-    Looks at one batch of running deadlines with ids above `after_id`; `last_id` in the result is where the
-    next batch starts (the CLI commits between batches).
-    """
-    now = now or utcnow()
-    counts = {"checked": 0, "applied": 0, "last_id": after_id}
-    host = socket.gethostname()[:100]
-    horizon = now + dt.timedelta(days=3)  # due-soon warnings look ahead; exact checks below
-    # The case is locked with its deadline, and one somebody is acting on is skipped (the next tick takes it):
-    # a step locks the case first, so the two never wait on each other in opposite orders.
-    query = (db.select(CaseDeadline).join(Case, Case.id == CaseDeadline.case_id)
-             .where(CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None),
-                    CaseDeadline.due_at <= horizon, CaseDeadline.id > after_id)
-             .order_by(CaseDeadline.id).limit(batch).with_for_update(skip_locked=True, of=(CaseDeadline, Case)))
-    for deadline in db.session.scalars(query).all():
-        counts["checked"] += 1
-        counts["last_id"] = deadline.id
-        case = deadline.case
-        spec = workflow_of(case)
-        for escalation in spec.escalations:
-            if escalation.deadline != deadline.key or not _is_due(escalation, deadline, case, now):
-                continue
-            try:
-                with db.session.begin_nested():
-                    db.session.add(EscalationApplied(deadline_id=deadline.id, escalation=escalation.id, host=host,
-                                                     applied_at=now))
-                    db.session.flush()
-            except IntegrityError:
-                continue  # another host applied it first
-            _escalate(case, deadline, escalation, spec, now)
-            counts["applied"] += 1
-    db.session.flush()
-    return counts
-
-
-def _is_due(escalation: engine.EscalationSpec, deadline: CaseDeadline, case: Case, now: dt.datetime) -> bool:
-    if escalation.when == "overdue":
-        return now > deadline.due_at
-    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
-    warn_from = calendar.add_working_hours(_local(now, zone), escalation.working_hours_before)
-    return _utc(warn_from, zone) >= deadline.due_at and now <= deadline.due_at
-
-
-def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationSpec, spec: engine.WorkflowSpec,
-              now: dt.datetime) -> None:
-    name = tr(spec.deadlines[deadline.key].name) if deadline.key in spec.deadlines else deadline.key
-    if "mark_overdue" in escalation.actions:
-        case.overdue = True
-    if "count_missed" in escalation.actions:
-        deadline.met = False
-    if "reassign_up" in escalation.actions and case.unit is not None and case.unit.parent is not None:
-        case.unit, case.assignee = case.unit.parent, None
-    message = (_("Case #%(id)s is overdue: %(deadline)s", id=case.id, deadline=name) if escalation.when == "overdue"
-               else _("Case #%(id)s is due soon: %(deadline)s", id=case.id, deadline=name))
-    if "notify" in escalation.actions:
-        _notify(case, set(escalation.notify) or {"assignee_unit"}, message)
-    case.events.append(CaseEvent(kind="escalation", transition=escalation.id, at=now, note=message,
-                                 from_state=case.state, to_state=case.state))
-    record_audit("case.escalate", "case", case.id, scheme_key=case.scheme_key,
-                 after={"escalation": escalation.id, "deadline": deadline.key})
-
-
-# -- lists ------------------------------------------------------------------------------------------
-
-
-def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
-    """mine | unit | due_soon | overdue — open cases within the user's scope."""
-    query = db.select(Case).where(Case.scheme_key == scheme_key, Case.state_kind != "final")
-    if box == "mine":
-        query = query.where((Case.assignee_id == user.id) | (Case.reporter_id == user.id))
-    else:
-        wide = permissions.case_list_reach(user, scheme_key)
-        if not wide.district_wide:
-            query = query.where(_within(wide))
-        if box == "due_soon":
-            soon = utcnow() + dt.timedelta(days=1)
-            query = query.where(Case.id.in_(db.select(CaseDeadline.case_id).where(
-                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at <= soon, CaseDeadline.due_at >= utcnow())))
-        elif box == "overdue":
-            query = query.where(Case.overdue.is_(True) | Case.id.in_(db.select(CaseDeadline.case_id).where(
-                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < utcnow())))
-    return list(db.session.scalars(query.order_by(Case.id.desc()).limit(limit)))
-
-
-def _within(scope: permissions.Scope):  # noqa: ANN202
-    """SQL condition: cases of the units or the areas a (non-district) scope reaches."""
-    units, areas = list(scope.unit_ids or []) or [-1], list(scope.area_ids or []) or [-1]
-    return Case.unit_id.in_(units) | Case.area_id.in_(areas)
-
-
-def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
-    unit_ids = [a.unit_id for a in user.roles if a.unit_id] + [p.unit_id for p in user.posts if p.unit_id]
-    mine = (Notification.user_id == user.id) | Notification.unit_id.in_(unit_ids or [-1])
-    query = db.select(Notification).where(mine)
-    return list(db.session.scalars(query.order_by(Notification.id.desc()).limit(limit)))
-
-
-
 # -- metrics and the ledger -------------------------------------------------------------------------
 
 
-def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:
-    """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
-    rates the seeds use — in SQL, within the user's reach."""
-    wide = permissions.case_list_reach(user, scheme_key)
-    return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else _within(wide))
-
-
-def uncounted() -> Any:
-    """SQL condition: the case sits in a state its workflow version does not count (`counted: false`, by
-    default the final states whose outcome is rejected, duplicate or withdrawn).
-
-    Read from the stored workflow versions (a handful), not from the cases: no scan of a city's cases."""
-    from sqlalchemy import and_, false, or_, select
-
-    by_states: dict[tuple[str, ...], list[int]] = {}
-    for version_id, data in db.session.execute(select(DefinitionVersion.id, DefinitionVersion.data)
-                                               .where(DefinitionVersion.kind == "workflow")):
-        states = tuple(sorted(s.id for s in engine.workflow_spec(data).states.values() if not s.counted))
-        if states:
-            by_states.setdefault(states, []).append(version_id)
-    parts = [and_(Case.definition_version_id.in_(ids), Case.state.in_(states)) for states, ids in by_states.items()]
-    return or_(*parts) if parts else false()
-
-
-def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit", where: Any = None,
-                categories: list[str] | None = None) -> list[dict[str, Any]]:
-    """The ledger's counts and rates, for the whole district (or `where`); shared by pages and assessment."""
-    from sqlalchemy import and_, exists, func, select
-    from sqlalchemy import case as when
-
-    zone = district_zone(scheme_key)
-    begin = dt.datetime.combine(start, dt.time(), zone)
-    finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
-    resolved = Case.outcome == "resolved"
-    missed = exists(select(CaseDeadline.id).where(CaseDeadline.case_id == Case.id, CaseDeadline.met.is_(False)))
-    group = Case.area_id if by == "area" else Case.unit_id
-    query = (select(group, func.count(Case.id).label("found"),
-                    func.sum(when((resolved, 1), else_=0)).label("rectified"),
-                    func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
-                    func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
-                    func.sum(Case.rework_count).label("reworked"),
-                    func.sum(when((Case.rework_count > 0, 1), else_=0)).label("reworked_cases"),
-                    func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"),
-                    func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
-             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
-                    ~uncounted())
-             .group_by(group))
-    if where is not None:
-        query = query.where(where)
-    if categories:
-        query = query.where(Case.category.in_(categories))
-    model = Area if by == "area" else Unit
-    places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}
-    rows = []
-    for (place_id, found, rectified, on_time, closed, reworked, reworked_cases, extended,
-         reopened) in db.session.execute(query):
-        rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
-        reworked_cases = int(reworked_cases or 0)
-        rows.append({"unit": places.get(place_id), "found": found, "rectified": rectified, "on_time": on_time,
-                     "reopened": int(reopened or 0), "reworked_cases": reworked_cases,
-                     "rework_rate": reworked_cases / found if found else None,
-                     "closed": closed, "reworked": int(reworked or 0), "extended": int(extended or 0),
-                     "extension_rate": int(extended or 0) / found if found else None,
-                     "rectification_rate": rectified / found if found else None,
-                     "on_time_rate": on_time / rectified if rectified else None,
-                     "closure_rate": closed / found if found else None})
-    rows.sort(key=lambda r: (getattr(r["unit"], "path", None) or getattr(r["unit"], "key", None) or "~"))
-    return rows
-
-
-def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> bytes:
-    """The ledger as a workbook, one sheet named by its dates."""
-    header = [_("Unit"), _("Found"), _("Rectified"), _("Rectified on time"), _("Closed"), _("Reworked"),
-              _("Rectification rate"), _("On-time rate"), _("Closure rate"), _("Extension rate"), _("Rework rate")]
-    body = [[tr(r["unit"].name) if r["unit"] else _("not assigned"), r["found"], r["rectified"], r["on_time"],
-             r["closed"], r["reworked_cases"],
-             *(round(r[k], 4) if r[k] is not None else None
-               for k in ("rectification_rate", "on_time_rate", "closure_rate", "extension_rate", "rework_rate"))]
-            for r in rows]
-    return write_xlsx({f"{start:%Y%m%d}-{end:%Y%m%d}": [header, *body]})
-
-
-def working_days_left(case: Case, deadline: CaseDeadline) -> float:
-    """Working days from now to the deadline (negative when late), on the district's calendar."""
-    zone = district_zone(case.scheme_key)
-    return calendar_for(case.scheme_key).working_days_between(_local(utcnow(), zone), _local(deadline.due_at, zone))
-
-
-def deliver_notifications(config: dict[str, Any], batch: int = 100, max_attempts: int = 5) -> dict[str, int]:
-    """Send undelivered notifications through the configured hooks; each is sent once (row locks)."""
-    from .hooks import HOOKS, active_hooks
-
-    counts = {"delivered": 0, "failed": 0}
-    names = active_hooks(config)
-    if not names:
-        return counts
-    query = (db.select(Notification).where(Notification.delivered_at.is_(None), Notification.attempts < max_attempts)
-             .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True))
-    for note in db.session.scalars(query).all():
-        payload = {"id": note.id, "case_id": note.case_id, "user": note.user_id, "unit": note.unit_id,
-                   "message": note.message, "created_at": note.created_at.isoformat()}
-        try:
-            for name in names:
-                HOOKS[name](config, payload)
-        except Exception:  # noqa: BLE001 - a gateway's failure is retried on the next tick, never raised
-            note.attempts += 1
-            counts["failed"] += 1
-        else:
-            note.delivered_at = utcnow()
-            counts["delivered"] += 1
-    db.session.flush()
-    return counts
-
-
-def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
-    """Open cases per area (with how many are overdue), within the user's scope: the case map list."""
-    from sqlalchemy import case as when
-    from sqlalchemy import func, select
-
-    wide = permissions.case_list_reach(user, scheme_key)
-    query = (select(Case.area_id, func.count(Case.id), func.sum(when((Case.overdue.is_(True), 1), else_=0)))
-             .where(Case.scheme_key == scheme_key, Case.state_kind != "final").group_by(Case.area_id))
-    if not wide.district_wide:
-        query = query.where(_within(wide))
-    areas = {a.id: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key))}
-    rows = [{"area": areas.get(area_id), "open": count, "overdue": int(overdue or 0)}
-            for area_id, count, overdue in db.session.execute(query)]
-    return sorted(rows, key=lambda r: (-r["open"], r["area"].key if r["area"] else "~"))
-
-
 # -- moving open cases to a newer workflow version ------------------------------------------------------
-
-
-def migration_preview(scheme_key: str, workflow_key: str, mapping: dict[str, str] | None = None
-                      ) -> tuple[DefinitionVersion, list[dict[str, Any]]]:
-    """Open cases of a workflow kept on older versions, each with the state it would take in the version in force.
-
-    States with the same id map to themselves; `mapping` names the others (old id → new id).
-    """
-    target = workflow_version(scheme_key, workflow_key)
-    spec = engine.workflow_spec(target.data)
-    mapping = mapping or {}
-    cases = db.session.scalars(db.select(Case).where(
-        Case.scheme_key == scheme_key, Case.workflow_key == workflow_key, Case.state_kind != "final",
-        Case.definition_version_id != target.id).order_by(Case.id))
-    rows = []
-    for case in cases:
-        new_state = mapping.get(case.state) or (case.state if case.state in spec.states else None)
-        rows.append({"case": case, "old": case.state, "new": new_state if new_state in spec.states else None})
-    return target, rows
-
-
-def migrate_cases(user: Any, scheme_key: str, workflow_key: str, mapping: dict[str, str] | None = None) -> int:
-    """Move every open case of a workflow to the version in force; refuses if any state has no mapping."""
-    if not permissions.can_manage_scheme(user, scheme_key) and not getattr(user, "is_admin", False):
-        raise PermissionDenied(_("You may not migrate cases of this district."))
-    target, rows = migration_preview(scheme_key, workflow_key, mapping)
-    unmapped = sorted({r["old"] for r in rows if r["new"] is None})
-    if unmapped:
-        raise Conflict(_("Say which state these become first: %(states)s", states=", ".join(unmapped)))
-    spec = engine.workflow_spec(target.data)
-    now = utcnow()
-    for row in rows:
-        case = row["case"]
-        before = {"version": case.definition_version_id, "state": case.state}
-        case.definition_version_id, case.state = target.id, row["new"]
-        case.state_kind = spec.kind_of(row["new"])
-        case.events.append(CaseEvent(kind="migrated", user_id=getattr(user, "id", None), from_state=row["old"],
-                                     to_state=row["new"], at=now, changes=before))
-        record_audit("case.migrate", "case", case.id, user=user, scheme_key=scheme_key, before=before,
-                     after={"version": target.id, "state": row["new"]})
-    db.session.flush()
-    return len(rows)

@@ -16,14 +16,15 @@ from ..forms.engine import form_spec
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
 from ..web.params import parse_date, parse_id
-from . import service
+from . import deadlines, inboxes, service
+from .ledger import case_metrics, ledger_xlsx, open_cases_by_area
 
 bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/cases")
 
 
 @bp.record_once
 def _register_globals(state) -> None:  # noqa: ANN001
-    state.app.jinja_env.globals["working_days_left"] = service.working_days_left
+    state.app.jinja_env.globals["working_days_left"] = deadlines.working_days_left
 
 BOXES = ("mine", "unit", "due_soon", "overdue")
 
@@ -35,11 +36,11 @@ def inbox(scheme_key: str):
         box = "mine"
     if not permissions.can_view_scheme(current_user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
-    cases = service.inbox(current_user, scheme_key, box)
+    cases = inboxes.inbox(current_user, scheme_key, box)
     state_names = {(c.workflow_key, s.id): s.name for c in cases for s in service.workflow_of(c).states.values()}
     return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES, cases=cases,
                            state_names=state_names,
-                           notifications=service.notifications_for(current_user),
+                           notifications=inboxes.notifications_for(current_user),
                            reminders=patrols.reminders_for(current_user, scheme_key))
 
 
@@ -49,7 +50,7 @@ def by_area(scheme_key: str):
     if not permissions.can_view_open_cases_by_area(current_user, scheme_key):
         raise PermissionDenied(_("You may not view these cases."))
     return render_template("workflow/areas.html", scheme_key=scheme_key,
-                           rows=service.open_cases_by_area(current_user, scheme_key))
+                           rows=open_cases_by_area(current_user, scheme_key))
 
 
 @bp.get("/<scheme_key>/ledger")
@@ -68,7 +69,7 @@ def ledger(scheme_key: str):
 
     start, end = day("start", today.replace(day=1)), day("end", today)
     by = "area" if request.args.get("by") == "area" else "unit"
-    rows = service.case_metrics(current_user, scheme_key, start, end, by)
+    rows = case_metrics(current_user, scheme_key, start, end, by)
     if request.args.get("format") == "pdf":
         from ..pdf.engine import render_pdf
 
@@ -78,7 +79,7 @@ def ledger(scheme_key: str):
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.pdf"})
     if request.args.get("format") == "xlsx":
-        return Response(service.ledger_xlsx(rows, start, end), mimetype=XLSX_TYPE,
+        return Response(ledger_xlsx(rows, start, end), mimetype=XLSX_TYPE,
                         headers={"Content-Disposition":
                                  f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"})
     return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end, by=by)

@@ -14,7 +14,7 @@ from server.extensions import db
 from server.forms import service as forms
 from server.forms.engine import form_spec
 from server.forms.models import Submission
-from server.workflow import service
+from server.workflow import deadlines, escalation, ledger, migration, service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 from tests.support.clock import TODAY
 from tests.support.factories import formdata, load_demo, make_user, photo
@@ -127,8 +127,8 @@ def test_deadline_by_size_and_escalation_exactly_once(people):
     assert big_due.due_at > small_due.due_at
     assert big_due.due_at - big_due.started_at <= dt.timedelta(days=7)
     later = big_due.due_at + dt.timedelta(hours=1)
-    first = service.tick(later)
-    second = service.tick(later)
+    first = escalation.tick(later)
+    second = escalation.tick(later)
     db.session.commit()
     assert first["applied"] >= 2 and second["applied"] == 0
     db.session.expire_all()
@@ -180,7 +180,8 @@ def _assigned_at(people, local: dt.datetime, size: float) -> Case:  # noqa: ANN0
     deadline = next(d for d in case.deadlines if d.stopped_at is None)
     db.session.delete(deadline)
     case.deadlines.remove(deadline)
-    service._start_deadline(case, service.workflow_of(case), "rectify", local.replace(tzinfo=ZoneInfo("Asia/Shanghai")))
+    start = local.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    deadlines.start_deadline(case, service.workflow_of(case), "rectify", start, service.case_names(case))
     db.session.commit()
     return case
 
@@ -247,18 +248,18 @@ def test_ledger_rates_in_sql(people, app):
                 finished_at=f"{TODAY}T00:10")
     fire(people["office"], done, "close", verdict="passed")
     late = fire(people["office"], report(people["reporter"], 2.0), "assign", target_unit="shilong")
-    service.tick(next(d for d in late.deadlines if d.stopped_at is None).due_at + dt.timedelta(hours=1))
+    escalation.tick(next(d for d in late.deadlines if d.stopped_at is None).due_at + dt.timedelta(hours=1))
     late = fire(people["head"], late, "rectify", action_taken="late", photos_after=photo(),
                 finished_at=f"{TODAY}T00:10")
     fire(people["office"], late, "close", verdict="passed")
     report(people["reporter"], 3.0)  # still open
     db.session.commit()
     today = TODAY
-    (row,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1))
+    (row,) = ledger.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1))
     assert row["unit"].key == "shilong"
     assert (row["found"], row["rectified"], row["on_time"], row["closed"]) == (3, 2, 1, 2)
     assert row["rectification_rate"] == 2 / 3 and row["on_time_rate"] == 0.5 and row["reopened"] == 0
-    (by_area,) = service.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1),
+    (by_area,) = ledger.case_metrics(people["office"], "lidu", today.replace(day=1), today + dt.timedelta(days=1),
                                       by="area")
     assert by_area["unit"].key == "shilong_old_street" and by_area["found"] == 3
     client = app.test_client()
@@ -283,7 +284,7 @@ def test_webhook_is_off_by_default_and_delivers_each_notification_once(people):
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
-    assert service.deliver_notifications({}) == {"delivered": 0, "failed": 0}  # no URL: nothing leaves
+    assert escalation.deliver_notifications({}) == {"delivered": 0, "failed": 0}  # no URL: nothing leaves
     received: list[dict] = []
 
     class Gateway(BaseHTTPRequestHandler):
@@ -300,14 +301,14 @@ def test_webhook_is_off_by_default_and_delivers_each_notification_once(people):
     thread.start()
     try:
         config = {"FANGAN_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/sms"}
-        first = service.deliver_notifications(config)
-        second = service.deliver_notifications(config)
+        first = escalation.deliver_notifications(config)
+        second = escalation.deliver_notifications(config)
     finally:
         server.shutdown()
         server.server_close()
     assert first["delivered"] >= 1 and second["delivered"] == 0
     assert len(received) == first["delivered"] and all(r["case_id"] == case.id for r in received)
-    down = service.deliver_notifications({"FANGAN_NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/none"})
+    down = escalation.deliver_notifications({"FANGAN_NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/none"})
     assert down["delivered"] == 0  # nothing new to send; a dead gateway would only be retried
 
 
@@ -316,7 +317,7 @@ def test_open_cases_by_area(people, app):
 
     report(people["reporter"])
     report(people["reporter"], 2.0)
-    rows = service.open_cases_by_area(people["office"], "lidu")
+    rows = ledger.open_cases_by_area(people["office"], "lidu")
     assert [(r["area"].key, r["open"]) for r in rows] == [("shilong_old_street", 2)]
     client = app.test_client()
     login(client, "office")
@@ -331,12 +332,12 @@ def test_an_approved_extension_moves_the_deadline_and_counts(people):
     assert case.data["extension_days"] == 2
     case = fire(people["office"], case, "approve_extension")
     moved = next(d for d in case.deadlines if d.stopped_at is None).due_at
-    hours = service.calendar_for("lidu").working_hours_between(
-        service._local(due, district_zone("lidu")), service._local(moved, district_zone("lidu")))
+    hours = deadlines.calendar_for("lidu").working_hours_between(
+        deadlines.local_time(due, district_zone("lidu")), deadlines.local_time(moved, district_zone("lidu")))
     assert hours == pytest.approx(2 * 8.5)
     assert case.extension_count == 1
     today = TODAY
-    (row,) = service.case_metrics(people["office"], "lidu", today - dt.timedelta(days=1), today + dt.timedelta(days=1))
+    (row,) = ledger.case_metrics(people["office"], "lidu", today - dt.timedelta(days=1), today + dt.timedelta(days=1))
     assert row["extended"] == 1 and row["extension_rate"] == 1.0
 
 
@@ -378,12 +379,12 @@ def test_open_cases_keep_their_version_until_migrated(people):
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(Case, old.id).state == "rectified"  # still on the version it was opened under
-    target, rows = service.migration_preview("lidu", "discover_assign_rectify_close")
+    target, rows = migration.migration_preview("lidu", "discover_assign_rectify_close")
     assert [(r["case"].id, r["old"], r["new"]) for r in rows] == [(old.id, "rectified", None)]
     with pytest.raises(Conflict):
-        service.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close")
+        migration.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close")
     db.session.rollback()
-    moved = service.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close",
+    moved = migration.migrate_cases(people["office"], "lidu", "discover_assign_rectify_close",
                                   {"rectified": "to_verify"})
     db.session.commit()
     case = db.session.get(Case, old.id)
@@ -417,7 +418,7 @@ def test_an_extended_deadline_escalates_again_when_it_is_missed(people):
     case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
     first = next(d for d in case.deadlines if d.stopped_at is None)
     late = first.due_at + dt.timedelta(hours=1)
-    assert service.tick(late)["applied"] >= 1
+    assert escalation.tick(late)["applied"] >= 1
     db.session.commit()
     assert db.session.get(Case, case.id).overdue
     case = fire(people["head"], db.session.get(Case, case.id), "request_extension", extra_days="2", reason="车辆不足")
@@ -426,11 +427,11 @@ def test_an_extended_deadline_escalates_again_when_it_is_missed(people):
     extended = next(d for d in case.deadlines if d.stopped_at is None)
     assert extended.id != first.id and extended.due_at > first.due_at
     assert first.met is False  # it had been missed before the extension: that stays on record
-    assert service.tick(first.due_at + dt.timedelta(hours=2))["applied"] == 0  # not due again yet
-    again = service.tick(extended.due_at + dt.timedelta(hours=1))
+    assert escalation.tick(first.due_at + dt.timedelta(hours=2))["applied"] == 0  # not due again yet
+    again = escalation.tick(extended.due_at + dt.timedelta(hours=1))
     db.session.commit()
     assert again["applied"] == 1  # the overdue escalation, once, for the extended deadline
-    assert service.tick(extended.due_at + dt.timedelta(hours=2))["applied"] == 0
+    assert escalation.tick(extended.due_at + dt.timedelta(hours=2))["applied"] == 0
     db.session.expire_all()
     assert db.session.get(Case, case.id).overdue
     applied = db.session.scalars(db.select(EscalationApplied.deadline_id).filter_by(escalation="rectify_overdue"))
@@ -443,10 +444,10 @@ def test_a_rejected_case_changes_no_rate(people):
     fire(people["office"], done, "close", verdict="passed")
     report(people["reporter"], 2.0)  # still open
     span = (TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
-    (before,) = service.case_metrics(people["office"], "lidu", *span)
+    (before,) = ledger.case_metrics(people["office"], "lidu", *span)
     duplicate = fire(people["office"], report(people["reporter"], 3.0), "reject")
     assert duplicate.state_kind == "final" and duplicate.outcome == "rejected"
-    (after,) = service.case_metrics(people["office"], "lidu", *span)
+    (after,) = ledger.case_metrics(people["office"], "lidu", *span)
     keys = ("found", "rectified", "on_time", "closed", "rectification_rate", "on_time_rate", "closure_rate",
             "rework_rate", "extension_rate")
     assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
@@ -462,7 +463,7 @@ def test_the_rework_rate_on_the_ledger_and_its_exports(people, app):
     case = fire(people["head"], case, "rectify", action_taken="ok", photos_after=photo(), finished_at=f"{TODAY}T00:10")
     case = fire(people["office"], case, "rework", verdict="failed", comment="还有残留")
     report(people["reporter"], 2.0)
-    (row,) = service.case_metrics(people["office"], "lidu", TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
+    (row,) = ledger.case_metrics(people["office"], "lidu", TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
     assert (row["reworked_cases"], row["rework_rate"]) == (1, 0.5)
     client = app.test_client()
     login(client, "office")

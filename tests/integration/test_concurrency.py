@@ -172,6 +172,7 @@ def test_tick_passes_over_a_case_someone_is_acting_on(backend, postgres_admin_ur
     import datetime as dt
 
     from server.core.clock import utcnow
+    from server.workflow import escalation
     from server.workflow import service as workflow
     from server.workflow.models import Case, CaseDeadline, EscalationApplied
     from tests.integration.test_cases import _people, fire, report
@@ -199,7 +200,7 @@ def test_tick_passes_over_a_case_someone_is_acting_on(backend, postgres_admin_ur
         holding.wait(30)
         with app.app_context():
             try:
-                results["first"] = workflow.tick()
+                results["first"] = escalation.tick()
                 db.session.commit()
             except BaseException as exc:  # noqa: BLE001 - reported below
                 results["first"] = exc
@@ -214,7 +215,7 @@ def test_tick_passes_over_a_case_someone_is_acting_on(backend, postgres_admin_ur
         thread.join(60)
     assert isinstance(results["first"], dict) and results["first"]["checked"] == 0, results
     with app.app_context():
-        assert workflow.tick()["applied"] >= 1  # released: the next tick applies it
+        assert escalation.tick()["applied"] >= 1  # released: the next tick applies it
         db.session.commit()
         assert db.session.scalar(db.select(db.func.count(EscalationApplied.id))) >= 1
         db.session.remove()

@@ -1,0 +1,111 @@
+"""`fangan tick`: due and overdue escalations applied once each, and notifications delivered to the
+gateway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from ..audit.service import record_audit
+from ..calendar.clock import district_zone
+from ..core.database import utcnow
+from ..extensions import db
+from ..web.i18n import tr
+from . import engine
+from .deadlines import calendar_for, local_time, utc_time
+from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
+from .service import notify, workflow_of
+
+
+def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) -> dict[str, int]:
+    """Apply due escalations once each; safe on many hosts at once (row locks, SKIP LOCKED, unique keys).
+
+    Looks at one batch of running deadlines with ids above `after_id`; `last_id` in the result is where the
+    next batch starts (the CLI commits between batches).
+    """
+    now = now or utcnow()
+    counts = {"checked": 0, "applied": 0, "last_id": after_id}
+    host = socket.gethostname()[:100]
+    horizon = now + dt.timedelta(days=3)  # due-soon warnings look ahead; exact checks below
+    # The case is locked with its deadline, and one somebody is acting on is skipped (the next tick takes it):
+    # a step locks the case first, so the two never wait on each other in opposite orders.
+    query = (db.select(CaseDeadline).join(Case, Case.id == CaseDeadline.case_id)
+             .where(CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None),
+                    CaseDeadline.due_at <= horizon, CaseDeadline.id > after_id)
+             .order_by(CaseDeadline.id).limit(batch).with_for_update(skip_locked=True, of=(CaseDeadline, Case)))
+    for deadline in db.session.scalars(query).all():
+        counts["checked"] += 1
+        counts["last_id"] = deadline.id
+        case = deadline.case
+        spec = workflow_of(case)
+        for escalation in spec.escalations:
+            if escalation.deadline != deadline.key or not _is_due(escalation, deadline, case, now):
+                continue
+            try:
+                with db.session.begin_nested():
+                    db.session.add(EscalationApplied(deadline_id=deadline.id, escalation=escalation.id, host=host,
+                                                     applied_at=now))
+                    db.session.flush()
+            except IntegrityError:
+                continue  # another host applied it first
+            _escalate(case, deadline, escalation, spec, now)
+            counts["applied"] += 1
+    db.session.flush()
+    return counts
+
+
+def _is_due(escalation: engine.EscalationSpec, deadline: CaseDeadline, case: Case, now: dt.datetime) -> bool:
+    if escalation.when == "overdue":
+        return now > deadline.due_at
+    zone, calendar = district_zone(case.scheme_key), calendar_for(case.scheme_key)
+    warn_from = calendar.add_working_hours(local_time(now, zone), escalation.working_hours_before)
+    return utc_time(warn_from, zone) >= deadline.due_at and now <= deadline.due_at
+
+
+def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationSpec, spec: engine.WorkflowSpec,
+              now: dt.datetime) -> None:
+    name = tr(spec.deadlines[deadline.key].name) if deadline.key in spec.deadlines else deadline.key
+    if "mark_overdue" in escalation.actions:
+        case.overdue = True
+    if "count_missed" in escalation.actions:
+        deadline.met = False
+    if "reassign_up" in escalation.actions and case.unit is not None and case.unit.parent is not None:
+        case.unit, case.assignee = case.unit.parent, None
+    message = (_("Case #%(id)s is overdue: %(deadline)s", id=case.id, deadline=name) if escalation.when == "overdue"
+               else _("Case #%(id)s is due soon: %(deadline)s", id=case.id, deadline=name))
+    if "notify" in escalation.actions:
+        notify(case, set(escalation.notify) or {"assignee_unit"}, message)
+    case.events.append(CaseEvent(kind="escalation", transition=escalation.id, at=now, note=message,
+                                 from_state=case.state, to_state=case.state))
+    record_audit("case.escalate", "case", case.id, scheme_key=case.scheme_key,
+                 after={"escalation": escalation.id, "deadline": deadline.key})
+
+
+def deliver_notifications(config: dict[str, Any], batch: int = 100, max_attempts: int = 5) -> dict[str, int]:
+    """Send undelivered notifications through the configured hooks; each is sent once (row locks)."""
+    from .hooks import HOOKS, active_hooks
+
+    counts = {"delivered": 0, "failed": 0}
+    names = active_hooks(config)
+    if not names:
+        return counts
+    query = (db.select(Notification).where(Notification.delivered_at.is_(None), Notification.attempts < max_attempts)
+             .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True))
+    for note in db.session.scalars(query).all():
+        payload = {"id": note.id, "case_id": note.case_id, "user": note.user_id, "unit": note.unit_id,
+                   "message": note.message, "created_at": note.created_at.isoformat()}
+        try:
+            for name in names:
+                HOOKS[name](config, payload)
+        except Exception:  # noqa: BLE001 - a gateway's failure is retried on the next tick, never raised
+            note.attempts += 1
+            counts["failed"] += 1
+        else:
+            note.delivered_at = utcnow()
+            counts["delivered"] += 1
+    db.session.flush()
+    return counts
