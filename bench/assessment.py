@@ -7,7 +7,7 @@ the units (33 cases and 60 patrol logs a unit: 33,000 and 60,000 at 1,000 units)
 (resolved, rejected and open, each with its rectification deadline, some missed) and patrol logs (most heads
 patrol every week, a few seldom), themed campaigns and hot-spot cases (some units have none), with the same
 cases and patrol logs again in September as background the queries must filter out (the first weeks of the
-weekly rule reach back into it). Then times `server.assessment.service.score_period("lidu", "lidu_monthly",
+weekly rule reach back into it). Then times `server.assessment.scoring.score_period("lidu", "lidu_monthly",
 2026-10-01)` — units, metrics (the case ledger, the two patrol rules' compliance, form counts), scores, grades,
 ranks and flags — as the median of several runs after a warm-up, each in a fresh application and request
 context (fresh session, no cached scheme data) as the dry-run page would be. The figure at 1,000 units is the
@@ -122,7 +122,7 @@ def main() -> None:
 def measure(app: Flask, size: int, repeat: int, profile: bool, explain: bool) -> Figure:
     from flask_migrate import upgrade
 
-    from server.assessment import service
+    from server.assessment import scoring, service
     from tests.support.factories import load_demo
 
     upgrade()
@@ -138,7 +138,7 @@ def measure(app: Flask, size: int, repeat: int, profile: bool, explain: bool) ->
           f"{BACKGROUND[0]:%Y-%m} in {figure.seeded_s:.1f} s", flush=True)
 
     def score() -> list:
-        return service.score_period(SCHEME, SHEET, DAY)[1]
+        return scoring.score_period(SCHEME, SHEET, DAY)[1]
 
     # Timed with the expression engine's wall-clock deadline lifted, so that every run completes, garbage
     # collections included wherever they fall; then as many runs with the deadline in force, counting those

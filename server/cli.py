@@ -305,7 +305,7 @@ def assess_score(scheme_key: str, sheet_id: str, on) -> None:  # noqa: ANN001
 
     Items that assessors enter count as nothing lost until they are entered.
     """
-    from .assessment.service import score_period
+    from .assessment.scoring import score_period
 
     period, results = score_period(scheme_key, sheet_id, on.date())
     click.echo(f"# {sheet_id} {period.key} ({period.start} – {period.end})")
@@ -326,7 +326,7 @@ def assess_score(scheme_key: str, sheet_id: str, on) -> None:  # noqa: ANN001
 def assess_combine(scheme_key: str, sheet_id: str, combine_id: str, on) -> None:  # noqa: ANN001
     """A sheet's combined score over a longer period (e.g. monthly average 60 % + year-end 40 %), per unit."""
     from .assessment.engine import shown
-    from .assessment.service import combined_scores
+    from .assessment.scoring import combined_scores
 
     span, rows = combined_scores(scheme_key, sheet_id, combine_id, on.date())
     click.echo(f"# {combine_id} {span.key} ({span.start} – {span.end})")

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
+from ..assessment import scoring
 from ..assessment import service as assessment
 from ..assessment.models import AssessmentRevision
 from ..auth import permissions
@@ -360,7 +361,7 @@ def scores(period_id: int) -> Response:
     if revision > period.revision:
         raise NotFound(_("No such revision."))
     number = revision or period.revision
-    rows = assessment.visible(user, period, assessment.published_scores(period, number), lambda s: s.unit)
+    rows = assessment.visible(user, period, scoring.published_scores(period, number), lambda s: s.unit)
     row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
     return jsonify(period=serialize.period(period), revision=number, provisional=bool(row and row.provisional),
                    scores=[serialize.score(s) for s in rows])

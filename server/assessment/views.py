@@ -26,7 +26,8 @@ from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import public_limits
-from . import charts, engine, service
+from . import appeals, bulletins, charts, engine, scoring, service
+from . import dashboard as leaders
 from .models import AssessmentAppeal, AssessmentPeriod
 
 bp = Blueprint("assessment", __name__, template_folder="templates", url_prefix="/assess")
@@ -37,7 +38,7 @@ EVIDENCE = "assessment-"  # upload token prefix: assessment-<period id>-<unit id
 @bp.record_once
 def _register(state) -> None:  # noqa: ANN001
     forms_service.UPLOAD_VIEWERS[EVIDENCE] = _may_see_evidence
-    forms_service.UPLOAD_HOLDERS[EVIDENCE] = service.evidence_in_use
+    forms_service.UPLOAD_HOLDERS[EVIDENCE] = appeals.evidence_in_use
 
 
 def _may_see_evidence(user: Any, upload: Any) -> bool:
@@ -119,9 +120,9 @@ def combined(scheme_key: str, sheet_id: str, combine_id: str):
         day = dt.date.fromisoformat(request.args["on"]) if request.args.get("on") else district_today(scheme_key)
     except ValueError:
         abort(400)
-    _row, sheet = service.sheet_of(scheme_key, sheet_id)
+    _row, sheet = scoring.sheet_of(scheme_key, sheet_id)
     rule = next((c for c in sheet.combine if c["id"] == combine_id), None)
-    span, rows = service.combined_scores(scheme_key, sheet_id, combine_id, day)
+    span, rows = scoring.combined_scores(scheme_key, sheet_id, combine_id, day)
     ranks = engine.rank({r.unit.id: r.score for r in rows if r.score is not None})
     rows.sort(key=lambda r: (r.unit.id not in ranks, ranks.get(r.unit.id, 0)))
     names = [sheet_id, *rule.get("sheets", [])]
@@ -142,7 +143,7 @@ def period(period_id: int):
     sheet = service.sheet_spec_of(row)
     revision = request.args.get("revision", type=int)
     if row.revision and (revision is None or 1 <= revision <= row.revision):
-        scores = _visible(row, service.published_scores(row, revision), lambda s: s.unit)
+        scores = _visible(row, scoring.published_scores(row, revision), lambda s: s.unit)
         draft = None
     else:
         scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
@@ -180,7 +181,7 @@ def step(period_id: int, action: str):
     if not form.validate_on_submit():
         abort(400)
     if action == "appeals":
-        service.open_appeals(current_user, row, _version(form))
+        appeals.open_appeals(current_user, row, _version(form))
         message = _("Units may appeal until %(day)s.", day=row.appeal_until.isoformat())
     elif action == "publish":
         revision = service.publish(current_user, row, _version(form), form.reason.data or "",
@@ -266,7 +267,7 @@ def appeal(period_id: int, unit_id: int):
     closed = False
     if form.validate_on_submit():
         try:
-            service.file_appeal(current_user, row, unit, form.item.data, form.text.data)
+            appeals.file_appeal(current_user, row, unit, form.item.data, form.text.data)
         except (PermissionDenied, NotFound):
             raise
         except Conflict:  # the window closed while they typed: the page says so and keeps their text to copy
@@ -277,7 +278,7 @@ def appeal(period_id: int, unit_id: int):
             db.session.commit()
             flash(_("Appeal filed."), "success")
             return redirect(url_for("assessment.period", period_id=row.id), code=303)
-    closed = closed or not service.appeals_open(row)
+    closed = closed or not appeals.appeals_open(row)
     status = 409 if closed and request.method == "POST" else 400 if form.errors else 200
     return render_template("assessment/appeal.html", period=row, unit=unit, form=form, closed=closed), status
 
@@ -293,7 +294,7 @@ def decide(appeal_id: int):
     row = service.get_period(current_user, appeal_row.period_id)
     values = {key: request.form.get(f"r_{key}", "") for key, _label in service.entered_rules(row, appeal_row.item_key)}
     try:
-        service.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "", values)
+        appeals.decide_appeal(current_user, appeal_row, form.decision.data, form.note.data or "", values)
     except DomainError as exc:
         if isinstance(exc, (PermissionDenied, NotFound, Conflict)):
             raise
@@ -306,9 +307,9 @@ def decide(appeal_id: int):
 
 def _bulletin(period_id: int) -> tuple[dict, dict]:
     row = service.get_period(current_user, period_id)
-    data = service.bulletin(row, request.args.get("revision", type=int))
+    data = bulletins.bulletin(row, request.args.get("revision", type=int))
     data["scores"] = _visible(row, data["scores"], lambda s: s.unit)
-    if len(data["scores"]) < len(service.published_scores(row, data["revision"])):
+    if len(data["scores"]) < len(scoring.published_scores(row, data["revision"])):
         raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
     grade_colour = {g.id: g.color for g in data["sheet"].grades}
     top = float(data["sheet"].total)
@@ -350,7 +351,7 @@ def compare(period_id: int):
         raise PermissionDenied(_("You may not run this district's assessment."))
     versions = [v for v in list_scheme_versions(row.scheme_key) if v.member("score_sheet", row.sheet_key)]
     chosen = request.args.get("version", type=int)
-    rows = service.compare_versions(current_user, row, chosen) if chosen else None
+    rows = bulletins.compare_versions(current_user, row, chosen) if chosen else None
     return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows)
 
 
@@ -360,7 +361,7 @@ def compare(period_id: int):
 def public_flags(scheme_key: str):
     """The red and black flags (and the other flags) of each sheet's last published period, when the scheme
     publishes them (`public.flags_list`); names of public units only, no scores."""
-    return render_template("assessment/flags.html", scheme_key=scheme_key, boards=service.public_flags(scheme_key))
+    return render_template("assessment/flags.html", scheme_key=scheme_key, boards=bulletins.public_flags(scheme_key))
 
 
 @bp.get("/<scheme_key>/dashboard")
@@ -368,7 +369,7 @@ def dashboard(scheme_key: str):
     """For leaders: per unit, the latest published score, this month's case rates, overdue cases and the
     patrols its people are short of now, each with its drill-down."""
 
-    rows = service.dashboard(current_user, scheme_key, district_today(scheme_key))
+    rows = leaders.dashboard(current_user, scheme_key, district_today(scheme_key))
     bars = [(tr(r.unit.name), r.score, None) for r in rows if r.score is not None]
     return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows,
                            chart=charts.bar_chart(bars, title=_("Latest scores")),
@@ -381,4 +382,4 @@ def unit_detail(period_id: int, unit_id: int):
     row = service.get_period(current_user, period_id)
     unit = _unit_of(row, unit_id)
     return render_template("assessment/unit.html", period=row, unit=unit,
-                           d=service.behind_deductions(current_user, row, unit))
+                           d=leaders.behind_deductions(current_user, row, unit))

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from server.assessment import service
+from server.assessment import scoring
 from server.extensions import db
 from server.org.models import Unit
 from server.org.posts import appoint
@@ -53,7 +53,7 @@ def october(ctx):
 
 
 def test_october_scored_from_the_data(october):
-    period, results = service.score_period("lidu", "lidu_monthly", OCTOBER)
+    period, results = scoring.score_period("lidu", "lidu_monthly", OCTOBER)
     assert (period.key, period.start, period.end) == ("2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31))
     by_unit = {r.unit.key: r for r in results}
     assert set(by_unit) == {"town_office", "party_office", "safety_office", "economy_office", "zhiyuan",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from server.assessment import service
+from server.assessment import dashboard, scoring, service
 from server.assessment.models import AssessmentPeriod, AssessmentRevision, AssessmentScore
 from server.extensions import db
 from server.org.models import Unit
@@ -13,7 +13,7 @@ from tests.support.factories import load_shipped
 
 
 def _published(sheet: str, key: str, start: dt.date, end: dt.date, totals: dict[str, str]) -> None:
-    _row, _spec = service.sheet_of("chengguan", sheet)
+    _row, _spec = scoring.sheet_of("chengguan", sheet)
     period = AssessmentPeriod(scheme_key="chengguan", sheet_key=sheet, definition_version=_row, period_key=key,
                               starts_on=start, ends_on=end, state="published", revision=1)
     revision = AssessmentRevision(period=period, number=1)
@@ -27,13 +27,13 @@ def _published(sheet: str, key: str, start: dt.date, end: dt.date, totals: dict[
 
 def test_year_score_from_monthly_average_and_year_end(ctx):
     load_shipped("chengguan")
-    units = [u.key for u in service.assessed_units("chengguan", service.sheet_of("chengguan", "chengguan_monthly")[1])]
+    units = [u.key for u in scoring.assessed_units("chengguan", scoring.sheet_of("chengguan", "chengguan_monthly")[1])]
     first, second = units[0], units[1]
     _published("chengguan_monthly", "2026-01", dt.date(2026, 1, 1), dt.date(2026, 1, 31), {first: "90", second: "70"})
     _published("chengguan_monthly", "2026-02", dt.date(2026, 2, 1), dt.date(2026, 2, 28), {first: "85", second: "75"})
     _published("chengguan_year_end", "2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31), {first: "80"})
     _published("chengguan_monthly", "2025-12", dt.date(2025, 12, 1), dt.date(2025, 12, 31), {first: "10"})  # not 2026
-    span, rows = service.combined_scores("chengguan", "chengguan_monthly", "year_total", dt.date(2026, 6, 1))
+    span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "year_total", dt.date(2026, 6, 1))
     by_unit = {r.unit.key: r for r in rows}
     assert span.key == "2026"
     # 0.6 × (90 + 85) / 2 + 0.4 × 80 = 52.5 + 32 = 84.5
@@ -66,7 +66,7 @@ def test_rubbish_piles_counted_with_the_metric_filters(ctx):
                             state="x", state_kind="open", data={"size_m3": size}, category="event_piled_rubbish",
                             unit_id=street.id, overdue=late, created_at=at))
     db.session.flush()
-    _period, results = service.score_period("chengguan", "chengguan_rubbish", dt.date(2026, 10, 1))
+    _period, results = scoring.score_period("chengguan", "chengguan_rubbish", dt.date(2026, 10, 1))
     result = next(r for r in results if r.unit.key == "xx_street")
     assert (result.metrics["piles_found"], result.metrics["late_small_piles"], result.metrics["late_big_piles"]) == (
         10, 2, 1)
@@ -79,10 +79,10 @@ def test_dashboard_takes_each_sheets_latest_period(ctx):
 
     load_shipped("chengguan")
     leader = make_user("leader", roles=(("chengguan", "leader", None),))
-    community = service.assessed_units("chengguan", service.sheet_of("chengguan", "chengguan_monthly")[1])[0].key
+    community = scoring.assessed_units("chengguan", scoring.sheet_of("chengguan", "chengguan_monthly")[1])[0].key
     _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31), {community: "91"})
     _published("chengguan_squad_rating", "2026-09", dt.date(2026, 9, 1), dt.date(2026, 9, 30), {"ting_squad": "83"})
-    rows = {r.unit.key: r for r in service.dashboard(leader, "chengguan", dt.date(2026, 11, 2))}
+    rows = {r.unit.key: r for r in dashboard.dashboard(leader, "chengguan", dt.date(2026, 11, 2))}
     assert rows[community].score == Decimal(91) and rows[community].period.period_key == "2026-10"
     assert rows["ting_squad"].score == Decimal(83) and rows["ting_squad"].period.sheet_key == "chengguan_squad_rating"
 
@@ -104,13 +104,13 @@ def test_year_veto_read_on_the_year_so_far_in_each_month_and_in_the_year_score(c
     """篇8: more than 20 new illegal buildings in the year fails the unit, whatever its score; the monthly sheet
     counts the year so far, and the year score is failed too."""
     load_shipped("chengguan")
-    sheet = service.sheet_of("chengguan", "chengguan_monthly")[1]
-    community, other = service.assessed_units("chengguan", sheet)[:2]
+    sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
+    community, other = scoring.assessed_units("chengguan", sheet)[:2]
     _illegal_buildings(community, {1: 8, 2: 8, 3: 8})  # 8, 16, then 24 this year
     _illegal_buildings(other, {3: 20})                 # 20: the limit itself is allowed
 
-    def result(day: dt.date, unit: Unit) -> service.UnitResult:
-        return next(r for r in service.score_period("chengguan", "chengguan_monthly", day)[1] if r.unit == unit)
+    def result(day: dt.date, unit: Unit) -> scoring.UnitResult:
+        return next(r for r in scoring.score_period("chengguan", "chengguan_monthly", day)[1] if r.unit == unit)
 
     february, march = result(dt.date(2026, 2, 1), community), result(dt.date(2026, 3, 1), community)
     assert february.vetoes == [] and february.grade.passing
@@ -125,7 +125,7 @@ def test_year_veto_read_on_the_year_so_far_in_each_month_and_in_the_year_score(c
                {community.key: "95", other.key: "95"})
     _published("chengguan_year_end", "2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31),
                {community.key: "95", other.key: "95"})
-    _span, rows = service.combined_scores("chengguan", "chengguan_monthly", "year_total", dt.date(2026, 12, 31))
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "year_total", dt.date(2026, 12, 31))
     by_unit = {r.unit: r for r in rows}
     assert by_unit[community].score == Decimal(95)
     assert [v.id for v in by_unit[community].vetoes] == ["illegal_buildings"]
@@ -150,9 +150,9 @@ def test_raters_mark_only_the_sheets_and_items_their_roles_are_named_for(ctx):
     monthly = service.open_period(office, "chengguan", "chengguan_monthly", day)
     station = service.open_period(office, "chengguan", "chengguan_sanitation_rating", day)
     squad = service.open_period(office, "chengguan", "chengguan_squad_rating", day)
-    community = service.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
-    sanitation = service.assessed_units("chengguan", service.sheet_spec_of(station))[0]
-    squad_unit = service.assessed_units("chengguan", service.sheet_spec_of(squad))[0]
+    community = scoring.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
+    sanitation = scoring.assessed_units("chengguan", service.sheet_spec_of(station))[0]
+    squad_unit = scoring.assessed_units("chengguan", service.sheet_spec_of(squad))[0]
 
     with pytest.raises(PermissionDenied):
         service.enter_marks(rater, monthly, community, "metric:no_dedicated_worker", {"value": 1}, "x")
@@ -183,7 +183,7 @@ def test_two_live_entries_for_one_assessor_are_refused_by_the_database(ctx):
     load_shipped("chengguan")
     office = make_user("cg_office", roles=(("chengguan", "office_admin", None),))
     period = service.open_period(office, "chengguan", "chengguan_monthly", dt.date(2026, 10, 1))
-    unit = service.assessed_units("chengguan", service.sheet_spec_of(period))[0]
+    unit = scoring.assessed_units("chengguan", service.sheet_spec_of(period))[0]
     service.enter_marks(office, period, unit, "metric:no_dedicated_worker", {"value": 0})
     db.session.commit()
     twin = service.AssessmentEntry(period_id=period.id, unit_id=unit.id, item_key="metric:no_dedicated_worker",
@@ -202,8 +202,8 @@ def test_combined_scores_page_with_the_year_veto(ctx, app):
     from tests.support.factories import login, make_user
 
     load_shipped("chengguan")
-    sheet = service.sheet_of("chengguan", "chengguan_monthly")[1]
-    community, other = service.assessed_units("chengguan", sheet)[:2]
+    sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
+    community, other = scoring.assessed_units("chengguan", sheet)[:2]
     _illegal_buildings(community, {5: 21})
     _published("chengguan_monthly", "2026-05", dt.date(2026, 5, 1), dt.date(2026, 5, 31),
                {community.key: "96", other.key: "90"})
@@ -240,8 +240,8 @@ def test_a_rater_sees_the_units_it_marks_and_not_the_communities(ctx, app):
     day = dt.date(2026, 10, 1)
     monthly = service.open_period(office, "chengguan", "chengguan_monthly", day)
     station = service.open_period(office, "chengguan", "chengguan_sanitation_rating", day)
-    community = service.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
-    sanitation = service.assessed_units("chengguan", service.sheet_spec_of(station))[0]
+    community = scoring.assessed_units("chengguan", service.sheet_spec_of(monthly))[0]
+    sanitation = scoring.assessed_units("chengguan", service.sheet_spec_of(station))[0]
     db.session.commit()
     client = app.test_client()
     login(client, "cg_rater")

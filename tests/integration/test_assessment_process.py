@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from server.assessment import service
+from server.assessment import appeals, bulletins, scoring, service
 from server.assessment.models import AssessmentEntry, AssessmentScore
 from server.core.errors import Conflict, DomainError, PermissionDenied
 from server.extensions import db
@@ -64,25 +64,25 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
         service.enter_marks(head, period, shilong, "hotspots", {"below_quality": 0})
 
     # Units see their drafts and may appeal within the window; publication waits for the decision.
-    service.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
+    appeals.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
     assert period.state == "appeal" and period.appeal_until == dt.date(2026, 11, 4)  # Monday to Wednesday
     # Marks can still be put right while units appeal (an upheld appeal is applied before publication).
     service.enter_marks(a1, period, shilong, "hotspots", {"below_quality": 2}, "两个案例资料不全，复核确认")
-    appeal = service.file_appeal(head, period, shilong, "mechanism_in_place", "机制已于9月建立，见附件",
+    appeal = appeals.file_appeal(head, period, shilong, "mechanism_in_place", "机制已于9月建立，见附件",
                                  today=dt.date(2026, 11, 4))
     with pytest.raises(Conflict):
-        service.file_appeal(head, period, shilong, "hotspots", "太晚了", today=dt.date(2026, 11, 6))
+        appeals.file_appeal(head, period, shilong, "hotspots", "太晚了", today=dt.date(2026, 11, 6))
     give_missing_marks(office, period)  # the other units have no working mechanism missing either
     with pytest.raises(Conflict):
         service.publish(office, period, period.version)
-    service.decide_appeal(office, appeal, "rejected", "未见制度文件")
+    appeals.decide_appeal(office, appeal, "rejected", "未见制度文件")
     stale = period.version
     first = service.publish(office, period, period.version)
     db.session.commit()
     assert period.state == "published" and first.number == 1
     with pytest.raises(Conflict):  # a page opened before publication cannot publish again
         service.publish(office, period, stale)
-    published = {s.unit.key: s for s in service.published_scores(period)}
+    published = {s.unit.key: s for s in scoring.published_scores(period)}
     assert published["shilong"].total == Decimal("81.00") and published["shilong"].grade == "good"
     assert published["shilong"].items["hotspots"]["score"] == "18.00"
     with pytest.raises(Conflict):  # frozen: marks are not changed any more
@@ -95,14 +95,14 @@ def test_a_period_from_marks_to_a_corrected_publication(people):
     # A correction is a new revision with who and why; the first stays readable as it was.
     second = service.correct(office, period, shilong, "metric:mechanism_missing", {"value": 0}, "复核发现制度已建立")
     db.session.commit()
-    assert {s.unit.key: s.total for s in service.published_scores(period)}["duanqiao"] == Decimal("88.00")
+    assert {s.unit.key: s.total for s in scoring.published_scores(period)}["duanqiao"] == Decimal("88.00")
     # The marks it replaced are kept (revision 1 was made with them), not deleted.
     kept = db.session.scalars(db.select(AssessmentEntry).filter_by(item_key="metric:mechanism_missing",
                                                                    unit_id=shilong.id)).all()
     assert sorted((e.values["value"], e.superseded_in) for e in kept) == [(0.0, None), (1.0, 1)]
     assert (second.number, second.reason, period.revision) == (2, "复核发现制度已建立", 2)
-    assert {s.unit.key: s.total for s in service.published_scores(period)}["shilong"] == Decimal("86.00")
-    assert {s.unit.key: s.total for s in service.published_scores(period, 1)}["shilong"] == Decimal("81.00")
+    assert {s.unit.key: s.total for s in scoring.published_scores(period)}["shilong"] == Decimal("86.00")
+    assert {s.unit.key: s.total for s in scoring.published_scores(period, 1)}["shilong"] == Decimal("81.00")
     assert db.session.scalar(db.select(db.func.count(AssessmentScore.id))) == 2 * 8
     with pytest.raises(DomainError):
         service.correct(office, period, shilong, "hotspots", {"below_quality": 1}, "  ")
@@ -117,8 +117,8 @@ def test_only_the_office_runs_the_assessment(people):
     with pytest.raises(PermissionDenied):
         service.publish(people["head"], period)
     with pytest.raises(PermissionDenied):  # a community head appeals for their own community only
-        service.open_appeals(people["office"], period, today=dt.date(2026, 11, 2))
-        service.file_appeal(people["head"], period, _unit("zhiyuan"), "hotspots", "x", today=dt.date(2026, 11, 2))
+        appeals.open_appeals(people["office"], period, today=dt.date(2026, 11, 2))
+        appeals.file_appeal(people["head"], period, _unit("zhiyuan"), "hotspots", "x", today=dt.date(2026, 11, 2))
 
 
 def test_publication_records_streak_actions_vetoes_and_money(people):
@@ -140,7 +140,7 @@ def test_publication_records_streak_actions_vetoes_and_money(people):
         give_missing_marks(office, period)
         service.publish(office, period, close_appeals=True)
     db.session.commit()
-    scores = {s.unit.key: s for s in service.published_scores(period)}
+    scores = {s.unit.key: s for s in scoring.published_scores(period)}
     zhiyuan, shilong = scores["zhiyuan"], scores["shilong"]
     # Zhiyuan: 82 in October (and below 89 in September): the two-month streak's action is recorded.
     assert zhiyuan.total == Decimal("82.00") and [a["id"] for a in zhiyuan.actions] == ["twice_low"]
@@ -169,7 +169,7 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
     assert "扣10分" in files[name]
     stricter, _ = load_scheme(files)  # stored, not activated
     db.session.commit()
-    rows = {r.unit.key: r for r in service.compare_versions(office, period, stricter.id)}
+    rows = {r.unit.key: r for r in bulletins.compare_versions(office, period, stricter.id)}
     # Shilong ran its campaign: unchanged. Zhiyuan did not: 82 → 77, and from 良好 to 合格.
     assert (rows["shilong"].before, rows["shilong"].after) == (Decimal("88.00"), Decimal("88.00"))
     assert (rows["zhiyuan"].before, rows["zhiyuan"].after, rows["zhiyuan"].change) == (
@@ -177,7 +177,7 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
     assert (rows["zhiyuan"].grade_before.id, rows["zhiyuan"].grade_after.id) == ("good", "qualified")
     assert rows["shilong"].rank_after == 1 and rows["longqiao"].rank_after == 2  # 90 → 85, below Shilong
     # The published revision is untouched, and the page shows the same.
-    assert {s.unit.key: s.total for s in service.published_scores(period)}["zhiyuan"] == Decimal("82.00")
+    assert {s.unit.key: s.total for s in scoring.published_scores(period)}["zhiyuan"] == Decimal("82.00")
     client = app.test_client()
     from tests.support.factories import login
 
@@ -185,7 +185,7 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
     page = client.get(f"/assess/period/{period.id}/compare?version={stricter.id}").get_data(as_text=True)
     assert "77.00" in page and "-5.00" in page
     with pytest.raises(PermissionDenied):
-        service.compare_versions(people["a1"], period, stricter.id)
+        bulletins.compare_versions(people["a1"], period, stricter.id)
 
 
 def test_only_the_assessed_units_people_appeal_and_never_against_their_own_marks(people):
@@ -200,15 +200,15 @@ def test_only_the_assessed_units_people_appeal_and_never_against_their_own_marks
     shilong = _unit("shilong")
     period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
     service.enter_marks(both, period, shilong, "hotspots", {"below_quality": 1}, "一个案例资料不全")
-    service.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
+    appeals.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
     for outsider in (office, a1, leader):
         assert permissions.can_view_unit_scores(outsider, shilong)  # they see it…
         with pytest.raises(PermissionDenied):  # …but do not appeal for it
-            service.file_appeal(outsider, period, shilong, "mechanism_in_place", "x", today=dt.date(2026, 11, 2))
-    assert service.file_appeal(head, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
+            appeals.file_appeal(outsider, period, shilong, "mechanism_in_place", "x", today=dt.date(2026, 11, 2))
+    assert appeals.file_appeal(head, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
     with pytest.raises(DomainError):  # "you may not appeal against your own marks"
-        service.file_appeal(both, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
-    assert service.file_appeal(both, period, shilong, "mechanism_in_place", "机制已建立", today=dt.date(2026, 11, 2))
+        appeals.file_appeal(both, period, shilong, "hotspots", "资料已补齐", today=dt.date(2026, 11, 2))
+    assert appeals.file_appeal(both, period, shilong, "mechanism_in_place", "机制已建立", today=dt.date(2026, 11, 2))
     # A sheet's appeal_roles let a role that reaches the unit appeal for it (here: leaders, district-wide).
     assert not permissions.can_appeal(leader, shilong)
     assert permissions.can_appeal(leader, shilong, ("leader",))

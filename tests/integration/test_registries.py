@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from server.assessment import service as assessment
+from server.assessment import scoring
 from server.assessment.sources import METRIC_SOURCES, MetricSource, period_bounds
 from server.auth.service import create_user, grant_role
 from server.definitions.docs import fill_registry_tables
@@ -162,7 +162,7 @@ def test_a_field_type_and_a_metric_source_from_outside_the_server(app):
         assert values["x-field-types"]["plate"] == {"type": "string", "pattern": PLATE.pattern}
 
         with app.test_request_context():
-            _period, results = assessment.score_period("lidu", "plate_sheet", TODAY)
+            _period, results = scoring.score_period("lidu", "plate_sheet", TODAY)
             by_unit = {r.unit.key: r for r in results}
             assert by_unit["shilong"].metrics["beijing"] == 1 and by_unit["zhiyuan"].metrics["beijing"] == 0
             assert (by_unit["shilong"].total, by_unit["zhiyuan"].total) == (8, 10)

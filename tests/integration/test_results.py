@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from server.assessment import appeals, scoring
 from server.assessment import service as assessment
 from server.audit.models import AuditEntry
 from server.calendar.models import CalendarDay, CalendarYear
@@ -205,7 +206,7 @@ def test_a_draft_counts_only_rule_periods_that_have_ended(october, time_machine)
     nov = dt.date(2026, 11, 1)
 
     def missed() -> int:
-        _period, results = assessment.score_period("lidu", "lidu_monthly", nov)
+        _period, results = scoring.score_period("lidu", "lidu_monthly", nov)
         return next(r for r in results if r.unit.id == zhiyuan.id).metrics["community_head_missed_weeks"]
 
     time_machine.move_to(local(dt.date(2026, 11, 5), 10))  # a Thursday: only the week to 1 November is over
@@ -314,12 +315,12 @@ def test_an_upheld_appeal_replaces_the_contested_mark(office, time_machine):
     base = total()
     assessment.enter_marks(assessor, period, shilong, "hotspots", {"below_quality": 2}, "两个案例资料不全")
     assert total() == base - 4
-    assessment.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
-    appeal = assessment.file_appeal(head, period, shilong, "hotspots", "只有一个不全", today=dt.date(2026, 11, 3))
+    appeals.open_appeals(office, period, period.version, today=dt.date(2026, 11, 2))
+    appeal = appeals.file_appeal(head, period, shilong, "hotspots", "只有一个不全", today=dt.date(2026, 11, 3))
     with pytest.raises(DomainError):  # upheld without the corrected mark: refused, nothing changes
-        assessment.decide_appeal(office, appeal, "upheld", "成立")
+        appeals.decide_appeal(office, appeal, "upheld", "成立")
     assert appeal.decision is None and total() == base - 4
-    assessment.decide_appeal(office, appeal, "upheld", "复核只有一个不全", {"below_quality": "1"})
+    appeals.decide_appeal(office, appeal, "upheld", "复核只有一个不全", {"below_quality": "1"})
     # The corrected mark replaces the contested one (−2), not averaged with it (−3).
     assert total() == base - 2
     assert appeal.decision == "upheld"
@@ -328,7 +329,7 @@ def test_an_upheld_appeal_replaces_the_contested_mark(office, time_machine):
 def test_the_appeal_form_goes_when_appeals_close_and_keeps_a_late_text(office, app, time_machine):
     time_machine.move_to(local(dt.date(2026, 11, 2), 10))
     period = assessment.open_period(office, "lidu", "lidu_monthly", dt.date(2026, 10, 1))
-    assessment.open_appeals(office, period, period.version)
+    appeals.open_appeals(office, period, period.version)
     db.session.commit()
     make_user("head", roles=(("lidu", "unit_head", "shilong"),))
     shilong = db.session.scalar(db.select(Unit.id).filter_by(scheme_key="lidu", key="shilong"))

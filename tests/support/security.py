@@ -144,6 +144,7 @@ def quick_passwords() -> Iterator[None]:
 def build_world(app: Flask, *, other: bool = True) -> World:
     """Lidu (the demo) with people in every role it defines and objects in Shilong and Zhiyuan; with `other`,
     Chengguan beside it."""
+    from server.assessment import appeals
     from server.assessment import service as assessment
     from server.auth.models import RoleAssignment
     from server.calendar.models import CalendarDay
@@ -190,10 +191,10 @@ def build_world(app: Flask, *, other: bool = True) -> World:
         give_missing_marks(users["office"], published)
         assessment.publish(users["office"], published, close_appeals=True)
         appealing = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 10, 1))
-        assessment.open_appeals(users["office"], appealing)
+        appeals.open_appeals(users["office"], appealing)
         shilong, zhiyuan = (db.session.get(Area, ids[f"area_{s}"]).unit for s in "sz")
-        ids["appeal_s"] = assessment.file_appeal(users["head"], appealing, shilong, "hotspots", "案例已补充").id
-        ids["appeal_z"] = assessment.file_appeal(users["spare"], appealing, zhiyuan, "hotspots", "已整改").id
+        ids["appeal_s"] = appeals.file_appeal(users["head"], appealing, shilong, "hotspots", "案例已补充").id
+        ids["appeal_z"] = appeals.file_appeal(users["spare"], appealing, zhiyuan, "hotspots", "已整改").id
         ids["period_pub"], ids["period"] = published.id, appealing.id
         ids["period_open"] = assessment.open_period(users["office"], "lidu", "lidu_monthly", dt.date(2026, 8, 1)).id
         db.session.add(CalendarDay(day=dt.date(2026, 12, 31), working=False, name="调休"))

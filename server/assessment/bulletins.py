@@ -1,0 +1,124 @@
+"""What a period publishes: the bulletin, a comparison with another scheme version, the public flags."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import gettext as _
+
+from ..auth import permissions
+from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..definitions.service import current_scheme_data
+from ..extensions import db
+from ..org.models import Unit
+from . import engine
+from .engine import Grade
+from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
+from .scoring import published_scores
+from .service import draft, sheet_spec_of
+
+
+def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int = 5) -> dict[str, Any]:
+    """What a bulletin shows for a published revision: rankings per group, flags, grade counts, the
+    change since the previous period and the group averages over the last periods."""
+    if not period.revision:
+        raise Conflict(_("This period is not published yet."))
+    sheet = sheet_spec_of(period)
+    scores = published_scores(period, revision)
+    data = current_scheme_data(period.scheme_key) or {}
+    group_names = {g["id"]: g.get("name") for g in data.get("unit_groups", [])}
+    before = list(db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
+        AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
+        .order_by(AssessmentPeriod.starts_on.desc()).limit(earlier)))[::-1]
+    previous = {s.unit_id: Decimal(s.total) for s in published_scores(before[-1])} if before else {}
+    groups: dict[str, list[AssessmentScore]] = defaultdict(list)
+    for score in scores:
+        for group_id in score.ranks:
+            groups[group_id].append(score)
+    order = list(sheet.ranking.get("groups") or [])
+    ranking = [{"id": group_id, "name": group_names.get(group_id.split(":")[0]),
+                "rows": sorted(rows, key=lambda s, g=group_id: (s.ranks[g], s.unit.path))}
+               for group_id, rows in sorted(groups.items(), key=lambda kv: (
+                   order.index(kv[0].split(":")[0]) if kv[0].split(":")[0] in order else len(order), kv[0]))]
+    grade_counts = [(g, sum(1 for s in scores if s.grade == g.id)) for g in sheet.grades]
+    flagged = [(f, [s for s in scores if f.id in s.flags]) for f in sheet.flags]
+    history = [*before, period]
+    trend_labels = [p.period_key for p in history]
+    trend = []
+    for group_id, rows in groups.items():
+        members = {s.unit_id for s in rows}
+        series = []
+        for row in history:
+            totals = [Decimal(s.total) for s in (scores if row is period else published_scores(row))
+                      if s.unit_id in members]
+            series.append(sum(totals) / len(totals) if totals else None)
+        trend.append((group_names.get(group_id.split(":")[0]), series))
+    return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
+            "flagged": flagged, "previous": previous, "trend_labels": trend_labels, "trend": trend,
+            "revision": revision or period.revision,
+            "provisional": bool(db.session.scalar(db.select(AssessmentRevision.provisional).filter_by(
+                period_id=period.id, number=revision or period.revision)))}
+
+
+@dataclass
+class Comparison:
+    """One unit on the period's sheet and on another version of it."""
+
+    unit: Unit
+    before: Decimal
+    after: Decimal
+    rank_before: int | None
+    rank_after: int | None
+    grade_before: Grade | None
+    grade_after: Grade | None
+
+    @property
+    def change(self) -> Decimal:
+        return self.after - self.before
+
+
+def compare_versions(user: Any, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
+    """A dry run of another stored version of the period's sheet on this period's data and marks: unit by unit,
+    how the score, grade and rank would change. Nothing is stored."""
+    from ..definitions.service import get_scheme_version
+
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    version = get_scheme_version(scheme_version_id)
+    row = version.member("score_sheet", period.sheet_key) if version.scheme_key == period.scheme_key else None
+    if row is None:
+        raise NotFound(_("That scheme version has no such score sheet."))
+    before = {r.unit.id: r for r in draft(period)}
+    after = {r.unit.id: r for r in draft(period, engine.sheet_spec(row.data))}
+    out = []
+    for unit_id in [*before, *(u for u in after if u not in before)]:
+        old, new = before.get(unit_id), after.get(unit_id)
+        unit = (old or new).unit
+        out.append(Comparison(unit, old.total if old else Decimal(0), new.total if new else Decimal(0),
+                              min(old.ranks.values(), default=None) if old else None,
+                              min(new.ranks.values(), default=None) if new else None,
+                              old.grade if old else None, new.grade if new else None))
+    return out
+
+
+def public_flags(scheme_key: str) -> list[dict[str, Any]]:
+    """For the public page: each sheet's last published period and, per flag, the public units holding it."""
+    data = current_scheme_data(scheme_key)
+    if not data or not (data.get("public") or {}).get("flags_list"):
+        raise NotFound(_("This district does not publish its flags."))
+    out = []
+    for sheet_id in data.get("score_sheets", []):
+        period = db.session.scalar(db.select(AssessmentPeriod).where(
+            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
+            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
+        if period is None:
+            continue
+        sheet = sheet_spec_of(period)
+        scores = [s for s in published_scores(period) if s.unit.public]
+        flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
+        out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units]})
+    return out

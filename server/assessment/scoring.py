@@ -1,0 +1,222 @@
+"""Scoring a period: the units a sheet assesses, their metrics computed from the data (cases, patrol
+compliance, records), and their scores, grades, ranks and flags — the dry run an office looks at before
+anything is entered or published — and scores combined over longer periods."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import or_
+
+from ..core.errors import DomainError, NotFound
+from ..definitions.models import DefinitionVersion
+from ..definitions.service import current_scheme_data, current_version
+from ..expressions import compile_expression
+from ..extensions import db
+from ..org.models import Unit
+from ..patrols import engine as patrol_engine
+from ..web.i18n import tr
+from . import engine
+from .engine import Flag, Grade, SheetSpec, UnitScore, Veto
+from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
+from .sources import source_of
+
+
+def sheet_of(scheme_key: str, sheet_id: str) -> tuple[DefinitionVersion, SheetSpec]:
+    """The version of a score sheet in force in a district, compiled."""
+    version = current_version(scheme_key)
+    row = version.member("score_sheet", sheet_id) if version else None
+    if row is None:
+        raise NotFound(_("This district has no such score sheet."))
+    return row, engine.sheet_spec(row.data)
+
+
+def period_of(sheet: SheetSpec, day: dt.date) -> patrol_engine.Period:
+    return patrol_engine.period_of(sheet.period, day)
+
+
+def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
+    """The active units the sheet scores: its unit kinds and its listed units."""
+    kinds, keys = sheet.assessed.get("unit_kinds", []), sheet.assessed.get("units", [])
+    query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True),
+                                  or_(Unit.kind.in_(kinds), Unit.key.in_(keys))).order_by(Unit.path)
+    return list(db.session.scalars(query))
+
+
+def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
+                  manual: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
+    """Every metric of the sheet for every unit: {unit id: {metric id: value}} (None where there is none). Each
+    metric's source (`sources.py`) computes it, or assessors entered it (`manual`: the period's marks)."""
+    manual = manual or {}
+    unit_ids = [u.id for u in units]
+    values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
+    for metric in sheet.metrics:
+        source = source_of(metric)
+        per_unit = source.compute(scheme_key, metric, period, unit_ids) if source.compute else {}
+        for unit_id in unit_ids:
+            value = manual.get(unit_id, {}).get(metric["id"]) if source.entered else per_unit.get(unit_id)
+            values[unit_id][metric["id"]] = value
+    return values
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    metrics: dict[str, Any]
+    score: UnitScore
+    grade: Grade | None = None
+    ranks: dict[str, int] = field(default_factory=dict)  # per ranking group
+    flags: list[Flag] = field(default_factory=list)
+    vetoes: list[Veto] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return engine.shown(self.score.total)
+
+
+def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[str, list[Unit]]:
+    """The units of each ranking group the sheet names (scheme `unit_groups`), or all in one group; with
+    `by_difficulty`, each group is split by the units' difficulty tier."""
+    data = current_scheme_data(scheme_key) or {}
+    defined = {g["id"]: g for g in data.get("unit_groups", [])}
+    wanted = sheet.ranking.get("groups") or []
+    groups: dict[str, list[Unit]] = {}
+    for group_id in wanted:
+        group = defined.get(group_id, {})
+        kinds, keys = group.get("unit_kinds", []), group.get("units", [])
+        groups[group_id] = [u for u in units if u.kind in kinds or u.key in keys]
+    if not wanted:
+        groups["all"] = list(units)
+    if sheet.ranking.get("by_difficulty"):
+        split: dict[str, list[Unit]] = {}
+        for group_id, members in groups.items():
+            for unit in members:
+                split.setdefault(f"{group_id}:{unit.difficulty or 0}", []).append(unit)
+        groups = split
+    return groups
+
+
+def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit], *,
+                entries: dict[int, dict[str, dict[str, Any]]] | None = None,
+                item_scores: dict[int, dict[str, Decimal]] | None = None,
+                manual: dict[int, dict[str, Any]] | None = None,
+                metrics: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
+    """Every unit's score for a period from the data (or from `metrics` already taken), the assessors'
+    numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags."""
+    values = metrics if metrics is not None else metric_values(scheme_key, sheet, period, units, manual)
+    entries, item_scores = entries or {}, item_scores or {}
+    results = {}
+    for u in units:
+        names = {**values.get(u.id, {}), **(manual or {}).get(u.id, {})}
+        try:
+            score = engine.score_unit(sheet, names, entries.get(u.id), item_scores.get(u.id))
+        except engine.ScoringError as exc:
+            raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(u.name), problem=str(exc))) from None
+        results[u.id] = UnitResult(u, names, score)
+    longer = _longer_metrics(scheme_key, sheet, period, units)
+    failing = engine.failing_grade(sheet)
+    for result in results.values():
+        result.vetoes = _vetoes(sheet, sheet.period, result.metrics, result.unit)
+        for per, numbers in longer.items():
+            result.vetoes += _vetoes(sheet, per, numbers.get(result.unit.id, {}), result.unit)
+        result.grade = engine.grade_of(sheet, result.score.total)
+        if result.vetoes and failing is not None:
+            result.grade = failing  # a veto fails the unit whatever the score
+    barred = {unit_id for unit_id, r in results.items() if r.vetoes}
+    for group_id, members in ranking_groups(scheme_key, sheet, units).items():
+        scores = {u.id: results[u.id].score.total for u in members}
+        for unit_id, position in engine.rank(scores).items():
+            results[unit_id].ranks[group_id] = position
+        for unit_id, flags in engine.flags_for(sheet, scores, barred).items():
+            results[unit_id].flags.extend(f for f in flags if f not in results[unit_id].flags)
+    return [results[u.id] for u in units]
+
+
+def _vetoes(sheet: SheetSpec, per: str, names: dict[str, Any], unit: Unit) -> list[Veto]:
+    try:
+        return engine.vetoed(sheet, names, per)
+    except engine.ScoringError as exc:
+        raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(unit.name), problem=str(exc))) from None
+
+
+def _longer_metrics(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
+                    units: list[Unit]) -> dict[str, dict[int, dict[str, Any]]]:
+    """For vetoes read over a longer period (the year), the metrics they name over that period so far:
+    {period kind: {unit id: {metric id: value}}}. The scheme check keeps these to metrics from the data."""
+    out = {}
+    for per, vetoes in engine.longer_vetoes(sheet).items():
+        named = set().union(*(v.when.names for v in vetoes))
+        span = patrol_engine.period_of(per, period.start)
+        so_far = patrol_engine.Period(per, span.start, min(span.end, period.end))
+        narrowed = replace(sheet, metrics=tuple(m for m in sheet.metrics if m["id"] in named))
+        out[per] = metric_values(scheme_key, narrowed, so_far, units)
+    return out
+
+
+def score_period(scheme_key: str, sheet_id: str, day: dt.date,
+                 entries: dict[int, dict[str, dict[str, Any]]] | None = None,
+                 manual: dict[int, dict[str, Any]] | None = None) -> tuple[patrol_engine.Period, list[UnitResult]]:
+    """A dry run of the sheet in force for the period containing `day`: nothing is stored."""
+    _row, sheet = sheet_of(scheme_key, sheet_id)
+    period = period_of(sheet, day)
+    return period, score_units(scheme_key, sheet, period, assessed_units(scheme_key, sheet), entries=entries,
+                               manual=manual)
+
+
+@dataclass
+class CombinedScore:
+    unit: Unit
+    averages: dict[str, Decimal | None]  # sheet id → average published score over the period
+    score: Decimal | None                # None when a sheet named has no published score for the unit
+    grade: Grade | None
+    vetoes: list[Veto] = field(default_factory=list)  # read on the whole period's numbers (the year's)
+    provisional: bool = False  # a score it averages is from provisional results
+
+
+def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
+        patrol_engine.Period, list[CombinedScore]]:
+    """A sheet's `combine` formula over the longer period containing `day` (the year score from the monthly
+    average and the year-end check): each sheet id stands for the unit's average published score in it."""
+    _row, sheet = sheet_of(scheme_key, sheet_id)
+    rule = next((c for c in sheet.combine if c["id"] == combine_id), None)
+    if rule is None:
+        raise NotFound(_("This score sheet has no such combination."))
+    span = patrol_engine.period_of(rule["period"], day)
+    names = [sheet_id, *rule.get("sheets", [])]
+    totals: dict[str, dict[int, list[Decimal]]] = {name: defaultdict(list) for name in names}
+    periods = db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key.in_(names),
+        AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= span.start,
+        AssessmentPeriod.ends_on <= span.end))
+    unsure: set[int] = set()
+    for period in periods:
+        for score in published_scores(period):
+            totals[period.sheet_key][score.unit_id].append(Decimal(score.total))
+            if period.provisional:
+                unsure.add(score.unit_id)
+    formula = compile_expression(rule["formula"])
+    units = assessed_units(scheme_key, sheet)
+    numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
+    failing = engine.failing_grade(sheet)
+    out = []
+    for unit in units:
+        averages = {name: (sum(v) / len(v) if (v := totals[name].get(unit.id)) else None) for name in names}
+        score = (engine.combine(formula, averages, f"combine.{combine_id}")
+                 if all(a is not None for a in averages.values()) else None)
+        vetoes = _vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []
+        grade = engine.grade_of(sheet, score) if score is not None else None
+        out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes,
+                                 unit.id in unsure))
+    return span, out
+
+
+def published_scores(period: AssessmentPeriod, revision: int | None = None) -> list[AssessmentScore]:
+    """A published revision's scores (default the latest), in unit order."""
+    number = revision or period.revision
+    row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
+    return list(row.scores) if row else []
