@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..web.i18n import tr
 from ..workflow import service as workflow
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 def _time(value: dt.datetime | None) -> str | None:
@@ -30,11 +33,11 @@ def _key(obj: Any) -> str | None:
     return obj.key if obj is not None else None
 
 
-def _username(user: Any) -> str | None:
+def _username(user: AnyUser) -> str | None:
     return user.username if user is not None else None
 
 
-def case(item: Any, *, user: Any = None) -> dict[str, Any]:
+def case(item: Any, *, user: AnyUser = None) -> dict[str, Any]:
     """A case; with `user`, also its timeline and the steps that user may take now."""
     spec = workflow.workflow_of(item)
     state = spec.states.get(item.state)

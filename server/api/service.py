@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -21,6 +21,9 @@ from ..definitions.service import current_scheme_data
 from ..extensions import db
 from ..workflow.models import Case, CaseEvent
 from .models import ApiClient
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 TOKEN_PREFIX = "fg_"  # noqa: S105 - not a secret: says what a leaked string is, so that secret scanners and people recognise it
 # `last_used_at` is written at most this often, so that a dashboard polling every few seconds reads, not writes.
@@ -80,7 +83,7 @@ def authenticate(token: str) -> ApiClient | None:
 
 # -- cases --------------------------------------------------------------------------------------------------
 
-def _reachable(user: Any, scheme_key: str) -> Any:
+def _reachable(user: AnyUser, scheme_key: str) -> Any:
     """SQL condition for the cases `permissions.can_view_case` lets this user see in a scheme."""
     mine = (Case.reporter_id == user.id) | (Case.assignee_id == user.id)
     reach = permissions.case_view_reach(user, scheme_key)
@@ -89,7 +92,7 @@ def _reachable(user: Any, scheme_key: str) -> Any:
     return mine | Case.unit_id.in_(reach.unit_ids or [-1]) | Case.area_id.in_(reach.area_ids or [-1])
 
 
-def list_cases(user: Any, scheme_key: str, *, state: str | None = None, kind: str | None = None,
+def list_cases(user: AnyUser, scheme_key: str, *, state: str | None = None, kind: str | None = None,
                since: dt.datetime | None = None, page: int = 1, per_page: int = 50) -> tuple[list[Case], int]:
     """The cases of a scheme this user may see, newest first, one page of them, and how many there are in all.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
@@ -28,6 +28,9 @@ from ..web.params import parse_date
 from ..workflow import service as workflow
 from . import openapi, serialize, service
 from .formdata import formdata_from_json, with_defaults
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 bp = token_authenticated(Blueprint("api", __name__, url_prefix="/api/v1"))
 csrf.exempt(bp)  # no cookie authenticates here (see auth.access), so there is no session to forge requests with
@@ -189,7 +192,7 @@ def _refuse(errors: dict[str, list[str]]) -> None:
         raise Invalid(_("Some values are not acceptable."), errors)
 
 
-def _formdata(user: Any, scheme_key: str, spec: Any, values: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
+def _formdata(user: AnyUser, scheme_key: str, spec: Any, values: dict[str, Any]) -> tuple[Any, dict[str, list[str]]]:
     """The form data a phone would post for these values (defaults filled in), under the Idempotency-Key."""
     values = with_defaults(spec, values, forms.form_context(user, scheme_key))
     return formdata_from_json(spec, values, _idempotency_key())
@@ -201,7 +204,7 @@ def _form_refused(page: forms.FormPage, unread: dict[str, list[str]] | None = No
     return Invalid(_("The form has errors; nothing was stored."), fields)
 
 
-def _store(user: Any, scheme_key: str, version: Any, values: dict[str, Any]) -> Submission:
+def _store(user: AnyUser, scheme_key: str, version: Any, values: dict[str, Any]) -> Submission:
     """Fill the form with `values` as the page would and store the record; every error at once when refused."""
     spec = form_spec(version.data)
     formdata, unread = _formdata(user, scheme_key, spec, values)

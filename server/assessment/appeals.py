@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -18,8 +18,11 @@ from ..org.models import Unit
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod
 from .service import checked_values, entered_rules, expect_version, replace_marks, sheet_spec_of
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
-def open_appeals(user: Any, period: AssessmentPeriod, version: int | None = None,
+
+def open_appeals(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                  today: dt.date | None = None) -> AssessmentPeriod:
     """Show units their draft scores and let them appeal for the sheet's `appeal_days` working days."""
     from ..workflow.deadlines import calendar_for
@@ -58,7 +61,7 @@ def evidence_in_use(uploads: list[Any]) -> set[int]:
     return used
 
 
-def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
+def file_appeal(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, text: str,
                 today: dt.date | None = None) -> AssessmentAppeal:
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
 
@@ -84,7 +87,7 @@ def file_appeal(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, t
     return appeal
 
 
-def decide_appeal(user: Any, appeal: AssessmentAppeal, decision: str, note: str = "",
+def decide_appeal(user: AnyUser, appeal: AssessmentAppeal, decision: str, note: str = "",
                   values: dict[str, Any] | None = None) -> AssessmentAppeal:
     """The office upholds or rejects an appeal. Upholding an appeal against an item assessors mark takes the
     corrected marks (`values`, by rule id): they replace every assessor's contested marks for that unit and

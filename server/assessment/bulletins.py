@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -19,6 +19,9 @@ from .engine import Grade
 from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
 from .scoring import published_scores
 from .service import draft, sheet_spec_of
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int = 5) -> dict[str, Any]:
@@ -81,7 +84,7 @@ class Comparison:
         return self.after - self.before
 
 
-def compare_versions(user: Any, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
+def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
     """A dry run of another stored version of the period's sheet on this period's data and marks: unit by unit,
     how the score, grade and rank would change. Nothing is stored."""
     from ..definitions.service import get_scheme_version

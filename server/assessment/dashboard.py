@@ -6,7 +6,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
@@ -23,6 +23,9 @@ from .scoring import assessed_units, published_scores
 from .service import bounds_of, draft, sheet_spec_of
 from .sources import period_bounds, source_of
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
 
 @dataclass
 class DashboardRow:
@@ -37,7 +40,7 @@ class DashboardRow:
     patrols_short: int
 
 
-def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
+def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardRow]:
     """Per unit in the reader's reach: the latest published score, this month's case rates, overdue cases
     and the patrol periods running now that its people are short on."""
     from ..patrols import service as patrols
@@ -85,7 +88,7 @@ def dashboard(user: Any, scheme_key: str, today: dt.date) -> list[DashboardRow]:
     return rows
 
 
-def behind_deductions(user: Any, period: AssessmentPeriod, unit: Unit) -> dict[str, Any]:
+def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> dict[str, Any]:
     """The drill-down of one unit's score: each item's deductions by rule, the assessors' marks with their
     reasons and evidence, the unit's cases of the period not rectified or not on time, and its patrol misses."""
     from ..workflow.ledger import uncounted

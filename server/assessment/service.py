@@ -8,7 +8,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func
@@ -29,6 +29,9 @@ from .engine import SheetSpec
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
 from .scoring import UnitResult, assessed_units, metric_values, period_of, published_scores, score_units, sheet_of
 from .sources import is_entered
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 # -- metrics -------------------------------------------------------------------------------------------------
 
@@ -71,7 +74,7 @@ def entered_rules(period: AssessmentPeriod, item_id: str) -> list[tuple[str, Any
     return [(r.id, r.label) for r in item.rules if r.entered]
 
 
-def my_entry(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str) -> AssessmentEntry | None:
+def my_entry(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str) -> AssessmentEntry | None:
     return db.session.scalar(db.select(AssessmentEntry).filter_by(period_id=period.id, unit_id=unit.id,
                                                                   item_key=item_id, assessor_id=user.id,
                                                                   superseded_in=None))
@@ -86,7 +89,7 @@ def expect_version(period: AssessmentPeriod, version: int | None) -> None:
         raise Conflict(_("This assessment changed while you were looking at it. Look at it again."))
 
 
-def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> AssessmentPeriod:
+def open_period(user: AnyUser, scheme_key: str, sheet_id: str, day: dt.date) -> AssessmentPeriod:
     """Open the sheet's period containing `day` under the sheet version in force now."""
     if not permissions.can_run_assessment(user, scheme_key):
         raise PermissionDenied(_("You may not run this district's assessment."))
@@ -109,12 +112,12 @@ def open_period(user: Any, scheme_key: str, sheet_id: str, day: dt.date) -> Asse
     return period
 
 
-def _check_reader(user: Any, scheme_key: str) -> None:
+def _check_reader(user: AnyUser, scheme_key: str) -> None:
     if not permissions.can_view_assessment(user, scheme_key):
         raise PermissionDenied(_("You may not view this assessment."))
 
 
-def get_period(user: Any, period_id: int) -> AssessmentPeriod:
+def get_period(user: AnyUser, period_id: int) -> AssessmentPeriod:
     period = db.session.get(AssessmentPeriod, period_id)
     if period is None:
         raise NotFound(_("No such assessment period."))
@@ -122,14 +125,14 @@ def get_period(user: Any, period_id: int) -> AssessmentPeriod:
     return period
 
 
-def list_periods(user: Any, scheme_key: str) -> list[AssessmentPeriod]:
+def list_periods(user: AnyUser, scheme_key: str) -> list[AssessmentPeriod]:
     """A district's periods, latest first: for anyone who reads, marks or runs its assessment."""
     _check_reader(user, scheme_key)
     return list(db.session.scalars(db.select(AssessmentPeriod).filter_by(scheme_key=scheme_key)
                                    .order_by(AssessmentPeriod.starts_on.desc(), AssessmentPeriod.sheet_key)))
 
 
-def visible(user: Any, period: AssessmentPeriod, rows: list, unit_of: Callable[[Any], Unit]) -> list:
+def visible(user: AnyUser, period: AssessmentPeriod, rows: list, unit_of: Callable[[Any], Unit]) -> list:
     """The rows (scores, draft results, appeals) of units the user may see: all of them for the office and
     district-wide readers, else those of units they may view or mark."""
     if permissions.can_view_all_scores(user, period.scheme_key):
@@ -137,7 +140,7 @@ def visible(user: Any, period: AssessmentPeriod, rows: list, unit_of: Callable[[
     return [r for r in rows if permissions.can_view_unit_scores(user, unit_of(r)) or assesses(user, period, unit_of(r))]
 
 
-def enter_marks(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
+def enter_marks(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
                 reason: str = "", evidence: list[int] | None = None) -> AssessmentEntry:
     """An assessor's numbers for the rules of an item that assessors enter (or the value of a `manual`
     metric, as item "metric:<id>"), with the reason and evidence; entering again replaces one's own."""
@@ -194,7 +197,7 @@ def checked_values(sheet: SheetSpec, item_id: str, values: dict[str, Any]) -> di
     return clean
 
 
-def _assessor_role(user: Any, unit: Unit, sheet: SheetSpec, item_id: str) -> str | None:
+def _assessor_role(user: AnyUser, unit: Unit, sheet: SheetSpec, item_id: str) -> str | None:
     """The role the assessor marks in (for weighted assessors); the roles the sheet or item names limit who may."""
     wanted = engine.marked_by(sheet, item_id.removeprefix(METRIC_ITEM))
     if not permissions.can_assess_unit(user, unit, wanted):
@@ -203,7 +206,7 @@ def _assessor_role(user: Any, unit: Unit, sheet: SheetSpec, item_id: str) -> str
     return next((r for r in held if r in wanted), held[0] if held else None)
 
 
-def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str, Any]]:
+def markable(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> list[tuple[str, Any]]:
     """The items and manual metrics (as "metric:<id>") the user may mark for a unit: until publication, those
     of their roles; once published, every one for the office, to correct."""
     sheet = sheet_spec_of(period)
@@ -219,7 +222,7 @@ def markable(user: Any, period: AssessmentPeriod, unit: Unit) -> list[tuple[str,
             if permissions.can_assess_unit(user, unit, engine.marked_by(sheet, key.removeprefix(METRIC_ITEM)))]
 
 
-def assesses(user: Any, period: AssessmentPeriod, unit: Unit) -> bool:
+def assesses(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> bool:
     """Whether the user marks anything of this sheet for the unit (what an assessor's page lists)."""
     sheet = sheet_spec_of(period)
     keys = [i.id for _s, i in sheet.items() if i.manual] + [m["id"] for m in sheet.metrics if is_entered(m)]
@@ -301,7 +304,7 @@ def latest_revision(period: AssessmentPeriod) -> AssessmentRevision | None:
     return revision_of(period, period.revision)
 
 
-def publish(user: Any, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
+def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
             close_appeals: bool = False, today: dt.date | None = None,
             provisional: bool = False) -> AssessmentRevision:
     """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
@@ -387,7 +390,7 @@ def _history(period: AssessmentPeriod) -> dict[int, list[engine.PeriodResult]]:
     return out
 
 
-def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
+def correct(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
             reason: str) -> AssessmentRevision:
     """Correct a published period: the office's marks for an item replace the others', and a new revision
     is published with the reason; the published one before it stays as it was."""
@@ -403,7 +406,7 @@ def correct(user: Any, period: AssessmentPeriod, unit: Unit, item_id: str, value
     return publish(user, period, reason=reason, provisional=bool(previous and previous.provisional))
 
 
-def replace_marks(user: Any, period: AssessmentPeriod, unit_id: int, item_id: str, clean: dict[str, float],
+def replace_marks(user: AnyUser, period: AssessmentPeriod, unit_id: int, item_id: str, clean: dict[str, float],
                    reason: str) -> None:
     """The office's marks for an item of a unit replace everyone's: the others are kept, superseded."""
     for entry in [e for e in period.entries if e.unit_id == unit_id and e.item_key == item_id

@@ -4,7 +4,7 @@ with the reason and evidence photos, appeals, publication and corrections."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -30,6 +30,9 @@ from . import appeals, bulletins, charts, engine, scoring, service
 from . import dashboard as leaders
 from .models import AssessmentAppeal, AssessmentPeriod
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
 bp = Blueprint("assessment", __name__, template_folder="templates", url_prefix="/assess")
 
 EVIDENCE = "assessment-"  # upload token prefix: assessment-<period id>-<unit id>
@@ -41,7 +44,7 @@ def _register(state) -> None:  # noqa: ANN001
     forms_service.UPLOAD_HOLDERS[EVIDENCE] = appeals.evidence_in_use
 
 
-def _may_see_evidence(user: Any, upload: Any) -> bool:
+def _may_see_evidence(user: AnyUser, upload: Any) -> bool:
     """Evidence photos are seen by whoever sees that unit's scores, assesses it, or runs the assessment."""
     try:
         period_id, unit_id = (int(x) for x in upload.token[len(EVIDENCE):].split("-")[:2])

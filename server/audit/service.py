@@ -9,7 +9,7 @@ SQL, sees the log as of the last write.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
@@ -19,11 +19,14 @@ from ..core.transactions import within_transaction
 from ..extensions import db
 from .models import AuditEntry
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
 _PENDING = "fangan_audit_pending"  # in Session.info: [(transaction the entry was made in, row)]
 _INSERT = AuditEntry.__table__.insert()
 
 
-def record_audit(action: str, obj_type: str, obj_id: Any, *, user: Any = None, scheme_key: str | None = None,
+def record_audit(action: str, obj_type: str, obj_id: Any, *, user: AnyUser = None, scheme_key: str | None = None,
                  before: dict | None = None, after: dict | None = None) -> None:
     """Add an audit entry to the current transaction."""
     session = db.session()

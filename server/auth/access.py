@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import Blueprint, Flask, current_app, g, request
 from flask_login import current_user
 
 from ..extensions import db, login_manager
+
+if TYPE_CHECKING:
+    from .models import AnyUser
 
 F = TypeVar("F", bound=Callable)
 
@@ -43,7 +46,7 @@ def _token_authenticated(app: Flask, blueprint: str | None) -> bool:
     return bool(getattr(app.blueprints.get(blueprint or ""), "token_authenticated", False))
 
 
-def act_as(user: Any) -> None:
+def act_as(user: AnyUser) -> None:
     """Make `current_user` this user for the rest of the request without touching the session (a token's user)."""
     login_manager._update_request_context_with_user(user)
     g.by_token = user is not None

@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import secrets
 
-from flask_login import UserMixin
+from flask_login import AnonymousUserMixin, UserMixin
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -87,3 +87,8 @@ class RoleAssignment(db.Model):
 
     user: Mapped[User] = relationship(back_populates="roles")
     unit = relationship("Unit")
+
+
+# Whoever a service acts for: a signed-in user, Flask-Login's anonymous visitor, or nobody (a public reporter,
+# `fangan tick`). Permission functions answer for all three.
+AnyUser = User | AnonymousUserMixin | None

@@ -14,12 +14,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import g, has_request_context
 
 from ..calendar.clock import district_today
 from ..extensions import db
+
+if TYPE_CHECKING:
+    from .models import AnyUser
 
 CAPABILITIES = (
     "scheme.manage", "org.view", "org.manage", "audit.view",
@@ -125,7 +128,7 @@ def _areas_of_units(unit_ids: set[int]) -> set[int]:
     return set(db.session.scalars(db.select(Area.id).where(Area.unit_id.in_(unit_ids))))
 
 
-def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> Scope:
+def compute_scope(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> Scope:
     """Work out a user's scope in a scheme from roles, posts and the current scheme version."""
     if user is None or not getattr(user, "is_authenticated", False):
         return Scope(scheme_key, {})
@@ -138,7 +141,7 @@ def compute_scope(user: Any, scheme_key: str, today: dt.date | None = None) -> S
     return Scope(scheme_key, {cap: _merge(items) for cap, items in reaches.items()})
 
 
-def _held(user: Any, scheme_key: str, today: dt.date, tiers: dict) -> list[tuple[str, int | None, int | None]]:
+def _held(user: AnyUser, scheme_key: str, today: dt.date, tiers: dict) -> list[tuple[str, int | None, int | None]]:
     """(role, unit, area) for each role the user holds: assigned at a unit, or by a post held today."""
     held: list[tuple[str, int | None, int | None]] = [
         (a.role_key, a.unit_id, None) for a in user.roles if a.scheme_key == scheme_key
@@ -151,7 +154,7 @@ def _held(user: Any, scheme_key: str, today: dt.date, tiers: dict) -> list[tuple
     return held
 
 
-def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
+def _grants(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[tuple[str, list[str], Reach]]:
     """(role, its capabilities, where it reaches) for each role the user holds, assigned or by a post today."""
     today = today or district_today(scheme_key)
     roles, tiers = _scheme_roles(scheme_key)
@@ -166,7 +169,7 @@ def _grants(user: Any, scheme_key: str, today: dt.date | None = None) -> list[tu
     return out
 
 
-def roles_reaching(user: Any, unit: Any, capability: str) -> frozenset[str]:
+def roles_reaching(user: AnyUser, unit: Any, capability: str) -> frozenset[str]:
     """The roles in which the user holds `capability` over this unit (a rating sheet asks who marks)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
@@ -201,7 +204,7 @@ def _merge(items: list[Reach]) -> Reach:
                                                                                       for r in items)))
 
 
-def scope_for(user: Any, scheme_key: str) -> Scope:
+def scope_for(user: AnyUser, scheme_key: str) -> Scope:
     """The user's scope, computed once per request."""
     if not has_request_context():
         return compute_scope(user, scheme_key)
@@ -214,7 +217,7 @@ def scope_for(user: Any, scheme_key: str) -> Scope:
 
 # -- named permissions: one per guarded action --------------------------------
 
-def can_load_scheme(user: Any, scheme_key: str | None) -> bool:
+def can_load_scheme(user: AnyUser, scheme_key: str | None) -> bool:
     """Loading a new district is for system administrators; a new version of one for its managers."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False
@@ -223,56 +226,56 @@ def can_load_scheme(user: Any, scheme_key: str | None) -> bool:
     return scheme_key is not None and can_manage_scheme(user, scheme_key)
 
 
-def can_manage_scheme(user: Any, scheme_key: str) -> bool:
+def can_manage_scheme(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("scheme.manage").district_wide
 
 
-def can_view_scheme(user: Any, scheme_key: str) -> bool:
+def can_view_scheme(user: AnyUser, scheme_key: str) -> bool:
     """See a district at all: any role in it."""
     return bool(scope_for(user, scheme_key).capabilities)
 
 
-def can_view_org(user: Any, scheme_key: str) -> bool:
+def can_view_org(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("org.view")
 
 
-def org_view_reach(user: Any, scheme_key: str) -> Scope:
+def org_view_reach(user: AnyUser, scheme_key: str) -> Scope:
     """Where the lists of units and areas reach: the user's `org.view`."""
     return scope_for(user, scheme_key).only("org.view")
 
 
-def can_view_unit(user: Any, unit: Any) -> bool:
+def can_view_unit(user: AnyUser, unit: Any) -> bool:
     return scope_for(user, unit.scheme_key).only("org.view").covers_unit(unit.id)
 
 
-def can_view_area(user: Any, area: Any) -> bool:
+def can_view_area(user: AnyUser, area: Any) -> bool:
     return scope_for(user, area.scheme_key).only("org.view").covers_area(area.id, area.unit_id)
 
 
-def can_manage_org(user: Any, unit: Any) -> bool:
+def can_manage_org(user: AnyUser, unit: Any) -> bool:
     return scope_for(user, unit.scheme_key).only("org.manage").covers_unit(unit.id)
 
 
-def can_manage_org_in(user: Any, scheme_key: str) -> bool:
+def can_manage_org_in(user: AnyUser, scheme_key: str) -> bool:
     """Somewhere in the district: opens the organisation forms (each change is then checked on its own)."""
     return scope_for(user, scheme_key).has("org.manage")
 
 
-def can_manage_unit(user: Any, unit: Any) -> bool:
+def can_manage_unit(user: AnyUser, unit: Any) -> bool:
     return can_manage_org(user, unit)
 
 
-def can_add_unit(user: Any, scheme_key: str, parent: Any) -> bool:
+def can_add_unit(user: AnyUser, scheme_key: str, parent: Any) -> bool:
     """Under a unit one manages; a unit at the top of the tree needs the whole district."""
     scope = scope_for(user, scheme_key).only("org.manage")
     return scope.covers_unit(parent.id) if parent is not None else scope.district_wide
 
 
-def can_manage_area(user: Any, area: Any) -> bool:
+def can_manage_area(user: AnyUser, area: Any) -> bool:
     return scope_for(user, area.scheme_key).only("org.manage").covers_area(area.id, area.unit_id)
 
 
-def can_add_area(user: Any, scheme_key: str, unit: Any, parent: Any) -> bool:
+def can_add_area(user: AnyUser, scheme_key: str, unit: Any, parent: Any) -> bool:
     """For a unit one manages, inside an area one manages; an area of no unit needs the whole district."""
     scope = scope_for(user, scheme_key).only("org.manage")
     if scope.district_wide:
@@ -281,17 +284,17 @@ def can_add_area(user: Any, scheme_key: str, unit: Any, parent: Any) -> bool:
             and (parent is None or scope.covers_area(parent.id, parent.unit_id)))
 
 
-def can_view_post(user: Any, post: Any) -> bool:
+def can_view_post(user: AnyUser, post: Any) -> bool:
     scope = scope_for(user, post.scheme_key).only("org.view")
     return scope.covers_area(post.area_id, post.unit_id) if post.area_id else scope.covers_unit(post.unit_id)
 
 
-def can_manage_post(user: Any, post: Any) -> bool:
+def can_manage_post(user: AnyUser, post: Any) -> bool:
     """Over an area and a unit both within one's reach: a post's account gets the tier's role from its unit."""
     return can_appoint_post(user, post.scheme_key, post.area, post.unit)
 
 
-def can_link_account(user: Any, scheme_key: str, tier_key: str) -> bool:
+def can_link_account(user: AnyUser, scheme_key: str, tier_key: str) -> bool:
     """Whether linking an account to a post of this tier gives no more than the manager's own reach: a tier
     whose role reaches the whole district needs a district-wide organisation manager."""
     roles, tiers = _scheme_roles(scheme_key)
@@ -299,7 +302,7 @@ def can_link_account(user: Any, scheme_key: str, tier_key: str) -> bool:
     return role.get("scope") != "district" or scope_for(user, scheme_key).only("org.manage").district_wide
 
 
-def can_appoint_post(user: Any, scheme_key: str, area: Any, unit: Any) -> bool:
+def can_appoint_post(user: AnyUser, scheme_key: str, area: Any, unit: Any) -> bool:
     """Over an area or a unit one manages (both, when the post names both)."""
     scope = scope_for(user, scheme_key).only("org.manage")
     if area is None and unit is None:
@@ -308,88 +311,88 @@ def can_appoint_post(user: Any, scheme_key: str, area: Any, unit: Any) -> bool:
             and (unit is None or scope.covers_unit(unit.id)))
 
 
-def can_import_org(user: Any, scheme_key: str) -> bool:
+def can_import_org(user: AnyUser, scheme_key: str) -> bool:
     """A spreadsheet may touch any unit, area or post: the whole district's organisation managers only."""
     return scope_for(user, scheme_key).only("org.manage").district_wide
 
 
-def can_export_org(user: Any, scheme_key: str) -> bool:
+def can_export_org(user: AnyUser, scheme_key: str) -> bool:
     """The export lists every post with its contact: the same people who may import."""
     return can_import_org(user, scheme_key)
 
 
-def can_run_assessment(user: Any, scheme_key: str) -> bool:
+def can_run_assessment(user: AnyUser, scheme_key: str) -> bool:
     """Open periods, decide appeals, publish and correct: the district's assessment office."""
     return scope_for(user, scheme_key).only("assessment.publish").district_wide
 
 
-def can_view_all_scores(user: Any, scheme_key: str) -> bool:
+def can_view_all_scores(user: AnyUser, scheme_key: str) -> bool:
     """Every unit's draft and published scores, appeals and the bulletin: the office and district-wide readers.
     Marking reaches no further than the units one marks (a community rater sees the station, not its rivals)."""
     scope = scope_for(user, scheme_key)
     return scope.only("assessment.publish").district_wide or scope.only("assessment.view").district_wide
 
 
-def can_view_assessment(user: Any, scheme_key: str) -> bool:
+def can_view_assessment(user: AnyUser, scheme_key: str) -> bool:
     """Open the assessment pages: score readers, assessors and the office, wherever they reach."""
     return bool(scope_for(user, scheme_key).among(("assessment.view", "assessment.enter", "assessment.publish"))
                 .capabilities)
 
 
-def assessor_roles(user: Any, unit: Any) -> frozenset[str]:
+def assessor_roles(user: AnyUser, unit: Any) -> frozenset[str]:
     """The roles in which the user marks this unit (`assessment.enter` over it)."""
     return roles_reaching(user, unit, "assessment.enter")
 
 
-def can_view_deductions(user: Any, period: Any, unit: Any) -> bool:
+def can_view_deductions(user: AnyUser, period: Any, unit: Any) -> bool:
     """What lies behind a unit's score: the office, the unit's assessors and score readers, and dashboard
     readers over it."""
     return (can_run_assessment(user, period.scheme_key) or can_assess_unit(user, unit)
             or can_view_unit_scores(user, unit) or dashboard_reach(user, period.scheme_key).covers_unit(unit.id))
 
 
-def can_view_dashboard(user: Any, scheme_key: str) -> bool:
+def can_view_dashboard(user: AnyUser, scheme_key: str) -> bool:
     """The district's dashboard: holders of `dashboard.view`, for the units in their reach."""
     return scope_for(user, scheme_key).has("dashboard.view")
 
 
-def dashboard_reach(user: Any, scheme_key: str) -> Scope:
+def dashboard_reach(user: AnyUser, scheme_key: str) -> Scope:
     """The units the dashboard shows the user: their `dashboard.view`."""
     return scope_for(user, scheme_key).only("dashboard.view")
 
 
-def can_print_boards(user: Any, scheme_key: str) -> bool:
+def can_print_boards(user: AnyUser, scheme_key: str) -> bool:
     """Print every notice board of the district at once: `board.manage`, and system administrators."""
     return scope_for(user, scheme_key).has("board.manage") or bool(getattr(user, "is_admin", False))
 
 
-def can_moderate(user: Any, scheme_key: str) -> bool:
+def can_moderate(user: AnyUser, scheme_key: str) -> bool:
     """Check public reports' text and photos before they show publicly: `moderation.manage`, district-wide."""
     return scope_for(user, scheme_key).only("moderation.manage").district_wide
 
 
-def can_contact_reporter(user: Any, case: Any) -> bool:
+def can_contact_reporter(user: AnyUser, case: Any) -> bool:
     """See a public reporter's name and phone in clear, to call them back: dispatchers over the case."""
     return scope_for(user, case.scheme_key).only("case.dispatch").covers_area(case.area_id, case.unit_id)
 
 
-def can_report_case(user: Any, scheme_key: str) -> bool:
+def can_report_case(user: AnyUser, scheme_key: str) -> bool:
     """Report a problem, and so open a case: `case.report`."""
     return scope_for(user, scheme_key).has("case.report")
 
 
-def can_view_cases(user: Any, scheme_key: str) -> bool:
+def can_view_cases(user: AnyUser, scheme_key: str) -> bool:
     """The case pages of a district: reporters, handlers, dispatchers and readers of every case in reach."""
     return bool(scope_for(user, scheme_key).among(("case.report", "case.handle", "case.dispatch", "case.view_all"))
                 .capabilities)
 
 
-def case_view_reach(user: Any, scheme_key: str) -> Scope:
+def case_view_reach(user: AnyUser, scheme_key: str) -> Scope:
     """Where the user sees cases besides their own: their `case.view_all`, `case.handle` or `case.dispatch`."""
     return scope_for(user, scheme_key).among(("case.view_all", "case.handle", "case.dispatch"))
 
 
-def can_view_case(user: Any, case: Any) -> bool:
+def can_view_case(user: AnyUser, case: Any) -> bool:
     """Its reporter and assignee, and anyone whose `case.view_all`, `case.handle` or `case.dispatch` reaches it."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False
@@ -398,31 +401,31 @@ def can_view_case(user: Any, case: Any) -> bool:
     return case_view_reach(user, case.scheme_key).covers_area(case.area_id, case.unit_id)
 
 
-def case_list_reach(user: Any, scheme_key: str) -> Scope:
+def case_list_reach(user: AnyUser, scheme_key: str) -> Scope:
     """Where the inbox, the ledger and the map of open cases reach: `case.view_all` where held, else
     `case.handle`."""
     scope = scope_for(user, scheme_key)
     return scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
 
 
-def can_view_case_metrics(user: Any, scheme_key: str) -> bool:
+def can_view_case_metrics(user: AnyUser, scheme_key: str) -> bool:
     """The ledger of found, rectified and on-time cases: `case.view_all` or `case.handle`."""
     scope = scope_for(user, scheme_key)
     return scope.has("case.view_all") or scope.has("case.handle")
 
 
-def can_view_open_cases_by_area(user: Any, scheme_key: str) -> bool:
+def can_view_open_cases_by_area(user: AnyUser, scheme_key: str) -> bool:
     """Where the open cases are, area by area: the same people as the ledger."""
     return can_view_case_metrics(user, scheme_key)
 
 
-def capabilities_over_case(user: Any, case: Any) -> frozenset[str]:
+def capabilities_over_case(user: AnyUser, case: Any) -> frozenset[str]:
     """The capabilities the user holds over the case's place (a workflow step's `who: capabilities`)."""
     scope = scope_for(user, case.scheme_key)
     return frozenset(c for c in scope.capabilities if scope.only(c).covers_area(case.area_id, case.unit_id))
 
 
-def roles_over_case(user: Any, case: Any) -> frozenset[str]:
+def roles_over_case(user: AnyUser, case: Any) -> frozenset[str]:
     """The roles assigned to the user that reach the case: a role held elsewhere does not act here."""
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
@@ -441,18 +444,18 @@ def roles_over_case(user: Any, case: Any) -> frozenset[str]:
                      and reaches(a.role_key, a.unit_id))
 
 
-def can_handle_case_unit(user: Any, case: Any) -> bool:
+def can_handle_case_unit(user: AnyUser, case: Any) -> bool:
     """Handle the cases of the case's unit: `case.handle` over it (the workflow's `assignee_unit`)."""
     return case.unit_id is not None and scope_for(user, case.scheme_key).only("case.handle").covers_unit(case.unit_id)
 
 
-def can_dispatch_above_case(user: Any, case: Any) -> bool:
+def can_dispatch_above_case(user: AnyUser, case: Any) -> bool:
     """Dispatch the cases of the unit above the case's unit: for a case assigned to a unit, the tier above."""
     parent_id = case.unit.parent_id if case.unit is not None else None
     return parent_id is not None and scope_for(user, case.scheme_key).only("case.dispatch").covers_unit(parent_id)
 
 
-def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
+def can_assess_unit(user: AnyUser, unit: Any, roles: Collection[str] = ()) -> bool:
     """Enter an assessor's marks for a unit within one's `assessment.enter` reach; when the sheet or item
     names the `roles` that mark it, in one of those roles."""
     if not scope_for(user, unit.scheme_key).only("assessment.enter").covers_unit(unit.id):
@@ -460,12 +463,12 @@ def can_assess_unit(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
     return not roles or user.is_admin or bool(roles_reaching(user, unit, "assessment.enter") & set(roles))
 
 
-def can_view_unit_scores(user: Any, unit: Any) -> bool:
+def can_view_unit_scores(user: AnyUser, unit: Any) -> bool:
     """See a unit's draft and published scores: `assessment.view` over the unit."""
     return scope_for(user, unit.scheme_key).only("assessment.view").covers_unit(unit.id)
 
 
-def can_appeal(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
+def can_appeal(user: AnyUser, unit: Any, roles: Collection[str] = ()) -> bool:
     """Appeal a unit's draft scores: its own people (a role or post held at the unit, with `assessment.view`
     over it), or holders of the sheet's `appeal_roles` reaching it. District-wide readers and the office, who
     see every unit, do not appeal for one."""
@@ -479,58 +482,58 @@ def can_appeal(user: Any, unit: Any, roles: Collection[str] = ()) -> bool:
     return bool(roles and roles_reaching(user, unit, "assessment.view") & set(roles))
 
 
-def can_view_compliance(user: Any, scheme_key: str) -> bool:
+def can_view_compliance(user: AnyUser, scheme_key: str) -> bool:
     """Who met and who missed the patrol rules, for the units in the user's reach."""
     return scope_for(user, scheme_key).has("patrol.view_compliance")
 
 
-def compliance_reach(user: Any, scheme_key: str) -> Scope:
+def compliance_reach(user: AnyUser, scheme_key: str) -> Scope:
     """The units whose patrol compliance the user sees: their `patrol.view_compliance`."""
     return scope_for(user, scheme_key).only("patrol.view_compliance")
 
 
-def can_view_audit(user: Any, scheme_key: str) -> bool:
+def can_view_audit(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("audit.view").district_wide
 
 
-def can_manage_users(user: Any) -> bool:
+def can_manage_users(user: AnyUser) -> bool:
     return bool(user is not None and getattr(user, "is_authenticated", False) and user.is_admin)
 
 
-def can_edit_calendar(user: Any) -> bool:
+def can_edit_calendar(user: AnyUser) -> bool:
     """The working-day calendar is the site's (every district's deadlines): system administrators only."""
     return can_manage_users(user)
 
 
-def can_submit_form(user: Any, scheme_key: str) -> bool:
+def can_submit_form(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).has("form.submit")
 
 
-def form_submit_reach(user: Any, scheme_key: str) -> Scope | None:
+def form_submit_reach(user: AnyUser, scheme_key: str) -> Scope | None:
     """The places a user may file forms for (None for someone not logged in): their `form.submit`."""
     if not getattr(user, "is_authenticated", False):
         return None
     return scope_for(user, scheme_key).only("form.submit")
 
 
-def submission_view_reach(user: Any, scheme_key: str) -> Scope:
+def submission_view_reach(user: AnyUser, scheme_key: str) -> Scope:
     """Whose records the user sees besides their own: the units of their `form.view_all`."""
     return scope_for(user, scheme_key).only("form.view_all")
 
 
-def submission_filter_reach(user: Any, scheme_key: str) -> Scope:
+def submission_filter_reach(user: AnyUser, scheme_key: str) -> Scope:
     """The units, areas and people the records filters offer: `form.view_all` where held, else `form.submit`."""
     scope = scope_for(user, scheme_key)
     return scope.only("form.view_all") if scope.has("form.view_all") else scope.only("form.submit")
 
 
-def can_view_submissions(user: Any, scheme_key: str) -> bool:
+def can_view_submissions(user: AnyUser, scheme_key: str) -> bool:
     """Anyone who may fill forms sees their own records; `form.view_all` adds those of units in scope."""
     scope = scope_for(user, scheme_key)
     return scope.has("form.submit") or scope.has("form.view_all")
 
 
-def can_view_submission(user: Any, submission: Any) -> bool:
+def can_view_submission(user: AnyUser, submission: Any) -> bool:
     if user is None or not getattr(user, "is_authenticated", False):
         return False
     if submission.user_id == user.id:
@@ -538,7 +541,7 @@ def can_view_submission(user: Any, submission: Any) -> bool:
     return scope_for(user, submission.scheme_key).only("form.view_all").covers_unit(submission.unit_id)
 
 
-def can_manage_forms(user: Any, scheme_key: str | None = None) -> bool:
+def can_manage_forms(user: AnyUser, scheme_key: str | None = None) -> bool:
     """Preview any definition, import XLSForms: scheme managers and system administrators."""
     if user is None or not getattr(user, "is_authenticated", False):
         return False

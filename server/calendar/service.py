@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from blinker import Namespace
 from flask_babel import gettext as _
@@ -22,6 +22,9 @@ from ..extensions import db
 from .engine import DEFAULT_HOURS, DayOverride, WorkingCalendar, WorkingHours
 from .importer import CalendarTable, RowError, read_calendar
 from .models import CalendarDay, CalendarYear
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 signals = Namespace()
 calendar_changed = signals.signal("calendar-changed")
@@ -69,7 +72,7 @@ class CalendarImport:
         return not self.table.errors
 
 
-def preview_calendar_import(user: Any, data: bytes, filename: str) -> CalendarImport:
+def preview_calendar_import(user: AnyUser, data: bytes, filename: str) -> CalendarImport:
     """Read a file and say, year by year, what it would change; nothing is stored. `user` None: the CLI."""
     if user is not None and not permissions.can_edit_calendar(user):
         raise PermissionDenied(_("Only administrators change the calendar."))
@@ -91,7 +94,7 @@ def preview_calendar_import(user: Any, data: bytes, filename: str) -> CalendarIm
     return CalendarImport(table, years)
 
 
-def import_calendar(user: Any, data: bytes, filename: str) -> CalendarImport:
+def import_calendar(user: AnyUser, data: bytes, filename: str) -> CalendarImport:
     """Replace each year the file covers with the file's rows, mark those years complete, and move the running
     deadlines of open cases to the new calendar. Nothing is stored when the file has an error."""
     result = preview_calendar_import(user, data, filename)
@@ -119,7 +122,7 @@ def import_calendar(user: Any, data: bytes, filename: str) -> CalendarImport:
     return result
 
 
-def set_year_complete(user: Any, year: int, complete: bool) -> CalendarYear:
+def set_year_complete(user: AnyUser, year: int, complete: bool) -> CalendarYear:
     """Mark a year of the table complete (its warning goes) or not."""
     if user is not None and not permissions.can_edit_calendar(user):
         raise PermissionDenied(_("Only administrators change the calendar."))
@@ -133,7 +136,7 @@ def set_year_complete(user: Any, year: int, complete: bool) -> CalendarYear:
     return row
 
 
-def set_calendar_day(user: Any, day: dt.date, working: bool, name: str = "") -> CalendarDay:
+def set_calendar_day(user: AnyUser, day: dt.date, working: bool, name: str = "") -> CalendarDay:
     """Enter one holiday or makeup workday by hand; open cases' deadlines follow."""
     if user is not None and not permissions.can_edit_calendar(user):
         raise PermissionDenied(_("Only administrators change the calendar."))
@@ -148,7 +151,7 @@ def set_calendar_day(user: Any, day: dt.date, working: bool, name: str = "") -> 
     return row
 
 
-def delete_calendar_day(user: Any, day: dt.date) -> None:
+def delete_calendar_day(user: AnyUser, day: dt.date) -> None:
     """Remove one row of the table; open cases' deadlines follow."""
     if user is not None and not permissions.can_edit_calendar(user):
         raise PermissionDenied(_("Only administrators change the calendar."))

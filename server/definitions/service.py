@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, has_request_context
 from flask_babel import gettext as _
@@ -23,6 +23,9 @@ from ..extensions import db
 from .bundle import Bundle, check_files, library_files
 from .models import DefinitionVersion, SchemeRecord, SchemeVersion, scheme_version_members
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
 
 def project_root() -> Path:
     return Path(current_app.config["FANGAN_ROOT"])
@@ -33,7 +36,7 @@ def check_scheme_files(files: Mapping[str, str]) -> Bundle:
     return check_files(files, library_files(project_root()))
 
 
-def load_scheme(files: Mapping[str, str], user: Any = None, note: str | None = None) -> tuple[SchemeVersion, bool]:
+def load_scheme(files: Mapping[str, str], user: AnyUser = None, note: str | None = None) -> tuple[SchemeVersion, bool]:
     """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error."""
     bundle = check_scheme_files(files)
     if user is not None and not permissions.can_load_scheme(user, _existing_key(bundle.id)):
@@ -184,7 +187,7 @@ def current_scheme_data(scheme_key: str) -> dict | None:
     return current.scheme.data if current else None
 
 
-def activate_scheme_version(version_id: int, user: Any = None) -> SchemeVersion:
+def activate_scheme_version(version_id: int, user: AnyUser = None) -> SchemeVersion:
     """Make a version current and bring the unit tree and scheme areas in line with it."""
     from ..org.service import sync_org
 

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -36,6 +36,9 @@ from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_
 from .models import Submission, Upload
 from .uploads import DEFAULT_MAX_BYTES, FileStore, StoredFile, UploadRejected, check_upload
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
 # -- definitions and context ------------------------------------------------------------
 
 
@@ -57,7 +60,7 @@ def _linked_forms(data: dict) -> list[str]:
     return [f for f in (data.get("patrol_form"), (data.get("public") or {}).get("report_form")) if f]
 
 
-def list_forms(user: Any, scheme_key: str) -> list[tuple[DefinitionVersion, FormSpec]]:
+def list_forms(user: AnyUser, scheme_key: str) -> list[tuple[DefinitionVersion, FormSpec]]:
     """The forms of a scheme this user may fill."""
     if not permissions.can_submit_form(user, scheme_key):
         return []
@@ -70,14 +73,14 @@ def list_forms(user: Any, scheme_key: str) -> list[tuple[DefinitionVersion, Form
 
 
 
-def current_post(user: Any, scheme_key: str, today: dt.date) -> Post | None:
+def current_post(user: AnyUser, scheme_key: str, today: dt.date) -> Post | None:
     if not getattr(user, "is_authenticated", False):
         return None
     posts = [p for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)]
     return posts[0] if posts else None
 
 
-def form_context(user: Any, scheme_key: str, now: dt.datetime | None = None) -> dict[str, Any]:
+def form_context(user: AnyUser, scheme_key: str, now: dt.datetime | None = None) -> dict[str, Any]:
     """Names every form expression may use besides its fields: user.*, today, now, period.*, scheme.*."""
     local = (now or utcnow()).astimezone(district_zone(scheme_key))
     today = local.date()
@@ -103,7 +106,7 @@ def form_context(user: Any, scheme_key: str, now: dt.datetime | None = None) -> 
 # -- live choices ----------------------------------------------------------------------
 
 
-def choice_source(user: Any, scheme_key: str, seen_areas: dict[str, Area] | None = None) -> builder.ChoiceSource:
+def choice_source(user: AnyUser, scheme_key: str, seen_areas: dict[str, Area] | None = None) -> builder.ChoiceSource:
     """Choices from the definition or from a live choice source (`choices.py`), kept when the field's
     `choice_filter` holds.
 
@@ -219,7 +222,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def open_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
+def open_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
               prefill: dict[str, Any] | None = None) -> FormPage:
     """A fresh form with its defaults (and `prefill` values, e.g. the road of a board) and a new token."""
     context = form_context(user, scheme_key)
@@ -251,7 +254,7 @@ def _file_paths(spec: FormSpec, form: Any) -> list[tuple[str, FieldSpec]]:
     return out
 
 
-def _take_uploads(page: FormPage, user: Any, store: bool) -> dict[str, list[str]]:
+def _take_uploads(page: FormPage, user: AnyUser, store: bool) -> dict[str, list[str]]:
     """Check new files (stored as pending uploads of this token), keep earlier ones; errors by path."""
     errors: dict[str, list[str]] = {}
     user_id = getattr(user, "id", None)
@@ -298,7 +301,7 @@ def _set_upload_values(values: dict[str, Any], path: str, ids: list[int]) -> Non
     node[parts[0]] = ids
 
 
-def post_form(user: Any, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
+def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
               formdata: Any,
               action: str = "submit", *, store: bool = True) -> FormPage | Submission:
     """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored."""
@@ -343,7 +346,7 @@ def _token_taken() -> Any:
     return db.select(Submission.id).where(Submission.token == bindparam("token"))  # asked on every submit
 
 
-def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: Any) -> Submission | None:
+def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: AnyUser) -> Submission | None:
     """The record this very form already made with this token — never another form's, case's or person's."""
     # Nearly always there is none: ask for the id alone, and load the record only when there is one.
     found = db.session.scalar(_token_taken(), {"token": token})
@@ -450,13 +453,13 @@ def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived
 LATE_AFTER = dt.timedelta(days=2)
 
 
-def _unit_of_filer(user: Any, scheme_key: str) -> Unit | None:
+def _unit_of_filer(user: AnyUser, scheme_key: str) -> Unit | None:
     """The unit of the filer's role, when they hold roles in exactly one unit of the district."""
     units = {ra.unit for ra in getattr(user, "roles", []) if ra.scheme_key == scheme_key and ra.unit is not None}
     return units.pop() if len(units) == 1 else None
 
 
-def _store_submission(page: FormPage, user: Any, seen_areas: dict[str, Area] | None = None) -> Submission:
+def _store_submission(page: FormPage, user: AnyUser, seen_areas: dict[str, Area] | None = None) -> Submission:
     stored = stored_values(page.spec, page.state)
     context_today = form_context(user, page.scheme_key)["today"]
     post = current_post(user, page.scheme_key, context_today)
@@ -504,7 +507,7 @@ def _stored_upload_ids(spec: FormSpec, stored: dict[str, Any]) -> set[int]:
 # -- records ----------------------------------------------------------------------------
 
 
-def get_submission(user: Any, submission_id: int) -> Submission:
+def get_submission(user: AnyUser, submission_id: int) -> Submission:
     submission = db.session.get(Submission, submission_id)
     if submission is None:
         raise NotFound(_("No such record."))
@@ -522,7 +525,7 @@ class RecordFilters:
     user_id: int | None = None
 
 
-def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordFilters,
+def list_submissions(user: AnyUser, scheme_key: str, form_key: str, filters: RecordFilters,
                      limit: int = 500) -> list[Submission]:
     """Records of a form the user may see, newest first."""
     scope = permissions.submission_view_reach(user, scheme_key)
@@ -543,7 +546,7 @@ def list_submissions(user: Any, scheme_key: str, form_key: str, filters: RecordF
     return list(db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)))
 
 
-def _case_shows(user: Any, submission_id: int) -> bool:
+def _case_shows(user: AnyUser, submission_id: int) -> bool:
     """Whoever may see a case sees the photos of its report and of its steps."""
     from ..workflow.models import Case, CaseEvent
 
@@ -563,7 +566,7 @@ UPLOAD_VIEWERS: dict[str, Callable[[Any, Upload], bool]] = {}
 UPLOAD_HOLDERS: dict[str, Callable[[list[Upload]], set[int]]] = {}
 
 
-def store_upload(user: Any, storage: Any, token: str, field_path: str,
+def store_upload(user: AnyUser, storage: Any, token: str, field_path: str,
                  accept: tuple[str, ...] = ("image",)) -> Upload:
     """Check one uploaded file by its content, store it, and keep it as a pending upload under `token`;
     raise DomainError with a readable message when it is refused."""
@@ -644,7 +647,7 @@ def _named_files(hashes: set[str], exclude: set[int] = frozenset()) -> set[tuple
     return named
 
 
-def get_upload(user: Any, upload_id: int) -> Upload:
+def get_upload(user: AnyUser, upload_id: int) -> Upload:
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         raise NotFound(_("No such file."))
@@ -661,7 +664,7 @@ def get_upload(user: Any, upload_id: int) -> Upload:
     return upload
 
 
-def filter_choices(user: Any, scheme_key: str) -> dict[str, list[tuple[int, str]]]:
+def filter_choices(user: AnyUser, scheme_key: str) -> dict[str, list[tuple[int, str]]]:
     """Options for the records filters, within the user's scope."""
     scope = permissions.submission_filter_reach(user, scheme_key)
     units = db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path))

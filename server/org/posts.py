@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -16,6 +16,9 @@ from ..definitions.service import current_scheme_data
 from ..extensions import db
 from .engine import PostState, PostValues, appointment_problems, post_problems, several_tiers, tier_problems
 from .models import Area, Post, Unit
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str | None = None,
@@ -80,7 +83,7 @@ def latest_post(scheme_key: str, tier_key: str, area: Area | None, unit: Unit | 
     return db.session.scalar(query.order_by(Post.started_on.desc(), Post.id.desc()).limit(1))
 
 
-def get_managed_post(user: Any, post_id: int) -> Post:
+def get_managed_post(user: AnyUser, post_id: int) -> Post:
     """A post the user may change."""
     from .service import get_post
 
@@ -96,7 +99,7 @@ def post_state(post: Post) -> PostState:
                      duties=tuple(post.duties or ()), unit=post.unit.key if post.unit else None)
 
 
-def appoint_post(user: Any, scheme_key: str, values: PostValues, today: dt.date | None = None) -> Post:
+def appoint_post(user: AnyUser, scheme_key: str, values: PostValues, today: dt.date | None = None) -> Post:
     """Appoint a holder over an area or unit the user manages; the previous holder's post ends, kept as history."""
     from .service import OrgInvalid, org_index, scheme_data
 
@@ -135,7 +138,7 @@ def _usernames(names: list[str | None]) -> set[str]:
     return set(db.session.scalars(db.select(User.username).where(User.username.in_(wanted))))
 
 
-def edit_post(user: Any, post: Post, *, title: str | None, phone: str | None, duties: list[str],
+def edit_post(user: AnyUser, post: Post, *, title: str | None, phone: str | None, duties: list[str],
               username: str | None) -> Post:
     """Correct the contact, title, duties or account of a post that has not ended."""
     from .service import OrgInvalid
@@ -179,7 +182,7 @@ def _shown(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def end_post(user: Any, post: Post, on: dt.date) -> Post:
+def end_post(user: AnyUser, post: Post, on: dt.date) -> Post:
     """End a post on a day (its last day); the post stays in the history."""
     from .service import OrgInvalid
 

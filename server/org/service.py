@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -17,6 +17,9 @@ from ..extensions import db
 from . import engine
 from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
 from .models import Area, Post, Unit
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 class OrgInvalid(DomainError):
@@ -99,7 +102,7 @@ def set_paths(scheme_key: str) -> None:
     db.session.flush()
 
 
-def list_units(user: Any, scheme_key: str, inactive: bool = False) -> list[Unit]:
+def list_units(user: AnyUser, scheme_key: str, inactive: bool = False) -> list[Unit]:
     """Units the user may see, in tree order; those no longer in use only when asked."""
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's organisation."))
@@ -112,7 +115,7 @@ def list_units(user: Any, scheme_key: str, inactive: bool = False) -> list[Unit]
     return list(db.session.scalars(query))
 
 
-def get_unit(user: Any, unit_id: int) -> Unit:
+def get_unit(user: AnyUser, unit_id: int) -> Unit:
     unit = db.session.get(Unit, unit_id)
     if unit is None:
         raise NotFound(_("No such unit."))
@@ -121,7 +124,7 @@ def get_unit(user: Any, unit_id: int) -> Unit:
     return unit
 
 
-def list_areas(user: Any, scheme_key: str, unit: Unit | None = None, inactive: bool = False) -> list[Area]:
+def list_areas(user: AnyUser, scheme_key: str, unit: Unit | None = None, inactive: bool = False) -> list[Area]:
     if not permissions.can_view_org(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's areas."))
     scope = permissions.org_view_reach(user, scheme_key)
@@ -134,7 +137,7 @@ def list_areas(user: Any, scheme_key: str, unit: Unit | None = None, inactive: b
     return [a for a in areas if scope.covers_area(a.id, a.unit_id)]
 
 
-def get_area(user: Any, area_id: int) -> Area:
+def get_area(user: AnyUser, area_id: int) -> Area:
     area = db.session.get(Area, area_id)
     if area is None:
         raise NotFound(_("No such area."))
@@ -187,7 +190,7 @@ class OrgChoices:
     areas: list[Area]
 
 
-def org_choices(user: Any, scheme_key: str) -> OrgChoices:
+def org_choices(user: AnyUser, scheme_key: str) -> OrgChoices:
     """The choices of the organisation forms, for someone who may manage some of it."""
     if not permissions.can_manage_org_in(user, scheme_key):
         raise PermissionDenied(_("You may not change this district's organisation."))
@@ -254,7 +257,7 @@ def _refuse(problems: Problems) -> None:
         raise OrgInvalid(problems)
 
 
-def create_unit(user: Any, scheme_key: str, values: UnitValues) -> Unit:
+def create_unit(user: AnyUser, scheme_key: str, values: UnitValues) -> Unit:
     """Add a unit (source "manual") under a parent the user manages."""
     data = scheme_data(scheme_key)
     parent = _by_key(Unit, scheme_key, values.parent)
@@ -278,7 +281,7 @@ def create_unit(user: Any, scheme_key: str, values: UnitValues) -> Unit:
     return unit
 
 
-def edit_unit(user: Any, unit: Unit, values: UnitValues) -> Unit:
+def edit_unit(user: AnyUser, unit: Unit, values: UnitValues) -> Unit:
     """Change a unit's kind, name, parent, difficulty or state; its key stays."""
     values = UnitValues(unit.key, values.kind, values.name, values.parent, values.difficulty, values.active)
     parent = _by_key(Unit, unit.scheme_key, values.parent)
@@ -298,7 +301,7 @@ def edit_unit(user: Any, unit: Unit, values: UnitValues) -> Unit:
     return unit
 
 
-def create_area(user: Any, scheme_key: str, values: AreaValues) -> Area:
+def create_area(user: AnyUser, scheme_key: str, values: AreaValues) -> Area:
     """Add an area (source "manual") for a unit the user manages."""
     data = scheme_data(scheme_key)
     parent, unit = _by_key(Area, scheme_key, values.parent), _by_key(Unit, scheme_key, values.unit)
@@ -322,7 +325,7 @@ def create_area(user: Any, scheme_key: str, values: AreaValues) -> Area:
     return area
 
 
-def edit_area(user: Any, area: Area, values: AreaValues) -> Area:
+def edit_area(user: AnyUser, area: Area, values: AreaValues) -> Area:
     """Change an area's kind, name, parent, unit, range, length, geometry or state; its key stays."""
     values = AreaValues(area.key, values.kind, values.name, values.parent, values.unit, values.range_from,
                         values.range_to, values.length_m, values.geometry, values.description, values.active)
@@ -345,7 +348,7 @@ def edit_area(user: Any, area: Area, values: AreaValues) -> Area:
 
 # -- posts, current and past ------------------------------------------------------------------------------------
 
-def list_posts(user: Any, scheme_key: str, *, tier: str | None = None, area: Area | None = None,
+def list_posts(user: AnyUser, scheme_key: str, *, tier: str | None = None, area: Area | None = None,
                state: str = "all", today: dt.date | None = None) -> list[Post]:
     """Posts the user may see, current and past (`state`: all, current or past), newest first per place."""
     if not permissions.can_view_org(user, scheme_key):
@@ -365,7 +368,7 @@ def list_posts(user: Any, scheme_key: str, *, tier: str | None = None, area: Are
     return [p for p in posts if permissions.can_view_post(user, p)]
 
 
-def get_post(user: Any, post_id: int) -> Post:
+def get_post(user: AnyUser, post_id: int) -> Post:
     post = db.session.get(Post, post_id)
     if post is None:
         raise NotFound(_("No such post."))

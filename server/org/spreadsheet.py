@@ -21,7 +21,7 @@ import warnings
 import zipfile
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -46,6 +46,9 @@ from .engine import (
     tier_problems,
     unit_problems,
 )
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 SHEETS = ("units", "areas", "posts")
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -483,7 +486,7 @@ def _slot_of(post: Any, several: Container[str]) -> Slot:
             post.holder_name if post.tier_key in several else None)
 
 
-def export_org(user: Any, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None) -> tuple[bytes, str, str]:
+def export_org(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None) -> tuple[bytes, str, str]:
     """(content, MIME type, file name) of the export; CSV holds one sheet. `user=None` is the command line."""
     from ..auth import permissions
     from ..core.errors import PermissionDenied
@@ -505,7 +508,7 @@ class ImportResult:
     counts: dict[str, int]
 
 
-def import_org(user: Any, scheme_key: str, data: bytes, filename: str, sheet: str | None = None,
+def import_org(user: AnyUser, scheme_key: str, data: bytes, filename: str, sheet: str | None = None,
                today: dt.date | None = None) -> ImportResult:
     """Check a whole upload, then write all of it or nothing. `user=None` is the command line."""
     from ..auth import permissions
@@ -545,7 +548,7 @@ def import_org(user: Any, scheme_key: str, data: bytes, filename: str, sheet: st
     return ImportResult(counts)
 
 
-def _write(user: Any, scheme_key: str, plan: ImportPlan, today: dt.date) -> dict[str, int]:
+def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date) -> dict[str, int]:
     from ..audit.service import record_audit
     from ..auth.models import User
     from ..extensions import db

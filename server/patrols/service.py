@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import (
@@ -46,6 +46,9 @@ from ..forms.models import Submission
 from ..org.models import Area, Post, Unit
 from . import engine
 from .engine import CountingDay, Rule, Verdict
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 def rules_of(scheme_key: str) -> list[Rule]:
@@ -311,7 +314,7 @@ class RuleReport:
     short: int
 
 
-def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bool = False,
+def compliance_report(user: AnyUser, scheme_key: str, on: dt.date, *, only_short: bool = False,
                       tier: str | None = None, unit_id: int | None = None) -> list[RuleReport]:
     """Each rule's period containing `on`, with the subjects in the user's reach (only those short, if asked).
 
@@ -334,7 +337,7 @@ def compliance_report(user: Any, scheme_key: str, on: dt.date, *, only_short: bo
     return out
 
 
-def compliance_between(user: Any, scheme_key: str, first: dt.date, last: dt.date,
+def compliance_between(user: AnyUser, scheme_key: str, first: dt.date, last: dt.date,
                        rule_id: str | None = None) -> list[tuple[Rule, list[Verdict]]]:
     """Each rule (or the one named) with its verdicts for every period overlapping [first, last], for the
     subjects in the user's reach — what the compliance page shows, over any span (the JSON API)."""
@@ -344,7 +347,7 @@ def compliance_between(user: Any, scheme_key: str, first: dt.date, last: dt.date
     return [(rule, _in_reach(compliance(scheme_key, rule, first, last, today), scope)) for rule in rules]
 
 
-def _compliance_scope(user: Any, scheme_key: str) -> permissions.Scope:
+def _compliance_scope(user: AnyUser, scheme_key: str) -> permissions.Scope:
     if not permissions.can_view_compliance(user, scheme_key):
         raise PermissionDenied(_("You may not view patrol compliance in this district."))
     return permissions.compliance_reach(user, scheme_key)
@@ -365,7 +368,7 @@ def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int
     return rows
 
 
-def units_in_reach(user: Any, scheme_key: str) -> list[Unit]:
+def units_in_reach(user: AnyUser, scheme_key: str) -> list[Unit]:
     """Units the user may filter the compliance page by."""
     scope = permissions.compliance_reach(user, scheme_key)
     query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
@@ -386,7 +389,7 @@ def _calendar(scheme_key: str) -> Any:
     return calendar_for(scheme_key)
 
 
-def reminders_for(user: Any, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
+def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
     """The rules a person (or their unit) is still short on as a period nears its end."""
     if getattr(user, "id", None) is None:
         return []
@@ -415,7 +418,7 @@ def scheme_data(scheme_key: str) -> dict:
 # -- records ---------------------------------------------------------------------------------------------
 
 
-def flag_location(user: Any, spec: Any, submission: Submission) -> None:
+def flag_location(user: AnyUser, spec: Any, submission: Submission) -> None:
     """Flag (never refuse) a record made far from the area it was filed against, when the area has a shape."""
     area = submission.area or (db.session.get(Area, submission.area_id) if submission.area_id else None)
     if area is None or not area.geometry:

@@ -9,7 +9,7 @@ import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -34,6 +34,9 @@ from ..workflow import service as workflow
 from ..workflow.models import Case
 from . import engine
 from .models import PublicReport
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 # -- the district's public settings ---------------------------------------------------------------------------
 
@@ -343,14 +346,14 @@ def satisfaction_rates(scheme_key: str, metric: dict, period: Any, unit_ids: lis
 
 # -- moderation ---------------------------------------------------------------------------------------------------
 
-def moderation_queue(user: Any, scheme_key: str, state: str = "pending", limit: int = 100) -> list[PublicReport]:
+def moderation_queue(user: AnyUser, scheme_key: str, state: str = "pending", limit: int = 100) -> list[PublicReport]:
     if not permissions.can_moderate(user, scheme_key):
         raise PermissionDenied(_("You may not moderate this district's public reports."))
     return list(db.session.scalars(select(PublicReport).filter_by(scheme_key=scheme_key, moderation=state)
                                    .order_by(PublicReport.id).limit(limit)))
 
 
-def moderate(user: Any, report: PublicReport, decision: str, expose: bool = False, note: str = "") -> PublicReport:
+def moderate(user: AnyUser, report: PublicReport, decision: str, expose: bool = False, note: str = "") -> PublicReport:
     """Approve (the text and photos may show publicly, and on the exposure list when `expose`) or reject."""
     if not permissions.can_moderate(user, report.scheme_key):
         raise PermissionDenied(_("You may not moderate this district's public reports."))
@@ -366,7 +369,7 @@ def moderate(user: Any, report: PublicReport, decision: str, expose: bool = Fals
     return report
 
 
-def reporter_contact(user: Any, report: PublicReport) -> dict[str, str | None]:
+def reporter_contact(user: AnyUser, report: PublicReport) -> dict[str, str | None]:
     """The reporter's name and phone: in clear for those who call reporters back (dispatchers of the case's
     unit), masked for everyone else."""
     if permissions.can_contact_reporter(user, report.case):

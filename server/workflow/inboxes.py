@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..auth import permissions
 from ..core.database import utcnow
 from ..extensions import db
 from .models import Case, CaseDeadline, Notification
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
-def inbox(user: Any, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
+
+def inbox(user: AnyUser, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
     """mine | unit | due_soon | overdue — open cases within the user's scope."""
     query = db.select(Case).where(Case.scheme_key == scheme_key, Case.state_kind != "final")
     if box == "mine":
@@ -36,7 +39,7 @@ def within_reach(scope: permissions.Scope):  # noqa: ANN202
     return Case.unit_id.in_(units) | Case.area_id.in_(areas)
 
 
-def notifications_for(user: Any, limit: int = 50) -> list[Notification]:
+def notifications_for(user: AnyUser, limit: int = 50) -> list[Notification]:
     unit_ids = [a.unit_id for a in user.roles if a.unit_id] + [p.unit_id for p in user.posts if p.unit_id]
     mine = (Notification.user_id == user.id) | Notification.unit_id.in_(unit_ids or [-1])
     query = db.select(Notification).where(mine)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -18,8 +18,12 @@ from . import engine
 from .inboxes import within_reach
 from .models import Case, CaseDeadline
 
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
-def case_metrics(user: Any, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit") -> list[dict[str, Any]]:
+
+def case_metrics(user: AnyUser, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit"
+                 ) -> list[dict[str, Any]]:
     """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
     rates the seeds use — in SQL, within the user's reach."""
     wide = permissions.case_list_reach(user, scheme_key)
@@ -101,7 +105,7 @@ def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> byt
     return write_xlsx({f"{start:%Y%m%d}-{end:%Y%m%d}": [header, *body]})
 
 
-def open_cases_by_area(user: Any, scheme_key: str) -> list[dict[str, Any]]:
+def open_cases_by_area(user: AnyUser, scheme_key: str) -> list[dict[str, Any]]:
     """Open cases per area (with how many are overdue), within the user's scope: the case map list."""
     from sqlalchemy import case as when
     from sqlalchemy import func, select

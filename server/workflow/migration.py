@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -15,6 +15,9 @@ from ..extensions import db
 from . import engine
 from .models import Case, CaseEvent
 from .service import workflow_version
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 
 def migration_preview(scheme_key: str, workflow_key: str, mapping: dict[str, str] | None = None
@@ -36,7 +39,7 @@ def migration_preview(scheme_key: str, workflow_key: str, mapping: dict[str, str
     return target, rows
 
 
-def migrate_cases(user: Any, scheme_key: str, workflow_key: str, mapping: dict[str, str] | None = None) -> int:
+def migrate_cases(user: AnyUser, scheme_key: str, workflow_key: str, mapping: dict[str, str] | None = None) -> int:
     """Move every open case of a workflow to the version in force; refuses if any state has no mapping."""
     if not permissions.can_manage_scheme(user, scheme_key) and not getattr(user, "is_admin", False):
         raise PermissionDenied(_("You may not migrate cases of this district."))

@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
@@ -32,6 +32,9 @@ from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
 from .models import Case, CaseEvent, Notification
 from .routing import assign
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
 
 # -- definitions, calendar, names ---------------------------------------------------------
 
@@ -116,7 +119,7 @@ def case_names(case: Case) -> dict[str, Any]:
 # -- who may act --------------------------------------------------------------------------
 
 
-def actor_for(user: Any, case: Case) -> engine.Actor:
+def actor_for(user: AnyUser, case: Case) -> engine.Actor:
     """What this user holds over this case: capabilities reaching it, roles, tiers and relations."""
     if not getattr(user, "is_authenticated", False):
         return engine.Actor()
@@ -141,7 +144,7 @@ def actor_for(user: Any, case: Case) -> engine.Actor:
     return engine.Actor(capabilities, roles, tiers, frozenset(relations), took)
 
 
-def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
+def _is_tier_above_assignee(user: AnyUser, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
     """True if the user holds the tier the assignee's tier reports to (the chief ladder), or, for a case
     assigned to a unit, may dispatch cases of the unit above it."""
     data = current_scheme_data(case.scheme_key) or {}
@@ -154,7 +157,7 @@ def _is_tier_above_assignee(user: Any, case: Case, today: dt.date, my_tiers: set
     return permissions.can_dispatch_above_case(user, case)
 
 
-def get_case(user: Any, case_id: int) -> Case:
+def get_case(user: AnyUser, case_id: int) -> Case:
     case = db.session.get(Case, case_id)
     if case is None:
         raise NotFound(_("No such case."))
@@ -163,7 +166,7 @@ def get_case(user: Any, case_id: int) -> Case:
     return case
 
 
-def available_actions(user: Any, case: Case) -> list[engine.TransitionSpec]:
+def available_actions(user: AnyUser, case: Case) -> list[engine.TransitionSpec]:
     spec = workflow_of(case)
     return engine.available(spec, case.state, actor_for(user, case), case_names(case))
 
@@ -190,7 +193,7 @@ def workflow_version(scheme_key: str, workflow_key: str | None = None) -> Defini
     return db.session.get(DefinitionVersion, workflow_definition(scheme_key, workflow_key).id)
 
 
-def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: Any, now: dt.datetime) -> None:
+def _apply_plan(case: Case, spec: engine.WorkflowSpec, plan: engine.Plan, user: AnyUser, now: dt.datetime) -> None:
     old_kind = case.state_kind
     case.data = {**case.data, **{k: engine_json(v) for k, v in plan.changes.items()}}
     case.state, case.state_kind = plan.target, plan.target_kind
@@ -223,7 +226,7 @@ def engine_json(value: Any) -> Any:
 CASE_SOURCES = ("staff", "patrol", "public")
 
 
-def open_case(user: Any, scheme_key: str, submission: Submission, workflow_key: str | None = None,
+def open_case(user: AnyUser, scheme_key: str, submission: Submission, workflow_key: str | None = None,
               source: str = "staff") -> Case:
     """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines).
 
@@ -269,7 +272,7 @@ class Reported:
     created: bool = False
 
 
-def report_form(user: Any, scheme_key: str) -> tuple[DefinitionVersion, FormSpec]:
+def report_form(user: AnyUser, scheme_key: str) -> tuple[DefinitionVersion, FormSpec]:
     """The form this user reports a problem with (the scheme's workflow's `report_form`, in force), if they
     may report in this district."""
     if not permissions.can_report_case(user, scheme_key):
@@ -278,7 +281,7 @@ def report_form(user: Any, scheme_key: str) -> tuple[DefinitionVersion, FormSpec
     return version, form_spec(version.data)
 
 
-def report_case(user: Any, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True
+def report_case(user: AnyUser, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True
                 ) -> Reported:
     """Report a problem, as the report page and the JSON API both do: the report form's record and the case
     opened from it, in the caller's one transaction. A resend of a report that already opened its case gives
@@ -293,7 +296,7 @@ def report_case(user: Any, scheme_key: str, formdata: Any, action: str = "submit
     return Reported(case=open_case(user, scheme_key, result), created=True)
 
 
-def open_cases_from_record(user: Any, spec: Any, submission: Submission) -> list[Case]:
+def open_cases_from_record(user: AnyUser, spec: Any, submission: Submission) -> list[Case]:
     """The cases a just-stored record opens by its form's `opens_cases` (a patrol's findings), pre-filled.
 
     Each case gets its own report (a record of the workflow's report form, made from this one) so that the
@@ -365,7 +368,7 @@ def stale_message(case: Case) -> str:
              "Look at it again before acting.", who=who, state=state, when=when)
 
 
-def fire(user: Any, case_id: int, transition_id: str, expected_version: int | None, formdata: Any = None,
+def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int | None, formdata: Any = None,
          action: str = "submit") -> tuple[Case, forms.FormPage | None]:
     """Fire a transition; returns (case, None) when done, or (case, page) when its form needs correcting.
 
@@ -409,7 +412,7 @@ def lock_case(case: Case) -> Case:
 
 
 def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.TransitionSpec, names: dict,
-                      user: Any, submission: Submission | None = None, note: str | None = None) -> Case:
+                      user: AnyUser, submission: Submission | None = None, note: str | None = None) -> Case:
     now = utcnow()
     plan = engine.plan_transition(spec, transition, names)
     before = {"state": case.state, "version": case.version}
