@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def open_appeals(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                  today: dt.date | None = None) -> AssessmentPeriod:
     """Show units their draft scores and let them appeal for the sheet's `appeal_days` working days."""
-    from ..workflow.deadlines import calendar_for
+    from ..calendar.service import calendar_for
 
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not run this district's assessment."))

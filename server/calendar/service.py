@@ -38,6 +38,20 @@ def calendar_state() -> tuple[list[DayOverride], set[int]]:
     return overrides, years
 
 
+def calendar_for(scheme_key: str) -> WorkingCalendar:
+    """The working calendar in force, with the scheme's working hours."""
+    return load_calendar(hours_of(scheme_key))
+
+
+def hours_of(scheme_key: str) -> WorkingHours:
+    """The scheme's working hours (`calendar.workday_start` and `workday_end`), 09:00 to 17:30 by default."""
+    from ..definitions.service import current_scheme_data
+
+    hours = (current_scheme_data(scheme_key) or {}).get("calendar") or {}
+    return WorkingHours(dt.time.fromisoformat(hours.get("workday_start", "09:00")),
+                        dt.time.fromisoformat(hours.get("workday_end", "17:30")))
+
+
 def load_calendar(hours: WorkingHours = DEFAULT_HOURS) -> WorkingCalendar:
     """The working calendar in force: chinesecalendar, the administrator's table and the complete years."""
     overrides, years = calendar_state()

@@ -546,13 +546,14 @@ def list_submissions(user: AnyUser, scheme_key: str, form_key: str, filters: Rec
     return list(db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)))
 
 
-def _case_shows(user: AnyUser, submission_id: int) -> bool:
-    """Whoever may see a case sees the photos of its report and of its steps."""
-    from ..workflow.models import Case, CaseEvent
+# Who else may see a record's files: checks(user, submission id) that other parts register (whoever may see a
+# case sees the photos of its report and of its steps: server/workflow/service.py). A record's own readers
+# always may.
+RECORD_VIEWERS: list[Callable[[Any, int], bool]] = []
 
-    case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
-    case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
-    return any(permissions.can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
+
+def _shown_elsewhere(user: AnyUser, submission_id: int) -> bool:
+    return any(check(user, submission_id) for check in RECORD_VIEWERS)
 
 
 # Who else may see an upload that belongs to no record: token prefix → check(user, upload). Other parts of
@@ -657,7 +658,7 @@ def get_upload(user: AnyUser, upload_id: int) -> Upload:
             raise PermissionDenied(_("You may not view this file."))
     elif upload.submission is not None:
         if not (permissions.can_view_submission(user, upload.submission)
-                or _case_shows(user, upload.submission_id)):
+                or _shown_elsewhere(user, upload.submission_id)):
             raise PermissionDenied(_("You may not view this file."))
     elif upload.user_id != getattr(user, "id", None):
         raise PermissionDenied(_("You may not view this file."))

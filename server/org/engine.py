@@ -352,8 +352,6 @@ def place_of(areas: list[tuple[Any, dict, int]], lat: float, lng: float, within_
     """The area a point belongs to, from (area, GeoJSON geometry, depth) candidates: the deepest one it lies in
     (a segment before its road, a grid before its zone), else the nearest within `within_m` metres (a
     report taken from the pavement beside a road's centre line). None when nothing is near."""
-    from ..patrols.engine import distance_m
-
     inside, nearest = [], None
     for area, geometry, depth in areas:
         distance = distance_m(geometry, lat, lng)
@@ -366,3 +364,33 @@ def place_of(areas: list[tuple[Any, dict, int]], lat: float, lng: float, within_
     if inside:
         return max(inside, key=lambda x: x[0])[1]
     return nearest[1] if nearest else None
+
+
+# -- distances ----------------------------------------------------------------------------------------------
+
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LNG_EQUATOR = 111_320.0
+
+
+def distance_m(geometry: dict, lat: float, lng: float) -> float | None:
+    """Metres from (lat, lng) to a GeoJSON geometry (lng/lat coordinates); 0 inside a polygon.
+
+    Uses a flat projection centred on the point, which is accurate to well under 1 % at the few kilometres
+    that matter here. None when the geometry cannot be read.
+    """
+    import shapely
+    from shapely.errors import ShapelyError
+    from shapely.geometry import Point, shape
+
+    try:
+        geom = shape(geometry)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError, ShapelyError):
+        return None
+    if geom.is_empty:
+        return None
+    scale_x = _M_PER_DEG_LNG_EQUATOR * math.cos(math.radians(lat))
+
+    def project(coords: Any) -> Any:  # an (n, 2) array of lng, lat
+        return (coords - (lng, lat)) * (scale_x, _M_PER_DEG_LAT)
+
+    return float(shapely.transform(geom, project).distance(Point(0, 0)))

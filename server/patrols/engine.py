@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..org.engine import distance_m  # where a record was made is measured on the org's places
+
 PERIODS = ("day", "week", "half_month", "month", "quarter", "half_year", "year")
 _ONE_DAY = dt.timedelta(days=1)
 
@@ -209,34 +211,6 @@ def remaining_counting_days(days: Iterable[CountingDay], period: Period, today: 
 
 
 # -- where a record was made ---------------------------------------------------------------------------
-
-_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LNG_EQUATOR = 111_320.0
-
-
-def distance_m(geometry: dict, lat: float, lng: float) -> float | None:
-    """Metres from (lat, lng) to a GeoJSON geometry (lng/lat coordinates); 0 inside a polygon.
-
-    Uses a flat projection centred on the point, which is accurate to well under 1 % at the few kilometres
-    that matter here. None when the geometry cannot be read.
-    """
-    import shapely
-    from shapely.errors import ShapelyError
-    from shapely.geometry import Point, shape
-
-    try:
-        geom = shape(geometry)
-    except (AttributeError, KeyError, TypeError, ValueError, IndexError, ShapelyError):
-        return None
-    if geom.is_empty:
-        return None
-    scale_x = _M_PER_DEG_LNG_EQUATOR * math.cos(math.radians(lat))
-
-    def project(coords: Any) -> Any:  # an (n, 2) array of lng, lat
-        return (coords - (lng, lat)) * (scale_x, _M_PER_DEG_LAT)
-
-    return float(shapely.transform(geom, project).distance(Point(0, 0)))
-
 
 def far_from_area(geometry: dict | None, location: dict | None, limit_m: float) -> dict[str, Any] | None:
     """A flag when a location lies farther than `limit_m` from the area, allowing for the GPS accuracy."""

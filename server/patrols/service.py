@@ -384,7 +384,7 @@ def _subtree(scheme_key: str, unit_id: int) -> set[int]:
 
 
 def _calendar(scheme_key: str) -> Any:
-    from ..workflow.deadlines import calendar_for
+    from ..calendar.service import calendar_for
 
     return calendar_for(scheme_key)
 

@@ -12,28 +12,16 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 
 from ..audit.service import record_audit
-from ..calendar import DayOverride, WorkingCalendar, WorkingHours
+from ..calendar import DayOverride, WorkingCalendar
 from ..calendar.clock import district_zone
-from ..calendar.service import calendar_changed, load_calendar
+from ..calendar.service import calendar_changed, calendar_for, hours_of, load_calendar
 from ..core.database import utcnow
-from ..definitions.service import current_scheme_data
 from ..extensions import db
 from ..web.i18n import tr
 from . import engine
 from .models import Case, CaseDeadline, CaseEvent
 
 log = logging.getLogger(__name__)
-
-
-def calendar_for(scheme_key: str) -> WorkingCalendar:
-    """The working calendar in force, with the scheme's working hours."""
-    return load_calendar(hours_of(scheme_key))
-
-
-def hours_of(scheme_key: str) -> WorkingHours:
-    hours = (current_scheme_data(scheme_key) or {}).get("calendar") or {}
-    return WorkingHours(dt.time.fromisoformat(hours.get("workday_start", "09:00")),
-                        dt.time.fromisoformat(hours.get("workday_end", "17:30")))
 
 
 @calendar_changed.connect

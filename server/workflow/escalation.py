@@ -12,11 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
 from ..calendar.clock import district_zone
+from ..calendar.service import calendar_for
 from ..core.database import utcnow
 from ..extensions import db
 from ..web.i18n import tr
 from . import engine
-from .deadlines import calendar_for, local_time, utc_time
+from .deadlines import local_time, utc_time
 from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 from .service import notify, workflow_of
 

@@ -42,6 +42,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def case_shows_record(user: AnyUser, submission_id: int) -> bool:
+    """Whoever may see a case sees the photos of its report and of its steps."""
+    case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
+    case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
+    return any(permissions.can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
+
+
+forms.RECORD_VIEWERS.append(case_shows_record)
+
+
 def workflow_of(case: Case) -> engine.WorkflowSpec:
     return engine.workflow_spec(case.definition_version.data)
 

@@ -332,7 +332,9 @@ def test_an_approved_extension_moves_the_deadline_and_counts(people):
     assert case.data["extension_days"] == 2
     case = fire(people["office"], case, "approve_extension")
     moved = next(d for d in case.deadlines if d.stopped_at is None).due_at
-    hours = deadlines.calendar_for("lidu").working_hours_between(
+    from server.calendar.service import calendar_for
+
+    hours = calendar_for("lidu").working_hours_between(
         deadlines.local_time(due, district_zone("lidu")), deadlines.local_time(moved, district_zone("lidu")))
     assert hours == pytest.approx(2 * 8.5)
     assert case.extension_count == 1
