@@ -394,6 +394,16 @@ def report_of_case(case: Case) -> PublicReport | None:
     return db.session.scalar(select(PublicReport).filter_by(case_id=case.id))
 
 
+@workflow.case_page.connect
+def _case_page_panel(case: Case, user: Any = None) -> dict[str, Any]:
+    """The case page's public report panel: the report, the reporter's contact for those who call back, and
+    the answer to the follow-up."""
+    report = report_of_case(case)
+    if report is None:
+        return {}
+    return {"public_report": report, "reporter": reporter_contact(user, report), "followup": followup_summary(report)}
+
+
 # -- the district's public lists ------------------------------------------------------------------------------------
 
 def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from blinker import Namespace
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,6 +41,20 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+
+
+# Declared for other parts to add to a case's page: a receiver gets the case and `user`, and returns the
+# names it gives the page (the public report's panel: server/public/service.py).
+signals = Namespace()
+case_page = signals.signal("case-page")
+
+
+def case_page_extras(user: AnyUser, case: Case) -> dict[str, Any]:
+    """What other parts show on a case's page, for this user."""
+    extras: dict[str, Any] = {}
+    for _receiver, given in case_page.send(case, user=user):
+        extras.update(given or {})
+    return extras
 
 
 def case_shows_record(user: AnyUser, submission_id: int) -> bool:

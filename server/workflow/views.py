@@ -102,14 +102,10 @@ def report(scheme_key: str):
 
 @bp.get("/case/<int:case_id>")
 def case(case_id: int):
-    from ..public import service as public
-
     item = service.get_case(current_user, case_id)
     spec = service.workflow_of(item)
-    report = public.report_of_case(item)
-    return render_template("workflow/case.html", case=item, spec=spec, public_report=report,
-                           reporter=public.reporter_contact(current_user, report) if report else None,
-                           followup=public.followup_summary(report) if report else None,
+    extras = {"public_report": None, "reporter": None, "followup": None, **service.case_page_extras(current_user, item)}
+    return render_template("workflow/case.html", case=item, spec=spec, **extras,
                            actions=service.available_actions(current_user, item),
                            calendar_warning=any(d.calendar_fallback for d in item.deadlines))
 
