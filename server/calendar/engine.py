@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from types import ModuleType
-from typing import Any
 
 from ..core.cache import memoize
 
@@ -354,25 +353,3 @@ class WorkingCalendar:
             if day >= last:
                 return days
             day = _next_day(day)
-
-
-# -- deadline amounts ---------------------------------------------------------------------------------------
-
-# A deadline further away than this is a mistake in a formula, not a time limit (about four years of work).
-MAX_DEADLINE = {"days": 1000.0, "hours": 8500.0}
-
-
-class DeadlineError(ValueError):
-    """A deadline formula that gives no usable amount: the message says why, for the case and the log."""
-
-
-def checked_amount(unit: str, value: Any) -> float:
-    """The working days or hours a formula gave, or DeadlineError: a number, not negative, not absurd."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DeadlineError(f"the formula gives {'text' if isinstance(value, str) else 'no number'} "
-                            f"({value!r:.40}), not a number of working {unit}")
-    if value != value or value < 0:
-        raise DeadlineError(f"the formula gives {value}: working {unit} cannot be negative")
-    if value > MAX_DEADLINE[unit]:
-        raise DeadlineError(f"the formula gives {value} working {unit}: more than {MAX_DEADLINE[unit]:g}")
-    return float(value)

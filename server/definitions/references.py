@@ -408,7 +408,7 @@ class ReferenceChecker:
 
     def _constant_deadline(self, doc: SourceDocument, path: Path, source: Any, unit: str) -> None:
         """A deadline formula that names nothing gives the same amount for every case: check it now."""
-        from ..calendar.engine import DeadlineError, checked_amount
+        from .deadlines import DeadlineError, checked_amount
 
         if not isinstance(source, str):
             return

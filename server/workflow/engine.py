@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..calendar.engine import DeadlineError, checked_amount
 from ..core.cache import memoize
+from ..definitions.deadlines import DeadlineError, checked_amount
 from ..definitions.loader import content_hash
 from ..expressions import Expression, ExpressionError, compile_expression
 

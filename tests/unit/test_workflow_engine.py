@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.calendar.engine import DeadlineError
+from server.definitions.deadlines import DeadlineError
 from server.definitions.schema import validator_for
 from server.expressions import ExpressionError
 from server.workflow import engine
