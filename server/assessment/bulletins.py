@@ -17,7 +17,7 @@ from ..org.models import Unit
 from . import engine
 from .engine import Grade
 from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
-from .scoring import published_scores
+from .scoring import latest_published, published_scores
 from .service import draft, sheet_spec_of
 
 if TYPE_CHECKING:
@@ -114,12 +114,7 @@ def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     if not data or not (data.get("public") or {}).get("flags_list"):
         raise NotFound(_("This district does not publish its flags."))
     out = []
-    for sheet_id in data.get("score_sheets", []):
-        period = db.session.scalar(db.select(AssessmentPeriod).where(
-            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
-            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
-        if period is None:
-            continue
+    for period in latest_published(scheme_key):
         sheet = sheet_spec_of(period)
         scores = [s for s in published_scores(period) if s.unit.public]
         flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]

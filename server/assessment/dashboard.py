@@ -13,13 +13,12 @@ from sqlalchemy import func, or_, select
 
 from ..auth import permissions
 from ..core.errors import PermissionDenied
-from ..definitions.service import current_scheme_data
 from ..extensions import db
 from ..org.models import Unit
 from ..patrols import engine as patrol_engine
 from . import engine
 from .models import AssessmentPeriod, AssessmentScore
-from .scoring import assessed_units, published_scores
+from .scoring import assessed_units, latest_published, published_scores
 from .service import bounds_of, draft, sheet_spec_of
 from .sources import period_bounds, source_of
 
@@ -50,16 +49,10 @@ def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardR
     if not permissions.can_view_dashboard(user, scheme_key):
         raise PermissionDenied(_("You may not view this district's dashboard."))
     scope = permissions.dashboard_reach(user, scheme_key)
-    data = current_scheme_data(scheme_key) or {}
     # The latest published period of each sheet, so that every assessed unit shows its own sheet's score.
     scores: dict[int, tuple[AssessmentScore, AssessmentPeriod]] = {}
     units: dict[int, Unit] = {}
-    for sheet_id in data.get("score_sheets", []):
-        period = db.session.scalar(db.select(AssessmentPeriod).where(
-            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
-            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
-        if period is None:
-            continue
+    for period in latest_published(scheme_key):
         for score in published_scores(period):
             scores.setdefault(score.unit_id, (score, period))
         units.update({u.id: u for u in assessed_units(scheme_key, sheet_spec_of(period))})

@@ -220,3 +220,15 @@ def published_scores(period: AssessmentPeriod, revision: int | None = None) -> l
     number = revision or period.revision
     row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
     return list(row.scores) if row else []
+
+
+def latest_published(scheme_key: str) -> list[AssessmentPeriod]:
+    """Each of the scheme's sheets' latest published period (sheets never published are left out)."""
+    periods = []
+    for sheet_id in (current_scheme_data(scheme_key) or {}).get("score_sheets", []):
+        period = db.session.scalar(db.select(AssessmentPeriod).where(
+            AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
+            AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))
+        if period is not None:
+            periods.append(period)
+    return periods
