@@ -71,10 +71,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["int"] = IdConverter  # ids past a database integer are a 404, not a crash
 
+    from .admin.audit_views import bp as audit_bp
     from .admin.views import bp as admin_bp
     from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
-    from .audit.views import bp as audit_bp
     from .auth.views import bp as auth_bp
     from .boards.views import bp as boards_bp
     from .forms.views import bp as forms_bp

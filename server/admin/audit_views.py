@@ -1,4 +1,5 @@
-"""The audit log for administrators."""
+"""The audit log for administrators (the page; the log itself is written by server/audit, low enough for
+every package to use)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from flask import Blueprint, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..audit.service import list_audit
 from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions.service import list_schemes
-from .service import list_audit
 
 bp = Blueprint("audit", __name__, template_folder="templates", url_prefix="/admin/audit")
 
