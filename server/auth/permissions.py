@@ -65,6 +65,10 @@ class Scope:
         """This scope cut down to one capability (empty when the user does not hold it)."""
         return Scope(self.scheme_key, {capability: self.reach[capability]} if capability in self.reach else {})
 
+    def preferring(self, wide: str, narrow: str) -> Scope:
+        """Where `wide` reaches when the user holds it anywhere, else where `narrow` does."""
+        return self.only(wide) if self.has(wide) else self.only(narrow)
+
     def among(self, capabilities: Collection[str]) -> Scope:
         """This scope cut down to those of `capabilities` the user holds: where any of them reaches."""
         return Scope(self.scheme_key, {c: self.reach[c] for c in capabilities if c in self.reach})
@@ -404,8 +408,7 @@ def can_view_case(user: AnyUser, case: Any) -> bool:
 def case_list_reach(user: AnyUser, scheme_key: str) -> Scope:
     """Where the inbox, the ledger and the map of open cases reach: `case.view_all` where held, else
     `case.handle`."""
-    scope = scope_for(user, scheme_key)
-    return scope.only("case.view_all") if scope.has("case.view_all") else scope.only("case.handle")
+    return scope_for(user, scheme_key).preferring("case.view_all", "case.handle")
 
 
 def can_view_case_metrics(user: AnyUser, scheme_key: str) -> bool:
@@ -523,8 +526,7 @@ def submission_view_reach(user: AnyUser, scheme_key: str) -> Scope:
 
 def submission_filter_reach(user: AnyUser, scheme_key: str) -> Scope:
     """The units, areas and people the records filters offer: `form.view_all` where held, else `form.submit`."""
-    scope = scope_for(user, scheme_key)
-    return scope.only("form.view_all") if scope.has("form.view_all") else scope.only("form.submit")
+    return scope_for(user, scheme_key).preferring("form.view_all", "form.submit")
 
 
 def can_view_submissions(user: AnyUser, scheme_key: str) -> bool:
