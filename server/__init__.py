@@ -71,13 +71,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["int"] = IdConverter  # ids past a database integer are a 404, not a crash
 
+    from .account.views import bp as account_bp
     from .admin.audit_views import bp as audit_bp
     from .admin.views import bp as admin_bp
     from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
-    from .auth.views import bp as auth_bp
     from .boards.views import bp as boards_bp
     from .forms.views import bp as forms_bp
+    from .home.views import bp as home_bp
     from .org.views import bp as org_bp
     from .patrols.views import bp as patrols_bp
     from .public.open311 import bp as open311_bp
@@ -86,8 +87,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .web.views import bp as web_bp
     from .workflow.views import bp as workflow_bp
 
-    for blueprint in (web_bp, auth_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp, patrols_bp,
-                      assessment_bp, public_bp, moderation_bp, open311_bp, api_bp):
+    for blueprint in (web_bp, home_bp, account_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp,
+                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp):
         app.register_blueprint(blueprint)
 
     from .forms.service import AFTER_STORE

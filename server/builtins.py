@@ -1,4 +1,5 @@
-"""Import every module that registers the built-in field types, live choice sources and metric sources.
+"""Import every module that registers the built-in field types, live choice sources and metric sources, and
+those that answer the lower layers' registries and signals (the unit tree, a scheme put in force).
 
 The app factory imports it first; so do the tests and the benchmarks, which check definitions without an app (the
 definition check reads the names and the declared data of what it checks from the registries, server/core/
@@ -8,4 +9,5 @@ registry.py). A module of another package that registers its own entries is list
 from .assessment import sources as metric_sources  # noqa: F401 - case_rate, case_count, form_count, …
 from .forms import choices as choice_sources  # noqa: F401 - units, areas, people, categories, tiers
 from .forms import fields as field_types  # noqa: F401 - text, integer, single_choice, photo, location, …
+from .org import service as org_service  # noqa: F401 - the unit tree for scopes; units follow the scheme
 from .public import service as public_service  # noqa: F401 - the metric source satisfaction_rate

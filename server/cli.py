@@ -269,7 +269,7 @@ def patrol_cli() -> None:
 @with_appcontext
 def patrol_compliance(scheme_key: str, on, rule_ids: tuple[str, ...], show_all: bool) -> None:  # noqa: ANN001
     """Who met and who missed each rule in the period containing a day, with counts (tab-separated)."""
-    from .calendar.clock import district_today
+    from .definitions.clock import district_today
     from .patrols import engine
     from .patrols.service import compliance, rules_of
 

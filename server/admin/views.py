@@ -9,12 +9,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
-from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
 from ..definitions import service
 from ..definitions.bundle import MAX_UPLOAD_BYTES, read_upload
+from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..extensions import db
+from . import service as scheme_admin
 from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
 
 bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
@@ -64,7 +65,7 @@ def upload_scheme():
             sources = _uploaded_files(form)
             if not sources:
                 raise DefinitionsInvalid([DefinitionError("(upload)", 1, "", _("Choose at least one file."))])
-            version, created = service.load_scheme(sources, current_user, note=form.note.data or None)
+            version, created = scheme_admin.load_scheme(sources, current_user, note=form.note.data or None)
         except DefinitionsInvalid as exc:
             db.session.rollback()
             errors = exc.errors
@@ -106,7 +107,7 @@ def activate_version(version_id: int):
     if not form.validate_on_submit():
         flash(_("The form has expired. Please try again."), "error")
         return redirect(url_for("admin.scheme_version", version_id=version_id))
-    service.activate_scheme_version(version_id, current_user)
+    scheme_admin.activate_scheme_version(version_id, current_user)
     db.session.commit()
     flash(_("Version %(id)s is now in force.", id=version_id), "success")
     return redirect(url_for("admin.scheme_version", version_id=version_id))

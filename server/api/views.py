@@ -18,8 +18,8 @@ from ..assessment import service as assessment
 from ..assessment.models import AssessmentRevision
 from ..auth import permissions
 from ..auth.access import act_as, is_public_endpoint, public, token_authenticated
-from ..calendar.clock import district_today
 from ..core.errors import DomainError, NotFound, PermissionDenied, json_error
+from ..definitions.clock import district_today
 from ..extensions import csrf, db, limiter
 from ..forms import service as forms
 from ..forms.engine import form_spec

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..calendar.clock import district_today
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..definitions.clock import district_today
 from ..extensions import db
 from ..org.models import Unit
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod

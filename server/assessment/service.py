@@ -17,9 +17,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..calendar.clock import district_today
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..definitions.clock import district_today
 from ..extensions import db
 from ..org.models import Unit
 from ..patrols import engine as patrol_engine

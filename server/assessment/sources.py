@@ -18,9 +18,9 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from ..calendar.clock import district_today, district_zone
 from ..core.errors import DomainError
 from ..core.registry import Registry, registry
+from ..definitions.clock import district_today, district_zone
 from ..definitions.service import categories_within
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db

@@ -16,8 +16,8 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ..auth import permissions
 from ..auth.access import public
-from ..calendar.clock import district_today
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..definitions.clock import district_today
 from ..definitions.service import current_version
 from ..extensions import db
 from ..forms import service as forms_service

@@ -72,7 +72,7 @@ def init_app(app: Flask) -> None:
 
     from .models import User
 
-    login_manager.login_view = "auth.login"
+    login_manager.login_view = "account.login"
     login_manager.login_message = lazy_gettext("Please log in to see this page.")
     # "basic", not "strong": phones change IP address whenever the signal comes back.
     login_manager.session_protection = "basic"

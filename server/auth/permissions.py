@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import g, has_request_context
 
-from ..calendar.clock import district_today
-from ..extensions import db
+from ..core.registry import Registry, registry
+from ..definitions.clock import district_today
 
 if TYPE_CHECKING:
     from .models import AnyUser
@@ -112,24 +112,29 @@ def _scheme_roles(scheme_key: str) -> tuple[dict[str, dict], dict[str, dict]]:
     return roles, tiers
 
 
-def _subtree_ids(unit_ids: set[int]) -> set[int]:
-    from ..org.models import Unit
+class UnitTree(Protocol):
+    """What scopes need to know of the unit tree; `org` registers it (auth stands below org)."""
 
-    if not unit_ids:
-        return set()
-    paths = db.session.scalars(db.select(Unit.path).where(Unit.id.in_(unit_ids))).all()
-    out: set[int] = set()
-    for path in paths:
-        out |= set(db.session.scalars(db.select(Unit.id).where(Unit.path.startswith(path))))
-    return out
+    def units_under(self, unit_ids: set[int]) -> set[int]:
+        """The units given and every unit below them."""
+
+    def areas_of(self, unit_ids: set[int]) -> set[int]:
+        """The areas those units are responsible for."""
+
+
+UNIT_TREE: Registry[UnitTree] = registry("unit tree")
+
+
+def _tree() -> UnitTree:
+    return UNIT_TREE.require()["units"]
+
+
+def _subtree_ids(unit_ids: set[int]) -> set[int]:
+    return _tree().units_under(unit_ids) if unit_ids else set()
 
 
 def _areas_of_units(unit_ids: set[int]) -> set[int]:
-    from ..org.models import Area
-
-    if not unit_ids:
-        return set()
-    return set(db.session.scalars(db.select(Area.id).where(Area.unit_id.in_(unit_ids))))
+    return _tree().areas_of(unit_ids) if unit_ids else set()
 
 
 def compute_scope(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> Scope:

@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
 
-from ..calendar.clock import district_today
 from ..core.cache import memoize
 from ..core.errors import NotFound
+from ..definitions.clock import district_today
 from ..definitions.service import current_scheme, current_scheme_data
 from ..extensions import db
 from ..org.models import Area, Post, Unit

@@ -10,8 +10,8 @@ from flask_login import current_user
 
 from ..auth import permissions
 from ..auth.access import public
-from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
+from ..definitions.clock import district_today
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
 from ..web.params import parse_date

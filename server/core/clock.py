@@ -1,5 +1,5 @@
 """The one reading of the wall clock. Everything that needs "now" calls `utcnow()`; the district's own
-"today" and "now" come from `server.calendar.clock`, which converts this instant into the scheme's zone.
+"today" and "now" come from `server.definitions.clock`, which converts this instant into the scheme's zone.
 
 Tests freeze this instant with time-machine (see tests/conftest.py) rather than patching call sites.
 """

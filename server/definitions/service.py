@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blinker import Namespace
 from flask import current_app, g, has_request_context
 from flask_babel import gettext as _
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
-from ..auth import permissions
 from ..core.cache import ContentCache, memoize
 from ..core.database import utcnow
-from ..core.errors import NotFound, PermissionDenied
+from ..core.errors import NotFound
 from ..extensions import db
 from .bundle import Bundle, check_files, library_files
 from .models import DefinitionVersion, SchemeRecord, SchemeVersion, scheme_version_members
@@ -36,11 +36,18 @@ def check_scheme_files(files: Mapping[str, str]) -> Bundle:
     return check_files(files, library_files(project_root()))
 
 
-def load_scheme(files: Mapping[str, str], user: AnyUser = None, note: str | None = None) -> tuple[SchemeVersion, bool]:
-    """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error."""
-    bundle = check_scheme_files(files)
-    if user is not None and not permissions.can_load_scheme(user, _existing_key(bundle.id)):
-        raise PermissionDenied(_("You may not load this scheme."))
+# Declared for the parts that keep something in line with the scheme in force: a receiver gets the scheme's
+# key and `data` when a version is activated, and returns what it changed (org: units and areas).
+signals = Namespace()
+scheme_activated = signals.signal("scheme-activated")
+
+
+def load_scheme(files: Mapping[str, str] | Bundle, user: AnyUser = None,
+                note: str | None = None) -> tuple[SchemeVersion, bool]:
+    """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error.
+
+    Who may load it is the caller's question (`admin/service.py` asks it for a person; the CLI is trusted)."""
+    bundle = files if isinstance(files, Bundle) else check_scheme_files(files)
     existing = _find_version(bundle)
     if existing is not None:
         return existing, False
@@ -68,7 +75,8 @@ def _find_version(bundle: Bundle) -> SchemeVersion | None:
     return db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
 
 
-def _existing_key(key: str) -> str | None:
+def existing_key(key: str) -> str | None:
+    """The scheme's key if it is stored already (who may load a new one is asked without a key)."""
     return key if db.session.get(SchemeRecord, key) is not None else None
 
 
@@ -188,19 +196,20 @@ def current_scheme_data(scheme_key: str) -> dict | None:
 
 
 def activate_scheme_version(version_id: int, user: AnyUser = None) -> SchemeVersion:
-    """Make a version current and bring the unit tree and scheme areas in line with it."""
-    from ..org.service import sync_org
-
+    """Make a version current and bring what follows it (the unit tree and scheme areas) in line with it."""
+    if not scheme_activated.receivers:
+        # Nothing would bring the units in line: refuse rather than activate half a scheme.
+        raise RuntimeError("nothing answers scheme_activated: import server.builtins first (create_app does)")
     version = get_scheme_version(version_id)
-    if user is not None and not permissions.can_load_scheme(user, _existing_key(version.scheme_key)):
-        raise PermissionDenied(_("You may not activate this scheme."))
     record = db.session.get(SchemeRecord, version.scheme_key)
     before = {"version": record.current_version_id}
     record.current_version = version
     version.activated_at = utcnow()
     db.session.flush()
     _forget_current(version.scheme_key)
-    changes = sync_org(version.scheme_key, version.scheme_definition.data)
+    changes: dict[str, Any] = {}
+    for _receiver, changed in scheme_activated.send(version.scheme_key, data=version.scheme_definition.data):
+        changes.update(changed or {})
     db.session.flush()
     _forget_current(version.scheme_key)
     record_audit("scheme.activate", "scheme_version", version.id, user=user, scheme_key=version.scheme_key,

@@ -21,9 +21,9 @@ from sqlalchemy.orm import joinedload
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import User
-from ..calendar.clock import district_zone
 from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..definitions.clock import district_zone
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_version
 from ..expressions import ExpressionError

@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from ..audit.service import record_audit
 from ..auth import permissions
 from ..auth.models import User
-from ..calendar.clock import district_today
 from ..core.errors import NotFound, PermissionDenied
+from ..definitions.clock import district_today
 from ..definitions.service import current_scheme_data
 from ..extensions import db
 from .engine import PostState, PostValues, appointment_problems, post_problems, several_tiers, tier_problems

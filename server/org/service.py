@@ -10,9 +10,9 @@ from flask_babel import gettext as _
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..calendar.clock import district_today
 from ..core.errors import DomainError, NotFound, PermissionDenied
-from ..definitions.service import current_scheme_data
+from ..definitions.clock import district_today
+from ..definitions.service import current_scheme_data, scheme_activated
 from ..extensions import db
 from . import engine
 from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
@@ -28,6 +28,28 @@ class OrgInvalid(DomainError):
     def __init__(self, problems: Problems):
         super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
         self.problems = problems
+
+
+class _UnitTree:
+    """The unit tree as `auth` reads it to work out scopes (registered below)."""
+
+    def units_under(self, unit_ids: set[int]) -> set[int]:
+        paths = db.session.scalars(db.select(Unit.path).where(Unit.id.in_(unit_ids))).all()
+        out: set[int] = set()
+        for path in paths:
+            out |= set(db.session.scalars(db.select(Unit.id).where(Unit.path.startswith(path))))
+        return out
+
+    def areas_of(self, unit_ids: set[int]) -> set[int]:
+        return set(db.session.scalars(db.select(Area.id).where(Area.unit_id.in_(unit_ids))))
+
+
+permissions.UNIT_TREE.add("units", _UnitTree())
+
+
+@scheme_activated.connect
+def _follow_scheme(scheme_key: str, data: dict) -> dict[str, int]:
+    return sync_org(scheme_key, data)
 
 
 def sync_org(scheme_key: str, scheme: dict) -> dict[str, int]:

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
-from ..calendar.clock import district_today
 from ..core.errors import DomainError
 from ..core.spreadsheets import CSV_TYPE, XLSX_TYPE, restore, write_csv, write_xlsx
+from ..definitions.clock import district_today
 from .engine import (
     AreaValues,
     Node,

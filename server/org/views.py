@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
-from ..calendar.clock import district_today
 from ..core.errors import PermissionDenied
+from ..definitions.clock import district_today
 from ..definitions.service import current_scheme_data
 from ..extensions import db
 from ..web.i18n import tr

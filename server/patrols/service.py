@@ -36,10 +36,10 @@ from sqlalchemy.orm import aliased, load_only
 
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
-from ..calendar.clock import district_today, district_zone
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
+from ..definitions.clock import district_today, district_zone
 from ..definitions.service import current_scheme_data, current_version
 from ..extensions import db
 from ..forms.models import Submission

@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
-from ..calendar.clock import district_today
+from ..definitions.clock import district_today
 from ..web.params import parse_date, parse_id
 from . import service
 

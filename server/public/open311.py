@@ -369,7 +369,7 @@ def create_request(fmt: str):
 def _iso(moment: dt.datetime | None, scheme_key: str) -> str | None:
     if moment is None:
         return None
-    from ..calendar.clock import district_zone
+    from ..definitions.clock import district_zone
 
     return moment.astimezone(district_zone(scheme_key)).isoformat(timespec="seconds")
 

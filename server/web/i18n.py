@@ -89,7 +89,7 @@ def label_of(table: dict, key: str) -> str:
 
 def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M", scheme_key: str | None = None) -> str:
     """A UTC datetime shown in the district's time (the site's for no scheme)."""
-    from ..calendar.clock import in_district
+    from ..definitions.clock import in_district
 
     if value is None:
         return ""
@@ -98,7 +98,7 @@ def localtime(value: Any, fmt: str = "%Y-%m-%d %H:%M", scheme_key: str | None = 
 
 def zone_label(scheme_key: str | None = None) -> str:
     """The time zone times are shown in, for column headers: "Asia/Shanghai, UTC+08:00"."""
-    from ..calendar.clock import district_now
+    from ..definitions.clock import district_now
 
     now = district_now(scheme_key)
     return f"{now.tzinfo}, UTC{now.strftime('%z')[:3]}:{now.strftime('%z')[3:]}"

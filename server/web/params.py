@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlsplit
 
+from flask import url_for
 from werkzeug.routing import IntegerConverter
 
 MAX_ID = 2**31 - 1  # the largest id a PostgreSQL integer column holds
@@ -31,3 +33,12 @@ class IdConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, A002
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a same-site path: never an open redirect (browsers drop tabs and newlines, so refuse them too)."""
+    if (not target or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target
+            or not target.startswith("/") or target.startswith("//")):
+        return url_for("home.index")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("home.index")

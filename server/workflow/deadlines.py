@@ -13,9 +13,9 @@ from flask_babel import gettext as _
 
 from ..audit.service import record_audit
 from ..calendar import DayOverride, WorkingCalendar
-from ..calendar.clock import district_zone
 from ..calendar.service import calendar_changed, calendar_for, hours_of, load_calendar
 from ..core.database import utcnow
+from ..definitions.clock import district_zone
 from ..extensions import db
 from ..web.i18n import tr
 from . import engine

@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record_audit
-from ..calendar.clock import district_zone
 from ..calendar.service import calendar_for
 from ..core.database import utcnow
+from ..definitions.clock import district_zone
 from ..extensions import db
 from ..web.i18n import tr
 from . import engine

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from flask_babel import gettext as _
 
 from ..auth import permissions
-from ..calendar.clock import district_zone
 from ..core.spreadsheets import write_xlsx
+from ..definitions.clock import district_zone
 from ..definitions.models import DefinitionVersion
 from ..extensions import db
 from ..org.models import Area, Unit

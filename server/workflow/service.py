@@ -18,9 +18,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.service import record_audit
 from ..auth import permissions
-from ..calendar.clock import district_now, district_today, district_zone
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..definitions.clock import district_now, district_today, district_zone
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
 from ..extensions import db

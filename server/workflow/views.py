@@ -7,9 +7,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
-from ..calendar.clock import district_now, district_today
 from ..core.errors import Conflict, PermissionDenied
 from ..core.spreadsheets import XLSX_TYPE
+from ..definitions.clock import district_now, district_today
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import form_spec

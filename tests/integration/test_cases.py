@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from server.calendar.clock import district_zone
 from server.core.errors import Conflict
+from server.definitions.clock import district_zone
 from server.extensions import db
 from server.forms import service as forms
 from server.forms.engine import form_spec

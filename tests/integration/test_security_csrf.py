@@ -35,12 +35,12 @@ EXEMPT = ("api.", "open311.")  # no cookie authenticates these (server/auth/acce
 ANONYMOUS = {"public.report", "public.lookup", "public.step", "public.followup"}
 # With the token these answer without storing anything: a preview, a conversion, a redirect, the session's language.
 STORE_NOTHING = {"admin.preview_form", "admin.import_xlsform", "public.lookup", "public.step", "web.set_language",
-                 "auth.logout", "auth.login"}
+                 "account.logout", "account.login"}
 # Lidu's workflow gives the public reporter one step of its own, the follow-up's reopen, which the step route refuses
 # on a case not closed: there the token is shown to pass the CSRF check, and the step is refused for what it is.
 REFUSED_ANYWAY = {"public.step"}
 # Last: they end or change the session that sends them.
-LAST = ("auth.change_password", "auth.logout")
+LAST = ("account.change_password", "account.logout")
 # The page a refused token gets, in either language (the language switch is one of the routes posted).
 CSRF_PAGE = ("请求无法识别。", "The request could not be understood.")
 
@@ -101,7 +101,7 @@ def test_no_token_or_another_sessions_token_is_refused_and_changes_nothing(world
     order = sorted(POSTS, key=lambda e: (e in LAST, LAST.index(e) if e in LAST else 0, e))
     failures = []
     for endpoint in order:
-        client = {"auth.login": arriving, "auth.logout": leaving, "assessment.appeal": head}.get(endpoint) or (
+        client = {"account.login": arriving, "account.logout": leaving, "assessment.appeal": head}.get(endpoint) or (
             visitor if endpoint in ANONYMOUS else admin)
         url = world.url(POSTS[endpoint][0])
         with base_app.app_context():

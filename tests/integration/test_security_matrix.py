@@ -56,7 +56,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "web.healthz": [("/healthz", "O . . O . . . O")],
     "web.service_worker": [("/sw.js", "O . . O . . . O")],
     "web.set_language": [("POST /lang/en", "+ . . + . . . +")],
-    "auth.login": [("/login", "O . . O . . . O")],
+    "account.login": [("/login", "O . . O . . . O")],
     "boards.board": [("/b/{lidu}/{road_s}", "O . . O . . . O"), ("/b/{lidu}/no_such_road", "N . . N . . . N")],
     "boards.board_pdf": [("/b/{lidu}/{road_z}.pdf", "O . . O . . . O")],
     "assessment.public_flags": [("/assess/{lidu}/flags", "O . . O . . . O"),
@@ -95,10 +95,10 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "api.scores": [("/api/v1/assessment/periods/{period_pub}/scores", "U U U U U U U U")],
     "api.board": [("/api/v1/schemes/{lidu}/boards/{road_s}", "U U U U U U U U")],
     # -- everyone logged in ----------------------------------------------------------------------------------------
-    "web.home": [("/", "L O O O O O O O")],
-    "auth.change_password": [("/account/password", "L O O O O O O O")],
-    "auth.logout": [("POST /logout", "L + + + + + + +")],
-    "web.district": [("/district/{lidu}", "L D O O O O O O"), ("/district/{other}", "L . D D D D D O")],
+    "home.index": [("/", "L O O O O O O O")],
+    "account.change_password": [("/account/password", "L O O O O O O O")],
+    "account.logout": [("POST /logout", "L + + + + + + +")],
+    "home.district": [("/district/{lidu}", "L D O O O O O O"), ("/district/{other}", "L . D D D D D O")],
     # -- system administrators, and the district's scheme managers -------------------------------------------------
     "admin.users": [("/admin/users", "L D D D D D D O")],
     "admin.create_user": [("POST /admin/users", "L D D D D D D +")],

@@ -260,9 +260,9 @@ def _public_form() -> dict[str, Any]:
 # endpoint → (URL, the form an allowed user sends). Built when needed: files are read once, some values (the
 # public form's time stamp, the export to import again) come from the app.
 POSTS: dict[str, tuple[str, Any]] = {
-    "auth.login": ("/login", lambda: {"username": "admin", "password": PASSWORD}),
-    "auth.logout": ("/logout", dict),
-    "auth.change_password": ("/account/password", lambda: {
+    "account.login": ("/login", lambda: {"username": "admin", "password": PASSWORD}),
+    "account.logout": ("/logout", dict),
+    "account.change_password": ("/account/password", lambda: {
         "current": PASSWORD, "new": "another-battery-staple", "confirm": "another-battery-staple"}),
     "web.set_language": ("/lang/en", lambda: {"next": "/"}),
     "admin.create_user": ("/admin/users", lambda: {"username": "newcomer", "display_name": "新同事"}),

@@ -26,7 +26,7 @@ def district_zone(scheme_key: str | None) -> ZoneInfo:
     """The scheme's time zone (`calendar.timezone`, Asia/Shanghai by default); the site's for no scheme."""
     if scheme_key is None:
         return site_zone()
-    from ..definitions.service import current_scheme_data
+    from .service import current_scheme_data
 
     data = current_scheme_data(scheme_key) or {}
     return zone_named((data.get("calendar") or {}).get("timezone"))

@@ -6,14 +6,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from ..auth import service
+from ..auth.access import public
 from ..core.errors import Conflict
 from ..extensions import db, limiter
-from ..web.views import _safe_next
-from . import service
-from .access import public
+from ..web.params import safe_next
 from .forms import LoginForm, PasswordForm
 
-bp = Blueprint("auth", __name__, template_folder="templates")
+bp = Blueprint("account", __name__, template_folder="templates")
 
 
 def _login_limit() -> str:
@@ -25,7 +25,7 @@ def _login_limit() -> str:
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(_safe_next(request.args.get("next")))
+        return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
         user = service.authenticate(form.username.data, form.password.data)
@@ -39,8 +39,8 @@ def login():
             session.permanent = True  # PERMANENT_SESSION_LIFETIME applies (12 hours)
             login_user(user)
             db.session.commit()
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form), 200 if not form.errors else 400
+            return redirect(safe_next(request.args.get("next")))
+    return render_template("account/login.html", form=form), 200 if not form.errors else 400
 
 
 @bp.post("/logout")
@@ -51,7 +51,7 @@ def logout():
     logout_user()
     session.clear()
     flash(_("You have logged out."), "info")
-    return redirect(url_for("auth.login"))
+    return redirect(url_for("account.login"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -66,5 +66,5 @@ def change_password():
             db.session.commit()
             login_user(current_user._get_current_object())  # the session token changed with the password
             flash(_("Your password has been changed."), "success")
-            return redirect(url_for("web.home"))
-    return render_template("auth/password.html", form=form), 200 if not form.errors else 400
+            return redirect(url_for("home.index"))
+    return render_template("account/password.html", form=form), 200 if not form.errors else 400
