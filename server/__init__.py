@@ -91,12 +91,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp):
         app.register_blueprint(blueprint)
 
-    from .forms.service import AFTER_STORE
-    from .patrols.service import flag_location
-    from .workflow.service import open_cases_from_record
-
-    AFTER_STORE.update(flag_location=flag_location, open_cases=open_cases_from_record)
-
     from .core.errors import register_error_handlers
 
     register_error_handlers(app)

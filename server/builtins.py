@@ -10,4 +10,6 @@ from .assessment import sources as metric_sources  # noqa: F401 - case_rate, cas
 from .forms import choices as choice_sources  # noqa: F401 - units, areas, people, categories, tiers
 from .forms import fields as field_types  # noqa: F401 - text, integer, single_choice, photo, location, …
 from .org import service as org_service  # noqa: F401 - the unit tree for scopes; units follow the scheme
-from .public import service as public_service  # noqa: F401 - the metric source satisfaction_rate
+from .patrols import service as patrol_service  # noqa: F401 - flags a record made far from its area
+from .public import service as public_service  # noqa: F401 - the metric source satisfaction_rate; the case page's panel
+from .workflow import service as workflow_service  # noqa: F401 - cases a record opens; who sees a case's photos

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import bindparam
@@ -425,9 +426,14 @@ def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str,
     return None
 
 
-# What other parts of the engine do with a record once it is stored, in the same transaction:
-# name → hook(user, spec, submission). Registered by the app factory (see `server/__init__.py`).
-AFTER_STORE: dict[str, Callable[[Any, FormSpec, Submission], None]] = {}
+# Declared for the parts above forms. `record_stored`: a record was stored; a receiver gets the submission,
+# `user` and `spec`, and does its part in the same transaction (patrols flag a record made far from its area,
+# workflow opens the cases a patrol's findings call for). `record_shown`: may `user` see the files of record
+# `submission_id` although it is not theirs to read? A receiver answers True to let them (whoever may see a
+# case sees the photos of its report and of its steps: workflow); a record's own readers always may.
+signals = Namespace()
+record_stored = signals.signal("record-stored")
+record_shown = signals.signal("record-shown")
 
 
 def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived: dt.datetime) -> dt.datetime:
@@ -490,8 +496,7 @@ def _store_submission(page: FormPage, user: AnyUser, seen_areas: dict[str, Area]
         upload.submission_id = submission.id
     record_audit("form.submit", "submission", submission.id, user=user, scheme_key=page.scheme_key,
                  after={"form": page.spec.id, "version": page.version.id})
-    for hook in AFTER_STORE.values():
-        hook(user, page.spec, submission)
+    record_stored.send(submission, user=user, spec=page.spec)
     return submission
 
 
@@ -546,14 +551,8 @@ def list_submissions(user: AnyUser, scheme_key: str, form_key: str, filters: Rec
     return list(db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)))
 
 
-# Who else may see a record's files: checks(user, submission id) that other parts register (whoever may see a
-# case sees the photos of its report and of its steps: server/workflow/service.py). A record's own readers
-# always may.
-RECORD_VIEWERS: list[Callable[[Any, int], bool]] = []
-
-
 def _shown_elsewhere(user: AnyUser, submission_id: int) -> bool:
-    return any(check(user, submission_id) for check in RECORD_VIEWERS)
+    return any(shown for _receiver, shown in record_shown.send(submission_id, user=user))
 
 
 # Who else may see an upload that belongs to no record: token prefix → check(user, upload). Other parts of

@@ -43,6 +43,7 @@ from ..definitions.clock import district_today, district_zone
 from ..definitions.service import current_scheme_data, current_version
 from ..extensions import db
 from ..forms.models import Submission
+from ..forms.service import record_stored
 from ..org.models import Area, Post, Unit
 from . import engine
 from .engine import CountingDay, Rule, Verdict
@@ -416,6 +417,11 @@ def scheme_data(scheme_key: str) -> dict:
 
 
 # -- records ---------------------------------------------------------------------------------------------
+
+
+@record_stored.connect
+def _flag_stored(submission: Submission, user: AnyUser = None, spec: Any = None) -> None:
+    flag_location(user, spec, submission)
 
 
 def flag_location(user: AnyUser, spec: Any, submission: Submission) -> None:

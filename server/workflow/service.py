@@ -57,14 +57,12 @@ def case_page_extras(user: AnyUser, case: Case) -> dict[str, Any]:
     return extras
 
 
-def case_shows_record(user: AnyUser, submission_id: int) -> bool:
+@forms.record_shown.connect
+def case_shows_record(submission_id: int, user: AnyUser = None) -> bool:
     """Whoever may see a case sees the photos of its report and of its steps."""
     case_ids = set(db.session.scalars(db.select(Case.id).where(Case.submission_id == submission_id)))
     case_ids |= set(db.session.scalars(db.select(CaseEvent.case_id).where(CaseEvent.submission_id == submission_id)))
     return any(permissions.can_view_case(user, db.session.get(Case, case_id)) for case_id in case_ids)
-
-
-forms.RECORD_VIEWERS.append(case_shows_record)
 
 
 def workflow_of(case: Case) -> engine.WorkflowSpec:
@@ -319,6 +317,11 @@ def report_case(user: AnyUser, scheme_key: str, formdata: Any, action: str = "su
     if case is not None:
         return Reported(case=case)
     return Reported(case=open_case(user, scheme_key, result), created=True)
+
+
+@forms.record_stored.connect
+def _open_cases_from_stored(submission: Submission, user: AnyUser = None, spec: Any = None) -> None:
+    open_cases_from_record(user, spec, submission)
 
 
 def open_cases_from_record(user: AnyUser, spec: Any, submission: Submission) -> list[Case]:
