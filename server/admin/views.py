@@ -136,9 +136,10 @@ def _role_choices() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
     roles, units = [], [("", _("(no unit: only for district-wide roles)"))]
     for record in service.list_schemes():
-        data = service.current_scheme_data(record.key) or {}
-        roles += [(f"{record.key}:{r['id']}", f"{tr(data.get('short_name') or data.get('name'))} · {tr(r['name'])}")
-                  for r in data.get("roles", [])]
+        scheme = service.scheme_in_force(record.key)
+        if scheme is None:
+            continue
+        roles += [(f"{record.key}:{r.id}", f"{tr(scheme.short_name)} · {tr(r['name'])}") for r in scheme.roles.values()]
         rows = db.session.scalars(db.select(Unit).filter_by(scheme_key=record.key, active=True).order_by(Unit.path))
         units += [(str(u.id), f"{record.key} · {tr(u.name)}") for u in rows]
     return roles, units

@@ -17,7 +17,7 @@ from ..auth import permissions
 from ..auth.service import get_user_by_username
 from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_in_force
 from ..extensions import db
 from ..workflow.models import Case, CaseEvent
 from .models import ApiClient
@@ -99,7 +99,7 @@ def list_cases(user: AnyUser, scheme_key: str, *, state: str | None = None, kind
     `state` keeps one state, `kind` one kind of state (open, waiting, final), `since` the cases changed since
     (opened, moved by a step or escalated).
     """
-    if current_scheme_data(scheme_key) is None:
+    if scheme_in_force(scheme_key) is None:
         raise NotFound(_("No such district."))
     if not permissions.can_view_scheme(user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from ..auth import permissions
 from ..core.errors import Conflict, NotFound, PermissionDenied
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_in_force
 from ..extensions import db
 from ..org.models import Unit
 from . import engine
@@ -31,8 +31,8 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
         raise Conflict(_("This period is not published yet."))
     sheet = sheet_spec_of(period)
     scores = published_scores(period, revision)
-    data = current_scheme_data(period.scheme_key) or {}
-    group_names = {g["id"]: g.get("name") for g in data.get("unit_groups", [])}
+    scheme = scheme_in_force(period.scheme_key)
+    group_names = {key: group.get("name") for key, group in scheme.unit_groups.items()} if scheme else {}
     before = list(db.session.scalars(db.select(AssessmentPeriod).where(
         AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
         AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
@@ -110,8 +110,8 @@ def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id:
 
 def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     """For the public page: each sheet's last published period and, per flag, the public units holding it."""
-    data = current_scheme_data(scheme_key)
-    if not data or not (data.get("public") or {}).get("flags_list"):
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None or not scheme.public.flags_list:
         raise NotFound(_("This district does not publish its flags."))
     out = []
     for period in latest_published(scheme_key):

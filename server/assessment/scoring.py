@@ -15,7 +15,7 @@ from sqlalchemy import or_
 
 from ..core.errors import DomainError, NotFound
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import current_scheme_data, current_version
+from ..definitions.service import current_version, scheme_in_force
 from ..expressions import compile_expression
 from ..extensions import db
 from ..org.models import Unit
@@ -82,8 +82,8 @@ class UnitResult:
 def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[str, list[Unit]]:
     """The units of each ranking group the sheet names (scheme `unit_groups`), or all in one group; with
     `by_difficulty`, each group is split by the units' difficulty tier."""
-    data = current_scheme_data(scheme_key) or {}
-    defined = {g["id"]: g for g in data.get("unit_groups", [])}
+    scheme = scheme_in_force(scheme_key)
+    defined = scheme.unit_groups if scheme else {}
     wanted = sheet.ranking.get("groups") or []
     groups: dict[str, list[Unit]] = {}
     for group_id in wanted:
@@ -225,7 +225,8 @@ def published_scores(period: AssessmentPeriod, revision: int | None = None) -> l
 def latest_published(scheme_key: str) -> list[AssessmentPeriod]:
     """Each of the scheme's sheets' latest published period (sheets never published are left out)."""
     periods = []
-    for sheet_id in (current_scheme_data(scheme_key) or {}).get("score_sheets", []):
+    scheme = scheme_in_force(scheme_key)
+    for sheet_id in scheme.score_sheets if scheme else ():
         period = db.session.scalar(db.select(AssessmentPeriod).where(
             AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet_id,
             AssessmentPeriod.revision > 0).order_by(AssessmentPeriod.starts_on.desc()).limit(1))

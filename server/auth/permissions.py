@@ -20,6 +20,8 @@ from flask import g, has_request_context
 
 from ..core.registry import Registry, registry
 from ..definitions.clock import district_today
+from ..definitions.compiled import Role, Tier
+from ..definitions.service import scheme_in_force
 
 if TYPE_CHECKING:
     from .models import AnyUser
@@ -103,13 +105,9 @@ class Scope:
             unit_id is not None and unit_id in units)
 
 
-def _scheme_roles(scheme_key: str) -> tuple[dict[str, dict], dict[str, dict]]:
-    from ..definitions.service import current_scheme_data
-
-    data = current_scheme_data(scheme_key) or {}
-    roles = {r["id"]: r for r in data.get("roles", [])}
-    tiers = {t["id"]: t for t in data.get("tiers", [])}
-    return roles, tiers
+def _scheme_roles(scheme_key: str) -> tuple[Mapping[str, Role], Mapping[str, Tier]]:
+    scheme = scheme_in_force(scheme_key)
+    return (scheme.roles, scheme.tiers) if scheme else ({}, {})
 
 
 class UnitTree(Protocol):
@@ -157,7 +155,8 @@ def _held(user: AnyUser, scheme_key: str, today: dt.date, tiers: dict) -> list[t
     ]
     for post in user.posts:
         if post.scheme_key == scheme_key and post.holds_on(today):
-            tier_role = tiers.get(post.tier_key, {}).get("role")
+            tier = tiers.get(post.tier_key)
+            tier_role = tier.role if tier else None
             if tier_role:
                 held.append((tier_role, post.unit_id or (post.area.unit_id if post.area else None), post.area_id))
     return held
@@ -172,9 +171,9 @@ def _grants(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> lis
         role = roles.get(role_key)
         if role is None:
             continue  # a role the current scheme no longer defines grants nothing
-        reach = _reach_of(role.get("scope"), unit_id, area_id)
+        reach = _reach_of(role.scope, unit_id, area_id)
         if reach is not None:
-            out.append((role_key, list(role.get("capabilities", [])), reach))
+            out.append((role_key, list(role.capabilities), reach))
     return out
 
 
@@ -307,8 +306,9 @@ def can_link_account(user: AnyUser, scheme_key: str, tier_key: str) -> bool:
     """Whether linking an account to a post of this tier gives no more than the manager's own reach: a tier
     whose role reaches the whole district needs a district-wide organisation manager."""
     roles, tiers = _scheme_roles(scheme_key)
-    role = roles.get((tiers.get(tier_key) or {}).get("role"), {})
-    return role.get("scope") != "district" or scope_for(user, scheme_key).only("org.manage").district_wide
+    tier = tiers.get(tier_key)
+    role = roles.get(tier.role) if tier and tier.role else None
+    return role is None or role.scope != "district" or scope_for(user, scheme_key).only("org.manage").district_wide
 
 
 def can_appoint_post(user: AnyUser, scheme_key: str, area: Any, unit: Any) -> bool:
@@ -440,7 +440,8 @@ def roles_over_case(user: AnyUser, case: Any) -> frozenset[str]:
     roles, _tiers = _scheme_roles(case.scheme_key)
 
     def reaches(role_key: str, unit_id: int | None) -> bool:
-        reach = _reach_of(roles.get(role_key, {}).get("scope"), unit_id, None)
+        role = roles.get(role_key)
+        reach = _reach_of(role.scope if role else None, unit_id, None)
         if reach is None:
             return False
         if reach.units is None:
@@ -483,7 +484,7 @@ def can_appeal(user: AnyUser, unit: Any, roles: Collection[str] = ()) -> bool:
     if not can_view_unit_scores(user, unit):
         return False
     scheme_roles, tiers = _scheme_roles(unit.scheme_key)
-    viewing = {key for key, role in scheme_roles.items() if "assessment.view" in role.get("capabilities", [])}
+    viewing = {key for key, role in scheme_roles.items() if "assessment.view" in role.capabilities}
     held = _held(user, unit.scheme_key, district_today(unit.scheme_key), tiers)
     if any(role_key in viewing and unit_id == unit.id for role_key, unit_id, _area in held):
         return True

@@ -97,15 +97,14 @@ def change_password(user: User, current: str, new: str) -> None:
 
 def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, actor: Any = None) -> RoleAssignment:
     """Give a user a scheme role from a unit; the role must exist in the scheme in force."""
-    from ..definitions.service import current_scheme_data
+    from ..definitions.service import scheme_in_force
 
-    data = current_scheme_data(scheme_key)
-    if data is None:
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None:
         raise NotFound(_("No active scheme %(key)s.", key=scheme_key))
-    roles = {r["id"]: r for r in data.get("roles", [])}
-    if role_key not in roles:
+    if role_key not in scheme.roles:
         raise NotFound(_("The scheme %(key)s has no role %(role)s.", key=scheme_key, role=role_key))
-    if roles[role_key].get("scope") in ("subtree", "posted") and unit_id is None:
+    if scheme.roles[role_key].scope in ("subtree", "posted") and unit_id is None:
         # Such a role reaches only its unit (and below): without one it would silently reach nothing.
         raise Conflict(_("The role %(role)s needs a unit.", role=role_key))
     assignment = RoleAssignment(user=user, scheme_key=scheme_key, role_key=role_key, unit_id=unit_id)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 from ..core.cache import memoize
 from ..core.errors import NotFound
 from ..definitions.clock import district_today
-from ..definitions.service import current_scheme, current_scheme_data
+from ..definitions.service import current_scheme, scheme_in_force
 from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
@@ -49,9 +49,9 @@ def board_definition(scheme_key: str, area: Area) -> dict:
     version = current_scheme(scheme_key)
     if version is None:
         raise NotFound(_("No such district."))
-    data = version.scheme.data
-    kind = next((k for k in data.get("area_kinds", []) if k["id"] == area.kind), {})
-    board_id = kind.get("board") or next(iter(data.get("boards", [])), None)
+    scheme = version.compiled
+    kind = scheme.area_kinds.get(area.kind)
+    board_id = (kind.board if kind else None) or next(iter(scheme.boards), None)
     row = version.member("board", board_id) if board_id else None
     if row is None:
         raise NotFound(_("This place has no notice board."))
@@ -70,8 +70,8 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
     """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details."""
     on = on or district_today(scheme_key)
     board = board_definition(scheme_key, area)
-    scheme = current_scheme_data(scheme_key) or {}
-    tiers = {t["id"]: t for t in scheme.get("tiers", [])}
+    scheme = scheme_in_force(scheme_key)
+    tiers = scheme.tiers if scheme else {}
     areas = _chain(area)
     unit_ids = set()
     unit = area.unit or next((a.unit for a in areas if a.unit), None)
@@ -105,9 +105,9 @@ def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[st
     title = tr(board.get("title")).replace("{area}", tr(area.name))
     return {"board": board, "area": area, "title": title, "subtitle": tr(board.get("subtitle")), "rows": rows,
             "show": show, "footer": tr(board.get("footer")), "phone": board.get("supervision_phone"),
-            "reporting": bool((scheme.get("public") or {}).get("reporting")),
+            "reporting": bool(scheme and scheme.public.reporting),
             "unit": tr(area.unit.name) if area.unit else None, "on": on,
-            "theme": board.get("theme") or scheme.get("theme"),
+            "theme": board.get("theme") or (scheme.theme if scheme else None),
             "range": (tr(area.range_from), tr(area.range_to)) if area.range_from else None,
             "sizes": board.get("sizes") or [{"id": "a3", "width_mm": 297, "height_mm": 420}]}
 
@@ -117,7 +117,8 @@ def batch_theme(scheme_key: str, boards: list[dict]) -> str | None:
     themes = {b["theme"] for b in boards}
     if len(themes) == 1:
         return themes.pop()
-    return (current_scheme_data(scheme_key) or {}).get("theme")
+    scheme = scheme_in_force(scheme_key)
+    return scheme.theme if scheme else None
 
 
 @memoize(512)
@@ -128,8 +129,8 @@ def qr_svg(url: str) -> str:
 
 def boards_of(scheme_key: str, unit_key: str | None = None) -> list[Area]:
     """Areas that carry a board (their kind names one), optionally of one unit and below."""
-    data = current_scheme_data(scheme_key) or {}
-    kinds = {k["id"] for k in data.get("area_kinds", []) if k.get("board")}
+    scheme = scheme_in_force(scheme_key)
+    kinds = {k.id for k in scheme.area_kinds.values() if k.board} if scheme else set()
     query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).where(Area.kind.in_(kinds or [""]))
     areas = list(db.session.scalars(query.order_by(Area.key)))
     if unit_key:

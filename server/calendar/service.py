@@ -45,11 +45,12 @@ def calendar_for(scheme_key: str) -> WorkingCalendar:
 
 def hours_of(scheme_key: str) -> WorkingHours:
     """The scheme's working hours (`calendar.workday_start` and `workday_end`), 09:00 to 17:30 by default."""
-    from ..definitions.service import current_scheme_data
+    from ..definitions.compiled import DEFAULT_CALENDAR
+    from ..definitions.service import scheme_in_force
 
-    hours = (current_scheme_data(scheme_key) or {}).get("calendar") or {}
-    return WorkingHours(dt.time.fromisoformat(hours.get("workday_start", "09:00")),
-                        dt.time.fromisoformat(hours.get("workday_end", "17:30")))
+    scheme = scheme_in_force(scheme_key)
+    hours = scheme.calendar if scheme else DEFAULT_CALENDAR
+    return WorkingHours(hours.workday_start, hours.workday_end)
 
 
 def load_calendar(hours: WorkingHours = DEFAULT_HOURS) -> WorkingCalendar:

@@ -26,10 +26,10 @@ def district_zone(scheme_key: str | None) -> ZoneInfo:
     """The scheme's time zone (`calendar.timezone`, Asia/Shanghai by default); the site's for no scheme."""
     if scheme_key is None:
         return site_zone()
-    from .service import current_scheme_data
+    from .service import scheme_in_force
 
-    data = current_scheme_data(scheme_key) or {}
-    return zone_named((data.get("calendar") or {}).get("timezone"))
+    scheme = scheme_in_force(scheme_key)
+    return zone_named(scheme.calendar.timezone if scheme else None)
 
 
 def district_now(scheme_key: str | None = None) -> dt.datetime:

@@ -21,6 +21,7 @@ from ..core.database import utcnow
 from ..core.errors import NotFound
 from ..extensions import db
 from .bundle import Bundle, check_files, library_files
+from .compiled import Scheme, compile_scheme
 from .models import DefinitionVersion, SchemeRecord, SchemeVersion, scheme_version_members
 
 if TYPE_CHECKING:
@@ -140,6 +141,11 @@ class CurrentScheme:
     def scheme(self) -> DefinitionRef:
         return next(m for m in self.members.values() if m.kind == "scheme")
 
+    @property
+    def compiled(self) -> Scheme:
+        """The scheme definition, compiled: frozen, typed, defaults applied (made once per content)."""
+        return compiled_scheme(self.scheme)
+
     def member(self, kind: str, key: str) -> DefinitionRef | None:
         return self.members.get((kind, key))
 
@@ -189,10 +195,32 @@ def _forget_current(scheme_key: str) -> None:
         g.pop("_scopes", None)
 
 
-def current_scheme_data(scheme_key: str) -> dict | None:
-    """The current scheme definition's data (shared: read it, never change it)."""
+# Compiled schemes by content hash: compiled once, shared by every request (nothing can change them).
+_COMPILED = ContentCache(maxsize=256)
+
+
+def compiled_scheme(ref: DefinitionRef | DefinitionVersion) -> Scheme:
+    """A stored scheme definition, compiled (once per content)."""
+    found = _COMPILED.get_many([ref.content_hash])
+    if found:
+        return found[ref.content_hash]
+    scheme = compile_scheme(ref.data, ref.content_hash)
+    _COMPILED.put_many({ref.content_hash: scheme})
+    return scheme
+
+
+def scheme_in_force(scheme_key: str) -> Scheme | None:
+    """The scheme in force in a district, compiled: frozen, typed, defaults applied; None for no such district."""
     current = current_scheme(scheme_key)
-    return current.scheme.data if current else None
+    return compiled_scheme(current.scheme) if current else None
+
+
+def scheme_or_404(scheme_key: str) -> Scheme:
+    """The scheme in force in the district (compiled), or NotFound."""
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None:
+        raise NotFound(_("No such district."))
+    return scheme
 
 
 def activate_scheme_version(version_id: int, user: AnyUser = None) -> SchemeVersion:
@@ -208,7 +236,8 @@ def activate_scheme_version(version_id: int, user: AnyUser = None) -> SchemeVers
     db.session.flush()
     _forget_current(version.scheme_key)
     changes: dict[str, Any] = {}
-    for _receiver, changed in scheme_activated.send(version.scheme_key, data=version.scheme_definition.data):
+    data = compiled_scheme(version.scheme_definition).data
+    for _receiver, changed in scheme_activated.send(version.scheme_key, data=data):
         changes.update(changed or {})
     db.session.flush()
     _forget_current(version.scheme_key)
@@ -269,9 +298,9 @@ def scheme_categories(scheme_key: str) -> list[dict]:
     current = current_scheme(scheme_key)
     if current is None:
         return []
-    data = current.scheme.data
-    lists = [row for row in (current.member("category_list", i) for i in data.get("category_lists", [])) if row]
-    return derived(categories_key(scheme_key), lambda: merge_categories(data.get("categories", []),
+    scheme = current.compiled
+    lists = [row for row in (current.member("category_list", i) for i in scheme.category_lists) if row]
+    return derived(categories_key(scheme_key), lambda: merge_categories(scheme.data.get("categories", []),
                                                                         [row.data["categories"] for row in lists]))
 
 
@@ -280,7 +309,7 @@ def categories_key(scheme_key: str) -> tuple:
     current = current_scheme(scheme_key)
     if current is None:
         return ("categories",)
-    lists = (current.member("category_list", i) for i in current.scheme.data.get("category_lists", []))
+    lists = (current.member("category_list", i) for i in current.compiled.category_lists)
     return ("categories", current.scheme.content_hash, *(row.content_hash for row in lists if row))
 
 

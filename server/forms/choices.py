@@ -18,7 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from ..auth.models import RoleAssignment, User
 from ..core.registry import Registry, registry
-from ..definitions.service import categories_key, current_scheme_data, derived, scheme_categories
+from ..definitions.service import categories_key, derived, scheme_categories, scheme_in_force
 from ..extensions import db
 from ..org.models import Area, Unit
 from ..web.i18n import text_language, tr
@@ -133,5 +133,5 @@ def _categories(context: ChoiceContext, wanted: frozenset[str] | None, related: 
 
 @choice_source("tiers", doc="the scheme's chief tiers (总路长, 一级路长 …)")
 def _tiers(context: ChoiceContext, wanted: frozenset[str] | None, related: bool) -> list[dict[str, Any]]:
-    data = current_scheme_data(context.scheme_key) or {}
-    return [{"value": t["id"], "label": tr(t["name"])} for t in data.get("tiers", [])]
+    scheme = scheme_in_force(context.scheme_key)
+    return [{"value": t.id, "label": tr(t["name"])} for t in scheme.tiers.values()] if scheme else []

@@ -26,7 +26,7 @@ from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.clock import district_zone
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import DefinitionRef, current_scheme, current_version
+from ..definitions.service import DefinitionRef, compiled_scheme, current_scheme, current_version
 from ..expressions import ExpressionError
 from ..extensions import db
 from ..org.models import Area, Post, Unit
@@ -47,7 +47,7 @@ def form_definition(scheme_key: str, form_key: str) -> DefinitionRef:
     """The version of a form in force in a scheme, as plain data."""
     current = current_scheme(scheme_key)
     member = current.member("form", form_key) if current else None
-    if member is None or form_key not in (current.scheme.data.get("forms") or []) + _linked_forms(current.scheme.data):
+    if member is None or form_key not in current.compiled.forms_in_force:
         raise NotFound(_("No such form."))
     return member
 
@@ -57,10 +57,6 @@ def form_version(scheme_key: str, form_key: str) -> DefinitionVersion:
     return db.session.get(DefinitionVersion, form_definition(scheme_key, form_key).id)
 
 
-def _linked_forms(data: dict) -> list[str]:
-    return [f for f in (data.get("patrol_form"), (data.get("public") or {}).get("report_form")) if f]
-
-
 def list_forms(user: AnyUser, scheme_key: str) -> list[tuple[DefinitionVersion, FormSpec]]:
     """The forms of a scheme this user may fill."""
     if not permissions.can_submit_form(user, scheme_key):
@@ -68,7 +64,7 @@ def list_forms(user: AnyUser, scheme_key: str) -> list[tuple[DefinitionVersion, 
     version = current_version(scheme_key)
     if version is None:
         return []
-    keys = version.scheme_definition.data.get("forms") or []
+    keys = compiled_scheme(version.scheme_definition).forms
     rows = [version.member("form", key) for key in keys]
     return [(row, form_spec(row.data)) for row in rows if row is not None]
 

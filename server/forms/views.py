@@ -12,7 +12,7 @@ from flask_login import current_user
 from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_or_404
 from ..extensions import db
 from ..web.params import parse_date, parse_id
 from . import export, service
@@ -47,7 +47,7 @@ def index(scheme_key: str):
     if not forms:
         raise PermissionDenied(_("You have no forms to fill in this district."))
     return render_template("forms/index.html", scheme_key=scheme_key, forms=forms,
-                           data=current_scheme_data(scheme_key) or {})
+                           data=scheme_or_404(scheme_key).data)
 
 
 @bp.route("/<scheme_key>/<form_key>/new", methods=["GET", "POST"])

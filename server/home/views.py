@@ -16,7 +16,7 @@ from ..auth.permissions import (
     can_view_org,
     can_view_scheme,
 )
-from ..definitions.service import current_version, list_schemes
+from ..definitions.service import compiled_scheme, current_version, list_schemes
 from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..patrols import service as patrols
@@ -44,7 +44,7 @@ def index():
         version = record.current_version
         if version is None or not can_view_scheme(current_user, record.key):
             continue
-        data = version.scheme_definition.data
+        data = compiled_scheme(version.scheme_definition).data
         counts = {
             "units": db.session.scalar(db.select(db.func.count(Unit.id)).filter_by(scheme_key=record.key, active=True)),
             "areas": db.session.scalar(db.select(db.func.count(Area.id)).filter_by(scheme_key=record.key, active=True)),
@@ -72,4 +72,4 @@ def district(key: str):
         raise NotFound(_("No such district."))
     if not can_view_scheme(current_user, key):
         raise PermissionDenied(_("You have no role in this district."))
-    return render_template("home/district.html", version=version, data=version.scheme_definition.data)
+    return render_template("home/district.html", version=version, data=compiled_scheme(version.scheme_definition).data)

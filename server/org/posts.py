@@ -12,7 +12,7 @@ from ..auth import permissions
 from ..auth.models import User
 from ..core.errors import NotFound, PermissionDenied
 from ..definitions.clock import district_today
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_in_force
 from ..extensions import db
 from .engine import PostState, PostValues, appointment_problems, post_problems, several_tiers, tier_problems
 from .models import Area, Post, Unit
@@ -30,8 +30,8 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     Nothing is overwritten: a past month's board and assessment still show who was in charge then. `key` names
     the post (patrol rules may bind named posts); a successor keeps the name of the post they take over.
     """
-    data = current_scheme_data(scheme_key) or {}
-    if tier_key not in {t["id"] for t in data.get("tiers", [])}:
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None or tier_key not in scheme.tiers:
         raise NotFound(_("The scheme %(key)s has no tier %(tier)s.", key=scheme_key, tier=tier_key))
     area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=area_key)) if area_key else None
     unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=unit_key)) if unit_key else None
@@ -40,7 +40,7 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     from .service import OrgInvalid, org_index
 
     # The same rule as the page's: a tier is held only over the area and unit kinds it names.
-    problems = tier_problems(PostValues(tier_key, holder_name, area_key, unit_key), data, org_index(scheme_key))
+    problems = tier_problems(PostValues(tier_key, holder_name, area_key, unit_key), scheme.data, org_index(scheme_key))
     if problems:
         raise OrgInvalid(problems)
     user = db.session.scalar(db.select(User).filter_by(username=username)) if username else None
@@ -48,7 +48,7 @@ def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str |
     # Posts still running on `since` end the day before, also those already due to end later.
     query = db.select(Post).filter_by(scheme_key=scheme_key, tier_key=tier_key).where(
         Post.ended_on.is_(None) | (Post.ended_on >= since))
-    if tier_key in several_tiers(data):  # the others holding the tier there stay
+    if tier_key in scheme.several_tiers:  # the others holding the tier there stay
         query = query.filter_by(holder_name=holder_name.strip())
     # A post over a unit is not a post over one of the unit's areas: each has its own history.
     query = (query.filter_by(area_id=area.id) if area
@@ -101,11 +101,11 @@ def post_state(post: Post) -> PostState:
 
 def appoint_post(user: AnyUser, scheme_key: str, values: PostValues, today: dt.date | None = None) -> Post:
     """Appoint a holder over an area or unit the user manages; the previous holder's post ends, kept as history."""
-    from .service import OrgInvalid, org_index, scheme_data
+    from .service import OrgInvalid, org_index, scheme_or_404
 
     if not permissions.can_manage_org_in(user, scheme_key):
         raise PermissionDenied(_("You may not appoint anyone there."))
-    data = scheme_data(scheme_key)
+    data = scheme_or_404(scheme_key).data
     area = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=values.area)) if values.area else None
     unit = db.session.scalar(db.select(Unit).filter_by(scheme_key=scheme_key, key=values.unit)) if values.unit else None
     if (area is not None or unit is not None) and not permissions.can_appoint_post(user, scheme_key, area, unit):
@@ -196,7 +196,8 @@ def end_post(user: AnyUser, post: Post, on: dt.date) -> Post:
         Post.scheme_key == post.scheme_key, Post.tier_key == post.tier_key, Post.id != post.id,
         Post.area_id == post.area_id if post.area_id else (Post.unit_id == post.unit_id) & Post.area_id.is_(None),
         Post.started_on > post.started_on)
-    if post.tier_key in several_tiers(current_scheme_data(post.scheme_key) or {}):
+    scheme = scheme_in_force(post.scheme_key)
+    if scheme is not None and post.tier_key in scheme.several_tiers:
         later_query = later_query.where(Post.holder_name == post.holder_name)  # the others hold it alongside
     later = db.session.scalar(later_query.order_by(Post.started_on).limit(1))
     if later is not None and on >= later.started_on:

@@ -12,7 +12,7 @@ from ..audit.service import record_audit
 from ..auth import permissions
 from ..core.errors import DomainError, NotFound, PermissionDenied
 from ..definitions.clock import district_today
-from ..definitions.service import current_scheme_data, scheme_activated
+from ..definitions.service import scheme_activated, scheme_or_404
 from ..extensions import db
 from . import engine
 from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
@@ -182,13 +182,6 @@ def posts_of(*, unit: Unit | None = None, area: Area | None = None, on: dt.date 
 
 # -- editing units and areas ----------------------------------------------------------------------------------
 
-def scheme_data(scheme_key: str) -> dict:
-    data = current_scheme_data(scheme_key)
-    if data is None:
-        raise NotFound(_("No such district."))
-    return data
-
-
 def org_index(scheme_key: str) -> OrgIndex:
     """Every unit and area of a scheme by key, for the checks in `engine`."""
     units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key)))
@@ -216,11 +209,11 @@ def org_choices(user: AnyUser, scheme_key: str) -> OrgChoices:
     """The choices of the organisation forms, for someone who may manage some of it."""
     if not permissions.can_manage_org_in(user, scheme_key):
         raise PermissionDenied(_("You may not change this district's organisation."))
-    data = scheme_data(scheme_key)
+    scheme = scheme_or_404(scheme_key)
     units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path)))
     areas = list(db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key).order_by(Area.path)))
-    return OrgChoices(data, data.get("unit_kinds", []), data.get("area_kinds", []), data.get("tiers", []),
-                      units, areas)
+    return OrgChoices(scheme.data, list(scheme.unit_kinds.values()), list(scheme.area_kinds.values()),
+                      list(scheme.tiers.values()), units, areas)
 
 
 def _by_key(model: type, scheme_key: str, key: str | None) -> Any:
@@ -281,7 +274,7 @@ def _refuse(problems: Problems) -> None:
 
 def create_unit(user: AnyUser, scheme_key: str, values: UnitValues) -> Unit:
     """Add a unit (source "manual") under a parent the user manages."""
-    data = scheme_data(scheme_key)
+    data = scheme_or_404(scheme_key).data
     parent = _by_key(Unit, scheme_key, values.parent)
     if not permissions.can_add_unit(user, scheme_key, parent):
         raise PermissionDenied(_("You may not add a unit there."))
@@ -313,7 +306,7 @@ def edit_unit(user: AnyUser, unit: Unit, values: UnitValues) -> Unit:
     if moved and not permissions.can_add_unit(user, unit.scheme_key, parent):
         raise PermissionDenied(_("You may not move this unit there."))
     index = org_index(unit.scheme_key)
-    _refuse(unit_problems(values, scheme_data(unit.scheme_key), index.with_unit(values)))
+    _refuse(unit_problems(values, scheme_or_404(unit.scheme_key).data, index.with_unit(values)))
     before, after = set_unit_values(unit, values, parent)
     if after:
         db.session.flush()
@@ -325,7 +318,7 @@ def edit_unit(user: AnyUser, unit: Unit, values: UnitValues) -> Unit:
 
 def create_area(user: AnyUser, scheme_key: str, values: AreaValues) -> Area:
     """Add an area (source "manual") for a unit the user manages."""
-    data = scheme_data(scheme_key)
+    data = scheme_or_404(scheme_key).data
     parent, unit = _by_key(Area, scheme_key, values.parent), _by_key(Unit, scheme_key, values.unit)
     if not permissions.can_add_area(user, scheme_key, unit, parent):
         raise PermissionDenied(_("You may not add an area there."))
@@ -358,7 +351,7 @@ def edit_area(user: AnyUser, area: Area, values: AreaValues) -> Area:
     if moved and not permissions.can_add_area(user, area.scheme_key, unit, parent):
         raise PermissionDenied(_("You may not move this area there."))
     index = org_index(area.scheme_key)
-    _refuse(area_problems(values, scheme_data(area.scheme_key), index.with_area(values)))
+    _refuse(area_problems(values, scheme_or_404(area.scheme_key).data, index.with_area(values)))
     before, after = set_area_values(area, values, parent, unit)
     if after:
         db.session.flush()

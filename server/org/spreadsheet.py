@@ -455,9 +455,10 @@ def export_rows(scheme_key: str) -> dict[str, list[list[Any]]]:
                   *text_parts(a.range_from), *text_parts(a.range_to), _length(a.length_m),
                   json.dumps(a.geometry, ensure_ascii=False, separators=(",", ":")) if a.geometry else "",
                   *text_parts(a.description), "yes" if a.active else "no"] for a in areas]
-    from ..definitions.service import current_scheme_data
+    from ..definitions.service import scheme_in_force
 
-    several = several_tiers(current_scheme_data(scheme_key) or {})
+    scheme = scheme_in_force(scheme_key)
+    several = scheme.several_tiers if scheme else frozenset()
     latest: dict[Slot, Any] = {}
     posts = db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on, Post.id))
     for post in posts:
@@ -490,11 +491,11 @@ def export_org(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | N
     """(content, MIME type, file name) of the export; CSV holds one sheet. `user=None` is the command line."""
     from ..auth import permissions
     from ..core.errors import PermissionDenied
-    from .service import scheme_data
+    from .service import scheme_or_404
 
     if user is not None and not permissions.can_export_org(user, scheme_key):
         raise PermissionDenied(_("You may not export this district's organisation."))
-    scheme_data(scheme_key)
+    scheme_or_404(scheme_key)
     rows = export_rows(scheme_key)
     if fmt == "csv":
         if sheet not in SHEETS:
@@ -517,11 +518,11 @@ def import_org(user: AnyUser, scheme_key: str, data: bytes, filename: str, sheet
     from ..extensions import db
     from .models import Post
     from .posts import post_state
-    from .service import org_index, scheme_data
+    from .service import org_index, scheme_or_404
 
     if user is not None and not permissions.can_import_org(user, scheme_key):
         raise PermissionDenied(_("You may not import this district's organisation."))
-    scheme = scheme_data(scheme_key)
+    scheme = scheme_or_404(scheme_key).data
     today = today or district_today(scheme_key)
     tables, errors = read_upload(data, filename, sheet)
     latest: dict[Slot, PostState] = {}

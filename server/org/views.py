@@ -12,7 +12,7 @@ from flask_login import current_user
 from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_or_404
 from ..extensions import db
 from ..web.i18n import tr
 from . import posts as post_service
@@ -33,10 +33,10 @@ def _inactive_too() -> bool:
 def units(scheme_key: str):
     rows = service.list_units(current_user, scheme_key, inactive=_inactive_too())
     depth_base = min((r.path.count("/") for r in rows), default=0)
-    data = current_scheme_data(scheme_key) or {}
-    kinds = {k["id"]: k["name"] for k in data.get("unit_kinds", [])}
+    scheme = scheme_or_404(scheme_key)
+    kinds = {k.id: k["name"] for k in scheme.unit_kinds.values()}
     return render_template("org/units.html", scheme_key=scheme_key, units=rows, depth_base=depth_base,
-                           kinds=kinds, data=data, inactive=_inactive_too(),
+                           kinds=kinds, data=scheme.data, inactive=_inactive_too(),
                            can_manage=permissions.can_manage_org_in(current_user, scheme_key),
                            can_import=permissions.can_import_org(current_user, scheme_key),
                            manageable={r.id for r in rows if permissions.can_manage_unit(current_user, r)})
@@ -45,17 +45,15 @@ def units(scheme_key: str):
 @bp.get("/units/<int:unit_id>")
 def unit(unit_id: int):
     row = service.get_unit(current_user, unit_id)
-    data = current_scheme_data(row.scheme_key) or {}
+    scheme = scheme_or_404(row.scheme_key)
     return render_template("org/unit.html", unit=row, areas=service.list_areas(current_user, row.scheme_key, row),
-                           posts=service.posts_of(unit=row), data=data,
-                           tiers={t["id"]: t for t in data.get("tiers", [])},
+                           posts=service.posts_of(unit=row), data=scheme.data, tiers=scheme.tiers,
                            can_manage=permissions.can_manage_unit(current_user, row))
 
 
 @bp.get("/<scheme_key>/areas")
 def areas(scheme_key: str):
-    data = current_scheme_data(scheme_key) or {}
-    kinds = {k["id"]: k["name"] for k in data.get("area_kinds", [])}
+    kinds = {k.id: k["name"] for k in scheme_or_404(scheme_key).area_kinds.values()}
     rows = service.list_areas(current_user, scheme_key, inactive=_inactive_too())
     return render_template("org/areas.html", scheme_key=scheme_key, kinds=kinds, areas=rows, inactive=_inactive_too(),
                            can_manage=permissions.can_manage_org_in(current_user, scheme_key),
@@ -65,10 +63,9 @@ def areas(scheme_key: str):
 @bp.get("/areas/<int:area_id>")
 def area(area_id: int):
     row = service.get_area(current_user, area_id)
-    data = current_scheme_data(row.scheme_key) or {}
-    return render_template("org/area.html", area=row, posts=service.posts_of(area=row),
-                           tiers={t["id"]: t for t in data.get("tiers", [])},
-                           kinds={k["id"]: k["name"] for k in data.get("area_kinds", [])},
+    scheme = scheme_or_404(row.scheme_key)
+    return render_template("org/area.html", area=row, posts=service.posts_of(area=row), tiers=scheme.tiers,
+                           kinds={k.id: k["name"] for k in scheme.area_kinds.values()},
                            can_manage=permissions.can_manage_area(current_user, row))
 
 
@@ -222,15 +219,15 @@ def edit_area(area_id: int):
 
 @bp.get("/<scheme_key>/posts")
 def posts(scheme_key: str):
-    data = current_scheme_data(scheme_key) or {}
+    scheme = scheme_or_404(scheme_key)
     tier = request.args.get("tier") or None
     area_key = request.args.get("area") or None
     state = request.args.get("state") if request.args.get("state") in ("current", "past") else "all"
     area_rows = service.list_areas(current_user, scheme_key)
     chosen = next((a for a in area_rows if a.key == area_key), None)
     rows = service.list_posts(current_user, scheme_key, tier=tier, area=chosen, state=state)
-    return render_template("org/posts.html", scheme_key=scheme_key, posts=rows, data=data, areas=area_rows,
-                           tiers={t["id"]: t for t in data.get("tiers", [])}, tier=tier, area_key=area_key,
+    return render_template("org/posts.html", scheme_key=scheme_key, posts=rows, data=scheme.data, areas=area_rows,
+                           tiers=scheme.tiers, tier=tier, area_key=area_key,
                            state=state, today=district_today(scheme_key),
                            can_manage=permissions.can_manage_org_in(current_user, scheme_key),
                            manageable={p.id for p in rows if permissions.can_manage_post(current_user, p)})
@@ -281,7 +278,7 @@ def edit_post(post_id: int):
         if done is not None:
             return done
     return render_template("org/post_form.html", form=form, scheme_key=row.scheme_key, post=row,
-                           tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
+                           tiers=scheme_or_404(row.scheme_key).tiers,
                            ), _status(form)
 
 
@@ -296,7 +293,7 @@ def end_post(post_id: int):
         if done is not None:
             return done
     return render_template("org/post_end.html", form=form, post=row,
-                           tiers={t["id"]: t for t in (current_scheme_data(row.scheme_key) or {}).get("tiers", [])},
+                           tiers=scheme_or_404(row.scheme_key).tiers,
                            ), _status(form)
 
 
@@ -329,7 +326,7 @@ def import_spreadsheet(scheme_key: str):
                     posts_changed=c["posts_updated"], same=c["unchanged"]), "success")
             return redirect(url_for("org.import_spreadsheet", scheme_key=scheme_key))
     return render_template("org/import.html", form=form, scheme_key=scheme_key, errors=errors, sheets=SHEETS,
-                           data=current_scheme_data(scheme_key) or {}), 400 if errors or form.errors else 200
+                           data=scheme_or_404(scheme_key).data), 400 if errors or form.errors else 200
 
 
 def _download(content: bytes, mimetype: str, filename: str) -> Response:

@@ -40,7 +40,7 @@ from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
 from ..definitions.clock import district_today, district_zone
-from ..definitions.service import current_scheme_data, current_version
+from ..definitions.service import compiled_scheme, current_version, scheme_in_force
 from ..extensions import db
 from ..forms.models import Submission
 from ..forms.service import record_stored
@@ -58,7 +58,7 @@ def rules_of(scheme_key: str) -> list[Rule]:
     if version is None:
         return []
     files = [row.data.get("rules", []) for row in version.members if row.kind == "patrol_rules"]
-    return engine.rules_from(version.scheme_definition.data, files)
+    return engine.rules_from(compiled_scheme(version.scheme_definition).data, files)
 
 
 def rule_of(scheme_key: str, rule_id: str) -> Rule:
@@ -409,13 +409,6 @@ def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) 
     return out
 
 
-def scheme_data(scheme_key: str) -> dict:
-    data = current_scheme_data(scheme_key)
-    if data is None:
-        raise NotFound(_("No such district."))
-    return data
-
-
 # -- records ---------------------------------------------------------------------------------------------
 
 
@@ -429,7 +422,10 @@ def flag_location(user: AnyUser, spec: Any, submission: Submission) -> None:
     area = submission.area or (db.session.get(Area, submission.area_id) if submission.area_id else None)
     if area is None or not area.geometry:
         return
-    limit = float((current_scheme_data(submission.scheme_key) or {}).get("patrol_distance_m", 500))
+    scheme = scheme_in_force(submission.scheme_key)
+    if scheme is None:
+        return
+    limit = scheme.patrol_distance_m
     flag = engine.far_from_area(area.geometry, submission.location, limit)
     if flag is not None:
         submission.flags = {**(submission.flags or {}), "far_from_area": flag}

@@ -8,6 +8,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from ..definitions.clock import district_today
+from ..definitions.service import scheme_or_404
 from ..web.params import parse_date, parse_id
 from . import service
 
@@ -17,15 +18,15 @@ bp = Blueprint("patrols", __name__, template_folder="templates", url_prefix="/pa
 @bp.get("/<scheme_key>/")
 def compliance(scheme_key: str):
     """Each rule's current (or chosen) period: who has not patrolled enough, per tier and unit."""
-    data = service.scheme_data(scheme_key)
+    scheme = scheme_or_404(scheme_key)
     on = parse_date(request.args.get("on")) or district_today(scheme_key)
     show_all = request.args.get("show") == "all"
     tier = request.args.get("tier") or None
     unit_id = parse_id(request.args.get("unit"))
     report = service.compliance_report(current_user, scheme_key, on, only_short=not show_all, tier=tier,
                                        unit_id=unit_id)
-    return render_template("patrols/compliance.html", scheme_key=scheme_key, data=data, on=on, report=report,
+    return render_template("patrols/compliance.html", scheme_key=scheme_key, data=scheme.data, on=on, report=report,
                            show_all=show_all, tier=tier, unit_id=unit_id,
-                           tiers={t["id"]: t for t in data.get("tiers", [])},
+                           tiers=scheme.tiers,
                            units=service.units_in_reach(current_user, scheme_key),
                            previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))

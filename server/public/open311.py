@@ -123,7 +123,7 @@ def _request_format() -> str:
 
 def _jurisdictions() -> list[str]:
     keys = db.session.scalars(select(SchemeRecord.key).where(SchemeRecord.current_version_id.is_not(None)))
-    return sorted(k for k in keys if service.public_settings(k).get("reporting"))
+    return sorted(k for k in keys if service.public_settings(k).reporting)
 
 
 def _jurisdiction() -> str:

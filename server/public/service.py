@@ -22,7 +22,8 @@ from ..auth import permissions
 from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..core.secrets import fingerprint, seal, unseal
-from ..definitions.service import DefinitionRef, categories_within, current_scheme_data
+from ..definitions.compiled import NO_PUBLIC, PublicSettings
+from ..definitions.service import DefinitionRef, categories_within, scheme_in_force
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import FieldSpec, FormSpec, form_spec
@@ -41,21 +42,22 @@ if TYPE_CHECKING:
 # -- the district's public settings ---------------------------------------------------------------------------
 
 
-def public_settings(scheme_key: str) -> dict[str, Any]:
-    """The scheme's `public` block (empty when the district has none or is unknown)."""
-    return dict((current_scheme_data(scheme_key) or {}).get("public") or {})
+def public_settings(scheme_key: str) -> PublicSettings:
+    """The scheme's `public` block (the schema's defaults, nothing open, when it has none or is unknown)."""
+    scheme = scheme_in_force(scheme_key)
+    return scheme.public if scheme else NO_PUBLIC
 
 
-def require_reporting(scheme_key: str) -> dict[str, Any]:
+def require_reporting(scheme_key: str) -> PublicSettings:
     settings = public_settings(scheme_key)
-    if not settings.get("reporting") or not settings.get("report_form"):
+    if not settings.reporting or not settings.report_form:
         raise NotFound(_("This district does not take reports from the public."))
     return settings
 
 
 def report_form(scheme_key: str) -> tuple[DefinitionRef, FormSpec]:
     settings = require_reporting(scheme_key)
-    version = forms.form_definition(scheme_key, settings["report_form"])
+    version = forms.form_definition(scheme_key, settings.report_form)
     return version, form_spec(version.data)
 
 
@@ -174,7 +176,7 @@ def _locate(scheme_key: str, submission: Submission) -> None:
             area = db.session.get(Area, submission.area_id)
             submission.unit_id = area.unit_id if area else None
         return
-    within = float(public_settings(scheme_key).get("locate_within_m", 200))
+    within = public_settings(scheme_key).locate_within_m
     area = area_at(scheme_key, float(where["lat"]), float(where["lng"]), within)
     if area is not None:
         submission.area_id, submission.unit_id = area.id, area.unit_id or submission.unit_id
@@ -225,7 +227,7 @@ def status_of(report: PublicReport) -> dict[str, Any]:
         "photos_before": public_photo_ids(case, "before") if approved else [],
         "photos_after": public_photo_ids(case, "after") if approved else [],
         "followup": followup_state(report), "actions": workflow.public_actions(case),
-        "satisfaction": settings.get("satisfaction") or [],
+        "satisfaction": settings.satisfaction,
         "created_at": report.created_at, "updated_at": case.updated_at,
     }
 
@@ -273,7 +275,7 @@ def public_photo(report_id: int, upload_id: int) -> Upload:
 
 def followup_state(report: PublicReport) -> dict[str, Any]:
     case = report.case
-    days = float(public_settings(report.scheme_key).get("followup_days", 15))
+    days = public_settings(report.scheme_key).followup_days
     since = (utcnow() - case.closed_at).total_seconds() / 86400 if case.closed_at else None
     return {"open": engine.followup_open(case.state_kind, case.outcome, since, int(days),
                                          report.followup_at is not None),
@@ -293,7 +295,7 @@ def answer_followup(report: PublicReport, solved: bool, satisfaction: str | None
     if not state["open"]:
         raise Conflict(_("This report cannot be answered now: it is not solved yet, the time to answer has "
                          "passed, or it was answered already."))
-    choices = {c["value"] for c in public_settings(report.scheme_key).get("satisfaction") or []}
+    choices = {c["value"] for c in public_settings(report.scheme_key).satisfaction}
     if choices and satisfaction not in choices:
         raise DomainError(_("Say how satisfied you are."))
     if not solved:
@@ -329,7 +331,7 @@ def satisfaction_rates(scheme_key: str, metric: dict, period: Any, unit_ids: lis
     """Assessment metric `satisfaction_rate`: per unit, the share of follow-up answers given in the period
     that count as satisfied (None without answers); `workflow` and `categories` narrow the cases."""
     begin, finish = period_bounds(scheme_key, period)
-    satisfied = {c["value"] for c in public_settings(scheme_key).get("satisfaction") or [] if c.get("satisfied")}
+    satisfied = {c["value"] for c in public_settings(scheme_key).satisfaction if c.get("satisfied")}
     query = (select(Case.unit_id, PublicReport.satisfaction).join(Case, Case.id == PublicReport.case_id)
              .where(PublicReport.scheme_key == scheme_key, PublicReport.satisfaction.is_not(None),
                     PublicReport.followup_at >= begin, PublicReport.followup_at < finish,
@@ -383,7 +385,7 @@ def followup_summary(report: PublicReport) -> str | None:
         return None
     from ..web.i18n import tr
 
-    labels = {c["value"]: tr(c["label"]) for c in public_settings(report.scheme_key).get("satisfaction") or []}
+    labels = {c["value"]: tr(c["label"]) for c in public_settings(report.scheme_key).satisfaction}
     parts = [_("solved") if report.confirmed == "solved" else _("not solved")]
     if report.satisfaction:
         parts.append(labels.get(report.satisfaction, report.satisfaction))
@@ -408,7 +410,7 @@ def _case_page_panel(case: Case, user: Any = None) -> dict[str, Any]:
 
 def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
     """The exposure list: problems moderators chose to show, newest first, with their state."""
-    if not public_settings(scheme_key).get("exposed_list"):
+    if not public_settings(scheme_key).exposed_list:
         raise NotFound(_("This district publishes no such list."))
     rows = db.session.scalars(select(PublicReport).filter_by(scheme_key=scheme_key, moderation="approved",
                                                              exposed=True)
@@ -419,10 +421,10 @@ def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
 def praised(scheme_key: str, today: dt.date | None = None, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
     """The praise list: units by the satisfied answers of their reporters over the last days."""
     settings = public_settings(scheme_key)
-    if not settings.get("praise_list"):
+    if not settings.praise_list:
         raise NotFound(_("This district publishes no such list."))
-    days = int(settings.get("praise_days", 90))
-    satisfied = [c["value"] for c in settings.get("satisfaction") or [] if c.get("satisfied")]
+    days = settings.praise_days
+    satisfied = [c["value"] for c in settings.satisfaction if c.get("satisfied")]
     since = utcnow() - dt.timedelta(days=days)
     rows = db.session.execute(
         select(Case.unit_id, func.count(PublicReport.id))

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..auth.models import User
 from ..core.cache import memoize
-from ..definitions.service import current_scheme_data
+from ..definitions.service import scheme_in_force
 from ..expressions import Expression, ExpressionError, compile_expression
 from ..extensions import db
 from ..org.models import Post, Unit
@@ -43,7 +43,8 @@ def _condition(source: str) -> Expression:
 
 def _route(case: Case) -> tuple[Unit | None, User | None]:
     """The unit (and person) the scheme's first matching routing rule gives; (None, None) to leave it as is."""
-    rules = (current_scheme_data(case.scheme_key) or {}).get("routing", [])
+    scheme = scheme_in_force(case.scheme_key)
+    rules = scheme.routing if scheme else ()
     conditions = {}
     for rule in rules:
         if rule.get("when"):

@@ -22,7 +22,7 @@ from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..definitions.clock import district_now, district_today, district_zone
 from ..definitions.models import DefinitionVersion
-from ..definitions.service import DefinitionRef, current_scheme, current_scheme_data
+from ..definitions.service import DefinitionRef, current_scheme, scheme_in_force
 from ..extensions import db
 from ..forms import engine as form_engine
 from ..forms import service as forms
@@ -170,8 +170,8 @@ def actor_for(user: AnyUser, case: Case) -> engine.Actor:
 def _is_tier_above_assignee(user: AnyUser, case: Case, today: dt.date, my_tiers: set[str]) -> bool:
     """True if the user holds the tier the assignee's tier reports to (the chief ladder), or, for a case
     assigned to a unit, may dispatch cases of the unit above it."""
-    data = current_scheme_data(case.scheme_key) or {}
-    parent_of = {t["id"]: t.get("reports_to") for t in data.get("tiers", [])}
+    scheme = scheme_in_force(case.scheme_key)
+    parent_of = {key: tier.reports_to for key, tier in scheme.tiers.items()} if scheme else {}
     if case.assignee is not None:
         held = {p.tier_key for p in case.assignee.posts if p.scheme_key == case.scheme_key and p.holds_on(today)
                 and (p.area_id in (case.area_id, None) or p.unit_id == case.unit_id)}
@@ -203,8 +203,7 @@ def available_actions(user: AnyUser, case: Case) -> list[engine.TransitionSpec]:
 def workflow_definition(scheme_key: str, workflow_key: str | None = None) -> DefinitionRef:
     """The version of a workflow (default: the scheme's) in force, as plain data."""
     current = current_scheme(scheme_key)
-    data = current.scheme.data if current else {}
-    key = workflow_key or data.get("default_workflow")
+    key = workflow_key or (current.compiled.default_workflow if current else None)
     row = current.member("workflow", key) if current and key else None
     if row is None:
         raise NotFound(_("This district has no such workflow."))
