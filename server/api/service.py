@@ -34,7 +34,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_client(name: str, username: str, *, actor: Any = None) -> tuple[ApiClient, str]:
+def create_client(name: str, username: str, *, actor: AnyUser = None) -> tuple[ApiClient, str]:
     """Create a client acting as `username`; return it with its token (shown once, only its hash is kept)."""
     name = name.strip()
     if not name or len(name) > 100:
@@ -53,7 +53,7 @@ def create_client(name: str, username: str, *, actor: Any = None) -> tuple[ApiCl
     return client, token
 
 
-def revoke_client(name: str, *, actor: Any = None) -> ApiClient:
+def revoke_client(name: str, *, actor: AnyUser = None) -> ApiClient:
     """Refuse the client's token from now on (the row stays, for the audit trail)."""
     client = db.session.scalar(db.select(ApiClient).filter_by(name=name.strip()))
     if client is None:

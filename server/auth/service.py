@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from flask_babel import gettext as _
 from werkzeug.security import generate_password_hash
@@ -11,8 +10,9 @@ from werkzeug.security import generate_password_hash
 from ..audit.service import record_audit
 from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound
+from ..definitions.service import scheme_in_force
 from ..extensions import db
-from .models import RoleAssignment, User, hash_is_current, password_matches
+from .models import AnyUser, RoleAssignment, User, hash_is_current, password_matches
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -28,7 +28,7 @@ def get_user_by_username(username: str) -> User | None:
 
 
 def create_user(username: str, display_name: str, password: str | None = None, *, is_admin: bool = False,
-                actor: Any = None) -> tuple[User, str]:
+                actor: AnyUser = None) -> tuple[User, str]:
     """Create a user; return it with its password (generated when none is given)."""
     username = username.strip()
     if not username:
@@ -75,7 +75,7 @@ def log_out(user: User) -> None:
     record_audit("user.logout", "user", user.id, user=user)
 
 
-def reset_password(username: str, actor: Any = None) -> str:
+def reset_password(username: str, actor: AnyUser = None) -> str:
     """Give a user a new generated password; every session of theirs ends."""
     user = get_user_by_username(username)
     if user is None:
@@ -95,10 +95,9 @@ def change_password(user: User, current: str, new: str) -> None:
     record_audit("user.change_password", "user", user.id, user=user)
 
 
-def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None, actor: Any = None) -> RoleAssignment:
+def grant_role(user: User, scheme_key: str, role_key: str, unit_id: int | None,
+               actor: AnyUser = None) -> RoleAssignment:
     """Give a user a scheme role from a unit; the role must exist in the scheme in force."""
-    from ..definitions.service import scheme_in_force
-
     scheme = scheme_in_force(scheme_key)
     if scheme is None:
         raise NotFound(_("No active scheme %(key)s.", key=scheme_key))
@@ -126,7 +125,7 @@ def get_user(user_id: int) -> User:
     return user
 
 
-def set_user_active(user: User, active: bool, actor: Any = None) -> None:
+def set_user_active(user: User, active: bool, actor: AnyUser = None) -> None:
     """Block or unblock a user; a blocked user's sessions stop working at once."""
     if actor is not None and user.id == getattr(actor, "id", None) and not active:
         raise Conflict(_("You cannot block yourself."))
@@ -135,7 +134,7 @@ def set_user_active(user: User, active: bool, actor: Any = None) -> None:
     record_audit("user.block" if not active else "user.unblock", "user", user.id, user=actor)
 
 
-def revoke_role(assignment_id: int, actor: Any = None) -> None:
+def revoke_role(assignment_id: int, actor: AnyUser = None) -> None:
     assignment = db.session.get(RoleAssignment, assignment_id)
     if assignment is None:
         raise NotFound(_("No such role assignment."))

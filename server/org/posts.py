@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def appoint(scheme_key: str, tier_key: str, holder_name: str, *, area_key: str | None = None,
             unit_key: str | None = None, since: dt.date | None = None, title: str | None = None,
             phone: str | None = None, duties: list[str] | None = None, username: str | None = None,
-            actor: Any = None, key: str | None = None) -> Post:
+            actor: AnyUser = None, key: str | None = None) -> Post:
     """Put someone in a tier over an area (or unit) from a date; the previous holder's post ends the day before.
 
     Nothing is overwritten: a past month's board and assessment still show who was in charge then. `key` names

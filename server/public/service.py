@@ -397,7 +397,7 @@ def report_of_case(case: Case) -> PublicReport | None:
 
 
 @workflow.case_page.connect
-def _case_page_panel(case: Case, user: Any = None) -> dict[str, Any]:
+def _case_page_panel(case: Case, user: AnyUser = None) -> dict[str, Any]:
     """The case page's public report panel: the report, the reporter's contact for those who call back, and
     the answer to the follow-up."""
     report = report_of_case(case)
