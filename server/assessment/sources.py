@@ -91,46 +91,54 @@ _RATES = {"rectified": "rectification_rate", "on_time": "on_time_rate", "closed"
           "reworked": "rework_rate", "extended": "extension_rate"}
 
 
-@metric_source("case_rate", reads=("workflow", "categories"), needs=("rate",), doc=(
+@metric_source("case_rate", reads=("workflow", "categories", "counts_for", "include_below"), needs=("rate",), doc=(
     "`rate: rectified` (rectified ÷ found), `on_time` (on time ÷ rectified), `closed` (closed ÷ found), "
     "`reworked` (返工率: reworked at least once ÷ found) or `extended` (延期率), from the [ledger](cases.md); "
-    "optional `categories` and `workflow`. Rejected, duplicate and withdrawn cases are in none of them "
-    "([which cases count](cases.md#which-cases-count))"))
+    "optional `categories` and `workflow`; which unit a case counts for (`counts_for`) and whether a unit's "
+    "figure takes in the units below it (`include_below`). Rejected, duplicate and withdrawn cases are in none "
+    "of them ([which cases count](cases.md#which-cases-count))"))
 def _case_rate(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
     rate = _RATES[metric.get("rate", "rectified")]
     rows = _ledger(scheme_key, period, tuple(categories_within(scheme_key, metric.get("categories") or ())),
-                   metric.get("workflow"))
+                   metric.get("workflow"), metric.get("counts_for", "holder"), bool(metric.get("include_below")))
     values = {row["unit"].id: row[rate] for row in rows if row["unit"] is not None}
     return {unit_id: values.get(unit_id) for unit_id in unit_ids}
 
 
 def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str, ...],
-            workflow: str | None = None) -> list[dict[str, Any]]:
+            workflow: str | None = None, counts_for: str = "holder", include_below: bool = False
+            ) -> list[dict[str, Any]]:
     """The ledger of the period, once per request for each filter (several rate metrics share it)."""
     from flask import g, has_request_context
 
     from ..workflow.ledger import ledger_rows
     from ..workflow.models import Case
 
-    key = (scheme_key, period.start, period.end, categories, workflow)
+    key = (scheme_key, period.start, period.end, categories, workflow, counts_for, include_below)
     cache = g.setdefault("_ledgers", {}) if has_request_context() else {}
     if key not in cache:
         cache[key] = ledger_rows(scheme_key, period.start, period.end, categories=list(categories) or None,
-                                 where=Case.workflow_key == workflow if workflow else None)
+                                 where=Case.workflow_key == workflow if workflow else None,
+                                 counts_for=counts_for, include_below=include_below)
     return cache[key]
 
 
-@metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted"), doc=(
+@metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted", "counts_for",
+                                   "include_below"), doc=(
     "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case; cases in "
-    "states their workflow does not count are left out unless `uncounted: true`"))
+    "states their workflow does not count are left out unless `uncounted: true`; which unit a case counts for "
+    "(`counts_for`) and whether a unit's figure takes in the units below it (`include_below`)"))
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    from ..workflow.ledger import uncounted
+    from ..workflow.ledger import counted_unit, uncounted, with_below
     from ..workflow.models import Case
 
     begin, finish = period_bounds(scheme_key, period)
-    query = (select(Case.unit_id, func.count(Case.id))
+    unit, query = counted_unit(select(Case.id), metric.get("counts_for", "holder"))
+    query = (query.with_only_columns(unit, func.count(Case.id), maintain_column_froms=True)
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
-                    Case.unit_id.in_(unit_ids)).group_by(Case.unit_id))
+                    unit.is_not(None)).group_by(unit))
+    if not metric.get("include_below"):
+        query = query.where(unit.in_(unit_ids))
     if metric.get("categories"):
         query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
     if metric.get("workflow"):
@@ -140,19 +148,22 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
     if not metric.get("uncounted"):
         query = query.where(~uncounted())
     if metric.get("filter"):
-        return _filtered_case_count(query, compile_expression(metric["filter"]), unit_ids, metric["id"])
-    counts = dict(db.session.execute(query).all())
+        counts = _filtered_case_count(query, unit, compile_expression(metric["filter"]), metric["id"])
+    else:
+        counts = dict(db.session.execute(query).all())
+    if metric.get("include_below"):
+        counts = {u: t["n"] for u, t in with_below(scheme_key, {u: {"n": int(n)} for u, n in counts.items()}).items()}
     return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
 
 
-def _filtered_case_count(query: Any, condition: Any, unit_ids: list[int], metric_id: str) -> dict[int, int]:
+def _filtered_case_count(query: Any, unit: Any, condition: Any, metric_id: str) -> dict[int, int]:
     """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
     `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`."""
     from ..workflow.models import Case
 
     rows = db.session.execute(query.with_only_columns(
-        Case.unit_id, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
-        Case.rework_count).group_by(None)).all()
+        unit, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
+        Case.rework_count, maintain_column_froms=True).group_by(None)).all()
     counts: dict[int, int] = defaultdict(int)
     for unit_id, data, state, kind, outcome, category, overdue, rework in rows:
         names = {**(data or {}), "category": category, "state": state,
@@ -164,7 +175,7 @@ def _filtered_case_count(query: Any, condition: Any, unit_ids: list[int], metric
         except ExpressionError as exc:
             raise DomainError(_("The filter of %(metric)s cannot be evaluated: %(problem)s", metric=metric_id,
                                 problem=str(exc))) from None
-    return {unit_id: counts.get(unit_id, 0) for unit_id in unit_ids}
+    return dict(counts)
 
 
 # -- records and patrols -------------------------------------------------------------------------------------

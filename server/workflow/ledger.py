@@ -47,9 +47,50 @@ def uncounted() -> Any:
     return or_(*parts) if parts else false()
 
 
+# Which unit a case counts for in the ledger and in case metrics (`counts_for` in a score sheet's metric):
+# the unit holding it now, the unit responsible for its place, or the unit of whoever reported it.
+COUNTS_FOR = ("holder", "place", "reporter")
+_TALLIES = ("found", "rectified", "on_time", "closed", "reworked", "reworked_cases", "extended", "reopened")
+
+
+def counted_unit(query: Any, counts_for: str = "holder") -> tuple[Any, Any]:
+    """(the column naming the unit a case counts for, the query joined to reach it)."""
+    from ..forms.models import Submission
+
+    if counts_for == "place":
+        placed = db.aliased(Area)
+        return placed.unit_id, query.outerjoin(placed, placed.id == Case.area_id)
+    if counts_for == "reporter":
+        report = db.aliased(Submission)
+        return report.unit_id, query.outerjoin(report, report.id == Case.submission_id)
+    if counts_for != "holder":
+        raise ValueError(f"unknown counts_for {counts_for!r}")
+    return Case.unit_id, query
+
+
+def with_below(scheme_key: str, per_unit: dict[Any, dict[str, int]]) -> dict[Any, dict[str, int]]:
+    """Tallies per unit with those of every unit below it added in (`include_below`): each unit's tallies go
+    to itself and to each unit on its path ("/1/4/9/"), so the work grows with the units that have cases."""
+    ids = [u for u in per_unit if u is not None]
+    rows = db.session.execute(db.select(Unit.id, Unit.path).where(Unit.id.in_(ids))).all() if ids else []
+    paths = {row_id: path for row_id, path in rows}
+    out: dict[Any, dict[str, int]] = {}
+    for unit_id, counts in per_unit.items():
+        path = paths.get(unit_id) or ""
+        for holder in [int(part) for part in path.strip("/").split("/") if part.isdigit()] or [unit_id]:
+            total = out.setdefault(holder, dict.fromkeys(counts, 0))
+            for key, value in counts.items():
+                total[key] += value
+    return out
+
+
 def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit", where: Any = None,
-                categories: list[str] | None = None) -> list[dict[str, Any]]:
-    """The ledger's counts and rates, for the whole district (or `where`); shared by pages and assessment."""
+                categories: list[str] | None = None, counts_for: str = "holder",
+                include_below: bool = False) -> list[dict[str, Any]]:
+    """The ledger's counts and rates, for the whole district (or `where`); shared by pages and assessment.
+
+    Per unit, a case counts for the unit `counts_for` names (see COUNTS_FOR); with `include_below`, a unit's
+    figures take in the cases of every unit below it, and its rates are worked out from those sums."""
     from sqlalchemy import and_, exists, func, select
     from sqlalchemy import case as when
 
@@ -58,15 +99,21 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
     finish = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
     resolved = Case.outcome == "resolved"
     missed = exists(select(CaseDeadline.id).where(CaseDeadline.case_id == Case.id, CaseDeadline.met.is_(False)))
-    group = Case.area_id if by == "area" else Case.unit_id
-    query = (select(group, func.count(Case.id).label("found"),
+    query = select(Case.id)
+    if by == "area":
+        group = Case.area_id
+    else:
+        group, query = counted_unit(query, counts_for)
+    query = (query.with_only_columns(
+                    group, func.count(Case.id).label("found"),
                     func.sum(when((resolved, 1), else_=0)).label("rectified"),
                     func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0)).label("on_time"),
                     func.sum(when((Case.state_kind == "final", 1), else_=0)).label("closed"),
                     func.sum(Case.rework_count).label("reworked"),
                     func.sum(when((Case.rework_count > 0, 1), else_=0)).label("reworked_cases"),
                     func.sum(when((Case.extension_count > 0, 1), else_=0)).label("extended"),
-                    func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"))
+                    func.sum(when((Case.reopen_count > 0, 1), else_=0)).label("reopened"),
+                    maintain_column_froms=True)
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
                     ~uncounted())
              .group_by(group))
@@ -74,23 +121,25 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
         query = query.where(where)
     if categories:
         query = query.where(Case.category.in_(categories))
+    tallies = {place_id: {k: int(v or 0) for k, v in zip(_TALLIES, values, strict=True)}
+               for place_id, *values in db.session.execute(query)}
+    if include_below and by != "area":
+        tallies = with_below(scheme_key, tallies)
     model = Area if by == "area" else Unit
     places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}
-    rows = []
-    for (place_id, found, rectified, on_time, closed, reworked, reworked_cases, extended,
-         reopened) in db.session.execute(query):
-        rectified, on_time, closed = int(rectified or 0), int(on_time or 0), int(closed or 0)
-        reworked_cases = int(reworked_cases or 0)
-        rows.append({"unit": places.get(place_id), "found": found, "rectified": rectified, "on_time": on_time,
-                     "reopened": int(reopened or 0), "reworked_cases": reworked_cases,
-                     "rework_rate": reworked_cases / found if found else None,
-                     "closed": closed, "reworked": int(reworked or 0), "extended": int(extended or 0),
-                     "extension_rate": int(extended or 0) / found if found else None,
-                     "rectification_rate": rectified / found if found else None,
-                     "on_time_rate": on_time / rectified if rectified else None,
-                     "closure_rate": closed / found if found else None})
+    rows = [{"unit": places.get(place_id), **_rates(counts)} for place_id, counts in tallies.items()]
     rows.sort(key=lambda r: (getattr(r["unit"], "path", None) or getattr(r["unit"], "key", None) or "~"))
     return rows
+
+
+def _rates(t: dict[str, int]) -> dict[str, Any]:
+    found, rectified = t["found"], t["rectified"]
+    return {**t,
+            "rework_rate": t["reworked_cases"] / found if found else None,
+            "extension_rate": t["extended"] / found if found else None,
+            "rectification_rate": rectified / found if found else None,
+            "on_time_rate": t["on_time"] / rectified if rectified else None,
+            "closure_rate": t["closed"] / found if found else None}
 
 
 def ledger_xlsx(rows: list[dict[str, Any]], start: dt.date, end: dt.date) -> bytes:

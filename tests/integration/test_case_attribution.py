@@ -1,0 +1,112 @@
+"""Where a case counts (`counts_for`) and roll-ups along the unit tree (`include_below`), on both databases.
+
+A street whose cases are handled by its communities must not score as if it had none; a community that
+reported a case keeps the credit after the case moved to the office."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from server.assessment.sources import METRIC_SOURCES
+from server.definitions.errors import DefinitionsInvalid
+from server.definitions.models import DefinitionVersion
+from server.definitions.service import load_scheme
+from server.extensions import db
+from server.forms.models import Submission
+from server.org.models import Area
+from server.patrols.engine import Period
+from server.workflow.models import Case
+from tests.support.clock import NOW, TODAY
+from tests.support.factories import demo_files, load_demo, unit_id
+
+PERIOD = Period("month", TODAY.replace(day=1), (TODAY.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+                - dt.timedelta(days=1))
+UNITS = ("lidu_street", "shilong", "zhiyuan", "town_office")
+
+
+@pytest.fixture
+def cases(ctx):
+    """Three cases this month: two held by Shilong, one moved up to the town office; a fourth last month."""
+    version = load_demo()
+    workflow = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="workflow",
+                                                                        key="discover_assign_rectify_close"))
+    form = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="form"))
+    road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
+    assert road.unit_id == unit_id("lidu", "shilong")
+
+    def report(by: str) -> int:
+        row = Submission(scheme_key="lidu", form_key=form.key, definition_version_id=form.id, token=f"t-{by}-{_n()}",
+                         unit_id=unit_id("lidu", by), data={}, submitted_at=NOW)
+        db.session.add(row)
+        db.session.flush()
+        return row.id
+
+    def case(holder: str, state: str, area: Area | None, reported_by: str | None, at: dt.datetime = NOW) -> None:
+        kind, outcome = ("final", "resolved") if state == "closed" else ("open", None)
+        db.session.add(Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id,
+                            state=state, state_kind=kind, outcome=outcome, data={}, unit_id=unit_id("lidu", holder),
+                            area_id=area.id if area else None, created_at=at,
+                            submission_id=report(reported_by) if reported_by else None))
+
+    case("shilong", "closed", road, "zhiyuan")
+    case("town_office", "assigned", road, "shilong")  # reported by Shilong, moved up to the office
+    case("shilong", "closed", None, None)
+    case("shilong", "closed", road, "shilong", at=NOW - dt.timedelta(days=40))  # another month
+    db.session.flush()
+    return version
+
+
+_counter = iter(range(10**6))
+
+
+def _n() -> int:
+    return next(_counter)
+
+
+def _values(source: str, **metric) -> dict[str, object]:
+    ids = {unit_id("lidu", key): key for key in UNITS}
+    got = METRIC_SOURCES[source].compute("lidu", {"id": "m", "source": source, **metric}, PERIOD, list(ids))
+    return {ids[u]: value for u, value in got.items()}
+
+
+def test_a_case_counts_for_its_holder_by_default(cases):
+    assert _values("case_count") == {"lidu_street": 0, "shilong": 2, "zhiyuan": 0, "town_office": 1}
+    assert _values("case_count", counts_for="holder") == _values("case_count")
+
+
+def test_a_street_counts_its_communities_cases_with_include_below(cases):
+    assert _values("case_count", include_below=True) == {"lidu_street": 3, "shilong": 2, "zhiyuan": 0,
+                                                         "town_office": 1}
+    rates = _values("case_rate", rate="rectified", include_below=True)
+    assert rates["lidu_street"] == pytest.approx(2 / 3) and rates["shilong"] == 1 and rates["town_office"] == 0
+    assert rates["zhiyuan"] is None  # no case: no rate, not 100
+    plain = _values("case_rate", rate="rectified")
+    assert plain["lidu_street"] is None and plain["shilong"] == 1
+
+
+def test_a_case_counts_for_the_unit_of_its_place(cases):
+    assert _values("case_count", counts_for="place") == {"lidu_street": 0, "shilong": 2, "zhiyuan": 0,
+                                                         "town_office": 0}
+    rates = _values("case_rate", rate="rectified", counts_for="place")
+    assert rates["shilong"] == pytest.approx(1 / 2) and rates["town_office"] is None
+
+
+def test_the_reporting_unit_keeps_the_credit_after_the_case_moved(cases):
+    assert _values("case_count", counts_for="reporter") == {"lidu_street": 0, "shilong": 1, "zhiyuan": 1,
+                                                            "town_office": 0}
+    assert _values("case_count", counts_for="reporter", include_below=True)["lidu_street"] == 2
+    filtered = _values("case_count", counts_for="reporter", filter="case.state_kind == 'open'")
+    assert filtered == {"lidu_street": 0, "shilong": 1, "zhiyuan": 0, "town_office": 0}
+
+
+def test_an_unknown_counts_for_is_refused_with_its_path(ctx):
+    files = demo_files()
+    name = next(n for n in files if n.endswith("score_sheet.yaml"))
+    text = files[name]
+    assert "source: case_rate" in text
+    files[name] = text.replace("source: case_rate", "source: case_rate\n    counts_for: assignee", 1)
+    with pytest.raises(DefinitionsInvalid) as caught:
+        load_scheme(files)
+    assert any("counts_for" in e.path and e.file == name for e in caught.value.errors), caught.value.errors
