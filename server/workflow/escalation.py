@@ -18,7 +18,7 @@ from ..extensions import db
 from ..web.i18n import tr
 from . import engine
 from .deadlines import local_time, utc_time
-from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
+from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification, unit_move
 from .service import notify, workflow_of
 
 
@@ -74,6 +74,7 @@ def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationS
         case.overdue = True
     if "count_missed" in escalation.actions:
         deadline.met = False
+    before = case.unit
     if "reassign_up" in escalation.actions and case.unit is not None and case.unit.parent is not None:
         case.unit, case.assignee = case.unit.parent, None
     message = (_("Case #%(id)s is overdue: %(deadline)s", id=case.id, deadline=name) if escalation.when == "overdue"
@@ -81,7 +82,7 @@ def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationS
     if "notify" in escalation.actions:
         notify(case, set(escalation.notify) or {"assignee_unit"}, message)
     case.events.append(CaseEvent(kind="escalation", transition=escalation.id, at=now, note=message,
-                                 from_state=case.state, to_state=case.state))
+                                 from_state=case.state, to_state=case.state, **unit_move(before, case.unit)))
     record_audit("case.escalate", "case", case.id, scheme_key=case.scheme_key,
                  after={"escalation": escalation.id, "deadline": deadline.key})
 

@@ -16,7 +16,7 @@ from ..org.models import Area, Unit
 from ..web.i18n import tr
 from . import engine
 from .inboxes import within_reach
-from .models import Case, CaseDeadline
+from .models import Case, CaseDeadline, CaseEvent
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
@@ -48,8 +48,9 @@ def uncounted() -> Any:
 
 
 # Which unit a case counts for in the ledger and in case metrics (`counts_for` in a score sheet's metric):
-# the unit holding it now, the unit responsible for its place, or the unit of whoever reported it.
-COUNTS_FOR = ("holder", "place", "reporter")
+# the unit holding it now, the unit responsible for its place, the unit of whoever reported it, or each unit
+# that passed it up to a unit above (上报: a step or an escalation that moved it, CaseEvent.from_unit_id).
+COUNTS_FOR = ("holder", "place", "reporter", "escalator")
 _TALLIES = ("found", "rectified", "on_time", "closed", "reworked", "reworked_cases", "extended", "reopened")
 
 
@@ -63,6 +64,16 @@ def counted_unit(query: Any, counts_for: str = "holder") -> tuple[Any, Any]:
     if counts_for == "reporter":
         report = db.aliased(Submission)
         return report.unit_id, query.outerjoin(report, report.id == Case.submission_id)
+    if counts_for == "escalator":
+        from sqlalchemy import String, cast, literal, select
+
+        left = db.aliased(Unit)
+        # Up means to a unit on the path of the unit it left ("/1/4/9/" holds 4 when 9 passed it to 4). Each
+        # (case, unit) once, however often that unit passed the same case up.
+        went_up = left.path.like(literal("%/") + cast(CaseEvent.to_unit_id, String) + literal("/%"))
+        moves = (select(CaseEvent.case_id, CaseEvent.from_unit_id.label("unit_id"))
+                 .join(left, left.id == CaseEvent.from_unit_id).where(went_up).distinct().subquery())
+        return moves.c.unit_id, query.join(moves, moves.c.case_id == Case.id)
     if counts_for != "holder":
         raise ValueError(f"unknown counts_for {counts_for!r}")
     return Case.unit_id, query

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -75,6 +76,10 @@ class CaseEvent(db.Model):
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     changes: Mapped[dict | None] = mapped_column(JsonType)
     note: Mapped[str | None] = mapped_column(Text)
+    # The case moved from one unit to another in this step (None: it stayed where it was). A move to a unit
+    # above is an escalation (上报): the unit it left keeps the credit (`counts_for: escalator`).
+    from_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
 
     case: Mapped[Case] = relationship(back_populates="events")
     user = relationship("User")
@@ -123,3 +128,11 @@ class Notification(db.Model):
     # Outbound delivery (SMS/WeChat gateways through the webhook hook), done after commit by `fangan tick`.
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def unit_move(before: Any, after: Any) -> dict[str, int | None]:
+    """A step's `from_unit_id` and `to_unit_id` when it moved the case between units (units, not ids: the ids
+    of a case's relationship are set only when the session flushes)."""
+    if before is None or after is None or before is after:
+        return {}
+    return {"from_unit_id": before.id, "to_unit_id": after.id}

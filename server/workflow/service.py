@@ -31,7 +31,7 @@ from ..forms.models import Submission
 from ..web.i18n import tr
 from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
-from .models import Case, CaseEvent, Notification
+from .models import Case, CaseEvent, Notification, unit_move
 from .routing import assign
 
 if TYPE_CHECKING:
@@ -452,11 +452,13 @@ def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.
         case.extension_count += 1
     if spec.kind_of(old_state) == "final" or "reopen" in transition.counts_as:
         case.reopen_count += 1  # a closed case opened again
+    old_unit = case.unit
     _apply_plan(case, spec, plan, user, now)
     case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
                                  from_state=old_state, to_state=case.state, at=now, note=note,
                                  submission_id=submission.id if submission else None,
-                                 changes={k: engine_json(v) for k, v in plan.changes.items()} or None))
+                                 changes={k: engine_json(v) for k, v in plan.changes.items()} or None,
+                                 **unit_move(old_unit, case.unit)))
     try:
         db.session.flush()
     except Exception as exc:

@@ -17,7 +17,10 @@ from server.extensions import db
 from server.forms.models import Submission
 from server.org.models import Area
 from server.patrols.engine import Period
-from server.workflow.models import Case
+from server.workflow import escalation
+from server.workflow.engine import EscalationSpec
+from server.workflow.models import Case, CaseDeadline, CaseEvent
+from server.workflow.service import workflow_of
 from tests.support.clock import NOW, TODAY
 from tests.support.factories import demo_files, load_demo, unit_id
 
@@ -99,6 +102,38 @@ def test_the_reporting_unit_keeps_the_credit_after_the_case_moved(cases):
     assert _values("case_count", counts_for="reporter", include_below=True)["lidu_street"] == 2
     filtered = _values("case_count", counts_for="reporter", filter="case.state_kind == 'open'")
     assert filtered == {"lidu_street": 0, "shilong": 1, "zhiyuan": 0, "town_office": 0}
+
+
+def _moved(case_id: int, left: str, to: str) -> None:
+    db.session.add(CaseEvent(case_id=case_id, kind="transition", at=NOW, from_unit_id=unit_id("lidu", left),
+                             to_unit_id=unit_id("lidu", to)))
+
+
+def test_a_unit_that_passed_a_case_up_keeps_the_credit(cases):
+    moved_up = db.session.scalar(db.select(Case).filter_by(state="assigned"))  # now held by the town office
+    _moved(moved_up.id, "shilong", "lidu_street")
+    _moved(moved_up.id, "shilong", "lidu_street")  # passed up twice: still one case for Shilong
+    _moved(moved_up.id, "lidu_street", "town_office")  # sideways (a sibling, not above): no credit
+    down = db.session.scalar(db.select(Case).filter_by(state="closed", area_id=None))
+    _moved(down.id, "lidu_street", "shilong")  # dispatched down: no credit
+    db.session.flush()
+    assert _values("case_count", counts_for="escalator") == {"lidu_street": 0, "shilong": 1, "zhiyuan": 0,
+                                                             "town_office": 0}
+    assert _values("case_rate", rate="rectified", counts_for="escalator")["shilong"] == 0
+    assert _values("case_count", counts_for="escalator", include_below=True)["lidu_street"] == 1
+
+
+def test_an_escalation_that_reassigns_up_records_the_move(cases):
+    case = db.session.scalar(db.select(Case).filter_by(state="closed", area_id=None))  # held by Shilong
+    deadline = CaseDeadline(case=case, key="rectify", started_at=NOW, due_at=NOW)
+    db.session.add(deadline)
+    escalation._escalate(case, deadline, EscalationSpec("up", "rectify", "overdue", ("reassign_up",)),
+                         workflow_of(case), NOW)
+    db.session.flush()
+    event = case.events[-1]
+    assert (event.from_unit_id, event.to_unit_id) == (unit_id("lidu", "shilong"), unit_id("lidu", "lidu_street"))
+    assert case.unit_id == unit_id("lidu", "lidu_street")
+    assert _values("case_count", counts_for="escalator")["shilong"] == 1
 
 
 def test_an_unknown_counts_for_is_refused_with_its_path(ctx):

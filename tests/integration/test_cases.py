@@ -17,7 +17,7 @@ from server.forms.models import Submission
 from server.workflow import deadlines, escalation, ledger, migration, service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 from tests.support.clock import TODAY
-from tests.support.factories import formdata, load_demo, make_user, photo
+from tests.support.factories import formdata, load_demo, make_user, photo, unit_id
 
 
 @pytest.fixture
@@ -492,3 +492,13 @@ def test_whoever_rectified_does_not_verify(people):
         service.fire(both, case.id, "close", case.version, formdata(_token="self-close", verdict="passed"))
     db.session.rollback()
     assert fire(people["office"], case, "close", verdict="passed").state == "closed"
+
+
+def test_a_step_that_moves_the_case_records_where_it_went(people):
+    case = report(people["reporter"])
+    assert case.unit.key == "shilong"
+    case = fire(people["office"], case, "assign", target_unit="zhiyuan", instructions="转智远社区")
+    moved = case.events[-1]
+    assert case.unit.key == "zhiyuan"
+    assert (moved.from_unit_id, moved.to_unit_id) == (unit_id("lidu", "shilong"), unit_id("lidu", "zhiyuan"))
+    assert all(e.from_unit_id is None for e in case.events[:-1])  # the steps before it left it where it was
