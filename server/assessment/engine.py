@@ -132,6 +132,7 @@ class Flag:
     count: int
     color: str | None = None
     below: Decimal | None = None
+    among: str = "ranking"  # ranking (each ranking group) | groups (without the difficulty split) | district
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class SheetSpec:
     appeal_days: int = 0
     assessed: dict = field(default_factory=dict)
     appeal_roles: tuple[str, ...] = ()
+    flag_overlap: str = "top"  # a unit both among the top and the bottom keeps: top | bottom | none
 
     def items(self) -> Iterable[tuple[SectionSpec, ItemSpec]]:
         for section in self.sections:
@@ -238,8 +240,10 @@ def sheet_spec(definition: dict) -> SheetSpec:
         sections=sections, metrics=tuple(definition.get("metrics", ())),
         grades=tuple(sorted((Grade(g["id"], g.get("name"), dec(g["min"]), g.get("color"), g.get("passing", True))
                              for g in definition.get("grades", [])), key=lambda g: g.min, reverse=True)),
-        flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")))
+        flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
+                         f.get("among", "ranking"))
                     for f in definition.get("flags", [])),
+        flag_overlap=definition.get("flag_overlap", "top"),
         streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
                              bool(s.get("consecutive", True)), s.get("action"))
                       for s in definition.get("streaks", [])),
@@ -437,9 +441,13 @@ def rank(scores: Mapping[Any, Decimal]) -> dict[Any, int]:
     return ranks
 
 
-def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal], barred: Iterable[Any] = ()) -> dict[Any, list[Flag]]:
-    """Flags of one ranking group: the top N and bottom M (ties at the edge share the flag). `barred` units
-    (vetoed) hold no top flag; the top places go to the next units in line."""
+def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal], barred: Iterable[Any] = (),
+              flags: Sequence[Flag] | None = None) -> dict[Any, list[Flag]]:
+    """Flags of one group (the sheet's flags, or `flags`): the top N and bottom M (ties at the edge share the
+    flag). `barred` units (vetoed) hold no top flag; the top places go to the next units in line. A group no
+    larger than a flag's count gets none of it: in a group of two, "top two" would flag everyone. A unit both
+    at the top and at the bottom keeps what `sheet.flag_overlap` says (`settle_overlap`)."""
+    flags = sheet.flags if flags is None else flags
     barred = set(barred)
     ranks = rank(scores)
     eligible = rank({u: s for u, s in scores.items() if u not in barred})
@@ -448,24 +456,33 @@ def flags_for(sheet: SheetSpec, scores: Mapping[Any, Decimal], barred: Iterable[
     out: dict[Any, list[Flag]] = {unit: [] for unit in scores}
     if len(set(ranks.values())) <= 1:
         return out  # everyone equal (a month without data): nobody stands out either way
-    tops = [f for f in sheet.flags if f.kind == "top"]
-
-    def on_top(unit: Any, flag: Flag) -> bool:
-        return unit in eligible and eligible[unit] <= flag.count
-
-    for flag in sheet.flags:
+    for flag in flags:
+        if size <= flag.count:
+            continue
         for unit, position in ranks.items():
             if flag.kind == "top":
-                hit = on_top(unit, flag)
+                hit = unit in eligible and eligible[unit] <= flag.count
             else:  # bottom: within the last `count` places, counted from the end with ties
                 worse = size - bisect.bisect_right(ordered, position)
-                hit = worse < flag.count and size > flag.count
+                hit = worse < flag.count
                 if flag.below is not None:
                     hit = hit and shown(scores[unit]) < flag.below
-                # A unit with a top flag is never also at the bottom (a small group, or ties at both ends).
-                hit = hit and not any(on_top(unit, t) for t in tops)
             if hit:
                 out[unit].append(flag)
+    return settle_overlap(sheet, out)
+
+
+def settle_overlap(sheet: SheetSpec, flags: dict[Any, list[Flag]]) -> dict[Any, list[Flag]]:
+    """A unit flagged both at the top and at the bottom (a small group, ties at both ends, flags counted in
+    different groups) keeps its top flags (`flag_overlap: top`, the default), its bottom flags (`bottom`) or
+    neither (`none`)."""
+    out = {}
+    for unit, held in flags.items():
+        kinds = {f.kind for f in held}
+        if kinds == {"top", "bottom"}:
+            keep = {"top": "top", "bottom": "bottom"}.get(sheet.flag_overlap)
+            held = [f for f in held if f.kind == keep]
+        out[unit] = held
     return out
 
 

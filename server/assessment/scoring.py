@@ -79,7 +79,8 @@ class UnitResult:
         return engine.shown(self.score.total)
 
 
-def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[str, list[Unit]]:
+def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit],
+                   by_difficulty: bool | None = None) -> dict[str, list[Unit]]:
     """The units of each ranking group the sheet names (scheme `unit_groups`), or all in one group; with
     `by_difficulty`, each group is split by the units' difficulty tier."""
     scheme = scheme_in_force(scheme_key)
@@ -92,7 +93,7 @@ def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict
         groups[group_id] = [u for u in units if u.kind in kinds or u.key in keys]
     if not wanted:
         groups["all"] = list(units)
-    if sheet.ranking.get("by_difficulty"):
+    if sheet.ranking.get("by_difficulty") if by_difficulty is None else by_difficulty:
         split: dict[str, list[Unit]] = {}
         for group_id, members in groups.items():
             for unit in members:
@@ -128,12 +129,23 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
         if result.vetoes and failing is not None:
             result.grade = failing  # a veto fails the unit whatever the score
     barred = {unit_id for unit_id, r in results.items() if r.vetoes}
-    for group_id, members in ranking_groups(scheme_key, sheet, units).items():
-        scores = {u.id: results[u.id].score.total for u in members}
-        for unit_id, position in engine.rank(scores).items():
+    ranked = ranking_groups(scheme_key, sheet, units)
+    for group_id, members in ranked.items():
+        for unit_id, position in engine.rank({u.id: results[u.id].score.total for u in members}).items():
             results[unit_id].ranks[group_id] = position
-        for unit_id, flags in engine.flags_for(sheet, scores, barred).items():
-            results[unit_id].flags.extend(f for f in flags if f not in results[unit_id].flags)
+    # Each flag is counted among the units its `among` names: the ranking groups, the groups without the
+    # difficulty split, or the whole district; then a unit at both ends keeps what `flag_overlap` says.
+    held: dict[int, list[engine.Flag]] = {u.id: [] for u in units}
+    for among in dict.fromkeys(f.among for f in sheet.flags):
+        flags = [f for f in sheet.flags if f.among == among]
+        groups = (ranked if among == "ranking" else {"all": units} if among == "district"
+                  else ranking_groups(scheme_key, sheet, units, by_difficulty=False))
+        for members in groups.values():
+            scores = {u.id: results[u.id].score.total for u in members}
+            for unit_id, got in engine.flags_for(sheet, scores, barred, flags).items():
+                held[unit_id].extend(f for f in got if f not in held[unit_id])
+    for unit_id, flags in engine.settle_overlap(sheet, held).items():
+        results[unit_id].flags.extend(flags)
     return [results[u.id] for u in units]
 
 

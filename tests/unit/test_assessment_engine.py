@@ -153,8 +153,28 @@ def test_ranks_and_flags_with_ties(lidu):
     # Red flag for the top two: a, and b and c tied for second. Yellow for the last, below 70.
     assert flags == {"a": ["red_flag"], "b": ["red_flag"], "c": ["red_flag"], "d": [], "e": [], "f": ["yellow_flag"]}
     # A last place that scores 70 or more gets no yellow flag.
-    calm = {unit: [f.id for f in fl] for unit, fl in engine.flags_for(lidu, {"a": D(95), "b": D(75)}).items()}
-    assert calm == {"a": ["red_flag"], "b": ["red_flag"]}
+    assert _flags(lidu, {"a": D(95), "b": D(75), "c": D(74)}) == {"a": ["red_flag"], "b": ["red_flag"], "c": []}
+    # A group no larger than a flag's count gets none of it: "top two" of two units would flag everyone.
+    assert _flags(lidu, {"a": D(95), "b": D(75)}) == {"a": [], "b": []}
+
+
+def _flags(sheet, scores):  # noqa: ANN001, ANN202
+    return {unit: [f.id for f in fl] for unit, fl in engine.flags_for(sheet, scores).items()}
+
+
+@pytest.mark.parametrize(("overlap", "expected"), [
+    ("top", {"b": ["first"], "c": ["first"]}),
+    ("bottom", {"b": ["last"], "c": ["last"]}),
+    ("none", {"b": [], "c": []}),
+])
+def test_a_unit_at_both_ends_keeps_what_flag_overlap_says(overlap, expected):
+    # Top three and bottom three of four, b and c tied for second: they are among both; a only at the top,
+    # d only at the bottom.
+    sheet = _sheet(flag_overlap=overlap, flags=[
+        {"id": "first", "name": "前三", "kind": "top", "count": 3},
+        {"id": "last", "name": "后三", "kind": "bottom", "count": 3}])
+    got = _flags(sheet, {"a": D(95), "b": D(80), "c": D(80), "d": D(60)})
+    assert got == {"a": ["first"], **expected, "d": ["last"]}
 
 
 def test_groups_rank_separately():

@@ -371,7 +371,8 @@ def test_the_scheme_check_refuses_metric_options_a_source_ignores_and_vetoes_it_
     with pytest.raises(DefinitionsInvalid) as caught:
         check_path(folder, ROOT)
     messages = "\n".join(str(e) for e in caught.value.errors)
-    assert ("a metric with source 'case_rate' does not read 'state_kinds' (it reads categories, rate, workflow)"
+    assert ("a metric with source 'case_rate' does not read 'state_kinds' (it reads categories, counts_for, "
+            "include_below, rate, workflow)"
             in messages)
     assert "collection_rate is entered by hand each month" in messages
     assert "a year sheet cannot veto over a shorter period (month)" in messages
