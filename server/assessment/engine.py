@@ -28,7 +28,7 @@ import bisect
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -224,6 +224,11 @@ def _rule(data: dict) -> RuleSpec:
                     cap=_opt(data.get("cap")))
 
 
+def _grades(bands: Iterable[Mapping[str, Any]]) -> tuple[Grade, ...]:
+    return tuple(sorted((Grade(g["id"], g.get("name"), dec(g["min"]), g.get("color"), g.get("passing", True))
+                         for g in bands), key=lambda g: g.min, reverse=True))
+
+
 def sheet_spec(definition: dict) -> SheetSpec:
     """The compiled sheet of a score-sheet definition (already checked against its schema)."""
     sections = tuple(SectionSpec(
@@ -238,8 +243,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
     return SheetSpec(
         id=definition["id"], name=definition.get("name"), period=definition["period"], total=dec(definition["total"]),
         sections=sections, metrics=tuple(definition.get("metrics", ())),
-        grades=tuple(sorted((Grade(g["id"], g.get("name"), dec(g["min"]), g.get("color"), g.get("passing", True))
-                             for g in definition.get("grades", [])), key=lambda g: g.min, reverse=True)),
+        grades=_grades(definition.get("grades", [])),
         flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
                          f.get("among", "ranking"))
                     for f in definition.get("flags", [])),
@@ -422,6 +426,15 @@ def grade_of(sheet: SheetSpec, score: Decimal) -> Grade | None:
     """The band the published (two-place) score falls in: the highest whose `min` it reaches."""
     value = shown(score)
     return next((g for g in sheet.grades if value >= g.min), None)
+
+
+def combined_bands(sheet: SheetSpec, rule: Mapping[str, Any]) -> SheetSpec:
+    """The sheet as a `combine` rule grades: with the rule's own `grades`, with none (`grades: none`), or with
+    the sheet's (the scheme check allows that only when the formula is on the sheet's scale)."""
+    if "grades" not in rule:
+        return sheet
+    bands = [] if rule["grades"] == "none" else rule["grades"]
+    return replace(sheet, grades=_grades(bands))
 
 
 def failing_grade(sheet: SheetSpec) -> Grade | None:

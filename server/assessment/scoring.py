@@ -193,7 +193,8 @@ class CombinedScore:
 def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
         patrol_engine.Period, list[CombinedScore]]:
     """A sheet's `combine` formula over the longer period containing `day` (the year score from the monthly
-    average and the year-end check): each sheet id stands for the unit's average published score in it."""
+    average and the year-end check): each sheet id stands for the unit's average published score in it (or
+    their sum, `aggregate: sum`), graded with the combination's own `grades`, none, or the sheet's."""
     _row, sheet = sheet_of(scheme_key, sheet_id)
     rule = next((c for c in sheet.combine if c["id"] == combine_id), None)
     if rule is None:
@@ -214,14 +215,17 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
     formula = compile_expression(rule["formula"])
     units = assessed_units(scheme_key, sheet)
     numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
-    failing = engine.failing_grade(sheet)
+    banded = engine.combined_bands(sheet, rule)  # its own bands, none, or the sheet's
+    failing = engine.failing_grade(banded)
+    summed = rule.get("aggregate") == "sum"
     out = []
     for unit in units:
-        averages = {name: (sum(v) / len(v) if (v := totals[name].get(unit.id)) else None) for name in names}
+        averages = {name: ((sum(v) if summed else sum(v) / len(v)) if (v := totals[name].get(unit.id)) else None)
+                    for name in names}
         score = (engine.combine(formula, averages, f"combine.{combine_id}")
                  if all(a is not None for a in averages.values()) else None)
         vetoes = _vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []
-        grade = engine.grade_of(sheet, score) if score is not None else None
+        grade = engine.grade_of(banded, score) if score is not None else None
         out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes,
                                  unit.id in unsure))
     return span, out

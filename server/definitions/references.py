@@ -107,6 +107,29 @@ class ReferenceChecker:
             self.err(doc, ["theme"], f"unknown theme '{value}'{_suggest(value, self.themes)}: "
                                      f"installed themes are {', '.join(sorted(self.themes))}")
 
+    def _combined_reaches_the_total(self, doc: SourceDocument, d: dict, path: Path, combo: dict,
+                                    sheet_names: set[Any]) -> None:
+        """A combination graded with the sheet's own bands must reach exactly the sheet's total when every sheet
+        it names is at full marks: `monthly * 0.4` reaches 40 of 100 and would grade every unit as failing."""
+        totals = {}
+        for name in sheet_names:
+            other = d if name == d.get("id") else getattr(self.documents.get(("score_sheet", name)), "data", None)
+            if not isinstance(other, dict) or not isinstance(other.get("total"), int | float):
+                return  # reported elsewhere (an unknown sheet, a sheet without a total)
+            totals[name] = other["total"]
+        if combo.get("aggregate") == "sum":
+            self.err(doc, [*path, "grades"], "a sum over the period is not on the sheet's scale: give the "
+                     "combination grades of its own, or grades: none")
+            return
+        try:
+            reach = compile_expression(combo.get("formula") or "").evaluate(totals)
+        except ExpressionError:
+            return  # the formula's own problem is reported by the schema check
+        if isinstance(reach, int | float) and abs(reach - d["total"]) > 1e-6:
+            self.err(doc, [*path, "grades"], f"the formula reaches {reach:g} when every sheet it names is at full "
+                     f"marks, not the sheet's total of {d['total']:g}: the sheet's grade bands would grade it "
+                     f"wrongly; give the combination grades of its own, or grades: none")
+
     def available(self, kind: str) -> set[str]:
         return {i for (k, i) in self.documents if k == kind}
 
@@ -554,3 +577,5 @@ class ReferenceChecker:
             sheet_names = {d.get("id")} | set(_as_list(combo.get("sheets")))
             self.ref(doc, [*path, "sheets"], combo.get("sheets"), self.available("score_sheet"), "score sheet")
             self.expr(doc, [*path, "formula"], combo.get("formula"), {n for n in sheet_names if isinstance(n, str)})
+            if d.get("grades") and "grades" not in combo:
+                self._combined_reaches_the_total(doc, d, path, combo, sheet_names)

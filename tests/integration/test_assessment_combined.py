@@ -257,3 +257,61 @@ def test_a_rater_sees_the_units_it_marks_and_not_the_communities(ctx, app):
                        content_type="multipart/form-data").status_code == 403
     assert db.session.scalar(db.select(db.func.count()).select_from(service.AssessmentEntry)) == 0
     assert client.get("/assess/chengguan/combined/chengguan_monthly/year_total").status_code == 403
+
+
+def _chengguan_with(*combos: str) -> dict[str, str]:
+    from tests.support.factories import scheme_files
+
+    files = dict(scheme_files("chengguan"))
+    name = next(n for n in files if n.endswith("monthly.yaml"))
+    assert "\ncombine:\n" in files[name]
+    files[name] = files[name].replace("\ncombine:\n", "\ncombine:\n" + "".join(f"  - {c}\n" for c in combos), 1)
+    return files
+
+
+SHARE = "{id: share, name: 四成, period: quarter, formula: chengguan_monthly * 0.4"
+
+
+def test_a_combination_off_the_sheets_scale_needs_its_own_grades(ctx):
+    from server.definitions.errors import DefinitionsInvalid
+    from server.definitions.service import check_scheme_files
+
+    try:
+        check_scheme_files(_chengguan_with(SHARE + "}"))
+    except DefinitionsInvalid as exc:
+        errors = [e for e in exc.errors if e.path == "combine[0].grades"]
+    else:
+        errors = []
+    assert errors and "reaches 40" in errors[0].message and errors[0].file.endswith("monthly.yaml"), errors
+    with_sum = SHARE.replace("* 0.4", "* 1") + ", aggregate: sum}"
+    try:
+        check_scheme_files(_chengguan_with(with_sum))
+    except DefinitionsInvalid as exc:
+        assert any(e.path == "combine[0].grades" and "sum" in e.message for e in exc.errors), exc.errors
+    else:
+        raise AssertionError("a sum graded with the monthly bands was accepted")
+    check_scheme_files(_chengguan_with(SHARE + ", grades: none}"))  # no grade: fine
+    check_scheme_files(_chengguan_with(SHARE + ", grades: [{id: ok, name: 达标, min: 30}]}"))
+
+
+def test_a_combination_is_graded_with_its_own_bands_and_sums_when_asked(ctx):
+    from server.definitions.service import activate_scheme_version, load_scheme
+
+    bands = "[{id: ok, name: 达标, min: 30}, {id: short, name: 未达标, min: 0, passing: false}]"
+    version, _ = load_scheme(_chengguan_with(SHARE + f", grades: {bands}}}",
+                                             "{id: total, name: 合计, period: quarter, formula: chengguan_monthly, "
+                                             "aggregate: sum, grades: none}"))
+    activate_scheme_version(version.id)
+    units = [u.key for u in scoring.assessed_units("chengguan", scoring.sheet_of("chengguan", "chengguan_monthly")[1])]
+    first, second = units[0], units[1]
+    _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31), {first: "90", second: "60"})
+    _published("chengguan_monthly", "2026-11", dt.date(2026, 11, 1), dt.date(2026, 11, 30), {first: "80", second: "70"})
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "share", dt.date(2026, 11, 15))
+    by_unit = {r.unit.key: r for r in rows}
+    # 0.4 × 85 = 34 passes its own 30; 0.4 × 65 = 26 does not. With the monthly bands both would fail.
+    assert by_unit[first].score == Decimal(34) and by_unit[first].grade.id == "ok"
+    assert by_unit[second].score == Decimal(26) and by_unit[second].grade.id == "short"
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "total", dt.date(2026, 11, 15))
+    by_unit = {r.unit.key: r for r in rows}
+    assert by_unit[first].score == Decimal(170) and by_unit[first].grade is None  # summed, not graded
+    assert by_unit[second].score == Decimal(130)
