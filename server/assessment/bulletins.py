@@ -49,6 +49,7 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
                    order.index(kv[0].split(":")[0]) if kv[0].split(":")[0] in order else len(order), kv[0]))]
     grade_counts = [(g, sum(1 for s in scores if s.grade == g.id)) for g in sheet.grades]
     flagged = [(f, [s for s in scores if f.id in s.flags]) for f in sheet.flags]
+    consequences = streak_actions(scores)
     history = [*before, period]
     trend_labels = [p.period_key for p in history]
     trend = []
@@ -61,7 +62,8 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
             series.append(sum(totals) / len(totals) if totals else None)
         trend.append((group_names.get(group_id.split(":")[0]), series))
     return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
-            "flagged": flagged, "previous": previous, "trend_labels": trend_labels, "trend": trend,
+            "flagged": flagged, "consequences": consequences, "previous": previous, "trend_labels": trend_labels,
+            "trend": trend,
             "revision": revision or period.revision,
             "provisional": bool(db.session.scalar(db.select(AssessmentRevision.provisional).filter_by(
                 period_id=period.id, number=revision or period.revision)))}
@@ -108,6 +110,16 @@ def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id:
     return out
 
 
+def streak_actions(scores: list[AssessmentScore]) -> list[tuple[dict[str, Any], list[AssessmentScore]]]:
+    """The streak rules a published revision completed, each with its action and the units it applies to, in
+    the sheet's order of first appearance."""
+    by_id: dict[str, tuple[dict[str, Any], list[AssessmentScore]]] = {}
+    for score in scores:
+        for action in score.actions or []:
+            by_id.setdefault(action["id"], (action, []))[1].append(score)
+    return list(by_id.values())
+
+
 def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     """For the public page: each sheet's last published period and, per flag, the public units holding it."""
     scheme = scheme_in_force(scheme_key)
@@ -118,5 +130,6 @@ def public_flags(scheme_key: str) -> list[dict[str, Any]]:
         sheet = sheet_spec_of(period)
         scores = [s for s in published_scores(period) if s.unit.public]
         flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
-        out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units]})
+        out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units],
+                    "consequences": [(a, [s.unit for s in held]) for a, held in streak_actions(scores)]})
     return out

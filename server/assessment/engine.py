@@ -143,6 +143,7 @@ class Streak:
     times: int
     consecutive: bool
     action: Any
+    repeat: bool = False  # fire again in every period while the run lasts (or each further time in the year)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
                     for f in definition.get("flags", [])),
         flag_overlap=definition.get("flag_overlap", "top"),
         streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
-                             bool(s.get("consecutive", True)), s.get("action"))
+                             bool(s.get("consecutive", True)), s.get("action"), bool(s.get("repeat", False)))
                       for s in definition.get("streaks", [])),
         vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"),
                           v.get("funding", "keep"))
@@ -525,8 +526,13 @@ def streaks_hit(sheet: SheetSpec, history: Sequence[PeriodResult]) -> list[Strea
 
     In a row: the condition held in exactly `times` periods running up to now (so an admonishment after three
     months is not repeated in the fourth; a six-month rule is a streak of its own). Within the year: the
-    condition now holds for the `times`-th time this year.
+    condition now holds for the `times`-th time this year. With `repeat`, "at least": the rule fires in every
+    period from the `times`-th on, while the run lasts (or each further time in the year).
     """
+
+    def reached(count: int, streak: Streak) -> bool:
+        return count == streak.times or (streak.repeat and count >= streak.times)
+
     if not history:
         return []
     latest = history[-1]
@@ -543,9 +549,9 @@ def streaks_hit(sheet: SheetSpec, history: Sequence[PeriodResult]) -> list[Strea
                 if not holds(result) or (after is not None and _gap(result, after)):
                     break
                 run, after = run + 1, result
-            if run == streak.times:
+            if reached(run, streak):
                 hit.append(streak)
-        elif sum(1 for r in history if r.year == latest.year and holds(r)) == streak.times:
+        elif reached(sum(1 for r in history if r.year == latest.year and holds(r)), streak):
             hit.append(streak)
     return hit
 

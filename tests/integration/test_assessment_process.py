@@ -121,7 +121,7 @@ def test_only_the_office_runs_the_assessment(people):
         appeals.file_appeal(people["head"], period, _unit("zhiyuan"), "hotspots", "x", today=dt.date(2026, 11, 2))
 
 
-def test_publication_records_streak_actions_vetoes_and_money(people):
+def test_publication_records_streak_actions_vetoes_and_money(people, app):
     """A variant of Lidu's sheet with a streak, a veto and money, published for September and October."""
     from server.definitions.service import activate_scheme_version, load_scheme
     from tests.support.factories import demo_files
@@ -150,6 +150,16 @@ def test_publication_records_streak_actions_vetoes_and_money(people):
     # Shilong solved its hot spot: not vetoed; 88 → two points below the base: 9000.
     assert shilong.vetoes == [] and shilong.grade == "good" and shilong.funding == Decimal("9000.00")
     assert shilong.actions == [{"id": "twice_low", "name": "连续两月低于89分", "action": "诫勉谈话"}]
+    # The consequence is on the bulletin and on the public list, not only on the period page.
+    from server.assessment import bulletins
+
+    (action, held), = bulletins.bulletin(period)["consequences"]
+    assert action["id"] == "twice_low" and {"zhiyuan", "shilong"} <= {s.unit.key for s in held}
+    public = bulletins.public_flags("lidu")
+    assert any(a["id"] == "twice_low" and any(u.key == "shilong" for u in units)
+               for board in public for a, units in board["consequences"])
+    page = app.test_client().get("/assess/lidu/flags").get_data(as_text=True)
+    assert "连续两月低于89分" in page and "诫勉谈话" in page
 
 
 def test_a_new_sheet_version_tried_on_a_past_period(people, app):

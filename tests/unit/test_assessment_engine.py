@@ -206,6 +206,20 @@ def test_streaks_in_a_row_and_within_the_year():
     assert [s.id for s in engine.streaks_hit(sheet, _history([60, 60, 90, 60, 60]))] == ["four_a_year"]
 
 
+def test_streaks_that_repeat_fire_while_the_run_lasts():
+    sheet = _sheet(streaks=[
+        {"id": "last", "name": "末位约谈", "when": "not passing", "times": 2, "repeat": True, "action": "约谈"},
+        {"id": "each", "name": "通报", "when": "score < 70", "times": 2, "consecutive": False, "repeat": True,
+         "action": "通报批评"}])
+    ids = lambda scores: [s.id for s in engine.streaks_hit(sheet, _history(scores))]  # noqa: E731
+    assert ids([60]) == []
+    assert ids([60, 60]) == ["last", "each"]
+    assert ids([60, 60, 60]) == ["last", "each"]             # at least two in a row: again in the third month
+    assert ids([60, 60, 60, 90]) == []                       # a good month: nothing
+    assert ids([60, 60, 90, 60]) == ["each"]                 # the run broke; the third time this year
+    assert ids([60, 90, 60, 90]) == []                       # a good month triggers nothing
+
+
 def test_veto_fails_the_year_whatever_the_score():
     sheet = _sheet(vetoes=[{"id": "illegal", "name": "新增违建超过20处", "when": "new_illegal_buildings > 20",
                             "period": "year"}])
