@@ -120,6 +120,21 @@ def streak_actions(scores: list[AssessmentScore]) -> list[tuple[dict[str, Any], 
     return list(by_id.values())
 
 
+def public_scores(scheme_key: str) -> list[dict[str, Any]]:
+    """For the public page: each sheet's last published period, its ranking groups with the public units'
+    scores, grades and ranks (`public.scores_list`)."""
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None or not scheme.public.scores_list:
+        raise NotFound(_("This district does not publish its scores."))
+    out = []
+    for period in latest_published(scheme_key):
+        shown = bulletin(period, earlier=0)
+        groups = [{**group, "rows": [s for s in group["rows"] if s.unit.public]} for group in shown["ranking"]]
+        out.append({"sheet": shown["sheet"], "period": period, "provisional": shown["provisional"],
+                    "groups": [g for g in groups if g["rows"]]})
+    return out
+
+
 def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     """For the public page: each sheet's last published period and, per flag, the public units holding it."""
     scheme = scheme_in_force(scheme_key)

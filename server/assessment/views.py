@@ -358,6 +358,15 @@ def compare(period_id: int):
     return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows)
 
 
+@bp.get("/<scheme_key>/scores")
+@public
+@public_limits
+def public_scores(scheme_key: str):
+    """Each sheet's last published scores and grades by ranking group, when the scheme publishes them
+    (`public.scores_list`); public units only."""
+    return render_template("assessment/scores.html", scheme_key=scheme_key, boards=bulletins.public_scores(scheme_key))
+
+
 @bp.get("/<scheme_key>/flags")
 @public
 @public_limits

@@ -216,6 +216,10 @@ class PublicSettings(FrozenDict):
         return bool(self.get("flags_list"))
 
     @property
+    def scores_list(self) -> bool:
+        return bool(self.get("scores_list"))
+
+    @property
     def satisfaction(self) -> FrozenList:
         """The answers offered to a reporter who confirms a reply (`value`, `label`, `satisfied`)."""
         return self.get("satisfaction") or FrozenList()

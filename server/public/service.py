@@ -226,10 +226,26 @@ def status_of(report: PublicReport) -> dict[str, Any]:
         "description": case.data.get("description") if approved else None,
         "photos_before": public_photo_ids(case, "before") if approved else [],
         "photos_after": public_photo_ids(case, "after") if approved else [],
+        "reply": public_reply(case) if approved else None,
         "followup": followup_state(report), "actions": workflow.public_actions(case),
         "satisfaction": settings.satisfaction,
         "created_at": report.created_at, "updated_at": case.updated_at,
     }
+
+
+def public_reply(case: Case) -> str | None:
+    """The latest official reply: the text of a field a step's form marks `public` (what was done, 处理结果),
+    written by staff on a later step than the report itself; None while there is none."""
+    reply = None
+    for event in case.events:
+        if event.submission is None or event.submission_id == case.submission_id:
+            continue
+        spec = form_spec(event.submission.definition_version.data)
+        for f in spec.top_level():
+            value = event.submission.data.get(f.id)
+            if f.public and not f.kind.is_file and isinstance(value, str) and value.strip():
+                reply = value.strip()
+    return reply
 
 
 def public_photo_ids(case: Case, which: str) -> list[int]:

@@ -181,3 +181,22 @@ def test_dashboard_and_drill_down(october, app):  # noqa: F811
     staff = app.test_client()
     login(staff, "staff")
     assert staff.get("/assess/lidu/dashboard").status_code == 403
+
+
+def test_public_scores_page(october, app):  # noqa: F811
+    from server.assessment import service
+    from server.org.models import Unit
+
+    anonymous = app.test_client()
+    assert anonymous.get("/assess/lidu/scores").get_data(as_text=True).count("<table") == 0  # nothing yet
+    office = make_user("office", roles=(("lidu", "office_admin", None),))
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    give_missing_marks(office, period)
+    service.publish(office, period, close_appeals=True)
+    hidden = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="party_office"))
+    hidden.public = False  # a unit the district keeps off public pages
+    db.session.commit()
+    page = anonymous.get("/assess/lidu/scores").get_data(as_text=True)
+    assert "石龙社区" in page and "88.00" in page and "良好" in page and "2026-10" in page
+    assert "党政办公室" not in page and "平安建设办公室" in page
+    assert anonymous.get("/assess/chengguan/scores").status_code == 404  # a district that does not publish them

@@ -382,3 +382,41 @@ def test_the_moderators_note_and_the_reporters_note_are_shown_to_staff(demo):
     assert "&lt;i&gt;可公开&lt;/i&gt;" in queue and "已在曝光台公开" in queue
     case = staff.get(f"/cases/case/{case_id}").get_data(as_text=True)
     assert "&lt;b&gt;谢谢&lt;/b&gt;" in case
+
+
+def test_the_official_reply_reaches_the_reporter_and_open311(demo):
+    """What the handler wrote in a field the step's form marks public (整改情况) is the reply: on the tracking
+    page and as Open311 status_notes, once a moderator approved the report; escaped like everything else."""
+    from server.workflow import service as cases
+    from tests.support.clock import TODAY
+    from tests.support.factories import formdata, photo
+
+    client = demo.test_client()
+    code = _report(client).headers["Location"].rsplit("/", 1)[1]
+    with demo.test_request_context():
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        head = make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+        case = report.case
+        for user, step, fields in (
+                (office, "assign", {"target_unit": "shilong", "instructions": "请处理"}),
+                (head, "rectify", {"action_taken": f"已清理完毕{XSS}", "photos_after": photo("after.jpg"),
+                                   "finished_at": f"{TODAY}T00:10"})):
+            result, page = cases.fire(user, case.id, step, case.version,
+                                      formdata(_token=f"{step}-{case.id}", **fields))
+            assert page is None, page.errors if page else None
+            db.session.commit()
+            case = db.session.get(Case, case.id)
+        report_id = report.id
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert "已清理完毕" not in page  # not approved yet: the reply waits, like the photos after
+    with demo.test_request_context():
+        service.moderate(make_user("moderator", roles=(("lidu", "office_admin", None),)),
+                         db.session.get(PublicReport, report_id), "approved", expose=False)
+        db.session.commit()
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert "已清理完毕" in page and "<script>alert" not in page and "&lt;script&gt;" in page
+    one = client.get(f"/open311/v2/requests/{report_id}.json").get_json()
+    assert one[0]["status_notes"] == f"已清理完毕{XSS}"  # JSON carries the text; escaping is the reader's page
+    xml = client.get(f"/open311/v2/requests/{report_id}.xml").get_data(as_text=True)
+    assert "<script>" not in xml and "已清理完毕" in xml

@@ -59,6 +59,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "account.login": [("/login", "O . . O . . . O")],
     "boards.board": [("/b/{lidu}/{road_s}", "O . . O . . . O"), ("/b/{lidu}/no_such_road", "N . . N . . . N")],
     "boards.board_pdf": [("/b/{lidu}/{road_z}.pdf", "O . . O . . . O")],
+    "assessment.public_scores": [("/assess/{lidu}/scores", "O . . O . . . O"),
+                                 ("/assess/{other}/scores", "N . . N . . . N")],  # Chengguan publishes none
     "assessment.public_flags": [("/assess/{lidu}/flags", "O . . O . . . O"),
                                 ("/assess/{other}/flags", "N . . N . . . N")],  # Chengguan publishes none
     "public.report": [("/p/{lidu}/report", "O . . O . . . O")],
