@@ -382,7 +382,8 @@ def _request_row(report: PublicReport) -> dict[str, Any]:
     approved = status["approved"]
     photos = status["photos_before"] + status["photos_after"]
     return {
-        "service_request_id": str(report.id), "status": status["status"], "status_notes": status["reply"] or tr(status["state"]),
+        "service_request_id": str(report.id), "status": status["status"],
+        "status_notes": status["reply"] or tr(status["state"]),
         "service_name": names.get(case.category or "", case.category), "service_code": case.category,
         "description": status["description"], "agency_responsible": tr(status["unit"]) if status["unit"] else None,
         "service_notice": None,
