@@ -119,6 +119,9 @@ class UnitTree(Protocol):
     def areas_of(self, unit_ids: set[int]) -> set[int]:
         """The areas those units are responsible for."""
 
+    def areas_within(self, area_ids: set[int]) -> set[int]:
+        """The areas given and every area inside them (a road's segments), whichever unit heads them."""
+
 
 UNIT_TREE: Registry[UnitTree] = registry("unit tree")
 
@@ -133,6 +136,10 @@ def _subtree_ids(unit_ids: set[int]) -> set[int]:
 
 def _areas_of_units(unit_ids: set[int]) -> set[int]:
     return _tree().areas_of(unit_ids) if unit_ids else set()
+
+
+def _areas_within(area_ids: set[int]) -> set[int]:
+    return _tree().areas_within(area_ids) if area_ids else set()
 
 
 def compute_scope(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> Scope:
@@ -198,8 +205,8 @@ def _reach_of(kind: str | None, unit_id: int | None, area_id: int | None) -> Rea
         units = _subtree_ids({unit_id})
         return Reach(frozenset(units), frozenset(_areas_of_units(units)))
     if kind == "posted":
-        if area_id is not None:
-            return Reach(frozenset(), frozenset({area_id}))
+        if area_id is not None:  # a post over a road reaches its segments too, whoever heads them
+            return Reach(frozenset(), frozenset(_areas_within({area_id})))
         if unit_id is not None:
             return Reach(frozenset({unit_id}), frozenset(_areas_of_units({unit_id})))
     return None  # a subtree or posted role with no unit reaches nothing
@@ -434,14 +441,15 @@ def capabilities_over_case(user: AnyUser, case: Any) -> frozenset[str]:
 
 
 def roles_over_case(user: AnyUser, case: Any) -> frozenset[str]:
-    """The roles assigned to the user that reach the case: a role held elsewhere does not act here."""
+    """The roles the user holds that reach the case, assigned or given by a post held today (a tier's role):
+    a role held elsewhere does not act here."""
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
-    roles, _tiers = _scheme_roles(case.scheme_key)
+    roles, tiers = _scheme_roles(case.scheme_key)
 
-    def reaches(role_key: str, unit_id: int | None) -> bool:
+    def reaches(role_key: str, unit_id: int | None, area_id: int | None) -> bool:
         role = roles.get(role_key)
-        reach = _reach_of(role.scope if role else None, unit_id, None)
+        reach = _reach_of(role.scope if role else None, unit_id, area_id)
         if reach is None:
             return False
         if reach.units is None:
@@ -449,8 +457,8 @@ def roles_over_case(user: AnyUser, case: Any) -> frozenset[str]:
         return (case.unit_id is not None and case.unit_id in reach.units) or (
             case.area_id is not None and case.area_id in (reach.areas or frozenset()))
 
-    return frozenset(a.role_key for a in user.roles if a.scheme_key == case.scheme_key
-                     and reaches(a.role_key, a.unit_id))
+    held = _held(user, case.scheme_key, district_today(case.scheme_key), tiers)
+    return frozenset(role_key for role_key, unit_id, area_id in held if reaches(role_key, unit_id, area_id))
 
 
 def can_handle_case_unit(user: AnyUser, case: Any) -> bool:

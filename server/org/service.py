@@ -43,6 +43,14 @@ class _UnitTree:
     def areas_of(self, unit_ids: set[int]) -> set[int]:
         return set(db.session.scalars(db.select(Area.id).where(Area.unit_id.in_(unit_ids))))
 
+    def areas_within(self, area_ids: set[int]) -> set[int]:
+        paths = db.session.scalars(db.select(Area.path).where(Area.id.in_(area_ids))).all()
+        out = set(area_ids)
+        for path in paths:
+            if path:
+                out |= set(db.session.scalars(db.select(Area.id).where(Area.path.startswith(path))))
+        return out
+
 
 permissions.UNIT_TREE.add("units", _UnitTree())
 

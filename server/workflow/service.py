@@ -150,8 +150,12 @@ def actor_for(user: AnyUser, case: Case) -> engine.Actor:
     roles = permissions.roles_over_case(user, case)
     today = district_today(case.scheme_key)
     posts = [p for p in user.posts if p.scheme_key == case.scheme_key and p.holds_on(today)]
-    tiers = frozenset(p.tier_key for p in posts if (p.area_id is not None and p.area_id == case.area_id)
-                      or (p.area_id is None and p.unit_id is not None and p.unit_id == case.unit_id))
+    # A post over an area holds its tier over every area inside it (a road's segments): the case's area path
+    # ("/3/8/") names the areas it lies in.
+    within = set((case.area.path or "").strip("/").split("/")) if case.area is not None else set()
+    tiers = frozenset(p.tier_key for p in posts if (p.area_id is not None and (
+        p.area_id == case.area_id or str(p.area_id) in within))
+        or (p.area_id is None and p.unit_id is not None and p.unit_id == case.unit_id))
     relations = set()
     if case.reporter_id == user.id:
         relations.add("reporter")

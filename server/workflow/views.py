@@ -15,6 +15,7 @@ from ..forms import service as forms
 from ..forms.engine import form_spec
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
+from ..web.i18n import tr
 from ..web.params import parse_date, parse_id
 from . import deadlines, inboxes, service
 from .ledger import case_metrics, ledger_xlsx, open_cases_by_area
@@ -153,5 +154,12 @@ def act(case_id: int, transition_id: str):
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
                                action_url=url, version=expected_version or item.version), status
     db.session.commit()
+    if not permissions.can_view_case(current_user, item):
+        # The step passed the case on beyond the user's reach (up to the street, to another unit): say where it
+        # went, on the inbox, rather than answer the redirect with a 403.
+        where = tr(item.unit.name) if item.unit is not None else _("another unit")
+        flash(_("Done. Case #%(id)s is now with %(unit)s, outside what you can see.", id=item.id, unit=where),
+              "success")
+        return redirect(url_for("workflow.inbox", scheme_key=item.scheme_key), code=303)
     flash(_("Done."), "success")
     return redirect(url_for("workflow.case", case_id=case_id), code=303)

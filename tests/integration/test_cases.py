@@ -14,6 +14,7 @@ from server.extensions import db
 from server.forms import service as forms
 from server.forms.engine import form_spec
 from server.forms.models import Submission
+from server.org.models import Unit
 from server.workflow import deadlines, escalation, ledger, migration, service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 from tests.support.clock import TODAY
@@ -502,3 +503,32 @@ def test_a_step_that_moves_the_case_records_where_it_went(people):
     assert case.unit.key == "zhiyuan"
     assert (moved.from_unit_id, moved.to_unit_id) == (unit_id("lidu", "shilong"), unit_id("lidu", "zhiyuan"))
     assert all(e.from_unit_id is None for e in case.events[:-1])  # the steps before it left it where it was
+
+
+def test_a_step_that_passes_the_case_beyond_reach_lands_on_the_inbox_with_a_message(people, app, monkeypatch):
+    """After his own step moved the case out of his reach (up to the street, to another unit), the handler is
+    told where it went on his inbox, not answered with a 403 by the case page."""
+    from tests.conftest import csrf_token
+    from tests.support.factories import login
+
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong", instructions="请处理")
+    real_fire = service.fire
+
+    def passing_on(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        item, page = real_fire(*args, **kwargs)
+        # As a step that hands the case to another unit would (assign: {tier_above: true}, a dispatcher's
+        # field): the case and its place leave Shilong.
+        item.unit = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="zhiyuan"))
+        item.area = None
+        return item, page
+
+    monkeypatch.setattr(service, "fire", passing_on)
+    client = app.test_client()
+    login(client, "head")
+    token = csrf_token(client, f"/cases/case/{case.id}")
+    response = client.post(f"/cases/case/{case.id}/do/send_back", data={"csrf_token": token,
+                                                                        "case_version": case.version})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/cases/lidu/")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"#{case.id}" in page and "致远社区" in page
+    assert client.get(f"/cases/case/{case.id}").status_code == 403  # indeed out of reach now

@@ -112,3 +112,34 @@ def test_a_subtree_role_without_a_unit_is_refused(demo):
     user = make_user("unitless")
     with pytest.raises(Conflict):
         grant_role(user, "lidu", "unit_head", None)
+
+
+def test_a_post_over_a_road_reaches_its_segments_and_gives_its_role_and_tier_there(demo):
+    """A segment keeper posted over Shilong Old Street sees, and acts on, a case on its north segment: the
+    post's reach covers the areas inside its area, its tier's role counts in a transition's `who.roles`, and
+    its tier counts in `who.tiers`."""
+    from server.auth import permissions
+    from server.definitions.models import DefinitionVersion
+    from server.org.posts import appoint
+    from server.workflow.models import Case
+    from server.workflow.service import actor_for
+
+    keeper = make_user("keeper")
+    appoint("lidu", "segment_keeper", "张三", area_key="shilong_old_street", username="keeper", since=TODAY)
+    north = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street_north"))
+    elsewhere = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="zhiyuan_road"))
+    workflow = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="workflow"))
+    cases = {}
+    for name, area in (("north", north), ("elsewhere", elsewhere)):
+        case = Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id, state="assigned",
+                    state_kind="open", data={}, area_id=area.id, unit_id=area.unit_id)
+        db.session.add(case)
+        cases[name] = case
+    db.session.flush()
+    assert north.id in compute_scope(keeper, "lidu", TODAY).only("case.handle").area_ids
+    assert permissions.can_view_case(keeper, cases["north"])
+    assert not permissions.can_view_case(keeper, cases["elsewhere"])
+    assert permissions.roles_over_case(keeper, cases["north"]) == {"staff"}
+    assert permissions.roles_over_case(keeper, cases["elsewhere"]) == frozenset()
+    assert "segment_keeper" in actor_for(keeper, cases["north"]).tiers
+    assert "segment_keeper" not in actor_for(keeper, cases["elsewhere"]).tiers
