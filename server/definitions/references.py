@@ -399,6 +399,7 @@ class ReferenceChecker:
                 self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'")
         for path, esc in _walk_tree(d.get("escalations"), ["escalations"], "-"):
             self.ref(doc, [*path, "deadline"], esc.get("deadline"), deadlines, "deadline")
+            self._check_recipients(doc, [*path, "notify"], esc.get("notify"), ctx, uses_scheme, built_in)
         initial = d.get("initial")
         if initial in states:
             reached, queue = {initial}, deque([initial])
@@ -416,6 +417,23 @@ class ReferenceChecker:
                 self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
         if not any(k == "final" for k in kinds.values()):
             self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+
+    def _check_recipients(self, doc: SourceDocument, path: Path, items: Any, ctx: dict[str, set[str]],
+                          uses_scheme: bool, built_in: bool) -> None:
+        """`notify: [{unit: k}, {tier: t}]` names the district's units and tiers: they must exist, and a built-in
+        workflow (shared by every district) may not name them."""
+        for i, item in enumerate(_as_list(items)):
+            if not isinstance(item, dict):
+                continue
+            for key, known in (("unit", ctx["units"]), ("tier", ctx["tiers"])):
+                if key not in item:
+                    continue
+                if built_in:
+                    self.err(doc, [*path, i, key], f"a built-in workflow cannot name a district's {key}: use a "
+                             "relation (assignee, assignee_unit, tier_above_assignee, reporter), or copy it into "
+                             "the scheme folder")
+                elif uses_scheme:
+                    self.ref(doc, [*path, i, key], item[key], known, key)
 
     def _check_not_by(self, doc: SourceDocument, path: Path, t: dict, who: dict, transitions: list) -> None:
         """Four eyes names steps of this workflow, and never refuses everyone `who` lets in."""
@@ -460,6 +478,8 @@ class ReferenceChecker:
             self.ref(doc, [*ep, "extend_deadline", "deadline"], extend.get("deadline"), deadlines, "deadline")
             for key in ("working_days", "working_hours"):
                 self.expr(doc, [*ep, "extend_deadline", key], extend.get(key), names)
+            self._check_recipients(doc, [*ep, "notify"], effect.get("notify"), ctx, uses_scheme,
+                                   ("workflow", doc.data.get("id")) in self.built_in)
             assign = effect.get("assign") if isinstance(effect.get("assign"), dict) else {}
             if uses_scheme:
                 self.ref(doc, [*ep, "assign", "unit"], assign.get("unit"), ctx["units"], "unit")

@@ -117,7 +117,22 @@ def _effects(items: Iterable[dict]) -> tuple[Effect, ...]:
             expressions = {k: _compile(value[k]) for k in ("working_days", "working_hours") if k in value}
         else:
             expressions = {}
+        if kind == "notify":
+            value = recipients(value)
         out.append(Effect(kind, value, expressions))
+    return tuple(out)
+
+
+def recipients(items: Iterable[Any]) -> tuple[str, ...]:
+    """A `notify` list as names: a relation (`assignee`), a fixed unit (`{unit: k}` → "unit:k") or the holder of
+    a tier over the case's place (`{tier: t}` → "tier:t")."""
+    out = []
+    for item in items or ():
+        if isinstance(item, Mapping):
+            ((kind, key),) = item.items()
+            out.append(f"{kind}:{key}")
+        else:
+            out.append(str(item))
     return tuple(out)
 
 
@@ -164,7 +179,7 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
                                          _compile(d.get("working_hours")), d.get("max_calendar_days"))
                    for d in definition.get("deadlines", [])},
         escalations=tuple(EscalationSpec(e["id"], e["deadline"], e["when"], tuple(e["actions"]),
-                                         tuple(e.get("notify", [])), float(e.get("working_hours_before", 0)))
+                                         recipients(e.get("notify", [])), float(e.get("working_hours_before", 0)))
                           for e in definition.get("escalations", [])),
         on_create=_effects(definition.get("on_create", [])),
         report_form=definition.get("report_form"),

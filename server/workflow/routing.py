@@ -72,11 +72,32 @@ def _route(case: Case) -> tuple[Unit | None, User | None]:
         if target.get("unit"):
             return db.session.scalar(db.select(Unit).filter_by(scheme_key=case.scheme_key, key=target["unit"])), None
         if target.get("tier") and case.area_id is not None:
-            post = db.session.scalar(db.select(Post).filter_by(scheme_key=case.scheme_key, tier_key=target["tier"],
-                                                               area_id=case.area_id, ended_on=None))
+            post = next(iter(tier_holders(case, target["tier"], by_unit=False)), None)
             if post is not None:
-                return post.unit or (case.area.unit if case.area else None), post.user
+                return post.unit or (post.area.unit if post.area else None), post.user
     return None, None
+
+
+def tier_holders(case: Case, tier_key: str, by_unit: bool = True) -> list[Post]:
+    """Who holds tier `tier_key` over the case's place today: the posts over its area, else over the nearest
+    area above it (a road's post for a case on its segment); with `by_unit`, else the posts over its unit."""
+    from ..definitions.clock import district_today
+
+    today = district_today(case.scheme_key)
+    held = db.select(Post).filter_by(scheme_key=case.scheme_key, tier_key=tier_key).where(
+        Post.started_on <= today, (Post.ended_on.is_(None)) | (Post.ended_on >= today))
+    if case.area is not None:
+        # The area's path ("/3/8/") lists it and the areas above it, outermost first: nearest is last.
+        chain = [int(part) for part in (case.area.path or "").strip("/").split("/") if part.isdigit()] or [case.area_id]
+        posts = list(db.session.scalars(held.where(Post.area_id.in_(chain)).order_by(Post.id)))
+        for area_id in reversed(chain):
+            nearest = [p for p in posts if p.area_id == area_id]
+            if nearest:
+                return nearest
+    if by_unit and case.unit_id is not None:
+        return list(db.session.scalars(held.where(Post.unit_id == case.unit_id, Post.area_id.is_(None))
+                                       .order_by(Post.id)))
+    return []
 
 
 def assign(case: Case, how: str, value: Any) -> None:

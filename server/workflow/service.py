@@ -28,11 +28,12 @@ from ..forms import engine as form_engine
 from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec
 from ..forms.models import Submission
+from ..org.models import Unit
 from ..web.i18n import tr
 from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
 from .models import Case, CaseEvent, Notification, unit_move
-from .routing import assign
+from .routing import assign, tier_holders
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
@@ -513,16 +514,31 @@ def _form_row(case: Case, form_key: str) -> DefinitionVersion:
     return db.session.get(DefinitionVersion, ref.id)
 
 
-def notify(case: Case, relations: set[str], message: str) -> None:
-    for relation in sorted(relations):
-        if relation == "assignee" and case.assignee_id:
-            db.session.add(Notification(user_id=case.assignee_id, case_id=case.id, message=message))
-        elif relation == "reporter" and case.reporter_id:
-            db.session.add(Notification(user_id=case.reporter_id, case_id=case.id, message=message))
-        elif relation == "assignee_unit" and case.unit_id:
-            db.session.add(Notification(unit_id=case.unit_id, case_id=case.id, message=message))
-        elif relation == "tier_above_assignee" and case.unit is not None and case.unit.parent_id:
-            db.session.add(Notification(unit_id=case.unit.parent_id, case_id=case.id, message=message))
+# Who a `notify` name reaches: {"user_id": …} or {"unit_id": …} for each recipient.
+Recipients = Callable[[Case, str], list[dict[str, int | None]]]
+RECIPIENTS: dict[str, Recipients] = {
+    "assignee": lambda case, _key: [{"user_id": case.assignee_id}],
+    "reporter": lambda case, _key: [{"user_id": case.reporter_id}],
+    "assignee_unit": lambda case, _key: [{"unit_id": case.unit_id}],
+    "tier_above_assignee": lambda case, _key: [{"unit_id": case.unit.parent_id if case.unit is not None else None}],
+    # {unit: k}: a fixed unit of the district.
+    "unit": lambda case, key: [{"unit_id": db.session.scalar(db.select(Unit.id).filter_by(
+        scheme_key=case.scheme_key, key=key))}],
+    # {tier: t}: the holders of the tier over the case's place (nearest above), else over its unit: the person
+    # when the post has an account, else the post's unit.
+    "tier": lambda case, key: [{"user_id": p.user_id} if p.user_id else
+                               {"unit_id": p.unit_id or (p.area.unit_id if p.area else None)}
+                               for p in tier_holders(case, key)],
+}
+
+
+def notify(case: Case, names: set[str], message: str) -> None:
+    """Notifications of a step or an escalation, to each name of its `notify` (see RECIPIENTS)."""
+    for name in sorted(names):
+        kind, _sep, key = name.partition(":")
+        for target in RECIPIENTS[kind](case, key) if kind in RECIPIENTS else ():
+            if any(target.values()):
+                db.session.add(Notification(case_id=case.id, message=message, **target))
 
 
 # -- escalation (`fangan tick`) -------------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_effects_compile_in_order_with_their_expressions(spec):
     assert effects[0].value == {"rework_count": "coalesce(rework_count, 0) + 1"}
     assert {k: e.source for k, e in effects[0].expressions.items()} == {"rework_count": "coalesce(rework_count, 0) + 1"}
     assert (effects[1].value, effects[1].expressions) == ("handle", {})
-    assert effects[2].value == ["assignee"]
+    assert effects[2].value == ("assignee",)  # notify names, fixed units and tiers as "unit:k", "tier:t"
 
 
 def test_extend_deadline_compiles_a_formula_or_a_plain_number(spec):
