@@ -133,6 +133,8 @@ class Flag:
     color: str | None = None
     below: Decimal | None = None
     among: str = "ranking"  # ranking (each ranking group) | groups (without the difficulty split) | district
+    caps_grade: str | None = None  # a unit holding it gets no better grade than this one (no 优秀 for a last place)
+    bars_honours: bool = False  # a unit holding it holds no top flag for the rest of the year
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
         sections=sections, metrics=tuple(definition.get("metrics", ())),
         grades=_grades(definition.get("grades", [])),
         flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
-                         f.get("among", "ranking"))
+                         f.get("among", "ranking"), f.get("caps_grade"), f.get("bars_honours") == "year")
                     for f in definition.get("flags", [])),
         flag_overlap=definition.get("flag_overlap", "top"),
         streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
@@ -427,6 +429,15 @@ def grade_of(sheet: SheetSpec, score: Decimal) -> Grade | None:
     """The band the published (two-place) score falls in: the highest whose `min` it reaches."""
     value = shown(score)
     return next((g for g in sheet.grades if value >= g.min), None)
+
+
+def capped_grade(sheet: SheetSpec, grade: Grade | None, flags: Iterable[Flag]) -> Grade | None:
+    """The grade after the flags' `caps_grade`: no better than the lowest cap among the flags held."""
+    caps = [g for f in flags if f.caps_grade for g in sheet.grades if g.id == f.caps_grade]
+    if grade is None or not caps:
+        return grade
+    cap = min(caps, key=lambda g: g.min)
+    return cap if grade.min > cap.min else grade
 
 
 def combined_bands(sheet: SheetSpec, rule: Mapping[str, Any]) -> SheetSpec:

@@ -128,7 +128,7 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
         result.grade = engine.grade_of(sheet, result.score.total)
         if result.vetoes and failing is not None:
             result.grade = failing  # a veto fails the unit whatever the score
-    barred = {unit_id for unit_id, r in results.items() if r.vetoes}
+    barred = {unit_id for unit_id, r in results.items() if r.vetoes} | barred_this_year(scheme_key, sheet, period)
     ranked = ranking_groups(scheme_key, sheet, units)
     for group_id, members in ranked.items():
         for unit_id, position in engine.rank({u.id: results[u.id].score.total for u in members}).items():
@@ -146,7 +146,22 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
                 held[unit_id].extend(f for f in got if f not in held[unit_id])
     for unit_id, flags in engine.settle_overlap(sheet, held).items():
         results[unit_id].flags.extend(flags)
+        if not results[unit_id].vetoes:  # (a veto's failing grade stands)
+            results[unit_id].grade = engine.capped_grade(sheet, results[unit_id].grade, flags)
     return [results[u.id] for u in units]
+
+
+def barred_this_year(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period) -> set[int]:
+    """Units that held a flag with `bars_honours: year` in an earlier published period of this sheet this year:
+    they hold no top flag for the rest of the year (the next unit in line takes it)."""
+    barring = {f.id for f in sheet.flags if f.bars_honours}
+    if not barring:
+        return set()
+    earlier = db.session.scalars(db.select(AssessmentPeriod).where(
+        AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet.id,
+        AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= period.start.replace(month=1, day=1),
+        AssessmentPeriod.starts_on < period.start))
+    return {score.unit_id for row in earlier for score in published_scores(row) if barring & set(score.flags or [])}
 
 
 def _vetoes(sheet: SheetSpec, per: str, names: dict[str, Any], unit: Unit) -> list[Veto]:

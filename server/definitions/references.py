@@ -572,6 +572,9 @@ class ReferenceChecker:
         grades = list(_walk_tree(d.get("grades"), ["grades"], "-"))
         self.ids(doc, grades, "grade")
         self.ids(doc, _walk_tree(d.get("flags"), ["flags"], "-"), "flag")
+        grade_ids = {g.get("id") for _p, g in grades if isinstance(g.get("id"), str)}
+        for path, flag in _walk_tree(d.get("flags"), ["flags"], "-"):
+            self.ref(doc, [*path, "caps_grade"], flag.get("caps_grade"), grade_ids, "grade")
         ranking = d.get("ranking") if isinstance(d.get("ranking"), dict) else {}
         self.ref(doc, ["ranking", "groups"], ranking.get("groups"), ctx["groups"], "unit group")
         for path, streak in _walk_tree(d.get("streaks"), ["streaks"], "-"):
