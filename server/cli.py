@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -95,6 +96,24 @@ def scheme_validate(path: Path) -> None:
     except DefinitionsInvalid as exc:
         _fail_with_errors(exc.errors)
     click.echo(f"OK: scheme '{bundle.id}' with {len(bundle.members) + 1} definitions ({bundle.hash[:10]})")
+    _warn_about_posts(bundle)
+
+
+def _warn_about_posts(bundle: Any) -> None:
+    """When this instance runs the district, the posts held today measured against the definitions checked."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .definitions.service import current_version
+    from .org.service import post_count_warnings
+
+    try:
+        if current_version(bundle.id) is None:
+            return
+        warnings = post_count_warnings(bundle.id, bundle.scheme.data)
+    except SQLAlchemyError:  # an instance without a database yet: nothing to measure
+        return
+    for warning in warnings:
+        click.secho(f"warning: {warning.message()}", fg="yellow", err=True)
 
 
 @scheme_cli.command("load")

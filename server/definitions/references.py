@@ -145,6 +145,12 @@ class ReferenceChecker:
         areas = self.ids(s, _walk_tree(d.get("areas"), ["areas"]), "area")
         roles = self.ids(s, _walk_tree(d.get("roles"), ["roles"], "-"), "role")
         tiers = self.ids(s, _walk_tree(d.get("tiers"), ["tiers"], "-"), "tier")
+        for path, tier in _walk_tree(d.get("tiers"), ["tiers"], "-"):
+            for key in ("covers", "holders"):
+                rule = tier.get(key) if isinstance(tier.get(key), dict) else {}
+                low, high = rule.get("min"), rule.get("max")
+                if isinstance(low, int) and isinstance(high, int) and low > high:
+                    self.err(s, [*path, key], f"min {low} is more than max {high}: no number of posts can meet it")
         groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
         categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
         self.ref(s, ["category_lists"], d.get("category_lists"), self.available("category_list"), "category list")

@@ -394,3 +394,57 @@ def distance_m(geometry: dict, lat: float, lng: float) -> float | None:
         return (coords - (lng, lat)) * (scale_x, _M_PER_DEG_LAT)
 
     return float(shapely.transform(geom, project).distance(Point(0, 0)))
+
+
+# -- how many: areas a holder covers, holders an area needs ------------------------------------------------------
+
+@dataclass(frozen=True)
+class CountWarning:
+    """A tier's `covers` or `holders` broken by the posts held today."""
+
+    tier: str
+    what: str  # covers: a holder's areas | holders: an area's holders
+    subject: str  # the holder's name, or the area's key
+    count: int
+    low: int | None
+    high: int | None
+
+    def message(self) -> str:
+        wanted = (f"{self.low}–{self.high}" if self.low is not None and self.high is not None
+                  else f"≥ {self.low}" if self.low is not None else f"≤ {self.high}")
+        if self.what == "covers":
+            return _("%(holder)s holds tier %(tier)s over %(count)s areas; the scheme says %(wanted)s.",
+                     holder=self.subject, tier=self.tier, count=self.count, wanted=wanted)
+        return _("Area %(area)s has %(count)s holder(s) of tier %(tier)s; the scheme says %(wanted)s.",
+                 area=self.subject, tier=self.tier, count=self.count, wanted=wanted)
+
+
+def _outside(count: int, rule: Mapping) -> bool:
+    return count < rule.get("min", 0) or ("max" in rule and count > rule["max"])
+
+
+def post_count_warnings(scheme: Mapping, held: list[tuple[str, str, str | None]],
+                        areas: Mapping[str, str]) -> list[CountWarning]:
+    """Where the posts held today break a tier's `covers` (areas per holder) or `holders` (holders per area).
+
+    `held`: (tier, holder, area key or None) of each post held today; `areas`: each active area's key → kind."""
+    out = []
+    for tier_id, tier in _kinds(scheme, "tiers").items():
+        mine = [(holder, area) for t, holder, area in held if t == tier_id and area]
+        covers, needs = tier.get("covers") or {}, tier.get("holders") or {}
+        if covers:
+            per_holder: dict[str, int] = {}
+            for holder, _area in mine:
+                per_holder[holder] = per_holder.get(holder, 0) + 1
+            out += [CountWarning(tier_id, "covers", holder, n, covers.get("min"), covers.get("max"))
+                    for holder, n in sorted(per_holder.items()) if _outside(n, covers)]
+        if needs:
+            kinds = tier.get("area_kinds") or []
+            per_area: dict[str, int] = {}
+            for _holder, area in mine:
+                per_area[area] = per_area.get(area, 0) + 1
+            out += [CountWarning(tier_id, "holders", key, per_area.get(key, 0), needs.get("min"), needs.get("max"))
+                    for key, kind in sorted(areas.items())
+                    if (not kinds or kind in kinds) and _outside(per_area.get(key, 0), needs)]
+    return out
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -405,3 +406,19 @@ def area_at(scheme_key: str, lat: float, lng: float, within_m: float = 200) -> A
     rows = db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key, Area.active.is_(True),
                                                     Area.geometry.is_not(None)))
     return engine.place_of([(a, a.geometry, a.path.count("/")) for a in rows], lat, lng, within_m)
+
+
+def post_count_warnings(scheme_key: str, scheme: Mapping[str, Any] | None = None,
+                        today: dt.date | None = None) -> list[engine.CountWarning]:
+    """Where today's posts break a tier's `covers` or `holders` (of the scheme in force, or of `scheme` being
+    checked before it is loaded)."""
+    scheme = scheme if scheme is not None else scheme_or_404(scheme_key).data
+    today = today or district_today(scheme_key)
+    areas = {key: kind for key, kind in db.session.execute(
+        db.select(Area.key, Area.kind).filter_by(scheme_key=scheme_key, active=True)).all()}
+    posts = db.session.execute(
+        db.select(Post.tier_key, Post.holder_name, Area.key).outerjoin(Area, Area.id == Post.area_id)
+        .where(Post.scheme_key == scheme_key, Post.started_on <= today,
+               (Post.ended_on.is_(None)) | (Post.ended_on >= today))).all()
+    return engine.post_count_warnings(scheme, [(tier, holder, area) for tier, holder, area in posts], areas)
+

@@ -226,7 +226,10 @@ def posts(scheme_key: str):
     area_rows = service.list_areas(current_user, scheme_key)
     chosen = next((a for a in area_rows if a.key == area_key), None)
     rows = service.list_posts(current_user, scheme_key, tier=tier, area=chosen, state=state)
+    warnings = service.post_count_warnings(scheme_key) if permissions.can_manage_org_in(current_user, scheme_key) \
+        else []
     return render_template("org/posts.html", scheme_key=scheme_key, posts=rows, data=scheme.data, areas=area_rows,
+                           warnings=warnings,
                            tiers=scheme.tiers, tier=tier, area_key=area_key,
                            state=state, today=district_today(scheme_key),
                            can_manage=permissions.can_manage_org_in(current_user, scheme_key),

@@ -25,8 +25,13 @@ PASSWORD = "correct-horse-battery"
 
 
 @cache
-def demo_files() -> dict[str, str]:
+def _demo_files() -> dict[str, str]:
     return read_source(DEMO)
+
+
+def demo_files() -> dict[str, str]:
+    """The demo scheme's files, read once: a copy each time, so that a test changing one changes no other."""
+    return dict(_demo_files())
 
 
 def load_demo(activate: bool = True):
@@ -39,8 +44,13 @@ def load_demo(activate: bool = True):
 
 
 @cache
-def scheme_files(name: str) -> dict[str, str]:
+def _scheme_files(name: str) -> dict[str, str]:
     return read_source(ROOT / "schemes" / name)
+
+
+def scheme_files(name: str) -> dict[str, str]:
+    """A shipped scheme's files (schemes/<name>), read once: a copy each time, like `demo_files`."""
+    return dict(_scheme_files(name))
 
 
 def load_shipped(name: str):

@@ -292,3 +292,21 @@ def test_a_column_of_notes_is_one_problem_not_thousands():
     rows = [["key", "kind", "name_zh"]] + [[f"u{i}", "community", "社区", "备注"] for i in range(500)]
     tables, errors = read_xlsx(workbook({"units": rows}))
     assert [(e.row, e.column) for e in errors] == [(2, "D")]
+
+
+def test_post_count_warnings_for_covers_and_holders():
+    from server.org.engine import post_count_warnings
+
+    scheme = {"tiers": [{"id": "grid_keeper", "area_kinds": ["grid"], "covers": {"min": 2, "max": 3},
+                         "holders": {"min": 1, "max": 1}},
+                        {"id": "free", "area_kinds": ["grid"]}]}
+    areas = {"g1": "grid", "g2": "grid", "g3": "grid", "g4": "grid", "g5": "grid", "road": "road"}
+    held = [("grid_keeper", "张三", "g1"), ("grid_keeper", "张三", "g2"),                      # 2: fine
+            ("grid_keeper", "李四", "g3"),                                                     # 1: too few
+            ("grid_keeper", "王五", "g4"), ("grid_keeper", "王五", "g3"), ("grid_keeper", "王五", "g1"),
+            ("grid_keeper", "王五", "g2"),                                                     # 4: too many
+            ("free", "赵六", "g5"), ("free", "赵六", "road")]                                  # no rule
+    got = {(w.what, w.subject, w.count) for w in post_count_warnings(scheme, held, areas)}
+    assert got == {("covers", "李四", 1), ("covers", "王五", 4),
+                   ("holders", "g1", 2), ("holders", "g2", 2), ("holders", "g3", 2), ("holders", "g5", 0)}
+    assert post_count_warnings({"tiers": [{"id": "t"}]}, held, areas) == []
