@@ -158,6 +158,7 @@ class Veto:
     when: Expression
     period: str | None = None
     funding: str = "keep"  # keep | floor | none: what a vetoed unit's money becomes
+    over: str = "unit"  # unit: each unit's own numbers | district: the totals of every unit the sheet assesses
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
                              bool(s.get("consecutive", True)), s.get("action"), bool(s.get("repeat", False)))
                       for s in definition.get("streaks", [])),
         vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"),
-                          v.get("funding", "keep"))
+                          v.get("funding", "keep"), v.get("over", "unit"))
                      for v in definition.get("vetoes", [])),
         ranking=dict(definition.get("ranking") or {}), assessors=dict(definition.get("assessors") or {}),
         combine=tuple(definition.get("combine", ())),
@@ -574,10 +575,22 @@ def _gap(before: PeriodResult, after: PeriodResult) -> bool:
     return (after.starts_on - before.ends_on).days > 1
 
 
-def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None) -> list[Veto]:
-    """The vetoes of period kind `period` (those without one count in every period) whose condition holds."""
-    return [v for v in sheet.vetoes if (v.period or sheet.period) == (period or sheet.period)
+def vetoed(sheet: SheetSpec, names: Mapping[str, Any], period: str | None = None, over: str = "unit") -> list[Veto]:
+    """The vetoes of period kind `period` (those without one count in every period) read `over` one unit's
+    numbers (or the district's totals) whose condition holds."""
+    return [v for v in sheet.vetoes if (v.period or sheet.period) == (period or sheet.period) and v.over == over
             and _evaluate(v.when, names, f"vetoes.{v.id}")]
+
+
+def district_totals(per_unit: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each metric added up over the units (numbers only; a unit without a value adds nothing): what a veto
+    `over: district` reads (the district's new illegal buildings in the year)."""
+    totals: dict[str, Any] = {}
+    for names in per_unit:
+        for key, value in names.items():
+            if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return totals
 
 
 def longer_vetoes(sheet: SheetSpec) -> dict[str, list[Veto]]:

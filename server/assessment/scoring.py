@@ -121,10 +121,14 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
         results[u.id] = UnitResult(u, names, score)
     longer = _longer_metrics(scheme_key, sheet, period, units)
     failing = engine.failing_grade(sheet)
+    on_all = district_vetoes(sheet, sheet.period, [r.metrics for r in results.values()])
+    for per, numbers in longer.items():
+        on_all += district_vetoes(sheet, per, [numbers.get(u.id, {}) for u in units])
     for result in results.values():
         result.vetoes = _vetoes(sheet, sheet.period, result.metrics, result.unit)
         for per, numbers in longer.items():
             result.vetoes += _vetoes(sheet, per, numbers.get(result.unit.id, {}), result.unit)
+        result.vetoes += on_all
         result.grade = engine.grade_of(sheet, result.score.total)
         if result.vetoes and failing is not None:
             result.grade = failing  # a veto fails the unit whatever the score
@@ -162,6 +166,16 @@ def barred_this_year(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Pe
         AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= period.start.replace(month=1, day=1),
         AssessmentPeriod.starts_on < period.start))
     return {score.unit_id for row in earlier for score in published_scores(row) if barring & set(score.flags or [])}
+
+
+def district_vetoes(sheet: SheetSpec, per: str, per_unit: list[dict[str, Any]]) -> list[Veto]:
+    """The vetoes `over: district` that hold on the totals of every assessed unit: they veto every unit."""
+    if not any(v.over == "district" for v in sheet.vetoes):
+        return []
+    try:
+        return engine.vetoed(sheet, engine.district_totals(per_unit), per, over="district")
+    except engine.ScoringError as exc:
+        raise DomainError(_("The district cannot be scored: %(problem)s", problem=str(exc))) from None
 
 
 def _vetoes(sheet: SheetSpec, per: str, names: dict[str, Any], unit: Unit) -> list[Veto]:
@@ -232,6 +246,7 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
     numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
     banded = engine.combined_bands(sheet, rule)  # its own bands, none, or the sheet's
     failing = engine.failing_grade(banded)
+    on_all = district_vetoes(sheet, span.per, [numbers.get(u.id, {}) for u in units]) if numbers else []
     summed = rule.get("aggregate") == "sum"
     out = []
     for unit in units:
@@ -239,7 +254,7 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
                     for name in names}
         score = (engine.combine(formula, averages, f"combine.{combine_id}")
                  if all(a is not None for a in averages.values()) else None)
-        vetoes = _vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []
+        vetoes = (_vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []) + on_all
         grade = engine.grade_of(banded, score) if score is not None else None
         out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes,
                                  unit.id in unsure))

@@ -193,10 +193,14 @@ def test_three_months_in_the_bottom_three_is_an_interview(monthly):
 
 # -- the veto (篇8 第六条) ----------------------------------------------------------------------------------------
 
-def test_more_than_twenty_new_illegal_buildings_vetoes_the_year(monthly):
-    assert engine.vetoed(monthly, {"new_illegal_buildings": 20}, "year") == []
-    assert [v.id for v in engine.vetoed(monthly, {"new_illegal_buildings": 21}, "year")] == ["illegal_buildings"]
-    assert engine.vetoed(monthly, {"new_illegal_buildings": 25}, "month") == []   # judged on the year only
+def test_more_than_twenty_new_illegal_buildings_in_the_district_vetoes_the_year(monthly):
+    # 辖区全年新增违法建设: the street's total over its communities, not each community's own count.
+    year = lambda *counts: engine.vetoed(  # noqa: E731
+        monthly, engine.district_totals({"new_illegal_buildings": n} for n in counts), "year", over="district")
+    assert year(20) == [] and year(8, 7, 5) == []
+    assert [v.id for v in year(8, 8, 5)] == ["illegal_buildings"]                # 21 in all, none over 20 alone
+    assert engine.vetoed(monthly, {"new_illegal_buildings": 25}, "year") == []  # one unit's count is not read
+    assert engine.vetoed(monthly, {"new_illegal_buildings": 25}, "month", over="district") == []  # the year only
 
 
 # -- the year: monthly 60 % + year-end 40 % (篇1 考核方法3) --------------------------------------------------------
