@@ -228,6 +228,20 @@ def _rule(data: dict) -> RuleSpec:
                     cap=_opt(data.get("cap")))
 
 
+def _flags(items: Iterable[Mapping[str, Any]]) -> tuple[Flag, ...]:
+    return tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
+                      f.get("among", "ranking"), f.get("caps_grade"), f.get("bars_honours") == "year")
+                 for f in items)
+
+
+def _funding(funding: Mapping[str, Any] | None) -> Funding | None:
+    if not funding:
+        return None
+    return Funding(dec(funding["base_amount"]), dec(funding["base_score"]), dec(funding["step_points"]),
+                   dec(funding["step_amount"]), _opt(funding.get("floor")), _opt(funding.get("cap")),
+                   funding.get("currency", "CNY"))
+
+
 def _grades(bands: Iterable[Mapping[str, Any]]) -> tuple[Grade, ...]:
     return tuple(sorted((Grade(g["id"], g.get("name"), dec(g["min"]), g.get("color"), g.get("passing", True))
                          for g in bands), key=lambda g: g.min, reverse=True))
@@ -248,9 +262,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
         id=definition["id"], name=definition.get("name"), period=definition["period"], total=dec(definition["total"]),
         sections=sections, metrics=tuple(definition.get("metrics", ())),
         grades=_grades(definition.get("grades", [])),
-        flags=tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
-                         f.get("among", "ranking"), f.get("caps_grade"), f.get("bars_honours") == "year")
-                    for f in definition.get("flags", [])),
+        flags=_flags(definition.get("flags", [])),
         flag_overlap=definition.get("flag_overlap", "top"),
         streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
                              bool(s.get("consecutive", True)), s.get("action"), bool(s.get("repeat", False)))
@@ -260,9 +272,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
                      for v in definition.get("vetoes", [])),
         ranking=dict(definition.get("ranking") or {}), assessors=dict(definition.get("assessors") or {}),
         combine=tuple(definition.get("combine", ())),
-        funding=Funding(dec(funding["base_amount"]), dec(funding["base_score"]), dec(funding["step_points"]),
-                        dec(funding["step_amount"]), _opt(funding.get("floor")), _opt(funding.get("cap")),
-                        funding.get("currency", "CNY")) if funding else None,
+        funding=_funding(funding),
         appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}),
         appeal_roles=tuple(definition.get("appeal_roles", ())))
 
@@ -442,12 +452,13 @@ def capped_grade(sheet: SheetSpec, grade: Grade | None, flags: Iterable[Flag]) -
 
 
 def combined_bands(sheet: SheetSpec, rule: Mapping[str, Any]) -> SheetSpec:
-    """The sheet as a `combine` rule grades: with the rule's own `grades`, with none (`grades: none`), or with
-    the sheet's (the scheme check allows that only when the formula is on the sheet's scale)."""
-    if "grades" not in rule:
-        return sheet
-    bands = [] if rule["grades"] == "none" else rule["grades"]
-    return replace(sheet, grades=_grades(bands))
+    """The sheet as a `combine` rule grades, flags and funds its results: with the rule's own `grades`, with
+    none (`grades: none`), or with the sheet's (the scheme check allows that only when the formula is on the
+    sheet's scale); with the rule's own `flags` and `funding` only (a month's flags and money are not a
+    year's)."""
+    bands = sheet.grades if "grades" not in rule else _grades([] if rule["grades"] == "none" else rule["grades"])
+    return replace(sheet, grades=bands, flags=_flags(rule.get("flags", ())), funding=_funding(rule.get("funding")),
+                   flag_overlap=rule.get("flag_overlap", sheet.flag_overlap))
 
 
 def failing_grade(sheet: SheetSpec) -> Grade | None:

@@ -137,22 +137,30 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
     for group_id, members in ranked.items():
         for unit_id, position in engine.rank({u.id: results[u.id].score.total for u in members}).items():
             results[unit_id].ranks[group_id] = position
-    # Each flag is counted among the units its `among` names: the ranking groups, the groups without the
-    # difficulty split, or the whole district; then a unit at both ends keeps what `flag_overlap` says.
-    held: dict[int, list[engine.Flag]] = {u.id: [] for u in units}
-    for among in dict.fromkeys(f.among for f in sheet.flags):
-        flags = [f for f in sheet.flags if f.among == among]
-        groups = (ranked if among == "ranking" else {"all": units} if among == "district"
-                  else ranking_groups(scheme_key, sheet, units, by_difficulty=False))
-        for members in groups.values():
-            scores = {u.id: results[u.id].score.total for u in members}
-            for unit_id, got in engine.flags_for(sheet, scores, barred, flags).items():
-                held[unit_id].extend(f for f in got if f not in held[unit_id])
-    for unit_id, flags in engine.settle_overlap(sheet, held).items():
+    totals = {u.id: results[u.id].score.total for u in units}
+    for unit_id, flags in flag_units(scheme_key, sheet, units, totals, barred, ranked).items():
         results[unit_id].flags.extend(flags)
         if not results[unit_id].vetoes:  # (a veto's failing grade stands)
             results[unit_id].grade = engine.capped_grade(sheet, results[unit_id].grade, flags)
     return [results[u.id] for u in units]
+
+
+def flag_units(scheme_key: str, sheet: SheetSpec, units: list[Unit], scores: dict[int, Decimal],
+               barred: set[int], ranked: dict[str, list[Unit]] | None = None) -> dict[int, list[engine.Flag]]:
+    """Each unit's flags: each flag is counted among the units its `among` names (the ranking groups, the
+    groups without the difficulty split, or the whole district); then a unit at both ends keeps what
+    `flag_overlap` says. Units without a score (`scores`) take no part."""
+    held: dict[int, list[engine.Flag]] = {u.id: [] for u in units}
+    for among in dict.fromkeys(f.among for f in sheet.flags):
+        flags = [f for f in sheet.flags if f.among == among]
+        groups = (ranked or ranking_groups(scheme_key, sheet, units) if among == "ranking"
+                  else {"all": units} if among == "district"
+                  else ranking_groups(scheme_key, sheet, units, by_difficulty=False))
+        for members in groups.values():
+            group = {u.id: scores[u.id] for u in members if u.id in scores}
+            for unit_id, got in engine.flags_for(sheet, group, barred, flags).items():
+                held[unit_id].extend(f for f in got if f not in held[unit_id])
+    return engine.settle_overlap(sheet, held)
 
 
 def barred_this_year(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period) -> set[int]:
@@ -217,6 +225,8 @@ class CombinedScore:
     grade: Grade | None
     vetoes: list[Veto] = field(default_factory=list)  # read on the whole period's numbers (the year's)
     provisional: bool = False  # a score it averages is from provisional results
+    flags: list[engine.Flag] = field(default_factory=list)  # the combination's own `flags`
+    funding: Decimal | None = None  # the combination's own `funding`
 
 
 def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
@@ -258,6 +268,15 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
         grade = engine.grade_of(banded, score) if score is not None else None
         out.append(CombinedScore(unit, averages, score, failing if vetoes and failing else grade, vetoes,
                                  unit.id in unsure))
+    # Ranked, flagged and funded directly: the combination's own flags (with their consequences) and money.
+    scores = {r.unit.id: r.score for r in out if r.score is not None}
+    flags = flag_units(scheme_key, banded, units, scores, {r.unit.id for r in out if r.vetoes})
+    for row in out:
+        row.flags = flags.get(row.unit.id, [])
+        if row.score is not None and not row.vetoes:
+            row.grade = engine.capped_grade(banded, row.grade, row.flags)
+        if banded.funding is not None and row.score is not None:
+            row.funding = engine.funding(banded.funding, row.score, row.vetoes)
     return span, out
 
 

@@ -316,3 +316,30 @@ def test_a_combination_is_graded_with_its_own_bands_and_sums_when_asked(ctx):
     by_unit = {r.unit.key: r for r in rows}
     assert by_unit[first].score == Decimal(170) and by_unit[first].grade is None  # summed, not graded
     assert by_unit[second].score == Decimal(130)
+
+
+def test_a_combination_is_ranked_flagged_and_funded_directly(ctx):
+    from server.definitions.service import activate_scheme_version, load_scheme
+
+    version, _ = load_scheme(_chengguan_with(
+        "{id: quarter, name: 季度, period: quarter, formula: chengguan_monthly, "
+        "flags: [{id: q_red, name: 季度红旗, kind: top, count: 1}, "
+        "{id: q_last, name: 季度末位, kind: bottom, count: 1, caps_grade: qualified}], "
+        "funding: {base_amount: 1000, base_score: 80, step_points: 1, step_amount: 100, floor: 0}}"))
+    activate_scheme_version(version.id)
+    sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
+    units = [u.key for u in scoring.assessed_units("chengguan", sheet)]
+    first, second, third = units[:3]
+    _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31),
+               {first: "96", second: "93", third: "91"})
+    _published("chengguan_monthly", "2026-11", dt.date(2026, 11, 1), dt.date(2026, 11, 30),
+               {first: "94", second: "91", third: "91"})
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "quarter", dt.date(2026, 11, 15))
+    by_unit = {r.unit.key: r for r in rows}
+    # 95, 92, 91: the first holds the quarter's red flag, the last its own flag (not the months' flags).
+    assert [f.id for f in by_unit[first].flags] == ["q_red"] and by_unit[second].flags == []
+    assert [f.id for f in by_unit[third].flags] == ["q_last"]
+    # 91 is 优秀 by the bands, but a last place is capped at 合格.
+    assert by_unit[second].grade.id == "excellent" and by_unit[third].grade.id == "qualified"
+    assert by_unit[first].funding == Decimal(2500) and by_unit[third].funding == Decimal(2100)  # 1000 + 100/point
+    assert all(r.flags == [] and r.funding is None for r in rows if r.score is None)
