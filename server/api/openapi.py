@@ -225,7 +225,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "unit": {"type": "string"}, "unit_name": {"type": "string"}, "total": {"type": ["number", "null"]},
         "grade": NULLABLE_STRING, "passing": {"type": ["boolean", "null"]}, "ranks": {"type": "object"},
         "flags": {"type": "array"}, "items": {"type": "object"}, "metrics": {"type": "object"},
-        "vetoes": {"type": "array"}, "actions": {"type": "array"}, "funding": {"type": ["number", "null"]}}),
+        "vetoes": {"type": "array"}, "actions": {"type": "array"}, "funding": {"type": ["number", "null"]},
+        "money": {"type": "object", "properties": {
+            "lines": {"type": "array", "items": {"type": "object", "properties": {
+                "kind": {"enum": ["funding", "flag", "charge"]}, "id": {"type": "string"},
+                "amount": {"type": ["number", "null"]}, "count": {"type": "number"}}}},
+            "total": {"type": ["number", "null"]}}}}),
     "Scores": _object({"period": ref("Period"), "revision": {"type": "integer"},
                        "provisional": {"type": "boolean", "description": "Published on purpose before the period "
                                        "ended or with marks missing: not final, a later revision replaces it."},

@@ -104,6 +104,8 @@ def score(item: Any) -> dict[str, Any]:
         "passing": item.passing, "ranks": item.ranks or {}, "flags": item.flags or [], "items": item.items or {},
         "metrics": item.metrics or {}, "vetoes": item.vetoes or [], "actions": item.actions or [],
         "funding": _number(item.funding),
+        "money": {"lines": [{**line, "amount": _number(line["amount"])} for line in item.ledger],
+                  "total": _number(item.money_total)},
     }
 
 

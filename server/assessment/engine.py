@@ -135,6 +135,7 @@ class Flag:
     among: str = "ranking"  # ranking (each ranking group) | groups (without the difficulty split) | district
     caps_grade: str | None = None  # a unit holding it gets no better grade than this one (no 优秀 for a last place)
     bars_honours: bool = False  # a unit holding it holds no top flag for the rest of the year
+    amount: Decimal | None = None  # money for holding it: a reward, or a fine when negative
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,16 @@ class Veto:
     period: str | None = None
     funding: str = "keep"  # keep | floor | none: what a vetoed unit's money becomes
     over: str = "unit"  # unit: each unit's own numbers | district: the totals of every unit the sheet assesses
+
+
+@dataclass(frozen=True)
+class Charge:
+    """有偿整改: each thing `metric` counts for a unit costs `amount`."""
+
+    id: str
+    name: Any
+    metric: str
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,8 @@ class SheetSpec:
     assessors: dict = field(default_factory=dict)
     combine: tuple[dict, ...] = ()
     funding: Funding | None = None
+    charges: tuple[Charge, ...] = ()
+    funding_groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     appeal_days: int = 0
     assessed: dict = field(default_factory=dict)
     appeal_roles: tuple[str, ...] = ()
@@ -230,7 +243,8 @@ def _rule(data: dict) -> RuleSpec:
 
 def _flags(items: Iterable[Mapping[str, Any]]) -> tuple[Flag, ...]:
     return tuple(Flag(f["id"], f.get("name"), f["kind"], int(f["count"]), f.get("color"), _opt(f.get("below")),
-                      f.get("among", "ranking"), f.get("caps_grade"), f.get("bars_honours") == "year")
+                      f.get("among", "ranking"), f.get("caps_grade"), f.get("bars_honours") == "year",
+                      _opt(f.get("amount")))
                  for f in items)
 
 
@@ -273,6 +287,9 @@ def sheet_spec(definition: dict) -> SheetSpec:
         ranking=dict(definition.get("ranking") or {}), assessors=dict(definition.get("assessors") or {}),
         combine=tuple(definition.get("combine", ())),
         funding=_funding(funding),
+        funding_groups=dict((funding or {}).get("groups") or {}),
+        charges=tuple(Charge(c["id"], c.get("name"), c["metric"], dec(c["amount"]))
+                      for c in definition.get("charges", [])),
         appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}),
         appeal_roles=tuple(definition.get("appeal_roles", ())))
 
@@ -616,6 +633,39 @@ def longer_vetoes(sheet: SheetSpec) -> dict[str, list[Veto]]:
 def combine(formula: Expression, averages: Mapping[str, Decimal], where: str = "combine") -> Decimal:
     """A longer period's score from sheets' average scores (`lidu_monthly * 0.6 + lidu_year_end * 0.4`)."""
     return _number(_evaluate(formula, {k: float(v) for k, v in averages.items()}, where), where)
+
+
+def funding_for(sheet: SheetSpec, groups: Iterable[str]) -> Funding | None:
+    """The sheet's funding for a unit in these unit groups: the first group `funding.groups` names overrides
+    the amounts it gives."""
+    if sheet.funding is None:
+        return None
+    member = set(groups)
+    for group, given in sheet.funding_groups.items():
+        if group in member:
+            return replace(sheet.funding, **{k: dec(v) for k, v in given.items()})
+    return sheet.funding
+
+
+def money_lines(sheet: SheetSpec, rule: Funding | None, score: Decimal, vetoes: Sequence[Veto],
+                flags: Iterable[Flag], metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One unit's money for a period, line by line: its funding, each flag's reward or fine, each charge (有偿
+    整改). Amounts are strings of two decimal places (stored as they are published)."""
+    lines: list[dict[str, Any]] = []
+    if rule is not None:
+        lines.append({"kind": "funding", "id": "funding", "amount": funding(rule, score, vetoes)})
+    for flag in flags:
+        if flag.amount is not None:
+            lines.append({"kind": "flag", "id": flag.id, "amount": flag.amount})
+    for charge in sheet.charges:
+        count = metrics.get(charge.metric)
+        if isinstance(count, int | float | Decimal) and not isinstance(count, bool) and count:
+            lines.append({"kind": "charge", "id": charge.id, "count": count, "amount": -charge.amount * dec(count)})
+    return [{**line, "amount": str(line["amount"].quantize(Decimal("0.01")))} for line in lines]
+
+
+def money_total(lines: Iterable[Mapping[str, Any]]) -> Decimal:
+    return sum((Decimal(line["amount"]) for line in lines), Decimal(0)).quantize(Decimal("0.01"))
 
 
 def funding(rule: Funding, score: Decimal, vetoes: Sequence[Veto] = ()) -> Decimal:

@@ -116,6 +116,20 @@ class AssessmentScore(db.Model):
     vetoes: Mapped[list] = mapped_column(JsonType, default=list)   # veto ids that failed the period
     actions: Mapped[list] = mapped_column(JsonType, default=list)  # streaks completed: [{id, name, action}]
     funding: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    # The money ledger of the period: [{kind: funding|flag|charge, id, amount, count?}], amounts as published.
+    money: Mapped[list] = mapped_column(JsonType, default=list)
+
+    @property
+    def ledger(self) -> list[dict]:
+        """The money lines; a score published before ledgers existed has its funding alone."""
+        if self.money:
+            return list(self.money)
+        return [{"kind": "funding", "id": "funding", "amount": str(self.funding)}] if self.funding is not None else []
+
+    @property
+    def money_total(self) -> Decimal | None:
+        lines = self.ledger
+        return sum((Decimal(line["amount"]) for line in lines), Decimal(0)) if lines else None
 
     revision: Mapped[AssessmentRevision] = relationship(back_populates="scores")
     unit = relationship("Unit")

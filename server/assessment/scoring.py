@@ -73,10 +73,16 @@ class UnitResult:
     ranks: dict[str, int] = field(default_factory=dict)  # per ranking group
     flags: list[Flag] = field(default_factory=list)
     vetoes: list[Veto] = field(default_factory=list)
+    funding: Decimal | None = None  # what the sheet's funding gives for the score (its group's amounts)
+    money: list[dict[str, Any]] = field(default_factory=list)  # the money ledger's lines (engine.money_lines)
 
     @property
     def total(self) -> Decimal:
         return engine.shown(self.score.total)
+
+    @property
+    def money_total(self) -> Decimal | None:
+        return engine.money_total(self.money) if self.money else None
 
 
 def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit],
@@ -142,7 +148,26 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
         results[unit_id].flags.extend(flags)
         if not results[unit_id].vetoes:  # (a veto's failing grade stands)
             results[unit_id].grade = engine.capped_grade(sheet, results[unit_id].grade, flags)
+    if sheet.funding is not None or sheet.charges or any(f.amount is not None for f in sheet.flags):
+        groups = unit_groups_of(scheme_key, units)
+        for result in results.values():
+            rule = engine.funding_for(sheet, groups.get(result.unit.id, ()))
+            result.money = engine.money_lines(sheet, rule, result.score.total, result.vetoes, result.flags,
+                                              result.metrics)
+            result.funding = next((Decimal(m["amount"]) for m in result.money if m["kind"] == "funding"), None)
     return [results[u.id] for u in units]
+
+
+def unit_groups_of(scheme_key: str, units: list[Unit]) -> dict[int, list[str]]:
+    """The scheme's unit groups (`unit_groups`: by kind or by name) each unit belongs to."""
+    scheme = scheme_in_force(scheme_key)
+    out: dict[int, list[str]] = {u.id: [] for u in units}
+    for group_id, group in (scheme.unit_groups.items() if scheme else ()):
+        kinds, keys = group.get("unit_kinds", []), group.get("units", [])
+        for unit in units:
+            if unit.kind in kinds or unit.key in keys:
+                out[unit.id].append(group_id)
+    return out
 
 
 def flag_units(scheme_key: str, sheet: SheetSpec, units: list[Unit], scores: dict[int, Decimal],

@@ -361,7 +361,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
             unit_id=r.unit.id, total=r.total, grade=grade.id if grade else None,
             passing=grade.passing if grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
             items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
-            funding=engine.funding(sheet.funding, r.total, r.vetoes) if sheet.funding else None))
+            funding=r.funding, money=r.money))
     period.revision, period.state = revision.number, "published"
     try:
         db.session.flush()

@@ -579,6 +579,14 @@ class ReferenceChecker:
         self.ids(doc, grades, "grade")
         self.ids(doc, _walk_tree(d.get("flags"), ["flags"], "-"), "flag")
         grade_ids = {g.get("id") for _p, g in grades if isinstance(g.get("id"), str)}
+        metric_ids = {m.get("id") for _p, m in _walk_tree(d.get("metrics"), ["metrics"], "-")}
+        for path, charge in _walk_tree(d.get("charges"), ["charges"], "-"):
+            self.ref(doc, [*path, "metric"], charge.get("metric"), metric_ids, "metric")
+        self.ids(doc, _walk_tree(d.get("charges"), ["charges"], "-"), "charge")
+        funding = d.get("funding") if isinstance(d.get("funding"), dict) else {}
+        if isinstance(funding.get("groups"), dict):
+            for key in funding["groups"]:
+                self.ref(doc, ["funding", "groups", key], key, ctx["groups"], "unit group")
         for path, flag in _walk_tree(d.get("flags"), ["flags"], "-"):
             self.ref(doc, [*path, "caps_grade"], flag.get("caps_grade"), grade_ids, "grade")
         ranking = d.get("ranking") if isinstance(d.get("ranking"), dict) else {}

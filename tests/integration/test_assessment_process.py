@@ -223,3 +223,66 @@ def test_only_the_assessed_units_people_appeal_and_never_against_their_own_marks
     assert not permissions.can_appeal(leader, shilong)
     assert permissions.can_appeal(leader, shilong, ("leader",))
     assert not permissions.can_appeal(leader, shilong, ("office_admin",))
+
+
+def test_the_money_ledger_funding_by_group_flag_rewards_and_charges(people, app):
+    """One money ledger per unit and period: the group's funding, the red flag's reward, a charge per week a
+    community head missed — stored at publication, on the period page, the bulletin and in the API."""
+    from server.assessment import bulletins
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import demo_files, login
+
+    files = dict(demo_files())
+    name = next(n for n in files if n.endswith("score_sheet.yaml"))
+    assert "    kind: top\n    count: 2\n" in files[name]
+    top = "    kind: top\n    count: 2\n"
+    files[name] = files[name].replace(top, top + "    amount: 1000\n")
+    files[name] += ("\nfunding: {base_amount: 10000, base_score: 90, step_points: 1, step_amount: 500, floor: 5000, "
+                    "cap: 12000, groups: {town_communities: {base_amount: 8000}}}\n"
+                    "charges:\n  - {id: missed_week, name: 路长缺巡, metric: community_head_missed_weeks, "
+                    "amount: 50}\n")
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    office = people["office"]
+    period = service.open_period(office, "lidu", "lidu_monthly", OCTOBER)
+    give_missing_marks(office, period)
+    service.publish(office, period, close_appeals=True)
+    db.session.commit()
+    scores = {s.unit.key: s for s in scoring.published_scores(period)}
+    checked = 0
+    for key, score in scores.items():
+        lines = {line["kind"] + ":" + line["id"]: line for line in score.ledger}
+        community = score.unit.kind == "community"
+        base = Decimal(8000 if community else 10000)
+        points = int((Decimal(score.total) - 90) if score.total >= 90 else -((90 - Decimal(score.total)) // 1))
+        expected = min(max(base + points * 500, Decimal(5000)), Decimal(12000))
+        assert Decimal(lines["funding:funding"]["amount"]) == expected, (key, score.total, lines)
+        assert ("flag:red_flag" in lines) == ("red_flag" in score.flags)
+        if "red_flag" in score.flags:
+            assert lines["flag:red_flag"]["amount"] == "1000.00"
+        missed = score.metrics.get("community_head_missed_weeks") or 0
+        if missed:
+            assert lines["charge:missed_week"]["count"] == missed
+            assert Decimal(lines["charge:missed_week"]["amount"]) == -50 * Decimal(missed)
+            checked += 1
+        assert score.money_total == sum(Decimal(line["amount"]) for line in score.ledger)
+    assert any("red_flag" in s.flags for s in scores.values()) and checked > 0
+    shilong = scores["shilong"]
+    bulletin = bulletins.bulletin(period)
+    assert any(s.unit.key == "shilong" and s.ledger for s in bulletin["scores"])
+    client = app.test_client()
+    login(client, "office")
+    page = client.get(f"/assess/period/{period.id}").get_data(as_text=True)
+    assert f"{shilong.money_total:.2f}" in page or shilong.ledger[0]["amount"] in page
+    bulletin_page = client.get(f"/assess/period/{period.id}/bulletin").get_data(as_text=True)
+    assert f"{shilong.money_total:.2f}" in bulletin_page
+    from server.api import service as api
+
+    _client, token = api.create_client("office-system", "office")
+    db.session.commit()
+    answer = app.test_client().get(f"/api/v1/assessment/periods/{period.id}/scores",
+                                   headers={"Authorization": f"Bearer {token}"}).get_json()
+    rows = answer["scores"]
+    mine = next(r for r in rows if r["unit"] == "shilong")
+    assert mine["money"]["total"] == float(shilong.money_total)
+    assert [line["kind"] for line in mine["money"]["lines"]] == [line["kind"] for line in shilong.ledger]
