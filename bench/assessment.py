@@ -274,14 +274,25 @@ def parts_of(service: Any, score: Callable[[], object]) -> tuple[dict[str, float
         else:
             collecting[1] += time.perf_counter() - collecting[0]
 
-    sources = dict(service.METRIC_SOURCES)
-    patched = [(service, "assessed_units", lambda *a: "units"),
-               (service.engine, "score_unit", lambda *a: "scoring (expressions)"),
-               (service.engine, "rank", lambda *a: "ranks, flags"),
-               (service.engine, "flags_for", lambda *a: "ranks, flags")]
+    from dataclasses import replace as swapped
+
+    from server.assessment import scoring
+    from server.assessment.sources import METRIC_SOURCES
+
+    sources = [(name, src) for name, src in METRIC_SOURCES.items() if src.compute is not None]
+    patched = [(scoring, "assessed_units", lambda *a: "units"),
+               (scoring.engine, "score_unit", lambda *a: "scoring (expressions)"),
+               (scoring.engine, "rank", lambda *a: "ranks, flags"),
+               (scoring.engine, "flags_for", lambda *a: "ranks, flags")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _label in patched]
-    service.METRIC_SOURCES.update({kind: wrap(lambda _s, metric, *a: f"{metric['source']} {metric['id']}", fn)
-                                   for kind, fn in sources.items()})
+
+    def put(entries: list) -> None:
+        for name, src in entries:
+            METRIC_SOURCES.remove(name)
+            METRIC_SOURCES.add(name, src)
+
+    put([(name, swapped(src, compute=wrap(lambda _s, metric, *a: f"{metric['source']} {metric['id']}",
+                                          src.compute))) for name, src in sources])
     for owner, name, label in patched:
         setattr(owner, name, wrap(label, getattr(owner, name)))
     event.listen(db.engine, "before_cursor_execute", count)
@@ -293,7 +304,7 @@ def parts_of(service: Any, score: Callable[[], object]) -> tuple[dict[str, float
         total = time.perf_counter() - started
         gc.callbacks.remove(collector)
         event.remove(db.engine, "before_cursor_execute", count)
-        service.METRIC_SOURCES.update(sources)
+        put(sources)
         for owner, name, fn in originals:
             setattr(owner, name, fn)
     timings["the rest"] = total - sum(timings.values())

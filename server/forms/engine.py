@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..core.cache import memoize
@@ -83,9 +84,10 @@ class FieldSpec:
     max_repeat: int | None = None
     children: tuple[FieldSpec, ...] = ()
 
-    @property
+    @cached_property
     def kind(self) -> FieldType:
-        """The field's type: what it does, from the field type registry."""
+        """The field's type: what it does, from the field type registry (looked up once per compiled field:
+        a form is walked field by field several times on every submission)."""
         return FIELD_TYPES[self.type]
 
     @property
