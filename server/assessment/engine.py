@@ -248,6 +248,12 @@ def _flags(items: Iterable[Mapping[str, Any]]) -> tuple[Flag, ...]:
                  for f in items)
 
 
+def _streaks(items: Iterable[Mapping[str, Any]]) -> tuple[Streak, ...]:
+    return tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
+                        bool(s.get("consecutive", True)), s.get("action"), bool(s.get("repeat", False)))
+                 for s in items)
+
+
 def _funding(funding: Mapping[str, Any] | None) -> Funding | None:
     if not funding:
         return None
@@ -278,9 +284,7 @@ def sheet_spec(definition: dict) -> SheetSpec:
         grades=_grades(definition.get("grades", [])),
         flags=_flags(definition.get("flags", [])),
         flag_overlap=definition.get("flag_overlap", "top"),
-        streaks=tuple(Streak(s["id"], s.get("name"), compile_expression(s["when"]), int(s["times"]),
-                             bool(s.get("consecutive", True)), s.get("action"), bool(s.get("repeat", False)))
-                      for s in definition.get("streaks", [])),
+        streaks=_streaks(definition.get("streaks", [])),
         vetoes=tuple(Veto(v["id"], v.get("name"), compile_expression(v["when"]), v.get("period"),
                           v.get("funding", "keep"), v.get("over", "unit"))
                      for v in definition.get("vetoes", [])),
@@ -475,7 +479,7 @@ def combined_bands(sheet: SheetSpec, rule: Mapping[str, Any]) -> SheetSpec:
     year's)."""
     bands = sheet.grades if "grades" not in rule else _grades([] if rule["grades"] == "none" else rule["grades"])
     return replace(sheet, grades=bands, flags=_flags(rule.get("flags", ())), funding=_funding(rule.get("funding")),
-                   flag_overlap=rule.get("flag_overlap", sheet.flag_overlap))
+                   flag_overlap=rule.get("flag_overlap", sheet.flag_overlap), streaks=_streaks(rule.get("streaks", ())))
 
 
 def failing_grade(sheet: SheetSpec) -> Grade | None:

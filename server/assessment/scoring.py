@@ -252,10 +252,12 @@ class CombinedScore:
     provisional: bool = False  # a score it averages is from provisional results
     flags: list[engine.Flag] = field(default_factory=list)  # the combination's own `flags`
     funding: Decimal | None = None  # the combination's own `funding`
+    rank: int | None = None
+    actions: list[engine.Streak] = field(default_factory=list)  # the combination's `streaks` this period completes
 
 
-def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date) -> tuple[
-        patrol_engine.Period, list[CombinedScore]]:
+def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date, *,
+                    with_streaks: bool = True) -> tuple[patrol_engine.Period, list[CombinedScore]]:
     """A sheet's `combine` formula over the longer period containing `day` (the year score from the monthly
     average and the year-end check): each sheet id stands for the unit's average published score in it (or
     their sum, `aggregate: sum`), graded with the combination's own `grades`, none, or the sheet's."""
@@ -302,7 +304,37 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
             row.grade = engine.capped_grade(banded, row.grade, row.flags)
         if banded.funding is not None and row.score is not None:
             row.funding = engine.funding(banded.funding, row.score, row.vetoes)
+    ranks = engine.rank(scores)
+    for row in out:
+        row.rank = ranks.get(row.unit.id)
+    if with_streaks and banded.streaks:
+        _combined_streaks(scheme_key, sheet_id, combine_id, banded, span, out)
     return span, out
+
+
+def _combined_streaks(scheme_key: str, sheet_id: str, combine_id: str, banded: SheetSpec,
+                      span: patrol_engine.Period, rows: list[CombinedScore]) -> None:
+    """The combination's streaks over its own earlier periods (last place two quarters in a row): the results of
+    as many periods before this one as the longest run needs (or the year's, for a count within the year)."""
+    back = max(s.times if s.consecutive else 4 for s in banded.streaks)
+    spans = [span]
+    while len(spans) < back + 1 and spans[-1].start.year >= span.start.year - 1:
+        spans.append(patrol_engine.period_of(span.per, spans[-1].start - dt.timedelta(days=1)))
+    history: dict[int, list[engine.PeriodResult]] = defaultdict(list)
+    for earlier in reversed(spans[1:]):
+        _s, results = combined_scores(scheme_key, sheet_id, combine_id, earlier.start, with_streaks=False)
+        for row in results:
+            if row.score is not None:
+                history[row.unit.id].append(_period_result(earlier, row))
+    for row in rows:
+        if row.score is not None:
+            row.actions = engine.streaks_hit(banded, [*history[row.unit.id], _period_result(span, row)])
+
+
+def _period_result(span: patrol_engine.Period, row: CombinedScore) -> engine.PeriodResult:
+    return engine.PeriodResult(span.key, span.start.year, row.score, row.grade.id if row.grade else None,
+                               bool(row.grade.passing) if row.grade else True, row.rank,
+                               tuple(f.id for f in row.flags), bool(row.vetoes), span.start, span.end)
 
 
 def published_scores(period: AssessmentPeriod, revision: int | None = None) -> list[AssessmentScore]:

@@ -343,3 +343,37 @@ def test_a_combination_is_ranked_flagged_and_funded_directly(ctx):
     assert by_unit[second].grade.id == "excellent" and by_unit[third].grade.id == "qualified"
     assert by_unit[first].funding == Decimal(2500) and by_unit[third].funding == Decimal(2100)  # 1000 + 100/point
     assert all(r.flags == [] and r.funding is None for r in rows if r.score is None)
+
+
+def test_a_combination_carries_a_last_place_across_its_periods(ctx, app):
+    from server.definitions.service import activate_scheme_version, load_scheme
+    from tests.support.factories import login, make_user
+
+    version, _ = load_scheme(_chengguan_with(
+        "{id: quarter, name: 季度, period: quarter, formula: chengguan_monthly, "
+        "flags: [{id: q_last, name: 季度末位, kind: bottom, count: 1}], "
+        "streaks: [{id: twice_last, name: 连续两季度末位, when: \"'q_last' in flags\", times: 2, action: 约谈}]}"))
+    activate_scheme_version(version.id)
+    sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
+    first, second, third = [u.key for u in scoring.assessed_units("chengguan", sheet)][:3]
+    _published("chengguan_monthly", "2026-09", dt.date(2026, 9, 1), dt.date(2026, 9, 30),
+               {first: "95", second: "90", third: "80"})                     # Q3: the third is last
+    _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31),
+               {first: "70", second: "90", third: "85"})                     # Q4: the first is last
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "quarter", dt.date(2026, 10, 15))
+    assert {r.unit.key: [a.id for a in r.actions] for r in rows if r.score is not None} == {
+        first: [], second: [], third: []}
+    _published("chengguan_monthly", "2026-07", dt.date(2026, 7, 1), dt.date(2026, 7, 31),
+               {first: "95", second: "90", third: "80"})
+    _published("chengguan_monthly", "2026-11", dt.date(2026, 11, 1), dt.date(2026, 11, 30),
+               {first: "95", second: "90", third: "60"})                     # Q4 now: the third is last again
+    _span, rows = scoring.combined_scores("chengguan", "chengguan_monthly", "quarter", dt.date(2026, 11, 15))
+    by_unit = {r.unit.key: r for r in rows}
+    assert [a.id for a in by_unit[third].actions] == ["twice_last"] and by_unit[first].actions == []
+    assert by_unit[first].rank == 2 and by_unit[third].rank == 3
+    make_user("office", roles=(("chengguan", "office_admin", None),))
+    db.session.commit()
+    client = app.test_client()
+    login(client, "office")
+    page = client.get("/assess/chengguan/combined/chengguan_monthly/quarter?on=2026-11-15").get_data(as_text=True)
+    assert "连续两季度末位" in page and "约谈" in page
