@@ -306,7 +306,8 @@ class ReferenceChecker:
         field_types = registry("field type").require()
         entries = list(_walk_tree(doc.data.get("fields"), ["fields"], "fields"))
         names = self.ids(doc, entries, "field")
-        allowed = names | FORM_CONTEXT_NAMES
+        # A step's form acts on a case and may read it (case.unit, case.chain, case.area…).
+        allowed = names | FORM_CONTEXT_NAMES | ({"case.*"} if doc.data.get("purpose") == "case_action" else set())
         for path, f in entries:
             ftype = f.get("type")
             kind = field_types.get(ftype)  # None: the schema check named the unknown type

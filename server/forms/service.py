@@ -77,8 +77,10 @@ def current_post(user: AnyUser, scheme_key: str, today: dt.date) -> Post | None:
     return posts[0] if posts else None
 
 
-def form_context(user: AnyUser, scheme_key: str, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Names every form expression may use besides its fields: user.*, today, now, period.*, scheme.*."""
+def form_context(user: AnyUser, scheme_key: str, now: dt.datetime | None = None,
+                 case: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Names every form expression may use besides its fields: user.*, today, now, period.*, scheme.*; and
+    case.* in a step's form (`purpose: case_action`)."""
     local = (now or utcnow()).astimezone(district_zone(scheme_key))
     today = local.date()
     post = current_post(user, scheme_key, today)
@@ -97,6 +99,7 @@ def form_context(user: AnyUser, scheme_key: str, now: dt.datetime | None = None)
         "now": local.replace(tzinfo=None, second=0, microsecond=0),
         "period": {"start": today.replace(day=1), "end": month_end},
         "scheme": {"id": scheme_key},
+        **({"case": case} if case is not None else {}),
     }
 
 
@@ -220,9 +223,10 @@ def new_token() -> str:
 
 
 def open_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
-              prefill: dict[str, Any] | None = None) -> FormPage:
-    """A fresh form with its defaults (and `prefill` values, e.g. the road of a board) and a new token."""
-    context = form_context(user, scheme_key)
+              prefill: dict[str, Any] | None = None, case: dict[str, Any] | None = None) -> FormPage:
+    """A fresh form with its defaults (and `prefill` values, e.g. the road of a board) and a new token. A step's
+    form gets the `case` it acts on as names (`case.unit`, `case.chain`…: workflow.service.case_form_names)."""
+    context = form_context(user, scheme_key, case=case)
     from .engine import default_values
 
     values = {**default_values(spec, context), **(prefill or {})}
@@ -300,7 +304,8 @@ def _set_upload_values(values: dict[str, Any], path: str, ids: list[int]) -> Non
 
 def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
               formdata: Any,
-              action: str = "submit", *, store: bool = True) -> FormPage | Submission:
+              action: str = "submit", *, store: bool = True,
+              case: dict[str, Any] | None = None) -> FormPage | Submission:
     """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored."""
     form = builder.bind(spec, formdata=formdata)
     # The idempotency token of this render (the hidden `_token`): one record per rendered form.
@@ -314,7 +319,7 @@ def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: Definitio
     values, parse_errors = builder.read_values(spec, form)
     for path, ids in ((p, [u.id for u in ups]) for p, ups in page.uploads.items()):
         _set_upload_values(values, path, ids)
-    context = form_context(user, scheme_key)
+    context = form_context(user, scheme_key, case=case)
     if action.startswith(("add:", "remove:")):
         _change_rows(spec, values, action)
         form = builder.bind(spec, values=values)

@@ -143,6 +143,17 @@ def case_names(case: Case) -> dict[str, Any]:
 # -- who may act --------------------------------------------------------------------------
 
 
+def case_form_names(case: Case) -> dict[str, Any]:
+    """What a step's form may read of its case (`case.*`): its unit and `chain` (that unit and every unit above it,
+    nearest first: an escalation offers only these), its area, category and state."""
+    chain, unit = [], case.unit
+    while unit is not None and len(chain) < 32:
+        chain.append(unit.key)
+        unit = unit.parent
+    return {"unit": case.unit.key if case.unit else None, "chain": chain,
+            "area": case.area.key if case.area else None, "category": case.category, "state": case.state}
+
+
 def actor_for(user: AnyUser, case: Case) -> engine.Actor:
     """What this user holds over this case: capabilities reaching it, roles, tiers and relations."""
     if not getattr(user, "is_authenticated", False):
@@ -421,7 +432,7 @@ def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int 
         form = form_spec(form_row.data)
         if formdata is None:
             raise Conflict(_("This step needs its form."))
-        result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action)
+        result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action, case=case_form_names(case))
         if not isinstance(result, Submission):
             return case, result
         submission = result

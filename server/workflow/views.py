@@ -136,7 +136,8 @@ def act(case_id: int, transition_id: str):
         page = None
         if transition.form:
             row = service._form_row(item, transition.form)
-            page = forms.open_form(current_user, item.scheme_key, form_spec(row.data), row)
+            page = forms.open_form(current_user, item.scheme_key, form_spec(row.data), row,
+                                   case=service.case_form_names(item))
             page.action_url = url
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
                                action_url=url, version=item.version)
