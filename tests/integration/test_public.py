@@ -328,10 +328,10 @@ def test_a_position_inside_an_area_or_near_a_road_finds_it(ctx):
 def test_reporting_is_off_unless_the_scheme_turns_it_on(ctx):
     from tests.support.factories import load_shipped
 
-    load_shipped("luzhang")
+    load_shipped("chengguan")  # a scheme without a `public` block: nothing is open
     client = ctx.test_client()
-    assert client.get("/p/luzhang/report").status_code == 404
-    assert client.get("/p/luzhang/exposed").status_code == 404
+    assert client.get("/p/chengguan/report").status_code == 404
+    assert client.get("/p/chengguan/exposed").status_code == 404
 
 
 def test_security_headers_on_every_page(demo):
