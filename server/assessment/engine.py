@@ -478,7 +478,9 @@ def combined_bands(sheet: SheetSpec, rule: Mapping[str, Any]) -> SheetSpec:
     sheet's scale); with the rule's own `flags` and `funding` only (a month's flags and money are not a
     year's)."""
     bands = sheet.grades if "grades" not in rule else _grades([] if rule["grades"] == "none" else rule["grades"])
-    return replace(sheet, grades=bands, flags=_flags(rule.get("flags", ())), funding=_funding(rule.get("funding")),
+    funding = rule.get("funding")
+    return replace(sheet, grades=bands, flags=_flags(rule.get("flags", ())), funding=_funding(funding),
+                   funding_groups=dict((funding or {}).get("groups") or {}), charges=(),
                    flag_overlap=rule.get("flag_overlap", sheet.flag_overlap), streaks=_streaks(rule.get("streaks", ())))
 
 
@@ -621,7 +623,7 @@ def district_totals(per_unit: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for names in per_unit:
         for key, value in names.items():
             if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-                totals[key] = totals.get(key, 0) + value
+                totals[key] = totals.get(key, Decimal(0)) + dec(value)
     return totals
 
 
@@ -640,13 +642,14 @@ def combine(formula: Expression, averages: Mapping[str, Decimal], where: str = "
 
 
 def funding_for(sheet: SheetSpec, groups: Iterable[str]) -> Funding | None:
-    """The sheet's funding for a unit in these unit groups: the first group `funding.groups` names overrides
-    the amounts it gives."""
+    """The sheet's funding for a unit in these unit groups (in the scheme's `unit_groups` order): the first of
+    them that `funding.groups` names overrides the amounts it gives. (Not the order of `funding.groups`: a
+    mapping's order is not kept by every database.)"""
     if sheet.funding is None:
         return None
-    member = set(groups)
-    for group, given in sheet.funding_groups.items():
-        if group in member:
+    for group in groups:
+        given = sheet.funding_groups.get(group)
+        if given:
             return replace(sheet.funding, **{k: dec(v) for k, v in given.items()})
     return sheet.funding
 
@@ -665,11 +668,11 @@ def money_lines(sheet: SheetSpec, rule: Funding | None, score: Decimal, vetoes: 
         count = metrics.get(charge.metric)
         if isinstance(count, int | float | Decimal) and not isinstance(count, bool) and count:
             lines.append({"kind": "charge", "id": charge.id, "count": count, "amount": -charge.amount * dec(count)})
-    return [{**line, "amount": str(line["amount"].quantize(Decimal("0.01")))} for line in lines]
+    return [{**line, "amount": str(line["amount"].quantize(CENT, rounding=ROUND_HALF_UP))} for line in lines]
 
 
 def money_total(lines: Iterable[Mapping[str, Any]]) -> Decimal:
-    return sum((Decimal(line["amount"]) for line in lines), Decimal(0)).quantize(Decimal("0.01"))
+    return sum((Decimal(line["amount"]) for line in lines), Decimal(0)).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def funding(rule: Funding, score: Decimal, vetoes: Sequence[Veto] = ()) -> Decimal:

@@ -146,7 +146,7 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
     totals = {u.id: results[u.id].score.total for u in units}
     for unit_id, flags in flag_units(scheme_key, sheet, units, totals, barred, ranked).items():
         results[unit_id].flags.extend(flags)
-        if not results[unit_id].vetoes:  # (a veto's failing grade stands)
+        if not (results[unit_id].vetoes and failing):  # (a veto's failing grade stands)
             results[unit_id].grade = engine.capped_grade(sheet, results[unit_id].grade, flags)
     if sheet.funding is not None or sheet.charges or any(f.amount is not None for f in sheet.flags):
         groups = unit_groups_of(scheme_key, units)
@@ -252,12 +252,18 @@ class CombinedScore:
     provisional: bool = False  # a score it averages is from provisional results
     flags: list[engine.Flag] = field(default_factory=list)  # the combination's own `flags`
     funding: Decimal | None = None  # the combination's own `funding`
+    money: list[dict[str, Any]] = field(default_factory=list)  # its money ledger (funding, flags' amounts)
+
+    @property
+    def money_total(self) -> Decimal | None:
+        return engine.money_total(self.money) if self.money else None
     rank: int | None = None
     actions: list[engine.Streak] = field(default_factory=list)  # the combination's `streaks` this period completes
 
 
 def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.date, *,
-                    with_streaks: bool = True) -> tuple[patrol_engine.Period, list[CombinedScore]]:
+                    with_streaks: bool = True, barred_before: set[int] | None = None
+                    ) -> tuple[patrol_engine.Period, list[CombinedScore]]:
     """A sheet's `combine` formula over the longer period containing `day` (the year score from the monthly
     average and the year-end check): each sheet id stands for the unit's average published score in it (or
     their sum, `aggregate: sum`), graded with the combination's own `grades`, none, or the sheet's."""
@@ -289,7 +295,8 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
     for unit in units:
         averages = {name: ((sum(v) if summed else sum(v) / len(v)) if (v := totals[name].get(unit.id)) else None)
                     for name in names}
-        score = (engine.combine(formula, averages, f"combine.{combine_id}")
+        # Two places, halves up, like every published score: what is shown is what is graded and ranked.
+        score = (engine.shown(engine.combine(formula, averages, f"combine.{combine_id}"))
                  if all(a is not None for a in averages.values()) else None)
         vetoes = (_vetoes(sheet, span.per, numbers.get(unit.id, {}), unit) if unit.id in numbers else []) + on_all
         grade = engine.grade_of(banded, score) if score is not None else None
@@ -297,13 +304,20 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
                                  unit.id in unsure))
     # Ranked, flagged and funded directly: the combination's own flags (with their consequences) and money.
     scores = {r.unit.id: r.score for r in out if r.score is not None}
-    flags = flag_units(scheme_key, banded, units, scores, {r.unit.id for r in out if r.vetoes})
+    if barred_before is None and any(f.bars_honours for f in banded.flags):
+        barred_before = _combined_barred(scheme_key, sheet_id, combine_id, banded, span)
+    barred = {r.unit.id for r in out if r.vetoes} | (barred_before or set())
+    flags = flag_units(scheme_key, banded, units, scores, barred)
+    paid = banded.funding is not None or any(f.amount is not None for f in banded.flags)
+    groups = unit_groups_of(scheme_key, units) if paid else {}
     for row in out:
         row.flags = flags.get(row.unit.id, [])
-        if row.score is not None and not row.vetoes:
+        if row.score is not None and not (row.vetoes and failing):  # (a veto's failing grade stands)
             row.grade = engine.capped_grade(banded, row.grade, row.flags)
-        if banded.funding is not None and row.score is not None:
-            row.funding = engine.funding(banded.funding, row.score, row.vetoes)
+        if paid and row.score is not None:
+            row.money = engine.money_lines(banded, engine.funding_for(banded, groups.get(row.unit.id, ())),
+                                           row.score, row.vetoes, row.flags, {})
+            row.funding = next((Decimal(m["amount"]) for m in row.money if m["kind"] == "funding"), None)
     ranks = engine.rank(scores)
     for row in out:
         row.rank = ranks.get(row.unit.id)
@@ -318,7 +332,7 @@ def _combined_streaks(scheme_key: str, sheet_id: str, combine_id: str, banded: S
     as many periods before this one as the longest run needs (or the year's, for a count within the year)."""
     back = max(s.times if s.consecutive else 4 for s in banded.streaks)
     spans = [span]
-    while len(spans) < back + 1 and spans[-1].start.year >= span.start.year - 1:
+    while len(spans) < back + 1:  # a run as long as the longest rule needs, across years
         spans.append(patrol_engine.period_of(span.per, spans[-1].start - dt.timedelta(days=1)))
     history: dict[int, list[engine.PeriodResult]] = defaultdict(list)
     for earlier in reversed(spans[1:]):
@@ -329,6 +343,25 @@ def _combined_streaks(scheme_key: str, sheet_id: str, combine_id: str, banded: S
     for row in rows:
         if row.score is not None:
             row.actions = engine.streaks_hit(banded, [*history[row.unit.id], _period_result(span, row)])
+
+
+def _combined_barred(scheme_key: str, sheet_id: str, combine_id: str, banded: SheetSpec,
+                     span: patrol_engine.Period) -> set[int]:
+    """Units that held a flag with `bars_honours: year` in an earlier period of the combination this year, each
+    period worked out in turn with the bars of the ones before it."""
+    barring = {f.id for f in banded.flags if f.bars_honours}
+    earlier, cursor = [], span
+    while True:
+        cursor = patrol_engine.period_of(span.per, cursor.start - dt.timedelta(days=1))
+        if cursor.start.year != span.start.year:
+            break
+        earlier.append(cursor)
+    barred: set[int] = set()
+    for before in reversed(earlier):
+        _s, rows = combined_scores(scheme_key, sheet_id, combine_id, before.start, with_streaks=False,
+                                   barred_before=set(barred))
+        barred |= {row.unit.id for row in rows if barring & {f.id for f in row.flags}}
+    return barred
 
 
 def _period_result(span: patrol_engine.Period, row: CombinedScore) -> engine.PeriodResult:

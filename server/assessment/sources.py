@@ -125,19 +125,22 @@ def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str
 
 @metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted", "counts_for",
                                    "include_below"), doc=(
-    "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case; cases in "
+    "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case (its fields, "
+    "and `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`, "
+    "`case.source`: staff, patrol or public); cases in "
     "states their workflow does not count are left out unless `uncounted: true`; which unit a case counts for "
     "(`counts_for`) and whether a unit's figure takes in the units below it (`include_below`)"))
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    from ..workflow.ledger import counted_unit, uncounted, with_below
+    from ..workflow.ledger import counted_unit, rolled_up, uncounted, with_below
     from ..workflow.models import Case
 
     begin, finish = period_bounds(scheme_key, period)
-    unit, query = counted_unit(select(Case.id), metric.get("counts_for", "holder"))
+    counts_for, below = metric.get("counts_for", "holder"), bool(metric.get("include_below"))
+    unit, query = counted_unit(select(Case.id), counts_for, below)
     query = (query.with_only_columns(unit, func.count(Case.id), maintain_column_froms=True)
              .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
                     unit.is_not(None)).group_by(unit))
-    if not metric.get("include_below"):
+    if not below or rolled_up(counts_for, below):
         query = query.where(unit.in_(unit_ids))
     if metric.get("categories"):
         query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
@@ -151,24 +154,25 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
         counts = _filtered_case_count(query, unit, compile_expression(metric["filter"]), metric["id"])
     else:
         counts = dict(db.session.execute(query).all())
-    if metric.get("include_below"):
+    if below and not rolled_up(counts_for, below):
         counts = {u: t["n"] for u, t in with_below(scheme_key, {u: {"n": int(n)} for u, n in counts.items()}).items()}
     return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
 
 
 def _filtered_case_count(query: Any, unit: Any, condition: Any, metric_id: str) -> dict[int, int]:
     """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
-    `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`."""
+    `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`,
+    `case.source` (staff, patrol or public)."""
     from ..workflow.models import Case
 
     rows = db.session.execute(query.with_only_columns(
         unit, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
-        Case.rework_count, maintain_column_froms=True).group_by(None)).all()
+        Case.rework_count, Case.source, maintain_column_froms=True).group_by(None)).all()
     counts: dict[int, int] = defaultdict(int)
-    for unit_id, data, state, kind, outcome, category, overdue, rework in rows:
+    for unit_id, data, state, kind, outcome, category, overdue, rework, source in rows:
         names = {**(data or {}), "category": category, "state": state,
                  "case": {"state": state, "state_kind": kind, "outcome": outcome, "category": category,
-                          "overdue": bool(overdue), "rework_count": rework}}
+                          "overdue": bool(overdue), "rework_count": rework, "source": source or "staff"}}
         try:
             if condition.evaluate(names):
                 counts[unit_id] += 1
@@ -208,15 +212,20 @@ def _patrol_misses(scheme_key: str, metric: dict, period: patrol_engine.Period, 
             if unit_id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])]
 
 
-@metric_source("patrol_compliance", needs=("patrol_rule",), misses=_patrol_misses, doc=(
+@metric_source("patrol_compliance", needs=("patrol_rule",), reads=("include_below",), misses=_patrol_misses, doc=(
     "rule periods of `patrol_rule` missed by the unit's people (a person-week short) or by the unit, counting "
     "the rule periods that end inside the sheet's period and are over by the district's today — see "
-    "[patrols](patrols.md)"))
+    "[patrols](patrols.md); with `include_below`, a unit's figure takes in the misses of the units below it"))
 def _patrol_compliance(scheme_key: str, metric: dict, period: patrol_engine.Period,
                        unit_ids: list[int]) -> dict[int, Any]:
+    from ..workflow.ledger import with_below
+
     missed: dict[int, int] = defaultdict(int)
     for verdict in _missed_verdicts(scheme_key, metric, period):
         missed[verdict.subject.get("unit_id")] += 1
+    if metric.get("include_below"):
+        rolled = with_below(scheme_key, {u: {"n": n} for u, n in missed.items() if u is not None})
+        return {unit_id: rolled.get(unit_id, {"n": 0})["n"] for unit_id in unit_ids}
     return {unit_id: missed.get(unit_id, 0) for unit_id in unit_ids}
 
 

@@ -131,8 +131,10 @@ def combined(scheme_key: str, sheet_id: str, combine_id: str):
     names = [sheet_id, *rule.get("sheets", [])]
     titles = {key: tr(row.data.get("name")) for key, row in (
         (m.key, m) for m in current_version(scheme_key).members if m.kind == "score_sheet")}
+    banded = engine.combined_bands(sheet, rule)
+    paid = banded.funding is not None or any(f.amount is not None for f in banded.flags)
     return render_template("assessment/combined.html", scheme_key=scheme_key, sheet=sheet, rule=rule, span=span,
-                           rows=rows, ranks=ranks, names=names, titles=titles,
+                           rows=rows, ranks=ranks, names=names, titles=titles, banded=banded, paid=paid,
                            earlier=span.start - dt.timedelta(days=1), later=span.end + dt.timedelta(days=1))
 
 

@@ -460,7 +460,7 @@ def record_time(spec: FormSpec, stored: dict[str, Any], scheme_key: str, arrived
 LATE_AFTER = dt.timedelta(days=2)
 
 
-def _unit_of_filer(user: AnyUser, scheme_key: str) -> Unit | None:
+def unit_of_filer(user: AnyUser, scheme_key: str) -> Unit | None:
     """The unit of the filer's role, when they hold roles in exactly one unit of the district."""
     units = {ra.unit for ra in getattr(user, "roles", []) if ra.scheme_key == scheme_key and ra.unit is not None}
     return units.pop() if len(units) == 1 else None
@@ -472,7 +472,7 @@ def _store_submission(page: FormPage, user: AnyUser, seen_areas: dict[str, Area]
     post = current_post(user, page.scheme_key, context_today)
     area = first_area(page.spec, stored, page.scheme_key, seen_areas) or (post.area if post else None)
     unit_id = ((area.unit_id if area else None) or (post.unit_id if post else None)
-               or getattr(_unit_of_filer(user, page.scheme_key), "id", None))
+               or getattr(unit_of_filer(user, page.scheme_key), "id", None))
     location = next((stored[f.id] for f in page.spec.top_level() if f.kind.gives_location and f.id in stored), None)
     submitted_at = utcnow()
     occurred_at = record_time(page.spec, stored, page.scheme_key, submitted_at)

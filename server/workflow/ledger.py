@@ -54,16 +54,18 @@ COUNTS_FOR = ("holder", "place", "reporter", "escalator")
 _TALLIES = ("found", "rectified", "on_time", "closed", "reworked", "reworked_cases", "extended", "reopened")
 
 
-def counted_unit(query: Any, counts_for: str = "holder") -> tuple[Any, Any]:
-    """(the column naming the unit a case counts for, the query joined to reach it)."""
-    from ..forms.models import Submission
+def counted_unit(query: Any, counts_for: str = "holder", include_below: bool = False) -> tuple[Any, Any]:
+    """(the column naming the unit a case counts for, the query joined to reach it).
+
+    For `escalator` with `include_below`, the column already names each unit above the one that passed the case
+    up, once per case (a case passed up twice inside a street counts once for the street): callers do not roll
+    it up again (`rolled_up`)."""
 
     if counts_for == "place":
         placed = db.aliased(Area)
         return placed.unit_id, query.outerjoin(placed, placed.id == Case.area_id)
     if counts_for == "reporter":
-        report = db.aliased(Submission)
-        return report.unit_id, query.outerjoin(report, report.id == Case.submission_id)
+        return Case.reporter_unit_id, query
     if counts_for == "escalator":
         from sqlalchemy import String, cast, literal, select
 
@@ -71,12 +73,23 @@ def counted_unit(query: Any, counts_for: str = "holder") -> tuple[Any, Any]:
         # Up means to a unit on the path of the unit it left ("/1/4/9/" holds 4 when 9 passed it to 4). Each
         # (case, unit) once, however often that unit passed the same case up.
         went_up = left.path.like(literal("%/") + cast(CaseEvent.to_unit_id, String) + literal("/%"))
-        moves = (select(CaseEvent.case_id, CaseEvent.from_unit_id.label("unit_id"))
-                 .join(left, left.id == CaseEvent.from_unit_id).where(went_up).distinct().subquery())
+        if include_below:
+            above = db.aliased(Unit)  # the unit that passed it up, and every unit on its path
+            moves = (select(CaseEvent.case_id, above.id.label("unit_id"))
+                     .join(left, left.id == CaseEvent.from_unit_id)
+                     .join(above, left.path.like(above.path + literal("%"))).where(went_up).distinct().subquery())
+        else:
+            moves = (select(CaseEvent.case_id, CaseEvent.from_unit_id.label("unit_id"))
+                     .join(left, left.id == CaseEvent.from_unit_id).where(went_up).distinct().subquery())
         return moves.c.unit_id, query.join(moves, moves.c.case_id == Case.id)
     if counts_for != "holder":
         raise ValueError(f"unknown counts_for {counts_for!r}")
     return Case.unit_id, query
+
+
+def rolled_up(counts_for: str, include_below: bool) -> bool:
+    """Whether `counted_unit` has already spread the cases over the units above (then `with_below` must not)."""
+    return include_below and counts_for == "escalator"
 
 
 def with_below(scheme_key: str, per_unit: dict[Any, dict[str, int]]) -> dict[Any, dict[str, int]]:
@@ -114,7 +127,7 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
     if by == "area":
         group = Case.area_id
     else:
-        group, query = counted_unit(query, counts_for)
+        group, query = counted_unit(query, counts_for, include_below)
     query = (query.with_only_columns(
                     group, func.count(Case.id).label("found"),
                     func.sum(when((resolved, 1), else_=0)).label("rectified"),
@@ -134,7 +147,7 @@ def ledger_rows(scheme_key: str, start: dt.date, end: dt.date, by: str = "unit",
         query = query.where(Case.category.in_(categories))
     tallies = {place_id: {k: int(v or 0) for k, v in zip(_TALLIES, values, strict=True)}
                for place_id, *values in db.session.execute(query)}
-    if include_below and by != "area":
+    if include_below and by != "area" and not rolled_up(counts_for, include_below):
         tallies = with_below(scheme_key, tallies)
     model = Area if by == "area" else Unit
     places = {p.id: p for p in db.session.scalars(db.select(model).filter_by(scheme_key=scheme_key))}

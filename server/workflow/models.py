@@ -29,6 +29,9 @@ class Case(db.Model):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)  # the assigned unit
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # The reporter's own unit when they reported it (their post's, or the one unit of their roles): the unit a
+    # report counts for with `counts_for: reporter` (上报 credit), wherever the case's place or holder is.
+    reporter_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     # Where it came from: staff (the report page, the API), patrol (a patrol record's finding) or public.
     source: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
@@ -51,7 +54,7 @@ class Case(db.Model):
 
     definition_version = relationship("DefinitionVersion")
     area = relationship("Area")
-    unit = relationship("Unit")
+    unit = relationship("Unit", foreign_keys=[unit_id])
     assignee = relationship("User", foreign_keys=[assignee_id])
     reporter = relationship("User", foreign_keys=[reporter_id])
     updated_by = relationship("User", foreign_keys=[updated_by_id])

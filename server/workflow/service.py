@@ -264,6 +264,17 @@ def engine_json(value: Any) -> Any:
 CASE_SOURCES = ("staff", "patrol", "public")
 
 
+def reporting_unit_id(user: AnyUser, submission: Submission) -> int | None:
+    """The reporter's own unit: their post's when they filed it under a post (its unit, or its area's), else the
+    one unit of their roles; None for the public or someone with roles in several units."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    post = submission.post if submission.post_id else None
+    if post is not None:
+        return post.unit_id or (post.area.unit_id if post.area else None)
+    return getattr(forms.unit_of_filer(user, submission.scheme_key), "id", None)
+
+
 def open_case(user: AnyUser, scheme_key: str, submission: Submission, workflow_key: str | None = None,
               source: str = "staff") -> Case:
     """Open a case from a report: initial state, the workflow's on-create effects (routing, deadlines).
@@ -281,6 +292,7 @@ def open_case(user: AnyUser, scheme_key: str, submission: Submission, workflow_k
         "state_kind": kind, "data": data, "category": _category_of(data), "area_id": submission.area_id,
         "source": source,
         "unit_id": submission.unit_id, "reporter_id": getattr(user, "id", None), "submission_id": submission.id,
+        "reporter_unit_id": reporting_unit_id(user, submission),
         "outcome": spec.states[spec.initial].outcome if kind == "final" else None,
         "closed_at": now if kind == "final" else None, "created_at": now, "updated_at": now,
         "updated_by_id": getattr(user, "id", None), "version": 1}]).one()

@@ -88,16 +88,20 @@ def test_dashboard_takes_each_sheets_latest_period(ctx):
     assert rows["ting_squad"].score == Decimal(83) and rows["ting_squad"].period.sheet_key == "chengguan_squad_rating"
 
 
-def _illegal_buildings(unit: Unit, per_month: dict[int, int]) -> None:
+def _illegal_buildings(unit: Unit, per_month: dict[int, int], held_by: Unit | None = None) -> None:
+    """Illegal buildings found in `unit`'s grid, handed to `held_by` (default the community itself)."""
+    from server.org.models import Area
     from server.workflow.models import Case
     from server.workflow.service import workflow_version
 
     version = workflow_version("chengguan", "digital_city")
+    grid = db.session.scalar(db.select(Area).filter_by(scheme_key="chengguan", unit_id=unit.id))
     for month, count in per_month.items():
         for _ in range(count):
             db.session.add(Case(scheme_key="chengguan", workflow_key="digital_city", definition_version_id=version.id,
                                 state="x", state_kind="final", data={}, category="event_illegal_structure",
-                                unit_id=unit.id, created_at=dt.datetime(2026, month, 10, 3, tzinfo=dt.UTC)))
+                                unit_id=(held_by or unit).id, area_id=grid.id,
+                                created_at=dt.datetime(2026, month, 10, 3, tzinfo=dt.UTC)))
     db.session.flush()
 
 
@@ -107,8 +111,10 @@ def test_year_veto_read_on_the_year_so_far_in_each_month_and_in_the_year_score(c
     load_shipped("chengguan")
     sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
     community, other = scoring.assessed_units("chengguan", sheet)[:2]
-    _illegal_buildings(community, {1: 8, 2: 8})  # 8, then 16 in the street this year
-    _illegal_buildings(other, {3: 5})           # 21 in all by March: neither community is over 20 alone
+    squad = db.session.scalar(db.select(Unit).filter_by(scheme_key="chengguan", key="ting_squad"))
+    _illegal_buildings(community, {1: 8, 2: 8})        # 8, then 16 in the street this year
+    _illegal_buildings(other, {3: 4})                  # 20 by March: the limit itself is allowed …
+    _illegal_buildings(other, {3: 1}, held_by=squad)   # … and one more, handed to the squad: 21, in the 辖区
 
     def result(day: dt.date, unit: Unit) -> scoring.UnitResult:
         return next(r for r in scoring.score_period("chengguan", "chengguan_monthly", day)[1] if r.unit == unit)
@@ -377,3 +383,29 @@ def test_a_combination_carries_a_last_place_across_its_periods(ctx, app):
     login(client, "office")
     page = client.get("/assess/chengguan/combined/chengguan_monthly/quarter?on=2026-11-15").get_data(as_text=True)
     assert "连续两季度末位" in page and "约谈" in page
+
+
+def test_a_combinations_flags_carry_money_groups_and_a_yearly_bar(ctx):
+    from server.definitions.service import activate_scheme_version, load_scheme
+
+    version, _ = load_scheme(_chengguan_with(
+        "{id: quarter, name: 季度, period: quarter, formula: chengguan_monthly, "
+        "flags: [{id: q_red, name: 季度流动红旗, kind: top, count: 1, amount: 2000, bars_honours: year}], "
+        "funding: {base_amount: 1000, base_score: 80, step_points: 1, step_amount: 100, "
+        "groups: {communities: {base_amount: 9000}}}}"))
+    activate_scheme_version(version.id)
+    sheet = scoring.sheet_of("chengguan", "chengguan_monthly")[1]
+    first, second, third = [u.key for u in scoring.assessed_units("chengguan", sheet)][:3]
+    for month in (1, 4):  # a month of Q1 and of Q2: the first unit is best both times
+        _published("chengguan_monthly", f"2026-{month:02d}", dt.date(2026, month, 1), dt.date(2026, month, 28),
+                   {first: "95", second: "90", third: "85"})
+    _span, q1 = scoring.combined_scores("chengguan", "chengguan_monthly", "quarter", dt.date(2026, 1, 15))
+    q1 = {r.unit.key: r for r in q1}
+    assert [f.id for f in q1[first].flags] == ["q_red"]
+    # A community is in the `communities` group: 9,000 base, +15 points × 100, and the flag's 2,000.
+    assert [(m["kind"], m["amount"]) for m in q1[first].money] == [("funding", "10500.00"), ("flag", "2000.00")]
+    assert q1[first].money_total == Decimal(12500) and q1[second].money_total == Decimal(10000)
+    _span, q2 = scoring.combined_scores("chengguan", "chengguan_monthly", "quarter", dt.date(2026, 4, 15))
+    q2 = {r.unit.key: r for r in q2}
+    # The first won the banner in Q1: barred for the rest of the year, the next in line takes it.
+    assert q2[first].flags == [] and [f.id for f in q2[second].flags] == ["q_red"]

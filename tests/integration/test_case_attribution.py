@@ -39,9 +39,10 @@ def cases(ctx):
     road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
     assert road.unit_id == unit_id("lidu", "shilong")
 
-    def report(by: str) -> int:
-        row = Submission(scheme_key="lidu", form_key=form.key, definition_version_id=form.id, token=f"t-{by}-{_n()}",
-                         unit_id=unit_id("lidu", by), data={}, submitted_at=NOW)
+    def report(area: Area | None) -> int:
+        # A record belongs to its place's unit, whoever made it: the reporter's own unit is the case's.
+        row = Submission(scheme_key="lidu", form_key=form.key, definition_version_id=form.id, token=f"t-{_n()}",
+                         unit_id=area.unit_id if area else None, data={}, submitted_at=NOW)
         db.session.add(row)
         db.session.flush()
         return row.id
@@ -50,8 +51,8 @@ def cases(ctx):
         kind, outcome = ("final", "resolved") if state == "closed" else ("open", None)
         db.session.add(Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id,
                             state=state, state_kind=kind, outcome=outcome, data={}, unit_id=unit_id("lidu", holder),
-                            area_id=area.id if area else None, created_at=at,
-                            submission_id=report(reported_by) if reported_by else None))
+                            area_id=area.id if area else None, created_at=at, submission_id=report(area),
+                            reporter_unit_id=unit_id("lidu", reported_by) if reported_by else None))
 
     case("shilong", "closed", road, "zhiyuan")
     case("town_office", "assigned", road, "shilong")  # reported by Shilong, moved up to the office
@@ -123,6 +124,18 @@ def test_a_unit_that_passed_a_case_up_keeps_the_credit(cases):
     assert _values("case_count", counts_for="escalator", include_below=True)["lidu_street"] == 1
 
 
+def test_a_case_passed_up_twice_inside_a_street_counts_once_for_the_street(cases):
+    moved = db.session.scalar(db.select(Case).filter_by(state="assigned"))
+    _moved(moved.id, "shilong", "lidu_street")   # Shilong passes it up
+    _moved(moved.id, "lidu_street", "zhiyuan")   # the street hands it down to Zhiyuan
+    _moved(moved.id, "zhiyuan", "lidu_street")   # Zhiyuan passes it up again
+    db.session.flush()
+    below = _values("case_count", counts_for="escalator", include_below=True)
+    assert below == {"lidu_street": 1, "shilong": 1, "zhiyuan": 1, "town_office": 0}
+    rates = _values("case_rate", rate="rectified", counts_for="escalator", include_below=True)
+    assert rates["lidu_street"] == 0 and rates["shilong"] == 0 and rates["town_office"] is None
+
+
 def test_an_escalation_that_reassigns_up_records_the_move(cases):
     case = db.session.scalar(db.select(Case).filter_by(state="closed", area_id=None))  # held by Shilong
     deadline = CaseDeadline(case=case, key="rectify", started_at=NOW, due_at=NOW)
@@ -134,6 +147,49 @@ def test_an_escalation_that_reassigns_up_records_the_move(cases):
     assert (event.from_unit_id, event.to_unit_id) == (unit_id("lidu", "shilong"), unit_id("lidu", "lidu_street"))
     assert case.unit_id == unit_id("lidu", "lidu_street")
     assert _values("case_count", counts_for="escalator")["shilong"] == 1
+
+
+def test_a_filter_reads_where_a_case_came_from(cases):
+    public = db.session.scalar(db.select(Case).filter_by(state="assigned"))
+    public.source = "public"
+    db.session.flush()
+    assert _values("case_count", filter="case.source == 'public'")["town_office"] == 1
+    assert _values("case_count", filter="case.source == 'staff'") == {"lidu_street": 0, "shilong": 2, "zhiyuan": 0,
+                                                                      "town_office": 0}
+
+
+def test_missed_patrols_roll_up_with_include_below(cases, monkeypatch):
+    from types import SimpleNamespace
+
+    from server.assessment import sources
+
+    missed = [SimpleNamespace(subject={"unit_id": unit_id("lidu", key)}) for key in ("shilong", "shilong", "zhiyuan")]
+    monkeypatch.setattr(sources, "_missed_verdicts", lambda *_args: missed)
+    metric = {"patrol_rule": "community_head_weekly"}
+    assert _values("patrol_compliance", **metric) == {"lidu_street": 0, "shilong": 2, "zhiyuan": 1, "town_office": 0}
+    assert _values("patrol_compliance", **metric, include_below=True)["lidu_street"] == 3
+
+
+def test_a_report_records_its_reporters_own_unit(ctx):
+    """A community's staff reporting on a road: the case records their unit (not the record's place); a report
+    by someone with no unit of their own (the public, a district-wide role) records none."""
+    from server.forms import service as forms
+    from server.forms.engine import form_spec
+    from server.workflow.service import open_case, reporting_unit_id
+    from tests.support.factories import formdata, make_user, photo
+
+    load_demo()
+    staff = make_user("staff", roles=(("lidu", "staff", "zhiyuan"),))
+    office = make_user("office", roles=(("lidu", "office_admin", None),))
+    with ctx.test_request_context():
+        version = forms.form_version("lidu", "problem_report")
+        record = forms.post_form(staff, "lidu", form_spec(version.data), version, formdata(
+            _token="r1", category="piled_rubbish", area="zhiyuan_road", description="垃圾堆积", photos_before=photo(),
+            size_m3="1", urgency="normal"))
+        assert isinstance(record, Submission), record.errors
+        case = open_case(staff, "lidu", record)
+    assert case.reporter_unit_id == unit_id("lidu", "zhiyuan")
+    assert reporting_unit_id(office, record) is None and reporting_unit_id(None, record) is None
 
 
 def test_an_unknown_counts_for_is_refused_with_its_path(ctx):

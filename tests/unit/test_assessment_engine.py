@@ -313,3 +313,26 @@ def test_a_month_never_assessed_breaks_a_run():
 
     assert [s.id for s in engine.streaks_hit(sheet, [month(1), month(3), month(4)])] == []  # February missing
     assert [s.id for s in engine.streaks_hit(sheet, [month(2), month(3), month(4)])] == ["three"]
+
+
+def test_money_lines_round_halves_up_and_totals_add_up():
+    sheet = _sheet(metrics=[{"id": "n", "source": "manual"}],
+                   charges=[{"id": "c", "name": "有偿整改", "metric": "n", "amount": 0.125}],
+                   flags=[{"id": "last", "name": "末位", "kind": "bottom", "count": 1, "amount": -500}])
+    lines = engine.money_lines(sheet, None, D(80), (), sheet.flags, {"n": 1})
+    assert lines == [{"kind": "flag", "id": "last", "amount": "-500.00"},
+                     {"kind": "charge", "id": "c", "count": 1, "amount": "-0.13"}]  # 0.125 → 0.13, not 0.12
+    assert engine.money_total(lines) == D("-500.13")
+
+
+def test_district_totals_add_decimals_and_floats_and_skip_what_is_not_a_number():
+    totals = engine.district_totals([{"n": D("1.5"), "x": None}, {"n": 2.5, "x": "a"}, {"n": 1, "flag": True}])
+    assert totals == {"n": D(5)}
+
+
+def test_funding_for_takes_the_first_of_the_units_groups_in_the_schemes_order():
+    sheet = _sheet(funding={"base_amount": 1000, "base_score": 90, "step_points": 1, "step_amount": 100,
+                            "groups": {"b": {"base_amount": 3000}, "a": {"base_amount": 2000}}})
+    assert engine.funding_for(sheet, ["a", "b"]).base_amount == 2000  # the unit's groups decide, not the mapping
+    assert engine.funding_for(sheet, ["b", "a"]).base_amount == 3000
+    assert engine.funding_for(sheet, ["c"]).base_amount == 1000
