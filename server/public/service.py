@@ -226,18 +226,24 @@ def status_of(report: PublicReport) -> dict[str, Any]:
         "description": case.data.get("description") if approved else None,
         "photos_before": public_photo_ids(case, "before") if approved else [],
         "photos_after": public_photo_ids(case, "after") if approved else [],
-        "reply": public_reply(case) if approved else None,
+        "reply": public_reply(case, spec) if approved else None,
         "followup": followup_state(report), "actions": workflow.public_actions(case),
         "satisfaction": settings.satisfaction,
         "created_at": report.created_at, "updated_at": case.updated_at,
     }
 
 
-def public_reply(case: Case) -> str | None:
+def public_reply(case: Case, flow: Any = None) -> str | None:
     """The latest official reply: the text of a field a step's form marks `public` (what was done, 处理结果),
-    written by staff on a later step than the report itself; None while there is none."""
+    written by staff on a later step than the report itself; None while there is none. A step that sends the
+    work back (`counts_as: rework`, `reopen`) withdraws the reply before it: what was found not done is not
+    the answer."""
+    flow = flow or workflow.workflow_of(case)
     reply = None
     for event in case.events:
+        step = flow.transition(event.transition) if event.transition else None
+        if step is not None and step.counts_as & {"rework", "reopen"}:
+            reply = None
         if event.submission is None or event.submission_id == case.submission_id:
             continue
         spec = form_spec(event.submission.definition_version.data)

@@ -387,6 +387,7 @@ def test_the_moderators_note_and_the_reporters_note_are_shown_to_staff(demo):
 def test_the_official_reply_reaches_the_reporter_and_open311(demo):
     """What the handler wrote in a field the step's form marks public (整改情况) is the reply: on the tracking
     page and as Open311 status_notes, once a moderator approved the report; escaped like everything else."""
+    from server.auth.models import User
     from server.workflow import service as cases
     from tests.support.clock import TODAY
     from tests.support.factories import formdata, photo
@@ -420,3 +421,14 @@ def test_the_official_reply_reaches_the_reporter_and_open311(demo):
     assert one[0]["status_notes"] == f"已清理完毕{XSS}"  # JSON carries the text; escaping is the reader's page
     xml = client.get(f"/open311/v2/requests/{report_id}.xml").get_data(as_text=True)
     assert "<script>" not in xml and "已清理完毕" in xml
+    # The office finds it not done and sends it back: the reply is withdrawn until a new one is written.
+    with demo.test_request_context():
+        office = db.session.scalar(db.select(User).filter_by(username="office"))
+        case = db.session.get(PublicReport, report_id).case
+        _case, page = cases.fire(office, case.id, "rework", case.version,
+                                 formdata(_token=f"rework-{case.id}", verdict="failed", comment="还有垃圾"))
+        assert page is None, page.errors if page else None
+        db.session.commit()
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert "已清理完毕" not in page
+    assert client.get(f"/open311/v2/requests/{report_id}.json").get_json()[0]["status_notes"] != f"已清理完毕{XSS}"
