@@ -100,8 +100,9 @@ def test_a_flag_that_bars_honours_keeps_the_red_flag_from_a_unit_for_the_rest_of
     db.session.add_all([earlier, revision])
     db.session.flush()
     metrics = {u.id: {**GOOD, "community_head_missed_weeks": i} for i, u in enumerate(units)}
-    results = scoring.score_units("lidu", sheet, Period("month", TODAY.replace(day=1), TODAY), units, metrics=metrics)
-    # The best unit won it in January: this month it goes to the next in line.
+    march = Period("month", TODAY.replace(month=3, day=1), TODAY.replace(month=3, day=31))  # later that year
+    results = scoring.score_units("lidu", sheet, march, units, metrics=metrics)
+    # The best unit won it in January: in March it goes to the next in line.
     assert [[f.id for f in r.flags] for r in results] == [[], ["red_flag"], [], []]
 
 
