@@ -23,6 +23,7 @@ from ..forms.models import Upload
 from ..forms.uploads import make_thumbnail
 from ..forms.views import _formdata, render_page
 from ..web.forms import Form
+from ..web.i18n import tr
 from ..web.limits import DEVICE_COOKIE, device_key, public_limits, public_read_limits, report_limit, with_device
 from ..web.params import parse_id
 from . import service
@@ -116,7 +117,7 @@ def _followup_form(status: dict) -> FollowupForm:
     form.solved.choices = [("yes", _("Yes, it is solved")), ("no", _("No, it is not solved"))]
     if not status["followup"]["can_reopen"]:
         form.solved.choices = form.solved.choices[:1]
-    form.satisfaction.choices = [(c["value"], c["label"]) for c in status["satisfaction"]]
+    form.satisfaction.choices = [(c["value"], tr(c["label"])) for c in status["satisfaction"]]
     return form
 
 
@@ -253,6 +254,8 @@ def queue(scheme_key: str):
     rows = service.moderation_queue(current_user, scheme_key, state)
     return render_template("public/moderation.html", scheme_key=scheme_key, rows=rows, state=state,
                            statuses={r.id: service.status_of(r) for r in rows},
+                           # What approval will make public besides the report: the official reply so far.
+                           replies={r.id: service.public_reply(r.case) for r in rows},
                            forms={r.id: _moderate_form(r.id) for r in rows},
                            contacts={r.id: service.reporter_contact(current_user, r) for r in rows},
                            can_see=permissions.can_moderate(current_user, scheme_key))

@@ -270,6 +270,7 @@ def test_the_reporter_reopens_once_and_says_how_satisfied(demo):
         _close(case_id)
     page = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert 'id="followup"' in page and "已解决" in page
+    assert "不满意" in page and "{'zh'" not in page and "&#39;zh&#39;" not in page  # labels, not their data
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
     version = re.search(r'name="version" value="(\d+)"', page).group(1)
     answer = {"csrf_token": token, "version": version, "solved": "no", "satisfaction": "unsatisfied",
@@ -411,6 +412,10 @@ def test_the_official_reply_reaches_the_reporter_and_open311(demo):
         report_id = report.id
     page = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert "已清理完毕" not in page  # not approved yet: the reply waits, like the photos after
+    staff = demo.test_client()
+    login(staff, "office")
+    queue = staff.get("/moderation/lidu/").get_data(as_text=True)
+    assert "已清理完毕" in queue and "<script>alert" not in queue  # the moderator sees what approval publishes
     with demo.test_request_context():
         service.moderate(make_user("moderator", roles=(("lidu", "office_admin", None),)),
                          db.session.get(PublicReport, report_id), "approved", expose=False)
