@@ -89,14 +89,9 @@ def ranking_groups(scheme_key: str, sheet: SheetSpec, units: list[Unit],
                    by_difficulty: bool | None = None) -> dict[str, list[Unit]]:
     """The units of each ranking group the sheet names (scheme `unit_groups`), or all in one group; with
     `by_difficulty`, each group is split by the units' difficulty tier."""
-    scheme = scheme_in_force(scheme_key)
-    defined = scheme.unit_groups if scheme else {}
     wanted = sheet.ranking.get("groups") or []
-    groups: dict[str, list[Unit]] = {}
-    for group_id in wanted:
-        group = defined.get(group_id, {})
-        kinds, keys = group.get("unit_kinds", []), group.get("units", [])
-        groups[group_id] = [u for u in units if u.kind in kinds or u.key in keys]
+    member = unit_groups_of(scheme_key, units) if wanted else {}
+    groups = {group_id: [u for u in units if group_id in member[u.id]] for group_id in wanted}
     if not wanted:
         groups["all"] = list(units)
     if sheet.ranking.get("by_difficulty") if by_difficulty is None else by_difficulty:
