@@ -230,7 +230,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "lines": {"type": "array", "items": {"type": "object", "properties": {
                 "kind": {"enum": ["funding", "flag", "charge"]}, "id": {"type": "string"},
                 "amount": {"type": ["number", "null"]}, "count": {"type": "number"}}}},
-            "total": {"type": ["number", "null"]}}}}),
+            "total": {"type": ["number", "null"]}}},
+        "areas": {"type": "array", "description": "A sheet scored per area: the areas behind the total, in tree "
+                  "order (depth 0: the scored kind; higher: the roll_up kinds they are aggregated into).",
+                  "items": {"type": "object", "properties": {
+                      "area": {"type": "string"}, "kind": {"type": "string"}, "depth": {"type": "integer"},
+                      "parent": NULLABLE_STRING, "total": {"type": ["number", "null"]},
+                      "items": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+                      "metrics": {"type": "object"}}}}}),
     "Scores": _object({"period": ref("Period"), "revision": {"type": "integer"},
                        "provisional": {"type": "boolean", "description": "Published on purpose before the period "
                                        "ended or with marks missing: not final, a later revision replaces it."},

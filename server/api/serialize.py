@@ -106,6 +106,8 @@ def score(item: Any) -> dict[str, Any]:
         "funding": _number(item.funding),
         "money": {"lines": [{**line, "amount": _number(line["amount"])} for line in item.ledger],
                   "total": _number(item.money_total)},
+        "areas": [{**row, "total": _number(row["total"]),
+                   "items": {k: _number(v) for k, v in (row.get("items") or {}).items()}} for row in item.areas or []],
     }
 
 

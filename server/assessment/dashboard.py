@@ -14,12 +14,12 @@ from sqlalchemy import func, or_, select
 from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..extensions import db
-from ..org.models import Unit
+from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
 from . import engine
 from .models import AssessmentPeriod, AssessmentScore
 from .scoring import assessed_units, latest_published, published_scores
-from .service import bounds_of, draft, sheet_spec_of
+from .service import area_row, bounds_of, draft, sheet_spec_of
 from .sources import period_bounds, source_of
 
 if TYPE_CHECKING:
@@ -92,12 +92,17 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
     sheet = sheet_spec_of(period)
     published = {s.unit_id: s for s in published_scores(period)} if period.revision else {}
     if unit.id in published:
-        items = published[unit.id].items
+        items, areas = published[unit.id].items, list(published[unit.id].areas or [])
     else:
         result = next((r for r in draft(period) if r.unit.id == unit.id), None)
         items = {i: {"score": str(engine.shown(r.score)), "deducted": str(r.deducted), "bonus": str(r.bonus),
                      "rules": {x.rule.id: str(x.amount) for x in r.rules}}
                  for i, r in (result.score.items.items() if result else [])}
+        areas = [area_row(a) for a in result.areas] if result else []
+    if areas:  # a sheet scored per area: each area's score, named
+        names = {a.key: a for a in db.session.scalars(db.select(Area).where(
+            Area.scheme_key == period.scheme_key, Area.key.in_([row["area"] for row in areas])))}
+        areas = [{**row, "name": names[row["area"]].name if row["area"] in names else row["area"]} for row in areas]
     begin, finish = period_bounds(period.scheme_key, bounds_of(period))
     late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
     cases = list(db.session.scalars(db.select(Case).where(
@@ -109,4 +114,4 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
     misses = [miss for metric in sheet.metrics if source_of(metric).misses
               for miss in source_of(metric).misses(period.scheme_key, metric, bounds_of(period), unit.id)]
     entries = [e for e in period.entries if e.unit_id == unit.id]
-    return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries}
+    return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries, "areas": areas}

@@ -173,6 +173,25 @@ class Charge:
 
 
 @dataclass(frozen=True)
+class RollUp:
+    """One step of a per-area sheet's roll-up: the scores of the areas below, aggregated into each area of
+    `kind` that contains them (segments into their road)."""
+
+    kind: str
+    aggregate: str = "mean"  # mean | sum
+
+
+@dataclass(frozen=True)
+class PerArea:
+    """A sheet scored on each area of `kind` (segment), rolled up through `roll_up` (road), then into the
+    responsible unit by `aggregate`; the unit's total is graded, ranked and flagged like any other."""
+
+    kind: str
+    roll_up: tuple[RollUp, ...] = ()
+    aggregate: str = "mean"  # mean | sum
+
+
+@dataclass(frozen=True)
 class Funding:
     base_amount: Decimal
     base_score: Decimal
@@ -205,6 +224,7 @@ class SheetSpec:
     assessed: dict = field(default_factory=dict)
     appeal_roles: tuple[str, ...] = ()
     flag_overlap: str = "top"  # a unit both among the top and the bottom keeps: top | bottom | none
+    per_area: PerArea | None = None  # scored per area and aggregated into the unit
 
     def items(self) -> Iterable[tuple[SectionSpec, ItemSpec]]:
         for section in self.sections:
@@ -295,7 +315,14 @@ def sheet_spec(definition: dict) -> SheetSpec:
         charges=tuple(Charge(c["id"], c.get("name"), c["metric"], dec(c["amount"]))
                       for c in definition.get("charges", [])),
         appeal_days=int(definition.get("appeal_days", 0)), assessed=dict(definition.get("assessed") or {}),
-        appeal_roles=tuple(definition.get("appeal_roles", ())))
+        appeal_roles=tuple(definition.get("appeal_roles", ())), per_area=_per_area(definition.get("per_area")))
+
+
+def _per_area(spec: Mapping[str, Any] | None) -> PerArea | None:
+    if not spec:
+        return None
+    return PerArea(spec["kind"], tuple(RollUp(r["kind"], r.get("aggregate", "mean")) for r in spec.get("roll_up", [])),
+                   spec.get("aggregate", "mean"))
 
 
 # -- one unit's score ------------------------------------------------------------------------------------------
@@ -421,6 +448,30 @@ def score_unit(sheet: SheetSpec, names: Mapping[str, Any],
         sections[section.id] = section_score
         total += section_score / section.points * section.weight if section.weight is not None else section_score
     return UnitScore(items, sections, total)
+
+
+def aggregate_scores(scores: Sequence[UnitScore], how: str) -> UnitScore:
+    """Scores of several areas made one (a road's from its segments, a unit's from its roads): each rule's
+    quantity and amount, each item's deduction, bonus and score, each section and the total, by their `mean`
+    or their `sum` — so the parts still add up to the whole."""
+    if not scores:
+        raise ValueError("no scores to aggregate")
+
+    def agg(values: Iterable[Decimal]) -> Decimal:
+        values = list(values)
+        return sum(values, ZERO) / (len(values) if how == "mean" else 1)
+
+    first = scores[0]
+    items = {}
+    for item_id, result in first.items.items():
+        parts = [s.items[item_id] for s in scores]
+        rules = tuple(RuleResult(rule.rule, agg(p.rules[i].quantity for p in parts),
+                                 agg(p.rules[i].amount for p in parts))
+                      for i, rule in enumerate(result.rules))
+        items[item_id] = ItemResult(result.item, rules, agg(p.deducted for p in parts), agg(p.bonus for p in parts),
+                                    agg(p.score for p in parts))
+    return UnitScore(items, {k: agg(s.sections[k] for s in scores) for k in first.sections},
+                     agg(s.total for s in scores))
 
 
 # -- several assessors ---------------------------------------------------------------------------------------

@@ -118,6 +118,8 @@ class AssessmentScore(db.Model):
     funding: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     # The money ledger of the period: [{kind: funding|flag|charge, id, amount, count?}], amounts as published.
     money: Mapped[list] = mapped_column(JsonType, default=list)
+    # A sheet scored per area: the areas behind the total, [{area, kind, depth, parent, total, items, metrics?}].
+    areas: Mapped[list | None] = mapped_column(JsonType)
 
     @property
     def ledger(self) -> list[dict]:

@@ -18,7 +18,7 @@ from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_version, scheme_in_force
 from ..expressions import compile_expression
 from ..extensions import db
-from ..org.models import Unit
+from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
 from ..web.i18n import tr
 from . import engine
@@ -51,7 +51,12 @@ def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
 def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
                   manual: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
     """Every metric of the sheet for every unit: {unit id: {metric id: value}} (None where there is none). Each
-    metric's source (`sources.py`) computes it, or assessors entered it (`manual`: the period's marks)."""
+    metric's source (`sources.py`) computes it, or assessors entered it (`manual`: the period's marks). On a
+    sheet scored per area, a unit's figure is the sum of its areas' (what lies at their places)."""
+    if sheet.per_area is not None:
+        by_unit = areas_by_unit(scheme_key, sheet, units)
+        values = area_metric_values(scheme_key, sheet, period, [a for areas in by_unit.values() for a in areas])
+        return {u.id: _summed(sheet, [values[a.id] for a in by_unit.get(u.id, [])]) for u in units}
     manual = manual or {}
     unit_ids = [u.id for u in units]
     values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
@@ -62,6 +67,135 @@ def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Perio
             value = manual.get(unit_id, {}).get(metric["id"]) if source.entered else per_unit.get(unit_id)
             values[unit_id][metric["id"]] = value
     return values
+
+
+# -- sheets scored per area ------------------------------------------------------------------------------------
+
+def areas_by_unit(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[int, list[Area]]:
+    """For a sheet scored per area, each assessed unit's active areas of the scored kind, in tree order: those
+    it is responsible for or a unit below it is (an area without a unit of its own takes the one of the
+    nearest area around it); an area goes to the nearest assessed unit above its responsible one."""
+    if sheet.per_area is None:
+        return {}
+    kind = sheet.per_area.kind
+    every = {a.id: a for a in db.session.scalars(db.select(Area).where(
+        Area.scheme_key == scheme_key, Area.active.is_(True)).order_by(Area.path))}
+    paths = dict(db.session.execute(db.select(Unit.id, Unit.path).where(Unit.scheme_key == scheme_key)).all())
+    assessed = {u.id for u in units}
+    out: dict[int, list[Area]] = {}
+    for area in every.values():
+        if area.kind != kind:
+            continue
+        holder, cursor = area.unit_id, area
+        while holder is None and cursor.parent_id in every:
+            cursor = every[cursor.parent_id]
+            holder = cursor.unit_id
+        chain = [int(x) for x in (paths.get(holder) or "").strip("/").split("/") if x] if holder else []
+        unit_id = next((u for u in reversed(chain) if u in assessed), None)
+        if unit_id is not None:
+            out.setdefault(unit_id, []).append(area)
+    return {unit_id: sorted(areas, key=lambda a: _tree_order(a, every)) for unit_id, areas in out.items()}
+
+
+def area_metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
+                       areas: list[Area]) -> dict[int, dict[str, Any]]:
+    """Every metric of a sheet scored per area for every area: {area id: {metric id: value}}."""
+    values: dict[int, dict[str, Any]] = {a.id: {} for a in areas}
+    for metric in sheet.metrics:
+        per_area = source_of(metric).by_area(scheme_key, metric, period, areas) if areas else {}
+        for area in areas:
+            values[area.id][metric["id"]] = per_area.get(area.id)
+    return values
+
+
+def _summed(sheet: SheetSpec, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A unit's metrics from its areas': their sums (None where no area has a value)."""
+    out = {}
+    for metric in sheet.metrics:
+        given = [p[metric["id"]] for p in parts if p.get(metric["id"]) is not None]
+        out[metric["id"]] = sum(given) if given else None
+    return out
+
+
+@dataclass
+class AreaResult:
+    """One area's score on a sheet scored per area: a scored area's own, or one aggregated from those inside it."""
+
+    area: Area
+    score: UnitScore
+    depth: int  # 0: the scored kind; 1: the first roll_up kind…
+    metrics: dict[str, Any] = field(default_factory=dict)  # a scored area's numbers
+    parent: Area | None = None  # where it rolls up (None: into the unit)
+
+    @property
+    def total(self) -> Decimal:
+        return engine.shown(self.score.total)
+
+
+def score_areas(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
+                frozen: dict[str, dict[str, Any]] | None = None
+                ) -> dict[int, tuple[UnitScore, dict[str, Any], list[AreaResult]]]:
+    """A sheet scored per area: each area of the scored kind on its own numbers (or those frozen at
+    publication, by area key), aggregated through the roll_up kinds, then into each unit.
+    {unit id: (its score, its summed metrics, the area rows in tree order)}; units with no area are left out."""
+    spec = sheet.per_area
+    if spec is None:
+        return {}
+    by_unit = areas_by_unit(scheme_key, sheet, units)
+    scored = [a for areas in by_unit.values() for a in areas]
+    fresh = [a for a in scored if frozen is None or a.key not in frozen]
+    values = area_metric_values(scheme_key, sheet, period, fresh)
+    for area in scored:
+        if area.id not in values:
+            values[area.id] = dict((frozen or {})[area.key])
+    every = {a.id: a for a in db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key))}
+    out = {}
+    for unit_id, areas in by_unit.items():
+        level: list[AreaResult] = []
+        for area in areas:
+            try:
+                score = engine.score_unit(sheet, values[area.id])
+            except engine.ScoringError as exc:
+                raise DomainError(_("%(unit)s cannot be scored: %(problem)s", unit=tr(area.name),
+                                    problem=str(exc))) from None
+            level.append(AreaResult(area, score, 0, values[area.id]))
+        rows = list(level)
+        for depth, step in enumerate(spec.roll_up, start=1):
+            groups: dict[int, list[AreaResult]] = {}
+            passing: list[AreaResult] = []
+            for row in level:
+                outer = _around(row.area, step.kind, every)
+                if outer is None:
+                    passing.append(row)  # not inside any area of that kind: it stands for one
+                else:
+                    row.parent = outer
+                    groups.setdefault(outer.id, []).append(row)
+            aggregated = [AreaResult(every[outer_id], engine.aggregate_scores([r.score for r in inner], step.aggregate),
+                                     depth) for outer_id, inner in groups.items()]
+            rows.extend(aggregated)
+            level = aggregated + passing
+        total = engine.aggregate_scores([r.score for r in level], spec.aggregate)
+        rows.sort(key=lambda r: _tree_order(r.area, every))
+        out[unit_id] = (total, _summed(sheet, [values[a.id] for a in areas]), rows)
+    return out
+
+
+def _tree_order(area: Area, every: dict[int, Area]) -> tuple[tuple[int, int], ...]:
+    """Where an area comes in the scheme's tree: its own and its ancestors' positions, outermost first."""
+    chain = []
+    cursor: Area | None = area
+    while cursor is not None:
+        chain.append((cursor.position, cursor.id))
+        cursor = every.get(cursor.parent_id) if cursor.parent_id else None
+    return tuple(reversed(chain))
+
+
+def _around(area: Area, kind: str, every: dict[int, Area]) -> Area | None:
+    """The nearest area of `kind` containing `area`."""
+    cursor = every.get(area.parent_id) if area.parent_id else None
+    while cursor is not None and cursor.kind != kind:
+        cursor = every.get(cursor.parent_id) if cursor.parent_id else None
+    return cursor
 
 
 @dataclass
@@ -75,6 +209,7 @@ class UnitResult:
     vetoes: list[Veto] = field(default_factory=list)
     funding: Decimal | None = None  # what the sheet's funding gives for the score (its group's amounts)
     money: list[dict[str, Any]] = field(default_factory=list)  # the money ledger's lines (engine.money_lines)
+    areas: list[AreaResult] = field(default_factory=list)  # a sheet scored per area: the areas behind the score
 
     @property
     def total(self) -> Decimal:
@@ -107,14 +242,24 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
                 entries: dict[int, dict[str, dict[str, Any]]] | None = None,
                 item_scores: dict[int, dict[str, Decimal]] | None = None,
                 manual: dict[int, dict[str, Any]] | None = None,
-                metrics: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
+                metrics: dict[int, dict[str, Any]] | None = None,
+                area_metrics: dict[str, dict[str, Any]] | None = None) -> list[UnitResult]:
     """Every unit's score for a period from the data (or from `metrics` already taken), the assessors'
-    numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags."""
-    values = metrics if metrics is not None else metric_values(scheme_key, sheet, period, units, manual)
+    numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags.
+    A sheet scored per area scores each area (on `area_metrics` already taken, by area key) and aggregates."""
+    per_area = score_areas(scheme_key, sheet, period, units, area_metrics) if sheet.per_area is not None else None
+    if per_area is not None:
+        units = [u for u in units if u.id in per_area]  # a unit with no area to score has no score
+        values = {unit_id: summed for unit_id, (_score, summed, _rows) in per_area.items()}
+    else:
+        values = metrics if metrics is not None else metric_values(scheme_key, sheet, period, units, manual)
     entries, item_scores = entries or {}, item_scores or {}
     results = {}
     for u in units:
         names = {**values.get(u.id, {}), **(manual or {}).get(u.id, {})}
+        if per_area is not None:
+            results[u.id] = UnitResult(u, names, per_area[u.id][0], areas=per_area[u.id][2])
+            continue
         try:
             score = engine.score_unit(sheet, names, entries.get(u.id), item_scores.get(u.id))
         except engine.ScoringError as exc:

@@ -27,7 +27,16 @@ from ..web.i18n import tr
 from . import engine
 from .engine import SheetSpec
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
-from .scoring import UnitResult, assessed_units, metric_values, period_of, published_scores, score_units, sheet_of
+from .scoring import (
+    AreaResult,
+    UnitResult,
+    assessed_units,
+    metric_values,
+    period_of,
+    published_scores,
+    score_units,
+    sheet_of,
+)
 from .sources import is_entered
 
 if TYPE_CHECKING:
@@ -230,7 +239,8 @@ def assesses(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> bool:
 
 
 def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
-          metrics: dict[int, dict[str, Any]] | None = None) -> list[UnitResult]:
+          metrics: dict[int, dict[str, Any]] | None = None,
+          area_metrics: dict[str, dict[str, Any]] | None = None) -> list[UnitResult]:
     """The period's scores as they stand: the data, and every assessor's entries combined per item.
 
     With `sheet`, the same period scored on another version of the sheet (entries for items or rules it no
@@ -265,7 +275,7 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
                 for e in group]
             item_scores[unit_id][item_id] = engine.combine_assessors(marks, sheet.assessors)
     return score_units(period.scheme_key, sheet, bounds, units, entries=entries, item_scores=item_scores,
-                       manual=manual, metrics=metrics)
+                       manual=manual, metrics=metrics, area_metrics=area_metrics)
 
 
 def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
@@ -339,9 +349,11 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
         raise DomainError(_("Say why the published scores are corrected."))
     # A correction changes marks, not the data: the numbers taken at publication stay (cases closed since
     # then do not move other units' scores). A provisional publication froze nothing: the data are read again.
-    frozen = ({s.unit_id: dict(s.metrics) for s in published_scores(period)}
-              if previous is not None and not final_after_provisional else None)
-    results = draft(period, metrics=frozen)
+    kept = published_scores(period) if previous is not None and not final_after_provisional else None
+    frozen = {s.unit_id: dict(s.metrics) for s in kept} if kept is not None else None
+    frozen_areas = ({row["area"]: row["metrics"] for s in kept for row in s.areas or [] if "metrics" in row}
+                    if kept is not None else None)
+    results = draft(period, metrics=frozen, area_metrics=frozen_areas)
     sheet = sheet_spec_of(period)
     history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
@@ -361,7 +373,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
             unit_id=r.unit.id, total=r.total, grade=grade.id if grade else None,
             passing=grade.passing if grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
             items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
-            funding=r.funding, money=r.money))
+            funding=r.funding, money=r.money, areas=[area_row(a) for a in r.areas] or None))
     period.revision, period.state = revision.number, "published"
     try:
         db.session.flush()
@@ -372,6 +384,17 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                         "appeals_closed_early": bool(waiting) or None,
                         "provisional": " ".join(reasons) if reasons else None})
     return revision
+
+
+def area_row(row: AreaResult) -> dict[str, Any]:
+    """An area's score as published: its key, kind, where it rolls up, total and item scores, and a scored
+    area's numbers (kept, so that a correction does not read the data again)."""
+    out = {"area": row.area.key, "kind": row.area.kind, "depth": row.depth,
+           "parent": row.parent.key if row.parent is not None else None, "total": str(row.total),
+           "items": {item_id: str(engine.shown(res.score)) for item_id, res in row.score.items.items()}}
+    if row.depth == 0:
+        out["metrics"] = dict(row.metrics)
+    return out
 
 
 def _history(period: AssessmentPeriod) -> dict[int, list[engine.PeriodResult]]:

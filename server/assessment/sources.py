@@ -25,10 +25,14 @@ from ..definitions.service import categories_within
 from ..expressions import ExpressionError, compile_expression
 from ..extensions import db
 from ..forms.models import Submission
+from ..org.models import Area
 from ..patrols import engine as patrol_engine
 
 # (scheme key, the metric's definition, the period, the units' ids) → {unit id: value or None}
 Compute = Callable[[str, dict, patrol_engine.Period, list[int]], dict[int, Any]]
+# (scheme key, the metric's definition, the period, the areas) → {area id: value}, counting what lies at each
+# area's place or inside it
+AreaCompute = Callable[[str, dict, patrol_engine.Period, list[Area]], dict[int, Any]]
 # (scheme key, the metric's definition, the period, a unit's id) → what the unit's page lists behind its value
 # (patrol verdicts missed, for the page's "patrol misses")
 Misses = Callable[[str, dict, patrol_engine.Period, int], list[Any]]
@@ -42,6 +46,7 @@ class MetricSource:
     needs: tuple[str, ...] = ()  # options a metric of this source must give
     misses: Misses | None = None
     doc: str = ""
+    by_area: AreaCompute | None = None  # the value for each area (a sheet scored per area); None: it has none
 
     @property
     def entered(self) -> bool:
@@ -50,19 +55,21 @@ class MetricSource:
 
     def docs(self) -> dict[str, str]:
         options = ", ".join(f"`{o}`" + (" (needed)" if o in self.needs else "") for o in sorted(self.reads))
-        return {"`source`": f"`{self.name}`", "per unit and period": self.doc, "options": options or "—"}
+        return {"`source`": f"`{self.name}`", "per unit and period": self.doc, "options": options or "—",
+                "per area": "yes" if self.by_area else "—"}
 
 
 METRIC_SOURCES: Registry[MetricSource] = registry("metric source")
 
 
 def metric_source(name: str, *, reads: tuple[str, ...] = (), needs: tuple[str, ...] = (), doc: str = "",
-                  misses: Misses | None = None) -> Callable[[Compute], Compute]:
-    """Decorator: register a function computing a metric's values as the metric source `name`."""
+                  misses: Misses | None = None, by_area: AreaCompute | None = None) -> Callable[[Compute], Compute]:
+    """Decorator: register a function computing a metric's values as the metric source `name` (and, with
+    `by_area`, each area's value, for sheets scored per area)."""
 
     def decorator(compute: Compute) -> Compute:
         METRIC_SOURCES.add(name, MetricSource(name, compute, frozenset(reads) | frozenset(needs), tuple(needs),
-                                              misses, doc))
+                                              misses, doc, by_area))
         return compute
 
     return decorator
@@ -123,37 +130,65 @@ def _ledger(scheme_key: str, period: patrol_engine.Period, categories: tuple[str
     return cache[key]
 
 
+def _case_filters(scheme_key: str, metric: dict, period: patrol_engine.Period) -> list[Any]:
+    """The conditions a `case_count` metric puts on cases: opened in the period, its categories, workflow, state
+    kinds, and counted states only unless `uncounted`."""
+    from ..workflow.ledger import uncounted
+    from ..workflow.models import Case
+
+    begin, finish = period_bounds(scheme_key, period)
+    where = [Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish]
+    if metric.get("categories"):
+        where.append(Case.category.in_(categories_within(scheme_key, metric["categories"])))
+    if metric.get("workflow"):
+        where.append(Case.workflow_key == metric["workflow"])
+    if metric.get("state_kinds"):
+        where.append(Case.state_kind.in_(metric["state_kinds"]))
+    if not metric.get("uncounted"):
+        where.append(~uncounted())
+    return where
+
+
+def _counted(query: Any, key: Any, metric: dict) -> dict[Any, int]:
+    """{key: cases} of a grouped count, the metric's `filter` evaluated on each case where it has one."""
+    if metric.get("filter"):
+        return _filtered_case_count(query, key, compile_expression(metric["filter"]), metric["id"])
+    return {k: int(n) for k, n in db.session.execute(query).all()}
+
+
+def _within(areas: list[Area], counts: Mapping[str, int]) -> dict[int, int]:
+    """Each area's total of counts kept by area path: what lies at the area or at any area inside it."""
+    return {a.id: sum(n for path, n in counts.items() if path.startswith(a.path)) for a in areas}
+
+
+def _case_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                        areas: list[Area]) -> dict[int, Any]:
+    from ..workflow.models import Case
+
+    query = (select(Area.path, func.count(Case.id)).select_from(Case).join(Area, Case.area_id == Area.id)
+             .where(*_case_filters(scheme_key, metric, period)).group_by(Area.path))
+    return _within(areas, _counted(query, Area.path, metric))
+
+
 @metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted", "counts_for",
-                                   "include_below"), doc=(
+                                   "include_below"), by_area=_case_count_by_area, doc=(
     "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case (its fields, "
     "and `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`, "
     "`case.source`: staff, patrol or public); cases in "
     "states their workflow does not count are left out unless `uncounted: true`; which unit a case counts for "
-    "(`counts_for`) and whether a unit's figure takes in the units below it (`include_below`)"))
+    "(`counts_for`) and whether a unit's figure takes in the units below it (`include_below`). Per area: the "
+    "cases whose place is the area or inside it"))
 def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
-    from ..workflow.ledger import counted_unit, rolled_up, uncounted, with_below
+    from ..workflow.ledger import counted_unit, rolled_up, with_below
     from ..workflow.models import Case
 
-    begin, finish = period_bounds(scheme_key, period)
     counts_for, below = metric.get("counts_for", "holder"), bool(metric.get("include_below"))
     unit, query = counted_unit(select(Case.id), counts_for, below)
     query = (query.with_only_columns(unit, func.count(Case.id), maintain_column_froms=True)
-             .where(Case.scheme_key == scheme_key, Case.created_at >= begin, Case.created_at < finish,
-                    unit.is_not(None)).group_by(unit))
+             .where(*_case_filters(scheme_key, metric, period), unit.is_not(None)).group_by(unit))
     if not below or rolled_up(counts_for, below):
         query = query.where(unit.in_(unit_ids))
-    if metric.get("categories"):
-        query = query.where(Case.category.in_(categories_within(scheme_key, metric["categories"])))
-    if metric.get("workflow"):
-        query = query.where(Case.workflow_key == metric["workflow"])
-    if metric.get("state_kinds"):
-        query = query.where(Case.state_kind.in_(metric["state_kinds"]))
-    if not metric.get("uncounted"):
-        query = query.where(~uncounted())
-    if metric.get("filter"):
-        counts = _filtered_case_count(query, unit, compile_expression(metric["filter"]), metric["id"])
-    else:
-        counts = dict(db.session.execute(query).all())
+    counts = _counted(query, unit, metric)
     if below and not rolled_up(counts_for, below):
         counts = {u: t["n"] for u, t in with_below(scheme_key, {u: {"n": int(n)} for u, n in counts.items()}).items()}
     return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
@@ -184,8 +219,19 @@ def _filtered_case_count(query: Any, unit: Any, condition: Any, metric_id: str) 
 
 # -- records and patrols -------------------------------------------------------------------------------------
 
-@metric_source("form_count", needs=("form",),
-               doc="records of `form` made in the period (by their record time), e.g. themed campaigns")
+def _form_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                        areas: list[Area]) -> dict[int, Any]:
+    begin, finish = period_bounds(scheme_key, period)
+    query = (select(Area.path, func.count(Submission.id)).select_from(Submission)
+             .join(Area, Submission.area_id == Area.id)
+             .where(Submission.scheme_key == scheme_key, Submission.form_key == metric["form"],
+                    Submission.occurred_at >= begin, Submission.occurred_at < finish).group_by(Area.path))
+    return _within(areas, {path: int(n) for path, n in db.session.execute(query).all()})
+
+
+@metric_source("form_count", needs=("form",), by_area=_form_count_by_area,
+               doc="records of `form` made in the period (by their record time), e.g. themed campaigns. Per area: "
+                   "the records whose place is the area or inside it")
 def _form_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
     begin, finish = period_bounds(scheme_key, period)
     query = (select(Submission.unit_id, func.count(Submission.id))

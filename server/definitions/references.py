@@ -50,6 +50,20 @@ def _expression_names(source: Any) -> set[str]:
         return set()
 
 
+def _may_contain(outer: str, inner: str, kind_parents: dict) -> bool:
+    """Whether an area of kind `outer` may contain one of kind `inner` at any depth, as the area kinds'
+    `parent_kinds` allow (a kind naming none may sit inside any)."""
+    seen: set[str] = set()
+    todo = [inner]
+    while todo:
+        parents = kind_parents.get(todo.pop())
+        if not isinstance(parents, list) or outer in parents:
+            return True
+        todo.extend(p for p in parents if p not in seen)
+        seen.update(parents)
+    return False
+
+
 def _as_list(value: Any) -> list:
     if value is None:
         return []
@@ -203,7 +217,8 @@ class ReferenceChecker:
 
         rule_ids = self._check_patrol_rules(s, d, tiers, roles, unit_kinds, areas, forms)
         context = {"unit_kinds": unit_kinds, "units": units, "roles": roles, "tiers": tiers, "groups": groups,
-                   "forms": forms, "workflows": workflows, "categories": categories, "patrol_rules": rule_ids}
+                   "forms": forms, "workflows": workflows, "categories": categories, "patrol_rules": rule_ids,
+                   "area_kinds": area_kinds, "kind_parents": kind_parents}
         for (kind, def_id), doc in sorted(self.documents.items()):
             if doc is self.scheme or not isinstance(doc.data, dict):
                 continue
@@ -499,6 +514,34 @@ class ReferenceChecker:
                     self.expr(doc, [*ep, "set", key], source, names)
 
     # -- score sheets ------------------------------------------------------
+    def _check_per_area(self, doc: SourceDocument, spec: dict, ctx: dict, metric_sources: Any,
+                        items: list[tuple[list, dict]]) -> None:
+        """A sheet scored per area: kinds that exist and can contain one another, and numbers every area has."""
+        kinds = [spec.get("kind")] + [r.get("kind") for r in _as_list(spec.get("roll_up")) if isinstance(r, dict)]
+        paths = [["per_area", "kind"]] + [["per_area", "roll_up", i, "kind"] for i in range(len(kinds) - 1)]
+        for path, kind in zip(paths, kinds, strict=True):
+            self.ref(doc, path, kind, ctx["area_kinds"], "area kind")
+        for path, outer, inner in zip(paths[1:], kinds[1:], kinds, strict=False):
+            if outer in ctx["area_kinds"] and inner in ctx["area_kinds"] \
+                    and not _may_contain(outer, inner, ctx["kind_parents"]):
+                self.err(doc, path, f"an area of kind '{outer}' never contains one of kind '{inner}' (the scheme's "
+                         "area_kinds parent_kinds say so): nothing would roll up into it")
+        by_area = sorted(name for name, source in metric_sources.items() if source.by_area is not None)
+        for path, m in _walk_tree(doc.data.get("metrics"), ["metrics"], "-"):
+            source = metric_sources.get(m.get("source"))
+            if source is not None and source.by_area is None:
+                self.err(doc, [*path, "source"], f"this sheet is scored per area and a '{m.get('source')}' metric "
+                         f"has no value per area (per area: {', '.join(by_area)})")
+            for key in ("counts_for", "include_below"):
+                if key in m:
+                    self.err(doc, [*path, key], "this sheet is scored per area: each case counts for the area of "
+                             f"its place, so '{key}' can never take effect")
+        for path, item in items:
+            for i, rule in enumerate(_as_list(item.get("rules"))):
+                if isinstance(rule, dict) and not any(k in rule for k in ("count", "value", "when")):
+                    self.err(doc, [*path, "rules", i], "this sheet is scored per area from the data: a rule an "
+                             "assessor enters by hand has no area to be entered for (give it a count, value or when)")
+
     def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
         d = doc.data
         assessors = d.get("assessors") if isinstance(d.get("assessors"), dict) else {}
@@ -539,6 +582,8 @@ class ReferenceChecker:
         self.ids(doc, sections, "section")
         items = [(p + ["items", i], it) for p, sec in sections for i, it in enumerate(_as_list(sec.get("items")))
                  if isinstance(it, dict)]
+        if isinstance(d.get("per_area"), dict):
+            self._check_per_area(doc, d["per_area"], ctx, metric_sources, items)
         self.ids(doc, items, "item")
         section_total = 0.0
         for path, sec in sections:

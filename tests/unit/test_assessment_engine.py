@@ -336,3 +336,21 @@ def test_funding_for_takes_the_first_of_the_units_groups_in_the_schemes_order():
     assert engine.funding_for(sheet, ["a", "b"]).base_amount == 2000  # the unit's groups decide, not the mapping
     assert engine.funding_for(sheet, ["b", "a"]).base_amount == 3000
     assert engine.funding_for(sheet, ["c"]).base_amount == 1000
+
+
+def test_area_scores_aggregate_part_by_part():
+    """A road's score from its segments': every rule, item, section and the total by the same mean or sum."""
+    sheet = _sheet(per_area={"kind": "segment", "roll_up": [{"kind": "road", "aggregate": "sum"}]})
+    assert sheet.per_area == engine.PerArea("segment", (engine.RollUp("road", "sum"),), "mean")
+    north, south = engine.score_unit(sheet, {}, {"i": {"r": 30}}), engine.score_unit(sheet, {}, {"i": {"r": 5}})
+    mean = engine.aggregate_scores([north, south], "mean")
+    assert mean.total == D("82.5") and mean.sections == {"a": D("82.5")}
+    item = mean.items["i"]
+    assert (item.score, item.deducted, item.rules[0].quantity, item.rules[0].amount) == (
+        D("82.5"), D("17.5"), D("17.5"), D("17.5"))
+    total = engine.aggregate_scores([north, south], "sum")
+    assert total.total == D(165) and total.items["i"].deducted == D(35)
+    assert engine.aggregate_scores([north], "mean") == engine.aggregate_scores([north], "sum")
+    with pytest.raises(ValueError):
+        engine.aggregate_scores([], "mean")
+    assert _sheet().per_area is None
