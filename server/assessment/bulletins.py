@@ -74,16 +74,16 @@ class Comparison:
     """One unit on the period's sheet and on another version of it."""
 
     unit: Unit
-    before: Decimal
-    after: Decimal
+    before: Decimal | None  # None: not scored on that version (a sheet scored per area: no area of the kind)
+    after: Decimal | None
     rank_before: int | None
     rank_after: int | None
     grade_before: Grade | None
     grade_after: Grade | None
 
     @property
-    def change(self) -> Decimal:
-        return self.after - self.before
+    def change(self) -> Decimal | None:
+        return self.after - self.before if self.after is not None and self.before is not None else None
 
 
 def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
@@ -103,7 +103,7 @@ def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id:
     for unit_id in [*before, *(u for u in after if u not in before)]:
         old, new = before.get(unit_id), after.get(unit_id)
         unit = (old or new).unit
-        out.append(Comparison(unit, old.total if old else Decimal(0), new.total if new else Decimal(0),
+        out.append(Comparison(unit, old.total if old else None, new.total if new else None,
                               min(old.ranks.values(), default=None) if old else None,
                               min(new.ranks.values(), default=None) if new else None,
                               old.grade if old else None, new.grade if new else None))

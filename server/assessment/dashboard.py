@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 
 from ..auth import permissions
 from ..core.errors import PermissionDenied
@@ -18,7 +18,7 @@ from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
 from . import engine
 from .models import AssessmentPeriod, AssessmentScore
-from .scoring import assessed_units, latest_published, published_scores
+from .scoring import areas_by_unit, assessed_units, latest_published, published_scores
 from .service import area_row, bounds_of, draft, sheet_spec_of
 from .sources import period_bounds, source_of
 
@@ -105,8 +105,14 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
         areas = [{**row, "name": names[row["area"]].name if row["area"] in names else row["area"]} for row in areas]
     begin, finish = period_bounds(period.scheme_key, bounds_of(period))
     late = select(CaseDeadline.case_id).where(CaseDeadline.met.is_(False))
+    if sheet.per_area is not None:  # the cases its areas' scores counted: those at their places
+        paths = [a.path for a in areas_by_unit(period.scheme_key, sheet, assessed_units(period.scheme_key, sheet))
+                 .get(unit.id, [])]
+        whose = Case.area_id.in_(select(Area.id).where(or_(false(), *(Area.path.startswith(p) for p in paths))))
+    else:
+        whose = Case.unit_id == unit.id
     cases = list(db.session.scalars(db.select(Case).where(
-        Case.scheme_key == period.scheme_key, Case.unit_id == unit.id, Case.created_at >= begin,
+        Case.scheme_key == period.scheme_key, whose, Case.created_at >= begin,
         Case.created_at < finish, ~uncounted(),
         or_(Case.outcome.is_(None), Case.outcome != "resolved", Case.overdue.is_(True),
             Case.id.in_(late))).order_by(Case.id)))

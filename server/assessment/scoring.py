@@ -41,11 +41,16 @@ def period_of(sheet: SheetSpec, day: dt.date) -> patrol_engine.Period:
 
 
 def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
-    """The active units the sheet scores: its unit kinds and its listed units."""
+    """The active units the sheet scores: its unit kinds and its listed units (on a sheet scored per area,
+    those of them with an area to score)."""
     kinds, keys = sheet.assessed.get("unit_kinds", []), sheet.assessed.get("units", [])
     query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True),
                                   or_(Unit.kind.in_(kinds), Unit.key.in_(keys))).order_by(Unit.path)
-    return list(db.session.scalars(query))
+    units = list(db.session.scalars(query))
+    if sheet.per_area is not None:
+        having = areas_by_unit(scheme_key, sheet, units)
+        units = [u for u in units if u.id in having]
+    return units
 
 
 def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
@@ -71,6 +76,11 @@ def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Perio
 
 # -- sheets scored per area ------------------------------------------------------------------------------------
 
+def _active_areas(scheme_key: str) -> dict[int, Area]:
+    return {a.id: a for a in db.session.scalars(db.select(Area).where(
+        Area.scheme_key == scheme_key, Area.active.is_(True)))}
+
+
 def areas_by_unit(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[int, list[Area]]:
     """For a sheet scored per area, each assessed unit's active areas of the scored kind, in tree order: those
     it is responsible for or a unit below it is (an area without a unit of its own takes the one of the
@@ -78,8 +88,7 @@ def areas_by_unit(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[
     if sheet.per_area is None:
         return {}
     kind = sheet.per_area.kind
-    every = {a.id: a for a in db.session.scalars(db.select(Area).where(
-        Area.scheme_key == scheme_key, Area.active.is_(True)).order_by(Area.path))}
+    every = _active_areas(scheme_key)
     paths = dict(db.session.execute(db.select(Unit.id, Unit.path).where(Unit.scheme_key == scheme_key)).all())
     assessed = {u.id for u in units}
     out: dict[int, list[Area]] = {}
@@ -133,24 +142,32 @@ class AreaResult:
 
 
 def score_areas(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
-                frozen: dict[str, dict[str, Any]] | None = None
+                frozen: dict[int, dict[str, dict[str, Any]]] | None = None
                 ) -> dict[int, tuple[UnitScore, dict[str, Any], list[AreaResult]]]:
-    """A sheet scored per area: each area of the scored kind on its own numbers (or those frozen at
-    publication, by area key), aggregated through the roll_up kinds, then into each unit.
-    {unit id: (its score, its summed metrics, the area rows in tree order)}; units with no area are left out."""
+    """A sheet scored per area: each area of the scored kind on its own numbers, aggregated through the
+    roll_up kinds, then into each unit. {unit id: (its score, its summed metrics, the area rows in tree
+    order)}; units with no area are left out.
+
+    `frozen` ({unit id: {area key: numbers}}, what a publication stored): a correction scores those same areas
+    on those numbers, whatever was drawn, retired or found since."""
     spec = sheet.per_area
     if spec is None:
         return {}
     by_unit = areas_by_unit(scheme_key, sheet, units)
-    scored = [a for areas in by_unit.values() for a in areas]
-    fresh = [a for a in scored if frozen is None or a.key not in frozen]
-    values = area_metric_values(scheme_key, sheet, period, fresh)
-    for area in scored:
-        if area.id not in values:
-            values[area.id] = dict((frozen or {})[area.key])
-    every = {a.id: a for a in db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key))}
+    values = area_metric_values(scheme_key, sheet, period, [a for areas in by_unit.values() for a in areas])
+    every = _active_areas(scheme_key)
+    if frozen:
+        stored = {a.key: a for a in db.session.scalars(db.select(Area).where(
+            Area.scheme_key == scheme_key, Area.key.in_([k for kept in frozen.values() for k in kept])))}
+        for unit_id, kept in frozen.items():
+            if unit_id in {u.id for u in units}:
+                by_unit[unit_id] = sorted((stored[k] for k in kept if k in stored),
+                                          key=lambda a: _tree_order(a, {**every, **stored}))
+                values.update({stored[k].id: dict(numbers) for k, numbers in kept.items() if k in stored})
     out = {}
     for unit_id, areas in by_unit.items():
+        if not areas:
+            continue
         level: list[AreaResult] = []
         for area in areas:
             try:
@@ -175,7 +192,7 @@ def score_areas(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
             rows.extend(aggregated)
             level = aggregated + passing
         total = engine.aggregate_scores([r.score for r in level], spec.aggregate)
-        rows.sort(key=lambda r: _tree_order(r.area, every))
+        rows.sort(key=lambda r: _tree_order(r.area, {**every, r.area.id: r.area}))
         out[unit_id] = (total, _summed(sheet, [values[a.id] for a in areas]), rows)
     return out
 
@@ -243,10 +260,11 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
                 item_scores: dict[int, dict[str, Decimal]] | None = None,
                 manual: dict[int, dict[str, Any]] | None = None,
                 metrics: dict[int, dict[str, Any]] | None = None,
-                area_metrics: dict[str, dict[str, Any]] | None = None) -> list[UnitResult]:
+                area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None) -> list[UnitResult]:
     """Every unit's score for a period from the data (or from `metrics` already taken), the assessors'
     numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags.
-    A sheet scored per area scores each area (on `area_metrics` already taken, by area key) and aggregates."""
+    A sheet scored per area scores each area (on `area_metrics` already taken: {unit id: {area key: numbers}})
+    and aggregates."""
     per_area = score_areas(scheme_key, sheet, period, units, area_metrics) if sheet.per_area is not None else None
     if per_area is not None:
         units = [u for u in units if u.id in per_area]  # a unit with no area to score has no score

@@ -240,7 +240,7 @@ def assesses(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> bool:
 
 def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
           metrics: dict[int, dict[str, Any]] | None = None,
-          area_metrics: dict[str, dict[str, Any]] | None = None) -> list[UnitResult]:
+          area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None) -> list[UnitResult]:
     """The period's scores as they stand: the data, and every assessor's entries combined per item.
 
     With `sheet`, the same period scored on another version of the sheet (entries for items or rules it no
@@ -351,8 +351,8 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     # then do not move other units' scores). A provisional publication froze nothing: the data are read again.
     kept = published_scores(period) if previous is not None and not final_after_provisional else None
     frozen = {s.unit_id: dict(s.metrics) for s in kept} if kept is not None else None
-    frozen_areas = ({row["area"]: row["metrics"] for s in kept for row in s.areas or [] if "metrics" in row}
-                    if kept is not None else None)
+    frozen_areas = ({s.unit_id: {row["area"]: row["metrics"] for row in s.areas if "metrics" in row}
+                     for s in kept if s.areas} if kept is not None else None)
     results = draft(period, metrics=frozen, area_metrics=frozen_areas)
     sheet = sheet_spec_of(period)
     history = _history(period)

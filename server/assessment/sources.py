@@ -157,8 +157,18 @@ def _counted(query: Any, key: Any, metric: dict) -> dict[Any, int]:
 
 
 def _within(areas: list[Area], counts: Mapping[str, int]) -> dict[int, int]:
-    """Each area's total of counts kept by area path: what lies at the area or at any area inside it."""
-    return {a.id: sum(n for path, n in counts.items() if path.startswith(a.path)) for a in areas}
+    """Each area's total of counts kept by area path: what lies at the area or at any area inside it — once,
+    for the innermost of `areas` around the place (a segment drawn inside another takes its own)."""
+    at = {a.path: a.id for a in areas}
+    out = dict.fromkeys(at.values(), 0)
+    for path, n in counts.items():
+        parts = path.strip("/").split("/")
+        for depth in range(len(parts), 0, -1):  # the place itself, then each area around it, inwards first
+            area_id = at.get("/" + "/".join(parts[:depth]) + "/")
+            if area_id is not None:
+                out[area_id] += n
+                break
+    return out
 
 
 def _case_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Period,

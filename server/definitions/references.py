@@ -64,6 +64,20 @@ def _may_contain(outer: str, inner: str, kind_parents: dict) -> bool:
     return False
 
 
+def _declared_around(kind: str, kind_parents: dict) -> set[str]:
+    """The kinds an area of `kind` sits inside by the `parent_kinds` declared along the way (a segment's road and
+    town): an area of one of them never sits inside one of `kind` too."""
+    seen: set[str] = set()
+    todo = [kind]
+    while todo:
+        parents = kind_parents.get(todo.pop())
+        for parent in parents if isinstance(parents, list) else ():
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
 def _as_list(value: Any) -> list:
     if value is None:
         return []
@@ -522,8 +536,12 @@ class ReferenceChecker:
         for path, kind in zip(paths, kinds, strict=True):
             self.ref(doc, path, kind, ctx["area_kinds"], "area kind")
         for path, outer, inner in zip(paths[1:], kinds[1:], kinds, strict=False):
-            if outer in ctx["area_kinds"] and inner in ctx["area_kinds"] \
-                    and not _may_contain(outer, inner, ctx["kind_parents"]):
+            if outer not in ctx["area_kinds"] or inner not in ctx["area_kinds"]:
+                continue
+            if outer == inner:
+                self.err(doc, path, f"'{inner}' would roll up into its own kind: name each kind once, innermost first")
+            elif not _may_contain(outer, inner, ctx["kind_parents"]) \
+                    or inner in _declared_around(outer, ctx["kind_parents"]):
                 self.err(doc, path, f"an area of kind '{outer}' never contains one of kind '{inner}' (the scheme's "
                          "area_kinds parent_kinds say so): nothing would roll up into it")
         by_area = sorted(name for name, source in metric_sources.items() if source.by_area is not None)

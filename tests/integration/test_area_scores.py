@@ -54,10 +54,7 @@ def _files(sheet: dict | None = None) -> dict[str, str]:
     scheme = scheme.replace("score_sheets: [lidu_monthly]", "score_sheets: [lidu_monthly, segment_sheet]")
     anchor = "    to: {zh: 致远广场, en: Zhiyuan Square}\n    length_m: 1200\n"
     assert anchor in scheme
-    scheme = scheme.replace(anchor, anchor + ZHIYUAN_SEGMENTS.lstrip("\n"))
-    town = "  - id: town\n    name: {zh: 场镇, en: Town centre}\n"
-    assert town in scheme
-    files["schemes/lidu/scheme.yaml"] = scheme.replace(town, town + "    parent_kinds: []  # a town is in nothing\n")
+    files["schemes/lidu/scheme.yaml"] = scheme.replace(anchor, anchor + ZHIYUAN_SEGMENTS.lstrip("\n"))
     files["schemes/lidu/segment_sheet.yaml"] = yaml.safe_dump(sheet or SHEET, allow_unicode=True)
     return files
 
@@ -109,8 +106,10 @@ def test_each_segment_is_scored_and_rolled_up_into_its_road_and_unit(district):
                                                    "shilong_old_street_south"]
     zhiyuan = results["zhiyuan"]
     assert zhiyuan.total == Decimal(95) and zhiyuan.grade.id == "good"  # (90 + 100) / 2
-    # Units with no segment are not scored; the ranking is among the communities that have one.
+    # Units with no segment are not assessed; the ranking is among the communities that have one.
     assert set(results) == {"shilong", "zhiyuan"}
+    sheet = scoring.sheet_of("lidu", "segment_sheet")[1]
+    assert {u.key for u in scoring.assessed_units("lidu", sheet)} == {"shilong", "zhiyuan"}
     assert zhiyuan.ranks == {"all": 1} and shilong.ranks == {"all": 2}
 
 
@@ -148,6 +147,14 @@ def test_published_scores_keep_the_areas_and_a_correction_keeps_their_numbers(di
     login(client, "office")
     page = client.get(f"/assess/period/{period.id}/unit/{score.unit_id}").get_data(as_text=True)
     assert "石龙老街北段" in page and "60.00" in page and "80.00" in page
+    # …and the cases it counted, by their place (the segment has no unit of its own: the cases have none).
+    north = db.session.scalars(db.select(Case.id).filter_by(area_id=district["shilong_old_street_north"].id)).all()
+    assert len(north) == 3 and all(f"#{case_id}<" in page for case_id in north)
+    # The period page and the bulletin list the communities that have segments, with their totals.
+    listed = client.get(f"/assess/period/{period.id}").get_data(as_text=True)
+    assert "石龙社区" in listed and "80.00" in listed and "95.00" in listed
+    bulletin = client.get(f"/assess/period/{period.id}/bulletin")
+    assert bulletin.status_code == 200 and "80.00" in bulletin.get_data(as_text=True)
     # The API gives the same rows, totals as numbers.
     _client, token = api.create_client("office-system", "office")
     db.session.commit()
@@ -176,6 +183,7 @@ def test_published_scores_keep_the_areas_and_a_correction_keeps_their_numbers(di
                         unit_id=district["shilong_old_street_south"].unit_id,
                         area_id=district["shilong_old_street_south"].id, created_at=NOW))
     db.session.commit()
+    district["shilong_old_street_south"].active = False  # retired since: the correction still scores it
     service.publish(admin, period, reason="a correction", today=after)
     db.session.commit()
     corrected = next(s for s in scoring.published_scores(period) if s.unit.key == "shilong")
@@ -186,6 +194,8 @@ def test_published_scores_keep_the_areas_and_a_correction_keeps_their_numbers(di
     ({"per_area": {"kind": "street_corner"}}, "unknown area kind 'street_corner'"),
     ({"per_area": {"kind": "road", "roll_up": [{"kind": "segment"}]}},
      "an area of kind 'segment' never contains one of kind 'road'"),
+    ({"per_area": {"kind": "segment", "roll_up": [{"kind": "road"}, {"kind": "road"}]}},
+     "'road' would roll up into its own kind"),
     ({"metrics": [{"id": "problems", "name": "x", "source": "case_rate", "rate": "rectified"}]},
      "has no value per area"),
     ({"metrics": [{"id": "problems", "name": "x", "source": "case_count", "counts_for": "holder"}]},
@@ -211,3 +221,12 @@ def test_a_rule_entered_by_hand_is_refused_on_a_per_area_sheet(ctx):
     assert "sections[0].items[0].rules[0]" in str(raised.value) or "rules.0" in str(raised.value) or \
         "a rule an assessor enters by hand" in str(raised.value)
     assert "a rule an assessor enters by hand" in str(raised.value)
+
+
+def test_a_place_counts_once_for_the_innermost_scored_area(ctx):
+    """Where areas of the scored kind lie inside one another, a case counts for the innermost around its place."""
+    from server.assessment.sources import _within
+
+    outer, inner, other = Area(id=1, path="/1/"), Area(id=2, path="/1/2/"), Area(id=3, path="/3/")
+    counts = {"/1/": 1, "/1/2/": 2, "/1/2/5/": 4, "/1/6/": 8, "/12/": 16, "/3/": 32}
+    assert _within([outer, inner, other], counts) == {1: 9, 2: 6, 3: 32}  # "/12/" is inside none of them
