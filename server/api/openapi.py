@@ -222,7 +222,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "provisional": {"type": "boolean", "description": "The revision in force is provisional results."}}),
     "PeriodList": _object({"items": {"type": "array", "items": ref("Period")}}),
     "Score": _object({
-        "unit": {"type": "string"}, "unit_name": {"type": "string"}, "total": {"type": ["number", "null"]},
+        "unit": {"type": ["string", "null"], "description": "The unit, or the unit a person answered to."},
+        "unit_name": NULLABLE_STRING,
+        "person": {"type": ["object", "null"], "description": "A sheet that assesses people: whose result this is "
+                   "(`user:<id>` for an account, `post:<id>` for a post with no account) and their name then.",
+                   "properties": {"id": {"type": "string"}, "name": {"type": "string"}}},
+        "total": {"type": ["number", "null"]},
         "grade": NULLABLE_STRING, "passing": {"type": ["boolean", "null"]}, "ranks": {"type": "object"},
         "flags": {"type": "array"}, "items": {"type": "object"}, "metrics": {"type": "object"},
         "vetoes": {"type": "array"}, "actions": {"type": "array"}, "funding": {"type": ["number", "null"]},

@@ -100,7 +100,9 @@ def period(item: Any) -> dict[str, Any]:
 
 def score(item: Any) -> dict[str, Any]:
     return {
-        "unit": _key(item.unit), "unit_name": tr(item.unit.name), "total": _number(item.total), "grade": item.grade,
+        "unit": _key(item.owner_unit), "unit_name": tr(item.owner_unit.name) if item.owner_unit else None,
+        "person": {"id": item.subject_id, "name": item.person_name} if item.unit_id is None else None,
+        "total": _number(item.total), "grade": item.grade,
         "passing": item.passing, "ranks": item.ranks or {}, "flags": item.flags or [], "items": item.items or {},
         "metrics": item.metrics or {}, "vetoes": item.vetoes or [], "actions": item.actions or [],
         "funding": _number(item.funding),

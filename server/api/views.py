@@ -364,7 +364,7 @@ def scores(period_id: int) -> Response:
     if revision > period.revision:
         raise NotFound(_("No such revision."))
     number = revision or period.revision
-    rows = assessment.visible(user, period, scoring.published_scores(period, number), lambda s: s.unit)
+    rows = assessment.visible(user, period, scoring.published_scores(period, number), lambda s: s.subject)
     row = db.session.scalar(db.select(AssessmentRevision).filter_by(period_id=period.id, number=number))
     return jsonify(period=serialize.period(period), revision=number, provisional=bool(row and row.provisional),
                    scores=[serialize.score(s) for s in rows])

@@ -37,14 +37,15 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
         AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
         AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
         .order_by(AssessmentPeriod.starts_on.desc()).limit(earlier)))[::-1]
-    previous = {s.unit_id: Decimal(s.total) for s in published_scores(before[-1])} if before else {}
+    previous = {s.subject_id: Decimal(s.total) for s in published_scores(before[-1])} if before else {}
     groups: dict[str, list[AssessmentScore]] = defaultdict(list)
     for score in scores:
         for group_id in score.ranks:
             groups[group_id].append(score)
     order = list(sheet.ranking.get("groups") or [])
     ranking = [{"id": group_id, "name": group_names.get(group_id.split(":")[0]),
-                "rows": sorted(rows, key=lambda s, g=group_id: (s.ranks[g], s.unit.path))}
+                "rows": sorted(rows, key=lambda s, g=group_id: (s.ranks[g], s.unit.path if s.unit else "",
+                                                                 s.person_name or ""))}
                for group_id, rows in sorted(groups.items(), key=lambda kv: (
                    order.index(kv[0].split(":")[0]) if kv[0].split(":")[0] in order else len(order), kv[0]))]
     grade_counts = [(g, sum(1 for s in scores if s.grade == g.id)) for g in sheet.grades]
@@ -54,11 +55,11 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
     trend_labels = [p.period_key for p in history]
     trend = []
     for group_id, rows in groups.items():
-        members = {s.unit_id for s in rows}
+        members = {s.subject_id for s in rows}
         series = []
         for row in history:
             totals = [Decimal(s.total) for s in (scores if row is period else published_scores(row))
-                      if s.unit_id in members]
+                      if s.subject_id in members]
             series.append(sum(totals) / len(totals) if totals else None)
         trend.append((group_names.get(group_id.split(":")[0]), series))
     return {"period": period, "sheet": sheet, "scores": scores, "ranking": ranking, "grade_counts": grade_counts,
@@ -129,7 +130,8 @@ def public_scores(scheme_key: str) -> list[dict[str, Any]]:
     out = []
     for period in latest_published(scheme_key):
         shown = bulletin(period, earlier=0)
-        groups = [{**group, "rows": [s for s in group["rows"] if s.unit.public]} for group in shown["ranking"]]
+        groups = [{**group, "rows": [s for s in group["rows"] if s.unit and s.unit.public]}  # units only
+                  for group in shown["ranking"]]
         out.append({"sheet": shown["sheet"], "period": period, "provisional": shown["provisional"],
                     "groups": [g for g in groups if g["rows"]]})
     return out
@@ -143,7 +145,7 @@ def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     out = []
     for period in latest_published(scheme_key):
         sheet = sheet_spec_of(period)
-        scores = [s for s in published_scores(period) if s.unit.public]
+        scores = [s for s in published_scores(period) if s.unit and s.unit.public]  # (units only: no people)
         flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
         out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units],
                     "consequences": [(a, [s.unit for s in held]) for a, held in streak_actions(scores)]})

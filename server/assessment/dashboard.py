@@ -53,6 +53,8 @@ def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardR
     scores: dict[int, tuple[AssessmentScore, AssessmentPeriod]] = {}
     units: dict[int, Unit] = {}
     for period in latest_published(scheme_key):
+        if sheet_spec_of(period).assessed.get("tiers"):
+            continue  # people's results are on their sheet's pages, not on this per-unit dashboard
         for score in published_scores(period):
             scores.setdefault(score.unit_id, (score, period))
         units.update({u.id: u for u in assessed_units(scheme_key, sheet_spec_of(period))})

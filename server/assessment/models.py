@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -98,14 +100,23 @@ class AssessmentRevision(db.Model):
 
 
 class AssessmentScore(db.Model):
-    """One unit's published result in one revision: never changed afterwards."""
+    """One unit's (or one person's) published result in one revision: never changed afterwards.
+
+    A sheet that assesses people (`assessed: {tiers}`) stores each person's row with no unit: the account
+    (`user_id`), or the post when its holder has no account (`post_id`), with the name and the unit they
+    answered to as they were at publication."""
 
     __tablename__ = "assessment_scores"
-    __table_args__ = (UniqueConstraint("revision_id", "unit_id"),)
+    __table_args__ = (UniqueConstraint("revision_id", "unit_id"), UniqueConstraint("revision_id", "user_id"),
+                      UniqueConstraint("revision_id", "post_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     revision_id: Mapped[int] = mapped_column(ForeignKey("assessment_revisions.id"), index=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id"))
+    person_name: Mapped[str | None] = mapped_column(String(200))
+    answers_to_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # a person's unit at publication
     total: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     grade: Mapped[str | None] = mapped_column(String(64))
     passing: Mapped[bool | None] = mapped_column()
@@ -134,7 +145,40 @@ class AssessmentScore(db.Model):
         return sum((Decimal(line["amount"]) for line in lines), Decimal(0)) if lines else None
 
     revision: Mapped[AssessmentRevision] = relationship(back_populates="scores")
-    unit = relationship("Unit")
+    unit = relationship("Unit", foreign_keys=[unit_id])
+    answers_to = relationship("Unit", foreign_keys=[answers_to_id])
+
+    @property
+    def subject_id(self) -> int | str:
+        """Whose result this is, as scoring keys it: the unit's id, or "user:<id>" / "post:<id>" for a person."""
+        if self.unit_id is not None:
+            return self.unit_id
+        return f"user:{self.user_id}" if self.user_id is not None else f"post:{self.post_id}"
+
+    @property
+    def subject(self) -> Any:
+        """The unit, or the person as published (name, key and the unit they answered to)."""
+        if self.unit_id is not None:
+            return self.unit
+        return PublishedPerson(self.subject_id, self.person_name or "", self.answers_to)
+
+    @property
+    def owner_unit(self) -> Any:
+        """The unit whose readers see this result: the unit itself, or the unit a person answered to."""
+        return self.unit if self.unit_id is not None else self.answers_to
+
+
+@dataclass(frozen=True)
+class PublishedPerson:
+    """A person as a published score names them."""
+
+    id: str
+    name: str
+    unit: Any
+
+    @property
+    def key(self) -> str:
+        return self.id
 
 
 class AssessmentAppeal(db.Model):

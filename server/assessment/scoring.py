@@ -14,11 +14,12 @@ from flask_babel import gettext as _
 from sqlalchemy import or_
 
 from ..core.errors import DomainError, NotFound
+from ..definitions.clock import district_today
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_version, scheme_in_force
 from ..expressions import compile_expression
 from ..extensions import db
-from ..org.models import Area, Unit
+from ..org.models import Area, Post, Unit
 from ..patrols import engine as patrol_engine
 from ..web.i18n import tr
 from . import engine
@@ -40,9 +41,68 @@ def period_of(sheet: SheetSpec, day: dt.date) -> patrol_engine.Period:
     return patrol_engine.period_of(sheet.period, day)
 
 
-def assessed_units(scheme_key: str, sheet: SheetSpec) -> list[Unit]:
+@dataclass(eq=False)
+class Person:
+    """A person a sheet assesses (`assessed: {tiers}`): an account holding posts of those tiers, or a post whose
+    holder has no account. Scoring reads it where it reads a unit (id, key, name, kind, difficulty)."""
+
+    id: str                  # "user:<id>" or "post:<id>": its key in results and in published scores
+    name: str
+    kind: str                # the tier of its first post
+    unit: Unit | None        # the unit it answers to: its first post's, or that post's area's
+    posts: tuple[Post, ...]
+    user_id: int | None
+    places: tuple[str, ...]  # the paths of its posts' areas (a post over a unit: the unit's areas)
+    difficulty: None = None
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+    @property
+    def post_id(self) -> int | None:
+        return self.posts[0].id if self.user_id is None else None
+
+
+def owner_unit(subject: Any) -> Unit | None:
+    """The unit whose readers see a subject's results: the unit itself, or the unit a person answers to."""
+    return subject if isinstance(subject, Unit) or subject is None else subject.unit
+
+
+def assessed_people(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period) -> list[Person]:
+    """The holders of posts of the sheet's tiers at any time in the period, in tier order then by name: one
+    person per account (all their posts), or per post whose holder has no account."""
+    tiers = list(sheet.assessed.get("tiers", []))
+    posts = list(db.session.scalars(db.select(Post).where(
+        Post.scheme_key == scheme_key, Post.tier_key.in_(tiers), Post.started_on <= period.end,
+        or_(Post.ended_on.is_(None), Post.ended_on >= period.start)).order_by(Post.id)))
+    areas = {a.id: a for a in db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key))}
+    units = {u.id: u for u in db.session.scalars(db.select(Unit).where(Unit.scheme_key == scheme_key))}
+    groups: dict[str, list[Post]] = {}
+    for post in posts:
+        groups.setdefault(f"user:{post.user_id}" if post.user_id else f"post:{post.id}", []).append(post)
+    people = []
+    for subject_id, held in groups.items():
+        held.sort(key=lambda p: (tiers.index(p.tier_key), p.started_on, p.id))
+        first = held[0]
+        unit_id = first.unit_id or (areas[first.area_id].unit_id if first.area_id in areas else None)
+        paths = {areas[p.area_id].path for p in held if p.area_id in areas}
+        paths |= {a.path for p in held if p.area_id is None and p.unit_id for a in areas.values()
+                  if a.unit_id == p.unit_id}
+        # A place inside another of the person's places is already in it.
+        places = tuple(sorted(p for p in paths if not any(p != q and p.startswith(q) for q in paths)))
+        name = first.holder_name  # as appointed (and as on the boards)
+        people.append(Person(subject_id, name, first.tier_key, units.get(unit_id), tuple(held), first.user_id,
+                             places))
+    return sorted(people, key=lambda p: (tiers.index(p.kind), p.name, p.id))
+
+
+def assessed_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period | None = None) -> list[Any]:
     """The active units the sheet scores: its unit kinds and its listed units (on a sheet scored per area,
-    those of them with an area to score)."""
+    those of them with an area to score); on a sheet that assesses people, the people holding its tiers in
+    `period` (default: the sheet's period containing the district's today)."""
+    if sheet.assessed.get("tiers"):
+        return assessed_people(scheme_key, sheet, period or period_of(sheet, district_today(scheme_key)))
     kinds, keys = sheet.assessed.get("unit_kinds", []), sheet.assessed.get("units", [])
     query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True),
                                   or_(Unit.kind.in_(kinds), Unit.key.in_(keys))).order_by(Unit.path)
@@ -62,6 +122,13 @@ def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Perio
         by_unit = areas_by_unit(scheme_key, sheet, units)
         values = area_metric_values(scheme_key, sheet, period, [a for areas in by_unit.values() for a in areas])
         return {u.id: _summed(sheet, [values[a.id] for a in by_unit.get(u.id, [])]) for u in units}
+    if sheet.assessed.get("tiers"):  # people: each metric's source has their own figure
+        people: dict[Any, dict[str, Any]] = {p.id: {} for p in units}
+        for metric in sheet.metrics:
+            got = source_of(metric).by_people(scheme_key, metric, period, units) if units else {}
+            for person in units:
+                people[person.id][metric["id"]] = got.get(person.id)
+        return people
     manual = manual or {}
     unit_ids = [u.id for u in units]
     values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
@@ -323,7 +390,7 @@ def unit_groups_of(scheme_key: str, units: list[Unit]) -> dict[int, list[str]]:
     for group_id, group in (scheme.unit_groups.items() if scheme else ()):
         kinds, keys = group.get("unit_kinds", []), group.get("units", [])
         for unit in units:
-            if unit.kind in kinds or unit.key in keys:
+            if isinstance(unit, Unit) and (unit.kind in kinds or unit.key in keys):
                 out[unit.id].append(group_id)
     return out
 
@@ -356,7 +423,8 @@ def barred_this_year(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Pe
         AssessmentPeriod.scheme_key == scheme_key, AssessmentPeriod.sheet_key == sheet.id,
         AssessmentPeriod.revision > 0, AssessmentPeriod.starts_on >= period.start.replace(month=1, day=1),
         AssessmentPeriod.starts_on < period.start))
-    return {score.unit_id for row in earlier for score in published_scores(row) if barring & set(score.flags or [])}
+    return {score.subject_id for row in earlier for score in published_scores(row)
+            if barring & set(score.flags or [])}
 
 
 def district_vetoes(sheet: SheetSpec, per: str, per_unit: list[dict[str, Any]]) -> list[Veto]:
@@ -396,7 +464,7 @@ def score_period(scheme_key: str, sheet_id: str, day: dt.date,
     """A dry run of the sheet in force for the period containing `day`: nothing is stored."""
     _row, sheet = sheet_of(scheme_key, sheet_id)
     period = period_of(sheet, day)
-    return period, score_units(scheme_key, sheet, period, assessed_units(scheme_key, sheet), entries=entries,
+    return period, score_units(scheme_key, sheet, period, assessed_units(scheme_key, sheet, period), entries=entries,
                                manual=manual)
 
 
@@ -439,11 +507,11 @@ def combined_scores(scheme_key: str, sheet_id: str, combine_id: str, day: dt.dat
     unsure: set[int] = set()
     for period in periods:
         for score in published_scores(period):
-            totals[period.sheet_key][score.unit_id].append(Decimal(score.total))
+            totals[period.sheet_key][score.subject_id].append(Decimal(score.total))
             if period.provisional:
-                unsure.add(score.unit_id)
+                unsure.add(score.subject_id)
     formula = compile_expression(rule["formula"])
-    units = assessed_units(scheme_key, sheet)
+    units = assessed_units(scheme_key, sheet, span)
     numbers = _longer_metrics(scheme_key, sheet, span, units).get(span.per, {})
     banded = engine.combined_bands(sheet, rule)  # its own bands, none, or the sheet's
     failing = engine.failing_grade(banded)

@@ -29,9 +29,11 @@ from .engine import SheetSpec
 from .models import AssessmentAppeal, AssessmentEntry, AssessmentPeriod, AssessmentRevision, AssessmentScore
 from .scoring import (
     AreaResult,
+    Person,
     UnitResult,
     assessed_units,
     metric_values,
+    owner_unit,
     period_of,
     published_scores,
     score_units,
@@ -146,7 +148,12 @@ def visible(user: AnyUser, period: AssessmentPeriod, rows: list, unit_of: Callab
     district-wide readers, else those of units they may view or mark."""
     if permissions.can_view_all_scores(user, period.scheme_key):
         return rows
-    return [r for r in rows if permissions.can_view_unit_scores(user, unit_of(r)) or assesses(user, period, unit_of(r))]
+    shown = []
+    for row in rows:
+        unit = owner_unit(unit_of(row))  # a person's results: those who see the unit they answer to
+        if unit is not None and (permissions.can_view_unit_scores(user, unit) or assesses(user, period, unit)):
+            shown.append(row)
+    return shown
 
 
 def enter_marks(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
@@ -248,7 +255,7 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
     """
     sheet = sheet or sheet_spec_of(period)
     items = {i.id: i for _s, i in sheet.items()}
-    units = assessed_units(period.scheme_key, sheet)
+    units = assessed_units(period.scheme_key, sheet, bounds_of(period))
     entries: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     item_scores: dict[int, dict[str, Decimal]] = defaultdict(dict)
     manual: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -286,7 +293,7 @@ def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
         return []
     given = {(e.unit_id, e.item_key[len(METRIC_ITEM):]) for e in period.entries
              if e.superseded_in is None and e.item_key.startswith(METRIC_ITEM)}
-    return [(unit, metric) for unit in assessed_units(period.scheme_key, sheet) for metric in manual
+    return [(unit, metric) for unit in assessed_units(period.scheme_key, sheet, bounds_of(period)) for metric in manual
             if (unit.id, metric) not in given]
 
 
@@ -350,7 +357,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     # A correction changes marks, not the data: the numbers taken at publication stay (cases closed since
     # then do not move other units' scores). A provisional publication froze nothing: the data are read again.
     kept = published_scores(period) if previous is not None and not final_after_provisional else None
-    frozen = {s.unit_id: dict(s.metrics) for s in kept} if kept is not None else None
+    frozen = {s.subject_id: dict(s.metrics) for s in kept} if kept is not None else None
     frozen_areas = ({s.unit_id: {row["area"]: row["metrics"] for row in s.areas if "metrics" in row}
                      for s in kept if s.areas} if kept is not None else None)
     results = draft(period, metrics=frozen, area_metrics=frozen_areas)
@@ -369,8 +376,11 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                                   tuple(f.id for f in r.flags), bool(vetoes), period.starts_on, period.ends_on)
         actions = [{"id": s.id, "name": s.name, "action": s.action}
                    for s in engine.streaks_hit(sheet, [*history.get(r.unit.id, []), now])]
+        person = r.unit if isinstance(r.unit, Person) else None
+        subject = ({"user_id": person.user_id, "post_id": person.post_id, "person_name": person.name,
+                    "answers_to_id": person.unit.id if person.unit else None} if person else {"unit_id": r.unit.id})
         revision.scores.append(AssessmentScore(
-            unit_id=r.unit.id, total=r.total, grade=grade.id if grade else None,
+            **subject, total=r.total, grade=grade.id if grade else None,
             passing=grade.passing if grade else None, ranks=r.ranks, flags=[f.id for f in r.flags],
             items=items, metrics={k: v for k, v in r.metrics.items()}, vetoes=vetoes, actions=actions,
             funding=r.funding, money=r.money, areas=[area_row(a) for a in r.areas] or None))
@@ -397,16 +407,16 @@ def area_row(row: AreaResult) -> dict[str, Any]:
     return out
 
 
-def _history(period: AssessmentPeriod) -> dict[int, list[engine.PeriodResult]]:
-    """Each unit's published results of the same sheet's earlier periods, oldest first (for streaks)."""
+def _history(period: AssessmentPeriod) -> dict[Any, list[engine.PeriodResult]]:
+    """Each unit's (or person's) published results of the same sheet's earlier periods, oldest first (for streaks)."""
     earlier = db.session.scalars(db.select(AssessmentPeriod).where(
         AssessmentPeriod.scheme_key == period.scheme_key, AssessmentPeriod.sheet_key == period.sheet_key,
         AssessmentPeriod.starts_on < period.starts_on, AssessmentPeriod.revision > 0)
         .order_by(AssessmentPeriod.starts_on))
-    out: dict[int, list[engine.PeriodResult]] = defaultdict(list)
+    out: dict[Any, list[engine.PeriodResult]] = defaultdict(list)
     for row in earlier:
         for score in published_scores(row):
-            out[score.unit_id].append(engine.PeriodResult(
+            out[score.subject_id].append(engine.PeriodResult(
                 row.period_key, row.starts_on.year, Decimal(score.total), score.grade, bool(score.passing),
                 min(score.ranks.values(), default=None), tuple(score.flags), bool(score.vetoes), row.starts_on,
                 row.ends_on))

@@ -33,6 +33,8 @@ Compute = Callable[[str, dict, patrol_engine.Period, list[int]], dict[int, Any]]
 # (scheme key, the metric's definition, the period, the areas) → {area id: value}, counting what lies at each
 # area's place or inside it
 AreaCompute = Callable[[str, dict, patrol_engine.Period, list[Area]], dict[int, Any]]
+# (scheme key, the metric's definition, the period, the people a sheet assesses) → {person id: value}
+PeopleCompute = Callable[[str, dict, patrol_engine.Period, list[Any]], dict[str, Any]]
 # (scheme key, the metric's definition, the period, a unit's id) → what the unit's page lists behind its value
 # (patrol verdicts missed, for the page's "patrol misses")
 Misses = Callable[[str, dict, patrol_engine.Period, int], list[Any]]
@@ -46,7 +48,9 @@ class MetricSource:
     needs: tuple[str, ...] = ()  # options a metric of this source must give
     misses: Misses | None = None
     doc: str = ""
+    people_doc: str = ""  # what a person's figure is
     by_area: AreaCompute | None = None  # the value for each area (a sheet scored per area); None: it has none
+    by_people: PeopleCompute | None = None  # each person's own (a sheet that assesses people); None: it has none
 
     @property
     def entered(self) -> bool:
@@ -56,20 +60,22 @@ class MetricSource:
     def docs(self) -> dict[str, str]:
         options = ", ".join(f"`{o}`" + (" (needed)" if o in self.needs else "") for o in sorted(self.reads))
         return {"`source`": f"`{self.name}`", "per unit and period": self.doc, "options": options or "—",
-                "per area": "yes" if self.by_area else "—"}
+                "per area": "yes" if self.by_area else "—", "per person": self.people_doc or "—"}
 
 
 METRIC_SOURCES: Registry[MetricSource] = registry("metric source")
 
 
 def metric_source(name: str, *, reads: tuple[str, ...] = (), needs: tuple[str, ...] = (), doc: str = "",
-                  misses: Misses | None = None, by_area: AreaCompute | None = None) -> Callable[[Compute], Compute]:
-    """Decorator: register a function computing a metric's values as the metric source `name` (and, with
-    `by_area`, each area's value, for sheets scored per area)."""
+                  misses: Misses | None = None, by_area: AreaCompute | None = None,
+                  by_people: PeopleCompute | None = None, people_doc: str = "") -> Callable[[Compute], Compute]:
+    """Decorator: register a function computing a metric's values as the metric source `name` (with `by_area`,
+    each area's value, for sheets scored per area; with `by_people`, each person's, for sheets assessing
+    people, described by `people_doc`)."""
 
     def decorator(compute: Compute) -> Compute:
         METRIC_SOURCES.add(name, MetricSource(name, compute, frozenset(reads) | frozenset(needs), tuple(needs),
-                                              misses, doc, by_area))
+                                              misses, doc, people_doc, by_area, by_people))
         return compute
 
     return decorator
@@ -180,8 +186,31 @@ def _case_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Per
     return _within(areas, _counted(query, Area.path, metric))
 
 
+def _in_places(places: tuple[str, ...], counts: Mapping[str, int]) -> int:
+    """What lies at any of a person's places (area paths) or inside one, each thing once."""
+    return sum(n for path, n in counts.items() if any(path.startswith(place) for place in places))
+
+
+def _case_count_by_people(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                          people: list[Any]) -> dict[str, Any]:
+    from ..workflow.models import Case
+
+    if metric.get("counts_for") == "reporter":  # the cases they reported themselves
+        query = (select(Case.reporter_id, func.count(Case.id))
+                 .where(*_case_filters(scheme_key, metric, period),
+                        Case.reporter_id.in_([p.user_id for p in people if p.user_id])).group_by(Case.reporter_id))
+        mine = _counted(query, Case.reporter_id, metric)
+        return {p.id: mine.get(p.user_id, 0) if p.user_id else 0 for p in people}
+    query = (select(Area.path, func.count(Case.id)).select_from(Case).join(Area, Case.area_id == Area.id)
+             .where(*_case_filters(scheme_key, metric, period)).group_by(Area.path))
+    counts = _counted(query, Area.path, metric)
+    return {p.id: _in_places(p.places, counts) for p in people}
+
+
 @metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted", "counts_for",
-                                   "include_below"), by_area=_case_count_by_area, doc=(
+                                   "include_below"), by_area=_case_count_by_area, by_people=_case_count_by_people,
+               people_doc="the cases at the places of their posts (`counts_for: place`, the default for people) "
+                          "or that they reported themselves (`counts_for: reporter`)", doc=(
     "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case (its fields, "
     "and `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`, "
     "`case.source`: staff, patrol or public); cases in "
@@ -239,7 +268,19 @@ def _form_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Per
     return _within(areas, {path: int(n) for path, n in db.session.execute(query).all()})
 
 
-@metric_source("form_count", needs=("form",), by_area=_form_count_by_area,
+def _form_count_by_people(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                          people: list[Any]) -> dict[str, Any]:
+    begin, finish = period_bounds(scheme_key, period)
+    query = (select(Submission.user_id, func.count(Submission.id))
+             .where(Submission.scheme_key == scheme_key, Submission.form_key == metric["form"],
+                    Submission.occurred_at >= begin, Submission.occurred_at < finish,
+                    Submission.user_id.in_([p.user_id for p in people if p.user_id])).group_by(Submission.user_id))
+    mine = {user_id: int(n) for user_id, n in db.session.execute(query).all()}
+    return {p.id: mine.get(p.user_id, 0) if p.user_id else 0 for p in people}
+
+
+@metric_source("form_count", needs=("form",), by_area=_form_count_by_area, by_people=_form_count_by_people,
+               people_doc="the records of `form` they made themselves (a post with no account has none)",
                doc="records of `form` made in the period (by their record time), e.g. themed campaigns. Per area: "
                    "the records whose place is the area or inside it")
 def _form_count(scheme_key: str, metric: dict, period: patrol_engine.Period, unit_ids: list[int]) -> dict[int, Any]:
@@ -268,7 +309,21 @@ def _patrol_misses(scheme_key: str, metric: dict, period: patrol_engine.Period, 
             if unit_id in (v.subject.get("unit_ids") or [v.subject.get("unit_id")])]
 
 
-@metric_source("patrol_compliance", needs=("patrol_rule",), reads=("include_below",), misses=_patrol_misses, doc=(
+def _patrol_compliance_by_people(scheme_key: str, metric: dict, period: patrol_engine.Period,
+                                 people: list[Any]) -> dict[str, Any]:
+    missed: dict[str, int] = defaultdict(int)
+    for verdict in _missed_verdicts(scheme_key, metric, period):
+        subject = verdict.subject
+        if subject.get("user_id"):
+            missed[f"user:{subject['user_id']}"] += 1
+        elif subject.get("posts"):
+            missed[f"post:{subject['posts'][0].id}"] += 1
+    return {p.id: missed.get(p.id, 0) for p in people}
+
+
+@metric_source("patrol_compliance", needs=("patrol_rule",), reads=("include_below",), misses=_patrol_misses,
+               by_people=_patrol_compliance_by_people,
+               people_doc="the rule periods of a person rule they missed themselves", doc=(
     "rule periods of `patrol_rule` missed by the unit's people (a person-week short) or by the unit, counting "
     "the rule periods that end inside the sheet's period and are over by the district's today — see "
     "[patrols](patrols.md); with `include_below`, a unit's figure takes in the misses of the units below it"))

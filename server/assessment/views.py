@@ -148,16 +148,17 @@ def period(period_id: int):
     sheet = service.sheet_spec_of(row)
     revision = request.args.get("revision", type=int)
     if row.revision and (revision is None or 1 <= revision <= row.revision):
-        scores = _visible(row, scoring.published_scores(row, revision), lambda s: s.unit)
+        scores = _visible(row, scoring.published_scores(row, revision), lambda s: s.subject)
         draft = None
     else:
         scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
     appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
 
-    units = [s.unit for s in scores] if scores is not None else [r.unit for r in draft]
+    units = [s.subject for s in scores] if scores is not None else [r.unit for r in draft]
     markable = {u.id: service.markable(current_user, row, u) for u in units}
-    appealable = ({u.id for u in units if permissions.can_appeal(current_user, u, sheet.appeal_roles)}
+    appealable = ({u.id for u in units if isinstance(u, Unit) and permissions.can_appeal(current_user, u,
+                                                                                         sheet.appeal_roles)}
                   if row.state == "appeal" else set())
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
                            markable=markable, appealable=appealable,
@@ -313,14 +314,14 @@ def decide(appeal_id: int):
 def _bulletin(period_id: int) -> tuple[dict, dict]:
     row = service.get_period(current_user, period_id)
     data = bulletins.bulletin(row, request.args.get("revision", type=int))
-    data["scores"] = _visible(row, data["scores"], lambda s: s.unit)
+    data["scores"] = _visible(row, data["scores"], lambda s: s.subject)
     if len(data["scores"]) < len(scoring.published_scores(row, data["revision"])):
         raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
     grade_colour = {g.id: g.color for g in data["sheet"].grades}
     top = float(data["sheet"].total)
     bars, bar_data = {}, {}
     for g in data["ranking"]:
-        rows = [(tr(s.unit.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]]
+        rows = [(tr(s.subject.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]]
         title = tr(g["name"]) if g["name"] else ""
         bars[g["id"]] = charts.bar_chart(rows, top=top, title=title)
         bar_data[g["id"]] = charts.bar_data(rows, top=top, title=title)

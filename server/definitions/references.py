@@ -99,6 +99,8 @@ class ReferenceChecker:
         self.built_in = built_in  # definitions shipped with the product: they may not name a district's roles
         self.themes = themes  # installed themes (folders under themes/); None: not checked
         self.errors: list[DefinitionError] = []
+        self.unit_rules: set[str] = set()  # patrol rules counted per unit (no person misses them)
+        self.rule_tiers: dict[str, set[str]] = {}  # patrol rules binding the holders of these tiers only
 
     # -- helpers -----------------------------------------------------------
     def err(self, doc: SourceDocument, path: Path, message: str) -> None:
@@ -321,6 +323,10 @@ class ReferenceChecker:
                     self.err(doc, [*path, "focus_points"], "where: focus_points needs a list of focus_points")
                 if rule.get("form") is None and d.get("patrol_form") is None:
                     self.err(doc, path, "no form given and the scheme has no patrol_form")
+                if rule.get("counted_per") == "unit" and isinstance(rid, str):
+                    self.unit_rules.add(rid)
+                if isinstance(rid, str) and set(who) == {"tiers"} and isinstance(who["tiers"], list):
+                    self.rule_tiers[rid] = set(who["tiers"])
         return seen
 
     # -- forms -------------------------------------------------------------
@@ -560,6 +566,51 @@ class ReferenceChecker:
                     self.err(doc, [*path, "rules", i], "this sheet is scored per area from the data: a rule an "
                              "assessor enters by hand has no area to be entered for (give it a count, value or when)")
 
+    def _check_people_sheet(self, doc: SourceDocument, ctx: dict, metric_sources: Any,
+                            items: list[tuple[list, dict]]) -> None:
+        """A sheet assessing the holders of posts: numbers each person has, and no unit-only setting."""
+        d = doc.data
+        if d["assessed"].get("unit_kinds") or d["assessed"].get("units"):
+            self.err(doc, ["assessed"], "a sheet assesses units or people (tiers), not both: make two sheets")
+        for key, why in (("per_area", "people are not scored per area"),
+                         ("appeal_days", "people's appeals are not taken yet: their numbers come from the data"),
+                         ("appeal_roles", "people's appeals are not taken yet")):
+            if d.get(key):
+                self.err(doc, [key], f"this sheet assesses people: {why}")
+        ranking = d.get("ranking") if isinstance(d.get("ranking"), dict) else {}
+        for key in ("groups", "by_difficulty"):
+            if ranking.get(key):
+                self.err(doc, ["ranking", key], "this sheet assesses people: they are in no unit group and have no "
+                         "difficulty, so they are ranked all together")
+        funding = d.get("funding") if isinstance(d.get("funding"), dict) else {}
+        if funding.get("groups"):
+            self.err(doc, ["funding", "groups"], "this sheet assesses people: they are in no unit group")
+        with_people = sorted(name for name, source in metric_sources.items() if source.by_people is not None)
+        for path, m in _walk_tree(d.get("metrics"), ["metrics"], "-"):
+            source = metric_sources.get(m.get("source"))
+            if source is not None and source.by_people is None:
+                self.err(doc, [*path, "source"], f"this sheet assesses people and a '{m.get('source')}' metric has "
+                         f"no figure per person (per person: {', '.join(with_people)})")
+            if m.get("counts_for") not in (None, "place", "reporter"):
+                self.err(doc, [*path, "counts_for"], "this sheet assesses people: a case counts for a person at "
+                         "the places of their posts (place) or when they reported it (reporter)")
+            if "include_below" in m:
+                self.err(doc, [*path, "include_below"], "this sheet assesses people: there are no units below a "
+                         "person, so 'include_below' can never take effect")
+            if m.get("patrol_rule") in self.unit_rules:
+                self.err(doc, [*path, "patrol_rule"], f"patrol rule '{m['patrol_rule']}' is counted per unit: "
+                         "no person misses it (use a rule counted per person)")
+            bound = self.rule_tiers.get(m.get("patrol_rule"))
+            if bound is not None and not bound & set(_as_list(d["assessed"].get("tiers"))):
+                self.err(doc, [*path, "patrol_rule"], f"patrol rule '{m['patrol_rule']}' binds the tiers "
+                         f"{', '.join(sorted(bound))}, none of which this sheet assesses: nobody here misses it")
+        for path, item in items:
+            for i, rule in enumerate(_as_list(item.get("rules"))):
+                if isinstance(rule, dict) and not any(k in rule for k in ("count", "value", "when")):
+                    self.err(doc, [*path, "rules", i], "this sheet assesses people from the data: a rule an "
+                             "assessor enters by hand cannot be entered for a person yet (give it a count, value "
+                             "or when)")
+
     def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
         d = doc.data
         assessors = d.get("assessors") if isinstance(d.get("assessors"), dict) else {}
@@ -580,6 +631,7 @@ class ReferenceChecker:
         assessed = d.get("assessed") if isinstance(d.get("assessed"), dict) else {}
         self.ref(doc, ["assessed", "unit_kinds"], assessed.get("unit_kinds"), ctx["unit_kinds"], "unit kind")
         self.ref(doc, ["assessed", "units"], assessed.get("units"), ctx["units"], "unit")
+        self.ref(doc, ["assessed", "tiers"], assessed.get("tiers"), ctx["tiers"], "tier")
         # What a metric source reads and needs comes from its registration (server/assessment/sources.py).
         metric_sources = registry("metric source").require()
         metrics = self.ids(doc, _walk_tree(d.get("metrics"), ["metrics"], "-"), "metric")
@@ -602,6 +654,8 @@ class ReferenceChecker:
                  if isinstance(it, dict)]
         if isinstance(d.get("per_area"), dict):
             self._check_per_area(doc, d["per_area"], ctx, metric_sources, items)
+        if assessed.get("tiers"):
+            self._check_people_sheet(doc, ctx, metric_sources, items)
         self.ids(doc, items, "item")
         section_total = 0.0
         for path, sec in sections:
