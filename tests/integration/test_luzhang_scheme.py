@@ -46,6 +46,21 @@ def test_each_sheet_assesses_the_units_the_seed_names(luzhang):
     assert squad.parent.key == "east_street"
 
 
+def test_the_squads_road_chiefs_are_assessed_in_person(luzhang):
+    """六(四): the streets assess the squads' road chiefs too — each 城管二级路长 on their own numbers."""
+    from tests.support.clock import TODAY
+
+    since = TODAY.replace(day=1)
+    appoint("luzhang", "second_chief_squad", "陈队员", area_key="renmin_road_west", since=since)
+    appoint("luzhang", "second_chief_squad", "林队员", area_key="binhe_road", since=since)
+    appoint("luzhang", "second_chief_community", "社区路长", area_key="renmin_road_east", since=since)
+    db.session.commit()
+    _period, results = scoring.score_period("luzhang", "luzhang_squad_chiefs", TODAY)
+    assert sorted(r.unit.name for r in results) == ["林队员", "陈队员"]  # not the community's chief
+    assert all(r.metrics["reported"] == 0 for r in results)  # no account, nothing reported: −10 each
+    assert all(r.score.items["recording"].score == 20 for r in results)
+
+
 def test_the_three_faces_are_categories_in_force(luzhang):
     by_id = {c["id"]: c for c in scheme_categories("luzhang")}
     assert [by_id[k]["name"]["zh"] for k in ("sanmian_ground", "sanmian_facade", "sanmian_roof")] == \
