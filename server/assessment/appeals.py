@@ -32,6 +32,8 @@ def open_appeals(user: AnyUser, period: AssessmentPeriod, version: int | None = 
     expect_version(period, version)
     if period.state != "open":
         raise Conflict(_("Only an open period goes to appeal."))
+    if sheet_spec_of(period).assessed.get("tiers"):
+        raise Conflict(_("People's results are not appealed: their numbers come from the data."))
 
     today = today or district_today(period.scheme_key)
     days = sheet_spec_of(period).appeal_days
@@ -66,6 +68,8 @@ def file_appeal(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: st
     """A unit asks for a deduction to be looked at again (a review or appeal), within the appeal window."""
 
     spec = sheet_spec_of(period)
+    if spec.assessed.get("tiers"):
+        raise Conflict(_("People's results are not appealed: their numbers come from the data."))
     if unit.scheme_key != period.scheme_key or not permissions.can_appeal(user, unit, spec.appeal_roles):
         raise PermissionDenied(_("You may not appeal for this unit."))
     if not appeals_open(period, today):

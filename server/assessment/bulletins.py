@@ -129,6 +129,8 @@ def public_scores(scheme_key: str) -> list[dict[str, Any]]:
         raise NotFound(_("This district does not publish its scores."))
     out = []
     for period in latest_published(scheme_key):
+        if sheet_spec_of(period).assessed.get("tiers"):
+            continue  # people's results are not on the public lists
         shown = bulletin(period, earlier=0)
         groups = [{**group, "rows": [s for s in group["rows"] if s.unit and s.unit.public]}  # units only
                   for group in shown["ranking"]]
@@ -145,6 +147,8 @@ def public_flags(scheme_key: str) -> list[dict[str, Any]]:
     out = []
     for period in latest_published(scheme_key):
         sheet = sheet_spec_of(period)
+        if sheet.assessed.get("tiers"):
+            continue  # people's results are not on the public lists
         scores = [s for s in published_scores(period) if s.unit and s.unit.public]  # (units only: no people)
         flags = [(f, [s.unit for s in scores if f.id in s.flags]) for f in sheet.flags]
         out.append({"sheet": sheet, "period": period, "flags": [(f, units) for f, units in flags if units],

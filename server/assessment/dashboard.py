@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from sqlalchemy import false, func, or_, select
 
 from ..auth import permissions
-from ..core.errors import PermissionDenied
+from ..core.errors import NotFound, PermissionDenied
 from ..extensions import db
 from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
@@ -92,6 +92,8 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
     if not permissions.can_view_deductions(user, period, unit):
         raise PermissionDenied(_("You may not view this unit's scores."))
     sheet = sheet_spec_of(period)
+    if sheet.assessed.get("tiers"):
+        raise NotFound(_("This sheet assesses people, not units."))
     published = {s.unit_id: s for s in published_scores(period)} if period.revision else {}
     if unit.id in published:
         items, areas = published[unit.id].items, list(published[unit.id].areas or [])

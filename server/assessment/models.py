@@ -147,13 +147,17 @@ class AssessmentScore(db.Model):
     revision: Mapped[AssessmentRevision] = relationship(back_populates="scores")
     unit = relationship("Unit", foreign_keys=[unit_id])
     answers_to = relationship("Unit", foreign_keys=[answers_to_id])
+    post = relationship("Post")
 
     @property
     def subject_id(self) -> int | str:
         """Whose result this is, as scoring keys it: the unit's id, or "user:<id>" / "post:<id>" for a person."""
         if self.unit_id is not None:
             return self.unit_id
-        return f"user:{self.user_id}" if self.user_id is not None else f"post:{self.post_id}"
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        # A post given an account since is that account's person: their history stays one.
+        return f"user:{self.post.user_id}" if self.post is not None and self.post.user_id else f"post:{self.post_id}"
 
     @property
     def subject(self) -> Any:

@@ -52,16 +52,14 @@ class Person:
     unit: Unit | None        # the unit it answers to: its first post's, or that post's area's
     posts: tuple[Post, ...]
     user_id: int | None
-    places: tuple[str, ...]  # the paths of its posts' areas (a post over a unit: the unit's areas)
+    # (area path, first day, last day or None) of each post: its area, or for a post over a unit the unit's areas
+    places: tuple[tuple[str, dt.date, dt.date | None], ...]
+    post_id: int | None = None  # the post, for a person with no account
     difficulty: None = None
 
     @property
     def key(self) -> str:
         return self.id
-
-    @property
-    def post_id(self) -> int | None:
-        return self.posts[0].id if self.user_id is None else None
 
 
 def owner_unit(subject: Any) -> Unit | None:
@@ -69,9 +67,15 @@ def owner_unit(subject: Any) -> Unit | None:
     return subject if isinstance(subject, Unit) or subject is None else subject.unit
 
 
+def person_key(post: Post) -> str:
+    """A person's key: their account's, or for a post with no account the post's."""
+    return f"user:{post.user_id}" if post.user_id else f"post:{post.id}"
+
+
 def assessed_people(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period) -> list[Person]:
     """The holders of posts of the sheet's tiers at any time in the period, in tier order then by name: one
-    person per account (all their posts), or per post whose holder has no account."""
+    person per account (all their posts), or per post whose holder has no account. On a sheet with a metric
+    counted at places, a person with no place is left out (nothing could ever count against them)."""
     tiers = list(sheet.assessed.get("tiers", []))
     posts = list(db.session.scalars(db.select(Post).where(
         Post.scheme_key == scheme_key, Post.tier_key.in_(tiers), Post.started_on <= period.end,
@@ -80,21 +84,34 @@ def assessed_people(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Per
     units = {u.id: u for u in db.session.scalars(db.select(Unit).where(Unit.scheme_key == scheme_key))}
     groups: dict[str, list[Post]] = {}
     for post in posts:
-        groups.setdefault(f"user:{post.user_id}" if post.user_id else f"post:{post.id}", []).append(post)
+        groups.setdefault(person_key(post), []).append(post)
+    by_place = any(source_of(m).counts_at_places(m) for m in sheet.metrics)
     people = []
     for subject_id, held in groups.items():
         held.sort(key=lambda p: (tiers.index(p.tier_key), p.started_on, p.id))
+        places = tuple((area.path, post.started_on, post.ended_on) for post in held
+                       for area in ([areas[post.area_id]] if post.area_id in areas else
+                                    [a for a in areas.values() if post.unit_id and a.unit_id == post.unit_id]))
+        if by_place and not places:
+            continue
         first = held[0]
-        unit_id = first.unit_id or (areas[first.area_id].unit_id if first.area_id in areas else None)
-        paths = {areas[p.area_id].path for p in held if p.area_id in areas}
-        paths |= {a.path for p in held if p.area_id is None and p.unit_id for a in areas.values()
-                  if a.unit_id == p.unit_id}
-        # A place inside another of the person's places is already in it.
-        places = tuple(sorted(p for p in paths if not any(p != q and p.startswith(q) for q in paths)))
-        name = first.holder_name  # as appointed (and as on the boards)
-        people.append(Person(subject_id, name, first.tier_key, units.get(unit_id), tuple(held), first.user_id,
-                             places))
+        people.append(Person(subject_id, first.holder_name, first.tier_key,  # named as appointed (as on boards)
+                             units.get(first.unit_id or _unit_around(areas.get(first.area_id), areas)),
+                             tuple(held), first.user_id, places, None if first.user_id else first.id))
     return sorted(people, key=lambda p: (tiers.index(p.kind), p.name, p.id))
+
+
+def _unit_around(area: Area | None, areas: dict[int, Area]) -> int | None:
+    """The unit responsible for an area: its own, or the nearest area's around it."""
+    while area is not None and area.unit_id is None:
+        area = areas.get(area.parent_id) if area.parent_id else None
+    return area.unit_id if area is not None else None
+
+
+def people_as_published(period: AssessmentPeriod) -> list[Person]:
+    """The people of a period's published revision, as published (a correction scores these and no others)."""
+    return [Person(str(s.subject_id), s.person_name or "", "", s.answers_to, (), s.user_id, (), s.post_id)
+            for s in published_scores(period)]
 
 
 def assessed_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period | None = None) -> list[Any]:

@@ -34,6 +34,7 @@ from .scoring import (
     assessed_units,
     metric_values,
     owner_unit,
+    people_as_published,
     period_of,
     published_scores,
     score_units,
@@ -256,6 +257,8 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
     sheet = sheet or sheet_spec_of(period)
     items = {i.id: i for _s, i in sheet.items()}
     units = assessed_units(period.scheme_key, sheet, bounds_of(period))
+    if metrics is not None and sheet.assessed.get("tiers"):
+        units = people_as_published(period)  # a correction: the people published, on their numbers then
     entries: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     item_scores: dict[int, dict[str, Decimal]] = defaultdict(dict)
     manual: dict[int, dict[str, Any]] = defaultdict(dict)

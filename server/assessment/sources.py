@@ -51,6 +51,11 @@ class MetricSource:
     people_doc: str = ""  # what a person's figure is
     by_area: AreaCompute | None = None  # the value for each area (a sheet scored per area); None: it has none
     by_people: PeopleCompute | None = None  # each person's own (a sheet that assesses people); None: it has none
+    at_places: Callable[[Mapping[str, Any]], bool] | None = None  # whether a metric counts at a person's places
+
+    def counts_at_places(self, metric: Mapping[str, Any]) -> bool:
+        """Whether this metric counts, for a person, what lies at the places of their posts."""
+        return bool(self.at_places and self.at_places(metric))
 
     @property
     def entered(self) -> bool:
@@ -68,14 +73,15 @@ METRIC_SOURCES: Registry[MetricSource] = registry("metric source")
 
 def metric_source(name: str, *, reads: tuple[str, ...] = (), needs: tuple[str, ...] = (), doc: str = "",
                   misses: Misses | None = None, by_area: AreaCompute | None = None,
-                  by_people: PeopleCompute | None = None, people_doc: str = "") -> Callable[[Compute], Compute]:
+                  by_people: PeopleCompute | None = None, people_doc: str = "",
+                  at_places: Callable[[Mapping[str, Any]], bool] | None = None) -> Callable[[Compute], Compute]:
     """Decorator: register a function computing a metric's values as the metric source `name` (with `by_area`,
     each area's value, for sheets scored per area; with `by_people`, each person's, for sheets assessing
     people, described by `people_doc`)."""
 
     def decorator(compute: Compute) -> Compute:
         METRIC_SOURCES.add(name, MetricSource(name, compute, frozenset(reads) | frozenset(needs), tuple(needs),
-                                              misses, doc, people_doc, by_area, by_people))
+                                              misses, doc, people_doc, by_area, by_people, at_places))
         return compute
 
     return decorator
@@ -156,10 +162,12 @@ def _case_filters(scheme_key: str, metric: dict, period: patrol_engine.Period) -
 
 
 def _counted(query: Any, key: Any, metric: dict) -> dict[Any, int]:
-    """{key: cases} of a grouped count, the metric's `filter` evaluated on each case where it has one."""
+    """{key: cases} of a grouped count (`key` a column, or a tuple of them), the metric's `filter` evaluated on
+    each case where it has one."""
     if metric.get("filter"):
         return _filtered_case_count(query, key, compile_expression(metric["filter"]), metric["id"])
-    return {k: int(n) for k, n in db.session.execute(query).all()}
+    width = len(key) if isinstance(key, tuple) else 1
+    return {(tuple(row[:width]) if width > 1 else row[0]): int(row[width]) for row in db.session.execute(query).all()}
 
 
 def _within(areas: list[Area], counts: Mapping[str, int]) -> dict[int, int]:
@@ -186,9 +194,15 @@ def _case_count_by_area(scheme_key: str, metric: dict, period: patrol_engine.Per
     return _within(areas, _counted(query, Area.path, metric))
 
 
-def _in_places(places: tuple[str, ...], counts: Mapping[str, int]) -> int:
-    """What lies at any of a person's places (area paths) or inside one, each thing once."""
-    return sum(n for path, n in counts.items() if any(path.startswith(place) for place in places))
+def _held_at(scheme_key: str, people: list[Any], counts: Mapping[tuple[str, dt.datetime], int]) -> dict[str, int]:
+    """Each person's count of what lies at one of their places (an area path, or inside it) and happened while
+    they held the post there — each thing once, and nothing from before they took it over or after they left."""
+    zone = district_zone(scheme_key)
+    days = [(path, (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).astimezone(zone).date(), n)
+            for (path, at), n in counts.items()]
+    return {person.id: sum(n for path, day, n in days
+                           if any(path.startswith(place) and start <= day and (end is None or day <= end)
+                                  for place, start, end in person.places)) for person in people}
 
 
 def _case_count_by_people(scheme_key: str, metric: dict, period: patrol_engine.Period,
@@ -201,14 +215,15 @@ def _case_count_by_people(scheme_key: str, metric: dict, period: patrol_engine.P
                         Case.reporter_id.in_([p.user_id for p in people if p.user_id])).group_by(Case.reporter_id))
         mine = _counted(query, Case.reporter_id, metric)
         return {p.id: mine.get(p.user_id, 0) if p.user_id else 0 for p in people}
-    query = (select(Area.path, func.count(Case.id)).select_from(Case).join(Area, Case.area_id == Area.id)
-             .where(*_case_filters(scheme_key, metric, period)).group_by(Area.path))
-    counts = _counted(query, Area.path, metric)
-    return {p.id: _in_places(p.places, counts) for p in people}
+    query = (select(Area.path, Case.created_at, func.count(Case.id)).select_from(Case)
+             .join(Area, Case.area_id == Area.id).where(*_case_filters(scheme_key, metric, period))
+             .group_by(Area.path, Case.created_at))
+    return _held_at(scheme_key, people, _counted(query, (Area.path, Case.created_at), metric))
 
 
 @metric_source("case_count", reads=("workflow", "categories", "state_kinds", "filter", "uncounted", "counts_for",
                                    "include_below"), by_area=_case_count_by_area, by_people=_case_count_by_people,
+               at_places=lambda metric: metric.get("counts_for", "place") == "place",
                people_doc="the cases at the places of their posts (`counts_for: place`, the default for people) "
                           "or that they reported themselves (`counts_for: reporter`)", doc=(
     "cases found, optionally by `categories`, `workflow`, `state_kinds` and a `filter` on each case (its fields, "
@@ -233,17 +248,20 @@ def _case_count(scheme_key: str, metric: dict, period: patrol_engine.Period, uni
     return {unit_id: int(counts.get(unit_id, 0)) for unit_id in unit_ids}
 
 
-def _filtered_case_count(query: Any, unit: Any, condition: Any, metric_id: str) -> dict[int, int]:
+def _filtered_case_count(query: Any, unit: Any, condition: Any, metric_id: str) -> dict[Any, int]:
     """Counts of the cases the metric's `filter` keeps, evaluated on each case: its fields (`size_m3`), and
     `case.overdue`, `case.state`, `case.state_kind`, `case.outcome`, `case.category`, `case.rework_count`,
     `case.source` (staff, patrol or public)."""
     from ..workflow.models import Case
 
+    keys = unit if isinstance(unit, tuple) else (unit,)  # one column, or several (a place and a time)
     rows = db.session.execute(query.with_only_columns(
-        unit, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
+        *keys, Case.data, Case.state, Case.state_kind, Case.outcome, Case.category, Case.overdue,
         Case.rework_count, Case.source, maintain_column_froms=True).group_by(None)).all()
-    counts: dict[int, int] = defaultdict(int)
-    for unit_id, data, state, kind, outcome, category, overdue, rework, source in rows:
+    counts: dict[Any, int] = defaultdict(int)
+    for row in rows:
+        unit_id = tuple(row[:len(keys)]) if len(keys) > 1 else row[0]
+        data, state, kind, outcome, category, overdue, rework, source = row[len(keys):]
         names = {**(data or {}), "category": category, "state": state,
                  "case": {"state": state, "state_kind": kind, "outcome": outcome, "category": category,
                           "overdue": bool(overdue), "rework_count": rework, "source": source or "staff"}}

@@ -731,6 +731,13 @@ class ReferenceChecker:
         for path, combo in _walk_tree(d.get("combine"), ["combine"], "-"):
             sheet_names = {d.get("id")} | set(_as_list(combo.get("sheets")))
             self.ref(doc, [*path, "sheets"], combo.get("sheets"), self.available("score_sheet"), "score sheet")
+            for other in _as_list(combo.get("sheets")):
+                named = self.documents.get(("score_sheet", other))
+                theirs = named.data.get("assessed") if named is not None and isinstance(named.data, dict) else None
+                if isinstance(theirs, dict) and bool(theirs.get("tiers")) != bool(assessed.get("tiers")):
+                    whom = {True: "people", False: "units"}
+                    self.err(doc, [*path, "sheets"], f"'{other}' assesses {whom[bool(theirs.get('tiers'))]} and this "
+                             f"sheet {whom[bool(assessed.get('tiers'))]}: no one has a score in both")
             self.expr(doc, [*path, "formula"], combo.get("formula"), {n for n in sheet_names if isinstance(n, str)})
             if d.get("grades") and "grades" not in combo:
                 self._combined_reaches_the_total(doc, d, path, combo, sheet_names)

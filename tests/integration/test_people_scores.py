@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from server.api import service as api
-from server.assessment import scoring, service
+from server.assessment import appeals, scoring, service
 from server.assessment.models import AssessmentPeriod
 from server.auth.models import User
+from server.core.errors import Conflict
 from server.definitions.errors import DefinitionsInvalid
 from server.definitions.models import DefinitionVersion
 from server.definitions.service import activate_scheme_version, load_scheme
@@ -132,6 +133,7 @@ def test_published_with_streaks_and_read_by_their_units(district, client):
     assert page.status_code == 200 and "张三" in page.get_data(as_text=True)
     pdf = client.get(f"/assess/period/{period.id}/bulletin.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert client.get(f"/assess/period/{period.id}/unit/{li.answers_to_id}").status_code == 404
     yearly = client.get("/assess/lidu/combined/keeper_monthly/keeper_year")
     assert yearly.status_code == 200 and "王五" in yearly.get_data(as_text=True)
     bulletin = client.get(f"/assess/period/{period.id}/bulletin").get_data(as_text=True)
@@ -169,6 +171,8 @@ def test_published_with_streaks_and_read_by_their_units(district, client):
                    "patrol_rule": "community_head_weekly"},
                   {"id": "reported", "name": "y", "source": "case_count"}]}, "none of which this sheet assesses"),
     ({"ranking": {"by_difficulty": True}}, "ranked all together"),
+    ({"combine": [{"id": "y", "name": "y", "period": "year", "formula": "keeper_monthly + lidu_monthly",
+                   "sheets": ["lidu_monthly"], "grades": "none"}]}, "'lidu_monthly' assesses units"),
     ({"appeal_days": 3}, "people's appeals"),
 ])
 def test_a_people_sheet_that_cannot_work_is_refused(ctx, change, message):
@@ -201,3 +205,43 @@ def test_a_persons_missed_patrols_are_their_own(ctx):
     assert results["石龙书记"].metrics["problems"] == weeks["Shilong_Head"]
     assert results["致远书记"].metrics["problems"] == weeks["致远书记"]
     assert results["致远书记"].unit.id.startswith("post:") and results["致远书记"].unit.unit.key == "zhiyuan"
+
+
+def test_a_keeper_is_counted_only_for_the_days_they_held_the_post(district):
+    """赵六 takes Duanqiao Street over on the 15th: a problem found there on the 3rd is 王五's, not his."""
+    appoint("lidu", "segment_keeper", "赵六", area_key="duanqiao_street", since=LAST_MONTH.replace(day=15))
+    appoint("lidu", "segment_keeper", "无处可管", since=LAST_MONTH.replace(day=1))  # over nothing at all
+    workflow = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="workflow",
+                                                                        key="discover_assign_rectify_close"))
+    db.session.add(Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id,
+                        state="assigned", state_kind="open", data={}, category="other",
+                        unit_id=district["duanqiao_street"].unit_id, area_id=district["duanqiao_street"].id,
+                        created_at=dt.datetime.combine(LAST_MONTH.replace(day=3), dt.time(4), dt.UTC)))
+    db.session.commit()
+    results = _by_name(LAST_MONTH)
+    assert results["王五"].metrics["problems"] == 1 and results["赵六"].metrics["problems"] == 0
+    assert "无处可管" not in results  # nothing could ever count against them: not assessed
+
+
+def test_a_correction_scores_the_people_published_and_an_account_keeps_the_history(district):
+    office = make_user("office", admin=True)
+    period = service.open_period(office, "lidu", "keeper_monthly", LAST_MONTH)
+    service.publish(office, period, today=TODAY)
+    db.session.commit()
+    # Appointed afterwards, back-dated into the period: the correction neither fails nor adds them.
+    appoint("lidu", "segment_keeper", "新人", area_key="longqiao_road", since=LAST_MONTH.replace(day=1))
+    db.session.commit()
+    service.publish(office, period, reason="a correction", today=TODAY)
+    db.session.commit()
+    published = {s.person_name: s for s in scoring.published_scores(period)}
+    assert set(published) == {"张三", "李四", "王五"} and Decimal(published["李四"].total) == Decimal(80)
+    # 李四 is given an account: his published months are his account's from now on.
+    li = make_user("lisi")
+    published["李四"].post.user_id = li.id
+    db.session.commit()
+    assert published["李四"].subject_id == f"user:{li.id}"
+    now = service.open_period(office, "lidu", "keeper_monthly", TODAY)
+    assert f"user:{li.id}" in service._history(now)
+    # People's results are not appealed.
+    with pytest.raises(Conflict):
+        appeals.open_appeals(office, now)

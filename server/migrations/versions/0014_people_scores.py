@@ -31,6 +31,8 @@ def upgrade():
 
 
 def downgrade():
+    # Before this version a score was always a unit's: people's scores cannot be kept.
+    op.execute("DELETE FROM assessment_scores WHERE unit_id IS NULL")
     with op.batch_alter_table("assessment_scores", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_assessment_scores_revision_id_post_id"), type_="unique")
         batch_op.drop_constraint(batch_op.f("uq_assessment_scores_revision_id_user_id"), type_="unique")
