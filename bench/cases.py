@@ -117,16 +117,19 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
             from flask import g
 
             g.pop("_scopes", None)
-            inboxes.inbox(user, "lidu", "unit")
+            service.case_queue(user, "lidu", inboxes.QueueQuery(box="unit"))
 
         def bare_inbox() -> None:
+            db.session.execute(text("SELECT count(*) FROM cases WHERE unit_id = :u AND state_kind <> 'final'"),
+                               {"u": chosen}).scalar()
             db.session.execute(text("SELECT id FROM cases WHERE unit_id = :u AND state_kind <> 'final' "
-                                    "ORDER BY id DESC LIMIT 200"), {"u": chosen}).all()
+                                    "ORDER BY created_at DESC LIMIT 50"), {"u": chosen}).all()
 
         inbox()
         ours, base = percentiles(timed(inbox, 100)), percentiles(timed(bare_inbox, 100))
-        print(f"inbox (one unit's open cases): p50 {ours[0]:6.1f} ms  p95 {ours[1]:6.1f} ms   "
-              f"bare SQL p50 {base[0]:5.1f} ms   ratio p95 {ours[1] / base[1]:4.1f}x   target p95 < 50 ms")
+        print(f"case queue (one unit's open cases, with every tab's count): p50 {ours[0]:6.1f} ms  "
+              f"p95 {ours[1]:6.1f} ms   bare SQL p50 {base[0]:5.1f} ms   ratio p95 {ours[1] / base[1]:4.1f}x   "
+              "target p95 < 50 ms")
 
         today = dt.date.today()
         first = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)

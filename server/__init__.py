@@ -51,9 +51,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
 
     from . import builtins  # noqa: F401 - the built-in field types, choice sources and metric sources
-    from .extensions import babel, csrf, db, limiter, login_manager, migrate
+    from .extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     csrf.init_app(app)
+    htmx.init_app(app)
     limiter.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
 

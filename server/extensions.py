@@ -1,6 +1,7 @@
 """Unbound extensions; `create_app` binds them."""
 
 from flask_babel import Babel
+from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -24,3 +25,5 @@ csrf = CSRFProtect()
 login_manager = LoginManager()
 babel = Babel()
 limiter = Limiter(key_func=get_remote_address)
+# Truthy for an htmx request, with its target and trigger (flask-htmx): the one place that reads the headers.
+htmx = HTMX()

@@ -13,7 +13,7 @@ from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
-from ..extensions import db
+from ..extensions import db, htmx
 from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec
@@ -34,7 +34,7 @@ def render_page(page: service.FormPage, action_url: str, *, preview: bool = Fals
                 **extra: Any):
     """The whole page, or only the form body for an htmx refresh; `extra` reaches the templates (a page that
     adds its own inputs before the submit button names them `extra_template`)."""
-    template = "forms/_body.html" if request.headers.get("HX-Request") else "forms/form.html"
+    template = "forms/_body.html" if htmx else "forms/form.html"
     page.action_url = action_url
     if status is None:
         status = 400 if page.errors or extra.get("extra_errors") else 200

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Text, and_, cast, false, func, or_, select
 
 from ..auth import permissions
 from ..core.database import utcnow
@@ -14,23 +19,136 @@ if TYPE_CHECKING:
     from ..auth.models import AnyUser
 
 
-def inbox(user: AnyUser, scheme_key: str, box: str, limit: int = 200) -> list[Case]:
-    """mine | unit | due_soon | overdue — open cases within the user's scope."""
-    query = db.select(Case).where(Case.scheme_key == scheme_key, Case.state_kind != "final")
+# The queue's tabs: where new cases wait for the dispatcher, one's own, the unit's (within reach), due within a
+# day, overdue, and every case within reach (closed ones too, to find a case by its number).
+BOXES = ("to_dispatch", "mine", "unit", "due_soon", "overdue", "all")
+SORTS = ("time_left", "newest", "oldest")
+PAGE_SIZE = 50
+SOURCES = ("staff", "patrol", "public")
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What the queue shows: a tab, a search, filters, an order and a page (each checked by `queue_query`)."""
+
+    box: str = "mine"
+    q: str = ""
+    state: str = ""
+    category: str = ""
+    unit: int | None = None
+    source: str = ""
+    sort: str = "time_left"
+    page: int = 1
+
+    def args(self, **change: Any) -> dict[str, Any]:
+        """The query string of this query with some values changed, without the empty ones."""
+        values = {**asdict(self), **change}
+        return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)}
+
+
+@dataclass
+class QueueRow:
+    case: Case
+    due_at: dt.datetime | None  # the nearest running deadline
+
+
+@dataclass
+class QueuePage:
+    query: QueueQuery
+    rows: list[QueueRow]
+    total: int
+    counts: dict[str, int]  # open cases per tab (all: every case within reach)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+def queue_query(args: Mapping[str, str], default_box: str = "mine") -> QueueQuery:
+    """A queue query from request arguments: anything unknown or malformed falls back to its default."""
+    from ..web.params import parse_id
+
+    def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = args.get(name, default)
+        return value if value in allowed else default
+
+    page = parse_id(args.get("page")) or 1
+    return QueueQuery(box=choice("box", BOXES, default_box), q=(args.get("q") or "").strip()[:100],
+                      state=(args.get("state") or "")[:64], category=(args.get("category") or "")[:64],
+                      unit=parse_id(args.get("unit")), source=choice("source", ("", *SOURCES), ""),
+                      sort=choice("sort", SORTS, "time_left"), page=min(page, 100_000))
+
+
+def _due_at() -> Any:
+    return (select(func.min(CaseDeadline.due_at)).where(CaseDeadline.case_id == Case.id,
+                                                        CaseDeadline.stopped_at.is_(None))
+            .correlate(Case).scalar_subquery())
+
+
+def _box(user: AnyUser, scheme_key: str, box: str, initial: list[tuple[str, str]]) -> list[Any]:
+    """The conditions of a tab."""
+    where: list[Any] = [Case.scheme_key == scheme_key]
+    if box != "all":
+        where.append(Case.state_kind != "final")
     if box == "mine":
-        query = query.where((Case.assignee_id == user.id) | (Case.reporter_id == user.id))
-    else:
-        wide = permissions.case_list_reach(user, scheme_key)
-        if not wide.district_wide:
-            query = query.where(within_reach(wide))
-        if box == "due_soon":
-            soon = utcnow() + dt.timedelta(days=1)
-            query = query.where(Case.id.in_(db.select(CaseDeadline.case_id).where(
-                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at <= soon, CaseDeadline.due_at >= utcnow())))
-        elif box == "overdue":
-            query = query.where(Case.overdue.is_(True) | Case.id.in_(db.select(CaseDeadline.case_id).where(
-                CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < utcnow())))
-    return list(db.session.scalars(query.order_by(Case.id.desc()).limit(limit)))
+        return [*where, (Case.assignee_id == user.id) | (Case.reporter_id == user.id)]
+    wide = permissions.case_list_reach(user, scheme_key)
+    if not wide.district_wide:
+        where.append(within_reach(wide))
+    now = utcnow()
+    if box == "to_dispatch":  # where new cases land: each workflow's initial state
+        where.append(or_(false(), *(and_(Case.workflow_key == key, Case.state == state) for key, state in initial)))
+    elif box == "due_soon":
+        where.append(Case.id.in_(select(CaseDeadline.case_id).where(
+            CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at <= now + dt.timedelta(days=1),
+            CaseDeadline.due_at >= now)))
+    elif box == "overdue":
+        where.append(Case.overdue.is_(True) | Case.id.in_(select(CaseDeadline.case_id).where(
+            CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < now)))
+    return where
+
+
+def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str]) -> Any:
+    """A case number (#12 or 12), or words in the case's fields, its place's name or its category's."""
+    number = q.removeprefix("#")
+    if number.isascii() and number.isdigit() and len(number) <= 10:
+        return Case.id == int(number)
+    text = cast(Case.data, Text)
+    escaped = json.dumps(q)[1:-1]  # SQLite keeps JSON with \uXXXX escapes
+    needle = q.casefold()
+    return or_(text.contains(q, autoescape=True), text.contains(escaped, autoescape=True),
+               Case.category.in_([k for k, label in labels.items() if needle in label.casefold() or needle == k]),
+               Case.area_id.in_([k for k, name in areas.items() if needle in name.casefold()]))
+
+
+def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
+          labels: Mapping[str, str], areas: Mapping[int, str]) -> QueuePage:
+    """One page of the case queue: the tab's cases within the user's reach, searched, filtered and ordered, with
+    the total and the count of every tab. `initial` is each workflow's (key, initial state); `labels` and `areas`
+    name categories and places for the search (in every language shown)."""
+    filters: list[Any] = []
+    if query.q:
+        filters.append(_search(query.q, labels, areas))
+    if query.state:
+        filters.append(Case.state == query.state)
+    if query.category:
+        filters.append(Case.category == query.category)
+    if query.unit:
+        filters.append(Case.unit_id == query.unit)
+    if query.source:
+        filters.append(Case.source == query.source)
+    counts = {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial)))
+              or 0 for box in BOXES}
+    where = [*_box(user, scheme_key, query.box, initial), *filters]
+    total = db.session.scalar(select(func.count(Case.id)).where(*where)) or 0
+    due = _due_at().label("due_at")
+    order = {"time_left": (due.asc().nulls_last(), Case.created_at.desc(), Case.id.desc()),
+             "newest": (Case.created_at.desc(), Case.id.desc()),
+             "oldest": (Case.created_at.asc(), Case.id.asc())}[query.sort]
+    page = min(query.page, max(1, -(-total // PAGE_SIZE)))
+    rows = db.session.execute(select(Case, due).where(*where).order_by(*order)
+                              .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    return QueuePage(replace(query, page=page), [QueueRow(case, at) for case, at in rows], total, counts)
 
 
 def within_reach(scope: permissions.Scope):  # noqa: ANN202

@@ -571,3 +571,67 @@ def notify(case: Case, names: set[str], message: str) -> None:
 
 
 # -- moving open cases to a newer workflow version ------------------------------------------------------
+
+
+# -- the case queue ----------------------------------------------------------------------------------------------
+
+def _words(text: Any) -> str:
+    """Every language of a definition text, for matching a search in any of them."""
+    return " / ".join(str(v) for v in text.values()) if isinstance(text, dict) else str(text or "")
+
+
+@dataclass
+class QueueChoices:
+    """What the queue's filters and search know of a district: names of categories, places, states and units."""
+
+    initial: list[tuple[str, str]]    # (workflow, its initial state): where new cases wait for dispatch
+    labels: dict[str, Any]            # category id → name
+    areas: dict[int, Any]             # area id → name
+    states: dict[str, Any]            # state id → name (over the district's workflows)
+    units: list[Unit]                 # the units the user reaches
+
+
+def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
+    from ..definitions.service import scheme_categories
+    from ..org.models import Area
+
+    scheme = scheme_in_force(scheme_key)
+    keys = dict.fromkeys([*(scheme.data.get("workflows") or [] if scheme else []),
+                          *([scheme.default_workflow] if scheme and scheme.default_workflow else [])])
+    labels: dict[str, Any] = {}
+
+    def walk(items: list[dict]) -> None:
+        for item in items:
+            labels[item["id"]] = item.get("name")
+            if item.get("workflow"):
+                keys[item["workflow"]] = None
+            walk(item.get("children") or [])
+
+    walk(scheme_categories(scheme_key))
+    initial, states = [], {}
+    for key in keys:
+        try:
+            spec = engine.workflow_spec(workflow_definition(scheme_key, key).data)
+        except NotFound:
+            continue
+        initial.append((key, spec.initial))
+        states.update({s.id: s.name for s in spec.states.values()})
+    reach = permissions.case_list_reach(user, scheme_key)
+    units = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True)).order_by(Unit.path)
+    if not reach.district_wide:
+        units = units.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
+    areas = dict(db.session.execute(db.select(Area.id, Area.name).where(Area.scheme_key == scheme_key)).all())
+    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)))
+
+
+def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueChoices]:
+    """A page of the case queue and the names its filters offer."""
+    from . import inboxes
+
+    if not permissions.can_view_scheme(user, scheme_key):
+        raise PermissionDenied(_("You have no role in this district."))
+    choices = queue_choices(user, scheme_key)
+    page = inboxes.queue(user, scheme_key, query, choices.initial,
+                         {k: _words(v) for k, v in choices.labels.items()},
+                         {k: _words(v) for k, v in choices.areas.items()})
+    return page, choices

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_htmx import make_response as htmx_response
 from flask_login import current_user
 
 from ..auth import permissions
+from ..core.database import utcnow
 from ..core.errors import Conflict, PermissionDenied
 from ..core.spreadsheets import XLSX_TYPE
 from ..definitions.clock import district_now, district_today
-from ..extensions import db
+from ..extensions import db, htmx
 from ..forms import service as forms
 from ..forms.engine import form_spec
 from ..forms.views import _formdata, render_page
@@ -27,20 +29,16 @@ bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/c
 def _register_globals(state) -> None:  # noqa: ANN001
     state.app.jinja_env.globals["working_days_left"] = deadlines.working_days_left
 
-BOXES = ("mine", "unit", "due_soon", "overdue")
-
-
 @bp.get("/<scheme_key>/")
 def inbox(scheme_key: str):
-    box = request.args.get("box", "mine")
-    if box not in BOXES:
-        box = "mine"
-    if not permissions.can_view_scheme(current_user, scheme_key):
-        raise PermissionDenied(_("You have no role in this district."))
-    cases = inboxes.inbox(current_user, scheme_key, box)
-    state_names = {(c.workflow_key, s.id): s.name for c in cases for s in service.workflow_of(c).states.values()}
-    return render_template("workflow/inbox.html", scheme_key=scheme_key, box=box, boxes=BOXES, cases=cases,
-                           state_names=state_names,
+    """The case queue: tabs with counts, search, filters, order and pages; an htmx request for the queue gets the
+    queue alone."""
+    page, choices = service.case_queue(current_user, scheme_key, inboxes.queue_query(request.args))
+    context = {"scheme_key": scheme_key, "page": page, "q": page.query, "boxes": inboxes.BOXES,
+               "sorts": inboxes.SORTS, "sources": inboxes.SOURCES, "choices": choices, "now": utcnow()}
+    if htmx and htmx.target == "queue":
+        return render_template("workflow/_queue.html", **context)
+    return render_template("workflow/inbox.html", **context,
                            notifications=inboxes.notifications_for(current_user),
                            reminders=patrols.reminders_for(current_user, scheme_key))
 
@@ -115,8 +113,8 @@ def _back_to_case(case_id: int, message: str, category: str = "error"):
     """Back to the case page with a message; an htmx request is told to load it as a whole page."""
     flash(message, category)
     target = url_for("workflow.case", case_id=case_id)
-    if request.headers.get("HX-Request"):
-        return "", 204, {"HX-Redirect": target}
+    if htmx:
+        return htmx_response(redirect=target)
     return redirect(target, code=303)
 
 

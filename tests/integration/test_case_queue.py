@@ -1,0 +1,107 @@
+"""The case queue: tabs with counts, search, filters, order, pages and htmx, within each user's reach; on both
+databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from server.definitions.models import DefinitionVersion
+from server.extensions import db
+from server.org.models import Area
+from server.workflow import inboxes, service
+from server.workflow.models import Case, CaseDeadline
+from tests.support.clock import NOW
+from tests.support.factories import load_demo, login, make_user, unit_id
+
+PLACES = ("shilong_old_street", "zhiyuan_road", "duanqiao_street")
+
+
+@pytest.fixture
+def queue(ctx):
+    """120 open cases over three roads, half waiting for dispatch, with deadlines; and three closed ones."""
+    load_demo()
+    workflow = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="workflow",
+                                                                        key="discover_assign_rectify_close"))
+    areas = {a.key: a for a in db.session.scalars(db.select(Area).filter_by(scheme_key="lidu"))}
+    for n in range(123):
+        area = areas[PLACES[n % 3]]
+        closed = n >= 120
+        case = Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id,
+                    state="closed" if closed else ("reported" if n % 2 else "assigned"),
+                    state_kind="final" if closed else "open", outcome="resolved" if closed else None,
+                    data={"description": f"第{n}号 垃圾堆积" if n % 4 == 0 else f"问题 {n}"},
+                    category="piled_rubbish" if n % 4 == 0 else "other", area_id=area.id, unit_id=area.unit_id,
+                    source=("staff", "patrol", "public")[n % 3], created_at=NOW - dt.timedelta(minutes=n))
+        db.session.add(case)
+        db.session.flush()
+        if not closed:  # the later the case, the sooner it is due: case 119 first
+            db.session.add(CaseDeadline(case_id=case.id, key="rectify", started_at=NOW - dt.timedelta(days=1),
+                                        due_at=NOW + dt.timedelta(hours=200 - n)))
+    make_user("dispatcher", roles=(("lidu", "office_admin", None),))
+    make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+    db.session.commit()
+    return areas
+
+
+def _page(username: str, **args: str) -> inboxes.QueuePage:
+    from server.auth.models import User
+
+    user = db.session.scalar(db.select(User).filter_by(username=username))
+    page, _choices = service.case_queue(user, "lidu", inboxes.queue_query(args))
+    return page
+
+
+def test_tabs_count_and_pages_show_every_case(queue):
+    page = _page("dispatcher", box="unit")
+    assert page.counts == {"to_dispatch": 60, "mine": 0, "unit": 120, "due_soon": 0, "overdue": 0, "all": 123}
+    assert page.total == 120 and page.pages == 3 and len(page.rows) == inboxes.PAGE_SIZE
+    seen = {row.case.id for p in (1, 2, 3) for row in _page("dispatcher", box="unit", page=str(p)).rows}
+    assert len(seen) == 120  # nothing silently cut off
+    assert len(_page("dispatcher", box="unit", page="3").rows) == 20
+    assert _page("dispatcher", box="unit", page="99").query.page == 3  # past the end: the last page
+    assert {r.case.state for r in _page("dispatcher", box="to_dispatch").rows} == {"reported"}
+
+
+def test_search_by_number_words_road_and_category(queue):
+    first = db.session.scalar(db.select(Case).order_by(Case.id))
+    assert [r.case.id for r in _page("dispatcher", box="all", q=f"#{first.id}").rows] == [first.id]
+    assert _page("dispatcher", box="unit", q="垃圾").total == 30  # every fourth case says 垃圾堆积
+    assert _page("dispatcher", box="unit", q="问题 7").total == 9  # 问题 7 and 问题 70–79 but 72 and 76 (垃圾)
+    assert _page("dispatcher", box="unit", q="致远").total == 40  # the road's name
+    assert _page("dispatcher", box="unit", q="Zhiyuan").total == 40  # in English too
+    assert _page("dispatcher", box="unit", q="piled").total == 30  # the category's name (Piled rubbish)
+    assert _page("dispatcher", box="unit", q="100%_").total == 0  # wildcards are plain characters
+
+
+def test_filters_and_order(queue):
+    shilong = str(unit_id("lidu", "shilong"))
+    assert _page("dispatcher", box="unit", unit=shilong).total == 40
+    assert _page("dispatcher", box="unit", source="public").total == 40
+    assert _page("dispatcher", box="unit", category="piled_rubbish", state="reported").total == 0  # n % 4 == 0: even
+    assert _page("dispatcher", box="unit", category="piled_rubbish", state="assigned").total == 30
+    soonest = _page("dispatcher", box="unit").rows
+    assert soonest[0].case.data["description"] == "问题 119" and soonest[0].due_at < soonest[1].due_at
+    assert _page("dispatcher", box="unit", sort="newest").rows[0].case.data["description"] == "第0号 垃圾堆积"
+    # Nonsense falls back to the defaults rather than failing.
+    odd = _page("dispatcher", box="<script>", unit="x", page="-3", sort="drop", source="evil", state="' or 1=1")
+    assert odd.query.box == "mine" and odd.query.page == 1 and odd.total == 0
+
+
+def test_each_user_sees_their_reach(queue):
+    head = _page("head", box="unit")
+    assert head.total == 40 and {r.case.area.key for r in head.rows} == {"shilong_old_street"}
+    assert head.counts["all"] == 41 and head.counts["to_dispatch"] == 20
+
+
+def test_the_page_and_its_htmx_part(queue, client):
+    login(client, "dispatcher")
+    full = client.get("/cases/lidu/?box=unit&q=%3Cb%3E")
+    html = full.get_data(as_text=True)
+    assert full.status_code == 200 and "<html" in html and 'id="queue"' in html and "&lt;b&gt;" in html
+    part = client.get("/cases/lidu/?box=to_dispatch&page=2", headers={"HX-Request": "true", "HX-Target": "queue"})
+    body = part.get_data(as_text=True)
+    assert part.status_code == 200 and "<html" not in body and 'id="queue"' in body
+    assert 'rel="prev"' in body and 'rel="next"' not in body  # page 2 of the 60 waiting for dispatch
+    assert body.count('href="/cases/case/') == 10
