@@ -6,6 +6,7 @@ from flask import Blueprint, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth.access import public
 from ..auth.permissions import (
     can_manage_scheme,
     can_submit_form,
@@ -20,6 +21,7 @@ from ..definitions.service import compiled_scheme, current_version, list_schemes
 from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..patrols import service as patrols
+from ..web.limits import anonymous_limits
 
 bp = Blueprint("home", __name__, template_folder="templates")
 
@@ -37,8 +39,29 @@ def _navigation() -> dict:
     return {"nav": _Nav()}
 
 
+def _public_districts() -> list[dict]:
+    """The districts in force and what each opens to the public: reporting, and its public lists."""
+    out = []
+    for record in list_schemes():
+        version = record.current_version
+        if version is None:
+            continue
+        scheme = compiled_scheme(version.scheme_definition)
+        settings = scheme.public
+        if settings.reporting or settings.exposed_list or settings.praise_list or settings.flags_list \
+                or settings.scores_list:
+            out.append({"key": record.key, "name": scheme.data.get("name"), "public": settings})
+    return out
+
+
 @bp.get("/")
+@public
+@anonymous_limits
 def index():
+    """Staff: what each may do in each district. The public: a way in (report a problem, follow a report, the
+    public lists), and the staff's log-in."""
+    if not current_user.is_authenticated:
+        return render_template("home/landing.html", districts=_public_districts())
     districts = []
     for record in list_schemes():
         version = record.current_version

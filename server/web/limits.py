@@ -32,10 +32,19 @@ def device_key() -> str:
     return f"device:{given}" if given else f"address:{get_remote_address()}"
 
 
-def public_limits(view: Callable[..., Any], methods: list[str] | None = None) -> Callable[..., Any]:
-    """Read limits per address and per device on a public page (on `methods`, default all)."""
-    view = limiter.limit(read_limit, key_func=device_key, methods=methods)(view)
-    return limiter.limit(read_limit, methods=methods)(view)
+def public_limits(view: Callable[..., Any], methods: list[str] | None = None,
+                  exempt_when: Callable[[], bool] | None = None) -> Callable[..., Any]:
+    """Read limits per address and per device on a public page (on `methods`, default all; none when
+    `exempt_when` says so)."""
+    view = limiter.limit(read_limit, key_func=device_key, methods=methods, exempt_when=exempt_when)(view)
+    return limiter.limit(read_limit, methods=methods, exempt_when=exempt_when)(view)
+
+
+def anonymous_limits(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Read limits for visitors who are not logged in (a page that is public and also the staff's)."""
+    from flask_login import current_user
+
+    return public_limits(view, exempt_when=lambda: current_user.is_authenticated)
 
 
 def public_read_limits(*methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -8,7 +8,10 @@ pytestmark = pytest.mark.browser
 
 
 def test_admin_logs_in_and_sees_the_demo_district(live_server, page):
-    page.goto(live_server.url + "/")
+    page.goto(live_server.url + "/")  # the public's way in, with the staff's log-in below
+    assert page.get_by_role("link", name="我要举报").count() >= 1
+    assert page.get_by_role("link", name="查询进度").is_visible()
+    page.get_by_role("link", name="工作人员登录").click()
     assert "/login" in page.url
     page.get_by_label("用户名").fill(live_server.admin)
     page.get_by_label("密码").fill("wrong password!")

@@ -62,10 +62,10 @@ def test_blocking_ends_the_session(admin_client, app):
     user = make_user("blocked")
     other = app.test_client()
     login(other, "blocked")
-    assert other.get("/").status_code == 200
+    assert other.get("/account/password").status_code == 200
     token = csrf_token(admin_client, "/admin/users")
     admin_client.post(f"/admin/users/{user.id}/active", data={"csrf_token": token})
-    assert other.get("/").status_code == 302
+    assert other.get("/account/password").status_code == 302
     db.session.expire_all()
     assert db.session.get(User, user.id).active is False
 

@@ -15,10 +15,10 @@ def test_login_and_logout(ctx, client):
     make_user("zhang")
     response = login(client, "zhang")
     assert response.status_code == 302 and response.headers["Location"] == "/"
-    assert client.get("/").status_code == 200
+    assert client.get("/account/password").status_code == 200
     token = csrf_token(client, "/")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
-    assert client.get("/").status_code == 302
+    assert client.get("/account/password").status_code == 302
 
 
 def test_wrong_password_rerenders_with_username_kept(ctx, client):
@@ -28,21 +28,21 @@ def test_wrong_password_rerenders_with_username_kept(ctx, client):
     assert response.status_code == 400
     assert 'value="li"' in page
     assert "field-error" in page
-    assert client.get("/").status_code == 302
+    assert client.get("/account/password").status_code == 302
 
 
 def test_login_without_csrf_token_is_refused(ctx, client):
     make_user("wang")
     response = client.post("/login", data={"username": "wang", "password": PASSWORD})
     assert response.status_code == 400
-    assert client.get("/").status_code == 302
+    assert client.get("/account/password").status_code == 302
 
 
 def test_logout_needs_csrf_too(ctx, client):
     make_user("zhao")
     login(client, "zhao")
     assert client.post("/logout").status_code == 400
-    assert client.get("/").status_code == 200
+    assert client.get("/account/password").status_code == 200
 
 
 def test_open_redirect_is_refused(ctx, client):
@@ -62,8 +62,8 @@ def test_password_change_ends_other_sessions(ctx, app):
     response = first.post("/account/password", data={
         "csrf_token": token, "current": PASSWORD, "new": "a-brand-new-passphrase", "confirm": "a-brand-new-passphrase"})
     assert response.status_code == 302
-    assert first.get("/").status_code == 200  # the session that changed it stays in
-    assert second.get("/").status_code == 302  # the other one is logged out
+    assert first.get("/account/password").status_code == 200  # the session that changed it stays in
+    assert second.get("/account/password").status_code == 302  # the other one is logged out
 
 
 def _copy_of_session(client) -> str:
@@ -82,9 +82,9 @@ def test_a_cookie_copied_before_logout_is_refused_after_it(ctx, app):
     browser = app.test_client()
     login(browser, "he")
     copied = _copy_of_session(browser)
-    assert _with_cookie(app, copied).get("/").status_code == 200  # a copy works while the session lasts
+    assert _with_cookie(app, copied).get("/account/password").status_code == 200  # a copy works meanwhile
     assert browser.post("/logout", data={"csrf_token": csrf_token(browser, "/")}).status_code == 302
-    refused = _with_cookie(app, copied).get("/")
+    refused = _with_cookie(app, copied).get("/account/password")
     assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
 
 
@@ -97,9 +97,10 @@ def test_logout_ends_the_users_sessions_on_other_devices_too(ctx, app):
     login(computer, "lv")
     login(colleague, "shi")
     computer.post("/logout", data={"csrf_token": csrf_token(computer, "/")})
-    assert phone.get("/").status_code == 302
-    assert colleague.get("/").status_code == 200  # another person's session is not touched
-    assert login(phone, "lv").status_code == 302 and phone.get("/").status_code == 200  # log in again: fine
+    assert phone.get("/account/password").status_code == 302
+    assert colleague.get("/account/password").status_code == 200  # another person's session is not touched
+    assert login(phone, "lv").status_code == 302  # log in again: fine
+    assert phone.get("/account/password").status_code == 200
 
 
 def test_logout_is_audited(ctx, client):
@@ -121,9 +122,9 @@ def test_a_password_reset_by_an_administrator_ends_every_session(ctx, app):
     response = admin.post(f"/admin/users/{user.id}/reset-password",
                           data={"csrf_token": csrf_token(admin, "/admin/users")})
     assert response.status_code == 200
-    assert browser.get("/").status_code == 302
-    assert _with_cookie(app, copied).get("/").status_code == 302
-    assert admin.get("/").status_code == 200  # the administrator's own session goes on
+    assert browser.get("/account/password").status_code == 302
+    assert _with_cookie(app, copied).get("/account/password").status_code == 302
+    assert admin.get("/account/password").status_code == 200  # the administrator's own session goes on
 
 
 def test_a_password_change_refuses_a_copy_of_the_old_cookie(ctx, app):
@@ -135,8 +136,8 @@ def test_a_password_change_refuses_a_copy_of_the_old_cookie(ctx, app):
         "csrf_token": csrf_token(browser, "/account/password"), "current": PASSWORD,
         "new": "a-brand-new-passphrase", "confirm": "a-brand-new-passphrase"})
     assert response.status_code == 302
-    assert browser.get("/").status_code == 200  # this browser was given the new token
-    assert _with_cookie(app, copied).get("/").status_code == 302
+    assert browser.get("/account/password").status_code == 200  # this browser was given the new token
+    assert _with_cookie(app, copied).get("/account/password").status_code == 302
 
 
 def test_blocking_ends_every_session(ctx, app):
@@ -147,7 +148,7 @@ def test_blocking_ends_every_session(ctx, app):
     login(browser, "xie")
     set_user_active(user, False)
     db.session.commit()
-    assert browser.get("/").status_code == 302
+    assert browser.get("/account/password").status_code == 302
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "api.scores": [("/api/v1/assessment/periods/{period_pub}/scores", "U U U U U U U U")],
     "api.board": [("/api/v1/schemes/{lidu}/boards/{road_s}", "U U U U U U U U")],
     # -- everyone logged in ----------------------------------------------------------------------------------------
-    "home.index": [("/", "L O O O O O O O")],
+    "home.index": [("/", "O O O O O O O O")],  # the public's way in; each person's home once logged in
     "account.change_password": [("/account/password", "L O O O O O O O")],
     "account.logout": [("POST /logout", "L + + + + + + +")],
     "home.district": [("/district/{lidu}", "L D O O O O O O"), ("/district/{other}", "L . D D D D D O")],
