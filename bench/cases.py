@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
+from werkzeug.datastructures import MultiDict  # noqa: E402
 
 from server import create_app  # noqa: E402
 from server.extensions import db  # noqa: E402
@@ -156,7 +157,7 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
         def transitions() -> None:
             for case_id in open_ids[:150]:
                 case = db.session.get(service.Case, case_id)
-                service.fire(office, case_id, "reject", case.version)
+                service.fire(office, case_id, "reject", case.version, MultiDict({"reason": "重复上报"}))
                 db.session.commit()
 
         def bare_updates() -> None:

@@ -448,7 +448,7 @@ def test_a_rejected_case_changes_no_rate(people):
     report(people["reporter"], 2.0)  # still open
     span = (TODAY - dt.timedelta(days=1), TODAY + dt.timedelta(days=1))
     (before,) = ledger.case_metrics(people["office"], "lidu", *span)
-    duplicate = fire(people["office"], report(people["reporter"], 3.0), "reject")
+    duplicate = fire(people["office"], report(people["reporter"], 3.0), "reject", reason="重复上报")
     assert duplicate.state_kind == "final" and duplicate.outcome == "rejected"
     (after,) = ledger.case_metrics(people["office"], "lidu", *span)
     keys = ("found", "rectified", "on_time", "closed", "rectification_rate", "on_time_rate", "closure_rate",
@@ -527,7 +527,8 @@ def test_a_step_that_passes_the_case_beyond_reach_lands_on_the_inbox_with_a_mess
     login(client, "head")
     token = csrf_token(client, f"/cases/case/{case.id}")
     response = client.post(f"/cases/case/{case.id}/do/send_back", data={"csrf_token": token,
-                                                                        "case_version": case.version})
+                                                                        "case_version": case.version,
+                                                                        "reason": "不属本单位职责"})
     assert response.status_code == 303 and response.headers["Location"].endswith("/cases/lidu/")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"#{case.id}" in page and "致远社区" in page

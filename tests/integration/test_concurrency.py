@@ -120,9 +120,11 @@ def test_two_people_acting_on_one_case_at_once_one_wins_the_other_is_told(backen
     for name in ("office_a", "office_b"):
         clients[name] = app.test_client()
         login(clients[name], name)
-    page = clients["office_a"].get(f"/cases/case/{case_id}").get_data(as_text=True)
+    # Both open the step's page (不予交办 asks why) before either sends it.
+    step = f"/cases/case/{case_id}/do/reject"
+    page = clients["office_a"].get(step).get_data(as_text=True)
     version = re.search(r'name="case_version" value="(\d+)"', page).group(1)
-    tokens = {name: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', c.get(f"/cases/case/{case_id}")
+    tokens = {name: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', c.get(step)
                               .get_data(as_text=True)).group(1) for name, c in clients.items()}
     # Both requests pass their first look at the case before either acts (where the database lets them).
     meet, real = threading.Barrier(2), workflow.workflow_of
@@ -143,7 +145,8 @@ def test_two_people_acting_on_one_case_at_once_one_wins_the_other_is_told(backen
     def press(name: str) -> None:
         try:
             answers[name] = clients[name].post(f"/cases/case/{case_id}/do/reject",
-                                               data={"csrf_token": tokens[name], "case_version": version})
+                                               data={"csrf_token": tokens[name], "case_version": version,
+                                                     "reason": "重复上报"})
         except BaseException as exc:  # noqa: BLE001 - reported below
             answers[name] = exc
 

@@ -437,3 +437,27 @@ def test_the_official_reply_reaches_the_reporter_and_open311(demo):
     page = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert "已清理完毕" not in page
     assert client.get(f"/open311/v2/requests/{report_id}.json").get_json()[0]["status_notes"] != f"已清理完毕{XSS}"
+
+
+def test_a_refused_report_tells_its_reason(demo):
+    """不予交办 asks why; the reason is the reply the reporter reads (once the report is approved)."""
+    from server.workflow import service as cases
+    from tests.support.factories import formdata
+
+    client = demo.test_client()
+    code = _report(client).headers["Location"].rsplit("/", 1)[1]
+    with demo.test_request_context():
+        report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        case = report.case
+        _case, page = cases.fire(office, case.id, "reject", case.version, formdata(_token="r"))
+        assert page is not None and "reason" in page.errors  # no reason, no refusal
+        db.session.rollback()
+        case = db.session.get(Case, case.id)
+        _case, page = cases.fire(office, case.id, "reject", case.version,
+                                 formdata(_token="r2", reason="该处为私人院落，不属城市管理范围"))
+        assert page is None, page.errors if page else None
+        service.moderate(office, db.session.get(PublicReport, report.id), "approved", expose=False)
+        db.session.commit()
+    page = client.get(f"/p/track/{code}").get_data(as_text=True)
+    assert "不予受理" in page and "该处为私人院落，不属城市管理范围" in page

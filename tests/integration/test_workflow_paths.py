@@ -13,14 +13,15 @@ DISPATCH = {"target_unit": "shilong"}
 RECTIFY = {"action_taken": "已处理", "finished_at": "2026-11-20T15:00"}
 PASSED = {"verdict": "passed"}
 FAILED = {"verdict": "failed", "comment": "未达标"}
+WHY = {"reason": "不属本单位职责"}  # a step that ends or returns a case says why
 REPORT = {"category": "piled_rubbish", "area": "shilong_old_street", "description": "补充说明", "urgency": "normal"}
 
 PATHS = {
     "discover_assign_rectify_close": {
         "rework": [("office", "assign", DISPATCH), ("head", "rectify", RECTIFY), ("office", "rework", FAILED),
                    ("head", "rectify", RECTIFY), ("office", "close", PASSED)],
-        "send back and reject": [("office", "assign", DISPATCH), ("head", "send_back", None),
-                                 ("office", "reject", None)],
+        "send back and reject": [("office", "assign", DISPATCH), ("head", "send_back", WHY),
+                                 ("office", "reject", WHY)],
         "extension refused, then granted": [
             ("office", "assign", DISPATCH), ("head", "request_extension", {"extra_days": "2", "reason": "量大"}),
             ("office", "refuse_extension", None), ("head", "request_extension", {"extra_days": "1", "reason": "仍需"}),
@@ -35,7 +36,7 @@ PATHS = {
                                     ("head", "enforcement_done", RECTIFY), ("office", "rework_enforcement", FAILED),
                                     ("head", "enforcement_done", RECTIFY), ("office", "close", PASSED)],
         "enforcement declined, rejected": [("office", "refer_to_enforcement", DISPATCH),
-                                           ("head", "decline_enforcement", None), ("office", "reject", None)],
+                                           ("head", "decline_enforcement", None), ("office", "reject", WHY)],
     },
     "digital_city": {
         "rework": [("office", "register", None), ("office", "dispatch", DISPATCH), ("head", "handle", RECTIFY),
@@ -45,18 +46,18 @@ PATHS = {
                                       ("office", "suspend", None), ("office", "resume", None),
                                       ("head", "handle", RECTIFY), ("office", "close", PASSED)],
         "returned, then not registered": [("office", "register", None), ("office", "dispatch", DISPATCH),
-                                          ("head", "return_case", None), ("office", "dispatch", DISPATCH),
+                                          ("head", "return_case", WHY), ("office", "dispatch", DISPATCH),
                                           ("head", "handle", RECTIFY), ("office", "close", PASSED)],
         "disputed and upheld": [("office", "register", None), ("office", "dispatch", DISPATCH),
-                                ("head", "dispute", None), ("office", "uphold_dispute", None),
+                                ("head", "dispute", WHY), ("office", "uphold_dispute", None),
                                 ("office", "dispatch", DISPATCH), ("head", "handle", RECTIFY),
                                 ("office", "close", PASSED)],
         "disputed and rejected": [("office", "register", None), ("office", "dispatch", DISPATCH),
-                                  ("head", "dispute", None), ("office", "reject_dispute", None),
+                                  ("head", "dispute", WHY), ("office", "reject_dispute", None),
                                   ("head", "handle", RECTIFY), ("office", "close", PASSED)],
         "duplicate": [("office", "mark_duplicate", None)],
         "withdrawn while waiting": [("office", "request_info", None), ("reporter", "withdraw", None)],
-        "not registered": [("office", "not_register", None)],
+        "not registered": [("office", "not_register", WHY)],
     },
 }
 FINAL = {"reject": "rejected", "not_register": "not_registered", "mark_duplicate": "duplicate", "withdraw": "withdrawn"}
