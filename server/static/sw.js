@@ -9,13 +9,14 @@
 // Filled forms are not kept here: offline.js keeps them in IndexedDB and sends them itself.
 "use strict";
 
-const VERSION = "v1";  // bump to drop every cache of older versions on activate
+const VERSION = "v2";  // bump to drop every cache of older versions on activate
 const SHELL = `fangan-shell-${VERSION}`;
 const PAGES = `fangan-pages-${VERSION}`;
 const SHELL_FILES = [
   "/static/vendor/htmx-2.0.11.min.js",
   "/static/js/offline.js",
   "/static/js/fangan.js",
+  "/static/js/confirm.js",
   "/theme/fangan.css",
 ];
 const NETWORK_WAIT_MS = 10000;  // a weak signal: after this, serve the kept copy of a page if there is one
