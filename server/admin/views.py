@@ -153,7 +153,9 @@ def _users_page(shown_password: tuple[str, str] | None = None, create_form: User
     roles, units = _role_choices()
     grant_form = RoleGrantForm()
     grant_form.scheme_role.choices, grant_form.unit.choices = roles, units
+    role_names = dict(roles)  # "district:role" → "district · role", as the grant form names them
     return render_template("admin/users.html", users=users.list_users(), create_form=create_form or UserCreateForm(),
+                           role_names=role_names,
                            grant_form=grant_form, shown_password=shown_password, action_form=CsrfForm()), status
 
 

@@ -525,7 +525,7 @@ class MultipleChoiceType(FieldType):
 
 @register("area")
 class AreaType(SingleChoiceType):
-    display = "value"
+    display = "choices"  # the area's name (a live label), not its key
     needs_choices = False
     names_area = True
     live_choices = "areas"

@@ -152,6 +152,22 @@ def choice_source(user: AnyUser, scheme_key: str, seen_areas: dict[str, Area] | 
     return source
 
 
+def live_labels(scheme_key: str, spec: FormSpec, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For a record's page: the labels of the values it holds in fields whose options come from a live source
+    (a category's name, a road's, a unit's): {field id: {value: label}}. Values the source no longer has keep
+    showing themselves."""
+    out: dict[str, dict[str, Any]] = {}
+    context = ChoiceContext(scheme_key)
+    for f in value_fields(spec.fields):
+        name = f.kind.choice_source(f)
+        live = CHOICE_SOURCES.get(name) if name and not f.choices else None
+        held = f.kind.chosen(data.get(f.id)) if live is not None and f.id in data else frozenset()
+        if held:
+            rows = live.load(context, held if live.by_key else None, False)
+            out[f.id] = {r["value"]: r["label"] for r in rows if r["value"] in held}
+    return out
+
+
 # -- messages ---------------------------------------------------------------------------
 
 

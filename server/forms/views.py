@@ -106,7 +106,8 @@ def _filters() -> service.RecordFilters:
 def record(submission_id: int):
     submission = service.get_submission(current_user, submission_id)
     spec = form_spec(submission.definition_version.data)
-    return render_template("forms/record.html", submission=submission, spec=spec)
+    return render_template("forms/record.html", submission=submission, spec=spec,
+                           live=service.live_labels(submission.scheme_key, spec, submission.data or {}))
 
 
 @bp.get("/uploads/<int:upload_id>")

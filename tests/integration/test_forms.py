@@ -233,3 +233,25 @@ def test_choice_filter_roads_of_the_chosen_street(ctx):
     roads = [value for value, _label in source(spec.by_id["road"], {"street": "shilong"})]
     assert roads == ["shilong_old_street"]
     assert source(spec.by_id["road"], {"street": None}) == []
+
+
+def test_a_record_shows_labels_not_codes(ctx, client):
+    """A record's page names a category and a road by their names, and a plain choice by its label."""
+    from server.forms import service
+    from server.forms.engine import form_spec
+    from tests.support.factories import formdata, photo
+
+    load_demo()
+    chief = make_user("labels", roles=(("lidu", "staff", "shilong"),))
+    with ctx.test_request_context():
+        version = service.form_version("lidu", "problem_report")
+        record = service.post_form(chief, "lidu", form_spec(version.data), version, formdata(
+            _token="labels-1", category="piled_rubbish", area="shilong_old_street", description="门口垃圾",
+            urgency="urgent", urgency_reason="挡住学校门口", size_m3="1", photos_before=photo()))
+        assert isinstance(record, Submission), record
+        db.session.commit()
+    login(client, "labels")
+    page = client.get(f"/f/records/{record.id}").get_data(as_text=True)
+    assert "石龙老街" in page and "shilong_old_street" not in page
+    assert "垃圾" in page and ">piled_rubbish<" not in page and "piled_rubbish" not in page.split("<main", 1)[1]
+    assert "urgent" not in page.split("<main", 1)[1]
