@@ -446,8 +446,8 @@ def first_area(spec: FormSpec, stored: dict[str, Any], scheme_key: str,
 # Declared for the parts above forms. `record_stored`: a record was stored; a receiver gets the submission,
 # `user` and `spec`, and does its part in the same transaction (patrols flag a record made far from its area,
 # workflow opens the cases a patrol's findings call for). `record_shown`: may `user` see the files of record
-# `submission_id` although it is not theirs to read? A receiver answers True to let them (whoever may see a
-# case sees the photos of its report and of its steps: workflow); a record's own readers always may.
+# `submission_id` and its files although it is not theirs to read? A receiver answers True to let them (whoever
+# may see a case sees its report and its steps, with their photos: workflow); a record's own readers always may.
 signals = Namespace()
 record_stored = signals.signal("record-stored")
 record_shown = signals.signal("record-shown")
@@ -533,7 +533,9 @@ def get_submission(user: AnyUser, submission_id: int) -> Submission:
     submission = db.session.get(Submission, submission_id)
     if submission is None:
         raise NotFound(_("No such record."))
-    if not permissions.can_view_submission(user, submission):
+    # A record that is part of something the user may see (a case's report or one of its steps: the dispatcher's
+    # instructions for the assignee) is theirs to read too.
+    if not permissions.can_view_submission(user, submission) and not _shown_elsewhere(user, submission.id):
         raise PermissionDenied(_("You may not view this record."))
     return submission
 

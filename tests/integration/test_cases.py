@@ -533,3 +533,21 @@ def test_a_step_that_passes_the_case_beyond_reach_lands_on_the_inbox_with_a_mess
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"#{case.id}" in page and "致远社区" in page
     assert client.get(f"/cases/case/{case.id}").status_code == 403  # indeed out of reach now
+
+
+def test_the_assignee_reads_the_dispatchers_instructions(people, app):
+    """The 交办 record is part of the case: whoever may see the case reads it (it answered 403 before);
+    someone who may not see the case still may not."""
+    from tests.support.factories import login
+
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong",
+                instructions="今天下班前清理完毕")
+    dispatch = next(e.submission_id for e in case.events if e.transition == "assign")
+    head = app.test_client()
+    login(head, "head")
+    page = head.get(f"/f/records/{dispatch}")
+    assert page.status_code == 200 and "今天下班前清理完毕" in page.get_data(as_text=True)
+    outsider = make_user("far_away", roles=(("lidu", "unit_head", "zhiyuan"),))
+    other = app.test_client()
+    login(other, outsider.username)
+    assert other.get(f"/f/records/{dispatch}").status_code == 403

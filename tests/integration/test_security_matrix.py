@@ -149,8 +149,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "forms.records": [("/f/{lidu}/problem_report/records", "L D O O D O O O"),
                       ("/f/{other}/no_such_form/records", "L . D D . D D N")],
     # the leader's reports: the office and the leader see every record, heads and staff only their own
-    "forms.record": [("/f/records/{record_s}", "L D D D D O O O"), ("/f/records/{record_z}", "L . D D . O O O")],
-    # a case's photos follow the case: whoever sees the case sees them
+    # a case's report and step records, and their photos, follow the case: whoever sees the case sees them
+    "forms.record": [("/f/records/{record_s}", "L D D O D O O O"), ("/f/records/{record_z}", "L . O D . O O O")],
     "forms.upload": [("/f/uploads/{upload_s}", "L D D O D O O O"), ("/f/uploads/{upload_z}/thumb", "L . O D . O O O")],
     # -- cases -----------------------------------------------------------------------------------------------------
     "workflow.inbox": [("/cases/{lidu}/", "L D O O O O O O"), ("/cases/{other}/", "L . D D D D D O")],
