@@ -635,3 +635,25 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
                          {k: _words(v) for k, v in choices.labels.items()},
                          {k: _words(v) for k, v in choices.areas.items()})
     return page, choices
+
+
+# -- the case page -----------------------------------------------------------------------------------------------
+
+def case_details(case: Case) -> dict[str, Any]:
+    """What the case page shows of a case beyond its state: the report's values as people read them (labels of
+    choices, names of places) and the case's own fields (the unit it was handed to, the dispatcher's
+    instructions, an extension's reason) with their labels."""
+    report = form_spec(case.submission.definition_version.data) if case.submission else None
+    live = forms.live_labels(case.scheme_key, report, case.submission.data or {}) if report else {}
+    declared = case.definition_version.data.get("fields") or []
+    units = {u.key: u.name for u in db.session.scalars(db.select(Unit).where(
+        Unit.scheme_key == case.scheme_key,
+        Unit.key.in_([str(case.data.get(f["id"])) for f in declared if f.get("type") == "unit"])))}
+    fields = []
+    for field in declared:
+        value = (case.data or {}).get(field["id"])
+        if value in (None, "", []):
+            continue
+        shown = units.get(str(value), value) if field.get("type") == "unit" else value
+        fields.append((field.get("label") or field["id"], shown))
+    return {"report_spec": report, "report_live": live, "case_fields": fields}

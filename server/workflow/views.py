@@ -104,7 +104,7 @@ def case(case_id: int):
     item = service.get_case(current_user, case_id)
     spec = service.workflow_of(item)
     extras = {"public_report": None, "reporter": None, "followup": None, **service.case_page_extras(current_user, item)}
-    return render_template("workflow/case.html", case=item, spec=spec, **extras,
+    return render_template("workflow/case.html", case=item, spec=spec, **extras, **service.case_details(item),
                            actions=service.available_actions(current_user, item),
                            calendar_warning=any(d.calendar_fallback for d in item.deadlines))
 

@@ -52,8 +52,11 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
     # Only Shilong has its hand-entered mark: published now, the results are provisional, and the page says so.
     assert "手工填报的分值" in office.get_by_test_id("unfinished").inner_text()
     office.get_by_label("我已知晓：将这些分数作为暂定结果发布").check()
-    office.get_by_role("button", name="发布").click()
+    asked: list[str] = []
+    office.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    office.get_by_role("button", name="发布").click()  # publishing asks first: the office says yes
     office.wait_for_url(period_url)
+    assert asked and "不可更改" in asked[0]
     assert office.get_by_text("已发布为暂定结果（第1版）。").is_visible()
     assert office.locator(".provisional").first.is_visible()
     office.get_by_role("link", name="通报").click()

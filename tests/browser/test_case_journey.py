@@ -25,7 +25,7 @@ def _as(browser, live, username: str):  # noqa: ANN001, ANN202
 
 def _do(page, case_url: str, action: str) -> None:  # noqa: ANN001
     page.goto(case_url)
-    page.get_by_role("link", name=action).click()
+    page.get_by_role("link", name=action, exact=True).click()
 
 
 def test_report_dispatch_rectify_fail_rework_close_and_a_stale_page(browser, live_server):

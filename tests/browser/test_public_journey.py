@@ -25,7 +25,7 @@ def _photo(name: str, colour: str) -> dict:
 
 def _do(page, case_url: str, action: str) -> None:  # noqa: ANN001
     page.goto(case_url)
-    page.get_by_role("link", name=action).click()
+    page.get_by_role("link", name=action, exact=True).click()
 
 
 def test_a_report_from_a_boards_qr_code_followed_to_solved(browser, live_server):

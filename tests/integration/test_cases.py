@@ -551,3 +551,26 @@ def test_the_assignee_reads_the_dispatchers_instructions(people, app):
     other = app.test_client()
     login(other, outsider.username)
     assert other.get(f"/f/records/{dispatch}").status_code == 403
+
+
+def test_the_case_page_has_what_the_handler_needs(people, app):
+    """Category, place and urgency by name, the description, the position with a navigation link, the
+    dispatcher's instructions and the unit it was handed to, the deadline: all on the case page."""
+    from tests.support.factories import login
+
+    version = forms.form_version("lidu", "problem_report")
+    result = forms.post_form(people["reporter"], "lidu", form_spec(version.data), version, formdata(
+        _token="where", category="piled_rubbish", area="shilong_old_street", description="北口垃圾堆积",
+        photos_before=photo(), size_m3="1", urgency="normal", **{"location-lat": "29.68", "location-lng": "107.21",
+                                                                  "location-accuracy": "12"}))
+    assert isinstance(result, Submission), result.errors
+    case = service.open_case(people["reporter"], "lidu", result)
+    db.session.commit()
+    case = fire(people["office"], case, "assign", target_unit="shilong", instructions="下班前清理完毕")
+    head = app.test_client()
+    login(head, "head")
+    page = head.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    assert "积存垃圾" in page and "石龙老街" in page and "北口垃圾堆积" in page
+    assert 'href="geo:29.68,107.21' in page
+    assert "下班前清理完毕" in page and "石龙社区" in page  # the instructions and the unit handed to
+    assert "shilong_old_street" not in page.split("<main", 1)[1] and ">piled_rubbish<" not in page
