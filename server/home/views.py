@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from functools import cached_property
+
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -32,6 +34,38 @@ class _Nav:
     @property
     def manages_schemes(self) -> bool:
         return current_user.is_authenticated and any(can_manage_scheme(current_user, r.key) for r in list_schemes())
+
+    @cached_property
+    def district(self) -> str | None:
+        """The district the page is about (its `scheme_key`), else the one district the person works in."""
+        if not current_user.is_authenticated:
+            return None
+        key = (request.view_args or {}).get("scheme_key")
+        if isinstance(key, str) and current_version(key) is not None and can_view_scheme(current_user, key):
+            return key
+        mine = [r.key for r in list_schemes() if r.current_version is not None and can_view_scheme(current_user, r.key)]
+        return mine[0] if len(mine) == 1 else None
+
+    @cached_property
+    def links(self) -> list[tuple[str, str, bool]]:
+        """The district's sections this person may open, as (label, url, whether the page is in it)."""
+        key = self.district
+        if key is None:
+            return []
+        sections = [
+            (can_view_cases, _("Cases"), "workflow.inbox", "workflow."),
+            (can_submit_form, _("Forms"), "forms.index", "forms."),
+            (can_view_compliance, _("Patrols"), "patrols.compliance", "patrols."),
+            (can_view_assessment, _("Assessment"), "assessment.periods", "assessment."),
+            (can_view_dashboard, _("Dashboard"), "assessment.dashboard", "assessment.dashboard"),
+            (can_view_org, _("Organisation"), "org.units", "org."),
+        ]
+        endpoint = request.endpoint or ""
+        shown = [(label, target, prefix) for allowed, label, target, prefix in sections if allowed(current_user, key)]
+        # The page is in the section with the longest prefix it starts with (the dashboard, not assessment).
+        best = max((len(prefix) for _l, _t, prefix in shown if endpoint.startswith(prefix)), default=0)
+        return [(label, url_for(target, scheme_key=key), bool(best) and endpoint.startswith(prefix)
+                 and len(prefix) == best) for label, target, prefix in shown]
 
 
 @bp.app_context_processor

@@ -1,0 +1,31 @@
+"""The district's sections under the top bar: what this person may open, the page's own marked; none for
+the public."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support.factories import load_demo, login, make_user
+
+
+def _sections(html: str) -> list[tuple[str, bool]]:
+    nav = re.search(r'<nav class="sectionnav".*?</nav>', html, re.S)
+    if nav is None:
+        return []
+    return [(label, 'class="active"' in attrs) for attrs, label in re.findall(r"<a ([^>]*)>([^<]+)</a>", nav.group(0))]
+
+
+def test_each_person_sees_their_sections(ctx, client):
+    load_demo()
+    assert _sections(client.get("/").get_data(as_text=True)) == []  # the public: none
+    make_user("office", roles=(("lidu", "office_admin", None),))
+    login(client, "office")
+    queue = _sections(client.get("/cases/lidu/").get_data(as_text=True))
+    assert ("案件", True) in queue and {"巡查", "考核", "组织架构"} <= {label for label, _a in queue}
+    dashboard = _sections(client.get("/assess/lidu/dashboard").get_data(as_text=True))
+    assert [label for label, active in dashboard if active] == ["工作看板"]
+    staff = client.application.test_client()
+    make_user("staffer", roles=(("lidu", "staff", "shilong"),))
+    login(staff, "staffer")
+    mine = {label for label, _a in _sections(staff.get("/").get_data(as_text=True))}
+    assert "案件" in mine and "考核" not in mine and "工作看板" not in mine
