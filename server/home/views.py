@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..auth.access import public
 from ..auth.permissions import (
+    can_dispatch_cases,
     can_manage_scheme,
     can_submit_form,
     can_view_assessment,
@@ -24,6 +25,7 @@ from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..patrols import service as patrols
 from ..web.limits import anonymous_limits
+from ..workflow import service as cases
 
 bp = Blueprint("home", __name__, template_folder="templates")
 
@@ -115,7 +117,10 @@ def index():
                           "can_compliance": can_view_compliance(current_user, record.key),
                           "can_dashboard": can_view_dashboard(current_user, record.key),
                           "can_assess": can_view_assessment(current_user, record.key),
-                          "reminders": patrols.reminders_for(current_user, record.key)})
+                          "reminders": patrols.reminders_for(current_user, record.key),
+                          "can_dispatch": can_dispatch_cases(current_user, record.key),
+                          "queue": (cases.queue_counts(current_user, record.key)
+                                    if can_view_cases(current_user, record.key) else None)})
     return render_template("home/home.html", districts=districts)
 
 

@@ -121,6 +121,12 @@ def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str]) -> Any:
                Case.area_id.in_([k for k, name in areas.items() if needle in name.casefold()]))
 
 
+def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]]) -> dict[str, int]:
+    """The cases of every tab of the queue within the user's reach."""
+    return {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial))) or 0
+            for box in BOXES}
+
+
 def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
           labels: Mapping[str, str], areas: Mapping[int, str]) -> QueuePage:
     """One page of the case queue: the tab's cases within the user's reach, searched, filtered and ordered, with
@@ -137,8 +143,7 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
         filters.append(Case.unit_id == query.unit)
     if query.source:
         filters.append(Case.source == query.source)
-    counts = {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial)))
-              or 0 for box in BOXES}
+    counts = tab_counts(user, scheme_key, initial)
     where = [*_box(user, scheme_key, query.box, initial), *filters]
     total = db.session.scalar(select(func.count(Case.id)).where(*where)) or 0
     due = _due_at().label("due_at")

@@ -591,37 +591,59 @@ class QueueChoices:
     units: list[Unit]                 # the units the user reaches
 
 
-def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
+def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
+    """The workflows a district's cases run on: its own, its default and those its categories name."""
     from ..definitions.service import scheme_categories
-    from ..org.models import Area
 
     scheme = scheme_in_force(scheme_key)
     keys = dict.fromkeys([*(scheme.data.get("workflows") or [] if scheme else []),
                           *([scheme.default_workflow] if scheme and scheme.default_workflow else [])])
-    labels: dict[str, Any] = {}
 
     def walk(items: list[dict]) -> None:
         for item in items:
-            labels[item["id"]] = item.get("name")
             if item.get("workflow"):
                 keys[item["workflow"]] = None
             walk(item.get("children") or [])
 
     walk(scheme_categories(scheme_key))
-    initial, states = [], {}
+    specs = {}
     for key in keys:
         try:
-            spec = engine.workflow_spec(workflow_definition(scheme_key, key).data)
+            specs[key] = engine.workflow_spec(workflow_definition(scheme_key, key).data)
         except NotFound:
             continue
-        initial.append((key, spec.initial))
-        states.update({s.id: s.name for s in spec.states.values()})
+    return specs
+
+
+def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
+    from ..definitions.service import scheme_categories
+    from ..org.models import Area
+
+    labels: dict[str, Any] = {}
+
+    def walk(items: list[dict]) -> None:
+        for item in items:
+            labels[item["id"]] = item.get("name")
+            walk(item.get("children") or [])
+
+    walk(scheme_categories(scheme_key))
+    flows = district_workflows(scheme_key)
+    initial = [(key, spec.initial) for key, spec in flows.items()]
+    states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}
     reach = permissions.case_list_reach(user, scheme_key)
     units = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True)).order_by(Unit.path)
     if not reach.district_wide:
         units = units.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
     areas = dict(db.session.execute(db.select(Area.id, Area.name).where(Area.scheme_key == scheme_key)).all())
     return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)))
+
+
+def queue_counts(user: AnyUser, scheme_key: str) -> dict[str, int]:
+    """How many cases each tab of the queue holds for this person (their home page's figures)."""
+    from . import inboxes
+
+    initial = [(key, spec.initial) for key, spec in district_workflows(scheme_key).items()]
+    return inboxes.tab_counts(user, scheme_key, initial)
 
 
 def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueChoices]:
