@@ -85,6 +85,7 @@ class FieldType:
     template = "input"       # forms/fields/<template>.html
     input_type: str | None = "text"
     display = "value"        # forms/values/<display>.html shows a stored value on a record
+    free_text = False        # holds words people type (a description): what a search of cases reads
 
     # -- other systems ---------------------------------------------------------------------------------------
     open311_datatype: str | None = None  # GeoReport v2 attribute datatype; None: not offered to Open311
@@ -250,6 +251,7 @@ def values_schema(fields: Iterable[FieldSpec]) -> dict[str, Any]:
 
 @register("text")
 class TextType(FieldType):
+    free_text = True
     phone = "one line (`max_length`)"
     stored = "text"
     open311_datatype = "string"
@@ -262,6 +264,7 @@ class TextType(FieldType):
 
 @register("textarea")
 class TextareaType(FieldType):
+    free_text = True
     template = "textarea"
     input_type = None  # a <textarea> has no type
     phone = "several lines (`max_length`)"

@@ -161,10 +161,7 @@ def live_labels(scheme_key: str, spec: FormSpec, data: dict[str, Any]) -> dict[s
     for f in value_fields(spec.fields):
         name = f.kind.choice_source(f)
         live = CHOICE_SOURCES.get(name) if name and not f.choices else None
-        value = data.get(f.id)
-        if isinstance(value, dict):  # a location: the area it was put on
-            value = value.get("area")
-        held = f.kind.chosen(value) if live is not None and f.id in data else frozenset()
+        held = f.kind.chosen(data.get(f.id)) if live is not None and f.id in data else frozenset()
         if held:
             rows = live.load(context, held if live.by_key else None, False)
             out[f.id] = {r["value"]: r["label"] for r in rows if r["value"] in held}

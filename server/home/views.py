@@ -84,8 +84,9 @@ def _public_districts() -> list[dict]:
             continue
         scheme = compiled_scheme(version.scheme_definition)
         settings = scheme.public
-        if settings.reporting or settings.exposed_list or settings.praise_list or settings.flags_list \
-                or settings.scores_list:
+        opened = (settings.reporting and settings.report_form, settings.exposed_list, settings.praise_list,
+                  settings.flags_list, settings.scores_list)
+        if any(opened):
             out.append({"key": record.key, "name": scheme.data.get("name"), "public": settings})
     return out
 

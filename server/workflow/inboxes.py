@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, and_, cast, false, func, or_, select
+from sqlalchemy import and_, false, func, or_, select
 
 from ..auth import permissions
 from ..core.database import utcnow
@@ -72,17 +71,24 @@ def queue_query(args: Mapping[str, str], default_box: str = "mine") -> QueueQuer
         value = args.get(name, default)
         return value if value in allowed else default
 
+    def text(name: str, limit: int) -> str:  # no control characters (PostgreSQL refuses a NUL in a string)
+        return "".join(c for c in (args.get(name) or "") if c.isprintable()).strip()[:limit]
+
     page = parse_id(args.get("page")) or 1
-    return QueueQuery(box=choice("box", BOXES, default_box), q=(args.get("q") or "").strip()[:100],
-                      state=(args.get("state") or "")[:64], category=(args.get("category") or "")[:64],
+    return QueueQuery(box=choice("box", BOXES, default_box), q=text("q", 100),
+                      state=text("state", 64), category=text("category", 64),
                       unit=parse_id(args.get("unit")), source=choice("source", ("", *SOURCES), ""),
                       sort=choice("sort", SORTS, "time_left"), page=min(page, 100_000))
 
 
 def _due_at() -> Any:
-    return (select(func.min(CaseDeadline.due_at)).where(CaseDeadline.case_id == Case.id,
-                                                        CaseDeadline.stopped_at.is_(None))
+    return (select(func.min(CaseDeadline.due_at)).where(CaseDeadline.case_id == Case.id, *_running())
             .correlate(Case).scalar_subquery())
+
+
+def _running() -> list[Any]:
+    """A deadline that runs: not stopped, and not paused (a case waiting on its reporter, or on hold)."""
+    return [CaseDeadline.stopped_at.is_(None), CaseDeadline.paused_at.is_(None)]
 
 
 def _box(user: AnyUser, scheme_key: str, box: str, initial: list[tuple[str, str]]) -> list[Any]:
@@ -96,45 +102,45 @@ def _box(user: AnyUser, scheme_key: str, box: str, initial: list[tuple[str, str]
     if not wide.district_wide:
         where.append(within_reach(wide))
     now = utcnow()
-    if box == "to_dispatch":  # where new cases land: each workflow's initial state
+    if box == "to_dispatch":  # where cases wait for the dispatcher: the (workflow, state) pairs of `initial`
         where.append(or_(false(), *(and_(Case.workflow_key == key, Case.state == state) for key, state in initial)))
     elif box == "due_soon":
         where.append(Case.id.in_(select(CaseDeadline.case_id).where(
-            CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at <= now + dt.timedelta(days=1),
-            CaseDeadline.due_at >= now)))
+            *_running(), CaseDeadline.due_at <= now + dt.timedelta(days=1), CaseDeadline.due_at >= now)))
     elif box == "overdue":
         where.append(Case.overdue.is_(True) | Case.id.in_(select(CaseDeadline.case_id).where(
-            CaseDeadline.stopped_at.is_(None), CaseDeadline.due_at < now)))
+            *_running(), CaseDeadline.due_at < now)))
     return where
 
 
-def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str]) -> Any:
-    """A case number (#12 or 12), or words in the case's fields, its place's name or its category's."""
+def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str], text_fields: tuple[str, ...]) -> Any:
+    """A case number (#12 or 12), or words in the case's text fields (its description…: the values, never the
+    field names), its place's name or its category's, whatever the case of the letters."""
     number = q.removeprefix("#")
     if number.isascii() and number.isdigit() and len(number) <= 10:
         return Case.id == int(number)
-    text = cast(Case.data, Text)
-    escaped = json.dumps(q)[1:-1]  # SQLite keeps JSON with \uXXXX escapes
     needle = q.casefold()
-    return or_(text.contains(q, autoescape=True), text.contains(escaped, autoescape=True),
+    return or_(false(), *(Case.data[name].as_string().icontains(q, autoescape=True) for name in text_fields),
                Case.category.in_([k for k, label in labels.items() if needle in label.casefold() or needle == k]),
                Case.area_id.in_([k for k, name in areas.items() if needle in name.casefold()]))
 
 
-def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]]) -> dict[str, int]:
-    """The cases of every tab of the queue within the user's reach."""
-    return {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial))) or 0
+def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]],
+               filters: list[Any] | None = None) -> dict[str, int]:
+    """The cases of every tab of the queue within the user's reach (and the search and filters shown)."""
+    return {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial),
+                                                                      *(filters or []))) or 0
             for box in BOXES}
 
 
 def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
-          labels: Mapping[str, str], areas: Mapping[int, str]) -> QueuePage:
+          labels: Mapping[str, str], areas: Mapping[int, str], text_fields: tuple[str, ...] = ()) -> QueuePage:
     """One page of the case queue: the tab's cases within the user's reach, searched, filtered and ordered, with
     the total and the count of every tab. `initial` is each workflow's (key, initial state); `labels` and `areas`
     name categories and places for the search (in every language shown)."""
     filters: list[Any] = []
     if query.q:
-        filters.append(_search(query.q, labels, areas))
+        filters.append(_search(query.q, labels, areas, text_fields))
     if query.state:
         filters.append(Case.state == query.state)
     if query.category:
@@ -143,7 +149,7 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
         filters.append(Case.unit_id == query.unit)
     if query.source:
         filters.append(Case.source == query.source)
-    counts = tab_counts(user, scheme_key, initial)
+    counts = tab_counts(user, scheme_key, initial, filters)  # the badges count what the tabs would list
     where = [*_box(user, scheme_key, query.box, initial), *filters]
     total = db.session.scalar(select(func.count(Case.id)).where(*where)) or 0
     due = _due_at().label("due_at")

@@ -584,11 +584,12 @@ def _words(text: Any) -> str:
 class QueueChoices:
     """What the queue's filters and search know of a district: names of categories, places, states and units."""
 
-    initial: list[tuple[str, str]]    # (workflow, its initial state): where new cases wait for dispatch
+    initial: list[tuple[str, str]]    # (workflow, state): where cases wait for the dispatcher
     labels: dict[str, Any]            # category id → name
     areas: dict[int, Any]             # area id → name
     states: dict[str, Any]            # state id → name (over the district's workflows)
     units: list[Unit]                 # the units the user reaches
+    text_fields: tuple[str, ...] = ()  # the case fields whose text the search reads (its description…)
 
 
 def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
@@ -615,6 +616,32 @@ def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
     return specs
 
 
+def waiting_for_dispatch(flows: Mapping[str, engine.WorkflowSpec]) -> list[tuple[str, str]]:
+    """(workflow, state) pairs where cases wait for the dispatcher: where new cases land (the initial state), and
+    every state a transition leaves from that a `case.dispatch` holder takes and that hands the case to a unit
+    (待派遣 after registration, a case handed back)."""
+    pairs = {(key, spec.initial) for key, spec in flows.items()}
+    for key, spec in flows.items():
+        for t in spec.transitions:
+            if "case.dispatch" in t.who.capabilities and any(e.kind == "assign" for e in t.effects):
+                pairs |= {(key, state) for state in t.sources}
+    return sorted(pairs)
+
+
+def _text_fields(scheme_key: str, flows: Mapping[str, engine.WorkflowSpec]) -> tuple[str, ...]:
+    """The case fields that hold free text: the text fields of the workflows' report forms, and their own."""
+    names: dict[str, None] = {}
+    for spec in flows.values():
+        if spec.report_form:
+            try:
+                form = form_spec(forms.form_version(scheme_key, spec.report_form).data)
+            except NotFound:
+                continue
+            names.update(dict.fromkeys(f.id for f in form_engine.value_fields(form.fields)
+                                       if f.kind.free_text))
+    return tuple(names)
+
+
 def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
     from ..definitions.service import scheme_categories
     from ..org.models import Area
@@ -628,22 +655,22 @@ def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
 
     walk(scheme_categories(scheme_key))
     flows = district_workflows(scheme_key)
-    initial = [(key, spec.initial) for key, spec in flows.items()]
+    initial = waiting_for_dispatch(flows)
     states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}
     reach = permissions.case_list_reach(user, scheme_key)
     units = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True)).order_by(Unit.path)
     if not reach.district_wide:
         units = units.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
     areas = dict(db.session.execute(db.select(Area.id, Area.name).where(Area.scheme_key == scheme_key)).all())
-    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)))
+    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)),
+                        _text_fields(scheme_key, flows))
 
 
 def queue_counts(user: AnyUser, scheme_key: str) -> dict[str, int]:
     """How many cases each tab of the queue holds for this person (their home page's figures)."""
     from . import inboxes
 
-    initial = [(key, spec.initial) for key, spec in district_workflows(scheme_key).items()]
-    return inboxes.tab_counts(user, scheme_key, initial)
+    return inboxes.tab_counts(user, scheme_key, waiting_for_dispatch(district_workflows(scheme_key)))
 
 
 def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueChoices]:
@@ -655,7 +682,7 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
     choices = queue_choices(user, scheme_key)
     page = inboxes.queue(user, scheme_key, query, choices.initial,
                          {k: _words(v) for k, v in choices.labels.items()},
-                         {k: _words(v) for k, v in choices.areas.items()})
+                         {k: _words(v) for k, v in choices.areas.items()}, choices.text_fields)
     return page, choices
 
 
@@ -677,5 +704,10 @@ def case_details(case: Case) -> dict[str, Any]:
         if value in (None, "", []):
             continue
         shown = units.get(str(value), value) if field.get("type") == "unit" else value
+        if field.get("type") in ("datetime", "date") and isinstance(value, str):
+            try:  # shown in the district's time, like every other time on the page
+                shown = dt.datetime.fromisoformat(value) if field["type"] == "datetime" else value
+            except ValueError:
+                shown = value
         fields.append((field.get("label") or field["id"], shown))
     return {"report_spec": report, "report_live": live, "case_fields": fields}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_htmx import make_response as htmx_response
 from flask_login import current_user
@@ -37,10 +37,13 @@ def inbox(scheme_key: str):
     context = {"scheme_key": scheme_key, "page": page, "q": page.query, "boxes": inboxes.BOXES,
                "sorts": inboxes.SORTS, "sources": inboxes.SOURCES, "choices": choices, "now": utcnow()}
     if htmx and htmx.target == "queue":
-        return render_template("workflow/_queue.html", **context)
-    return render_template("workflow/inbox.html", **context,
-                           notifications=inboxes.notifications_for(current_user),
-                           reminders=patrols.reminders_for(current_user, scheme_key))
+        response = make_response(render_template("workflow/_queue.html", **context))
+    else:
+        response = make_response(render_template("workflow/inbox.html", **context,
+                                                 notifications=inboxes.notifications_for(current_user),
+                                                 reminders=patrols.reminders_for(current_user, scheme_key)))
+    response.vary.update(("HX-Request", "HX-Target"))  # one address, two answers: caches must tell them apart
+    return response
 
 
 @bp.get("/<scheme_key>/areas")

@@ -105,3 +105,34 @@ def test_the_page_and_its_htmx_part(queue, client):
     assert part.status_code == 200 and "<html" not in body and 'id="queue"' in body
     assert 'rel="prev"' in body and 'rel="next"' not in body  # page 2 of the 60 waiting for dispatch
     assert body.count('href="/cases/case/') == 10
+
+
+def test_search_reads_values_and_counts_follow_it(queue):
+    assert _page("dispatcher", box="unit", q="description").total == 0  # a field's name is not its text
+    assert _page("dispatcher", box="unit", q='"').total == 0
+    searched = _page("dispatcher", box="unit", q="垃圾")
+    assert searched.counts["unit"] == searched.total == 30 and searched.counts["to_dispatch"] == 0
+    assert _page("dispatcher", box="unit", q="\x00问题").query.q == "问题"  # no NUL reaches the database
+
+
+def test_a_paused_deadline_is_not_late(queue):
+    late = db.session.scalar(db.select(CaseDeadline).order_by(CaseDeadline.id))
+    late.due_at, late.paused_at = NOW - dt.timedelta(hours=1), NOW - dt.timedelta(hours=2)  # waiting on the reporter
+    db.session.commit()
+    assert _page("dispatcher", box="overdue").total == 0
+    late.paused_at = None
+    db.session.commit()
+    assert _page("dispatcher", box="overdue").total == 1
+
+
+def test_cases_waiting_for_dispatch_after_registration_count_too(ctx):
+    """Where a workflow registers a case before dispatching it (数字化城管), both states wait for the dispatcher."""
+    from ruamel.yaml import YAML
+
+    from server.workflow import engine
+    from tests.support.factories import ROOT
+
+    flow = engine.workflow_spec(YAML(typ="safe").load((ROOT / "workflow_definitions/digital_city.yaml")
+                                                      .read_text("utf-8")))
+    waiting = {state for _key, state in service.waiting_for_dispatch({"digital_city": flow})}
+    assert {flow.initial, "registered"} <= waiting and "handling" not in waiting

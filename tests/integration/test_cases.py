@@ -574,3 +574,17 @@ def test_the_case_page_has_what_the_handler_needs(people, app):
     assert 'href="geo:29.68,107.21' in page
     assert "下班前清理完毕" in page and "石龙社区" in page  # the instructions and the unit handed to
     assert "shilong_old_street" not in page.split("<main", 1)[1] and ">piled_rubbish<" not in page
+
+
+def test_the_handling_shows_times_as_people_read_them(people, app):
+    from tests.support.factories import login
+
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    case = fire(people["head"], case, "rectify", action_taken="ok", photos_after=photo(), finished_at=f"{TODAY}T00:10")
+    case = fire(people["office"], case, "close", verdict="passed")
+    assert case.data.get("closed_on")
+    client = app.test_client()
+    login(client, "office")
+    page = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    handling = page.split("办理情况", 1)[1].split("</section>", 1)[0]
+    assert "销号时间" in handling and "+00:00" not in handling and "T" not in handling.split("<dd>")[-1][:20]

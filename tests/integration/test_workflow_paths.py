@@ -36,7 +36,7 @@ PATHS = {
                                     ("head", "enforcement_done", RECTIFY), ("office", "rework_enforcement", FAILED),
                                     ("head", "enforcement_done", RECTIFY), ("office", "close", PASSED)],
         "enforcement declined, rejected": [("office", "refer_to_enforcement", DISPATCH),
-                                           ("head", "decline_enforcement", None), ("office", "reject", WHY)],
+                                           ("head", "decline_enforcement", WHY), ("office", "reject", WHY)],
     },
     "digital_city": {
         "rework": [("office", "register", None), ("office", "dispatch", DISPATCH), ("head", "handle", RECTIFY),
