@@ -392,6 +392,11 @@ def can_contact_reporter(user: AnyUser, case: Any) -> bool:
     return scope_for(user, case.scheme_key).only("case.dispatch").covers_area(case.area_id, case.unit_id)
 
 
+def is_dispatchers_step(capabilities: Collection[str]) -> bool:
+    """Whether a workflow step that asks for these capabilities is the dispatcher's (`case.dispatch`)."""
+    return "case.dispatch" in capabilities
+
+
 def can_dispatch_cases(user: AnyUser, scheme_key: str) -> bool:
     """Hand new cases to units (a dispatcher, whose home page counts what waits for dispatch): `case.dispatch`."""
     return scope_for(user, scheme_key).has("case.dispatch")

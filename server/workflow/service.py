@@ -623,7 +623,7 @@ def waiting_for_dispatch(flows: Mapping[str, engine.WorkflowSpec]) -> list[tuple
     pairs = {(key, spec.initial) for key, spec in flows.items()}
     for key, spec in flows.items():
         for t in spec.transitions:
-            if "case.dispatch" in t.who.capabilities and any(e.kind == "assign" for e in t.effects):
+            if permissions.is_dispatchers_step(t.who.capabilities) and any(e.kind == "assign" for e in t.effects):
                 pairs |= {(key, state) for state in t.sources}
     return sorted(pairs)
 
