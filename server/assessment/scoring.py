@@ -140,12 +140,7 @@ def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Perio
         values = area_metric_values(scheme_key, sheet, period, [a for areas in by_unit.values() for a in areas])
         return {u.id: _summed(sheet, [values[a.id] for a in by_unit.get(u.id, [])]) for u in units}
     if sheet.assessed.get("tiers"):  # people: each metric's source has their own figure
-        people: dict[Any, dict[str, Any]] = {p.id: {} for p in units}
-        for metric in sheet.metrics:
-            got = source_of(metric).by_people(scheme_key, metric, period, units) if units else {}
-            for person in units:
-                people[person.id][metric["id"]] = got.get(person.id)
-        return people
+        return _by_subject(sheet, units, lambda m: source_of(m).by_people(scheme_key, m, period, units))
     manual = manual or {}
     unit_ids = [u.id for u in units]
     values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
@@ -193,11 +188,17 @@ def areas_by_unit(scheme_key: str, sheet: SheetSpec, units: list[Unit]) -> dict[
 def area_metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
                        areas: list[Area]) -> dict[int, dict[str, Any]]:
     """Every metric of a sheet scored per area for every area: {area id: {metric id: value}}."""
-    values: dict[int, dict[str, Any]] = {a.id: {} for a in areas}
+    return _by_subject(sheet, areas, lambda m: source_of(m).by_area(scheme_key, m, period, areas))
+
+
+def _by_subject(sheet: SheetSpec, subjects: list[Any], compute: Any) -> dict[Any, dict[str, Any]]:
+    """{subject id: {metric id: value}} from `compute(metric)`, which gives each metric's {subject id: value}
+    (None where a subject has none); nothing is asked for no subjects."""
+    values: dict[Any, dict[str, Any]] = {s.id: {} for s in subjects}
     for metric in sheet.metrics:
-        per_area = source_of(metric).by_area(scheme_key, metric, period, areas) if areas else {}
-        for area in areas:
-            values[area.id][metric["id"]] = per_area.get(area.id)
+        got = compute(metric) if subjects else {}
+        for subject in subjects:
+            values[subject.id][metric["id"]] = got.get(subject.id)
     return values
 
 

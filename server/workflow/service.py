@@ -73,16 +73,9 @@ def workflow_of(case: Case) -> engine.WorkflowSpec:
 def _category_info(scheme_key: str, category: str | None) -> dict:
     from ..definitions.service import scheme_categories
 
-    def find(items: list[dict]) -> dict | None:
-        for item in items:
-            if item["id"] == category:
-                return item
-            found = find(item.get("children", []))
-            if found is not None:
-                return found
-        return None
-
-    return (find(scheme_categories(scheme_key)) or {}) if category else {}
+    if not category:
+        return {}
+    return next((c for c in _categories(scheme_categories(scheme_key)) if c["id"] == category), {})
 
 
 def workflow_for_category(scheme_key: str, category: str | None) -> str | None:
@@ -592,6 +585,13 @@ class QueueChoices:
     text_fields: tuple[str, ...] = ()  # the case fields whose text the search reads (its description…)
 
 
+def _categories(items: list[dict]) -> Iterator[dict]:
+    """Every category of a tree, parents before their children."""
+    for item in items:
+        yield item
+        yield from _categories(item.get("children") or [])
+
+
 def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
     """The workflows a district's cases run on: its own, its default and those its categories name."""
     from ..definitions.service import scheme_categories
@@ -600,13 +600,7 @@ def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
     keys = dict.fromkeys([*(scheme.data.get("workflows") or [] if scheme else []),
                           *([scheme.default_workflow] if scheme and scheme.default_workflow else [])])
 
-    def walk(items: list[dict]) -> None:
-        for item in items:
-            if item.get("workflow"):
-                keys[item["workflow"]] = None
-            walk(item.get("children") or [])
-
-    walk(scheme_categories(scheme_key))
+    keys.update(dict.fromkeys(c["workflow"] for c in _categories(scheme_categories(scheme_key)) if c.get("workflow")))
     specs = {}
     for key in keys:
         try:
@@ -646,14 +640,7 @@ def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
     from ..definitions.service import scheme_categories
     from ..org.models import Area
 
-    labels: dict[str, Any] = {}
-
-    def walk(items: list[dict]) -> None:
-        for item in items:
-            labels[item["id"]] = item.get("name")
-            walk(item.get("children") or [])
-
-    walk(scheme_categories(scheme_key))
+    labels = {c["id"]: c.get("name") for c in _categories(scheme_categories(scheme_key))}
     flows = district_workflows(scheme_key)
     initial = waiting_for_dispatch(flows)
     states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}
