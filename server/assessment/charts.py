@@ -5,6 +5,7 @@ Pure module: every label is escaped; sizes are in user units and the SVG scales 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -14,16 +15,27 @@ PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#f9a825", "#6a1b9a", "#00838f")
 FONT = "WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"
 
 
+def text_width(text: str, size: float) -> float:
+    """About how wide `text` runs at font `size`: a Chinese character takes a full em, a Latin one about
+    0.6 — enough to leave room for a label instead of clipping it."""
+    return sum(size if unicodedata.east_asian_width(c) in "WF" else size * 0.6 for c in text)
+
+
 def _num(value: Decimal | float | int) -> str:
     return f"{float(value):.1f}".rstrip("0").rstrip(".")
 
 
 def bar_chart(bars: Sequence[tuple[str, Decimal | float, str | None]], *, top: float = 100.0,
               title: str = "", width: int = 640, bar_height: int = 22) -> Markup:
-    """Horizontal bars, one per (label, value, colour or None), largest first as given; value printed."""
-    left, right, head = 150, 60, 28 if title else 8
+    """Horizontal bars, one per (label, value, colour or None), largest first as given; value printed.
+
+    The labels' column is as wide as the longest label, and the chart widens to keep the bars' span: a long
+    unit name is never cut."""
+    right, head = 60, 28 if title else 8
+    left = max(60, int(max((text_width(label, 13) for label, _v, _c in bars), default=0)) + 12)
+    span = max(width - 150 - right, 200)
+    width = max(width, left + span + right)
     height = head + len(bars) * (bar_height + 6) + 8
-    span = width - left - right
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
              f'font-family="{FONT}" font-size="13" class="chart bar-chart">']
     if title:
@@ -42,8 +54,13 @@ def bar_chart(bars: Sequence[tuple[str, Decimal | float, str | None]], *, top: f
 def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decimal | float | None]]], *,
                low: float = 0.0, high: float = 100.0, title: str = "", width: int = 640,
                height: int = 260) -> Markup:
-    """Lines over periods: `labels` along the bottom, each series (name, values; None for a gap)."""
-    left, right, top, bottom = 40, 120, 30 if title else 10, 30
+    """Lines over periods: `labels` along the bottom, each series (name, values; None for a gap).
+
+    The legend's column is as wide as the longest series name; the chart widens for it."""
+    left, top, bottom = 40, 30 if title else 10, 30
+    right = max(120, int(max((text_width(name, 12) for name, _v in series), default=0)) + 16)
+    width = max(width, left + max(len(labels), 2) * int(max((text_width(x, 12) for x in labels), default=0) + 8)
+                + right)
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(labels) - 1, 1)
 
@@ -88,3 +105,16 @@ def line_data(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decima
     return {"kind": "line", "title": title, "labels": list(labels), "low": low, "high": high,
             "series": [{"name": name, "values": [None if v is None else round(float(v), 2) for v in values]}
                        for name, values in series]}
+
+
+def bar(bars: Sequence[tuple[str, Decimal | float, str | None]], *, top: float = 100.0,
+        title: str = "") -> tuple[Markup, dict]:
+    """A bar chart both ways: the SVG (for paper and pages without JavaScript) and its ECharts data."""
+    return bar_chart(bars, top=top, title=title), bar_data(bars, top=top, title=title)
+
+
+def line(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Decimal | float | None]]], *,
+         low: float = 0.0, high: float = 100.0, title: str = "") -> tuple[Markup, dict]:
+    """A line chart both ways: the SVG and its ECharts data."""
+    return (line_chart(labels, series, low=low, high=high, title=title),
+            line_data(labels, series, low=low, high=high, title=title))

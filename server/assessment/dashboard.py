@@ -16,7 +16,7 @@ from ..core.errors import NotFound, PermissionDenied
 from ..extensions import db
 from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
-from . import engine
+from . import charts, engine
 from .models import AssessmentPeriod, AssessmentScore
 from .scoring import areas_by_unit, assessed_units, latest_published, published_scores
 from .service import area_row, bounds_of, draft, sheet_spec_of
@@ -37,12 +37,15 @@ class DashboardRow:
     on_time_rate: float | None
     overdue: int
     patrols_short: int
+    ranks: list[tuple[Any, int]]  # (ranking group's name or None, position) as published
 
 
-def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardRow]:
+def dashboard(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> list[DashboardRow]:
     """Per unit in the reader's reach: the latest published score, this month's case rates, overdue cases
     and the patrol periods running now that its people are short on."""
+    from ..definitions.service import scheme_in_force
     from ..patrols import service as patrols
+    from ..workflow.inboxes import overdue_now
     from ..workflow.ledger import ledger_rows
     from ..workflow.models import Case
 
@@ -65,7 +68,7 @@ def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardR
     month = patrol_engine.period_of("month", today)
     ledger = {r["unit"].id: r for r in ledger_rows(scheme_key, month.start, month.end) if r["unit"] is not None}
     overdue = dict(db.session.execute(select(Case.unit_id, func.count(Case.id)).where(
-        Case.scheme_key == scheme_key, Case.overdue.is_(True), Case.state_kind != "final").group_by(Case.unit_id))
+        Case.scheme_key == scheme_key, overdue_now(now), Case.state_kind != "final").group_by(Case.unit_id))
         .all())
     short: dict[int, int] = defaultdict(int)
     for rule in patrols.rules_of(scheme_key):
@@ -74,12 +77,16 @@ def dashboard(user: AnyUser, scheme_key: str, today: dt.date) -> list[DashboardR
             if v.due and not v.met:
                 for unit_id in set(v.subject.get("unit_ids") or [v.subject.get("unit_id")]):
                     short[unit_id] += 1
+    scheme = scheme_in_force(scheme_key)
+    group_names = {key: group.get("name") for key, group in scheme.unit_groups.items()} if scheme else {}
     rows = []
     for unit in units:
         (score, period), row = scores.get(unit.id, (None, None)), ledger.get(unit.id, {})
+        ranks = [(group_names.get(group.split(":")[0]), n) for group, n in (score.ranks if score else {}).items()]
         rows.append(DashboardRow(unit, Decimal(score.total) if score else None, score.grade if score else None,
                                  period, int(row.get("found", 0)), row.get("rectification_rate"),
-                                 row.get("on_time_rate"), int(overdue.get(unit.id, 0)), short.get(unit.id, 0)))
+                                 row.get("on_time_rate"), int(overdue.get(unit.id, 0)), short.get(unit.id, 0),
+                                 ranks))
     return rows
 
 
@@ -125,3 +132,164 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
               for miss in source_of(metric).misses(period.scheme_key, metric, bounds_of(period), unit.id)]
     entries = [e for e in period.entries if e.unit_id == unit.id]
     return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries, "areas": areas}
+
+
+# -- the leaders' overview: figures, trends, breakdowns and the lists to act on ---------------------------------
+
+@dataclass
+class Figure:
+    """One headline figure: this month so far against the same days of last month (None: not compared)."""
+
+    key: str
+    label: str
+    now: float | int | None
+    before: float | int | None
+    rate: bool = False
+    better: str = "up"  # which way is good: up, down
+    compared: bool = True  # False: a figure of now (overdue cases), with no "last month"
+
+    @property
+    def change(self) -> float | None:
+        if self.now is None or self.before is None:
+            return None
+        return self.now - self.before
+
+
+@dataclass
+class Overview:
+    month_from: dt.date
+    today: dt.date
+    last_from: dt.date
+    last_to: dt.date
+    figures: list[Figure]
+    trend: list[tuple[dt.date, dt.date, dict[str, Any]]]   # (first, last day counted, tallies) per month
+    by_category: list[tuple[str, int]]
+    by_source: list[tuple[str, int]]
+    overdue: list[Any]        # open overdue cases, oldest deadline first, with .due_at
+    overdue_total: int
+    short: list[Any]          # patrols.RuleReport of each rule's period running today, those short
+    may_see_patrols: bool
+    category_names: dict[str, Any]
+
+
+def _months_back(day: dt.date, n: int) -> dt.date:
+    """The first day of the month `n` months before `day`'s."""
+    month = day.year * 12 + day.month - 1 - n
+    return dt.date(month // 12, month % 12 + 1, 1)
+
+
+def _same_days_before(today: dt.date) -> tuple[dt.date, dt.date]:
+    """Last month's first day to its day matching `today` (its last day when shorter): a month so far is only
+    ever compared with as many days of the month before."""
+    start = _months_back(today, 1)
+    end = _months_back(today, 0) - dt.timedelta(days=1)
+    return start, min(end, start + dt.timedelta(days=today.day - 1))
+
+
+def _tally(scheme_key: str, start: dt.date, end: dt.date, where: Any) -> dict[str, Any]:
+    """The ledger's counts over [start, end] summed over the units in reach, and the rates worked from the sums."""
+    from ..workflow.ledger import ledger_rows
+
+    sums = {"found": 0, "rectified": 0, "on_time": 0}
+    for row in ledger_rows(scheme_key, start, end, where=where):
+        for key in ("found", "rectified", "on_time"):
+            sums[key] += row[key]
+    found, rectified = sums["found"], sums["rectified"]
+    return {**sums, "rectification_rate": rectified / found if found else None,
+            "on_time_rate": sums["on_time"] / rectified if rectified else None}
+
+
+def overview(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> Overview:
+    """What a leader reads first: the month's figures against the last, six months of cases, this month's cases
+    by category and by source, the overdue cases and who is short of patrols in the periods running today —
+    all within the units of the reader's `dashboard.view`."""
+    from ..definitions.clock import district_zone
+    from ..patrols import service as patrols
+    from ..web.i18n import tr
+    from ..workflow import inboxes
+    from ..workflow import service as cases
+    from ..workflow.ledger import uncounted
+    from ..workflow.models import Case
+
+    if not permissions.can_view_dashboard(user, scheme_key):
+        raise PermissionDenied(_("You may not view this district's dashboard."))
+    scope = permissions.dashboard_reach(user, scheme_key)
+    where = None if scope.district_wide else inboxes.within_reach(scope)
+    zone = district_zone(scheme_key)
+
+    def between(start: dt.date, end: dt.date) -> list[Any]:
+        return [Case.scheme_key == scheme_key, ~uncounted(),
+                Case.created_at >= dt.datetime.combine(start, dt.time(), zone),
+                Case.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone),
+                *([where] if where is not None else [])]
+
+    def public(start: dt.date, end: dt.date) -> int:
+        return db.session.scalar(select(func.count(Case.id)).where(*between(start, end), Case.source == "public"))
+
+    month_from = today.replace(day=1)
+    last_from, last_to = _same_days_before(today)
+    this, last = _tally(scheme_key, month_from, today, where), _tally(scheme_key, last_from, last_to, where)
+    open_late = [Case.scheme_key == scheme_key, Case.state_kind != "final", inboxes.overdue_now(now),
+                 *([where] if where is not None else [])]
+    overdue_total = db.session.scalar(select(func.count(Case.id)).where(*open_late)) or 0
+    may_see_patrols = permissions.can_view_compliance(user, scheme_key)
+    short = [r for r in patrols.compliance_report(user, scheme_key, today, only_short=True) if r.rows] \
+        if may_see_patrols else []
+    figures = [
+        Figure("found", _("Cases found"), this["found"], last["found"], better="down"),
+        Figure("rectified", _("Rectified"), this["rectified"], last["rectified"]),
+        Figure("rectification_rate", _("Rectification rate"), this["rectification_rate"],
+               last["rectification_rate"], rate=True),
+        Figure("on_time_rate", _("On-time rate"), this["on_time_rate"], last["on_time_rate"], rate=True),
+        Figure("public", _("Public reports"), public(month_from, today), public(last_from, last_to), better="down"),
+        Figure("overdue", _("Overdue now"), overdue_total, None, better="down", compared=False),
+    ]
+    if may_see_patrols:
+        figures.append(Figure("patrols_short", _("Short of patrols now"), sum(len(r.rows) for r in short), None,
+                              better="down", compared=False))
+    trend = []
+    for back in range(5, -1, -1):
+        first = _months_back(today, back)
+        last_day = today if back == 0 else _months_back(today, back - 1) - dt.timedelta(days=1)
+        trend.append((first, last_day, _tally(scheme_key, first, last_day, where)))
+    labels = cases.category_labels(scheme_key)
+    by_category = sorted(((tr(labels.get(key) or key) if key else _("No category"), n) for key, n in
+                          db.session.execute(select(Case.category, func.count(Case.id))
+                                             .where(*between(month_from, today)).group_by(Case.category))),
+                         key=lambda pair: (-pair[1], pair[0]))
+    by_source = [(cases.source_label(key), n) for key, n in sorted(db.session.execute(
+        select(Case.source, func.count(Case.id)).where(*between(month_from, today)).group_by(Case.source)))]
+    due = inboxes.due_at().label("due_at")
+    overdue = list(db.session.execute(select(Case, due).where(*open_late)
+                                      .order_by(due.is_(None), due, Case.id).limit(OVERDUE_SHOWN)))
+    return Overview(month_from, today, last_from, last_to, figures, trend, by_category, by_source,
+                    overdue, overdue_total, short, may_see_patrols, labels)
+
+
+OVERDUE_SHOWN = 20
+
+
+def overview_charts(view: Overview, ranked: list[DashboardRow]) -> dict[str, tuple[Any, dict]]:
+    """The overview's charts, each as (server-drawn SVG, ECharts data): cases by month (this one so far),
+    this month's cases by category and by source, and the latest scores, best first."""
+    from ..web.i18n import tr
+
+    months = [first.strftime("%Y-%m") if last.day == _month_end(last) or last != view.today
+              else _("%(month)s (to day %(day)s)", month=first.strftime("%Y-%m"), day=last.day)
+              for first, last, _tallies in view.trend]
+    found = [t["found"] for _first, _last, t in view.trend]
+    lines = [(_("Cases found"), found), (_("Rectified"), [t["rectified"] for _first, _last, t in view.trend])]
+    high = float(max([*found, 1]))
+
+    def counts(pairs: list[tuple[str, int]], title: str) -> tuple[Any, dict]:
+        bars = [(label, n, None) for label, n in pairs]
+        return charts.bar(bars, top=float(max([n for _label, n in pairs] + [1])), title=title)
+
+    return {"trend": charts.line(months, lines, high=high, title=_("Cases by month")),
+            "category": counts(view.by_category, _("Cases by category this month")),
+            "source": counts(view.by_source, _("Cases by source this month")),
+            "scores": charts.bar([(tr(r.unit.name), r.score, None) for r in ranked], title=_("Latest scores"))}
+
+
+def _month_end(day: dt.date) -> int:
+    return (_months_back(day, -1) - dt.timedelta(days=1)).day

@@ -16,9 +16,10 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 
 from ..auth import permissions
 from ..auth.access import public
+from ..core.clock import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..definitions.clock import district_today
-from ..definitions.service import current_version
+from ..definitions.service import current_version, scheme_or_404
 from ..extensions import db
 from ..forms import service as forms_service
 from ..org.models import Unit
@@ -381,14 +382,17 @@ def public_flags(scheme_key: str):
 
 @bp.get("/<scheme_key>/dashboard")
 def dashboard(scheme_key: str):
-    """For leaders: per unit, the latest published score, this month's case rates, overdue cases and the
-    patrols its people are short of now, each with its drill-down."""
-
-    rows = leaders.dashboard(current_user, scheme_key, district_today(scheme_key))
-    bars = [(tr(r.unit.name), r.score, None) for r in rows if r.score is not None]
-    return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows,
-                           chart=charts.bar_chart(bars, title=_("Latest scores")),
-                           chart_data=charts.bar_data(bars, title=_("Latest scores")))
+    """For leaders: the month's figures against the last, six months of cases, cases by category and source,
+    the overdue cases, who is short of patrols now, and per unit the latest published score, this month's
+    case rates, overdue cases and patrols short, each with its drill-down."""
+    today = district_today(scheme_key)
+    now = utcnow()
+    rows = leaders.dashboard(current_user, scheme_key, today, now)
+    view = leaders.overview(current_user, scheme_key, today, now)
+    ranked = sorted((r for r in rows if r.score is not None), key=lambda r: (-r.score, r.unit.path))
+    return render_template("assessment/dashboard.html", scheme_key=scheme_key, rows=rows, ranked=ranked,
+                           view=view, charts=leaders.overview_charts(view, ranked),
+                           tiers=scheme_or_404(scheme_key).tiers)
 
 
 @bp.get("/period/<int:period_id>/unit/<int:unit_id>")

@@ -81,7 +81,8 @@ def queue_query(args: Mapping[str, str], default_box: str = "mine") -> QueueQuer
                       sort=choice("sort", SORTS, "time_left"), page=min(page, 100_000))
 
 
-def _due_at() -> Any:
+def due_at() -> Any:
+    """SQL: a case's earliest running deadline (None when nothing runs)."""
     return (select(func.min(CaseDeadline.due_at)).where(CaseDeadline.case_id == Case.id, *_running())
             .correlate(Case).scalar_subquery())
 
@@ -108,9 +109,14 @@ def _box(user: AnyUser, scheme_key: str, box: str, initial: list[tuple[str, str]
         where.append(Case.id.in_(select(CaseDeadline.case_id).where(
             *_running(), CaseDeadline.due_at <= now + dt.timedelta(days=1), CaseDeadline.due_at >= now)))
     elif box == "overdue":
-        where.append(Case.overdue.is_(True) | Case.id.in_(select(CaseDeadline.case_id).where(
-            *_running(), CaseDeadline.due_at < now)))
+        where.append(overdue_now(now))
     return where
+
+
+def overdue_now(now: dt.datetime) -> Any:
+    """SQL condition: a case marked overdue, or one with a running deadline past due (before the tick marks it)."""
+    return Case.overdue.is_(True) | Case.id.in_(select(CaseDeadline.case_id).where(*_running(),
+                                                                                   CaseDeadline.due_at < now))
 
 
 def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str], text_fields: tuple[str, ...]) -> Any:
@@ -152,7 +158,7 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
     counts = tab_counts(user, scheme_key, initial, filters)  # the badges count what the tabs would list
     where = [*_box(user, scheme_key, query.box, initial), *filters]
     total = db.session.scalar(select(func.count(Case.id)).where(*where)) or 0
-    due = _due_at().label("due_at")
+    due = due_at().label("due_at")
     order = {"time_left": (due.asc().nulls_last(), Case.created_at.desc(), Case.id.desc()),
              "newest": (Case.created_at.desc(), Case.id.desc()),
              "oldest": (Case.created_at.asc(), Case.id.asc())}[query.sort]

@@ -592,6 +592,18 @@ def _categories(items: list[dict]) -> Iterator[dict]:
         yield from _categories(item.get("children") or [])
 
 
+def category_labels(scheme_key: str) -> dict[str, Any]:
+    """Each category of the district (national and its own) by id, with its name (translatable)."""
+    from ..definitions.service import scheme_categories
+
+    return {c["id"]: c.get("name") for c in _categories(scheme_categories(scheme_key))}
+
+
+def source_label(source: str) -> str:
+    """Where a case came from, in words (CASE_SOURCES)."""
+    return {"staff": _("Staff"), "patrol": _("Patrol"), "public": _("Public")}.get(source, source)
+
+
 def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
     """The workflows a district's cases run on: its own, its default and those its categories name."""
     from ..definitions.service import scheme_categories
@@ -637,10 +649,9 @@ def _text_fields(scheme_key: str, flows: Mapping[str, engine.WorkflowSpec]) -> t
 
 
 def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
-    from ..definitions.service import scheme_categories
     from ..org.models import Area
 
-    labels = {c["id"]: c.get("name") for c in _categories(scheme_categories(scheme_key))}
+    labels = category_labels(scheme_key)
     flows = district_workflows(scheme_key)
     initial = waiting_for_dispatch(flows)
     states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}

@@ -28,6 +28,8 @@ bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/c
 @bp.record_once
 def _register_globals(state) -> None:  # noqa: ANN001
     state.app.jinja_env.globals["working_days_left"] = deadlines.working_days_left
+    state.app.jinja_env.globals["source_label"] = service.source_label
+
 
 @bp.get("/<scheme_key>/")
 def inbox(scheme_key: str):

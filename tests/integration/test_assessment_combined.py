@@ -9,6 +9,7 @@ from server.assessment import dashboard, scoring, service
 from server.assessment.models import AssessmentPeriod, AssessmentRevision, AssessmentScore
 from server.extensions import db
 from server.org.models import Unit
+from tests.support.clock import NOW
 from tests.support.factories import load_shipped
 
 
@@ -83,7 +84,7 @@ def test_dashboard_takes_each_sheets_latest_period(ctx):
     community = scoring.assessed_units("chengguan", scoring.sheet_of("chengguan", "chengguan_monthly")[1])[0].key
     _published("chengguan_monthly", "2026-10", dt.date(2026, 10, 1), dt.date(2026, 10, 31), {community: "91"})
     _published("chengguan_squad_rating", "2026-09", dt.date(2026, 9, 1), dt.date(2026, 9, 30), {"ting_squad": "83"})
-    rows = {r.unit.key: r for r in dashboard.dashboard(leader, "chengguan", dt.date(2026, 11, 2))}
+    rows = {r.unit.key: r for r in dashboard.dashboard(leader, "chengguan", dt.date(2026, 11, 2), NOW)}
     assert rows[community].score == Decimal(91) and rows[community].period.period_key == "2026-10"
     assert rows["ting_squad"].score == Decimal(83) and rows["ting_squad"].period.sheet_key == "chengguan_squad_rating"
 

@@ -7,9 +7,11 @@
   function barOption(data) {
     return {
       title: { text: data.title || "", left: 0, textStyle: { fontSize: 14 } },
-      grid: { left: 150, right: 40, top: data.title ? 36 : 10, bottom: 10 },
+      // The grid makes room for the labels, and a long label wraps: a unit's name is never cut.
+      grid: { left: 8, right: 48, top: data.title ? 36 : 10, bottom: 10, containLabel: true },
       xAxis: { type: "value", max: data.top || 100 },
-      yAxis: { type: "category", inverse: true, data: data.bars.map(function (b) { return b.label; }) },
+      yAxis: { type: "category", inverse: true, data: data.bars.map(function (b) { return b.label; }),
+               axisLabel: { width: 180, overflow: "break", interval: 0 } },
       tooltip: { trigger: "axis" },
       series: [{
         type: "bar",
@@ -22,10 +24,10 @@
   function lineOption(data) {
     return {
       title: { text: data.title || "", left: 0, textStyle: { fontSize: 14 } },
-      legend: { right: 0 },
+      legend: { bottom: 0 },
       tooltip: { trigger: "axis" },
-      grid: { left: 40, right: 20, top: 40, bottom: 30 },
-      xAxis: { type: "category", data: data.labels },
+      grid: { left: 8, right: 20, top: 40, bottom: 36, containLabel: true },
+      xAxis: { type: "category", data: data.labels, axisLabel: { interval: 0, width: 80, overflow: "break" } },
       yAxis: { type: "value", min: data.low, max: data.high },
       series: data.series.map(function (s) { return { name: s.name, type: "line", data: s.values, connectNulls: false }; })
     };
@@ -37,7 +39,7 @@
       var data;
       try { data = JSON.parse(box.getAttribute("data-chart")); } catch (e) { return; }
       var rows = data.kind === "bar" ? data.bars.length : 8;
-      box.style.height = Math.max(220, 40 + rows * 28) + "px";
+      box.style.height = Math.max(220, 40 + rows * 34) + "px";
       box.innerHTML = "";
       var chart = window.echarts.init(box, null, { renderer: "svg" });
       chart.setOption(data.kind === "bar" ? barOption(data) : lineOption(data));
