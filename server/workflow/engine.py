@@ -106,6 +106,14 @@ class WorkflowSpec:
     def kind_of(self, state: str) -> str:
         return self.states[state].kind
 
+    def ending(self, transition: TransitionSpec) -> str | None:
+        """Whether a step ends the case unresolved ("ends": refused, a duplicate, withdrawn) or hands it back
+        ("returns"): such steps ask for confirmation, and are never the one a case page offers first."""
+        target = self.states[transition.target]
+        if target.kind == "final" and target.outcome != "resolved":
+            return "ends"
+        return "returns" if "return" in transition.counts_as else None
+
 
 def _effects(items: Iterable[dict]) -> tuple[Effect, ...]:
     out = []

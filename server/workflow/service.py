@@ -203,6 +203,26 @@ def available_actions(user: AnyUser, case: Case) -> list[engine.TransitionSpec]:
     return engine.available(spec, case.state, actor_for(user, case), case_names(case))
 
 
+def step_form(user: AnyUser, case: Case, transition: engine.TransitionSpec, action_url: str) -> Any:
+    """The empty form a step asks for (None for a step without one), posting to `action_url`."""
+    if not transition.form:
+        return None
+    row = _form_row(case, transition.form)
+    page = forms.open_form(user, case.scheme_key, form_spec(row.data), row, case=case_form_names(case))
+    page.action_url = action_url
+    return page
+
+
+def step_confirmation(case: Case, transition: engine.TransitionSpec) -> str | None:
+    """What to ask before a step that ends a case or hands it back (None: the step asks nothing)."""
+    ending = workflow_of(case).ending(transition)
+    if ending == "ends":
+        return _("%(step)s ends case #%(id)s. Go on?", step=tr(transition.name), id=case.id)
+    if ending == "returns":
+        return _("%(step)s hands case #%(id)s back. Go on?", step=tr(transition.name), id=case.id)
+    return None
+
+
 # -- routing and assignment -----------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from ..core.spreadsheets import XLSX_TYPE
 from ..definitions.clock import district_now, district_today
 from ..extensions import db, htmx
 from ..forms import service as forms
-from ..forms.engine import form_spec
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
 from ..web.i18n import tr
@@ -109,8 +108,15 @@ def case(case_id: int):
     item = service.get_case(current_user, case_id)
     spec = service.workflow_of(item)
     extras = {"public_report": None, "reporter": None, "followup": None, **service.case_page_extras(current_user, item)}
+    actions = service.available_actions(current_user, item)
+    # The first step with a form that neither refuses nor returns the case is on the page itself: dispatching,
+    # rectifying or verifying takes this one page.
+    step = next((t for t in actions if t.form and not spec.ending(t)), None)
+    page = service.step_form(current_user, item, step, url_for("workflow.act", case_id=case_id,
+                                                              transition_id=step.id)) if step else None
     return render_template("workflow/case.html", case=item, spec=spec, **extras, **service.case_details(item),
-                           actions=service.available_actions(current_user, item),
+                           actions=actions, step=step, page=page, version=item.version,
+                           confirms={t.id: service.step_confirmation(item, t) for t in actions},
                            calendar_warning=any(d.calendar_fallback for d in item.deadlines))
 
 
@@ -135,15 +141,11 @@ def act(case_id: int, transition_id: str):
     if transition is None or transition not in service.available_actions(current_user, item):
         raise PermissionDenied(_("You cannot do this to this case now."))
     url = url_for("workflow.act", case_id=case_id, transition_id=transition_id)
+    confirm = service.step_confirmation(item, transition)
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
-        page = None
-        if transition.form:
-            row = service._form_row(item, transition.form)
-            page = forms.open_form(current_user, item.scheme_key, form_spec(row.data), row,
-                                   case=service.case_form_names(item))
-            page.action_url = url
-        return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
-                               action_url=url, version=item.version)
+        return render_template("workflow/act.html", case=item, spec=spec, transition=transition,
+                               page=service.step_form(current_user, item, transition, url),
+                               action_url=url, version=item.version, confirm=confirm)
     try:
         item, page = service.fire(current_user, case_id, transition_id, expected_version,
                                   _formdata() if transition.form else None,
@@ -156,7 +158,7 @@ def act(case_id: int, transition_id: str):
         page.action_url = url
         status = 400 if page.errors else 200
         return render_template("workflow/act.html", case=item, spec=spec, transition=transition, page=page,
-                               action_url=url, version=expected_version or item.version), status
+                               action_url=url, version=expected_version or item.version, confirm=confirm), status
     db.session.commit()
     if not permissions.can_view_case(current_user, item):
         # The step passed the case on beyond the user's reach (up to the street, to another unit): say where it

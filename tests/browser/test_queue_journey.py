@@ -79,10 +79,11 @@ def test_the_dispatcher_finds_filters_pages_and_dispatches(browser, live_server)
     assert MARK + "00" in first.inner_text()
     first.get_by_role("link").first.click()
     page.wait_for_url("**/cases/case/*")
-    page.get_by_role("link", name="交办", exact=True).click()
+    page.get_by_role("link", name="交办", exact=True).click()  # down to the form on the case page itself
+    page.wait_for_url("**#step-form")
     page.get_by_label("承办单位").select_option("zhiyuan")
     page.get_by_role("button", name="交办").click()
-    page.wait_for_url("**/cases/case/*")
+    page.wait_for_url(lambda url: "/cases/case/" in url and "#" not in url)  # sent, and back on the case
     page.goto(live_server.url + f"/cases/lidu/?box=to_dispatch&q={MARK}&source=public")
     page.get_by_text("共 19 件").wait_for()
     context.close()

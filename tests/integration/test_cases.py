@@ -588,3 +588,54 @@ def test_the_handling_shows_times_as_people_read_them(people, app):
     page = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
     handling = page.split("办理情况", 1)[1].split("</section>", 1)[0]
     assert "销号时间" in handling and "+00:00" not in handling and "T" not in handling.split("<dd>")[-1][:20]
+
+
+def _form_of(page: str, form_id: str = "fangan-form") -> str:
+    start = page.index(f'id="{form_id}"')
+    return page[page.rindex("<form", 0, start):page.index("</form>", start)]
+
+
+def test_the_dispatcher_assigns_from_the_case_page(people, app):
+    """The first step with a form is on the case page itself: read the report, pick the unit, write the
+    instructions, send — one page. Rejecting is a step of its own that asks first."""
+    import re
+
+    from tests.support.factories import login
+
+    case = report(people["reporter"])
+    db.session.commit()
+    client = app.test_client()
+    login(client, "office")
+    page = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    form = _form_of(page)
+    assert f'action="/cases/case/{case.id}/do/assign"' in form and 'name="target_unit"' in form
+    assert 'name="instructions"' in form and "data-confirm" not in form  # assigning asks nothing more
+    assert 'href="#step-form"' in page  # the button at the top leads down to it
+    reject = re.search(rf'<a class="button" href="/cases/case/{case.id}/do/reject">', page)
+    assert reject, "不予交办 is a link to its own page, not the primary button"
+    token = re.search(r'name="_token" value="([^"]+)"', form).group(1)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    sent = client.post(f"/cases/case/{case.id}/do/assign", data={
+        "csrf_token": csrf, "_token": token, "case_version": str(case.version), "_action": "submit",
+        "target_unit": "shilong", "instructions": "下班前清理完毕"})
+    assert sent.status_code == 303 and sent.headers["Location"].endswith(f"/cases/case/{case.id}")
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).state == "assigned"
+    refused = client.get(f"/cases/case/{report(people['reporter']).id}/do/reject").get_data(as_text=True)
+    assert "data-confirm=" in refused and "不予交办" in refused  # it ends the case: asked before it is sent
+
+
+def test_the_handler_rectifies_from_the_case_page(people, app):
+    from tests.support.factories import login
+
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    db.session.commit()
+    head = app.test_client()
+    login(head, "head")
+    page = head.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    form = _form_of(page)
+    assert f'/do/rectify"' in form and 'name="photos_after"' in form and 'name="action_taken"' in form
+    assert "fangan.js" in page  # photos, places and live rules work as on any form
+    send_back = service.step_confirmation(case, service.workflow_of(case).transition("send_back"))
+    assert send_back and "退回" in send_back and f"#{case.id}" in send_back  # handing it back asks first
+    assert service.step_confirmation(case, service.workflow_of(case).transition("rectify")) is None

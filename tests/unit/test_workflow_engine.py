@@ -589,3 +589,12 @@ def test_shipped_workflow_a_case_from_report_to_close(shipped):
     assert (closed.target_kind, closed.changes, closed.stop) == ("final", {"closed_on": NOW}, ["rectify"])
     assert shipped.states["rejected"].counted is False and shipped.states["closed"].counted is True
     assert [t.id for t in available(shipped, "closed", actor(relations=["public_reporter"]), {})] == ["reopen"]
+
+
+def test_steps_that_refuse_or_return_a_case_are_told_apart():
+    """Ending a case unresolved or handing it back asks first; resolving it, or moving it on, does not."""
+    root = Path(__file__).resolve().parents[2] / "workflow_definitions"
+    shipped = engine.workflow_spec(yaml.safe_load((root / "discover_assign_rectify_close.yaml").read_text("utf-8")))
+    found = {t.id: shipped.ending(t) for t in shipped.transitions}
+    assert found["reject"] == "ends" and found["send_back"] == "returns"
+    assert found["assign"] is found["rectify"] is found["close"] is found["rework"] is None
