@@ -634,7 +634,7 @@ def test_the_handler_rectifies_from_the_case_page(people, app):
     login(head, "head")
     page = head.get(f"/cases/case/{case.id}").get_data(as_text=True)
     form = _form_of(page)
-    assert f'/do/rectify"' in form and 'name="photos_after"' in form and 'name="action_taken"' in form
+    assert '/do/rectify"' in form and 'name="photos_after"' in form and 'name="action_taken"' in form
     assert "fangan.js" in page  # photos, places and live rules work as on any form
     send_back = service.step_confirmation(case, service.workflow_of(case).transition("send_back"))
     assert send_back and "退回" in send_back and f"#{case.id}" in send_back  # handing it back asks first
