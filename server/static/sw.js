@@ -9,7 +9,7 @@
 // Filled forms are not kept here: offline.js keeps them in IndexedDB and sends them itself.
 "use strict";
 
-const VERSION = "v3";  // bump to drop every cache of older versions on activate
+const VERSION = "v4";  // bump to drop every cache of older versions on activate
 const SHELL = `fangan-shell-${VERSION}`;
 const PAGES = `fangan-pages-${VERSION}`;
 const SHELL_FILES = [
@@ -17,6 +17,8 @@ const SHELL_FILES = [
   "/static/js/offline.js",
   "/static/js/fangan.js",
   "/static/js/confirm.js",
+  "/static/js/upload.js",
+  "/static/vendor/browser-image-compression-2.0.2.js",
   "/theme/fangan.css",
 ];
 const NETWORK_WAIT_MS = 10000;  // a weak signal: after this, serve the kept copy of a page if there is one

@@ -14,6 +14,8 @@ CSP = "; ".join([
     "style-src-attr 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "connect-src 'self'",
+    # Photos are shrunk in a worker made from a blob: URL that loads the vendored library from this site.
+    "worker-src 'self' blob:",
     "font-src 'self'",
     "object-src 'none'",
     "base-uri 'self'",

@@ -429,6 +429,7 @@
       return;
     }
     event.preventDefault();
+    if (window.fanganReady) await window.fanganReady();  // upload.js: photos still being shrunk
     let formData;
     try { formData = new FormData(form, submitter); } catch (_error) { formData = new FormData(form); }
     if (!formData.has("_action")) formData.set("_action", "submit");
@@ -445,7 +446,21 @@
       kept = true;
     } catch (_error) { /* no IndexedDB, or the phone is full */ }
 
-    if (!offline) {
+    const withFiles = Array.from(form.querySelectorAll('input[type="file"]')).some((input) => input.files.length);
+    if (!offline && withFiles && window.fanganSend) {
+      // Online with photos: upload.js sends it with a progress bar and shows the answer. If the signal drops
+      // on the way, the copy kept above waits in the outbox like a form filled without signal.
+      if (kept) inFlight.add(token);
+      const arrived = async (status) => {  // the server answered: it has the form, unless it failed
+        inFlight.delete(token);
+        if (!kept) return;
+        if (status < 500) await deleteItem(token);
+        else await patchItem(token, {state: "waiting"});
+      };
+      if (await window.fanganSend(form, formData, arrived)) return;
+      inFlight.delete(token);
+      if (kept) await patchItem(token, {state: "waiting"});
+    } else if (!offline) {
       // Online: the browser submits the form as it would without this script (record page, or the form
       // again with errors). The copy kept above is what is sent later if the signal drops on the way.
       if (kept) { inFlight.add(token); rememberSubmitted(token); }
