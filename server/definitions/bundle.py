@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from flask_babel import gettext as _
 
@@ -344,6 +345,37 @@ def merge_categories(own: list[dict], lists: list[list[dict]]) -> list[dict]:
         for item in items:
             merged[item["id"]] = item
     return list(merged.values())
+
+
+def picker_categories(own: list[dict], lists: list[list[dict]]) -> list[dict]:
+    """The categories a picker offers: the merged tree without the lists' categories that the scheme's own
+    stand for — those its categories `replaces`, and those with the very name of one of its own — nor the
+    lists' groups left empty by that. (Every category still names the cases filed under it.)"""
+    mine = _all_categories(own)
+    replaced = {i for c in mine for i in c.get("replaces") or []}
+    names = {_name_key(c.get("name")) for c in mine if not c.get("children")} - {None}
+    listed = {c["id"] for items in lists for c in _all_categories(items)}
+
+    def keep(items: list[dict]) -> list[dict]:
+        out = []
+        for item in items:
+            if item["id"] in listed and (item["id"] in replaced or (
+                    not item.get("children") and _name_key(item.get("name")) in names)):
+                continue
+            children = keep(item.get("children") or [])
+            if item.get("children") and not children and item["id"] in listed:
+                continue  # a group of the list whose every category the district replaced
+            out.append({**item, "children": children} if item.get("children") else item)
+        return out
+
+    return keep(merge_categories(own, lists))
+
+
+def _name_key(name: Any) -> str | None:
+    """A category's name as compared for duplicates: its Chinese text (or its only text)."""
+    if isinstance(name, dict):
+        name = name.get("zh") or next(iter(name.values()), None)
+    return name.strip() if isinstance(name, str) and name.strip() else None
 
 
 def _all_categories(items: list[dict]) -> list[dict]:

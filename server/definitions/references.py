@@ -184,10 +184,13 @@ class ReferenceChecker:
         groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
         categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
         self.ref(s, ["category_lists"], d.get("category_lists"), self.available("category_list"), "category list")
+        list_categories: set[str] = set()
         for list_id in _as_list(d.get("category_lists")):
             listed = self.documents.get(("category_list", list_id))
             if listed is not None and isinstance(listed.data, dict):
-                categories |= self.ids(listed, _walk_tree(listed.data.get("categories"), ["categories"]), "category")
+                list_categories |= self.ids(listed, _walk_tree(listed.data.get("categories"), ["categories"]),
+                                            "category")
+                categories |= list_categories
                 for path, cat in _walk_tree(listed.data.get("categories"), ["categories"]):
                     self.ref(listed, [*path, "workflow"], cat.get("workflow"), self.available("workflow"), "workflow")
         self.ids(s, _walk_tree(d.get("routing"), ["routing"], "-"), "routing rule")
@@ -218,6 +221,8 @@ class ReferenceChecker:
         self._check_tiers(s, d, tiers, roles, unit_kinds, area_kinds)
         for path, cat in _walk_tree(d.get("categories"), ["categories"]):
             self.ref(s, [*path, "workflow"], cat.get("workflow"), self.available("workflow"), "workflow")
+            # Only a category of the lists can be replaced: any other id would never leave a picker.
+            self.ref(s, [*path, "replaces"], cat.get("replaces"), list_categories, "category of the category lists")
         for path, rule in _walk_tree(d.get("routing"), ["routing"], "-"):
             target = rule.get("assign_to") if isinstance(rule.get("assign_to"), dict) else {}
             self.ref(s, [*path, "assign_to", "unit"], target.get("unit"), units, "unit")

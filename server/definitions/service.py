@@ -304,6 +304,19 @@ def scheme_categories(scheme_key: str) -> list[dict]:
                                                                         [row.data["categories"] for row in lists]))
 
 
+def scheme_picker_categories(scheme_key: str) -> list[dict]:
+    """The categories pickers offer: `scheme_categories` without the lists' ones the district's own stand for."""
+    from .bundle import picker_categories
+
+    current = current_scheme(scheme_key)
+    if current is None:
+        return []
+    scheme = current.compiled
+    lists = [row for row in (current.member("category_list", i) for i in scheme.category_lists) if row]
+    return derived((*categories_key(scheme_key), "picker"), lambda: picker_categories(
+        scheme.data.get("categories", []), [row.data["categories"] for row in lists]))
+
+
 def categories_key(scheme_key: str) -> tuple:
     """The content hashes a scheme's categories come from: a key for data derived from them."""
     current = current_scheme(scheme_key)

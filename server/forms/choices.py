@@ -18,7 +18,13 @@ from sqlalchemy.orm import joinedload
 
 from ..auth.models import RoleAssignment, User
 from ..core.registry import Registry, registry
-from ..definitions.service import categories_key, derived, scheme_categories, scheme_in_force
+from ..definitions.service import (
+    categories_key,
+    derived,
+    scheme_categories,
+    scheme_in_force,
+    scheme_picker_categories,
+)
 from ..extensions import db
 from ..org.models import Area, Unit
 from ..web.i18n import text_language, tr
@@ -114,21 +120,30 @@ def _people(context: ChoiceContext, wanted: frozenset[str] | None, related: bool
     return [{"value": u.username, "label": u.display_name} for u in users]
 
 
-def _flat_categories(items: list[dict], parent: dict | None = None) -> list[dict]:
+def _flat_categories(items: list[dict], parent: dict | None = None, group: str | None = None) -> list[dict]:
+    """Each category as a choice, a sub-category after its parent (`大类 · 小类`); `_group` names the top-level
+    category it sits under and `_short` its own name, for pickers grouped by 大类."""
     out = []
     for item in items:
         label = f"{tr(parent['name'])} · {tr(item['name'])}" if parent else tr(item["name"])
-        out.append({"value": item["id"], "label": label, "parent": parent["id"] if parent else None})
-        out += _flat_categories(item.get("children", []), item)
+        # A top-level category with sub-categories heads its own group (picked when none of them fits).
+        own = group or (tr(item["name"]) if item.get("children") else None)
+        out.append({"value": item["id"], "label": label, "parent": parent["id"] if parent else None,
+                    "_group": own, "_short": tr(item["name"])})
+        out += _flat_categories(item.get("children", []), item, group or tr(item["name"]))
     return out
 
 
-@choice_source("categories", reads=("value", "label", "parent"),
-               doc="the scheme's problem categories, a sub-category after its parent (`大类 · 小类`)")
+@choice_source("categories", by_key=True, reads=("value", "label", "parent"),
+               doc="the scheme's problem categories, a sub-category after its parent (`大类 · 小类`); a picker "
+                   "leaves out the lists' categories the district's own stand for (`replaces`, or the same name)")
 def _categories(context: ChoiceContext, wanted: frozenset[str] | None, related: bool) -> list[dict[str, Any]]:
-    # Labels depend on the language only: kept by the categories' content hashes and the language.
-    return derived((*categories_key(context.scheme_key), "choices", text_language()),
-                   lambda: _flat_categories(scheme_categories(context.scheme_key)))
+    # Labels depend on the language only: kept by the categories' content hashes and the language. A full
+    # list is what a picker offers; checking or naming chosen values looks among every category.
+    picker = wanted is None
+    return derived((*categories_key(context.scheme_key), "choices", picker, text_language()),
+                   lambda: _flat_categories((scheme_picker_categories if picker else scheme_categories)(
+                       context.scheme_key)))
 
 
 @choice_source("tiers", doc="the scheme's chief tiers (总路长, 一级路长 …)")

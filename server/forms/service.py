@@ -147,7 +147,9 @@ def choice_source(user: AnyUser, scheme_key: str, seen_areas: dict[str, Area] | 
                 except ExpressionError:
                     continue
             rows = kept
-        return [(r["value"], r["label"]) for r in rows]
+        # A choice under a top-level category carries it (and its own short name) for a grouped picker.
+        return [(r["value"], r["label"], {"data-group": r["_group"], "data-short": r["_short"]})
+                if r.get("_group") else (r["value"], r["label"]) for r in rows]
 
     return source
 
@@ -392,7 +394,7 @@ def _check_choices(page: FormPage, options: dict[str, list[tuple[str, str]]]) ->
         if page.state.is_hidden(path) or path in page.state.errors:
             continue
         f = page.spec.by_id[path.split(".")[-1]]
-        valid = {v for v, _label in allowed}
+        valid = {v for v, *_label in allowed}
         if f.kind.chosen(values_by_path.get(path)) - valid:
             page.state.add_error(path, engine_messages("choice", {}))
 

@@ -89,3 +89,22 @@ def test_report_dispatch_rectify_fail_rework_close_and_a_stale_page(browser, liv
     assert office.locator(".before-after img").count() == 2
     for context in (reporter_ctx, office_ctx, chief_ctx, second_ctx):
         context.close()
+
+
+def test_the_category_picker_is_grouped_and_searchable(browser, live_server):
+    """The national list and Lidu's own in one picker, by 大类, each problem once; typing narrows it."""
+    context, page = _as(browser, live_server, "reporter")
+    page.goto(live_server.url + "/cases/lidu/report")
+    picker = page.locator("select#category")
+    assert picker.locator("optgroup[label='市容环境类事件'] option").count() >= 3
+    assert picker.locator("option", has_text="暴露垃圾").count() == 1  # Lidu's, not the list's as well
+    search = page.get_by_placeholder("搜索问题类别")
+    search.fill("垃圾")
+    shown = [t.strip() for t in picker.locator("option:not([hidden])").all_inner_texts() if t.strip()]
+    assert "暴露垃圾" in shown and "积存垃圾" in shown and "路灯" not in shown
+    assert picker.locator("optgroup[label='公用设施类']").get_attribute("hidden") is not None
+    search.fill("")
+    assert picker.locator("option", has_text="路灯").evaluate("o => o.hidden") is False
+    picker.select_option("piled_rubbish")
+    assert picker.input_value() == "piled_rubbish"
+    context.close()

@@ -281,3 +281,52 @@ def test_four_eyes_refuses_whoever_took_the_named_steps():
     assert not may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), took=frozenset({"finish"})))
     assert not may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), relations=frozenset({"assignee"})))
     assert may_fire(check, Actor(capabilities=frozenset({"case.dispatch"}), took=frozenset({"other"})))
+
+
+CATEGORY_LIST = """\
+kind: category_list
+id: national
+name: {zh: 全国分类, en: National}
+categories:
+  - id: events
+    name: {zh: 事件, en: Events}
+    children:
+      - {id: ev_rubbish, name: {zh: 暴露垃圾, en: Exposed rubbish}}
+      - {id: ev_muck, name: {zh: 积存垃圾渣土, en: Piled rubbish or muck}}
+  - id: stalls
+    name: {zh: 摊点, en: Stalls}
+    children:
+      - {id: ev_stall, name: {zh: 流动摊点, en: Mobile stall}}
+"""
+
+
+def _with_categories(own: str) -> dict[str, str]:
+    scheme = MINI_SCHEME + "category_lists: [national]\ncategories:\n" + own
+    return {"schemes/mini/scheme.yaml": scheme, "schemes/mini/log.yaml": MINI_FORM,
+            "category_definitions/national.yaml": CATEGORY_LIST}
+
+
+def test_a_districts_categories_stand_for_the_lists_in_pickers():
+    from server.definitions.bundle import merge_categories, picker_categories
+
+    own = [{"id": "rubbish", "name": {"zh": "暴露垃圾"}},  # the very name of the list's: it stands for it
+           {"id": "muck", "name": {"zh": "积存垃圾"}, "replaces": ["ev_muck"]},
+           {"id": "stall", "name": {"zh": "占道摊点"}, "replaces": ["ev_stall"]}]
+    import yaml
+
+    listed = [yaml.safe_load(CATEGORY_LIST)["categories"]]
+    tree = picker_categories(own, listed)
+    assert [c["id"] for c in tree] == ["rubbish", "muck", "stall"]  # both groups of the list emptied, so gone
+    full = merge_categories(own, listed)
+    assert [c["id"] for c in full] == ["events", "stalls", "rubbish", "muck", "stall"]  # names for old cases
+    assert [c["id"] for c in picker_categories([{"id": "other", "name": "别的"}], listed)] == [
+        "events", "stalls", "other"]  # nothing to stand for: the list stays whole
+
+
+def test_replacing_a_category_the_lists_do_not_have_is_an_error():
+    text = "  - {id: muck, name: {zh: 积存垃圾}, replaces: [ev_muck, no_such]}\n  - {id: mine, name: 我的}\n" \
+           "  - {id: again, name: 又一个, replaces: [mine]}\n"
+    errors = errors_of(_with_categories(text))
+    assert len(errors) == 2, errors
+    assert "categories[0].replaces" in errors[0] and "no_such" in errors[0]
+    assert "categories[2].replaces" in errors[1] and "'mine'" in errors[1]  # the district's own: not a list's

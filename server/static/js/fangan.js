@@ -95,8 +95,44 @@
     });
   });
 
-  document.addEventListener("DOMContentLoaded", function () { initGeo(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { initGeo(event.target); });
+  // A long list of choices (the categories) gets a search box above it: typing keeps the choices whose
+  // name or group holds the words; the select itself is unchanged and works without this.
+  function initSearch(root) {
+    root.querySelectorAll("select[data-searchable]").forEach(function (select) {
+      if (select.previousElementSibling && select.previousElementSibling.hasAttribute("data-choice-search")) return;
+      var box = document.createElement("input");
+      box.type = "search";
+      box.setAttribute("data-choice-search", "");
+      box.setAttribute("aria-label", select.dataset.searchLabel || "");
+      box.placeholder = select.dataset.searchLabel || "";
+      box.autocomplete = "off";
+      select.insertAdjacentElement("beforebegin", box);
+      box.addEventListener("input", function () {
+        var words = box.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+        var first = null;
+        select.querySelectorAll("option").forEach(function (option) {
+          if (!option.value) return;
+          var group = option.parentNode.tagName === "OPTGROUP" ? option.parentNode.label : "";
+          var text = (group + " " + option.textContent).toLowerCase();
+          var shown = words.every(function (w) { return text.indexOf(w) >= 0; });
+          option.hidden = !shown;
+          if (shown && !first) first = option;
+        });
+        select.querySelectorAll("optgroup").forEach(function (group) {
+          group.hidden = !group.querySelector("option:not([hidden])");
+        });
+        if (first && words.length && select.selectedOptions[0] && select.selectedOptions[0].hidden) {
+          select.value = first.value;  // what is chosen is always one of those shown
+          select.dispatchEvent(new Event("change", {bubbles: true}));
+        }
+      });
+      // Enter in the box must not send the form half-filled.
+      box.addEventListener("keydown", function (event) { if (event.key === "Enter") event.preventDefault(); });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { initGeo(document); initSearch(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { initGeo(event.target); initSearch(event.target); });
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form.fangan-form").forEach(function (form) { delete form.dataset.sending; });
   });
