@@ -3,10 +3,12 @@ Scoring is in scoring.py, appeals in appeals.py, bulletins in bulletins.py, the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -227,8 +229,7 @@ def markable(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> list[tuple[
     """The items and manual metrics (as "metric:<id>") the user may mark for a unit: until publication, those
     of their roles; once published, every one for the office, to correct."""
     sheet = sheet_spec_of(period)
-    entries = [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
-        (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if is_entered(m)]
+    entries = _markable_entries(sheet)
     if period.state == "published" and permissions.can_run_assessment(user, period.scheme_key):
         return entries  # the office corrects any of them
     latest = latest_revision(period)
@@ -463,3 +464,113 @@ def replace_marks(user: AnyUser, period: AssessmentPeriod, unit_id: int, item_id
 
 
 # -- longer periods --------------------------------------------------------------------------------------------
+
+
+# -- the marks grid: units × items, for an assessor ---------------------------------------------------------------
+
+@dataclass
+class MarksGrid:
+    """What an assessor marks in a period, as a grid: a row per unit they mark, a column per number entered."""
+
+    units: list[Unit]
+    columns: list[tuple[str, str, Any, Any]]      # (item key, rule id, item name, rule label), in sheet order
+    allowed: dict[int, set[str]]                  # per unit: the item keys this assessor marks
+    values: dict[tuple[int, str, str], Any]       # (unit id, item key, rule id) → the number entered
+    reasons: dict[int, str]                       # per unit: the reasons given (one per row)
+
+
+def marks_grid(user: AnyUser, period: AssessmentPeriod) -> MarksGrid:
+    """The assessor's own marks of the period for every unit they may mark, before publication (or while
+    published results are provisional). Corrections after publication go item by item."""
+    sheet = sheet_spec_of(period)
+    if sheet.assessed.get("tiers"):
+        raise NotFound(_("This sheet assesses people, not units."))
+    units, allowed = [], {}
+    for unit in assessed_units(period.scheme_key, sheet, bounds_of(period)):
+        keys = {key for key, _name in markable(user, period, unit)}
+        if keys and not (period.state == "published" and not _provisional(period)):
+            units.append(unit)
+            allowed[unit.id] = keys
+    if not units:
+        raise PermissionDenied(_("You have nothing to mark in this period."))
+    wanted = set().union(*allowed.values())
+    columns = [(key, rule, name, label) for key, name in _markable_entries(sheet) if key in wanted
+               for rule, label in entered_rules(period, key)]
+    mine = list(db.session.scalars(db.select(AssessmentEntry).filter_by(
+        period_id=period.id, assessor_id=user.id, superseded_in=None)))
+    values = {(e.unit_id, e.item_key, rule): value for e in mine for rule, value in (e.values or {}).items()}
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for e in mine:
+        if e.reason and e.reason not in reasons[e.unit_id]:
+            reasons[e.unit_id].append(e.reason)
+    return MarksGrid(units, columns, allowed, values, {u: "；".join(r) for u, r in reasons.items()})
+
+
+def _provisional(period: AssessmentPeriod) -> bool:
+    latest = latest_revision(period)
+    return latest is not None and latest.provisional
+
+
+def _markable_entries(sheet: SheetSpec) -> list[tuple[str, Any]]:
+    """Every item an assessor enters numbers for, and every manual metric (as "metric:<id>"), in sheet order."""
+    return [(i.id, i.name) for _s, i in sheet.items() if i.manual] + [
+        (METRIC_ITEM + m["id"], m.get("name")) for m in sheet.metrics if is_entered(m)]
+
+
+def enter_marks_grid(user: AnyUser, period: AssessmentPeriod, grid: MarksGrid,
+                     typed: dict[tuple[int, str, str], str], reasons: dict[int, str]) -> dict[int, str]:
+    """Enter every changed row of the grid in one go; the problems by unit (nothing is entered when any row
+    has one: the caller rolls back). A row's reason goes with each item changed in it; evidence given item
+    by item is kept."""
+    problems: dict[int, str] = {}
+    for unit in grid.units:
+        reason = (reasons.get(unit.id) or "").strip()
+        for key in sorted(grid.allowed[unit.id]):
+            rules = [rule for item, rule, _n, _l in grid.columns if item == key]
+            new = {rule: (typed.get((unit.id, key, rule)) or "").strip() for rule in rules}
+            old = {rule: grid.values.get((unit.id, key, rule)) for rule in rules}
+            if all(_same_number(new[r], old[r]) for r in rules) and reason == (grid.reasons.get(unit.id) or ""):
+                continue
+            if not any(new.values()) and not any(v is not None for v in old.values()):
+                continue  # nothing entered, nothing before
+            mine = my_entry(user, period, unit, key)
+            try:
+                with db.session.begin_nested():
+                    enter_marks(user, period, unit, key, new, reason, list(mine.evidence or []) if mine else [])
+            except DomainError as exc:
+                problems.setdefault(unit.id, str(exc))
+    return problems
+
+
+def _same_number(typed: str, before: Any) -> bool:
+    if typed == "":
+        return before is None
+    try:
+        return before is not None and float(typed) == float(before)
+    except ValueError:
+        return False
+
+
+def marks_effect(period: AssessmentPeriod, typed: dict[str, dict[str, str]]) -> tuple[Decimal, Decimal]:
+    """What a row's numbers take and give by themselves, per item key → {rule: number}: (deducted, bonus) —
+    the live total of a grid row. Manual metrics feed other rules and are not counted here."""
+    sheet = sheet_spec_of(period)
+    items = {i.id: i for _s, i in sheet.items()}
+    deducted = bonus = Decimal(0)
+    for key, numbers in typed.items():
+        item = items.get(key)
+        if item is None:
+            continue
+        entered = dataclasses.replace(item, rules=tuple(r for r in item.rules if r.entered))
+        clean = {}
+        for rule, raw in numbers.items():
+            try:
+                clean[rule] = float(raw) if raw not in (None, "") else None
+            except ValueError:
+                continue
+            if clean[rule] is not None and not (math.isfinite(clean[rule]) and 0 <= clean[rule] <= 100_000):
+                clean[rule] = None
+        result = engine.score_item(entered, {}, clean)
+        deducted += result.deducted
+        bonus += result.bonus
+    return deducted, bonus

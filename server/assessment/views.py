@@ -263,6 +263,58 @@ def marks(period_id: int, unit_id: int, item_id: str):
                            item=service.item_of(row, item_id)), 400 if form.errors else 200
 
 
+@bp.route("/period/<int:period_id>/marks", methods=["GET", "POST"])
+def marks_grid(period_id: int):
+    """An assessor's marks for every unit at once: a row per unit, a column per number, a reason per row, and
+    what the row's marks take as they are typed."""
+    row = service.get_period(current_user, period_id)
+    grid = service.marks_grid(current_user, row)
+    typed, reasons, problems = None, None, {}
+    form = StepForm()
+    if request.method == "POST":  # CSRF is checked for every POST (CSRFProtect)
+        typed = {(u.id, key, rule): request.form.get(f"m-{u.id}-{key}-{rule}", "")[:20]
+                 for u in grid.units for key, rule, _name, _label in grid.columns if key in grid.allowed[u.id]}
+        reasons = {u.id: request.form.get(f"reason-{u.id}", "")[:2000] for u in grid.units}
+        problems = service.enter_marks_grid(current_user, row, grid, typed, reasons)
+        if not problems:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("assessment.marks_grid", period_id=row.id), code=303)
+        db.session.rollback()
+    values = typed if typed is not None else {k: "" if v is None else _plain(v) for k, v in grid.values.items()}
+    totals = {u.id: service.marks_effect(row, _row_numbers(grid, u.id, values)) for u in grid.units}
+    return render_template("assessment/marks_grid.html", period=row, grid=grid, values=values, form=form,
+                           reasons=reasons if reasons is not None else grid.reasons, problems=problems,
+                           totals=totals), 400 if problems else 200
+
+
+@bp.get("/period/<int:period_id>/marks/<int:unit_id>/total")
+def marks_total(period_id: int, unit_id: int):
+    """A grid row's total as typed (htmx): what its marks take and give, worked out by the scoring engine."""
+    row = service.get_period(current_user, period_id)
+    grid = service.marks_grid(current_user, row)
+    if unit_id not in grid.allowed:
+        raise PermissionDenied(_("You may not mark this unit."))
+    typed = {(unit_id, key, rule): request.args.get(f"m-{unit_id}-{key}-{rule}", "")[:20]
+             for key, rule, _name, _label in grid.columns if key in grid.allowed[unit_id]}
+    return render_template("assessment/_marks_total.html", period=row, unit_id=unit_id,
+                           total=service.marks_effect(row, _row_numbers(grid, unit_id, typed)))
+
+
+def _plain(value: Any) -> str:
+    """A stored number as typed: 2.0 shows as 2."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def _row_numbers(grid: service.MarksGrid, unit_id: int, values: dict) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, rule, _name, _label in grid.columns:
+        if key in grid.allowed.get(unit_id, ()):
+            out.setdefault(key, {})[rule] = values.get((unit_id, key, rule), "")
+    return out
+
+
 @bp.route("/period/<int:period_id>/appeal/<int:unit_id>", methods=["GET", "POST"])
 def appeal(period_id: int, unit_id: int):
     row = service.get_period(current_user, period_id)

@@ -82,3 +82,30 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
     assert "85.00" in office.locator("tr", has_text="石龙社区").inner_text()
     for context in (office_ctx, assessor_ctx):
         context.close()
+
+
+def test_an_assessor_marks_every_unit_in_one_grid(browser, live_server):
+    url = live_server.url
+    office_ctx, office = _as(browser, live_server, "office")
+    office.get_by_role("link", name="考核").first.click()
+    office.get_by_label("考核评分表").select_option("lidu_monthly")
+    office.get_by_label("考核期内的任一日期").fill("2026-09-01")
+    office.get_by_role("button", name="打开").click()
+    office.wait_for_url(f"{url}/assess/period/*")
+    period_url = office.url
+
+    assessor_ctx, assessor = _as(browser, live_server, "assessor")
+    assessor.goto(period_url)
+    assessor.get_by_role("link", name="批量打分（所有单位）").click()
+    assessor.wait_for_url("**/marks")
+    row = assessor.locator("tr", has_text="石龙社区")
+    total = row.locator("td.total")
+    assert total.inner_text().strip() == "0"
+    row.locator("input.mark").first.fill("1")
+    row.locator("td.total", has_text="−").wait_for()  # worked out by the server as it is typed
+    row.get_by_role("textbox").last.fill("现场检查未见长效机制制度文件")
+    assessor.get_by_role("button", name="全部保存").click()
+    assessor.get_by_text("已保存").wait_for()
+    assert row.locator("input.mark").first.input_value() == "1"
+    for context in (office_ctx, assessor_ctx):
+        context.close()

@@ -181,6 +181,9 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                                ("/assess/period/{period_pub}/unit/{unit_z}", "L . D D O O O O")],
     "assessment.marks": [("/assess/period/{period}/unit/{unit_s}/hotspots", "L D D D O D O O"),
                          ("/assess/period/{period}/unit/{unit_z}/hotspots", "L . D D O . O O")],
+    "assessment.marks_grid": [("/assess/period/{period}/marks", "L D D D O D O O")],
+    "assessment.marks_total": [("/assess/period/{period}/marks/{unit_s}/total?m-{unit_s}-hotspots-below_quality=2",
+                                "L D D D O D O O")],
     # only the unit's own people appeal: not the office, leaders or assessors who see every unit
     "assessment.appeal": [("/assess/period/{period}/appeal/{unit_s}", "L D D O D D D D"),
                           ("/assess/period/{period}/appeal/{unit_z}", "L . D D D D D D")],

@@ -309,6 +309,8 @@ POSTS: dict[str, tuple[str, Any]] = {
     "assessment.step": ("/assess/period/{period_open}/appeals", lambda: {"version": ""}),
     "assessment.marks": ("/assess/period/{period}/unit/{unit_s}/hotspots", lambda: {
         "r_below_quality": "1", "reason": "资料不全"}),
+    "assessment.marks_grid": ("/assess/period/{period}/marks", lambda: {
+        "m-{unit_s}-hotspots-below_quality": "1", "reason-{unit_s}": "资料不全"}),
     "assessment.appeal": ("/assess/period/{period}/appeal/{unit_s}", lambda: {"item": "leadership",
                                                                               "text": "巡查记录已补充"}),
     "assessment.decide": ("/assess/appeal/{appeal_s}/decide", lambda: {"decision": "rejected", "note": "未见补充"}),

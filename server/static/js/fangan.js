@@ -104,7 +104,7 @@
       box.type = "search";
       box.setAttribute("data-choice-search", "");
       box.setAttribute("aria-label", select.dataset.searchLabel || "");
-      box.placeholder = select.dataset.searchLabel || "";
+      box.placeholder = select.dataset.searchPlaceholder || "";
       box.autocomplete = "off";
       select.insertAdjacentElement("beforebegin", box);
       box.addEventListener("input", function () {
