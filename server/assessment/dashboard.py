@@ -199,6 +199,36 @@ def _tally(scheme_key: str, start: dt.date, end: dt.date, where: Any) -> dict[st
             "on_time_rate": sums["on_time"] / rectified if rectified else None}
 
 
+def _headline(scheme_key: str, today: dt.date, where: Any, open_late: list[Any]) -> list[Figure]:
+    """The month so far against as many days of the last, and the cases overdue now."""
+    from ..workflow.models import Case
+
+    last_from, last_to = _same_days_before(today)
+    this, last = _tally(scheme_key, today.replace(day=1), today, where), _tally(scheme_key, last_from, last_to, where)
+    overdue_total = db.session.scalar(select(func.count(Case.id)).where(*open_late)) or 0
+    return [
+        Figure("found", _("Cases found"), this["found"], last["found"], better="down"),
+        Figure("rectified", _("Rectified"), this["rectified"], last["rectified"]),
+        Figure("rectification_rate", _("Rectification rate"), this["rectification_rate"],
+               last["rectification_rate"], rate=True),
+        Figure("on_time_rate", _("On-time rate"), this["on_time_rate"], last["on_time_rate"], rate=True),
+        Figure("overdue", _("Overdue now"), overdue_total, None, better="down", compared=False),
+    ]
+
+
+def headline(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> list[Figure]:
+    """A leader's figures for their home page: the dashboard's first ones, within the same reach."""
+    from ..workflow import inboxes
+    from ..workflow.models import Case
+
+    if not permissions.can_view_dashboard(user, scheme_key):
+        raise PermissionDenied(_("You may not view this district's dashboard."))
+    scope = permissions.dashboard_reach(user, scheme_key)
+    where = None if scope.district_wide else inboxes.within_reach(scope)
+    return _headline(scheme_key, today, where, [Case.scheme_key == scheme_key, Case.state_kind != "final",
+                                                inboxes.overdue_now(now), *([where] if where is not None else [])])
+
+
 def overview(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> Overview:
     """What a leader reads first: the month's figures against the last, six months of cases, this month's cases
     by category and by source, the overdue cases and who is short of patrols in the periods running today —
@@ -228,22 +258,15 @@ def overview(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -
 
     month_from = today.replace(day=1)
     last_from, last_to = _same_days_before(today)
-    this, last = _tally(scheme_key, month_from, today, where), _tally(scheme_key, last_from, last_to, where)
     open_late = [Case.scheme_key == scheme_key, Case.state_kind != "final", inboxes.overdue_now(now),
                  *([where] if where is not None else [])]
-    overdue_total = db.session.scalar(select(func.count(Case.id)).where(*open_late)) or 0
+    figures = _headline(scheme_key, today, where, open_late)
+    overdue_total = next(f.now for f in figures if f.key == "overdue")
+    figures.insert(-1, Figure("public", _("Public reports"), public(month_from, today), public(last_from, last_to),
+                              better="down"))
     may_see_patrols = permissions.can_view_compliance(user, scheme_key)
     short = [r for r in patrols.compliance_report(user, scheme_key, today, only_short=True) if r.rows] \
         if may_see_patrols else []
-    figures = [
-        Figure("found", _("Cases found"), this["found"], last["found"], better="down"),
-        Figure("rectified", _("Rectified"), this["rectified"], last["rectified"]),
-        Figure("rectification_rate", _("Rectification rate"), this["rectification_rate"],
-               last["rectification_rate"], rate=True),
-        Figure("on_time_rate", _("On-time rate"), this["on_time_rate"], last["on_time_rate"], rate=True),
-        Figure("public", _("Public reports"), public(month_from, today), public(last_from, last_to), better="down"),
-        Figure("overdue", _("Overdue now"), overdue_total, None, better="down", compared=False),
-    ]
     if may_see_patrols:
         figures.append(Figure("patrols_short", _("Short of patrols now"), sum(len(r.rows) for r in short), None,
                               better="down", compared=False))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -82,6 +82,13 @@ class DecideForm(Form):
     note = TextAreaField(_l("Note"), validators=[Optional()])
 
 
+def _period(period_id: int) -> AssessmentPeriod:
+    """The period (if the person may see it); its district is the page's (navigation, breadcrumbs)."""
+    row = service.get_period(current_user, period_id)
+    g.district = row.scheme_key
+    return row
+
+
 def _decide_form() -> DecideForm:
     form = DecideForm()
     form.decision.choices = [("rejected", _("rejected")), ("upheld", _("upheld"))]
@@ -145,7 +152,7 @@ def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
 
 @bp.get("/period/<int:period_id>")
 def period(period_id: int):
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     sheet = service.sheet_spec_of(row)
     revision = request.args.get("revision", type=int)
     if row.revision and (revision is None or 1 <= revision <= row.revision):
@@ -183,7 +190,7 @@ def can_publish(row: AssessmentPeriod) -> bool:
 
 @bp.post("/period/<int:period_id>/<action>")
 def step(period_id: int, action: str):
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     form = StepForm()
     if not form.validate_on_submit():
         abort(400)
@@ -223,7 +230,7 @@ def _marks_form(fields: list[tuple[str, str]], data: dict | None) -> Form:
 @bp.route("/period/<int:period_id>/unit/<int:unit_id>/<item_id>", methods=["GET", "POST"])
 def marks(period_id: int, unit_id: int, item_id: str):
     """An assessor's marks for one item of one unit (or the value of a manual metric)."""
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     unit = _unit_of(row, unit_id)
     rules = service.entered_rules(row, item_id)
     if item_id not in dict(service.markable(current_user, row, unit)):
@@ -267,7 +274,7 @@ def marks(period_id: int, unit_id: int, item_id: str):
 def marks_grid(period_id: int):
     """An assessor's marks for every unit at once: a row per unit, a column per number, a reason per row, and
     what the row's marks take as they are typed."""
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     grid = service.marks_grid(current_user, row)
     typed, reasons, problems = None, None, {}
     form = StepForm()
@@ -291,7 +298,7 @@ def marks_grid(period_id: int):
 @bp.get("/period/<int:period_id>/marks/<int:unit_id>/total")
 def marks_total(period_id: int, unit_id: int):
     """A grid row's total as typed (htmx): what its marks take and give, worked out by the scoring engine."""
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     grid = service.marks_grid(current_user, row)
     if unit_id not in grid.allowed:
         raise PermissionDenied(_("You may not mark this unit."))
@@ -317,7 +324,7 @@ def _row_numbers(grid: service.MarksGrid, unit_id: int, values: dict) -> dict[st
 
 @bp.route("/period/<int:period_id>/appeal/<int:unit_id>", methods=["GET", "POST"])
 def appeal(period_id: int, unit_id: int):
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     unit = _unit_of(row, unit_id)
     if not permissions.can_appeal(current_user, unit, service.sheet_spec_of(row).appeal_roles):  # the page too
         raise PermissionDenied(_("You may not appeal for this unit."))
@@ -365,19 +372,19 @@ def decide(appeal_id: int):
 
 
 def _bulletin(period_id: int) -> tuple[dict, dict]:
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     data = bulletins.bulletin(row, request.args.get("revision", type=int))
     data["scores"] = _visible(row, data["scores"], lambda s: s.subject)
     if len(data["scores"]) < len(scoring.published_scores(row, data["revision"])):
         raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
-    grade_colour = {g.id: g.color for g in data["sheet"].grades}
+    grade_colour = {grade.id: grade.color for grade in data["sheet"].grades}
     top = float(data["sheet"].total)
     bars, bar_data = {}, {}
-    for g in data["ranking"]:
-        rows = [(tr(s.subject.name), s.total, grade_colour.get(s.grade)) for s in g["rows"]]
-        title = tr(g["name"]) if g["name"] else ""
-        bars[g["id"]] = charts.bar_chart(rows, top=top, title=title)
-        bar_data[g["id"]] = charts.bar_data(rows, top=top, title=title)
+    for group in data["ranking"]:
+        rows = [(tr(s.subject.name), s.total, grade_colour.get(s.grade)) for s in group["rows"]]
+        title = tr(group["name"]) if group["name"] else ""
+        bars[group["id"]] = charts.bar_chart(rows, top=top, title=title)
+        bar_data[group["id"]] = charts.bar_data(rows, top=top, title=title)
     series = [(tr(name) or "", values) for name, values in data["trend"]]
     trend = charts.line_chart(data["trend_labels"], series, low=50, high=top)
     return data, {"bars": bars, "trend": trend, "bar_data": bar_data,
@@ -405,7 +412,7 @@ def compare(period_id: int):
     """Try another stored version of the sheet on this period before activating it."""
     from ..definitions.service import list_scheme_versions
 
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     if not permissions.can_run_assessment(current_user, row.scheme_key):
         raise PermissionDenied(_("You may not run this district's assessment."))
     versions = [v for v in list_scheme_versions(row.scheme_key) if v.member("score_sheet", row.sheet_key)]
@@ -450,7 +457,7 @@ def dashboard(scheme_key: str):
 @bp.get("/period/<int:period_id>/unit/<int:unit_id>")
 def unit_detail(period_id: int, unit_id: int):
     """What lies behind a unit's score: deductions by rule, the marks and their evidence, cases, patrol misses."""
-    row = service.get_period(current_user, period_id)
+    row = _period(period_id)
     unit = _unit_of(row, unit_id)
     return render_template("assessment/unit.html", period=row, unit=unit,
                            d=leaders.behind_deductions(current_user, row, unit))

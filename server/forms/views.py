@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -105,6 +105,7 @@ def _filters() -> service.RecordFilters:
 @bp.get("/records/<int:submission_id>")
 def record(submission_id: int):
     submission = service.get_submission(current_user, submission_id)
+    g.district = submission.scheme_key  # the page's district: navigation, breadcrumbs
     spec = form_spec(submission.definition_version.data)
     return render_template("forms/record.html", submission=submission, spec=spec,
                            live=service.live_labels(submission.scheme_key, spec, submission.data or {}))

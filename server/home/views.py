@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, g, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..assessment import dashboard as leaders
 from ..auth.access import public
 from ..auth.permissions import (
     can_dispatch_cases,
@@ -20,6 +21,8 @@ from ..auth.permissions import (
     can_view_org,
     can_view_scheme,
 )
+from ..core.clock import utcnow
+from ..definitions.clock import district_today
 from ..definitions.service import compiled_scheme, current_version, list_schemes
 from ..extensions import db
 from ..org.models import Area, Post, Unit
@@ -42,7 +45,8 @@ class _Nav:
         """The district the page is about (its `scheme_key`), else the one district the person works in."""
         if not current_user.is_authenticated:
             return None
-        key = (request.view_args or {}).get("scheme_key")
+        # A page about one object (a case, a record, a period) names its district in `g.district`.
+        key = (request.view_args or {}).get("scheme_key") or g.get("district")
         if isinstance(key, str) and current_version(key) is not None and can_view_scheme(current_user, key):
             return key
         mine = [r.key for r in list_schemes() if r.current_version is not None and can_view_scheme(current_user, r.key)]
@@ -118,7 +122,11 @@ def index():
                           "can_compliance": can_view_compliance(current_user, record.key),
                           "can_dashboard": can_view_dashboard(current_user, record.key),
                           "can_assess": can_view_assessment(current_user, record.key),
-                          "reminders": patrols.reminders_for(current_user, record.key),
+                          "patrols": patrols.my_patrols(current_user, record.key),
+                          "figures": (leaders.headline(current_user, record.key, district_today(record.key),
+                                                       utcnow())
+                                      if can_view_dashboard(current_user, record.key) else None),
+                          "today": district_today(record.key),
                           "can_dispatch": can_dispatch_cases(current_user, record.key),
                           "queue": (cases.queue_counts(current_user, record.key)
                                     if can_view_cases(current_user, record.key) else None)})

@@ -392,6 +392,14 @@ def _calendar(scheme_key: str) -> Any:
 
 def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
     """The rules a person (or their unit) is still short on as a period nears its end."""
+    today = today or district_today(scheme_key)
+    return [v for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)]
+
+
+def my_patrols(user: AnyUser, scheme_key: str, today: dt.date | None = None, *,
+               reminded_only: bool = False) -> list[Verdict]:
+    """What a person owes in each rule's period running today, for themselves and for their units: done so far,
+    owed, and the days left (a chief's patrols of the day and the week on their home page)."""
     if getattr(user, "id", None) is None:
         return []
     today = today or district_today(scheme_key)
@@ -399,13 +407,11 @@ def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) 
     unit_ids |= {p.unit_id for p in user.posts if p.scheme_key == scheme_key and p.holds_on(today)}
     out = []
     for rule in rules_of(scheme_key):
-        if rule.remind_before_end is None:
+        if reminded_only and rule.remind_before_end is None:
             continue
         period = engine.period_of(rule.per, today)
-        for verdict in compliance(scheme_key, rule, period.start, period.end, today, user_id=user.id,
-                                  unit_ids=unit_ids):
-            if verdict.due and verdict.needs_reminder(today):
-                out.append(verdict)
+        out += [v for v in compliance(scheme_key, rule, period.start, period.end, today, user_id=user.id,
+                                      unit_ids=unit_ids) if v.due]
     return out
 
 

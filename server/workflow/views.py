@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_htmx import make_response as htmx_response
 from flask_login import current_user
@@ -106,6 +106,7 @@ def report(scheme_key: str):
 @bp.get("/case/<int:case_id>")
 def case(case_id: int):
     item = service.get_case(current_user, case_id)
+    g.district = item.scheme_key  # the page's district: navigation, breadcrumbs
     spec = service.workflow_of(item)
     extras = {"public_report": None, "reporter": None, "followup": None, **service.case_page_extras(current_user, item)}
     actions = service.available_actions(current_user, item)
@@ -132,6 +133,7 @@ def _back_to_case(case_id: int, message: str, category: str = "error"):
 @bp.route("/case/<int:case_id>/do/<transition_id>", methods=["GET", "POST"])
 def act(case_id: int, transition_id: str):
     item = service.get_case(current_user, case_id)
+    g.district = item.scheme_key  # the page's district: navigation, breadcrumbs
     spec = service.workflow_of(item)
     expected_version = parse_id(request.form.get("case_version", "")) if request.method == "POST" else None
     if expected_version is not None and expected_version != item.version:

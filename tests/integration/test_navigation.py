@@ -52,3 +52,52 @@ def test_the_home_page_counts_each_persons_cases(ctx, client):
     theirs = handler.get("/").get_data(as_text=True)
     assert "box=to_dispatch" not in theirs and re.search(r'box=mine"><strong>2</strong>', theirs)
     assert service.queue_counts(reporter, "lidu")["mine"] == 2
+
+
+def test_a_chiefs_home_shows_their_patrols_and_a_leaders_the_figures(ctx, client):
+    """The community head sees each rule they owe in the periods running today, with what is done; a leader sees
+    the month's figures."""
+    from server.extensions import db
+    from server.org.posts import appoint
+    from tests.support.clock import TODAY
+
+    load_demo()
+    make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
+    appoint("lidu", "community_head", "王社区", unit_key="shilong", username="chief",
+            since=TODAY.replace(day=1))
+    make_user("leader", roles=(("lidu", "leader", None),))
+    db.session.commit()
+    login(client, "chief")
+    home = client.get("/").get_data(as_text=True)
+    mine = home.split("我的巡查", 1)[1].split("</section>", 1)[0]
+    items = {re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", li)).strip() for li in re.findall(r"<li.*?</li>", mine, re.S)}
+    weekly = next(i for i in items if i.startswith("社区主要干部每周不少于1次"))
+    assert "· 0 / 1" in weekly and "填写" in weekly  # owed this week, nothing yet: a link to fill it
+    assert any(i.startswith("每月开展“马路办公”专题治理 石龙社区") for i in items)  # the community's own rule
+    assert 'data-figure="found"' not in home  # no dashboard for a unit head in Lidu
+    leader = client.application.test_client()
+    login(leader, "leader")
+    theirs = leader.get("/").get_data(as_text=True)
+    assert 'data-figure="found"' in theirs and 'data-figure="overdue"' in theirs
+
+
+def test_deep_pages_say_where_they_sit(ctx, client):
+    """A case page: Home › Cases › Case #n, and the district's sections although its address names no district."""
+    from server.extensions import db
+    from tests.integration.test_cases import report
+
+    from tests.support.factories import load_shipped
+
+    load_demo()
+    load_shipped("chengguan")
+    reporter = make_user("reporter", roles=(("lidu", "staff", "shilong"),))
+    make_user("office", roles=(("lidu", "office_admin", None), ("chengguan", "office_admin", None)))
+    with client.application.test_request_context():
+        case = report(reporter)
+    db.session.commit()
+    login(client, "office")
+    page = client.get(f"/cases/case/{case.id}").get_data(as_text=True)
+    trail = re.search(r'<nav class="crumbs".*?</nav>', page, re.S).group(0)
+    assert re.findall(r">([^<>]+)</(?:a|span)>", trail) == ["首页", "案件", f"案件 #{case.id}"]
+    assert 'href="/cases/lidu/"' in trail
+    assert ("案件", True) in _sections(page)  # the office works in two districts: the case's is shown
