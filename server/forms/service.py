@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,15 +158,43 @@ def live_labels(scheme_key: str, spec: FormSpec, data: dict[str, Any]) -> dict[s
     """For a record's page: the labels of the values it holds in fields whose options come from a live source
     (a category's name, a road's, a unit's): {field id: {value: label}}. Values the source no longer has keep
     showing themselves."""
+    return records_labels(scheme_key, spec, [data], static=False)
+
+
+def records_labels(scheme_key: str, spec: FormSpec, datas: Iterable[dict[str, Any]], *,
+                   static: bool = True) -> dict[str, dict[str, Any]]:
+    """The labels of every choice the records hold, by top-level field: {field id: {value: label}} — from a
+    live source once per field for all the records (an export), and from the definition's own `choices`."""
     out: dict[str, dict[str, Any]] = {}
+    held: dict[str, set[str]] = {}
+    fields: list[FieldSpec] = []
+
+    def walk(specs: Any, rows: list[dict[str, Any]]) -> None:
+        for f in value_fields(specs):
+            if f.kind.holds_rows:  # a repeat's rows: their choices too (a problem's category in a patrol log)
+                walk(f.children, [row for data in rows for row in (data.get(f.id) or []) if isinstance(row, dict)])
+            elif f.kind.offers_choices:
+                if all(f.id != known.id for known in fields):
+                    fields.append(f)
+                for data in rows:
+                    if f.id in data:
+                        held.setdefault(f.id, set()).update(f.kind.chosen(data.get(f.id)))
+
+    walk(spec.fields, [d for d in datas if isinstance(d, dict)])
     context = ChoiceContext(scheme_key)
-    for f in value_fields(spec.fields):
+    for f in fields:
+        wanted = frozenset(held.get(f.id, ()))
+        if not wanted:
+            continue
+        if f.choices:
+            if static:
+                out[f.id] = {str(v): tr(label) for v, label in f.choices if str(v) in wanted}
+            continue
         name = f.kind.choice_source(f)
-        live = CHOICE_SOURCES.get(name) if name and not f.choices else None
-        held = f.kind.chosen(data.get(f.id)) if live is not None and f.id in data else frozenset()
-        if held:
-            rows = live.load(context, held if live.by_key else None, False)
-            out[f.id] = {r["value"]: r["label"] for r in rows if r["value"] in held}
+        live = CHOICE_SOURCES.get(name) if name else None
+        if live is not None:
+            rows = live.load(context, wanted if live.by_key else None, False)
+            out[f.id] = {r["value"]: r["label"] for r in rows if r["value"] in wanted}
     return out
 
 

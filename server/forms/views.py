@@ -84,7 +84,8 @@ def records(scheme_key: str, form_key: str):
     rows = service.list_submissions(current_user, scheme_key, form_key, filters)
     fmt = request.args.get("format")
     if fmt in ("csv", "xlsx"):
-        data, mimetype = export.export_records(spec, rows, fmt, scheme_key)
+        data, mimetype = export.export_records(spec, rows, fmt, scheme_key,
+                                               service.records_labels(scheme_key, spec, [r.data for r in rows]))
         name = f"{form_key}-{district_today(scheme_key):%Y%m%d}.{fmt}"
         return Response(data, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={name}"})
     return render_template("forms/records.html", scheme_key=scheme_key, spec=spec, rows=rows, filters=filters,

@@ -80,6 +80,25 @@ AUDIT_LABELS = {
     "area.create": lazy_gettext("area added"), "area.edit": lazy_gettext("area changed"),
     "post.appoint": lazy_gettext("appointed"), "post.edit": lazy_gettext("post changed"),
     "post.end": lazy_gettext("post ended"), "org.import": lazy_gettext("organisation imported"),
+    "api.create_client": lazy_gettext("API client created"), "api.revoke_client": lazy_gettext("API client revoked"),
+    "assessment.open": lazy_gettext("assessment period opened"), "assessment.enter": lazy_gettext("marks entered"),
+    "assessment.appeals": lazy_gettext("appeals opened"), "assessment.appeal": lazy_gettext("appeal filed"),
+    "assessment.decide": lazy_gettext("appeal decided"), "assessment.publish": lazy_gettext("results published"),
+    "calendar.import": lazy_gettext("calendar imported"), "calendar.year": lazy_gettext("calendar year set"),
+    "case.deadline_error": lazy_gettext("deadline could not be worked out"),
+    "case.deadline_moved": lazy_gettext("deadline moved"),
+    "public.report": lazy_gettext("public report received"), "public.moderate": lazy_gettext("public report checked"),
+    "public.followup": lazy_gettext("reporter answered"),
+}
+
+# What an audit entry is about, in words (its `object_type`).
+OBJECT_LABELS = {
+    "api_client": lazy_gettext("API client"), "area": lazy_gettext("area"),
+    "assessment_appeal": lazy_gettext("appeal"), "assessment_entry": lazy_gettext("marks"),
+    "assessment_period": lazy_gettext("assessment period"), "calendar_day": lazy_gettext("calendar day"),
+    "calendar_year": lazy_gettext("calendar year"), "case": lazy_gettext("case"), "post": lazy_gettext("post"),
+    "scheme": lazy_gettext("scheme"), "scheme_version": lazy_gettext("scheme version"),
+    "submission": lazy_gettext("record"), "unit": lazy_gettext("unit"), "user": lazy_gettext("user"),
 }
 
 
@@ -110,6 +129,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["zone_label"] = zone_label
     app.jinja_env.filters["kind_label"] = lambda kind: label_of(KIND_LABELS, kind)
     app.jinja_env.filters["audit_label"] = lambda action: label_of(AUDIT_LABELS, action)
+    app.jinja_env.filters["object_label"] = lambda kind: label_of(OBJECT_LABELS, kind)
 
     @app.context_processor
     def _languages() -> dict:

@@ -114,6 +114,9 @@ def test_required_if_and_repeat_rows(chief):
     record = db.session.scalar(db.select(Submission))
     assert record.data["found_problems"] == 1
     assert record.data["problems"][0]["problem_size_m3"] == 2.5
+    shown = chief.get(f"/f/records/{record.id}").get_data(as_text=True)
+    row = shown.split('class="repeat-row"', 1)[1].split("</div>", 1)[0]
+    assert "积存垃圾" in row and "piled_rubbish" not in row  # a row's category by its name, not its code
 
 
 def test_step_and_choice_checks(chief):
@@ -167,6 +170,9 @@ def test_records_list_export_and_scope(chief, app):
     header = [c.value for c in sheet[1]]
     assert "巡查情况" in header
     assert sheet.cell(2, header.index("巡查情况") + 1).value.startswith("'=")  # formula defused
+    # Choices as people read them: the road by its name, 否 rather than `no`.
+    assert sheet.cell(2, header.index("巡查区域") + 1).value == "石龙老街"
+    assert sheet.cell(2, header.index("是否发现问题") + 1).value == "否"
     csv = chief.get("/f/lidu/patrol_log/records?format=csv").data.decode("utf-8-sig")
     assert "巡查情况" in csv.splitlines()[0]
     # Times are the district's, and the header says which: not the server's UTC.
