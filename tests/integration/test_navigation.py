@@ -85,7 +85,6 @@ def test_deep_pages_say_where_they_sit(ctx, client):
     """A case page: Home › Cases › Case #n, and the district's sections although its address names no district."""
     from server.extensions import db
     from tests.integration.test_cases import report
-
     from tests.support.factories import load_shipped
 
     load_demo()
