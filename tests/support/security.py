@@ -310,7 +310,7 @@ POSTS: dict[str, tuple[str, Any]] = {
     "assessment.marks": ("/assess/period/{period}/unit/{unit_s}/hotspots", lambda: {
         "r_below_quality": "1", "reason": "资料不全"}),
     "assessment.marks_grid": ("/assess/period/{period}/marks", lambda: {
-        "m-{unit_s}-hotspots-below_quality": "1", "reason-{unit_s}": "资料不全"}),
+        "m-{unit_s}-hotspots-below_quality": "2", "reason-{unit_s}": "资料仍不全"}),  # not what .marks entered
     "assessment.appeal": ("/assess/period/{period}/appeal/{unit_s}", lambda: {"item": "leadership",
                                                                               "text": "巡查记录已补充"}),
     "assessment.decide": ("/assess/appeal/{appeal_s}/decide", lambda: {"decision": "rejected", "note": "未见补充"}),
