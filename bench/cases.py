@@ -65,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--units", type=int, default=500)
+    parser.add_argument("--profile", action="store_true", help="profile the queue's page and print where it goes")
     args = parser.parse_args()
     with temporary_cluster() as admin_url, tempfile.TemporaryDirectory() as folder:
         url = create_database(admin_url, "fangan_bench")
@@ -75,12 +76,12 @@ def main() -> None:
                           "WTF_CSRF_ENABLED": False})
         app.instance_path = folder
         with app.app_context():
-            run(app, args.cases, args.units)
+            run(app, args.cases, args.units, args.profile)
             db.session.remove()
             db.engine.dispose()
 
 
-def run(app, cases: int, units: int) -> None:  # noqa: ANN001
+def run(app, cases: int, units: int, profile: bool = False) -> None:  # noqa: ANN001
     from flask_migrate import upgrade
 
     from server.auth.service import create_user, grant_role
@@ -175,7 +176,7 @@ def run(app, cases: int, units: int) -> None:  # noqa: ANN001
         print(f"transitions (reject, with timeline, audit, notifications): {150 / ours:6.0f}/s on one core   "
               f"bare UPDATE+commit {150 / base:6.0f}/s   ratio {ours / base:4.1f}x")
 
-    queue_page(app, workflow, chosen, "bench_head", "bench-password-1")
+    queue_page(app, workflow, chosen, "bench_head", "bench-password-1", profile=profile)
 
 
 QUEUE_SEED = """
@@ -204,7 +205,8 @@ BARE_TEMPLATE = """<html><body><p>{{ total }}</p><ul>{% for n in counts %}<li>{{
 <td>{{ r.state }}</td><td>{{ r.due_at }}</td></tr>{% endfor %}</table></body></html>"""
 
 
-def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n: int = 10_000) -> None:  # noqa: ANN001
+def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n: int = 10_000,  # noqa: ANN001
+               profile: bool = False) -> None:
     """The case queue's page (tabs with counts, search, a category filter, ordered by time left) for a unit with
     `n` open cases, through the whole app, beside a bare Flask + SQLAlchemy endpoint doing the same statements."""
     from flask import Flask, render_template_string
@@ -243,6 +245,13 @@ def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n
     ours = percentiles(timed(lambda: client.get(url, headers=part), 50))
     print(f"  the same, as the htmx part a filter or page change asks for: p50 {ours[0]:6.1f} ms  "
           f"p95 {ours[1]:6.1f} ms   ratio p95 {ours[1] / base[1]:4.2f}x")
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [client.get(url) for _ in range(20)])
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from ..auth import permissions
 from ..auth.models import RoleAssignment, User
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
+from ..audit.models import AuditEntry
+from ..core.cache import memoize
 from ..core.memory import collector_paused
 from ..definitions.clock import district_today, district_zone
 from ..definitions.service import compiled_scheme, current_version, scheme_in_force
@@ -390,10 +392,55 @@ def _calendar(scheme_key: str) -> Any:
     return calendar_for(scheme_key)
 
 
-def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Verdict]:
-    """The rules a person (or their unit) is still short on as a period nears its end."""
+@dataclass(frozen=True)
+class Reminder:
+    """A rule a person (or their unit) is still short on as its period nears its end, as plain values: kept
+    between requests."""
+
+    rule: Rule
+    period: engine.Period
+    count: int
+    required: int
+    remaining_days: int
+    unit_key: str | None   # a unit's rule: the unit that owes it
+    unit_name: Any
+    place: Any             # where: the rule's focus, or the person's one post's area (a name), or None
+
+
+def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Reminder]:
+    """The rules a person (or their unit) is still short on as a period nears its end.
+
+    Worked out once per day and change of data, not on every page: every change that can move a count — a
+    record, a post, a role, the calendar, a scheme version — writes an audit entry in its own transaction, so
+    the newest entry's id (with the newest record's, for records stored by other means) stands for the data
+    as committed (the pages showing reminders write nothing)."""
+    if getattr(user, "id", None) is None:
+        return []
     today = today or district_today(scheme_key)
-    return [v for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)]
+    mark = db.session.execute(select(select(func.max(AuditEntry.id)).scalar_subquery(),
+                                     select(func.max(Submission.id)).scalar_subquery())).one()
+    return _kept_reminders((user.id, scheme_key, today, *mark), lambda: [
+        _reminder(v) for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)])
+
+
+@memoize(4096, key=lambda key, make: key)
+def _kept_reminders(key: tuple, make: Any) -> list[Reminder]:
+    return make()
+
+
+def forget_reminders() -> None:
+    """Drop every kept reminder (tests roll their data back, and SQLite then hands out the same ids again)."""
+    _kept_reminders.cache_clear()
+
+
+def _reminder(v: Verdict) -> Reminder:
+    unit = v.subject.get("unit") if v.subject.get("kind") == "unit" else None
+    posts = v.subject.get("posts") or []
+    place = v.subject.get("focus").name if v.subject.get("focus") is not None else (
+        posts[0].area.name if v.subject.get("kind") == "person" and len(posts) == 1 and posts[0].area
+        and v.rule.where == "each" else None)
+    return Reminder(v.rule, v.period, v.count, v.required, v.remaining_days, unit.key if unit else None,
+                    unit.name if unit else None, place)
 
 
 def my_patrols(user: AnyUser, scheme_key: str, today: dt.date | None = None, *,

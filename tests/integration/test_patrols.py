@@ -246,7 +246,7 @@ def test_unit_reminder_in_the_last_days_of_the_month(lidu):
     assert service.reminders_for(head, "lidu", dt.date(2026, 10, 26)) == []  # six days left: not yet
     due = service.reminders_for(head, "lidu", dt.date(2026, 10, 27))
     # The campaign is done; the hot-spot case is not.
-    assert [(v.rule.id, v.subject["unit"].key, v.remaining_days) for v in due] == [("hotspot_monthly", "zhiyuan", 5)]
+    assert [(v.rule.id, v.unit_key, v.remaining_days) for v in due] == [("hotspot_monthly", "zhiyuan", 5)]
     # The deputy, short of two patrols this week, is reminded on Saturday, not before.
     assert service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 23)) == []
     deputy = service.reminders_for(people["deputy"], "lidu", dt.date(2026, 10, 24))
@@ -300,3 +300,22 @@ def test_a_rule_binds_a_named_post_and_its_successor(ctx):
     rows = verdicts("lidu", "market_keeper_daily", dt.date(2026, 10, 20), dt.date(2026, 10, 22))
     assert [(v.period.key, v.subject["name"], v.count, v.required) for v in rows] == [
         ("2026-10-20", "Old_Keeper", 1, 1), ("2026-10-21", "New_Keeper", 1, 1), ("2026-10-22", "New_Keeper", 0, 1)]
+
+
+def test_reminders_are_worked_out_once_per_change_of_data(lidu, monkeypatch):
+    """The queue's page shows them on every view: kept until a record (or any audited change) comes in."""
+    people, _posts = lidu
+    head = make_user("zhiyuan_head", roles=(("lidu", "unit_head", "zhiyuan"),))
+    calls = []
+    real = service.my_patrols
+    monkeypatch.setattr(service, "my_patrols", lambda *a, **k: calls.append(1) or real(*a, **k))
+    day = dt.date(2026, 10, 27)
+    first = service.reminders_for(head, "lidu", day)
+    assert service.reminders_for(head, "lidu", day) == first and len(calls) == 1  # kept
+    assert {r.rule.id for r in first} == {"themed_campaign_monthly", "hotspot_monthly"}
+    record("lidu", "themed_campaign", head, dt.date(2026, 10, 9), unit="zhiyuan")
+    db.session.commit()
+    after = service.reminders_for(head, "lidu", day)
+    assert len(calls) == 2 and {r.rule.id for r in after} == {"hotspot_monthly"}  # the new record counted
+    service.reminders_for(head, "lidu", day + dt.timedelta(days=1))
+    assert len(calls) == 3  # another day: worked out again
