@@ -34,12 +34,12 @@ from sqlalchemy import (
 from sqlalchemy import values as sql_values
 from sqlalchemy.orm import aliased, load_only
 
+from ..audit.models import AuditEntry
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
+from ..core.cache import memoize
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
-from ..audit.models import AuditEntry
-from ..core.cache import memoize
 from ..core.memory import collector_paused
 from ..definitions.clock import district_today, district_zone
 from ..definitions.service import compiled_scheme, current_version, scheme_in_force
