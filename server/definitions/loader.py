@@ -60,8 +60,8 @@ class SourceDocument:
         """1-based line of the node at `path`, or of its closest existing ancestor."""
         return line_of(self.tree, path)
 
-    def error(self, path: Sequence[str | int], message: str) -> DefinitionError:
-        return DefinitionError(self.file, self.line_of(path), format_path(path), message)
+    def error(self, path: Sequence[str | int], message: str, zh: str = "") -> DefinitionError:
+        return DefinitionError(self.file, self.line_of(path), format_path(path), message, zh)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 from ..core.registry import registry
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
-from .errors import DefinitionError
+from .errors import DefinitionError, expression_problem_zh
 from .loader import SourceDocument
 
 # Names every form expression may use besides its own fields: who fills it, when, for which period.
@@ -89,6 +89,24 @@ def _suggest(name: str, known: Iterable[str]) -> str:
     return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
+def _suggest_zh(name: str, known: Iterable[str]) -> str:
+    hint = close_matches(name, known, n=1)
+    return f"（是否应为“{hint[0]}”？）" if hint else ""
+
+
+# What a reference names, in Chinese, for the messages administrators read.
+WHAT_ZH = {
+    "area kind": "区域类型", "area": "区域", "board": "公示牌", "case field": "案件字段", "category list": "分类清单",
+    "category of the category lists": "分类清单中的类别", "category": "类别", "charge": "收费项",
+    "deadline": "期限", "escalation": "督办规则", "field": "字段", "flag": "旗帜", "form": "表单", "grade": "等次",
+    "item": "考核项", "metric": "指标", "patrol rule": "巡查规则", "role": "角色", "roles": "角色",
+    "routing rule": "派单规则", "rules": "规则", "score sheet": "考核表", "section": "考核部分", "size": "尺寸",
+    "state": "状态", "tier": "层级", "tiers": "层级", "transition": "流转步骤", "unit group": "单位分组",
+    "unit kind": "单位类型", "unit": "单位", "units": "单位", "workflow": "流程", "theme": "主题",
+    "unit kinds": "单位类型", "area kinds": "区域类型",
+}
+
+
 class ReferenceChecker:
     """Check one scheme's documents against each other; collects errors instead of stopping."""
 
@@ -103,8 +121,8 @@ class ReferenceChecker:
         self.rule_tiers: dict[str, set[str]] = {}  # patrol rules binding the holders of these tiers only
 
     # -- helpers -----------------------------------------------------------
-    def err(self, doc: SourceDocument, path: Path, message: str) -> None:
-        self.errors.append(doc.error(path, message))
+    def err(self, doc: SourceDocument, path: Path, message: str, zh: str = "") -> None:
+        self.errors.append(doc.error(path, message, zh))
 
     def ids(self, doc: SourceDocument, entries: Iterable[tuple[Path, dict]], what: str) -> set[str]:
         """Collect ids, reporting duplicates at the second occurrence."""
@@ -114,7 +132,8 @@ class ReferenceChecker:
             if not isinstance(value, str):
                 continue
             if value in seen:
-                self.err(doc, [*path, "id"], f"duplicate {what} id '{value}'")
+                self.err(doc, [*path, "id"], f"duplicate {what} id '{value}'",
+                         f"{WHAT_ZH.get(what, what)}编号“{value}”重复")
             seen.add(value)
         return seen
 
@@ -122,20 +141,23 @@ class ReferenceChecker:
         for i, v in enumerate(_as_list(value)):
             if isinstance(v, str) and v not in known:
                 p = [*path, i] if isinstance(value, list) else path
-                self.err(doc, p, f"unknown {what} '{v}'{_suggest(v, known)}")
+                self.err(doc, p, f"unknown {what} '{v}'{_suggest(v, known)}",
+                         f"未知的{WHAT_ZH.get(what, what)}“{v}”{_suggest_zh(v, known)}")
 
     def expr(self, doc: SourceDocument, path: Path, source: Any, names: Iterable[str]) -> None:
         if not isinstance(source, str):
             return
         for problem in check_expression(source, names):
             if problem.startswith("unknown name"):
-                self.err(doc, path, problem)
+                self.err(doc, path, problem, expression_problem_zh(problem))
             # other problems (syntax, forbidden operators, unknown functions) were reported by the schema check
 
     def ref_theme(self, doc: SourceDocument, value: Any) -> None:
         if self.themes is not None and isinstance(value, str) and value not in self.themes:
             self.err(doc, ["theme"], f"unknown theme '{value}'{_suggest(value, self.themes)}: "
-                                     f"installed themes are {', '.join(sorted(self.themes))}")
+                                     f"installed themes are {', '.join(sorted(self.themes))}",
+                     f"未知的主题“{value}”{_suggest_zh(value, self.themes)}：已安装的主题有 "
+                     f"{'、'.join(sorted(self.themes))}")
 
     def _combined_reaches_the_total(self, doc: SourceDocument, d: dict, path: Path, combo: dict,
                                     sheet_names: set[Any]) -> None:

@@ -15,7 +15,7 @@ from referencing import Registry, Resource
 from ..core.registry import registry, versions
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression
-from .errors import DefinitionError, format_path
+from .errors import DefinitionError, expression_problem_zh, format_path
 from .loader import SourceDocument, key_line
 
 KINDS = ("scheme", "form", "workflow", "patrol_rules", "score_sheet", "board", "category_list")
@@ -91,39 +91,58 @@ def _quote(value: Any) -> str:
 
 _TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
                "object": "a mapping of fields", "array": "a list", "null": "nothing"}
+_TYPE_NAMES_ZH = {"string": "文字", "integer": "整数", "number": "数字", "boolean": "true 或 false",
+                  "object": "键值映射", "array": "列表", "null": "空值"}
 
 
-def _describe_type(expected: Any) -> str:
-    names = expected if isinstance(expected, list) else [expected]
-    return " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+def _describe_type(expected: Any, names: dict[str, str] = _TYPE_NAMES, joiner: str = " or ") -> str:
+    listed = expected if isinstance(expected, list) else [expected]
+    return joiner.join(names.get(n, n) for n in listed)
 
 
-def _message(error: ValidationError) -> str:
+def _message(error: ValidationError) -> tuple[str, str]:
+    """The problem in English and in Chinese (the administrators' pages speak it); the values quoted as given."""
     v, inst = error.validator, error.instance
     if v == "enum":
-        return f"{_quote(inst)} is not one of " + ", ".join(_quote(x) for x in error.validator_value)
+        allowed = ", ".join(_quote(x) for x in error.validator_value)
+        return f"{_quote(inst)} is not one of {allowed}", f"{_quote(inst)} 不是可用的值，可用：{allowed}"
     if v == "const":
-        return f"{_quote(inst)} must be {_quote(error.validator_value)}"
+        wanted = _quote(error.validator_value)
+        return f"{_quote(inst)} must be {wanted}", f"{_quote(inst)} 应为 {wanted}"
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"missing required field '{missing}'"
+        return f"missing required field '{missing}'", f"缺少必填字段“{missing}”"
     if v == "type":
-        return f"expected {_describe_type(error.validator_value)}, got {_quote(inst)}"
+        return (f"expected {_describe_type(error.validator_value)}, got {_quote(inst)}",
+                f"应为{_describe_type(error.validator_value, _TYPE_NAMES_ZH, '或')}，实际为 {_quote(inst)}")
     if v == "pattern" and error.validator_value == load_schema("common")["$defs"]["id"]["pattern"]:
-        return f"{_quote(inst)} is not a valid id (lower-case letters, digits and '_', starting with a letter)"
+        return (f"{_quote(inst)} is not a valid id (lower-case letters, digits and '_', starting with a letter)",
+                f"{_quote(inst)} 不是有效的编号（小写字母、数字和“_”，以字母开头）")
     if v == "format" and error.validator_value == "fangan-expression":
-        return f"invalid expression {_quote(inst)}: {error.cause}"
+        return (f"invalid expression {_quote(inst)}: {error.cause}",
+                f"表达式 {_quote(inst)} 有误：{expression_problem_zh(str(error.cause))}")
     if v == "format":
-        return f"{_quote(inst)} is not a valid {error.validator_value}"
+        what = error.validator_value
+        return f"{_quote(inst)} is not a valid {what}", f"{_quote(inst)} 不是有效的 {what}"
     if v in ("minProperties", "maxProperties") and error.validator_value == 1 and v == "maxProperties":
-        return "give exactly one of: " + ", ".join(error.schema.get("properties", {}))
+        keys = ", ".join(error.schema.get("properties", {}))
+        return "give exactly one of: " + keys, "只能给出其中一项：" + keys
     if v == "minProperties" and isinstance(inst, dict) and not inst:
-        return "must not be empty: give at least one of " + ", ".join(error.schema.get("properties", {}))
+        keys = ", ".join(error.schema.get("properties", {}))
+        return "must not be empty: give at least one of " + keys, "不能为空：至少给出其中一项：" + keys
     if v == "minItems" and not inst:
-        return "must not be empty"
+        return "must not be empty", "不能为空"
     if v == "uniqueItems":
-        return f"{_quote(inst)} has repeated items"
-    return error.message
+        return f"{_quote(inst)} has repeated items", f"{_quote(inst)} 有重复的项"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {"minimum": "不能小于", "exclusiveMinimum": "应大于", "maximum": "不能大于",
+                 "exclusiveMaximum": "应小于"}
+        return error.message, f"{_quote(inst)} {words[v]} {error.validator_value}"
+    if v in ("maxLength", "minLength", "maxItems", "minItems"):
+        words = {"maxLength": "太长（最多 {n} 个字符）", "minLength": "太短（至少 {n} 个字符）",
+                 "maxItems": "项数太多（最多 {n} 项）", "minItems": "项数太少（至少 {n} 项）"}
+        return error.message, f"{_quote(inst)[:60]} " + words[v].format(n=error.validator_value)
+    return error.message, ""
 
 
 def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
@@ -135,8 +154,9 @@ def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[D
             continue
         hint = close_matches(str(key), known, n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        suggestion_zh = f"（是否应为“{hint[0]}”？）" if hint else ""
         out.append(DefinitionError(doc.file, key_line(doc.tree, path, key), format_path([*path, key]),
-                                   f"unknown field '{key}'{suggestion}"))
+                                   f"unknown field '{key}'{suggestion}", f"未知字段“{key}”{suggestion_zh}"))
     return out
 
 
@@ -147,7 +167,7 @@ def _to_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionEr
         error.instance, dict
     ):
         return _unknown_field_errors(doc, error)
-    return [doc.error(list(error.absolute_path), _message(error))]
+    return [doc.error(list(error.absolute_path), *_message(error))]
 
 
 def validate_schema(doc: SourceDocument) -> list[DefinitionError]:

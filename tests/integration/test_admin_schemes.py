@@ -59,7 +59,7 @@ def test_upload_with_errors_shows_them_next_to_lines_and_stores_nothing(admin_cl
     response = _upload(admin_client, {name: text.encode() for name, text in files.items()})
     page = response.get_data(as_text=True)
     assert response.status_code == 400
-    assert "&#39;fortnight&#39; is not one of" in page
+    assert "&#39;fortnight&#39; 不是可用的值，可用：&#39;day&#39;" in page  # in the page's language
     line = files["scheme.yaml"].splitlines().index("    per: fortnight") + 1
     assert f'id="scheme.yaml-L{line}"' in page
     assert 'class="ln bad"' in page and "annotation" in page
@@ -91,3 +91,30 @@ def test_admin_text_is_escaped(admin_client):
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_definition_errors_speak_the_pages_language(admin_client):
+    """The same broken files: Chinese on the Chinese page, English on the English one — schema, reference and
+    expression problems alike."""
+    files = {name.rsplit("/", 1)[-1]: text for name, text in demo_files().items()}
+    scheme = files["scheme.yaml"].replace("per: week", "per: fortnight", 1)
+    scheme = scheme.replace("default_workflow: discover_assign_rectify_close", "default_workflow: no_such_flow")
+    scheme = scheme.replace("    at_least: 1\n", "    at_least: 1\n    colour: red\n", 1)
+    files["scheme.yaml"] = scheme
+    payload = {name: text.encode() for name, text in files.items()}
+    chinese = _upload(admin_client, payload).get_data(as_text=True)
+    assert "不是可用的值" in chinese and "未知字段“colour”" in chinese
+    assert "未知的流程“no_such_flow”" in chinese
+    admin_client.post("/lang/en", data={"csrf_token": csrf_token(admin_client, "/"), "next": "/"})
+    english = _upload(admin_client, payload).get_data(as_text=True)
+    assert "is not one of" in english and "unknown field &#39;colour&#39;" in english
+    assert "unknown workflow &#39;no_such_flow&#39;" in english and "未知" not in english
+
+
+def test_expression_problems_in_chinese():
+    from server.definitions.errors import expression_problem_zh
+
+    assert expression_problem_zh("unknown name 'zz'") == "未知名称“zz”"
+    assert expression_problem_zh("unknown function 'foo' (did you mean 'floor'?)") == "未知函数“foo”（是否应为“floor”？）"
+    assert expression_problem_zh("syntax error: invalid syntax").startswith("语法错误")
+    assert expression_problem_zh("something new") == "something new"  # unknown kinds are said as they are
