@@ -115,6 +115,7 @@ def test_expression_problems_in_chinese():
     from server.definitions.errors import expression_problem_zh
 
     assert expression_problem_zh("unknown name 'zz'") == "未知名称“zz”"
-    assert expression_problem_zh("unknown function 'foo' (did you mean 'floor'?)") == "未知函数“foo”（是否应为“floor”？）"
+    assert expression_problem_zh("unknown function 'foo' (did you mean 'floor'?)") == (
+        "未知函数“foo”（是否应为“floor”？）")
     assert expression_problem_zh("syntax error: invalid syntax").startswith("语法错误")
     assert expression_problem_zh("something new") == "something new"  # unknown kinds are said as they are
