@@ -178,46 +178,73 @@ def _months_back(day: dt.date, n: int) -> dt.date:
     return dt.date(month // 12, month % 12 + 1, 1)
 
 
-def _same_days_before(today: dt.date) -> tuple[dt.date, dt.date]:
-    """Last month's first day to its day matching `today` (its last day when shorter): a month so far is only
-    ever compared with as many days of the month before."""
-    start = _months_back(today, 1)
-    end = _months_back(today, 0) - dt.timedelta(days=1)
-    return start, min(end, start + dt.timedelta(days=today.day - 1))
+@dataclass(frozen=True)
+class Window:
+    """Cases opened in [begin, end), and how they stood at `end`: the same span of two months, like for like."""
+
+    begin: dt.datetime
+    end: dt.datetime
+    first: dt.date   # the days shown
+    last: dt.date
 
 
-def _tally(scheme_key: str, start: dt.date, end: dt.date, where: Any) -> dict[str, Any]:
-    """The ledger's counts over [start, end] summed over the units in reach, and the rates worked from the sums."""
-    from ..workflow.ledger import ledger_rows
+def _month_so_far(today: dt.date, now: dt.datetime, zone: Any) -> tuple[Window, Window]:
+    """This month up to now, and last month up to the same moment (the same day and time; all of it when it is
+    shorter): a month not over is only compared with as much of the month before, opened *and* handled by
+    then — a case of last month's 3rd rectified on the 20th does not count as rectified against today's 5th."""
+    local = now.astimezone(zone)
+    this = Window(dt.datetime.combine(today.replace(day=1), dt.time(), zone), now, today.replace(day=1), today)
+    first = _months_back(today, 1)
+    month_end = today.replace(day=1) - dt.timedelta(days=1)
+    if today.day > month_end.day:  # 31 March against February: all of February
+        end, last = dt.datetime.combine(today.replace(day=1), dt.time(), zone), month_end
+    else:
+        last = first.replace(day=today.day)
+        end = dt.datetime.combine(last, local.time(), zone)
+    return this, Window(dt.datetime.combine(first, dt.time(), zone), end, first, last)
 
-    sums = {"found": 0, "rectified": 0, "on_time": 0}
-    for row in ledger_rows(scheme_key, start, end, where=where):
-        for key in ("found", "rectified", "on_time"):
-            sums[key] += row[key]
-    found, rectified = sums["found"], sums["rectified"]
-    return {**sums, "rectification_rate": rectified / found if found else None,
-            "on_time_rate": sums["on_time"] / rectified if rectified else None}
+
+def _tally(scheme_key: str, window: Window, where: Any, as_of: dt.datetime | None = None) -> dict[str, Any]:
+    """Cases opened in the window and counted (as the ledger counts), those rectified by `as_of` (the window's
+    end unless given) and those rectified in time; the rates worked from the counts."""
+    from sqlalchemy import and_, exists
+    from sqlalchemy import case as when
+
+    from ..workflow.ledger import uncounted
+    from ..workflow.models import Case, CaseDeadline
+
+    resolved = and_(Case.outcome == "resolved", Case.closed_at.is_not(None), Case.closed_at < (as_of or window.end))
+    missed = exists(select(CaseDeadline.id).where(CaseDeadline.case_id == Case.id, CaseDeadline.met.is_(False)))
+    found, rectified, on_time = db.session.execute(select(
+        func.count(Case.id), func.sum(when((resolved, 1), else_=0)),
+        func.sum(when((and_(resolved, ~missed, Case.overdue.is_(False)), 1), else_=0))).where(
+        Case.scheme_key == scheme_key, ~uncounted(), Case.created_at >= window.begin, Case.created_at < window.end,
+        *([where] if where is not None else []))).one()
+    found, rectified, on_time = int(found or 0), int(rectified or 0), int(on_time or 0)
+    return {"found": found, "rectified": rectified, "on_time": on_time,
+            "rectification_rate": rectified / found if found else None,
+            "on_time_rate": on_time / rectified if rectified else None}
 
 
-def _headline(scheme_key: str, today: dt.date, where: Any, open_late: list[Any]) -> list[Figure]:
-    """The month so far against as many days of the last, and the cases overdue now."""
+def _headline(scheme_key: str, this: Window, last: Window, where: Any, open_late: list[Any]) -> list[Figure]:
+    """The month so far against as much of the last, and the cases overdue now."""
     from ..workflow.models import Case
 
-    last_from, last_to = _same_days_before(today)
-    this, last = _tally(scheme_key, today.replace(day=1), today, where), _tally(scheme_key, last_from, last_to, where)
+    now, before = _tally(scheme_key, this, where), _tally(scheme_key, last, where)
     overdue_total = db.session.scalar(select(func.count(Case.id)).where(*open_late)) or 0
     return [
-        Figure("found", _("Cases found"), this["found"], last["found"], better="down"),
-        Figure("rectified", _("Rectified"), this["rectified"], last["rectified"]),
-        Figure("rectification_rate", _("Rectification rate"), this["rectification_rate"],
-               last["rectification_rate"], rate=True),
-        Figure("on_time_rate", _("On-time rate"), this["on_time_rate"], last["on_time_rate"], rate=True),
+        Figure("found", _("Cases found"), now["found"], before["found"], better="down"),
+        Figure("rectified", _("Rectified"), now["rectified"], before["rectified"]),
+        Figure("rectification_rate", _("Rectification rate"), now["rectification_rate"],
+               before["rectification_rate"], rate=True),
+        Figure("on_time_rate", _("On-time rate"), now["on_time_rate"], before["on_time_rate"], rate=True),
         Figure("overdue", _("Overdue now"), overdue_total, None, better="down", compared=False),
     ]
 
 
-def headline(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> list[Figure]:
-    """A leader's figures for their home page: the dashboard's first ones, within the same reach."""
+def _reach(user: AnyUser, scheme_key: str, now: dt.datetime) -> tuple[Any, list[Any]]:
+    """The SQL condition of the cases in the reader's `dashboard.view` (None: the district), and of those of
+    them open and overdue now."""
     from ..workflow import inboxes
     from ..workflow.models import Case
 
@@ -225,8 +252,16 @@ def headline(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -
         raise PermissionDenied(_("You may not view this district's dashboard."))
     scope = permissions.dashboard_reach(user, scheme_key)
     where = None if scope.district_wide else inboxes.within_reach(scope)
-    return _headline(scheme_key, today, where, [Case.scheme_key == scheme_key, Case.state_kind != "final",
-                                                inboxes.overdue_now(now), *([where] if where is not None else [])])
+    return where, [Case.scheme_key == scheme_key, Case.state_kind != "final", inboxes.overdue_now(now),
+                   *([where] if where is not None else [])]
+
+
+def headline(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> list[Figure]:
+    """A leader's figures for their home page: the dashboard's first ones, within the same reach."""
+    from ..definitions.clock import district_zone
+
+    where, open_late = _reach(user, scheme_key, now)
+    return _headline(scheme_key, *_month_so_far(today, now, district_zone(scheme_key)), where, open_late)
 
 
 def overview(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -> Overview:
@@ -241,51 +276,44 @@ def overview(user: AnyUser, scheme_key: str, today: dt.date, now: dt.datetime) -
     from ..workflow.ledger import uncounted
     from ..workflow.models import Case
 
-    if not permissions.can_view_dashboard(user, scheme_key):
-        raise PermissionDenied(_("You may not view this district's dashboard."))
-    scope = permissions.dashboard_reach(user, scheme_key)
-    where = None if scope.district_wide else inboxes.within_reach(scope)
+    where, open_late = _reach(user, scheme_key, now)
     zone = district_zone(scheme_key)
+    this, last = _month_so_far(today, now, zone)
 
-    def between(start: dt.date, end: dt.date) -> list[Any]:
-        return [Case.scheme_key == scheme_key, ~uncounted(),
-                Case.created_at >= dt.datetime.combine(start, dt.time(), zone),
-                Case.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone),
-                *([where] if where is not None else [])]
+    def opened(window: Window) -> list[Any]:
+        return [Case.scheme_key == scheme_key, ~uncounted(), Case.created_at >= window.begin,
+                Case.created_at < window.end, *([where] if where is not None else [])]
 
-    def public(start: dt.date, end: dt.date) -> int:
-        return db.session.scalar(select(func.count(Case.id)).where(*between(start, end), Case.source == "public"))
+    def public(window: Window) -> int:
+        return db.session.scalar(select(func.count(Case.id)).where(*opened(window), Case.source == "public"))
 
-    month_from = today.replace(day=1)
-    last_from, last_to = _same_days_before(today)
-    open_late = [Case.scheme_key == scheme_key, Case.state_kind != "final", inboxes.overdue_now(now),
-                 *([where] if where is not None else [])]
-    figures = _headline(scheme_key, today, where, open_late)
+    figures = _headline(scheme_key, this, last, where, open_late)
     overdue_total = next(f.now for f in figures if f.key == "overdue")
-    figures.insert(-1, Figure("public", _("Public reports"), public(month_from, today), public(last_from, last_to),
-                              better="down"))
+    figures.insert(-1, Figure("public", _("Public reports"), public(this), public(last), better="down"))
     may_see_patrols = permissions.can_view_compliance(user, scheme_key)
     short = [r for r in patrols.compliance_report(user, scheme_key, today, only_short=True) if r.rows] \
         if may_see_patrols else []
     if may_see_patrols:
         figures.append(Figure("patrols_short", _("Short of patrols now"), sum(len(r.rows) for r in short), None,
                               better="down", compared=False))
-    trend = []
+    trend = []  # whole months as they stand now (rectified since counts, as in the ledger); this one so far
     for back in range(5, -1, -1):
-        first = _months_back(today, back)
-        last_day = today if back == 0 else _months_back(today, back - 1) - dt.timedelta(days=1)
-        trend.append((first, last_day, _tally(scheme_key, first, last_day, where)))
+        first, following = _months_back(today, back), _months_back(today, back - 1)
+        window = Window(dt.datetime.combine(first, dt.time(), zone),
+                        now if back == 0 else dt.datetime.combine(following, dt.time(), zone),
+                        first, today if back == 0 else following - dt.timedelta(days=1))
+        trend.append((first, window.last, _tally(scheme_key, window, where, as_of=now)))
     labels = cases.category_labels(scheme_key)
     by_category = sorted(((tr(labels.get(key) or key) if key else _("No category"), n) for key, n in
                           db.session.execute(select(Case.category, func.count(Case.id))
-                                             .where(*between(month_from, today)).group_by(Case.category))),
+                                             .where(*opened(this)).group_by(Case.category))),
                          key=lambda pair: (-pair[1], pair[0]))
     by_source = [(cases.source_label(key), n) for key, n in sorted(db.session.execute(
-        select(Case.source, func.count(Case.id)).where(*between(month_from, today)).group_by(Case.source)))]
+        select(Case.source, func.count(Case.id)).where(*opened(this)).group_by(Case.source)))]
     due = inboxes.due_at().label("due_at")
     overdue = list(db.session.execute(select(Case, due).where(*open_late)
                                       .order_by(due.is_(None), due, Case.id).limit(OVERDUE_SHOWN)))
-    return Overview(month_from, today, last_from, last_to, figures, trend, by_category, by_source,
+    return Overview(this.first, today, last.first, last.last, figures, trend, by_category, by_source,
                     overdue, overdue_total, short, may_see_patrols, labels)
 
 

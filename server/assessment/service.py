@@ -21,6 +21,7 @@ from ..audit.service import record_audit
 from ..auth import permissions
 from ..core.database import utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..core.text import clean_text
 from ..definitions.clock import district_today
 from ..extensions import db
 from ..org.models import Unit
@@ -171,7 +172,7 @@ def enter_marks(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: st
     sheet = sheet_spec_of(period)
     clean = checked_values(sheet, item_id, values)
     role = _assessor_role(user, unit, sheet, item_id)
-    if any(v != 0 for v in clean.values()) and not reason.strip():
+    if any(v != 0 for v in clean.values()) and not clean_text(reason, 2000):
         raise DomainError(_("Give the reason for a deduction."))
     entry = db.session.scalar(db.select(AssessmentEntry).filter_by(
         period_id=period.id, unit_id=unit.id, item_key=item_id, assessor_id=user.id, superseded_in=None))
@@ -180,7 +181,7 @@ def enter_marks(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: st
         entry = AssessmentEntry(period=period, unit=unit, item_key=item_id, assessor_id=user.id)
         db.session.add(entry)
     entry.role_key = role
-    entry.values, entry.reason, entry.evidence = clean, reason.strip()[:2000], list(evidence or []) or None
+    entry.values, entry.reason, entry.evidence = clean, clean_text(reason, 2000), list(evidence or []) or None
     entry.entered_at = utcnow()
     db.session.flush()
     record_audit("assessment.enter", "assessment_entry", entry.id, user=user, scheme_key=period.scheme_key,
@@ -367,7 +368,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     results = draft(period, metrics=frozen, area_metrics=frozen_areas)
     sheet = sheet_spec_of(period)
     history = _history(period)
-    revision = AssessmentRevision(period=period, number=period.revision + 1, reason=reason.strip()[:2000],
+    revision = AssessmentRevision(period=period, number=period.revision + 1, reason=clean_text(reason, 2000),
                                   published_by_id=user.id, provisional=bool(reasons))
     db.session.add(revision)
     for r in results:
@@ -438,7 +439,7 @@ def correct(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, v
     if not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
     clean = checked_values(sheet_spec_of(period), item_id, values)
-    replace_marks(user, period, unit.id, item_id, clean, reason.strip()[:2000])
+    replace_marks(user, period, unit.id, item_id, clean, clean_text(reason, 2000))
     previous = latest_revision(period)  # a correction of provisional results stays provisional while unfinished
     return publish(user, period, reason=reason, provisional=bool(previous and previous.provisional))
 
@@ -524,16 +525,19 @@ def enter_marks_grid(user: AnyUser, period: AssessmentPeriod, grid: MarksGrid,
     by item is kept."""
     problems: dict[int, str] = {}
     for unit in grid.units:
-        reason = (reasons.get(unit.id) or "").strip()
+        # The row shows its items' reasons together: unless that text was edited, each item keeps its own.
+        typed_reason = clean_text(reasons.get(unit.id), 2000)
+        edited = typed_reason != clean_text(grid.reasons.get(unit.id), 2000)
         for key in sorted(grid.allowed[unit.id]):
             rules = [rule for item, rule, _n, _l in grid.columns if item == key]
             new = {rule: (typed.get((unit.id, key, rule)) or "").strip() for rule in rules}
             old = {rule: grid.values.get((unit.id, key, rule)) for rule in rules}
-            if all(_same_number(new[r], old[r]) for r in rules) and reason == (grid.reasons.get(unit.id) or ""):
+            if all(_same_number(new[r], old[r]) for r in rules) and not edited:
                 continue
             if not any(new.values()) and not any(v is not None for v in old.values()):
                 continue  # nothing entered, nothing before
             mine = my_entry(user, period, unit, key)
+            reason = typed_reason if edited or not (mine and mine.reason) else mine.reason
             try:
                 with db.session.begin_nested():
                     enter_marks(user, period, unit, key, new, reason, list(mine.evidence or []) if mine else [])

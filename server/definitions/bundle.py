@@ -354,7 +354,16 @@ def picker_categories(own: list[dict], lists: list[list[dict]]) -> list[dict]:
     mine = _all_categories(own)
     replaced = {i for c in mine for i in c.get("replaces") or []}
     names = {_name_key(c.get("name")) for c in mine if not c.get("children")} - {None}
-    listed = {c["id"] for items in lists for c in _all_categories(items)}
+    # Only what comes from a list can be left out: a district's own category that overrides a list's one of the
+    # same id (and everything under it) is the district's. A name the lists use more than once ("其他" in
+    # several 大类) stands for none of them in particular, so it hides none.
+    own_ids = {c["id"] for c in mine}
+    leaves = [c for items in lists for c in _all_categories(items) if not c.get("children")]
+    counted: dict[str | None, int] = {}
+    for leaf in leaves:
+        counted[_name_key(leaf.get("name"))] = counted.get(_name_key(leaf.get("name")), 0) + 1
+    names = {n for n in names if counted.get(n) == 1}
+    listed = {c["id"] for items in lists for c in _all_categories(items)} - own_ids
 
     def keep(items: list[dict]) -> list[dict]:
         out = []

@@ -38,6 +38,7 @@ from ..audit.models import AuditEntry
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
 from ..core.cache import memoize
+from ..core.clock import utcnow
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
@@ -413,13 +414,16 @@ def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) 
     Worked out once per day and change of data, not on every page: every change that can move a count — a
     record, a post, a role, the calendar, a scheme version — writes an audit entry in its own transaction, so
     the newest entry's id (with the newest record's, for records stored by other means) stands for the data
-    as committed (the pages showing reminders write nothing)."""
+    as committed (the pages showing reminders write nothing); and never for longer than a minute."""
     if getattr(user, "id", None) is None:
         return []
     today = today or district_today(scheme_key)
     mark = db.session.execute(select(select(func.max(AuditEntry.id)).scalar_subquery(),
                                      select(func.max(Submission.id)).scalar_subquery())).one()
-    return _kept_reminders((user.id, scheme_key, today, *mark), lambda: [
+    # The minute as well: PostgreSQL hands ids out in the order rows are written, not committed, so a record
+    # committed after a later one could leave the newest ids unchanged; no answer is kept longer than a minute.
+    minute = utcnow().replace(second=0, microsecond=0)
+    return _kept_reminders((user.id, scheme_key, today, minute, *mark), lambda: [
         _reminder(v) for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)])
 
 

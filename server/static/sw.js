@@ -9,7 +9,7 @@
 // Filled forms are not kept here: offline.js keeps them in IndexedDB and sends them itself.
 "use strict";
 
-const VERSION = "v4";  // bump to drop every cache of older versions on activate
+const VERSION = "v5";  // bump to drop every cache of older versions on activate
 const SHELL = `fangan-shell-${VERSION}`;
 const PAGES = `fangan-pages-${VERSION}`;
 const SHELL_FILES = [

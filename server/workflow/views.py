@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from ..auth import permissions
 from ..core.database import utcnow
-from ..core.errors import Conflict, PermissionDenied
+from ..core.errors import Conflict, NotFound, PermissionDenied
 from ..core.spreadsheets import XLSX_TYPE
 from ..definitions.clock import district_now, district_today
 from ..extensions import db, htmx
@@ -113,8 +113,11 @@ def case(case_id: int):
     # The first step with a form that neither refuses nor returns the case is on the page itself: dispatching,
     # rectifying or verifying takes this one page.
     step = next((t for t in actions if t.form and not spec.ending(t)), None)
-    page = service.step_form(current_user, item, step, url_for("workflow.act", case_id=case_id,
-                                                              transition_id=step.id)) if step else None
+    try:
+        page = service.step_form(current_user, item, step, url_for("workflow.act", case_id=case_id,
+                                                                  transition_id=step.id)) if step else None
+    except NotFound:  # its form is not in the version in force: the step's own page says so, not the case's
+        step = page = None
     return render_template("workflow/case.html", case=item, spec=spec, **extras, **service.case_details(item),
                            actions=actions, step=step, page=page, version=item.version,
                            confirms={t.id: service.step_confirmation(item, t) for t in actions},

@@ -46,13 +46,15 @@ def district(ctx):
 
 
 def _case(area: Area, created: dt.datetime, *, category: str = "other", source: str = "staff",
-          outcome: str | None = None, due: dt.datetime | None = None, met: bool | None = None) -> Case:
+          outcome: str | None = None, due: dt.datetime | None = None, met: bool | None = None,
+          closed: dt.datetime | None = None) -> Case:
     workflow = db.session.scalar(db.select(DefinitionVersion).filter_by(kind="workflow",
                                                                         key="discover_assign_rectify_close"))
     case = Case(scheme_key="lidu", workflow_key=workflow.key, definition_version_id=workflow.id,
                 state="closed" if outcome else "assigned", state_kind="final" if outcome else "open",
                 outcome=outcome, data={"description": "问题"}, category=category, area_id=area.id,
-                unit_id=area.unit_id, source=source, created_at=created)
+                unit_id=area.unit_id, source=source, created_at=created,
+                closed_at=(closed or created + dt.timedelta(hours=2)) if outcome else None)
     db.session.add(case)
     db.session.flush()
     if due is not None:
@@ -76,21 +78,26 @@ def test_month_so_far_against_the_same_days_of_last_month(district):
               met=None if day == 5 else day == 1)
     before = dt.date(first.year, first.month - 1, 1)
     _case(other, _on(before.replace(day=2)), outcome="resolved")    # last month, within its first five days
-    _case(other, _on(before.replace(day=5), 23))                    # the fifth, late evening: still within
+    # Opened on last month's 3rd but rectified on its 20th: not yet rectified at this point of last month.
+    _case(other, _on(before.replace(day=3)), outcome="resolved", closed=_on(before.replace(day=20)))
+    _case(other, _on(before.replace(day=5), 14))                    # the fifth, before now's time of day: within
+    _case(other, _on(before.replace(day=5), 16))                    # later in the day than now: not yet
     _case(other, _on(before.replace(day=6), 0))                     # the sixth: not compared with a month so far
     _case(other, _on(before.replace(day=20)))
     db.session.commit()
     view = dashboard.overview(_user("leader"), "lidu", TODAY, AT)
     figures = {f.key: f for f in view.figures}
     assert (view.last_from, view.last_to) == (before, before.replace(day=5))
-    assert (figures["found"].now, figures["found"].before, figures["found"].change) == (3, 2, 1)
-    assert (figures["rectified"].now, figures["rectified"].before) == (2, 1)
-    assert figures["rectification_rate"].now == pytest.approx(2 / 3) and figures["rectification_rate"].before == 0.5
+    assert (figures["found"].now, figures["found"].before, figures["found"].change) == (3, 3, 0)
+    assert (figures["rectified"].now, figures["rectified"].before) == (2, 1)  # like for like: by the 5th, 15:00
+    assert figures["rectification_rate"].now == pytest.approx(2 / 3)
+    assert figures["rectification_rate"].before == pytest.approx(1 / 3)
     assert figures["on_time_rate"].now == pytest.approx(1 / 2)  # of the rectified: one in time, one late
     assert (figures["public"].now, figures["public"].before) == (3, 0)
     # The trend: six months, the last one so far; last month counted whole.
     assert [t[0] for t in view.trend][-2:] == [before, first] and view.trend[-1][1] == TODAY
-    assert view.trend[-2][2]["found"] == 4 and view.trend[-1][2]["found"] == 3 and len(view.trend) == 6
+    assert view.trend[-2][2]["found"] == 6 and view.trend[-1][2]["found"] == 3 and len(view.trend) == 6
+    assert view.trend[-2][2]["rectified"] == 2  # the whole month as it stands now: the 3rd's case counts
     assert view.by_category == [("积存垃圾", 3)]  # by name, in the reader's language
     assert [n for _label, n in view.by_source] == [3]
 

@@ -87,3 +87,29 @@ def test_who_may_use_the_grid(period, app):
     office = app.test_client()
     login(office, "office")
     assert office.get(f"/assess/period/{period.id}/marks").status_code == 200
+
+
+def test_an_items_own_reason_is_kept_unless_the_rows_reason_is_edited(period, app):
+    from server.auth.models import User
+
+    assessor = db.session.scalar(db.select(User).filter_by(username="assessor"))
+    shilong = db.session.get(service.Unit, unit_id("lidu", "shilong"))
+    grid = service.marks_grid(assessor, period)
+    first_rule = {}
+    for key, rule, _n, _l in grid.columns:
+        first_rule.setdefault(key, rule)
+    (a, rule_a), (b, rule_b) = list(first_rule.items())[:2]  # two items, each by its first rule
+    service.enter_marks(assessor, period, shilong, a, {rule_a: 1}, "reason A")
+    service.enter_marks(assessor, period, shilong, b, {rule_b: 1}, "reason B")
+    db.session.commit()
+    grid = service.marks_grid(assessor, period)
+    assert grid.reasons[shilong.id] == "reason A；reason B"  # the row shows both
+    typed = {(shilong.id, k, r): "" if v is None else str(v) for (u, k, r), v in grid.values.items() if u == shilong.id}
+    typed[(shilong.id, a, rule_a)] = "2"  # only A's number changes
+    assert service.enter_marks_grid(assessor, period, grid, typed, {shilong.id: grid.reasons[shilong.id]}) == {}
+    assert service.my_entry(assessor, period, shilong, a).reason == "reason A"  # not the row's joined text
+    assert service.my_entry(assessor, period, shilong, b).reason == "reason B"
+    grid = service.marks_grid(assessor, period)
+    problems = service.enter_marks_grid(assessor, period, grid, typed, {shilong.id: "复核后\x00统一说明"})
+    assert problems == {}
+    assert service.my_entry(assessor, period, shilong, b).reason == "复核后统一说明"  # edited: every item takes it

@@ -321,6 +321,16 @@ def test_a_districts_categories_stand_for_the_lists_in_pickers():
     assert [c["id"] for c in full] == ["events", "stalls", "rubbish", "muck", "stall"]  # names for old cases
     assert [c["id"] for c in picker_categories([{"id": "other", "name": "别的"}], listed)] == [
         "events", "stalls", "other"]  # nothing to stand for: the list stays whole
+    # A district's own version of a list's group (the same id) is the district's: it stays, children and all.
+    mine = [{"id": "stalls", "name": {"zh": "摊点"}, "children": [{"id": "ev_stall", "name": {"zh": "流动摊点"}},
+                                                               {"id": "night_market", "name": {"zh": "夜市"}}]}]
+    kept = picker_categories(mine, listed)
+    assert [c["id"] for c in kept] == ["events", "stalls"]
+    assert [c["id"] for c in kept[1]["children"]] == ["ev_stall", "night_market"]
+    # A name the lists use twice stands for neither of them.
+    twice = [[{"id": "a", "name": "甲", "children": [{"id": "a_other", "name": "其他"}]},
+              {"id": "b", "name": "乙", "children": [{"id": "b_other", "name": "其他"}]}]]
+    assert [c["id"] for c in picker_categories([{"id": "other", "name": "其他"}], twice)] == ["a", "b", "other"]
 
 
 def test_replacing_a_category_the_lists_do_not_have_is_an_error():

@@ -451,10 +451,16 @@
       // Online with photos: upload.js sends it with a progress bar and shows the answer. If the signal drops
       // on the way, the copy kept above waits in the outbox like a form filled without signal.
       if (kept) inFlight.add(token);
-      const arrived = async (status) => {  // the server answered: it has the form, unless it failed
+      // The server answered. It has the form when it led on to another page (the record, the case) or showed
+      // the form again with what to fix; anything else (log in again, an expired page, too many requests, an
+      // error) leaves the copy waiting here, photos and all, to be sent later.
+      const arrived = async ({status, landed, text: body}) => {
         inFlight.delete(token);
         if (!kept) return;
-        if (status < 500) await deleteItem(token);
+        const onward = landed.pathname !== new URL(form.action, location.href).pathname
+          && landed.pathname !== loginPath && status < 400;
+        const shownAgain = status === 400 && body.includes('id="fangan-form"');
+        if (onward || shownAgain) await deleteItem(token);
         else await patchItem(token, {state: "waiting"});
       };
       if (await window.fanganSend(form, formData, arrived)) return;
@@ -500,7 +506,8 @@
     await flush();
   }
 
-  if (form) form.addEventListener("submit", (event) => { onSubmit(event); });
+  // Only a page with the outbox keeps forms: elsewhere (a case's step) nothing could show or send the copy.
+  if (form && box) form.addEventListener("submit", (event) => { onSubmit(event); });
   if (box) part("send").addEventListener("click", () => { flush(); });
   window.addEventListener("online", () => { render(); flush(); });
   window.addEventListener("offline", () => { render(); });

@@ -106,7 +106,8 @@
 
   // Send a form's data with a progress bar. Resolves true once the answer is on its way to the screen (the
   // page it led to, or the form again with what to fix), false when the network failed (nothing shown: the
-  // caller keeps the form for later). `arrived(status)` is awaited first, when the server has answered.
+  // caller keeps the form for later). `arrived({status, landed, text})` is awaited first, when the server has
+  // answered (`landed`: the address the answer came from, after redirects).
   window.fanganSend = function (form, data, arrived) {
     return new Promise(function (resolve) {
       var row = bar(form), progress = row.querySelector("progress"), label = row.querySelector("span");
@@ -120,8 +121,9 @@
         label.textContent = (texts.textProgress || "{n}").replace("{n}", share + "%");
       };
       xhr.onload = function () {
-        Promise.resolve(arrived ? arrived(xhr.status) : null).catch(function () { return null; }).then(function () {
-          var landed = new URL(xhr.responseURL || form.action, location.href);
+        var landed = new URL(xhr.responseURL || form.action, location.href);
+        var answer = {status: xhr.status, landed: landed, text: xhr.responseText || ""};
+        Promise.resolve(arrived ? arrived(answer) : null).catch(function () { return null; }).then(function () {
           resolve(true);
           if (landed.pathname !== new URL(form.action, location.href).pathname) {
             location.assign(landed.href);  // done: where the server sent us (the record, the case)
