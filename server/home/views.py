@@ -36,9 +36,13 @@ bp = Blueprint("home", __name__, template_folder="templates")
 class _Nav:
     """What the top bar offers; worked out only when a page asks."""
 
-    @property
+    @cached_property
     def manages_schemes(self) -> bool:
-        return current_user.is_authenticated and any(can_manage_scheme(current_user, r.key) for r in list_schemes())
+        """Whether any of the person's districts (those they hold a role or a post in) lets them manage its scheme."""
+        if not current_user.is_authenticated:
+            return False
+        keys = {a.scheme_key for a in current_user.roles} | {p.scheme_key for p in current_user.posts}
+        return any(can_manage_scheme(current_user, key) for key in keys)
 
     @cached_property
     def district(self) -> str | None:
