@@ -202,7 +202,8 @@ class ReferenceChecker:
                 rule = tier.get(key) if isinstance(tier.get(key), dict) else {}
                 low, high = rule.get("min"), rule.get("max")
                 if isinstance(low, int) and isinstance(high, int) and low > high:
-                    self.err(s, [*path, key], f"min {low} is more than max {high}: no number of posts can meet it")
+                    self.err(s, [*path, key], f"min {low} is more than max {high}: no number of posts can meet it",
+                             f"最少 {low} 大于最多 {high}：岗位数无论多少都不满足")
         groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
         categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
         self.ref(s, ["category_lists"], d.get("category_lists"), self.available("category_list"), "category list")
@@ -338,7 +339,7 @@ class ReferenceChecker:
                 rid = rule.get("id")
                 if isinstance(rid, str):
                     if rid in seen:
-                        self.err(doc, [*path, "id"], f"duplicate patrol rule id '{rid}'")
+                        self.err(doc, [*path, "id"], f"duplicate patrol rule id '{rid}'", f"巡查规则编号“{rid}”重复")
                     seen.add(rid)
                 who = rule.get("who") if isinstance(rule.get("who"), dict) else {}
                 self.ref(doc, [*path, "who", "tiers"], who.get("tiers"), tiers, "tier")
@@ -381,18 +382,21 @@ class ReferenceChecker:
                 if isinstance(c, dict):
                     self.expr(doc, [*path, "constraints", i, "check"], c.get("check"), allowed | {"value"})
             if kind is not None and kind.needs_choices and not (f.get("choices") or f.get("choices_from")):
-                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'choices' or 'choices_from'")
+                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'choices' or 'choices_from'",
+                         f"字段“{f.get('id')}”（{ftype}）需要 choices 或 choices_from")
             if container and not f.get("fields"):
-                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'fields'")
+                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'fields'",
+                         f"字段“{f.get('id')}”（{ftype}）需要 fields")
             if f.get("fields") and not container:
-                self.err(doc, [*path, "fields"], "only sections and repeat groups have 'fields'")
+                self.err(doc, [*path, "fields"], "only sections and repeat groups have 'fields'",
+                         "只有分组和重复组可以有 fields")
             lo, hi = f.get("min"), f.get("max")
             if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
-                self.err(doc, [*path, "min"], f"min {lo} is greater than max {hi}")
+                self.err(doc, [*path, "min"], f"min {lo} is greater than max {hi}", f"最小值 {lo} 大于最大值 {hi}")
             values = [c.get("value") for c in _as_list(f.get("choices")) if isinstance(c, dict)]
             for i, v in enumerate(values):
                 if v in values[:i]:
-                    self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'")
+                    self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'", f"选项值“{v}”重复")
         types = {f.get("id"): f.get("type") for _, f in entries}
         kinds = {field_id: field_types.get(ftype) for field_id, ftype in types.items()}
         when = doc.data.get("record_time")
@@ -406,7 +410,8 @@ class ReferenceChecker:
                       for key in mapping}
             for key, field_id in mapping.items():
                 if field_id not in types:
-                    self.err(doc, ["open311", key], f"unknown field '{field_id}' of this form")
+                    self.err(doc, ["open311", key], f"unknown field '{field_id}' of this form",
+                             f"本表单没有字段“{field_id}”")
                 elif wanted[key] and types[field_id] not in wanted[key]:
                     self.err(doc, ["open311", key], f"'{field_id}' is a {types[field_id]} field; {key} needs "
                              + " or ".join(wanted[key]))
@@ -422,7 +427,8 @@ class ReferenceChecker:
         self.expr(doc, ["opens_cases", "when"], opening.get("when"), allowed)
         for target, source in (opening.get("fill") or {}).items():
             if source not in types:
-                self.err(doc, ["opens_cases", "fill", target], f"unknown field '{source}' of this form")
+                self.err(doc, ["opens_cases", "fill", target], f"unknown field '{source}' of this form",
+                         f"本表单没有字段“{source}”")
 
     # -- workflows ---------------------------------------------------------
     def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]], uses_scheme: bool = True) -> None:
@@ -465,7 +471,8 @@ class ReferenceChecker:
                 self.expr(doc, [*path, key], dl.get(key), case_names)
                 self._constant_deadline(doc, [*path, key], dl.get(key), key.removeprefix("working_"))
             if not (dl.get("working_days") or dl.get("working_hours")):
-                self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'")
+                self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'",
+                         "期限需要 working_days 或 working_hours")
         for path, esc in _walk_tree(d.get("escalations"), ["escalations"], "-"):
             self.ref(doc, [*path, "deadline"], esc.get("deadline"), deadlines, "deadline")
             self._check_recipients(doc, [*path, "notify"], esc.get("notify"), ctx, uses_scheme, built_in)
@@ -479,13 +486,16 @@ class ReferenceChecker:
                         queue.append(nxt)
             for path, st in _walk_tree(d.get("states"), ["states"], "-"):
                 if st.get("id") in states and st.get("id") not in reached:
-                    self.err(doc, [*path, "id"], f"state '{st['id']}' cannot be reached from '{initial}'")
+                    self.err(doc, [*path, "id"], f"state '{st['id']}' cannot be reached from '{initial}'",
+                             f"从“{initial}”无法到达状态“{st['id']}”")
         for path, st in _walk_tree(d.get("states"), ["states"], "-"):
             sid = st.get("id")
             if sid in edges and kinds.get(sid) != "final" and not edges[sid]:
-                self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it")
+                self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it",
+                         f"状态“{sid}”不是终态，却没有流转步骤离开它")
         if not any(k == "final" for k in kinds.values()):
-            self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'")
+            self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'",
+                     "流程至少需要一个 final（终态）状态")
 
     def _check_recipients(self, doc: SourceDocument, path: Path, items: Any, ctx: dict[str, set[str]],
                           uses_scheme: bool, built_in: bool) -> None:
@@ -557,7 +567,8 @@ class ReferenceChecker:
                 for key, source in effect["set"].items():
                     if key not in fields:
                         self.err(doc, [*ep, "set", key], f"unknown case field '{key}'{_suggest(key, fields)}"
-                                 " (declare it under 'fields')")
+                                 " (declare it under 'fields')",
+                                 f"未知的案件字段“{key}”{_suggest_zh(key, fields)}（请在 fields 中声明）")
                     self.expr(doc, [*ep, "set", key], source, names)
 
     # -- score sheets ------------------------------------------------------
@@ -691,7 +702,8 @@ class ReferenceChecker:
             item_sum = sum(it.get("points", 0) for it in _as_list(sec.get("items"))
                            if isinstance(it, dict) and isinstance(it.get("points"), int | float))
             if points and round(item_sum, 6) != round(points, 6):
-                self.err(doc, [*path, "points"], f"section has {points:g} points but its items add up to {item_sum:g}")
+                self.err(doc, [*path, "points"], f"section has {points:g} points but its items add up to {item_sum:g}",
+                         f"该部分为 {points:g} 分，但各考核项合计 {item_sum:g} 分")
         total = d.get("total")
         weights = [sec.get("weight") for _p, sec in sections]
         if any(w is not None for w in weights):
@@ -699,9 +711,11 @@ class ReferenceChecker:
             if any(w is None for w in weights):
                 self.err(doc, ["sections"], "either every section has a weight or none has")
             elif isinstance(total, int | float) and round(sum(weights), 6) != round(total, 6):
-                self.err(doc, ["total"], f"total is {total:g} but the section weights add up to {sum(weights):g}")
+                self.err(doc, ["total"], f"total is {total:g} but the section weights add up to {sum(weights):g}",
+                         f"总分为 {total:g}，但各部分权重合计 {sum(weights):g}")
         elif isinstance(total, int | float) and sections and round(section_total, 6) != round(total, 6):
-            self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}")
+            self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}",
+                     f"总分为 {total:g}，但各部分合计 {section_total:g} 分")
         names = metrics
         for path, item in items:
             self.ref(doc, [*path, "assessor_roles"], item.get("assessor_roles"), ctx["roles"], "role")
@@ -715,7 +729,7 @@ class ReferenceChecker:
                 if kind in ("per_step_below", "per_step_above"):
                     for key in ("value", "threshold", "step"):
                         if key not in rule:
-                            self.err(doc, rp, f"a {kind} rule needs '{key}'")
+                            self.err(doc, rp, f"a {kind} rule needs '{key}'", f"{kind} 规则需要 {key}")
                 if kind == "one_off" and "when" not in rule:
                     self.err(doc, rp, "a one_off rule needs 'when' (or use per_occurrence for an assessor's count)")
             self.ids(doc, [([*path, "rules", i], r) for i, r in enumerate(_as_list(item.get("rules")))

@@ -340,3 +340,14 @@ def test_replacing_a_category_the_lists_do_not_have_is_an_error():
     assert len(errors) == 2, errors
     assert "categories[0].replaces" in errors[0] and "no_such" in errors[0]
     assert "categories[2].replaces" in errors[1] and "'mine'" in errors[1]  # the district's own: not a list's
+
+
+def test_reference_problems_carry_their_chinese_words():
+    text = MINI_SCHEME + "  - {id: weekly, name: 又一条, who: {tiers: [first]}, at_least: 1, per: week}\n" \
+                         "  - {id: daily, name: 每天, who: {tiers: [firts]}, at_least: 1, per: day}\n"
+    with pytest.raises(DefinitionsInvalid) as info:
+        check_files({"schemes/mini/scheme.yaml": text, "schemes/mini/log.yaml": MINI_FORM}, {})
+    said = {e.message: e.message_in("zh") for e in info.value.errors}
+    assert said["duplicate patrol rule id 'weekly'"] == "巡查规则编号“weekly”重复"
+    assert said["unknown tier 'firts' (did you mean 'first'?)"] == "未知的层级“firts”（是否应为“first”？）"
+    assert all(e.message_in("en") == e.message for e in info.value.errors)  # English stays English
