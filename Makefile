@@ -56,7 +56,7 @@ translations: $(VENV)/.installed
 
 ## extract UI strings into the catalogue (then translate server/translations/*/LC_MESSAGES/messages.po)
 messages: $(VENV)/.installed
-	$(VENV)/bin/pybabel extract -w 120 -F babel.cfg -k _l -k lazy_gettext -o server/translations/messages.pot server themes
+	$(VENV)/bin/pybabel extract -w 120 -F babel.cfg -k _l -k lazy_gettext -k N_ -k _noun:1c,2 -o server/translations/messages.pot server themes
 	$(VENV)/bin/pybabel update -w 120 --no-fuzzy-matching -i server/translations/messages.pot -d server/translations
 
 docs: $(VENV)/.installed

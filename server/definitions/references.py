@@ -9,7 +9,7 @@ from typing import Any
 from ..core.registry import registry
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
-from .errors import DefinitionError, expression_problem_zh
+from .errors import N_, DefinitionError, _noun, expression_problem_zh, hint, noun, said
 from .loader import SourceDocument
 
 # Names every form expression may use besides its own fields: who fills it, when, for which period.
@@ -84,27 +84,28 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
-    hint = close_matches(name, known, n=1)
-    return f" (did you mean '{hint[0]}'?)" if hint else ""
+def _hint(name: str, known: Iterable[str]) -> Any:
+    """The closest known name, as words in either language (" (did you mean …?)"), or nothing."""
+    found = close_matches(name, known, n=1)
+    return hint(found[0] if found else None)
 
 
-def _suggest_zh(name: str, known: Iterable[str]) -> str:
-    hint = close_matches(name, known, n=1)
-    return f"（是否应为“{hint[0]}”？）" if hint else ""
-
-
-# What a reference names, in Chinese, for the messages administrators read.
-WHAT_ZH = {
-    "area kind": "区域类型", "area": "区域", "board": "公示牌", "case field": "案件字段", "category list": "分类清单",
-    "category of the category lists": "分类清单中的类别", "category": "类别", "charge": "收费项",
-    "deadline": "期限", "escalation": "督办规则", "field": "字段", "flag": "旗帜", "form": "表单", "grade": "等次",
-    "item": "考核项", "metric": "指标", "patrol rule": "巡查规则", "role": "角色", "roles": "角色",
-    "routing rule": "派单规则", "rules": "规则", "score sheet": "考核表", "section": "考核部分", "size": "尺寸",
-    "state": "状态", "tier": "层级", "tiers": "层级", "transition": "流转步骤", "unit group": "单位分组",
-    "unit kind": "单位类型", "unit": "单位", "units": "单位", "workflow": "流程", "theme": "主题",
-    "unit kinds": "单位类型", "area kinds": "区域类型",
-}
+# The nouns a reference names, for the catalogue (said in Chinese on the Chinese page).
+REFERENCE_NOUNS = [
+    _noun("reference", "area kind"), _noun("reference", "area"), _noun("reference", "board"),
+    _noun("reference", "case field"), _noun("reference", "category list"),
+    _noun("reference", "category of the category lists"), _noun("reference", "category"),
+    _noun("reference", "charge"), _noun("reference", "deadline"), _noun("reference", "escalation"),
+    _noun("reference", "field"), _noun("reference", "flag"), _noun("reference", "form"),
+    _noun("reference", "grade"), _noun("reference", "item"), _noun("reference", "metric"),
+    _noun("reference", "patrol rule"), _noun("reference", "role"), _noun("reference", "routing rule"),
+    _noun("reference", "rules"), _noun("reference", "score sheet"), _noun("reference", "section"),
+    _noun("reference", "size"), _noun("reference", "state"), _noun("reference", "tier"),
+    _noun("reference", "transition"), _noun("reference", "unit group"), _noun("reference", "unit kind"),
+    _noun("reference", "unit"), _noun("reference", "workflow"), _noun("reference", "roles"),
+    _noun("reference", "tiers"), _noun("reference", "units"), _noun("reference", "unit kinds"),
+    _noun("reference", "area kinds"),
+]
 
 
 class ReferenceChecker:
@@ -132,8 +133,7 @@ class ReferenceChecker:
             if not isinstance(value, str):
                 continue
             if value in seen:
-                self.err(doc, [*path, "id"], f"duplicate {what} id '{value}'",
-                         f"{WHAT_ZH.get(what, what)}编号“{value}”重复")
+                self.err(doc, [*path, "id"], *said(N_("duplicate %(what)s id '%(id)s'"), what=noun(what), id=value))
             seen.add(value)
         return seen
 
@@ -141,8 +141,8 @@ class ReferenceChecker:
         for i, v in enumerate(_as_list(value)):
             if isinstance(v, str) and v not in known:
                 p = [*path, i] if isinstance(value, list) else path
-                self.err(doc, p, f"unknown {what} '{v}'{_suggest(v, known)}",
-                         f"未知的{WHAT_ZH.get(what, what)}“{v}”{_suggest_zh(v, known)}")
+                self.err(doc, p, *said(N_("unknown %(what)s '%(name)s'%(hint)s"), what=noun(what), name=v,
+                                       hint=_hint(v, known)))
 
     def expr(self, doc: SourceDocument, path: Path, source: Any, names: Iterable[str]) -> None:
         if not isinstance(source, str):
@@ -154,10 +154,9 @@ class ReferenceChecker:
 
     def ref_theme(self, doc: SourceDocument, value: Any) -> None:
         if self.themes is not None and isinstance(value, str) and value not in self.themes:
-            self.err(doc, ["theme"], f"unknown theme '{value}'{_suggest(value, self.themes)}: "
-                                     f"installed themes are {', '.join(sorted(self.themes))}",
-                     f"未知的主题“{value}”{_suggest_zh(value, self.themes)}：已安装的主题有 "
-                     f"{'、'.join(sorted(self.themes))}")
+            self.err(doc, ["theme"], *said(N_("unknown theme '%(name)s'%(hint)s: installed themes are %(themes)s"),
+                                           name=value, hint=_hint(value, self.themes),
+                                           themes=", ".join(sorted(self.themes))))
 
     def _combined_reaches_the_total(self, doc: SourceDocument, d: dict, path: Path, combo: dict,
                                     sheet_names: set[Any]) -> None:
@@ -202,8 +201,8 @@ class ReferenceChecker:
                 rule = tier.get(key) if isinstance(tier.get(key), dict) else {}
                 low, high = rule.get("min"), rule.get("max")
                 if isinstance(low, int) and isinstance(high, int) and low > high:
-                    self.err(s, [*path, key], f"min {low} is more than max {high}: no number of posts can meet it",
-                             f"最少 {low} 大于最多 {high}：岗位数无论多少都不满足")
+                    self.err(s, [*path, key], *said(N_("min %(low)s is more than max %(high)s: no number of posts "
+                                                       "can meet it"), low=low, high=high))
         groups = self.ids(s, _walk_tree(d.get("unit_groups"), ["unit_groups"], "-"), "unit group")
         categories = self.ids(s, _walk_tree(d.get("categories"), ["categories"]), "category")
         self.ref(s, ["category_lists"], d.get("category_lists"), self.available("category_list"), "category list")
@@ -339,7 +338,8 @@ class ReferenceChecker:
                 rid = rule.get("id")
                 if isinstance(rid, str):
                     if rid in seen:
-                        self.err(doc, [*path, "id"], f"duplicate patrol rule id '{rid}'", f"巡查规则编号“{rid}”重复")
+                        self.err(doc, [*path, "id"], *said(N_("duplicate %(what)s id '%(id)s'"),
+                                                           what=noun("patrol rule"), id=rid))
                     seen.add(rid)
                 who = rule.get("who") if isinstance(rule.get("who"), dict) else {}
                 self.ref(doc, [*path, "who", "tiers"], who.get("tiers"), tiers, "tier")
@@ -382,21 +382,21 @@ class ReferenceChecker:
                 if isinstance(c, dict):
                     self.expr(doc, [*path, "constraints", i, "check"], c.get("check"), allowed | {"value"})
             if kind is not None and kind.needs_choices and not (f.get("choices") or f.get("choices_from")):
-                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'choices' or 'choices_from'",
-                         f"字段“{f.get('id')}”（{ftype}）需要 choices 或 choices_from")
+                self.err(doc, path, *said(N_("field '%(id)s' of type %(type)s needs 'choices' or 'choices_from'"),
+                                          id=f.get("id"), type=ftype))
             if container and not f.get("fields"):
-                self.err(doc, path, f"field '{f.get('id')}' of type {ftype} needs 'fields'",
-                         f"字段“{f.get('id')}”（{ftype}）需要 fields")
+                self.err(doc, path, *said(N_("field '%(id)s' of type %(type)s needs 'fields'"), id=f.get("id"),
+                                          type=ftype))
             if f.get("fields") and not container:
-                self.err(doc, [*path, "fields"], "only sections and repeat groups have 'fields'",
-                         "只有分组和重复组可以有 fields")
+                self.err(doc, [*path, "fields"], *said(N_("only sections and repeat groups have 'fields'")))
             lo, hi = f.get("min"), f.get("max")
             if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
-                self.err(doc, [*path, "min"], f"min {lo} is greater than max {hi}", f"最小值 {lo} 大于最大值 {hi}")
+                self.err(doc, [*path, "min"], *said(N_("min %(low)s is greater than max %(high)s"), low=lo, high=hi))
             values = [c.get("value") for c in _as_list(f.get("choices")) if isinstance(c, dict)]
             for i, v in enumerate(values):
                 if v in values[:i]:
-                    self.err(doc, [*path, "choices", i, "value"], f"duplicate choice value '{v}'", f"选项值“{v}”重复")
+                    self.err(doc, [*path, "choices", i, "value"], *said(N_("duplicate choice value '%(value)s'"),
+                                                                        value=v))
         types = {f.get("id"): f.get("type") for _, f in entries}
         kinds = {field_id: field_types.get(ftype) for field_id, ftype in types.items()}
         when = doc.data.get("record_time")
@@ -410,8 +410,7 @@ class ReferenceChecker:
                       for key in mapping}
             for key, field_id in mapping.items():
                 if field_id not in types:
-                    self.err(doc, ["open311", key], f"unknown field '{field_id}' of this form",
-                             f"本表单没有字段“{field_id}”")
+                    self.err(doc, ["open311", key], *said(N_("unknown field '%(name)s' of this form"), name=field_id))
                 elif wanted[key] and types[field_id] not in wanted[key]:
                     self.err(doc, ["open311", key], f"'{field_id}' is a {types[field_id]} field; {key} needs "
                              + " or ".join(wanted[key]))
@@ -427,8 +426,8 @@ class ReferenceChecker:
         self.expr(doc, ["opens_cases", "when"], opening.get("when"), allowed)
         for target, source in (opening.get("fill") or {}).items():
             if source not in types:
-                self.err(doc, ["opens_cases", "fill", target], f"unknown field '{source}' of this form",
-                         f"本表单没有字段“{source}”")
+                self.err(doc, ["opens_cases", "fill", target], *said(N_("unknown field '%(name)s' of this form"),
+                                                                     name=source))
 
     # -- workflows ---------------------------------------------------------
     def check_workflow(self, doc: SourceDocument, ctx: dict[str, set[str]], uses_scheme: bool = True) -> None:
@@ -471,8 +470,7 @@ class ReferenceChecker:
                 self.expr(doc, [*path, key], dl.get(key), case_names)
                 self._constant_deadline(doc, [*path, key], dl.get(key), key.removeprefix("working_"))
             if not (dl.get("working_days") or dl.get("working_hours")):
-                self.err(doc, path, "a deadline needs 'working_days' or 'working_hours'",
-                         "期限需要 working_days 或 working_hours")
+                self.err(doc, path, *said(N_("a deadline needs 'working_days' or 'working_hours'")))
         for path, esc in _walk_tree(d.get("escalations"), ["escalations"], "-"):
             self.ref(doc, [*path, "deadline"], esc.get("deadline"), deadlines, "deadline")
             self._check_recipients(doc, [*path, "notify"], esc.get("notify"), ctx, uses_scheme, built_in)
@@ -486,16 +484,15 @@ class ReferenceChecker:
                         queue.append(nxt)
             for path, st in _walk_tree(d.get("states"), ["states"], "-"):
                 if st.get("id") in states and st.get("id") not in reached:
-                    self.err(doc, [*path, "id"], f"state '{st['id']}' cannot be reached from '{initial}'",
-                             f"从“{initial}”无法到达状态“{st['id']}”")
+                    self.err(doc, [*path, "id"], *said(N_("state '%(state)s' cannot be reached from '%(initial)s'"),
+                                                       state=st["id"], initial=initial))
         for path, st in _walk_tree(d.get("states"), ["states"], "-"):
             sid = st.get("id")
             if sid in edges and kinds.get(sid) != "final" and not edges[sid]:
-                self.err(doc, [*path, "id"], f"state '{sid}' is not final but no transition leaves it",
-                         f"状态“{sid}”不是终态，却没有流转步骤离开它")
+                self.err(doc, [*path, "id"], *said(N_("state '%(state)s' is not final but no transition leaves it"),
+                                                   state=sid))
         if not any(k == "final" for k in kinds.values()):
-            self.err(doc, ["states"], "a workflow needs at least one state of kind 'final'",
-                     "流程至少需要一个 final（终态）状态")
+            self.err(doc, ["states"], *said(N_("a workflow needs at least one state of kind 'final'")))
 
     def _check_recipients(self, doc: SourceDocument, path: Path, items: Any, ctx: dict[str, set[str]],
                           uses_scheme: bool, built_in: bool) -> None:
@@ -566,9 +563,9 @@ class ReferenceChecker:
             if isinstance(effect.get("set"), dict):
                 for key, source in effect["set"].items():
                     if key not in fields:
-                        self.err(doc, [*ep, "set", key], f"unknown case field '{key}'{_suggest(key, fields)}"
-                                 " (declare it under 'fields')",
-                                 f"未知的案件字段“{key}”{_suggest_zh(key, fields)}（请在 fields 中声明）")
+                        self.err(doc, [*ep, "set", key], *said(N_("unknown case field '%(name)s'%(hint)s (declare it "
+                                                                  "under 'fields')"), name=key,
+                                                               hint=_hint(key, fields)))
                     self.expr(doc, [*ep, "set", key], source, names)
 
     # -- score sheets ------------------------------------------------------
@@ -702,8 +699,8 @@ class ReferenceChecker:
             item_sum = sum(it.get("points", 0) for it in _as_list(sec.get("items"))
                            if isinstance(it, dict) and isinstance(it.get("points"), int | float))
             if points and round(item_sum, 6) != round(points, 6):
-                self.err(doc, [*path, "points"], f"section has {points:g} points but its items add up to {item_sum:g}",
-                         f"该部分为 {points:g} 分，但各考核项合计 {item_sum:g} 分")
+                self.err(doc, [*path, "points"], *said(N_("section has %(points)s points but its items add up to "
+                                                          "%(sum)s"), points=f"{points:g}", sum=f"{item_sum:g}"))
         total = d.get("total")
         weights = [sec.get("weight") for _p, sec in sections]
         if any(w is not None for w in weights):
@@ -711,11 +708,11 @@ class ReferenceChecker:
             if any(w is None for w in weights):
                 self.err(doc, ["sections"], "either every section has a weight or none has")
             elif isinstance(total, int | float) and round(sum(weights), 6) != round(total, 6):
-                self.err(doc, ["total"], f"total is {total:g} but the section weights add up to {sum(weights):g}",
-                         f"总分为 {total:g}，但各部分权重合计 {sum(weights):g}")
+                self.err(doc, ["total"], *said(N_("total is %(total)s but the section weights add up to %(sum)s"),
+                                               total=f"{total:g}", sum=f"{sum(weights):g}"))
         elif isinstance(total, int | float) and sections and round(section_total, 6) != round(total, 6):
-            self.err(doc, ["total"], f"total is {total:g} but the sections add up to {section_total:g}",
-                     f"总分为 {total:g}，但各部分合计 {section_total:g} 分")
+            self.err(doc, ["total"], *said(N_("total is %(total)s but the sections add up to %(sum)s"),
+                                           total=f"{total:g}", sum=f"{section_total:g}"))
         names = metrics
         for path, item in items:
             self.ref(doc, [*path, "assessor_roles"], item.get("assessor_roles"), ctx["roles"], "role")
@@ -729,7 +726,7 @@ class ReferenceChecker:
                 if kind in ("per_step_below", "per_step_above"):
                     for key in ("value", "threshold", "step"):
                         if key not in rule:
-                            self.err(doc, rp, f"a {kind} rule needs '{key}'", f"{kind} 规则需要 {key}")
+                            self.err(doc, rp, *said(N_("a %(kind)s rule needs '%(key)s'"), kind=kind, key=key))
                 if kind == "one_off" and "when" not in rule:
                     self.err(doc, rp, "a one_off rule needs 'when' (or use per_occurrence for an assessor's count)")
             self.ids(doc, [([*path, "rules", i], r) for i, r in enumerate(_as_list(item.get("rules")))

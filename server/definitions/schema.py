@@ -15,7 +15,8 @@ from referencing import Registry, Resource
 from ..core.registry import registry, versions
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression
-from .errors import DefinitionError, expression_problem_zh, format_path
+from .errors import N_, DefinitionError, Said, expression_problem_zh, format_path, said, say
+from .errors import hint as hint_of
 from .loader import SourceDocument, key_line
 
 KINDS = ("scheme", "form", "workflow", "patrol_rules", "score_sheet", "board", "category_list")
@@ -89,59 +90,63 @@ def _quote(value: Any) -> str:
     return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-_TYPE_NAMES = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-               "object": "a mapping of fields", "array": "a list", "null": "nothing"}
-_TYPE_NAMES_ZH = {"string": "文字", "integer": "整数", "number": "数字", "boolean": "true 或 false",
-                  "object": "键值映射", "array": "列表", "null": "空值"}
+# The JSON types a schema asks for, in words (in the catalogue: said in either language).
+_TYPE_NAMES = {"string": N_("text"), "integer": N_("a whole number"), "number": N_("a number"),
+               "boolean": N_("true or false"), "object": N_("a mapping of fields"), "array": N_("a list"),
+               "null": N_("nothing")}
 
 
-def _describe_type(expected: Any, names: dict[str, str] = _TYPE_NAMES, joiner: str = " or ") -> str:
+def _describe_type(expected: Any) -> Said:
     listed = expected if isinstance(expected, list) else [expected]
-    return joiner.join(names.get(n, n) for n in listed)
+    words = [say(_TYPE_NAMES[n]) if n in _TYPE_NAMES else n for n in listed]
+    out = words[0]
+    for more in words[1:]:
+        out = say(N_("%(one)s or %(other)s"), one=out, other=more)
+    return out
 
 
 def _message(error: ValidationError) -> tuple[str, str]:
     """The problem in English and in Chinese (the administrators' pages speak it); the values quoted as given."""
     v, inst = error.validator, error.instance
     if v == "enum":
-        allowed = ", ".join(_quote(x) for x in error.validator_value)
-        return f"{_quote(inst)} is not one of {allowed}", f"{_quote(inst)} 不是可用的值，可用：{allowed}"
+        return said(N_("%(value)s is not one of %(allowed)s"), value=_quote(inst),
+                    allowed=", ".join(_quote(x) for x in error.validator_value))
     if v == "const":
-        wanted = _quote(error.validator_value)
-        return f"{_quote(inst)} must be {wanted}", f"{_quote(inst)} 应为 {wanted}"
+        return said(N_("%(value)s must be %(wanted)s"), value=_quote(inst), wanted=_quote(error.validator_value))
     if v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"missing required field '{missing}'", f"缺少必填字段“{missing}”"
+        return said(N_("missing required field '%(name)s'"), name=missing)
     if v == "type":
-        return (f"expected {_describe_type(error.validator_value)}, got {_quote(inst)}",
-                f"应为{_describe_type(error.validator_value, _TYPE_NAMES_ZH, '或')}，实际为 {_quote(inst)}")
+        return said(N_("expected %(wanted)s, got %(value)s"), wanted=_describe_type(error.validator_value),
+                    value=_quote(inst))
     if v == "pattern" and error.validator_value == load_schema("common")["$defs"]["id"]["pattern"]:
-        return (f"{_quote(inst)} is not a valid id (lower-case letters, digits and '_', starting with a letter)",
-                f"{_quote(inst)} 不是有效的编号（小写字母、数字和“_”，以字母开头）")
+        return said(N_("%(value)s is not a valid id (lower-case letters, digits and '_', starting with a letter)"),
+                    value=_quote(inst))
     if v == "format" and error.validator_value == "fangan-expression":
-        return (f"invalid expression {_quote(inst)}: {error.cause}",
-                f"表达式 {_quote(inst)} 有误：{expression_problem_zh(str(error.cause))}")
+        template, problem = N_("invalid expression %(value)s: %(problem)s"), str(error.cause)
+        return (say(template, value=_quote(inst), problem=problem).in_language("en"),
+                say(template, value=_quote(inst), problem=expression_problem_zh(problem)).in_language("zh"))
     if v == "format":
-        what = error.validator_value
-        return f"{_quote(inst)} is not a valid {what}", f"{_quote(inst)} 不是有效的 {what}"
+        return said(N_("%(value)s is not a valid %(what)s"), value=_quote(inst), what=error.validator_value)
     if v in ("minProperties", "maxProperties") and error.validator_value == 1 and v == "maxProperties":
-        keys = ", ".join(error.schema.get("properties", {}))
-        return "give exactly one of: " + keys, "只能给出其中一项：" + keys
+        return said(N_("give exactly one of: %(keys)s"), keys=", ".join(error.schema.get("properties", {})))
     if v == "minProperties" and isinstance(inst, dict) and not inst:
-        keys = ", ".join(error.schema.get("properties", {}))
-        return "must not be empty: give at least one of " + keys, "不能为空：至少给出其中一项：" + keys
+        return said(N_("must not be empty: give at least one of %(keys)s"),
+                    keys=", ".join(error.schema.get("properties", {})))
     if v == "minItems" and not inst:
-        return "must not be empty", "不能为空"
+        return said(N_("must not be empty"))
     if v == "uniqueItems":
-        return f"{_quote(inst)} has repeated items", f"{_quote(inst)} 有重复的项"
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        words = {"minimum": "不能小于", "exclusiveMinimum": "应大于", "maximum": "不能大于",
-                 "exclusiveMaximum": "应小于"}
-        return error.message, f"{_quote(inst)} {words[v]} {error.validator_value}"
-    if v in ("maxLength", "minLength", "maxItems", "minItems"):
-        words = {"maxLength": "太长（最多 {n} 个字符）", "minLength": "太短（至少 {n} 个字符）",
-                 "maxItems": "项数太多（最多 {n} 项）", "minItems": "项数太少（至少 {n} 项）"}
-        return error.message, f"{_quote(inst)[:60]} " + words[v].format(n=error.validator_value)
+        return said(N_("%(value)s has repeated items"), value=_quote(inst))
+    bounds = {"minimum": N_("%(value)s is less than the minimum of %(limit)s"),
+              "exclusiveMinimum": N_("%(value)s is less than or equal to the minimum of %(limit)s"),
+              "maximum": N_("%(value)s is greater than the maximum of %(limit)s"),
+              "exclusiveMaximum": N_("%(value)s is greater than or equal to the maximum of %(limit)s"),
+              "maxLength": N_("%(value)s is too long (at most %(limit)s characters)"),
+              "minLength": N_("%(value)s is too short (at least %(limit)s characters)"),
+              "maxItems": N_("%(value)s has too many items (at most %(limit)s)"),
+              "minItems": N_("%(value)s has too few items (at least %(limit)s)")}
+    if v in bounds:  # jsonschema's own English, kept as it is; the Chinese from the catalogue
+        return error.message, say(bounds[v], value=_quote(inst)[:60], limit=error.validator_value).in_language("zh")
     return error.message, ""
 
 
@@ -153,10 +158,9 @@ def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[D
         if key in known:
             continue
         hint = close_matches(str(key), known, n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        suggestion_zh = f"（是否应为“{hint[0]}”？）" if hint else ""
         out.append(DefinitionError(doc.file, key_line(doc.tree, path, key), format_path([*path, key]),
-                                   f"unknown field '{key}'{suggestion}", f"未知字段“{key}”{suggestion_zh}"))
+                                   *said(N_("unknown field '%(name)s'%(hint)s"), name=key,
+                                         hint=hint_of(hint[0] if hint else None))))
     return out
 
 

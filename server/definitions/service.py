@@ -295,26 +295,25 @@ def scheme_categories(scheme_key: str) -> list[dict]:
     """The categories in force: the scheme's category lists extended by its own categories (shared: read only)."""
     from .bundle import merge_categories
 
-    current = current_scheme(scheme_key)
-    if current is None:
-        return []
-    scheme = current.compiled
-    lists = [row for row in (current.member("category_list", i) for i in scheme.category_lists) if row]
-    return derived(categories_key(scheme_key), lambda: merge_categories(scheme.data.get("categories", []),
-                                                                        [row.data["categories"] for row in lists]))
+    return _categories(scheme_key, merge_categories, ())
 
 
 def scheme_picker_categories(scheme_key: str) -> list[dict]:
     """The categories pickers offer: `scheme_categories` without the lists' ones the district's own stand for."""
     from .bundle import picker_categories
 
+    return _categories(scheme_key, picker_categories, ("picker",))
+
+
+def _categories(scheme_key: str, merge: Callable[[list, list], list[dict]], kind: tuple) -> list[dict]:
+    """The scheme's own categories and its lists', put together by `merge`, kept by their content hashes."""
     current = current_scheme(scheme_key)
     if current is None:
         return []
     scheme = current.compiled
     lists = [row for row in (current.member("category_list", i) for i in scheme.category_lists) if row]
-    return derived((*categories_key(scheme_key), "picker"), lambda: picker_categories(
-        scheme.data.get("categories", []), [row.data["categories"] for row in lists]))
+    return derived((*categories_key(scheme_key), *kind), lambda: merge(scheme.data.get("categories", []),
+                                                                       [row.data["categories"] for row in lists]))
 
 
 def categories_key(scheme_key: str) -> tuple:
