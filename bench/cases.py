@@ -243,7 +243,7 @@ def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n
         params = {"u": unit_id, "q": "%垃圾%", "c": "piled_rubbish"}
         with engine.connect() as conn:
             counts = [conn.execute(text(BARE_COUNT), params).scalar() for _tab in range(6)]
-            total = conn.execute(text(BARE_COUNT), params).scalar()
+            total = counts[2]  # the tab shown: its count is the list's total, as the app takes it
             rows = conn.execute(text(BARE_PAGE), params).mappings().all()
         return render_template_string(BARE_TEMPLATE, counts=counts, total=total, rows=rows)
 

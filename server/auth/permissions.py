@@ -377,6 +377,11 @@ def dashboard_reach(user: AnyUser, scheme_key: str) -> Scope:
     return scope_for(user, scheme_key).only("dashboard.view")
 
 
+def can_list_boards(user: AnyUser, scheme_key: str) -> bool:
+    """The staff's list of the district's boards (each board itself is public): anyone with a role in it."""
+    return can_view_scheme(user, scheme_key)
+
+
 def can_print_boards(user: AnyUser, scheme_key: str) -> bool:
     """Print every notice board of the district at once: `board.manage`, and system administrators."""
     return scope_for(user, scheme_key).has("board.manage") or bool(getattr(user, "is_admin", False))

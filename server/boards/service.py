@@ -138,6 +138,24 @@ def boards_of(scheme_key: str, unit_key: str | None = None) -> list[Area]:
     return areas
 
 
+BOARDS_PER_PAGE = 100
+
+
+def list_boards(scheme_key: str, q: str = "", unit_key: str | None = None, page: int = 1) -> tuple[list[Area], int]:
+    """A page of the district's boards (by road name in any language, and by unit and below) and how many match."""
+    needle = q.casefold()
+    areas = [a for a in boards_of(scheme_key, unit_key)
+             if not needle or needle in a.key.casefold() or any(
+                 needle in str(v).casefold() for v in (a.name.values() if isinstance(a.name, dict) else [a.name]))]
+    start = (max(page, 1) - 1) * BOARDS_PER_PAGE
+    return areas[start:start + BOARDS_PER_PAGE], len(areas)
+
+
+def board_units(scheme_key: str) -> list[Unit]:
+    """The units a list of boards may be narrowed to (each with those below it)."""
+    return list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)))
+
+
 def _under(unit: Any, key: str) -> bool:
     node = unit
     while node is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -14,7 +14,8 @@ from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
-from ..web.params import parse_date
+from ..definitions.service import scheme_or_404
+from ..web.params import parse_date, parse_id
 from ..web.theming import render_themed
 from . import service
 
@@ -34,6 +35,23 @@ def _board(scheme_key: str, area_key: str) -> tuple[dict, str]:
     """A road's board data and the QR code of its public page."""
     data = service.board_for(scheme_key, service.get_area(scheme_key, area_key), _as_on())
     return data, service.qr_svg(_board_url(scheme_key, area_key))
+
+
+@bp.get("/<scheme_key>/")
+def index(scheme_key: str):
+    """The staff's list of the district's boards: each one's page and poster, and the whole batch to print."""
+    if not permissions.can_list_boards(current_user, scheme_key):
+        raise PermissionDenied(_("You have no role in this district."))
+    scheme = scheme_or_404(scheme_key)
+    q = "".join(c for c in request.args.get("q", "") if c.isprintable()).strip()[:100]
+    unit = request.args.get("unit") or None
+    page = min(parse_id(request.args.get("page")) or 1, 100_000)
+    rows, total = service.list_boards(scheme_key, q, unit, page)
+    return render_template("boards/index.html", scheme_key=scheme_key, boards=rows, total=total, q=q, unit=unit,
+                           page=page, pages=max(1, -(-total // service.BOARDS_PER_PAGE)),
+                           kinds={k.id: k["name"] for k in scheme.area_kinds.values()},
+                           units=service.board_units(scheme_key),
+                           can_print=permissions.can_print_boards(current_user, scheme_key))
 
 
 @bp.get("/<scheme_key>/<area_key>")

@@ -443,6 +443,7 @@ class ReferenceChecker:
         self.ref(doc, ["report_form"], d.get("report_form"), forms, "form")
         self.ref(doc, ["initial"], d.get("initial"), states, "state")
         case_names = fields | self.form_fields(d.get("report_form")) | CASE_CONTEXT_NAMES
+        self._check_queue(doc, d, fields | self.form_fields(d.get("report_form")))
         kinds = {st.get("id"): st.get("kind") for _, st in _walk_tree(d.get("states"), [], "-")}
         edges: dict[str, set[str]] = {s: set() for s in states}
         for path, t in transitions:
@@ -493,6 +494,29 @@ class ReferenceChecker:
                                                    state=sid))
         if not any(k == "final" for k in kinds.values()):
             self.err(doc, ["states"], *said(N_("a workflow needs at least one state of kind 'final'")))
+
+    def _check_queue(self, doc: SourceDocument, d: dict, case_fields: set[str]) -> None:
+        """`queue:` names the case's own fields; its flags name choice fields of the report form, and values
+        among their choices (a tag that can never show is a mistake)."""
+        queue = d.get("queue") if isinstance(d.get("queue"), dict) else {}
+        self.ref(doc, ["queue", "line"], queue.get("line"), case_fields, "field")
+        report = self.documents.get(("form", d.get("report_form"))) if d.get("report_form") else None
+        choices = {f.get("id"): {c.get("value") for c in f["choices"] if isinstance(c, dict)}
+                   for _, f in _walk_tree(report.data.get("fields") if report and isinstance(report.data, dict)
+                                          else [], [], "fields")
+                   if isinstance(f.get("choices"), list)}
+        for i, flag in enumerate(queue.get("flags") or []):
+            if not isinstance(flag, dict):
+                continue
+            field = flag.get("field")
+            if field not in choices:
+                self.err(doc, ["queue", "flags", i, "field"],
+                         *said(N_("'%(name)s' is not a field of the report form with its own choices"), name=field))
+                continue
+            for j, value in enumerate(flag.get("values") or []):
+                if value not in choices[field]:
+                    self.err(doc, ["queue", "flags", i, "values", j],
+                             *said(N_("'%(value)s' is not a choice of '%(name)s'"), value=value, name=field))
 
     def _check_recipients(self, doc: SourceDocument, path: Path, items: Any, ctx: dict[str, set[str]],
                           uses_scheme: bool, built_in: bool) -> None:

@@ -86,6 +86,7 @@ class FieldType:
     input_type: str | None = "text"
     display = "value"        # forms/values/<display>.html shows a stored value on a record
     free_text = False        # holds words people type (a description): what a search of cases reads
+    long_text = False        # several lines of them: the first such field is a queue row's line by default
 
     # -- other systems ---------------------------------------------------------------------------------------
     open311_datatype: str | None = None  # GeoReport v2 attribute datatype; None: not offered to Open311
@@ -265,6 +266,7 @@ class TextType(FieldType):
 @register("textarea")
 class TextareaType(FieldType):
     free_text = True
+    long_text = True
     template = "textarea"
     input_type = None  # a <textarea> has no type
     phone = "several lines (`max_length`)"

@@ -12,6 +12,7 @@ from ..assessment import dashboard as leaders
 from ..auth.access import public
 from ..auth.permissions import (
     can_dispatch_cases,
+    can_list_boards,
     can_manage_scheme,
     can_submit_form,
     can_view_assessment,
@@ -68,6 +69,7 @@ class _Nav:
             (can_view_compliance, _("Patrols"), "patrols.compliance", "patrols."),
             (can_view_assessment, _("Assessment"), "assessment.periods", "assessment."),
             (can_view_dashboard, _("Dashboard"), "assessment.dashboard", "assessment.dashboard"),
+            (can_list_boards, _("Notice boards"), "boards.index", "boards."),
             (can_view_org, _("Organisation"), "org.units", "org."),
         ]
         endpoint = request.endpoint or ""

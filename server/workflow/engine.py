@@ -99,6 +99,8 @@ class WorkflowSpec:
     on_create: tuple[Effect, ...] = ()
     report_form: str | None = None
     fields: tuple[str, ...] = ()
+    queue_line: str | None = None                            # the field a queue row shows as its line
+    queue_flags: tuple[tuple[str, frozenset[str]], ...] = ()  # (choice field, values that tag a queue row)
 
     def transition(self, transition_id: str) -> TransitionSpec | None:
         return next((t for t in self.transitions if t.id == transition_id), None)
@@ -177,6 +179,7 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
             counts_as=frozenset(t.get("counts_as", [])),
             not_by=NotBy(frozenset((t.get("not_by") or {}).get("relations", [])),
                          frozenset((t.get("not_by") or {}).get("steps", [])))))
+    queue = definition.get("queue") or {}
     return WorkflowSpec(
         id=definition["id"], name=definition.get("name"), initial=definition["initial"],
         states={s["id"]: StateSpec(s["id"], s.get("name"), s["kind"], s.get("outcome"), s.get("public_name"),
@@ -192,6 +195,8 @@ def workflow_spec(definition: dict) -> WorkflowSpec:
         on_create=_effects(definition.get("on_create", [])),
         report_form=definition.get("report_form"),
         fields=tuple(f["id"] for f in definition.get("fields", [])),
+        queue_line=queue.get("line"),
+        queue_flags=tuple((f["field"], frozenset(f["values"])) for f in queue.get("flags", [])),
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import and_, false, func, or_, select
 from ..auth import permissions
 from ..core.database import utcnow
 from ..extensions import db
+from ..org.models import Area, Unit
 from .models import Case, CaseDeadline, Notification
 
 if TYPE_CHECKING:
@@ -47,8 +48,19 @@ class QueueQuery:
 
 @dataclass
 class QueueRow:
-    case: Case
+    """What a queue row shows of a case (read as plain columns: a page of rows loads no case objects)."""
+
+    id: int
+    workflow_key: str
+    data: dict[str, Any]
+    category: str | None
+    state: str
+    overdue: bool
+    area: Any                   # the place's name (translatable), or None
+    unit: Any                   # the unit's name, or None
     due_at: dt.datetime | None  # the nearest running deadline
+    line: str = ""              # a line of its text (the workflow's `queue.line`)
+    flags: tuple[Any, ...] = ()  # the labels of its flagged choices (`queue.flags`: 紧急)
 
 
 @dataclass
@@ -157,15 +169,18 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
         filters.append(Case.source == query.source)
     counts = tab_counts(user, scheme_key, initial, filters)  # the badges count what the tabs would list
     where = [*_box(user, scheme_key, query.box, initial), *filters]
-    total = db.session.scalar(select(func.count(Case.id)).where(*where)) or 0
+    total = counts[query.box]  # the same conditions: the tab's count is the list's total
     due = due_at().label("due_at")
     order = {"time_left": (due.asc().nulls_last(), Case.created_at.desc(), Case.id.desc()),
              "newest": (Case.created_at.desc(), Case.id.desc()),
              "oldest": (Case.created_at.asc(), Case.id.asc())}[query.sort]
     page = min(query.page, max(1, -(-total // PAGE_SIZE)))
-    rows = db.session.execute(select(Case, due).where(*where).order_by(*order)
+    columns = (Case.id, Case.workflow_key, Case.data, Case.category, Case.state, Case.overdue, Area.name, Unit.name,
+               due)
+    rows = db.session.execute(select(*columns).outerjoin(Area, Area.id == Case.area_id)
+                              .outerjoin(Unit, Unit.id == Case.unit_id).where(*where).order_by(*order)
                               .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    return QueuePage(replace(query, page=page), [QueueRow(case, at) for case, at in rows], total, counts)
+    return QueuePage(replace(query, page=page), [QueueRow(*row) for row in rows], total, counts)
 
 
 def within_reach(scope: permissions.Scope):  # noqa: ANN202

@@ -5,6 +5,7 @@ Shared by the pages, the CLI (`fangan tick`) and later the JSON API.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -603,6 +604,23 @@ class QueueChoices:
     states: dict[str, Any]            # state id → name (over the district's workflows)
     units: list[Unit]                 # the units the user reaches
     text_fields: tuple[str, ...] = ()  # the case fields whose text the search reads (its description…)
+    looks: dict[str, RowLook] = dataclasses.field(default_factory=dict)  # workflow → how its rows look
+
+
+@dataclass(frozen=True)
+class RowLook:
+    """How a workflow's cases show in the queue (its `queue:`): the field read as the row's line, and the
+    choices that tag a row, with their labels."""
+
+    line: str | None = None
+    flags: tuple[tuple[str, Mapping[Any, Any]], ...] = ()  # (field, {flagged value: label})
+
+    def apply(self, row: Any) -> None:
+        data = row.data or {}
+        text = data.get(self.line) if self.line else None
+        row.line = str(text) if text not in (None, "") else ""
+        row.flags = tuple(labels[data[name]] for name, labels in self.flags
+                          if isinstance(data.get(name), str) and data[name] in labels)
 
 
 def _categories(items: list[dict]) -> Iterator[dict]:
@@ -654,18 +672,36 @@ def waiting_for_dispatch(flows: Mapping[str, engine.WorkflowSpec]) -> list[tuple
     return sorted(pairs)
 
 
-def _text_fields(scheme_key: str, flows: Mapping[str, engine.WorkflowSpec]) -> tuple[str, ...]:
-    """The case fields that hold free text: the text fields of the workflows' report forms, and their own."""
-    names: dict[str, None] = {}
-    for spec in flows.values():
+def _report_forms(scheme_key: str, flows: Mapping[str, engine.WorkflowSpec]) -> dict[str, FormSpec]:
+    """Each workflow's report form in force (those whose form is missing are left out)."""
+    out = {}
+    for key, spec in flows.items():
         if spec.report_form:
             try:
-                form = form_spec(forms.form_version(scheme_key, spec.report_form).data)
+                out[key] = form_spec(forms.form_version(scheme_key, spec.report_form).data)
             except NotFound:
                 continue
-            names.update(dict.fromkeys(f.id for f in form_engine.value_fields(form.fields)
-                                       if f.kind.free_text))
+    return out
+
+
+def _text_fields(reports: Mapping[str, FormSpec]) -> tuple[str, ...]:
+    """The case fields that hold free text: the text fields of the workflows' report forms."""
+    names: dict[str, None] = {}
+    for form in reports.values():
+        names.update(dict.fromkeys(f.id for f in form_engine.value_fields(form.fields) if f.kind.free_text))
     return tuple(names)
+
+
+def _row_look(spec: engine.WorkflowSpec, report: FormSpec | None) -> RowLook:
+    """How a workflow's rows look: its `queue:`, else the report form's first field of several lines (or of
+    one) as the line."""
+    fields = list(form_engine.value_fields(report.fields)) if report else []
+    by_id = {f.id: f for f in fields}
+    line = spec.queue_line or next((f.id for f in fields if f.kind.long_text),
+                                   next((f.id for f in fields if f.kind.free_text), None))
+    flags = tuple((name, {value: label for value, label in by_id[name].choices if value in values})
+                  for name, values in spec.queue_flags if name in by_id)
+    return RowLook(line, flags)
 
 
 def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
@@ -680,8 +716,9 @@ def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
     if not reach.district_wide:
         units = units.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
     areas = dict(db.session.execute(db.select(Area.id, Area.name).where(Area.scheme_key == scheme_key)).all())
-    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)),
-                        _text_fields(scheme_key, flows))
+    reports = _report_forms(scheme_key, flows)
+    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)), _text_fields(reports),
+                        {key: _row_look(spec, reports.get(key)) for key, spec in flows.items()})
 
 
 def queue_counts(user: AnyUser, scheme_key: str) -> dict[str, int]:
@@ -701,6 +738,9 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
     page = inboxes.queue(user, scheme_key, query, choices.initial,
                          {k: _words(v) for k, v in choices.labels.items()},
                          {k: _words(v) for k, v in choices.areas.items()}, choices.text_fields)
+    plain = RowLook()
+    for row in page.rows:
+        choices.looks.get(row.workflow_key, plain).apply(row)
     return page, choices
 
 

@@ -161,6 +161,31 @@ def test_batch_pdf_is_for_board_managers(chiefs, app):
     assert "石龙老街" in "".join(p.extract_text() for p in reader.pages)
 
 
+def test_the_staffs_list_of_boards(chiefs, app, monkeypatch):
+    """公示牌 in the section navigation: every board with its page and poster, searched, narrowed to a unit and
+    paged; the batch print only for those who may print."""
+    client = app.test_client()
+    make_user("staffer", roles=(("lidu", "staff", "shilong"),))
+    login(client, "staffer")
+    page = client.get("/cases/lidu/").get_data(as_text=True)
+    assert 'href="/b/lidu/"' in page  # the section navigation
+    html = client.get("/b/lidu/").get_data(as_text=True)
+    assert all(road in html for road in ("石龙老街", "致远路", "断桥街", "龙桥路"))
+    assert 'href="/b/lidu/shilong_old_street.pdf"' in html and "all.pdf" not in html  # staff: no batch print
+    assert 'aria-current="page">公示牌' in html
+    searched = client.get("/b/lidu/?q=%E8%87%B4%E8%BF%9C").get_data(as_text=True)  # 致远
+    assert "致远路" in searched and "石龙老街" not in searched
+    narrowed = client.get("/b/lidu/?unit=shilong").get_data(as_text=True)
+    assert "石龙老街" in narrowed and "致远路" not in narrowed
+    monkeypatch.setattr(service, "BOARDS_PER_PAGE", 2)
+    first, last = client.get("/b/lidu/").get_data(as_text=True), client.get("/b/lidu/?page=99").get_data(as_text=True)
+    assert 'rel="next"' in first and 'rel="next"' not in last and 'rel="prev"' in last
+    make_user("root", admin=True)
+    admin = app.test_client()
+    login(admin, "root")
+    assert 'href="/b/lidu/all.pdf?unit=shilong"' in admin.get("/b/lidu/?unit=shilong").get_data(as_text=True)
+
+
 def test_unknown_road_is_404(chiefs, client):
     assert client.get("/b/lidu/nowhere").status_code == 404
 

@@ -57,16 +57,16 @@ def test_tabs_count_and_pages_show_every_case(queue):
     page = _page("dispatcher", box="unit")
     assert page.counts == {"to_dispatch": 60, "mine": 0, "unit": 120, "due_soon": 0, "overdue": 0, "all": 123}
     assert page.total == 120 and page.pages == 3 and len(page.rows) == inboxes.PAGE_SIZE
-    seen = {row.case.id for p in (1, 2, 3) for row in _page("dispatcher", box="unit", page=str(p)).rows}
+    seen = {row.id for p in (1, 2, 3) for row in _page("dispatcher", box="unit", page=str(p)).rows}
     assert len(seen) == 120  # nothing silently cut off
     assert len(_page("dispatcher", box="unit", page="3").rows) == 20
     assert _page("dispatcher", box="unit", page="99").query.page == 3  # past the end: the last page
-    assert {r.case.state for r in _page("dispatcher", box="to_dispatch").rows} == {"reported"}
+    assert {r.state for r in _page("dispatcher", box="to_dispatch").rows} == {"reported"}
 
 
 def test_search_by_number_words_road_and_category(queue):
     first = db.session.scalar(db.select(Case).order_by(Case.id))
-    assert [r.case.id for r in _page("dispatcher", box="all", q=f"#{first.id}").rows] == [first.id]
+    assert [r.id for r in _page("dispatcher", box="all", q=f"#{first.id}").rows] == [first.id]
     assert _page("dispatcher", box="unit", q="垃圾").total == 30  # every fourth case says 垃圾堆积
     assert _page("dispatcher", box="unit", q="问题 7").total == 9  # 问题 7 and 问题 70–79 but 72 and 76 (垃圾)
     assert _page("dispatcher", box="unit", q="致远").total == 40  # the road's name
@@ -82,8 +82,8 @@ def test_filters_and_order(queue):
     assert _page("dispatcher", box="unit", category="piled_rubbish", state="reported").total == 0  # n % 4 == 0: even
     assert _page("dispatcher", box="unit", category="piled_rubbish", state="assigned").total == 30
     soonest = _page("dispatcher", box="unit").rows
-    assert soonest[0].case.data["description"] == "问题 119" and soonest[0].due_at < soonest[1].due_at
-    assert _page("dispatcher", box="unit", sort="newest").rows[0].case.data["description"] == "第0号 垃圾堆积"
+    assert soonest[0].data["description"] == "问题 119" and soonest[0].due_at < soonest[1].due_at
+    assert _page("dispatcher", box="unit", sort="newest").rows[0].data["description"] == "第0号 垃圾堆积"
     # Nonsense falls back to the defaults rather than failing.
     odd = _page("dispatcher", box="<script>", unit="x", page="-3", sort="drop", source="evil", state="' or 1=1")
     assert odd.query.box == "mine" and odd.query.page == 1 and odd.total == 0
@@ -91,7 +91,8 @@ def test_filters_and_order(queue):
 
 def test_each_user_sees_their_reach(queue):
     head = _page("head", box="unit")
-    assert head.total == 40 and {r.case.area.key for r in head.rows} == {"shilong_old_street"}
+    street = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
+    assert head.total == 40 and {str(r.area) for r in head.rows} == {str(street.name)}
     assert head.counts["all"] == 41 and head.counts["to_dispatch"] == 20
 
 
@@ -105,6 +106,26 @@ def test_the_page_and_its_htmx_part(queue, client):
     assert part.status_code == 200 and "<html" not in body and 'id="queue"' in body
     assert 'rel="prev"' in body and 'rel="next"' not in body  # page 2 of the 60 waiting for dispatch
     assert body.count('href="/cases/case/') == 10
+
+
+def test_rows_show_the_workflows_line_and_flags(queue, client):
+    """The workflow's `queue:` says which field is a row's line and which choices tag it (紧急); without it the
+    report form's first field of several lines is the line."""
+    urgent, normal = db.session.scalars(db.select(Case).filter_by(state="reported").order_by(Case.id).limit(2))
+    urgent.data = {**urgent.data, "urgency": "urgent", "description": "占道堆放建筑垃圾"}
+    normal.data = {**normal.data, "urgency": "normal"}
+    db.session.commit()
+    rows = {r.id: r for r in _page("dispatcher", box="to_dispatch", q="#" + str(urgent.id)).rows}
+    assert [f["zh"] for f in rows[urgent.id].flags] == ["紧急"] and rows[urgent.id].line == "占道堆放建筑垃圾"
+    assert _page("dispatcher", box="all", q=f"#{normal.id}").rows[0].flags == ()
+    login(client, "dispatcher")
+    html = client.get(f"/cases/lidu/?box=all&q=%23{urgent.id}").get_data(as_text=True)
+    assert '<span class="tag removed">紧急</span>' in html and "占道堆放建筑垃圾" in html
+    definition = db.session.get(DefinitionVersion, urgent.definition_version_id).data
+    plain = service.engine.workflow_spec({k: v for k, v in definition.items() if k != "queue"})
+    report = service.form_spec(service.forms.form_version("lidu", plain.report_form).data)
+    look = service._row_look(plain, report)
+    assert look.line == "description" and look.flags == ()  # the first textarea, not the one-line address
 
 
 def test_search_reads_values_and_counts_follow_it(queue):

@@ -163,6 +163,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                      ("/cases/case/{case_z}/do/assign", "L . D D . O O O")],
     # -- patrols, boards -------------------------------------------------------------------------------------------
     "patrols.compliance": [("/patrols/{lidu}/", "L D D O D O O O"), ("/patrols/{other}/", "L . . D . D D O")],
+    "boards.index": [("/b/{lidu}/?q=%E8%B7%AF&unit=shilong", "L D O O O O O O"), ("/b/{other}/", "L . D D D D D O")],
     "boards.batch_pdf": [("/b/{lidu}/all.pdf?unit=shilong", "L D D D D D O O"),
                          ("/b/{other}/all.pdf", "L . . . . . D O")],
     # -- assessment ------------------------------------------------------------------------------------------------

@@ -140,6 +140,27 @@ def test_workflow_graph_checks():
     assert "flow.yaml line 8: states[2].id: state 'limbo' is not final but no transition leaves it" in found
 
 
+def test_queue_look_names_the_report_forms_fields_and_choices():
+    """A row's line is a case field; a flag is a choice field of the report form, with values among its choices
+    (a tag that can never show is an error)."""
+    form = MINI_FORM.replace("purpose: patrol", "purpose: case_report") + (
+        "  - {id: level, type: single_choice, label: 级别,\n"
+        "     choices: [{value: low, label: 低}, {value: high, label: 高}]}\n")
+    flow = WORKFLOW.replace("to: opn", "to: open").replace("  - {id: limbo, name: 悬空, kind: open}\n", "") + (
+        "report_form: log\nqueue:\n  line: notes\n  flags:\n    - {field: qty, values: [x]}\n"
+        "    - {field: level, values: [high, top]}\n")
+    found = errors_of({"s.yaml": MINI_SCHEME + "workflows: [flow]\n", "log.yaml": form, "flow.yaml": flow})
+    assert found == [
+        "flow.yaml line 13: queue.line: unknown field 'notes' (did you mean 'note'?)",
+        "flow.yaml line 15: queue.flags[0].field: "
+        "'qty' is not a field of the report form with its own choices",
+        "flow.yaml line 16: queue.flags[1].values[1]: 'top' is not a choice of 'level'"]
+    fixed = (flow.replace("line: notes", "line: note").replace("[high, top]", "[high]")
+             .replace("{field: qty, values: [x]}", "{field: level, values: [high]}"))
+    bundle = check_files({"s.yaml": MINI_SCHEME + "workflows: [flow]\n", "log.yaml": form, "flow.yaml": fixed}, {})
+    assert bundle.get("workflow", "flow").data["queue"]["line"] == "note"
+
+
 def test_duplicate_definition_ids_across_files():
     found = errors_of({"s.yaml": MINI_SCHEME, "a.yaml": MINI_FORM, "b.yaml": MINI_FORM})
     assert any(e.startswith("b.yaml line 2: id: duplicate form id 'log' (also in a.yaml)") for e in found)
