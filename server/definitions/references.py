@@ -9,7 +9,7 @@ from typing import Any
 from ..core.registry import registry
 from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
-from .errors import N_, DefinitionError, _noun, expression_problem_zh, hint, noun, said
+from .errors import N_, DefinitionError, Said, _noun, expression_problem_zh, hint, noun, said, say
 from .loader import SourceDocument
 
 # Names every form expression may use besides its own fields: who fills it, when, for which period.
@@ -88,6 +88,14 @@ def _hint(name: str, known: Iterable[str]) -> Any:
     """The closest known name, as words in either language (" (did you mean …?)"), or nothing."""
     found = close_matches(name, known, n=1)
     return hint(found[0] if found else None)
+
+
+def _either(words: list[str]) -> Said | str:
+    """"a or b or c" in either language."""
+    out: Said | str = words[0]
+    for more in words[1:]:
+        out = say(N_("%(one)s or %(other)s"), one=out, other=more)
+    return out
 
 
 # The nouns a reference names, for the catalogue (said in Chinese on the Chinese page).
@@ -169,17 +177,18 @@ class ReferenceChecker:
                 return  # reported elsewhere (an unknown sheet, a sheet without a total)
             totals[name] = other["total"]
         if combo.get("aggregate") == "sum":
-            self.err(doc, [*path, "grades"], "a sum over the period is not on the sheet's scale: give the "
-                     "combination grades of its own, or grades: none")
+            self.err(doc, [*path, "grades"], *said(N_("a sum over the period is not on the sheet's scale: give "
+                                                      "the combination grades of its own, or grades: none")))
             return
         try:
             reach = compile_expression(combo.get("formula") or "").evaluate(totals)
         except ExpressionError:
             return  # the formula's own problem is reported by the schema check
         if isinstance(reach, int | float) and abs(reach - d["total"]) > 1e-6:
-            self.err(doc, [*path, "grades"], f"the formula reaches {reach:g} when every sheet it names is at full "
-                     f"marks, not the sheet's total of {d['total']:g}: the sheet's grade bands would grade it "
-                     f"wrongly; give the combination grades of its own, or grades: none")
+            self.err(doc, [*path, "grades"], *said(N_(
+                "the formula reaches %(reach)s when every sheet it names is at full marks, not the sheet's total of "
+                "%(total)s: the sheet's grade bands would grade it wrongly; give the combination grades of its own, "
+                "or grades: none"), reach=f"{reach:g}", total=f"{d['total']:g}"))
 
     def available(self, kind: str) -> set[str]:
         return {i for (k, i) in self.documents if k == kind}
@@ -254,9 +263,9 @@ class ReferenceChecker:
                         None)
             if held is not None and held.get("unit_kinds") and not held.get("area_kinds"):
                 # Routing to a tier looks for the holder over the case's area: a tier held over units only has none.
-                self.err(s, [*path, "assign_to", "tier"], f"tier '{held['id']}' is held over units, not areas: "
-                         "routing to it can never find a holder over a case's place (give the tier area_kinds, "
-                         "or route to a unit)")
+                self.err(s, [*path, "assign_to", "tier"], *said(N_(
+                    "tier '%(tier)s' is held over units, not areas: routing to it can never find a holder over a "
+                    "case's place (give the tier area_kinds, or route to a unit)"), tier=held["id"]))
 
         rule_ids = self._check_patrol_rules(s, d, tiers, roles, unit_kinds, areas, forms)
         context = {"unit_kinds": unit_kinds, "units": units, "roles": roles, "tiers": tiers, "groups": groups,
@@ -291,7 +300,8 @@ class ReferenceChecker:
             self.ref(s, [*p, "unit"], area.get("unit"), units, "unit")
             allowed = kind_parents.get(kind)
             if parent_kind and isinstance(allowed, list) and parent_kind not in allowed:
-                self.err(s, [*p, "kind"], f"an area of kind '{kind}' cannot sit inside one of kind '{parent_kind}'")
+                self.err(s, [*p, "kind"], *said(N_("an area of kind '%(kind)s' cannot sit inside one of kind "
+                                                   "'%(parent)s'"), kind=kind, parent=parent_kind))
             self._check_areas(s, area.get("children"), [*p, "children"], kind, area_kinds, units, kind_parents)
 
     def _check_tiers(self, s: SourceDocument, d: dict, tiers: set[str], roles: set[str],
@@ -308,7 +318,8 @@ class ReferenceChecker:
             seen, current = set(), tier.get("id")
             while current in parent:
                 if current in seen:
-                    self.err(s, [*path, "reports_to"], f"tier '{tier.get('id')}' reports to itself through a loop")
+                    self.err(s, [*path, "reports_to"], *said(N_("tier '%(tier)s' reports to itself through a loop"),
+                                                             tier=tier.get("id")))
                     break
                 seen.add(current)
                 current = parent[current]
@@ -323,9 +334,11 @@ class ReferenceChecker:
                 continue
             workflow = opening.get("workflow") or d.get("default_workflow")
             if workflow is None:
-                self.err(s, ["forms"], f"form '{form_id}' opens cases, but the scheme has no default_workflow")
+                self.err(s, ["forms"], *said(N_("form '%(form)s' opens cases, but the scheme has no "
+                                                "default_workflow"), form=form_id))
             elif workflow not in workflows:
-                self.err(doc, ["opens_cases", "workflow"], f"workflow '{workflow}' is not among the scheme's workflows")
+                self.err(doc, ["opens_cases", "workflow"], *said(N_("workflow '%(workflow)s' is not among the "
+                                                                    "scheme's workflows"), workflow=workflow))
 
     def _check_patrol_rules(self, s: SourceDocument, d: dict, tiers: set[str], roles: set[str],
                             unit_kinds: set[str], areas: set[str], forms: set[str]) -> set[str]:
@@ -348,9 +361,10 @@ class ReferenceChecker:
                 self.ref(doc, [*path, "form"], rule.get("form"), forms, "form")
                 self.ref(doc, [*path, "focus_points"], rule.get("focus_points"), areas, "area")
                 if rule.get("where") == "focus_points" and not rule.get("focus_points"):
-                    self.err(doc, [*path, "focus_points"], "where: focus_points needs a list of focus_points")
+                    self.err(doc, [*path, "focus_points"],
+                             *said(N_("where: focus_points needs a list of focus_points")))
                 if rule.get("form") is None and d.get("patrol_form") is None:
-                    self.err(doc, path, "no form given and the scheme has no patrol_form")
+                    self.err(doc, path, *said(N_("no form given and the scheme has no patrol_form")))
                 if rule.get("counted_per") == "unit" and isinstance(rid, str):
                     self.unit_rules.add(rid)
                 if isinstance(rid, str) and set(who) == {"tiers"} and isinstance(who["tiers"], list):
@@ -401,7 +415,8 @@ class ReferenceChecker:
         kinds = {field_id: field_types.get(ftype) for field_id, ftype in types.items()}
         when = doc.data.get("record_time")
         if when is not None and not getattr(kinds.get(when), "is_moment", False):
-            self.err(doc, ["record_time"], f"record_time '{when}' is not a date or datetime field of this form")
+            self.err(doc, ["record_time"], *said(N_("record_time '%(name)s' is not a date or datetime field of this "
+                                                    "form"), name=when))
         self._check_case_opening(doc, types, kinds, allowed)
         mapping = doc.data.get("open311")
         if isinstance(mapping, dict):
@@ -412,8 +427,9 @@ class ReferenceChecker:
                 if field_id not in types:
                     self.err(doc, ["open311", key], *said(N_("unknown field '%(name)s' of this form"), name=field_id))
                 elif wanted[key] and types[field_id] not in wanted[key]:
-                    self.err(doc, ["open311", key], f"'{field_id}' is a {types[field_id]} field; {key} needs "
-                             + " or ".join(wanted[key]))
+                    self.err(doc, ["open311", key], *said(N_("'%(name)s' is a %(type)s field; %(key)s needs "
+                                                             "%(wanted)s"), name=field_id, type=types[field_id],
+                                                          key=key, wanted=_either(wanted[key])))
 
     def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], kinds: dict[str, Any],
                             allowed: set[str]) -> None:
@@ -422,7 +438,8 @@ class ReferenceChecker:
             return
         group = opening.get("for_each")
         if group is not None and not getattr(kinds.get(group), "holds_rows", False):
-            self.err(doc, ["opens_cases", "for_each"], f"'{group}' is not a repeat group of this form")
+            self.err(doc, ["opens_cases", "for_each"], *said(N_("'%(name)s' is not a repeat group of this form"),
+                                                             name=group))
         self.expr(doc, ["opens_cases", "when"], opening.get("when"), allowed)
         for target, source in (opening.get("fill") or {}).items():
             if source not in types:
@@ -456,8 +473,9 @@ class ReferenceChecker:
             who = t.get("who") if isinstance(t.get("who"), dict) else {}
             for key in ("roles", "tiers"):
                 if built_in and who.get(key):
-                    self.err(doc, [*path, "who", key], f"a built-in workflow cannot name a district's {key}: "
-                             "use 'capabilities' or 'relations' (or copy it into the scheme folder)")
+                    self.err(doc, [*path, "who", key], *said(N_(
+                        "a built-in workflow cannot name a district's %(what)s: use 'capabilities' or 'relations' "
+                        "(or copy it into the scheme folder)"), what=noun(key)))
                 elif uses_scheme:
                     self.ref(doc, [*path, "who", key], who.get(key), ctx[key], key[:-1])
             self._check_not_by(doc, path, t, who, transitions)
@@ -529,9 +547,10 @@ class ReferenceChecker:
                 if key not in item:
                     continue
                 if built_in:
-                    self.err(doc, [*path, i, key], f"a built-in workflow cannot name a district's {key}: use a "
-                             "relation (assignee, assignee_unit, tier_above_assignee, reporter), or copy it into "
-                             "the scheme folder")
+                    self.err(doc, [*path, i, key], *said(N_(
+                        "a built-in workflow cannot name a district's %(what)s: use a relation (assignee, "
+                        "assignee_unit, tier_above_assignee, reporter), or copy it into the scheme folder"),
+                        what=noun(key)))
                 elif uses_scheme:
                     self.ref(doc, [*path, i, key], item[key], known, key)
 
@@ -544,8 +563,8 @@ class ReferenceChecker:
         allowed = set(_as_list(who.get("relations")))
         if refused & allowed:
             self.err(doc, [*path, "not_by", "relations"],
-                     f"'who' lets {', '.join(sorted(refused & allowed))} take this step and 'not_by' refuses "
-                     "them: one of the two can never take effect")
+                     *said(N_("'who' lets %(relations)s take this step and 'not_by' refuses them: one of the two can "
+                              "never take effect"), relations=", ".join(sorted(refused & allowed))))
 
     def _constant_deadline(self, doc: SourceDocument, path: Path, source: Any, unit: str) -> None:
         """A deadline formula that names nothing gives the same amount for every case: check it now."""
@@ -562,9 +581,9 @@ class ReferenceChecker:
         try:
             checked_amount(unit, expression.evaluate({}))
         except ExpressionError as exc:
-            self.err(doc, path, f"this deadline can never be computed: {exc.message}")
+            self.err(doc, path, *said(N_("this deadline can never be computed: %(problem)s"), problem=exc.message))
         except DeadlineError as exc:
-            self.err(doc, path, f"this deadline can never be used: {exc}")
+            self.err(doc, path, *said(N_("this deadline can never be used: %(problem)s"), problem=str(exc)))
 
     def _check_effects(self, doc: SourceDocument, base: Path, effects: Any, deadlines: set[str], fields: set[str],
                        names: set[str], ctx: dict[str, set[str]], uses_scheme: bool) -> None:
@@ -604,71 +623,84 @@ class ReferenceChecker:
             if outer not in ctx["area_kinds"] or inner not in ctx["area_kinds"]:
                 continue
             if outer == inner:
-                self.err(doc, path, f"'{inner}' would roll up into its own kind: name each kind once, innermost first")
+                self.err(doc, path, *said(N_("'%(kind)s' would roll up into its own kind: name each kind once, "
+                                             "innermost first"), kind=inner))
             elif not _may_contain(outer, inner, ctx["kind_parents"]) \
                     or inner in _declared_around(outer, ctx["kind_parents"]):
-                self.err(doc, path, f"an area of kind '{outer}' never contains one of kind '{inner}' (the scheme's "
-                         "area_kinds parent_kinds say so): nothing would roll up into it")
+                self.err(doc, path, *said(N_("an area of kind '%(outer)s' never contains one of kind '%(inner)s' "
+                                             "(the scheme's area_kinds parent_kinds say so): nothing would roll up "
+                                             "into it"), outer=outer, inner=inner))
         by_area = sorted(name for name, source in metric_sources.items() if source.by_area is not None)
         for path, m in _walk_tree(doc.data.get("metrics"), ["metrics"], "-"):
             source = metric_sources.get(m.get("source"))
             if source is not None and source.by_area is None:
-                self.err(doc, [*path, "source"], f"this sheet is scored per area and a '{m.get('source')}' metric "
-                         f"has no value per area (per area: {', '.join(by_area)})")
+                self.err(doc, [*path, "source"], *said(N_(
+                    "this sheet is scored per area and a '%(source)s' metric has no value per area (per area: "
+                    "%(sources)s)"), source=m.get("source"), sources=", ".join(by_area)))
             for key in ("counts_for", "include_below"):
                 if key in m:
-                    self.err(doc, [*path, key], "this sheet is scored per area: each case counts for the area of "
-                             f"its place, so '{key}' can never take effect")
+                    self.err(doc, [*path, key], *said(N_("this sheet is scored per area: each case counts for the "
+                                                         "area of its place, so '%(key)s' can never take effect"),
+                                                      key=key))
         for path, item in items:
             for i, rule in enumerate(_as_list(item.get("rules"))):
                 if isinstance(rule, dict) and not any(k in rule for k in ("count", "value", "when")):
-                    self.err(doc, [*path, "rules", i], "this sheet is scored per area from the data: a rule an "
-                             "assessor enters by hand has no area to be entered for (give it a count, value or when)")
+                    self.err(doc, [*path, "rules", i], *said(N_(
+                        "this sheet is scored per area from the data: a rule an assessor enters by hand has no area "
+                        "to be entered for (give it a count, value or when)")))
 
     def _check_people_sheet(self, doc: SourceDocument, ctx: dict, metric_sources: Any,
                             items: list[tuple[list, dict]]) -> None:
         """A sheet assessing the holders of posts: numbers each person has, and no unit-only setting."""
         d = doc.data
         if d["assessed"].get("unit_kinds") or d["assessed"].get("units"):
-            self.err(doc, ["assessed"], "a sheet assesses units or people (tiers), not both: make two sheets")
-        for key, why in (("per_area", "people are not scored per area"),
-                         ("appeal_days", "people's appeals are not taken yet: their numbers come from the data"),
-                         ("appeal_roles", "people's appeals are not taken yet")):
+            self.err(doc, ["assessed"], *said(N_("a sheet assesses units or people (tiers), not both: make two "
+                                                 "sheets")))
+        for key, template in (
+                ("per_area", N_("this sheet assesses people: people are not scored per area")),
+                ("appeal_days", N_("this sheet assesses people: people's appeals are not taken yet: their numbers "
+                                   "come from the data")),
+                ("appeal_roles", N_("this sheet assesses people: people's appeals are not taken yet"))):
             if d.get(key):
-                self.err(doc, [key], f"this sheet assesses people: {why}")
+                self.err(doc, [key], *said(template))
         ranking = d.get("ranking") if isinstance(d.get("ranking"), dict) else {}
         for key in ("groups", "by_difficulty"):
             if ranking.get(key):
-                self.err(doc, ["ranking", key], "this sheet assesses people: they are in no unit group and have no "
-                         "difficulty, so they are ranked all together")
+                self.err(doc, ["ranking", key], *said(N_("this sheet assesses people: they are in no unit group and "
+                                                         "have no difficulty, so they are ranked all together")))
         funding = d.get("funding") if isinstance(d.get("funding"), dict) else {}
         if funding.get("groups"):
-            self.err(doc, ["funding", "groups"], "this sheet assesses people: they are in no unit group")
+            self.err(doc, ["funding", "groups"], *said(N_("this sheet assesses people: they are in no unit group")))
         with_people = sorted(name for name, source in metric_sources.items() if source.by_people is not None)
         for path, m in _walk_tree(d.get("metrics"), ["metrics"], "-"):
             source = metric_sources.get(m.get("source"))
             if source is not None and source.by_people is None:
-                self.err(doc, [*path, "source"], f"this sheet assesses people and a '{m.get('source')}' metric has "
-                         f"no figure per person (per person: {', '.join(with_people)})")
+                self.err(doc, [*path, "source"], *said(N_(
+                    "this sheet assesses people and a '%(source)s' metric has no figure per person (per person: "
+                    "%(sources)s)"), source=m.get("source"), sources=", ".join(with_people)))
             if m.get("counts_for") not in (None, "place", "reporter"):
-                self.err(doc, [*path, "counts_for"], "this sheet assesses people: a case counts for a person at "
-                         "the places of their posts (place) or when they reported it (reporter)")
+                self.err(doc, [*path, "counts_for"], *said(N_(
+                    "this sheet assesses people: a case counts for a person at the places of their posts (place) or "
+                    "when they reported it (reporter)")))
             if "include_below" in m:
-                self.err(doc, [*path, "include_below"], "this sheet assesses people: there are no units below a "
-                         "person, so 'include_below' can never take effect")
+                self.err(doc, [*path, "include_below"], *said(N_(
+                    "this sheet assesses people: there are no units below a person, so 'include_below' can never "
+                    "take effect")))
             if m.get("patrol_rule") in self.unit_rules:
-                self.err(doc, [*path, "patrol_rule"], f"patrol rule '{m['patrol_rule']}' is counted per unit: "
-                         "no person misses it (use a rule counted per person)")
+                self.err(doc, [*path, "patrol_rule"], *said(N_(
+                    "patrol rule '%(rule)s' is counted per unit: no person misses it (use a rule counted per "
+                    "person)"), rule=m["patrol_rule"]))
             bound = self.rule_tiers.get(m.get("patrol_rule"))
             if bound is not None and not bound & set(_as_list(d["assessed"].get("tiers"))):
-                self.err(doc, [*path, "patrol_rule"], f"patrol rule '{m['patrol_rule']}' binds the tiers "
-                         f"{', '.join(sorted(bound))}, none of which this sheet assesses: nobody here misses it")
+                self.err(doc, [*path, "patrol_rule"], *said(N_(
+                    "patrol rule '%(rule)s' binds the tiers %(tiers)s, none of which this sheet assesses: nobody "
+                    "here misses it"), rule=m["patrol_rule"], tiers=", ".join(sorted(bound))))
         for path, item in items:
             for i, rule in enumerate(_as_list(item.get("rules"))):
                 if isinstance(rule, dict) and not any(k in rule for k in ("count", "value", "when")):
-                    self.err(doc, [*path, "rules", i], "this sheet assesses people from the data: a rule an "
-                             "assessor enters by hand cannot be entered for a person yet (give it a count, value "
-                             "or when)")
+                    self.err(doc, [*path, "rules", i], *said(N_(
+                        "this sheet assesses people from the data: a rule an assessor enters by hand cannot be "
+                        "entered for a person yet (give it a count, value or when)")))
 
     def check_sheet(self, doc: SourceDocument, ctx: dict[str, set[str]]) -> None:
         d = doc.data
@@ -679,9 +711,9 @@ class ReferenceChecker:
                 fixed += w["weight"]
                 if w["weight"] > 1:
                     self.err(doc, ["assessors", "weights", i, "weight"],
-                             "an at_least weight is a share of the whole, from 0 to 1 (0.5: at least half)")
+                             *said(N_("an at_least weight is a share of the whole, from 0 to 1 (0.5: at least half)")))
         if fixed > 1:
-            self.err(doc, ["assessors", "weights"], "the at_least shares add up to more than 1")
+            self.err(doc, ["assessors", "weights"], *said(N_("the at_least shares add up to more than 1")))
         self.ref(doc, ["assessors", "roles"], assessors.get("roles"), ctx["roles"], "role")
         self.ref(doc, ["appeal_roles"], doc.data.get("appeal_roles"), ctx["roles"], "role")
         for i, w in enumerate(_as_list(assessors.get("weights"))):
@@ -702,11 +734,14 @@ class ReferenceChecker:
             source = metric_sources.get(m.get("source"))  # None: the schema check named the unknown source
             for needs in source.needs if source is not None else ():
                 if not m.get(needs):
-                    self.err(doc, path, f"a metric with source '{m.get('source')}' needs '{needs}'")
+                    self.err(doc, path, *said(N_("a metric with source '%(source)s' needs '%(key)s'"),
+                                              source=m.get("source"), key=needs))
             takes = source.reads if source is not None else None
             for key in sorted(set(m) - METRIC_COMMON - (takes or set())) if takes is not None else ():
-                self.err(doc, [*path, key], f"a metric with source '{m.get('source')}' does not read '{key}'"
-                         + (f" (it reads {', '.join(sorted(takes))})" if takes else ""))
+                reads = say(N_(" (it reads %(keys)s)"), keys=", ".join(sorted(takes))) if takes else ""
+                self.err(doc, [*path, key], *said(N_("a metric with source '%(source)s' does not read "
+                                                     "'%(key)s'%(reads)s"), source=m.get("source"), key=key,
+                                                  reads=reads))
         sections = list(_walk_tree(d.get("sections"), ["sections"], "-"))
         self.ids(doc, sections, "section")
         items = [(p + ["items", i], it) for p, sec in sections for i, it in enumerate(_as_list(sec.get("items")))
@@ -730,7 +765,7 @@ class ReferenceChecker:
         if any(w is not None for w in weights):
             # Weighted categories: each section is scored on its own points and counts by its weight.
             if any(w is None for w in weights):
-                self.err(doc, ["sections"], "either every section has a weight or none has")
+                self.err(doc, ["sections"], *said(N_("either every section has a weight or none has")))
             elif isinstance(total, int | float) and round(sum(weights), 6) != round(total, 6):
                 self.err(doc, ["total"], *said(N_("total is %(total)s but the section weights add up to %(sum)s"),
                                                total=f"{total:g}", sum=f"{sum(weights):g}"))
@@ -752,7 +787,8 @@ class ReferenceChecker:
                         if key not in rule:
                             self.err(doc, rp, *said(N_("a %(kind)s rule needs '%(key)s'"), kind=kind, key=key))
                 if kind == "one_off" and "when" not in rule:
-                    self.err(doc, rp, "a one_off rule needs 'when' (or use per_occurrence for an assessor's count)")
+                    self.err(doc, rp, *said(N_("a one_off rule needs 'when' (or use per_occurrence for an "
+                                               "assessor's count)")))
             self.ids(doc, [([*path, "rules", i], r) for i, r in enumerate(_as_list(item.get("rules")))
                            if isinstance(r, dict)], "rule")
         grades = list(_walk_tree(d.get("grades"), ["grades"], "-"))
@@ -781,15 +817,17 @@ class ReferenceChecker:
             per = veto.get("period")
             if per in PERIOD_ORDER and d.get("period") in PERIOD_ORDER and per != d.get("period"):
                 if PERIOD_ORDER.index(per) < PERIOD_ORDER.index(d["period"]):
-                    self.err(doc, [*path, "period"], f"a {d['period']} sheet cannot veto over a shorter period ({per})")
+                    self.err(doc, [*path, "period"], *said(N_("a %(period)s sheet cannot veto over a shorter period "
+                                                              "(%(per)s)"), period=d["period"], per=per))
                 used = sorted(_expression_names(veto.get("when")) & manual)
                 if used:
-                    self.err(doc, [*path, "when"], f"a veto over a longer period ({per}) reads metrics from the data; "
-                             f"{', '.join(used)} is entered by hand each {d['period']}")
+                    self.err(doc, [*path, "when"], *said(N_(
+                        "a veto over a longer period (%(per)s) reads metrics from the data; %(metrics)s is entered "
+                        "by hand each %(period)s"), per=per, metrics=", ".join(used), period=d["period"]))
             if veto.get("funding") in ("floor", "none") and funding is None:
-                self.err(doc, [*path, "funding"], "the sheet has no funding for a veto to take away")
+                self.err(doc, [*path, "funding"], *said(N_("the sheet has no funding for a veto to take away")))
             elif veto.get("funding") == "floor" and funding is not None and "floor" not in funding:
-                self.err(doc, [*path, "funding"], "the sheet's funding has no floor")
+                self.err(doc, [*path, "funding"], *said(N_("the sheet's funding has no floor")))
         for path, combo in _walk_tree(d.get("combine"), ["combine"], "-"):
             sheet_names = {d.get("id")} | set(_as_list(combo.get("sheets")))
             self.ref(doc, [*path, "sheets"], combo.get("sheets"), self.available("score_sheet"), "score sheet")
@@ -797,9 +835,10 @@ class ReferenceChecker:
                 named = self.documents.get(("score_sheet", other))
                 theirs = named.data.get("assessed") if named is not None and isinstance(named.data, dict) else None
                 if isinstance(theirs, dict) and bool(theirs.get("tiers")) != bool(assessed.get("tiers")):
-                    whom = {True: "people", False: "units"}
-                    self.err(doc, [*path, "sheets"], f"'{other}' assesses {whom[bool(theirs.get('tiers'))]} and this "
-                             f"sheet {whom[bool(assessed.get('tiers'))]}: no one has a score in both")
+                    template = (N_("'%(name)s' assesses people and this sheet units: no one has a score in both")
+                                if theirs.get("tiers") else
+                                N_("'%(name)s' assesses units and this sheet people: no one has a score in both"))
+                    self.err(doc, [*path, "sheets"], *said(template, name=other))
             self.expr(doc, [*path, "formula"], combo.get("formula"), {n for n in sheet_names if isinstance(n, str)})
             if d.get("grades") and "grades" not in combo:
                 self._combined_reaches_the_total(doc, d, path, combo, sheet_names)

@@ -372,3 +372,23 @@ def test_reference_problems_carry_their_chinese_words():
     assert said["duplicate patrol rule id 'weekly'"] == "巡查规则编号“weekly”重复"
     assert said["unknown tier 'firts' (did you mean 'first'?)"] == "未知的层级“firts”（是否应为“first”？）"
     assert all(e.message_in("en") == e.message for e in info.value.errors)  # English stays English
+
+
+def test_people_sheet_and_combination_problems_carry_their_chinese_words():
+    from server.definitions.bundle import library_files, read_source
+    from tests.support.factories import ROOT
+
+    files, library = read_source(ROOT / "schemes" / "luzhang"), library_files(ROOT)
+    name = next(n for n in files if n.endswith("squad_chiefs.yaml"))
+    broken = dict(files)
+    broken[name] = files[name].replace("  tiers: [second_chief_squad]\n", "  tiers: [second_chief_squad]\n"
+                                       "appeal_roles: [chief]\n", 1) \
+        .replace("    formula: luzhang_squad_chiefs\n", "    sheets: [luzhang_squad]\n"
+                 "    formula: luzhang_squad_chiefs\n", 1)
+    with pytest.raises(DefinitionsInvalid) as info:
+        check_files(broken, library)
+    said = {e.message: e.message_in("zh") for e in info.value.errors}
+    assert said["this sheet assesses people: people's appeals are not taken yet"] == (
+        "本考核表考核个人：暂不受理个人申诉")
+    assert said["'luzhang_squad' assesses units and this sheet people: no one has a score in both"] == (
+        "“luzhang_squad”考核单位，而本考核表考核个人：没有谁在两张表中都有得分")
