@@ -12,9 +12,9 @@ from ..auth import permissions
 from ..auth.access import public
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
+from ..definitions.service import scheme_or_404
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
-from ..definitions.service import scheme_or_404
 from ..web.params import parse_date, parse_id
 from ..web.theming import render_themed
 from . import service

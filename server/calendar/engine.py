@@ -190,6 +190,12 @@ def _next_day(day: date) -> date:
     return day + _ONE_DAY
 
 
+def _previous_day(day: date) -> date:
+    if day == date.min:
+        raise ValueError("date out of range")
+    return day - _ONE_DAY
+
+
 class WorkingCalendar:
     """Working days (chinesecalendar + administrator overrides + Monday–Friday fallback) and working hours."""
 
@@ -308,6 +314,35 @@ class WorkingCalendar:
     def add_working_hours(self, start: datetime, hours: float) -> datetime:
         """The moment `hours` of working time after `start` (clamped forward to working time first)."""
         return self._add_seconds(start, _amount_seconds(hours, 3600))
+
+    def earliest_start(self, end: datetime, hours: float) -> datetime:
+        """The earliest moment from which `hours` of working time reach `end`: `add_working_hours(t, hours) >=
+        end` from it on (for an `end` inside working time, as deadlines are). When a due-soon warning falls due."""
+        remaining = _amount_seconds(hours, 3600)
+        end = _as_moment(end).replace(microsecond=0)
+        day = end.date()
+        start, close = self._period(day)
+        if not self.is_working_day(day) or end <= start:  # before the day's work: the last working period's end
+            day = self._previous_working_day(day)
+            start, close = self._period(day)
+        moment = min(end, close)
+        for _ in range(MAX_SCAN_DAYS):
+            available = int((moment - start).total_seconds())
+            if remaining < available:
+                return moment - timedelta(seconds=remaining)
+            # Working time reached back to the period's start: from the previous period's end on, adding
+            # `hours` also lands here (adding starts at the next working moment).
+            remaining -= available
+            day = self._previous_working_day(day)
+            start, moment = self._period(day)
+        raise ValueError(f"more than {MAX_SCAN_DAYS} calendar days before {end}")
+
+    def _previous_working_day(self, day: date) -> date:
+        for _ in range(MAX_SCAN_DAYS):
+            day = _previous_day(day)
+            if self.is_working_day(day):
+                return day
+        raise ValueError(f"no working day within {MAX_SCAN_DAYS} days before {day}")
 
     def add_working_days(self, start: datetime, days: float) -> datetime:
         """The moment `days` working days after `start`; one working day = hours_per_day of working time."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, event, inspect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.database import JsonType, UtcDateTime, utcnow
@@ -101,8 +101,25 @@ class CaseDeadline(db.Model):
     met: Mapped[bool | None] = mapped_column(Boolean)
     calendar_fallback: Mapped[bool] = mapped_column(Boolean, default=False)  # an unknown year: Mon–Fri used
     paused_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # while the case waits (e.g. on the reporter)
+    # When `fangan tick` next looks at it: the earliest moment an escalation not yet applied may fall due;
+    # none once nothing is left to apply. A deadline written or moved is looked at by the next tick.
+    check_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
 
     case: Mapped[Case] = relationship(back_populates="deadlines")
+
+
+@event.listens_for(CaseDeadline, "before_insert")
+@event.listens_for(CaseDeadline, "before_update")
+def _look_again(_mapper: Any, _connection: Any, deadline: CaseDeadline) -> None:
+    """A new deadline, or one whose due time moved or that runs again after a wait, is looked at by the next
+    tick, which works out when to look next (the tick's own writes to `check_at` change neither)."""
+    state = inspect(deadline)
+    if deadline.stopped_at is not None:
+        deadline.check_at = None  # a stopped deadline escalates no more
+    elif (state.transient or state.pending or any(state.attrs[name].history.has_changes()
+                                                   for name in ("due_at", "paused_at"))) \
+            and not state.attrs.check_at.history.has_changes():
+        deadline.check_at = deadline.started_at
 
 
 class EscalationApplied(db.Model):

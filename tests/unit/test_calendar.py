@@ -176,6 +176,33 @@ def test_days_are_hours_per_day(start: datetime, days: int) -> None:
     assert CAL.is_working_day(result.date())  # a deadline always falls on a working day
 
 
+@given(
+    origin=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31)),
+    span=st.floats(min_value=0.01, max_value=80, allow_nan=False),
+    before=st.sampled_from([0, 0.25, 1, 2, 8.5, 9, 24, 40]),
+    back=st.integers(min_value=0, max_value=14 * 24 * 3600),
+)
+def test_earliest_start_is_where_adding_first_reaches_the_end(origin: datetime, span: float, before: float,
+                                                             back: int) -> None:
+    """When a due-soon warning falls due: from `earliest_start(due, h)` on, h working hours reach the deadline,
+    and never before it (across weekends, national days and their make-up Saturdays)."""
+    due = CAL.add_working_hours(origin, span)  # a deadline, as deadlines are made
+    moment = CAL.earliest_start(due, before)
+    probe = due - timedelta(seconds=back)
+    assert (CAL.add_working_hours(probe, before) >= due) == (probe >= moment)
+    if before:
+        assert CAL.add_working_hours(moment - timedelta(seconds=1), before) < due
+
+
+def test_earliest_start_over_national_day_2026() -> None:
+    """Due 9:30 on Thursday 8 October 2026, the first working day after the holiday: two working hours before
+    reach back to 16:00 on Wednesday 30 September: half an hour on the 8th, an hour and a half before the
+    holiday."""
+    due = datetime(2026, 10, 8, 9, 30)
+    assert CAL.earliest_start(due, 2) == datetime(2026, 9, 30, 16, 0)
+    assert CAL.add_working_hours(datetime(2026, 9, 30, 16, 0), 2) == due
+
+
 # --- years chinesecalendar does not know ---
 
 
