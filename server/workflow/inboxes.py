@@ -146,9 +146,10 @@ def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str], text_fi
 def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]],
                filters: list[Any] | None = None) -> dict[str, int]:
     """The cases of every tab of the queue within the user's reach (and the search and filters shown)."""
-    return {box: db.session.scalar(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial),
-                                                                      *(filters or []))) or 0
-            for box in BOXES}
+    # One statement, one count per tab: one round trip instead of six.
+    counts = select(*(select(func.count(Case.id)).where(*_box(user, scheme_key, box, initial), *(filters or []))
+                      .scalar_subquery().label(box) for box in BOXES))
+    return {box: n or 0 for box, n in db.session.execute(counts).one()._mapping.items()}
 
 
 def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
