@@ -1,7 +1,7 @@
 """The one expression language for conditions and formulas in YAML definitions.
 
-Python expression syntax, restricted by an AST allow-list checked at compile time and evaluated with a
-``simpleeval.SimpleEval`` subclass. Pure module: no Flask, no SQLAlchemy.
+Python expression syntax, restricted by an AST allow-list checked at compile time, then compiled once into
+closures (one per node) that evaluate it. Pure module: no Flask, no SQLAlchemy.
 
 Rules for empty values (``None``; a missing name or key evaluates to ``None`` because forms have empty
 fields):
@@ -21,8 +21,8 @@ import ast
 import difflib
 import inspect
 import math
+import operator as py_operator
 import time
-import types
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,8 +30,6 @@ from datetime import date, datetime
 from datetime import time as time_of_day
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-
-import simpleeval
 
 from ..core.suggestions import affordable, close_matches
 
@@ -120,6 +118,7 @@ def _text(value: str) -> str:
 
 
 _SCALARS = (bool, int, float, str, datetime, date, time_of_day)
+_PLAIN_TYPES = frozenset(_SCALARS)  # exact types taken as they are, without a closer look
 
 
 def _context_value(value: Any, name: str) -> Any:
@@ -150,7 +149,7 @@ def _plain_result(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Operators (replace simpleeval's, which allow ** and string formatting and do not round)
+# Operators (none allows ** or string formatting; numbers are rounded)
 
 
 def _arithmetic(symbol: str, a: Any, b: Any) -> None:
@@ -791,101 +790,115 @@ def _analyse(source: Any, names: Iterable[str] | None) -> tuple[ast.Expression, 
 # Evaluation
 
 
-class _Evaluator(simpleeval.SimpleEval):
-    """SimpleEval restricted to the checked node types, with mapping-only name lookup and a deadline."""
+# Each checked node becomes a closure once, when the expression is compiled: evaluating is then a call per
+# node, with no tree walk, no handler lookup and no evaluator object per evaluation. A closure takes the
+# context and the wall-clock deadline.
 
-    def __init__(self, context: Mapping[str, Any], deadline: float):
-        super().__init__(operators=_OPERATORS, functions=FUNCTIONS, names=context)
-        self.context = context
-        self.deadline = deadline
-        # Only what the checker admits; anything else would be a checker bug and fails closed.
-        self.nodes = {
-            ast.Constant: self._eval_constant,
-            ast.Name: self._eval_name,
-            ast.Attribute: self._eval_attribute,
-            ast.UnaryOp: self._eval_unaryop,
-            ast.BinOp: self._eval_binop,
-            ast.BoolOp: self._eval_boolop,
-            ast.Compare: self._eval_compare,
-            ast.IfExp: self._eval_ifexp,
-            ast.Call: self._eval_call,
-            ast.List: self._eval_list,
-            ast.Tuple: self._eval_list,
-        }
+Closure = Callable[[Mapping[str, Any], float], Any]
 
-    def _eval(self, node: ast.AST) -> Any:
-        if time.monotonic() > self.deadline:
-            raise ExpressionError("evaluation took too long")
-        handler = self.nodes.get(type(node))
-        if handler is None:
-            raise ExpressionError(f"{type(node).__name__} is not allowed in expressions")
-        result = handler(node)
-        if callable(result) or isinstance(result, type | types.ModuleType):
-            raise ExpressionError("expressions cannot produce functions")
-        return result
 
-    def lookup(self, parts: list[str]) -> Any:
-        """Resolve a dotted name by mapping lookup only (never getattr); missing means None."""
-        dotted = ".".join(parts)
-        if len(parts) > 1 and dotted in self.context:
-            return _context_value(self.context[dotted], dotted)
-        value: Any = self.context
+_NUMBER_TYPES = frozenset((int, float))  # exact types: a boolean takes the operators' own way
+# Two plain numbers take Python's own operation, bounded as `_number` bounds it: (operation, divides).
+_FAST_ARITHMETIC: dict[type, tuple[Callable[[Any, Any], Any], bool]] = {
+    ast.Add: (py_operator.add, False), ast.Sub: (py_operator.sub, False), ast.Mult: (py_operator.mul, False),
+    ast.Div: (py_operator.truediv, True), ast.FloorDiv: (py_operator.floordiv, True),
+    ast.Mod: (py_operator.mod, True)}
+_FAST_COMPARE: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Lt: py_operator.lt, ast.LtE: py_operator.le, ast.Gt: py_operator.gt, ast.GtE: py_operator.ge,
+    ast.Eq: py_operator.eq, ast.NotEq: py_operator.ne}
+_NUMBER_FUNCTIONS = {"ceil": math.ceil, "floor": math.floor}
+# Functions whose work grows with their arguments (a list from the context): they check the deadline.
+_GROWING_FUNCTIONS = frozenset({"sum", "min", "max", "len", "str"})
+
+
+def _fixed(node: ast.AST) -> tuple[bool, Any]:
+    """Whether an operand is a literal, and its value: read where it is used rather than called for."""
+    return (True, node.value) if type(node) is ast.Constant else (False, None)
+
+
+def _failing(message: str) -> Closure:
+    """A node the checker should have refused: fail closed, when evaluated (as a tree walk would)."""
+
+    def fail(_context: Mapping[str, Any], _deadline: float) -> Any:
+        raise ExpressionError(message)
+
+    return fail
+
+
+def _lookup(parts: list[str]) -> Closure:
+    """A dotted name, resolved by mapping lookup only (never getattr); missing means None."""
+    if any(part.startswith("_") for part in parts):
+        return _failing("names must not start with '_'")
+    if len(parts) == 1:
+        (name,) = parts
+
+        def plain(context: Mapping[str, Any], _deadline: float) -> Any:
+            value = context.get(name)
+            return value if value is None or type(value) in _PLAIN_TYPES else _context_value(value, name)
+
+        return plain
+    dotted = ".".join(parts)
+    prefixes = [".".join(parts[:depth]) for depth in range(len(parts) + 1)]
+
+    def nested(context: Mapping[str, Any], _deadline: float) -> Any:
+        if dotted in context:
+            return _context_value(context[dotted], dotted)
+        value: Any = context
         for depth, part in enumerate(parts):
             if value is None:
                 return None
             if not isinstance(value, Mapping):
-                raise ExpressionError(f"'{'.'.join(parts[:depth])}' has no field '{part}'")
-            value = _context_value(value.get(part), ".".join(parts[: depth + 1]))
+                raise ExpressionError(f"'{prefixes[depth]}' has no field '{part}'")
+            value = _context_value(value.get(part), prefixes[depth + 1])
         return value
 
-    def _eval_name(self, node: ast.Name) -> Any:
-        return self.lookup([node.id])
+    return nested
 
-    def _eval_attribute(self, node: ast.Attribute) -> Any:
-        parts: list[str] = []
-        current: ast.AST = node
-        while isinstance(current, ast.Attribute):
-            parts.append(current.attr)
-            current = current.value
-        if not isinstance(current, ast.Name):
-            raise ExpressionError("attribute access is only allowed on plain dotted names")
-        parts.append(current.id)
-        parts.reverse()
-        if any(part.startswith("_") for part in parts):
-            raise ExpressionError("names must not start with '_'")
-        return self.lookup(parts)
 
-    def _eval_binop(self, node: ast.BinOp) -> Any:
-        operator = self.operators.get(type(node.op))
-        if operator is None:
-            raise ExpressionError(_FORBIDDEN_OPERATORS.get(type(node.op), "operator not allowed"))
-        return operator(self._eval(node.left), self._eval(node.right))
+def _dotted(node: ast.Attribute) -> list[str] | None:
+    parts: list[str] = []
+    current: ast.AST = node
+    while isinstance(current, ast.Attribute):
+        parts.append(current.attr)
+        current = current.value
+    if not isinstance(current, ast.Name):
+        return None
+    parts.append(current.id)
+    parts.reverse()
+    return parts
 
-    def _eval_unaryop(self, node: ast.UnaryOp) -> Any:
-        operator = self.operators.get(type(node.op))
-        if operator is None:
-            raise ExpressionError(_FORBIDDEN_OPERATORS.get(type(node.op), "operator not allowed"))
-        return operator(self._eval(node.operand))
 
-    def _eval_compare(self, node: ast.Compare) -> bool:
-        left = self._eval(node.left)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = self._eval(comparator)
-            if not self.operators[type(op)](left, right):
-                return False  # chained comparisons stop at the first false link, like Python
-            left = right
-        return True
+def _build_call(node: ast.Call) -> Closure:
+    if not isinstance(node.func, ast.Name) or node.keywords:
+        return _failing("only functions can be called, by name")
+    name = node.func.id
+    function = FUNCTIONS.get(name)
+    if function is None:
+        return _failing(f"unknown function '{name}'")
+    args = [_build(arg) for arg in node.args]
+    if len(args) == 1 and name in _NUMBER_FUNCTIONS:
+        (only,) = args
+        rounding = _NUMBER_FUNCTIONS[name]
 
-    def _eval_call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.keywords:
-            raise ExpressionError("only functions can be called, by name")
-        name = node.func.id
-        function = self.functions.get(name)
-        if function is None:
-            raise ExpressionError(f"unknown function '{name}'")
-        args = [self._eval(arg) for arg in node.args]
+        def on_number(context: Mapping[str, Any], deadline: float) -> Any:
+            x = only(context, deadline)
+            if type(x) in _NUMBER_TYPES:  # ceil/floor of a plain number: as _fn_ceil/_fn_floor do it
+                result = rounding(round(x, _DECIMALS))
+                if -MAX_INT <= result <= MAX_INT:
+                    return result
+            return _guarded(function, name, (x,))
+
+        return on_number
+
+    clocked = name in _GROWING_FUNCTIONS
+
+    def call(context: Mapping[str, Any], deadline: float) -> Any:
+        # Work grows with the context only in functions over lists: they check the clock first.
+        if clocked and time.monotonic() > deadline:
+            raise ExpressionError("evaluation took too long")
+        values = [arg(context, deadline) for arg in args]
         try:
-            return function(*args)
+            return function(*values)
         except ExpressionError:
             raise
         except TypeError:
@@ -893,27 +906,180 @@ class _Evaluator(simpleeval.SimpleEval):
         except (ArithmeticError, ValueError) as error:
             raise ExpressionError(f"{name}(): {error}") from None
 
-    def _eval_list(self, node: ast.List | ast.Tuple) -> list[Any]:
-        return [self._eval(element) for element in node.elts]
+    return call
+
+
+def _guarded(function: Callable[..., Any], name: str, values: Iterable[Any]) -> Any:
+    """Call a function of the language; its failures become ExpressionErrors that name it."""
+    try:
+        return function(*values)
+    except ExpressionError:
+        raise
+    except TypeError:
+        raise ExpressionError(f"wrong arguments for {name}()") from None
+    except (ArithmeticError, ValueError) as error:
+        raise ExpressionError(f"{name}(): {error}") from None
+
+
+def _build_compare(node: ast.Compare) -> Closure:
+    first = _build(node.left)
+    links = [(_OPERATORS[type(op)], _build(comparator)) for op, comparator in zip(node.ops, node.comparators,
+                                                                                 strict=True)]
+    if len(links) == 1 and type(node.ops[0]) in (ast.In, ast.NotIn) and _texts(node.comparators[0]) is not None:
+        return _build_membership(first, node.ops[0], _texts(node.comparators[0]))
+    if len(links) == 1:
+        ((operator, right),) = links
+        fast = _FAST_COMPARE.get(type(node.ops[0]))
+        if fast is None:
+            return lambda context, deadline: operator(first(context, deadline), right(context, deadline))
+
+        (left_fixed, left_value), (right_fixed, right_value) = _fixed(node.left), _fixed(node.comparators[0])
+
+        def compare(context: Mapping[str, Any], deadline: float) -> bool:
+            a = left_value if left_fixed else first(context, deadline)
+            b = right_value if right_fixed else right(context, deadline)
+            ta, tb = type(a), type(b)
+            if ta in _NUMBER_TYPES and tb in _NUMBER_TYPES:  # at the precision arithmetic is rounded to
+                return fast(round(a, _DECIMALS) if ta is float else a, round(b, _DECIMALS) if tb is float else b)
+            if ta is str and tb is str:
+                return fast(a, b)
+            return operator(a, b)
+
+        return compare
+
+    def chained(context: Mapping[str, Any], deadline: float) -> bool:
+        left = first(context, deadline)
+        for operator, comparator in links:
+            right = comparator(context, deadline)
+            if not operator(left, right):
+                return False  # chained comparisons stop at the first false link, like Python
+            left = right
+        return True
+
+    return chained
+
+
+def _texts(node: ast.AST) -> frozenset[str] | None:
+    """The texts of a written list of texts (`kind in ['road', 'lane']`), else None."""
+    if type(node) not in (ast.List, ast.Tuple) or not all(type(e) is ast.Constant and type(e.value) is str
+                                                         for e in node.elts):
+        return None
+    return frozenset(e.value for e in node.elts)
+
+
+def _build_membership(item: Closure, op: ast.cmpop, texts: frozenset[str]) -> Closure:
+    """`x in ['a', 'b']`: a set lookup. Only a text equals a text (`_contains` compares each element with ==),
+    so anything else is in no such list."""
+    negate = type(op) is ast.NotIn
+
+    def member(context: Mapping[str, Any], deadline: float) -> bool:
+        value = item(context, deadline)
+        found = value in texts if type(value) is str else (
+            isinstance(value, str) and any(_equal(value, text) for text in texts))
+        return not found if negate else found
+
+    return member
+
+
+def _build_boolop(node: ast.BoolOp) -> Closure:
+    values = [_build(value) for value in node.values]
+    if isinstance(node.op, ast.And):
+        def both(context: Mapping[str, Any], deadline: float) -> Any:
+            result: Any = False
+            for value in values:
+                result = value(context, deadline)
+                if not result:
+                    break
+            return result
+
+        return both
+
+    def either(context: Mapping[str, Any], deadline: float) -> Any:
+        result: Any = False
+        for value in values:
+            result = value(context, deadline)
+            if result:
+                break
+        return result
+
+    return either
+
+
+def _build(node: ast.AST) -> Closure:
+    """The closure of a checked node (anything the checker admits; the rest fails closed when evaluated)."""
+    kind = type(node)
+    if kind is ast.Constant:
+        value = node.value
+        return lambda _context, _deadline: value
+    if kind is ast.Name:
+        return _lookup([node.id])
+    if kind is ast.Attribute:
+        parts = _dotted(node)
+        return _lookup(parts) if parts else _failing("attribute access is only allowed on plain dotted names")
+    if kind is ast.UnaryOp or kind is ast.BinOp:
+        operator = _OPERATORS.get(type(node.op))
+        if operator is None:
+            return _failing(_FORBIDDEN_OPERATORS.get(type(node.op), "operator not allowed"))
+        if kind is ast.UnaryOp:
+            operand = _build(node.operand)
+            return lambda context, deadline: operator(operand(context, deadline))
+        left, right = _build(node.left), _build(node.right)
+        if type(node.op) not in _FAST_ARITHMETIC:
+            return lambda context, deadline: operator(left(context, deadline), right(context, deadline))
+        fast, divides = _FAST_ARITHMETIC[type(node.op)]
+
+        (left_fixed, left_value), (right_fixed, right_value) = _fixed(node.left), _fixed(node.right)
+
+        def arithmetic(context: Mapping[str, Any], deadline: float) -> Any:
+            a = left_value if left_fixed else left(context, deadline)
+            b = right_value if right_fixed else right(context, deadline)
+            # Two plain numbers (not booleans; no division by zero): the operation itself, bounded as _number
+            # bounds it; else the operator, with every rule for empty values, text, dates and zero.
+            if type(a) in _NUMBER_TYPES and type(b) in _NUMBER_TYPES and (b or not divides):
+                result = fast(a, b)
+                if type(result) is float:
+                    if result - result == 0:  # finite (inf - inf and nan - nan are nan)
+                        return round(result, _DECIMALS)
+                elif -MAX_INT <= result <= MAX_INT:
+                    return result
+            return operator(a, b)
+
+        return arithmetic
+    if kind is ast.Compare:
+        return _build_compare(node)
+    if kind is ast.BoolOp:
+        return _build_boolop(node)
+    if kind is ast.IfExp:
+        test, body, orelse = _build(node.test), _build(node.body), _build(node.orelse)
+        return lambda context, deadline: (body(context, deadline) if test(context, deadline)
+                                          else orelse(context, deadline))
+    if kind is ast.Call:
+        return _build_call(node)
+    if kind is ast.List or kind is ast.Tuple:
+        elements = [_build(element) for element in node.elts]
+        return lambda context, deadline: [element(context, deadline) for element in elements]
+    return _failing(f"{kind.__name__} is not allowed in expressions")
 
 
 @dataclass(frozen=True)
 class Expression:
-    """A checked expression, safe to evaluate many times (and from many threads)."""
+    """A checked expression, compiled into closures once: safe to evaluate many times (and from many threads)."""
 
     source: str
     names: frozenset[str]
     functions: frozenset[str]
     _tree: ast.Expression = field(repr=False, compare=False)
+    _run: Closure = field(repr=False, compare=False)
+    _clocked: bool = field(default=False, repr=False, compare=False)  # calls a function that checks the clock
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate against a mapping of (possibly nested) values; raise ExpressionError on any failure."""
-        if not isinstance(context, Mapping):
+        if type(context) is not dict and not isinstance(context, Mapping):
             raise ExpressionError("the context must be a mapping")
-        evaluator = _Evaluator(context, time.monotonic() + MAX_SECONDS)
-        evaluator.expr = self.source
+        # Functions over lists are the only place work grows with the context: only they check the clock.
+        deadline = time.monotonic() + MAX_SECONDS if self._clocked else 0.0
         try:
-            return _plain_result(evaluator._eval(self._tree.body))
+            result = self._run(context, deadline)
         except ExpressionError:
             raise
         except ZeroDivisionError:
@@ -924,6 +1090,7 @@ class Expression:
             raise ExpressionError("expression too complex") from None
         except Exception as error:  # noqa: BLE001 - callers rely on ExpressionError being the only failure
             raise ExpressionError(f"cannot evaluate: {error}") from None
+        return result if result is None or type(result) in _PLAIN_TYPES else _plain_result(result)
 
 
 def compile_expression(source: str, names: Iterable[str] | None = None) -> Expression:
@@ -934,7 +1101,8 @@ def compile_expression(source: str, names: Iterable[str] | None = None) -> Expre
         error = ExpressionError(message, column)
         error.problems = [text for text, _ in checker.problems]
         raise error
-    return Expression(source, frozenset(checker.names), frozenset(checker.functions), tree)
+    return Expression(source, frozenset(checker.names), frozenset(checker.functions), tree, _build(tree.body),
+                      bool(checker.functions & _GROWING_FUNCTIONS))
 
 
 def check_expression(source: str, names: Iterable[str] | None = None) -> list[str]:
