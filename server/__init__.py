@@ -58,6 +58,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
 
+    from .jobs import queue
+
+    queue.init_app(app)
+
     from .auth import access
     from .web import i18n, security, theming
 
@@ -80,6 +84,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .boards.views import bp as boards_bp
     from .forms.views import bp as forms_bp
     from .home.views import bp as home_bp
+    from .jobs.views import bp as jobs_bp
     from .org.views import bp as org_bp
     from .patrols.views import bp as patrols_bp
     from .public.open311 import bp as open311_bp
@@ -89,7 +94,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, home_bp, account_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp,
-                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp):
+                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

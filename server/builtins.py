@@ -7,6 +7,7 @@ registry.py). A module of another package that registers its own entries is list
 """
 
 from .assessment import sources as metric_sources  # noqa: F401 - case_rate, case_count, form_count, …
+from .boards import printing as board_printing  # noqa: F401 - the job that prints a district's boards
 from .forms import choices as choice_sources  # noqa: F401 - units, areas, people, categories, tiers
 from .forms import fields as field_types  # noqa: F401 - text, integer, single_choice, photo, location, …
 from .org import service as org_service  # noqa: F401 - the unit tree for scopes; units follow the scheme

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess  # noqa: S404 - the job worker beside `fangan run`
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Processes.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads a process.")
-def run_server(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--jobs/--no-jobs", default=True, show_default=True, help="Run a job worker beside the server.")
+def run_server(host: str, port: int, workers: int, threads: int, jobs: bool) -> None:
     """Serve Fangan with gunicorn: a production WSGI server, several processes of several threads each.
 
     The embedded SQLite database takes concurrent writers (they wait their turn); behind a reverse proxy set
@@ -65,7 +67,40 @@ def run_server(host: str, port: int, workers: int, threads: int) -> None:
             return _create_app()
 
     click.echo(f"Serving on http://{host}:{port} ({workers} processes × {threads} threads, gunicorn)")
-    Server().run()
+    worker = _embedded_worker() if jobs else None
+    try:
+        Server().run()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+def _embedded_worker() -> subprocess.Popen:
+    """A job worker beside the server (`fangan worker`), stopped with it. A deployment may instead run
+    `fangan run --no-jobs` and `fangan worker` as services of their own."""
+    command = Path(sys.argv[0]).with_name("fangan")
+    click.echo("Starting a job worker beside the server (fangan worker)")
+    return subprocess.Popen([str(command) if command.exists() else "fangan", "worker"])  # noqa: S603, S607
+
+
+@main.command("worker")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32), help="Threads.")
+@click.option("--once", is_flag=True, help="Run what is queued now, then stop.")
+@with_appcontext
+def worker(workers: int, once: bool) -> None:
+    """Run jobs (batch notice boards, …) from the job queue; jobs a stopped worker left running run again."""
+    from .jobs import queue
+    from .jobs.service import requeue_interrupted
+
+    app = current_app._get_current_object()
+    again = requeue_interrupted()
+    if again:
+        click.echo(f"{again} interrupted job(s) queued again")
+    if once:
+        click.echo(f"ran {queue.run_queued(app)} job(s)")
+        return
+    queue.consumer(app, workers).run()
 
 
 def _fail_with_errors(errors: list) -> None:

@@ -19,7 +19,8 @@ def environment_config() -> dict:
     for variable, key in (("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"), ("SECRET_KEY", "SECRET_KEY"),
                           ("FANGAN_THEME", "FANGAN_THEME"), ("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI"),
                           ("FANGAN_NOTIFY_WEBHOOK_URL", "FANGAN_NOTIFY_WEBHOOK_URL"),
-                          ("FANGAN_NOTIFY_WEBHOOK_TOKEN", "FANGAN_NOTIFY_WEBHOOK_TOKEN")):
+                          ("FANGAN_NOTIFY_WEBHOOK_TOKEN", "FANGAN_NOTIFY_WEBHOOK_TOKEN"),
+                          ("FANGAN_JOBS_URL", "FANGAN_JOBS_URL"), ("FANGAN_JOBS_DIR", "FANGAN_JOBS_DIR")):
         if os.environ.get(variable):
             out[key] = os.environ[variable]
     if os.environ.get("FANGAN_PROXIES", "").isdigit():

@@ -88,6 +88,7 @@ def make_app(database_url: str, instance: Path, **extra) -> Flask:
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_SECURE": False,
         "RATELIMIT_ENABLED": False,
+        "FANGAN_JOBS_URL": "memory://",  # jobs run when a test says so (server.jobs.queue.run_queued)
         **extra,
     }
     instance.mkdir(parents=True, exist_ok=True)

@@ -377,6 +377,12 @@ def dashboard_reach(user: AnyUser, scheme_key: str) -> Scope:
     return scope_for(user, scheme_key).only("dashboard.view")
 
 
+def can_view_job(user: AnyUser, job: Any) -> bool:
+    """A job's progress and result (a batch of boards, an export): whoever started it, and system administrators."""
+    return bool(getattr(user, "is_authenticated", False)) and (
+        job.user_id == getattr(user, "id", None) or bool(getattr(user, "is_admin", False)))
+
+
 def can_list_boards(user: AnyUser, scheme_key: str) -> bool:
     """The staff's list of the district's boards (each board itself is public): anyone with a role in it."""
     return can_view_scheme(user, scheme_key)

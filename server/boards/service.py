@@ -151,6 +151,17 @@ def list_boards(scheme_key: str, q: str = "", unit_key: str | None = None, page:
     return areas[start:start + BOARDS_PER_PAGE], len(areas)
 
 
+def board_sizes(scheme_key: str) -> list[dict]:
+    """The poster sizes the district's boards are printed at (each once, in the order the boards give them)."""
+    version = current_scheme(scheme_key)
+    sizes: dict[str, dict] = {}
+    for board_id in version.compiled.boards if version else ():
+        row = version.member("board", board_id)
+        for size in (row.data.get("sizes") if row else None) or [{"id": "a3", "width_mm": 297, "height_mm": 420}]:
+            sizes.setdefault(size["id"], size)
+    return list(sizes.values())
+
+
 def board_units(scheme_key: str) -> list[Unit]:
     """The units a list of boards may be narrowed to (each with those below it)."""
     return list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)))

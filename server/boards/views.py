@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -13,11 +13,13 @@ from ..auth.access import public
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
+from ..extensions import db
+from ..jobs import service as jobs
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
 from ..web.params import parse_date, parse_id
 from ..web.theming import render_themed
-from . import service
+from . import printing, service
 
 bp = Blueprint("boards", __name__, template_folder="templates", url_prefix="/b")
 
@@ -50,7 +52,7 @@ def index(scheme_key: str):
     return render_template("boards/index.html", scheme_key=scheme_key, boards=rows, total=total, q=q, unit=unit,
                            page=page, pages=max(1, -(-total // service.BOARDS_PER_PAGE)),
                            kinds={k.id: k["name"] for k in scheme.area_kinds.values()},
-                           units=service.board_units(scheme_key),
+                           units=service.board_units(scheme_key), sizes=service.board_sizes(scheme_key),
                            can_print=permissions.can_print_boards(current_user, scheme_key))
 
 
@@ -80,17 +82,12 @@ def board_pdf(scheme_key: str, area_key: str):
                     headers={"Content-Disposition": f"inline; filename=board-{data['area'].key}-{size['id']}.pdf"})
 
 
-@bp.get("/<scheme_key>/all.pdf")
-def batch_pdf(scheme_key: str):
-    """Every board of the district, or of one unit and below (`?unit=`), in one PDF to print."""
-    if not permissions.can_print_boards(current_user, scheme_key):
-        raise PermissionDenied(_("You may not print this district's boards."))
-    areas = service.boards_of(scheme_key, request.args.get("unit") or None)
-    boards = [(service.board_for(scheme_key, a, _as_on()), service.qr_svg(_board_url(scheme_key, a.key)))
-              for a in areas]
-    size = _size(boards[0][0]) if boards else {"id": "a3", "width_mm": 297, "height_mm": 420}
-    theme = service.batch_theme(scheme_key, [b for b, _qr in boards])
-    html = render_themed(theme, "boards/poster.html", boards=boards, size=size, printed=district_today(scheme_key),
-                         as_on=_as_on())
-    return Response(render_pdf(html), mimetype="application/pdf",
-                    headers={"Content-Disposition": f"attachment; filename=boards-{scheme_key}-{size['id']}.pdf"})
+@bp.post("/<scheme_key>/print")
+def start_print(scheme_key: str):
+    """Every board of the district, or of one unit and below (`unit`), in one PDF to print: a job, whose page
+    shows its progress and then the file."""
+    params = {"unit": request.form.get("unit") or None, "size": request.form.get("size") or None,
+              "on": _as_on().isoformat() if _as_on() else None}
+    job = jobs.start_job(current_user, printing.KIND, scheme_key, params)
+    db.session.commit()
+    return redirect(url_for("jobs.job", job_id=job.id))

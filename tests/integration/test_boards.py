@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from pypdf import PdfReader
 from server.boards import service
 from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
+from server.jobs.models import Job
 from server.org.posts import appoint
+from tests.conftest import csrf_token
 from tests.support.clock import TODAY
 from tests.support.factories import ROOT, demo_files, load_demo, load_shipped, login, make_user
 from tests.unit.test_pdf import embedded_fonts
@@ -146,19 +149,44 @@ def test_printed_board_pdf_text_fonts_and_qr(chiefs, client, tmp_path):
     assert round(float(a3.mediabox.width) / 72 * 25.4) == 297
 
 
+def print_batch(app, client, scheme_key: str = "lidu", **form: str) -> tuple[int, bytes | None]:  # noqa: ANN001
+    """Ask for a batch of boards as the list's print form does, let the worker run it, and fetch the file from
+    the job's page: (the POST's status, the PDF)."""
+    from server.jobs.queue import run_queued
+
+    token = csrf_token(client, f"/b/{scheme_key}/")
+    response = client.post(f"/b/{scheme_key}/print", data={"csrf_token": token, **form})
+    if response.status_code != 302:
+        return response.status_code, None
+    job_page = response.headers["Location"]
+    assert "/jobs/" in job_page and "Waiting for a worker" in client.get(job_page).get_data(as_text=True)
+    assert run_queued(app) == 1
+    page = client.get(job_page).get_data(as_text=True)
+    link = re.search(r'href="(/jobs/\d+/result)"', page)
+    assert link, page
+    with client.get(link.group(1)) as result:  # a file response: closed here
+        assert result.status_code == 200 and result.mimetype == "application/pdf"
+        return 302, result.data
+
+
 def test_batch_pdf_is_for_board_managers(chiefs, app):
     client = app.test_client()
-    assert client.get("/b/lidu/all.pdf").status_code == 302  # login first
+    assert client.post("/b/lidu/print").status_code == 400  # no CSRF token: refused before anything
     make_user("staffer", roles=(("lidu", "staff", "shilong"),))
     login(client, "staffer")
-    assert client.get("/b/lidu/all.pdf").status_code == 403
+    assert print_batch(app, client)[0] == 403
     admin = app.test_client()
     make_user("root", admin=True)
     login(admin, "root")
-    pdf = admin.get("/b/lidu/all.pdf?size=a3").data
+    _, pdf = print_batch(app, admin, size="a3")
     reader = PdfReader(io.BytesIO(pdf))
     assert len(reader.pages) >= 4  # one poster per road
     assert "石龙老街" in "".join(p.extract_text() for p in reader.pages)
+    assert round(float(reader.pages[0].mediabox.width) / 72 * 25.4) == 297
+    job = db.session.scalar(db.select(Job).order_by(Job.id.desc()))
+    assert client.get(f"/jobs/{job.id}").status_code == 403  # the staffer's eyes: not his job
+    with client.get(f"/jobs/{job.id}/result") as refused:
+        assert refused.status_code == 403
 
 
 def test_the_staffs_list_of_boards(chiefs, app, monkeypatch):
@@ -171,7 +199,7 @@ def test_the_staffs_list_of_boards(chiefs, app, monkeypatch):
     assert 'href="/b/lidu/"' in page  # the section navigation
     html = client.get("/b/lidu/").get_data(as_text=True)
     assert all(road in html for road in ("石龙老街", "致远路", "断桥街", "龙桥路"))
-    assert 'href="/b/lidu/shilong_old_street.pdf"' in html and "all.pdf" not in html  # staff: no batch print
+    assert 'href="/b/lidu/shilong_old_street.pdf"' in html and "/print" not in html  # staff: no batch print
     assert 'aria-current="page">公示牌' in html
     searched = client.get("/b/lidu/?q=%E8%87%B4%E8%BF%9C").get_data(as_text=True)  # 致远
     assert "致远路" in searched and "石龙老街" not in searched
@@ -183,7 +211,8 @@ def test_the_staffs_list_of_boards(chiefs, app, monkeypatch):
     make_user("root", admin=True)
     admin = app.test_client()
     login(admin, "root")
-    assert 'href="/b/lidu/all.pdf?unit=shilong"' in admin.get("/b/lidu/?unit=shilong").get_data(as_text=True)
+    form = admin.get("/b/lidu/?unit=shilong").get_data(as_text=True)
+    assert 'action="/b/lidu/print"' in form and 'name="unit" value="shilong"' in form
 
 
 def test_unknown_road_is_404(chiefs, client):
@@ -194,13 +223,12 @@ def test_a_streets_batch_holds_only_its_boards(chiefs, app):
     admin = app.test_client()
     make_user("root", admin=True)
     login(admin, "root")
-    response = admin.get("/b/lidu/all.pdf?unit=shilong&size=a3")
-    assert response.status_code == 200
-    reader = PdfReader(io.BytesIO(response.data))
+    _, pdf = print_batch(app, admin, unit="shilong", size="a3")
+    reader = PdfReader(io.BytesIO(pdf))
     text = "".join(p.extract_text() for p in reader.pages)
     assert len(reader.pages) == 1 and "石龙老街" in text and "张三" in text
     assert not any(road in text for road in ("致远路", "断桥街", "龙桥路"))  # the other communities' roads
-    everything = "".join(p.extract_text() for p in PdfReader(io.BytesIO(admin.get("/b/lidu/all.pdf").data)).pages)
+    everything = "".join(p.extract_text() for p in PdfReader(io.BytesIO(print_batch(app, admin)[1])).pages)
     assert all(road in everything for road in ("石龙老街", "致远路", "断桥街", "龙桥路"))
 
 
@@ -248,8 +276,9 @@ def test_a_board_definition_chooses_its_own_theme(ctx, app, client, rendered):
     make_user("root", admin=True)
     login(admin, "root")
     rendered.clear()
-    assert admin.get("/b/lidu/all.pdf?size=a3").status_code == 200
-    assert rendered == ["themes/blue/templates/boards/poster.html"]  # the batch prints in its boards' theme
+    print_batch(app, admin, size="a3")
+    posters = [name for name in rendered if name.endswith("poster.html")]
+    assert posters == ["themes/blue/templates/boards/poster.html"]  # the batch prints in its boards' theme
 
 
 def test_a_shipped_district_uses_the_blue_theme(ctx, client):

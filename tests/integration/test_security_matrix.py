@@ -164,8 +164,11 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     # -- patrols, boards -------------------------------------------------------------------------------------------
     "patrols.compliance": [("/patrols/{lidu}/", "L D D O D O O O"), ("/patrols/{other}/", "L . . D . D D O")],
     "boards.index": [("/b/{lidu}/?q=%E8%B7%AF&unit=shilong", "L D O O O O O O"), ("/b/{other}/", "L . D D D D D O")],
-    "boards.batch_pdf": [("/b/{lidu}/all.pdf?unit=shilong", "L D D D D D O O"),
-                         ("/b/{other}/all.pdf", "L . . . . . D O")],
+    "boards.start_print": [("POST /b/{lidu}/print", "L D D D D D + +"), ("POST /b/{other}/print", "L . . . . . D +")],
+    # -- jobs: one's own (the office's batch of boards), and the system administrator's view ------------------------
+    "jobs.index": [("/jobs/", "L O O O O O O O")],
+    "jobs.job": [("/jobs/{job}", "L D D D D D O O"), ("/jobs/999999", "L N . . . . N N")],
+    "jobs.result": [("/jobs/{job}/result", "L D D D D D O O")],
     # -- assessment ------------------------------------------------------------------------------------------------
     "assessment.periods": [("/assess/{lidu}/", "L D D O O O O O"), ("/assess/{other}/", "L . . D D D D O")],
     "assessment.period": [("/assess/period/{period_pub}", "L D D O O O O O"),

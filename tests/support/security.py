@@ -203,6 +203,7 @@ def build_world(app: Flask, *, other: bool = True) -> World:
         ids["form_lidu"] = current_version("lidu").member("form", "patrol_log").id
         ids["form_dispatch"] = current_version("lidu").member("form", "dispatch").id
         db.session.commit()
+        ids["job"] = _finished_job(app, users["office"])
     world = World(ids)
     for role in ROLES:
         client = app.test_client()
@@ -211,6 +212,19 @@ def build_world(app: Flask, *, other: bool = True) -> World:
             assert response.status_code == 302, f"{role} could not log in"
         world.clients[role] = client
     return world
+
+
+def _finished_job(app: Flask, user: Any) -> int:
+    """A batch of Shilong's boards printed for the office: its page and its file."""
+    from server.boards.printing import KIND
+    from server.jobs import queue
+    from server.jobs.service import start_job
+
+    with app.test_request_context():
+        job = start_job(user, KIND, "lidu", {"unit": "shilong", "size": "a3"})
+        db.session.commit()
+    queue.run_queued(app)
+    return job.id
 
 
 # -- one valid request per state-changing route ----------------------------------------------------------------------
@@ -303,6 +317,7 @@ POSTS: dict[str, tuple[str, Any]] = {
     "org.import_spreadsheet": ("/org/{lidu}/import", lambda: {"upload": _units_csv(), "sheet": "units"}),
     "forms.fill": ("/f/{lidu}/problem_report/new", lambda: _report_fields("shilong_old_street")),
     "workflow.report": ("/cases/{lidu}/report", lambda: _report_fields("zhiyuan_road")),
+    "boards.start_print": ("/b/{lidu}/print", lambda: {"unit": "shilong", "size": "a3"}),
     "workflow.act": ("/cases/case/{case_s}/do/assign", lambda: {
         "_token": "assign", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
     "assessment.periods": ("/assess/{lidu}/", lambda: {"sheet": "lidu_monthly", "day": "2026-07-01"}),

@@ -380,7 +380,7 @@ def _run(source: str) -> None:
                 assert all(isinstance(item, PLAIN_TYPES) for item in result)
     problems = check_expression(source)
     assert isinstance(problems, list)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # a guard against a hang (minutes), not a benchmark
 
 
 @settings(max_examples=300, deadline=None, database=None)

@@ -223,7 +223,7 @@ def test_pixel_bomb_refused_before_decoding() -> None:
     start = time.perf_counter()
     with pytest.raises(UploadRejected) as info:
         check_upload(bomb, "bomb.png")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0  # decoding 400 megapixels would take far longer (a guard, not a bench)
     assert info.value.code == "too_many_pixels"
     assert info.value.params["width"] == 20000
     # A caller limit above Pillow's own still refuses without Pillow warning (warnings are errors here).

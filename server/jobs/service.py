@@ -1,0 +1,186 @@
+"""Jobs: start one (a registered kind, checked like the action it stands for), follow it, fetch its result;
+and run one, on a worker, exactly once per start.
+
+A job kind is one registration (`JOB_KINDS`): its title, who may start it, and the function that does the
+work with a `progress(done, total)` to call as it goes; it returns the result's bytes, name and type. The
+function runs inside a request context made like the one it was asked from (the same site address and
+language), as the person who asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import current_app, has_request_context, request
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session, SessionTransaction
+
+from ..auth import permissions
+from ..core.database import utcnow
+from ..core.errors import DomainError, NotFound, PermissionDenied
+from ..core.registry import Registry, registry
+from ..extensions import db
+from . import queue
+from .models import Job
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+
+log = logging.getLogger(__name__)
+
+STALE = dt.timedelta(minutes=10)  # a running job silent this long was interrupted (its worker stopped)
+_TO_ENQUEUE = "fangan.jobs.to_enqueue"
+
+
+class JobError(DomainError):
+    """What a job could not do, in words for the person who asked (shown on the job's page)."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    content: bytes
+    name: str       # the file name it downloads as
+    mimetype: str
+
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    title: Callable[[], str]                                   # what the job's page calls it (translated)
+    may_start: Callable[[AnyUser, str | None, dict], bool]      # the permission of the action it stands for
+    run: Callable[[Job, Any, Progress], JobResult]              # (job, the person, progress) → result
+
+
+JOB_KINDS: Registry[JobKind] = registry("job kind")
+
+
+# -- starting and following ------------------------------------------------------------------------------------
+
+def start_job(user: AnyUser, kind: str, scheme_key: str | None, params: dict[str, Any]) -> Job:
+    """Queue a job for a worker (once this transaction commits); refused like the action it stands for."""
+    entry = JOB_KINDS[kind]
+    if not entry.may_start(user, scheme_key, params):
+        raise PermissionDenied(_("You may not do this."))
+    # The worker renders as this request would: the same site address (links and QR codes) and language.
+    context = {"base_url": request.host_url if has_request_context() else None, "locale": str(get_locale() or "")}
+    job = Job(kind=kind, scheme_key=scheme_key, user_id=getattr(user, "id", None),
+              params={**params, "_context": context}, state="queued")
+    db.session.add(job)
+    db.session.flush()
+    db.session.info.setdefault(_TO_ENQUEUE, []).append(job.id)
+    return job
+
+
+def get_job(user: AnyUser, job_id: int) -> Job:
+    job = db.session.get(Job, job_id)
+    if job is None:
+        raise NotFound(_("No such job."))
+    if not permissions.can_view_job(user, job):
+        raise PermissionDenied(_("This is not your job."))
+    return job
+
+
+def my_jobs(user: AnyUser, limit: int = 20) -> list[Job]:
+    return list(db.session.scalars(db.select(Job).where(Job.user_id == user.id)
+                                   .order_by(Job.id.desc()).limit(limit)))
+
+
+def job_title(job: Job) -> str:
+    entry = JOB_KINDS.get(job.kind)
+    return entry.title() if entry else job.kind
+
+
+def result_path(job: Job) -> Path | None:
+    """The finished job's file, if it is still there."""
+    if job.state != "done" or not job.result_file:
+        return None
+    path = jobs_folder() / job.result_file
+    return path if path.is_file() else None
+
+
+def jobs_folder() -> Path:
+    folder = Path(current_app.config.get("FANGAN_JOBS_DIR") or Path(current_app.instance_path) / "jobs")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@event.listens_for(Session, "after_commit")
+def _queue_committed(session: Session) -> None:
+    """A job is handed to the queue only once its row is committed: the worker reads it from the database."""
+    if session.in_nested_transaction():
+        return
+    for job_id in session.info.pop(_TO_ENQUEUE, None) or []:
+        queue.enqueue(job_id)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _queue_dropped(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # ended without a commit (that emptied the list): nothing to run
+        session.info.pop(_TO_ENQUEUE, None)
+
+
+# -- running (on a worker) -------------------------------------------------------------------------------------
+
+def run_job(job_id: int) -> None:
+    """Run a queued job: claimed by one worker only (a second message for it finds it taken and does nothing),
+    its progress committed as it goes, its result written to the jobs folder."""
+    now = utcnow()
+    claimed = db.session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(
+        state="running", started_at=now, beat_at=now, attempts=Job.attempts + 1)).rowcount
+    db.session.commit()
+    if not claimed:
+        return
+    job = db.session.get(Job, job_id)
+    entry = JOB_KINDS.get(job.kind)
+    from ..auth.models import User
+
+    user = db.session.get(User, job.user_id) if job.user_id else None
+
+    def progress(done: int, total: int) -> None:
+        job.done, job.total, job.beat_at = done, total, utcnow()
+        db.session.commit()
+
+    context = job.params.get("_context") or {}
+    try:
+        if entry is None:
+            raise JobError(_("This kind of job is no longer known."))
+        with current_app.test_request_context(base_url=context.get("base_url") or "http://localhost/"), \
+                force_locale(context.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]):
+            result = entry.run(job, user, progress)
+        name = f"{job.id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
+        temporary = jobs_folder() / f".{name}.part"
+        temporary.write_bytes(result.content)
+        temporary.replace(jobs_folder() / name)  # whole, or not at all
+        job.state, job.result_file, job.result_name, job.result_type = "done", name, result.name, result.mimetype
+        job.total = job.total or 1
+        job.done = job.total
+    except JobError as error:
+        db.session.rollback()
+        job.state, job.note = "failed", str(error)
+    except Exception:
+        log.exception("job %s (%s) failed", job_id, job.kind)
+        db.session.rollback()
+        job.state, job.note = "failed", _("The job failed. The administrators can see why in the log.")
+    job.finished_at = utcnow()
+    db.session.commit()
+
+
+def requeue_interrupted(now: dt.datetime | None = None) -> int:
+    """Jobs left running by a worker that stopped (silent for `STALE`) go back to the queue, to run again."""
+    now = now or utcnow()
+    stale = list(db.session.scalars(db.select(Job.id).where(Job.state == "running", Job.beat_at < now - STALE)))
+    for job_id in stale:
+        db.session.execute(update(Job).where(Job.id == job_id, Job.state == "running").values(state="queued"))
+        db.session.info.setdefault(_TO_ENQUEUE, []).append(job_id)
+    db.session.commit()
+    return len(stale)

@@ -1,0 +1,164 @@
+"""Jobs: long work off the request. Queued once its row is committed, claimed by one worker, its progress on its
+page as it goes, its result kept for whoever asked; a queue kept in SQLite outlives a restart, and a job left
+running by a stopped worker runs again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import insert
+
+from server.boards import printing
+from server.core.database import utcnow
+from server.extensions import db
+from server.jobs import queue, service
+from server.jobs.models import Job
+from server.jobs.service import JOB_KINDS, JobError, JobKind, JobResult
+from server.org.models import Area
+from tests.integration.test_boards import appoint_lidu_chiefs
+from tests.support.factories import load_demo, login, make_user
+
+HTMX = {"HX-Request": "true", "HX-Target": "job-status"}
+
+
+@pytest.fixture
+def owner(ctx):
+    load_demo()
+    return make_user("office", roles=(("lidu", "office_admin", None),))
+
+
+def _anyone(_user, _scheme_key, _params) -> bool:  # noqa: ANN001
+    return True
+
+
+def _start(kind: str, user, **params) -> Job:  # noqa: ANN001
+    from flask import current_app
+
+    with current_app.test_request_context():
+        job = service.start_job(user, kind, "lidu", params)
+        db.session.commit()
+    return job
+
+
+def test_a_job_runs_once_with_its_progress_on_its_page(owner, app):
+    client = app.test_client()
+    login(client, "office")
+    seen: list[str] = []
+
+    def work(job, user, progress) -> JobResult:  # noqa: ANN001
+        assert user.username == "office" and job.params["n"] == 2
+        progress(1, 2)  # what the page shows meanwhile
+        seen.append(client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True))
+        progress(2, 2)
+        return JobResult("一,二\n".encode(), "名单.csv", "text/csv")
+
+    with JOB_KINDS.registered("test.toy", JobKind(lambda: "Toy", _anyone, work)):
+        job = _start("test.toy", owner, n=2)
+        waiting = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+        assert "hx-trigger=\"every 1s\"" in waiting and 'http-equiv="refresh"' in waiting
+        queue.enqueue(job.id)  # a second message for the same job (a retry, a second host)
+        assert queue.run_queued(app) == 2
+    assert "正在处理：1 / 2" in seen[0] and 'value="50"' in seen[0] and "every 1s" in seen[0]
+    db.session.refresh(job)
+    assert (job.state, job.attempts, job.done, job.total) == ("done", 1, 2, 2)  # run once, not twice
+    part = client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
+    assert "every 1s" not in part and f'href="/jobs/{job.id}/result"' in part  # finished: no more polling
+    with client.get(f"/jobs/{job.id}/result") as result:
+        assert result.data == "一,二\n".encode() and "attachment" in result.headers["Content-Disposition"]
+    assert f'href="/jobs/{job.id}"' in client.get("/jobs/").get_data(as_text=True)
+
+
+def test_a_job_is_queued_only_when_its_row_is_committed(owner, app):
+    with JOB_KINDS.registered("test.toy", JobKind(lambda: "Toy", _anyone, lambda *a: JobResult(b"", "x", "x"))):
+        from flask import current_app
+
+        with current_app.test_request_context():
+            service.start_job(owner, "test.toy", "lidu", {})
+            db.session.rollback()  # the request failed after asking
+        assert queue.run_queued(app) == 0
+
+
+def test_failures_are_said_and_nothing_is_kept(owner, app, caplog):
+    def refuses(*_args) -> JobResult:
+        raise JobError("没有可打印的公示牌")
+
+    def breaks(*_args) -> JobResult:
+        raise RuntimeError("secret path /srv/x")
+
+    with JOB_KINDS.registered("test.refuses", JobKind(lambda: "R", _anyone, refuses)), \
+            JOB_KINDS.registered("test.breaks", JobKind(lambda: "B", _anyone, breaks)):
+        said, broke = _start("test.refuses", owner), _start("test.breaks", owner)
+        with caplog.at_level(logging.ERROR, logger="server.jobs.service"):
+            assert queue.run_queued(app) == 2
+    client = app.test_client()
+    login(client, "office")
+    assert "没有可打印的公示牌" in client.get(f"/jobs/{said.id}").get_data(as_text=True)
+    page = client.get(f"/jobs/{broke.id}").get_data(as_text=True)
+    assert "secret path" not in page and "secret path" in caplog.text  # the reason in the log, not on the page
+    with client.get(f"/jobs/{broke.id}/result") as missing:
+        assert missing.status_code == 404
+
+
+def test_the_queue_outlives_a_restart_and_an_interrupted_job_runs_again(owner, app, tmp_path):
+    extension = app.extensions[queue.EXTENSION]
+    app.config["FANGAN_JOBS_URL"] = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    try:
+        queue.init_app(app)  # the queue kept in a file, as on the embedded default
+        runs: list[int] = []
+
+        def work(job, _user, _progress) -> JobResult:  # noqa: ANN001
+            runs.append(job.id)
+            return JobResult(b"ok", "ok.txt", "text/plain")
+
+        with JOB_KINDS.registered("test.toy", JobKind(lambda: "Toy", _anyone, work)):
+            job = _start("test.toy", owner)
+            queue.init_app(app)  # a restart: a new process reads the same queue
+            assert queue.run_queued(app) == 1 and runs == [job.id]
+            stuck = _start("test.toy", owner)
+            queue.run_queued(app)
+            stuck.state, stuck.beat_at = "running", utcnow() - dt.timedelta(minutes=30)  # its worker stopped
+            db.session.commit()
+            assert service.requeue_interrupted() == 1
+            assert queue.run_queued(app) == 1 and runs == [job.id, stuck.id, stuck.id]
+            db.session.refresh(stuck)
+            assert stuck.state == "done" and stuck.attempts == 2
+    finally:
+        app.extensions[queue.EXTENSION] = extension
+        app.config["FANGAN_JOBS_URL"] = "memory://"
+
+
+def test_two_thousand_boards_print_as_one_job_with_progress(owner, app, backend):
+    """The batch that ran out of time and memory in one request: 2,004 boards, as a job, batch by batch."""
+    if backend != "sqlite":
+        pytest.skip("drawing posters is the same on every database: once is enough")
+    appoint_lidu_chiefs()
+    road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
+    db.session.execute(insert(Area), [
+        {"scheme_key": "lidu", "key": f"road_{i:04d}", "kind": road.kind, "name": {"zh": f"第{i}路", "en": f"Road {i}"},
+         "unit_id": road.unit_id, "parent_id": road.parent_id, "path": road.path, "position": i, "source": "manual",
+         "active": True} for i in range(2000)])
+    db.session.commit()
+    steps: list[tuple[int, int]] = []
+
+    def recorded(job, user, progress) -> JobResult:  # noqa: ANN001
+        def note(done: int, total: int) -> None:
+            steps.append((done, total))
+            progress(done, total)
+
+        return printing.print_boards(job, user, note)
+
+    with JOB_KINDS.registered("test.boards", JobKind(lambda: "Boards", _anyone, recorded)):
+        job = _start("test.boards", owner, size="a3")
+        assert queue.run_queued(app) == 1
+    db.session.refresh(job)
+    assert job.state == "done", job.note
+    assert steps[0] == (0, 2004) and steps[-1] == (2004, 2004) and job.done == job.total == 2004
+    assert len(steps) == 1 + -(-2004 // printing.BATCH)  # a step a batch
+    pdf = PdfReader(io.BytesIO(service.result_path(job).read_bytes()))
+    keys = sorted(db.session.scalars(db.select(Area.key).filter_by(scheme_key="lidu", kind=road.kind, active=True)))
+    assert len(pdf.pages) == len(keys) == 2004  # a poster a road, in the order of their keys
+    assert "第1999路" in pdf.pages[keys.index("road_1999")].extract_text()
