@@ -59,8 +59,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
 
     from .jobs import queue
+    from .jobs.service import run_job
 
-    queue.init_app(app)
+    queue.init_app(app, run_job)
 
     from .auth import access
     from .web import i18n, security, theming

@@ -5,6 +5,7 @@ the job itself, its progress and its result live in the database and the jobs fo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,12 @@ def _huey(app: Flask) -> Huey:
     raise ValueError(f"FANGAN_JOBS_URL: unknown job queue {url!r} (sqlite:///path, redis://host:port/db)")
 
 
-def init_app(app: Flask) -> None:
-    """The app's job queue, and the one task it carries: run a job (inside this app)."""
+def init_app(app: Flask, run: Callable[[int], None]) -> None:
+    """The app's job queue, and the one task it carries: `run` a job (inside this app)."""
     huey = _huey(app)
 
     @huey.task(name="fangan.run_job")
     def run_job(job_id: int) -> None:
-        from .service import run_job as run
-
         with app.app_context():
             run(job_id)
 

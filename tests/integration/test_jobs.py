@@ -107,7 +107,7 @@ def test_the_queue_outlives_a_restart_and_an_interrupted_job_runs_again(owner, a
     extension = app.extensions[queue.EXTENSION]
     app.config["FANGAN_JOBS_URL"] = f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
     try:
-        queue.init_app(app)  # the queue kept in a file, as on the embedded default
+        queue.init_app(app, service.run_job)  # the queue kept in a file, as on the embedded default
         runs: list[int] = []
 
         def work(job, _user, _progress) -> JobResult:  # noqa: ANN001
@@ -116,7 +116,7 @@ def test_the_queue_outlives_a_restart_and_an_interrupted_job_runs_again(owner, a
 
         with JOB_KINDS.registered("test.toy", JobKind(lambda: "Toy", _anyone, work)):
             job = _start("test.toy", owner)
-            queue.init_app(app)  # a restart: a new process reads the same queue
+            queue.init_app(app, service.run_job)  # a restart: a new process reads the same queue
             assert queue.run_queued(app) == 1 and runs == [job.id]
             stuck = _start("test.toy", owner)
             queue.run_queued(app)
