@@ -66,11 +66,25 @@ def live_server(backend: str, request: pytest.FixtureRequest, tmp_path_factory) 
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    stop = threading.Event()
+    worker = threading.Thread(target=_job_worker, args=(app, stop), daemon=True)
+    worker.start()
     yield Live(f"http://127.0.0.1:{port}", "admin", PASSWORD, app)
+    stop.set()
+    worker.join(30)
     server.shutdown()
     thread.join(5)
     with app.app_context():
         db.engine.dispose()
+
+
+def _job_worker(app, stop: threading.Event) -> None:  # noqa: ANN001
+    """The live server's job worker: what `fangan worker` does, on the server's in-process queue."""
+    from server.jobs.queue import run_queued
+
+    while not stop.is_set():
+        if not run_queued(app):
+            stop.wait(0.1)
 
 
 @pytest.fixture(scope="session")

@@ -52,3 +52,25 @@ def test_the_blue_theme_style_sheet_builds_on_the_default_one(browser, live_serv
     assert page.eval_on_selector(".topbar", "e => getComputedStyle(e).backgroundColor") == "rgb(0, 58, 140)"
     assert page.eval_on_selector(".board-head", "e => getComputedStyle(e).backgroundColor") == "rgb(0, 58, 140)"
     context.close()
+
+
+def test_the_office_prints_every_board_as_a_job(browser, live_server):
+    """公示牌 in the navigation, the print button, the job's page following the work, then the file."""
+    from pypdf import PdfReader
+
+    from tests.browser.conftest import logged_in
+
+    context, page = logged_in(browser, live_server, "office")
+    page.get_by_role("navigation").get_by_role("link", name="公示牌").click()
+    page.get_by_label("尺寸").select_option("a3")
+    page.get_by_role("button", name="打印全部公示牌（一个 PDF）").click()
+    assert "/jobs/" in page.url and page.get_by_role("heading", name="打印公示牌").is_visible()
+    download = page.get_by_role("link", name="下载 boards-lidu-a3.pdf")  # appears when the worker is done
+    download.wait_for()
+    assert page.get_by_text("已完成。").is_visible()
+    response = page.request.get(live_server.url + download.get_attribute("href"))
+    assert response.status == 200 and response.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(io.BytesIO(response.body())).pages) == 4  # the demo's four roads
+    page.get_by_role("link", name="我的任务").click()
+    assert page.get_by_role("link", name="打印公示牌").is_visible()
+    context.close()

@@ -159,7 +159,7 @@ def print_batch(app, client, scheme_key: str = "lidu", **form: str) -> tuple[int
     if response.status_code != 302:
         return response.status_code, None
     job_page = response.headers["Location"]
-    assert "/jobs/" in job_page and "Waiting for a worker" in client.get(job_page).get_data(as_text=True)
+    assert "/jobs/" in job_page and "正在排队" in client.get(job_page).get_data(as_text=True)
     assert run_queued(app) == 1
     page = client.get(job_page).get_data(as_text=True)
     link = re.search(r'href="(/jobs/\d+/result)"', page)

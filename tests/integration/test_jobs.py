@@ -162,3 +162,51 @@ def test_two_thousand_boards_print_as_one_job_with_progress(owner, app, backend)
     keys = sorted(db.session.scalars(db.select(Area.key).filter_by(scheme_key="lidu", kind=road.kind, active=True)))
     assert len(pdf.pages) == len(keys) == 2004  # a poster a road, in the order of their keys
     assert "第1999路" in pdf.pages[keys.index("road_1999")].extract_text()
+
+
+def test_a_real_worker_process_prints_the_boards(tmp_path):
+    """The embedded default as `make run` has it: jobs queued in a SQLite file, run by `fangan worker` in a
+    process of its own, against a database file; stopped by a signal, a worker leaves nothing half done."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.conftest import make_app
+
+    database, jobs_queue, results = tmp_path / "fangan.sqlite", tmp_path / "jobs.sqlite3", tmp_path / "results"
+    app = make_app(f"sqlite:///{database}", tmp_path / "instance", FANGAN_JOBS_URL=f"sqlite:///{jobs_queue}",
+                   FANGAN_JOBS_DIR=str(results))
+    with app.app_context():
+        load_demo()
+        appoint_lidu_chiefs()
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        job_id = _start(printing.KIND, office, unit="shilong", size="a3").id
+        db.session.remove()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": "worker-test",
+           "FANGAN_JOBS_URL": f"sqlite:///{jobs_queue}", "FANGAN_JOBS_DIR": str(results),
+           "FANGAN_INSTANCE": str(tmp_path / "instance")}
+    worker = subprocess.Popen([str(Path(sys.executable).with_name("fangan")), "worker"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        with app.app_context():
+            while time.monotonic() < deadline:
+                state = db.session.scalar(db.select(Job.state).where(Job.id == job_id))
+                db.session.remove()
+                if state in ("done", "failed"):
+                    break
+                time.sleep(0.2)
+            job = db.session.get(Job, job_id)
+            assert job.state == "done", (job.state, job.note)
+            pdf = PdfReader(io.BytesIO((results / job.result_file).read_bytes()))
+            assert len(pdf.pages) == 1 and "石龙老街" in pdf.pages[0].extract_text()
+            db.session.remove()
+    finally:
+        worker.send_signal(signal.SIGINT)
+        output = worker.communicate(timeout=60)[0]
+    assert worker.returncode == 0, output
+    with app.app_context():
+        db.engine.dispose()
