@@ -377,6 +377,15 @@ def dashboard_reach(user: AnyUser, scheme_key: str) -> Scope:
     return scope_for(user, scheme_key).only("dashboard.view")
 
 
+def can_search_places(user: AnyUser, scheme_key: str, form_key: str) -> bool:
+    """Find a road or grid by name for a form's place field (its search box): anyone with a role in the district;
+    the public only for the district's public report form, while reporting is open."""
+    if getattr(user, "is_authenticated", False):
+        return can_view_scheme(user, scheme_key)
+    scheme = scheme_in_force(scheme_key)
+    return bool(scheme and scheme.public.reporting and scheme.public.report_form == form_key)
+
+
 def can_view_job(user: AnyUser, job: Any) -> bool:
     """A job's progress and result (a batch of boards, an export): whoever started it, and system administrators."""
     return bool(getattr(user, "is_authenticated", False)) and (

@@ -534,7 +534,8 @@ class AreaType(SingleChoiceType):
     needs_choices = False
     names_area = True
     live_choices = "areas"
-    phone = "a list of the scheme's areas (roads, segments, grids), filtered by `area_kinds`"
+    phone = ("a list of the scheme's areas (roads, segments, grids), filtered by `area_kinds`; past 60, a search "
+             "by name that fills the list")
     stored = "the area's key"
     open311_datatype = None
     open311_arguments = frozenset()
@@ -605,7 +606,7 @@ class LocationType(FieldType):
     live_choices = "areas"
     one_input = False
     phone = ('"use my current location" (browser geolocation with accuracy), and a road/grid list as the '
-             "fallback")
+             "fallback (past 60 places, a search by name that fills the list)")
     stored = "`{lat, lng, accuracy, area}`"
     open311_arguments = frozenset({"location"})
     xlsform_types = ("geopoint", "location", "gps")

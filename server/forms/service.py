@@ -24,6 +24,7 @@ from ..auth import permissions
 from ..auth.models import User
 from ..core.database import insert_unless_taken, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..core.text import clean_text
 from ..definitions.clock import district_zone
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import DefinitionRef, compiled_scheme, current_scheme, current_version
@@ -252,6 +253,8 @@ class FormPage:
     uploads: dict[str, list[Upload]] = field(default_factory=dict)
     show_errors: bool = False
     action_url: str = ""
+    typed_places: dict[str, str] = field(default_factory=dict)  # a place's name as typed, by field (long lists)
+    place_matches: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # the places it matched
 
     @property
     def errors(self) -> dict[str, list[str]]:
@@ -372,12 +375,13 @@ def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: Definitio
         page.form = form
     seen_areas: dict[str, Area] = {}
     source = choice_source(user, scheme_key, seen_areas)
+    place_errors = _resolve_typed_places(page, formdata, values, context, source)
     page.state = evaluate(spec, values, context, engine_messages, check=action == "submit")
     _set_calculated(page)
     if action != "submit":
         builder.apply_choices(spec, page.form, page.state.values, context, source)
         return page
-    for path, messages in {**parse_errors, **upload_errors}.items():
+    for path, messages in {**parse_errors, **upload_errors, **place_errors}.items():
         if not page.state.is_hidden(path):
             page.state.errors.setdefault(path, []).extend(messages)
     # Checking the picked choices needs only those: the full lists are loaded when the page is shown again.
@@ -414,6 +418,67 @@ def _set_calculated(page: FormPage) -> None:
             value = page.state.values.get(f.id)
             page.form[f.id].data = f.kind.form_data(value)
             page.form[f.id].raw_data = None
+
+
+# -- places picked by name --------------------------------------------------------------------------------------
+# A district of a city's size has thousands of roads and grids: past LONG_LIST a place field offers a search by
+# name (htmx fills the list as one types) instead of sending every one to every phone. Without JavaScript the
+# name typed is sent with the form, and one place matching it is taken; several are offered to pick from.
+
+LONG_LIST = 60
+PLACES_SHOWN = 30
+
+
+def _place_input(f: FieldSpec) -> str | None:
+    """The name of the input a top-level place field's area is picked in, if the field picks an area."""
+    if f.kind.live_choices != "areas":
+        return None
+    return f"{f.id}-area" if f.kind.one_input is False else f.id
+
+
+def matching_places(options: list[tuple[Any, ...]], typed: str, limit: int = PLACES_SHOWN
+                    ) -> tuple[list[tuple[str, str]], int]:
+    """The places whose name holds the words typed (or whose key is them), the same name first; and how many."""
+    needle = typed.casefold().strip()
+    found = [(str(value), str(label)) for value, label, *_rest in options
+             if needle and (needle in str(label).casefold() or needle == str(value).casefold())]
+    found.sort(key=lambda pair: (pair[1].casefold() != needle, len(pair[1])))
+    return found[:limit], len(found)
+
+
+def search_places(user: AnyUser, scheme_key: str, spec: FormSpec, field_id: str, typed: str
+                  ) -> tuple[list[tuple[str, str]], int]:
+    """The places a form's place field offers this person whose name holds what they typed (the search box)."""
+    f = next((f for f in value_fields(spec.fields) if f.id == field_id), None)  # not one inside a repeat's rows
+    if f is None or _place_input(f) is None:
+        raise NotFound(_("No such field."))
+    context = form_context(user, scheme_key)
+    return matching_places(choice_source(user, scheme_key)(f, context, None), typed[:100])
+
+
+def _resolve_typed_places(page: FormPage, formdata: Any, values: dict[str, Any], context: dict[str, Any],
+                          source: builder.ChoiceSource) -> dict[str, list[str]]:
+    """A place typed by name and not picked (a page without JavaScript): the one place it matches is taken;
+    otherwise the field says so and offers the matches. The errors, by field."""
+    errors: dict[str, list[str]] = {}
+    for f in value_fields(page.spec.fields):
+        name = _place_input(f)
+        typed = clean_text(formdata.get(f"{name}-q"), 100) if name else ""
+        if not typed:
+            continue
+        page.typed_places[f.id] = typed
+        if f.kind.area_key(values.get(f.id)):
+            continue  # picked from the list: the pick wins
+        matches, count = matching_places(source(f, {**context, **values}, None), typed)
+        if count == 1:
+            current = values.get(f.id)
+            values[f.id] = {**current, "area": matches[0][0]} if isinstance(current, dict) else \
+                f.kind.with_area(matches[0][0])
+            continue
+        page.place_matches[f.id] = matches
+        errors[f.id] = [_("No place is called “%(typed)s”.", typed=typed) if not count else
+                        _("%(count)s places match “%(typed)s”: pick one.", count=count, typed=typed)]
+    return errors
 
 
 def _check_choices(page: FormPage, options: dict[str, list[tuple[str, str]]]) -> None:

@@ -10,10 +10,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import permissions
+from ..auth.access import public
 from ..core.errors import PermissionDenied
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
 from ..extensions import db, htmx
+from ..web.limits import public_limits
 from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec
@@ -28,6 +30,7 @@ bp = Blueprint("forms", __name__, template_folder="templates", url_prefix="/f")
 def _register_globals(state) -> None:  # noqa: ANN001
     # Macros imported without context still see globals (each field's type, `f.kind`, picks its snippet).
     state.app.jinja_env.globals["live_attrs"] = live_attrs
+    state.app.jinja_env.globals["LONG_PLACE_LIST"] = service.LONG_LIST
 
 
 def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None,
@@ -48,6 +51,19 @@ def index(scheme_key: str):
         raise PermissionDenied(_("You have no forms to fill in this district."))
     return render_template("forms/index.html", scheme_key=scheme_key, forms=forms,
                            data=scheme_or_404(scheme_key).data)
+
+
+@bp.get("/<scheme_key>/<form_key>/places")
+@public
+@public_limits
+def places(scheme_key: str, form_key: str):
+    """What a place field's search box fills its list with: the places whose name holds what was typed."""
+    if not permissions.can_search_places(current_user, scheme_key, form_key):
+        raise PermissionDenied(_("You may not fill this form."))
+    spec = form_spec(service.form_version(scheme_key, form_key).data)
+    typed = next((v for k, v in request.args.items() if k.endswith("-q")), "")
+    matches, count = service.search_places(current_user, scheme_key, spec, request.args.get("field", ""), typed)
+    return render_template("forms/_places.html", matches=matches, count=count, typed=typed.strip())
 
 
 @bp.route("/<scheme_key>/<form_key>/new", methods=["GET", "POST"])
