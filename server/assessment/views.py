@@ -27,6 +27,7 @@ from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import public_limits
+from ..web.params import Paged, parse_id
 from . import appeals, bulletins, charts, engine, scoring, service
 from . import dashboard as leaders
 from .models import AssessmentAppeal, AssessmentPeriod
@@ -150,6 +151,9 @@ def _visible(period: AssessmentPeriod, rows: list, unit_of: Any) -> list:
     return service.visible(current_user, period, rows, unit_of)
 
 
+UNITS_SHOWN = 100  # rows of a period's page at once
+
+
 @bp.get("/period/<int:period_id>")
 def period(period_id: int):
     row = _period(period_id)
@@ -163,12 +167,20 @@ def period(period_id: int):
     appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
 
-    units = [s.subject for s in scores] if scores is not None else [r.unit for r in draft]
+    # Ten thousand units are not one page: the rows are found by name and shown a page at a time.
+    q = "".join(c for c in request.args.get("q", "") if c.isprintable()).strip()[:100]
+    rows = scores if scores is not None else draft
+    subject = (lambda s: s.subject) if scores is not None else (lambda r: r.unit)
+    if q:
+        rows = [r for r in rows if q.casefold() in tr(subject(r).name).casefold()]
+    shown = Paged.of(rows, parse_id(request.args.get("page")), UNITS_SHOWN)
+    units = [subject(r) for r in shown.rows]
     markable = {u.id: service.markable(current_user, row, u) for u in units}
     appealable = ({u.id for u in units if isinstance(u, Unit) and permissions.can_appeal(current_user, u,
                                                                                          sheet.appeal_roles)}
                   if row.state == "appeal" else set())
     return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
+                           shown_rows=shown, q=q,
                            markable=markable, appealable=appealable,
                            today=district_today(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),

@@ -9,10 +9,13 @@ from flask_login import current_user
 
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
-from ..web.params import parse_date, parse_id
+from ..web.params import Paged, parse_date, parse_id
 from . import service
 
 bp = Blueprint("patrols", __name__, template_folder="templates", url_prefix="/patrols")
+
+
+ROWS_SHOWN = 100  # people or units a rule's list shows at once
 
 
 @bp.get("/<scheme_key>/")
@@ -25,8 +28,11 @@ def compliance(scheme_key: str):
     unit_id = parse_id(request.args.get("unit"))
     report = service.compliance_report(current_user, scheme_key, on, only_short=not show_all, tier=tier,
                                        unit_id=unit_id)
+    # A city's rule binds thousands: each rule's list is shown a page at a time (`rule` and `page` turn one).
+    opened, page = request.args.get("rule"), parse_id(request.args.get("page"))
+    pages = {r.rule.id: Paged.of(r.rows, page if r.rule.id == opened else 1, ROWS_SHOWN) for r in report}
     return render_template("patrols/compliance.html", scheme_key=scheme_key, data=scheme.data, on=on, report=report,
-                           show_all=show_all, tier=tier, unit_id=unit_id,
+                           pages=pages, show_all=show_all, tier=tier, unit_id=unit_id,
                            tiers=scheme.tiers,
                            units=service.units_in_reach(current_user, scheme_key),
                            previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 from flask import url_for
 from werkzeug.routing import IntegerConverter
 
+T = TypeVar("T")
 MAX_ID = 2**31 - 1  # the largest id a PostgreSQL integer column holds
 EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2100, 12, 31)
 
@@ -42,3 +45,19 @@ def safe_next(target: str | None) -> str:
         return url_for("home.index")
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else url_for("home.index")
+
+
+@dataclass(frozen=True)
+class Paged(Generic[T]):
+    """One page of a list already worked out (a page past the end shows the last one)."""
+
+    rows: list[T]
+    page: int
+    pages: int
+    total: int
+
+    @classmethod
+    def of(cls, items: list[T], page: int | None, per_page: int) -> Paged[T]:
+        pages = max(1, -(-len(items) // per_page))
+        page = min(max(page or 1, 1), pages)
+        return cls(items[(page - 1) * per_page:page * per_page], page, pages, len(items))

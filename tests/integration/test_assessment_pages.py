@@ -200,3 +200,24 @@ def test_public_scores_page(october, app):  # noqa: F811
     assert "石龙社区" in page and "88.00" in page and "良好" in page and "2026-10" in page
     assert "党政办公室" not in page and "平安建设办公室" in page
     assert anonymous.get("/assess/chengguan/scores").status_code == 404  # a district that does not publish them
+
+
+def test_a_period_page_is_found_by_name_and_paged(october, app, monkeypatch):  # noqa: F811
+    """Ten thousand units are not one page: the rows are shown a page at a time, and found by name."""
+    from server.assessment import views
+
+    make_user("office", roles=(("lidu", "office_admin", None),))
+    office = app.test_client()
+    login(office, "office")
+    office.post("/assess/lidu/", data={"csrf_token": _token(office, "/assess/lidu/"), "sheet": "lidu_monthly",
+                                       "day": "2026-10-01"})
+    period = db.session.scalar(db.select(AssessmentPeriod))
+    rows = lambda page: page.count('<td data-label="得分">')  # noqa: E731 - one a row
+    whole = office.get(f"/assess/period/{period.id}").get_data(as_text=True)
+    monkeypatch.setattr(views, "UNITS_SHOWN", 1)
+    first = office.get(f"/assess/period/{period.id}").get_data(as_text=True)
+    assert rows(whole) >= 4 and rows(first) == 1 and 'rel="next"' in first
+    last = office.get(f"/assess/period/{period.id}?page=999").get_data(as_text=True)  # past the end: the last
+    assert rows(last) == 1 and 'rel="prev"' in last and 'rel="next"' not in last
+    found = office.get(f"/assess/period/{period.id}?q=%E7%9F%B3%E9%BE%99").get_data(as_text=True)  # 石龙
+    assert rows(found) == 1 and "石龙社区" in found and 'value="石龙"' in found

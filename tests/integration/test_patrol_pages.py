@@ -115,6 +115,26 @@ def test_compliance_page_within_each_readers_reach(district, client):
     assert "\">Chief</td>" not in tier_only and "\">Squad_Chief</td>" not in tier_only
 
 
+def test_a_rules_long_list_is_shown_a_page_at_a_time(district, client, monkeypatch):
+    """A city's rule binds thousands: each rule's list shows ROWS_SHOWN at once, and its pager turns that rule's
+    pages only, keeping the filters."""
+    from server.patrols import views
+
+    login(client, "office")
+    whole = client.get("/patrols/luzhang/?show=all").get_data(as_text=True)
+    monkeypatch.setattr(views, "ROWS_SHOWN", 1)
+    html = client.get("/patrols/luzhang/?show=all").get_data(as_text=True)
+    rows = lambda page: page.count('<td data-label="记录">')  # noqa: E731 - one a row
+    assert rows(html) < rows(whole) and 'rel="next"' in html
+    link = re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    rule = re.search(r"rule=(\w+)", link).group(1)
+    assert "show=all" in link and "page=2" in link and link.endswith("#rule-" + rule)
+    second = client.get(link).get_data(as_text=True)
+    section = lambda page: page.split(f'id="rule-{rule}"')[1].split("</section>")[0]  # noqa: E731
+    assert 'rel="prev"' in section(second) and rows(section(second)) == 1
+    assert section(second) != section(html)  # that rule's second row; the other rules still at their first
+
+
 def test_compliance_page_refused_without_the_capability(district, client):
     assert client.get("/patrols/luzhang/").status_code in (302, 303)  # anonymous: to the login page
     login(client, "patroller")
