@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from server.forms.models import Submission
 from tests.browser.conftest import phone_context
@@ -65,7 +67,8 @@ def _fill_patrol_log(page, live, javascript: bool) -> None:  # noqa: ANN001
 
     page.get_by_label("参加人数").fill("2")
     page.get_by_role("button", name="提交巡查日志").dblclick()
-    page.wait_for_url(f"{live.url}/f/records/*")
+    # The second click's navigation aborts the first's: wait for where the page ends up, not for one navigation.
+    expect(page).to_have_url(re.compile(re.escape(live.url) + r"/f/records/\d+"), timeout=20_000)
     assert page.get_by_text("老街北段有占道经营").is_visible()
     assert page.locator("dl.record img").count() == 1
     assert live.count(Submission) == before + 1
