@@ -891,6 +891,21 @@ def _build_call(node: ast.Call) -> Closure:
         return on_number
 
     clocked = name in _GROWING_FUNCTIONS
+    if not clocked and len(args) == 2:  # coalesce(x, 0), round(x, 2), days_between(a, b): no list to build
+        first, second = args
+
+        def call_two(context: Mapping[str, Any], deadline: float) -> Any:
+            a, b = first(context, deadline), second(context, deadline)
+            try:
+                return function(a, b)
+            except ExpressionError:
+                raise
+            except TypeError:
+                raise ExpressionError(f"wrong arguments for {name}()") from None
+            except (ArithmeticError, ValueError) as error:
+                raise ExpressionError(f"{name}(): {error}") from None
+
+        return call_two
 
     def call(context: Mapping[str, Any], deadline: float) -> Any:
         # Work grows with the context only in functions over lists: they check the clock first.
@@ -983,6 +998,11 @@ def _build_membership(item: Closure, op: ast.cmpop, texts: frozenset[str]) -> Cl
 
 def _build_boolop(node: ast.BoolOp) -> Closure:
     values = [_build(value) for value in node.values]
+    if len(values) == 2:  # Python's own `and` / `or`: the same value as the loops below, without them
+        left, right = values
+        if isinstance(node.op, ast.And):
+            return lambda context, deadline: left(context, deadline) and right(context, deadline)
+        return lambda context, deadline: left(context, deadline) or right(context, deadline)
     if isinstance(node.op, ast.And):
         def both(context: Mapping[str, Any], deadline: float) -> Any:
             result: Any = False

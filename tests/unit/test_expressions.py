@@ -474,3 +474,13 @@ def test_fast_paths_agree_with_the_operators(a: Any, b: Any, symbol: str) -> Non
     for outcome in (found, literal):
         # Both refusing is agreement (evaluate() words Python's own errors: "division by zero"…).
         assert outcome == expected or (outcome[0] == expected[0] == "error"), (a, symbol, b)
+
+
+@given(a=_OPERANDS, b=_OPERANDS, c=_OPERANDS)
+def test_and_or_give_the_value_python_gives(a: Any, b: Any, c: Any) -> None:
+    """`and` / `or` return one of their operands, as Python does, whether two or three are joined."""
+    context = {"a": a, "b": b, "c": c}
+    for source, expected in (("a and b", a and b), ("a or b", a or b), ("a and b and c", a and b and c),
+                             ("a or b or c", a or b or c), ("coalesce(a, b)", a if a is not None else b)):
+        found = compile_expression(source).evaluate(context)
+        assert found is expected or found == expected or (found != found and expected != expected), source
