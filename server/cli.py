@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess  # noqa: S404 - the job worker beside `fangan run`
 import sys
 from pathlib import Path
@@ -71,9 +72,12 @@ def run_server(host: str, port: int, workers: int, threads: int, jobs: bool) -> 
     try:
         Server().run()
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
+        if worker is not None:  # SIGINT: Huey's graceful stop, the job at hand finished first
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def _embedded_worker() -> subprocess.Popen:
@@ -520,6 +524,11 @@ def tick() -> None:
     db.session.commit()
     if sent["delivered"] or sent["failed"]:
         click.echo(f"notifications: {sent['delivered']} delivered, {sent['failed']} failed (retried next tick)")
+    from .jobs.service import forget_old_results, requeue_interrupted
+
+    again, forgotten = requeue_interrupted(), forget_old_results()
+    if again or forgotten:
+        click.echo(f"jobs: {again} interrupted queued again, {forgotten} old results removed")
 
 
 # -- set-up and docs -------------------------------------------------------------

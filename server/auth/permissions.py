@@ -380,8 +380,12 @@ def dashboard_reach(user: AnyUser, scheme_key: str) -> Scope:
 def can_search_places(user: AnyUser, scheme_key: str, form_key: str) -> bool:
     """Find a road or grid by name for a form's place field (its search box): anyone with a role in the district;
     the public only for the district's public report form, while reporting is open."""
-    if getattr(user, "is_authenticated", False):
-        return can_view_scheme(user, scheme_key)
+    return is_public_report_form(scheme_key, form_key) or (
+        bool(getattr(user, "is_authenticated", False)) and can_view_scheme(user, scheme_key))
+
+
+def is_public_report_form(scheme_key: str, form_key: str) -> bool:
+    """The form the public reports on in this district, while reporting is open (filled as the public)."""
     scheme = scheme_in_force(scheme_key)
     return bool(scheme and scheme.public.reporting and scheme.public.report_form == form_key)
 

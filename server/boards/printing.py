@@ -41,7 +41,6 @@ def print_boards(job: Any, _user: Any, progress: Progress) -> JobResult:
     keys, total = [a.key for a in areas], len(areas)
     theme, size, printed = _theme(scheme_key, areas), None, district_today(scheme_key)
     writer = PdfWriter()
-    progress(0, total)
     for start in range(0, total, BATCH):
         boards = []
         for key in keys[start:start + BATCH]:  # read again: committing the progress let the rows go
@@ -50,6 +49,7 @@ def print_boards(job: Any, _user: Any, progress: Progress) -> JobResult:
             boards.append((data, service.qr_svg(url)))
         if size is None:
             size = next((s for s in boards[0][0]["sizes"] if s["id"] == params.get("size")), boards[0][0]["sizes"][0])
+        progress(start, total)  # ends the batch's reading before the drawing: no transaction waits on WeasyPrint
         html = render_themed(theme, "boards/poster.html", boards=boards, size=size, printed=printed, as_on=on)
         writer.append(PdfReader(io.BytesIO(render_pdf(html))))
         progress(min(start + BATCH, total), total)

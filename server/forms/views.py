@@ -62,7 +62,9 @@ def places(scheme_key: str, form_key: str):
         raise PermissionDenied(_("You may not fill this form."))
     spec = form_spec(service.form_version(scheme_key, form_key).data)
     typed = next((v for k, v in request.args.items() if k.endswith("-q")), "")
-    matches, count = service.search_places(current_user, scheme_key, spec, request.args.get("field", ""), typed)
+    # The public report form is filled as the public (whoever is logged in): it offers what the public may pick.
+    searcher = None if permissions.is_public_report_form(scheme_key, form_key) else current_user
+    matches, count = service.search_places(searcher, scheme_key, spec, request.args.get("field", ""), typed)
     return render_template("forms/_places.html", matches=matches, count=count, typed=typed.strip())
 
 

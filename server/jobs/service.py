@@ -120,7 +120,10 @@ def _queue_committed(session: Session) -> None:
     if session.in_nested_transaction():
         return
     for job_id in session.info.pop(_TO_ENQUEUE, None) or []:
-        queue.enqueue(job_id)
+        try:
+            queue.enqueue(job_id)
+        except Exception:  # the queue is down: the job waits, and `fangan tick` hands it over again later
+            log.exception("job %s could not be handed to the queue", job_id)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -133,7 +136,8 @@ def _queue_dropped(session: Session, transaction: SessionTransaction) -> None:
 
 def run_job(job_id: int) -> None:
     """Run a queued job: claimed by one worker only (a second message for it finds it taken and does nothing),
-    its progress committed as it goes, its result written to the jobs folder."""
+    its progress committed as it goes, its result written to the jobs folder. A job that fails says so on its
+    page, whatever went wrong (its own words, or a plain "failed" with the reason in the log)."""
     now = utcnow()
     claimed = db.session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(
         state="running", started_at=now, beat_at=now, attempts=Job.attempts + 1)).rowcount
@@ -141,46 +145,82 @@ def run_job(job_id: int) -> None:
     if not claimed:
         return
     job = db.session.get(Job, job_id)
-    entry = JOB_KINDS.get(job.kind)
+    kind, user_id, context = job.kind, job.user_id, dict(job.params.get("_context") or {})
     from ..auth.models import User
-
-    user = db.session.get(User, job.user_id) if job.user_id else None
 
     def progress(done: int, total: int) -> None:
         job.done, job.total, job.beat_at = done, total, utcnow()
         db.session.commit()
 
-    context = job.params.get("_context") or {}
     try:
+        entry = JOB_KINDS.get(kind)
         if entry is None:
             raise JobError(_("This kind of job is no longer known."))
-        with current_app.test_request_context(base_url=context.get("base_url") or "http://localhost/"), \
+        user = db.session.get(User, user_id) if user_id else None
+        # A job writes (its progress): on SQLite its transactions take the write lock when they begin, so they
+        # wait their turn behind the pages' writers instead of failing with "database is locked".
+        with current_app.test_request_context(base_url=context.get("base_url") or "http://localhost/",
+                                              method="POST"), \
                 force_locale(context.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]):
             result = entry.run(job, user, progress)
-        name = f"{job.id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
+        name = f"{job_id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
         temporary = jobs_folder() / f".{name}.part"
         temporary.write_bytes(result.content)
         temporary.replace(jobs_folder() / name)  # whole, or not at all
         job.state, job.result_file, job.result_name, job.result_type = "done", name, result.name, result.mimetype
         job.total = job.total or 1
-        job.done = job.total
+        job.done, job.finished_at = job.total, utcnow()
+        db.session.commit()
+        return
     except JobError as error:
-        db.session.rollback()
-        job.state, job.note = "failed", str(error)
+        note = str(error)
     except Exception:
-        log.exception("job %s (%s) failed", job_id, job.kind)
+        log.exception("job %s (%s) failed", job_id, kind)
+        note = _("The job failed. The administrators can see why in the log.")
+    _fail(job_id, note)
+
+
+def _fail(job_id: int, note: str) -> None:
+    """Mark a job failed, whatever state the session was left in by what went wrong."""
+    db.session.rollback()
+    try:
+        db.session.execute(update(Job).where(Job.id == job_id).values(state="failed", note=note,
+                                                                        finished_at=utcnow()))
+        db.session.commit()
+    except Exception:
+        log.exception("job %s could not be marked failed", job_id)
         db.session.rollback()
-        job.state, job.note = "failed", _("The job failed. The administrators can see why in the log.")
-    job.finished_at = utcnow()
-    db.session.commit()
+
+
+MAX_ATTEMPTS = 3  # a job that stopped its worker this often is not started again
 
 
 def requeue_interrupted(now: dt.datetime | None = None) -> int:
-    """Jobs left running by a worker that stopped (silent for `STALE`) go back to the queue, to run again."""
+    """Jobs left running by a worker that stopped (silent for `STALE`) go back to the queue, to run again —
+    up to MAX_ATTEMPTS; and queued jobs no worker took for as long are handed to the queue again (the first
+    hand-over may have failed: a worker claims a job once, so a second message is harmless)."""
     now = now or utcnow()
-    stale = list(db.session.scalars(db.select(Job.id).where(Job.state == "running", Job.beat_at < now - STALE)))
-    for job_id in stale:
-        db.session.execute(update(Job).where(Job.id == job_id, Job.state == "running").values(state="queued"))
-        db.session.info.setdefault(_TO_ENQUEUE, []).append(job_id)
+    silent = (Job.state == "running", Job.beat_at < now - STALE)
+    db.session.execute(update(Job).where(*silent, Job.attempts >= MAX_ATTEMPTS).values(
+        state="failed", finished_at=now, note=_("The job stopped its worker %(n)s times: it is not started again.",
+                                                n=MAX_ATTEMPTS)))
+    again = list(db.session.scalars(db.select(Job.id).where(*silent)))
+    # The condition again in the update: a job whose worker spoke meanwhile is left running.
+    db.session.execute(update(Job).where(Job.id.in_(again or [-1]), *silent).values(state="queued"))
+    waiting = list(db.session.scalars(db.select(Job.id).where(Job.state == "queued", Job.created_at < now - STALE)))
+    db.session.info.setdefault(_TO_ENQUEUE, []).extend(dict.fromkeys([*again, *waiting]))
     db.session.commit()
-    return len(stale)
+    return len(again)
+
+
+def forget_old_results(now: dt.datetime | None = None) -> int:
+    """Finished jobs' files are kept `FANGAN_JOBS_KEEP_DAYS` (7) days; the job's page then says so."""
+    now = now or utcnow()
+    days = int(current_app.config.get("FANGAN_JOBS_KEEP_DAYS", 7))
+    old = list(db.session.scalars(db.select(Job).where(Job.state == "done", Job.result_file.is_not(None),
+                                                       Job.finished_at < now - dt.timedelta(days=days))))
+    for job in old:
+        (jobs_folder() / job.result_file).unlink(missing_ok=True)
+        job.result_file = None
+    db.session.commit()
+    return len(old)

@@ -4,6 +4,7 @@ gateway."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 from typing import Any
 
@@ -20,6 +21,8 @@ from . import engine
 from .deadlines import local_time, utc_time
 from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification, unit_move
 from .service import notify, workflow_of
+
+log = logging.getLogger(__name__)
 
 
 def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) -> dict[str, int]:
@@ -49,24 +52,36 @@ def tick(now: dt.datetime | None = None, batch: int = 200, after_id: int = 0) ->
     for deadline in deadlines:
         counts["checked"] += 1
         counts["last_id"] = deadline.id
-        case = deadline.case
-        spec = workflow_of(case)
-        mine = [e for e in spec.escalations if e.deadline == deadline.key]
-        applied = done.get(deadline.id, set())
-        for escalation in mine:
-            if escalation.id in applied or not _is_due(escalation, deadline, case, now):
-                continue
-            # The unique key refuses a second application without an error: another host that got here
-            # first (its row lock released) leaves nothing to return.
-            taken = db.session.execute(insert_unless_taken(EscalationApplied, "deadline_id", "escalation"), [
-                {"deadline_id": deadline.id, "escalation": escalation.id, "host": host, "applied_at": now}]).all()
-            applied.add(escalation.id)
-            if taken:
-                _escalate(case, deadline, escalation, spec, now)
-                counts["applied"] += 1
-        deadline.check_at = _next_check(deadline, case, [e for e in mine if e.id not in applied], now)
+        try:
+            with db.session.begin_nested():
+                counts["applied"] += _handle(deadline, done.get(deadline.id, set()), host, now)
+        except Exception:  # noqa: BLE001 - one broken deadline must not stop the district's escalations
+            log.exception("deadline %s of case %s could not be handled; looked at again in an hour",
+                          deadline.id, deadline.case_id)
+            deadline.check_at = now + dt.timedelta(hours=1)
     db.session.flush()
     return counts
+
+
+def _handle(deadline: CaseDeadline, applied: set[str], host: str, now: dt.datetime) -> int:
+    """Apply what is due of one deadline's escalations, and set when to look at it next; how many applied."""
+    case = deadline.case
+    spec = workflow_of(case)
+    mine = [e for e in spec.escalations if e.deadline == deadline.key]
+    count = 0
+    for escalation in mine:
+        if escalation.id in applied or not _is_due(escalation, deadline, case, now):
+            continue
+        # The unique key refuses a second application without an error: another host that got here first
+        # (its row lock released) leaves nothing to return.
+        taken = db.session.execute(insert_unless_taken(EscalationApplied, "deadline_id", "escalation"), [
+            {"deadline_id": deadline.id, "escalation": escalation.id, "host": host, "applied_at": now}]).all()
+        applied.add(escalation.id)
+        if taken:
+            _escalate(case, deadline, escalation, spec, now)
+            count += 1
+    deadline.check_at = _next_check(deadline, case, [e for e in mine if e.id not in applied], now)
+    return count
 
 
 def _falls_due(escalation: engine.EscalationSpec, deadline: CaseDeadline, case: Case) -> dt.datetime:

@@ -54,6 +54,9 @@ def migrate_cases(user: AnyUser, scheme_key: str, workflow_key: str, mapping: di
         before = {"version": case.definition_version_id, "state": case.state}
         case.definition_version_id, case.state = target.id, row["new"]
         case.state_kind = spec.kind_of(row["new"])
+        for deadline in case.deadlines:  # the new version's escalations: the next tick looks at each anew
+            if deadline.stopped_at is None:
+                deadline.check_at = deadline.started_at
         case.events.append(CaseEvent(kind="migrated", user_id=getattr(user, "id", None), from_state=row["old"],
                                      to_state=row["new"], at=now, changes=before))
         record_audit("case.migrate", "case", case.id, user=user, scheme_key=scheme_key, before=before,

@@ -395,6 +395,8 @@ def test_open_cases_keep_their_version_until_migrated(people):
     db.session.commit()
     case = db.session.get(Case, old.id)
     assert moved == 1 and case.state == "to_verify" and case.definition_version_id == target.id
+    # The new version's escalations: the next tick looks at each running deadline anew.
+    assert all(d.check_at == d.started_at for d in case.deadlines if d.stopped_at is None)
     assert "close" in [t.id for t in service.available_actions(people["office"], case)]
     assert case.events[-1].kind == "migrated"
 

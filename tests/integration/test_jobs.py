@@ -157,7 +157,8 @@ def test_two_thousand_boards_print_as_one_job_with_progress(owner, app, backend)
     db.session.refresh(job)
     assert job.state == "done", job.note
     assert steps[0] == (0, 2004) and steps[-1] == (2004, 2004) and job.done == job.total == 2004
-    assert len(steps) == 1 + -(-2004 // printing.BATCH)  # a step a batch
+    done = [d for d, _total in steps]
+    assert done == sorted(done) and len(set(done)) == 1 + -(-2004 // printing.BATCH)  # a step a batch
     pdf = PdfReader(io.BytesIO(service.result_path(job).read_bytes()))
     keys = sorted(db.session.scalars(db.select(Area.key).filter_by(scheme_key="lidu", kind=road.kind, active=True)))
     assert len(pdf.pages) == len(keys) == 2004  # a poster a road, in the order of their keys
@@ -210,3 +211,49 @@ def test_a_real_worker_process_prints_the_boards(tmp_path):
     assert worker.returncode == 0, output
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_job_that_breaks_the_database_still_says_it_failed(owner, app):
+    """A database error after a progress commit leaves the session needing a rollback: the job is still marked
+    failed, never left "running"."""
+    from sqlalchemy import text
+
+    def breaks(_job, _user, progress) -> JobResult:  # noqa: ANN001
+        progress(1, 2)
+        db.session.execute(text("SELECT * FROM no_such_table"))
+        return JobResult(b"", "x", "x")
+
+    with JOB_KINDS.registered("test.breaks_db", JobKind(lambda: "B", _anyone, breaks)):
+        job = _start("test.breaks_db", owner)
+        assert queue.run_queued(app) == 1
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "failed" and job.finished_at is not None and "日志" in job.note
+
+
+def test_the_tick_hands_over_what_waits_and_stops_what_keeps_failing(owner, app, tmp_path):
+    work = JobKind(lambda: "Toy", _anyone, lambda *a: JobResult(b"ok", "ok.txt", "text/plain"))
+    with JOB_KINDS.registered("test.toy", work):
+        waiting = _start("test.toy", owner)
+        queue.run_queued(app)  # the first hand-over ran: make it as if it had been lost
+        waiting.state, waiting.created_at = "queued", utcnow() - dt.timedelta(hours=1)
+        broken = _start("test.toy", owner)
+        queue.run_queued(app)
+        broken.state, broken.attempts = "running", service.MAX_ATTEMPTS
+        broken.beat_at = utcnow() - dt.timedelta(hours=1)
+        alive = _start("test.toy", owner)
+        queue.run_queued(app)
+        alive.state, alive.beat_at = "running", utcnow()  # its worker spoke a moment ago
+        db.session.commit()
+        service.requeue_interrupted()
+        assert queue.run_queued(app) == 1  # the waiting one, handed over again
+    db.session.expire_all()
+    assert db.session.get(Job, waiting.id).state == "done"
+    assert db.session.get(Job, broken.id).state == "failed"  # stopped its worker three times: not again
+    assert db.session.get(Job, alive.id).state == "running"
+    done = db.session.get(Job, waiting.id)
+    done.finished_at = utcnow() - dt.timedelta(days=8)
+    db.session.commit()
+    path = service.result_path(done)
+    assert path.is_file() and service.forget_old_results() == 1 and not path.exists()
+    assert service.result_path(db.session.get(Job, waiting.id)) is None

@@ -99,3 +99,17 @@ def test_a_short_list_stays_a_list(app):
     page = app.test_client().get("/p/lidu/report").get_data(as_text=True)
     assert 'name="location-area-q"' not in page and '<option value="zhiyuan_road"' in page
     assert LONG_LIST > 4
+
+
+def test_the_public_forms_search_is_the_publics_whoever_is_logged_in(city):
+    """Logged in without a role in the district (or with a narrower reach), the public report form's search
+    still offers what the public may pick: the form is filled as the public."""
+    from tests.support.factories import make_user
+
+    with city.app_context():
+        make_user("outsider")
+        db.session.commit()
+    client = city.test_client()
+    login(client, "outsider")
+    found = client.get("/f/lidu/public_report/places?field=location&location-area-q=人民东")
+    assert found.status_code == 200 and ">人民东路</option>" in found.get_data(as_text=True)

@@ -110,3 +110,22 @@ def test_ten_thousand_handled_overdue_deadlines_cost_a_tick_nothing(people, db_e
                                                                              CaseDeadline.due_at == due)) == 0
     assert db_errors == []
     assert db.session.get(Case, case.id) is not None
+
+
+def test_one_deadline_that_cannot_be_handled_stops_no_other(people, db_errors, monkeypatch, caplog):
+    first = fire(people["office"], report(people["reporter"], 1.0), "assign", target_unit="shilong")
+    second = fire(people["office"], report(people["reporter"], 2.0), "assign", target_unit="shilong")
+    late = max(d.due_at for c in (first, second) for d in c.deadlines) + dt.timedelta(hours=1)
+    real = escalation.workflow_of
+
+    def broken_for_the_first(case):  # noqa: ANN001
+        if case.id == first.id:
+            raise ValueError("a definition that cannot be read")
+        return real(case)
+
+    monkeypatch.setattr(escalation, "workflow_of", broken_for_the_first)
+    counts = escalation.tick(late)
+    db.session.commit()
+    assert counts["applied"] == 1 and "could not be handled" in caplog.text  # the second case's overdue
+    broken = next(d for d in first.deadlines if d.stopped_at is None)
+    assert broken.check_at == late + dt.timedelta(hours=1)  # looked at again later, not on every tick
