@@ -41,10 +41,16 @@ def move_deadlines(_sender: Any, before: tuple[list[DayOverride], set[int]]) -> 
                                           load_calendar(hours), district_zone(case.scheme_key))
         old, new, zone = calendars[case.scheme_key]
         start, due = local_time(deadline.started_at, zone), local_time(deadline.due_at, zone)
+        span = [start.date() + dt.timedelta(days=n) for n in range((due.date() - start.date()).days + 1)]
+        if len(span) > 3660 or all(old.is_working_day(day) == new.is_working_day(day) for day in span):
+            continue  # no day between its start and its due time changed: it stays where it is
         try:
             moved_to = new.add_working_hours(start, old.working_hours_between(start, due))
         except ValueError:
             continue  # a span too long to count: left as it is
+        spec = engine.workflow_spec(case.definition_version.data).deadlines.get(deadline.key)
+        if spec is not None and spec.max_calendar_days:  # the cap it was started under holds after the move too
+            moved_to = min(moved_to, start + dt.timedelta(days=spec.max_calendar_days))
         if moved_to == due.replace(microsecond=0):
             continue
         before_due = deadline.due_at

@@ -644,3 +644,37 @@ def test_the_handler_rectifies_from_the_case_page(people, app):
     send_back = service.step_confirmation(case, service.workflow_of(case).transition("send_back"))
     assert send_back and "退回" in send_back and f"#{case.id}" in send_back  # handing it back asks first
     assert service.step_confirmation(case, service.workflow_of(case).transition("rectify")) is None
+
+
+def test_a_calendar_change_moves_only_the_deadlines_whose_days_changed_and_keeps_their_cap(people, monkeypatch):
+    """A holiday entered far away moves no deadline (not even one capped by max_calendar_days, whose working
+    time would look different); holidays inside its span move it later, but never past its cap."""
+    import dataclasses
+
+    from server.calendar.service import set_calendar_day
+    from server.workflow import engine
+
+    real = engine.workflow_spec
+
+    def capped(definition: dict) -> engine.WorkflowSpec:  # the demo's rectify deadline, capped at a week
+        spec = real(definition)
+        return dataclasses.replace(spec, deadlines={k: dataclasses.replace(d, max_calendar_days=7)
+                                                    for k, d in spec.deadlines.items()})
+
+    monkeypatch.setattr(engine, "workflow_spec", capped)
+
+    admin = make_user("root", admin=True)
+    big = fire(people["office"], report(people["reporter"], 5.0), "assign", target_unit="shilong")
+    deadline = next(d for d in big.deadlines if d.stopped_at is None)
+    started, due = deadline.started_at, deadline.due_at
+    far = (due + dt.timedelta(days=60)).astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    set_calendar_day(admin, far, working=False, name="远处的假日")
+    db.session.commit()
+    db.session.refresh(deadline)
+    assert deadline.due_at == due  # nothing between its start and its due time changed
+    local_start = started.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
+    for n in range(1, 6):  # five days of its span become holidays
+        set_calendar_day(admin, local_start + dt.timedelta(days=n), working=False, name="临时假日")
+    db.session.commit()
+    db.session.refresh(deadline)
+    assert due < deadline.due_at <= started + dt.timedelta(days=7)  # later, within its seven calendar days
