@@ -893,9 +893,19 @@ def _build_call(node: ast.Call) -> Closure:
     clocked = name in _GROWING_FUNCTIONS
     if not clocked and len(args) == 2:  # coalesce(x, 0), round(x, 2), days_between(a, b): no list to build
         first, second = args
+        (first_fixed, first_value), (second_fixed, second_value) = _fixed(node.args[0]), _fixed(node.args[1])
+
+        if function is _fn_coalesce:  # coalesce(x, 0): the first that is not empty, both evaluated as before
+            def coalesce_two(context: Mapping[str, Any], deadline: float) -> Any:
+                a = first_value if first_fixed else first(context, deadline)
+                b = second_value if second_fixed else second(context, deadline)
+                return a if a is not None else b
+
+            return coalesce_two
 
         def call_two(context: Mapping[str, Any], deadline: float) -> Any:
-            a, b = first(context, deadline), second(context, deadline)
+            a = first_value if first_fixed else first(context, deadline)
+            b = second_value if second_fixed else second(context, deadline)
             try:
                 return function(a, b)
             except ExpressionError:
@@ -1071,6 +1081,9 @@ def _build(node: ast.AST) -> Closure:
         return _build_boolop(node)
     if kind is ast.IfExp:
         test, body, orelse = _build(node.test), _build(node.body), _build(node.orelse)
+        (body_fixed, body_value), (else_fixed, else_value) = _fixed(node.body), _fixed(node.orelse)
+        if body_fixed and else_fixed:  # `1 if … else 3`: the two answers are written
+            return lambda context, deadline: body_value if test(context, deadline) else else_value
         return lambda context, deadline: (body(context, deadline) if test(context, deadline)
                                           else orelse(context, deadline))
     if kind is ast.Call:
