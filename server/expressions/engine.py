@@ -906,14 +906,7 @@ def _build_call(node: ast.Call) -> Closure:
         def call_two(context: Mapping[str, Any], deadline: float) -> Any:
             a = first_value if first_fixed else first(context, deadline)
             b = second_value if second_fixed else second(context, deadline)
-            try:
-                return function(a, b)
-            except ExpressionError:
-                raise
-            except TypeError:
-                raise ExpressionError(f"wrong arguments for {name}()") from None
-            except (ArithmeticError, ValueError) as error:
-                raise ExpressionError(f"{name}(): {error}") from None
+            return _guarded(function, name, (a, b))
 
         return call_two
 
@@ -921,15 +914,7 @@ def _build_call(node: ast.Call) -> Closure:
         # Work grows with the context only in functions over lists: they check the clock first.
         if clocked and time.monotonic() > deadline:
             raise ExpressionError("evaluation took too long")
-        values = [arg(context, deadline) for arg in args]
-        try:
-            return function(*values)
-        except ExpressionError:
-            raise
-        except TypeError:
-            raise ExpressionError(f"wrong arguments for {name}()") from None
-        except (ArithmeticError, ValueError) as error:
-            raise ExpressionError(f"{name}(): {error}") from None
+        return _guarded(function, name, [arg(context, deadline) for arg in args])
 
     return call
 

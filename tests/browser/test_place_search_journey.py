@@ -9,15 +9,13 @@ import threading
 
 import pytest
 from PIL import Image
-from sqlalchemy import insert
 from werkzeug.serving import make_server
 
 from server.extensions import db
-from server.org.models import Area
 from server.public.models import PublicReport
 from tests.browser.conftest import phone_context
 from tests.conftest import make_app
-from tests.support.factories import load_demo
+from tests.support.factories import add_roads, load_demo
 from tests.support.postgres import free_port
 
 pytestmark = pytest.mark.browser
@@ -30,12 +28,8 @@ def city_server(tmp_path_factory):
     app = make_app(f"sqlite:///{folder / 'city.sqlite'}", folder, FANGAN_MIN_FILL_SECONDS=0)
     with app.app_context():
         load_demo()
-        road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
         names = ["人民路", "人民东路"] + [f"第{i}号路" for i in range(298)]
-        db.session.execute(insert(Area), [
-            {"scheme_key": "lidu", "key": f"road_{i:03d}", "kind": road.kind, "name": {"zh": name, "en": f"Road {i}"},
-             "unit_id": road.unit_id, "parent_id": road.parent_id, "path": road.path, "position": 100 + i,
-             "source": "manual", "active": True} for i, name in enumerate(names)])
+        add_roads(names)
         db.session.commit()
         db.session.remove()
     server = make_server("127.0.0.1", free_port(), app, threaded=True)

@@ -8,14 +8,12 @@ import io
 import re
 
 import pytest
-from sqlalchemy import insert
 
 from server.extensions import db
 from server.forms.service import LONG_LIST
-from server.org.models import Area
 from server.public.models import PublicReport
 from tests.integration.test_public import _photo
-from tests.support.factories import load_demo, login, make_user
+from tests.support.factories import add_roads, load_demo, login, make_user
 
 
 @pytest.fixture
@@ -24,12 +22,8 @@ def city(app):
     app.config["FANGAN_MIN_FILL_SECONDS"] = 0
     with app.app_context():
         load_demo()
-        road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
         names = ["人民路", "人民东路"] + [f"第{i}号路" for i in range(118)]
-        db.session.execute(insert(Area), [
-            {"scheme_key": "lidu", "key": f"road_{i:03d}", "kind": road.kind, "name": {"zh": name, "en": f"Road {i}"},
-             "unit_id": road.unit_id, "parent_id": road.parent_id, "path": road.path, "position": 100 + i,
-             "source": "manual", "active": True} for i, name in enumerate(names)])
+        add_roads(names)
         make_user("staffer", roles=(("lidu", "staff", "shilong"),))
         db.session.commit()
     yield app

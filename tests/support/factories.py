@@ -123,3 +123,17 @@ def give_missing_marks(user, period, value: float = 0) -> None:  # noqa: ANN001
 
     for unit, metric in service.missing_marks(period):
         service.enter_marks(user, period, unit, f"metric:{metric}", {"value": value})
+
+
+def add_roads(names: list[str], scheme_key: str = "lidu", like: str = "shilong_old_street") -> None:
+    """Roads of these names (keys road_000, road_001…) beside a district's own, of the kind, unit and parent of
+    `like`: a district of a city's size for the place pickers."""
+    from sqlalchemy import insert
+
+    from server.org.models import Area
+
+    road = db.session.scalar(db.select(Area).filter_by(scheme_key=scheme_key, key=like))
+    db.session.execute(insert(Area), [
+        {"scheme_key": scheme_key, "key": f"road_{i:03d}", "kind": road.kind, "name": {"zh": name, "en": f"Road {i}"},
+         "unit_id": road.unit_id, "parent_id": road.parent_id, "path": road.path, "position": 100 + i,
+         "source": "manual", "active": True} for i, name in enumerate(names)])
