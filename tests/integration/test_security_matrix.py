@@ -57,7 +57,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "web.service_worker": [("/sw.js", "O . . O . . . O")],
     "web.set_language": [("POST /lang/en", "+ . . + . . . +")],
     "account.login": [("/login", "O . . O . . . O")],
-    "forms.places": [("/f/{lidu}/public_report/places?field=location&location-area-q=%E7%9F%B3", "O D O O O O O O"),
+    "forms.places": [("/f/{lidu}/public_report/places?field=location&location-area-q=%E7%9F%B3", "O O O O O O O O"),
                      ("/f/{lidu}/patrol_log/places?field=area&area-q=x", "D D O O O O O O"),
                      ("/f/{other}/patrol_log/places?field=area&area-q=x", "D . D D D D D O")],
     "boards.board": [("/b/{lidu}/{road_s}", "O . . O . . . O"), ("/b/{lidu}/no_such_road", "N . . N . . . N")],
