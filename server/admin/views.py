@@ -251,7 +251,7 @@ def preview_form(definition_id: int):
     """Fill any stored form version, active or not, with nothing stored."""
     from ..definitions.models import DefinitionVersion, SchemeVersion
     from ..forms import service as forms
-    from ..forms.engine import form_spec
+    from ..forms.engine import form_spec_of
     from ..forms.views import render_page
 
     row = db.session.get(DefinitionVersion, definition_id)
@@ -263,7 +263,7 @@ def preview_form(definition_id: int):
     _require(permissions.can_manage_forms(current_user) or any(permissions.can_manage_forms(current_user, k)
                                                                 for k in keys))
     scheme_key = sorted(keys)[0] if keys else ""
-    spec = form_spec(row.data)
+    spec = form_spec_of(row)
     url = url_for("admin.preview_form", definition_id=definition_id)
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(forms.open_form(current_user, scheme_key, spec, row), url, preview=True)

@@ -22,7 +22,7 @@ from ..core.errors import DomainError, NotFound, PermissionDenied, json_error
 from ..definitions.clock import district_today
 from ..extensions import csrf, db, limiter
 from ..forms import service as forms
-from ..forms.engine import form_spec
+from ..forms.engine import form_spec_of
 from ..forms.models import Submission
 from ..web.params import parse_date
 from ..workflow import service as workflow
@@ -206,7 +206,7 @@ def _form_refused(page: forms.FormPage, unread: dict[str, list[str]] | None = No
 
 def _store(user: AnyUser, scheme_key: str, version: Any, values: dict[str, Any]) -> Submission:
     """Fill the form with `values` as the page would and store the record; every error at once when refused."""
-    spec = form_spec(version.data)
+    spec = form_spec_of(version)
     formdata, unread = _formdata(user, scheme_key, spec, values)
     # With values that could not be read the form is still checked (to name every error), but never stored.
     result = forms.post_form(user, scheme_key, spec, version, formdata, store=not unread)
@@ -284,7 +284,7 @@ def fire(case_id: int, transition_id: str) -> Response:
         raise NotFound(_("This workflow has no such step."))
     formdata = None
     if transition.form:
-        spec = form_spec(workflow._form_row(item, transition.form).data)
+        spec = form_spec_of(workflow._form_row(item, transition.form))
         formdata, errors = _formdata(user, item.scheme_key, spec, values)
         _refuse(errors)
     elif values:

@@ -149,6 +149,11 @@ class CurrentScheme:
     def member(self, kind: str, key: str) -> DefinitionRef | None:
         return self.members.get((kind, key))
 
+    @functools.cached_property
+    def by_id(self) -> dict[int, DefinitionRef]:
+        """The members by their stored row's id (a case names the version of its workflow by id)."""
+        return {m.id: m for m in self.members.values()}
+
 
 # Definition content by (kind, key, content hash). Stored definitions never change, so this holds across
 # requests (and databases); only which version is current is read again, once a request.

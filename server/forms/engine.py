@@ -185,15 +185,25 @@ def _case_opening(definition: dict) -> CaseOpening | None:
                        workflow=data.get("workflow"))
 
 
-@memoize(512, key=content_hash)
-def form_spec(definition: dict) -> FormSpec:
-    """The compiled spec of a form definition, compiled once per content hash."""
+def _by_content(definition: dict, digest: str | None = None) -> str:
+    return digest or content_hash(definition)
+
+
+def form_spec_of(row: Any) -> FormSpec:
+    """The compiled spec of a stored form (a definition row or ref): its stored hash saves hashing it again."""
+    return form_spec(row.data, row.content_hash)
+
+
+@memoize(512, key=_by_content)
+def form_spec(definition: dict, digest: str | None = None) -> FormSpec:
+    """The compiled spec of a form definition, compiled once per content hash (`digest`: that hash, if known)."""
     fields = tuple(_field(f) for f in definition.get("fields", []))
     spec = FormSpec(id=definition["id"], name=definition.get("name"), purpose=definition.get("purpose", "other"),
                     public=bool(definition.get("public", False)), fields=fields,
                     description=definition.get("description"), submit_label=definition.get("submit_label"),
                     record_time=definition.get("record_time"), opens_cases=_case_opening(definition),
-                    open311=dict(definition.get("open311") or {}), content_hash=content_hash(definition))
+                    open311=dict(definition.get("open311") or {}),
+                    content_hash=digest or content_hash(definition))
     object.__setattr__(spec, "by_id", {f.id: f for f in spec.walk()})
     object.__setattr__(spec, "triggers", _triggers(spec))
     return spec

@@ -34,7 +34,7 @@ from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 from . import builder
 from .choices import CHOICE_SOURCES, ChoiceContext, ChoiceSource
-from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec, stored_values, value_fields
+from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec_of, stored_values, value_fields
 from .models import Submission, Upload
 from .uploads import DEFAULT_MAX_BYTES, FileStore, StoredFile, UploadRejected, check_upload
 
@@ -67,7 +67,7 @@ def list_forms(user: AnyUser, scheme_key: str) -> list[tuple[DefinitionVersion, 
         return []
     keys = compiled_scheme(version.scheme_definition).forms
     rows = [version.member("form", key) for key in keys]
-    return [(row, form_spec(row.data)) for row in rows if row is not None]
+    return [(row, form_spec_of(row)) for row in rows if row is not None]
 
 
 

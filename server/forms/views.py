@@ -18,7 +18,7 @@ from ..extensions import db, htmx
 from ..web.limits import public_limits
 from ..web.params import parse_date, parse_id
 from . import export, service
-from .engine import form_spec
+from .engine import form_spec_of
 from .fields import live_attrs
 from .models import Submission
 from .uploads import make_thumbnail
@@ -60,7 +60,7 @@ def places(scheme_key: str, form_key: str):
     """What a place field's search box fills its list with: the places whose name holds what was typed."""
     if not permissions.can_search_places(current_user, scheme_key, form_key):
         raise PermissionDenied(_("You may not fill this form."))
-    spec = form_spec(service.form_version(scheme_key, form_key).data)
+    spec = form_spec_of(service.form_version(scheme_key, form_key))
     typed = next((v for k, v in request.args.items() if k.endswith("-q")), "")
     # The public report form is filled as the public (whoever is logged in): it offers what the public may pick.
     searcher = None if permissions.is_public_report_form(scheme_key, form_key) else current_user
@@ -73,7 +73,7 @@ def fill(scheme_key: str, form_key: str):
     if not permissions.can_submit_form(current_user, scheme_key):
         raise PermissionDenied(_("You may not fill forms in this district."))
     version = service.form_version(scheme_key, form_key)
-    spec = form_spec(version.data)
+    spec = form_spec_of(version)
     url = url_for("forms.fill", scheme_key=scheme_key, form_key=form_key)
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(service.open_form(current_user, scheme_key, spec, version), url)
@@ -97,7 +97,7 @@ def records(scheme_key: str, form_key: str):
     if not permissions.can_view_submissions(current_user, scheme_key):
         raise PermissionDenied(_("You may not view these records."))
     version = service.form_version(scheme_key, form_key)
-    spec = form_spec(version.data)
+    spec = form_spec_of(version)
     filters = _filters()
     rows = service.list_submissions(current_user, scheme_key, form_key, filters)
     fmt = request.args.get("format")
@@ -125,7 +125,7 @@ def _filters() -> service.RecordFilters:
 def record(submission_id: int):
     submission = service.get_submission(current_user, submission_id)
     g.district = submission.scheme_key  # the page's district: navigation, breadcrumbs
-    spec = form_spec(submission.definition_version.data)
+    spec = form_spec_of(submission.definition_version)
     return render_template("forms/record.html", submission=submission, spec=spec,
                            live=service.live_labels(submission.scheme_key, spec, submission.data or {}))
 

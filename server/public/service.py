@@ -26,7 +26,7 @@ from ..definitions.compiled import NO_PUBLIC, PublicSettings
 from ..definitions.service import DefinitionRef, categories_within, scheme_in_force
 from ..extensions import db
 from ..forms import service as forms
-from ..forms.engine import FieldSpec, FormSpec, form_spec
+from ..forms.engine import FieldSpec, FormSpec, form_spec_of
 from ..forms.models import Submission, Upload
 from ..org.models import Area, Unit
 from ..org.service import area_at
@@ -58,7 +58,7 @@ def require_reporting(scheme_key: str) -> PublicSettings:
 def report_form(scheme_key: str) -> tuple[DefinitionRef, FormSpec]:
     settings = require_reporting(scheme_key)
     version = forms.form_definition(scheme_key, settings.report_form)
-    return version, form_spec(version.data)
+    return version, form_spec_of(version)
 
 
 def _area_field(spec: FormSpec) -> FieldSpec | None:
@@ -246,7 +246,7 @@ def public_reply(case: Case, flow: Any = None) -> str | None:
             reply = None
         if event.submission is None or event.submission_id == case.submission_id:
             continue
-        spec = form_spec(event.submission.definition_version.data)
+        spec = form_spec_of(event.submission.definition_version)
         for f in spec.top_level():
             value = event.submission.data.get(f.id)
             if f.public and not f.kind.is_file and isinstance(value, str) and value.strip():
@@ -257,7 +257,7 @@ def public_reply(case: Case, flow: Any = None) -> str | None:
 def public_photo_ids(case: Case, which: str) -> list[int]:
     """Upload ids of the photos a workflow's forms mark `public` (before: the report; after: later steps)."""
     ids: list[int] = []
-    report_spec = form_spec(case.submission.definition_version.data) if case.submission else None
+    report_spec = form_spec_of(case.submission.definition_version) if case.submission else None
     if which == "before" and report_spec is not None:
         for f in report_spec.top_level():
             if f.kind.is_file and f.public:
@@ -266,7 +266,7 @@ def public_photo_ids(case: Case, which: str) -> list[int]:
         for event in case.events:
             if event.submission is None or event.submission_id == case.submission_id:
                 continue  # the report itself is "before"
-            spec = form_spec(event.submission.definition_version.data)
+            spec = form_spec_of(event.submission.definition_version)
             for f in spec.top_level():
                 if f.kind.is_file and f.public:
                     ids += [int(i) for i in event.submission.data.get(f.id) or []]

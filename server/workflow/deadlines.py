@@ -48,7 +48,7 @@ def move_deadlines(_sender: Any, before: tuple[list[DayOverride], set[int]]) -> 
             moved_to = new.add_working_hours(start, old.working_hours_between(start, due))
         except ValueError:
             continue  # a span too long to count: left as it is
-        spec = engine.workflow_spec(case.definition_version.data).deadlines.get(deadline.key)
+        spec = engine.workflow_spec_of(case.definition_version).deadlines.get(deadline.key)
         if spec is not None and spec.max_calendar_days:  # the cap it was started under holds after the move too
             moved_to = min(moved_to, start + dt.timedelta(days=spec.max_calendar_days))
         if moved_to == due.replace(microsecond=0):

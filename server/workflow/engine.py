@@ -164,9 +164,18 @@ def state_counted(state: Mapping[str, Any]) -> bool:
     return not (state.get("kind") == "final" and state.get("outcome") in UNCOUNTED_OUTCOMES)
 
 
-@memoize(256, key=content_hash)
-def workflow_spec(definition: dict) -> WorkflowSpec:
-    """The compiled spec of a workflow definition (once per content hash)."""
+def _by_content(definition: dict, digest: str | None = None) -> str:
+    return digest or content_hash(definition)
+
+
+def workflow_spec_of(row: Any) -> WorkflowSpec:
+    """The compiled spec of a stored workflow (a definition row or ref): its stored hash saves hashing it again."""
+    return workflow_spec(row.data, row.content_hash)
+
+
+@memoize(256, key=_by_content)
+def workflow_spec(definition: dict, digest: str | None = None) -> WorkflowSpec:
+    """The compiled spec of a workflow definition (once per content hash; `digest`: that hash, if known)."""
     transitions = []
     for t in definition["transitions"]:
         who = t.get("who", {})

@@ -27,7 +27,7 @@ def migration_preview(scheme_key: str, workflow_key: str, mapping: dict[str, str
     States with the same id map to themselves; `mapping` names the others (old id → new id).
     """
     target = workflow_version(scheme_key, workflow_key)
-    spec = engine.workflow_spec(target.data)
+    spec = engine.workflow_spec_of(target)
     mapping = mapping or {}
     cases = db.session.scalars(db.select(Case).where(
         Case.scheme_key == scheme_key, Case.workflow_key == workflow_key, Case.state_kind != "final",
@@ -47,7 +47,7 @@ def migrate_cases(user: AnyUser, scheme_key: str, workflow_key: str, mapping: di
     unmapped = sorted({r["old"] for r in rows if r["new"] is None})
     if unmapped:
         raise Conflict(_("Say which state these become first: %(states)s", states=", ".join(unmapped)))
-    spec = engine.workflow_spec(target.data)
+    spec = engine.workflow_spec_of(target)
     now = utcnow()
     for row in rows:
         case = row["case"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from blinker import Namespace
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.service import record_audit
@@ -27,7 +28,7 @@ from ..definitions.service import DefinitionRef, current_scheme, scheme_in_force
 from ..extensions import db
 from ..forms import engine as form_engine
 from ..forms import service as forms
-from ..forms.engine import FormSpec, form_spec
+from ..forms.engine import FormSpec, form_spec_of
 from ..forms.models import Submission
 from ..org.models import Unit
 from ..web.i18n import tr
@@ -68,15 +69,28 @@ def case_shows_record(submission_id: int, user: AnyUser = None) -> bool:
 
 
 def workflow_of(case: Case) -> engine.WorkflowSpec:
-    return engine.workflow_spec(case.definition_version.data)
+    return engine.workflow_spec_of(workflow_definition_of(case))
+
+
+def workflow_definition_of(case: Case) -> DefinitionRef | DefinitionVersion:
+    """The version of its workflow a case follows: from the scheme in force when it is that one (no query, as
+    for nearly every case), else its stored row."""
+    current = current_scheme(case.scheme_key)
+    return (current.by_id.get(case.definition_version_id) if current else None) or case.definition_version
 
 
 def _category_info(scheme_key: str, category: str | None) -> dict:
-    from ..definitions.service import scheme_categories
-
     if not category:
         return {}
-    return next((c for c in _categories(scheme_categories(scheme_key)) if c["id"] == category), {})
+    return _category_index(scheme_key).get(category, {})
+
+
+def _category_index(scheme_key: str) -> dict[str, dict]:
+    """Every category of the district by id (made once per content of its categories)."""
+    from ..definitions.service import categories_key, derived, scheme_categories
+
+    return derived((*categories_key(scheme_key), "index"),
+                   lambda: {c["id"]: c for c in reversed(list(_categories(scheme_categories(scheme_key))))})
 
 
 def workflow_for_category(scheme_key: str, category: str | None) -> str | None:
@@ -209,7 +223,7 @@ def step_form(user: AnyUser, case: Case, transition: engine.TransitionSpec, acti
     if not transition.form:
         return None
     row = _form_row(case, transition.form)
-    page = forms.open_form(user, case.scheme_key, form_spec(row.data), row, case=case_form_names(case))
+    page = forms.open_form(user, case.scheme_key, form_spec_of(row), row, case=case_form_names(case))
     page.action_url = action_url
     return page
 
@@ -295,7 +309,7 @@ def open_case(user: AnyUser, scheme_key: str, submission: Submission, workflow_k
 
     `source` says where it came from (CASE_SOURCES), for routing conditions and lists."""
     row = workflow_definition(scheme_key, workflow_key)
-    spec = engine.workflow_spec(row.data)
+    spec = engine.workflow_spec_of(row)
     data = dict(submission.data)
     now = utcnow()
     kind = spec.kind_of(spec.initial)
@@ -342,7 +356,7 @@ def report_form(user: AnyUser, scheme_key: str) -> tuple[DefinitionVersion, Form
     if not permissions.can_report_case(user, scheme_key):
         raise PermissionDenied(_("You may not report problems in this district."))
     version = forms.form_version(scheme_key, workflow_version(scheme_key).data.get("report_form"))
-    return version, form_spec(version.data)
+    return version, form_spec_of(version)
 
 
 def report_case(user: AnyUser, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True
@@ -376,7 +390,7 @@ def open_cases_from_record(user: AnyUser, spec: Any, submission: Submission) -> 
         return []  # nothing to open: a district without a case workflow still takes patrols
     row = workflow_version(submission.scheme_key, spec.opens_cases.workflow)
     report_version = forms.form_version(submission.scheme_key, row.data.get("report_form"))
-    report_spec = form_spec(report_version.data)
+    report_spec = form_spec_of(report_version)
     cases = []
     for index, data in form_engine.case_reports(spec, submission.data, report_spec, context):
         token = f"finding-{submission.id}-{index}"
@@ -454,16 +468,15 @@ def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int 
     submission = None
     names = case_names(case)
     if transition.form:
-        form_row = case.definition_version and _form_row(case, transition.form)
-        form = form_spec(form_row.data)
+        form_row = _form_row(case, transition.form)
+        form = form_spec_of(form_row)
         if formdata is None:
             raise Conflict(_("This step needs its form."))
         result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action, case=case_form_names(case))
         if not isinstance(result, Submission):
             return case, result
         submission = result
-        used = db.session.scalar(db.select(db.func.count(CaseEvent.id)).where(CaseEvent.submission_id == submission.id))
-        if used or db.session.scalar(db.select(db.func.count(Case.id)).where(Case.submission_id == submission.id)):
+        if getattr(submission, "resent", False) and _submission_used(submission.id):  # (a new one cannot be)
             raise Conflict(_("This form was already used. Open it again."))
         names = {**names, **submission.data}
         if not engine.guard_holds(transition, names):
@@ -471,12 +484,20 @@ def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int 
     return _apply_transition(case, spec, transition, names, user, submission), None
 
 
+def _submission_used(submission_id: int) -> bool:
+    count = db.func.count
+    return bool(db.session.scalar(db.select(count(CaseEvent.id)).where(CaseEvent.submission_id == submission_id))
+                or db.session.scalar(db.select(count(Case.id)).where(Case.submission_id == submission_id)))
+
+
 def lock_case(case: Case) -> Case:
     """The case row locked for this transaction and read afresh: of two people acting on a case at once, the
     second waits for the first to commit, then sees the new version and is told the case changed (PostgreSQL;
     on SQLite a write transaction already holds the database)."""
     # NO KEY UPDATE: rows that only point at the case (its events, notifications) can still be added meanwhile.
-    return db.session.scalars(select(Case).where(Case.id == case.id).with_for_update(key_share=True)
+    # Its unit comes in the same statement (every step reads it), unlocked: only the case's row is locked.
+    return db.session.scalars(select(Case).where(Case.id == case.id).options(joinedload(Case.unit))
+                              .with_for_update(key_share=True, of=Case)
                               .execution_options(populate_existing=True)).one()
 
 
@@ -495,12 +516,14 @@ def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.
     if spec.kind_of(old_state) == "final" or "reopen" in transition.counts_as:
         case.reopen_count += 1  # a closed case opened again
     old_unit = case.unit
-    _apply_plan(case, spec, plan, user, now)
-    case.events.append(CaseEvent(kind="transition", transition=transition.id, user_id=getattr(user, "id", None),
-                                 from_state=old_state, to_state=case.state, at=now, note=note,
-                                 submission_id=submission.id if submission else None,
-                                 changes={k: engine_json(v) for k, v in plan.changes.items()} or None,
-                                 **unit_move(old_unit, case.unit)))
+    with db.session.no_autoflush:  # one UPDATE of the case, at the end (reading its deadlines would flush it)
+        _apply_plan(case, spec, plan, user, now)
+    # Added beside the case, not through `case.events`: that would read the whole timeline first.
+    db.session.add(CaseEvent(case=case, kind="transition", transition=transition.id, at=now, note=note,
+                             user_id=getattr(user, "id", None), from_state=old_state, to_state=case.state,
+                             submission_id=submission.id if submission else None,
+                             changes={k: engine_json(v) for k, v in plan.changes.items()} or None,
+                             **unit_move(old_unit, case.unit)))
     try:
         db.session.flush()
     except Exception as exc:
@@ -543,12 +566,12 @@ def fire_public(case: Case, transition_id: str, expected_version: int | None, no
     return _apply_transition(case, spec, transition, case_names(case), None, note=note)
 
 
-def _form_row(case: Case, form_key: str) -> DefinitionVersion:
+def _form_row(case: Case, form_key: str) -> DefinitionRef:
     current = current_scheme(case.scheme_key)
     ref = current.member("form", form_key) if current else None
     if ref is None:
         raise NotFound(_("No such form."))
-    return db.session.get(DefinitionVersion, ref.id)
+    return ref
 
 
 # Who a `notify` name reaches: {"user_id": …} or {"unit_id": …} for each recipient.
@@ -654,7 +677,7 @@ def district_workflows(scheme_key: str) -> dict[str, engine.WorkflowSpec]:
     specs = {}
     for key in keys:
         try:
-            specs[key] = engine.workflow_spec(workflow_definition(scheme_key, key).data)
+            specs[key] = engine.workflow_spec_of(workflow_definition(scheme_key, key))
         except NotFound:
             continue
     return specs
@@ -678,7 +701,7 @@ def _report_forms(scheme_key: str, flows: Mapping[str, engine.WorkflowSpec]) -> 
     for key, spec in flows.items():
         if spec.report_form:
             try:
-                out[key] = form_spec(forms.form_version(scheme_key, spec.report_form).data)
+                out[key] = form_spec_of(forms.form_version(scheme_key, spec.report_form))
             except NotFound:
                 continue
     return out
@@ -750,7 +773,7 @@ def case_details(case: Case) -> dict[str, Any]:
     """What the case page shows of a case beyond its state: the report's values as people read them (labels of
     choices, names of places) and the case's own fields (the unit it was handed to, the dispatcher's
     instructions, an extension's reason) with their labels."""
-    report = form_spec(case.submission.definition_version.data) if case.submission else None
+    report = form_spec_of(case.submission.definition_version) if case.submission else None
     live = forms.live_labels(case.scheme_key, report, case.submission.data or {}) if report else {}
     declared = case.definition_version.data.get("fields") or []
     units = {u.key: u.name for u in db.session.scalars(db.select(Unit).where(

@@ -123,7 +123,7 @@ def test_rows_show_the_workflows_line_and_flags(queue, client):
     assert '<span class="tag removed">紧急</span>' in html and "占道堆放建筑垃圾" in html
     definition = db.session.get(DefinitionVersion, urgent.definition_version_id).data
     plain = service.engine.workflow_spec({k: v for k, v in definition.items() if k != "queue"})
-    report = service.form_spec(service.forms.form_version("lidu", plain.report_form).data)
+    report = service.form_spec_of(service.forms.form_version("lidu", plain.report_form))
     look = service._row_look(plain, report)
     assert look.line == "description" and look.flags == ()  # the first textarea, not the one-line address
 

@@ -656,8 +656,8 @@ def test_a_calendar_change_moves_only_the_deadlines_whose_days_changed_and_keeps
 
     real = engine.workflow_spec
 
-    def capped(definition: dict) -> engine.WorkflowSpec:  # the demo's rectify deadline, capped at a week
-        spec = real(definition)
+    def capped(definition: dict, digest: str | None = None) -> engine.WorkflowSpec:  # rectify, capped at a week
+        spec = real(definition, digest)
         return dataclasses.replace(spec, deadlines={k: dataclasses.replace(d, max_calendar_days=7)
                                                     for k, d in spec.deadlines.items()})
 

@@ -34,8 +34,11 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def temporary_cluster() -> Iterator[str]:
-    """Start a cluster, yield a SQLAlchemy URL to its `postgres` database, stop and delete it."""
+def temporary_cluster(durable: bool = False) -> Iterator[str]:
+    """Start a cluster, yield a SQLAlchemy URL to its `postgres` database, stop and delete it.
+
+    Tests run without durability (nothing waits on the disk); `durable` keeps PostgreSQL's defaults, which
+    production uses (fsync, synchronous commit, full page writes), as the benches must."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql-15)")
@@ -49,8 +52,8 @@ def temporary_cluster() -> Iterator[str]:
         run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
              "--locale=C.UTF-8", "--no-sync"])
         run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60", "-o",
-             f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-             "-c full_page_writes=off -c max_connections=100", "start"])
+             f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=100"
+             + ("" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"), "start"])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
