@@ -408,26 +408,40 @@ class Reminder:
     place: Any             # where: the rule's focus, or the person's one post's area (a name), or None
 
 
+# Changes that can move what a person owes or has done, besides records: their posts and roles, the units and
+# areas, the calendar, the scheme. (Logins, case steps and the like write audit entries too, and move nothing.)
+OWING_CHANGES = ("post.appoint", "post.edit", "post.end", "user.grant_role", "user.revoke_role", "unit.create",
+                 "unit.edit", "area.create", "area.edit", "org.import", "calendar.set", "calendar.year",
+                 "calendar.import", "calendar.delete", "scheme.load", "scheme.activate")
+KEEP_REMINDERS = 10  # minutes an answer is kept at most (see reminders_for)
+
+
 def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Reminder]:
     """The rules a person (or their unit) is still short on as a period nears its end.
 
-    Worked out once per day and change of data, not on every page: every change that can move a count — a
-    record, a post, a role, the calendar, a scheme version — writes an audit entry in its own transaction, so
-    the newest entry's id (with the newest record's, for records stored by other means) stands for the data
-    as committed (the pages showing reminders write nothing); and never for longer than a minute."""
+    Worked out once a day per person and kept (the queue's page shows them on every view) until something that
+    can move a count comes in: a record of a form the district's rules count, or a change of posts, roles, units,
+    areas, the calendar or the scheme (`OWING_CHANGES`, each written with its audit entry). The newest of each
+    (two index reads) stands for the data as committed. PostgreSQL hands ids out in the order rows are written,
+    not committed, so a record committed after a later one could leave the newest id unchanged: no answer is
+    kept longer than ten minutes."""
     if getattr(user, "id", None) is None:
         return []
     today = today or district_today(scheme_key)
-    mark = db.session.execute(select(select(func.max(AuditEntry.id)).scalar_subquery(),
-                                     select(func.max(Submission.id)).scalar_subquery())).one()
-    # The minute as well: PostgreSQL hands ids out in the order rows are written, not committed, so a record
-    # committed after a later one could leave the newest ids unchanged; no answer is kept longer than a minute.
-    minute = utcnow().replace(second=0, microsecond=0)
-    return _kept_reminders((user.id, scheme_key, today, minute, *mark), lambda: [
+    forms = sorted({rule.form for rule in rules_of(scheme_key) if rule.remind_before_end is not None})
+    if not forms:
+        return []
+    newest_record = (select(func.max(Submission.id))
+                     .where(Submission.scheme_key == scheme_key, Submission.form_key.in_(forms)).scalar_subquery())
+    newest_change = select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(OWING_CHANGES)).scalar_subquery()
+    mark = db.session.execute(select(newest_record, newest_change)).one()
+    now = utcnow()
+    slot = now.replace(minute=now.minute - now.minute % KEEP_REMINDERS, second=0, microsecond=0)
+    return _kept_reminders((user.id, scheme_key, today, slot, *mark), lambda: [
         _reminder(v) for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)])
 
 
-@memoize(4096, key=lambda key, make: key)
+@memoize(16384, key=lambda key, make: key)
 def _kept_reminders(key: tuple, make: Any) -> list[Reminder]:
     return make()
 

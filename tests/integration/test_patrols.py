@@ -303,7 +303,10 @@ def test_a_rule_binds_a_named_post_and_its_successor(ctx):
 
 
 def test_reminders_are_worked_out_once_per_change_of_data(lidu, monkeypatch):
-    """The queue's page shows them on every view: kept until a record (or any audited change) comes in."""
+    """The queue's page shows them on every view: kept until a counted record, or a change of posts, roles,
+    units, areas, calendar or scheme comes in — not on every login or case step."""
+    from server.audit.service import record_audit
+
     people, _posts = lidu
     head = make_user("zhiyuan_head", roles=(("lidu", "unit_head", "zhiyuan"),))
     calls = []
@@ -317,5 +320,12 @@ def test_reminders_are_worked_out_once_per_change_of_data(lidu, monkeypatch):
     db.session.commit()
     after = service.reminders_for(head, "lidu", day)
     assert len(calls) == 2 and {r.rule.id for r in after} == {"hotspot_monthly"}  # the new record counted
+    record_audit("user.login", "user", head.id, user=head)  # the district's ordinary traffic moves nothing
+    record_audit("case.transition", "case", 1, user=head, scheme_key="lidu")
+    db.session.commit()
+    assert service.reminders_for(head, "lidu", day) == after and len(calls) == 2
+    appoint("lidu", "segment_keeper", "Someone", area_key="zhiyuan_road", since=dt.date(2026, 10, 1))
+    db.session.commit()
+    assert service.reminders_for(head, "lidu", day) == after and len(calls) == 3  # a post changed: again
     service.reminders_for(head, "lidu", day + dt.timedelta(days=1))
-    assert len(calls) == 3  # another day: worked out again
+    assert len(calls) == 4  # another day: worked out again
