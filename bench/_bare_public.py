@@ -1,8 +1,10 @@
 """The bare baseline of bench/public.py: a minimal Flask app doing the same database work as the report
-endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no form engine, no CSRF,
-sessions, rate limits or templates). The same statements: which definitions are in force (ours reads that
-once a request, and keeps their content in memory), for a report the token and tracking-code checks, the
-record inserted unless its token is taken, then the same rows; for a board the same SELECTs.
+form, the report endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no form
+engine, no CSRF, sessions, rate limits or templates). The same statements: which definitions are in force
+(ours reads that once a request, and keeps their content in memory); for the form the places its picker
+shows (the first PICKER of them: past that a phone searches by name) and the categories, as a plain form;
+for a report the token and tracking-code checks, the record inserted unless its token is taken, then the
+same rows; for a board the same SELECTs.
 
 Served by gunicorn as `_bare_public:create_app({...})` with `bench/` on the Python path; the bench passes
 the ids and keys it looked up once (the report form's and workflow's definition versions, the board's tiers).
@@ -25,11 +27,12 @@ from sqlalchemy.dialects import postgresql
 TABLES = ("areas", "units", "posts", "submissions", "uploads", "cases", "case_events", "audit_entries",
           "public_reports", "schemes", "scheme_version_members", "definition_versions")
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+PICKER = 50  # places a place picker lists before it asks for a search
 
 
 def create_app(settings: dict[str, Any]) -> Flask:
     """`settings`: database_url, scheme, form_key, form_version_id, workflow_key, workflow_version_id,
-    initial_state, initial_kind, tiers (the board's tier keys), secret."""
+    initial_state, initial_kind, tiers (the board's tier keys), categories (the form's choices), secret."""
     app = Flask(__name__)
     # Ours checks a pooled connection before each request uses it (SQLALCHEMY_ENGINE_OPTIONS): the same here.
     engine = create_engine(settings["database_url"], pool_pre_ping=True)
@@ -50,9 +53,19 @@ def create_app(settings: dict[str, Any]) -> Flask:
 
     @app.get("/p/<scheme_key>/report")
     def report_page(scheme_key: str) -> str:
+        with engine.connect() as conn:
+            definitions_in_force(conn, scheme_key)
+            places = conn.execute(select(areas.c.key, areas.c.name).where(
+                areas.c.scheme_key == scheme_key, areas.c.active.is_(True))
+                .order_by(areas.c.kind, areas.c.position).limit(PICKER + 1)).all()
+        categories = "".join(f'<option value="{escape(c)}">{escape(c)}</option>' for c in settings["categories"])
+        options = "".join(f'<option value="{escape(p.key)}">{escape(_zh(p.name))}</option>' for p in places[:PICKER])
+        search = '<input type="search" name="location-q">' if len(places) > PICKER else ""
         # The fields the load generator reads from our page, so one client drives both servers.
-        return ('<form method="post" enctype="multipart/form-data"><input name="csrf_token" value="-">'
-                '<input name="_token" value="-"><input name="_stamp" value="-"></form>')
+        return ('<!doctype html><form method="post" enctype="multipart/form-data"><input name="csrf_token" value="-">'
+                '<input name="_token" value="-"><input name="_stamp" value="-">'
+                f'<select name="category">{categories}</select>{search}<select name="location-area">{options}</select>'
+                '<textarea name="description"></textarea><input type="file" name="photos_before"></form>')
 
     @app.post("/p/<scheme_key>/report")
     def report(scheme_key: str):  # noqa: ANN202

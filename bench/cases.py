@@ -181,8 +181,9 @@ BARE_STEP = [
     "SELECT id, version FROM cases WHERE id = :i FOR NO KEY UPDATE",
     "INSERT INTO submissions (scheme_key, form_key, definition_version_id, token, user_id, data, submitted_at, "
     "occurred_at) VALUES ('lidu', 'rejection', :wf, :token, :u, CAST(:data AS jsonb), now(), now())",
-    "UPDATE cases SET state = 'rejected', state_kind = 'final', outcome = 'rejected', data = data || CAST(:data AS jsonb), "
-    "updated_at = now(), updated_by_id = :u, closed_at = now(), version = version + 1 WHERE id = :i",
+    "UPDATE cases SET state = 'rejected', state_kind = 'final', outcome = 'rejected', "
+    "data = data || CAST(:data AS jsonb), updated_at = now(), updated_by_id = :u, closed_at = now(), "
+    "version = version + 1 WHERE id = :i",
     "UPDATE case_deadlines SET stopped_at = now(), met = due_at >= now() WHERE case_id = :i AND stopped_at IS NULL",
     "INSERT INTO case_events (case_id, at, user_id, kind, transition, from_state, to_state, submission_id) "
     "VALUES (:i, now(), :u, 'transition', 'reject', 'reported', 'rejected', currval('submissions_id_seq'))",

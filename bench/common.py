@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -9,6 +10,11 @@ from collections.abc import Callable
 
 def median_seconds(fn: Callable[[], object], repeat: int = 15, warm_up: bool = True) -> float:
     """Median wall time of `fn` over `repeat` runs (after one untimed warm-up run)."""
+    return statistics.median(timings(fn, repeat, warm_up))
+
+
+def timings(fn: Callable[[], object], repeat: int = 15, warm_up: bool = True) -> list[float]:
+    """Wall time of each of `repeat` runs of `fn` (after one untimed warm-up run), in seconds."""
     if warm_up:
         fn()
     samples = []
@@ -16,4 +22,10 @@ def median_seconds(fn: Callable[[], object], repeat: int = 15, warm_up: bool = T
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return samples
+
+
+def p50_p95(samples: list[float]) -> tuple[float, float]:
+    """The median and the 95th percentile (nearest rank: the largest of fewer than 20 samples)."""
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[max(0, math.ceil(len(ordered) * 0.95) - 1)]

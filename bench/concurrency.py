@@ -16,7 +16,8 @@ the bench's instance), so every refusal left is a failure of the server, not of 
 
 The target (issue 14): **0 errors** at every level, on both databases. Throughput and p50/p95 latency are
 printed beside the errors, the two databases in one table; they are for reading, not a target (SQLite
-serialises writers by design; PostgreSQL's throwaway cluster runs with fsync off).
+serialises writers by design; PostgreSQL's throwaway cluster keeps production's durability: fsync and
+synchronous commit on).
 
 Run: .venv/bin/python bench/concurrency.py [--seconds 6] [--levels 8,32,64] [--workers 2] [--threads 8]
                                            [--only sqlite|postgresql]
@@ -77,7 +78,7 @@ def main() -> int:
             if backend == "sqlite":
                 url = f"sqlite:///{folder / 'fangan.sqlite'}"
             else:
-                url = create_database(stack.enter_context(temporary_cluster()), "fangan_concurrency")
+                url = create_database(stack.enter_context(temporary_cluster(durable=True)), "fangan_concurrency")
             token = prepare(url, folder)
             with serve(url, folder, args.workers, args.threads) as port:
                 results[backend] = {n: drive(port, token, n, args.seconds, url, folder) for n in levels}

@@ -1,14 +1,19 @@
-"""Public pages under load over HTTP: the report form's POST and a road's board page, served by gunicorn on
-PostgreSQL, against a bare Flask app doing the same database work, in the same run.
+"""Public pages under load over HTTP: the report form (its GET and its POST) and a road's board page, served
+by gunicorn on PostgreSQL, against a bare Flask app doing the same database work, in the same run.
 
 Starts a throwaway PostgreSQL cluster, migrates it and loads the demo district (Lidu, with a chief at three
-tiers over Shilong Old Street, as bench/boards.py does), then two gunicorn servers on free loopback ports with
-the same number of sync workers: ours (`server:create_app()`) and the bare app of bench/_bare_public.py
-(SQLAlchemy Core: for a report the area lookup and the same rows inserted in one transaction; for a board the
-same SELECTs of the area, the areas and units above it and the chiefs' posts, and a bare HTML list).
+tiers over Shilong Old Street, as bench/boards.py does) grown to a city's roads by bench/city.py: `--roads`
+more roads (2,000 by default) with their segments, so that the form's place picker has a city to choose from;
+with `--city`, the whole district of bench/city.py instead (units, staff, a year of cases and patrols, times
+`--scale`). Then two gunicorn servers on free loopback ports with the same number of sync workers: ours
+(`server:create_app()`) and the bare app of bench/_bare_public.py (SQLAlchemy Core: for the form the
+definitions in force and the first places of its picker, rendered as a plain form; for a report the area
+lookup and the same rows inserted in one transaction; for a board the same SELECTs of the area, the areas and
+units above it and the chiefs' posts, and a bare HTML list).
 
 A load generator of client threads (http.client, one connection each, on 127.0.0.1) drives each figure:
-requests per second, p50 and p95 latency, errors (a report must answer 303 to its tracking page, a board 200).
+requests per second, p50 and p95 latency, errors (the form and a board must answer 200, a report 303 to its
+tracking page). A form GET comes without cookies, as from a phone that scans a board's QR code.
 The measured seconds are split into rounds, ours and bare taking turns, after a warm-up, so that other work on
 a shared machine weighs on both alike. Each report client first GETs the form once a round, as a phone would,
 for its session cookie, CSRF token and signed stamp, then POSTs it again and again with a fresh `_token` (one
@@ -25,7 +30,7 @@ For the bench only, ours runs with FANGAN_REPORT_LIMIT and FANGAN_PUBLIC_LIMIT a
 limiter still counts every request, in memory, and refuses none) and FANGAN_MIN_FILL_SECONDS at 0.
 
 Run: .venv/bin/python bench/public.py [--seconds 20] [--rounds 4] [--warmup 5] [--clients 8] [--workers 4]
-                                      [--photo] [--profile 100]
+                                      [--roads 2000 | --city [--scale 0.1]] [--photo] [--profile 100]
 (starts and removes its own PostgreSQL cluster and both servers; exits 1 when a figure misses the target or
 a request failed; as root the database server runs as the postgres user)
 """
@@ -52,6 +57,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
@@ -79,18 +85,22 @@ def main() -> int:
     parser.add_argument("--photo", action="store_true", help="send a 64x48 JPEG with each report (default: none)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="then profile N requests of each figure in-process (test client, same database)")
+    parser.add_argument("--roads", type=int, default=2_000, help="roads added to the demo district (bench/city.py)")
+    parser.add_argument("--city", action="store_true",
+                        help="add bench/city.py's whole district (units, staff, a year of cases) instead of roads")
+    parser.add_argument("--scale", type=float, default=1.0, help="with --city: its size, times this")
     args = parser.parse_args()
     photo = _jpeg() if args.photo else None
     figures: list[Figure] = []
-    with temporary_cluster() as admin_url, tempfile.TemporaryDirectory(prefix="fangan-bench-") as folder:
+    with temporary_cluster(durable=True) as admin_url, tempfile.TemporaryDirectory(prefix="fangan-bench-") as folder:
         url = create_database(admin_url, "fangan_bench")
-        settings, pg_version = prepare(url, folder)
+        settings, pg_version, volume = prepare(url, folder, args)
         counter = create_engine(url)
         database = make_url(url).port
         ours = Server("ours", f"server:create_app({_ours_config(folder)!r})", ROOT, url, args.workers, folder)
         bare = Server("bare", f"_bare_public:create_app({settings!r})", ROOT / "bench", url, args.workers, folder)
         with ours, bare:
-            for scenario in (ReportScenario(photo), BoardScenario()):
+            for scenario in scenarios(photo):
                 pair = [Figure(scenario.name, server.name) for server in (ours, bare)]
                 for round_ in range(args.rounds):
                     for server, figure in zip((ours, bare), pair, strict=True):
@@ -104,7 +114,7 @@ def main() -> int:
                         figure.rows["_requests"] = figure.rows.get("_requests", 0) + figure.done - done
                 figures += pair
         counter.dispose()
-        failed = report(figures, args, pg_version, photo)
+        failed = report(figures, args, pg_version, photo, volume)
         print_statements(url, folder, settings, photo)
         if args.profile:
             profile(url, folder, photo, args.profile)
@@ -114,14 +124,17 @@ def main() -> int:
 # -- set-up --------------------------------------------------------------------------------------------------
 
 
-def prepare(url: str, folder: str) -> tuple[dict[str, Any], str]:
-    """Migrate, load the demo district, appoint chiefs over the road; the ids the bare app needs."""
+def prepare(url: str, folder: str, args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
+    """Migrate, load the demo district, appoint chiefs over the road, grow it to a city's size; the ids the bare
+    app needs, PostgreSQL's version and what the district holds."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET, "TESTING": True})
     app.instance_path = folder
     with app.app_context():
+        from city import Size, leaves, seed_city
         from flask_migrate import upgrade
 
         from server.boards import service as boards
+        from server.definitions.service import scheme_in_force
         from server.org.posts import appoint
         from server.public import service as public
         from server.workflow import engine as workflow_engine
@@ -134,6 +147,11 @@ def prepare(url: str, folder: str) -> tuple[dict[str, Any], str]:
         appoint(SCHEME, "community_head", "李书记", area_key="shilong_town")
         appoint(SCHEME, "segment_keeper", "张三", area_key=ROAD, phone="13900000002")
         db.session.commit()
+        size = Size().scaled(args.scale) if args.city else Size(roads=args.roads, units=0, staff=0, cases_per_day=0)
+        city = seed_city(SCHEME, roads=size.roads, units=size.units, staff=size.staff,
+                         cases_per_day=size.cases_per_day, days=size.days)
+        areas = db.session.scalar(text("SELECT count(*) FROM areas WHERE scheme_key = :s"), {"s": SCHEME})
+        volume = f"{areas:,} areas in all; added by bench/city.py: {city.volume()}"
         form_version, spec = public.report_form(SCHEME)
         row = workflow.workflow_version(SCHEME, workflow.workflow_for_category(SCHEME, CATEGORY))
         flow = workflow_engine.workflow_spec(row.data)
@@ -141,10 +159,11 @@ def prepare(url: str, folder: str) -> tuple[dict[str, Any], str]:
         pg_version = db.session.scalar(text("SHOW server_version"))
         settings = {"database_url": url, "secret": SECRET, "form_key": spec.id, "form_version_id": form_version.id,
                     "workflow_key": flow.id, "workflow_version_id": row.id, "initial_state": flow.initial,
-                    "initial_kind": flow.kind_of(flow.initial), "tiers": list(board.get("tiers", []))}
+                    "initial_kind": flow.kind_of(flow.initial), "tiers": list(board.get("tiers", [])),
+                    "categories": leaves(scheme_in_force(SCHEME).data.get("categories") or [])}
         db.session.remove()
         db.engine.dispose()
-    return settings, pg_version
+    return settings, pg_version, volume
 
 
 def _ours_config(folder: str) -> dict[str, Any]:
@@ -227,6 +246,18 @@ class Call:
     headers: dict[str, str]
 
 
+class FormScenario:
+    """The report form's page, as a phone that scanned a board's QR code asks for it: no cookies."""
+
+    name, expect = "report GET", 200
+
+    def prepare(self, conn: http.client.HTTPConnection) -> dict[str, Any]:
+        return {}
+
+    def call(self, state: dict[str, Any]) -> Call:
+        return Call("GET", REPORT_PATH, None, {})
+
+
 class BoardScenario:
     name, expect = "board GET", 200
 
@@ -270,6 +301,11 @@ class ReportScenario:
         if state["cookies"]:
             headers["Cookie"] = state["cookies"]
         return Call("POST", REPORT_PATH, body, headers)
+
+
+def scenarios(photo: bytes | None) -> tuple[Any, ...]:
+    """The figures, in the order they run."""
+    return (FormScenario(), ReportScenario(photo), BoardScenario())
 
 
 def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -411,16 +447,20 @@ def _cpu_sample(server: Server, database_port: int) -> dict[str, float]:
 # -- report ------------------------------------------------------------------------------------------------------
 
 
-def report(figures: list[Figure], args: argparse.Namespace, pg_version: str, photo: bytes | None) -> int:
+def report(figures: list[Figure], args: argparse.Namespace, pg_version: str, photo: bytes | None,
+           volume: str) -> int:
     """Print the figures; 1 when a ratio misses the target or a request failed."""
     cpus = os.cpu_count() or 1
     print(f"public pages over HTTP on 127.0.0.1: gunicorn {version('gunicorn')}, {args.workers} sync workers per "
-          f"server, PostgreSQL {pg_version.split()[0]} (throwaway cluster, fsync off); {cpus} CPUs shared by "
+          f"server, PostgreSQL {pg_version.split()[0]} (throwaway cluster, durable as in production: fsync on); "
+          f"{cpus} CPUs shared by "
           "the load generator, the servers and the database")
+    print(f"district: the demo's (Lidu) with {volume}")
     print(f"load: {args.clients} client threads (http.client; a sync worker closes the connection after each "
           f"answer); {args.seconds:g} s measured per figure and server, in {args.rounds} round"
           f"{'s' if args.rounds != 1 else ''} taking turns "
           f"(ours, bare, ours, ...), after a {args.warmup:g} s warm-up (1 s in later rounds)")
+    print("report GET: the form's page without cookies (a new visitor each time); warm, as every figure")
     print(f"report POST: multipart, a fresh _token each (one new report each), "
           f"{f'a {len(photo)}-byte 64x48 JPEG photo' if photo else 'no photo'}; each client GETs the form once "
           "a round for its cookies, CSRF token and stamp (not timed)")
@@ -496,7 +536,7 @@ def print_statements(url: str, folder: str, settings: dict[str, Any], photo: byt
     event.listen(Engine, "before_cursor_execute", count)
     print("\nSQL statements a request (in-process, the same database):")
     try:
-        for scenario in (ReportScenario(photo), BoardScenario()):
+        for scenario in scenarios(photo):
             for name, app in (("ours", ours), ("bare", create_bare(settings))):
                 client = app.test_client(use_cookies=False)
                 for _ in range(3):
@@ -542,7 +582,7 @@ def profile(url: str, folder: str, photo: bytes | None, requests: int) -> None:
 
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", count)
-    for scenario in (ReportScenario(photo), BoardScenario()):
+    for scenario in scenarios(photo):
         def one(scenario: Any = scenario) -> None:
             _one(client, scenario, state)
 

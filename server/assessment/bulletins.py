@@ -1,4 +1,5 @@
-"""What a period publishes: the bulletin, a comparison with another scheme version, the public flags."""
+"""What a period publishes: the bulletin (its page, and its PDF made by a job), a comparison with another scheme
+version, the public flags."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from flask import render_template, url_for
 from flask_babel import gettext as _
 
 from ..auth import permissions
 from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..definitions.clock import district_today
 from ..definitions.service import scheme_in_force
 from ..extensions import db
+from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
 from ..org.models import Unit
-from . import engine
+from ..pdf.engine import render_pdf
+from ..web.i18n import tr
+from . import charts, engine
 from .engine import Grade
 from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
 from .scoring import latest_published, published_scores
-from .service import draft, sheet_spec_of
+from .service import draft, get_period, sheet_spec_of, visible
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
+    from ..jobs.models import Job
+
+BULLETIN_PDF = "assessment.bulletin_pdf"
 
 
 def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int = 5) -> dict[str, Any]:
@@ -68,6 +77,59 @@ def bulletin(period: AssessmentPeriod, revision: int | None = None, earlier: int
             "revision": revision or period.revision,
             "provisional": bool(db.session.scalar(db.select(AssessmentRevision.provisional).filter_by(
                 period_id=period.id, number=revision or period.revision)))}
+
+
+def bulletin_for(user: AnyUser, period: AssessmentPeriod, revision: int | None = None
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bulletin as the person sees it, and its charts (SVG, and the data ECharts draws on the page): for
+    those who see every unit's scores."""
+    data = bulletin(period, revision)
+    data["scores"] = visible(user, period, data["scores"], lambda s: s.subject)
+    if len(data["scores"]) < len(published_scores(period, data["revision"])):
+        raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
+    grade_colour = {grade.id: grade.color for grade in data["sheet"].grades}
+    top = float(data["sheet"].total)
+    bars, bar_data = {}, {}
+    for group in data["ranking"]:
+        rows = [(tr(s.subject.name), s.total, grade_colour.get(s.grade)) for s in group["rows"]]
+        title = tr(group["name"]) if group["name"] else ""
+        bars[group["id"]] = charts.bar_chart(rows, top=top, title=title)
+        bar_data[group["id"]] = charts.bar_data(rows, top=top, title=title)
+    series = [(tr(name) or "", values) for name, values in data["trend"]]
+    trend = charts.line_chart(data["trend_labels"], series, low=50, high=top)
+    return data, {"bars": bars, "trend": trend, "bar_data": bar_data,
+                  "trend_data": charts.line_data(data["trend_labels"], series, low=50, high=top)}
+
+
+def start_bulletin_pdf(user: AnyUser, period: AssessmentPeriod, revision: int | None = None) -> Job:
+    """Queue the bulletin's PDF (a published revision: the latest by default)."""
+    if not period.revision:
+        raise Conflict(_("This period is not published yet."))
+    number = revision if revision and 1 <= revision <= period.revision else period.revision
+    return start_job(user, BULLETIN_PDF, period.scheme_key, {"period": period.id, "revision": number})
+
+
+def print_bulletin(job: Job, user: AnyUser, progress: Progress) -> JobResult:
+    """The bulletin's PDF: read and laid out, then the reading ended before WeasyPrint draws it."""
+    period = get_period(user, job.params["period"])
+    data, drawn = bulletin_for(user, period, job.params["revision"])
+    progress(1, 3)
+    html = render_template("assessment/bulletin_print.html", b=data, charts=drawn,
+                           printed=district_today(period.scheme_key))
+    progress(2, 3)
+    name = f"bulletin-{period.sheet_key}-{period.period_key}-r{data['revision']}.pdf"
+    return JobResult(render_pdf(html), name, "application/pdf")
+
+
+def _bulletin_page(job: Job) -> tuple[str, str]:
+    return _("the bulletin"), url_for("assessment.bulletin", period_id=job.params["period"],
+                                      revision=job.params["revision"])
+
+
+JOB_KINDS.add(BULLETIN_PDF, JobKind(title=lambda: _("Bulletin (PDF)"),
+                                    may_start=lambda user, scheme_key, _params: permissions.can_view_all_scores(
+                                        user, scheme_key),
+                                    run=print_bulletin, origin=_bulletin_page))
 
 
 @dataclass

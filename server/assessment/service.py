@@ -326,20 +326,12 @@ def latest_revision(period: AssessmentPeriod) -> AssessmentRevision | None:
     return revision_of(period, period.revision)
 
 
-def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
-            close_appeals: bool = False, today: dt.date | None = None,
-            provisional: bool = False) -> AssessmentRevision:
-    """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
-
-    A sheet with `appeal_days` is first published once its appeal window has passed; `close_appeals` publishes
-    before (or without) it, and the audit log says so. A revision is never changed afterwards; the period
-    shows the latest, and the earlier ones stay readable.
-
-    Before the period ends, or with hand-entered marks missing, scores are refused unless `provisional`: the
-    user says they know. A provisional revision is marked so on every page, PDF and API answer, and the
-    final publication after it needs no correction reason and recomputes from the data.
-    """
-
+def check_publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
+                  close_appeals: bool = False, today: dt.date | None = None,
+                  provisional: bool = False) -> tuple[bool, list[str]]:
+    """Refuse a publication that may not happen now (see `publish`); else (whether it closes the appeal window
+    early, why its scores would be provisional). Quick: the period page asks it before it queues the
+    publication, a job (publishing.py), and `publish` asks it again."""
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not publish this district's assessment."))
     expect_version(period, version)
@@ -356,9 +348,31 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     if reasons and not provisional:
         raise Conflict(" ".join([*reasons, _("Publish it as provisional, or wait.")]))
     previous = latest_revision(period)
-    final_after_provisional = previous is not None and previous.provisional
-    if previous is not None and not final_after_provisional and not reason.strip():
+    if previous is not None and not previous.provisional and not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
+    return bool(waiting), reasons
+
+
+def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None, reason: str = "", *,
+            close_appeals: bool = False, today: dt.date | None = None,
+            provisional: bool = False, progress: Callable[[int, int], None] | None = None) -> AssessmentRevision:
+    """Freeze the period's scores as a new revision: the first publication, or a correction (with why).
+
+    A sheet with `appeal_days` is first published once its appeal window has passed; `close_appeals` publishes
+    before (or without) it, and the audit log says so. A revision is never changed afterwards; the period
+    shows the latest, and the earlier ones stay readable.
+
+    Before the period ends, or with hand-entered marks missing, scores are refused unless `provisional`: the
+    user says they know. A provisional revision is marked so on every page, PDF and API answer, and the
+    final publication after it needs no correction reason and recomputes from the data.
+
+    `progress(1, 2)` is told once the scores are worked out, before anything is written (a job's progress
+    commits).
+    """
+    waiting, reasons = check_publish(user, period, version, reason, close_appeals=close_appeals, today=today,
+                                     provisional=provisional)
+    previous = latest_revision(period)
+    final_after_provisional = previous is not None and previous.provisional
     # A correction changes marks, not the data: the numbers taken at publication stay (cases closed since
     # then do not move other units' scores). A provisional publication froze nothing: the data are read again.
     kept = published_scores(period) if previous is not None and not final_after_provisional else None
@@ -366,6 +380,8 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     frozen_areas = ({s.unit_id: {row["area"]: row["metrics"] for row in s.areas if "metrics" in row}
                      for s in kept if s.areas} if kept is not None else None)
     results = draft(period, metrics=frozen, area_metrics=frozen_areas)
+    if progress is not None:
+        progress(1, 2)
     sheet = sheet_spec_of(period)
     history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=clean_text(reason, 2000),

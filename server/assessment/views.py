@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -23,12 +23,11 @@ from ..definitions.service import current_version, scheme_or_404
 from ..extensions import db
 from ..forms import service as forms_service
 from ..org.models import Unit
-from ..pdf.engine import render_pdf
 from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import public_limits
-from ..web.params import Paged, parse_id
-from . import appeals, bulletins, charts, engine, scoring, service
+from ..web.params import Paged, by_name, parse_id, parse_search
+from . import appeals, bulletins, engine, publishing, scoring, service
 from . import dashboard as leaders
 from .models import AssessmentAppeal, AssessmentPeriod
 
@@ -168,11 +167,9 @@ def period(period_id: int):
                                                     .order_by(AssessmentAppeal.id))), lambda a: a.unit)
 
     # Ten thousand units are not one page: the rows are found by name and shown a page at a time.
-    q = "".join(c for c in request.args.get("q", "") if c.isprintable()).strip()[:100]
-    rows = scores if scores is not None else draft
+    q = parse_search(request.args.get("q"))
     subject = (lambda s: s.subject) if scores is not None else (lambda r: r.unit)
-    if q:
-        rows = [r for r in rows if q.casefold() in tr(subject(r).name).casefold()]
+    rows = by_name(scores if scores is not None else draft, q, lambda r: subject(r).name)
     shown = Paged.of(rows, parse_id(request.args.get("page")), UNITS_SHOWN)
     units = [subject(r) for r in shown.rows]
     markable = {u.id: service.markable(current_user, row, u) for u in units}
@@ -209,11 +206,12 @@ def step(period_id: int, action: str):
     if action == "appeals":
         appeals.open_appeals(current_user, row, _version(form))
         message = _("Units may appeal until %(day)s.", day=row.appeal_until.isoformat())
-    elif action == "publish":
-        revision = service.publish(current_user, row, _version(form), form.reason.data or "",
-                                   close_appeals=bool(form.close_appeals.data), provisional=bool(form.provisional.data))
-        message = (_("Published as provisional revision %(n)s.", n=revision.number) if revision.provisional
-                   else _("Published as revision %(n)s.", n=revision.number))
+    elif action == "publish":  # the whole district scored and frozen: a job, whose page leads back here
+        job = publishing.start_publish(current_user, row, _version(form), form.reason.data or "",
+                                       close_appeals=bool(form.close_appeals.data),
+                                       provisional=bool(form.provisional.data))
+        db.session.commit()
+        return redirect(url_for("jobs.job", job_id=job.id), code=303)
     else:
         raise NotFound(_("No such step."))
     db.session.commit()
@@ -383,40 +381,18 @@ def decide(appeal_id: int):
     return redirect(url_for("assessment.period", period_id=appeal_row.period_id), code=303)
 
 
-def _bulletin(period_id: int) -> tuple[dict, dict]:
-    row = _period(period_id)
-    data = bulletins.bulletin(row, request.args.get("revision", type=int))
-    data["scores"] = _visible(row, data["scores"], lambda s: s.subject)
-    if len(data["scores"]) < len(scoring.published_scores(row, data["revision"])):
-        raise PermissionDenied(_("The bulletin is for those who see every unit's scores."))
-    grade_colour = {grade.id: grade.color for grade in data["sheet"].grades}
-    top = float(data["sheet"].total)
-    bars, bar_data = {}, {}
-    for group in data["ranking"]:
-        rows = [(tr(s.subject.name), s.total, grade_colour.get(s.grade)) for s in group["rows"]]
-        title = tr(group["name"]) if group["name"] else ""
-        bars[group["id"]] = charts.bar_chart(rows, top=top, title=title)
-        bar_data[group["id"]] = charts.bar_data(rows, top=top, title=title)
-    series = [(tr(name) or "", values) for name, values in data["trend"]]
-    trend = charts.line_chart(data["trend_labels"], series, low=50, high=top)
-    return data, {"bars": bars, "trend": trend, "bar_data": bar_data,
-                  "trend_data": charts.line_data(data["trend_labels"], series, low=50, high=top)}
-
-
 @bp.get("/period/<int:period_id>/bulletin")
 def bulletin(period_id: int):
-    data, drawn = _bulletin(period_id)
+    data, drawn = bulletins.bulletin_for(current_user, _period(period_id), request.args.get("revision", type=int))
     return render_template("assessment/bulletin.html", b=data, charts=drawn)
 
 
-@bp.get("/period/<int:period_id>/bulletin.pdf")
+@bp.post("/period/<int:period_id>/bulletin.pdf")
 def bulletin_pdf(period_id: int):
-    data, drawn = _bulletin(period_id)
-    printed = district_today(data["period"].scheme_key)
-    html = render_template("assessment/bulletin_print.html", b=data, charts=drawn, printed=printed)
-    name = f"bulletin-{data['period'].sheet_key}-{data['period'].period_key}-r{data['revision']}.pdf"
-    return Response(render_pdf(html), mimetype="application/pdf",
-                    headers={"Content-Disposition": f"inline; filename={name}"})
+    """The bulletin's PDF, drawn by a job whose page then offers the file."""
+    job = bulletins.start_bulletin_pdf(current_user, _period(period_id), request.form.get("revision", type=int))
+    db.session.commit()
+    return redirect(url_for("jobs.job", job_id=job.id), code=303)
 
 
 @bp.get("/period/<int:period_id>/compare")

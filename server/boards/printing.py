@@ -43,7 +43,7 @@ def print_boards(job: Any, _user: Any, progress: Progress) -> JobResult:
     writer = PdfWriter()
     for start in range(0, total, BATCH):
         boards = []
-        for key in keys[start:start + BATCH]:  # read again: committing the progress let the rows go
+        for key in keys[start:start + BATCH]:  # a batch at a time: its data and QR codes are let go once drawn
             data = service.board_for(scheme_key, service.get_area(scheme_key, key), on)
             url = url_for("boards.board", scheme_key=scheme_key, area_key=key, _external=True)
             boards.append((data, service.qr_svg(url)))

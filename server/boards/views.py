@@ -17,7 +17,7 @@ from ..extensions import db
 from ..jobs import service as jobs
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
-from ..web.params import parse_date, parse_id
+from ..web.params import parse_date, parse_id, parse_search
 from ..web.theming import render_themed
 from . import printing, service
 
@@ -45,7 +45,7 @@ def index(scheme_key: str):
     if not permissions.can_list_boards(current_user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
     scheme = scheme_or_404(scheme_key)
-    q = "".join(c for c in request.args.get("q", "") if c.isprintable()).strip()[:100]
+    q = parse_search(request.args.get("q"))
     unit = request.args.get("unit") or None
     page = min(parse_id(request.args.get("page")) or 1, 100_000)
     rows, total = service.list_boards(scheme_key, q, unit, page)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from ..auth.models import RoleAssignment, User
 from ..core.registry import Registry, registry
@@ -85,6 +85,16 @@ def _places_query(model: Any, related: bool, by_key: bool) -> Any:
     return query.order_by(*((Unit.path,) if model is Unit else (Area.kind, Area.position)))
 
 
+@functools.cache
+def _all_areas() -> Any:
+    """Every active area of a district with its unit's and parent's keys: columns, not objects."""
+    unit, parent = aliased(Unit), aliased(Area)
+    return (db.select(Area.key, Area.name, Area.kind, unit.key, parent.key, Area.id, Area.unit_id)
+            .outerjoin(unit, unit.id == Area.unit_id).outerjoin(parent, parent.id == Area.parent_id)
+            .where(Area.scheme_key == bindparam("scheme_key"), Area.active.is_(True))
+            .order_by(Area.kind, Area.position))
+
+
 def _params(context: ChoiceContext, wanted: frozenset[str] | None) -> dict[str, Any]:
     return {"scheme_key": context.scheme_key, "keys": sorted(wanted or ())}
 
@@ -101,12 +111,18 @@ def _units(context: ChoiceContext, wanted: frozenset[str] | None, related: bool)
                doc="the district's areas (roads, segments, grids) within the filler's reach; what `area` and "
                    "`location` fields always list")
 def _areas(context: ChoiceContext, wanted: frozenset[str] | None, related: bool) -> list[dict[str, Any]]:
-    areas = db.session.scalars(_places_query(Area, related, wanted is not None), _params(context, wanted)).all()
-    if context.seen_areas is not None:
-        context.seen_areas.update((a.key, a) for a in areas)
-    rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind, "unit": a.unit.key if related and a.unit else None,
-             "parent": a.parent.key if related and a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
-            for a in areas]
+    if wanted is None:  # every place of the district, as plain columns: thousands of them in a city
+        found = db.session.execute(_all_areas(), _params(context, None))
+        rows = [{"value": key, "label": tr(name), "kind": kind, "unit": unit, "parent": parent, "_id": id_,
+                 "_unit_id": unit_id} for key, name, kind, unit, parent, id_, unit_id in found]
+    else:  # the few picked: as objects, which the record stored next takes its area from
+        areas = db.session.scalars(_places_query(Area, related, True), _params(context, wanted)).all()
+        if context.seen_areas is not None:
+            context.seen_areas.update((a.key, a) for a in areas)
+        rows = [{"value": a.key, "label": tr(a.name), "kind": a.kind,
+                 "unit": a.unit.key if related and a.unit else None,
+                 "parent": a.parent.key if related and a.parent else None, "_id": a.id, "_unit_id": a.unit_id}
+                for a in areas]
     scope = context.scope
     if scope is not None and not scope.district_wide:
         rows = [r for r in rows if scope.covers_area(r["_id"], r["_unit_id"])]

@@ -1,10 +1,17 @@
 """Jobs: start one (a registered kind, checked like the action it stands for), follow it, fetch its result;
 and run one, on a worker, exactly once per start.
 
-A job kind is one registration (`JOB_KINDS`): its title, who may start it, and the function that does the
-work with a `progress(done, total)` to call as it goes; it returns the result's bytes, name and type. The
-function runs inside a request context made like the one it was asked from (the same site address and
-language), as the person who asked.
+A job kind is one registration (`JOB_KINDS`): its title, who may start it, the function that does the
+work with a `progress(done, total)` to call as it goes, and the page it was asked from. The work returns the
+result's bytes, name and type (or no file), and a sentence for the job's page. It runs inside a request
+context made like the one it was asked from (the same site address and language), as the person who asked.
+
+The work's writes are committed with its result, once: a job that fails changes nothing. Its progress is
+committed as it goes, so it calls `progress` only before it writes (a commit would keep what it has written
+so far).
+
+A job that works on an upload (a spreadsheet to import) gets it with `start_job(..., upload=bytes)`: kept in
+the jobs folder until the job has finished, read with `job_upload(job)`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 STALE = dt.timedelta(minutes=10)  # a running job silent this long was interrupted (its worker stopped)
 _TO_ENQUEUE = "fangan.jobs.to_enqueue"
+_UPLOAD = "_upload"  # params: the name of the job's upload in the jobs folder
 
 
 class JobError(DomainError):
@@ -46,9 +54,10 @@ class JobError(DomainError):
 
 @dataclass(frozen=True)
 class JobResult:
-    content: bytes
-    name: str       # the file name it downloads as
-    mimetype: str
+    content: bytes | None    # None: the job leaves no file (publishing, say), only its summary
+    name: str = ""           # the file name it downloads as
+    mimetype: str = ""
+    summary: str | None = None  # what was done, in words for the person (shown on the job's page)
 
 
 Progress = Callable[[int, int], None]
@@ -59,6 +68,7 @@ class JobKind:
     title: Callable[[], str]                                   # what the job's page calls it (translated)
     may_start: Callable[[AnyUser, str | None, dict], bool]      # the permission of the action it stands for
     run: Callable[[Job, Any, Progress], JobResult]              # (job, the person, progress) → result
+    origin: Callable[[Job], tuple[str, str] | None] | None = None  # the page it was asked from: (link text, URL)
 
 
 JOB_KINDS: Registry[JobKind] = registry("job kind")
@@ -66,19 +76,39 @@ JOB_KINDS: Registry[JobKind] = registry("job kind")
 
 # -- starting and following ------------------------------------------------------------------------------------
 
-def start_job(user: AnyUser, kind: str, scheme_key: str | None, params: dict[str, Any]) -> Job:
-    """Queue a job for a worker (once this transaction commits); refused like the action it stands for."""
+def start_job(user: AnyUser, kind: str, scheme_key: str | None, params: dict[str, Any],
+              upload: bytes | None = None) -> Job:
+    """Queue a job for a worker (once this transaction commits); refused like the action it stands for.
+    `upload`: a file the job works on, kept in the jobs folder until it has finished."""
     entry = JOB_KINDS[kind]
     if not entry.may_start(user, scheme_key, params):
         raise PermissionDenied(_("You may not do this."))
     # The worker renders as this request would: the same site address (links and QR codes) and language.
     context = {"base_url": request.host_url if has_request_context() else None, "locale": str(get_locale() or "")}
+    kept = {_UPLOAD: f"upload-{secrets.token_hex(16)}"} if upload is not None else {}
     job = Job(kind=kind, scheme_key=scheme_key, user_id=getattr(user, "id", None),
-              params={**params, "_context": context}, state="queued")
+              params={**params, "_context": context, **kept}, state="queued")
     db.session.add(job)
     db.session.flush()
+    if upload is not None:  # after the row: a refused or failed start keeps no file
+        (jobs_folder() / kept[_UPLOAD]).write_bytes(upload)
     db.session.info.setdefault(_TO_ENQUEUE, []).append(job.id)
     return job
+
+
+def job_upload(job: Job) -> bytes:
+    """The file the job was started with."""
+    name = (job.params or {}).get(_UPLOAD)
+    path = jobs_folder() / name if name else None
+    if path is None or not path.is_file():
+        raise JobError(_("The uploaded file is no longer there: upload it again."))
+    return path.read_bytes()
+
+
+def _drop_upload(params: dict[str, Any] | None) -> None:
+    name = (params or {}).get(_UPLOAD)
+    if name:
+        (jobs_folder() / name).unlink(missing_ok=True)
 
 
 def get_job(user: AnyUser, job_id: int) -> Job:
@@ -98,6 +128,12 @@ def my_jobs(user: AnyUser, limit: int = 20) -> list[Job]:
 def job_title(job: Job) -> str:
     entry = JOB_KINDS.get(job.kind)
     return entry.title() if entry else job.kind
+
+
+def job_origin(job: Job) -> tuple[str, str] | None:
+    """(link text, URL) of the page the job was asked from, for its page to lead back to."""
+    entry = JOB_KINDS.get(job.kind)
+    return entry.origin(job) if entry and entry.origin else None
 
 
 def result_path(job: Job) -> Path | None:
@@ -136,8 +172,9 @@ def _queue_dropped(session: Session, transaction: SessionTransaction) -> None:
 
 def run_job(job_id: int) -> None:
     """Run a queued job: claimed by one worker only (a second message for it finds it taken and does nothing),
-    its progress committed as it goes, its result written to the jobs folder. A job that fails says so on its
-    page, whatever went wrong (its own words, or a plain "failed" with the reason in the log)."""
+    its progress committed as it goes, its result written to the jobs folder and committed with the work's
+    writes. A job that fails says so on its page, whatever went wrong (its own words — a domain error speaks
+    to the person — or a plain "failed" with the reason in the log), and keeps none of its writes."""
     now = utcnow()
     claimed = db.session.execute(update(Job).where(Job.id == job_id, Job.state == "queued").values(
         state="running", started_at=now, beat_at=now, attempts=Job.attempts + 1)).rowcount
@@ -146,11 +183,12 @@ def run_job(job_id: int) -> None:
         return
     job = db.session.get(Job, job_id)
     kind, user_id, context = job.kind, job.user_id, dict(job.params.get("_context") or {})
+    params = dict(job.params or {})
     from ..auth.models import User
 
     def progress(done: int, total: int) -> None:
         job.done, job.total, job.beat_at = done, total, utcnow()
-        db.session.commit()
+        _commit_keeping_loaded()
 
     try:
         entry = JOB_KINDS.get(kind)
@@ -163,21 +201,37 @@ def run_job(job_id: int) -> None:
                                               method="POST"), \
                 force_locale(context.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]):
             result = entry.run(job, user, progress)
-        name = f"{job_id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
-        temporary = jobs_folder() / f".{name}.part"
-        temporary.write_bytes(result.content)
-        temporary.replace(jobs_folder() / name)  # whole, or not at all
-        job.state, job.result_file, job.result_name, job.result_type = "done", name, result.name, result.mimetype
+        if result.content is not None:
+            name = f"{job_id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
+            temporary = jobs_folder() / f".{name}.part"
+            temporary.write_bytes(result.content)
+            temporary.replace(jobs_folder() / name)  # whole, or not at all
+            job.result_file, job.result_name, job.result_type = name, result.name, result.mimetype
+        job.state, job.note = "done", result.summary
         job.total = job.total or 1
         job.done, job.finished_at = job.total, utcnow()
         db.session.commit()
+        _drop_upload(params)
         return
-    except JobError as error:
+    except DomainError as error:  # JobError, and what the services refuse (a conflict, a permission)
         note = str(error)
     except Exception:
         log.exception("job %s (%s) failed", job_id, kind)
         note = _("The job failed. The administrators can see why in the log.")
     _fail(job_id, note)
+    _drop_upload(params)
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit (the job's progress) without expiring what the work has read: a commit would otherwise have every
+    row it still holds read again, one by one."""
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
 
 
 def _fail(job_id: int, note: str) -> None:
@@ -201,6 +255,8 @@ def requeue_interrupted(now: dt.datetime | None = None) -> int:
     hand-over may have failed: a worker claims a job once, so a second message is harmless)."""
     now = now or utcnow()
     silent = (Job.state == "running", Job.beat_at < now - STALE)
+    for params in db.session.scalars(db.select(Job.params).where(*silent, Job.attempts >= MAX_ATTEMPTS)):
+        _drop_upload(params)  # given up: its upload is not read again
     db.session.execute(update(Job).where(*silent, Job.attempts >= MAX_ATTEMPTS).values(
         state="failed", finished_at=now, note=_("The job stopped its worker %(n)s times: it is not started again.",
                                                 n=MAX_ATTEMPTS)))

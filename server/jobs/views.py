@@ -24,7 +24,7 @@ def job(job_id: int):
     page reloads itself), then its result."""
     row = service.get_job(current_user, job_id)
     template = "jobs/_status.html" if htmx and htmx.target == "job-status" else "jobs/job.html"
-    return render_template(template, job=row, title=service.job_title(row),
+    return render_template(template, job=row, title=service.job_title(row), origin=service.job_origin(row),
                            ready=service.result_path(row) is not None)
 
 

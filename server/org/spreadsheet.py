@@ -19,7 +19,7 @@ import datetime as dt
 import io
 import warnings
 import zipfile
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -103,40 +103,68 @@ class Table:
 
 # -- reading bytes ----------------------------------------------------------------------------------------------
 
-def read_upload(data: bytes, filename: str, sheet: str | None = None) -> tuple[dict[str, Table], list[SheetError]]:
-    """The sheets of an uploaded .xlsx, or of one .csv (`sheet`, else its file name, says which sheet)."""
-    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+def _name(filename: str) -> str:
+    return (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def upload_kind(data: bytes, filename: str, sheet: str | None = None) -> tuple[str | None, list[SheetError]]:
+    """What an upload is, told by its content rather than its name: "xlsx", or the sheet a CSV file is; or the
+    problem that stops it being read at all (its size, its type, a CSV file that is not UTF-8 or names no sheet).
+    Quick: the import page asks it before the import is queued."""
+    name = _name(filename)
     if len(data) > MAX_IMPORT_BYTES:
-        return {}, [SheetError(name, None, None, _("The file is larger than %(mb)s MB.",
-                                                   mb=MAX_IMPORT_BYTES // (1024 * 1024)))]
+        return None, [SheetError(name, None, None, _("The file is larger than %(mb)s MB.",
+                                                     mb=MAX_IMPORT_BYTES // (1024 * 1024)))]
     if not data:
-        return {}, [SheetError(name, None, None, _("The file is empty."))]
+        return None, [SheetError(name, None, None, _("The file is empty."))]
     if data[:4] == b"PK\x03\x04":
-        return read_xlsx(data, name)
+        problem = _zip_problem(data, name)
+        return (None, [problem]) if problem else ("xlsx", [])
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.lower().endswith((".xls", ".xlsx", ".ods")):
-        return {}, [SheetError(name, None, None, _("Save the workbook as an Excel .xlsx file, or as CSV UTF-8."))]
+        return None, [SheetError(name, None, None, _("Save the workbook as an Excel .xlsx file, or as CSV UTF-8."))]
     stem = name.rsplit(".", 1)[0].lower()
     sheet = sheet or (stem if stem in SHEETS else None)
     if sheet not in SHEETS:
-        return {}, [SheetError(name, None, None, _("Say which sheet this CSV file is: %(sheets)s.",
-                                                   sheets=", ".join(SHEETS)))]
-    return read_csv(data, sheet)
+        return None, [SheetError(name, None, None, _("Say which sheet this CSV file is: %(sheets)s.",
+                                                     sheets=", ".join(SHEETS)))]
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, [SheetError(sheet, None, None, _("The CSV file is not UTF-8 text: save it as CSV UTF-8."))]
+    return sheet, []
+
+
+def _zip_problem(data: bytes, name: str) -> SheetError | None:
+    """Why a zip file is no workbook to read (not one, damaged, a zip bomb), from its directory alone."""
+    unreadable = SheetError(name, None, None, _("This is not an Excel .xlsx workbook, or it is damaged."))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            names = {i.filename for i in infos}
+            if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
+                return unreadable
+            if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
+                return SheetError(name, None, None, _("The workbook is too large once unpacked."))
+    except (zipfile.BadZipFile, OSError):
+        return unreadable
+    return None
+
+
+def read_upload(data: bytes, filename: str, sheet: str | None = None) -> tuple[dict[str, Table], list[SheetError]]:
+    """The sheets of an uploaded .xlsx, or of one .csv (`sheet`, else its file name, says which sheet)."""
+    kind, problems = upload_kind(data, filename, sheet)
+    if problems:
+        return {}, problems
+    return read_xlsx(data, _name(filename)) if kind == "xlsx" else read_csv(data, kind)
 
 
 def read_xlsx(data: bytes, name: str = "workbook.xlsx") -> tuple[dict[str, Table], list[SheetError]]:
     import openpyxl
 
     unreadable = [SheetError(name, None, None, _("This is not an Excel .xlsx workbook, or it is damaged."))]
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-            names = {i.filename for i in infos}
-            if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
-                return {}, unreadable
-            if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
-                return {}, [SheetError(name, None, None, _("The workbook is too large once unpacked."))]
-    except (zipfile.BadZipFile, OSError):
-        return {}, unreadable
+    problem = _zip_problem(data, name)
+    if problem is not None:
+        return {}, [problem]
     tables: dict[str, Table] = {}
     errors: list[SheetError] = []
     try:
@@ -440,34 +468,65 @@ def check_import(tables: Mapping[str, Table], scheme: Mapping, index: OrgIndex,
 
 # -- the database side ----------------------------------------------------------------------------------------------
 
-def export_rows(scheme_key: str) -> dict[str, list[list[Any]]]:
-    """Every unit and area of a scheme, and the latest post of each tier over each area or unit."""
+def export_rows(scheme_key: str, sheets: tuple[str, ...] = SHEETS,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, list[list[Any]]]:
+    """Every unit and area of a scheme, and the latest post of each tier over each area or unit: the rows of
+    each sheet asked for, read one sheet after the other (`progress(sheets read, sheets + 1)` after each: the
+    last step is writing the file)."""
+    readers = {"units": _unit_rows, "areas": _area_rows, "posts": _post_rows}
+    out = {}
+    for number, sheet in enumerate(sheets, start=1):
+        out[sheet] = readers[sheet](scheme_key)
+        if progress is not None:
+            progress(number, len(sheets) + 1)
+    return out
+
+
+def _unit_rows(scheme_key: str) -> list[list[Any]]:
+    from ..extensions import db
+    from .models import Unit
+
+    # Held in a list: a unit's parent is then found among them, not read again.
+    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path, Unit.id)))
+    return [[u.key, u.kind, u.parent.key if u.parent else "", *text_parts(u.name),
+             u.difficulty if u.difficulty is not None else "", "yes" if u.active else "no"] for u in units]
+
+
+def _area_rows(scheme_key: str) -> list[list[Any]]:
     import json
 
-    from ..extensions import db
-    from .models import Area, Post, Unit
+    from sqlalchemy.orm import joinedload
 
-    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key).order_by(Unit.path, Unit.id)))
-    areas = list(db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key).order_by(Area.path, Area.id)))
-    unit_rows = [[u.key, u.kind, u.parent.key if u.parent else "", *text_parts(u.name),
-                  u.difficulty if u.difficulty is not None else "", "yes" if u.active else "no"] for u in units]
-    area_rows = [[a.key, a.kind, a.parent.key if a.parent else "", a.unit.key if a.unit else "", *text_parts(a.name),
-                  *text_parts(a.range_from), *text_parts(a.range_to), _length(a.length_m),
-                  json.dumps(a.geometry, ensure_ascii=False, separators=(",", ":")) if a.geometry else "",
-                  *text_parts(a.description), "yes" if a.active else "no"] for a in areas]
+    from ..extensions import db
+    from .models import Area
+
+    areas = list(db.session.scalars(db.select(Area).filter_by(scheme_key=scheme_key)
+                                    .options(joinedload(Area.unit)).order_by(Area.path, Area.id)))
+    return [[a.key, a.kind, a.parent.key if a.parent else "", a.unit.key if a.unit else "", *text_parts(a.name),
+             *text_parts(a.range_from), *text_parts(a.range_to), _length(a.length_m),
+             json.dumps(a.geometry, ensure_ascii=False, separators=(",", ":")) if a.geometry else "",
+             *text_parts(a.description), "yes" if a.active else "no"] for a in areas]
+
+
+def _post_rows(scheme_key: str) -> list[list[Any]]:
+    from sqlalchemy.orm import joinedload
+
     from ..definitions.service import scheme_in_force
+    from ..extensions import db
+    from .models import Post
 
     scheme = scheme_in_force(scheme_key)
     several = scheme.several_tiers if scheme else frozenset()
     latest: dict[Slot, Any] = {}
-    posts = db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on, Post.id))
+    posts = db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key)
+                               .options(joinedload(Post.area), joinedload(Post.unit), joinedload(Post.user))
+                               .order_by(Post.started_on, Post.id))
     for post in posts:
         latest[_slot_of(post, several)] = post  # the last one wins
-    post_rows = [[p.tier_key, p.area.key if p.area else "", p.unit.key if p.unit else "", p.holder_name,
-                  p.user.username if p.user else "", p.title or "", p.phone or "", "\n".join(p.duties or []),
-                  p.started_on, p.ended_on or ""]
-                 for slot, p in sorted(latest.items(), key=lambda item: tuple(k or "" for k in item[0]))]
-    return {"units": unit_rows, "areas": area_rows, "posts": post_rows}
+    return [[p.tier_key, p.area.key if p.area else "", p.unit.key if p.unit else "", p.holder_name,
+             p.user.username if p.user else "", p.title or "", p.phone or "", "\n".join(p.duties or []),
+             p.started_on, p.ended_on or ""]
+            for slot, p in sorted(latest.items(), key=lambda item: tuple(k or "" for k in item[0]))]
 
 
 def org_sheet(sheet: str, rows: list[list[Any]], as_text: bool = False) -> list[list[Any]]:
@@ -487,8 +546,8 @@ def _slot_of(post: Any, several: Container[str]) -> Slot:
             post.holder_name if post.tier_key in several else None)
 
 
-def export_org(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None) -> tuple[bytes, str, str]:
-    """(content, MIME type, file name) of the export; CSV holds one sheet. `user=None` is the command line."""
+def check_export(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None) -> None:
+    """Refuse an export that may not or cannot be made (before it is queued, and again when it runs)."""
     from ..auth import permissions
     from ..core.errors import PermissionDenied
     from .service import scheme_or_404
@@ -496,22 +555,58 @@ def export_org(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | N
     if user is not None and not permissions.can_export_org(user, scheme_key):
         raise PermissionDenied(_("You may not export this district's organisation."))
     scheme_or_404(scheme_key)
-    rows = export_rows(scheme_key)
+    if fmt not in ("xlsx", "csv"):
+        raise DomainError(_("Export as a workbook (.xlsx) or as CSV."))
+    if fmt == "csv" and sheet not in SHEETS:
+        raise DomainError(_("Say which sheet to export: %(sheets)s.", sheets=", ".join(SHEETS)))
+
+
+def export_org(user: AnyUser, scheme_key: str, fmt: str = "xlsx", sheet: str | None = None,
+               progress: Callable[[int, int], None] | None = None) -> tuple[bytes, str, str]:
+    """(content, MIME type, file name) of the export; CSV holds one sheet. `user=None` is the command line;
+    `progress` is told as each sheet is read (the page's export is a job, server/org/spreadsheet_jobs.py)."""
+    check_export(user, scheme_key, fmt, sheet)
     if fmt == "csv":
-        if sheet not in SHEETS:
-            raise DomainError(_("Say which sheet to export: %(sheets)s.", sheets=", ".join(SHEETS)))
+        rows = export_rows(scheme_key, (sheet,), progress)
         return write_csv(org_sheet(sheet, rows[sheet], as_text=True)), CSV_TYPE, f"{scheme_key}-{sheet}.csv"
+    rows = export_rows(scheme_key, SHEETS, progress)
     return write_xlsx({name: org_sheet(name, rows[name]) for name in SHEETS}), XLSX_TYPE, f"{scheme_key}-org.xlsx"
 
 
 @dataclass
 class ImportResult:
     counts: dict[str, int]
+    rows: list[tuple[str, int, str, str]] = field(default_factory=list)  # (sheet, row, what, what became of it)
+
+    def summary(self) -> str:
+        c = self.counts
+        return _("Imported: %(units)s units and %(areas)s areas added, %(changed)s changed, %(posts)s people "
+                 "appointed, %(posts_changed)s posts changed, %(same)s rows unchanged.",
+                 units=c["units_created"], areas=c["areas_created"], changed=c["units_updated"] + c["areas_updated"],
+                 posts=c["posts_appointed"], posts_changed=c["posts_updated"], same=c["unchanged"])
+
+    def report(self) -> bytes:
+        """What became of each row, as a workbook: the import's result for the person who asked."""
+        header = [_("Sheet"), _("Row"), _("Key"), _("Result")]
+        return write_xlsx({"report": [header, *([sheet, number, what, done] for sheet, number, what, done
+                                                 in self.rows)]})
+
+
+def problem_lines(errors: list[SheetError]) -> list[str]:
+    """Each problem of an import on one line, where it is first: sheet, row, column."""
+    lines = []
+    for e in errors:
+        where = ", ".join([e.sheet, *([_("row %(n)s", n=e.row)] if e.row else []), *([e.column] if e.column else [])])
+        lines.append(" ".join(f"{where}: {e.message}".split()))  # one line, whatever a header held
+    return lines
 
 
 def import_org(user: AnyUser, scheme_key: str, data: bytes, filename: str, sheet: str | None = None,
-               today: dt.date | None = None) -> ImportResult:
-    """Check a whole upload, then write all of it or nothing. `user=None` is the command line."""
+               today: dt.date | None = None, progress: Callable[[int, int], None] | None = None) -> ImportResult:
+    """Check a whole upload, then write all of it or nothing. `user=None` is the command line.
+
+    `progress` is told when the file is read (1 of 3) and when every row is checked (2 of 3), before anything is
+    written (the page's import is a job, server/org/spreadsheet_jobs.py, whose progress commits)."""
     from ..auth import permissions
     from ..auth.models import User
     from ..core.errors import PermissionDenied
@@ -525,6 +620,8 @@ def import_org(user: AnyUser, scheme_key: str, data: bytes, filename: str, sheet
     scheme = scheme_or_404(scheme_key).data
     today = today or district_today(scheme_key)
     tables, errors = read_upload(data, filename, sheet)
+    if progress is not None:
+        progress(1, 3)
     latest: dict[Slot, PostState] = {}
     for post in db.session.scalars(db.select(Post).filter_by(scheme_key=scheme_key).order_by(Post.started_on,
                                                                                               Post.id)):
@@ -540,16 +637,20 @@ def import_org(user: AnyUser, scheme_key: str, data: bytes, filename: str, sheet
                                                   _("… and %(num)s more problems.", num=rest))]
     if errors:
         raise ImportInvalid(errors)
+    if progress is not None:
+        progress(2, 3)
     with db.session.begin_nested():
-        counts = _write(user, scheme_key, plan, today)
+        counts, rows = _write(user, scheme_key, plan, today)
         from ..audit.service import record_audit
 
         record_audit("org.import", "scheme", scheme_key, user=user, scheme_key=scheme_key,
                      after={"file": filename[:200], **counts})
-    return ImportResult(counts)
+    return ImportResult(counts, rows)
 
 
-def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date) -> dict[str, int]:
+def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date
+           ) -> tuple[dict[str, int], list[tuple[str, int, str, str]]]:
+    """Write a checked plan: the counts, and what became of each row (sheet, row, what, result)."""
     from ..audit.service import record_audit
     from ..auth.models import User
     from ..extensions import db
@@ -567,7 +668,10 @@ def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date) -> 
     db.session.flush()
     if plan.units or plan.areas:
         set_paths(scheme_key)
-    for kind, row, before, after, created in changes:
+    added, changed, same = _("added"), _("changed"), _("unchanged")
+    report: list[tuple[str, int, str, str]] = []
+    numbers = [("units", n) for n, _v in plan.units] + [("areas", n) for n, _v in plan.areas]  # as `changes`
+    for (sheet, number), (kind, row, before, after, created) in zip(numbers, changes, strict=True):
         if created:
             counts[f"{kind}s_created"] += 1
             record_audit(f"{kind}.create", kind, row.id, user=user, scheme_key=scheme_key,
@@ -577,9 +681,12 @@ def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date) -> 
             record_audit(f"{kind}.edit", kind, row.id, user=user, scheme_key=scheme_key, before=before, after=after)
         else:
             counts["unchanged"] += 1
+        report.append((sheet, number, row.key, added if created else changed if after else same))
     accounts = {u.username: u for u in db.session.scalars(db.select(User).where(
         User.username.in_({v.username for _, v, _, _ in plan.posts if v.username} or {""})))}
-    for _number, values, action, latest in plan.posts:
+    for number, values, action, latest in plan.posts:
+        what = " ".join(filter(None, (values.tier, values.area or values.unit, values.holder_name)))
+        report.append(("posts", number, what, {"unchanged": same, "appoint": _("appointed")}.get(action, changed)))
         if action == "unchanged":
             counts["unchanged"] += 1
         elif action == "appoint":
@@ -603,7 +710,7 @@ def _write(user: AnyUser, scheme_key: str, plan: ImportPlan, today: dt.date) -> 
             record_audit("post.edit", "post", post.id, user=user, scheme_key=scheme_key, before=before, after=after)
             counts["posts_updated"] += 1
     db.session.flush()
-    return counts
+    return counts, report
 
 
 def _build(scheme_key: str, plan: ImportPlan, units: dict[str, Any], areas: dict[str, Any],

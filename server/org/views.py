@@ -16,11 +16,11 @@ from ..definitions.service import scheme_or_404
 from ..extensions import db
 from ..web.i18n import tr
 from . import posts as post_service
-from . import service
+from . import service, spreadsheet_jobs
 from .engine import AreaValues, PostValues, UnitValues, parse_geometry, text_of, text_parts
 from .forms import AppointForm, AreaForm, ImportForm, PostEditForm, PostEndForm, UnitForm
 from .service import OrgInvalid
-from .spreadsheet import MAX_IMPORT_BYTES, SHEETS, ImportInvalid, export_org, import_org
+from .spreadsheet import MAX_IMPORT_BYTES, SHEETS, ImportInvalid
 
 bp = Blueprint("org", __name__, template_folder="templates", url_prefix="/org")
 
@@ -304,7 +304,8 @@ def end_post(post_id: int):
 
 @bp.route("/<scheme_key>/import", methods=["GET", "POST"])
 def import_spreadsheet(scheme_key: str):
-    """Upload a workbook or one CSV sheet: every problem listed by sheet, row and column, or all of it saved."""
+    """Upload a workbook or one CSV sheet: a file that cannot be read is refused here; its rows are checked and
+    written by a job, whose page lists every problem by sheet, row and column, or says what was imported."""
     if not permissions.can_import_org(current_user, scheme_key):
         raise PermissionDenied(_("You may not import this district's organisation."))
     form = ImportForm()
@@ -312,39 +313,24 @@ def import_spreadsheet(scheme_key: str):
     errors = []
     if form.validate_on_submit():
         storage = form.upload.data
-        data = storage.read(MAX_IMPORT_BYTES + 1)
         try:
-            result = import_org(current_user, scheme_key, data, storage.filename or "upload",
-                                sheet=form.sheet.data or None)
+            job = spreadsheet_jobs.start_import(current_user, scheme_key, storage.read(MAX_IMPORT_BYTES + 1),
+                                                storage.filename or "upload", sheet=form.sheet.data or None)
         except ImportInvalid as exc:
             db.session.rollback()
             errors = exc.errors
         else:
             db.session.commit()
-            c = result.counts
-            flash(_("Imported: %(units)s units and %(areas)s areas added, %(changed)s changed, %(posts)s people "
-                    "appointed, %(posts_changed)s posts changed, %(same)s rows unchanged.",
-                    units=c["units_created"], areas=c["areas_created"],
-                    changed=c["units_updated"] + c["areas_updated"], posts=c["posts_appointed"],
-                    posts_changed=c["posts_updated"], same=c["unchanged"]), "success")
-            return redirect(url_for("org.import_spreadsheet", scheme_key=scheme_key))
+            return redirect(url_for("jobs.job", job_id=job.id), code=303)
     return render_template("org/import.html", form=form, scheme_key=scheme_key, errors=errors, sheets=SHEETS,
                            data=scheme_or_404(scheme_key).data), 400 if errors or form.errors else 200
 
 
-def _download(content: bytes, mimetype: str, filename: str) -> Response:
-    response = Response(content, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"  # names and phone numbers
-    return response
-
-
-@bp.get("/<scheme_key>/export.xlsx")
-def export_xlsx(scheme_key: str):
-    return _download(*export_org(current_user, scheme_key, "xlsx"))
-
-
-@bp.get("/<scheme_key>/export.csv")
-def export_csv(scheme_key: str):
-    return _download(*export_org(current_user, scheme_key, "csv", request.args.get("sheet")))
-
+@bp.post("/<scheme_key>/export")
+def start_export(scheme_key: str):
+    """The export (`format`: xlsx, or csv with its `sheet`) as a job, whose page shows it sheet by sheet and then
+    offers the file."""
+    job = spreadsheet_jobs.start_export(current_user, scheme_key, request.form.get("format", "xlsx"),
+                                        request.form.get("sheet") or None)
+    db.session.commit()
+    return redirect(url_for("jobs.job", job_id=job.id), code=303)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
@@ -28,6 +29,21 @@ def parse_date(value: str | None) -> dt.date | None:
     except ValueError:
         return None
     return day if EARLIEST <= day <= LATEST else None
+
+
+def parse_search(value: str | None, limit: int = 100) -> str:
+    """Words to find by name: printable characters only, trimmed, at most `limit`."""
+    return "".join(c for c in (value or "") if c.isprintable()).strip()[:limit]
+
+
+def by_name(rows: list[T], q: str, name_of: Callable[[T], object]) -> list[T]:
+    """The rows whose name (in any language of a definition text) contains `q`, case aside; all without `q`."""
+    from .i18n import tr
+
+    if not q:
+        return rows
+    wanted = q.casefold()
+    return [r for r in rows if wanted in str(tr(name_of(r)) or "").casefold()]
 
 
 class IdConverter(IntegerConverter):

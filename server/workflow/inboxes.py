@@ -131,16 +131,18 @@ def overdue_now(now: dt.datetime) -> Any:
                                                                                    CaseDeadline.due_at < now))
 
 
-def _search(q: str, labels: Mapping[str, str], areas: Mapping[int, str], text_fields: tuple[str, ...]) -> Any:
+def _search(q: str, labels: Mapping[str, str], text_fields: tuple[str, ...], areas: list[int],
+            units: list[int]) -> Any:
     """A case number (#12 or 12), or words in the case's text fields (its description…: the values, never the
-    field names), its place's name or its category's, whatever the case of the letters."""
+    field names), its category's name, or its place's or unit's (`areas`, `units`: those whose names hold the
+    words), whatever the case of the letters."""
     number = q.removeprefix("#")
     if number.isascii() and number.isdigit() and len(number) <= 10:
         return Case.id == int(number)
     needle = q.casefold()
     return or_(false(), *(Case.data[name].as_string().icontains(q, autoescape=True) for name in text_fields),
                Case.category.in_([k for k, label in labels.items() if needle in label.casefold() or needle == k]),
-               Case.area_id.in_([k for k, name in areas.items() if needle in name.casefold()]))
+               Case.area_id.in_(areas), Case.unit_id.in_(units))
 
 
 def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]],
@@ -153,13 +155,14 @@ def tab_counts(user: AnyUser, scheme_key: str, initial: list[tuple[str, str]],
 
 
 def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
-          labels: Mapping[str, str], areas: Mapping[int, str], text_fields: tuple[str, ...] = ()) -> QueuePage:
+          labels: Mapping[str, str], text_fields: tuple[str, ...] = (), areas: list[int] | None = None,
+          units: list[int] | None = None) -> QueuePage:
     """One page of the case queue: the tab's cases within the user's reach, searched, filtered and ordered, with
-    the total and the count of every tab. `initial` is each workflow's (key, initial state); `labels` and `areas`
-    name categories and places for the search (in every language shown)."""
+    the total and the count of every tab. `initial` is each workflow's (key, initial state); `labels` names
+    categories (in every language shown); `areas` and `units` are those whose names hold the words searched."""
     filters: list[Any] = []
     if query.q:
-        filters.append(_search(query.q, labels, areas, text_fields))
+        filters.append(_search(query.q, labels, text_fields, areas or [], units or []))
     if query.state:
         filters.append(Case.state == query.state)
     if query.category:

@@ -1,18 +1,23 @@
-"""The ledger (台账) and case figures: which cases count, per unit or area, and the workbook."""
+"""The ledger (台账) and case figures: which cases count, per unit or area; its workbook and its PDF, made by a
+job (server/jobs) that the ledger page starts."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from flask import render_template, url_for
 from flask_babel import gettext as _
 
 from ..auth import permissions
-from ..core.spreadsheets import write_xlsx
-from ..definitions.clock import district_zone
+from ..core.errors import DomainError, PermissionDenied
+from ..core.spreadsheets import XLSX_TYPE, write_xlsx
+from ..definitions.clock import district_now, district_zone
 from ..definitions.models import DefinitionVersion
 from ..extensions import db
+from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
 from ..org.models import Area, Unit
+from ..pdf.engine import render_pdf
 from ..web.i18n import tr
 from . import engine
 from .inboxes import within_reach
@@ -20,12 +25,18 @@ from .models import Case, CaseDeadline, CaseEvent
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
+    from ..jobs.models import Job
+
+EXPORT = "cases.ledger"
+FORMATS = ("xlsx", "pdf")
 
 
 def case_metrics(user: AnyUser, scheme_key: str, start: dt.date, end: dt.date, by: str = "unit"
                  ) -> list[dict[str, Any]]:
     """Per unit (or per area with `by="area"`), cases found in [start, end] and how they ended, with the
     rates the seeds use — in SQL, within the user's reach."""
+    if not permissions.can_view_case_metrics(user, scheme_key):
+        raise PermissionDenied(_("You may not view this ledger."))
     wide = permissions.case_list_reach(user, scheme_key)
     return ledger_rows(scheme_key, start, end, by, None if wide.district_wide else within_reach(wide))
 
@@ -192,3 +203,41 @@ def open_cases_by_area(user: AnyUser, scheme_key: str) -> list[dict[str, Any]]:
     rows = [{"area": areas.get(area_id), "open": count, "overdue": int(overdue or 0)}
             for area_id, count, overdue in db.session.execute(query)]
     return sorted(rows, key=lambda r: (-r["open"], r["area"].key if r["area"] else "~"))
+
+
+# -- the ledger's files, as a job ------------------------------------------------------------------------------
+
+def start_ledger_export(user: AnyUser, scheme_key: str, start: dt.date, end: dt.date, by: str, fmt: str) -> Job:
+    """Queue the ledger of [start, end] per unit or area as a workbook (xlsx) or a PDF to print."""
+    if fmt not in FORMATS:
+        raise DomainError(_("Export the ledger as XLSX or PDF."))
+    return start_job(user, EXPORT, scheme_key, {"start": start.isoformat(), "end": end.isoformat(),
+                                                "by": "area" if by == "area" else "unit", "format": fmt})
+
+
+def export_ledger(job: Job, user: AnyUser, progress: Progress) -> JobResult:
+    """The ledger's file: its figures read (one statement) and its page laid out, then the reading ended before
+    the file is drawn (no transaction waits on WeasyPrint)."""
+    params, scheme_key = job.params, job.scheme_key
+    start, end = dt.date.fromisoformat(params["start"]), dt.date.fromisoformat(params["end"])
+    rows = case_metrics(user, scheme_key, start, end, params["by"])
+    name = f"ledger-{start:%Y%m%d}-{end:%Y%m%d}.{params['format']}"
+    if params["format"] == "pdf":
+        html = render_template("workflow/ledger_print.html", scheme_key=scheme_key, rows=rows, start=start, end=end,
+                               printed=district_now(scheme_key))
+        progress(1, 2)
+        return JobResult(render_pdf(html), name, "application/pdf")
+    progress(1, 2)
+    return JobResult(ledger_xlsx(rows, start, end), name, XLSX_TYPE)
+
+
+def _ledger_page(job: Job) -> tuple[str, str]:
+    params = job.params
+    return _("the ledger"), url_for("workflow.ledger", scheme_key=job.scheme_key, start=params["start"],
+                                end=params["end"], by=params["by"])
+
+
+JOB_KINDS.add(EXPORT, JobKind(title=lambda: _("Ledger export"),
+                              may_start=lambda user, scheme_key, _params: permissions.can_view_case_metrics(
+                                  user, scheme_key),
+                              run=export_ledger, origin=_ledger_page))

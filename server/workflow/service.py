@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
 from flask_babel import gettext as _
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -623,11 +623,11 @@ class QueueChoices:
 
     initial: list[tuple[str, str]]    # (workflow, state): where cases wait for the dispatcher
     labels: dict[str, Any]            # category id → name
-    areas: dict[int, Any]             # area id → name
     states: dict[str, Any]            # state id → name (over the district's workflows)
-    units: list[Unit]                 # the units the user reaches
+    units: list[Unit]                 # the units the filter offers: those the user reaches, the upper ones first
     text_fields: tuple[str, ...] = ()  # the case fields whose text the search reads (its description…)
     looks: dict[str, RowLook] = dataclasses.field(default_factory=dict)  # workflow → how its rows look
+    more_units: bool = False          # the user reaches more units than the filter offers (found by the search)
 
 
 @dataclass(frozen=True)
@@ -727,21 +727,51 @@ def _row_look(spec: engine.WorkflowSpec, report: FormSpec | None) -> RowLook:
     return RowLook(line, flags)
 
 
-def queue_choices(user: AnyUser, scheme_key: str) -> QueueChoices:
-    from ..org.models import Area
+UNITS_OFFERED = 60  # a city's thousands of units are not one list: past this, the upper levels and the search
 
+
+def queue_choices(user: AnyUser, scheme_key: str, chosen_unit: int | None = None) -> QueueChoices:
     labels = category_labels(scheme_key)
     flows = district_workflows(scheme_key)
     initial = waiting_for_dispatch(flows)
     states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}
-    reach = permissions.case_list_reach(user, scheme_key)
-    units = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True)).order_by(Unit.path)
-    if not reach.district_wide:
-        units = units.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
-    areas = dict(db.session.execute(db.select(Area.id, Area.name).where(Area.scheme_key == scheme_key)).all())
+    units, more = _units_offered(user, scheme_key, chosen_unit)
     reports = _report_forms(scheme_key, flows)
-    return QueueChoices(initial, labels, areas, states, list(db.session.scalars(units)), _text_fields(reports),
-                        {key: _row_look(spec, reports.get(key)) for key, spec in flows.items()})
+    return QueueChoices(initial, labels, states, units, _text_fields(reports),
+                        {key: _row_look(spec, reports.get(key)) for key, spec in flows.items()}, more)
+
+
+def _units_in_reach(user: AnyUser, scheme_key: str) -> Any:
+    """SQL: the district's active units the user's case list reaches."""
+    query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True))
+    reach = permissions.case_list_reach(user, scheme_key)
+    return query if reach.district_wide else query.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
+
+
+def _units_offered(user: AnyUser, scheme_key: str, chosen: int | None) -> tuple[list[Unit], bool]:
+    """The units the queue's filter lists: all of those in reach when they are few; else the upper levels that
+    fit in UNITS_OFFERED (and the one chosen), the others being found by the search. Whether some are left out."""
+    query = _units_in_reach(user, scheme_key)
+    total = db.session.scalar(query.with_only_columns(func.count(Unit.id)).order_by(None))
+    if total <= UNITS_OFFERED:
+        return list(db.session.scalars(query.order_by(Unit.path))), False
+    depth = func.length(Unit.path) - func.length(func.replace(Unit.path, "/", ""))  # "/3/8/": 3 slashes
+    levels = db.session.execute(query.with_only_columns(depth, func.count(Unit.id)).group_by(depth)
+                                .order_by(depth)).all()
+    deepest, offered = None, 0
+    for level, count in levels:
+        if offered + count > UNITS_OFFERED and deepest is not None:
+            break
+        deepest, offered = level, offered + count
+    shown = query.where((depth <= deepest) | (Unit.id == (chosen or -1))).order_by(Unit.path).limit(UNITS_OFFERED + 1)
+    return list(db.session.scalars(shown)), True
+
+
+def _names_matching(model: Any, scheme_key: str, words: str) -> list[int]:
+    """Ids of the district's units or areas whose name (in any language) contains the words."""
+    needle = words.casefold()
+    return [i for i, name in db.session.execute(db.select(model.id, model.name).where(model.scheme_key == scheme_key))
+            if needle in _words(name).casefold()]
 
 
 def queue_counts(user: AnyUser, scheme_key: str) -> dict[str, int]:
@@ -757,10 +787,15 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
 
     if not permissions.can_view_scheme(user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
-    choices = queue_choices(user, scheme_key)
+    from ..org.models import Area
+
+    choices = queue_choices(user, scheme_key, query.unit)
+    # The names of places and units are read only for a search (a city has thousands of each).
+    words = query.q if query.q and not query.q.removeprefix("#").isdigit() else ""
     page = inboxes.queue(user, scheme_key, query, choices.initial,
-                         {k: _words(v) for k, v in choices.labels.items()},
-                         {k: _words(v) for k, v in choices.areas.items()}, choices.text_fields)
+                         {k: _words(v) for k, v in choices.labels.items()}, choices.text_fields,
+                         _names_matching(Area, scheme_key, words) if words else [],
+                         _names_matching(Unit, scheme_key, words) if words else [])
     plain = RowLook()
     for row in page.rows:
         choices.looks.get(row.workflow_key, plain).apply(row)
@@ -790,5 +825,8 @@ def case_details(case: Case) -> dict[str, Any]:
                 shown = dt.datetime.fromisoformat(value) if field["type"] == "datetime" else value
             except ValueError:
                 shown = value
+            if isinstance(shown, dt.datetime) and shown.tzinfo is None:
+                # A workflow's `now` (and a form's datetime) is the district's wall time, stored without a zone.
+                shown = shown.replace(tzinfo=district_zone(case.scheme_key))
         fields.append((field.get("label") or field["id"], shown))
     return {"report_spec": report, "report_live": live, "case_fields": fields}

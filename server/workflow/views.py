@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_htmx import make_response as htmx_response
@@ -10,16 +13,16 @@ from flask_login import current_user
 from ..auth import permissions
 from ..core.database import utcnow
 from ..core.errors import Conflict, NotFound, PermissionDenied
-from ..core.spreadsheets import XLSX_TYPE
-from ..definitions.clock import district_now, district_today
+from ..definitions.clock import district_today
 from ..extensions import db, htmx
 from ..forms import service as forms
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
 from ..web.i18n import tr
-from ..web.params import parse_date, parse_id
+from ..web.params import Paged, by_name, parse_date, parse_id, parse_search
 from . import deadlines, inboxes, service
-from .ledger import case_metrics, ledger_xlsx, open_cases_by_area
+from .ledger import case_metrics, open_cases_by_area
+from .ledger import start_ledger_export as start_ledger_export_job
 
 bp = Blueprint("workflow", __name__, template_folder="templates", url_prefix="/cases")
 
@@ -56,36 +59,38 @@ def by_area(scheme_key: str):
                            rows=open_cases_by_area(current_user, scheme_key))
 
 
+def _ledger_span(values: Any, scheme_key: str) -> tuple[dt.date, dt.date, str]:
+    """(start, end, per unit or area) from the ledger's filters; by default this month so far, per unit."""
+    today = district_today(scheme_key)
+    start = parse_date(values.get("start", "")) or today.replace(day=1)
+    end = parse_date(values.get("end", "")) or today
+    return start, end, "area" if values.get("by") == "area" else "unit"
+
+
+LEDGER_ROWS = 100  # units (or areas) of the ledger's page at once
+
+
 @bp.get("/<scheme_key>/ledger")
 def ledger(scheme_key: str):
-    """The ledger of a period: per unit, cases found, rectified, on time, closed, and the rates."""
-    import datetime as dt
+    """The ledger of a period: per unit, cases found, rectified, on time, closed, and the rates; found by name
+    and shown a hundred at a time (a city has thousands of units)."""
+    start, end, by = _ledger_span(request.args, scheme_key)
+    q = parse_search(request.args.get("q"))
+    rows = by_name(case_metrics(current_user, scheme_key, start, end, by), q,
+                   lambda r: r["unit"].name if r["unit"] else "")
+    shown = Paged.of(rows, parse_id(request.args.get("page")), LEDGER_ROWS)
+    return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=shown.rows, shown_rows=shown, q=q,
+                           start=start, end=end, by=by)
 
-    from flask import Response
 
-    if not permissions.can_view_case_metrics(current_user, scheme_key):
-        raise PermissionDenied(_("You may not view this ledger."))
-    today = district_today(scheme_key)
-
-    def day(name: str, default: dt.date) -> dt.date:
-        return parse_date(request.args.get(name, "")) or default
-
-    start, end = day("start", today.replace(day=1)), day("end", today)
-    by = "area" if request.args.get("by") == "area" else "unit"
-    rows = case_metrics(current_user, scheme_key, start, end, by)
-    if request.args.get("format") == "pdf":
-        from ..pdf.engine import render_pdf
-
-        html = render_template("workflow/ledger_print.html", scheme_key=scheme_key, rows=rows, start=start, end=end,
-                               printed=district_now(scheme_key))
-        return Response(render_pdf(html), mimetype="application/pdf",
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.pdf"})
-    if request.args.get("format") == "xlsx":
-        return Response(ledger_xlsx(rows, start, end), mimetype=XLSX_TYPE,
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=ledger-{start:%Y%m%d}-{end:%Y%m%d}.xlsx"})
-    return render_template("workflow/ledger.html", scheme_key=scheme_key, rows=rows, start=start, end=end, by=by)
+@bp.post("/<scheme_key>/ledger/export")
+def start_ledger_export(scheme_key: str):
+    """The ledger as shown (`start`, `end`, `by`) as a workbook or a PDF (`format`): a job, whose page offers
+    the file."""
+    start, end, by = _ledger_span(request.form, scheme_key)
+    job = start_ledger_export_job(current_user, scheme_key, start, end, by, request.form.get("format", "xlsx"))
+    db.session.commit()
+    return redirect(url_for("jobs.job", job_id=job.id), code=303)
 
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])

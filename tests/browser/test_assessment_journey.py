@@ -1,6 +1,6 @@
 """An assessment in the browser: the office opens October, an assessor enters a manual item with an evidence
-photo, the office publishes, the bulletin PDF shows the ranking and a chart, and a later correction makes a
-new revision while the published one stays readable."""
+photo, the office publishes (a job, followed on its page), the bulletin PDF (a job too) shows the ranking and a
+chart, and a later correction makes a new revision while the published one stays readable."""
 
 from __future__ import annotations
 
@@ -55,16 +55,23 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
     asked: list[str] = []
     office.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     office.get_by_role("button", name="发布").click()  # publishing asks first: the office says yes
-    office.wait_for_url(period_url)
+    # Publishing is a job: its page follows it, says what it did and leads back to the period.
+    office.wait_for_url(f"{url}/jobs/*")
     assert asked and "不可更改" in asked[0]
-    assert office.get_by_text("已发布为暂定结果（第1版）。").is_visible()
+    office.get_by_text("已发布为暂定结果（第1版）。").wait_for()  # when the worker is done
+    office.get_by_role("link", name="返回考核期").click()
+    office.wait_for_url(period_url)
     assert office.locator(".provisional").first.is_visible()
     office.get_by_role("link", name="通报").click()
     office.wait_for_url(f"{url}/assess/period/*/bulletin*")
     # ECharts (vendored) replaces the server-drawn SVG on the page; the PDF keeps the SVG.
     office.locator(".chart-box[data-drawn='echarts'] svg").first.wait_for()
     assert "石龙社区" in office.locator("section.group").first.inner_text()
-    pdf = office.request.get(url + office.get_by_role("link", name="PDF").get_attribute("href"))
+    office.get_by_role("button", name="PDF").click()  # drawn by a job, whose page then offers the file
+    office.wait_for_url(f"{url}/jobs/*")
+    download = office.get_by_role("link", name="下载 bulletin-lidu_monthly-2026-10-r1.pdf")
+    download.wait_for()
+    pdf = office.request.get(url + download.get_attribute("href"))
     assert pdf.ok and pdf.headers["content-type"] == "application/pdf"
     text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.body())).pages).replace(" ", "")
     assert "石龙社区" in text and "85.00" in text and text.replace("\n", "").count("场镇所在社区") >= 2

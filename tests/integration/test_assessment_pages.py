@@ -13,6 +13,7 @@ from tests.conftest import csrf_token
 from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
 from tests.support.factories import give_missing_marks, login, make_user
 from tests.support.images import jpeg
+from tests.support.jobs import run_job_from, run_started, start
 
 
 def _token(client, path: str) -> str:  # noqa: ANN001
@@ -78,7 +79,8 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     from server.auth.models import User
 
     give_missing_marks(db.session.scalar(db.select(User).filter_by(username="office")), period)
-    assert office.post(f"{page}/publish", data={**step, "close_appeals": "y"}).status_code == 303
+    publishing = run_started(office, office.post(f"{page}/publish", data={**step, "close_appeals": "y"}))
+    assert "已发布（第1版）" in publishing.page and f'href="{page}"' in publishing.page  # and back to the period
     published = office.get(page).get_data(as_text=True)
     assert "84.00" in published and "&lt;b&gt;" not in published
 
@@ -119,20 +121,22 @@ def test_bulletin_page_and_pdf(october, app):  # noqa: F811
     page = office.get(f"/assess/period/{period.id}/bulletin").get_data(as_text=True)
     assert "场镇所在社区" in page and "<svg" in page and "石龙社区" in page
     assert "+6.00" in page  # Shilong: 82 in September, 88 in October
-    response = office.get(f"/assess/period/{period.id}/bulletin.pdf")
-    assert response.status_code == 200 and response.mimetype == "application/pdf"
-    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(response.data)).pages)
+    bulletin = f"/assess/period/{period.id}/bulletin"
+    printed = run_job_from(office, f"{bulletin}.pdf", {"revision": "1"}, token_from=bulletin)  # the page's button
+    assert printed.mimetype == "application/pdf" and printed.name == "bulletin-lidu_monthly-2026-10-r1.pdf"
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(printed.content)).pages)
     compact = text.replace(" ", "").replace("\n", "")
     assert "李渡街道城镇综合管理马路办公推进落实工作考核" in compact and "2026-10" in compact
     assert compact.count("场镇所在社区") >= 2  # the table's heading and the chart's title (drawn as SVG text)
     assert "石龙社区" in compact and "88.00" in compact and "良好" in compact
     from tests.unit.test_pdf import embedded_fonts
 
-    assert any(f.startswith("embedded:") and ("WenQuanYi" in f or "CJK" in f) for f in embedded_fonts(response.data))
+    assert any(f.startswith("embedded:") and ("WenQuanYi" in f or "CJK" in f) for f in embedded_fonts(printed.content))
     # A unit's head sees its own scores, not the whole bulletin.
     head = app.test_client()
     login(head, "head")
     assert head.get(f"/assess/period/{period.id}/bulletin").status_code == 403
+    assert start(head, f"{bulletin}.pdf", token_from="/account/password").status_code == 403  # nor its PDF
 
 
 def test_public_flags_page(october, app):  # noqa: F811

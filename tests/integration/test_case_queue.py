@@ -157,3 +157,32 @@ def test_cases_waiting_for_dispatch_after_registration_count_too(ctx):
                                                       .read_text("utf-8")))
     waiting = {state for _key, state in service.waiting_for_dispatch({"digital_city": flow})}
     assert {flow.initial, "registered"} <= waiting and "handling" not in waiting
+
+
+def test_a_city_of_units_offers_its_upper_levels_and_finds_the_rest_by_name(queue, monkeypatch):
+    """Past UNITS_OFFERED the unit filter lists the upper levels (and the unit chosen); any unit's cases are
+    found by its name in the search."""
+    from server.auth.models import User
+    from server.org.models import Unit
+    from server.web.i18n import tr
+
+    units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key="lidu", active=True)))
+    depth = {u.id: u.path.count("/") for u in units}
+    monkeypatch.setattr(service, "UNITS_OFFERED", sum(1 for d in depth.values() if d == min(depth.values())))
+    dispatcher = db.session.scalar(db.select(User).filter_by(username="dispatcher"))
+    holder = db.session.get(Area, queue["zhiyuan_road"].id).unit
+    assert depth[holder.id] > min(depth.values())  # a unit below the top level holds cases
+
+    choices = service.queue_choices(dispatcher, "lidu")
+    assert choices.more_units and {u.id for u in choices.units} == {
+        i for i, d in depth.items() if d == min(depth.values())}
+    chosen = service.queue_choices(dispatcher, "lidu", holder.id)
+    assert holder.id in {u.id for u in chosen.units}  # the one chosen stays in the list
+
+    held = db.session.scalar(db.select(db.func.count(Case.id)).filter_by(unit_id=holder.id))
+    page = _page("dispatcher", box="all", q=tr(holder.name))
+    listed = {c.unit_id for c in db.session.scalars(db.select(Case).where(Case.id.in_([r.id for r in page.rows])))}
+    assert held and page.total == held and listed == {holder.id}
+    monkeypatch.setattr(service, "UNITS_OFFERED", len(units))
+    everything = service.queue_choices(dispatcher, "lidu")
+    assert not everything.more_units and len(everything.units) == len(units) > len(choices.units)

@@ -19,6 +19,7 @@ from server.workflow import deadlines, escalation, ledger, migration, service
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification
 from tests.support.clock import TODAY
 from tests.support.factories import formdata, load_demo, make_user, photo, unit_id
+from tests.support.jobs import job_file
 
 
 @pytest.fixture
@@ -88,6 +89,22 @@ def test_walk_with_rework(people):
     assert sum(1 for e in case.events if e.submission_id) == 6  # the report and five forms
     notified = db.session.scalars(db.select(Notification).filter_by(case_id=case.id)).all()
     assert notified
+
+
+def test_a_time_the_workflow_sets_shows_as_the_district_wall_time(people):
+    """`set: {closed_on: now}` stores the district's wall time: the case page shows it as it is, not as UTC."""
+    from server.web.i18n import localtime
+
+    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    case = fire(people["head"], case, "rectify", action_taken="已清理", photos_after=photo("after.jpg"),
+                finished_at=f"{TODAY}T00:10")
+    case = fire(people["office"], case, "close", verdict="passed")
+    stored = case.data["closed_on"]  # "2026-11-20T10:00": Beijing's clock when it was closed
+    declared = [f for f in case.definition_version.data["fields"] if case.data.get(f["id"]) not in (None, "", [])]
+    fields = service.case_details(case)["case_fields"]  # (label, value) of each field with a value, in order
+    shown = next(value for (_label, value), f in zip(fields, declared, strict=True) if f["id"] == "closed_on")
+    assert localtime(shown, scheme_key="lidu") == stored.replace("T", " ")
+    assert localtime(case.closed_at, scheme_key="lidu") == stored.replace("T", " ")  # the same minute
 
 
 def test_stale_page_is_refused_with_who_and_what(people):
@@ -238,6 +255,30 @@ def test_administrator_holidays_override_the_calendar(people, app):
     assert not any(d.calendar_fallback for d in case.deadlines)  # …until the year is marked complete
 
 
+def test_the_ledger_is_paged_and_found_by_name(people, app, monkeypatch):
+    """A city's ledger has thousands of units: a page at a time, and a unit found by its name."""
+    from server.web.i18n import tr
+    from server.workflow import views
+    from tests.support.factories import login
+
+    fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
+    fire(people["office"], report(people["reporter"]), "assign", target_unit="zhiyuan")
+    db.session.commit()
+    names = sorted(tr(r["unit"].name) for r in ledger.case_metrics(people["office"], "lidu", TODAY.replace(day=1),
+                                                                     TODAY + dt.timedelta(days=1)))
+    assert len(names) == 2
+    monkeypatch.setattr(views, "LEDGER_ROWS", 1)
+    client = app.test_client()
+    login(client, "office")
+    first = client.get("/cases/lidu/ledger").get_data(as_text=True)
+    second = client.get("/cases/lidu/ledger?page=2").get_data(as_text=True)
+    assert 'rel="next"' in first and 'rel="prev"' not in first and 'rel="prev"' in second
+    assert sum(name in first for name in names) == 1 and sum(name in second for name in names) == 1
+    assert {n for n in names if n in first} != {n for n in names if n in second}
+    found = client.get(f"/cases/lidu/ledger?q={names[1][1:]}").get_data(as_text=True)
+    assert names[1] in found and names[0] not in found
+
+
 def test_ledger_rates_in_sql(people, app):
 
     from openpyxl import load_workbook
@@ -267,13 +308,15 @@ def test_ledger_rates_in_sql(people, app):
     login(client, "office")
     page = client.get("/cases/lidu/ledger").get_data(as_text=True)
     assert "66.7%" in page and "50.0%" in page
-    sheet = load_workbook(io.BytesIO(client.get("/cases/lidu/ledger?format=xlsx").data)).active
+    # The exports are jobs, started from the ledger's page: the ledger as shown, its file on the job's page.
+    exported = job_file(client, "/cases/lidu/ledger/export", {"format": "xlsx"}, token_from="/cases/lidu/ledger")
+    sheet = load_workbook(io.BytesIO(exported)).active
     assert sheet.cell(2, 2).value == 3
     from pypdf import PdfReader
 
     from tests.unit.test_pdf import embedded_fonts
 
-    pdf = client.get("/cases/lidu/ledger?format=pdf").data
+    pdf = job_file(client, "/cases/lidu/ledger/export", {"format": "pdf"}, token_from="/cases/lidu/ledger")
     text = PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
     assert "整改率" in text and "石龙社区" in text and "66.7%" in text
     assert any("WenQuanYi" in font or "CJK" in font for font in embedded_fonts(pdf))
@@ -478,7 +521,9 @@ def test_the_rework_rate_on_the_ledger_and_its_exports(people, app):
     span = f"start={TODAY - dt.timedelta(days=1)}&end={TODAY + dt.timedelta(days=1)}"
     page = client.get(f"/cases/lidu/ledger?{span}").get_data(as_text=True)
     assert "返工率" in page and "50.0%" in page
-    sheet = load_workbook(io.BytesIO(client.get(f"/cases/lidu/ledger?{span}&format=xlsx").data)).active
+    form = {"start": str(TODAY - dt.timedelta(days=1)), "end": str(TODAY + dt.timedelta(days=1)), "format": "xlsx"}
+    sheet = load_workbook(io.BytesIO(job_file(client, "/cases/lidu/ledger/export", form,
+                                              token_from=f"/cases/lidu/ledger?{span}"))).active
     header = [c.value for c in sheet[1]]
     assert sheet.cell(2, header.index("返工率") + 1).value == 0.5
 

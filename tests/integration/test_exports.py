@@ -25,9 +25,9 @@ from server.org.models import Area, Post, Unit
 from server.org.posts import appoint
 from server.public.models import PublicReport
 from server.workflow import service as workflow
-from tests.conftest import csrf_token
 from tests.support.clock import TODAY
 from tests.support.factories import PASSWORD, ROOT, demo_files, formdata, login, make_user, photo, unit_id
+from tests.support.jobs import Finished, job_file, run_job_from
 
 UNIT = '=HYPERLINK("http://x","石龙社区")'
 AREA = "@SUM(1)石龙\a老街"  # an invisible BEL in a road's name
@@ -151,9 +151,10 @@ def test_ledger_export(district):
     db.session.commit()
     client = _client(district, "office")
     for by, name in (("unit", "'" + UNIT), ("area", "'@SUM(1)石龙老街")):
-        response = client.get(f"/cases/lidu/ledger?by={by}&start={TODAY.replace(day=1)}&end={TODAY}&format=xlsx")
-        assert response.status_code == 200
-        book = openpyxl.load_workbook(io.BytesIO(response.data))
+        span = {"by": by, "start": TODAY.replace(day=1).isoformat(), "end": TODAY.isoformat()}
+        exported = job_file(client, "/cases/lidu/ledger/export", {**span, "format": "xlsx"},
+                            token_from="/cases/lidu/ledger")
+        book = openpyxl.load_workbook(io.BytesIO(exported))
         assert book.sheetnames == [f"{TODAY.replace(day=1):%Y%m%d}-{TODAY:%Y%m%d}"]
         texts = _no_formula(book)
         assert name in texts, texts
@@ -165,18 +166,17 @@ def test_org_export_and_import_back(district):
             duties=[*ANSWERS[:4], "每天\x07巡查"], since=TODAY - dt.timedelta(days=40))
     db.session.commit()
     client = _client(district, "office")
-    response = client.get("/org/lidu/export.xlsx")
-    assert response.status_code == 200
-    texts = _no_formula(openpyxl.load_workbook(io.BytesIO(response.data)))
+    workbook = _org_export(client)
+    texts = _no_formula(openpyxl.load_workbook(io.BytesIO(workbook)))
     assert _has(texts, "'" + UNIT, "'@SUM(1)石龙老街", "'-2+3张三", "'+8613900000002", "'=HYPERLINK(\"http://x\",\"点我\")",
                 "每天巡查")
     before = _org()
-    assert _upload(client, response.data, "org.xlsx").status_code == 302
+    assert _upload(client, workbook, "org.xlsx").content is not None  # imported: its report
     for sheet in ("units", "areas", "posts"):
-        exported = client.get(f"/org/lidu/export.csv?sheet={sheet}").data
+        exported = _org_export(client, sheet)
         assert _has(_texts(_csv(exported)), *{"units": ["'" + UNIT], "areas": ["'@SUM(1)石龙老街"],
                                               "posts": ["'-2+3张三", "'=HYPERLINK(\"http://x\",\"点我\")\n+1\n"]}[sheet])
-        assert _upload(client, exported, f"{sheet}.csv", sheet).status_code == 302
+        assert _upload(client, exported, f"{sheet}.csv", sheet).content is not None
     db.session.expire_all()
     # What the export read back is what was there, less the invisible characters it dropped.
     assert _org() == [[value.replace("\a", "") if isinstance(value, str) else value for value in row]
@@ -191,11 +191,15 @@ def _org() -> list[list]:
     return [[unit.name["zh"]], [area.name["zh"]], [post.holder_name, post.phone, *post.duties]]
 
 
-def _upload(client, content: bytes, name: str, sheet: str = ""):  # noqa: ANN001
-    token = csrf_token(client, "/org/lidu/import")
-    return client.post("/org/lidu/import", data={"csrf_token": token, "sheet": sheet,
-                                                  "upload": (io.BytesIO(content), name)},
-                       content_type="multipart/form-data")
+def _org_export(client, sheet: str | None = None) -> bytes:  # noqa: ANN001
+    form = {"format": "csv", "sheet": sheet} if sheet else {"format": "xlsx"}
+    return job_file(client, "/org/lidu/export", form, token_from="/org/lidu/import")
+
+
+def _upload(client, content: bytes, name: str, sheet: str = "") -> Finished:  # noqa: ANN001
+    """The import page's form sent, and the import run by a worker."""
+    return run_job_from(client, "/org/lidu/import", {"sheet": sheet, "upload": (io.BytesIO(content), name)},
+                        token_from="/org/lidu/import", content_type="multipart/form-data")
 
 
 def _xml(data: bytes) -> ET.Element:

@@ -19,6 +19,7 @@ from server.org.service import posts_of
 from tests.conftest import csrf_token
 from tests.support.clock import TODAY
 from tests.support.factories import demo_files, load_demo, login, make_user, unit_id
+from tests.support.jobs import Finished, job_file, run_job_from, run_started, start
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def _audit_count() -> int:
 # -- access --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/org/lidu/units/new", "/org/lidu/areas/new", "/org/lidu/posts/new",
-                                  "/org/lidu/import", "/org/lidu/export.xlsx", "/org/lidu/posts"])
+                                  "/org/lidu/import", "/org/lidu/posts"])
 def test_anonymous_is_sent_to_login(demo, client, path):
     response = client.get(path)
     assert response.status_code == 302 and "/login" in response.headers["Location"]
@@ -79,7 +80,7 @@ def test_a_unit_head_without_org_manage_cannot_edit(demo, client):
     assert client.get("/org/lidu/units/new").status_code == 403
     assert client.get(f"/org/units/{unit_id('lidu', 'shilong')}/edit").status_code == 403
     assert client.get("/org/lidu/import").status_code == 403
-    assert client.get("/org/lidu/export.xlsx").status_code == 403
+    assert start(client, "/org/lidu/export", {"format": "xlsx"}, token_from="/org/lidu/units").status_code == 403
     page = client.get(f"/org/units/{unit_id('lidu', 'shilong')}").get_data(as_text=True)
     assert "/edit" not in page
 
@@ -234,30 +235,46 @@ def test_appoint_edit_and_end_posts_keep_history(office):
 # -- spreadsheets --------------------------------------------------------------------------------------------
 
 def _upload(client, content: bytes, name: str, sheet: str = ""):
+    """The import page's form sent: refused at once (a file that cannot be read), or a job started."""
     token = csrf_token(client, "/org/lidu/import")
     return client.post("/org/lidu/import", data={"csrf_token": token, "sheet": sheet,
                                                   "upload": (io.BytesIO(content), name)},
                        content_type="multipart/form-data")
 
 
+def _import(client, content: bytes, name: str, sheet: str = "") -> Finished:
+    """The import page's form sent and its job run: its page, and its report when it imported."""
+    return run_started(client, _upload(client, content, name, sheet))
+
+
+def _imported(client, content: bytes, name: str, sheet: str = "") -> Finished:
+    finished = _import(client, content, name, sheet)
+    assert finished.content is not None, finished.page  # the report of what was imported
+    return finished
+
+
+def _export(client, fmt: str = "xlsx", sheet: str | None = None) -> bytes:
+    return job_file(client, "/org/lidu/export", {"format": fmt, **({"sheet": sheet} if sheet else {})},
+                    token_from="/org/lidu/import")
+
+
 def test_export_then_import_changes_nothing(office):
     before, audits = _snapshot(), _audit_count()
-    response = office.get("/org/lidu/export.xlsx")
-    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
-    book = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)
+    exported = run_job_from(office, "/org/lidu/export", {"format": "xlsx"}, token_from="/org/lidu/import")
+    assert exported.mimetype.endswith("spreadsheetml.sheet") and exported.name == "lidu-org.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(exported.content), read_only=True)
     assert book.sheetnames == ["units", "areas", "posts"]
-    result = _upload(office, response.data, "lidu-org.xlsx")
-    assert result.status_code == 302, result.get_data(as_text=True)
+    _imported(office, exported.content, "lidu-org.xlsx")
     db.session.expire_all()
     assert _snapshot() == before
     assert _audit_count() == audits + 1  # the import itself, nothing else
     for sheet in ("units", "areas", "posts"):
-        csv = office.get(f"/org/lidu/export.csv?sheet={sheet}")
-        assert csv.status_code == 200 and csv.data.startswith("\ufeff".encode())
-        assert _upload(office, csv.data, "export.csv", sheet).status_code == 302
+        csv = _export(office, "csv", sheet)
+        assert csv.startswith("\ufeff".encode())
+        _imported(office, csv, "export.csv", sheet)
     db.session.expire_all()
     assert _snapshot() == before
-    assert "'=HYPERLINK" in office.get("/org/lidu/export.csv?sheet=posts").get_data(as_text=True)
+    assert "'=HYPERLINK" in _export(office, "csv", "posts").decode("utf-8-sig")
 
 
 def _edited(content: bytes, changes: dict[str, list[list]]) -> bytes:
@@ -277,7 +294,7 @@ def _edited(content: bytes, changes: dict[str, list[list]]) -> bytes:
 
 
 def test_an_import_with_problems_in_several_sheets_lists_them_all_and_writes_nothing(office):
-    exported = office.get("/org/lidu/export.xlsx").data
+    exported = _export(office)
     before, audits = _snapshot(), _audit_count()
     content = _edited(exported, {
         "units": [{"key": "fine_new_unit", "kind": "department", "parent": "lidu_street", "name_zh": "新部门"},
@@ -288,26 +305,23 @@ def test_an_import_with_problems_in_several_sheets_lists_them_all_and_writes_not
                   {"tier": "segment_keeper", "area": "duanqiao_street", "holder_name": "某人",
                    "started_on": "someday"}],
     })
-    response = _upload(office, content, "org.xlsx")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 400
-    rows = re.findall(r'<tr><td data-label="[^"]*">(\w+)</td><td data-label="[^"]*">(\d*)</td>\s*'
-                      r'<td data-label="[^"]*">(\w*)</td>', page)
+    finished = _import(office, content, "org.xlsx")
+    assert finished.content is None  # failed: no report to download, the problems are on the job's page
+    rows = re.findall(r"<li>(units|areas|posts), 第 (\d+) 行, (\w+): ", finished.page)
     found = {(sheet, column) for sheet, _, column in rows}
     assert {("units", "kind"), ("areas", "geometry"), ("posts", "tier"), ("posts", "started_on")} <= found
-    assert all(number for _, number, _ in rows)
+    assert all(number for _, number, _ in rows) and "未做任何修改" in finished.page
     db.session.expire_all()
     assert _snapshot() == before and _unit("fine_new_unit") is None and _audit_count() == audits
 
 
 def test_a_post_change_by_import_keeps_history(office):
-    exported = office.get("/org/lidu/export.xlsx").data
+    exported = _export(office)
     since = TODAY - dt.timedelta(days=10)
     content = _edited(exported, {"posts": [None, {
         "tier": "segment_keeper", "area": "shilong_old_street", "unit": "shilong", "holder_name": "赵六",
         "phone": "13700000000", "duties": "早晚巡查\n劝导占道经营", "started_on": since}]})
-    response = _upload(office, content, "org.xlsx")
-    assert response.status_code == 302, response.get_data(as_text=True)
+    _imported(office, content, "org.xlsx")
     old = db.session.scalar(db.select(Post).filter_by(holder_name="张三"))
     assert old.ended_on == since - dt.timedelta(days=1)
     area = _area("shilong_old_street")
@@ -319,7 +333,7 @@ def test_a_post_change_by_import_keeps_history(office):
 
 
 def test_an_import_adds_units_and_areas_whose_parents_come_later(office):
-    content = _edited(office.get("/org/lidu/export.xlsx").data, {
+    content = _edited(_export(office), {
         "units": [None, {"key": "team_a", "kind": "department", "parent": "new_office", "name_zh": "甲组"},
                   {"key": "new_office", "kind": "office", "parent": "lidu_street", "name_zh": "新办公室",
                    "difficulty": 3}],
@@ -327,8 +341,7 @@ def test_an_import_adds_units_and_areas_whose_parents_come_later(office):
                          "name_zh": "市场巷", "from_zh": "市场口", "to_zh": "河边", "length_m": 300,
                          "geometry": '{"type":"Point","coordinates":[107.2,29.7]}'}],
     })
-    response = _upload(office, content, "org.xlsx")
-    assert response.status_code == 302, response.get_data(as_text=True)
+    _imported(office, content, "org.xlsx")
     team, lane = _unit("team_a"), _area("market_lane")
     assert team.source == "import" and team.parent.key == "new_office" and team.path.startswith(
         _unit("lidu_street").path)
@@ -372,16 +385,16 @@ def test_several_deputies_hold_the_tier_at_once(office):
         "李副主任", "陈副主任"]
     assert [p.holder_name for p in posts_of(unit=street) if p.tier_key == "main_leader"] == ["刘主任"]
     # The export lists both deputies; importing it changes nothing, and a third deputy row adds a third.
-    exported = office.get("/org/lidu/export.xlsx").data
+    exported = _export(office)
     rows = list(openpyxl.load_workbook(io.BytesIO(exported), read_only=True)["posts"].values)
     assert sum(1 for r in rows if r[0] == "deputy_leader") == 2
     before = _snapshot()
-    assert _upload(office, exported, "org.xlsx").status_code == 302
+    _imported(office, exported, "org.xlsx")
     db.session.expire_all()
     assert _snapshot() == before
     content = _edited(exported, {"posts": [{"tier": "deputy_leader", "unit": "lidu_street", "holder_name": "周副主任",
                                             "started_on": TODAY}]})
-    assert _upload(office, content, "org.xlsx").status_code == 302
+    _imported(office, content, "org.xlsx")
     db.session.expire_all()
     assert sorted(p.holder_name for p in posts_of(unit=street) if p.tier_key == "deputy_leader") == [
         "周副主任", "李副主任", "陈副主任"]
@@ -428,10 +441,8 @@ def test_ending_one_deputy_does_not_wait_for_another(office):
 
 
 def test_an_import_lists_at_most_two_hundred_problems(office):
-    exported = office.get("/org/lidu/export.xlsx").data
+    exported = _export(office)
     content = _edited(exported, {"units": [{"key": f"bad_{i}", "kind": "village", "name_zh": "村"}
                                            for i in range(250)]})
-    response = _upload(office, content, "org.xlsx")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 400
+    page = _import(office, content, "org.xlsx").page
     assert page.count("village") <= 201 and ("50 more problems" in page or "另有50个问题" in page)

@@ -24,6 +24,7 @@ from server.org.posts import appoint
 from server.workflow.models import Case
 from tests.support.clock import NOW, TODAY
 from tests.support.factories import demo_files, login, make_user
+from tests.support.jobs import job_file
 
 SHEET = {
     "kind": "score_sheet", "id": "keeper_monthly", "name": {"zh": "路段巡查责任人月度考核", "en": "Keepers"},
@@ -131,8 +132,9 @@ def test_published_with_streaks_and_read_by_their_units(district, client):
     # The bulletin names people; a reader of Shilong sees 张三's result, not 王五's.
     page = client.get(f"/assess/period/{period.id}")
     assert page.status_code == 200 and "张三" in page.get_data(as_text=True)
-    pdf = client.get(f"/assess/period/{period.id}/bulletin.pdf")
-    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    bulletin = f"/assess/period/{period.id}/bulletin"
+    pdf = job_file(client, f"{bulletin}.pdf", token_from=bulletin)
+    assert pdf.startswith(b"%PDF")
     assert client.get(f"/assess/period/{period.id}/unit/{li.answers_to_id}").status_code == 404
     yearly = client.get("/assess/lidu/combined/keeper_monthly/keeper_year")
     assert yearly.status_code == 200 and "王五" in yearly.get_data(as_text=True)

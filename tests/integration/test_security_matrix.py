@@ -141,10 +141,9 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "org.edit_post": [("/org/posts/{post_s}/edit", "L D D D D D O O"), ("/org/posts/{post_z}/edit", "L . D D . . O O")],
     "org.end_post": [("/org/posts/{post_s}/end", "L D D D D D O O"), ("/org/posts/{post_z}/end", "L . D D . . O O")],
     "org.import_spreadsheet": [("/org/{lidu}/import", "L D D D D D O O"), ("/org/{other}/import", "L . . . . . D O")],
-    "org.export_xlsx": [("/org/{lidu}/export.xlsx", "L D D D D D O O"),
-                        ("/org/{other}/export.xlsx", "L . . . . . D O")],
-    "org.export_csv": [("/org/{lidu}/export.csv?sheet=posts", "L D D D D D O O"),
-                       ("/org/{other}/export.csv?sheet=posts", "L . . . . . D O")],
+    # the export is a job: who may start it is who may export (the job's page and file are the starter's)
+    "org.start_export": [("POST /org/{lidu}/export", "L D D D D D + +"),
+                         ("POST /org/{other}/export", "L . . . . . D +")],
     # -- forms and records -----------------------------------------------------------------------------------------
     "forms.index": [("/f/{lidu}/", "L D O O D O D O"), ("/f/{other}/", "L . D D . D . O")],
     "forms.fill": [("/f/{lidu}/problem_report/new", "L D O O D O D O"),
@@ -158,8 +157,9 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     # -- cases -----------------------------------------------------------------------------------------------------
     "workflow.inbox": [("/cases/{lidu}/", "L D O O O O O O"), ("/cases/{other}/", "L . D D D D D O")],
     "workflow.by_area": [("/cases/{lidu}/areas", "L D O O D O O O"), ("/cases/{other}/areas", "L . D D . D D O")],
-    "workflow.ledger": [("/cases/{lidu}/ledger", "L D O O D O O O"), ("/cases/{other}/ledger", "L . D D . D D O"),
-                        ("/cases/{lidu}/ledger?format=pdf", "L D O O D O O O")],
+    "workflow.ledger": [("/cases/{lidu}/ledger", "L D O O D O O O"), ("/cases/{other}/ledger", "L . D D . D D O")],
+    "workflow.start_ledger_export": [("POST /cases/{lidu}/ledger/export", "L D + + D + + +"),
+                                     ("POST /cases/{other}/ledger/export", "L . D D . D D +")],
     "workflow.report": [("/cases/{lidu}/report", "L D O O D O D O"), ("/cases/{other}/report", "L . D D . D . O")],
     "workflow.case": [("/cases/case/{case_s}", "L D D O D O O O"), ("/cases/case/{case_z}", "L . O D . O O O")],
     "workflow.act": [("/cases/case/{case_s}/do/assign", "L D D D D O O O"),
@@ -182,7 +182,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "assessment.dashboard": [("/assess/{lidu}/dashboard", "L D D D D O O O"),
                              ("/assess/{other}/dashboard", "L . . . . D D O")],
     "assessment.bulletin": [("/assess/period/{period_pub}/bulletin", "L D D D O O O O")],
-    "assessment.bulletin_pdf": [("/assess/period/{period_pub}/bulletin.pdf", "L D D D O O O O")],
+    "assessment.bulletin_pdf": [("POST /assess/period/{period_pub}/bulletin.pdf", "L D D D + + + +")],
     "assessment.compare": [("/assess/period/{period_pub}/compare", "L D D D D D O O")],
     "assessment.unit_detail": [("/assess/period/{period_pub}/unit/{unit_s}", "L D D O O O O O"),
                                ("/assess/period/{period_pub}/unit/{unit_z}", "L . D D O O O O")],
@@ -194,7 +194,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     # only the unit's own people appeal: not the office, leaders or assessors who see every unit
     "assessment.appeal": [("/assess/period/{period}/appeal/{unit_s}", "L D D O D D D D"),
                           ("/assess/period/{period}/appeal/{unit_z}", "L . D D D D D D")],
-    "assessment.step": [("POST /assess/period/{period_open}/appeals", "L D D D D D + +")],
+    "assessment.step": [("POST /assess/period/{period_open}/appeals", "L D D D D D + +"),
+                        ("POST /assess/period/{period_open}/publish", "L D D D D D + +")],  # a job
     "assessment.decide": [("POST /assess/appeal/{appeal_s}/decide", "L D D D D D + +")],
     # -- moderation of public reports ------------------------------------------------------------------------------
     "moderation.queue": [("/moderation/{lidu}/", "L D D D D D O O"), ("/moderation/{other}/", "L . . . . . D O")],
@@ -281,14 +282,13 @@ def world(base_app: Flask) -> Iterator[World]:
 @pytest.fixture
 def quick_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Who may fetch a PDF is decided before it is drawn; drawing dozens of them would only slow this down."""
-    import server.assessment.views
     import server.boards.views
     import server.pdf.engine
 
     def fake(html: str) -> bytes:
         return b"%PDF-1.7 test"
 
-    for module in (server.pdf.engine, server.boards.views, server.assessment.views):
+    for module in (server.pdf.engine, server.boards.views):
         monkeypatch.setattr(module, "render_pdf", fake)
 
 

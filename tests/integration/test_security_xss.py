@@ -33,6 +33,7 @@ from server.extensions import db
 from tests.support.clock import NOW, TODAY, ZONE, month_start
 from tests.support.factories import login, make_user
 from tests.support.images import jpeg
+from tests.support.jobs import run_job_from, run_started
 from tests.support.security import csrf_of, quick_passwords, rolled_back
 from tests.support.xss import PAYLOAD, SHORT, compact, planted, poisoned_lidu, problems
 
@@ -160,8 +161,8 @@ def _plant_everything(app: Flask) -> tuple[Ids, dict[str, FlaskClient]]:
         appeal = db.session.scalar(db.select(AssessmentAppeal.id))
     _post(office, f"/assess/appeal/{appeal}/decide", {"decision": "rejected", "note": planted("appeal-note")},
           token_from=f"/assess/period/{period}")
-    _post(office, f"/assess/period/{period}/publish", {"version": "", "close_appeals": "y", "provisional": "y"},
-          token_from=f"/assess/period/{period}")
+    run_started(office, _post(office, f"/assess/period/{period}/publish", {  # a job, run here
+        "version": "", "close_appeals": "y", "provisional": "y"}, token_from=f"/assess/period/{period}"))
     _post(office, marks, {"r_below_quality": "0", "reason": planted("correction-reason")})
     with app.app_context():
         from server.org.models import Post
@@ -314,18 +315,31 @@ def _pdf_text(data: bytes) -> str:
     return compact("".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages))
 
 
+# A PDF at its address, or one a page's button makes as a job: (the POST, its form, the page it is sent from).
+BULLETIN_JOB = ("/assess/period/{period}/bulletin.pdf", {}, "/assess/period/{period}/bulletin")
+LEDGER_JOB = ("/cases/lidu/ledger/export", {"start": str(month_start(TODAY)), "end": str(TODAY), "format": "pdf"},
+              "/cases/lidu/ledger")
+
+
 @pytest.mark.parametrize(("who", "template", "tags"), [
     ("visitor", "/b/lidu/shilong_old_street.pdf", ["board:footer", "post-holder", "post-duty"]),
-    ("office", "/assess/period/{period}/bulletin.pdf", ["score_sheet:name"]),
-    ("office", f"/cases/lidu/ledger?start={month_start(TODAY)}&end={TODAY}&format=pdf", []),
+    ("office", BULLETIN_JOB, ["score_sheet:name"]),
+    ("office", LEDGER_JOB, []),
 ])
-def test_pdfs_print_the_payload_as_text(planted_world: tuple[Ids, dict[str, FlaskClient]], who: str, template: str,
-                                        tags: list[str]):
+def test_pdfs_print_the_payload_as_text(planted_world: tuple[Ids, dict[str, FlaskClient]], who: str,
+                                        template: str | tuple[str, dict, str], tags: list[str]):
     """Markup interpreted by the PDF renderer would vanish (a script) or be fetched (an image): as text it stays."""
     ids, clients = planted_world
-    response = clients[who].get(template.format(**ids))
-    assert response.status_code == 200 and response.mimetype == "application/pdf"
-    text = _pdf_text(response.data)
+    if isinstance(template, tuple):
+        url, form, page = template
+        printed = run_job_from(clients[who], url.format(**ids), form, token_from=page.format(**ids))
+        assert printed.mimetype == "application/pdf", printed.page
+        data = printed.content
+    else:
+        response = clients[who].get(template.format(**ids))
+        assert response.status_code == 200 and response.mimetype == "application/pdf"
+        data = response.data
+    text = _pdf_text(data)
     assert compact(PAYLOAD) in text  # at least one planted text (a unit's or a road's name, say), printed as is
     for tag in tags:
         assert compact(planted(tag)) in text, tag

@@ -315,9 +315,13 @@ POSTS: dict[str, tuple[str, Any]] = {
                                                            "duties": "巡查\n上报", "username": ""}),
     "org.end_post": ("/org/posts/{post_z}/end", lambda: {"ended_on": "2026-11-30"}),
     "org.import_spreadsheet": ("/org/{lidu}/import", lambda: {"upload": _units_csv(), "sheet": "units"}),
+    "org.start_export": ("/org/{lidu}/export", lambda: {"format": "csv", "sheet": "posts"}),
     "forms.fill": ("/f/{lidu}/problem_report/new", lambda: _report_fields("shilong_old_street")),
     "workflow.report": ("/cases/{lidu}/report", lambda: _report_fields("zhiyuan_road")),
     "boards.start_print": ("/b/{lidu}/print", lambda: {"unit": "shilong", "size": "a3"}),
+    "workflow.start_ledger_export": ("/cases/{lidu}/ledger/export", lambda: {
+        "start": "2026-11-01", "end": "2026-11-30", "by": "unit", "format": "pdf"}),
+    "assessment.bulletin_pdf": ("/assess/period/{period_pub}/bulletin.pdf", lambda: {"revision": "1"}),
     "workflow.act": ("/cases/case/{case_s}/do/assign", lambda: {
         "_token": "assign", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
     "assessment.periods": ("/assess/{lidu}/", lambda: {"sheet": "lidu_monthly", "day": "2026-07-01"}),

@@ -1,0 +1,53 @@
+"""Publishing a period as a job (server/jobs): every unit of a district scored from the data and frozen as a
+revision is more than a request should wait for. The period page checks at once whether it may be published
+now (`service.check_publish`: who asks, the page's version, appeals, a provisional publication said so); the
+job publishes, asking again, and its page leads back to the period. A correction from a unit's marks page is
+still published at once (`service.correct`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import url_for
+from flask_babel import gettext as _
+
+from ..auth import permissions
+from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
+from . import service
+
+if TYPE_CHECKING:
+    from ..auth.models import AnyUser
+    from ..jobs.models import Job
+    from .models import AssessmentPeriod
+
+PUBLISH = "assessment.publication"
+
+
+def start_publish(user: AnyUser, period: AssessmentPeriod, version: int | None, reason: str = "", *,
+                  close_appeals: bool = False, provisional: bool = False) -> Job:
+    """Queue the publication of the period's scores, refused at once if it may not happen now."""
+    options: dict[str, Any] = {"close_appeals": close_appeals, "provisional": provisional}
+    service.check_publish(user, period, version, reason, **options)
+    return start_job(user, PUBLISH, period.scheme_key, {"period": period.id, "version": version,
+                                                        "reason": reason, **options})
+
+
+def run_publish(job: Job, user: AnyUser, progress: Progress) -> JobResult:
+    params = job.params
+    period = service.get_period(user, params["period"])
+    revision = service.publish(user, period, params["version"], params["reason"] or "",
+                               close_appeals=bool(params["close_appeals"]), provisional=bool(params["provisional"]),
+                               progress=progress)
+    said = (_("Published as provisional revision %(n)s.", n=revision.number) if revision.provisional
+            else _("Published as revision %(n)s.", n=revision.number))
+    return JobResult(None, summary=said)
+
+
+def _period_page(job: Job) -> tuple[str, str]:
+    return _("the period"), url_for("assessment.period", period_id=job.params["period"])
+
+
+JOB_KINDS.add(PUBLISH, JobKind(title=lambda: _("Publishing a period's scores"),
+                               may_start=lambda user, scheme_key, _params: permissions.can_run_assessment(
+                                   user, scheme_key),
+                               run=run_publish, origin=_period_page))
