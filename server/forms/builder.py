@@ -136,5 +136,6 @@ def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], nam
         elif f.kind.offers_choices:
             if only_chosen:
                 out[f"{prefix}{f.id}"] = source(f, names, f.kind.chosen(values.get(f.id)))
-            else:
-                bound.choices = out[f"{prefix}{f.id}"] = source(f, names, None)
+            else:  # a top-level place list past LONG_LIST is a search on the page: its count is enough
+                picked = f.kind.chosen(values.get(f.id)) if not prefix else None
+                bound.choices = out[f"{prefix}{f.id}"] = source(f, names, None, picked=picked)

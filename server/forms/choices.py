@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func
 from sqlalchemy.orm import aliased, joinedload
 
 from ..auth.models import RoleAssignment, User
@@ -52,6 +52,9 @@ class ChoiceSource:
     kinds_from: str | None = None  # the field option (`unit_kinds`, `area_kinds`) that keeps candidates by `kind`
     reads: tuple[str, ...] = ("value", "label")  # what a choice_filter reads of a candidate as `choice.*`
     doc: str = ""
+    # (context, kinds or ()) → how many candidates there are, counted in the database; for sources that can be
+    # thousands long (a page then offers a search instead of the list: see `LongList`).
+    count: Callable[[ChoiceContext, tuple[str, ...]], int] | None = None
 
     def docs(self) -> dict[str, str]:
         return {"`choices_from`": f"`{self.name}`", "choices": self.doc,
@@ -62,12 +65,26 @@ class ChoiceSource:
 CHOICE_SOURCES: Registry[ChoiceSource] = registry("choice source")
 
 
+class LongList(list):
+    """A list of choices too long to send: only the rows of the values picked are held, and `len()` is how many
+    choices there are (what the page says beside its search)."""
+
+    def __init__(self, picked: list[Any], total: int) -> None:
+        super().__init__(picked)
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+
 def choice_source(name: str, *, by_key: bool = False, kinds_from: str | None = None,
-                  reads: tuple[str, ...] = ("value", "label"), doc: str = "") -> Callable[[Loader], Loader]:
+                  reads: tuple[str, ...] = ("value", "label"), doc: str = "",
+                  count: Callable[[ChoiceContext, tuple[str, ...]], int] | None = None) -> Callable[[Loader], Loader]:
     """Decorator: register a loader as the live choice source `name`."""
 
     def decorator(load: Loader) -> Loader:
-        CHOICE_SOURCES.add(name, ChoiceSource(name, load, by_key=by_key, kinds_from=kinds_from, reads=reads, doc=doc))
+        CHOICE_SOURCES.add(name, ChoiceSource(name, load, by_key=by_key, kinds_from=kinds_from, reads=reads, doc=doc,
+                                              count=count))
         return load
 
     return decorator
@@ -107,7 +124,13 @@ def _units(context: ChoiceContext, wanted: frozenset[str] | None, related: bool)
              "parent": u.parent.key if related and u.parent else None} for u in units]
 
 
+def _count_areas(context: ChoiceContext, kinds: tuple[str, ...]) -> int:
+    query = db.select(func.count(Area.id)).where(Area.scheme_key == context.scheme_key, Area.active.is_(True))
+    return db.session.scalar(query.where(Area.kind.in_(kinds)) if kinds else query)
+
+
 @choice_source("areas", by_key=True, kinds_from="area_kinds", reads=("value", "label", "kind", "unit", "parent"),
+               count=_count_areas,
                doc="the district's areas (roads, segments, grids) within the filler's reach; what `area` and "
                    "`location` fields always list")
 def _areas(context: ChoiceContext, wanted: frozenset[str] | None, related: bool) -> list[dict[str, Any]]:

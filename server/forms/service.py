@@ -33,7 +33,7 @@ from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
 from . import builder
-from .choices import CHOICE_SOURCES, ChoiceContext, ChoiceSource
+from .choices import CHOICE_SOURCES, ChoiceContext, ChoiceSource, LongList
 from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec_of, stored_values, value_fields
 from .models import Submission, Upload
 from .uploads import DEFAULT_MAX_BYTES, FileStore, StoredFile, UploadRejected, check_upload
@@ -127,7 +127,18 @@ def choice_source(user: AnyUser, scheme_key: str, seen_areas: dict[str, Area] | 
         cache[live.name] = live.load(context, None, True)
         return cache[live.name]
 
-    def source(f: FieldSpec, names: dict[str, Any], wanted: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    def source(f: FieldSpec, names: dict[str, Any], wanted: frozenset[str] | None = None, *,
+               picked: frozenset[str] | None = None) -> list[tuple[str, str]]:
+        """The field's choices (only those `wanted`, for a check). With `picked` (the values chosen), a page asks:
+        a list past LONG_LIST, which the page replaces by a search, comes back as a `LongList` — how many there
+        are and the picked ones — when it can be counted in the database (no `choice_filter`, the whole
+        district in reach)."""
+        live = None if f.choices else CHOICE_SOURCES.get(f.kind.choice_source(f))
+        if (picked is not None and wanted is None and live is not None and live.count is not None
+                and f.choice_filter is None and (scope is None or scope.district_wide)):
+            total = live.count(context, tuple(getattr(f, live.kinds_from) or ()) if live.kinds_from else ())
+            if total > LONG_LIST:
+                return LongList(source(f, names, picked) if picked else [], total)
         if f.choices:
             rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
         else:
