@@ -141,6 +141,11 @@ class FormSpec:
         """Fields whose values sit at the top level: sections are transparent, repeats hold rows."""
         return value_fields(self.fields)
 
+    @cached_property
+    def takes_files(self) -> bool:
+        """Whether it has photo or file fields (their uploads are kept as the form is read)."""
+        return any(f.kind.is_file for f in self.walk())
+
 
 def value_fields(fields: Iterable[FieldSpec]) -> Iterator[FieldSpec]:
     """The fields that hold values at one level: sections are transparent (their children count)."""
