@@ -183,12 +183,19 @@ def run_job(job_id: int) -> None:
         return
     job = db.session.get(Job, job_id)
     kind, user_id, context = job.kind, job.user_id, dict(job.params.get("_context") or {})
-    params = dict(job.params or {})
+    params, attempt = dict(job.params or {}), job.attempts
+    # This run's own row: a run that `fangan tick` gave up on as silent, and handed to another worker, may still
+    # be going; it then writes nothing more, neither its progress nor its end nor its work.
+    mine = (Job.id == job_id, Job.state == "running", Job.attempts == attempt)
+    steps = {"total": job.total or 0}
     from ..auth.models import User
 
     def progress(done: int, total: int) -> None:
-        job.done, job.total, job.beat_at = done, total, utcnow()
+        steps["total"] = total
+        still = db.session.execute(update(Job).where(*mine).values(done=done, total=total, beat_at=utcnow()))
         _commit_keeping_loaded()
+        if not still.rowcount:
+            raise _Superseded
 
     try:
         entry = JOB_KINDS.get(kind)
@@ -201,25 +208,38 @@ def run_job(job_id: int) -> None:
                                               method="POST"), \
                 force_locale(context.get("locale") or current_app.config["BABEL_DEFAULT_LOCALE"]):
             result = entry.run(job, user, progress)
+        done: dict[str, Any] = {"state": "done", "note": result.summary, "total": steps["total"] or 1,
+                                "done": steps["total"] or 1, "finished_at": utcnow()}
+        written = None
         if result.content is not None:
             name = f"{job_id}-{secrets.token_hex(8)}{Path(result.name).suffix}"
             temporary = jobs_folder() / f".{name}.part"
             temporary.write_bytes(result.content)
             temporary.replace(jobs_folder() / name)  # whole, or not at all
-            job.result_file, job.result_name, job.result_type = name, result.name, result.mimetype
-        job.state, job.note = "done", result.summary
-        job.total = job.total or 1
-        job.done, job.finished_at = job.total, utcnow()
-        db.session.commit()
+            written = jobs_folder() / name
+            done.update(result_file=name, result_name=result.name, result_type=result.mimetype)
+        if not db.session.execute(update(Job).where(*mine).values(**done)).rowcount:
+            if written is not None:
+                written.unlink(missing_ok=True)
+            raise _Superseded
+        db.session.commit()  # the work's writes with its end, or neither
         _drop_upload(params)
+        return
+    except _Superseded:
+        db.session.rollback()
+        log.warning("job %s (%s): run %s was handed to another worker; its work is dropped", job_id, kind, attempt)
         return
     except DomainError as error:  # JobError, and what the services refuse (a conflict, a permission)
         note = str(error)
     except Exception:
         log.exception("job %s (%s) failed", job_id, kind)
         note = _("The job failed. The administrators can see why in the log.")
-    _fail(job_id, note)
-    _drop_upload(params)
+    if _fail(mine, note):
+        _drop_upload(params)
+
+
+class _Superseded(Exception):  # noqa: N818 - not an error: another run of the job has taken over
+    """This run of a job was handed to another worker meanwhile."""
 
 
 def _commit_keeping_loaded() -> None:
@@ -234,16 +254,19 @@ def _commit_keeping_loaded() -> None:
         session.expire_on_commit = keep
 
 
-def _fail(job_id: int, note: str) -> None:
-    """Mark a job failed, whatever state the session was left in by what went wrong."""
+def _fail(mine: tuple, note: str) -> bool:
+    """Mark this run of a job failed, whatever state the session was left in by what went wrong (unless another
+    run has taken over: then it is that run's to end). Whether it was marked."""
     db.session.rollback()
     try:
-        db.session.execute(update(Job).where(Job.id == job_id).values(state="failed", note=note,
-                                                                        finished_at=utcnow()))
+        marked = db.session.execute(update(Job).where(*mine).values(state="failed", note=note,
+                                                                      finished_at=utcnow())).rowcount
         db.session.commit()
+        return bool(marked)
     except Exception:
-        log.exception("job %s could not be marked failed", job_id)
+        log.exception("job could not be marked failed")
         db.session.rollback()
+        return False
 
 
 MAX_ATTEMPTS = 3  # a job that stopped its worker this often is not started again

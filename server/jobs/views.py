@@ -34,5 +34,7 @@ def result(job_id: int):
     path = service.result_path(row)
     if path is None:
         raise NotFound(_("This job has no result (yet)."))
-    return send_file(path, mimetype=row.result_type, as_attachment=True, download_name=row.result_name,
-                     max_age=0)
+    response = send_file(path, mimetype=row.result_type, as_attachment=True, download_name=row.result_name)
+    # A result may hold people's names and phones: kept by no browser or proxy.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -121,6 +121,7 @@ def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationS
     before = case.unit
     if "reassign_up" in escalation.actions and case.unit is not None and case.unit.parent is not None:
         case.unit, case.assignee = case.unit.parent, None
+        case.unit_id, case.assignee_id = case.unit.id if case.unit is not None else None, None
     message = (_("Case #%(id)s is overdue: %(deadline)s", id=case.id, deadline=name) if escalation.when == "overdue"
                else _("Case #%(id)s is due soon: %(deadline)s", id=case.id, deadline=name))
     if "notify" in escalation.actions:

@@ -118,6 +118,10 @@ def assign(case: Case, how: str, value: Any) -> None:
     if unit is not None or user is not None:
         case.unit = unit if unit is not None else case.unit
         case.assignee = user
+        # The ids too, at once: a step writes the case in one flush at its end, and what it does meanwhile
+        # (notify the unit it was handed to, find the tier over it) reads them.
+        case.unit_id = case.unit.id if case.unit is not None else None
+        case.assignee_id = user.id if user is not None else None
 
 
 def route_case(case: Case) -> None:

@@ -763,8 +763,10 @@ def _units_offered(user: AnyUser, scheme_key: str, chosen: int | None) -> tuple[
         if offered + count > UNITS_OFFERED and deepest is not None:
             break
         deepest, offered = level, offered + count
-    shown = query.where((depth <= deepest) | (Unit.id == (chosen or -1))).order_by(Unit.path).limit(UNITS_OFFERED + 1)
-    return list(db.session.scalars(shown)), True
+    shown = list(db.session.scalars(query.where(depth <= deepest).order_by(Unit.path).limit(UNITS_OFFERED)))
+    if chosen and chosen not in {u.id for u in shown}:  # the unit filtered by stays shown as chosen
+        shown += db.session.scalars(query.where(Unit.id == chosen)).all()
+    return sorted(shown, key=lambda u: u.path), True
 
 
 def _names_matching(model: Any, scheme_key: str, words: str) -> list[int]:

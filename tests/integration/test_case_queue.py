@@ -178,6 +178,9 @@ def test_a_city_of_units_offers_its_upper_levels_and_finds_the_rest_by_name(queu
         i for i, d in depth.items() if d == min(depth.values())}
     chosen = service.queue_choices(dispatcher, "lidu", holder.id)
     assert holder.id in {u.id for u in chosen.units}  # the one chosen stays in the list
+    monkeypatch.setattr(service, "UNITS_OFFERED", 0)  # even when the upper level alone is cut short
+    assert [u.id for u in service.queue_choices(dispatcher, "lidu", holder.id).units] == [holder.id]
+    monkeypatch.setattr(service, "UNITS_OFFERED", len(choices.units))
 
     held = db.session.scalar(db.select(db.func.count(Case.id)).filter_by(unit_id=holder.id))
     page = _page("dispatcher", box="all", q=tr(holder.name))

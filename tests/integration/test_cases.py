@@ -91,6 +91,18 @@ def test_walk_with_rework(people):
     assert notified
 
 
+def test_the_unit_a_case_is_handed_to_is_the_one_told(people):
+    """A step writes the case once, at its end: what it notifies in between reads where the case goes now."""
+    case = report(people["reporter"])
+    assert case.unit.key == "shilong"  # routed by its place
+    before = set(db.session.scalars(db.select(Notification.id).filter_by(case_id=case.id)))
+    case = fire(people["office"], case, "assign", target_unit="zhiyuan")
+    told = db.session.scalars(db.select(Notification).where(Notification.case_id == case.id,
+                                                            Notification.id.notin_(before))).all()
+    assert case.unit_id == unit_id("lidu", "zhiyuan")
+    assert {n.unit_id for n in told if n.unit_id} == {unit_id("lidu", "zhiyuan")}
+
+
 def test_a_time_the_workflow_sets_shows_as_the_district_wall_time(people):
     """`set: {closed_on: now}` stores the district's wall time: the case page shows it as it is, not as UTC."""
     from server.web.i18n import localtime

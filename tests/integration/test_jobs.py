@@ -69,6 +69,7 @@ def test_a_job_runs_once_with_its_progress_on_its_page(owner, app):
     assert "every 1s" not in part and f'href="/jobs/{job.id}/result"' in part  # finished: no more polling
     with client.get(f"/jobs/{job.id}/result") as result:
         assert result.data == "一,二\n".encode() and "attachment" in result.headers["Content-Disposition"]
+        assert "no-store" in result.headers["Cache-Control"]  # names and phones: kept by no browser or proxy
     assert f'href="/jobs/{job.id}"' in client.get("/jobs/").get_data(as_text=True)
 
 
@@ -80,6 +81,36 @@ def test_a_job_is_queued_only_when_its_row_is_committed(owner, app):
             service.start_job(owner, "test.toy", "lidu", {})
             db.session.rollback()  # the request failed after asking
         assert queue.run_queued(app) == 0
+
+
+def test_a_run_handed_to_another_worker_writes_nothing_more(owner, app):
+    """A run silent past STALE is handed to another worker by `fangan tick`; if it was only slow, its end, its
+    failure and its work are dropped: the job is the other run's to finish (once)."""
+    from sqlalchemy import update
+
+    area_id = db.session.scalar(db.select(Area.id).filter_by(scheme_key="lidu").limit(1))
+
+    def taken_over(job, _user, _progress):  # noqa: ANN001
+        db.session.execute(update(Job).where(Job.id == job.id).values(attempts=Job.attempts + 1))
+        db.session.commit()  # meanwhile: requeued as silent, and claimed by another worker
+        db.session.get(Area, area_id).name = "改了"  # the work's writes
+        return JobResult(b"x", "x.csv", "text/csv")
+
+    def fails_late(job, _user, progress):  # noqa: ANN001
+        db.session.execute(update(Job).where(Job.id == job.id).values(attempts=Job.attempts + 1))
+        db.session.commit()
+        progress(1, 2)  # stops this run: its progress is not its own to say any more
+        raise AssertionError("not reached")
+
+    with JOB_KINDS.registered("test.slow", JobKind(lambda: "S", _anyone, taken_over)), \
+            JOB_KINDS.registered("test.late", JobKind(lambda: "L", _anyone, fails_late)):
+        slow, late = _start("test.slow", owner), _start("test.late", owner)
+        assert queue.run_queued(app) == 2
+    for job in (slow, late):
+        db.session.refresh(job)
+        assert (job.state, job.attempts, job.result_file, job.done) == ("running", 2, None, 0)
+    db.session.expire_all()
+    assert db.session.get(Area, area_id).name != "改了"
 
 
 def test_failures_are_said_and_nothing_is_kept(owner, app, caplog):
