@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
+from flask import has_request_context
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import joinedload
@@ -75,6 +76,8 @@ def workflow_of(case: Case) -> engine.WorkflowSpec:
 def workflow_definition_of(case: Case) -> DefinitionRef | DefinitionVersion:
     """The version of its workflow a case follows: from the scheme in force when it is that one (no query, as
     for nearly every case), else its stored row."""
+    if not has_request_context():  # (`fangan tick`, a job: the district in force is not kept between calls there,
+        return case.definition_version  # while the session keeps the stored rows it has read)
     current = current_scheme(case.scheme_key)
     return (current.by_id.get(case.definition_version_id) if current else None) or case.definition_version
 
