@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
+from sqlalchemy import func
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -144,6 +145,36 @@ def list_units(user: AnyUser, scheme_key: str, inactive: bool = False) -> list[U
     if scope.unit_ids is not None:
         query = query.where(Unit.id.in_(scope.unit_ids or [-1]))
     return list(db.session.scalars(query))
+
+
+UNITS_OFFERED = 60  # a city's thousands of units are not one list: past this, the upper levels and a search
+
+
+def user_units(reach: permissions.Scope, scheme_key: str) -> Any:
+    """SQL: the district's active units a scope reaches."""
+    query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True))
+    return query if reach.district_wide else query.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
+
+
+def units_offered(query: Any, chosen: int | None = None) -> tuple[list[Unit], bool]:
+    """The units a page's unit filter lists, of those `query` selects: all when they are few; else the upper
+    levels that fit in UNITS_OFFERED (and the one chosen), the others being found by name. Whether some are
+    left out."""
+    total = db.session.scalar(query.with_only_columns(func.count(Unit.id)).order_by(None))
+    if total <= UNITS_OFFERED:
+        return list(db.session.scalars(query.order_by(Unit.path))), False
+    depth = func.length(Unit.path) - func.length(func.replace(Unit.path, "/", ""))  # "/3/8/": 3 slashes
+    levels = db.session.execute(query.with_only_columns(depth, func.count(Unit.id)).group_by(depth)
+                                .order_by(depth)).all()
+    deepest, offered = None, 0
+    for level, count in levels:
+        if offered + count > UNITS_OFFERED and deepest is not None:
+            break
+        deepest, offered = level, offered + count
+    shown = list(db.session.scalars(query.where(depth <= deepest).order_by(Unit.path).limit(UNITS_OFFERED)))
+    if chosen and chosen not in {u.id for u in shown}:  # the unit filtered by stays shown as chosen
+        shown += db.session.scalars(query.where(Unit.id == chosen)).all()
+    return sorted(shown, key=lambda u: u.path), True
 
 
 def get_unit(user: AnyUser, unit_id: int) -> Unit:

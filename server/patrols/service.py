@@ -372,11 +372,12 @@ def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int
     return rows
 
 
-def units_in_reach(user: AnyUser, scheme_key: str) -> list[Unit]:
-    """Units the user may filter the compliance page by."""
-    scope = permissions.compliance_reach(user, scheme_key)
-    query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)
-    return [u for u in db.session.scalars(query) if scope.covers_unit(u.id)]
+def units_in_reach(user: AnyUser, scheme_key: str, chosen: int | None = None) -> tuple[list[Unit], bool]:
+    """Units the compliance page's filter lists (past UNITS_OFFERED, the upper levels and the one chosen), and
+    whether some are left out."""
+    from ..org.service import units_offered, user_units
+
+    return units_offered(user_units(permissions.compliance_reach(user, scheme_key), scheme_key), chosen)
 
 
 def _subtree(scheme_key: str, unit_id: int) -> set[int]:

@@ -34,5 +34,5 @@ def compliance(scheme_key: str):
     return render_template("patrols/compliance.html", scheme_key=scheme_key, data=scheme.data, on=on, report=report,
                            pages=pages, show_all=show_all, tier=tier, unit_id=unit_id,
                            tiers=scheme.tiers,
-                           units=service.units_in_reach(current_user, scheme_key),
+                           units_offered=service.units_in_reach(current_user, scheme_key, unit_id),
                            previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))

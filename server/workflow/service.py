@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from blinker import Namespace
 from flask import has_request_context
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +32,7 @@ from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec_of
 from ..forms.models import Submission
 from ..org.models import Unit
+from ..org.service import units_offered, user_units
 from ..web.i18n import tr
 from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
@@ -730,46 +731,15 @@ def _row_look(spec: engine.WorkflowSpec, report: FormSpec | None) -> RowLook:
     return RowLook(line, flags)
 
 
-UNITS_OFFERED = 60  # a city's thousands of units are not one list: past this, the upper levels and the search
-
-
 def queue_choices(user: AnyUser, scheme_key: str, chosen_unit: int | None = None) -> QueueChoices:
     labels = category_labels(scheme_key)
     flows = district_workflows(scheme_key)
     initial = waiting_for_dispatch(flows)
     states = {s.id: s.name for spec in flows.values() for s in spec.states.values()}
-    units, more = _units_offered(user, scheme_key, chosen_unit)
+    units, more = units_offered(user_units(permissions.case_list_reach(user, scheme_key), scheme_key), chosen_unit)
     reports = _report_forms(scheme_key, flows)
     return QueueChoices(initial, labels, states, units, _text_fields(reports),
                         {key: _row_look(spec, reports.get(key)) for key, spec in flows.items()}, more)
-
-
-def _units_in_reach(user: AnyUser, scheme_key: str) -> Any:
-    """SQL: the district's active units the user's case list reaches."""
-    query = db.select(Unit).where(Unit.scheme_key == scheme_key, Unit.active.is_(True))
-    reach = permissions.case_list_reach(user, scheme_key)
-    return query if reach.district_wide else query.where(Unit.id.in_(list(reach.unit_ids or []) or [-1]))
-
-
-def _units_offered(user: AnyUser, scheme_key: str, chosen: int | None) -> tuple[list[Unit], bool]:
-    """The units the queue's filter lists: all of those in reach when they are few; else the upper levels that
-    fit in UNITS_OFFERED (and the one chosen), the others being found by the search. Whether some are left out."""
-    query = _units_in_reach(user, scheme_key)
-    total = db.session.scalar(query.with_only_columns(func.count(Unit.id)).order_by(None))
-    if total <= UNITS_OFFERED:
-        return list(db.session.scalars(query.order_by(Unit.path))), False
-    depth = func.length(Unit.path) - func.length(func.replace(Unit.path, "/", ""))  # "/3/8/": 3 slashes
-    levels = db.session.execute(query.with_only_columns(depth, func.count(Unit.id)).group_by(depth)
-                                .order_by(depth)).all()
-    deepest, offered = None, 0
-    for level, count in levels:
-        if offered + count > UNITS_OFFERED and deepest is not None:
-            break
-        deepest, offered = level, offered + count
-    shown = list(db.session.scalars(query.where(depth <= deepest).order_by(Unit.path).limit(UNITS_OFFERED)))
-    if chosen and chosen not in {u.id for u in shown}:  # the unit filtered by stays shown as chosen
-        shown += db.session.scalars(query.where(Unit.id == chosen)).all()
-    return sorted(shown, key=lambda u: u.path), True
 
 
 def _names_matching(model: Any, scheme_key: str, words: str) -> list[int]:

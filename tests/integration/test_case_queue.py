@@ -163,12 +163,13 @@ def test_a_city_of_units_offers_its_upper_levels_and_finds_the_rest_by_name(queu
     """Past UNITS_OFFERED the unit filter lists the upper levels (and the unit chosen); any unit's cases are
     found by its name in the search."""
     from server.auth.models import User
+    from server.org import service as org_service
     from server.org.models import Unit
     from server.web.i18n import tr
 
     units = list(db.session.scalars(db.select(Unit).filter_by(scheme_key="lidu", active=True)))
     depth = {u.id: u.path.count("/") for u in units}
-    monkeypatch.setattr(service, "UNITS_OFFERED", sum(1 for d in depth.values() if d == min(depth.values())))
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", sum(1 for d in depth.values() if d == min(depth.values())))
     dispatcher = db.session.scalar(db.select(User).filter_by(username="dispatcher"))
     holder = db.session.get(Area, queue["zhiyuan_road"].id).unit
     assert depth[holder.id] > min(depth.values())  # a unit below the top level holds cases
@@ -178,14 +179,14 @@ def test_a_city_of_units_offers_its_upper_levels_and_finds_the_rest_by_name(queu
         i for i, d in depth.items() if d == min(depth.values())}
     chosen = service.queue_choices(dispatcher, "lidu", holder.id)
     assert holder.id in {u.id for u in chosen.units}  # the one chosen stays in the list
-    monkeypatch.setattr(service, "UNITS_OFFERED", 0)  # even when the upper level alone is cut short
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", 0)  # even when the upper level alone is cut short
     assert [u.id for u in service.queue_choices(dispatcher, "lidu", holder.id).units] == [holder.id]
-    monkeypatch.setattr(service, "UNITS_OFFERED", len(choices.units))
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", len(choices.units))
 
     held = db.session.scalar(db.select(db.func.count(Case.id)).filter_by(unit_id=holder.id))
     page = _page("dispatcher", box="all", q=tr(holder.name))
     listed = {c.unit_id for c in db.session.scalars(db.select(Case).where(Case.id.in_([r.id for r in page.rows])))}
     assert held and page.total == held and listed == {holder.id}
-    monkeypatch.setattr(service, "UNITS_OFFERED", len(units))
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", len(units))
     everything = service.queue_choices(dispatcher, "lidu")
     assert not everything.more_units and len(everything.units) == len(units) > len(choices.units)

@@ -135,6 +135,26 @@ def test_a_rules_long_list_is_shown_a_page_at_a_time(district, client, monkeypat
     assert section(second) != section(html)  # that rule's second row; the other rules still at their first
 
 
+def test_a_city_of_units_lists_the_upper_levels_in_the_filter(district, client, monkeypatch):
+    """Past UNITS_OFFERED the unit filter lists the upper levels (and the unit chosen), and says so."""
+    from server.org import service as org_service
+    from server.org.models import Unit
+
+    login(client, "office")
+    options = lambda page: re.findall(r'<option value="(\d+)"', page.split('id="unit"')[1].split("</select>")[0])  # noqa: E731
+    every = options(client.get("/patrols/luzhang/").get_data(as_text=True))
+    top = db.session.scalars(db.select(Unit).filter_by(scheme_key="luzhang", active=True)).all()
+    shallow = min(u.path.count("/") for u in top)
+    upper = {str(u.id) for u in top if u.path.count("/") == shallow}
+    assert len(every) == len(top) > len(upper)
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", len(upper))
+    html = client.get("/patrols/luzhang/").get_data(as_text=True)
+    assert set(options(html)) == upper and "此处列出上级单位" in html
+    deep = next(u for u in top if u.path.count("/") > shallow)
+    chosen = client.get(f"/patrols/luzhang/?unit={deep.id}").get_data(as_text=True)
+    assert set(options(chosen)) == upper | {str(deep.id)} and f'<option value="{deep.id}" selected>' in chosen
+
+
 def test_compliance_page_refused_without_the_capability(district, client):
     assert client.get("/patrols/luzhang/").status_code in (302, 303)  # anonymous: to the login page
     login(client, "patroller")
