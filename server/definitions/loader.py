@@ -410,3 +410,9 @@ def content_hash(data: Any) -> str:
     """Stable SHA-256 of a definition's content (key order ignored)."""
     canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def content_key(definition: Any, digest: str | None = None) -> str:
+    """What is compiled from a definition is kept by its content hash: `digest` when it is known (a stored
+    definition's), else worked out."""
+    return digest or content_hash(definition)

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from ..core.cache import memoize
-from ..definitions.loader import content_hash
+from ..definitions.loader import content_hash, content_key
 from ..expressions import Expression, ExpressionError, compile_expression
 from .fields import FIELD_TYPES, FieldType
 
@@ -190,16 +190,12 @@ def _case_opening(definition: dict) -> CaseOpening | None:
                        workflow=data.get("workflow"))
 
 
-def _by_content(definition: dict, digest: str | None = None) -> str:
-    return digest or content_hash(definition)
-
-
 def form_spec_of(row: Any) -> FormSpec:
     """The compiled spec of a stored form (a definition row or ref): its stored hash saves hashing it again."""
     return form_spec(row.data, row.content_hash)
 
 
-@memoize(512, key=_by_content)
+@memoize(512, key=content_key)
 def form_spec(definition: dict, digest: str | None = None) -> FormSpec:
     """The compiled spec of a form definition, compiled once per content hash (`digest`: that hash, if known)."""
     fields = tuple(_field(f) for f in definition.get("fields", []))

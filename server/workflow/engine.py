@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.cache import memoize
 from ..definitions.deadlines import DeadlineError, checked_amount
-from ..definitions.loader import content_hash
+from ..definitions.loader import content_key
 from ..expressions import Expression, ExpressionError, compile_expression
 
 Text = str | dict | None
@@ -164,16 +164,12 @@ def state_counted(state: Mapping[str, Any]) -> bool:
     return not (state.get("kind") == "final" and state.get("outcome") in UNCOUNTED_OUTCOMES)
 
 
-def _by_content(definition: dict, digest: str | None = None) -> str:
-    return digest or content_hash(definition)
-
-
 def workflow_spec_of(row: Any) -> WorkflowSpec:
     """The compiled spec of a stored workflow (a definition row or ref): its stored hash saves hashing it again."""
     return workflow_spec(row.data, row.content_hash)
 
 
-@memoize(256, key=_by_content)
+@memoize(256, key=content_key)
 def workflow_spec(definition: dict, digest: str | None = None) -> WorkflowSpec:
     """The compiled spec of a workflow definition (once per content hash; `digest`: that hash, if known)."""
     transitions = []
