@@ -17,6 +17,7 @@ from ..definitions.clock import district_today
 from ..definitions.service import current_scheme, scheme_in_force
 from ..extensions import db
 from ..org.models import Area, Post, Unit
+from ..org.service import units_offered
 from ..web.i18n import tr
 
 DEFAULT_PUBLIC_FIELDS = ("name", "title", "duties")  # a phone number shows only where the scheme says so
@@ -162,9 +163,12 @@ def board_sizes(scheme_key: str) -> list[dict]:
     return list(sizes.values())
 
 
-def board_units(scheme_key: str) -> list[Unit]:
-    """The units a list of boards may be narrowed to (each with those below it)."""
-    return list(db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key, active=True).order_by(Unit.path)))
+def board_units(scheme_key: str, chosen: str | None = None) -> tuple[list[Unit], bool]:
+    """The units a list of boards may be narrowed to (each with those below it): past UNITS_OFFERED the upper
+    levels and the one `chosen` (a key); and whether some are left out."""
+    query = db.select(Unit).filter_by(scheme_key=scheme_key, active=True)
+    chosen_id = db.session.scalar(db.select(Unit.id).filter_by(scheme_key=scheme_key, key=chosen)) if chosen else None
+    return units_offered(query, chosen_id)
 
 
 def _under(unit: Any, key: str) -> bool:

@@ -52,7 +52,7 @@ def index(scheme_key: str):
     return render_template("boards/index.html", scheme_key=scheme_key, boards=rows, total=total, q=q, unit=unit,
                            page=page, pages=max(1, -(-total // service.BOARDS_PER_PAGE)),
                            kinds={k.id: k["name"] for k in scheme.area_kinds.values()},
-                           units=service.board_units(scheme_key), sizes=service.board_sizes(scheme_key),
+                           units_offered=service.board_units(scheme_key, unit), sizes=service.board_sizes(scheme_key),
                            can_print=permissions.can_print_boards(current_user, scheme_key))
 
 

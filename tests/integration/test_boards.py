@@ -205,6 +205,13 @@ def test_the_staffs_list_of_boards(chiefs, app, monkeypatch):
     assert "致远路" in searched and "石龙老街" not in searched
     narrowed = client.get("/b/lidu/?unit=shilong").get_data(as_text=True)
     assert "石龙老街" in narrowed and "致远路" not in narrowed
+    from server.org import service as org_service
+
+    monkeypatch.setattr(org_service, "UNITS_OFFERED", 1)  # a city: the upper level, and the unit chosen
+    offered = lambda page: re.findall(r'<option value="(\w+)"', page.split('id="boards-unit"')[1].split("</select>")[0])  # noqa: E731
+    city = client.get("/b/lidu/?unit=shilong").get_data(as_text=True)
+    assert offered(city) == ["lidu_street", "shilong"] and "此处列出上级单位" in city
+    assert "石龙老街" in city and "致远路" not in city
     monkeypatch.setattr(service, "BOARDS_PER_PAGE", 2)
     first, last = client.get("/b/lidu/").get_data(as_text=True), client.get("/b/lidu/?page=99").get_data(as_text=True)
     assert 'rel="next"' in first and 'rel="next"' not in last and 'rel="prev"' in last
