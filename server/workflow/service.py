@@ -462,7 +462,7 @@ def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int 
     Everything (the form's record, the state, the fields, deadlines, timeline and audit) goes into the
     caller's one transaction; a stale version or a failure anywhere leaves nothing behind.
     """
-    case = lock_case(get_case(user, case_id))
+    case = _locked_case(user, case_id)
     if expected_version is not None and expected_version != case.version:
         raise Conflict(stale_message(case))
     spec = workflow_of(case)
@@ -494,15 +494,27 @@ def _submission_used(submission_id: int) -> bool:
                 or db.session.scalar(db.select(count(Case.id)).where(Case.submission_id == submission_id)))
 
 
-def lock_case(case: Case) -> Case:
-    """The case row locked for this transaction and read afresh: of two people acting on a case at once, the
-    second waits for the first to commit, then sees the new version and is told the case changed (PostgreSQL;
-    on SQLite a write transaction already holds the database)."""
+def lock_case(case: Case | int) -> Case | None:
+    """The case row (a case, or its id) locked for this transaction and read afresh: of two people acting on a
+    case at once, the second waits for the first to commit, then sees the new version and is told the case
+    changed (PostgreSQL; on SQLite a write transaction already holds the database). None: no such case."""
     # NO KEY UPDATE: rows that only point at the case (its events, notifications) can still be added meanwhile.
     # Its unit comes in the same statement (every step reads it), unlocked: only the case's row is locked.
-    return db.session.scalars(select(Case).where(Case.id == case.id).options(joinedload(Case.unit))
+    case_id = case if isinstance(case, int) else case.id
+    return db.session.scalars(select(Case).where(Case.id == case_id).options(joinedload(Case.unit))
                               .with_for_update(key_share=True, of=Case)
-                              .execution_options(populate_existing=True)).one()
+                              .execution_options(populate_existing=True)).one_or_none()
+
+
+def _locked_case(user: AnyUser, case_id: int) -> Case:
+    """A case to act on: locked and read in one statement, then checked like `get_case` (a refusal rolls back
+    with the request, and the lock with it)."""
+    case = lock_case(case_id)
+    if case is None:
+        raise NotFound(_("No such case."))
+    if not permissions.can_view_case(user, case):
+        raise PermissionDenied(_("You may not view this case."))
+    return case
 
 
 def _apply_transition(case: Case, spec: engine.WorkflowSpec, transition: engine.TransitionSpec, names: dict,
