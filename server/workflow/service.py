@@ -191,7 +191,10 @@ def actor_for(user: AnyUser, case: Case) -> engine.Actor:
         relations.add("tier_above_assignee")
     took = frozenset()
     if any(t.not_by.steps for t in workflow_of(case).transitions):  # the timeline is read only when asked
-        took = frozenset(e.transition for e in case.events if e.user_id == user.id and e.transition)
+        took = (frozenset(e.transition for e in case.events if e.user_id == user.id and e.transition)
+                if "events" in case.__dict__ else frozenset(db.session.scalars(  # only their own steps' names
+                    select(CaseEvent.transition).where(CaseEvent.case_id == case.id, CaseEvent.user_id == user.id,
+                                                       CaseEvent.transition.is_not(None)))))
     return engine.Actor(capabilities, roles, tiers, frozenset(relations), took)
 
 
