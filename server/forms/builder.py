@@ -136,6 +136,7 @@ def _choices(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any], nam
         elif f.kind.offers_choices:
             if only_chosen:
                 out[f"{prefix}{f.id}"] = source(f, names, f.kind.chosen(values.get(f.id)))
-            else:  # a top-level place list past LONG_LIST is a search on the page: its count is enough
-                picked = f.kind.chosen(values.get(f.id)) if not prefix else None
+            else:  # a top-level place field past LONG_LIST is a search on the page: its count is enough
+                # (only the place types draw that search; a choice field listing places lists them all)
+                picked = f.kind.chosen(values.get(f.id)) if not prefix and f.kind.live_choices else None
                 bound.choices = out[f"{prefix}{f.id}"] = source(f, names, None, picked=picked)

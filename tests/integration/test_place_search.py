@@ -68,6 +68,24 @@ def test_a_page_counts_the_places_and_reads_only_the_one_picked(city, monkeypatc
     assert '<option value="road_001" selected>人民东路</option>' in board and asked == ["the picked"]
 
 
+def test_only_place_fields_come_as_a_count(city):
+    """The place fields (area, location) draw a search past LONG_LIST: they get the count and what is picked. A
+    choice field listing the places (`choices_from: areas`) draws every option, so it gets them all."""
+    from server.forms import builder
+    from server.forms.engine import form_spec
+    from server.forms.service import choice_source
+
+    with city.test_request_context():
+        admin = make_user("root", admin=True)
+        spec = form_spec({"kind": "form", "id": "x", "name": "x", "fields": [
+            {"id": "listed", "type": "single_choice", "choices_from": "areas"},
+            {"id": "road", "type": "area"}]})
+        form = builder.bind(spec)
+        shown = builder.apply_choices(spec, form, {"road": "road_001"}, {}, choice_source(admin, "lidu"))
+        assert len(shown["listed"]) == len(list(shown["listed"])) > LONG_LIST
+        assert len(shown["road"]) == len(shown["listed"]) and [v for v, _l in shown["road"]] == ["road_001"]
+
+
 def test_the_search_box_finds_places_by_name(city):
     anonymous = city.test_client()
     found = anonymous.get("/f/lidu/public_report/places?field=location&location-area-q=人民").get_data(as_text=True)
