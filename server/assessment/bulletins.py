@@ -20,10 +20,10 @@ from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
 from ..org.models import Unit
 from ..pdf.engine import render_pdf
 from ..web.i18n import tr
-from . import charts, engine
+from . import charts
 from .engine import Grade
 from .models import AssessmentPeriod, AssessmentRevision, AssessmentScore
-from .scoring import latest_published, published_scores
+from .scoring import latest_published, published_scores, sheet_spec_of_row
 from .service import draft, get_period, sheet_spec_of, visible
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id:
     if row is None:
         raise NotFound(_("That scheme version has no such score sheet."))
     before = {r.unit.id: r for r in draft(period)}
-    after = {r.unit.id: r for r in draft(period, engine.sheet_spec(row.data))}
+    after = {r.unit.id: r for r in draft(period, sheet_spec_of_row(row))}
     out = []
     for unit_id in [*before, *(u for u in after if u not in before)]:
         old, new = before.get(unit_id), after.get(unit_id)

@@ -16,10 +16,10 @@ from ..core.errors import NotFound, PermissionDenied
 from ..extensions import db
 from ..org.models import Area, Unit
 from ..patrols import engine as patrol_engine
-from . import charts, engine
+from . import charts, drafts
 from .models import AssessmentPeriod, AssessmentScore
 from .scoring import areas_by_unit, assessed_units, latest_published, published_scores
-from .service import area_row, bounds_of, draft, sheet_spec_of
+from .service import bounds_of, sheet_spec_of
 from .sources import period_bounds, source_of
 
 if TYPE_CHECKING:
@@ -102,14 +102,12 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
     if sheet.assessed.get("tiers"):
         raise NotFound(_("This sheet assesses people, not units."))
     published = {s.unit_id: s for s in published_scores(period)} if period.revision else {}
+    worked_at = None  # a draft kept by a job: when it was worked out
     if unit.id in published:
         items, areas = published[unit.id].items, list(published[unit.id].areas or [])
     else:
-        result = next((r for r in draft(period) if r.unit.id == unit.id), None)
-        items = {i: {"score": str(engine.shown(r.score)), "deducted": str(r.deducted), "bonus": str(r.bonus),
-                     "rules": {x.rule.id: str(x.amount) for x in r.rules}}
-                 for i, r in (result.score.items.items() if result else [])}
-        areas = [area_row(a) for a in result.areas] if result else []
+        result, worked = drafts.draft_row(user, period, unit.id)
+        items, areas, worked_at = (result.items, list(result.areas), worked.worked_at) if result else ({}, [], None)
     if areas:  # a sheet scored per area: each area's score, named
         names = {a.key: a for a in db.session.scalars(db.select(Area).where(
             Area.scheme_key == period.scheme_key, Area.key.in_([row["area"] for row in areas])))}
@@ -131,7 +129,8 @@ def behind_deductions(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> di
     misses = [miss for metric in sheet.metrics if source_of(metric).misses
               for miss in source_of(metric).misses(period.scheme_key, metric, bounds_of(period), unit.id)]
     entries = [e for e in period.entries if e.unit_id == unit.id]
-    return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries, "areas": areas}
+    return {"sheet": sheet, "items": items, "cases": cases, "misses": misses, "entries": entries, "areas": areas,
+            "worked_at": worked_at}
 
 
 # -- the leaders' overview: figures, trends, breakdowns and the lists to act on ---------------------------------

@@ -203,3 +203,32 @@ class AssessmentAppeal(db.Model):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     unit = relationship("Unit")
+
+
+
+class AssessmentDraft(db.Model):
+    """A period's draft as a job last worked it out, for a district too large to score on every view
+    (`assessment.drafts`): when, from which marks, and its rows. Replaced whole by the next job."""
+
+    __tablename__ = "assessment_drafts"
+
+    period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"), primary_key=True)
+    worked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    basis: Mapped[str] = mapped_column(String(200))  # the marks it was worked out from (`drafts.basis_of`)
+    units: Mapped[int] = mapped_column(Integer, default=0)  # the rows it has (units or people)
+
+
+class AssessmentDraftRow(db.Model):
+    """One unit's (or one person's) result in a kept draft: read a page at a time, found by name, kept to the
+    units a reader sees (`owner_id`)."""
+
+    __tablename__ = "assessment_draft_rows"
+    __table_args__ = (Index("ix_assessment_draft_rows_period_position", "period_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("assessment_periods.id"))
+    position: Mapped[int] = mapped_column(Integer)            # the draft's order (the units' tree)
+    unit_id: Mapped[int | None] = mapped_column(Integer, index=True)   # the unit assessed; None for a person
+    owner_id: Mapped[int | None] = mapped_column(Integer)     # the unit whose readers see the row
+    names: Mapped[str] = mapped_column(Text, default="")      # its names in every language, case folded: found by q
+    data: Mapped[dict] = mapped_column(JsonType)              # the row as `drafts.DraftRow.as_json` writes it

@@ -13,8 +13,10 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import or_
 
+from ..core.cache import memoize
 from ..core.errors import DomainError, NotFound
 from ..definitions.clock import district_today
+from ..definitions.loader import content_key
 from ..definitions.models import DefinitionVersion
 from ..definitions.service import current_version, scheme_in_force
 from ..expressions import compile_expression
@@ -34,7 +36,17 @@ def sheet_of(scheme_key: str, sheet_id: str) -> tuple[DefinitionVersion, SheetSp
     row = version.member("score_sheet", sheet_id) if version else None
     if row is None:
         raise NotFound(_("This district has no such score sheet."))
-    return row, engine.sheet_spec(row.data)
+    return row, sheet_spec_of_row(row)
+
+
+@memoize(64, key=content_key)
+def _compiled_sheet(definition: dict, digest: str | None = None) -> SheetSpec:
+    return engine.sheet_spec(definition)
+
+
+def sheet_spec_of_row(row: DefinitionVersion) -> SheetSpec:
+    """A stored score sheet compiled, once per content hash: a period's page asks for it once per unit shown."""
+    return _compiled_sheet(row.data, row.content_hash)
 
 
 def period_of(sheet: SheetSpec, day: dt.date) -> patrol_engine.Period:

@@ -42,6 +42,7 @@ from .scoring import (
     published_scores,
     score_units,
     sheet_of,
+    sheet_spec_of_row,
 )
 from .sources import is_entered
 
@@ -61,7 +62,7 @@ METRIC_ITEM = "metric:"  # entries for a `manual` metric are kept under "metric:
 
 def sheet_spec_of(period: AssessmentPeriod) -> SheetSpec:
     """The sheet a period is scored on: the version it was opened with, whatever is in force now."""
-    return engine.sheet_spec(period.definition_version.data)
+    return sheet_spec_of_row(period.definition_version)
 
 
 
@@ -302,16 +303,19 @@ def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
             if (unit.id, metric) not in given]
 
 
-def unfinished(period: AssessmentPeriod, today: dt.date | None = None) -> list[str]:
-    """Why scores of this period would not be final yet: it has not ended, or marks are missing."""
+def unfinished(period: AssessmentPeriod, today: dt.date | None = None,
+               missing: tuple[int, str] | None = None) -> list[str]:
+    """Why scores of this period would not be final yet: it has not ended, or marks are missing. `missing`:
+    how many marks are missing and the first one named, when already known (a kept draft counts them)."""
     today = today or district_today(period.scheme_key)
     reasons = []
     if today <= period.ends_on:
         reasons.append(_("The period runs until %(day)s.", day=period.ends_on.isoformat()))
-    missing = missing_marks(period)
-    if missing:
-        reasons.append(_("%(num)s hand-entered marks are missing (%(first)s…).", num=len(missing),
-                         first=f"{tr(missing[0][0].name)}: {missing[0][1]}"))
+    if missing is None:
+        marks = missing_marks(period)
+        missing = (len(marks), f"{tr(marks[0][0].name)}: {marks[0][1]}") if marks else (0, "")
+    if missing[0]:
+        reasons.append(_("%(num)s hand-entered marks are missing (%(first)s…).", num=missing[0], first=missing[1]))
     return reasons
 
 
@@ -388,9 +392,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                                   published_by_id=user.id, provisional=bool(reasons))
     db.session.add(revision)
     for r in results:
-        items = {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted),
-                           "bonus": str(res.bonus), "rules": {x.rule.id: str(x.amount) for x in res.rules}}
-                 for item_id, res in r.score.items.items()}
+        items = result_items(r)
         vetoes, grade = [v.id for v in r.vetoes], r.grade
         now = engine.PeriodResult(period.period_key, period.starts_on.year, r.total, grade.id if grade else None,
                                   bool(grade.passing) if grade else True, min(r.ranks.values(), default=None),
@@ -415,6 +417,13 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
                         "appeals_closed_early": bool(waiting) or None,
                         "provisional": " ".join(reasons) if reasons else None})
     return revision
+
+
+def result_items(result: UnitResult) -> dict[str, dict[str, Any]]:
+    """A result's items as published: each item's score, what was deducted and added, and every rule's amount."""
+    return {item_id: {"score": str(engine.shown(res.score)), "deducted": str(res.deducted), "bonus": str(res.bonus),
+                      "rules": {x.rule.id: str(x.amount) for x in res.rules}}
+            for item_id, res in result.score.items.items()}
 
 
 def area_row(row: AreaResult) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -27,9 +27,9 @@ from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import public_limits
 from ..web.params import Paged, by_name, parse_id, parse_search
-from . import appeals, bulletins, engine, publishing, scoring, service
+from . import appeals, bulletins, drafts, engine, publishing, scoring, service
 from . import dashboard as leaders
-from .models import AssessmentAppeal, AssessmentPeriod
+from .models import AssessmentAppeal, AssessmentDraft, AssessmentPeriod
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
@@ -158,27 +158,25 @@ def period(period_id: int):
     row = _period(period_id)
     sheet = service.sheet_spec_of(row)
     revision = request.args.get("revision", type=int)
-    if row.revision and (revision is None or 1 <= revision <= row.revision):
-        scores = _visible(row, scoring.published_scores(row, revision), lambda s: s.subject)
-        draft = None
-    else:
-        scores, draft = None, _visible(row, service.draft(row), lambda r: r.unit)
-    appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
-                                                    .order_by(AssessmentAppeal.id))), lambda a: a.unit)
-
     # Ten thousand units are not one page: the rows are found by name and shown a page at a time.
     q = parse_search(request.args.get("q"))
-    subject = (lambda s: s.subject) if scores is not None else (lambda r: r.unit)
-    rows = by_name(scores if scores is not None else draft, q, lambda r: subject(r).name)
-    shown = Paged.of(rows, parse_id(request.args.get("page")), UNITS_SHOWN)
-    units = [subject(r) for r in shown.rows]
+    page = parse_id(request.args.get("page"))
+    if row.revision and (revision is None or 1 <= revision <= row.revision):
+        scores = _visible(row, scoring.published_scores(row, revision), lambda s: s.subject)
+        shown = Paged.of(by_name(scores, q, lambda s: s.subject.name), page, UNITS_SHOWN)
+        worked = None
+    else:
+        scores = None
+        worked, shown = drafts.draft_page(current_user, row, q, page, UNITS_SHOWN)
+    appeals = _visible(row, list(db.session.scalars(db.select(AssessmentAppeal).filter_by(period_id=row.id)
+                                                    .order_by(AssessmentAppeal.id))), lambda a: a.unit)
+    ids = {s.subject_id for s in shown.rows if isinstance(s.subject_id, int)}
+    units = list(db.session.scalars(db.select(Unit).where(Unit.id.in_(ids)))) if ids else []
     markable = {u.id: service.markable(current_user, row, u) for u in units}
-    appealable = ({u.id for u in units if isinstance(u, Unit) and permissions.can_appeal(current_user, u,
-                                                                                         sheet.appeal_roles)}
+    appealable = ({u.id for u in units if permissions.can_appeal(current_user, u, sheet.appeal_roles)}
                   if row.state == "appeal" else set())
-    return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, draft=draft,
-                           shown_rows=shown, q=q,
-                           markable=markable, appealable=appealable,
+    return render_template("assessment/period.html", period=row, sheet=sheet, scores=scores, worked=worked,
+                           shown_rows=shown, q=q, markable=markable, appealable=appealable,
                            today=district_today(row.scheme_key),
                            revision=revision or row.revision, appeals=appeals, step=StepForm(version=row.version),
                            decide=_decide_form(), can_run=permissions.can_run_assessment(current_user, row.scheme_key),
@@ -186,7 +184,34 @@ def period(period_id: int):
                                          if a.decision is None},
                            shown=service.revision_of(row, revision or row.revision),
                            latest=service.latest_revision(row),
-                           unfinished=service.unfinished(row) if can_publish(row) else [])
+                           unfinished=drafts.unfinished(row) if can_publish(row) else [])
+
+
+@bp.get("/period/<int:period_id>/draft")
+def draft_status(period_id: int):
+    """How the working out of a kept draft goes: the part of the period's page htmx asks for every two seconds.
+    Once the job has finished, the page is loaded again (`HX-Refresh`) to show what it worked out."""
+    row = _period(period_id)
+    kept = db.session.get(AssessmentDraft, row.id)
+    state = drafts.draft_progress(row, kept.worked_at if kept is not None else None)
+    response = make_response(render_template("assessment/_draft_status.html", period=row, state=state,
+                                             can_run=permissions.can_run_assessment(current_user, row.scheme_key),
+                                             form=Form()))
+    if state.working is None:
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@bp.post("/period/<int:period_id>/draft")
+def draft_again(period_id: int):
+    """The office works the kept draft out again now (cases closed since count at once)."""
+    row = _period(period_id)
+    if not Form().validate_on_submit():
+        abort(400)
+    drafts.work_out_again(current_user, row)
+    db.session.commit()
+    flash(_("The draft is being worked out again."), "success")
+    return redirect(url_for("assessment.period", period_id=row.id), code=303)
 
 
 def can_publish(row: AssessmentPeriod) -> bool:

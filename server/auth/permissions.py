@@ -342,6 +342,12 @@ def can_run_assessment(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("assessment.publish").district_wide
 
 
+def score_reach(user: AnyUser, scheme_key: str) -> frozenset[int] | None:
+    """The most units whose scores the user may see (viewing or marking them), None for every unit: a first cut
+    before the exact checks (`can_view_unit_scores`, `can_assess_unit`)."""
+    return scope_for(user, scheme_key).among(("assessment.view", "assessment.enter", "assessment.publish")).unit_ids
+
+
 def can_view_all_scores(user: AnyUser, scheme_key: str) -> bool:
     """Every unit's draft and published scores, appeals and the bulletin: the office and district-wide readers.
     Marking reaches no further than the units one marks (a community rater sees the station, not its rivals)."""

@@ -176,6 +176,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "assessment.periods": [("/assess/{lidu}/", "L D D O O O O O"), ("/assess/{other}/", "L . . D D D D O")],
     "assessment.period": [("/assess/period/{period_pub}", "L D D O O O O O"),
                           ("/assess/period/{period}", "L D D O O O O O")],
+    "assessment.draft_status": [("/assess/period/{period}/draft", "L D D O O O O O")],
+    "assessment.draft_again": [("POST /assess/period/{period}/draft", "L D D D D D + +")],  # a job
     # Lidu's sheet combines nothing: those who may see it are told there is no such thing
     "assessment.combined": [("/assess/{lidu}/combined/lidu_monthly/year", "L D D D N N N N"),
                             ("/assess/{other}/combined/chengguan_monthly/year_total", "L . . . D D D O")],
