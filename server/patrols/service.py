@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,8 @@ from sqlalchemy import (
     cast,
     column,
     distinct,
-    false,
     func,
+    inspect,
     literal,
     null,
     or_,
@@ -33,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import values as sql_values
 from sqlalchemy.orm import aliased, load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..audit.models import AuditEntry
 from ..auth import permissions
@@ -168,7 +170,8 @@ def _count_people(scheme_key: str, rule: Rule, slices: Any, hits: Any, bound: An
 
 
 def _count_units(scheme_key: str, rule: Rule, slices: Any, hits: Any, unit_ids: set[int] | None) -> list[tuple]:
-    """(unit id, period index, counting days, records) per unit the rule binds and period."""
+    """(unit id, period index, counting days, records, key, name, kind, path) per unit the rule binds and
+    period."""
     wanted = select(Unit.id).where(Unit.scheme_key == scheme_key, Unit.active.is_(True))
     if unit_ids is not None:
         wanted = wanted.where(Unit.id.in_(unit_ids or [-1]))
@@ -181,12 +184,20 @@ def _count_units(scheme_key: str, rule: Rule, slices: Any, hits: Any, unit_ids: 
     if rule.roles:
         chosen.append(Unit.id.in_(select(RoleAssignment.unit_id).where(
             RoleAssignment.scheme_key == scheme_key, RoleAssignment.role_key.in_(rule.roles))))
-    query = (select(Unit.id, slices.c.period, func.count(distinct(slices.c.day)), func.count(distinct(hits.c.sid)))
-             .select_from(Unit).join(slices, true())
-             .outerjoin(hits, and_(hits.c.unit_id == Unit.id, hits.c.day == slices.c.day))
-             .where(Unit.id.in_(wanted.where(or_(*chosen))) if chosen else false())
-             .group_by(Unit.id, slices.c.period))
-    return [tuple(row) for row in db.session.execute(query)]
+    if not chosen:
+        return []
+    bound = wanted.where(or_(*chosen))
+    units = db.session.execute(select(Unit.id, Unit.key, Unit.name, Unit.kind, Unit.path).where(Unit.id.in_(bound)))
+    # Every unit counts every day of a period (units have no dates): the days are counted once, and the records
+    # per unit that has some, instead of joining every unit to every day.
+    days = list(db.session.execute(select(slices.c.period, func.count(distinct(slices.c.day)))
+                                   .group_by(slices.c.period)))
+    records = {(unit_id, period): n for unit_id, period, n in db.session.execute(
+        select(hits.c.unit_id, slices.c.period, func.count(distinct(hits.c.sid)))
+        .select_from(hits).join(slices, slices.c.day == hits.c.day)
+        .where(hits.c.unit_id.in_(bound)).group_by(hits.c.unit_id, slices.c.period))}
+    return [(unit_id, period, held, records.get((unit_id, period), 0), key, name, kind, path)
+            for unit_id, key, name, kind, path in units for period, held in days]
 
 
 def compliance(scheme_key: str, rule: Rule, first: dt.date, last: dt.date, today: dt.date | None = None, *,
@@ -229,10 +240,11 @@ def _compliance(scheme_key: str, rule: Rule, days: list[CountingDay], periods: l
 
     verdicts = []
     if rule.per_unit:
-        units = {u.id: u for u in db.session.scalars(db.select(Unit).filter_by(scheme_key=scheme_key))}
-        for unit_id, index, held, count in _count_units(scheme_key, rule, slices, hits, unit_ids):
-            verdicts.append(verdict(index, {"kind": "unit", "unit": units[unit_id], "unit_id": unit_id,
-                                            "sort": units[unit_id].path}, count, held))
+        units: dict[int, UnitRef] = {}
+        for unit_id, index, held, count, *columns in _count_units(scheme_key, rule, slices, hits, unit_ids):
+            unit = units.get(unit_id) or units.setdefault(unit_id, UnitRef(unit_id, scheme_key, *columns))
+            verdicts.append(verdict(index, {"kind": "unit", "unit": unit, "unit_id": unit_id, "sort": unit.path},
+                                    count, held))
     else:
         focus = ({a.id: a for a in db.session.scalars(db.select(Area).where(
             Area.scheme_key == scheme_key, Area.key.in_(rule.focus_points)))} if rule.focus_points else {})
@@ -248,6 +260,19 @@ def _compliance(scheme_key: str, rule: Rule, days: list[CountingDay], periods: l
             verdicts.append(verdict(index, subject, count, held))
     verdicts.sort(key=lambda v: (v.period.start, v.subject["sort"]))
     return verdicts
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    """A unit a rule binds, as its verdicts name it: read with its counts, not as a row of its own (a city's
+    unit rules bind ten thousand units)."""
+
+    id: int
+    scheme_key: str
+    key: str
+    name: Any
+    kind: str
+    path: str
 
 
 FEW_PEOPLE = 300  # up to this many people bound, their records are looked up by person
@@ -362,14 +387,28 @@ def _in_reach(verdicts: list[Verdict], scope: permissions.Scope, within: set[int
     """The verdicts owed by subjects bound through a unit in reach (and in `within`, holding `tier` when given),
     each with only the posts held in those units (in `extra["posts"]`)."""
     rows = []
+    reach = scope.unit_ids if scope.reach else frozenset()  # None: every unit (worked out once, not per subject)
     for v in verdicts:
         units = v.subject.get("unit_ids") or [v.subject.get("unit_id")]
-        seen = [u for u in units if scope.covers_unit(u) and (within is None or u in within)]
+        seen = [u for u in units if u is not None and (reach is None or u in reach)
+                and (within is None or u in within)]
         if not v.due or not seen or (tier and not any(p.tier_key == tier for p in v.subject.get("posts", []))):
             continue
         v.extra = {**(v.extra or {}), "posts": [p for p in v.subject.get("posts", []) if p.unit_id in seen]}
         rows.append(v)
     return rows
+
+
+def load_places(verdicts: Iterable[Verdict]) -> None:
+    """The units and areas of the posts these rows name, read in two queries: a page of a city's rows would
+    otherwise read them one post at a time as it draws them."""
+    posts = [p for v in verdicts for p in ((v.extra or {}).get("posts") or v.subject.get("posts") or [])]
+    for attribute, model, key in (("unit", Unit, "unit_id"), ("area", Area, "area_id")):
+        wanted = {getattr(p, key) for p in posts if getattr(p, key) and attribute not in inspect(p).dict}
+        found = {row.id: row for row in db.session.scalars(select(model).where(model.id.in_(wanted)))} if wanted else {}
+        for post in posts:
+            if attribute not in inspect(post).dict:
+                set_committed_value(post, attribute, found.get(getattr(post, key)))
 
 
 def units_in_reach(user: AnyUser, scheme_key: str, chosen: int | None = None) -> tuple[list[Unit], bool]:

@@ -31,6 +31,7 @@ def compliance(scheme_key: str):
     # A city's rule binds thousands: each rule's list is shown a page at a time (`rule` and `page` turn one).
     opened, page = request.args.get("rule"), parse_id(request.args.get("page"))
     pages = {r.rule.id: Paged.of(r.rows, page if r.rule.id == opened else 1, ROWS_SHOWN) for r in report}
+    service.load_places(v for shown in pages.values() for v in shown.rows)
     return render_template("patrols/compliance.html", scheme_key=scheme_key, data=scheme.data, on=on, report=report,
                            pages=pages, show_all=show_all, tier=tier, unit_id=unit_id,
                            tiers=scheme.tiers,
