@@ -78,7 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=1_000_000)
     parser.add_argument("--units", type=int, default=500)
-    parser.add_argument("--profile", action="store_true", help="profile the queue's page and print where it goes")
+    parser.add_argument("--profile", nargs="?", const="cumulative", choices=("cumulative", "tottime"),
+                        help="profile the queue's page and print where it goes (ordered by cumulative or own time)")
     args = parser.parse_args()
     # PostgreSQL as production runs it: fsync, synchronous commit and full page writes on.
     with temporary_cluster(durable=True) as admin_url, tempfile.TemporaryDirectory() as folder:
@@ -95,7 +96,7 @@ def main() -> None:
             db.engine.dispose()
 
 
-def run(app, cases: int, units: int, profile: bool = False) -> None:  # noqa: ANN001
+def run(app, cases: int, units: int, profile: str | None = None) -> None:  # noqa: ANN001
     from flask_migrate import upgrade
 
     from server.auth.service import create_user, grant_role
@@ -293,7 +294,7 @@ def replay(statements: list[tuple[str, object]]):  # noqa: ANN201
 
 
 def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n: int = 10_000,  # noqa: ANN001
-               profile: bool = False) -> None:
+               profile: str | None = None) -> None:
     """The case queue's page (tabs with counts, search, a category filter, ordered by time left) for a unit with
     `n` open cases, through the whole app, beside a bare Flask + SQLAlchemy endpoint doing the same statements."""
     from flask import Flask
@@ -333,7 +334,8 @@ def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n
 
         profiler = cProfile.Profile()
         profiler.runcall(lambda: [client.get(url) for _ in range(20)])
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(r"server|themes", 45)
+        where = r"server|themes" if profile == "cumulative" else r"server|themes|jinja2|flask|werkzeug|sqlalchemy/orm"
+        pstats.Stats(profiler).sort_stats(profile).print_stats(where, 45)
 
 
 def tick_cost(unit_id: int) -> None:

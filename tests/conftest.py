@@ -143,11 +143,13 @@ def _limiter_left_as_found() -> Iterator[None]:
 def app(base_app: Flask) -> Iterator[Flask]:
     """The app with every database change of this test rolled back afterwards (and what was kept from that
     data forgotten: SQLite hands the same ids out again)."""
+    from server.org.service import forget_names
     from server.patrols.service import forget_reminders
 
     with rolled_back(base_app):
         yield base_app
     forget_reminders()
+    forget_names()
 
 
 @pytest.fixture

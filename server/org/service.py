@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,8 @@ from sqlalchemy import func
 
 from ..audit.service import record_audit
 from ..auth import permissions
+from ..core.cache import memoize
+from ..core.clock import utcnow
 from ..core.errors import DomainError, NotFound, PermissionDenied
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_activated, scheme_or_404
@@ -148,6 +151,75 @@ def list_units(user: AnyUser, scheme_key: str, inactive: bool = False) -> list[U
 
 
 UNITS_OFFERED = 60  # a city's thousands of units are not one list: past this, the upper levels and a search
+
+
+# Changes that can rename or add a unit or a place, each written with its audit entry.
+NAME_CHANGES = ("unit.create", "unit.edit", "area.create", "area.edit", "org.import", "scheme.load",
+                "scheme.activate")
+KEEP_NAMES = 10  # minutes a district's names are kept at most (see ids_named)
+
+
+def ids_named(model: type[Unit] | type[Area], scheme_key: str, words: str) -> list[int]:
+    """Ids of the district's units or areas (`model`) whose name, in any language, contains the words.
+
+    A city has thousands of each: their names are read once and kept, until a unit or place is added, renamed
+    or imported (`NAME_CHANGES`: the newest such audit entry, one index read) — and ten minutes at most, as
+    an audit entry committed after a later one leaves the newest unchanged."""
+    from ..audit.models import AuditEntry
+
+    needle = words.casefold()
+    if not needle:
+        return []
+    newest = db.session.scalar(db.select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(NAME_CHANGES)))
+    now = utcnow()
+    slot = now.replace(minute=now.minute - now.minute % KEEP_NAMES, second=0, microsecond=0)
+    names = _kept_names((model.__tablename__, scheme_key, newest, slot), lambda: NameIndex(
+        db.session.execute(db.select(model.id, model.name).where(model.scheme_key == scheme_key))))
+    return names.find(needle)
+
+
+class NameIndex:
+    """Names, case folded, in one text (one search in C over all of them), with each name's id by its start."""
+
+    SEPARATOR = "\x00"  # never in a name: a match never runs from one name into the next
+
+    def __init__(self, rows: Iterable[tuple[int, Any]]) -> None:
+        self.ids: list[int] = []
+        self.starts: list[int] = []
+        texts, at = [], 0
+        for row_id, name in rows:
+            text = names_text(name).casefold().replace(self.SEPARATOR, " ")
+            self.ids.append(row_id)
+            self.starts.append(at)
+            texts.append(text)
+            at += len(text) + 1
+        self.text = self.SEPARATOR.join(texts)
+
+    def find(self, needle: str) -> list[int]:
+        """The ids of the names that contain `needle` (case folded), each once, in the order they were given."""
+        found: list[int] = []
+        at = self.text.find(needle) if needle and self.SEPARATOR not in needle else -1
+        while at >= 0:
+            index = bisect.bisect_right(self.starts, at) - 1
+            found.append(self.ids[index])
+            following = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
+            at = self.text.find(needle, following)
+        return found
+
+
+@memoize(64, key=lambda key, make: key)
+def _kept_names(key: tuple, make: Any) -> NameIndex:
+    return make()
+
+
+def forget_names() -> None:
+    """Drop the kept names (tests roll their data back, and SQLite then hands out the same ids again)."""
+    _kept_names.cache_clear()
+
+
+def names_text(text: Any) -> str:
+    """Every language of a name (or a definition text), for matching a search in any of them."""
+    return " / ".join(str(v) for v in text.values()) if isinstance(text, dict) else str(text or "")
 
 
 def user_units(reach: permissions.Scope, scheme_key: str) -> Any:

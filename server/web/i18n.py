@@ -6,7 +6,8 @@ from functools import cache
 from typing import Any
 
 from babel import Locale
-from flask import Flask, current_app, g, has_request_context, session
+from flask import Flask, current_app, has_request_context, session
+from flask.globals import _cv_request  # the request context itself: `tr` asks for its language once a row
 from flask_babel import get_locale, get_translations, lazy_gettext
 from flask_login import current_user
 from jinja2 import pass_context
@@ -38,14 +39,15 @@ def _locale_name() -> str:
 
 
 def text_language() -> str:
-    """`zh` or `en`: which half of a bilingual definition text to show (once a request: pages ask often)."""
-    if not has_request_context():
-        locale = get_locale()
-        return "en" if locale is not None and locale.language == "en" else "zh"
-    language = g.get("_text_language")
+    """`zh` or `en`: which half of a bilingual definition text to show (once a request: pages ask often, once
+    a row, so it is kept on the request's context itself, reached without the proxies' look-ups)."""
+    context = _cv_request.get(None)
+    language = getattr(context, "fangan_text_language", None)
     if language is None:
         locale = get_locale()
-        language = g._text_language = "en" if locale is not None and locale.language == "en" else "zh"
+        language = "en" if locale is not None and locale.language == "en" else "zh"
+        if context is not None:
+            context.fangan_text_language = language
     return language
 
 

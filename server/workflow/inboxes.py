@@ -61,6 +61,8 @@ class QueueRow:
     due_at: dt.datetime | None  # the nearest running deadline
     line: str = ""              # a line of its text (the workflow's `queue.line`)
     flags: tuple[Any, ...] = ()  # the labels of its flagged choices (`queue.flags`: 紧急)
+    category_name: Any = ""     # the category's and the state's names (translatable), as the district says
+    state_name: Any = ""
 
 
 @dataclass

@@ -32,7 +32,7 @@ from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec_of
 from ..forms.models import Submission
 from ..org.models import Unit
-from ..org.service import units_offered, user_units
+from ..org.service import ids_named, names_text, units_offered, user_units
 from ..web.i18n import tr
 from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
@@ -631,11 +631,6 @@ def notify(case: Case, names: set[str], message: str) -> None:
 
 # -- the case queue ----------------------------------------------------------------------------------------------
 
-def _words(text: Any) -> str:
-    """Every language of a definition text, for matching a search in any of them."""
-    return " / ".join(str(v) for v in text.values()) if isinstance(text, dict) else str(text or "")
-
-
 @dataclass
 class QueueChoices:
     """What the queue's filters and search know of a district: names of categories, places, states and units."""
@@ -757,13 +752,6 @@ def queue_choices(user: AnyUser, scheme_key: str, chosen_unit: int | None = None
                         {key: _row_look(spec, reports.get(key)) for key, spec in flows.items()}, more)
 
 
-def _names_matching(model: Any, scheme_key: str, words: str) -> list[int]:
-    """Ids of the district's units or areas whose name (in any language) contains the words."""
-    needle = words.casefold()
-    return [i for i, name in db.session.execute(db.select(model.id, model.name).where(model.scheme_key == scheme_key))
-            if needle in _words(name).casefold()]
-
-
 def queue_counts(user: AnyUser, scheme_key: str) -> dict[str, int]:
     """How many cases each tab of the queue holds for this person (their home page's figures)."""
     from . import inboxes
@@ -783,12 +771,13 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
     # The names of places and units are read only for a search (a city has thousands of each).
     words = query.q if query.q and not query.q.removeprefix("#").isdigit() else ""
     page = inboxes.queue(user, scheme_key, query, choices.initial,
-                         {k: _words(v) for k, v in choices.labels.items()}, choices.text_fields,
-                         _names_matching(Area, scheme_key, words) if words else [],
-                         _names_matching(Unit, scheme_key, words) if words else [])
+                         {k: names_text(v) for k, v in choices.labels.items()}, choices.text_fields,
+                         ids_named(Area, scheme_key, words), ids_named(Unit, scheme_key, words))
     plain = RowLook()
     for row in page.rows:
         choices.looks.get(row.workflow_key, plain).apply(row)
+        row.category_name = choices.labels.get(row.category, row.category or "")
+        row.state_name = choices.states.get(row.state, row.state)
     return page, choices
 
 

@@ -39,7 +39,8 @@ def inbox(scheme_key: str):
     queue alone."""
     page, choices = service.case_queue(current_user, scheme_key, inboxes.queue_query(request.args))
     context = {"scheme_key": scheme_key, "page": page, "q": page.query, "boxes": inboxes.BOXES,
-               "sorts": inboxes.SORTS, "sources": inboxes.SOURCES, "choices": choices, "now": utcnow()}
+               "sorts": inboxes.SORTS, "sources": inboxes.SOURCES, "choices": choices, "now": utcnow(),
+               "day": dt.timedelta(days=1)}
     if htmx and htmx.target == "queue":
         response = make_response(render_template("workflow/_queue.html", **context))
     else:

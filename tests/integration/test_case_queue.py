@@ -9,7 +9,7 @@ import pytest
 
 from server.definitions.models import DefinitionVersion
 from server.extensions import db
-from server.org.models import Area
+from server.org.models import Area, Unit
 from server.workflow import inboxes, service
 from server.workflow.models import Case, CaseDeadline
 from tests.support.clock import NOW
@@ -190,3 +190,20 @@ def test_a_city_of_units_offers_its_upper_levels_and_finds_the_rest_by_name(queu
     monkeypatch.setattr(org_service, "UNITS_OFFERED", len(units))
     everything = service.queue_choices(dispatcher, "lidu")
     assert not everything.more_units and len(everything.units) == len(units) > len(choices.units)
+
+
+def test_a_unit_renamed_is_found_by_its_new_name_at_once(queue):
+    """The district's names are kept between searches: a unit renamed is found by its new name, not its old."""
+    from server.auth.models import User
+    from server.org.engine import UnitValues
+    from server.org.service import edit_unit
+
+    assert _page("dispatcher", box="unit", q="石龙社区").total == 40  # the unit's name: its cases
+    shilong = db.session.get(Unit, unit_id("lidu", "shilong"))
+    office = db.session.scalar(db.select(User).filter_by(username="dispatcher"))
+    parent = shilong.parent.key if shilong.parent else None
+    edit_unit(office, shilong, UnitValues(shilong.key, shilong.kind, {"zh": "石龙新区", "en": "Shilong New"}, parent,
+                                          shilong.difficulty, shilong.active))
+    db.session.commit()
+    assert _page("dispatcher", box="unit", q="石龙新区").total == 40
+    assert _page("dispatcher", box="unit", q="石龙社区").total == 0

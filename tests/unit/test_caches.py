@@ -56,3 +56,17 @@ def test_fingerprint_is_an_hmac_under_the_field_key():
         app.config["FANGAN_FIELD_KEY"] = None  # without a field key, the secret key is the key
         assert fingerprint("设备-1") == hmac.new(b"the-secret-key", "设备-1".encode(), hashlib.sha256).hexdigest()[:32]
         assert fingerprint("设备-1") != fingerprint("设备-2")
+
+
+def test_a_name_index_finds_each_name_once_in_any_language():
+    from server.org.service import NameIndex
+
+    index = NameIndex([(1, {"zh": "石龙社区", "en": "Shilong"}), (2, "ABC"), (3, {"zh": "石龙老街"}), (4, ""),
+                       (5, "xabcx abc"), (6, "a\x00b")])
+    assert index.find("石龙") == [1, 3]
+    assert index.find("abc") == [2, 5]            # case aside; a name matching twice is listed once
+    assert index.find("shilong") == [1]           # its other language
+    assert index.find("ngab") == []               # never across two names ("…shilong", "abc")
+    assert index.find("a b") == [6]               # a separator in a name is a space
+    assert index.find("") == [] and index.find("\x00") == [] and index.find("zzz") == []
+    assert NameIndex([]).find("a") == []
