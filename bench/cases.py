@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import IsolatedClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
@@ -305,7 +306,7 @@ def queue_page(app, workflow: int, unit_id: int, username: str, password: str, n
                             "WHERE unit_id = :u AND state_kind = 'open'"), {"u": unit_id})
     db.session.execute(text("ANALYZE cases; ANALYZE case_deadlines"))
     db.session.commit()
-    client = app.test_client()
+    client = IsolatedClient(app, app.response_class)  # each request its own session, as served
     logged = client.post("/login", data={"username": username, "password": password})
     assert logged.status_code == 302 and "/login" not in logged.headers["Location"], logged.status_code
     url = "/cases/lidu/?box=unit&q=%E5%9E%83%E5%9C%BE&category=piled_rubbish&sort=time_left"
