@@ -19,7 +19,7 @@ from ..web.limits import public_limits
 from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec_of
-from .fields import live_attrs
+from .fields import live_attrs, option_tags
 from .models import Submission
 from .uploads import make_thumbnail
 
@@ -30,6 +30,7 @@ bp = Blueprint("forms", __name__, template_folder="templates", url_prefix="/f")
 def _register_globals(state) -> None:  # noqa: ANN001
     # Macros imported without context still see globals (each field's type, `f.kind`, picks its snippet).
     state.app.jinja_env.globals["live_attrs"] = live_attrs
+    state.app.jinja_env.globals["option_tags"] = option_tags
     state.app.jinja_env.globals["LONG_PLACE_LIST"] = service.LONG_LIST
 
 
