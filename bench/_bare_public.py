@@ -1,13 +1,15 @@
 """The bare baseline of bench/public.py: a minimal Flask app doing the same database work as the report
 form, the report endpoint and the board page, with SQLAlchemy Core and nothing else of Fangan (no form
-engine, no CSRF, sessions, rate limits or templates). The same statements: which definitions are in force
-(ours reads that once a request, and keeps their content in memory); for the form the places its picker
-shows (the first PICKER of them: past that a phone searches by name) and the categories, as a plain form;
-for a report the token and tracking-code checks, the record inserted unless its token is taken, then the
-same rows; for a board the same SELECTs.
+engine, no CSRF, sessions, rate limits or translations). The same statements: which definitions are in force
+(ours reads that once a request, and keeps their content in memory); for the form the count of places its
+picker offers (past a long list a phone searches by name), and the page itself as a hand-written app would
+render it — our page's HTML as a template compiled once, the categories drawn by a loop (bench/public.py makes
+it from ours); for a report the token and tracking-code checks, the record inserted unless its token is taken,
+then the same rows; for a board the same SELECTs.
 
 Served by gunicorn as `_bare_public:create_app({...})` with `bench/` on the Python path; the bench passes
-the ids and keys it looked up once (the report form's and workflow's definition versions, the board's tiers).
+the ids and keys it looked up once (the report form's and workflow's definition versions, the board's tiers)
+and the page's template.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ import hashlib
 import hmac
 import io
 import secrets
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, redirect, request
 from markupsafe import escape
-from sqlalchemy import MetaData, create_engine, insert, select
+from sqlalchemy import MetaData, create_engine, func, insert, select
 from sqlalchemy.dialects import postgresql
 
 TABLES = ("areas", "units", "posts", "submissions", "uploads", "cases", "case_events", "audit_entries",
           "public_reports", "schemes", "scheme_version_members", "definition_versions")
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-PICKER = 50  # places a place picker lists before it asks for a search
 
 
 def create_app(settings: dict[str, Any]) -> Flask:
@@ -51,21 +53,17 @@ def create_app(settings: dict[str, Any]) -> Flask:
                             .join(definitions, definitions.c.id == members.c.definition_version_id)
                             .where(schemes.c.key == scheme_key)).all()
 
+    # The form's page as a hand-written app renders it: bench/public.py made the template from ours (the same
+    # HTML) and compiled here once, as Flask keeps a file's template.
+    page = app.jinja_env.from_string(Path(settings["report_template"]).read_text(encoding="utf-8"))
+
     @app.get("/p/<scheme_key>/report")
     def report_page(scheme_key: str) -> str:
         with engine.connect() as conn:
             definitions_in_force(conn, scheme_key)
-            places = conn.execute(select(areas.c.key, areas.c.name).where(
-                areas.c.scheme_key == scheme_key, areas.c.active.is_(True))
-                .order_by(areas.c.kind, areas.c.position).limit(PICKER + 1)).all()
-        categories = "".join(f'<option value="{escape(c)}">{escape(c)}</option>' for c in settings["categories"])
-        options = "".join(f'<option value="{escape(p.key)}">{escape(_zh(p.name))}</option>' for p in places[:PICKER])
-        search = '<input type="search" name="location-q">' if len(places) > PICKER else ""
-        # The fields the load generator reads from our page, so one client drives both servers.
-        return ('<!doctype html><form method="post" enctype="multipart/form-data"><input name="csrf_token" value="-">'
-                '<input name="_token" value="-"><input name="_stamp" value="-">'
-                f'<select name="category">{categories}</select>{search}<select name="location-area">{options}</select>'
-                '<textarea name="description"></textarea><input type="file" name="photos_before"></form>')
+            places = conn.execute(select(func.count(areas.c.id)).where(
+                areas.c.scheme_key == scheme_key, areas.c.active.is_(True))).scalar()
+        return page.render(categories=settings["categories"], places=places, token=lambda: secrets.token_urlsafe(24))
 
     @app.post("/p/<scheme_key>/report")
     def report(scheme_key: str):  # noqa: ANN202
