@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, insert, select
 
@@ -28,10 +28,12 @@ from ..extensions import db
 from ..jobs.models import Job
 from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
 from ..org.models import Unit
+from ..org.service import names_text
 from ..web.i18n import tr
 from ..web.params import Paged, by_name
 from . import engine, service
 from .models import AssessmentDraft, AssessmentDraftRow, AssessmentEntry, AssessmentPeriod
+from .publishing import period_page
 from .scoring import Person, UnitResult
 from .sources import is_entered
 
@@ -252,21 +254,11 @@ def run_draft(job: Job, user: AnyUser, progress: Progress) -> JobResult:
     if rows:
         db.session.execute(insert(AssessmentDraftRow), [
             {"period_id": period.id, "position": n, "unit_id": r.unit_id, "owner_id": r.owner_id,
-             "names": names_of(r.name), "data": r.as_json()} for n, r in enumerate(rows)])
+             "names": names_text(r.name).casefold(), "data": r.as_json()} for n, r in enumerate(rows)])
     return JobResult(None, summary=_("The draft of %(n)s units is worked out.", n=len(rows)))
-
-
-def names_of(name: Any) -> str:
-    """A name in every language it has, case folded: what a search by name looks in."""
-    texts = name.values() if isinstance(name, dict) else [name]
-    return "\n".join(str(t) for t in texts if t).casefold()
-
-
-def _period_page(job: Job) -> tuple[str, str]:
-    return _("the period"), url_for("assessment.period", period_id=job.params["period"])
 
 
 JOB_KINDS.add(DRAFT, JobKind(title=lambda: _("Working out a period's draft"),
                              may_start=lambda user, scheme_key, _params: permissions.can_view_assessment(
                                  user, scheme_key),
-                             run=run_draft, origin=_period_page))
+                             run=run_draft, origin=period_page))

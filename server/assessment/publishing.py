@@ -43,11 +43,12 @@ def run_publish(job: Job, user: AnyUser, progress: Progress) -> JobResult:
     return JobResult(None, summary=said)
 
 
-def _period_page(job: Job) -> tuple[str, str]:
+def period_page(job: Job) -> tuple[str, str]:
+    """The period a job was asked from (its page leads back there)."""
     return _("the period"), url_for("assessment.period", period_id=job.params["period"])
 
 
 JOB_KINDS.add(PUBLISH, JobKind(title=lambda: _("Publishing a period's scores"),
                                may_start=lambda user, scheme_key, _params: permissions.can_run_assessment(
                                    user, scheme_key),
-                               run=run_publish, origin=_period_page))
+                               run=run_publish, origin=period_page))
