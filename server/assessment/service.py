@@ -453,17 +453,24 @@ def _history(period: AssessmentPeriod) -> dict[Any, list[engine.PeriodResult]]:
     return out
 
 
-def correct(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
-            reason: str) -> AssessmentRevision:
-    """Correct a published period: the office's marks for an item replace the others', and a new revision
-    is published with the reason; the published one before it stays as it was."""
+def check_correction(user: AnyUser, period: AssessmentPeriod, item_id: str, values: dict[str, Any],
+                     reason: str) -> dict[str, float]:
+    """Whether the office may correct this published period now, with these marks and a reason: the marks
+    checked (a correction publishes the whole district again, as a job: it is refused at once instead)."""
     if not permissions.can_run_assessment(user, period.scheme_key):
         raise PermissionDenied(_("You may not correct this district's assessment."))
     if period.state != "published":
         raise Conflict(_("Only a published period is corrected; change the marks while it is open."))
     if not reason.strip():
         raise DomainError(_("Say why the published scores are corrected."))
-    clean = checked_values(sheet_spec_of(period), item_id, values)
+    return checked_values(sheet_spec_of(period), item_id, values)
+
+
+def correct(user: AnyUser, period: AssessmentPeriod, unit: Unit, item_id: str, values: dict[str, Any],
+            reason: str) -> AssessmentRevision:
+    """Correct a published period: the office's marks for an item replace the others', and a new revision
+    is published with the reason; the published one before it stays as it was."""
+    clean = check_correction(user, period, item_id, values, reason)
     replace_marks(user, period, unit.id, item_id, clean, clean_text(reason, 2000))
     previous = latest_revision(period)  # a correction of provisional results stays provisional while unfinished
     return publish(user, period, reason=reason, provisional=bool(previous and previous.provisional))

@@ -286,8 +286,11 @@ def marks(period_id: int, unit_id: int, item_id: str):
             evidence = [] if correcting else [
                 forms_service.store_upload(current_user, f, f"{EVIDENCE}{row.id}-{unit.id}", item_id).id
                 for f in form.evidence.data or [] if getattr(f, "filename", "")]
-            if correcting:
-                service.correct(current_user, row, unit, item_id, values, form.reason.data or "")
+            if correcting:  # the whole district published again: a job, whose page leads back to the period
+                job = publishing.start_correction(current_user, row, unit.id, item_id, values,
+                                                  form.reason.data or "")
+                db.session.commit()
+                return redirect(url_for("jobs.job", job_id=job.id), code=303)
             else:
                 service.enter_marks(current_user, row, unit, item_id, values, form.reason.data or "",
                                     [*(mine.evidence or [] if mine else []), *evidence])

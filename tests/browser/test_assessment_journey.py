@@ -81,7 +81,10 @@ def test_assess_publish_bulletin_and_correct(browser, live_server):
     office.locator("tr", has_text="石龙社区").get_by_role("link", name="更正 领导有力").click()
     office.locator("input[name='r_not_in_place']").fill("1")
     office.get_by_label("理由").fill("复核发现巡查资料缺失")
-    office.get_by_role("button", name="保存").click()
+    office.get_by_role("button", name="保存").click()  # the district published again: a job, then back
+    office.wait_for_url(f"{url}/jobs/*")
+    office.get_by_text("已更正，并已发布（第2版）。").wait_for()
+    office.get_by_role("link", name="返回考核期").click()
     office.wait_for_url(period_url)
     assert "83.00" in office.locator("tr", has_text="石龙社区").inner_text()
     assert office.get_by_text("复核发现巡查资料缺失").first.is_visible()

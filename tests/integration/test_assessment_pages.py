@@ -84,9 +84,14 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     published = office.get(page).get_data(as_text=True)
     assert "84.00" in published and "&lt;b&gt;" not in published
 
-    correct = office.post(marks, data={"csrf_token": _token(office, marks), "r_below_quality": "0",
-                                       "reason": "复核后不扣分"}, content_type="multipart/form-data")
-    assert correct.status_code == 303
+    # A correction publishes the district again: a job, whose page says so and leads back to the period.
+    refused = office.post(marks, data={"csrf_token": _token(office, marks), "r_below_quality": "0", "reason": ""},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 400 and "说明" in refused.get_data(as_text=True)  # why: asked at once
+    correct = run_started(office, office.post(marks, data={"csrf_token": _token(office, marks),
+                                                           "r_below_quality": "0", "reason": "复核后不扣分"},
+                                              content_type="multipart/form-data"))
+    assert "已更正，并已发布（第2版）" in correct.page and f'href="{page}"' in correct.page
     latest = office.get(page).get_data(as_text=True)
     first = office.get(f"{page}?revision=1").get_data(as_text=True)
     assert "88.00" in latest and "复核后不扣分" in latest
@@ -97,9 +102,10 @@ def test_period_through_the_pages(october, app):  # noqa: F811
     assert assessor.get(metric).status_code == 403  # published: only the office corrects
     assert assessor.post(metric, data={"csrf_token": _token(assessor, metric), "r_value": "1", "reason": "x"},
                          content_type="multipart/form-data").status_code == 403  # published: the office's
-    fixed = office.post(metric, data={"csrf_token": _token(office, metric), "r_value": "1",
-                                      "reason": "抽查发现未建立机制"}, content_type="multipart/form-data")
-    assert fixed.status_code == 303
+    fixed = run_started(office, office.post(metric, data={"csrf_token": _token(office, metric), "r_value": "1",
+                                                          "reason": "抽查发现未建立机制"},
+                                            content_type="multipart/form-data"))
+    assert "已更正，并已发布（第3版）" in fixed.page
     assert "83.00" in office.get(page).get_data(as_text=True)
     assert "88.00" in office.get(f"{page}?revision=2").get_data(as_text=True)
 

@@ -163,7 +163,7 @@ def _plant_everything(app: Flask) -> tuple[Ids, dict[str, FlaskClient]]:
           token_from=f"/assess/period/{period}")
     run_started(office, _post(office, f"/assess/period/{period}/publish", {  # a job, run here
         "version": "", "close_appeals": "y", "provisional": "y"}, token_from=f"/assess/period/{period}"))
-    _post(office, marks, {"r_below_quality": "0", "reason": planted("correction-reason")})
+    run_started(office, _post(office, marks, {"r_below_quality": "0", "reason": planted("correction-reason")}))
     with app.app_context():
         from server.org.models import Post
         from server.workflow.models import CaseEvent
