@@ -145,11 +145,13 @@ def app(base_app: Flask) -> Iterator[Flask]:
     data forgotten: SQLite hands the same ids out again)."""
     from server.org.service import forget_names
     from server.patrols.service import forget_reminders
+    from server.public.views import KEPT_PAGES
 
     with rolled_back(base_app):
         yield base_app
     forget_reminders()
     forget_names()
+    KEPT_PAGES.clear()
 
 
 @pytest.fixture

@@ -163,17 +163,11 @@ def ids_named(model: type[Unit] | type[Area], scheme_key: str, words: str) -> li
     """Ids of the district's units or areas (`model`) whose name, in any language, contains the words.
 
     A city has thousands of each: their names are read once and kept, until a unit or place is added, renamed
-    or imported (`NAME_CHANGES`: the newest such audit entry, one index read) — and ten minutes at most, as
-    an audit entry committed after a later one leaves the newest unchanged."""
-    from ..audit.models import AuditEntry
-
+    or imported (`names_stamp`: one index read), and ten minutes at most."""
     needle = words.casefold()
     if not needle:
         return []
-    newest = db.session.scalar(db.select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(NAME_CHANGES)))
-    now = utcnow()
-    slot = now.replace(minute=now.minute - now.minute % KEEP_NAMES, second=0, microsecond=0)
-    names = _kept_names((model.__tablename__, scheme_key, newest, slot), lambda: NameIndex(
+    names = _kept_names((model.__tablename__, scheme_key, *names_stamp()), lambda: NameIndex(
         db.session.execute(db.select(model.id, model.name).where(model.scheme_key == scheme_key))))
     return names.find(needle)
 
@@ -205,6 +199,17 @@ class NameIndex:
             following = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
             at = self.text.find(needle, following)
         return found
+
+
+def names_stamp() -> tuple[int | None, dt.datetime]:
+    """What a kept answer that shows units' or places' names (or counts them) depends on: the newest
+    `NAME_CHANGES` audit entry, and the ten minutes it falls in (an entry committed after a later one leaves the
+    newest unchanged: no answer is kept longer)."""
+    from ..audit.models import AuditEntry
+
+    newest = db.session.scalar(db.select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(NAME_CHANGES)))
+    now = utcnow()
+    return newest, now.replace(minute=now.minute - now.minute % KEEP_NAMES, second=0, microsecond=0)
 
 
 @memoize(64, key=lambda key, make: key)

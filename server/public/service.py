@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,13 +24,13 @@ from ..core.database import insert_returning, utcnow
 from ..core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..core.secrets import fingerprint, seal, unseal
 from ..definitions.compiled import NO_PUBLIC, PublicSettings
-from ..definitions.service import DefinitionRef, categories_within, scheme_in_force
+from ..definitions.service import DefinitionRef, categories_within, current_scheme, scheme_in_force
 from ..extensions import db
 from ..forms import service as forms
 from ..forms.engine import FieldSpec, FormSpec, form_spec_of
 from ..forms.models import Submission, Upload
 from ..org.models import Area, Unit
-from ..org.service import area_at
+from ..org.service import area_at, names_stamp
 from ..workflow import routing
 from ..workflow import service as workflow
 from ..workflow.models import Case
@@ -75,6 +76,19 @@ def open_report(scheme_key: str, area_key: str | None = None) -> forms.FormPage:
                                                                           active=True)):
         prefill[place.id] = place.kind.with_area(area_key)
     return forms.open_form(None, scheme_key, spec, version, prefill=prefill)
+
+
+def report_page_key(scheme_key: str, area_key: str | None = None) -> tuple:
+    """What the report form's page for a new visitor shows, besides its per-request tokens: the definitions in
+    force, the form's defaults as they stand now (a date's default moves at midnight), the board's road it was
+    opened from, and the district's units and places (their names and count: `org.service.names_stamp`)."""
+    from ..forms.engine import default_values
+
+    version, spec = report_form(scheme_key)
+    current = current_scheme(scheme_key)
+    defaults = default_values(spec, forms.form_context(None, scheme_key))
+    return (scheme_key, current.version_id if current else None, version.content_hash, area_key or "",
+            json.dumps(defaults, sort_keys=True, default=str), *names_stamp())
 
 
 # -- the anti-bot stamp: the page's own signed render time ---------------------------------------------------------

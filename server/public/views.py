@@ -6,18 +6,32 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
 from ..auth import permissions
 from ..auth.access import public
+from ..core.cache import ContentCache
 from ..core.errors import Conflict, DomainError
-from ..extensions import db, limiter
+from ..extensions import db, htmx, limiter
 from ..forms import service as forms
 from ..forms.models import Upload
 from ..forms.uploads import make_thumbnail
@@ -45,12 +59,46 @@ def _contact_values() -> dict[str, str]:
             "phone": (request.form.get("reporter_phone") or "").strip()[:40]}
 
 
-def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str], problems: dict[str, str]):
+def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str], problems: dict[str, str],
+                   stamp: str | None = None):
     url = url_for("public.report", scheme_key=scheme_key)
     response, status = render_page(page, url, extra_template="public/_contact.html", contact=contact,
-                                   contact_errors=problems, stamp=service.form_stamp(), public_page=True,
+                                   contact_errors=problems, stamp=stamp or service.form_stamp(), public_page=True,
                                    extra_errors=problems)
     return with_device(current_app.make_response((response, status)))
+
+
+# The report form's page as a new visitor gets it (from a board's QR code: no login, no message waiting, no
+# htmx) is the same page for everyone but three values drawn for each request: the CSRF token, the form's
+# token and the signed stamp. It is drawn once per `service.report_page_key` (and language, theme and
+# address) and kept with those values marked, then filled in for each visitor: drawing it is most of what the
+# page costs, and a QR campaign asks for it thousands of times.
+KEPT_PAGES = ContentCache(maxsize=64)
+MARKS = {"csrf": "\x00fangan-csrf\x00", "token": "\x00fangan-token\x00", "stamp": "\x00fangan-stamp\x00"}
+
+
+def _new_report_page(scheme_key: str):
+    area = request.args.get("area")
+    keep = not (current_user.is_authenticated or session.get("_flashes") or htmx)
+    key = ((service.report_page_key(scheme_key, area), str(get_locale()), current_app.config.get("FANGAN_THEME"),
+            request.host_url, request.full_path) if keep else None)
+    kept = KEPT_PAGES.get_many([key]).get(key) if keep else None
+    if kept is not None:
+        html = kept
+        for name, value in (("csrf", generate_csrf()), ("token", forms.new_token()), ("stamp", service.form_stamp())):
+            html = html.replace(MARKS[name], value)
+        return with_device(current_app.make_response(html))
+    page = service.open_report(scheme_key, area)
+    stamp = service.form_stamp()
+    response = _render_report(scheme_key, page, {"name": "", "phone": ""}, {}, stamp=stamp)
+    if keep and response.status_code == 200:
+        html = response.get_data(as_text=True)
+        values = {"csrf": generate_csrf(), "token": page.token, "stamp": stamp}
+        if all(values[name] in html for name in MARKS):  # each found where the page wrote it, or nothing is kept
+            for name, value in values.items():
+                html = html.replace(value, MARKS[name])
+            KEPT_PAGES.put_many({key: html})
+    return response
 
 
 @bp.route("/<scheme_key>/report", methods=["GET", "POST"])
@@ -61,8 +109,7 @@ def _render_report(scheme_key: str, page: forms.FormPage, contact: dict[str, str
 def report(scheme_key: str):
     """Report a problem; from a board's QR code (`?area=`), the board's road is filled in."""
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
-        page = service.open_report(scheme_key, request.args.get("area"))
-        return _render_report(scheme_key, page, {"name": "", "phone": ""}, {})
+        return _new_report_page(scheme_key)
     action = request.form.get("_action", "submit")[:100]
     contact = _contact_values()
     if action != "submit":  # a refresh of the questions that depend on earlier answers

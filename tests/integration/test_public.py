@@ -461,3 +461,71 @@ def test_a_refused_report_tells_its_reason(demo):
         db.session.commit()
     page = client.get(f"/p/track/{code}").get_data(as_text=True)
     assert "不予受理" in page and "该处为私人院落，不属城市管理范围" in page
+
+
+def _drawn(monkeypatch) -> list[int]:  # noqa: ANN001
+    """Count the report page's drawings (a kept page is filled in, not drawn)."""
+    from server.public import views
+
+    drawn: list[int] = []
+    real = views.render_page
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003
+        drawn.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "render_page", counted)
+    return drawn
+
+
+def _without_tokens(html: str) -> str:
+    html = re.sub(r'(name="(?:csrf_token|_token|_stamp)" value=")[^"]*', r"\1", html)
+    return re.sub(r'(data-csrf=")[^"]*', r"\1", html)
+
+
+def test_a_new_visitors_report_page_is_drawn_once_and_each_gets_their_own_tokens(demo, monkeypatch):
+    drawn = _drawn(monkeypatch)
+    first, second = demo.test_client(), demo.test_client()
+    one, two = (c.get("/p/lidu/report?area=shilong_old_street") for c in (first, second))
+    assert one.status_code == two.status_code == 200 and len(drawn) == 1  # the second was filled in
+    assert _without_tokens(one.get_data(as_text=True)) == _without_tokens(two.get_data(as_text=True))
+    assert 'value="shilong_old_street" selected' in two.get_data(as_text=True)  # the board's road, kept
+    tokens = [dict(re.findall(r'name="(csrf_token|_token|_stamp)" value="([^"]+)"', r.get_data(as_text=True)))
+              for r in (one, two)]
+    assert all(tokens[0][name] != tokens[1][name] for name in ("csrf_token", "_token", "_stamp"))
+    assert "\x00" not in two.get_data(as_text=True)
+    # A report from the page that was filled in is taken: its tokens are its own and valid.
+    response = _report(second)
+    assert response.status_code == 303 and "/p/track/" in response.headers["Location"], response.status_code
+    assert len(drawn) == 1  # its form was filled in too: one drawing for every new visitor so far
+
+
+def test_a_kept_report_page_follows_the_language_the_places_and_the_visitor(demo, monkeypatch):
+    drawn = _drawn(monkeypatch)
+    client = demo.test_client()
+    assert "问题类别" in client.get("/p/lidu/report").get_data(as_text=True)
+    english = demo.test_client()
+    english.post("/lang/en", data={"csrf_token": _form(english, None)["csrf_token"], "next": "/p/lidu/report"})
+    assert "What kind of problem" in english.get("/p/lidu/report").get_data(as_text=True)
+    count = len(drawn)
+    with demo.app_context():  # a road renamed (and audited): the page is drawn again with its new name
+        from server.auth.models import User
+        from server.org.engine import AreaValues
+        from server.org.service import edit_area
+
+        admin = make_user("renamer", roles=(("lidu", "office_admin", None),))
+        road = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="zhiyuan_road"))
+        edit_area(db.session.get(User, admin.id), road, AreaValues(
+            road.key, road.kind, {"zh": "致远新路", "en": "Zhiyuan New Road"},
+            road.parent.key if road.parent else None, road.unit.key if road.unit else None, road.range_from,
+            road.range_to, road.length_m, road.geometry, road.description, road.active))
+        db.session.commit()
+    assert "致远新路" in demo.test_client().get("/p/lidu/report").get_data(as_text=True)
+    assert len(drawn) == count + 1
+    with demo.app_context():
+        make_user("staffer", roles=(("lidu", "staff", "shilong"),))
+    staff = demo.test_client()
+    login(staff, "staffer")
+    staff.get("/p/lidu/report")
+    staff.get("/p/lidu/report")
+    assert len(drawn) == count + 3  # a signed-in person's page is drawn for them, every time
