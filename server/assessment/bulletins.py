@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from ..auth import permissions
 from ..core.errors import Conflict, NotFound, PermissionDenied
+from ..core.spreadsheets import XLSX_TYPE, write_xlsx
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_in_force
 from ..extensions import db
@@ -152,14 +153,7 @@ class Comparison:
 def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id: int) -> list[Comparison]:
     """A dry run of another stored version of the period's sheet on this period's data and marks: unit by unit,
     how the score, grade and rank would change. Nothing is stored."""
-    from ..definitions.service import get_scheme_version
-
-    if not permissions.can_run_assessment(user, period.scheme_key):
-        raise PermissionDenied(_("You may not run this district's assessment."))
-    version = get_scheme_version(scheme_version_id)
-    row = version.member("score_sheet", period.sheet_key) if version.scheme_key == period.scheme_key else None
-    if row is None:
-        raise NotFound(_("That scheme version has no such score sheet."))
+    row = compared_sheet(user, period, scheme_version_id)
     before = {r.unit.id: r for r in draft(period)}
     after = {r.unit.id: r for r in draft(period, sheet_spec_of_row(row))}
     out = []
@@ -171,6 +165,56 @@ def compare_versions(user: AnyUser, period: AssessmentPeriod, scheme_version_id:
                               min(new.ranks.values(), default=None) if new else None,
                               old.grade if old else None, new.grade if new else None))
     return out
+
+
+def compared_sheet(user: AnyUser, period: AssessmentPeriod, scheme_version_id: int) -> Any:
+    """The other version's sheet a dry run scores the period on, for the office only."""
+    from ..definitions.service import get_scheme_version
+
+    if not permissions.can_run_assessment(user, period.scheme_key):
+        raise PermissionDenied(_("You may not run this district's assessment."))
+    version = get_scheme_version(scheme_version_id)
+    row = version.member("score_sheet", period.sheet_key) if version.scheme_key == period.scheme_key else None
+    if row is None:
+        raise NotFound(_("That scheme version has no such score sheet."))
+    return row
+
+
+# A dry run scores every unit twice: past a large district's size it is a job, whose file lists every unit.
+COMPARE = "assessment.comparison"
+
+
+def start_comparison(user: AnyUser, period: AssessmentPeriod, scheme_version_id: int) -> Job:
+    compared_sheet(user, period, scheme_version_id)  # refused at once if it may not run
+    return start_job(user, COMPARE, period.scheme_key, {"period": period.id, "version": scheme_version_id})
+
+
+def run_comparison(job: Job, user: AnyUser, progress: Progress) -> JobResult:
+    period = get_period(user, job.params["period"])
+    progress(0, 1)
+    rows = compare_versions(user, period, job.params["version"])
+    header = [_("Unit"), _("Score now"), _("Score then"), _("Change"), _("Rank now"), _("Rank then"),
+              _("Grade now"), _("Grade then")]
+    table = [header, *([tr(r.unit.name), r.before, r.after, r.change, r.rank_before, r.rank_after,
+                        tr(r.grade_before.name) if r.grade_before else "", tr(r.grade_after.name) if r.grade_after
+                        else ""] for r in rows)]
+    moved = sum(1 for r in rows if r.change)
+    regraded = sum(1 for r in rows if (r.grade_before and r.grade_before.id) != (r.grade_after and r.grade_after.id))
+    name = f"comparison-{period.sheet_key}-{period.period_key}-v{job.params['version']}.xlsx"
+    return JobResult(write_xlsx({period.period_key: table}), name, XLSX_TYPE,
+                     summary=_("%(n)s units scored on both versions: %(moved)s change their score, %(regraded)s "
+                               "their grade.", n=len(rows), moved=moved, regraded=regraded))
+
+
+def _comparison_page(job: Job) -> tuple[str, str]:
+    return _("the comparison"), url_for("assessment.compare", period_id=job.params["period"],
+                                        version=job.params["version"])
+
+
+JOB_KINDS.add(COMPARE, JobKind(title=lambda: _("Trying another version of the sheet"),
+                               may_start=lambda user, scheme_key, _params: permissions.can_run_assessment(
+                                   user, scheme_key),
+                               run=run_comparison, origin=_comparison_page))
 
 
 def streak_actions(scores: list[AssessmentScore]) -> list[tuple[dict[str, Any], list[AssessmentScore]]]:

@@ -433,8 +433,21 @@ def compare(period_id: int):
         raise PermissionDenied(_("You may not run this district's assessment."))
     versions = [v for v in list_scheme_versions(row.scheme_key) if v.member("score_sheet", row.sheet_key)]
     chosen = request.args.get("version", type=int)
-    rows = bulletins.compare_versions(current_user, row, chosen) if chosen else None
-    return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows)
+    large = drafts.is_large(row)  # every unit scored twice: a job, whose file lists them
+    rows = bulletins.compare_versions(current_user, row, chosen) if chosen and not large else None
+    return render_template("assessment/compare.html", period=row, versions=versions, chosen=chosen, rows=rows,
+                           large=large, form=Form())
+
+
+@bp.post("/period/<int:period_id>/compare")
+def start_compare(period_id: int):
+    """A large district's dry run, as a job whose page then offers every unit's comparison as a workbook."""
+    row = _period(period_id)
+    if not Form().validate_on_submit():
+        abort(400)
+    job = bulletins.start_comparison(current_user, row, request.form.get("version", type=int) or 0)
+    db.session.commit()
+    return redirect(url_for("jobs.job", job_id=job.id), code=303)
 
 
 @bp.get("/<scheme_key>/scores")

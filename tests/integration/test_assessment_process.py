@@ -197,6 +197,29 @@ def test_a_new_sheet_version_tried_on_a_past_period(people, app):
     with pytest.raises(PermissionDenied):
         bulletins.compare_versions(people["a1"], period, stricter.id)
 
+    # A large district (here the demo taken for one): the dry run is a job, its workbook lists every unit.
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.support.jobs import run_job_from
+
+    app.config["FANGAN_DRAFT_LIVE_UNITS"] = 0
+    try:
+        compare = f"/assess/period/{period.id}/compare?version={stricter.id}"
+        page = client.get(compare).get_data(as_text=True)
+        assert "77.00" not in page and 'method="post"' in page  # nothing worked out in the request
+        done = run_job_from(client, f"/assess/period/{period.id}/compare", {"version": str(stricter.id)},
+                            token_from=compare)
+        assert "得分有变化" in done.page and f'href="/assess/period/{period.id}/compare' in done.page
+        sheet = load_workbook(io.BytesIO(done.content)).active
+        table = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+        assert len(table) == len(rows)
+        assert table["致远社区"][1:4] == (82, 77, -5) and table["致远社区"][6:] == ("良好", "合格")
+        assert table["石龙社区"][1:4] == (88, 88, 0)
+    finally:
+        app.config.pop("FANGAN_DRAFT_LIVE_UNITS")
+
 
 def test_only_the_assessed_units_people_appeal_and_never_against_their_own_marks(people):
     """The office, leaders and assessors see every unit's draft but appeal for none; a unit's own head does; a

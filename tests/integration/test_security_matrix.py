@@ -186,6 +186,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "assessment.bulletin": [("/assess/period/{period_pub}/bulletin", "L D D D O O O O")],
     "assessment.bulletin_pdf": [("POST /assess/period/{period_pub}/bulletin.pdf", "L D D D + + + +")],
     "assessment.compare": [("/assess/period/{period_pub}/compare", "L D D D D D O O")],
+    "assessment.start_compare": [("POST /assess/period/{period_pub}/compare", "L D D D D D + +")],  # a job
     "assessment.unit_detail": [("/assess/period/{period_pub}/unit/{unit_s}", "L D D O O O O O"),
                                ("/assess/period/{period_pub}/unit/{unit_z}", "L . D D O O O O")],
     "assessment.marks": [("/assess/period/{period}/unit/{unit_s}/hotspots", "L D D D O D O O"),

@@ -327,6 +327,7 @@ POSTS: dict[str, tuple[str, Any]] = {
     "assessment.periods": ("/assess/{lidu}/", lambda: {"sheet": "lidu_monthly", "day": "2026-07-01"}),
     "assessment.step": ("/assess/period/{period_open}/appeals", lambda: {"version": ""}),
     "assessment.draft_again": ("/assess/period/{period}/draft", lambda: {}),
+    "assessment.start_compare": ("/assess/period/{period_pub}/compare", lambda: {"version": "{version_lidu}"}),
     "assessment.marks": ("/assess/period/{period}/unit/{unit_s}/hotspots", lambda: {
         "r_below_quality": "1", "reason": "资料不全"}),
     "assessment.marks_grid": ("/assess/period/{period}/marks", lambda: {
