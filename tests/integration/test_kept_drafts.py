@@ -11,13 +11,13 @@ import pytest
 
 from server.assessment import drafts, service
 from server.assessment.models import AssessmentDraft, AssessmentDraftRow, AssessmentPeriod
+from server.core.clock import utcnow
 from server.extensions import db
 from server.jobs.models import Job
 from server.jobs.queue import run_queued
 from server.org.models import Unit
 from tests.conftest import csrf_token
 from tests.integration.test_assessment import OCTOBER, october  # noqa: F401 - the fixture
-from tests.support.clock import NOW
 from tests.support.factories import login, make_user
 
 ROW = re.compile(r'<tr><td data-label="单位">([^<]+)</td><td data-label="得分">([\d.]+)</td>')
@@ -93,7 +93,7 @@ def test_marks_entered_are_worked_out_again_meanwhile_the_kept_draft_shows(offic
 
 def test_an_old_kept_draft_is_worked_out_again(office_period, large, time_machine):
     office, period_id, _user = office_period
-    time_machine.move_to(NOW + dt.timedelta(minutes=1))  # a clock that can be moved on
+    time_machine.move_to(utcnow())  # the suite's clock as it stands (it has run on since NOW), to move on from
     page = f"/assess/period/{period_id}"
     assert "正在计算" in office.get(page).get_data(as_text=True)
     run_queued(large)
