@@ -21,6 +21,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, insert, select
 
+from ..audit.models import AuditEntry
 from ..auth import permissions
 from ..core.database import utcnow
 from ..core.errors import PermissionDenied
@@ -28,7 +29,7 @@ from ..extensions import db
 from ..jobs.models import Job
 from ..jobs.service import JOB_KINDS, JobKind, JobResult, Progress, start_job
 from ..org.models import Unit
-from ..org.service import names_text
+from ..org.service import NAME_CHANGES, names_text
 from ..web.i18n import tr
 from ..web.params import Paged, by_name
 from . import engine, service
@@ -125,16 +126,21 @@ def is_large(period: AssessmentPeriod) -> bool:
         .subquery())) > most)
 
 
+# Changes to who is assessed and whose readers see them (units, posts, roles), each written with its audit entry.
+WHO_CHANGES = (*NAME_CHANGES, "post.appoint", "post.edit", "post.end", "user.grant_role", "user.revoke_role")
+
+
 def basis_of(period: AssessmentPeriod) -> str:
-    """What the period's marks are: entries given, changed or superseded, and the period's own changes (its
-    state, appeals opened) all change it."""
+    """What the period's draft stands on: its marks (entries given, changed or superseded), the period's own
+    changes (its state, appeals opened) and who is assessed (units, posts and roles: `WHO_CHANGES`)."""
     count, last_id, last_at = db.session.execute(
         select(func.count(), func.max(AssessmentEntry.id), func.max(AssessmentEntry.entered_at))
         .where(AssessmentEntry.period_id == period.id)).one()
     superseded = db.session.scalar(select(func.count()).where(AssessmentEntry.period_id == period.id,
                                                               AssessmentEntry.superseded_in.is_not(None)))
+    who = db.session.scalar(select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(WHO_CHANGES)))
     stamp = last_at.isoformat() if isinstance(last_at, dt.datetime) else last_at
-    return f"v{period.version}:e{count}:{last_id}:{superseded}:{stamp}"
+    return f"v{period.version}:e{count}:{last_id}:{superseded}:{stamp}:o{who}"
 
 
 def draft_page(user: AnyUser, period: AssessmentPeriod, q: str = "", page: int | None = None,
@@ -219,12 +225,13 @@ class DraftState:
 
 def draft_progress(period: AssessmentPeriod, worked_at: dt.datetime | None = None) -> DraftState:
     """How the kept draft stands: when it was worked out, the job working on it, or why the last one failed."""
-    latest = db.session.scalars(select(Job).where(Job.kind == DRAFT, Job.scheme_key == period.scheme_key)
-                                .order_by(Job.id.desc()).limit(50))
-    job = next((j for j in latest if (j.params or {}).get("period") == period.id), None)
+    job = db.session.scalar(select(Job).where(Job.kind == DRAFT, Job.scheme_key == period.scheme_key,
+                                              Job.params["period"].as_integer() == period.id)
+                            .order_by(Job.id.desc()).limit(1))
     failed = job is not None and job.state == "failed" and (worked_at is None or job.created_at > worked_at)
     return DraftState(worked_at, job if job is not None and not job.finished else None,
-                      job.note if failed else None, job.finished_at if failed and job.finished_at else utcnow())
+                      job.note if failed else None,
+                      (job.finished_at or job.created_at) if failed else utcnow())
 
 
 def _fresh_for() -> dt.timedelta:
@@ -240,16 +247,20 @@ def work_out_again(user: AnyUser, period: AssessmentPeriod) -> Job:
 
 def run_draft(job: Job, user: AnyUser, progress: Progress) -> JobResult:
     period = service.get_period(user, job.params["period"])
+    read_at = utcnow()  # the draft is as of now: "worked out at" this time
     basis = basis_of(period)  # before the marks are read: marks entered meanwhile leave it out of date
     progress(0, 1)
     rows = [row_of(r) for r in service.draft(period)]
-    # One draft per period: a second job for it waits here for the first one's commit, then replaces it.
+    # One draft per period: a second job for it waits here for the first one's commit; a job that read the
+    # marks before the draft kept now was read keeps nothing (it would put older marks under a later time).
     db.session.execute(select(AssessmentPeriod.id).where(AssessmentPeriod.id == period.id).with_for_update())
     kept = db.session.get(AssessmentDraft, period.id, populate_existing=True)
+    if kept is not None and kept.worked_at > read_at:
+        return JobResult(None, summary=_("A draft worked out since is kept."))
     if kept is None:
         kept = AssessmentDraft(period_id=period.id)
         db.session.add(kept)
-    kept.basis, kept.worked_at, kept.units = basis, utcnow(), len(rows)
+    kept.basis, kept.worked_at, kept.units = basis, read_at, len(rows)
     db.session.execute(delete(AssessmentDraftRow).where(AssessmentDraftRow.period_id == period.id))
     if rows:
         db.session.execute(insert(AssessmentDraftRow), [

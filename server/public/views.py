@@ -81,7 +81,7 @@ def _new_report_page(scheme_key: str):
     area = request.args.get("area")
     keep = not (current_user.is_authenticated or session.get("_flashes") or htmx)
     key = ((service.report_page_key(scheme_key, area), str(get_locale()), current_app.config.get("FANGAN_THEME"),
-            request.host_url, request.full_path) if keep else None)
+            request.host_url, request.full_path, request.method) if keep else None)
     kept = KEPT_PAGES.get_many([key]).get(key) if keep else None
     if kept is not None:
         html = kept

@@ -182,3 +182,52 @@ def test_only_the_office_asks_for_a_draft_again(office_period, large):
     assert head.post(f"{page}/draft", data={"csrf_token": token}).status_code in (400, 403)
     assert office.post(f"{page}/draft", data={}).status_code == 400  # no CSRF token
     assert office.post(f"{page}/draft", data={"csrf_token": token}).status_code == 303
+
+
+def test_a_period_finds_its_job_among_many_and_a_unit_changed_works_it_out_again(office_period, large):
+    office, period_id, user = office_period
+    page = f"/assess/period/{period_id}"
+    office.get(page)  # starts the period's job
+    for n in range(60):  # other periods' jobs, started since
+        db.session.add(Job(kind=drafts.DRAFT, scheme_key="lidu", user_id=user.id, state="queued",
+                           params={"period": period_id + 1000 + n}))
+    db.session.commit()
+    office.get(page)
+    mine = [j for j in db.session.scalars(db.select(Job).filter_by(kind=drafts.DRAFT)) if j.params["period"] ==
+            period_id]
+    assert len(mine) == 1  # found, not started again
+    db.session.execute(db.delete(Job).where(Job.id != mine[0].id))
+    db.session.commit()
+    run_queued(large)
+    assert 'hx-trigger="every 2s"' not in office.get(page).get_data(as_text=True)  # fresh
+    from server.org.engine import UnitValues
+    from server.org.service import edit_unit
+
+    shilong = db.session.scalar(db.select(Unit).filter_by(scheme_key="lidu", key="shilong"))
+    edit_unit(user, shilong, UnitValues(shilong.key, shilong.kind, {"zh": "石龙新区", "en": "Shilong New"},
+                                        shilong.parent.key if shilong.parent else None, shilong.difficulty,
+                                        shilong.active))
+    db.session.commit()
+    assert "正在重新计算" in office.get(page).get_data(as_text=True)  # who is assessed changed
+    run_queued(large)
+    assert "石龙新区" in office.get(page).get_data(as_text=True)
+
+
+def test_a_job_that_read_the_marks_before_the_kept_draft_keeps_nothing(office_period, large):
+    office, period_id, user = office_period
+    office.get(f"/assess/period/{period_id}")
+    run_queued(large)
+    kept = db.session.get(AssessmentDraft, period_id)
+    later = kept.worked_at + dt.timedelta(hours=1)  # as if a job that read the marks later had written since
+    kept.worked_at = later
+    db.session.execute(db.update(AssessmentDraftRow).where(AssessmentDraftRow.period_id == period_id)
+                       .values(names="kept"))
+    db.session.commit()
+    drafts.work_out_again(user, db.session.get(AssessmentPeriod, period_id))
+    db.session.commit()
+    assert run_queued(large) == 1
+    db.session.expire_all()
+    assert db.session.get(AssessmentDraft, period_id).worked_at == later
+    assert set(db.session.scalars(db.select(AssessmentDraftRow.names).filter_by(period_id=period_id))) == {"kept"}
+    job = db.session.scalar(db.select(Job).filter_by(kind=drafts.DRAFT).order_by(Job.id.desc()))
+    assert job.state == "done" and job.note == "已保留此后计算的草稿成绩。"
