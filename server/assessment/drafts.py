@@ -250,7 +250,7 @@ def run_draft(job: Job, user: AnyUser, progress: Progress) -> JobResult:
     read_at = utcnow()  # the draft is as of now: "worked out at" this time
     basis = basis_of(period)  # before the marks are read: marks entered meanwhile leave it out of date
     progress(0, 1)
-    rows = [row_of(r) for r in service.draft(period)]
+    rows = [row_of(r) for r in service.draft(period, progress=progress)]
     # One draft per period: a second job for it waits here for the first one's commit; a job that read the
     # marks before the draft kept now was read keeps nothing (it would put older marks under a later time).
     db.session.execute(select(AssessmentPeriod.id).where(AssessmentPeriod.id == period.id).with_for_update())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -143,10 +144,13 @@ def assessed_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Peri
 
 
 def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period, units: list[Unit],
-                  manual: dict[int, dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
+                  manual: dict[int, dict[str, Any]] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> dict[int, dict[str, Any]]:
     """Every metric of the sheet for every unit: {unit id: {metric id: value}} (None where there is none). Each
     metric's source (`sources.py`) computes it, or assessors entered it (`manual`: the period's marks). On a
-    sheet scored per area, a unit's figure is the sum of its areas' (what lies at their places)."""
+    sheet scored per area, a unit's figure is the sum of its areas' (what lies at their places).
+
+    `progress(done, steps)` is told as each metric is computed (`scoring_steps`: one a metric, then two more)."""
     if sheet.per_area is not None:
         by_unit = areas_by_unit(scheme_key, sheet, units)
         values = area_metric_values(scheme_key, sheet, period, [a for areas in by_unit.values() for a in areas])
@@ -156,13 +160,20 @@ def metric_values(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Perio
     manual = manual or {}
     unit_ids = [u.id for u in units]
     values: dict[int, dict[str, Any]] = {unit_id: {} for unit_id in unit_ids}
-    for metric in sheet.metrics:
+    for done, metric in enumerate(sheet.metrics, 1):
         source = source_of(metric)
         per_unit = source.compute(scheme_key, metric, period, unit_ids) if source.compute else {}
         for unit_id in unit_ids:
             value = manual.get(unit_id, {}).get(metric["id"]) if source.entered else per_unit.get(unit_id)
             values[unit_id][metric["id"]] = value
+        if progress is not None:
+            progress(done, scoring_steps(sheet))
     return values
+
+
+def scoring_steps(sheet: SheetSpec) -> int:
+    """The steps a job scoring a period shows: one a metric, the scores worked out, and what it then writes."""
+    return len(sheet.metrics) + 2
 
 
 # -- sheets scored per area ------------------------------------------------------------------------------------
@@ -357,17 +368,20 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
                 item_scores: dict[int, dict[str, Decimal]] | None = None,
                 manual: dict[int, dict[str, Any]] | None = None,
                 metrics: dict[int, dict[str, Any]] | None = None,
-                area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None) -> list[UnitResult]:
+                area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[UnitResult]:
     """Every unit's score for a period from the data (or from `metrics` already taken), the assessors'
     numbers ({unit id: {item: {rule: n}}}) or combined item scores, with grades, ranks within groups and flags.
     A sheet scored per area scores each area (on `area_metrics` already taken: {unit id: {area key: numbers}})
-    and aggregates."""
+    and aggregates. `progress(done, steps)` is told as the metrics are computed and once the scores are
+    worked out (before anything is written: a job's progress commits)."""
     per_area = score_areas(scheme_key, sheet, period, units, area_metrics) if sheet.per_area is not None else None
     if per_area is not None:
         units = [u for u in units if u.id in per_area]  # a unit with no area to score has no score
         values = {unit_id: summed for unit_id, (_score, summed, _rows) in per_area.items()}
     else:
-        values = metrics if metrics is not None else metric_values(scheme_key, sheet, period, units, manual)
+        values = (metrics if metrics is not None
+                  else metric_values(scheme_key, sheet, period, units, manual, progress=progress))
     entries, item_scores = entries or {}, item_scores or {}
     results = {}
     for u in units:
@@ -410,6 +424,8 @@ def score_units(scheme_key: str, sheet: SheetSpec, period: patrol_engine.Period,
             result.money = engine.money_lines(sheet, rule, result.score.total, result.vetoes, result.flags,
                                               result.metrics)
             result.funding = next((Decimal(m["amount"]) for m in result.money if m["kind"] == "funding"), None)
+    if progress is not None:
+        progress(scoring_steps(sheet) - 1, scoring_steps(sheet))
     return [results[u.id] for u in units]
 
 

@@ -251,11 +251,12 @@ def assesses(user: AnyUser, period: AssessmentPeriod, unit: Unit) -> bool:
 
 def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
           metrics: dict[int, dict[str, Any]] | None = None,
-          area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None) -> list[UnitResult]:
+          area_metrics: dict[int, dict[str, dict[str, Any]]] | None = None,
+          progress: Callable[[int, int], None] | None = None) -> list[UnitResult]:
     """The period's scores as they stand: the data, and every assessor's entries combined per item.
 
     With `sheet`, the same period scored on another version of the sheet (entries for items or rules it no
-    longer has are left out).
+    longer has are left out). `progress` is told as it goes (`scoring.score_units`).
     """
     sheet = sheet or sheet_spec_of(period)
     items = {i.id: i for _s, i in sheet.items()}
@@ -288,7 +289,7 @@ def draft(period: AssessmentPeriod, sheet: SheetSpec | None = None,
                 for e in group]
             item_scores[unit_id][item_id] = engine.combine_assessors(marks, sheet.assessors)
     return score_units(period.scheme_key, sheet, bounds, units, entries=entries, item_scores=item_scores,
-                       manual=manual, metrics=metrics, area_metrics=area_metrics)
+                       manual=manual, metrics=metrics, area_metrics=area_metrics, progress=progress)
 
 
 def missing_marks(period: AssessmentPeriod) -> list[tuple[Unit, str]]:
@@ -370,8 +371,8 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     user says they know. A provisional revision is marked so on every page, PDF and API answer, and the
     final publication after it needs no correction reason and recomputes from the data.
 
-    `progress(1, 2)` is told once the scores are worked out, before anything is written (a job's progress
-    commits).
+    `progress(done, steps)` is told as the metrics are computed and once the scores are worked out, before
+    anything is written (a job's progress commits).
     """
     waiting, reasons = check_publish(user, period, version, reason, close_appeals=close_appeals, today=today,
                                      provisional=provisional)
@@ -383,9 +384,7 @@ def publish(user: AnyUser, period: AssessmentPeriod, version: int | None = None,
     frozen = {s.subject_id: dict(s.metrics) for s in kept} if kept is not None else None
     frozen_areas = ({s.unit_id: {row["area"]: row["metrics"] for row in s.areas if "metrics" in row}
                      for s in kept if s.areas} if kept is not None else None)
-    results = draft(period, metrics=frozen, area_metrics=frozen_areas)
-    if progress is not None:
-        progress(1, 2)
+    results = draft(period, metrics=frozen, area_metrics=frozen_areas, progress=progress)
     sheet = sheet_spec_of(period)
     history = _history(period)
     revision = AssessmentRevision(period=period, number=period.revision + 1, reason=clean_text(reason, 2000),

@@ -9,9 +9,11 @@ SQL, sees the log as of the last write.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from ..core.database import utcnow
@@ -43,6 +45,26 @@ def list_audit(*, scheme_keys: set[str] | None, limit: int = 200) -> list[AuditE
     if scheme_keys is not None:
         query = query.where(AuditEntry.scheme_key.in_(scheme_keys))
     return list(db.session.scalars(query))
+
+
+KEEP_MINUTES = 10  # how long an answer kept by `change_stamp` is kept at most
+
+
+def change_stamp(actions: Iterable[str], *also: Any) -> tuple[Any, ...]:
+    """What an answer kept between requests depends on: the newest audit entry of one of `actions` (the changes
+    that can move it, each written with its entry), the values of `also` (scalar subqueries, read in the same
+    statement: the newest record of a form, say) and the ten minutes now falls in. PostgreSQL numbers rows as
+    they are written, not as they are committed, so a row committed after a later one leaves the newest id
+    unchanged: no answer is kept longer than that."""
+    newest = select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(tuple(actions))).scalar_subquery()
+    row = db.session.execute(select(newest, *also)).one()
+    return (*row, kept_slot())
+
+
+def kept_slot(now: dt.datetime | None = None) -> dt.datetime:
+    """The start of the `KEEP_MINUTES` now falls in."""
+    now = now or utcnow()
+    return now.replace(minute=now.minute - now.minute % KEEP_MINUTES, second=0, microsecond=0)
 
 
 def _write_pending(session: Session) -> None:

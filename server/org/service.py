@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 from flask_babel import gettext as _
 from sqlalchemy import func
 
-from ..audit.service import record_audit
+from ..audit.service import change_stamp, record_audit
 from ..auth import permissions
 from ..core.cache import memoize
-from ..core.clock import utcnow
 from ..core.errors import DomainError, NotFound, PermissionDenied
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_activated, scheme_or_404
@@ -156,7 +155,6 @@ UNITS_OFFERED = 60  # a city's thousands of units are not one list: past this, t
 # Changes that can rename or add a unit or a place, each written with its audit entry.
 NAME_CHANGES = ("unit.create", "unit.edit", "area.create", "area.edit", "org.import", "scheme.load",
                 "scheme.activate")
-KEEP_NAMES = 10  # minutes a district's names are kept at most (see ids_named)
 
 
 def ids_named(model: type[Unit] | type[Area], scheme_key: str, words: str) -> list[int]:
@@ -201,15 +199,10 @@ class NameIndex:
         return found
 
 
-def names_stamp() -> tuple[int | None, dt.datetime]:
+def names_stamp() -> tuple[Any, ...]:
     """What a kept answer that shows units' or places' names (or counts them) depends on: the newest
-    `NAME_CHANGES` audit entry, and the ten minutes it falls in (an entry committed after a later one leaves the
-    newest unchanged: no answer is kept longer)."""
-    from ..audit.models import AuditEntry
-
-    newest = db.session.scalar(db.select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(NAME_CHANGES)))
-    now = utcnow()
-    return newest, now.replace(minute=now.minute - now.minute % KEEP_NAMES, second=0, microsecond=0)
+    `NAME_CHANGES` audit entry, and the ten minutes it falls in (`audit.service.change_stamp`)."""
+    return change_stamp(NAME_CHANGES)
 
 
 @memoize(64, key=lambda key, make: key)

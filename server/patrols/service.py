@@ -36,11 +36,10 @@ from sqlalchemy import values as sql_values
 from sqlalchemy.orm import aliased, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..audit.models import AuditEntry
+from ..audit.service import change_stamp
 from ..auth import permissions
 from ..auth.models import RoleAssignment, User
 from ..core.cache import memoize
-from ..core.clock import utcnow
 from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
@@ -453,7 +452,6 @@ class Reminder:
 OWING_CHANGES = ("post.appoint", "post.edit", "post.end", "user.grant_role", "user.revoke_role", "unit.create",
                  "unit.edit", "area.create", "area.edit", "org.import", "calendar.set", "calendar.year",
                  "calendar.import", "calendar.delete", "scheme.load", "scheme.activate")
-KEEP_REMINDERS = 10  # minutes an answer is kept at most (see reminders_for)
 
 
 def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) -> list[Reminder]:
@@ -473,11 +471,8 @@ def reminders_for(user: AnyUser, scheme_key: str, today: dt.date | None = None) 
         return []
     newest_record = (select(func.max(Submission.id))
                      .where(Submission.scheme_key == scheme_key, Submission.form_key.in_(forms)).scalar_subquery())
-    newest_change = select(func.max(AuditEntry.id)).where(AuditEntry.action.in_(OWING_CHANGES)).scalar_subquery()
-    mark = db.session.execute(select(newest_record, newest_change)).one()
-    now = utcnow()
-    slot = now.replace(minute=now.minute - now.minute % KEEP_REMINDERS, second=0, microsecond=0)
-    return _kept_reminders((user.id, scheme_key, today, slot, *mark), lambda: [
+    stamp = change_stamp(OWING_CHANGES, newest_record)
+    return _kept_reminders((user.id, scheme_key, today, *stamp), lambda: [
         _reminder(v) for v in my_patrols(user, scheme_key, today, reminded_only=True) if v.needs_reminder(today)])
 
 

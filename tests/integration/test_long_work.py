@@ -234,7 +234,9 @@ def test_publishing_a_period_is_a_job(office_user, app):
     assert _publish(assessor, period, close_appeals="y").status_code == 403 and _jobs() == jobs
     with watched(office, "assessment.publication") as steps:
         published: Finished = run_started(office, _publish(office, period, close_appeals="y"))
-    assert _progress(steps) == [(1, 2)] and _shown(steps[0])  # every unit scored; then frozen
+    # A step a metric computed, one when every unit is scored; then frozen (the job's end).
+    steps_in_all = len(assessment.sheet_spec_of(period).metrics) + 2
+    assert _progress(steps) == [(n, steps_in_all) for n in range(1, steps_in_all)] and all(map(_shown, steps))
     assert "已发布（第1版）。" in published.page and published.content is None
     assert "/result" not in published.page and f'href="/assess/period/{period.id}"' in published.page
     db.session.expire_all()
