@@ -64,7 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     queue.init_app(app, run_job)
 
     from .auth import access
-    from .web import i18n, security, theming
+    from .web import i18n, maps, security, theming
 
     login_manager.init_app(app)
     access.init_app(app)
@@ -72,6 +72,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     theming.init_app(app)
     security.init_app(app)
+    maps.init_app(app)
 
     from .web.params import IdConverter
 

@@ -20,7 +20,8 @@ def environment_config() -> dict:
                           ("FANGAN_THEME", "FANGAN_THEME"), ("RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_URI"),
                           ("FANGAN_NOTIFY_WEBHOOK_URL", "FANGAN_NOTIFY_WEBHOOK_URL"),
                           ("FANGAN_NOTIFY_WEBHOOK_TOKEN", "FANGAN_NOTIFY_WEBHOOK_TOKEN"),
-                          ("FANGAN_JOBS_URL", "FANGAN_JOBS_URL"), ("FANGAN_JOBS_DIR", "FANGAN_JOBS_DIR")):
+                          ("FANGAN_JOBS_URL", "FANGAN_JOBS_URL"), ("FANGAN_JOBS_DIR", "FANGAN_JOBS_DIR"),
+                          ("FANGAN_MAP_TILES", "FANGAN_MAP_TILES"), ("FANGAN_TIANDITU_KEY", "FANGAN_TIANDITU_KEY")):
         if os.environ.get(variable):
             out[key] = os.environ[variable]
     if os.environ.get("FANGAN_PROXIES", "").isdigit():

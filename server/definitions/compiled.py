@@ -225,6 +225,39 @@ class PublicSettings(FrozenDict):
         return self.get("satisfaction") or FrozenList()
 
 
+class MapSettings(FrozenDict):
+    """Where the district's maps open, their tiles, and the public map (`map:` in the scheme)."""
+
+    __slots__ = ()
+
+    @property
+    def center(self) -> tuple[float, float] | None:
+        """[latitude, longitude] in WGS-84, or None (a map then fits what it shows)."""
+        center = self.get("center")
+        return (float(center[0]), float(center[1])) if center else None
+
+    @property
+    def zoom(self) -> int:
+        return int(self["zoom"])
+
+    @property
+    def tiles(self) -> FrozenDict | None:
+        """The scheme's own tile source, or None (the site's then applies)."""
+        return self.get("tiles")
+
+    @property
+    def public_map(self) -> bool:
+        return bool(self.get("public_map"))
+
+    @property
+    def public_map_days(self) -> int:
+        return int(self["public_map_days"])
+
+    @property
+    def public_map_precision_m(self) -> float:
+        return float(self["public_map_precision_m"])
+
+
 @dataclass(frozen=True)
 class CalendarSettings:
     timezone: str
@@ -243,6 +276,9 @@ DEFAULT_CALENDAR = _calendar({})
 
 NO_PUBLIC = PublicSettings(freeze(with_defaults("scheme", {"public": {}})["public"]))
 """A district that opens nothing to the public (or no such district): the schema's defaults."""
+
+NO_MAP = MapSettings(freeze(with_defaults("scheme", {"map": {}})["map"]))
+"""A district that says nothing of its map: the schema's defaults (the site's tiles, no public map)."""
 
 
 def _by_id(items: Iterable[Mapping[str, Any]], kind: type[FrozenDict]) -> FrozenDict:
@@ -346,6 +382,10 @@ class Scheme:
     @cached_property
     def calendar(self) -> CalendarSettings:
         return _calendar(self.data.get("calendar") or {})
+
+    @cached_property
+    def map(self) -> MapSettings:
+        return MapSettings(self.data.get("map") or NO_MAP)
 
     @cached_property
     def public(self) -> PublicSettings:

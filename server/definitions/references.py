@@ -11,6 +11,7 @@ from ..core.suggestions import close_matches
 from ..expressions import ExpressionError, check_expression, compile_expression
 from .errors import N_, DefinitionError, Said, _noun, expression_problem_zh, hint, noun, said, say
 from .loader import SourceDocument
+from .maps import tiles_problems
 
 # Names every form expression may use besides its own fields: who fills it, when, for which period.
 FORM_CONTEXT_NAMES = frozenset({"user.*", "today", "now", "period.*", "scheme.*"})
@@ -238,6 +239,7 @@ class ReferenceChecker:
         public = d.get("public") if isinstance(d.get("public"), dict) else {}
         self.ref(s, ["public", "report_form"], public.get("report_form"), forms, "form")
         self._check_case_openings(s, d, workflows)
+        self._check_map(s, d)
 
         for path, unit in _walk_tree(d.get("units"), ["units"]):
             self.ref(s, [*path, "kind"], unit.get("kind"), unit_kinds, "unit kind")
@@ -286,6 +288,18 @@ class ReferenceChecker:
                 self.ids(doc, _walk_tree(doc.data.get("sizes"), ["sizes"], "-"), "size")
                 self.ref_theme(doc, doc.data.get("theme"))
         return self.errors
+
+    def _check_map(self, s: SourceDocument, d: dict) -> None:
+        settings = d.get("map") if isinstance(d.get("map"), dict) else {}
+        tiles = settings.get("tiles")
+        if isinstance(tiles, dict):
+            for path, problem in tiles_problems(tiles):
+                self.err(s, ["map", "tiles", *path], problem.in_language("en"), problem.in_language("zh"))
+        public = d.get("public") if isinstance(d.get("public"), dict) else {}
+        if settings.get("public_map") and not public.get("reporting"):
+            self.err(s, ["map", "public_map"], *said(N_(
+                "a public map shows what the public reported, and this district takes no reports from the public "
+                "(public: reporting: true)")))
 
     def _check_areas(self, s: SourceDocument, items: Any, path: Path, parent_kind: str | None,
                      area_kinds: set[str], units: set[str], kind_parents: dict) -> None:

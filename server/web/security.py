@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from .maps import image_origins, with_images_from
+
 # Scripts and styles come only from this site (htmx, ECharts and our own files are vendored); inline style
 # attributes stay allowed for server-drawn charts and colour tags, inline scripts do not.
 CSP = "; ".join([
@@ -37,4 +39,8 @@ def init_app(app: Flask) -> None:
     def _headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
+        origins = image_origins()
+        if origins:  # a page with a map: its tiles come from the tile servers the scheme or the site names
+            response.headers["Content-Security-Policy"] = with_images_from(
+                response.headers["Content-Security-Policy"], origins)
         return response

@@ -19,6 +19,7 @@ from ..forms import service as forms
 from ..forms.views import _formdata, render_page
 from ..patrols import service as patrols
 from ..web.i18n import tr
+from ..web.maps import place_map
 from ..web.params import Paged, by_name, parse_date, parse_id, parse_search
 from . import deadlines, inboxes, service
 from .ledger import case_metrics, open_cases_by_area
@@ -127,7 +128,9 @@ def case(case_id: int):
     return render_template("workflow/case.html", case=item, spec=spec, **extras, **service.case_details(item),
                            actions=actions, step=step, page=page, version=item.version,
                            confirms={t.id: service.step_confirmation(item, t) for t in actions},
-                           calendar_warning=any(d.calendar_fallback for d in item.deadlines))
+                           calendar_warning=any(d.calendar_fallback for d in item.deadlines),
+                           place=place_map(item.scheme_key, [item.area], item.submission.location
+                                           if item.submission else None, _("The reported position")))
 
 
 def _back_to_case(case_id: int, message: str, category: str = "error"):

@@ -27,6 +27,7 @@
           box.querySelector("[data-geo-lng]").value = c.longitude.toFixed(6);
           box.querySelector("[data-geo-accuracy]").value = Math.round(c.accuracy);
           showGeo(box);
+          box.dispatchEvent(new CustomEvent("fangan:located"));  // its map moves its pin there (js/map.js)
         }, function () {
           status.textContent = box.dataset.textFailed;
         }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});

@@ -1,0 +1,185 @@
+/* Maps (docs/maps.md). Every [data-map] element becomes a Leaflet map from the JSON it carries
+   (server/web/maps.py: map_data): the tile layers (none: the places on a plain background), the datum the tiles
+   are drawn in, where it opens, and what it shows:
+     shapes      GeoJSON of places (a road's line, a grid's polygon), each with its `name`;
+     point       {lat, lng, label}: one position (a case's);
+     points_url  an address answering GeoJSON points ({title, url, tone} each): pins, clustered;
+     heat        with points_url: a heat map of them instead of pins;
+     pick        a location field's pin, which the person may drag (or tap the map to move).
+   Positions arrive and leave in WGS-84; gcoord moves them into the tiles' datum for display (GCJ-02 for
+   高德 and Tencent tiles, BD-09 for Baidu's) and a moved pin back. Text goes in as text, never as HTML. */
+(function () {
+  "use strict";
+  var DATUMS = {gcj02: "GCJ02", bd09: "BD09"};
+
+  function shifted(datum, lnglat, back) {  // [lng, lat]: WGS-84 into the tiles' datum, or `back` out of it
+    if (!DATUMS[datum] || !window.gcoord) return lnglat;
+    return back ? gcoord.transform(lnglat, gcoord[DATUMS[datum]], gcoord.WGS84)
+      : gcoord.transform(lnglat, gcoord.WGS84, gcoord[DATUMS[datum]]);
+  }
+
+  function shiftedShapes(datum, shapes) {
+    var copy = JSON.parse(JSON.stringify(shapes));
+    return DATUMS[datum] && window.gcoord ? gcoord.transform(copy, gcoord.WGS84, gcoord[DATUMS[datum]]) : copy;
+  }
+
+  function toLatLng(datum, lat, lng) {
+    var p = shifted(datum, [lng, lat]);
+    return L.latLng(p[1], p[0]);
+  }
+
+  function text(words, href) {  // a tooltip's or popup's content: text, or a link whose words are text
+    var el = document.createElement(href ? "a" : "span");
+    el.textContent = words || "";
+    if (href) el.href = href;
+    return el;
+  }
+
+  function credit(words) {  // Leaflet shows a layer's attribution as HTML: give it escaped
+    var el = document.createElement("span");
+    el.textContent = words || "";
+    return el.innerHTML;
+  }
+
+  function build(el) {
+    var data = JSON.parse(el.dataset.map);
+    el.dataset.mapReady = "1";
+    var map = L.map(el, {maxZoom: 19, scrollWheelZoom: !!data.wheel});
+    el.fanganMap = map;
+    map.attributionControl.setPrefix(false);
+    if (!data.tiles || !data.tiles.length) el.classList.add("map-plain");
+    (data.tiles || []).forEach(function (layer) {
+      L.tileLayer(layer.url, {subdomains: layer.subdomains || "abc", maxZoom: layer.max_zoom || 18,
+        attribution: credit(layer.attribution)}).addTo(map);
+    });
+    var bounds = L.latLngBounds([]);
+    if (data.shapes && data.shapes.features && data.shapes.features.length) {
+      var shapes = L.geoJSON(shiftedShapes(data.datum, data.shapes), {
+        className: "map-shape",
+        pointToLayer: function (_feature, latlng) { return L.circleMarker(latlng, {radius: 6, className: "map-shape"}); },
+        onEachFeature: function (feature, layer) {
+          if (feature.properties && feature.properties.name) layer.bindTooltip(text(feature.properties.name));
+        }
+      }).addTo(map);
+      bounds.extend(shapes.getBounds());
+    }
+    if (data.point) {
+      var here = toLatLng(data.datum, data.point.lat, data.point.lng);
+      L.marker(here, {title: data.point.label || "", keyboard: false}).addTo(map);
+      bounds.extend(here);
+    }
+    if (data.pick) pick(el, map, data, bounds);
+    if (data.points_url) points(el, map, data);
+    if (bounds.isValid()) {
+      map.fitBounds(bounds, {maxZoom: 17, padding: [24, 24]});
+    } else if (data.center) {
+      map.setView(toLatLng(data.datum, data.center[0], data.center[1]), data.zoom || 15);
+    } else {
+      map.setView([35, 105], 4);  // China, until something is shown
+    }
+  }
+
+  function points(el, map, data) {
+    fetch(data.points_url, {credentials: "same-origin", headers: {"Accept": "application/geo+json"}})
+      .then(function (answer) { if (!answer.ok) throw new Error(answer.status); return answer.json(); })
+      .then(function (found) {
+        var features = (found && found.features) || [];
+        el.dataset.points = String(features.length);
+        var latlngs = features.map(function (f) {
+          return toLatLng(data.datum, f.geometry.coordinates[1], f.geometry.coordinates[0]);
+        });
+        if (data.heat && L.heatLayer) {
+          L.heatLayer(latlngs.map(function (p) { return [p.lat, p.lng, 1]; }), {radius: 25}).addTo(map);
+        } else {
+          var group = L.markerClusterGroup ? L.markerClusterGroup({showCoverageOnHover: false}) : L.layerGroup();
+          features.forEach(function (f, i) {
+            var p = f.properties || {};
+            var marker = L.marker(latlngs[i], {title: p.title || "", icon: L.divIcon({
+              className: "map-pin map-pin-" + String(p.tone || "plain").replace(/[^a-z_]/g, ""), iconSize: [18, 18]})});
+            marker.bindPopup(text(p.title, p.url));
+            group.addLayer(marker);
+          });
+          map.addLayer(group);
+        }
+        if (latlngs.length && !data.point && !(data.shapes && data.shapes.features && data.shapes.features.length)) {
+          map.fitBounds(L.latLngBounds(latlngs), {maxZoom: 16, padding: [24, 24]});
+        }
+        el.dispatchEvent(new CustomEvent("fangan:points", {bubbles: true}));
+      })
+      .catch(function () { el.dataset.points = "failed"; });
+  }
+
+  // A location field: the phone's fix with its accuracy circle, a pin the person may drag (or tap the map to
+  // move), and the road or grid there proposed in the field's list.
+  function pick(el, map, data, bounds) {
+    var box = document.getElementById(data.pick.box);
+    if (!box) return;
+    var lat = box.querySelector("[data-geo-lat]"), lng = box.querySelector("[data-geo-lng]");
+    var accuracy = box.querySelector("[data-geo-accuracy]"), status = box.querySelector("[data-geo-status]");
+    var marker = null, circle = null;
+
+    function show(wgsLat, wgsLng, metres) {
+      var at = toLatLng(data.datum, wgsLat, wgsLng);
+      if (!marker) {
+        marker = L.marker(at, {draggable: true, autoPan: true, title: data.pick.label}).addTo(map);
+        marker.on("dragend", function () { moved(marker.getLatLng()); });
+      } else {
+        marker.setLatLng(at);
+      }
+      if (circle) { map.removeLayer(circle); circle = null; }
+      if (metres) circle = L.circle(at, {radius: Number(metres), className: "map-accuracy"}).addTo(map);
+      return at;
+    }
+
+    function moved(latlng) {  // by hand: the tiles' datum back to WGS-84; a position chosen has no accuracy
+      var p = shifted(data.datum, [latlng.lng, latlng.lat], true);
+      lat.value = p[1].toFixed(6);
+      lng.value = p[0].toFixed(6);
+      accuracy.value = "";
+      show(p[1], p[0], null);
+      status.textContent = data.pick.moved.replace("{lat}", lat.value).replace("{lng}", lng.value);
+      propose();
+    }
+
+    function propose() {  // the road or grid at the pin (or nearest), picked in the field's list
+      if (!data.pick.place_url || !lat.value || !lng.value) return;
+      fetch(data.pick.place_url + "?lat=" + encodeURIComponent(lat.value) + "&lng=" + encodeURIComponent(lng.value),
+            {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (answer) { return answer.ok ? answer.json() : {}; })
+        .then(function (place) {
+          var list = document.getElementById(data.pick.list);
+          if (!place || !place.key || !list) return;
+          var option = Array.prototype.find.call(list.options, function (o) { return o.value === place.key; });
+          if (!option && list.previousElementSibling && list.parentNode.querySelector(".place-search")) {
+            option = new Option(place.name, place.key);  // a searched list holds only what was found
+            list.add(option);
+          }
+          if (option) {
+            list.value = place.key;
+            list.dispatchEvent(new Event("change", {bubbles: true}));
+          }
+          el.dataset.proposed = place.key;
+          box.dispatchEvent(new CustomEvent("fangan:proposed", {bubbles: true, detail: place}));
+        })
+        .catch(function () {});
+    }
+
+    if (lat.value && lng.value) bounds.extend(show(Number(lat.value), Number(lng.value), accuracy.value));
+    map.on("click", function (event) { moved(event.latlng); });
+    box.addEventListener("fangan:located", function () {  // the phone's fix (static/js/fangan.js)
+      var at = show(Number(lat.value), Number(lng.value), accuracy.value);
+      map.setView(at, Math.max(map.getZoom(), 17));
+      propose();
+    });
+  }
+
+  function init(root) {
+    if (!window.L) return;
+    root.querySelectorAll("[data-map]").forEach(function (el) {
+      if (!el.dataset.mapReady) build(el);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { init(event.target); });
+})();
