@@ -17,6 +17,7 @@ from ..extensions import db
 from ..jobs import service as jobs
 from ..pdf.engine import render_pdf
 from ..web.limits import public_limits
+from ..web.maps import place_map
 from ..web.params import parse_date, parse_id, parse_search
 from ..web.theming import render_themed
 from . import printing, service
@@ -62,7 +63,7 @@ def index(scheme_key: str):
 def board(scheme_key: str, area_key: str):
     data, qr = _board(scheme_key, area_key)
     return render_themed(data["theme"], "boards/board.html", b=data, qr=qr, url=_board_url(scheme_key, area_key),
-                         scheme_key=scheme_key, as_on=_as_on())
+                         scheme_key=scheme_key, as_on=_as_on(), place=place_map(scheme_key, [data["area"]]))
 
 
 def _size(data: dict) -> dict:

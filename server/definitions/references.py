@@ -295,11 +295,6 @@ class ReferenceChecker:
         if isinstance(tiles, dict):
             for path, problem in tiles_problems(tiles):
                 self.err(s, ["map", "tiles", *path], problem.in_language("en"), problem.in_language("zh"))
-        public = d.get("public") if isinstance(d.get("public"), dict) else {}
-        if settings.get("public_map") and not public.get("reporting"):
-            self.err(s, ["map", "public_map"], *said(N_(
-                "a public map shows what the public reported, and this district takes no reports from the public "
-                "(public: reporting: true)")))
 
     def _check_areas(self, s: SourceDocument, items: Any, path: Path, parent_kind: str | None,
                      area_kinds: set[str], units: set[str], kind_parents: dict) -> None:

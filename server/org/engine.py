@@ -230,6 +230,17 @@ def parse_geometry(text: str | None) -> tuple[dict | None, str | None]:
     return check_geometry(data)
 
 
+def spot_of(geometry: Any) -> tuple[float, float] | None:
+    """A point on a shape (lat, lng), inside it for a polygon; None for what is not a shape."""
+    import shapely.geometry
+
+    try:
+        point = shapely.geometry.shape(geometry).representative_point()
+    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.ShapelyError):
+        return None
+    return (round(point.y, 6), round(point.x, 6)) if not point.is_empty else None
+
+
 def check_geometry(data: Any) -> tuple[dict | None, str | None]:
     """A GeoJSON geometry object with longitude/latitude numbers, checked by shapely."""
     import shapely.geometry
@@ -348,22 +359,21 @@ def appointment_problems(values: PostValues, latest: PostState | None, today: dt
     return {}
 
 
-def place_of(areas: list[tuple[Any, dict, int]], lat: float, lng: float, within_m: float) -> Any | None:
-    """The area a point belongs to, from (area, GeoJSON geometry, depth) candidates: the deepest one it lies in
-    (a segment before its road, a grid before its zone), else the nearest within `within_m` metres (a
-    report taken from the pavement beside a road's centre line). None when nothing is near."""
-    inside, nearest = [], None
-    for area, geometry, depth in areas:
+def place_of(areas: list[tuple[Any, dict, str]], lat: float, lng: float, within_m: float) -> Any | None:
+    """The area a point belongs to, from (area, GeoJSON geometry, tree path "/1/4/9/") candidates: of those it
+    lies in or that lie within `within_m` metres (a report taken from the pavement beside a road's centre line),
+    the most specific — an area is passed over when one inside it is a candidate too (a segment before its
+    road, a road before the town around it) — then the nearest, then the deepest. None when nothing is near."""
+    candidates = []
+    for area, geometry, path in areas:
         distance = distance_m(geometry, lat, lng)
-        if distance is None:
-            continue
-        if distance == 0:
-            inside.append((depth, area))
-        elif distance <= within_m and (nearest is None or distance < nearest[0]):
-            nearest = (distance, area)
-    if inside:
-        return max(inside, key=lambda x: x[0])[1]
-    return nearest[1] if nearest else None
+        if distance is not None and distance <= within_m:
+            candidates.append((distance, path, area))
+    paths = [path for _d, path, _a in candidates]
+    specific = [c for c in candidates if not any(p != c[1] and p.startswith(c[1]) for p in paths)]
+    if not specific:
+        return None
+    return min(specific, key=lambda c: (c[0], -c[1].count("/")))[2]
 
 
 # -- distances ----------------------------------------------------------------------------------------------

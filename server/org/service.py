@@ -503,10 +503,21 @@ def get_post(user: AnyUser, post_id: int) -> Post:
 
 
 def area_at(scheme_key: str, lat: float, lng: float, within_m: float = 200) -> Area | None:
-    """The active area with a geometry that a point lies in (the deepest), or the nearest within `within_m`."""
+    """The active area with a geometry that a point lies in or lies near (within `within_m`), the most specific
+    first (`engine.place_of`)."""
     rows = db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key, Area.active.is_(True),
                                                     Area.geometry.is_not(None)))
-    return engine.place_of([(a, a.geometry, a.path.count("/")) for a in rows], lat, lng, within_m)
+    return engine.place_of([(a, a.geometry, a.path) for a in rows], lat, lng, within_m)
+
+
+def area_spots(area_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """A point on each area's shape (lat, lng): where a map shows what belongs to the area and has no position
+    of its own."""
+    wanted = [i for i in area_ids if i]
+    if not wanted:
+        return {}
+    rows = db.session.execute(db.select(Area.id, Area.geometry).where(Area.id.in_(wanted), Area.geometry.is_not(None)))
+    return {area_id: spot for area_id, geometry in rows if (spot := engine.spot_of(geometry)) is not None}
 
 
 def post_count_warnings(scheme_key: str, scheme: Mapping[str, Any] | None = None,

@@ -4,6 +4,7 @@ satisfaction follow-up. No database, no Flask."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -205,3 +206,17 @@ def client_of(clients: dict[str, Open311Client], given: str | None) -> Open311Cl
         if hmac.compare_digest(key.encode(), given_bytes) and given_bytes:
             found = client
     return found
+
+
+METRES_A_DEGREE = 111_320  # of latitude; of longitude, times the cosine of the latitude
+
+
+def approximate(lat: float, lng: float, metres: float) -> tuple[float, float]:
+    """The centre of the square about `metres` wide the position lies in: what the public map shows, so that
+    nobody's door is pointed at. Squares are whole rows of latitude; each row's width in longitude is worked
+    out at its middle, so every position in a square gives the same centre."""
+    step_lat = metres / METRES_A_DEGREE
+    row = math.floor(lat / step_lat)
+    middle = (row + 0.5) * step_lat
+    step_lng = metres / (METRES_A_DEGREE * max(math.cos(math.radians(middle)), 0.01))
+    return round(middle, 6), round((math.floor(lng / step_lng) + 0.5) * step_lng, 6)

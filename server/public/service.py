@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import bindparam, func, select
@@ -31,6 +31,7 @@ from ..forms.engine import FieldSpec, FormSpec, form_spec_of
 from ..forms.models import Submission, Upload
 from ..org.models import Area, Unit
 from ..org.service import area_at, names_stamp
+from ..web.i18n import tr
 from ..workflow import routing
 from ..workflow import service as workflow
 from ..workflow.models import Case
@@ -443,6 +444,52 @@ def _case_page_panel(case: Case, user: AnyUser = None) -> dict[str, Any]:
 
 
 # -- the district's public lists ------------------------------------------------------------------------------------
+
+# -- maps --------------------------------------------------------------------------------------------------------
+
+def place_at(scheme_key: str, lat: float, lng: float) -> dict[str, str] | None:
+    """The road or area a position lies in (or the nearest within the district's `locate_within_m`): its key
+    and name, which anyone may see on its board. What a form's map proposes as its pin moves."""
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None:
+        raise NotFound(_("No such district."))
+    area = area_at(scheme_key, lat, lng, scheme.public.locate_within_m)
+    return {"key": area.key, "name": tr(area.name)} if area is not None else None
+
+
+PUBLIC_MAP_LIMIT = 5000  # reports a public map shows at most (the newest)
+
+
+def public_map_points(scheme_key: str, today: dt.datetime | None = None) -> dict[str, Any]:
+    """The public map's reports: those a moderator approved, of the district's `public_map_days`, each at the
+    centre of its `public_map_precision_m` square, with its category and public state and a link to its page.
+    No one's name, phone, description or exact position."""
+    scheme = scheme_in_force(scheme_key)
+    if scheme is None or not scheme.map.public_map:
+        raise NotFound(_("This district publishes no map."))
+    settings = scheme.map
+    since = (today or utcnow()) - dt.timedelta(days=settings.public_map_days)
+    lat, lng = Submission.location["lat"].as_float().label("lat"), Submission.location["lng"].as_float().label("lng")
+    rows = db.session.execute(
+        select(PublicReport.id, Case.category, Case.state, Case.state_kind, Case.definition_version_id, lat, lng)
+        .join(Case, Case.id == PublicReport.case_id).join(Submission, Submission.id == Case.submission_id)
+        .where(PublicReport.scheme_key == scheme_key, PublicReport.moderation == "approved",
+               PublicReport.created_at >= since, lat.is_not(None), lng.is_not(None))
+        .order_by(PublicReport.id.desc()).limit(PUBLIC_MAP_LIMIT)).all()
+    labels = workflow.category_labels(scheme_key)
+    states = workflow.public_state_names(scheme_key, {row.definition_version_id for row in rows})
+    features = []
+    for row in rows:
+        if row.lat is None or row.lng is None or not (-90 <= row.lat <= 90 and -180 <= row.lng <= 180):
+            continue
+        at_lat, at_lng = engine.approximate(row.lat, row.lng, settings.public_map_precision_m)
+        state = states.get((row.definition_version_id, row.state)) or row.state
+        words = " · ".join(w for w in (tr(labels.get(row.category)) if row.category else "", tr(state)) if w)
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [at_lng, at_lat]},
+                         "properties": {"title": words, "url": url_for("public.view_report", report_id=row.id),
+                                        "tone": "done" if row.state_kind == "final" else "ok"}})
+    return {"type": "FeatureCollection", "features": features}
+
 
 def exposed(scheme_key: str, limit: int = 50) -> list[dict[str, Any]]:
     """The exposure list: problems moderators chose to show, newest first, with their state."""

@@ -11,6 +11,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -30,7 +31,8 @@ from wtforms.validators import InputRequired, Length, Optional
 from ..auth import permissions
 from ..auth.access import public
 from ..core.cache import ContentCache
-from ..core.errors import Conflict, DomainError
+from ..core.errors import Conflict, DomainError, NotFound
+from ..definitions.service import scheme_or_404
 from ..extensions import db, htmx, limiter
 from ..forms import service as forms
 from ..forms.models import Upload
@@ -39,7 +41,8 @@ from ..forms.views import _formdata, render_page
 from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import DEVICE_COOKIE, device_key, public_limits, public_read_limits, report_limit, with_device
-from ..web.params import parse_id
+from ..web.maps import map_data
+from ..web.params import parse_coordinate, parse_id
 from . import service
 from .models import PublicReport
 
@@ -261,6 +264,39 @@ def photo(report_id: int, upload_id: int):
 
 
 # -- the district's lists ---------------------------------------------------------------------------------------
+
+
+@bp.get("/<scheme_key>/place")
+@public
+@public_limits
+def place_at(scheme_key: str):
+    """The road or area at a position, for a form's map (JSON: key and name; empty where there is none)."""
+    lat, lng = parse_coordinate(request.args.get("lat"), 90), parse_coordinate(request.args.get("lng"), 180)
+    if lat is None or lng is None:
+        return jsonify(error=_("lat from -90 to 90 and lng from -180 to 180, as numbers.")), 400
+    return jsonify(service.place_at(scheme_key, lat, lng) or {})
+
+
+@bp.get("/<scheme_key>/map")
+@public
+@public_limits
+def public_map(scheme_key: str):
+    """The public map of reported problems, where the district publishes one."""
+    scheme = scheme_or_404(scheme_key)
+    if not scheme.map.public_map:
+        raise NotFound(_("This district publishes no map."))
+    return render_template("public/map.html", scheme_key=scheme_key, data=scheme.data, settings=scheme.map,
+                           place=map_data(scheme_key, points_url=url_for("public.public_map_points",
+                                                                         scheme_key=scheme_key), wheel=True))
+
+
+@bp.get("/<scheme_key>/map.geojson")
+@public
+@public_limits
+def public_map_points(scheme_key: str):
+    answer = jsonify(service.public_map_points(scheme_key))
+    answer.mimetype = "application/geo+json"
+    return answer
 
 
 @bp.get("/<scheme_key>/exposed")

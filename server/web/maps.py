@@ -74,9 +74,17 @@ def image_origins() -> set[str]:
     return g.get(_IMAGES) or set()
 
 
+def once(name: str) -> bool:
+    """True the first time a page asks for `name` (a page with two maps loads the map's scripts once)."""
+    asked = g.setdefault("fangan_once", set())
+    first = name not in asked
+    asked.add(name)
+    return first
+
+
 def init_app(app: Flask) -> None:
     app.config["FANGAN_MAP_TILES"] = site_tiles(app.config.get("FANGAN_MAP_TILES"))
-    app.jinja_env.globals["map_data"] = map_data
+    app.jinja_env.globals.update(map_data=map_data, once=once)
 
 
 def with_images_from(policy: str, origins: set[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -77,3 +78,12 @@ class Paged(Generic[T]):
         pages = max(1, -(-len(items) // per_page))
         page = min(max(page or 1, 1), pages)
         return cls(items[(page - 1) * per_page:page * per_page], page, pages, len(items))
+
+
+def parse_coordinate(text: str | None, limit: float) -> float | None:
+    """A latitude (limit 90) or longitude (limit 180) from a query, or None for anything else."""
+    try:
+        value = float((text or "").strip()[:32])
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and -limit <= value <= limit else None

@@ -12,6 +12,7 @@ from sqlalchemy import and_, false, func, or_, select
 from ..auth import permissions
 from ..core.database import utcnow
 from ..extensions import db
+from ..forms.models import Submission
 from ..org.models import Area, Unit
 from .models import Case, CaseDeadline, Notification
 
@@ -162,17 +163,7 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
     """One page of the case queue: the tab's cases within the user's reach, searched, filtered and ordered, with
     the total and the count of every tab. `initial` is each workflow's (key, initial state); `labels` names
     categories (in every language shown); `areas` and `units` are those whose names hold the words searched."""
-    filters: list[Any] = []
-    if query.q:
-        filters.append(_search(query.q, labels, text_fields, areas or [], units or []))
-    if query.state:
-        filters.append(Case.state == query.state)
-    if query.category:
-        filters.append(Case.category == query.category)
-    if query.unit:
-        filters.append(Case.unit_id == query.unit)
-    if query.source:
-        filters.append(Case.source == query.source)
+    filters = _filters(query, labels, text_fields, areas, units)
     counts = tab_counts(user, scheme_key, initial, filters)  # the badges count what the tabs would list
     where = [*_box(user, scheme_key, query.box, initial), *filters]
     total = counts[query.box]  # the same conditions: the tab's count is the list's total
@@ -187,6 +178,58 @@ def queue(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple
                               .outerjoin(Unit, Unit.id == Case.unit_id).where(*where).order_by(*order)
                               .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
     return QueuePage(replace(query, page=page), [QueueRow(*row) for row in rows], total, counts)
+
+
+def _filters(query: QueueQuery, labels: Mapping[str, str], text_fields: tuple[str, ...], areas: list[int] | None,
+             units: list[int] | None) -> list[Any]:
+    """The search and filters of a query, as SQL conditions (the tab's are `_box`'s)."""
+    filters: list[Any] = []
+    if query.q:
+        filters.append(_search(query.q, labels, text_fields, areas or [], units or []))
+    if query.state:
+        filters.append(Case.state == query.state)
+    if query.category:
+        filters.append(Case.category == query.category)
+    if query.unit:
+        filters.append(Case.unit_id == query.unit)
+    if query.source:
+        filters.append(Case.source == query.source)
+    return filters
+
+
+MAP_POINTS = 2000  # cases a queue's map shows at most (the most urgent first)
+
+
+@dataclass
+class QueuePoint:
+    """A case on the queue's map: where it was reported (or its place's shape, where it has no position)."""
+
+    id: int
+    category: str | None
+    state: str
+    state_kind: str
+    overdue: bool
+    due_at: dt.datetime | None
+    lat: float | None
+    lng: float | None
+    area_id: int | None
+    title: str = ""
+    tone: str = ""
+
+
+def queue_points(user: AnyUser, scheme_key: str, query: QueueQuery, initial: list[tuple[str, str]],
+                 labels: Mapping[str, str], text_fields: tuple[str, ...] = (), areas: list[int] | None = None,
+                 units: list[int] | None = None) -> list[QueuePoint]:
+    """The cases of a queue's tab, searched and filtered as its list is (every page of it, the most urgent
+    first, `MAP_POINTS` at most), with their reported positions."""
+    where = [*_box(user, scheme_key, query.box, initial), *_filters(query, labels, text_fields, areas, units)]
+    lat, lng = Submission.location["lat"].as_float().label("lat"), Submission.location["lng"].as_float().label("lng")
+    due = due_at().label("due_at")
+    rows = db.session.execute(
+        select(Case.id, Case.category, Case.state, Case.state_kind, Case.overdue, due, lat, lng, Case.area_id)
+        .outerjoin(Submission, Submission.id == Case.submission_id).where(*where)
+        .order_by(due.asc().nulls_last(), Case.id.desc()).limit(MAP_POINTS)).all()
+    return [QueuePoint(*row) for row in rows]
 
 
 def within_reach(scope: permissions.Scope):  # noqa: ANN202

@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
-from flask import has_request_context
+from flask import has_request_context, url_for
 from flask_babel import gettext as _
 from sqlalchemy import insert, select
 from sqlalchemy.orm import joinedload
@@ -32,7 +32,7 @@ from ..forms import service as forms
 from ..forms.engine import FormSpec, form_spec_of
 from ..forms.models import Submission
 from ..org.models import Unit
-from ..org.service import ids_named, names_text, units_offered, user_units
+from ..org.service import area_spots, ids_named, names_text, units_offered, user_units
 from ..web.i18n import tr
 from . import engine
 from .deadlines import extend_deadline, pause_or_resume, start_deadline, stop_deadline
@@ -81,6 +81,20 @@ def workflow_definition_of(case: Case) -> DefinitionRef | DefinitionVersion:
         return case.definition_version  # while the session keeps the stored rows it has read)
     current = current_scheme(case.scheme_key)
     return (current.by_id.get(case.definition_version_id) if current else None) or case.definition_version
+
+
+def public_state_names(scheme_key: str, version_ids: Iterable[int]) -> dict[tuple[int, str], Any]:
+    """(workflow version id, state) → the name the public sees (`public_name`, else its name), for these
+    versions of the district's workflows (those in force from memory, older ones read once each)."""
+    current = current_scheme(scheme_key)
+    out: dict[tuple[int, str], Any] = {}
+    for version_id in set(version_ids):
+        ref = (current.by_id.get(version_id) if current else None) or db.session.get(DefinitionVersion, version_id)
+        if ref is None:
+            continue
+        for state_id, state in engine.workflow_spec_of(ref).states.items():
+            out[(version_id, state_id)] = state.public_name or state.name
+    return out
 
 
 def _category_info(scheme_key: str, category: str | None) -> dict:
@@ -765,20 +779,51 @@ def case_queue(user: AnyUser, scheme_key: str, query: Any) -> tuple[Any, QueueCh
 
     if not permissions.can_view_scheme(user, scheme_key):
         raise PermissionDenied(_("You have no role in this district."))
-    from ..org.models import Area
 
     choices = queue_choices(user, scheme_key, query.unit)
-    # The names of places and units are read only for a search (a city has thousands of each).
-    words = query.q if query.q and not query.q.removeprefix("#").isdigit() else ""
-    page = inboxes.queue(user, scheme_key, query, choices.initial,
-                         {k: names_text(v) for k, v in choices.labels.items()}, choices.text_fields,
-                         ids_named(Area, scheme_key, words), ids_named(Unit, scheme_key, words))
+    page = inboxes.queue(user, scheme_key, query, *_queue_search(scheme_key, query, choices))
     plain = RowLook()
     for row in page.rows:
         choices.looks.get(row.workflow_key, plain).apply(row)
         row.category_name = choices.labels.get(row.category, row.category or "")
         row.state_name = choices.states.get(row.state, row.state)
     return page, choices
+
+
+def _queue_search(scheme_key: str, query: Any, choices: QueueChoices) -> tuple[Any, ...]:
+    """What a queue's search reads besides the query: each workflow's first state, the categories' names, the
+    text fields, and the places and units named by the words (read only for a search: a city has thousands)."""
+    from ..org.models import Area
+
+    words = query.q if query.q and not query.q.removeprefix("#").isdigit() else ""
+    return (choices.initial, {k: names_text(v) for k, v in choices.labels.items()}, choices.text_fields,
+            ids_named(Area, scheme_key, words), ids_named(Unit, scheme_key, words))
+
+
+def case_queue_map(user: AnyUser, scheme_key: str, query: Any) -> dict[str, Any]:
+    """The queue's cases on a map, as GeoJSON: the tab's, searched and filtered as the list is, each at its
+    reported position (or on its place's shape), coloured by how it stands (late, due within a day, running,
+    closed) and linked to its page."""
+    from . import inboxes
+
+    if not permissions.can_view_scheme(user, scheme_key):
+        raise PermissionDenied(_("You have no role in this district."))
+    choices = queue_choices(user, scheme_key, query.unit)
+    points = inboxes.queue_points(user, scheme_key, query, *_queue_search(scheme_key, query, choices))
+    spots = area_spots({p.area_id for p in points if (p.lat is None or p.lng is None) and p.area_id})
+    now, features = utcnow(), []
+    for p in points:
+        at = (p.lat, p.lng) if p.lat is not None and p.lng is not None else spots.get(p.area_id)
+        if at is None or not (-90 <= at[0] <= 90 and -180 <= at[1] <= 180):
+            continue
+        late = p.overdue or (p.due_at is not None and p.due_at < now)
+        tone = ("done" if p.state_kind == "final" else "late" if late
+                else "soon" if p.due_at is not None and p.due_at <= now + dt.timedelta(days=1) else "ok")
+        title = " · ".join(w for w in (f"#{p.id}", tr(choices.labels.get(p.category, p.category or "")),
+                                       tr(choices.states.get(p.state, p.state))) if w)
+        features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [at[1], at[0]]},
+                         "properties": {"title": title, "url": url_for("workflow.case", case_id=p.id), "tone": tone}})
+    return {"type": "FeatureCollection", "features": features}
 
 
 # -- the case page -----------------------------------------------------------------------------------------------

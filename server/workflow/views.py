@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_htmx import make_response as htmx_response
 from flask_login import current_user
@@ -50,6 +50,14 @@ def inbox(scheme_key: str):
                                                  reminders=patrols.reminders_for(current_user, scheme_key)))
     response.vary.update(("HX-Request", "HX-Target"))  # one address, two answers: caches must tell them apart
     return response
+
+
+@bp.get("/<scheme_key>/map.geojson")
+def queue_map(scheme_key: str):
+    """The queue's cases as GeoJSON points (the same tab, search and filters as the list), for its map."""
+    answer = jsonify(service.case_queue_map(current_user, scheme_key, inboxes.queue_query(request.args)))
+    answer.mimetype = "application/geo+json"
+    return answer
 
 
 @bp.get("/<scheme_key>/areas")

@@ -78,6 +78,13 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "public.followup": [("POST /p/track/{code_s}/followup", "+ . . + . . . +")],
     "public.exposed": [("/p/{lidu}/exposed", "O . . O . . . O")],
     "public.praised": [("/p/{lidu}/praised", "O . . O . . . O")],
+    "public.place_at": [("/p/{lidu}/place?lat=29.749&lng=107.309", "O . . O . . . O"),
+                        ("/p/{other}/place?lat=29.749&lng=107.309", "O . . O . . . O"),  # (there is no place)
+                        ("/p/no_such_district/place?lat=1&lng=2", "N . . N . . . N")],
+    "public.public_map": [("/p/{lidu}/map", "O . . O . . . O"),
+                          ("/p/{other}/map", "N . . N . . . N")],  # Chengguan publishes none
+    "public.public_map_points": [("/p/{lidu}/map.geojson", "O . . O . . . O"),
+                                 ("/p/{other}/map.geojson", "N . . N . . . N")],
     # Open311 is public and cookieless (tests/integration/test_open311.py tests what it does).
     "open311.discovery": [("/open311/v2/discovery.json", "O . . O . . . O")],
     "open311.services": [("/open311/v2/services.json?jurisdiction_id={lidu}", "O . . O . . . O")],
@@ -156,6 +163,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "forms.upload": [("/f/uploads/{upload_s}", "L D D O D O O O"), ("/f/uploads/{upload_z}/thumb", "L . O D . O O O")],
     # -- cases -----------------------------------------------------------------------------------------------------
     "workflow.inbox": [("/cases/{lidu}/", "L D O O O O O O"), ("/cases/{other}/", "L . D D D D D O")],
+    "workflow.queue_map": [("/cases/{lidu}/map.geojson?box=all", "L D O O O O O O"),
+                           ("/cases/{other}/map.geojson", "L . D D D D D O")],
     "workflow.by_area": [("/cases/{lidu}/areas", "L D O O D O O O"), ("/cases/{other}/areas", "L . D D . D D O")],
     "workflow.ledger": [("/cases/{lidu}/ledger", "L D O O D O O O"), ("/cases/{other}/ledger", "L . D D . D D O")],
     "workflow.start_ledger_export": [("POST /cases/{lidu}/ledger/export", "L D + + D + + +"),

@@ -173,10 +173,23 @@
     });
   }
 
+  // A map in a closed <details> is built when it is opened (a hidden map has no size), and the <details>
+  // stays open or closed as the person left it when the page or its list is loaded again.
   function init(root) {
     if (!window.L) return;
+    root.querySelectorAll("details[data-remember]").forEach(function (details) {
+      if (details.dataset.rememberReady) return;
+      details.dataset.rememberReady = "1";
+      var key = "fangan-open-" + details.dataset.remember;
+      try { if (sessionStorage.getItem(key) === "1") details.open = true; } catch (e) { /* storage refused */ }
+      details.addEventListener("toggle", function () {
+        try { sessionStorage.setItem(key, details.open ? "1" : "0"); } catch (e) { /* storage refused */ }
+        if (details.open) init(details);
+      });
+    });
     root.querySelectorAll("[data-map]").forEach(function (el) {
-      if (!el.dataset.mapReady) build(el);
+      if (el.dataset.mapReady || el.closest("details:not([open])")) return;
+      build(el);
     });
   }
 
