@@ -448,13 +448,24 @@ def _case_page_panel(case: Case, user: AnyUser = None) -> dict[str, Any]:
 # -- maps --------------------------------------------------------------------------------------------------------
 
 def place_at(scheme_key: str, lat: float, lng: float) -> dict[str, str] | None:
-    """The road or area a position lies in (or the nearest within the district's `locate_within_m`): its key
-    and name, which anyone may see on its board. What a form's map proposes as its pin moves."""
+    """The road or area a position lies in (or the nearest within the district's `locate_within_m`): its key,
+    name and shape, which anyone may see on its board. What a form's map proposes as its pin moves."""
     scheme = scheme_in_force(scheme_key)
     if scheme is None:
         raise NotFound(_("No such district."))
     area = area_at(scheme_key, lat, lng, scheme.public.locate_within_m)
-    return {"key": area.key, "name": tr(area.name)} if area is not None else None
+    return _place(area) if area is not None else None
+
+
+def place_named(scheme_key: str, key: str) -> dict[str, Any] | None:
+    """A road or area by its key, with its shape: what a form's map shows when it is picked from the list."""
+    area = db.session.scalar(select(Area).where(Area.scheme_key == scheme_key, Area.key == key[:64],
+                                                Area.active.is_(True)))
+    return _place(area) if area is not None else None
+
+
+def _place(area: Area) -> dict[str, Any]:
+    return {"key": area.key, "name": tr(area.name), "geometry": area.geometry}
 
 
 PUBLIC_MAP_LIMIT = 5000  # reports a public map shows at most (the newest)

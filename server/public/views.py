@@ -41,7 +41,7 @@ from ..forms.views import _formdata, render_page
 from ..web.forms import Form
 from ..web.i18n import tr
 from ..web.limits import DEVICE_COOKIE, device_key, public_limits, public_read_limits, report_limit, with_device
-from ..web.maps import map_data
+from ..web.maps import allow_images, image_origins, map_data
 from ..web.params import parse_coordinate, parse_id
 from . import service
 from .models import PublicReport
@@ -87,7 +87,8 @@ def _new_report_page(scheme_key: str):
             request.host_url, request.full_path, request.method) if keep else None)
     kept = KEPT_PAGES.get_many([key]).get(key) if keep else None
     if kept is not None:
-        html = kept
+        html, tile_servers = kept
+        allow_images(tile_servers)  # its map's tiles, as when it was drawn
         for name, value in (("csrf", generate_csrf()), ("token", forms.new_token()), ("stamp", service.form_stamp())):
             html = html.replace(MARKS[name], value)
         return with_device(current_app.make_response(html))
@@ -100,7 +101,7 @@ def _new_report_page(scheme_key: str):
         if all(values[name] in html for name in MARKS):  # each found where the page wrote it, or nothing is kept
             for name, value in values.items():
                 html = html.replace(value, MARKS[name])
-            KEPT_PAGES.put_many({key: html})
+            KEPT_PAGES.put_many({key: (html, frozenset(image_origins()))})
     return response
 
 
@@ -270,7 +271,11 @@ def photo(report_id: int, upload_id: int):
 @public
 @public_limits
 def place_at(scheme_key: str):
-    """The road or area at a position, for a form's map (JSON: key and name; empty where there is none)."""
+    """The road or area at a position (`lat`, `lng`) or of a key (`key`), for a form's map (JSON: key, name and
+    shape; empty where there is none)."""
+    if "key" in request.args:
+        scheme_or_404(scheme_key)
+        return jsonify(service.place_named(scheme_key, request.args["key"]) or {})
     lat, lng = parse_coordinate(request.args.get("lat"), 90), parse_coordinate(request.args.get("lng"), 180)
     if lat is None or lng is None:
         return jsonify(error=_("lat from -90 to 90 and lng from -180 to 180, as numbers.")), 400

@@ -30,7 +30,7 @@ def map_data(scheme_key: str, **shown: Any) -> dict[str, Any]:
     settings = scheme.map if scheme is not None else NO_MAP
     tiles = settings.tiles or current_app.config.get("FANGAN_MAP_TILES") or None
     layers = tile_layers(tiles, current_app.config.get("FANGAN_TIANDITU_KEY"))
-    g.setdefault(_IMAGES, set()).update(tile_origins(layers))
+    allow_images(tile_origins(layers))
     return {"tiles": layers, "datum": datum_of(tiles), "center": settings.center, "zoom": settings.zoom, **shown}
 
 
@@ -67,6 +67,11 @@ def site_tiles(value: Any) -> dict[str, Any] | None:
     if problems:
         raise ValueError("FANGAN_MAP_TILES: " + "; ".join(problems))
     return tiles
+
+
+def allow_images(origins: Iterable[str]) -> None:
+    """Let this page's images come from these tile servers too."""
+    g.setdefault(_IMAGES, set()).update(origins)
 
 
 def image_origins() -> set[str]:

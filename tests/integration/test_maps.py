@@ -56,7 +56,11 @@ def _map_of(page: str) -> dict:
 
 def test_the_road_or_grid_at_a_pin_is_proposed(client, district):
     answer = client.get(f"/p/lidu/place?lat={ON_NORTH_SEGMENT[0]}&lng={ON_NORTH_SEGMENT[1]}")
-    assert answer.status_code == 200 and answer.json == {"key": "shilong_old_street_north", "name": "石龙老街北段"}
+    assert answer.status_code == 200 and answer.json["key"] == "shilong_old_street_north"
+    assert answer.json["name"] == "石龙老街北段" and answer.json["geometry"]["type"] == "LineString"
+    # Picked from the list by its key: the same, to draw it.
+    assert client.get("/p/lidu/place?key=shilong_old_street_north").json == answer.json
+    assert client.get("/p/lidu/place?key=no_such_road").json == {}
     # Inside the market zone's polygon, away from the street's line: the zone.
     assert client.get("/p/lidu/place?lat=29.7442&lng=107.3130").json["key"] == "shilong_market_zone"
     assert client.get("/p/lidu/place?lat=29.9&lng=107.6").json == {}  # nowhere near anything
@@ -88,6 +92,13 @@ def test_the_tile_servers_named_are_let_into_the_pages_with_maps_only(app, clien
         assert shown["datum"] == "gcj02" and shown["tiles"][0]["url"] == "http://127.0.0.1:9/t/{z}/{x}/{y}.png"
         assert "<script>x</script>" not in page.get_data(as_text=True)  # the credit is escaped in the attribute
         assert "127.0.0.1:9" not in client.get("/p/track").headers["Content-Security-Policy"]  # no map there
+        from server.public.views import KEPT_PAGES
+
+        KEPT_PAGES.clear()
+        drawn, kept = (client.get("/p/lidu/report") for _ in range(2))  # the second is the page kept
+        for answer in (drawn, kept):
+            assert "img-src 'self' data: blob: http://127.0.0.1:9;" in answer.headers["Content-Security-Policy"]
+            assert _map_of(answer.get_data(as_text=True))["pick"]["list"] == "location-area"
     finally:
         app.config["FANGAN_MAP_TILES"] = before
 

@@ -141,28 +141,54 @@
       propose();
     }
 
-    function propose() {  // the road or grid at the pin (or nearest), picked in the field's list
-      if (!data.pick.place_url || !lat.value || !lng.value) return;
-      fetch(data.pick.place_url + "?lat=" + encodeURIComponent(lat.value) + "&lng=" + encodeURIComponent(lng.value),
-            {credentials: "same-origin", headers: {"Accept": "application/json"}})
+    var outline = null;
+    function outlined(place) {  // the road or grid picked, drawn on the map
+      if (outline) { map.removeLayer(outline); outline = null; }
+      if (!place || !place.geometry) return null;
+      outline = L.geoJSON(shiftedShapes(data.datum, place.geometry), {className: "map-shape"}).addTo(map);
+      if (place.name) outline.bindTooltip(text(place.name));
+      return outline;
+    }
+
+    function ask(query, then) {
+      if (!data.pick.place_url) return;
+      fetch(data.pick.place_url + "?" + query, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (answer) { return answer.ok ? answer.json() : {}; })
-        .then(function (place) {
-          var list = document.getElementById(data.pick.list);
-          if (!place || !place.key || !list) return;
-          var option = Array.prototype.find.call(list.options, function (o) { return o.value === place.key; });
-          if (!option && list.previousElementSibling && list.parentNode.querySelector(".place-search")) {
-            option = new Option(place.name, place.key);  // a searched list holds only what was found
-            list.add(option);
-          }
-          if (option) {
-            list.value = place.key;
-            list.dispatchEvent(new Event("change", {bubbles: true}));
-          }
-          el.dataset.proposed = place.key;
-          box.dispatchEvent(new CustomEvent("fangan:proposed", {bubbles: true, detail: place}));
-        })
+        .then(function (place) { if (place && place.key) then(place); })
         .catch(function () {});
     }
+
+    function propose() {  // the road or grid at the pin (or nearest), picked in the field's list
+      if (!lat.value || !lng.value) return;
+      ask("lat=" + encodeURIComponent(lat.value) + "&lng=" + encodeURIComponent(lng.value), function (place) {
+        var list = document.getElementById(data.pick.list);
+        if (!list) return;
+        var option = Array.prototype.find.call(list.options, function (o) { return o.value === place.key; });
+        if (!option && list.parentNode.querySelector(".place-search")) {
+          option = new Option(place.name, place.key);  // a searched list holds only what was found
+          list.add(option);
+        }
+        if (option && list.value !== place.key) {
+          list.value = place.key;
+          list.dispatchEvent(new Event("change", {bubbles: true}));
+        }
+        outlined(place);
+        el.dataset.proposed = place.key;
+      });
+    }
+
+    // A place picked from the list (or given by a board's QR code) is shown; with no pin yet, the map goes there.
+    function picked(list) {
+      if (!list || !list.value) { outlined(null); return; }
+      ask("key=" + encodeURIComponent(list.value), function (place) {
+        var shape = outlined(place);
+        if (shape && !marker) map.fitBounds(shape.getBounds(), {maxZoom: 17, padding: [24, 24]});
+      });
+    }
+    document.addEventListener("change", function (event) {
+      if (event.target.id === data.pick.list && event.isTrusted) picked(event.target);
+    });
+    picked(document.getElementById(data.pick.list));
 
     if (lat.value && lng.value) bounds.extend(show(Number(lat.value), Number(lng.value), accuracy.value));
     map.on("click", function (event) { moved(event.latlng); });
