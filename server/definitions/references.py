@@ -113,7 +113,7 @@ REFERENCE_NOUNS = [
     _noun("reference", "transition"), _noun("reference", "unit group"), _noun("reference", "unit kind"),
     _noun("reference", "unit"), _noun("reference", "workflow"), _noun("reference", "roles"),
     _noun("reference", "tiers"), _noun("reference", "units"), _noun("reference", "unit kinds"),
-    _noun("reference", "area kinds"),
+    _noun("reference", "area kinds"), _noun("reference", "latitude"), _noun("reference", "longitude"),
 ]
 
 
@@ -291,6 +291,13 @@ class ReferenceChecker:
 
     def _check_map(self, s: SourceDocument, d: dict) -> None:
         settings = d.get("map") if isinstance(d.get("map"), dict) else {}
+        center = settings.get("center")
+        if isinstance(center, list) and len(center) == 2:
+            for index, (value, limit) in enumerate(zip(center, (90, 180), strict=True)):
+                if isinstance(value, int | float) and not -limit <= value <= limit:
+                    self.err(s, ["map", "center", index], *said(N_(
+                        "%(value)s is not a %(what)s: the center is [latitude, longitude], from -90 to 90 and from "
+                        "-180 to 180"), value=value, what=noun("latitude" if index == 0 else "longitude")))
         tiles = settings.get("tiles")
         if isinstance(tiles, dict):
             for path, problem in tiles_problems(tiles):

@@ -629,8 +629,9 @@ class LocationType(FieldType):
     offers_choices = True
     live_choices = "areas"
     one_input = False
-    phone = ('"use my current location" (browser geolocation with accuracy), and a road/grid list as the '
-             "fallback (past 60 places, a search by name that fills the list)")
+    phone = ('"use my current location" (browser geolocation with accuracy) on a map whose pin can be dragged '
+             "(the road or grid there is picked), and a road/grid list as the fallback (past 60 places, a search "
+             "by name that fills the list)")
     stored = "`{lat, lng, accuracy, area}`"
     open311_arguments = frozenset({"location"})
     xlsform_types = ("geopoint", "location", "gps")

@@ -181,5 +181,5 @@ def test_map_settings_that_can_never_take_effect_are_errors():
     assert "map.tiles.key: 'key' is not read by the 'xyz' tile source, so it can never take effect" in said[0]
     wrong = MINI_SCHEME + "map:\n  center: [129.7, 107.3]\n  tiles: {source: google}\n"
     said = errors_of({"schemes/mini/scheme.yaml": wrong, "schemes/mini/log.yaml": MINI_FORM})
-    assert any("map.center[0]: 129.7 is greater than the maximum of 90" in s for s in said)
+    assert any("map.center[0]: 129.7 is not a latitude: the center is [latitude, longitude]" in s for s in said)
     assert any("map.tiles.source: 'google' is not one of 'none', 'tianditu', 'xyz', 'wmts'" in s for s in said)
