@@ -213,7 +213,19 @@ def area_problems(values: AreaValues, scheme: Mapping, index: OrgIndex) -> Probl
         problems["unit"] = _("There is no unit %(key)s.", key=values.unit)
     if values.length_m is not None and (not math.isfinite(values.length_m) or values.length_m < 0):
         problems["length_m"] = _("A length in metres, 0 or more.")
+    drawn = (values.geometry or {}).get("type")
+    wanted = (kind or {}).get("geometry")
+    if drawn and wanted == "none":
+        problems["geometry"] = _("Areas of kind %(kind)s have no shape (its geometry is none).", kind=values.kind)
+    elif drawn and wanted in SHAPES_OF_KIND and drawn not in SHAPES_OF_KIND[wanted]:
+        problems["geometry"] = _("An area of kind %(kind)s is drawn as %(types)s, not as %(given)s.",
+                                 kind=values.kind, types=" / ".join(SHAPES_OF_KIND[wanted]), given=drawn)
     return problems
+
+
+# What an area kind's `geometry` lets its areas be drawn as.
+SHAPES_OF_KIND = {"point": ("Point",), "line": ("LineString", "MultiLineString"),
+                  "polygon": ("Polygon", "MultiPolygon"), "none": ()}
 
 
 def parse_geometry(text: str | None) -> tuple[dict | None, str | None]:

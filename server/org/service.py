@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func
+from sqlalchemy import func, or_
 
 from ..audit.service import change_stamp, record_audit
 from ..auth import permissions
@@ -508,6 +508,23 @@ def area_at(scheme_key: str, lat: float, lng: float, within_m: float = 200) -> A
     rows = db.session.scalars(db.select(Area).where(Area.scheme_key == scheme_key, Area.active.is_(True),
                                                     Area.geometry.is_not(None)))
     return engine.place_of([(a, a.geometry, a.path) for a in rows], lat, lng, within_m)
+
+
+AROUND = 300  # shapes shown around an area being drawn, at most
+
+
+def areas_around(scheme_key: str, area: Area | None = None, parent_key: str | None = None) -> list[Area]:
+    """The shapes around an area being drawn, to see and snap to: its parent's, its siblings' and its
+    children's (a new area's, under the parent chosen; at the top, the top-level areas)."""
+    parent = area.parent if area is not None else _by_key(Area, scheme_key, parent_key)
+    near = [Area.parent_id == parent.id, Area.id == parent.id] if parent is not None else [Area.parent_id.is_(None)]
+    if area is not None:
+        near.append(Area.parent_id == area.id)
+    query = (db.select(Area).where(Area.scheme_key == scheme_key, Area.geometry.is_not(None), or_(*near))
+             .order_by(Area.path).limit(AROUND))
+    if area is not None:
+        query = query.where(Area.id != area.id)
+    return list(db.session.scalars(query))
 
 
 def area_spots(area_ids: Iterable[int]) -> dict[int, tuple[float, float]]:

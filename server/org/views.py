@@ -15,6 +15,7 @@ from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
 from ..extensions import db
 from ..web.i18n import tr
+from ..web.maps import map_data, shapes_of
 from . import posts as post_service
 from . import service, spreadsheet_jobs
 from .engine import AreaValues, PostValues, UnitValues, parse_geometry, text_of, text_parts
@@ -167,6 +168,13 @@ def _area_form(choices: service.OrgChoices, **data: Any) -> AreaForm:
     return form
 
 
+def _drawing(scheme_key: str, choices: service.OrgChoices, area: Any, parent_key: str | None) -> dict[str, Any]:
+    """The area form's map: the shapes around the area, and its own drawn into the geometry input."""
+    return map_data(scheme_key, shapes=shapes_of(service.areas_around(scheme_key, area, parent_key or None)),
+                    draw={"input": "geometry", "kind_input": "kind",
+                          "kinds": {k.id: k.get("geometry") or "any" for k in choices.area_kinds}}, wheel=True)
+
+
 def _area_values(form: AreaForm, key: str) -> AreaValues | None:
     geometry, problem = parse_geometry(form.geometry.data)
     if problem:
@@ -190,7 +198,8 @@ def new_area(scheme_key: str):
                      lambda row: url_for("org.area", area_id=row.id))
         if done is not None:
             return done
-    return render_template("org/area_form.html", form=form, scheme_key=scheme_key, area=None), _status(form)
+    return render_template("org/area_form.html", form=form, scheme_key=scheme_key, area=None,
+                           drawing=_drawing(scheme_key, choices, None, form.parent.data)), _status(form)
 
 
 @bp.route("/areas/<int:area_id>/edit", methods=["GET", "POST"])
@@ -212,7 +221,8 @@ def edit_area(area_id: int):
                      lambda _row: url_for("org.area", area_id=row.id))
         if done is not None:
             return done
-    return render_template("org/area_form.html", form=form, scheme_key=row.scheme_key, area=row), _status(form)
+    return render_template("org/area_form.html", form=form, scheme_key=row.scheme_key, area=row,
+                           drawing=_drawing(row.scheme_key, choices, row, form.parent.data)), _status(form)
 
 
 # -- posts ------------------------------------------------------------------------------------------------------

@@ -209,3 +209,35 @@ def test_places_are_moved_onto_gcj02_tiles_and_a_pin_moved_back(browser, live_se
         if (l.getLatLngs && !p) { const ll = l.getLatLngs(); p = [ll[0].lat, ll[0].lng]; } }); return p; }""")
     assert abs(first[0] - expected[0]) < 1e-6 and abs(first[1] - expected[1]) < 1e-6
     page.close()
+
+
+def test_the_office_draws_a_new_road_on_the_map(browser, live_server, tiles):
+    url = live_server.url
+    context, office = logged_in(browser, live_server, "office")
+    office.set_viewport_size({"width": 1100, "height": 900})
+    office.goto(url + "/org/lidu/areas/new?parent=shilong_town")
+    office.wait_for_selector(".map[data-map-ready] path.map-around")  # the town and its streets, to snap to
+    office.get_by_label("编码").fill("market_back_lane")
+    office.get_by_label("类别", exact=True).select_option("road")
+    office.get_by_label("名称（中文）").fill("市场后巷")
+    office.locator(".leaflet-pm-icon-polyline").click()
+    points = [(29.7460, 107.3100), (29.7466, 107.3120), (29.7474, 107.3140)]
+    for lat, lng in points:
+        _tap(office, lat, lng)
+        office.wait_for_timeout(150)
+    _tap(office, *points[-1])  # the last point again: the line is finished
+    office.wait_for_function("() => document.querySelector('.map').dataset.drawn === 'LineString'")
+    drawn = office.locator("#geometry").input_value()
+    assert '"type":"LineString"' in drawn
+    office.get_by_role("button", name="保存").click()
+    office.wait_for_url(re.compile(r".*/org/areas/\d+$"))
+    with live_server.app.app_context():
+        from server.org.models import Area
+
+        lane = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="market_back_lane"))
+        coordinates = lane.geometry["coordinates"]
+        db.session.remove()
+    assert lane.geometry["type"] == "LineString" and len(coordinates) == 3
+    for (lat, lng), (x, y) in zip(points, coordinates, strict=True):
+        assert abs(y - lat) < 0.0001 and abs(x - lng) < 0.0001  # where it was drawn, in WGS-84
+    context.close()

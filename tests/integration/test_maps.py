@@ -20,6 +20,7 @@ from server.public.engine import approximate
 from server.public.models import PublicReport
 from tests.support.factories import formdata, load_demo, login, make_user, photo
 from tests.support.schemes import MINI_SCHEME
+from tests.support.security import csrf_of
 from tests.unit.test_definitions import MINI_FORM, errors_of
 
 ON_NORTH_SEGMENT = (29.7503, 107.30895)  # halfway along Shilong Old Street's north segment (the demo's shapes)
@@ -183,3 +184,22 @@ def test_map_settings_that_can_never_take_effect_are_errors():
     said = errors_of({"schemes/mini/scheme.yaml": wrong, "schemes/mini/log.yaml": MINI_FORM})
     assert any("map.center[0]: 129.7 is not a latitude: the center is [latitude, longitude]" in s for s in said)
     assert any("map.tiles.source: 'google' is not one of 'none', 'tianditu', 'xyz', 'wmts'" in s for s in said)
+
+
+def test_an_area_is_drawn_among_its_neighbours_and_kept_to_its_kinds_shape(client, district):
+    login(client, "office")
+    page = client.get("/org/lidu/areas/new?parent=shilong_town").get_data(as_text=True)
+    drawing = _map_of(page)
+    assert drawing["draw"] == {"input": "geometry", "kind_input": "kind",
+                               "kinds": {"town": "polygon", "road": "line", "segment": "line", "zone": "polygon"}}
+    around = {f["properties"]["key"] for f in drawing["shapes"]["features"]}
+    assert around == {"shilong_town", "shilong_old_street", "shilong_market_zone"}  # the parent and its children
+    assert "vendor/geoman-2.20.2/leaflet-geoman.min.js" in page
+    square = ('{"type": "Polygon", "coordinates": [[[107.31, 29.746], [107.311, 29.746], [107.311, 29.747], '
+              '[107.31, 29.746]]]}')
+    answer = client.post("/org/lidu/areas/new?parent=shilong_town", data={
+        "csrf_token": csrf_of(client, "/org/lidu/areas/new"), "key": "back_lane", "kind": "road",
+        "parent": "shilong_town", "name_zh": "后巷", "geometry": square, "active": "y"})
+    said = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and "road类区域应绘制为 LineString / MultiLineString，而不是 Polygon。" in said
+    assert html.escape(square, quote=False) in said or "&#34;Polygon&#34;" in said  # the drawing is kept

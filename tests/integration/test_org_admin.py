@@ -339,13 +339,14 @@ def test_an_import_adds_units_and_areas_whose_parents_come_later(office):
                    "difficulty": 3}],
         "areas": [None, {"key": "market_lane", "kind": "road", "parent": "shilong_town", "unit": "team_a",
                          "name_zh": "市场巷", "from_zh": "市场口", "to_zh": "河边", "length_m": 300,
-                         "geometry": '{"type":"Point","coordinates":[107.2,29.7]}'}],
+                         "geometry": '{"type":"LineString","coordinates":[[107.2,29.7],[107.201,29.7]]}'}],
     })
     _imported(office, content, "org.xlsx")
     team, lane = _unit("team_a"), _area("market_lane")
     assert team.source == "import" and team.parent.key == "new_office" and team.path.startswith(
         _unit("lidu_street").path)
-    assert lane.unit.key == "team_a" and lane.geometry == {"type": "Point", "coordinates": [107.2, 29.7]}
+    assert lane.unit.key == "team_a"
+    assert lane.geometry == {"type": "LineString", "coordinates": [[107.2, 29.7], [107.201, 29.7]]}
     assert _unit("shilong").active  # units left out of the sheet are not touched
 
 

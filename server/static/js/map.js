@@ -5,7 +5,9 @@
      point       {lat, lng, label}: one position (a case's);
      points_url  an address answering GeoJSON points ({title, url, tone} each): pins, clustered;
      heat        with points_url: a heat map of them instead of pins;
-     pick        a location field's pin, which the person may drag (or tap the map to move).
+     pick        a location field's pin, which the person may drag (or tap the map to move);
+     draw        an area's own shape, drawn and edited with Leaflet-Geoman into a GeoJSON input (the shapes
+                 around it shown, and snapped to).
    Positions arrive and leave in WGS-84; gcoord moves them into the tiles' datum for display (GCJ-02 for
    高德 and Tencent tiles, BD-09 for Baidu's) and a moved pin back. Text goes in as text, never as HTML. */
 (function () {
@@ -55,7 +57,8 @@
     var bounds = L.latLngBounds([]);
     if (data.shapes && data.shapes.features && data.shapes.features.length) {
       var shapes = L.geoJSON(shiftedShapes(data.datum, data.shapes), {
-        className: "map-shape",
+        className: data.draw ? "map-shape map-around" : "map-shape",
+        pmIgnore: true, snapIgnore: false,  // (a drawing map: seen and snapped to, never edited)
         pointToLayer: function (_feature, latlng) { return L.circleMarker(latlng, {radius: 6, className: "map-shape"}); },
         onEachFeature: function (feature, layer) {
           if (feature.properties && feature.properties.name) layer.bindTooltip(text(feature.properties.name));
@@ -69,6 +72,7 @@
       bounds.extend(here);
     }
     if (data.pick) pick(el, map, data, bounds);
+    if (data.draw) draw(el, map, data, bounds);
     if (data.points_url) points(el, map, data);
     if (bounds.isValid()) {
       map.fitBounds(bounds, {maxZoom: 17, padding: [24, 24]});
@@ -201,6 +205,91 @@
 
   // A map in a closed <details> is built when it is opened (a hidden map has no size), and the <details>
   // stays open or closed as the person left it when the page or its list is loaded again.
+  // An area's own shape: drawn, moved, reshaped (snapping to the shapes around it) and removed with
+  // Leaflet-Geoman's tools, for the kind's geometry (a road a line, a grid a polygon); every change is written
+  // to the GeoJSON input, in WGS-84, which the server checks when the form is saved. Typing in the input
+  // still works: the map follows it.
+  var SHAPES = {point: ["Point"], line: ["LineString", "MultiLineString"], polygon: ["Polygon", "MultiPolygon"]};
+
+  function draw(el, map, data, bounds) {
+    var input = document.getElementById(data.draw.input);
+    var kindInput = data.draw.kind_input ? document.getElementById(data.draw.kind_input) : null;
+    if (!input || !map.pm) return;
+    var drawn = L.featureGroup().addTo(map);
+
+    function shape() { return (data.draw.kinds || {})[kindInput ? kindInput.value : data.draw.kind] || "any"; }
+
+    function tools() {
+      var k = shape();
+      map.pm.removeControls();
+      map.pm.addControls({position: "topleft", drawMarker: k === "point" || k === "any",
+        drawPolyline: k === "line" || k === "any", drawPolygon: k === "polygon" || k === "any",
+        drawRectangle: false, drawCircle: false, drawCircleMarker: false, drawText: false, cutPolygon: false,
+        rotateMode: false, editMode: true, dragMode: true, removalMode: true});
+    }
+
+    function rounded(coords) {
+      return typeof coords[0] === "number" ? [Math.round(coords[0] * 1e6) / 1e6, Math.round(coords[1] * 1e6) / 1e6]
+        : coords.map(rounded);
+    }
+
+    function save() {  // the drawn layers as one geometry, back in WGS-84
+      var parts = drawn.getLayers().map(function (layer) {
+        var geometry = layer.toGeoJSON().geometry;
+        if (DATUMS[data.datum] && window.gcoord) geometry = gcoord.transform(geometry, gcoord[DATUMS[data.datum]], gcoord.WGS84);
+        return geometry;
+      });
+      var out = "";
+      if (parts.length === 1) {
+        out = parts[0];
+      } else if (parts.length > 1) {
+        var type = parts[parts.length - 1].type.replace("Multi", "");
+        var same = parts.filter(function (p) { return p.type.replace("Multi", "") === type; });
+        out = {type: "Multi" + type, coordinates: same.reduce(function (all, p) {
+          return all.concat(p.type.indexOf("Multi") === 0 ? p.coordinates : [p.coordinates]);
+        }, [])};
+      }
+      if (out) out = {type: out.type, coordinates: rounded(out.coordinates)};
+      input.value = out ? JSON.stringify(out) : "";
+      el.dataset.drawn = out ? out.type : "";
+      input.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+
+    function watch(layer) { layer.on("pm:edit pm:dragend pm:markerdragend", save); }
+
+    function load() {  // what the input holds, drawn
+      drawn.clearLayers();
+      var geometry = null;
+      try { geometry = input.value.trim() ? JSON.parse(input.value) : null; } catch (e) { geometry = null; }
+      if (!geometry || !geometry.type || !geometry.coordinates) return null;
+      L.geoJSON(shiftedShapes(data.datum, geometry), {className: "map-shape map-own"}).eachLayer(function (layer) {
+        drawn.addLayer(layer);
+        watch(layer);
+      });
+      el.dataset.drawn = geometry.type;
+      return drawn.getLayers().length ? drawn.getBounds() : null;
+    }
+
+    map.pm.setLang(document.documentElement.lang.indexOf("zh") === 0 ? "zh" : "en");
+    map.pm.setGlobalOptions({snappable: true, snapDistance: 15, allowSelfIntersection: false,
+      pathOptions: {className: "map-shape map-own"}});
+    tools();
+    var own = load();
+    if (own && own.isValid()) bounds.extend(own);
+    map.on("pm:create", function (event) {
+      if (SHAPES[shape()] === undefined && shape() !== "any") { map.removeLayer(event.layer); return; }
+      drawn.addLayer(event.layer);
+      watch(event.layer);
+      save();
+    });
+    map.on("pm:remove", function (event) { drawn.removeLayer(event.layer); save(); });
+    input.addEventListener("change", function () {
+      var own = load();
+      if (own && own.isValid()) map.fitBounds(own, {maxZoom: 17, padding: [24, 24]});
+    });
+    if (kindInput) kindInput.addEventListener("change", tools);
+  }
+
   function init(root) {
     if (!window.L) return;
     root.querySelectorAll("details[data-remember]").forEach(function (details) {
