@@ -17,7 +17,8 @@ PUBLIC_ENDPOINTS = {"static", "theme_static", "account.login", "home.index", "we
                     "boards.board", "boards.board_pdf", "assessment.public_flags", "assessment.public_scores",
                     "public.report", "public.lookup", "public.track", "public.followup", "public.step", "public.photo",
                     "public.view_report",
-                    "public.exposed", "public.praised",
+                    "public.exposed", "public.praised", "public.place_at", "public.public_map",
+                    "public.public_map_points",
                     "open311.discovery", "open311.services", "open311.service_definition", "open311.create_request",
                     "open311.list_requests", "open311.get_request", "open311.token", "api.document"}
 
