@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, false, func, null, or_, select
 
 from ..auth import permissions
 from ..core.database import utcnow
@@ -229,6 +229,21 @@ def queue_points(user: AnyUser, scheme_key: str, query: QueueQuery, initial: lis
         select(Case.id, Case.category, Case.state, Case.state_kind, Case.overdue, due, lat, lng, Case.area_id)
         .outerjoin(Submission, Submission.id == Case.submission_id).where(*where)
         .order_by(due.asc().nulls_last(), Case.id.desc()).limit(MAP_POINTS)).all()
+    return [QueuePoint(*row) for row in rows]
+
+
+HEAT_POINTS = 10_000  # cases a heat map weighs at most (the newest)
+
+
+def opened_points(user: AnyUser, scheme_key: str, since: dt.datetime, until: dt.datetime) -> list[QueuePoint]:
+    """Every case within the user's reach opened in [since, until) — open or closed — with its reported
+    position: where problems come from (the newest `HEAT_POINTS`)."""
+    lat, lng = Submission.location["lat"].as_float().label("lat"), Submission.location["lng"].as_float().label("lng")
+    rows = db.session.execute(
+        select(Case.id, Case.category, Case.state, Case.state_kind, Case.overdue, null(), lat, lng, Case.area_id)
+        .outerjoin(Submission, Submission.id == Case.submission_id)
+        .where(*_box(user, scheme_key, "all", []), Case.created_at >= since, Case.created_at < until)
+        .order_by(Case.id.desc()).limit(HEAT_POINTS)).all()
     return [QueuePoint(*row) for row in rows]
 
 

@@ -810,20 +810,46 @@ def case_queue_map(user: AnyUser, scheme_key: str, query: Any) -> dict[str, Any]
         raise PermissionDenied(_("You have no role in this district."))
     choices = queue_choices(user, scheme_key, query.unit)
     points = inboxes.queue_points(user, scheme_key, query, *_queue_search(scheme_key, query, choices))
+    now = utcnow()
+    return _points_geojson(points, lambda p: {
+        "title": " · ".join(w for w in (f"#{p.id}", tr(choices.labels.get(p.category, p.category or "")),
+                                        tr(choices.states.get(p.state, p.state))) if w),
+        "url": url_for("workflow.case", case_id=p.id), "tone": _tone(p, now)})
+
+
+def case_heat(user: AnyUser, scheme_key: str, first: dt.date, last: dt.date) -> dict[str, Any]:
+    """Where the problems of the district's days [first, last] came from, as GeoJSON points for a heat map:
+    every case within the user's reach opened then, open or closed, at its reported position (or on its
+    place's shape), without anything about it but where."""
+    from ..definitions.clock import day_bounds
+    from . import inboxes
+
+    if not permissions.can_view_scheme(user, scheme_key):
+        raise PermissionDenied(_("You have no role in this district."))
+    since, until = day_bounds(first, last, scheme_key)
+    return _points_geojson(inboxes.opened_points(user, scheme_key, since, until), lambda _p: {})
+
+
+def _points_geojson(points: list[Any], properties: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """Cases as GeoJSON points: each at its reported position, or on its place's shape where it has none."""
     spots = area_spots({p.area_id for p in points if (p.lat is None or p.lng is None) and p.area_id})
-    now, features = utcnow(), []
+    features = []
     for p in points:
         at = (p.lat, p.lng) if p.lat is not None and p.lng is not None else spots.get(p.area_id)
         if at is None or not (-90 <= at[0] <= 90 and -180 <= at[1] <= 180):
             continue
-        late = p.overdue or (p.due_at is not None and p.due_at < now)
-        tone = ("done" if p.state_kind == "final" else "late" if late
-                else "soon" if p.due_at is not None and p.due_at <= now + dt.timedelta(days=1) else "ok")
-        title = " · ".join(w for w in (f"#{p.id}", tr(choices.labels.get(p.category, p.category or "")),
-                                       tr(choices.states.get(p.state, p.state))) if w)
         features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [at[1], at[0]]},
-                         "properties": {"title": title, "url": url_for("workflow.case", case_id=p.id), "tone": tone}})
+                         "properties": properties(p)})
     return {"type": "FeatureCollection", "features": features}
+
+
+def _tone(p: Any, now: dt.datetime) -> str:
+    """How a case stands, as a map's pin shows it: closed, late, due within a day, or running."""
+    if p.state_kind == "final":
+        return "done"
+    if p.overdue or (p.due_at is not None and p.due_at < now):
+        return "late"
+    return "soon" if p.due_at is not None and p.due_at <= now + dt.timedelta(days=1) else "ok"
 
 
 # -- the case page -----------------------------------------------------------------------------------------------

@@ -60,6 +60,18 @@ def queue_map(scheme_key: str):
     return answer
 
 
+@bp.get("/<scheme_key>/heat.geojson")
+def case_heat(scheme_key: str):
+    """Where the cases within reach opened on the district's days `start` to `end` came from (GeoJSON points,
+    for a heat map; this month so far by default)."""
+    today = district_today(scheme_key)
+    start = parse_date(request.args.get("start", "")) or today.replace(day=1)
+    end = parse_date(request.args.get("end", "")) or today
+    answer = jsonify(service.case_heat(current_user, scheme_key, start, max(start, end)))
+    answer.mimetype = "application/geo+json"
+    return answer
+
+
 @bp.get("/<scheme_key>/areas")
 def by_area(scheme_key: str):
     """Where the open cases are: per road, segment or grid, with the overdue ones."""

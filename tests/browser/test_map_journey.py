@@ -150,6 +150,9 @@ def test_a_report_placed_on_the_map_found_on_the_queues_map_and_the_public_map(b
     office.locator(".leaflet-popup-content a", has_text=f"#{case_id}").click()
     office.wait_for_url(f"{url}/cases/case/{case_id}")
     office.wait_for_selector(".map[data-map-ready] .leaflet-marker-icon")  # the case's own map: its pin
+    office.goto(url + "/assess/lidu/dashboard")  # the leaders' heat map of this month's cases
+    office.wait_for_selector("#heat .map[data-points] canvas.leaflet-heatmap-layer")
+    assert int(office.locator("#heat .map").get_attribute("data-points")) >= 1
     office.goto(url + "/moderation/lidu/")
     card = office.locator("article", has_text=f"举报 #{number}")
     card.get_by_label("处理结果").select_option("approved")

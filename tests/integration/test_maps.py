@@ -146,6 +146,26 @@ def test_the_queues_map_shows_the_tabs_cases_in_reach_filtered_as_the_list(clien
     assert _map_of(page)["points_url"] == "/cases/lidu/map.geojson?box=all&q=%E4%BA%95%E7%9B%96&sort=time_left"
 
 
+def test_the_heat_map_weighs_every_case_opened_in_the_days_within_reach(client, district):
+    from server.definitions.clock import district_today
+
+    _report(ON_NORTH_SEGMENT, "tok-h1")
+    _report(ON_ZHIYUAN_ROAD, "tok-h2")
+    login(client, "office")
+    today = district_today("lidu")
+    heat = client.get(f"/cases/lidu/heat.geojson?start={today.replace(day=1)}&end={today}").json["features"]
+    assert sorted(f["geometry"]["coordinates"] for f in heat) == [[107.298, 29.76125], [107.30895, 29.7503]]
+    assert all(f["properties"] == {} for f in heat)  # where, and nothing else
+    before = today.replace(day=1) - dt.timedelta(days=1)
+    assert client.get(f"/cases/lidu/heat.geojson?start={before}&end={before}").json["features"] == []
+    head = current_app.test_client()
+    login(head, "head")
+    assert [f["geometry"]["coordinates"] for f in head.get("/cases/lidu/heat.geojson").json["features"]] == [
+        [107.30895, 29.7503]]  # Shilong's only
+    dashboard = client.get("/assess/lidu/dashboard").get_data(as_text=True)
+    assert _map_of(dashboard)["heat"] is True and "leaflet-heat-0.2.0.js" in dashboard
+
+
 def test_the_public_map_shows_approved_reports_roughly_and_nothing_personal(client, district):
     from server.auth.models import User
 

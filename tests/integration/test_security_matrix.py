@@ -163,6 +163,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "forms.upload": [("/f/uploads/{upload_s}", "L D D O D O O O"), ("/f/uploads/{upload_z}/thumb", "L . O D . O O O")],
     # -- cases -----------------------------------------------------------------------------------------------------
     "workflow.inbox": [("/cases/{lidu}/", "L D O O O O O O"), ("/cases/{other}/", "L . D D D D D O")],
+    "workflow.case_heat": [("/cases/{lidu}/heat.geojson", "L D O O O O O O"),
+                           ("/cases/{other}/heat.geojson", "L . D D D D D O")],
     "workflow.queue_map": [("/cases/{lidu}/map.geojson?box=all", "L D O O O O O O"),
                            ("/cases/{other}/map.geojson", "L . D D D D D O")],
     "workflow.by_area": [("/cases/{lidu}/areas", "L D O O D O O O"), ("/cases/{other}/areas", "L . D D . D D O")],
