@@ -70,3 +70,14 @@ class PostEndForm(Form):
 class ImportForm(Form):
     upload = FileField(_l("Workbook (.xlsx) or one sheet as CSV (.csv)"), validators=[FileRequired()])
     sheet = SelectField(_l("For a CSV file: which sheet it is"), validators=[Optional()])
+
+
+class PlacesForm(Form):
+    upload = FileField(_l("Map file: GeoJSON, KML, or a zipped shapefile (.zip with .shp, .shx, .dbf and .prj)"),
+                       validators=[FileRequired()])
+    kind = SelectField(_l("Kind of the new places"), validators=[Optional()])
+    parent = SelectField(_l("Inside"), validators=[Optional()])
+    key_property = StringField(_l("Property holding each place's key (default: key, id or code)"),
+                               validators=[Optional(), Length(max=64)])
+    name_property = StringField(_l("Property holding its name (default: name or 名称)"),
+                                validators=[Optional(), Length(max=64)])

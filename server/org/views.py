@@ -16,10 +16,11 @@ from ..definitions.service import scheme_or_404
 from ..extensions import db
 from ..web.i18n import tr
 from ..web.maps import map_data, shapes_of
+from . import places, service, spreadsheet_jobs
 from . import posts as post_service
-from . import service, spreadsheet_jobs
 from .engine import AreaValues, PostValues, UnitValues, parse_geometry, text_of, text_parts
-from .forms import AppointForm, AreaForm, ImportForm, PostEditForm, PostEndForm, UnitForm
+from .forms import AppointForm, AreaForm, ImportForm, PlacesForm, PostEditForm, PostEndForm, UnitForm
+from .geofiles import PlacesUnreadable
 from .service import OrgInvalid
 from .spreadsheet import MAX_IMPORT_BYTES, SHEETS, ImportInvalid
 
@@ -334,6 +335,41 @@ def import_spreadsheet(scheme_key: str):
             return redirect(url_for("jobs.job", job_id=job.id), code=303)
     return render_template("org/import.html", form=form, scheme_key=scheme_key, errors=errors, sheets=SHEETS,
                            data=scheme_or_404(scheme_key).data), 400 if errors or form.errors else 200
+
+
+@bp.route("/<scheme_key>/places", methods=["GET", "POST"])
+def import_places(scheme_key: str):
+    """Places from a map file: every feature checked as a row of the `areas` sheet and shown, with its
+    problems and on a map, before anything is written; the import is then the spreadsheet import's job."""
+    if not permissions.can_import_org(current_user, scheme_key):
+        raise PermissionDenied(_("You may not import this district's organisation."))
+    choices = service.org_choices(current_user, scheme_key)
+    form = PlacesForm()
+    form.kind.choices = _kind_choices(choices.area_kinds)
+    form.parent.choices = _tree_choices(choices.areas, _("(none: at the top)"))
+    if request.form.get("rows"):  # the preview's rows, confirmed: checked again, and written, by the import job
+        job = spreadsheet_jobs.start_import(current_user, scheme_key, request.form["rows"].encode("utf-8"),
+                                            "areas.csv", sheet="areas")
+        db.session.commit()
+        return redirect(url_for("jobs.job", job_id=job.id), code=303)
+    preview = None
+    if form.validate_on_submit():
+        storage = form.upload.data
+        try:
+            preview = places.preview_places(current_user, scheme_key, storage.read(MAX_IMPORT_BYTES + 1),
+                                            storage.filename or "", kind=form.kind.data or "",
+                                            parent=form.parent.data or "", key_property=form.key_property.data,
+                                            name_property=form.name_property.data)
+        except PlacesUnreadable as exc:
+            form.upload.errors = [*form.upload.errors, str(exc)]
+    shapes = ({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": r.geometry,
+         "properties": {"name": f"{r.number}. {r.row.get('name_zh') or r.row.get('key') or ''}"}}
+        for r in preview.rows if r.geometry]} if preview else None)
+    return render_template("org/places.html", form=form, scheme_key=scheme_key, preview=preview,
+                           data=scheme_or_404(scheme_key).data,
+                           drawing=map_data(scheme_key, shapes=shapes, wheel=True) if preview else None,
+                           ), 400 if form.errors or (preview and preview.problems) else 200
 
 
 @bp.post("/<scheme_key>/export")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import json
 import re
 
@@ -223,3 +224,48 @@ def test_an_area_is_drawn_among_its_neighbours_and_kept_to_its_kinds_shape(clien
     said = answer.get_data(as_text=True)
     assert answer.status_code == 400 and "road类区域应绘制为 LineString / MultiLineString，而不是 Polygon。" in said
     assert html.escape(square, quote=False) in said or "&#34;Polygon&#34;" in said  # the drawing is kept
+
+
+def _geojson(*features: tuple[dict, dict | None]) -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": properties, "geometry": geometry} for properties, geometry in features]},
+        ensure_ascii=False).encode()
+
+
+def test_places_from_a_map_file_are_previewed_row_by_row_then_imported(client, district):
+    from server.org.models import Area
+    from tests.support.jobs import run_started, start
+
+    login(client, "office")
+    new_line = {"type": "LineString", "coordinates": [[107.310, 29.7460], [107.312, 29.7466]]}
+    moved = {"type": "LineString", "coordinates": [[107.3081, 29.7521], [107.3119, 29.7451]]}
+    square = {"type": "Polygon", "coordinates": [[[107.31, 29.746], [107.311, 29.746], [107.311, 29.747],
+                                                  [107.31, 29.746]]]}
+    wrong = _geojson(({"id": "back_lane", "名称": "后巷"}, new_line), ({"key": "shilong_old_street"}, moved),
+                     ({"key": "odd_square", "name": "方块"}, square), ({"key": "nowhere"}, None))
+    form = {"kind": "road", "parent": "shilong_town", "key_property": "", "name_property": ""}
+    preview = start(client, "/org/lidu/places", {**form, "upload": (io.BytesIO(wrong), "roads.geojson")},
+                    token_from="/org/lidu/places", content_type="multipart/form-data")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 400 and "预览：从geojson文件读取了 4 个地点" in page
+    assert "road类区域应绘制为 LineString / MultiLineString，而不是 Polygon。" in page  # feature 3, by its number
+    assert "geometry: 该要素没有几何图形。" in page  # feature 4
+    assert 'name="rows"' not in page  # nothing to import while a row is wrong
+    assert len(_map_of(page)["shapes"]["features"]) == 3
+    right = _geojson(({"id": "back_lane", "名称": "后巷"}, new_line), ({"key": "shilong_old_street"}, moved))
+    preview = start(client, "/org/lidu/places", {**form, "upload": (io.BytesIO(right), "roads.geojson")},
+                    token_from="/org/lidu/places", content_type="multipart/form-data")
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and page.count("field-error") == 0
+    rows = html.unescape(re.search(r'name="rows" value="([^"]*)"', page).group(1))
+    assert rows.startswith("key,kind,parent,unit,name_zh")
+    finished = run_started(client, start(client, "/org/lidu/places", {"rows": rows}, token_from="/org/lidu/places"))
+    assert "导入" in finished.page
+    db.session.expire_all()
+    lane = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="back_lane"))
+    assert (lane.kind, lane.parent.key, lane.name, lane.geometry) == ("road", "shilong_town", {"zh": "后巷"}, new_line)
+    street = db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key="shilong_old_street"))
+    assert street.geometry == moved and street.name == {"zh": "石龙老街", "en": "Shilong Old Street"}  # kept
+    unreadable = start(client, "/org/lidu/places", {**form, "upload": (io.BytesIO(b"key,name\n"), "roads.csv")},
+                       token_from="/org/lidu/places", content_type="multipart/form-data")
+    assert unreadable.status_code == 400 and "这不是 GeoJSON、KML" in unreadable.get_data(as_text=True)

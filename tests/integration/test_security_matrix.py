@@ -148,6 +148,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "org.edit_post": [("/org/posts/{post_s}/edit", "L D D D D D O O"), ("/org/posts/{post_z}/edit", "L . D D . . O O")],
     "org.end_post": [("/org/posts/{post_s}/end", "L D D D D D O O"), ("/org/posts/{post_z}/end", "L . D D . . O O")],
     "org.import_spreadsheet": [("/org/{lidu}/import", "L D D D D D O O"), ("/org/{other}/import", "L . . . . . D O")],
+    "org.import_places": [("/org/{lidu}/places", "L D D D D D O O"), ("/org/{other}/places", "L . . . . . D O")],
     # the export is a job: who may start it is who may export (the job's page and file are the starter's)
     "org.start_export": [("POST /org/{lidu}/export", "L D D D D D + +"),
                          ("POST /org/{other}/export", "L . . . . . D +")],
