@@ -22,6 +22,7 @@ import base64
 import binascii
 import datetime as dt
 import io
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -74,6 +75,7 @@ class FieldType:
     number = False           # min, max and step apply
     is_moment = False        # a date or a date and time: it may be the form's `record_time`
     gives_location = False   # its value is a position (lat, lng): the record's location
+    gives_route = False      # its value is a line walked (GeoJSON LineString): the roads it passes were walked
     names_area = False       # its value can name an area (`area_key`, `with_area`): the record's area
     offers_choices = False   # the page lists choices for it (static `choices`, or live ones)
     needs_choices = False    # its definition gives `choices` or `choices_from`
@@ -682,6 +684,102 @@ class LocationType(FieldType):
         for part in LOCATION_PARTS:
             if value.get(part) is not None:
                 data.add(f"{name}-{part}", form_text(value[part]))
+        return None
+
+
+# -- routes -----------------------------------------------------------------------------------------------------
+
+MAX_ROUTE_POINTS = 5000  # positions a route keeps (one every ten metres: fifty kilometres)
+
+
+class RouteField(wtf.Field):
+    """The route walked while the form was open: the phone's positions as a GeoJSON LineString (one hidden
+    input, its JSON), checked as a shape."""
+
+    def process_formdata(self, valuelist: list) -> None:
+        self.data = None
+        text = (valuelist[0] if valuelist else "") or ""
+        if not isinstance(text, str) or not text.strip():
+            return
+        route, problem = read_route(text)
+        if problem:
+            self.process_errors.append(problem)
+        self.data = route
+
+    def _value(self) -> str:
+        return json.dumps(self.data, separators=(",", ":")) if self.data else ""
+
+    def __call__(self, **kwargs: Any) -> Markup:
+        return Markup("")
+
+
+def read_route(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A route from its JSON (a LineString in WGS-84 of at most MAX_ROUTE_POINTS positions), or what is wrong.
+    A single position is no route yet: nothing."""
+    from flask_babel import gettext  # (at request time: this module has no Flask of its own)
+
+    from ..org.engine import check_geometry
+
+    if len(text) > MAX_ROUTE_POINTS * 48:
+        return None, gettext("The route is too long.")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, gettext("The route could not be read: record it again.")
+    if isinstance(data, dict) and data.get("type") == "LineString" and isinstance(data.get("coordinates"), list):
+        if len(data["coordinates"]) < 2:
+            return None, None
+        if len(data["coordinates"]) > MAX_ROUTE_POINTS:
+            return None, gettext("The route is too long.")
+    else:
+        return None, gettext("The route could not be read: record it again.")
+    route, problem = check_geometry(data)
+    return (route, None) if problem is None else (None, problem)
+
+
+def route_length_m(route: Mapping[str, Any] | None) -> float:
+    """The length of a route in metres (along the ground, near enough at a district's size)."""
+    points = (route or {}).get("coordinates") or []
+    total = 0.0
+    for (lng1, lat1), (lng2, lat2) in zip(points, points[1:], strict=False):
+        scale = math.cos(math.radians((lat1 + lat2) / 2))
+        total += math.hypot((lng2 - lng1) * scale, lat2 - lat1) * 111_320
+    return total
+
+
+@register("route")
+class RouteType(FieldType):
+    template = "route"
+    display = "route"
+    gives_route = True
+    one_input = True
+    phone = ('"record my route": the phone\'s positions while the form is open, as a line (every 10 m or so, '
+             "while the fix is good), shown with its length; recording stops when the person says so")
+    stored = "GeoJSON `LineString` in WGS-84 (`coordinates`: `[longitude, latitude]` pairs)"
+
+    def make(self, spec: FieldSpec) -> Any:
+        return RouteField(spec.id)
+
+    def value(self, field: Any) -> Any:
+        return field.data or None
+
+    def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
+        return [""] if not value else [f"{round(route_length_m(value))} m"]
+
+    def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
+        return {"type": "object", "required": ["type", "coordinates"], "additionalProperties": False,
+                "description": "A GeoJSON LineString in WGS-84.",
+                "properties": {"type": {"const": "LineString"}, "coordinates": {
+                    "type": "array", "minItems": 2, "maxItems": MAX_ROUTE_POINTS,
+                    "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}}}}
+
+    def api_input(self, spec: FieldSpec, value: Any, name: str, data: MultiDict, _: Gettext) -> str | None:
+        if value is None:
+            return None
+        route, problem = read_route(json.dumps(value)) if isinstance(value, dict) else (None, _("Not a route."))
+        if problem or route is None:
+            return problem or _("Not a route.")
+        data.add(name, json.dumps(route, separators=(",", ":")))
         return None
 
 

@@ -19,7 +19,7 @@ from ..web.limits import public_limits
 from ..web.params import parse_date, parse_id
 from . import export, service
 from .engine import form_spec_of
-from .fields import live_attrs, option_tags
+from .fields import live_attrs, option_tags, route_length_m
 from .models import Submission
 from .uploads import make_thumbnail
 
@@ -32,6 +32,7 @@ def _register_globals(state) -> None:  # noqa: ANN001
     state.app.jinja_env.globals["live_attrs"] = live_attrs
     state.app.jinja_env.globals["option_tags"] = option_tags
     state.app.jinja_env.globals["LONG_PLACE_LIST"] = service.LONG_LIST
+    state.app.jinja_env.globals["route_length"] = route_length_m
 
 
 def render_page(page: service.FormPage, action_url: str, *, preview: bool = False, status: int | None = None,

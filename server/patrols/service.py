@@ -9,8 +9,9 @@ in office then: a chief replaced mid-month owes a share of the month and the suc
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ from ..core.database import UtcDateTime
 from ..core.errors import NotFound, PermissionDenied
 from ..core.memory import collector_paused
 from ..definitions.clock import district_today, district_zone
-from ..definitions.service import compiled_scheme, current_version, scheme_in_force
+from ..definitions.service import compiled_scheme, current_version, scheme_in_force, scheme_or_404
 from ..extensions import db
 from ..forms.models import Submission
 from ..forms.service import record_stored
@@ -513,6 +514,98 @@ def my_patrols(user: AnyUser, scheme_key: str, today: dt.date | None = None, *,
         out += [v for v in compliance(scheme_key, rule, period.start, period.end, today, user_id=user.id,
                                       unit_ids=unit_ids) if v.due]
     return out
+
+
+# -- routes walked -------------------------------------------------------------------------------------------
+
+WALKED_M = 30.0  # a route this close to a road runs along it…
+WALKED_ALONG_M = 50.0  # …and a road is walked when a route runs along this much of it (or half a shorter one)
+ROUTES_SHOWN = 2000  # records with a route a week's page reads at most (the newest)
+
+
+@dataclass
+class RoadWalked:
+    """A road (or any place drawn as a line) in the reader's reach, and the week's routes that passed it."""
+
+    area: Area
+    walkers: list[str]
+    times: int
+
+
+@dataclass
+class WeekOfRoutes:
+    period: engine.Period
+    roads: list[RoadWalked]          # walked first, then the others, each by name
+    routes: list[tuple[Submission, dict[str, Any]]]  # (record, its route)
+
+
+def routes_of_week(user: AnyUser, scheme_key: str, on: dt.date) -> WeekOfRoutes:
+    """The routes recorded on patrol records in the week containing `on`, within the reader's patrol reach,
+    and which of the roads in reach they walked: a route walked a road when it runs within `WALKED_M` metres
+    of it for `WALKED_ALONG_M` metres (or half the road, if shorter) — a route that only crosses a road, or
+    ends where the next one starts, did not walk it."""
+    import shapely
+    from shapely.geometry import LineString
+
+    from ..definitions.clock import day_bounds
+    from ..forms.engine import form_spec_of
+    from ..forms.service import form_definition
+
+    scope = _compliance_scope(user, scheme_key)
+    period = engine.period_of("week", on)
+    specs = [form_spec_of(form_definition(scheme_key, key)) for key in sorted(scheme_or_404(scheme_key).forms_in_force)]
+    fields = {spec.id: [f.id for f in spec.top_level() if f.kind.gives_route] for spec in specs}
+    fields = {form: ids for form, ids in fields.items() if ids}
+    units, areas = scope.unit_ids, scope.area_ids
+    reach = true() if units is None else or_(Submission.unit_id.in_(units or [-1]),
+                                              Submission.area_id.in_(areas or [-1]))
+    since, until = day_bounds(period.start, period.end, scheme_key)
+    records = list(db.session.scalars(
+        select(Submission).where(Submission.scheme_key == scheme_key, Submission.form_key.in_(list(fields) or [""]),
+                                 Submission.occurred_at >= since, Submission.occurred_at < until, reach)
+        .order_by(Submission.id.desc()).limit(ROUTES_SHOWN)))
+    routes = [(record, (record.data or {}).get(field)) for record in records for field in fields[record.form_key]]
+    routes = [(record, route) for record, route in routes
+              if isinstance(route, dict) and route.get("type") == "LineString"]
+    line_kinds = [k.id for k in scheme_or_404(scheme_key).area_kinds.values() if k.get("geometry") == "line"]
+    roads = [a for a in db.session.scalars(select(Area).where(
+        Area.scheme_key == scheme_key, Area.active.is_(True), Area.kind.in_(line_kinds or [""]),
+        Area.geometry.is_not(None)).order_by(Area.path)) if scope.covers_area(a.id, a.unit_id)]
+    if not roads:
+        return WeekOfRoutes(period, [], routes)
+    # Metres on a plane centred on the district: near enough over a few kilometres.
+    lat0 = math.radians(sum(c[1] for a in roads[:50] for c in _points(a.geometry)[:1]) / min(len(roads), 50))
+
+    def plane(points: list) -> list[tuple[float, float]]:
+        return [(lng * 111_320 * math.cos(lat0), lat * 110_574) for lng, lat in points]
+
+    walked = [LineString(plane(route["coordinates"])) for _record, route in routes]
+    tree = shapely.STRtree(walked)
+    out = []
+    for area in roads:
+        shape = shapely.geometry.shape({**area.geometry, "coordinates": _planed(area.geometry["coordinates"], plane)})
+        hits = tree.query(shape, predicate="dwithin", distance=WALKED_M) if walked else []
+        along = shape.buffer(WALKED_M)
+        enough = min(WALKED_ALONG_M, shape.length / 2)
+        passed = [routes[int(i)][0] for i in hits if walked[int(i)].intersection(along).length >= enough]
+        names = sorted({(r.user.display_name if r.user else "?") for r in passed})
+        out.append(RoadWalked(area, names, len(passed)))
+    out.sort(key=lambda r: (r.times == 0, r.area.path))
+    return WeekOfRoutes(period, out, routes)
+
+
+def _points(geometry: Mapping[str, Any]) -> list:
+    """The positions of a line or multiline, flat."""
+    coords = geometry.get("coordinates") or []
+    return [c for part in coords for c in part] if geometry.get("type") == "MultiLineString" else list(coords)
+
+
+def _planed(coordinates: Any, plane: Any) -> Any:
+    if coordinates and isinstance(coordinates[0], int | float):
+        return plane([coordinates])[0]
+    if coordinates and isinstance(coordinates[0][0], int | float):
+        return plane(coordinates)
+    return [_planed(c, plane) for c in coordinates]
 
 
 # -- records ---------------------------------------------------------------------------------------------

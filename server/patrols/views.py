@@ -9,6 +9,8 @@ from flask_login import current_user
 
 from ..definitions.clock import district_today
 from ..definitions.service import scheme_or_404
+from ..web.i18n import localtime, tr
+from ..web.maps import map_data
 from ..web.params import Paged, parse_date, parse_id
 from . import service
 
@@ -36,4 +38,22 @@ def compliance(scheme_key: str):
                            pages=pages, show_all=show_all, tier=tier, unit_id=unit_id,
                            tiers=scheme.tiers,
                            units_offered=service.units_in_reach(current_user, scheme_key, unit_id),
+                           previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))
+
+
+@bp.get("/<scheme_key>/routes")
+def routes(scheme_key: str):
+    """The routes recorded on patrols this week (or the week of `on`), and which roads they passed."""
+    scheme_or_404(scheme_key)
+    on = parse_date(request.args.get("on")) or district_today(scheme_key)
+    week = service.routes_of_week(current_user, scheme_key, on)
+    shapes = {"type": "FeatureCollection", "features": [
+        *({"type": "Feature", "geometry": r.area.geometry,
+           "properties": {"name": tr(r.area.name), "tone": "walked" if r.times else "unwalked"}} for r in week.roads),
+        *({"type": "Feature", "geometry": route,
+           "properties": {"name": f"{record.user.display_name if record.user else ''} {localtime(record.occurred_at)}",
+                          "tone": "route"}} for record, route in week.routes)]}
+    return render_template("patrols/routes.html", scheme_key=scheme_key, week=week, on=on,
+                           walked_m=service.WALKED_M, along_m=service.WALKED_ALONG_M,
+                           place=map_data(scheme_key, shapes=shapes, wheel=True),
                            previous=on - dt.timedelta(days=7), following=on + dt.timedelta(days=7))

@@ -23,10 +23,10 @@ from .i18n import tr
 _IMAGES = "fangan_map_origins"  # in g: tile servers this page's images may come from
 
 
-def map_data(scheme_key: str, **shown: Any) -> dict[str, Any]:
+def map_data(scheme_key: str | None, **shown: Any) -> dict[str, Any]:
     """What a map element carries (as JSON): the tile layers, their datum, where it opens, and `shown` (the
     place's shape, a point, a URL of points...). The page then lets its images come from the tile servers."""
-    scheme = scheme_in_force(scheme_key)
+    scheme = scheme_in_force(scheme_key) if scheme_key else None
     settings = scheme.map if scheme is not None else NO_MAP
     tiles = settings.tiles or current_app.config.get("FANGAN_MAP_TILES") or None
     layers = tile_layers(tiles, current_app.config.get("FANGAN_TIANDITU_KEY"))

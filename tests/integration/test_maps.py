@@ -20,6 +20,7 @@ from server.public import service as public
 from server.public.engine import approximate
 from server.public.models import PublicReport
 from tests.support.factories import formdata, load_demo, login, make_user, photo
+from tests.support.images import jpeg
 from tests.support.schemes import MINI_SCHEME
 from tests.support.security import csrf_of
 from tests.unit.test_definitions import MINI_FORM, errors_of
@@ -269,3 +270,53 @@ def test_places_from_a_map_file_are_previewed_row_by_row_then_imported(client, d
     unreadable = start(client, "/org/lidu/places", {**form, "upload": (io.BytesIO(b"key,name\n"), "roads.csv")},
                        token_from="/org/lidu/places", content_type="multipart/form-data")
     assert unreadable.status_code == 400 and "这不是 GeoJSON、KML" in unreadable.get_data(as_text=True)
+
+
+def _patrol(client, route: object, area: str = "shilong_old_street") -> object:  # noqa: ANN001
+    from server.definitions.clock import district_zone
+
+    page = client.get("/f/lidu/patrol_log/new").get_data(as_text=True)
+    started = utcnow().astimezone(district_zone("lidu")).replace(second=0, microsecond=0)
+    return client.post("/f/lidu/patrol_log/new", content_type="multipart/form-data", data={
+        "csrf_token": re.search(r'name="csrf_token" value="([^"]*)"', page).group(1),
+        "_token": re.search(r'name="_token" value="([^"]*)"', page).group(1), "_action": "submit",
+        "area": area, "started_at": started.strftime("%Y-%m-%dT%H:%M"), "participants": "1",
+        "route": route if isinstance(route, str) else json.dumps(route), "findings": "巡查", "has_problems": "no",
+        "photos": [(io.BytesIO(jpeg()), "patrol.jpg")]})
+
+
+def test_a_route_recorded_on_a_patrol_shows_the_roads_walked_this_week(client, district):
+    from server.forms.models import Submission
+    from server.org.posts import appoint
+
+    appoint("lidu", "segment_keeper", "张三", area_key="shilong_old_street", username="keeper")
+    make_user("keeper", roles=(("lidu", "staff", "shilong"),))
+    db.session.commit()
+    keeper = current_app.test_client()
+    login(keeper, "keeper")
+    # Along the north segment, a few metres off its centre line.
+    along = {"type": "LineString", "coordinates": [[107.30805, 29.75195], [107.3090, 29.7503], [107.30985, 29.7487]]}
+    sent = _patrol(keeper, along)
+    assert sent.status_code == 303, sent.get_data(as_text=True)[-3000:]
+    record = db.session.scalar(db.select(Submission).filter_by(form_key="patrol_log"))
+    assert record.data["route"] == along
+    shown = keeper.get(f"/f/records/{record.id}").get_data(as_text=True)
+    assert "3 个位置" in shown and _map_of(shown)["shapes"]["features"][0]["geometry"] == along
+    # Bad routes: the form comes back with what was typed; a single position is no route yet.
+    refused = _patrol(keeper, "{not json")
+    assert refused.status_code == 400 and "无法读取路线" in refused.get_data(as_text=True)
+    crossing = {"type": "LineString", "coordinates": [[107.3, 29.7], [200, 29.7]]}
+    assert _patrol(keeper, crossing).status_code == 400
+    assert _patrol(keeper, {"type": "LineString", "coordinates": [[107.3, 29.7]]}).status_code == 303
+    login(client, "office")
+    page = client.get("/patrols/lidu/routes").get_data(as_text=True)
+    rows = re.findall(r'<tr><td data-label="道路">([^<]*)</td>\s*<td data-label="路线">([^<]*)<', page)
+    walked = {name: times for name, times in rows if times.strip().isdigit()}
+    assert walked == {"石龙老街": "1", "石龙老街北段": "1"}  # the street and its north segment; not the south one
+    assert "石龙老街南段" in page and "2 / 7" not in page
+    tones = [f["properties"]["tone"] for f in _map_of(page)["shapes"]["features"]]
+    assert tones.count("route") == 1 and tones.count("walked") == 2
+    head = current_app.test_client()
+    login(head, "head")  # Shilong's head sees Shilong's roads only
+    assert "致远路" not in head.get("/patrols/lidu/routes").get_data(as_text=True)
+    assert "致远路" in page

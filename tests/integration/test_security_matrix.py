@@ -178,6 +178,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                      ("/cases/case/{case_z}/do/assign", "L . D D . O O O")],
     # -- patrols, boards -------------------------------------------------------------------------------------------
     "patrols.compliance": [("/patrols/{lidu}/", "L D D O D O O O"), ("/patrols/{other}/", "L . . D . D D O")],
+    "patrols.routes": [("/patrols/{lidu}/routes", "L D D O D O O O"), ("/patrols/{other}/routes", "L . . D . D D O")],
     "boards.index": [("/b/{lidu}/?q=%E8%B7%AF&unit=shilong", "L D O O O O O O"), ("/b/{other}/", "L . D D D D D O")],
     "boards.start_print": [("POST /b/{lidu}/print", "L D D D D D + +"), ("POST /b/{other}/print", "L . . . . . D +")],
     # -- jobs: one's own (the office's batch of boards), and the system administrator's view ------------------------

@@ -35,6 +35,67 @@
     });
   }
 
+  // A route: while recording, each good fix (accuracy under 50 m) at least 10 m from the last becomes a point of
+  // the line in the field's hidden input, found by its name each time (a live refresh of the form replaces
+  // the element while the phone keeps recording).
+  var recording = {};  // input name → {watch, points}
+  function metres(a, b) {
+    var scale = Math.cos((a[1] + b[1]) / 2 * Math.PI / 180);
+    return Math.hypot((b[0] - a[0]) * scale, b[1] - a[1]) * 111320;
+  }
+  function routeLength(points) {
+    var total = 0;
+    for (var i = 1; i < points.length; i++) total += metres(points[i - 1], points[i]);
+    return Math.round(total);
+  }
+  function initRoute(root) {
+    root.querySelectorAll("[data-route]").forEach(function (box) {
+      var button = box.querySelector("[data-route-button]"), input = box.querySelector("[data-route-input]");
+      if (!button || !("geolocation" in navigator) || button.dataset.ready) return;
+      button.dataset.ready = "1";
+      button.hidden = false;
+      var name = input.name;
+      function parts() {
+        var el = document.querySelector("[data-route-input][name='" + name + "']");
+        var holder = el ? el.closest("[data-route]") : box;
+        return {input: el || input, status: holder.querySelector("[data-route-status]"),
+                button: holder.querySelector("[data-route-button]"), box: holder};
+      }
+      function say(key, points) {
+        var p = parts();
+        p.status.textContent = p.box.dataset[key].replace("{n}", points.length).replace("{m}", routeLength(points));
+      }
+      if (recording[name]) { button.textContent = box.dataset.textStop; say("textRecording", recording[name].points); }
+      button.addEventListener("click", function () {
+        var running = recording[name];
+        if (running) {  // stop
+          navigator.geolocation.clearWatch(running.watch);
+          delete recording[name];
+          parts().button.textContent = box.dataset.textStart;
+          say("textStopped", running.points);
+          return;
+        }
+        var points = [];
+        try { var kept = JSON.parse(parts().input.value || "null"); if (kept && kept.coordinates) points = kept.coordinates; } catch (e) { points = []; }
+        var watch = navigator.geolocation.watchPosition(function (position) {
+          var c = position.coords, point = [Number(c.longitude.toFixed(6)), Number(c.latitude.toFixed(6))];
+          if (c.accuracy > 50) return;
+          if (points.length && metres(points[points.length - 1], point) < 10) return;
+          if (points.length >= 5000) return;
+          points.push(point);
+          var p = parts();
+          p.input.value = points.length > 1 ? JSON.stringify({type: "LineString", coordinates: points}) : "";
+          say("textRecording", points);
+        }, function () {
+          parts().status.textContent = box.dataset.textFailed;
+        }, {enableHighAccuracy: true, maximumAge: 0, timeout: 30000});
+        recording[name] = {watch: watch, points: points};
+        parts().button.textContent = box.dataset.textStop;
+        say("textRecording", points);
+      });
+    });
+  }
+
   // A second tap on "submit" while the first is on its way does nothing (the server would dedupe anyway).
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -132,8 +193,10 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { initGeo(document); initSearch(document); });
-  document.addEventListener("htmx:afterSettle", function (event) { initGeo(event.target); initSearch(event.target); });
+  document.addEventListener("DOMContentLoaded", function () { initGeo(document); initRoute(document); initSearch(document); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    initGeo(event.target); initRoute(event.target); initSearch(event.target);
+  });
   window.addEventListener("pageshow", function () {
     document.querySelectorAll("form.fangan-form").forEach(function (form) { delete form.dataset.sending; });
   });

@@ -58,6 +58,10 @@
     if (data.shapes && data.shapes.features && data.shapes.features.length) {
       var shapes = L.geoJSON(shiftedShapes(data.datum, data.shapes), {
         className: data.draw ? "map-shape map-around" : "map-shape",
+        style: function (feature) {  // a shape's `tone` (walked, a route…) colours it by the page's style sheet
+          var tone = feature && feature.properties && feature.properties.tone;
+          return tone ? {className: "map-shape map-tone-" + String(tone).replace(/[^a-z_]/g, "")} : {};
+        },
         pmIgnore: true, snapIgnore: false,  // (a drawing map: seen and snapped to, never edited)
         pointToLayer: function (_feature, latlng) { return L.circleMarker(latlng, {radius: 6, className: "map-shape"}); },
         onEachFeature: function (feature, layer) {
