@@ -28,7 +28,7 @@ TIANDITU_URL = ("https://t{s}.tianditu.gov.cn/%(layer)s_w/wmts?SERVICE=WMTS&REQU
                 "&TILECOL={x}&tk=%(key)s")
 TIANDITU_LAYERS = {"vector": ("vec", "cva"), "imagery": ("img", "cia")}  # the map, then its names on top
 TIANDITU_CREDIT = "© 天地图"
-DATUMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
+DATUMS = ("wgs84", "cgcs2000", "gcj02")
 
 
 def tiles_problems(tiles: Mapping[str, Any]) -> Iterator[tuple[list[str], Said | str]]:
@@ -79,8 +79,8 @@ def tile_layers(tiles: Mapping[str, Any] | None, tianditu_key: str | None = None
 
 
 def datum_of(tiles: Mapping[str, Any] | None) -> str:
-    """The datum the browser draws in: GCJ-02 or BD-09 where the tiles say so; WGS-84 otherwise (天地图's
-    CGCS2000 differs from it by centimetres)."""
+    """The datum the browser draws in: GCJ-02 where the tiles say so; WGS-84 otherwise (天地图's CGCS2000
+    differs from it by centimetres)."""
     datum = (tiles or {}).get("datum") or "wgs84"
     return "wgs84" if datum == "cgcs2000" else datum
 

@@ -726,22 +726,25 @@ def read_route(text: str) -> tuple[dict[str, Any] | None, str | None]:
         data = json.loads(text)
     except ValueError:
         return None, gettext("The route could not be read: record it again.")
-    if isinstance(data, dict) and data.get("type") == "LineString" and isinstance(data.get("coordinates"), list):
-        if len(data["coordinates"]) < 2:
-            return None, None
-        if len(data["coordinates"]) > MAX_ROUTE_POINTS:
-            return None, gettext("The route is too long.")
-    else:
-        return None, gettext("The route could not be read: record it again.")
+    points = data.get("coordinates") if isinstance(data, dict) and data.get("type") == "LineString" else None
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+        return None, gettext("The route could not be read: record it again.")  # (heights are not kept)
+    if len(points) < 2:
+        return None, None
+    if len(points) > MAX_ROUTE_POINTS:
+        return None, gettext("The route is too long.")
     route, problem = check_geometry(data)
     return (route, None) if problem is None else (None, problem)
 
 
 def route_length_m(route: Mapping[str, Any] | None) -> float:
     """The length of a route in metres (along the ground, near enough at a district's size)."""
-    points = (route or {}).get("coordinates") or []
+    points = (route or {}).get("coordinates") if isinstance(route, Mapping) else None
+    if not isinstance(points, list):
+        return 0.0
     total = 0.0
-    for (lng1, lat1), (lng2, lat2) in zip(points, points[1:], strict=False):
+    for first, second in zip(points, points[1:], strict=False):
+        (lng1, lat1), (lng2, lat2) = first[:2], second[:2]
         scale = math.cos(math.radians((lat1 + lat2) / 2))
         total += math.hypot((lng2 - lng1) * scale, lat2 - lat1) * 111_320
     return total

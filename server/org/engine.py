@@ -215,17 +215,15 @@ def area_problems(values: AreaValues, scheme: Mapping, index: OrgIndex) -> Probl
         problems["length_m"] = _("A length in metres, 0 or more.")
     drawn = (values.geometry or {}).get("type")
     wanted = (kind or {}).get("geometry")
-    if drawn and wanted == "none":
-        problems["geometry"] = _("Areas of kind %(kind)s have no shape (its geometry is none).", kind=values.kind)
-    elif drawn and wanted in SHAPES_OF_KIND and drawn not in SHAPES_OF_KIND[wanted]:
+    if drawn and wanted in SHAPES_OF_KIND and drawn not in SHAPES_OF_KIND[wanted]:
         problems["geometry"] = _("An area of kind %(kind)s is drawn as %(types)s, not as %(given)s.",
                                  kind=values.kind, types=" / ".join(SHAPES_OF_KIND[wanted]), given=drawn)
     return problems
 
 
-# What an area kind's `geometry` lets its areas be drawn as.
+# What an area kind's `geometry` lets its areas be drawn as (`none`, the schema's default, leaves it open).
 SHAPES_OF_KIND = {"point": ("Point",), "line": ("LineString", "MultiLineString"),
-                  "polygon": ("Polygon", "MultiPolygon"), "none": ()}
+                  "polygon": ("Polygon", "MultiPolygon")}
 
 
 def parse_geometry(text: str | None) -> tuple[dict | None, str | None]:
@@ -372,20 +370,35 @@ def appointment_problems(values: PostValues, latest: PostState | None, today: dt
 
 
 def place_of(areas: list[tuple[Any, dict, str]], lat: float, lng: float, within_m: float) -> Any | None:
-    """The area a point belongs to, from (area, GeoJSON geometry, tree path "/1/4/9/") candidates: of those it
-    lies in or that lie within `within_m` metres (a report taken from the pavement beside a road's centre line),
-    the most specific — an area is passed over when one inside it is a candidate too (a segment before its
-    road, a road before the town around it) — then the nearest, then the deepest. None when nothing is near."""
-    candidates = []
+    """The area a point belongs to, from (area, GeoJSON geometry, tree path "/1/4/9/") candidates.
+
+    The deepest area whose shape holds the point (a grid inside its zone) frames the answer; the roads and
+    other lines or points within `within_m` metres of it — a report taken from the pavement beside a road's
+    centre line — compete with it when they lie inside it (or anywhere, when no shape holds the point). Of
+    those, an area is passed over when one inside it is a candidate too (a segment before its road, a road
+    before the town around it); then the nearest, then the deepest wins. A shape that does not hold the point
+    is no candidate however near. None when nothing is near."""
+    holding, near = [], []
     for area, geometry, path in areas:
         distance = distance_m(geometry, lat, lng)
-        if distance is not None and distance <= within_m:
-            candidates.append((distance, path, area))
+        if distance is None:
+            continue
+        if distance == 0 and _is_polygon(geometry):
+            holding.append((distance, path, area))
+        elif distance <= within_m and not _is_polygon(geometry):
+            near.append((distance, path, area))
+    frame = max(holding, key=lambda c: c[1].count("/"))[1] if holding else None
+    candidates = ([c for c in holding if c[1] == frame] + [c for c in near if c[1].startswith(frame)]
+                  if frame is not None else near)
     paths = [path for _d, path, _a in candidates]
     specific = [c for c in candidates if not any(p != c[1] and p.startswith(c[1]) for p in paths)]
     if not specific:
         return None
     return min(specific, key=lambda c: (c[0], -c[1].count("/")))[2]
+
+
+def _is_polygon(geometry: Any) -> bool:
+    return isinstance(geometry, dict) and geometry.get("type") in ("Polygon", "MultiPolygon")
 
 
 # -- distances ----------------------------------------------------------------------------------------------

@@ -11,14 +11,15 @@ import io
 import json
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
 
 MAX_FEATURES = 20_000
-MAX_UNZIPPED_BYTES = 200 * 1024 * 1024  # a zip bomb stops here, before a shapefile is read
-KML = "{http://www.opengis.net/kml/2.2}"
+MAX_BYTES = 10 * 1024 * 1024  # a file read at most
+MAX_UNZIPPED_BYTES = 50 * 1024 * 1024  # a zip bomb stops here, before a shapefile is read
 
 
 @dataclass
@@ -38,8 +39,17 @@ class PlacesUnreadable(ValueError):
 
 def read_places(data: bytes, filename: str = "") -> tuple[str, list[Feature]]:
     """(the file's format, its features) of a GeoJSON, KML or zipped shapefile, told by content."""
+    if len(data) > MAX_BYTES:
+        raise PlacesUnreadable(_("The file is larger than %(mb)s MB.", mb=MAX_BYTES // (1024 * 1024)))
     if not data.strip():
         raise PlacesUnreadable(_("The file is empty."))
+    try:
+        return _read(data)
+    except RecursionError:  # shapes nested without end
+        raise PlacesUnreadable(_("The shapes in this file are nested too deeply.")) from None
+
+
+def _read(data: bytes) -> tuple[str, list[Feature]]:
     if data[:4] == b"PK\x03\x04":
         return "shapefile", _shapefile(data)
     head = data.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:200]
@@ -113,11 +123,13 @@ def _kml(data: bytes) -> list[Feature]:
     except (ElementTree.ParseError, DefusedXmlException, ValueError):
         raise PlacesUnreadable(_("Not valid KML: the file is not well-formed XML, or it declares entities.")) \
             from None
-    marks = list(root.iter(KML + "Placemark")) or list(root.iter("Placemark"))
+    marks = [e for e in root.iter() if isinstance(e.tag, str) and e.tag.rsplit("}", 1)[-1] == "Placemark"]
+    if not marks:
+        raise PlacesUnreadable(_("The KML file has no placemark."))
     _not_too_many(len(marks))
     out = []
     for number, mark in enumerate(marks, 1):
-        ns = KML if mark.tag.startswith(KML) else ""
+        ns = mark.tag[:mark.tag.index("}") + 1] if mark.tag.startswith("{") else ""  # (KML 2.2, 2.1, Google's…)
         properties: dict[str, Any] = {}
         name = mark.find(ns + "name")
         if name is not None and (name.text or "").strip():
@@ -173,6 +185,14 @@ def _kml_coordinates(element: Any, ns: str) -> list[list[float]]:
 # -- shapefiles ----------------------------------------------------------------------------------------------------
 
 def _shapefile(data: bytes) -> list[Feature]:
+    try:
+        return _read_shapefile(data)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError):
+        # a damaged member (its checksum), an unknown compression, an encrypted archive
+        raise PlacesUnreadable(_("The zip file is damaged.")) from None
+
+
+def _read_shapefile(data: bytes) -> list[Feature]:
     import shapefile
 
     try:

@@ -44,6 +44,9 @@ class PlaceRow:
 
 @dataclass
 class PlacesPreview:
+    """A map file read and checked: its format, each feature as a row with its problems, and the rows as the
+    `areas` sheet (CSV) the import takes."""
+
     format: str
     rows: list[PlaceRow]
     csv: bytes  # the rows as the `areas` sheet, for the import

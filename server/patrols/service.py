@@ -534,6 +534,8 @@ class RoadWalked:
 
 @dataclass
 class WeekOfRoutes:
+    """A week's routes in a reader's reach, and the roads in reach with who walked them."""
+
     period: engine.Period
     roads: list[RoadWalked]          # walked first, then the others, each by name
     routes: list[tuple[Submission, dict[str, Any]]]  # (record, its route)
@@ -545,7 +547,6 @@ def routes_of_week(user: AnyUser, scheme_key: str, on: dt.date) -> WeekOfRoutes:
     of it for `WALKED_ALONG_M` metres (or half the road, if shorter) — a route that only crosses a road, or
     ends where the next one starts, did not walk it."""
     import shapely
-    from shapely.geometry import LineString
 
     from ..definitions.clock import day_bounds
     from ..forms.engine import form_spec_of
@@ -565,47 +566,47 @@ def routes_of_week(user: AnyUser, scheme_key: str, on: dt.date) -> WeekOfRoutes:
                                  Submission.occurred_at >= since, Submission.occurred_at < until, reach)
         .order_by(Submission.id.desc()).limit(ROUTES_SHOWN)))
     routes = [(record, (record.data or {}).get(field)) for record in records for field in fields[record.form_key]]
-    routes = [(record, route) for record, route in routes
-              if isinstance(route, dict) and route.get("type") == "LineString"]
-    line_kinds = [k.id for k in scheme_or_404(scheme_key).area_kinds.values() if k.get("geometry") == "line"]
-    roads = [a for a in db.session.scalars(select(Area).where(
-        Area.scheme_key == scheme_key, Area.active.is_(True), Area.kind.in_(line_kinds or [""]),
-        Area.geometry.is_not(None)).order_by(Area.path)) if scope.covers_area(a.id, a.unit_id)]
+    roads = [(a, line) for a in db.session.scalars(select(Area).where(  # every place drawn as a line
+        Area.scheme_key == scheme_key, Area.active.is_(True)).order_by(Area.path))
+        if scope.covers_area(a.id, a.unit_id) and (line := _line(a.geometry)) is not None]
+    walked = [shape for _record, route in routes if (shape := _line(route)) is not None]
+    routes = [(record, route) for record, route in routes if _line(route) is not None]
     if not roads:
         return WeekOfRoutes(period, [], routes)
     # Metres on a plane centred on the district: near enough over a few kilometres.
-    lat0 = math.radians(sum(c[1] for a in roads[:50] for c in _points(a.geometry)[:1]) / min(len(roads), 50))
+    scale = math.cos(math.radians(roads[0][1].centroid.y))
 
-    def plane(points: list) -> list[tuple[float, float]]:
-        return [(lng * 111_320 * math.cos(lat0), lat * 110_574) for lng, lat in points]
+    def plane(shape: Any) -> Any:
+        return shapely.transform(shape, lambda xy: xy * (111_320 * scale, 110_574))
 
-    walked = [LineString(plane(route["coordinates"])) for _record, route in routes]
-    tree = shapely.STRtree(walked)
+    tree = shapely.STRtree([plane(shape) for shape in walked])
+    routes_planed = list(tree.geometries)
     out = []
-    for area in roads:
-        shape = shapely.geometry.shape({**area.geometry, "coordinates": _planed(area.geometry["coordinates"], plane)})
-        hits = tree.query(shape, predicate="dwithin", distance=WALKED_M) if walked else []
-        along = shape.buffer(WALKED_M)
-        enough = min(WALKED_ALONG_M, shape.length / 2)
-        passed = [routes[int(i)][0] for i in hits if walked[int(i)].intersection(along).length >= enough]
+    for area, line in roads:
+        road = plane(line)
+        hits = tree.query(road, predicate="dwithin", distance=WALKED_M) if walked else []
+        along = road.buffer(WALKED_M)
+        enough = min(WALKED_ALONG_M, road.length / 2)
+        passed = [routes[int(i)][0] for i in hits if routes_planed[int(i)].intersection(along).length >= enough]
         names = sorted({(r.user.display_name if r.user else "?") for r in passed})
         out.append(RoadWalked(area, names, len(passed)))
     out.sort(key=lambda r: (r.times == 0, r.area.path))
     return WeekOfRoutes(period, out, routes)
 
 
-def _points(geometry: Mapping[str, Any]) -> list:
-    """The positions of a line or multiline, flat."""
-    coords = geometry.get("coordinates") or []
-    return [c for part in coords for c in part] if geometry.get("type") == "MultiLineString" else list(coords)
+def _line(geometry: Any) -> Any:
+    """A stored line (a road's, a route's) as a flat shapely line; None for anything else (no shape, a
+    polygon, coordinates that do not make a line)."""
+    import shapely
+    from shapely.errors import ShapelyError
 
-
-def _planed(coordinates: Any, plane: Any) -> Any:
-    if coordinates and isinstance(coordinates[0], int | float):
-        return plane([coordinates])[0]
-    if coordinates and isinstance(coordinates[0][0], int | float):
-        return plane(coordinates)
-    return [_planed(c, plane) for c in coordinates]
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in ("LineString", "MultiLineString"):
+        return None
+    try:
+        shape = shapely.force_2d(shapely.geometry.shape(geometry))
+    except (ShapelyError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return None
+    return shape if not shape.is_empty and shape.is_valid else None
 
 
 # -- records ---------------------------------------------------------------------------------------------

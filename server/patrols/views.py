@@ -51,7 +51,8 @@ def routes(scheme_key: str):
         *({"type": "Feature", "geometry": r.area.geometry,
            "properties": {"name": tr(r.area.name), "tone": "walked" if r.times else "unwalked"}} for r in week.roads),
         *({"type": "Feature", "geometry": route,
-           "properties": {"name": f"{record.user.display_name if record.user else ''} {localtime(record.occurred_at)}",
+           "properties": {"name": f"{record.user.display_name if record.user else ''} "
+                                  f"{localtime(record.occurred_at, scheme_key=scheme_key)}",
                           "tone": "route"}} for record, route in week.routes)]}
     return render_template("patrols/routes.html", scheme_key=scheme_key, week=week, on=on,
                            walked_m=service.WALKED_M, along_m=service.WALKED_ALONG_M,

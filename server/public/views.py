@@ -299,6 +299,7 @@ def public_map(scheme_key: str):
 @public
 @public_limits
 def public_map_points(scheme_key: str):
+    """The public map's reports as GeoJSON points (approximate positions, nothing personal)."""
     answer = jsonify(service.public_map_points(scheme_key))
     answer.mimetype = "application/geo+json"
     return answer

@@ -29,7 +29,8 @@ def map_data(scheme_key: str | None, **shown: Any) -> dict[str, Any]:
     scheme = scheme_in_force(scheme_key) if scheme_key else None
     settings = scheme.map if scheme is not None else NO_MAP
     tiles = settings.tiles or current_app.config.get("FANGAN_MAP_TILES") or None
-    layers = tile_layers(tiles, current_app.config.get("FANGAN_TIANDITU_KEY"))
+    layers = [{**layer, "attribution": tr(layer["attribution"]) if layer["attribution"] else ""}
+              for layer in tile_layers(tiles, current_app.config.get("FANGAN_TIANDITU_KEY"))]
     allow_images(tile_origins(layers))
     return {"tiles": layers, "datum": datum_of(tiles), "center": settings.center, "zoom": settings.zoom, **shown}
 
@@ -88,6 +89,7 @@ def once(name: str) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    """Check the site's tile source at start, and give templates `map_data` and `once`."""
     app.config["FANGAN_MAP_TILES"] = site_tiles(app.config.get("FANGAN_MAP_TILES"))
     app.jinja_env.globals.update(map_data=map_data, once=once)
 

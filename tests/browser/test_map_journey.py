@@ -7,6 +7,7 @@ published formula gives."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 import threading
@@ -153,6 +154,7 @@ def test_a_report_placed_on_the_map_found_on_the_queues_map_and_the_public_map(b
     office.goto(url + "/assess/lidu/dashboard")  # the leaders' heat map of this month's cases
     office.wait_for_selector("#heat .map[data-points] canvas.leaflet-heatmap-layer")
     assert int(office.locator("#heat .map").get_attribute("data-points")) >= 1
+    office.wait_for_selector("#open-map .map[data-points] .leaflet-marker-icon")  # and its open cases, as pins
     office.goto(url + "/moderation/lidu/")
     card = office.locator("article", has_text=f"举报 #{number}")
     card.get_by_label("处理结果").select_option("approved")
@@ -243,4 +245,36 @@ def test_the_office_draws_a_new_road_on_the_map(browser, live_server, tiles):
     assert lane.geometry["type"] == "LineString" and len(coordinates) == 3
     for (lat, lng), (x, y) in zip(points, coordinates, strict=True):
         assert abs(y - lat) < 0.0001 and abs(x - lng) < 0.0001  # where it was drawn, in WGS-84
+    context.close()
+
+
+def test_a_patrol_records_its_route_from_the_phones_positions(browser, live_server):
+    from server.auth.models import User
+    from server.org.posts import appoint
+    from tests.support.factories import make_user
+
+    with live_server.app.app_context():  # (the live server is the session's: the walker may be there already)
+        if db.session.scalar(db.select(User.id).filter_by(username="walker")) is None:
+            make_user("walker", roles=(("lidu", "staff", "shilong"),))
+            appoint("lidu", "segment_keeper", "李走", area_key="shilong_old_street_north", username="walker")
+            db.session.commit()
+        db.session.remove()
+    context, page = logged_in(browser, live_server, "walker")
+    context.grant_permissions(["geolocation"], origin=live_server.url)
+    path = [(29.7520, 107.3080), (29.7512, 107.3084), (29.7503, 107.30895), (29.7494, 107.3094)]
+    context.set_geolocation({"latitude": path[0][0], "longitude": path[0][1], "accuracy": 8})
+    page.goto(live_server.url + "/f/lidu/patrol_log/new")
+    page.get_by_role("button", name="记录我的路线").click()
+    for lat, lng in path[1:]:
+        page.wait_for_timeout(400)
+        context.set_geolocation({"latitude": lat, "longitude": lng, "accuracy": 8})
+    page.wait_for_function("() => JSON.parse(document.querySelector('[data-route-input]').value || '{}')"
+                           ".coordinates?.length === 4")
+    page.get_by_role("button", name="停止记录").click()
+    assert "已记录路线：4 个位置" in page.locator("[data-route-status]").inner_text()
+    route = json.loads(page.locator("[data-route-input]").input_value())
+    assert route["coordinates"][0] == [path[0][1], path[0][0]] and route["type"] == "LineString"
+    context.set_geolocation({"latitude": 29.74, "longitude": 107.32, "accuracy": 8})  # stopped: not recorded
+    page.wait_for_timeout(400)
+    assert len(json.loads(page.locator("[data-route-input]").input_value())["coordinates"]) == 4
     context.close()

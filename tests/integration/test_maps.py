@@ -307,6 +307,8 @@ def test_a_route_recorded_on_a_patrol_shows_the_roads_walked_this_week(client, d
     assert refused.status_code == 400 and "无法读取路线" in refused.get_data(as_text=True)
     crossing = {"type": "LineString", "coordinates": [[107.3, 29.7], [200, 29.7]]}
     assert _patrol(keeper, crossing).status_code == 400
+    with_heights = {"type": "LineString", "coordinates": [[107.3, 29.7, 300], [107.301, 29.7, 301]]}
+    assert _patrol(keeper, with_heights).status_code == 400  # positions are two numbers, as the phone sends them
     assert _patrol(keeper, {"type": "LineString", "coordinates": [[107.3, 29.7]]}).status_code == 303
     login(client, "office")
     page = client.get("/patrols/lidu/routes").get_data(as_text=True)
@@ -320,3 +322,13 @@ def test_a_route_recorded_on_a_patrol_shows_the_roads_walked_this_week(client, d
     login(head, "head")  # Shilong's head sees Shilong's roads only
     assert "致远路" not in head.get("/patrols/lidu/routes").get_data(as_text=True)
     assert "致远路" in page
+    # Places without a line (none, a polygon, heights) are no roads here, and break nothing.
+    from server.org.models import Area
+
+    odd = {"zhiyuan_road": None, "duanqiao_street": {"type": "Point", "coordinates": [107.32, 29.738]},
+           "longqiao_road": {"type": "LineString", "coordinates": [[107.295, 29.73, 12], [107.309, 29.725, 15]]}}
+    for key, geometry in odd.items():
+        db.session.scalar(db.select(Area).filter_by(scheme_key="lidu", key=key)).geometry = geometry
+    db.session.commit()
+    again = client.get("/patrols/lidu/routes")
+    assert again.status_code == 200 and "致远路" not in again.get_data(as_text=True)

@@ -112,3 +112,22 @@ def test_what_is_no_map_file_and_too_many_places():
     many = {"type": "FeatureCollection", "features": [{}] * (MAX_FEATURES + 1)}
     with pytest.raises(PlacesUnreadable, match="at most"):
         read_places(json.dumps(many).encode())
+
+
+def test_damaged_deep_or_oversized_files_are_refused_with_a_reason():
+    good = bytearray(_zipped_shapefile())
+    at = good.index(b"roads/roads.shp") + 40  # inside the first member's data: its checksum fails
+    good[at] ^= 0xFF
+    with pytest.raises(PlacesUnreadable):
+        read_places(bytes(good))
+    deep = b'{"type": "Point", "coordinates": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(PlacesUnreadable):
+        read_places(deep)
+    with pytest.raises(PlacesUnreadable, match="larger than"):
+        read_places(b"{" + b" " * (10 * 1024 * 1024) + b"}")
+    older = b'<kml xmlns="http://earth.google.com/kml/2.1"><Placemark><name>A</name><Point><coordinates>107.3,29.7' \
+            b'</coordinates></Point></Placemark></kml>'
+    _fmt, (feature,) = read_places(older)  # an older KML namespace reads the same
+    assert feature.geometry == {"type": "Point", "coordinates": [107.3, 29.7]}
+    with pytest.raises(PlacesUnreadable, match="no placemark"):
+        read_places(b"<kml xmlns='http://www.opengis.net/kml/2.2'><Document/></kml>")

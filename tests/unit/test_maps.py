@@ -93,3 +93,35 @@ def test_a_tile_url_is_an_address(bad):
     errors = list(jsonschema.Draft202012Validator({**schema["$defs"]["tiles"], "$defs": schema["$defs"]})
                   .iter_errors(bad))
     assert [e.validator for e in errors] == ["pattern"]
+
+
+def _square(x0: float, y0: float, size: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x0 + size, y0], [x0 + size, y0 + size], [x0, y0 + size],
+                                                [x0, y0]]]}
+
+
+def test_the_place_of_a_position_is_framed_by_the_shape_that_holds_it():
+    from server.org.engine import place_of
+
+    town1, town2 = _square(107.300, 29.740, 0.010), _square(107.310, 29.740, 0.010)  # side by side, ~1 km each
+    road1 = {"type": "LineString", "coordinates": [[107.3020, 29.7400], [107.3020, 29.7500]]}  # inside town 1
+    road2 = {"type": "LineString", "coordinates": [[107.3105, 29.7400], [107.3105, 29.7500]]}  # inside town 2
+    zone = _square(107.3030, 29.7430, 0.001)  # a grid inside town 1
+    areas = [("town1", town1, "/1/"), ("town2", town2, "/2/"), ("road1", road1, "/1/3/"), ("road2", road2, "/2/4/"),
+             ("zone", zone, "/1/5/")]
+    # 50 m inside town 1, its own road ~190 m away and town 2's road ~150 m: town 1's road, never town 2's.
+    assert place_of(areas, 29.745, 107.30395, 200) == "road1"
+    # Inside town 1 with no line near: the town itself.
+    assert place_of(areas, 29.7485, 107.3080, 100) == "town1"
+    # Inside the zone: the zone, though a road is within reach outside it.
+    assert place_of(areas, 29.7435, 107.3035, 200) == "zone"
+    # Near the zone but not in it: the zone is no candidate (a shape must hold the point); town 1's road is.
+    assert place_of(areas, 29.7428, 107.3034, 200) == "road1"
+    # In no shape at all: the nearest line within reach, else nothing.
+    assert place_of(areas, 29.7390, 107.3021, 200) == "road1"
+    assert place_of(areas, 29.7000, 107.3000, 200) is None
+    # 50 m inside town 1 near the boundary: its own road 174 m away beats town 2's at 164 m.
+    near_border = [("town1", town1, "/1/"), ("town2", town2, "/2/"),
+                   ("road1", {"type": "LineString", "coordinates": [[107.3077, 29.740], [107.3077, 29.750]]}, "/1/3/"),
+                   ("road2", {"type": "LineString", "coordinates": [[107.3112, 29.740], [107.3112, 29.750]]}, "/2/4/")]
+    assert place_of(near_border, 29.745, 107.3095, 200) == "road1"

@@ -9,10 +9,10 @@
      draw        an area's own shape, drawn and edited with Leaflet-Geoman into a GeoJSON input (the shapes
                  around it shown, and snapped to).
    Positions arrive and leave in WGS-84; gcoord moves them into the tiles' datum for display (GCJ-02 for
-   高德 and Tencent tiles, BD-09 for Baidu's) and a moved pin back. Text goes in as text, never as HTML. */
+   高德 and Tencent tiles) and a moved pin back. Text goes in as text, never as HTML. */
 (function () {
   "use strict";
-  var DATUMS = {gcj02: "GCJ02", bd09: "BD09"};
+  var DATUMS = {gcj02: "GCJ02"};
 
   function shifted(datum, lnglat, back) {  // [lng, lat]: WGS-84 into the tiles' datum, or `back` out of it
     if (!DATUMS[datum] || !window.gcoord) return lnglat;
@@ -308,7 +308,12 @@
     });
     root.querySelectorAll("[data-map]").forEach(function (el) {
       if (el.dataset.mapReady || el.closest("details:not([open])")) return;
-      build(el);
+      try {
+        build(el);
+      } catch (e) {  // one map that cannot be drawn (a shape it cannot read) leaves the others be
+        el.dataset.mapReady = "failed";
+        if (window.console) console.warn("map", e);
+      }
     });
   }
 
