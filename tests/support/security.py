@@ -263,6 +263,15 @@ def _units_csv() -> tuple[io.BytesIO, str]:
     return _file(content, "units.csv")
 
 
+def _areas_csv_text() -> str:
+    """The places import's confirmed rows: the district's areas as the `areas` sheet."""
+    from server.org.spreadsheet import export_org
+
+    content, _mime, _name = export_org(None, "lidu", "csv", "areas")
+    # (the posted values are filled in with the world's ids by str.format: the shapes' braces are doubled)
+    return content.decode("utf-8-sig").replace("{", "{{").replace("}", "}}")
+
+
 def _public_form() -> dict[str, Any]:
     from server.public import service as public
 
@@ -315,6 +324,7 @@ POSTS: dict[str, tuple[str, Any]] = {
                                                            "duties": "巡查\n上报", "username": ""}),
     "org.end_post": ("/org/posts/{post_z}/end", lambda: {"ended_on": "2026-11-30"}),
     "org.import_spreadsheet": ("/org/{lidu}/import", lambda: {"upload": _units_csv(), "sheet": "units"}),
+    "org.import_places": ("/org/{lidu}/places", lambda: {"rows": _areas_csv_text()}),
     "org.start_export": ("/org/{lidu}/export", lambda: {"format": "csv", "sheet": "posts"}),
     "forms.fill": ("/f/{lidu}/problem_report/new", lambda: _report_fields("shilong_old_street")),
     "workflow.report": ("/cases/{lidu}/report", lambda: _report_fields("zhiyuan_road")),
