@@ -345,7 +345,7 @@ def import_places(scheme_key: str):
         raise PermissionDenied(_("You may not import this district's organisation."))
     choices = service.org_choices(current_user, scheme_key)
     form = PlacesForm()
-    form.kind.choices = _kind_choices(choices.area_kinds)
+    form.kind.choices = [("", _("(each place's own kind property)")), *_kind_choices(choices.area_kinds)]
     form.parent.choices = _tree_choices(choices.areas, _("(none: at the top)"))
     if request.form.get("rows"):  # the preview's rows, confirmed: checked again, and written, by the import job
         job = spreadsheet_jobs.start_import(current_user, scheme_key, request.form["rows"].encode("utf-8"),
@@ -367,6 +367,7 @@ def import_places(scheme_key: str):
          "properties": {"name": f"{r.number}. {r.row.get('name_zh') or r.row.get('key') or ''}"}}
         for r in preview.rows if r.geometry]} if preview else None)
     return render_template("org/places.html", form=form, scheme_key=scheme_key, preview=preview,
+                           kinds={k.id: tr(k["name"]) for k in choices.area_kinds},
                            data=scheme_or_404(scheme_key).data,
                            drawing=map_data(scheme_key, shapes=shapes, wheel=True) if preview else None,
                            ), 400 if form.errors or (preview and preview.problems) else 200

@@ -230,6 +230,9 @@ def test_the_office_draws_a_new_road_on_the_map(browser, live_server, tiles):
     for lat, lng in points:
         _tap(office, lat, lng)
         office.wait_for_timeout(150)
+    office.get_by_role("button", name="保存").click()  # saved while still drawing: held back, and said why
+    office.wait_for_selector("[data-draw-unfinished]:not([hidden])")
+    assert office.url.endswith("/org/lidu/areas/new?parent=shilong_town")
     _tap(office, *points[-1])  # the last point again: the line is finished
     office.wait_for_function("() => document.querySelector('.map').dataset.drawn === 'LineString'")
     drawn = office.locator("#geometry").input_value()

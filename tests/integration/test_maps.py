@@ -248,7 +248,7 @@ def test_places_from_a_map_file_are_previewed_row_by_row_then_imported(client, d
     preview = start(client, "/org/lidu/places", {**form, "upload": (io.BytesIO(wrong), "roads.geojson")},
                     token_from="/org/lidu/places", content_type="multipart/form-data")
     page = preview.get_data(as_text=True)
-    assert preview.status_code == 400 and "预览：从geojson文件读取了 4 个地点" in page
+    assert preview.status_code == 400 and "预览：从GeoJSON文件读取了 4 个地点" in page
     assert "road类区域应绘制为 LineString / MultiLineString，而不是 Polygon。" in page  # feature 3, by its number
     assert "geometry: 该要素没有几何图形。" in page  # feature 4
     assert 'name="rows"' not in page  # nothing to import while a row is wrong

@@ -97,13 +97,16 @@
           return toLatLng(data.datum, f.geometry.coordinates[1], f.geometry.coordinates[0]);
         });
         if (data.heat && L.heatLayer) {
-          L.heatLayer(latlngs.map(function (p) { return [p.lat, p.lng, 1]; }), {radius: 25}).addTo(map);
+          // Full strength from a district's zoom on (the plugin's default fades every point below the map's
+          // highest zoom, and a district's view is several levels below it).
+          L.heatLayer(latlngs.map(function (p) { return [p.lat, p.lng, 1]; }),
+                      {radius: 25, blur: 18, maxZoom: 12, minOpacity: 0.35}).addTo(map);
         } else {
           var group = L.markerClusterGroup ? L.markerClusterGroup({showCoverageOnHover: false}) : L.layerGroup();
           features.forEach(function (f, i) {
             var p = f.properties || {};
             var marker = L.marker(latlngs[i], {title: p.title || "", icon: L.divIcon({
-              className: "map-pin map-pin-" + String(p.tone || "plain").replace(/[^a-z_]/g, ""), iconSize: [18, 18]})});
+              className: "map-pin map-pin-" + String(p.tone || "plain").replace(/[^a-z_]/g, ""), iconSize: [26, 26]})});
             marker.bindPopup(text(p.title, p.url));
             group.addLayer(marker);
           });
@@ -292,6 +295,19 @@
       if (own && own.isValid()) map.fitBounds(own, {maxZoom: 17, padding: [24, 24]});
     });
     if (kindInput) kindInput.addEventListener("change", tools);
+    // A line or polygon still being drawn is not in the box yet: saving then would lose it without a word.
+    var form = input.form;
+    if (form) form.addEventListener("submit", function (event) {
+      if (map.pm.globalDrawModeEnabled()) {
+        event.preventDefault();
+        var note = el.parentNode.querySelector("[data-draw-unfinished]");
+        if (note) { note.hidden = false; note.scrollIntoView({block: "center"}); }
+      }
+    });
+    map.on("pm:drawend", function () {
+      var note = el.parentNode.querySelector("[data-draw-unfinished]");
+      if (note) note.hidden = true;
+    });
   }
 
   function init(root) {
