@@ -45,8 +45,9 @@ def tiles_problems(tiles: Mapping[str, Any]) -> Iterator[tuple[list[str], Said |
         if not tiles.get(key):
             yield [], say(N_("the '%(source)s' tile source needs '%(key)s'"), source=source, key=key)
     if source == "xyz" and isinstance(tiles.get("url"), str):
+        url = tiles["url"].replace("{-y}", "{y}")  # ({-y}: rows counted from the south, as TMS servers do)
         for part in ("{z}", "{x}", "{y}"):
-            if part not in tiles["url"]:
+            if part not in url:
                 yield ["url"], say(N_("an xyz tile URL needs %(part)s"), part=part)
     if "{s}" in str(tiles.get("url", "")) and not tiles.get("subdomains"):
         yield ["url"], say(N_("the tile URL has {s}: give the values it takes as 'subdomains'"))

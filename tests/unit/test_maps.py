@@ -34,6 +34,7 @@ def test_what_a_source_cannot_do_without():
         "the 'wmts' tile source needs 'layer'", "the 'wmts' tile source needs 'matrix_set'"]
     assert _problems({"source": "xyz", "url": "https://t.example/{z}/{x}.png"}) == [
         (["url"], "an xyz tile URL needs {y}")]
+    assert _problems({"source": "xyz", "url": "https://tms.example/{z}/{x}/{-y}.png"}) == []  # rows from the south
     assert _problems({"source": "xyz", "url": "https://t{s}.example/{z}/{x}/{y}.png"}) == [
         (["url"], "the tile URL has {s}: give the values it takes as 'subdomains'")]
 
