@@ -179,6 +179,26 @@ def scheme_load(path: Path, activate: bool, note: str | None) -> None:
                + (", now in force" if activate else ""))
 
 
+@scheme_cli.command("export")
+@click.argument("version_id", type=int)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace files already in the folder.")
+@with_appcontext
+def scheme_export(version_id: int, folder: Path, overwrite: bool) -> None:
+    """Write a stored version's files into FOLDER exactly as they were loaded."""
+    from .core.errors import NotFound
+    from .definitions.drafts import export_scheme_version
+    from .definitions.service import get_scheme_version
+
+    try:
+        written = export_scheme_version(get_scheme_version(version_id), folder, overwrite=overwrite)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    except FileExistsError as exc:
+        raise click.ClickException(f"these files exist already (use --overwrite to replace them): {exc}") from exc
+    click.echo(f"Wrote {len(written)} files of version {version_id} into {folder}")
+
+
 @scheme_cli.command("list")
 @with_appcontext
 def scheme_list() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,28 @@ MAX_LISTED_ERRORS = 1_000  # errors listed by one check; past this, a count of t
 ZIP_LIMITS = ZipLimits(members=1_000, member_bytes=MAX_FILE_BYTES, total_bytes=MAX_SCHEME_BYTES, ratio=100)
 
 
+class SchemeFiles(dict[str, str]):
+    """A scheme's own files by display name (as errors name them) → text, and each file as it was read: its path
+    inside the folder or zip loaded and its bytes, which a version keeps and `fangan scheme export` writes back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: dict[str, tuple[str, bytes]] = {}
+
+
+def stored_files(files: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
+    """(path, bytes) of each file, as read when the reader kept them, else its text as UTF-8 under its name."""
+    raw = getattr(files, "raw", {})
+    out = {raw[name][0] if name in raw else name: raw[name][1] if name in raw else text.encode("utf-8")
+           for name, text in files.items()}
+    return tuple(sorted(out.items()))
+
+
+def files_hash(files: Iterable[tuple[str, bytes]]) -> str:
+    """The identity of a set of files: their paths and exact bytes."""
+    return content_hash(sorted([path, hashlib.sha256(data).hexdigest()] for path, data in files))
+
+
 @dataclass(frozen=True)
 class Definition:
     """One checked definition: immutable content plus where it came from."""
@@ -58,6 +81,7 @@ class Bundle:
 
     scheme: Definition
     members: tuple[Definition, ...] = field(default_factory=tuple)
+    files: tuple[tuple[str, bytes], ...] = ()  # the scheme's own files as read: (path, bytes)
 
     @property
     def id(self) -> str:
@@ -69,6 +93,10 @@ class Bundle:
         return content_hash({"scheme": self.scheme.hash,
                              "members": sorted(f"{m.kind}:{m.id}:{m.hash}" for m in self.members)})
 
+    @property
+    def files_hash(self) -> str:
+        return files_hash(self.files)
+
     def get(self, kind: str, def_id: str) -> Definition | None:
         return next((m for m in self.members if m.kind == kind and m.id == def_id), None)
 
@@ -76,10 +104,10 @@ class Bundle:
         return [m for m in self.members if m.kind == kind]
 
 
-def read_folder(folder: Path, display_root: Path | None = None) -> dict[str, str]:
-    """Map display path → text for every definition file under `folder`."""
+def read_folder(folder: Path, display_root: Path | None = None) -> SchemeFiles:
+    """Map display path → text for every definition file under `folder` (its bytes kept by path in the folder)."""
     folder = Path(folder)
-    files: dict[str, str] = {}
+    files = SchemeFiles()
     errors: list[DefinitionError] = []
     total = 0
     for path in sorted(folder.rglob("*")):
@@ -91,7 +119,7 @@ def read_folder(folder: Path, display_root: Path | None = None) -> dict[str, str
             total += len(data)
             if total > MAX_SCHEME_BYTES:
                 raise DefinitionsInvalid([*errors, _too_large_together(_display(folder, display_root))])
-            _collect(files, errors, _display(path, display_root), data)
+            _collect(files, errors, _display(path, display_root), data, path.relative_to(folder).as_posix())
     if errors:
         raise DefinitionsInvalid(errors)
     return files
@@ -111,8 +139,9 @@ def _read_file(path: Path) -> bytes:
         return stream.read(MAX_FILE_BYTES + 1)
 
 
-def _collect(files: dict[str, str], errors: list[DefinitionError], name: str, data: bytes) -> None:
-    """Add one file's text, or the errors that say why it cannot be read."""
+def _collect(files: dict[str, str], errors: list[DefinitionError], name: str, data: bytes,
+             path: str | None = None) -> None:
+    """Add one file's text (and its bytes, by `path`, to SchemeFiles), or the errors that say why it cannot be read."""
     if len(data) > MAX_FILE_BYTES:
         errors.append(DefinitionError(name, 1, "", _("the file is larger than %(size)s",
                                                      size=size_text(MAX_FILE_BYTES))))
@@ -121,6 +150,9 @@ def _collect(files: dict[str, str], errors: list[DefinitionError], name: str, da
         files[name] = decode_text(name, data)
     except DefinitionsInvalid as exc:
         errors.extend(exc.errors)
+        return
+    if isinstance(files, SchemeFiles):
+        files.raw[name] = (path or name, data)
 
 
 def _too_many_files(name: str) -> DefinitionError:
@@ -132,7 +164,7 @@ def _too_large_together(name: str) -> DefinitionError:
                                           size=size_text(MAX_SCHEME_BYTES)))
 
 
-def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
+def read_zip(data: bytes, name: str = "upload.zip") -> SchemeFiles:
     """Map display path → text for definition files in a zip, refusing damaged, unsafe or oversized archives."""
     try:
         with open_zip(data, ZIP_LIMITS) as archive:
@@ -149,7 +181,7 @@ def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
             members = read_members(archive, wanted, ZIP_LIMITS)  # only these are ever unpacked
     except ZipRefused as exc:
         raise DefinitionsInvalid([DefinitionError(name, 1, "", str(exc))]) from exc
-    files: dict[str, str] = {}
+    files = SchemeFiles()
     errors: list[DefinitionError] = []
     for member, content in members.items():
         _collect(files, errors, str(PurePosixPath(member)), content)
@@ -158,18 +190,20 @@ def read_zip(data: bytes, name: str = "upload.zip") -> dict[str, str]:
     return files
 
 
-def read_upload(uploads: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+def read_upload(uploads: Iterable[tuple[str, bytes]]) -> SchemeFiles:
     """Map display path → text for uploaded files: YAML or JSON files, or zips of them (whatever their name).
 
     Every file that cannot be read is named in one DefinitionsInvalid.
     """
-    files: dict[str, str] = {}
+    files = SchemeFiles()
     errors: list[DefinitionError] = []
     for filename, data in uploads:
         name = filename.replace("\\", "/").rsplit("/", 1)[-1]
         if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
             try:
-                files.update(read_zip(data, name))
+                unpacked = read_zip(data, name)
+                files.update(unpacked)
+                files.raw.update(unpacked.raw)
             except DefinitionsInvalid as exc:
                 errors.extend(exc.errors)
         elif name.lower().endswith(DEFINITION_SUFFIXES):
@@ -181,7 +215,7 @@ def read_upload(uploads: Iterable[tuple[str, bytes]]) -> dict[str, str]:
     return files
 
 
-def read_source(path: Path | str) -> dict[str, str]:
+def read_source(path: Path | str) -> SchemeFiles:
     """Read a scheme folder, a single file or a zip from disk."""
     path = Path(path)
     if path.is_dir():
@@ -194,9 +228,9 @@ def read_source(path: Path | str) -> dict[str, str]:
             raise DefinitionsInvalid([DefinitionError(name, 1, "", _("the file is larger than %(size)s",
                                                                      size=size_text(MAX_UPLOAD_BYTES)))])
         return read_zip(data, name)
-    files: dict[str, str] = {}
+    files = SchemeFiles()
     errors: list[DefinitionError] = []
-    _collect(files, errors, name, _read_file(path))
+    _collect(files, errors, name, _read_file(path), path.name)
     if errors:
         raise DefinitionsInvalid(errors)
     return files
@@ -297,7 +331,8 @@ def _check_files(files: Mapping[str, str], library: Mapping[str, str] | None,
     errors.extend(ReferenceChecker(scheme, documents, built_in, known_themes).check())
     if errors or scheme is None:
         raise DefinitionsInvalid(errors)
-    return Bundle(scheme=_definition(scheme), members=tuple(_members(scheme, documents, own)))
+    return Bundle(scheme=_definition(scheme), members=tuple(_members(scheme, documents, own)),
+                  files=stored_files(files))
 
 
 def _definition(doc: SourceDocument) -> Definition:

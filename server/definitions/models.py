@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.database import JsonType, UtcDateTime, utcnow
@@ -41,7 +41,9 @@ class SchemeVersion(db.Model):
     """A scheme and the exact versions of everything it uses, loaded together."""
 
     __tablename__ = "scheme_versions"
-    __table_args__ = (UniqueConstraint("scheme_key", "content_hash"),)
+    # The same definitions written differently (a comment, a file's layout) are a version of their own: the
+    # files are what an administrator edits and gets back. Versions stored before files were kept have none.
+    __table_args__ = (UniqueConstraint("scheme_key", "content_hash", "files_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     scheme_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -51,11 +53,15 @@ class SchemeVersion(db.Model):
     loaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     activated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     note: Mapped[str | None] = mapped_column(String(500))
+    files_hash: Mapped[str | None] = mapped_column(String(64))
+    based_on_id: Mapped[int | None] = mapped_column(ForeignKey("scheme_versions.id"))
 
     members: Mapped[list[DefinitionVersion]] = relationship(
         secondary=scheme_version_members, order_by="(DefinitionVersion.kind, DefinitionVersion.key)"
     )
     loaded_by = relationship("User")
+    files: Mapped[list[SchemeVersionFile]] = relationship(order_by="SchemeVersionFile.path",
+                                                          cascade="all, delete-orphan")
 
     @property
     def short_hash(self) -> str:
@@ -67,6 +73,16 @@ class SchemeVersion(db.Model):
     @property
     def scheme_definition(self) -> DefinitionVersion:
         return next(m for m in self.members if m.kind == "scheme")
+
+
+class SchemeVersionFile(db.Model):
+    """One file of a scheme version exactly as it was loaded (bytes, byte-order mark and line ends included)."""
+
+    __tablename__ = "scheme_version_files"
+
+    scheme_version_id: Mapped[int] = mapped_column(ForeignKey("scheme_versions.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)  # relative to the folder or zip loaded
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SchemeRecord(db.Model):

@@ -22,7 +22,7 @@ from ..core.errors import NotFound
 from ..extensions import db
 from .bundle import Bundle, check_files, library_files
 from .compiled import Scheme, compile_scheme
-from .models import DefinitionVersion, SchemeRecord, SchemeVersion, scheme_version_members
+from .models import DefinitionVersion, SchemeRecord, SchemeVersion, SchemeVersionFile, scheme_version_members
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
@@ -43,9 +43,10 @@ signals = Namespace()
 scheme_activated = signals.signal("scheme-activated")
 
 
-def load_scheme(files: Mapping[str, str] | Bundle, user: AnyUser = None,
-                note: str | None = None) -> tuple[SchemeVersion, bool]:
-    """Check and store a scheme as immutable versions; return (version, created). Nothing is stored on error.
+def load_scheme(files: Mapping[str, str] | Bundle, user: AnyUser = None, note: str | None = None,
+                based_on: SchemeVersion | None = None) -> tuple[SchemeVersion, bool]:
+    """Check and store a scheme as immutable versions, with its files as read; return (version, created).
+    Nothing is stored on error; a version is in force only once activated (until then it is a draft).
 
     Who may load it is the caller's question (`admin/service.py` asks it for a person; the CLI is trusted)."""
     bundle = files if isinstance(files, Bundle) else check_scheme_files(files)
@@ -56,7 +57,9 @@ def load_scheme(files: Mapping[str, str] | Bundle, user: AnyUser = None,
         with db.session.begin_nested():
             members = [_store_definition(d) for d in (bundle.scheme, *bundle.members)]
             version = SchemeVersion(scheme_key=bundle.id, content_hash=bundle.hash, name=bundle.scheme.name,
-                                    loaded_by_id=getattr(user, "id", None), note=note, members=members)
+                                    loaded_by_id=getattr(user, "id", None), note=note, members=members,
+                                    files_hash=bundle.files_hash, based_on_id=based_on.id if based_on else None,
+                                    files=[SchemeVersionFile(path=path, content=data) for path, data in bundle.files])
             db.session.add(version)
             if db.session.get(SchemeRecord, bundle.id) is None:
                 db.session.add(SchemeRecord(key=bundle.id))
@@ -73,7 +76,8 @@ def load_scheme(files: Mapping[str, str] | Bundle, user: AnyUser = None,
 
 
 def _find_version(bundle: Bundle) -> SchemeVersion | None:
-    return db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash))
+    return db.session.scalar(db.select(SchemeVersion).filter_by(scheme_key=bundle.id, content_hash=bundle.hash,
+                                                                files_hash=bundle.files_hash))
 
 
 def existing_key(key: str) -> str | None:

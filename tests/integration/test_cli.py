@@ -113,3 +113,41 @@ def test_load_with_errors_stores_nothing(fresh, tmp_path):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(DefinitionVersion.id))) == 0
         assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 0
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_export_writes_the_loaded_folder_back_byte_for_byte(fresh, tmp_path):
+    app, run = fresh
+    folder = tmp_path / "lidu"
+    shutil.copytree(DEMO, folder)
+    # What an editor on another machine may leave: a byte-order mark, Windows line ends, a subfolder.
+    board = folder / "board.yaml"
+    board.write_bytes(b"\xef\xbb\xbf" + board.read_bytes().replace(b"\n", b"\r\n"))
+    (folder / "sheets").mkdir()
+    (folder / "score_sheet.yaml").rename(folder / "sheets" / "score_sheet.yaml")
+    assert "stored as version 1" in run("scheme", "load", str(folder)).output
+    out = tmp_path / "out"
+    assert "Wrote 3 files of version 1" in run("scheme", "export", "1", str(out)).output
+    assert _tree(out) == _tree(folder)
+
+    # A second export into the same folder is refused, unless asked to overwrite.
+    refused = CliRunner().invoke(main, ["scheme", "export", "1", str(out)])
+    assert refused.exit_code != 0 and "--overwrite" in refused.output
+    assert run("scheme", "export", "1", str(out), "--overwrite").exit_code == 0
+
+    # A comment changed is a version of its own: the files are what the administrator gets back.
+    scheme = folder / "scheme.yaml"
+    scheme.write_bytes(scheme.read_bytes().replace(b"\n", b"\n# a note for the next administrator\n", 1))
+    assert "stored as version 2" in run("scheme", "load", str(folder)).output
+    assert "already stored as version 2" in run("scheme", "load", str(folder)).output
+    out2 = tmp_path / "out2"
+    run("scheme", "export", "2", str(out2))
+    assert _tree(out2) == _tree(folder)
+    with app.app_context():
+        one, two = db.session.get(SchemeVersion, 1), db.session.get(SchemeVersion, 2)
+        assert one.content_hash == two.content_hash and one.files_hash != two.files_hash
+    missing = CliRunner().invoke(main, ["scheme", "export", "99", str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "99" in missing.output
