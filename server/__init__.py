@@ -80,6 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from .account.views import bp as account_bp
     from .admin.audit_views import bp as audit_bp
+    from .admin.editor_views import bp as editors_bp
     from .admin.views import bp as admin_bp
     from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
@@ -96,7 +97,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, home_bp, account_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp,
-                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp):
+                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp, editors_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

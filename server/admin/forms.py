@@ -13,6 +13,11 @@ class SchemeUploadForm(FlaskForm):
     note = StringField(_l("Note (what changed)"), validators=[Optional(), Length(max=500)])
 
 
+class SchemeFileForm(FlaskForm):
+    file = FileField(_l("One changed or new file (YAML or JSON)"), validators=[FileRequired()])
+    note = StringField(_l("Note (what changed)"), validators=[Optional(), Length(max=500)])
+
+
 class CsrfForm(FlaskForm):
     """Only the CSRF token: for buttons that POST an action (activate, reset, block)."""
 

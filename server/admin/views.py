@@ -14,9 +14,10 @@ from ..definitions import service
 from ..definitions.bundle import MAX_UPLOAD_BYTES, read_upload
 from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
+from ..definitions.models import SchemeVersion
 from ..extensions import db
 from . import service as scheme_admin
-from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeUploadForm, UserCreateForm
+from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeFileForm, SchemeUploadForm, UserCreateForm
 
 bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
 
@@ -91,11 +92,24 @@ def scheme_version(version_id: int):
     version = service.get_scheme_version(version_id)
     _require(permissions.can_manage_scheme(current_user, version.scheme_key)
              or permissions.can_load_scheme(current_user, None))
+    return version_page(version)
+
+
+def version_page(version: SchemeVersion, file_form: SchemeFileForm | None = None,
+                 file_errors: list[DefinitionError] | None = None):
+    """A version: what it changes against the version in force, its definitions and files, and how to change it."""
+    from ..definitions import drafts
+    from .editor_views import EDITORS
+
     current = service.current_version(version.scheme_key)
     is_current = current is not None and current.id == version.id
     diffs = [] if is_current else service.diff_scheme_versions(current, version)
+    editable = permissions.can_load_scheme(current_user, service.existing_key(version.scheme_key))
     return render_template("admin/version.html", version=version, current=current, diffs=diffs,
-                           activate_form=CsrfForm())
+                           activate_form=CsrfForm(), editable=editable, editors=EDITORS,
+                           files=sorted(drafts.version_files(version)) if editable else [],
+                           file_form=file_form or SchemeFileForm(), file_errors=file_errors or []
+                           ), 400 if file_errors else 200
 
 
 @bp.post("/schemes/versions/<int:version_id>/activate")

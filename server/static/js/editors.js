@@ -1,0 +1,618 @@
+/* Scheme editors: a definition edited in forms (patrol rules, form fields, score items, workflow states and
+   transitions) or as its YAML source, checked on the server as one types, errors shown beside what caused them.
+   The page carries the definition as JSON (#editor-config); saving posts it back whole, and the server writes
+   only what changed into the file, comments and layout kept. */
+(function () {
+  "use strict";
+
+  const config = readJson("editor-config");
+  const schemas = readJson("editor-schemas");
+  const S = (config && config.strings) || {};
+  const lang = (document.documentElement.lang || "zh").startsWith("en") ? "en" : "zh";
+
+  const nonceMeta = document.querySelector('meta[name="csp-nonce"]');
+  const nonce = nonceMeta ? nonceMeta.content : "";
+
+  function readJson(id) {
+    const node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function csrf() {
+    const input = document.querySelector('input[name="csrf_token"]');
+    return input ? input.value : "";
+  }
+
+  // h("tag.class", {attr: value, onclick: fn}, children...)
+  function h(spec, attrs, ...children) {
+    const [tag, ...classes] = spec.split(".");
+    const el = document.createElement(tag);
+    if (classes.length) el.className = classes.join(" ");
+    Object.entries(attrs || {}).forEach(([key, value]) => {
+      if (value === undefined || value === null || value === false) return;
+      if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      else if (key === "value") el.value = value;
+      else if (key === "checked") el.checked = !!value;
+      else el.setAttribute(key, value === true ? "" : value);
+    });
+    children.flat().forEach((child) => {
+      if (child === null || child === undefined || child === false) return;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    });
+    return el;
+  }
+
+  function text(value) {
+    if (value && typeof value === "object") return value[lang] || value.zh || Object.values(value)[0] || "";
+    return value == null ? "" : String(value);
+  }
+
+  // -- schema lookups (enums for selects, keys for completion) ---------------------------------------------
+  function resolve(node) {
+    let guard = 0;
+    while (node && node.$ref && guard++ < 20) {
+      const [file, pointer] = node.$ref.split("#");
+      const root = file ? (file.startsWith("common") ? schemas.common : schemas.kind) : schemas.kind;
+      node = (pointer || "").split("/").filter(Boolean).reduce((at, part) => (at ? at[part] : undefined), root);
+    }
+    return node || {};
+  }
+
+  function enumAt(path) {
+    let node = resolve(schemas.kind);
+    for (const part of path) {
+      node = resolve(node);
+      if (part === "*") node = resolve(node.items);
+      else node = resolve((node.properties || {})[part]);
+    }
+    return node.enum || [];
+  }
+
+  // -- state, changes, checks --------------------------------------------------------------------------------
+  let data = config ? config.data : null;
+  let checkTimer = null;
+  let previewTimer = null;
+  const listeners = [];
+
+  function changed(redraw) {
+    if (redraw) draw();
+    listeners.forEach((fn) => fn());
+    clearTimeout(checkTimer);
+    checkTimer = setTimeout(check, 500);
+  }
+
+  async function check() {
+    const response = await fetch(config.check_url, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
+      body: JSON.stringify({kind: config.kind, key: config.key, data}),
+    });
+    if (!response.ok) return;
+    showErrors((await response.json()).errors);
+  }
+
+  function showErrors(errors) {
+    document.querySelectorAll(".field-error").forEach((el) => el.remove());
+    document.querySelectorAll("[data-path].invalid").forEach((el) => el.classList.remove("invalid"));
+    const rest = [];
+    errors.forEach((error) => {
+      const target = error.file === config.file ? findPath(error.path) : null;
+      const message = lang === "zh" ? error.message_zh : error.message;
+      if (!target) { rest.push(`${error.file} ${S.line || "line"} ${error.line}: ${error.path ? error.path + ": " : ""}${message}`); return; }
+      target.classList.add("invalid");
+      target.insertAdjacentElement("afterend", h("span.field-error", {role: "alert"}, message));
+    });
+    const box = document.querySelector(".editor-save .live-errors");
+    if (box) {
+      box.replaceChildren(errors.length ? h("p.status-bad", {}, S.errors_found || "Errors")
+        : h("p.status-ok", {}, S.no_errors || "No errors"));
+      if (rest.length) box.append(h("ol.errors", {}, rest.map((line) => h("li", {}, line))));
+    }
+  }
+
+  function findPath(path) {
+    let at = path;
+    while (at) {
+      const found = document.querySelector(`[data-path="${CSS.escape(at)}"]`);
+      if (found) return found;
+      at = at.replace(/(\.[^.[\]]+|\[\d+\])$/, "");
+      if (at === path) break;
+      path = at;
+    }
+    return null;
+  }
+
+  // -- inputs bound to a place in the data -----------------------------------------------------------------
+  function input(obj, key, path, opts = {}) {
+    const type = opts.type || "text";
+    const el = h("input", {type, value: obj[key] == null ? "" : obj[key], "data-path": path,
+      "aria-label": opts.label, placeholder: opts.placeholder, size: opts.size, class: opts.cls});
+    el.addEventListener("input", () => {
+      if (type === "number") {
+        if (el.value === "") delete obj[key]; else obj[key] = Number(el.value);
+      } else if (el.value === "" && opts.dropEmpty) delete obj[key];
+      else obj[key] = el.value;
+      changed(false);
+    });
+    return el;
+  }
+
+  function select(obj, key, path, options, opts = {}) {
+    const el = h("select", {"data-path": path, "aria-label": opts.label},
+      opts.empty !== undefined ? h("option", {value: ""}, opts.empty) : null,
+      options.map(([value, label]) => h("option", {value}, label)));
+    el.value = obj[key] == null ? "" : obj[key];
+    el.addEventListener("change", () => {
+      if (el.value === "" && opts.empty !== undefined) delete obj[key]; else obj[key] = el.value;
+      changed(!!opts.redraw);
+    });
+    return el;
+  }
+
+  function check_box(obj, key, path, label) {
+    const el = h("input", {type: "checkbox", checked: !!obj[key], "data-path": path});
+    el.addEventListener("change", () => { if (el.checked) obj[key] = true; else delete obj[key]; changed(false); });
+    return h("label.inline", {}, el, " ", label);
+  }
+
+  // A text in two languages, or a plain one (kept plain until English is given).
+  function i18n(obj, key, path, label) {
+    const value = obj[key];
+    const holder = value && typeof value === "object" ? value : {zh: value == null ? "" : value};
+    const write = () => {
+      const zh = holder.zh || "", en = holder.en || "";
+      obj[key] = en ? {zh, en} : (value && typeof value === "object" ? {zh, en} : zh);
+      if (!zh && !en && !(value && typeof value === "object")) delete obj[key];
+      changed(false);
+    };
+    const zh = h("input", {value: holder.zh || "", "data-path": path, "aria-label": `${label} (中文)`, placeholder: "中文"});
+    const en = h("input", {value: holder.en || "", "aria-label": `${label} (English)`, placeholder: "English"});
+    zh.addEventListener("input", () => { holder.zh = zh.value; write(); });
+    en.addEventListener("input", () => { holder.en = en.value; write(); });
+    return h("span.i18n", {}, zh, en);
+  }
+
+  function button(label, onclick, cls) {
+    return h(`button.${cls || "small"}`, {type: "button", onclick}, label);
+  }
+
+  function field(label, control) {
+    return h("label.editor-field", {}, h("span", {}, label), control);
+  }
+
+  function move(list, index, by) {
+    const to = index + by;
+    if (to < 0 || to >= list.length) return;
+    [list[index], list[to]] = [list[to], list[index]];
+    changed(true);
+  }
+
+  function freshId(list, stem) {
+    const ids = new Set(list.map((item) => item && item.id));
+    let n = list.length + 1;
+    while (ids.has(`${stem}_${n}`)) n += 1;
+    return `${stem}_${n}`;
+  }
+
+  // Drag and drop within one list (the handles), and the arrow buttons for keyboards.
+  function sortable(container, list) {
+    let from = null;
+    container.addEventListener("dragstart", (event) => {
+      const row = event.target.closest("[data-index]");
+      if (!row || row.parentElement !== container) return;
+      from = Number(row.dataset.index);
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", String(from));
+    });
+    container.addEventListener("dragover", (event) => { if (from !== null) event.preventDefault(); });
+    container.addEventListener("drop", (event) => {
+      const row = event.target.closest("[data-index]");
+      if (from === null || !row || row.parentElement !== container) return;
+      event.preventDefault();
+      const to = Number(row.dataset.index);
+      const [item] = list.splice(from, 1);
+      list.splice(to, 0, item);
+      from = null;
+      changed(true);
+    });
+  }
+
+  function rowTools(list, index, label) {
+    return h("span.row-tools", {},
+      h("span.drag-handle", {draggable: "true", title: S.drag || "Drag", "aria-hidden": "true"}, "⋮⋮"),
+      button("↑", () => move(list, index, -1)), button("↓", () => move(list, index, 1)),
+      button(S.remove || "Remove", () => { if (confirm(`${S.remove_confirm || "Remove"} ${label}?`)) { list.splice(index, 1); changed(true); } }, "small.danger"));
+  }
+
+  // -- patrol rules: a table -----------------------------------------------------------------------------------
+  function patrolRules(root, rules, base) {
+    const per = enumAt(["rules", "*", "per"]).length ? enumAt(["rules", "*", "per"]) : ["day", "week", "half_month", "month", "quarter", "year"];
+    const perNames = S.per || {};
+    const table = h("table.table.rules-table", {},
+      h("thead", {}, h("tr", {}, [S.rule_name, S.who, S.at_least, S.per_label, S.remind, ""].map((t) => h("th", {}, t || "")))));
+    const body = h("tbody");
+    rules.forEach((rule, i) => {
+      const path = `${base}[${i}]`;
+      rule.who = rule.who || {};
+      body.append(h("tr", {"data-path": path, "data-rule": rule.id},
+        h("td", {}, h("code", {}, rule.id), i18n(rule, "name", `${path}.name`, S.rule_name)),
+        h("td", {}, tierPicker(rule.who, `${path}.who`)),
+        h("td", {}, input(rule, "at_least", `${path}.at_least`, {type: "number", label: S.at_least, size: 4})),
+        h("td", {}, select(rule, "per", `${path}.per`, per.map((p) => [p, perNames[p] || p]), {label: S.per_label})),
+        h("td", {}, input(rule, "remind_before_end", `${path}.remind_before_end`, {type: "number", label: S.remind, size: 3})),
+        h("td", {}, button(S.remove || "Remove", () => { rules.splice(i, 1); changed(true); }, "small.danger"))));
+    });
+    table.append(body);
+    root.append(h("section.card", {}, h("h2", {}, S.patrol_rules || "Patrol rules"), table,
+      button(S.add_rule || "Add a rule", () => {
+        rules.push({id: freshId(rules, "rule"), name: {zh: "", en: ""}, who: {tiers: []}, at_least: 1, per: "week"});
+        changed(true);
+      })));
+  }
+
+  function tierPicker(who, path) {
+    const tiers = (config.names.tiers || []);
+    if (!tiers.length) return h("code", {}, JSON.stringify(who));
+    const chosen = new Set(who.tiers || []);
+    const box = h("div.tier-picker", {"data-path": path});
+    tiers.forEach(([id, name]) => {
+      const el = h("input", {type: "checkbox", checked: chosen.has(id), value: id});
+      el.addEventListener("change", () => {
+        const now = new Set(who.tiers || []);
+        if (el.checked) now.add(id); else now.delete(id);
+        who.tiers = tiers.map(([t]) => t).filter((t) => now.has(t));
+        if (!who.tiers.length) delete who.tiers;
+        changed(false);
+      });
+      box.append(h("label.inline", {}, el, " ", text(name)));
+    });
+    const others = Object.keys(who).filter((k) => k !== "tiers");
+    if (others.length) box.append(h("small.muted", {}, others.map((k) => `${k}: ${(who[k] || []).join(", ")}`).join("; ")));
+    return box;
+  }
+
+  // -- forms: fields, groups, repeats, rules, a phone preview ------------------------------------------------
+  const NESTED = new Set(["group", "repeat"]);
+  const CHOICE_TYPES = new Set(["select_one", "select_many", "radio", "checkboxes"]);
+
+  function formEditor(root) {
+    data.fields = data.fields || [];
+    const card = h("section.card.form-fields", {}, h("h2", {}, S.fields || "Fields"));
+    card.append(fieldList(data.fields, "fields", 0));
+    const phone = h("div.phone-frame", {}, h("iframe", {name: "form-preview", title: S.preview || "Preview"}));
+    root.append(h("div.form-editor", {}, card, h("aside.preview-pane", {}, h("h2", {}, S.preview || "Preview"), phone)));
+    const form = h("form", {method: "post", action: config.preview_url, target: "form-preview", hidden: true},
+      h("input", {type: "hidden", name: "csrf_token", value: csrf()}), h("input", {type: "hidden", name: "data"}));
+    document.body.append(form);
+    const refresh = () => { form.elements.data.value = JSON.stringify(data); form.submit(); };
+    listeners.push(() => { clearTimeout(previewTimer); previewTimer = setTimeout(refresh, 700); });
+    refresh();
+  }
+
+  function allFields(list, out = []) {
+    list.forEach((f) => { out.push(f); if (f && f.fields) allFields(f.fields, out); });
+    return out;
+  }
+
+  function fieldList(list, base, depth) {
+    const types = enumAt(["$defs", "field", "type"]).length ? enumAt(["$defs", "field", "type"]) : [];
+    const typeNames = S.types || {};
+    const box = h("ol.field-list", {"data-path": base});
+    list.forEach((f, i) => {
+      const path = `${base}[${i}]`;
+      const card = h("li.field-card", {"data-index": i, "data-field": f.id, "data-path": path},
+        h("div.field-head", {}, rowTools(list, i, f.id),
+          field(S.id || "Id", input(f, "id", `${path}.id`, {label: S.id, size: 14})),
+          field(S.type || "Type", select(f, "type", `${path}.type`, (types.length ? types : [f.type]).map((t) => [t, typeNames[t] ? `${typeNames[t]} (${t})` : t]), {label: S.type, redraw: true})),
+          field(S.label || "Label", i18n(f, "label", `${path}.label`, S.label)),
+          check_box(f, "required", `${path}.required`, S.required || "Required")),
+        h("div.field-body", {},
+          field(S.hint || "Hint", i18n(f, "hint", `${path}.hint`, S.hint)),
+          ruleEditor(f, "visible_if", `${path}.visible_if`, S.visible_if || "Shown only when", list, i),
+          ruleEditor(f, "required_if", `${path}.required_if`, S.required_if || "Required when", list, i),
+          CHOICE_TYPES.has(f.type) ? choicesEditor(f, path) : null,
+          NESTED.has(f.type) ? h("div.nested", {}, h("h3", {}, f.type === "repeat" ? (S.repeat_fields || "Repeated fields") : (S.group_fields || "Fields of the group")),
+            fieldList(f.fields = f.fields || [], `${path}.fields`, depth + 1)) : null));
+      box.append(card);
+    });
+    sortable(box, list);
+    const adding = h("div.add-field", {},
+      button(S.add_field || "Add a field", () => {
+        list.push({id: freshId(allFields(data.fields), "field"), type: "text", label: {zh: "", en: ""}});
+        changed(true);
+        const cards = box.querySelectorAll(":scope > li.field-card");
+        const last = cards[cards.length - 1];
+        if (last) last.querySelector("input").focus();
+      }));
+    return h("div", {}, box, adding);
+  }
+
+  function choicesEditor(f, path) {
+    f.choices = f.choices || [];
+    const area = h("textarea", {rows: Math.max(3, f.choices.length + 1), "data-path": `${path}.choices`,
+      "aria-label": S.choices},
+    f.choices.map((c) => `${c.value} ${text(c.label)}`).join("\n"));
+    area.addEventListener("input", () => {
+      f.choices = area.value.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+        const [value, ...rest] = line.split(/\s+/);
+        return {value, label: rest.join(" ") || value};
+      });
+      changed(false);
+    });
+    return field(S.choices || "Choices (one a line: value name)", area);
+  }
+
+  // A rule is an expression; the picker writes one from a field, a comparison and a value.
+  function ruleEditor(f, key, path, label, siblings, index) {
+    const expr = input(f, key, path, {label, size: 40, dropEmpty: true, cls: "expr"});
+    const before = siblings.slice(0, index).filter((s) => s && s.id && !NESTED.has(s.type));
+    if (!before.length) return field(label, expr);
+    const which = h("select", {"aria-label": `${label}: ${S.field || "field"}`}, before.map((s) => h("option", {value: s.id}, `${text(s.label) || s.id} (${s.id})`)));
+    const ops = [["==", "="], ["!=", "≠"], [">", ">"], ["<", "<"], ["filled", S.filled || "is filled"], ["empty", S.empty || "is empty"]];
+    const op = h("select", {"aria-label": `${label}: ${S.comparison || "comparison"}`}, ops.map(([v, t]) => h("option", {value: v}, t)));
+    const value = h("input", {size: 10, "aria-label": `${label}: ${S.value || "value"}`, placeholder: S.value || "value"});
+    const choicesOf = () => (siblings.find((s) => s.id === which.value) || {}).choices || [];
+    const valueList = h("datalist", {id: `${path}-values`});
+    value.setAttribute("list", `${path}-values`);
+    const fillValues = () => valueList.replaceChildren(...choicesOf().map((c) => h("option", {value: c.value}, text(c.label))));
+    which.addEventListener("change", fillValues);
+    fillValues();
+    const write = button(S.use_rule || "Use this rule", () => {
+      const name = which.value;
+      const raw = value.value.trim();
+      const literal = /^-?\d+(\.\d+)?$/.test(raw) ? raw : `'${raw.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+      const rule = op.value === "filled" ? `${name} is not None and ${name} != ''`
+        : op.value === "empty" ? `${name} is None or ${name} == ''` : `${name} ${op.value} ${literal}`;
+      f[key] = rule;
+      expr.value = rule;
+      changed(false);
+    });
+    return h("div.rule-editor", {}, field(label, expr), h("div.rule-picker", {}, which, op, value, valueList, write));
+  }
+
+  // -- score sheets: sections, items, rules, totals ----------------------------------------------------------
+  function scoreSheet(root) {
+    const types = enumAt(["$defs", "rule", "type"]);
+    const typeNames = S.rule_types || {};
+    const totals = h("p.totals", {"aria-live": "polite"});
+    const showTotals = () => {
+      const sum = (data.sections || []).reduce((acc, s) => acc + (Number(s.points) || 0), 0);
+      const problems = [];
+      if (data.total !== undefined && sum !== Number(data.total)) problems.push(`${S.sections_sum || "Sections add up to"} ${sum} ≠ ${data.total}`);
+      (data.sections || []).forEach((s) => {
+        const items = (s.items || []).reduce((acc, it) => acc + (Number(it.points) || 0), 0);
+        if (s.items && s.items.length && items !== Number(s.points)) problems.push(`${text(s.name) || s.id}: ${S.items_sum || "items add up to"} ${items} ≠ ${s.points}`);
+      });
+      totals.className = problems.length ? "totals status-bad" : "totals status-ok";
+      totals.textContent = problems.length ? problems.join("；") : `${S.total || "Total"} ${sum}`;
+    };
+    listeners.push(showTotals);
+    const card = h("section.card", {}, h("h2", {}, S.sections || "Sections and items"),
+      field(S.total || "Total", input(data, "total", "total", {type: "number", size: 5})), totals);
+    (data.sections || []).forEach((section, si) => {
+      const sp = `sections[${si}]`;
+      const items = section.items = section.items || [];
+      const block = h("fieldset.section", {"data-path": sp, "data-section": section.id},
+        h("legend", {}, text(section.name) || section.id),
+        h("div.row", {}, field(S.name || "Name", i18n(section, "name", `${sp}.name`, S.name)),
+          field(S.points || "Points", input(section, "points", `${sp}.points`, {type: "number", size: 5}))));
+      const list = h("ol.item-list", {});
+      items.forEach((item, ii) => {
+        const ip = `${sp}.items[${ii}]`;
+        const rules = item.rules = item.rules || [];
+        const ruleRows = rules.map((rule, ri) => {
+          const rp = `${ip}.rules[${ri}]`;
+          return h("li.rule-row", {"data-path": rp},
+            select(rule, "type", `${rp}.type`, types.map((t) => [t, typeNames[t] || t]), {label: S.rule_type}),
+            i18n(rule, "label", `${rp}.label`, S.label),
+            field(S.points || "Points", input(rule, "points", `${rp}.points`, {type: "number", size: 4})),
+            field(S.count || "Count (formula, empty: entered by the assessor)", input(rule, "count", `${rp}.count`, {size: 24, dropEmpty: true, cls: "expr"})),
+            button(S.remove || "Remove", () => { rules.splice(ri, 1); changed(true); }, "small.danger"));
+        });
+        list.append(h("li.item-card", {"data-index": ii, "data-path": ip, "data-item": item.id},
+          h("div.row", {}, rowTools(items, ii, item.id), h("code", {}, item.id),
+            field(S.name || "Name", i18n(item, "name", `${ip}.name`, S.name)),
+            field(S.points || "Points", input(item, "points", `${ip}.points`, {type: "number", size: 5}))),
+          h("ul.rule-list", {}, ruleRows),
+          button(S.add_deduction || "Add a deduction rule", () => {
+            rules.push({id: freshId(rules, "rule"), type: "per_occurrence", label: {zh: "", en: ""}, points: 1});
+            changed(true);
+          })));
+      });
+      sortable(list, items);
+      block.append(list, button(S.add_item || "Add an item", () => {
+        items.push({id: freshId(items, "item"), name: {zh: "", en: ""}, points: 1, rules: []});
+        changed(true);
+      }));
+      card.append(block);
+    });
+    root.append(card);
+    showTotals();
+  }
+
+  // -- workflows: states, transitions, and the diagram ---------------------------------------------------
+  function workflowEditor(root) {
+    const kinds = enumAt(["states", "*", "kind"]).length ? enumAt(["states", "*", "kind"]) : ["open", "waiting", "final"];
+    const states = data.states = data.states || [];
+    const transitions = data.transitions = data.transitions || [];
+    const stateOptions = () => states.map((s) => [s.id, `${text(s.name) || s.id} (${s.id})`]);
+    const diagram = h("div.workflow-diagram", {"aria-label": S.diagram || "Diagram"});
+    const stateTable = h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.state_kind, ""].map((t) => h("th", {}, t || "")))),
+      h("tbody", {}, states.map((s, i) => h("tr", {"data-path": `states[${i}]`, "data-state": s.id},
+        h("td", {}, input(s, "id", `states[${i}].id`, {size: 12})), h("td", {}, i18n(s, "name", `states[${i}].name`, S.name)),
+        h("td", {}, select(s, "kind", `states[${i}].kind`, kinds.map((k) => [k, (S.state_kinds || {})[k] || k]))),
+        h("td", {}, button(S.remove || "Remove", () => { states.splice(i, 1); changed(true); }, "small.danger"))))));
+    const transitionTable = h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.from, S.to, ""].map((t) => h("th", {}, t || "")))),
+      h("tbody", {}, transitions.map((t, i) => {
+        const tp = `transitions[${i}]`;
+        const from = Array.isArray(t.from)
+          ? input({v: t.from.join(", ")}, "v", `${tp}.from`, {size: 16})
+          : select(t, "from", `${tp}.from`, stateOptions(), {redraw: false});
+        if (Array.isArray(t.from)) from.addEventListener("input", () => { t.from = from.value.split(/[,，\s]+/).filter(Boolean); changed(false); });
+        return h("tr", {"data-path": tp, "data-transition": t.id},
+          h("td", {}, h("code", {}, t.id)), h("td", {}, i18n(t, "name", `${tp}.name`, S.name)),
+          h("td", {}, from), h("td", {}, select(t, "to", `${tp}.to`, stateOptions())),
+          h("td", {}, button(S.remove || "Remove", () => { transitions.splice(i, 1); changed(true); }, "small.danger")));
+      })));
+    root.append(h("section.card", {}, h("h2", {}, S.diagram || "Diagram"), diagram),
+      h("section.card", {}, h("h2", {}, S.states || "States"), stateTable,
+        button(S.add_state || "Add a state", () => { states.push({id: freshId(states, "state"), name: {zh: "", en: ""}, kind: "open"}); changed(true); })),
+      h("section.card", {}, h("h2", {}, S.transitions || "Transitions"), transitionTable,
+        button(S.add_transition || "Add a transition", () => {
+          transitions.push({id: freshId(transitions, "step"), name: {zh: "", en: ""}, from: (states[0] || {}).id, to: (states[1] || states[0] || {}).id, who: {capabilities: ["case.dispatch"]}});
+          changed(true);
+        })));
+    let drawn = 0;
+    const drawDiagram = async () => {
+      const mine = ++drawn;
+      const safe = (id) => String(id || "").replace(/[^A-Za-z0-9_]/g, "_") || "_";
+      const label = (value) => text(value).replace(/[:;"#<>{}[\]]/g, " ").trim();
+      const lines = ["stateDiagram-v2"];
+      if (data.initial) lines.push(`  [*] --> ${safe(data.initial)}`);
+      states.forEach((s) => lines.push(`  ${safe(s.id)} : ${label(s.name) || safe(s.id)}`));
+      transitions.forEach((t) => [].concat(t.from || []).forEach((from) => {
+        if (from && t.to) lines.push(`  ${safe(from)} --> ${safe(t.to)} : ${label(t.name) || safe(t.id)}`);
+      }));
+      states.filter((s) => s.kind === "final").forEach((s) => lines.push(`  ${safe(s.id)} --> [*]`));
+      diagram.dataset.source = lines.join("\n");
+      if (!window.mermaid) { diagram.replaceChildren(h("pre", {}, diagram.dataset.source)); return; }
+      try {
+        const {svg} = await window.mermaid.render(`wf-${mine}`, diagram.dataset.source);
+        if (mine === drawn) {
+          diagram.innerHTML = svg.replace(/<style>/g, `<style nonce="${nonce}">`);
+          diagram.dataset.drawn = String(mine);
+        }
+      } catch (error) {
+        if (mine === drawn) diagram.replaceChildren(h("p.status-bad", {}, S.diagram_failed || "The diagram cannot be drawn"), h("pre", {}, diagram.dataset.source));
+      }
+    };
+    if (window.mermaid) {
+      window.mermaid.initialize({startOnLoad: false, securityLevel: "strict", theme: "neutral"});
+      // Mermaid measures its labels with a <style> it adds while drawing and has no nonce option: give every
+      // <style> made on this page the page's nonce (the Content-Security-Policy allows no other inline style).
+      const create = Document.prototype.createElement;
+      Document.prototype.createElement = function (tag, options) {
+        const el = create.call(this, tag, options);
+        if (String(tag).toLowerCase() === "style") el.nonce = nonce;
+        return el;
+      };
+    }
+    listeners.push(drawDiagram);
+    drawDiagram();
+  }
+
+  // -- the page -------------------------------------------------------------------------------------------
+  const EDITORS = {
+    scheme: (root) => patrolRules(root, data.patrol_rules = data.patrol_rules || [], "patrol_rules"),
+    patrol_rules: (root) => patrolRules(root, data.rules = data.rules || [], "rules"),
+    form: formEditor,
+    score_sheet: scoreSheet,
+    workflow: workflowEditor,
+  };
+
+  let root = null;
+  function draw() {
+    const keep = root.querySelector(".preview-pane");
+    root.replaceChildren();
+    EDITORS[config.kind](root);
+    if (keep) {
+      const fresh = root.querySelector(".preview-pane");
+      if (fresh) fresh.replaceWith(keep);  // the phone keeps its page while the fields are drawn again
+    }
+  }
+
+  function startDefinitionEditor() {
+    root = document.querySelector("[data-editor-root]");
+    if (!root || !config || !EDITORS[config.kind]) return;
+    draw();
+    const form = document.getElementById("definition-editor");
+    form.addEventListener("submit", () => { form.elements.data.value = JSON.stringify(data); });
+    if (config.errors && config.errors.length) showErrors(config.errors);
+  }
+
+  // -- the source editor: CodeMirror with the server's checks and the schema's keys ------------------------
+  function startSourceEditor() {
+    const form = document.querySelector("[data-source-editor]");
+    if (!form) return;
+    const area = form.querySelector("textarea");
+    const box = form.querySelector(".live-errors");
+    const url = form.dataset.checkUrl;
+    const path = form.dataset.path;
+    const cm = window.FanganCM;
+    async function serverErrors(value) {
+      const response = await fetch(url, {method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}, body: JSON.stringify({path, text: value})});
+      if (!response.ok) return [];
+      const errors = (await response.json()).errors;
+      box.replaceChildren(errors.length ? h("ol.errors", {role: "alert"}, errors.map((e) =>
+        h("li", {"data-line": e.file === path ? e.line : ""}, `${e.file} ${S.line || "line"} ${e.line}: ${e.path ? e.path + ": " : ""}${lang === "zh" ? e.message_zh : e.message}`)))
+        : h("p.status-ok", {}, S.no_errors || "No errors"));
+      return errors;
+    }
+    if (!cm) {  // no editor library: the plain text area, checked as one types
+      let timer = null;
+      area.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => serverErrors(area.value), 600); });
+      return;
+    }
+    const lintSource = cm.linter(async (view) => {
+      const errors = await serverErrors(view.state.doc.toString());
+      return errors.filter((e) => e.file === path).map((e) => {
+        const line = view.state.doc.line(Math.min(Math.max(e.line, 1), view.state.doc.lines));
+        return {from: line.from, to: line.to, severity: "error", message: `${e.path ? e.path + ": " : ""}${lang === "zh" ? e.message_zh : e.message}`};
+      });
+    }, {delay: 600});
+    const view = new cm.EditorView({
+      doc: area.value,
+      extensions: [cm.basicSetup, path.endsWith(".json") ? cm.json() : cm.yaml(), cm.lintGutter(), lintSource,
+        cm.keymap.of([cm.indentWithTab]), cm.EditorView.cspNonce.of(nonce),
+        cm.autocompletion({override: [schemas ? completeKeys : () => null]}),
+        cm.EditorView.updateListener.of((update) => { if (update.docChanged) area.value = update.state.doc.toString(); })],
+    });
+    area.hidden = true;
+    area.insertAdjacentElement("afterend", view.dom);
+    form.addEventListener("submit", () => { area.value = view.state.doc.toString(); });
+    window.fanganSourceView = view;
+  }
+
+  // Keys the definition language allows where the cursor is: the YAML path from the indentation above it.
+  function completeKeys(context) {
+    const word = context.matchBefore(/[A-Za-z_]*/);
+    const line = context.state.doc.lineAt(context.pos);
+    const before = line.text.slice(0, context.pos - line.from);
+    if (!/^\s*(-\s+)?[A-Za-z_]*$/.test(before)) return null;
+    const parse = (t) => {
+      const m = t.match(/^(\s*)(-\s+)?(?:([A-Za-z_][\w]*)\s*:)?/);
+      return {dash: m[2] ? m[1].length : -1, keyCol: m[1].length + (m[2] || "").length, key: m[3] || null};
+    };
+    const here = parse(before);
+    const path = [];
+    let c = here.keyCol;
+    if (here.dash >= 0) { path.unshift("*"); c = here.dash; }
+    for (let n = line.number - 1; n >= 1 && c > 0; n -= 1) {
+      const t = context.state.doc.line(n).text;
+      if (!t.trim() || t.trim().startsWith("#")) continue;
+      const at = parse(t);
+      if (at.key !== null && at.keyCol < c) { path.unshift(at.key); c = at.keyCol; }
+      if (at.dash >= 0 && at.dash < c) { path.unshift("*"); c = at.dash; }
+    }
+    let node = resolve(schemas.kind);
+    for (const part of path) {
+      node = mergeOf(resolve(node));
+      node = part === "*" ? mergeOf(resolve(node.items)) : mergeOf(resolve((node.properties || {})[part]));
+    }
+    const props = mergeOf(resolve(node)).properties || {};
+    const options = Object.entries(props).map(([label, spec]) => ({label, type: "property", apply: `${label}: `,
+      info: (resolve(spec).description || "").slice(0, 200)}));
+    if (!options.length) return null;
+    return {from: word ? word.from : context.pos, options, validFor: /^[A-Za-z_]*$/};
+  }
+
+  function mergeOf(node) {
+    const parts = [node, ...(node.allOf || []), ...(node.anyOf || []), ...(node.oneOf || [])].map(resolve);
+    const properties = Object.assign({}, ...parts.map((p) => p.properties || {}));
+    return {...node, properties, items: node.items || parts.map((p) => p.items).find(Boolean)};
+  }
+
+  startDefinitionEditor();
+  startSourceEditor();
+})();
