@@ -16,6 +16,7 @@ from .errors import DefinitionError, DefinitionsInvalid
 from .loader import (
     DEFINITION_SUFFIXES,
     MAX_FILE_BYTES,
+    UTF8_BOM,
     ReadBudget,
     SourceDocument,
     content_hash,
@@ -43,11 +44,23 @@ class SchemeFiles(dict[str, str]):
         self.raw: dict[str, tuple[str, bytes]] = {}
 
 
+    def copy(self) -> SchemeFiles:  # type: ignore[override]
+        out = SchemeFiles()
+        out.update(self)
+        out.raw.update(self.raw)
+        return out
+
+
 def stored_files(files: Mapping[str, str]) -> tuple[tuple[str, bytes], ...]:
-    """(path, bytes) of each file, as read when the reader kept them, else its text as UTF-8 under its name."""
+    """(path, bytes) of each file: as read, when the reader kept them and the text is still theirs; else the
+    text as UTF-8 under its name."""
     raw = getattr(files, "raw", {})
-    out = {raw[name][0] if name in raw else name: raw[name][1] if name in raw else text.encode("utf-8")
-           for name, text in files.items()}
+    out = {}
+    for name, text in files.items():
+        path, data = raw.get(name, (name, b""))
+        if not data or data.decode("utf-8", "replace").removeprefix(UTF8_BOM) != text:
+            path, data = name, text.encode("utf-8")
+        out[path] = data
     return tuple(sorted(out.items()))
 
 

@@ -31,7 +31,7 @@ def _demo_files() -> dict[str, str]:
 
 def demo_files() -> dict[str, str]:
     """The demo scheme's files, read once: a copy each time, so that a test changing one changes no other."""
-    return dict(_demo_files())
+    return _demo_files().copy()
 
 
 def load_demo(activate: bool = True):
@@ -50,7 +50,7 @@ def _scheme_files(name: str) -> dict[str, str]:
 
 def scheme_files(name: str) -> dict[str, str]:
     """A shipped scheme's files (schemes/<name>), read once: a copy each time, like `demo_files`."""
-    return dict(_scheme_files(name))
+    return _scheme_files(name).copy()
 
 
 def load_shipped(name: str):

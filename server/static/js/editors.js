@@ -160,9 +160,9 @@
     const value = obj[key];
     const holder = value && typeof value === "object" ? value : {zh: value == null ? "" : value};
     const write = () => {
+      // Both languages when English is given; else as it was written (a plain text stays plain).
       const zh = holder.zh || "", en = holder.en || "";
-      obj[key] = en ? {zh, en} : (value && typeof value === "object" ? {zh, en} : zh);
-      if (!zh && !en && !(value && typeof value === "object")) delete obj[key];
+      obj[key] = en ? {zh, en} : (value && typeof value === "object" ? {zh} : zh);
       changed(false);
     };
     const zh = h("input", {value: holder.zh || "", "data-path": path, "aria-label": `${label} (中文)`, placeholder: "中文"});
@@ -245,7 +245,7 @@
     table.append(body);
     root.append(h("section.card", {}, h("h2", {}, S.patrol_rules || "Patrol rules"), table,
       button(S.add_rule || "Add a rule", () => {
-        rules.push({id: freshId(rules, "rule"), name: {zh: "", en: ""}, who: {tiers: []}, at_least: 1, per: "week"});
+        rules.push({id: freshId(rules, "rule"), name: "", who: {tiers: []}, at_least: 1, per: "week"});
         changed(true);
       })));
   }
@@ -318,7 +318,7 @@
     sortable(box, list);
     const adding = h("div.add-field", {},
       button(S.add_field || "Add a field", () => {
-        list.push({id: freshId(allFields(data.fields), "field"), type: "text", label: {zh: "", en: ""}});
+        list.push({id: freshId(allFields(data.fields), "field"), type: "text", label: ""});
         changed(true);
         const cards = box.querySelectorAll(":scope > li.field-card");
         const last = cards[cards.length - 1];
@@ -415,13 +415,13 @@
             field(S.points || "Points", input(item, "points", `${ip}.points`, {type: "number", size: 5}))),
           h("ul.rule-list", {}, ruleRows),
           button(S.add_deduction || "Add a deduction rule", () => {
-            rules.push({id: freshId(rules, "rule"), type: "per_occurrence", label: {zh: "", en: ""}, points: 1});
+            rules.push({id: freshId(rules, "rule"), type: "per_occurrence", label: "", points: 1});
             changed(true);
           })));
       });
       sortable(list, items);
       block.append(list, button(S.add_item || "Add an item", () => {
-        items.push({id: freshId(items, "item"), name: {zh: "", en: ""}, points: 1, rules: []});
+        items.push({id: freshId(items, "item"), name: "", points: 1, rules: []});
         changed(true);
       }));
       card.append(block);
@@ -456,10 +456,10 @@
       })));
     root.append(h("section.card", {}, h("h2", {}, S.diagram || "Diagram"), diagram),
       h("section.card", {}, h("h2", {}, S.states || "States"), stateTable,
-        button(S.add_state || "Add a state", () => { states.push({id: freshId(states, "state"), name: {zh: "", en: ""}, kind: "open"}); changed(true); })),
+        button(S.add_state || "Add a state", () => { states.push({id: freshId(states, "state"), name: "", kind: "open"}); changed(true); })),
       h("section.card", {}, h("h2", {}, S.transitions || "Transitions"), transitionTable,
         button(S.add_transition || "Add a transition", () => {
-          transitions.push({id: freshId(transitions, "step"), name: {zh: "", en: ""}, from: (states[0] || {}).id, to: (states[1] || states[0] || {}).id, who: {capabilities: ["case.dispatch"]}});
+          transitions.push({id: freshId(transitions, "step"), name: "", from: (states[0] || {}).id, to: (states[1] || states[0] || {}).id, who: {capabilities: ["case.dispatch"]}});
           changed(true);
         })));
     let drawn = 0;
