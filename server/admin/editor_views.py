@@ -220,7 +220,7 @@ def _names(version: SchemeVersion) -> dict[str, list]:
 def check(version_id: int):
     """Check an edit without storing it: the errors of every file, as JSON (for the editors, as one types)."""
     version = _version(version_id)
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True) or request.form.to_dict()
     try:
         if isinstance(body.get("data"), dict):
             source = drafts.definition_file(version, str(body.get("kind")), str(body.get("key")))

@@ -241,6 +241,27 @@ def _report_fields(area_key: str) -> dict[str, Any]:
             "description": "垃圾堆积", "photos_before": _file(jpeg(), "p.jpg"), "size_m3": "1", "urgency": "normal"}
 
 
+def _patrol_log_renamed() -> str:
+    import json
+
+    from ruamel.yaml import YAML
+
+    from tests.support.factories import ROOT
+
+    data = YAML(typ="safe").load((ROOT / "form_definitions" / "patrol_log.yaml").read_text("utf-8"))
+    data["name"] = {"zh": "巡查记录", "en": "Patrol record"}
+    # (POSTS values are str.format-ed: the JSON's braces are doubled)
+    return json.dumps(data, ensure_ascii=False).replace("{", "{{").replace("}", "}}")
+
+
+def _board_changed(note: str = "公示牌") -> bytes:
+    from tests.support.factories import demo_files
+
+    files = demo_files()
+    text = files[next(k for k in files if k.endswith("board.yaml"))]
+    return (text + f"\n# {note}\n").encode()
+
+
 def _scheme_upload() -> list[tuple[io.BytesIO, str]]:
     from tests.support.factories import demo_files
 
@@ -301,6 +322,15 @@ POSTS: dict[str, tuple[str, Any]] = {
     "admin.calendar_year": ("/admin/calendar/year/2027", lambda: {"complete": "y"}),
     "admin.upload_scheme": ("/admin/schemes/upload", lambda: {"files": _scheme_upload(), "note": "措辞"}),
     "admin.activate_version": ("/admin/schemes/versions/{version_lidu}/activate", dict),
+    "editors.upload_file": ("/admin/schemes/versions/{version_lidu}/file", lambda: {
+        "file": _file(_board_changed("上传的公示牌"), "board.yaml"), "note": "公示牌措辞"}),
+    "editors.edit_source": ("/admin/schemes/versions/{version_lidu}/source/board.yaml", lambda: {
+        "text": _board_changed().decode().replace("{", "{{").replace("}", "}}"), "note": "公示牌"}),
+    "editors.edit_definition": ("/admin/schemes/versions/{version_lidu}/edit/form/patrol_log", lambda: {
+        "data": _patrol_log_renamed(), "note": "巡查日志"}),
+    "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {"path": "board.yaml", "text": "kind: board"}),
+    "editors.preview_form": ("/admin/schemes/versions/{version_lidu}/preview-form", lambda: {
+        "data": '{{"kind": "form", "id": "x", "name": "试", "fields": [{{"id": "a", "type": "text", "label": "甲"}}]}}'}),
     # (a preview keeps no file, so a form with a required photo could never be sent whole: the dispatch form)
     "admin.preview_form": ("/admin/definitions/{form_dispatch}/preview", lambda: {
         "_token": "preview", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
