@@ -1,0 +1,117 @@
+"""Changing a scheme in the browser without a browser: a version's zip, one file uploaded on top, the source
+edited, a definition saved from its editor's data, the checks as one types. Every save is a draft."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from server.definitions.models import SchemeVersion
+from server.definitions.service import current_version
+from server.extensions import db
+from tests.conftest import csrf_token
+from tests.support.factories import DEMO, load_demo, login, make_user
+
+
+@pytest.fixture
+def office(ctx, client):
+    version = load_demo()
+    make_user("office", roles=(("lidu", "office_admin", None),))
+    login(client, "office")
+    return client, version.id
+
+
+def _post(client, url: str, data: dict, page: str):
+    return client.post(url, data={"csrf_token": csrf_token(client, page), **data},
+                       content_type="multipart/form-data")
+
+
+def test_the_zip_holds_the_files_as_loaded(office):
+    client, version = office
+    response = client.get(f"/admin/schemes/versions/{version}/download")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    files = zipfile.ZipFile(io.BytesIO(response.data))
+    assert {name: files.read(name) for name in files.namelist()} == {
+        p.name: p.read_bytes() for p in DEMO.iterdir() if p.suffix == ".yaml"}
+
+
+def test_one_file_uploaded_goes_on_top_of_the_version_as_a_draft(office):
+    client, version = office
+    page = f"/admin/schemes/versions/{version}"
+    board = (DEMO / "board.yaml").read_bytes().replace(b"\n", b"\n# \xe5\x85\xac\xe7\xa4\xba\n", 1)
+    response = _post(client, f"{page}/file", {"file": (io.BytesIO(board), "board.yaml")}, page)
+    assert response.status_code == 303
+    draft = db.session.get(SchemeVersion, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert draft.based_on_id == version and draft.activated_at is None
+    assert current_version("lidu").id == version  # a draft, not in force
+    assert {f.path: f.content for f in draft.files}["board.yaml"] == board
+    assert len(draft.files) == 3
+
+    # A broken file is refused with its line, and nothing is stored.
+    broken = (DEMO / "score_sheet.yaml").read_bytes().replace(b"total: 100", b"total: 90")
+    response = _post(client, f"{page}/file", {"file": (io.BytesIO(broken), "score_sheet.yaml")}, page)
+    assert response.status_code == 400
+    assert "score_sheet.yaml" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 2
+
+
+def test_the_source_editor_keeps_what_was_typed_when_it_is_refused(office):
+    client, version = office
+    url = f"/admin/schemes/versions/{version}/source/scheme.yaml"
+    text = (DEMO / "scheme.yaml").read_text("utf-8").replace("per: week", "per: fortnight", 1)
+    response = _post(client, url, {"text": text}, url)
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert "fortnight" in body and "patrol_rules[0].per" in body
+    fixed = text.replace("per: fortnight", "per: month", 1)
+    response = _post(client, url, {"text": fixed, "note": "按月"}, url)
+    assert response.status_code == 303
+    draft = db.session.get(SchemeVersion, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert draft.note == "按月"
+    assert {f.path: f.content for f in draft.files}["scheme.yaml"] == fixed.encode()
+
+
+def test_checks_as_one_types_name_the_path(office):
+    client, version = office
+    page = f"/admin/schemes/versions/{version}/edit/scheme/lidu"
+    token = csrf_token(client, page)
+    data = json.loads(client.get(page).get_data(as_text=True).split('id="editor-config">', 1)[1]
+                      .split("</script>", 1)[0])["data"]
+    data["patrol_rules"][0]["at_least"] = 0
+    response = client.post(f"/admin/schemes/versions/{version}/check", json={"kind": "scheme", "key": "lidu",
+                                                                            "data": data},
+                           headers={"X-CSRFToken": token})
+    errors = response.get_json()["errors"]
+    assert [e["path"] for e in errors] == ["patrol_rules[0].at_least"] and errors[0]["file"] == "scheme.yaml"
+    data["patrol_rules"][0]["at_least"] = 2
+    response = client.post(f"/admin/schemes/versions/{version}/check", json={"kind": "scheme", "key": "lidu",
+                                                                            "data": data},
+                           headers={"X-CSRFToken": token})
+    assert response.get_json() == {"ok": True, "errors": []}
+    # Saving the editor's data writes one line and stores a draft.
+    response = _post(client, page, {"data": json.dumps(data)}, page)
+    assert response.status_code == 303
+    draft = db.session.get(SchemeVersion, int(response.headers["Location"].rsplit("/", 1)[1]))
+    old = (DEMO / "scheme.yaml").read_text("utf-8").splitlines()
+    new = {f.path: f.content for f in draft.files}["scheme.yaml"].decode().splitlines()
+    assert [(a, b) for a, b in zip(old, new, strict=True) if a != b] == [("    at_least: 1", "    at_least: 2")]
+
+
+def test_a_draft_cannot_take_another_schemes_id(office):
+    client, version = office
+    url = f"/admin/schemes/versions/{version}/source/scheme.yaml"
+    text = (DEMO / "scheme.yaml").read_text("utf-8").replace("id: lidu\n", "id: lidu2\n", 1)
+    response = _post(client, url, {"text": text}, url)
+    assert response.status_code == 400
+    assert "lidu2" in response.get_data(as_text=True)
+
+
+def test_others_may_not_edit(ctx, client):
+    version = load_demo()
+    make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+    login(client, "head")
+    assert client.get(f"/admin/schemes/versions/{version.id}/edit/scheme/lidu").status_code == 403
+    assert client.get(f"/admin/schemes/versions/{version.id}/download").status_code == 403
