@@ -26,9 +26,6 @@ from .forms import CsrfForm, SchemeFileForm
 
 bp = Blueprint("editors", __name__, template_folder="templates", url_prefix="/admin/schemes/versions")
 
-# The kinds with an editor of their own (static/js/editors.js draws each); every kind has the source editor.
-EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow"})
-
 
 def _version(version_id: int) -> SchemeVersion:
     """The version, if the user may change its scheme."""
@@ -136,7 +133,7 @@ def _kind_of(text: str) -> str | None:
 def edit_definition(version_id: int, kind: str, key: str):
     """A definition in its editor (forms, score sheets, workflows, patrol rules); saving stores a draft."""
     version = _version(version_id)
-    if kind not in EDITORS:
+    if kind not in scheme_admin.EDITORS:
         return redirect(url_for("editors.edit_source", version_id=version.id,
                                 path=drafts.definition_file(version, kind, key).path))
     source = drafts.definition_file(version, kind, key)

@@ -20,6 +20,9 @@ from ..definitions.models import SchemeVersion
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
 
+# The kinds with an editor of their own (static/js/editors.js draws each); every kind has the source editor.
+EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow"})
+
 
 def load_scheme(files: Mapping[str, str], user: AnyUser, note: str | None = None) -> tuple[SchemeVersion, bool]:
     """Check and store a scheme as a new version, if the user may load it; return (version, created)."""

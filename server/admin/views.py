@@ -99,14 +99,13 @@ def version_page(version: SchemeVersion, file_form: SchemeFileForm | None = None
                  file_errors: list[DefinitionError] | None = None):
     """A version: what it changes against the version in force, its definitions and files, and how to change it."""
     from ..definitions import drafts
-    from .editor_views import EDITORS
 
     current = service.current_version(version.scheme_key)
     is_current = current is not None and current.id == version.id
     diffs = [] if is_current else service.diff_scheme_versions(current, version)
     editable = permissions.can_load_scheme(current_user, service.existing_key(version.scheme_key))
     return render_template("admin/version.html", version=version, current=current, diffs=diffs,
-                           activate_form=CsrfForm(), editable=editable, editors=EDITORS,
+                           activate_form=CsrfForm(), editable=editable, editors=scheme_admin.EDITORS,
                            files=sorted(drafts.version_files(version)) if editable else [],
                            file_form=file_form or SchemeFileForm(), file_errors=file_errors or []
                            ), 400 if file_errors else 200

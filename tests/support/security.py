@@ -328,9 +328,11 @@ POSTS: dict[str, tuple[str, Any]] = {
         "text": _board_changed().decode().replace("{", "{{").replace("}", "}}"), "note": "公示牌"}),
     "editors.edit_definition": ("/admin/schemes/versions/{version_lidu}/edit/form/patrol_log", lambda: {
         "data": _patrol_log_renamed(), "note": "巡查日志"}),
-    "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {"path": "board.yaml", "text": "kind: board"}),
+    "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {
+        "path": "board.yaml", "text": "kind: board"}),
     "editors.preview_form": ("/admin/schemes/versions/{version_lidu}/preview-form", lambda: {
-        "data": '{{"kind": "form", "id": "x", "name": "试", "fields": [{{"id": "a", "type": "text", "label": "甲"}}]}}'}),
+        "data": '{{"kind": "form", "id": "x", "name": "试", '
+                '"fields": [{{"id": "a", "type": "text", "label": "甲"}}]}}'}),
     # (a preview keeps no file, so a form with a required photo could never be sent whole: the dispatch form)
     "admin.preview_form": ("/admin/definitions/{form_dispatch}/preview", lambda: {
         "_token": "preview", "_action": "submit", "target_unit": "shilong", "instructions": "请一天内清理"}),
