@@ -245,8 +245,9 @@ def preview_form(version_id: int):
         data = json.loads(request.form.get("data") or "{}")
         spec = form_spec(data, "")
         page = forms.open_form(current_user, version.scheme_key, spec, None)
-        response = render_page(page, url_for("editors.preview_form", version_id=version.id), preview=True)
+        response = render_page(page, url_for("editors.preview_form", version_id=version.id), preview=True,
+                               framed=True)
     except Exception:  # noqa: BLE001 - a half-written form cannot be drawn: say so in the frame, never crash
         db.session.rollback()
-        response = render_template("admin/preview_unavailable.html"), 200
+        response = render_template("admin/preview_unavailable.html", framed=True), 200
     return framed_by_this_site(response)

@@ -62,6 +62,8 @@ def rewrite_source(text: str, data: Any, *, json_file: bool = False) -> str:
     out = patch_lines(body, base, changed)
     if out != changed and not _holds(out, data, json_file):
         out = changed  # the patch went wrong somewhere: the writer's own text is right, if less like the author's
+    if not _holds(out, data, json_file):
+        raise RewriteFailed("the change cannot be written into this file: edit its source instead")
     return bom + out.replace("\n", newline)
 
 
@@ -93,12 +95,19 @@ def _same(a: Any, b: Any) -> bool:
 def merge_into(node: Any, data: Any) -> Any:
     """`data` with the nodes of `node` kept wherever they already hold the same value (and so their comments,
     quoting and flow style)."""
+    if isinstance(data, (dict, list)) and not data:
+        return data  # emptied: written `[]`/`{}`, without the comments that sat among the items
     if isinstance(node, dict) and isinstance(data, dict):
         for key in [k for k in node if k not in data]:
             del node[key]
         for position, (key, value) in enumerate(data.items()):
             if key in node:
+                was_block = isinstance(node[key], (dict, list)) and len(node[key]) > 0
                 node[key] = merge_into(node[key], value)
+                if was_block and not (isinstance(value, (dict, list)) and value) and isinstance(node, CommentedMap):
+                    # A comment that sat above the items now gone would be written between the key and its
+                    # new value (`[]`, a text), which is no longer YAML.
+                    node.ca.items.pop(key, None)
             elif isinstance(node, CommentedMap):
                 node.insert(min(position, len(node)), key, value)
             else:

@@ -78,3 +78,10 @@ def test_true_is_not_one():
 
 def test_patch_lines_falls_back_to_the_writer_when_nothing_aligns():
     assert patch_lines("x\n", "y\n", "z\n") == "z\n"
+
+
+def test_a_list_emptied_loses_the_comments_among_its_items():
+    text = "kind: scheme\nid: s\nunits:\n  - id: a\n    children:\n      # the squads\n      - id: b\n"
+    data = {"kind": "scheme", "id": "s", "units": [{"id": "a", "children": []}]}
+    out = rewrite_source(text, data)
+    assert _plain(out) == data and "children: []" in out
