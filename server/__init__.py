@@ -82,6 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .admin.audit_views import bp as audit_bp
     from .admin.editor_views import bp as editors_bp
     from .admin.views import bp as admin_bp
+    from .admin.wizard_views import bp as wizard_bp
     from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
     from .boards.views import bp as boards_bp
@@ -97,7 +98,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .workflow.views import bp as workflow_bp
 
     for blueprint in (web_bp, home_bp, account_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp,
-                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp, editors_bp):
+                      patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp, editors_bp,
+                      wizard_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

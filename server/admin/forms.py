@@ -18,6 +18,22 @@ class SchemeFileForm(FlaskForm):
     note = StringField(_l("Note (what changed)"), validators=[Optional(), Length(max=500)])
 
 
+class NewSchemeForm(FlaskForm):
+    template = SelectField(_l("Start from"), validators=[DataRequired()])
+    key = StringField(_l("The district's id (letters, digits and _)"), validators=[
+        DataRequired(), Length(max=64), Regexp(r"^[a-z][a-z0-9_]*$", message=_l(
+            "Small letters, digits and _ only, beginning with a letter."))])
+    name_zh = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=200)])
+    name_en = StringField(_l("Name (English)"), validators=[Optional(), Length(max=200)])
+    short_zh = StringField(_l("Short name (Chinese)"), validators=[DataRequired(), Length(max=100)])
+    short_en = StringField(_l("Short name (English)"), validators=[Optional(), Length(max=100)])
+
+
+class OrgSheetsForm(FlaskForm):
+    workbook = FileField(_l("The organisation workbook (.xlsx with the sheets units and areas) or one CSV sheet"),
+                         validators=[FileRequired()])
+
+
 class CsrfForm(FlaskForm):
     """Only the CSRF token: for buttons that POST an action (activate, reset, block)."""
 

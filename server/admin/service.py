@@ -7,7 +7,7 @@ run by whoever runs the server, calls it directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
@@ -15,7 +15,11 @@ from ..auth import permissions
 from ..core.errors import PermissionDenied
 from ..definitions import drafts
 from ..definitions import service as definitions
+from ..definitions.bundle import check_files, library_files, read_folder
+from ..definitions.errors import DefinitionError, DefinitionsInvalid
+from ..definitions.loader import parse_text
 from ..definitions.models import SchemeVersion
+from ..definitions.rewrite import rewrite_source
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
@@ -51,6 +55,61 @@ def save_scheme_file(user: AnyUser, version: SchemeVersion, path: str, data: byt
     """Store `version` with one file replaced or added (an edited source, an uploaded file) as a draft."""
     _may_change(user, version)
     return drafts.store_draft(version, {path: data}, user, note)
+
+
+def shipped_templates() -> dict[str, Any]:
+    """The shipped schemes a new district may start from: folder name → the scheme's name."""
+    folder = definitions.project_root() / "schemes"
+    out = {}
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        files = {p.name: p.read_bytes() for p in path.glob("*.y*ml")} if path.is_dir() else {}
+        found = drafts.defined_in(files)
+        scheme = next((p for (kind, _key), p in found.items() if kind == "scheme"), None)
+        if scheme is not None:
+            out[path.name] = parse_text(scheme, files[scheme].decode("utf-8")).data.get("name", path.name)
+    return out
+
+
+def start_scheme(user: AnyUser, template: str, key: str, name: Any, short_name: Any) -> SchemeVersion:
+    """A new district's first version: a shipped scheme's files, with the new district's id and names (a draft)."""
+    if not permissions.can_load_scheme(user, None):
+        raise PermissionDenied(_("You may not start a new district."))
+    if template not in shipped_templates():
+        raise DefinitionsInvalid([DefinitionError("(template)", 1, "", _("No such template."))])
+    if definitions.existing_key(key) is not None:
+        raise DefinitionsInvalid([DefinitionError("(new)", 1, "id", _("A district with the id %(key)s exists already.",
+                                                                      key=key))])
+    read = read_folder(definitions.project_root() / "schemes" / template)
+    files = {path: data for path, data in read.raw.values()}
+    path = next(p for (kind, _key), p in drafts.defined_in(files).items() if kind == "scheme")
+    text = files[path].decode("utf-8")
+    data = dict(parse_text(path, text).data, id=key, name=name, short_name=short_name)
+    files[path] = rewrite_source(text, data).encode("utf-8")
+    bundle = check_files(drafts.as_texts(files), library_files(definitions.project_root()))
+    version, _created = definitions.load_scheme(bundle, user, note=_("Started from the template %(name)s",
+                                                                     name=template))
+    return version
+
+
+def apply_org_sheets(user: AnyUser, version: SchemeVersion, data: bytes, filename: str) -> tuple[SchemeVersion, bool]:
+    """The scheme's units and areas replaced by those of an organisation workbook's `units` and `areas` sheets."""
+    from ..org.spreadsheet import ImportInvalid, SheetError, read_upload, scheme_units_and_areas
+
+    _may_change(user, version)
+    tables, problems = read_upload(data, filename)
+    units, areas, more = scheme_units_and_areas(tables)
+    if problems or more:
+        raise ImportInvalid([*problems, *more])
+    if units is None and areas is None:
+        raise ImportInvalid([SheetError(filename, None, None, _("The file has neither a units nor an areas sheet."))])
+    source = drafts.definition_file(version, "scheme", version.scheme_key)
+    changed = dict(source.data)
+    if units is not None:
+        changed["units"] = units
+    if areas is not None:
+        changed["areas"] = areas
+    return drafts.store_draft(version, {source.path: drafts.rewritten(source, changed)}, user,
+                              _("Units and areas from %(file)s", file=filename))
 
 
 def activate_scheme_version(version_id: int, user: AnyUser) -> SchemeVersion:

@@ -38,7 +38,8 @@ def schemes():
     records = [r for r in service.list_schemes() if r.key in keys]
     versions = [v for v in service.list_scheme_versions() if v.scheme_key in keys]
     return render_template("admin/schemes.html", records=records, versions=versions,
-                           can_upload=permissions.can_load_scheme(current_user, None) or bool(keys))
+                           can_upload=permissions.can_load_scheme(current_user, None) or bool(keys),
+                           can_start=permissions.can_load_scheme(current_user, None))
 
 
 def _uploaded_files(form: SchemeUploadForm) -> dict[str, str]:

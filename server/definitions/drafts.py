@@ -85,7 +85,7 @@ class DefinitionFile:
     data: Any
 
 
-def _texts(files: dict[str, bytes]) -> SchemeFiles:
+def as_texts(files: dict[str, bytes]) -> SchemeFiles:
     """The files as a check reads them: by path, their text, their bytes kept."""
     texts = SchemeFiles()
     errors: list[DefinitionError] = []
@@ -101,7 +101,7 @@ def _texts(files: dict[str, bytes]) -> SchemeFiles:
     return texts
 
 
-def _which(files: dict[str, bytes]) -> dict[tuple[str, str], str]:
+def defined_in(files: dict[str, bytes]) -> dict[tuple[str, str], str]:
     """(kind, id) → the path of the own file that defines it."""
     out: dict[tuple[str, str], str] = {}
     for path, data in files.items():
@@ -118,7 +118,7 @@ def definition_file(version: SchemeVersion, kind: str, key: str) -> DefinitionFi
     """The file a version's definition is edited in: its own file, else the built-in definition's text, to be
     saved as a file of the scheme's own."""
     files = version_files(version)
-    path = _which(files).get((kind, key))
+    path = defined_in(files).get((kind, key))
     if path is not None:
         text = decode_text(path, files[path])  # checked when loaded: this only drops a byte-order mark
         return DefinitionFile(kind, key, path, files[path].decode("utf-8"), True, parse_text(path, text).data)
@@ -142,7 +142,7 @@ def place_upload(version: SchemeVersion, filename: str, data: bytes) -> str:
     if name.lower().endswith(DEFINITION_SUFFIXES):
         doc = parse_text(name, decode_text(name, data))
         if isinstance(doc.data, dict):
-            found = _which(files).get((str(doc.data.get("kind")), str(doc.data.get("id"))))
+            found = defined_in(files).get((str(doc.data.get("kind")), str(doc.data.get("id"))))
             if found is not None:
                 return found
     return name
@@ -158,7 +158,7 @@ def check_draft(base: SchemeVersion, changed: dict[str, bytes | None]) -> tuple[
         else:
             _safe_path(path)
             files[path] = data
-    texts = _texts(files)
+    texts = as_texts(files)
     return texts, check_files(texts, library_files(project_root()))
 
 

@@ -391,6 +391,72 @@ def _post_row(row: Mapping[str, Any]) -> PostValues:
                       started_on=_date(row, "started_on"), ended_on=_date(row, "ended_on"))
 
 
+# -- a scheme's own units and areas, from the same sheets ----------------------------------------------------------
+
+def scheme_units_and_areas(tables: Mapping[str, Table]) -> tuple[list[dict] | None, list[dict] | None,
+                                                                 list[SheetError]]:
+    """The `units` and `areas` sheets as a scheme definition writes them: trees by `parent`, each row a definition
+    entry (None for a sheet not given). Rows are checked for what the tree needs (a key, a kind, a name, a known
+    parent, no loop, no key twice); the scheme's check does the rest, by the definition's rules."""
+    errors: list[SheetError] = []
+    units = areas = None
+    if "units" in tables:
+        rows = _parsed("units", tables["units"], _unit_row, errors)
+        units = _tree("units", rows, lambda v: _entry(id=v.key, kind=v.kind, name=v.name, difficulty=v.difficulty),
+                      errors)
+    if "areas" in tables:
+        rows = _parsed("areas", tables["areas"], _area_row, errors)
+        areas = _tree("areas", rows, lambda v: _entry(
+            id=v.key, kind=v.kind, name=v.name, unit=v.unit, **{"from": v.range_from, "to": v.range_to},
+            length_m=v.length_m, description=v.description, geometry=v.geometry), errors)
+    return units, areas, errors
+
+
+def _entry(**values: Any) -> dict:
+    """A definition entry without its empty values; a text given only in Chinese is written plain."""
+    out = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and set(value) == {"zh"}:
+            value = value["zh"]
+        out[key] = int(value) if isinstance(value, float) and value.is_integer() else value
+    return out
+
+
+def _tree(sheet: str, rows: list[tuple[int, Any]], entry: Any, errors: list[SheetError]) -> list[dict]:
+    nodes: dict[str, dict] = {}
+    numbers: dict[str, int] = {}
+    for number, values in rows:
+        if not values.active:
+            continue  # a retired unit or place has no place in a scheme being written
+        if not values.key or not values.kind or not values.name:
+            missing = "key" if not values.key else "kind" if not values.kind else "name_zh"
+            errors.append(SheetError(sheet, number, missing, _("this column is required")))
+            continue
+        if values.key in nodes:
+            errors.append(SheetError(sheet, number, "key", _("%(key)s is in the sheet twice", key=values.key)))
+            continue
+        nodes[values.key], numbers[values.key] = entry(values), number
+    parents = {values.key: values.parent for _number, values in rows if values.key in nodes}
+    roots = []
+    for key, node in nodes.items():
+        parent, seen = parents[key], {key}
+        while parent is not None and parent in nodes and parent not in seen:
+            seen.add(parent)
+            parent = parents[parent]
+        if parent is not None and parent in seen:
+            errors.append(SheetError(sheet, numbers[key], "parent", _("the parents go round in a loop")))
+        elif parents[key] is not None and parents[key] not in nodes:
+            errors.append(SheetError(sheet, numbers[key], "parent", _("no row of this sheet has the key %(key)s",
+                                                                       key=parents[key])))
+        elif parents[key] is None:
+            roots.append(node)
+        else:
+            nodes[parents[key]].setdefault("children", []).append(node)
+    return roots
+
+
 # -- checking the whole import -------------------------------------------------------------------------------------
 
 # (tier, area key, unit key when there is no area, holder's name for a tier several people hold at once)

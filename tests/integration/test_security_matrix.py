@@ -144,6 +144,11 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                                 ("/admin/schemes/versions/{version_other}/edit/scheme/chengguan", "L . . . . . D O")],
     "editors.check": [("POST /admin/schemes/versions/{version_lidu}/check", "L D D D D D + +"),
                       ("POST /admin/schemes/versions/{version_other}/check", "L . . . . . D +")],
+    "wizard.new_scheme": [("/admin/schemes/new", "L D D D D D D O")],
+    "wizard.setup": [("/admin/schemes/versions/{version_lidu}/setup", "L D D D D D O O"),
+                     ("/admin/schemes/versions/{version_other}/setup", "L . . . . . D O")],
+    "wizard.organisation": [("POST /admin/schemes/versions/{version_lidu}/organisation", "L D D D D D + +"),
+                            ("POST /admin/schemes/versions/{version_other}/organisation", "L . . . . . D +")],
     "editors.preview_form": [("POST /admin/schemes/versions/{version_lidu}/preview-form", "L D D D D D + +")],
     # -- organisation ----------------------------------------------------------------------------------------------
     "org.units": [("/org/{lidu}/units", "L D O O O O O O"), ("/org/{other}/units", "L . D D D D D O")],

@@ -254,6 +254,25 @@ def _patrol_log_renamed() -> str:
     return json.dumps(data, ensure_ascii=False).replace("{", "{{").replace("}", "}}")
 
 
+def _org_units_csv() -> bytes:
+    """The demo's units sheet with a unit added (a new draft of the scheme)."""
+    from ruamel.yaml import YAML
+
+    from tests.support.factories import DEMO
+
+    rows = ["key,kind,parent,name_zh"]
+
+    def walk(units: list, parent: str) -> None:
+        for unit in units:
+            name = unit["name"]["zh"] if isinstance(unit["name"], dict) else unit["name"]
+            rows.append(f"{unit['id']},{unit['kind']},{parent},{name}")
+            walk(unit.get("children", []), unit["id"])
+
+    walk(YAML(typ="safe").load((DEMO / "scheme.yaml").read_text("utf-8"))["units"], "")
+    rows.append("new_community,community,lidu_street,新社区")
+    return ("\n".join(rows) + "\n").encode()
+
+
 def _board_changed(note: str = "公示牌") -> bytes:
     from tests.support.factories import demo_files
 
@@ -328,6 +347,10 @@ POSTS: dict[str, tuple[str, Any]] = {
         "text": _board_changed().decode().replace("{", "{{").replace("}", "}}"), "note": "公示牌"}),
     "editors.edit_definition": ("/admin/schemes/versions/{version_lidu}/edit/form/patrol_log", lambda: {
         "data": _patrol_log_renamed(), "note": "巡查日志"}),
+    "wizard.new_scheme": ("/admin/schemes/new", lambda: {
+        "template": "lidu", "key": "xinqiao", "name_zh": "新桥街道", "short_zh": "新桥"}),
+    "wizard.organisation": ("/admin/schemes/versions/{version_lidu}/organisation", lambda: {
+        "workbook": _file(_org_units_csv(), "units.csv")}),
     "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {
         "path": "board.yaml", "text": "kind: board"}),
     "editors.preview_form": ("/admin/schemes/versions/{version_lidu}/preview-form", lambda: {
