@@ -3,6 +3,7 @@ version (checked, diffed against the version in force, then activated), and the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..core.errors import NotFound, PermissionDenied
 from ..definitions import drafts
 from ..definitions import service as definitions
 from ..definitions.bundle import MAX_UPLOAD_BYTES
+from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.loader import MAX_FILE_BYTES, decode_text
 from ..definitions.models import SchemeVersion
@@ -157,7 +159,11 @@ def edit_definition(version_id: int, kind: str, key: str):
                                    "names": _names(version), "strings": _strings(),
                                    "check_url": url_for("editors.check", version_id=version.id),
                                    "preview_url": url_for("editors.preview_form", version_id=version.id)
-                                   if kind == "form" else None},
+                                   if kind == "form" else None,
+                                   "dry_run_url": url_for("editors.dry_run", version_id=version.id)
+                                   if kind == "score_sheet" else None,
+                                   "last_month": (district_today(version.scheme_key).replace(day=1)
+                                                  - dt.timedelta(days=1)).strftime("%Y-%m")},
                            schemas=_schemas(kind), errors=errors), 400 if errors else 200
 
 
@@ -188,6 +194,15 @@ def _strings() -> dict[str, Any]:
         "state_kinds": {"open": _("open"), "waiting": _("waiting"), "final": _("final")},
         "from": _("From"), "to": _("To"), "add_state": _("Add a state"), "add_transition": _("Add a transition"),
         "diagram_failed": _("The diagram cannot be drawn as it is."),
+        "tiers": _("Tiers of chiefs"), "reports_to": _("Reports to"), "top": _("(the top)"), "held_by": _("Held by"),
+        "role": _("Role"), "unit_kinds": _("Units whose people hold it"), "add_tier": _("Add a tier"),
+        "units": _("Units"), "add_unit": _("Add a unit"), "add_child": _("Add below"), "areas": _("Areas"),
+        "areas_hint": _("Roads, segments, zones and grids. Their shapes are drawn on the organisation's area pages "
+                        "and kept here as they are."),
+        "add_area": _("Add an area"), "categories": _("Problem categories"), "working_days": _("Working days"),
+        "default_workflow": _("(the default workflow)"), "public": _("Offered to the public"),
+        "add_category": _("Add a category"), "dry_run": _("Try it on a past month"),
+        "dry_run_button": _("Work out the scores"), "month": _("Month"),
     }
 
 
@@ -210,7 +225,8 @@ def _names(version: SchemeVersion) -> dict[str, list]:
 
     return {"roles": pairs(scheme.get("roles")), "tiers": pairs(scheme.get("tiers")),
             "forms": [[m.key, m.data.get("name", m.key)] for m in version.members if m.kind == "form"],
-            "unit_kinds": pairs(scheme.get("unit_kinds"))}
+            "workflows": [[m.key, m.data.get("name", m.key)] for m in version.members if m.kind == "workflow"],
+            "unit_kinds": pairs(scheme.get("unit_kinds")), "area_kinds": pairs(scheme.get("area_kinds"))}
 
 
 @bp.post("/<int:version_id>/check")
@@ -231,6 +247,26 @@ def check(version_id: int):
     except DefinitionsInvalid as exc:
         return {"ok": False, "errors": [e.as_dict() for e in exc.errors]}
     return {"ok": True, "errors": []}
+
+
+@bp.post("/<int:version_id>/dry-run")
+def dry_run(version_id: int):
+    """An edited score sheet tried on a past month (the editor's dry run); nothing is stored."""
+    from ..core.errors import DomainError
+
+    version = _version(version_id)
+    body = request.get_json(silent=True) or {}
+    try:
+        day = dt.date.fromisoformat(f"{body.get('month', '')}-01")
+    except ValueError:
+        day = district_today(version.scheme_key).replace(day=1) - dt.timedelta(days=1)
+    try:
+        period, rows = scheme_admin.dry_run_sheet(current_user, version, body.get("data") or {}, day)
+    except DefinitionsInvalid as exc:
+        return render_template("admin/_dry_run.html", problems=exc.errors, rows=[], period=None)
+    except DomainError as exc:
+        return render_template("admin/_dry_run.html", problems=[exc.message], rows=[], period=None)
+    return render_template("admin/_dry_run.html", problems=[], rows=rows, period=period)
 
 
 @bp.post("/<int:version_id>/preview-form")

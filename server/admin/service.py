@@ -6,7 +6,9 @@ run by whoever runs the server, calls it directly.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
@@ -20,12 +22,14 @@ from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.loader import parse_text
 from ..definitions.models import SchemeVersion
 from ..definitions.rewrite import rewrite_source
+from ..extensions import db
+from ..web.i18n import tr
 
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
 
 # The kinds with an editor of their own (static/js/editors.js draws each); every kind has the source editor.
-EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow"})
+EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow", "category_list"})
 
 
 def load_scheme(files: Mapping[str, str], user: AnyUser, note: str | None = None) -> tuple[SchemeVersion, bool]:
@@ -110,6 +114,37 @@ def apply_org_sheets(user: AnyUser, version: SchemeVersion, data: bytes, filenam
         changed["areas"] = areas
     return drafts.store_draft(version, {source.path: drafts.rewritten(source, changed)}, user,
                               _("Units and areas from %(file)s", file=filename))
+
+
+@dataclass(frozen=True)
+class DryRunRow:
+    unit: str
+    total: Any
+    grade: str | None
+    rank: int | None
+
+
+def dry_run_sheet(user: AnyUser, version: SchemeVersion, data: dict, day: dt.date) -> tuple[Any, list[DryRunRow]]:
+    """An edited score sheet tried on the period holding `day`: the district's data, and the assessors' marks when
+    that period was assessed; nothing is stored. The sheet is checked with the version first (DefinitionsInvalid)."""
+    from ..assessment import engine as assessment_engine
+    from ..assessment import scoring
+    from ..assessment.models import AssessmentPeriod
+    from ..assessment.service import draft
+
+    _may_change(user, version)
+    source = drafts.definition_file(version, "score_sheet", str(data.get("id")))
+    drafts.check_draft(version, {source.path: drafts.rewritten(source, data)})
+    sheet = assessment_engine.sheet_spec(data)
+    period = scoring.period_of(sheet, day)
+    stored = db.session.scalar(db.select(AssessmentPeriod).filter_by(
+        scheme_key=version.scheme_key, sheet_key=sheet.id, starts_on=period.start))
+    results = draft(stored, sheet=sheet) if stored is not None else scoring.score_units(
+        version.scheme_key, sheet, period, scoring.assessed_units(version.scheme_key, sheet, period))
+    rows = [DryRunRow(tr(r.unit.name) if hasattr(r.unit, "name") else str(r.unit), r.total,
+                      tr(r.grade.name) if r.grade is not None else None, min(r.ranks.values(), default=None))
+            for r in results]
+    return period, sorted(rows, key=lambda r: (-r.total, r.unit))
 
 
 def activate_scheme_version(version_id: int, user: AnyUser) -> SchemeVersion:

@@ -28,7 +28,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.scanner import RoundTripScanner
 
 from ..core.archives import size_text
-from .errors import DefinitionError, DefinitionsInvalid, format_path
+from .errors import N_, DefinitionError, DefinitionsInvalid, format_path, said
 
 YAML_SUFFIXES = (".yaml", ".yml")
 DEFINITION_SUFFIXES = (*YAML_SUFFIXES, ".json")
@@ -297,10 +297,10 @@ def parse_text(file: str, text: str, budget: ReadBudget | None = None) -> Source
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem and "duplicate key" not in exc.problem:
             problem = f"{exc.context}, {exc.problem}"
-        doc.errors.append(DefinitionError(file, line, "", f"YAML syntax error: {problem}"))
+        doc.errors.append(DefinitionError(file, line, "", *said(N_("YAML syntax error: %(problem)s"), problem=problem)))
         return doc
     except YAMLError as exc:
-        doc.errors.append(DefinitionError(file, 1, "", f"YAML syntax error: {exc}"))
+        doc.errors.append(DefinitionError(file, 1, "", *said(N_("YAML syntax error: %(problem)s"), problem=str(exc))))
         return doc
     doc.data = to_plain(doc.tree)
     doc.errors.extend(_number_errors(doc))
@@ -320,7 +320,8 @@ def _parse_json(doc: SourceDocument, text: str, budget: ReadBudget | None) -> So
     try:
         plain = json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
-        doc.errors.append(DefinitionError(file, exc.lineno, "", f"JSON syntax error: {exc.msg}"))
+        doc.errors.append(DefinitionError(file, exc.lineno, "", *said(N_("JSON syntax error: %(problem)s"),
+                                                                       problem=exc.msg)))
         return doc
     except RecursionError:
         plain = None  # nested deeper than Python recurses: ruamel names the line below

@@ -115,3 +115,40 @@ def test_others_may_not_edit(ctx, client):
     login(client, "head")
     assert client.get(f"/admin/schemes/versions/{version.id}/edit/scheme/lidu").status_code == 403
     assert client.get(f"/admin/schemes/versions/{version.id}/download").status_code == 403
+
+
+def _editor_data(client, page: str) -> dict:
+    return json.loads(client.get(page).get_data(as_text=True).split('id="editor-config">', 1)[1]
+                      .split("</script>", 1)[0])
+
+
+def test_a_score_sheet_is_tried_on_a_past_month_before_it_is_saved(office):
+    import re
+
+    client, version = office
+    page = f"/admin/schemes/versions/{version}/edit/score_sheet/lidu_monthly"
+    config = _editor_data(client, page)
+    token = csrf_token(client, page)
+
+    def totals(data: dict) -> dict[str, str]:
+        response = client.post(f"/admin/schemes/versions/{version}/dry-run", json={"data": data, "month": "2026-10"},
+                               headers={"X-CSRFToken": token})
+        assert response.status_code == 200
+        body = response.get_data(as_text=True)
+        assert "2026-10-01" in body and "2026-10-31" in body
+        return dict(re.findall(r"<td>[^<]*</td><td>([^<]+)</td><td>([\d.]+)</td>", body))
+
+    before = totals(config["data"])
+    assert before and all(float(t) <= 100 for t in before.values())
+    sheet = config["data"]
+    sheet["sections"][0]["items"][0]["points"] = 10
+    sheet["sections"][0]["items"].append({"id": "ledger", "name": "台账规范", "points": 5, "rules": [
+        {"id": "always", "type": "one_off", "points": 5, "when": "1 == 1"}]})
+    after = totals(sheet)
+    assert {unit: float(before[unit]) - float(after[unit]) for unit in before} == {unit: 5.0 for unit in before}
+    # A sheet that does not check out is not tried: its problems are said.
+    sheet["total"] = 90
+    response = client.post(f"/admin/schemes/versions/{version}/dry-run", json={"data": sheet, "month": "2026-10"},
+                           headers={"X-CSRFToken": token})
+    assert "各部分合计" in response.get_data(as_text=True)  # said in the page's language
+    assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1

@@ -351,6 +351,7 @@ POSTS: dict[str, tuple[str, Any]] = {
         "template": "lidu", "key": "xinqiao", "name_zh": "新桥街道", "short_zh": "新桥"}),
     "wizard.organisation": ("/admin/schemes/versions/{version_lidu}/organisation", lambda: {
         "workbook": _file(_org_units_csv(), "units.csv")}),
+    "editors.dry_run": ("/admin/schemes/versions/{version_lidu}/dry-run", lambda: {"month": "2026-10"}),
     "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {
         "path": "board.yaml", "text": "kind: board"}),
     "editors.preview_form": ("/admin/schemes/versions/{version_lidu}/preview-form", lambda: {

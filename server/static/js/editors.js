@@ -149,9 +149,10 @@
     return el;
   }
 
-  function check_box(obj, key, path, label) {
-    const el = h("input", {type: "checkbox", checked: !!obj[key], "data-path": path});
-    el.addEventListener("change", () => { if (el.checked) obj[key] = true; else delete obj[key]; changed(false); });
+  // A yes/no whose default (`dflt`) is left unwritten.
+  function check_box(obj, key, path, label, dflt = false) {
+    const el = h("input", {type: "checkbox", checked: obj[key] === undefined ? dflt : !!obj[key], "data-path": path});
+    el.addEventListener("change", () => { if (el.checked === dflt) delete obj[key]; else obj[key] = el.checked; changed(false); });
     return h("label.inline", {}, el, " ", label);
   }
 
@@ -269,6 +270,118 @@
     const others = Object.keys(who).filter((k) => k !== "tiers");
     if (others.length) box.append(h("small.muted", {}, others.map((k) => `${k}: ${(who[k] || []).join(", ")}`).join("; ")));
     return box;
+  }
+
+  // -- trees: units, areas, categories --------------------------------------------------------------------------
+  // Each node a row of controls (`columns`), its children below it; add a child, move, remove.
+  function tree(list, base, columns, fresh, label) {
+    const box = h("ol.tree", {"data-path": base});
+    list.forEach((node, i) => {
+      const path = `${base}[${i}]`;
+      const children = node.children || [];
+      const row = h("li.tree-node", {"data-index": i, "data-path": path, "data-node": node.id},
+        h("div.tree-row", {}, rowTools(list, i, node.id), ...columns(node, path),
+          button(S.add_child || "Add below", () => { node.children = children; children.push(fresh(node)); changed(true); })));
+      if (children.length) row.append(tree(children, `${path}.children`, columns, fresh, label));
+      box.append(row);
+    });
+    sortable(box, list);
+    return box;
+  }
+
+  const openSections = new Set();
+
+  function schemeSections(root) {
+    const names = config.names;
+    const section = (id, title, _open, ...body) => {
+      const el = h("details.card.editor-section", {open: openSections.has(id), "data-section": id},
+        h("summary", {}, h("h2", {}, title)), ...body);
+      el.addEventListener("toggle", () => { if (el.open) openSections.add(id); else openSections.delete(id); });
+      return el;
+    };
+    // Patrol rules first: the change made most often.
+    const rules = h("div");
+    patrolRules(rules, data.patrol_rules = data.patrol_rules || [], "patrol_rules");
+    root.append(rules);
+
+    const tiers = data.tiers = data.tiers || [];
+    const tierRows = tiers.map((tier, i) => {
+      const path = `tiers[${i}]`;
+      return h("tr", {"data-path": path, "data-tier": tier.id},
+        h("td", {}, input(tier, "id", `${path}.id`, {size: 14, label: S.id})),
+        h("td", {}, i18n(tier, "name", `${path}.name`, S.name)),
+        h("td", {}, select(tier, "reports_to", `${path}.reports_to`, tiers.filter((t) => t !== tier).map((t) => [t.id, text(t.name) || t.id]), {empty: S.top || "(top)"})),
+        h("td", {}, i18n(tier, "held_by", `${path}.held_by`, S.held_by)),
+        h("td", {}, select(tier, "role", `${path}.role`, names.roles.map(([id, name]) => [id, text(name)]), {empty: "—"})),
+        h("td", {}, kindPicker(tier, "unit_kinds", `${path}.unit_kinds`, names.unit_kinds)),
+        h("td", {}, button(S.remove || "Remove", () => { tiers.splice(i, 1); changed(true); }, "small.danger")));
+    });
+    root.append(section("tiers", S.tiers || "Tiers", false,
+      h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.reports_to, S.held_by, S.role, S.unit_kinds, ""].map((t) => h("th", {}, t || "")))),
+        h("tbody", {}, tierRows)),
+      button(S.add_tier || "Add a tier", () => { tiers.push({id: freshId(tiers, "tier"), name: "", reports_to: (tiers[tiers.length - 1] || {}).id}); changed(true); })));
+
+    const unitKinds = names.unit_kinds.map(([id, name]) => [id, text(name)]);
+    data.units = data.units || [];
+    root.append(section("units", S.units || "Units", false,
+      tree(data.units, "units", (node, path) => [
+        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        select(node, "kind", `${path}.kind`, unitKinds),
+        i18n(node, "name", `${path}.name`, S.name)],
+      (parent) => ({id: freshId(allNodes(data.units), "unit"), kind: parent.kind, name: ""})),
+      button(S.add_unit || "Add a unit", () => { data.units.push({id: freshId(allNodes(data.units), "unit"), kind: (unitKinds[0] || [""])[0], name: ""}); changed(true); })));
+
+    const areaKinds = names.area_kinds.map(([id, name]) => [id, text(name)]);
+    const units = allNodes(data.units).map((u) => [u.id, text(u.name) || u.id]);
+    data.areas = data.areas || [];
+    root.append(section("areas", S.areas || "Areas", false,
+      h("p.muted", {}, S.areas_hint || ""),
+      tree(data.areas, "areas", (node, path) => [
+        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        select(node, "kind", `${path}.kind`, areaKinds),
+        i18n(node, "name", `${path}.name`, S.name),
+        select(node, "unit", `${path}.unit`, units, {empty: "—"})],
+      (parent) => ({id: freshId(allNodes(data.areas), "area"), kind: parent.kind, name: "", unit: parent.unit})),
+      button(S.add_area || "Add an area", () => { data.areas.push({id: freshId(allNodes(data.areas), "area"), kind: (areaKinds[0] || [""])[0], name: ""}); changed(true); })));
+
+    data.categories = data.categories || [];
+    root.append(section("categories", S.categories || "Categories", false,
+      categoryTree(data.categories, "categories")));
+  }
+
+  function kindPicker(obj, key, path, options) {
+    const chosen = new Set(obj[key] || []);
+    const box = h("div.tier-picker", {"data-path": path});
+    options.forEach(([id, name]) => {
+      const el = h("input", {type: "checkbox", checked: chosen.has(id), value: id});
+      el.addEventListener("change", () => {
+        const now = new Set(obj[key] || []);
+        if (el.checked) now.add(id); else now.delete(id);
+        obj[key] = options.map(([o]) => o).filter((o) => now.has(o));
+        if (!obj[key].length) delete obj[key];
+        changed(false);
+      });
+      box.append(h("label.inline", {}, el, " ", text(name)));
+    });
+    return box;
+  }
+
+  function allNodes(list, out = []) {
+    (list || []).forEach((node) => { out.push(node); allNodes(node.children, out); });
+    return out;
+  }
+
+  function categoryTree(list, base) {
+    const workflows = (config.names.workflows || []).map(([id, name]) => [id, text(name)]);
+    return h("div", {},
+      tree(list, base, (node, path) => [
+        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        i18n(node, "name", `${path}.name`, S.name),
+        field(S.working_days || "Working days", input(node, "working_days", `${path}.working_days`, {type: "number", size: 4})),
+        select(node, "workflow", `${path}.workflow`, workflows, {empty: S.default_workflow || "(default workflow)"}),
+        check_box(node, "public", `${path}.public`, S.public || "Public", true)],
+      () => ({id: freshId(allNodes(list), "category"), name: ""})),
+      button(S.add_category || "Add a category", () => { list.push({id: freshId(allNodes(list), "category"), name: ""}); changed(true); }));
   }
 
   // -- forms: fields, groups, repeats, rules, a phone preview ------------------------------------------------
@@ -428,6 +541,22 @@
     });
     root.append(card);
     showTotals();
+    if (config.dry_run_url) root.append(dryRun());
+  }
+
+  // The sheet as edited, scored on a past month's data: what the change would have given.
+  function dryRun() {
+    const month = h("input", {type: "month", value: config.last_month, "aria-label": S.month});
+    const out = h("div.dry-run-result", {"aria-live": "polite"});
+    const run = async () => {
+      out.replaceChildren(h("p.muted", {}, "…"));
+      const response = await fetch(config.dry_run_url, {method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}, body: JSON.stringify({data, month: month.value})});
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      out.replaceChildren(...page.body.childNodes);
+    };
+    return h("section.card.dry-run", {}, h("h2", {}, S.dry_run || "Dry run"),
+      h("div.row", {}, field(S.month || "Month", month), button(S.dry_run_button || "Work out", run, "button")), out);
   }
 
   // -- workflows: states, transitions, and the diagram ---------------------------------------------------
@@ -503,7 +632,9 @@
 
   // -- the page -------------------------------------------------------------------------------------------
   const EDITORS = {
-    scheme: (root) => patrolRules(root, data.patrol_rules = data.patrol_rules || [], "patrol_rules"),
+    scheme: schemeSections,
+    category_list: (root) => root.append(h("section.card", {}, h("h2", {}, S.categories || "Categories"),
+      categoryTree(data.categories = data.categories || [], "categories"))),
     patrol_rules: (root) => patrolRules(root, data.rules = data.rules || [], "rules"),
     form: formEditor,
     score_sheet: scoreSheet,
