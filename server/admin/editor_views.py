@@ -143,6 +143,9 @@ def edit_definition(version_id: int, kind: str, key: str):
     form = CsrfForm()
     if request.method == "POST":
         data = _posted_data(source.data)
+        if form.validate_on_submit() and data == source.data:
+            flash(_("Nothing was changed."), "info")
+            return redirect(url_for("admin.scheme_version", version_id=version.id), code=303)
         if form.validate_on_submit():
             try:
                 draft, created = scheme_admin.save_definition(
@@ -160,6 +163,8 @@ def edit_definition(version_id: int, kind: str, key: str):
                                    "check_url": url_for("editors.check", version_id=version.id),
                                    "preview_url": url_for("editors.preview_form", version_id=version.id)
                                    if kind == "form" else None,
+                                   "board_preview_url": url_for("editors.preview_board", version_id=version.id)
+                                   if kind == "board" else None,
                                    "dry_run_url": url_for("editors.dry_run", version_id=version.id)
                                    if kind == "score_sheet" else None,
                                    "last_month": (district_today(version.scheme_key).replace(day=1)
@@ -203,6 +208,13 @@ def _strings() -> dict[str, Any]:
         "default_workflow": _("(the default workflow)"), "public": _("Offered to the public"),
         "add_category": _("Add a category"), "dry_run": _("Try it on a past month"),
         "dry_run_button": _("Work out the scores"), "month": _("Month"),
+        "board": _("The board"), "board_title": _("Title ({area} is the road's name)"), "subtitle": _("Subtitle"),
+        "board_tiers": _("Tiers shown, in this order"), "shows": _("Shown on the board"),
+        "show": {"range": _("the range (from, to)"), "unit": _("the responsible unit"), "duties": _("duties"),
+                 "qr_code": _("the QR code"), "report_link": _("how to report"), "printed_on": _("the date printed")},
+        "sizes": _("Printed sizes"), "width_mm": _("Width (mm)"), "height_mm": _("Height (mm)"),
+        "add_size": _("Add a size"), "phone": _("Supervision phone"), "footer": _("Footer"),
+        "poster": _("The board on a road of the district"),
     }
 
 
@@ -267,6 +279,28 @@ def dry_run(version_id: int):
     except DomainError as exc:
         return render_template("admin/_dry_run.html", problems=[exc.message], rows=[], period=None)
     return render_template("admin/_dry_run.html", problems=[], rows=rows, period=period)
+
+
+@bp.post("/<int:version_id>/preview-board")
+def preview_board(version_id: int):
+    """An unsaved board on one of the district's roads, as the public and the printed poster show it."""
+    from ..boards import service as boards
+    from ..web.theming import render_themed
+
+    version = _version(version_id)
+    try:
+        data = json.loads(request.form.get("data") or "{}")
+        roads = boards.boards_of(version.scheme_key, limit=1)
+        if not roads or not isinstance(data, dict):
+            raise LookupError("no road to show the board on")
+        shown = boards.board_for(version.scheme_key, roads[0], board=data)
+        url = url_for("boards.board", scheme_key=version.scheme_key, area_key=roads[0].key, _external=True)
+        response = render_themed(shown["theme"], "boards/board.html", b=shown, qr=boards.qr_svg(url), url=url,
+                                 scheme_key=version.scheme_key, as_on=None, place=None, framed=True)
+    except Exception:  # noqa: BLE001 - a half-written board cannot be drawn: say so in the frame, never crash
+        db.session.rollback()
+        response = render_template("admin/preview_unavailable.html", framed=True), 200
+    return framed_by_this_site(response)
 
 
 @bp.post("/<int:version_id>/preview-form")

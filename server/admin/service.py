@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..auth.models import AnyUser
 
 # The kinds with an editor of their own (static/js/editors.js draws each); every kind has the source editor.
-EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow", "category_list"})
+EDITORS = frozenset({"scheme", "patrol_rules", "form", "score_sheet", "workflow", "category_list", "board"})
 
 
 def load_scheme(files: Mapping[str, str], user: AnyUser, note: str | None = None) -> tuple[SchemeVersion, bool]:

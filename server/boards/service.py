@@ -67,10 +67,11 @@ def _chain(area: Area) -> list[Area]:
     return chain
 
 
-def board_for(scheme_key: str, area: Area, on: dt.date | None = None) -> dict[str, Any]:
-    """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details."""
+def board_for(scheme_key: str, area: Area, on: dt.date | None = None, board: dict | None = None) -> dict[str, Any]:
+    """Everything a board shows on a given day: the road, its range, and each tier's chiefs with public details.
+    `board`: a board definition other than the one in force (an editor's preview)."""
     on = on or district_today(scheme_key)
-    board = board_definition(scheme_key, area)
+    board = board if board is not None else board_definition(scheme_key, area)
     scheme = scheme_in_force(scheme_key)
     tiers = scheme.tiers if scheme else {}
     areas = _chain(area)
@@ -128,12 +129,12 @@ def qr_svg(url: str) -> str:
     return segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000")
 
 
-def boards_of(scheme_key: str, unit_key: str | None = None) -> list[Area]:
-    """Areas that carry a board (their kind names one), optionally of one unit and below."""
+def boards_of(scheme_key: str, unit_key: str | None = None, limit: int | None = None) -> list[Area]:
+    """Areas that carry a board (their kind names one), optionally of one unit and below (the first `limit`)."""
     scheme = scheme_in_force(scheme_key)
     kinds = {k.id for k in scheme.area_kinds.values() if k.board} if scheme else set()
     query = db.select(Area).filter_by(scheme_key=scheme_key, active=True).where(Area.kind.in_(kinds or [""]))
-    areas = list(db.session.scalars(query.order_by(Area.key)))
+    areas = list(db.session.scalars(query.order_by(Area.key).limit(limit)))
     if unit_key:
         areas = [a for a in areas if a.unit is not None and _under(a.unit, unit_key)]
     return areas

@@ -70,6 +70,29 @@
 
   // -- state, changes, checks --------------------------------------------------------------------------------
   let data = config ? config.data : null;
+  const original = config ? JSON.parse(JSON.stringify(config.data)) : null;
+
+  // The data to send: without the empty lists and maps the editors made to hang controls on, where the file had
+  // none (so opening an editor and saving changes nothing, and a new item has no `rules: []`).
+  function cleaned(value, before) {
+    if (Array.isArray(value)) {
+      const olds = Array.isArray(before) ? before : [];
+      return value.map((item, i) => cleaned(item, (item && item.id !== undefined
+        ? olds.find((old) => old && old.id === item.id) : undefined) || olds[i]));
+    }
+    if (value && typeof value === "object") {
+      const out = {};
+      Object.entries(value).forEach(([key, item]) => {
+        const was = before && typeof before === "object" ? before[key] : undefined;
+        const empty = (Array.isArray(item) && !item.length) || (item && typeof item === "object" && !Array.isArray(item) && !Object.keys(item).length);
+        if (empty && was === undefined) return;
+        out[key] = cleaned(item, was);
+      });
+      return out;
+    }
+    return value;
+  }
+  const payload = () => cleaned(data, original);
   let checkTimer = null;
   let previewTimer = null;
   const listeners = [];
@@ -85,7 +108,7 @@
     const response = await fetch(config.check_url, {
       method: "POST", credentials: "same-origin",
       headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
-      body: JSON.stringify({kind: config.kind, key: config.key, data}),
+      body: JSON.stringify({kind: config.kind, key: config.key, data: payload()}),
     });
     if (!response.ok) return;
     showErrors((await response.json()).errors);
@@ -394,12 +417,7 @@
     card.append(fieldList(data.fields, "fields", 0));
     const phone = h("div.phone-frame", {}, h("iframe", {name: "form-preview", title: S.preview || "Preview"}));
     root.append(h("div.form-editor", {}, card, h("aside.preview-pane", {}, h("h2", {}, S.preview || "Preview"), phone)));
-    const form = h("form", {method: "post", action: config.preview_url, target: "form-preview", hidden: true},
-      h("input", {type: "hidden", name: "csrf_token", value: csrf()}), h("input", {type: "hidden", name: "data"}));
-    document.body.append(form);
-    const refresh = () => { form.elements.data.value = JSON.stringify(data); form.submit(); };
-    listeners.push(() => { clearTimeout(previewTimer); previewTimer = setTimeout(refresh, 700); });
-    refresh();
+    livePreview(config.preview_url, "form-preview");
   }
 
   function allFields(list, out = []) {
@@ -551,7 +569,7 @@
     const run = async () => {
       out.replaceChildren(h("p.muted", {}, "…"));
       const response = await fetch(config.dry_run_url, {method: "POST", credentials: "same-origin",
-        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}, body: JSON.stringify({data, month: month.value})});
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()}, body: JSON.stringify({data: payload(), month: month.value})});
       const page = new DOMParser().parseFromString(await response.text(), "text/html");
       out.replaceChildren(...page.body.childNodes);
     };
@@ -630,6 +648,43 @@
     drawDiagram();
   }
 
+  // -- boards: what the public sees on a road, and the printed poster ------------------------------------------
+  function boardEditor(root) {
+    const show = data.show = data.show || {};
+    const sizes = data.sizes = data.sizes || [];
+    const shows = Object.keys(S.show || {}).map((key) => check_box(show, key, `show.${key}`, S.show[key], true));
+    const sizeRows = sizes.map((size, i) => h("tr", {"data-path": `sizes[${i}]`},
+      h("td", {}, input(size, "id", `sizes[${i}].id`, {size: 10})), h("td", {}, i18n(size, "name", `sizes[${i}].name`, S.name)),
+      h("td", {}, input(size, "width_mm", `sizes[${i}].width_mm`, {type: "number"})),
+      h("td", {}, input(size, "height_mm", `sizes[${i}].height_mm`, {type: "number"})),
+      h("td", {}, button(S.remove || "Remove", () => { sizes.splice(i, 1); changed(true); }, "small.danger"))));
+    const card = h("section.card", {}, h("h2", {}, S.board || "Board"),
+      field(S.name || "Name", i18n(data, "name", "name", S.name)),
+      field(S.board_title || "Title", i18n(data, "title", "title", S.board_title)),
+      field(S.subtitle || "Subtitle", i18n(data, "subtitle", "subtitle", S.subtitle)),
+      field(S.board_tiers || "Tiers", kindPicker(data, "tiers", "tiers", config.names.tiers)),
+      h("fieldset", {}, h("legend", {}, S.shows || "Shown"), ...shows),
+      field(S.phone || "Phone", input(data, "supervision_phone", "supervision_phone", {size: 14, dropEmpty: true})),
+      field(S.footer || "Footer", i18n(data, "footer", "footer", S.footer)),
+      h("h3", {}, S.sizes || "Sizes"),
+      h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.width_mm, S.height_mm, ""].map((t) => h("th", {}, t || "")))),
+        h("tbody", {}, sizeRows)),
+      button(S.add_size || "Add a size", () => { sizes.push({id: freshId(sizes, "size"), name: "", width_mm: 297, height_mm: 420}); changed(true); }));
+    const frame = h("div.poster-frame", {}, h("iframe", {name: "board-preview", title: S.poster || "Board"}));
+    root.append(h("div.form-editor", {}, card, h("aside.preview-pane", {}, h("h2", {}, S.poster || "Board"), frame)));
+    livePreview(config.board_preview_url, "board-preview");
+  }
+
+  // An editor's preview: the definition posted into a frame as it changes (the server draws it, stores nothing).
+  function livePreview(url, target) {
+    const form = h("form", {method: "post", action: url, target, hidden: true},
+      h("input", {type: "hidden", name: "csrf_token", value: csrf()}), h("input", {type: "hidden", name: "data"}));
+    document.body.append(form);
+    const refresh = () => { form.elements.data.value = JSON.stringify(payload()); form.submit(); };
+    listeners.push(() => { clearTimeout(previewTimer); previewTimer = setTimeout(refresh, 700); });
+    refresh();
+  }
+
   // -- the page -------------------------------------------------------------------------------------------
   const EDITORS = {
     scheme: schemeSections,
@@ -639,6 +694,7 @@
     form: formEditor,
     score_sheet: scoreSheet,
     workflow: workflowEditor,
+    board: boardEditor,
   };
 
   let root = null;
@@ -657,7 +713,7 @@
     if (!root || !config || !EDITORS[config.kind]) return;
     draw();
     const form = document.getElementById("definition-editor");
-    form.addEventListener("submit", () => { form.elements.data.value = JSON.stringify(data); });
+    form.addEventListener("submit", () => { form.elements.data.value = JSON.stringify(payload()); });
     if (config.errors && config.errors.length) showErrors(config.errors);
   }
 
