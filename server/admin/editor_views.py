@@ -20,7 +20,7 @@ from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.loader import MAX_FILE_BYTES, decode_text
 from ..definitions.models import SchemeVersion
-from ..definitions.schema import schema_of
+from ..definitions.schema import SCHEMA_FILES, schema_of
 from ..extensions import db
 from ..web.security import framed_by_this_site
 from . import service as scheme_admin
@@ -48,8 +48,9 @@ def _drafted(version: SchemeVersion, created: bool) -> Response:
 
 
 def _schemas(kind: str) -> dict[str, Any]:
-    """The kind's JSON Schema and the common one, registries filled in (for pickers and key completion)."""
-    return {"kind": schema_of(kind), "common": schema_of("common")}
+    """Every JSON Schema of the language, registries filled in, and which is the kind's (for pickers and key
+    completion: a kind's schema refers to others, as the scheme's patrol rules do to patrol_rules.json)."""
+    return {"kind": f"{kind}.json", "files": {f"{name}.json": schema_of(name) for name in SCHEMA_FILES}}
 
 
 @bp.get("/<int:version_id>/download")

@@ -48,23 +48,29 @@
   }
 
   // -- schema lookups (enums for selects, keys for completion) ---------------------------------------------
-  function resolve(node) {
+  // A node is [schema, the file it is in]: a `#/…` reference is read in its own file, `x.json#/…` in x.json.
+  function resolve([node, file]) {
     let guard = 0;
     while (node && node.$ref && guard++ < 20) {
-      const [file, pointer] = node.$ref.split("#");
-      const root = file ? (file.startsWith("common") ? schemas.common : schemas.kind) : schemas.kind;
-      node = (pointer || "").split("/").filter(Boolean).reduce((at, part) => (at ? at[part] : undefined), root);
+      const [target, pointer] = node.$ref.split("#");
+      file = target || file;
+      node = (pointer || "").split("/").filter(Boolean).reduce((at, part) => (at ? at[part] : undefined), schemas.files[file]);
     }
-    return node || {};
+    return [node || {}, file];
+  }
+
+  function rootNode() {
+    return [schemas.files[schemas.kind], schemas.kind];
+  }
+
+  function child([node, file], part) {
+    const [merged, at] = mergeOf(resolve([node, file]));
+    if (part === "*") return resolve([merged.items, at]);
+    return resolve([(merged.properties || {})[part], at]);
   }
 
   function enumAt(path) {
-    let node = resolve(schemas.kind);
-    for (const part of path) {
-      node = resolve(node);
-      if (part === "*") node = resolve(node.items);
-      else node = resolve((node.properties || {})[part]);
-    }
+    const [node] = resolve(path.reduce(child, rootNode()));
     return node.enum || [];
   }
 
@@ -250,7 +256,7 @@
 
   // -- patrol rules: a table -----------------------------------------------------------------------------------
   function patrolRules(root, rules, base) {
-    const per = enumAt(["rules", "*", "per"]).length ? enumAt(["rules", "*", "per"]) : ["day", "week", "half_month", "month", "quarter", "year"];
+    const per = enumAt([base, "*", "per"]);
     const perNames = S.per || {};
     const table = h("table.table.rules-table", {},
       h("thead", {}, h("tr", {}, [S.rule_name, S.who, S.at_least, S.per_label, S.remind, ""].map((t) => h("th", {}, t || "")))));
@@ -426,7 +432,7 @@
   }
 
   function fieldList(list, base, depth) {
-    const types = enumAt(["$defs", "field", "type"]).length ? enumAt(["$defs", "field", "type"]) : [];
+    const types = enumAt(["fields", "*", "type"]);
     const typeNames = S.types || {};
     const box = h("ol.field-list", {"data-path": base});
     list.forEach((f, i) => {
@@ -503,7 +509,7 @@
 
   // -- score sheets: sections, items, rules, totals ----------------------------------------------------------
   function scoreSheet(root) {
-    const types = enumAt(["$defs", "rule", "type"]);
+    const types = enumAt(["sections", "*", "items", "*", "rules", "*", "type"]);
     const typeNames = S.rule_types || {};
     const totals = h("p.totals", {"aria-live": "polite"});
     const showTotals = () => {
@@ -579,7 +585,7 @@
 
   // -- workflows: states, transitions, and the diagram ---------------------------------------------------
   function workflowEditor(root) {
-    const kinds = enumAt(["states", "*", "kind"]).length ? enumAt(["states", "*", "kind"]) : ["open", "waiting", "final"];
+    const kinds = enumAt(["states", "*", "kind"]);
     const states = data.states = data.states || [];
     const transitions = data.transitions = data.transitions || [];
     const stateOptions = () => states.map((s) => [s.id, `${text(s.name) || s.id} (${s.id})`]);
@@ -782,22 +788,21 @@
       if (at.key !== null && at.keyCol < c) { path.unshift(at.key); c = at.keyCol; }
       if (at.dash >= 0 && at.dash < c) { path.unshift("*"); c = at.dash; }
     }
-    let node = resolve(schemas.kind);
-    for (const part of path) {
-      node = mergeOf(resolve(node));
-      node = part === "*" ? mergeOf(resolve(node.items)) : mergeOf(resolve((node.properties || {})[part]));
-    }
-    const props = mergeOf(resolve(node)).properties || {};
-    const options = Object.entries(props).map(([label, spec]) => ({label, type: "property", apply: `${label}: `,
-      info: (resolve(spec).description || "").slice(0, 200)}));
+    const [node, file] = mergeOf(path.reduce(child, rootNode()));
+    const options = Object.entries(node.properties || {}).map(([label, spec]) => ({label, type: "property",
+      apply: `${label}: `, info: (resolve([spec, file])[0].description || "").slice(0, 200)}));
     if (!options.length) return null;
     return {from: word ? word.from : context.pos, options, validFor: /^[A-Za-z_]*$/};
   }
 
-  function mergeOf(node) {
-    const parts = [node, ...(node.allOf || []), ...(node.anyOf || []), ...(node.oneOf || [])].map(resolve);
-    const properties = Object.assign({}, ...parts.map((p) => p.properties || {}));
-    return {...node, properties, items: node.items || parts.map((p) => p.items).find(Boolean)};
+  // A node with the properties of its allOf/anyOf/oneOf parts (each resolved where it is written).
+  function mergeOf([node, file]) {
+    [node, file] = resolve([node, file]);
+    const parts = [[node, file], ...[...(node.allOf || []), ...(node.anyOf || []), ...(node.oneOf || [])]
+      .map((part) => resolve([part, file]))];
+    const properties = Object.assign({}, ...parts.map(([p]) => p.properties || {}));
+    const withItems = parts.find(([p]) => p.items);
+    return [{...node, properties, items: withItems ? withItems[0].items : undefined}, withItems ? withItems[1] : file];
   }
 
   startDefinitionEditor();
