@@ -216,6 +216,9 @@ def _strings() -> dict[str, Any]:
         "sizes": _("Printed sizes"), "width_mm": _("Width (mm)"), "height_mm": _("Height (mm)"),
         "add_size": _("Add a size"), "phone": _("Supervision phone"), "footer": _("Footer"),
         "poster": _("The board on a road of the district"),
+        "check": _("Check"), "message": _("Message"), "constraint": _("constraint"), "constraints": _("Constraints"),
+        "add_constraint": _("Add a constraint"), "value_must_be": _("The value must be"),
+        "add_section": _("Add a section"),
     }
 
 

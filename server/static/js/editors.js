@@ -447,6 +447,7 @@
           field(S.hint || "Hint", i18n(f, "hint", `${path}.hint`, S.hint)),
           ruleEditor(f, "visible_if", `${path}.visible_if`, S.visible_if || "Shown only when", list, i),
           ruleEditor(f, "required_if", `${path}.required_if`, S.required_if || "Required when", list, i),
+          NESTED.has(f.type) ? null : constraintsEditor(f, path),
           CHOICE_TYPES.has(f.type) ? choicesEditor(f, path) : null,
           NESTED.has(f.type) ? h("div.nested", {}, h("h3", {}, f.type === "repeat" ? (S.repeat_fields || "Repeated fields") : (S.group_fields || "Fields of the group")),
             fieldList(f.fields = f.fields || [], `${path}.fields`, depth + 1)) : null));
@@ -462,6 +463,36 @@
         if (last) last.querySelector("input").focus();
       }));
     return h("div", {}, box, adding);
+  }
+
+  // A typed value as it is written in an expression: a number as it is, anything else quoted.
+  function literalOf(raw) {
+    return /^-?\d+(\.\d+)?$/.test(raw) ? raw : `'${raw.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  }
+
+  // Constraints: a check on the value (`value >= 1`) and the message shown when it fails.
+  function constraintsEditor(f, path) {
+    const list = f.constraints || [];
+    const box = h("div.constraints", {"data-path": `${path}.constraints`});
+    list.forEach((c, ci) => {
+      const cp = `${path}.constraints[${ci}]`;
+      box.append(h("div.constraint-row", {"data-path": cp},
+        field(S.check || "Check", input(c, "check", `${cp}.check`, {size: 30, cls: "expr"})),
+        field(S.message || "Message", i18n(c, "message", `${cp}.message`, S.message)),
+        button(S.remove || "Remove", () => { list.splice(ci, 1); if (!list.length) delete f.constraints; changed(true); }, "small.danger")));
+    });
+    const ops = [[">=", "≥"], ["<=", "≤"], [">", ">"], ["<", "<"], ["!=", "≠"]];
+    const op = h("select", {"aria-label": `${S.constraint || "constraint"}: ${S.comparison || "comparison"}`}, ops.map(([v, t]) => h("option", {value: v}, t)));
+    const value = h("input", {size: 8, "aria-label": `${S.constraint || "constraint"}: ${S.value || "value"}`, placeholder: S.value || "value"});
+    const add = button(S.add_constraint || "Add a constraint", () => {
+      const raw = value.value.trim();
+      const literal = literalOf(raw);
+      f.constraints = list;
+      list.push({check: raw ? `value is None or value ${op.value} ${literal}` : "", message: ""});
+      changed(true);
+    });
+    box.append(h("div.rule-picker", {}, h("span.muted", {}, S.value_must_be || "The value must be"), op, value, add));
+    return field(S.constraints || "Constraints", box);
   }
 
   function choicesEditor(f, path) {
@@ -497,7 +528,7 @@
     const write = button(S.use_rule || "Use this rule", () => {
       const name = which.value;
       const raw = value.value.trim();
-      const literal = /^-?\d+(\.\d+)?$/.test(raw) ? raw : `'${raw.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+      const literal = literalOf(raw);
       const rule = op.value === "filled" ? `${name} is not None and ${name} != ''`
         : op.value === "empty" ? `${name} is None or ${name} == ''` : `${name} ${op.value} ${literal}`;
       f[key] = rule;
@@ -563,6 +594,11 @@
       }));
       card.append(block);
     });
+    card.append(button(S.add_section || "Add a section", () => {
+      data.sections = data.sections || [];
+      data.sections.push({id: freshId(data.sections, "section"), name: "", points: 0, items: []});
+      changed(true);
+    }));
     root.append(card);
     showTotals();
     if (config.dry_run_url) root.append(dryRun());
