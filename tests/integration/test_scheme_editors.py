@@ -152,3 +152,27 @@ def test_a_score_sheet_is_tried_on_a_past_month_before_it_is_saved(office):
                            headers={"X-CSRFToken": token})
     assert "各部分合计" in response.get_data(as_text=True)  # said in the page's language
     assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1
+
+
+def test_previews_draw_unsaved_definitions_in_a_frame_of_this_site_only(office):
+    client, version = office
+    page = f"/admin/schemes/versions/{version}/edit/board/lidu_road_board"
+    board = _editor_data(client, page)["data"]
+    board["title"] = "{area}·路长公示（试）"
+    response = _post(client, f"/admin/schemes/versions/{version}/preview-board", {"data": json.dumps(board)}, page)
+    assert response.status_code == 200 and "路长公示（试）" in response.get_data(as_text=True)
+    assert "frame-ancestors 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+    form_page = f"/admin/schemes/versions/{version}/edit/form/patrol_log"
+    form = _editor_data(client, form_page)["data"]
+    form["fields"].append({"id": "team_leader", "type": "text", "label": "带队人员"})
+    response = _post(client, f"/admin/schemes/versions/{version}/preview-form", {"data": json.dumps(form)}, form_page)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "带队人员" in body and 'class="topbar"' not in body
+    # A half-written form is said to be unfinished, not a server error.
+    response = _post(client, f"/admin/schemes/versions/{version}/preview-form", {"data": '{"fields": 3}'}, form_page)
+    assert response.status_code == 200
+    # Other pages are never framed.
+    assert "frame-ancestors 'none'" in client.get(form_page).headers["Content-Security-Policy"]
+    assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1

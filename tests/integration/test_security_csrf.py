@@ -34,7 +34,7 @@ EXEMPT = ("api.", "open311.")  # no cookie authenticates these (server/auth/acce
 # login (a visitor who then logs in) and the logout (a session of its own).
 ANONYMOUS = {"public.report", "public.lookup", "public.step", "public.followup"}
 # With the token these answer without storing anything: a preview, a conversion, a redirect, the session's language.
-STORE_NOTHING = {"editors.check", "editors.preview_form", "editors.dry_run",
+STORE_NOTHING = {"editors.check", "editors.preview_form", "editors.dry_run", "editors.preview_board",
                  "admin.preview_form", "admin.import_xlsform", "public.lookup", "public.step", "web.set_language",
                  "account.logout", "account.login"}
 # Lidu's workflow gives the public reporter one step of its own, the follow-up's reopen, which the step route refuses

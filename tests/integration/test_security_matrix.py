@@ -150,6 +150,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "wizard.organisation": [("POST /admin/schemes/versions/{version_lidu}/organisation", "L D D D D D + +"),
                             ("POST /admin/schemes/versions/{version_other}/organisation", "L . . . . . D +")],
     "editors.dry_run": [("POST /admin/schemes/versions/{version_lidu}/dry-run", "L D D D D D + +")],
+    "editors.preview_board": [("POST /admin/schemes/versions/{version_lidu}/preview-board", "L D D D D D + +")],
     "editors.preview_form": [("POST /admin/schemes/versions/{version_lidu}/preview-form", "L D D D D D + +")],
     # -- organisation ----------------------------------------------------------------------------------------------
     "org.units": [("/org/{lidu}/units", "L D O O O O O O"), ("/org/{other}/units", "L . D D D D D O")],

@@ -352,6 +352,8 @@ POSTS: dict[str, tuple[str, Any]] = {
     "wizard.organisation": ("/admin/schemes/versions/{version_lidu}/organisation", lambda: {
         "workbook": _file(_org_units_csv(), "units.csv")}),
     "editors.dry_run": ("/admin/schemes/versions/{version_lidu}/dry-run", lambda: {"month": "2026-10"}),
+    "editors.preview_board": ("/admin/schemes/versions/{version_lidu}/preview-board", lambda: {
+        "data": '{{"kind": "board", "id": "b", "name": "牌", "title": "{{area}}路长公示牌", "tiers": []}}'}),
     "editors.check": ("/admin/schemes/versions/{version_lidu}/check", lambda: {
         "path": "board.yaml", "text": "kind: board"}),
     "editors.preview_form": ("/admin/schemes/versions/{version_lidu}/preview-form", lambda: {
