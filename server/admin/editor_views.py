@@ -173,6 +173,16 @@ def edit_definition(version_id: int, kind: str, key: str):
                            schemas=_schemas(kind), errors=errors), 400 if errors else 200
 
 
+def _field_types() -> list[dict[str, Any]]:
+    """The registered field types as the form editor offers them: name, title, and what the editor shows for them
+    (fields inside it, choices to write)."""
+    from ..forms.fields import FIELD_TYPES
+
+    return [{"name": name, "title": _(t.title), "nested": t.holds_rows or t.transparent,
+             "choices": t.needs_choices and t.live_choices is None}
+            for name, t in ((n, FIELD_TYPES[n]) for n in FIELD_TYPES.names())]
+
+
 def _strings() -> dict[str, Any]:
     """The editors' words, in the page's language."""
     return {
@@ -242,6 +252,7 @@ def _names(version: SchemeVersion) -> dict[str, list]:
     return {"roles": pairs(scheme.get("roles")), "tiers": pairs(scheme.get("tiers")),
             "forms": [[m.key, m.data.get("name", m.key)] for m in version.members if m.kind == "form"],
             "workflows": [[m.key, m.data.get("name", m.key)] for m in version.members if m.kind == "workflow"],
+            "field_types": _field_types(),
             "unit_kinds": pairs(scheme.get("unit_kinds")), "area_kinds": pairs(scheme.get("area_kinds"))}
 
 

@@ -35,6 +35,7 @@ from wtforms.validators import Optional as OptionalValidator
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.registry import Registry, registry
+from ..definitions.errors import N_
 
 if TYPE_CHECKING:
     from .engine import FieldSpec
@@ -64,6 +65,7 @@ class FieldType:
     """Base: a one-line text input. Subclasses change what differs."""
 
     name = "text"
+    title = N_("One line of text")  # what an administrator picks in the form editor
 
     # -- what it is: asked by the engine, the services and the definition check, never the type's name ----------
     has_value = True         # holds a value of its own (a note and a section do not)
@@ -278,6 +280,7 @@ def values_schema(fields: Iterable[FieldSpec]) -> dict[str, Any]:
 
 @register("text")
 class TextType(FieldType):
+    title = N_("One line of text")
     free_text = True
     phone = "one line (`max_length`)"
     stored = "text"
@@ -291,6 +294,7 @@ class TextType(FieldType):
 
 @register("textarea")
 class TextareaType(FieldType):
+    title = N_("Several lines of text")
     free_text = True
     long_text = True
     template = "textarea"
@@ -358,6 +362,7 @@ def _number_text(number: float) -> str:
 
 @register("integer")
 class IntegerType(NumberType):
+    title = N_("Whole number")
     phone = "numeric keyboard; `unit` shown beside; `min`, `max`, `step` checked"
     xlsform_types = ("integer", "int")
     whole = True
@@ -371,6 +376,7 @@ class IntegerType(NumberType):
 
 @register("decimal")
 class DecimalType(NumberType):
+    title = N_("Number")
     phone = "decimal keyboard; `unit` shown beside; `min`, `max`, `step` checked"
     xlsform_types = ("decimal",)
 
@@ -393,6 +399,7 @@ class DecimalType(NumberType):
 
 @register("date")
 class DateType(FieldType):
+    title = N_("Date")
     input_type = "date"
     is_moment = True
     phone = "the phone's date picker"
@@ -415,6 +422,7 @@ class DateType(FieldType):
 
 @register("time")
 class TimeType(FieldType):
+    title = N_("Time")
     input_type = "time"
     phone = "the phone's time picker"
     stored = "text `HH:MM` (`09:30`)"
@@ -435,6 +443,7 @@ class TimeType(FieldType):
 
 @register("datetime")
 class DateTimeType(FieldType):
+    title = N_("Date and time")
     input_type = "datetime-local"
     is_moment = True
     phone = "the phone's date and time picker"
@@ -487,6 +496,7 @@ def _choice_schema(spec: FieldSpec | None) -> dict[str, Any]:
 
 @register("single_choice")
 class SingleChoiceType(FieldType):
+    title = N_("One choice")
     template = "single_choice"
     display = "choices"
     is_choice = True
@@ -522,6 +532,7 @@ class SingleChoiceType(FieldType):
 
 @register("multiple_choice")
 class MultipleChoiceType(FieldType):
+    title = N_("Several choices")
     template = "multiple_choice"
     display = "choices"
     is_choice = True
@@ -556,6 +567,7 @@ class MultipleChoiceType(FieldType):
 
 @register("area")
 class AreaType(SingleChoiceType):
+    title = N_("Road, segment or grid")
     display = "choices"  # the area's name (a live label), not its key
     needs_choices = False
     names_area = True
@@ -624,6 +636,7 @@ LOCATION_LIMITS = {"lat": (-90, 90), "lng": (-180, 180), "accuracy": (0, math.in
 
 @register("location")
 class LocationType(FieldType):
+    title = N_("Position on the map")
     template = "location"
     display = "location"
     gives_location = True
@@ -752,6 +765,7 @@ def route_length_m(route: Mapping[str, Any] | None) -> float:
 
 @register("route")
 class RouteType(FieldType):
+    title = N_("Route walked")
     template = "route"
     display = "route"
     gives_route = True
@@ -819,6 +833,7 @@ class UploadsField(wtf.Field):
 
 @register("photo")
 class PhotoType(FieldType):
+    title = N_("Photos")
     template = "uploads"
     display = "uploads"
     is_file = True
@@ -881,6 +896,7 @@ class PhotoType(FieldType):
 
 @register("file")
 class FileType(PhotoType):
+    title = N_("Files")
     default_accept = ("image", "pdf")
     phone = "pictures or PDF (`accept: [image, pdf]`)"
     open311_arguments = frozenset()
@@ -894,6 +910,7 @@ class FileType(PhotoType):
 
 @register("note")
 class NoteType(FieldType):
+    title = N_("A note (no input)")
     template = "note"
     has_value = False
     one_input = False
@@ -914,6 +931,7 @@ class NoteType(FieldType):
 @register("section")
 class SectionType(NoteType):
     """A titled group: its fields' values sit at its own level (the form's page renders it around them)."""
+    title = N_("Section (a group of fields)")
 
     template = ""
     transparent = True
@@ -929,6 +947,7 @@ class SectionType(NoteType):
 @register("repeat")
 class RepeatType(FieldType):
     """Rows of its fields, added and removed on the page (which renders it around them)."""
+    title = N_("Repeated rows")
 
     template = ""
     holds_rows = True

@@ -414,8 +414,11 @@
   }
 
   // -- forms: fields, groups, repeats, rules, a phone preview ------------------------------------------------
-  const NESTED = new Set(["group", "repeat"]);
-  const CHOICE_TYPES = new Set(["select_one", "select_many", "radio", "checkboxes"]);
+  // What each registered field type is, as the server says (a section or a repeat holds fields; a choice field
+  // lists its choices).
+  const FIELD_TYPES = Object.fromEntries(((config && config.names.field_types) || []).map((t) => [t.name, t]));
+  const NESTED = new Set(Object.values(FIELD_TYPES).filter((t) => t.nested).map((t) => t.name));
+  const CHOICE_TYPES = new Set(Object.values(FIELD_TYPES).filter((t) => t.choices).map((t) => t.name));
 
   function formEditor(root) {
     data.fields = data.fields || [];
@@ -433,14 +436,13 @@
 
   function fieldList(list, base, depth) {
     const types = enumAt(["fields", "*", "type"]);
-    const typeNames = S.types || {};
     const box = h("ol.field-list", {"data-path": base});
     list.forEach((f, i) => {
       const path = `${base}[${i}]`;
       const card = h("li.field-card", {"data-index": i, "data-field": f.id, "data-path": path},
         h("div.field-head", {}, rowTools(list, i, f.id),
           field(S.id || "Id", input(f, "id", `${path}.id`, {label: S.id, size: 14})),
-          field(S.type || "Type", select(f, "type", `${path}.type`, (types.length ? types : [f.type]).map((t) => [t, typeNames[t] ? `${typeNames[t]} (${t})` : t]), {label: S.type, redraw: true})),
+          field(S.type || "Type", select(f, "type", `${path}.type`, (types.length ? types : [f.type]).map((t) => [t, FIELD_TYPES[t] ? `${FIELD_TYPES[t].title} (${t})` : t]), {label: S.type, redraw: true})),
           field(S.label || "Label", i18n(f, "label", `${path}.label`, S.label)),
           check_box(f, "required", `${path}.required`, S.required || "Required")),
         h("div.field-body", {},
