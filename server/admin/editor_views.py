@@ -100,7 +100,7 @@ def edit_source(version_id: int, path: str):
     errors: list[DefinitionError] = []
     form = CsrfForm()
     if request.method == "POST":
-        text = request.form.get("text", "")
+        text = _line_ends_of(files[path], request.form.get("text", ""))
         if form.validate_on_submit():
             try:
                 draft, created = scheme_admin.save_scheme_file(
@@ -116,6 +116,12 @@ def edit_source(version_id: int, path: str):
                            error_dicts=[e.as_dict() for e in errors], form=form,
                            schemas=_schemas(kind) if kind else None,
                            check_url=url_for("editors.check", version_id=version.id)), 400 if errors else 200
+
+
+def _line_ends_of(old: bytes, text: str) -> str:
+    """The edited text with the file's own line ends (a browser sends a text area's lines ended by CR LF)."""
+    text = text.replace("\r\n", "\n")
+    return text.replace("\n", "\r\n") if b"\r\n" in old else text
 
 
 def _with_bom(old: bytes, text: str) -> str:
@@ -325,13 +331,22 @@ def preview_form(version_id: int):
     from ..forms.engine import form_spec
     from ..forms.views import render_page
 
+    from ..forms.views import _formdata
+
     version = _version(version_id)
     try:
-        data = json.loads(request.form.get("data") or "{}")
-        spec = form_spec(data, "")
-        page = forms.open_form(current_user, version.scheme_key, spec, None)
+        inside = "_definition" in request.form  # the preview's own refresh, repeat row or check
+        text = request.form.get("_definition" if inside else "data") or "{}"
+        spec = form_spec(json.loads(text), "")
+        if inside:
+            page = forms.post_form(current_user, version.scheme_key, spec, None, _formdata(),
+                                   request.form.get("_action", "submit"), store=False)
+            db.session.rollback()  # a preview never stores anything
+        else:
+            page = forms.open_form(current_user, version.scheme_key, spec, None)
         response = render_page(page, url_for("editors.preview_form", version_id=version.id), preview=True,
-                               framed=True)
+                               framed=True, extra_template="admin/_preview_definition.html",
+                               definition_json=text)
     except Exception:  # noqa: BLE001 - a half-written form cannot be drawn: say so in the frame, never crash
         db.session.rollback()
         response = render_template("admin/preview_unavailable.html", framed=True), 200

@@ -176,3 +176,29 @@ def test_previews_draw_unsaved_definitions_in_a_frame_of_this_site_only(office):
     # Other pages are never framed.
     assert "frame-ancestors 'none'" in client.get(form_page).headers["Content-Security-Policy"]
     assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1
+
+
+def test_the_preview_answers_its_own_requests_with_the_form_being_edited(office):
+    client, version = office
+    form_page = f"/admin/schemes/versions/{version}/edit/form/patrol_log"
+    form = _editor_data(client, form_page)["data"]
+    form["fields"].append({"id": "team_leader", "type": "text", "label": "带队人员", "visible_if": "participants > 5"})
+    text = json.dumps(form)
+    url = f"/admin/schemes/versions/{version}/preview-form"
+    first = _post(client, url, {"data": text}, form_page).get_data(as_text=True)
+    assert 'name="_definition"' in first and "带队人员" in first
+    # The frame's own refresh (htmx) sends its fields and the definition back: the page is drawn again with them.
+    refreshed = _post(client, url, {"_definition": text, "_action": "refresh", "participants": "8"}, form_page)
+    body = refreshed.get_data(as_text=True)
+    assert refreshed.status_code in (200, 400) and "带队人员" in body and 'value="8"' in body
+    assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1
+
+
+def test_a_browsers_line_ends_do_not_rewrite_the_whole_file(office):
+    client, version = office
+    url = f"/admin/schemes/versions/{version}/source/board.yaml"
+    text = (DEMO / "board.yaml").read_text("utf-8").replace("12319", "12345")
+    response = _post(client, url, {"text": text.replace("\n", "\r\n")}, url)  # as a browser sends a text area
+    assert response.status_code == 303
+    draft = db.session.get(SchemeVersion, int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert {f.path: f.content for f in draft.files}["board.yaml"] == text.encode()
