@@ -329,9 +329,7 @@ def preview_form(version_id: int):
     """An unsaved form, as a phone shows it (the editor's live preview); nothing is stored."""
     from ..forms import service as forms
     from ..forms.engine import form_spec
-    from ..forms.views import render_page
-
-    from ..forms.views import _formdata
+    from ..forms.views import _formdata, render_page
 
     version = _version(version_id)
     try:

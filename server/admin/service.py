@@ -87,12 +87,48 @@ def start_scheme(user: AnyUser, template: str, key: str, name: Any, short_name: 
     files = {path: data for path, data in read.raw.values()}
     path = next(p for (kind, _key), p in drafts.defined_in(files).items() if kind == "scheme")
     text = files[path].decode("utf-8")
-    data = dict(parse_text(path, text).data, id=key, name=name, short_name=short_name)
-    files[path] = rewrite_source(text, data).encode("utf-8")
+    old = parse_text(path, text).data
+    data = {k: v for k, v in old.items() if k not in ("issued_by", "issued_on")}  # the template's document
+    files[path] = rewrite_source(text, {**data, "id": key, "name": name, "short_name": short_name}).encode("utf-8")
+    # The template's own names, written in its boards, sheets and descriptions, become the new district's.
+    for before, after in _renames(old, name, short_name):
+        files = {p: f.decode("utf-8").replace(before, after).encode("utf-8") for p, f in files.items()}
     bundle = check_files(drafts.as_texts(files), library_files(definitions.project_root()))
     version, _created = definitions.load_scheme(bundle, user, note=_("Started from the template %(name)s",
                                                                      name=template))
     return version
+
+
+def _renames(old: dict, name: Any, short_name: Any) -> list[tuple[str, str]]:
+    """(template's text, new district's) for each language of the names, longest first (a short name is
+    usually inside the full one)."""
+    pairs = []
+    for before, after in ((old.get("name"), name), (old.get("short_name"), short_name)):
+        for lang in ("zh", "en"):
+            was = before.get(lang) if isinstance(before, dict) else before if lang == "zh" else None
+            now = after.get(lang) if isinstance(after, dict) else after if lang == "zh" else None
+            if isinstance(was, str) and isinstance(now, str) and was.strip() and now.strip() and was != now:
+                pairs.append((was, now))
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def units_named_elsewhere(data: dict) -> list[str]:
+    """The units a scheme names outside its `units` and `areas` (routing, unit groups…): a sheet that replaces
+    the units should keep these keys."""
+    found: set[str] = set()
+
+    def walk(node: Any, key: str | None = None) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+        elif isinstance(node, str) and key in ("unit", "units"):
+            found.add(node)
+
+    walk({k: v for k, v in data.items() if k not in ("units", "areas")})
+    return sorted(found)
 
 
 def apply_org_sheets(user: AnyUser, version: SchemeVersion, data: bytes, filename: str) -> tuple[SchemeVersion, bool]:
@@ -101,7 +137,8 @@ def apply_org_sheets(user: AnyUser, version: SchemeVersion, data: bytes, filenam
 
     _may_change(user, version)
     tables, problems = read_upload(data, filename)
-    units, areas, more = scheme_units_and_areas(tables)
+    scheme = version.scheme_definition.data
+    units, areas, more = scheme_units_and_areas(tables, scheme)
     if problems or more:
         raise ImportInvalid([*problems, *more])
     if units is None and areas is None:

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..auth import permissions
 from ..core.errors import PermissionDenied
+from ..definitions import drafts
 from ..definitions import service as definitions
 from ..definitions.errors import DefinitionsInvalid
 from ..definitions.models import SchemeVersion
@@ -55,6 +56,8 @@ def _setup_page(version: SchemeVersion, sheet_errors: list[SheetError] | None = 
     current = definitions.current_version(version.scheme_key)
     data = version.scheme_definition.data
     return render_template("admin/setup.html", version=version, current=current, data=data,
+                           named_units=scheme_admin.units_named_elsewhere(data),
+                           scheme_path=drafts.definition_file(version, "scheme", version.scheme_key).path,
                            form=form or OrgSheetsForm(), sheet_errors=sheet_errors or [],
                            activate_form=CsrfForm()), status
 

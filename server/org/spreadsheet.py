@@ -393,23 +393,50 @@ def _post_row(row: Mapping[str, Any]) -> PostValues:
 
 # -- a scheme's own units and areas, from the same sheets ----------------------------------------------------------
 
-def scheme_units_and_areas(tables: Mapping[str, Table]) -> tuple[list[dict] | None, list[dict] | None,
-                                                                 list[SheetError]]:
-    """The `units` and `areas` sheets as a scheme definition writes them: trees by `parent`, each row a definition
-    entry (None for a sheet not given). Rows are checked for what the tree needs (a key, a kind, a name, a known
-    parent, no loop, no key twice); the scheme's check does the rest, by the definition's rules."""
+def scheme_units_and_areas(tables: Mapping[str, Table], scheme: Mapping) -> tuple[list[dict] | None,
+                                                                                 list[dict] | None,
+                                                                                 list[SheetError]]:
+    """The `units` and `areas` sheets as the `scheme` definition would write them: trees by `parent`, each row a
+    definition entry (None for a sheet not given). Every row is checked for what the tree needs (a key, a kind of
+    the scheme's, a name, a known parent and unit, no loop, no key twice), all problems at once, by sheet, row and
+    column; the scheme's check then does the rest, by the definition's rules."""
     errors: list[SheetError] = []
     units = areas = None
+    unit_kinds = {k.get("id") for k in scheme.get("unit_kinds") or [] if isinstance(k, dict)}
+    area_kinds = {k.get("id") for k in scheme.get("area_kinds") or [] if isinstance(k, dict)}
+    unit_keys = _keys(scheme.get("units") or [])
     if "units" in tables:
         rows = _parsed("units", tables["units"], _unit_row, errors)
+        _known("units", rows, "kind", unit_kinds, errors)
         units = _tree("units", rows, lambda v: _entry(id=v.key, kind=v.kind, name=v.name, difficulty=v.difficulty),
                       errors)
+        unit_keys = {values.key for _number, values in rows if values.active}
     if "areas" in tables:
         rows = _parsed("areas", tables["areas"], _area_row, errors)
+        _known("areas", rows, "kind", area_kinds, errors)
+        _known("areas", rows, "unit", unit_keys, errors)
         areas = _tree("areas", rows, lambda v: _entry(
             id=v.key, kind=v.kind, name=v.name, unit=v.unit, **{"from": v.range_from, "to": v.range_to},
             length_m=v.length_m, description=v.description, geometry=v.geometry), errors)
     return units, areas, errors
+
+
+def _keys(items: list) -> set[str]:
+    out: set[str] = set()
+    for item in items:
+        if isinstance(item, dict):
+            out.add(item.get("id"))
+            out |= _keys(item.get("children") or [])
+    return out
+
+
+def _known(sheet: str, rows: list[tuple[int, Any]], column: str, known: set, errors: list[SheetError]) -> None:
+    """A row whose `column` names something the scheme does not have (a kind, a unit)."""
+    for number, values in rows:
+        value = getattr(values, column)
+        if values.active and value and value not in known:
+            errors.append(SheetError(sheet, number, column, _("%(value)s is not one of: %(known)s", value=value,
+                                                              known=", ".join(sorted(k for k in known if k)))))
 
 
 def _entry(**values: Any) -> dict:

@@ -52,8 +52,12 @@ def test_a_new_district_from_a_template_with_its_own_units_and_roads(admin):
     assert version.scheme_key == "xinqiao" and version.activated_at is None
     assert version.scheme_definition.data["name"] == "新桥街道马路办公"
     assert version.scheme_definition.data["short_name"] == {"zh": "新桥街道", "en": "Xinqiao"}
-    scheme_file = {f.path: f.content for f in version.files}["scheme.yaml"].decode()
-    assert scheme_file.startswith("# 李渡街道")  # the template's comments come along
+    files = {f.path: f.content.decode() for f in version.files}
+    assert files["scheme.yaml"].startswith("# 新桥街道")  # the template's comments come along, names changed
+    # Nor on its boards and score sheets (the template's places go with its units and roads, below).
+    assert version.member("board", "lidu_road_board").data["subtitle"]["zh"].startswith("新桥街道")
+    assert version.member("score_sheet", "lidu_monthly").data["name"]["zh"].startswith("新桥街道")
+    assert "issued_by" not in version.scheme_definition.data
 
     # The same id again is refused by name.
     again = admin.post(page, data={"csrf_token": csrf_token(admin, page), "template": "lidu", "key": "xinqiao",
@@ -62,7 +66,8 @@ def test_a_new_district_from_a_template_with_its_own_units_and_roads(admin):
 
     # Units and roads from the organisation workbook.
     setup = f"/admin/schemes/versions/{first}/setup"
-    assert admin.get(setup).status_code == 200
+    page_text = admin.get(setup).get_data(as_text=True)
+    assert "<code>town_office</code>" in page_text  # the template's routing names it: the sheet should keep it
     units = [["xinqiao_street", "street", None, "新桥街道办事处", None],
              ["town_office", "office", "xinqiao_street", "城镇综合管理办公室", None],
              ["xinqiao_community", "community", "xinqiao_street", "新桥社区", None]]
@@ -81,13 +86,16 @@ def test_a_new_district_from_a_template_with_its_own_units_and_roads(admin):
     assert road == {"id": "bridge_road", "kind": "road", "name": "新桥路", "unit": "xinqiao_community",
                     "from": "桥头", "to": "菜场", "length_m": 640}
 
-    # A sheet with a problem is refused by sheet, row and column, and nothing is stored.
+    # A sheet with problems is refused by sheet, row and column, every problem at once, and nothing is stored.
     count = db.session.scalar(db.select(db.func.count(SchemeVersion.id)))
-    bad = _workbook([["a", "street", "nowhere", "甲", None]], [])
+    bad = _workbook([["a", "street", "nowhere", "甲", None], ["b", "village", None, "乙", None]],
+                    [["r", "road", None, "someone", "某路", None, None, None, None]])
     response = admin.post(f"/admin/schemes/versions/{second}/organisation",
                           data={"csrf_token": csrf_token(admin, setup), "workbook": (io.BytesIO(bad), "org.xlsx")},
                           content_type="multipart/form-data")
-    assert response.status_code == 400 and "nowhere" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 400 and "nowhere" in body and "village" in body and "someone" in body
+    assert body.count("第 2 行") == 2 and "第 3 行" in body  # units row 2 and 3, areas row 2
     assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == count
 
     # Activated, the district has the sheet's units and roads.
