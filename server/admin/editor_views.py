@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -15,7 +16,7 @@ from ..auth import permissions
 from ..core.errors import NotFound, PermissionDenied
 from ..definitions import drafts
 from ..definitions import service as definitions
-from ..definitions.bundle import MAX_UPLOAD_BYTES
+from ..definitions.bundle import MAX_UPLOAD_BYTES, available_themes
 from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.loader import MAX_FILE_BYTES, decode_text
@@ -27,6 +28,7 @@ from . import service as scheme_admin
 from .forms import CsrfForm, SchemeFileForm
 
 bp = Blueprint("editors", __name__, template_folder="templates", url_prefix="/admin/schemes/versions")
+MAX_NOTE_CHARS = 500  # SchemeVersion.note
 
 
 def _version(version_id: int) -> SchemeVersion:
@@ -77,7 +79,8 @@ def upload_file(version_id: int):
                                                           _("The upload is too large."))])
             path = drafts.place_upload(version, storage.filename or "", data)
             draft, created = scheme_admin.save_scheme_file(current_user, version, path, data,
-                                                            note=form.note.data or _("Uploaded %(file)s", file=path))
+                                                            note=(form.note.data or _("Uploaded %(file)s",
+                                                                                      file=path))[:MAX_NOTE_CHARS])
         except DefinitionsInvalid as exc:
             db.session.rollback()
             errors = exc.errors
@@ -105,7 +108,7 @@ def edit_source(version_id: int, path: str):
             try:
                 draft, created = scheme_admin.save_scheme_file(
                     current_user, version, path, _with_bom(files[path], text).encode("utf-8"),
-                    note=request.form.get("note") or _("Edited %(file)s", file=path))
+                    note=_note(_("Edited %(file)s", file=path)))
             except DefinitionsInvalid as exc:
                 db.session.rollback()
                 errors = exc.errors
@@ -157,7 +160,7 @@ def edit_definition(version_id: int, kind: str, key: str):
             try:
                 draft, created = scheme_admin.save_definition(
                     current_user, version, kind, key, data,
-                    note=request.form.get("note") or _("Edited %(kind)s %(key)s", kind=kind, key=key))
+                    note=_note(_("Edited %(kind)s %(key)s", kind=kind, key=key)))
             except DefinitionsInvalid as exc:
                 db.session.rollback()
                 errors = exc.errors
@@ -241,9 +244,24 @@ def _strings() -> dict[str, Any]:
 def _posted_data(fallback: Any) -> Any:
     try:
         data = json.loads(request.form.get("data") or "null")
-    except ValueError:
+    except (ValueError, RecursionError):
         return fallback
     return data if isinstance(data, dict) else fallback
+
+
+def _json_body() -> dict:
+    """The request's JSON object (or its form), {} for anything else: nothing a client sends makes this fail."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    if body is None:
+        body = request.form.to_dict()
+    return body if isinstance(body, dict) else {}
+
+
+def _note(default: str) -> str:
+    return (request.form.get("note") or default)[:MAX_NOTE_CHARS]
 
 
 def _names(version: SchemeVersion) -> dict[str, list]:
@@ -266,7 +284,7 @@ def _names(version: SchemeVersion) -> dict[str, list]:
 def check(version_id: int):
     """Check an edit without storing it: the errors of every file, as JSON (for the editors, as one types)."""
     version = _version(version_id)
-    body = request.get_json(silent=True) or request.form.to_dict()
+    body = _json_body()
     try:
         if isinstance(body.get("data"), dict):
             source = drafts.definition_file(version, str(body.get("kind")), str(body.get("key")))
@@ -275,7 +293,10 @@ def check(version_id: int):
             path, text = str(body.get("path") or ""), str(body.get("text") or "")
             if path not in drafts.version_files(version) or len(text) > MAX_UPLOAD_BYTES:
                 raise NotFound(_("No such file in this version."))
-            changed = {path: text.encode("utf-8")}
+            try:
+                changed = {path: text.encode("utf-8")}
+            except UnicodeEncodeError as exc:
+                raise DefinitionsInvalid([DefinitionError(path, 1, "", _("The text is not valid."))]) from exc
         drafts.check_draft(version, changed)
     except DefinitionsInvalid as exc:
         return {"ok": False, "errors": [e.as_dict() for e in exc.errors]}
@@ -288,13 +309,18 @@ def dry_run(version_id: int):
     from ..core.errors import DomainError
 
     version = _version(version_id)
-    body = request.get_json(silent=True) or {}
+    body = _json_body()
+    this_month = district_today(version.scheme_key).replace(day=1)
+    month = str(body.get("month") or "")
+    day = this_month - dt.timedelta(days=1)  # last month, unless a past month is asked for
+    if re.fullmatch(r"(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])", month):
+        day = dt.date.fromisoformat(f"{month}-01")
+    if day >= this_month:
+        return render_template("admin/_dry_run.html", problems=[_("Choose a month that has ended.")], rows=[],
+                               period=None)
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
     try:
-        day = dt.date.fromisoformat(f"{body.get('month', '')}-01")
-    except ValueError:
-        day = district_today(version.scheme_key).replace(day=1) - dt.timedelta(days=1)
-    try:
-        period, rows = scheme_admin.dry_run_sheet(current_user, version, body.get("data") or {}, day)
+        period, rows = scheme_admin.dry_run_sheet(current_user, version, data, day)
     except DefinitionsInvalid as exc:
         return render_template("admin/_dry_run.html", problems=exc.errors, rows=[], period=None)
     except DomainError as exc:
@@ -314,6 +340,8 @@ def preview_board(version_id: int):
         roads = boards.boards_of(version.scheme_key, limit=1)
         if not roads or not isinstance(data, dict):
             raise LookupError("no road to show the board on")
+        if data.get("theme") not in available_themes(definitions.project_root()):
+            data.pop("theme", None)  # only an installed theme is drawn (a preview never looks one up by any name)
         shown = boards.board_for(version.scheme_key, roads[0], board=data)
         url = url_for("boards.board", scheme_key=version.scheme_key, area_key=roads[0].key, _external=True)
         response = render_themed(shown["theme"], "boards/board.html", b=shown, qr=boards.qr_svg(url), url=url,

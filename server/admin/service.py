@@ -159,29 +159,45 @@ class DryRunRow:
     total: Any
     grade: str | None
     rank: int | None
+    before: Any = None  # the score the sheet as it is in the version gives
 
 
 def dry_run_sheet(user: AnyUser, version: SchemeVersion, data: dict, day: dt.date) -> tuple[Any, list[DryRunRow]]:
-    """An edited score sheet tried on the period holding `day`: the district's data, and the assessors' marks when
-    that period was assessed; nothing is stored. The sheet is checked with the version first (DefinitionsInvalid)."""
+    """An edited score sheet tried on the period holding `day`, beside the sheet as it is in the version: the
+    district's data, and the assessors' marks when that period was assessed; nothing is stored. The edited sheet
+    is checked with the version first (DefinitionsInvalid)."""
     from ..assessment import engine as assessment_engine
     from ..assessment import scoring
-    from ..assessment.models import AssessmentPeriod
-    from ..assessment.service import draft
 
     _may_change(user, version)
     source = drafts.definition_file(version, "score_sheet", str(data.get("id")))
     drafts.check_draft(version, {source.path: drafts.rewritten(source, data)})
     sheet = assessment_engine.sheet_spec(data)
     period = scoring.period_of(sheet, day)
+    member = version.member("score_sheet", sheet.id)
+    before = ({_unit_name(r): r.total for r in _tried(version, scoring.sheet_spec_of_row(member), period)}
+              if member is not None else {})
+    rows = [DryRunRow(_unit_name(r), r.total, tr(r.grade.name) if r.grade is not None else None,
+                      min(r.ranks.values(), default=None), before.get(_unit_name(r)))
+            for r in _tried(version, sheet, period)]
+    return period, sorted(rows, key=lambda r: (-r.total, r.unit))
+
+
+def _unit_name(result: Any) -> str:
+    return tr(result.unit.name) if hasattr(result.unit, "name") else str(result.unit)
+
+
+def _tried(version: SchemeVersion, sheet: Any, period: Any) -> list:
+    from ..assessment import scoring
+    from ..assessment.models import AssessmentPeriod
+    from ..assessment.service import draft
+
     stored = db.session.scalar(db.select(AssessmentPeriod).filter_by(
         scheme_key=version.scheme_key, sheet_key=sheet.id, starts_on=period.start))
-    results = draft(stored, sheet=sheet) if stored is not None else scoring.score_units(
-        version.scheme_key, sheet, period, scoring.assessed_units(version.scheme_key, sheet, period))
-    rows = [DryRunRow(tr(r.unit.name) if hasattr(r.unit, "name") else str(r.unit), r.total,
-                      tr(r.grade.name) if r.grade is not None else None, min(r.ranks.values(), default=None))
-            for r in results]
-    return period, sorted(rows, key=lambda r: (-r.total, r.unit))
+    if stored is not None:
+        return draft(stored, sheet=sheet)
+    return scoring.score_units(version.scheme_key, sheet, period,
+                               scoring.assessed_units(version.scheme_key, sheet, period))
 
 
 def activate_scheme_version(version_id: int, user: AnyUser) -> SchemeVersion:

@@ -184,7 +184,7 @@ def read_zip(data: bytes, name: str = "upload.zip") -> SchemeFiles:
             wanted = []
             for info in archive.infolist():
                 path = PurePosixPath(info.filename)
-                if path.is_absolute() or ".." in path.parts:
+                if path.is_absolute() or ".." in path.parts or any(c in info.filename for c in "\\:"):
                     raise ZipRefused(_("unsafe path in the zip: %(member)s", member=info.filename))
                 if not info.is_dir() and path.suffix.lower() in DEFINITION_SUFFIXES \
                         and not any(p.startswith(".") for p in path.parts):

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from ..core.errors import NotFound
 from .bundle import SchemeFiles, check_files, library_files
 from .errors import DefinitionError, DefinitionsInvalid
-from .loader import DEFINITION_SUFFIXES, decode_text, parse_text
+from .loader import DEFINITION_SUFFIXES, data_problem, decode_text, parse_text
 from .models import SchemeVersion
 from .rewrite import RewriteFailed, rewrite_source
 from .service import load_scheme, project_root
@@ -37,15 +37,36 @@ def version_files(version: SchemeVersion) -> dict[str, bytes]:
     for member in version.members:
         parts = PurePosixPath(member.file.replace("\\", "/")).parts
         if parts and parts[0] not in LIBRARY_FOLDERS:
-            out.setdefault(parts[-1], member.source.encode("utf-8"))
+            if parts[-1] in out:  # two files of one name in different folders: which is which is not known
+                raise DefinitionsInvalid([DefinitionError(member.file, 1, "", _(
+                    "This version was stored before its files were kept, and two of them share the name "
+                    "%(name)s: load its folder again to edit it.", name=parts[-1]))])
+            out[parts[-1]] = member.source.encode("utf-8")
     return out
 
 
-def _safe_path(path: str) -> PurePosixPath:
+MAX_PATH_CHARS = 300
+
+
+def usable_path(path: str) -> bool:
+    """A file's path a version may keep and write back anywhere: relative, forward slashes only, no part hidden or
+    `..`, no drive, control character or backslash, a definition file's suffix, not too long."""
     pure = PurePosixPath(path)
-    if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+    return (0 < len(path) <= MAX_PATH_CHARS and not pure.is_absolute()
+            and not any(c in path for c in "\\:") and all(ord(c) >= 32 and ord(c) != 127 for c in path)
+            and all(part and not part.startswith(".") for part in path.split("/"))
+            and path.lower().endswith(DEFINITION_SUFFIXES))
+
+
+def _safe_path(path: str) -> PurePosixPath:
+    if not usable_path(path):
         raise ValueError(f"unsafe path in a stored version: {path!r}")
-    return pure
+    return PurePosixPath(path)
+
+
+def _unusable(path: str) -> DefinitionsInvalid:
+    return DefinitionsInvalid([DefinitionError(path[:MAX_PATH_CHARS] or "(file)", 1, "", _(
+        "This file name cannot be kept: use letters, digits, - and _, and end it in .yaml, .yml or .json."))])
 
 
 def export_scheme_version(version: SchemeVersion, folder: Path, overwrite: bool = False) -> list[Path]:
@@ -125,9 +146,11 @@ def definition_file(version: SchemeVersion, kind: str, key: str) -> DefinitionFi
     member = version.member(kind, key)
     if member is None:
         raise NotFound(_("No such definition in this version."))
-    name = f"{key}.yaml" if not member.file.endswith(".json") else f"{key}.json"
-    if name in files:
-        name = f"{kind}_{name}"
+    suffix = ".json" if member.file.endswith(".json") else ".yaml"
+    name, n = f"{key}{suffix}", 1
+    while name in files:
+        n += 1
+        name = f"{kind}_{key}{'' if n == 2 else f'_{n}'}{suffix}"
     return DefinitionFile(kind, key, name, member.source, False, member.data)
 
 
@@ -135,6 +158,8 @@ def place_upload(version: SchemeVersion, filename: str, data: bytes) -> str:
     """The path an uploaded single file takes in a version: the file of the same name, else the file that holds
     the definition it holds (its kind and id), else a new file of its name."""
     name = PurePosixPath(filename.replace("\\", "/")).name
+    if not usable_path(name):
+        raise _unusable(name)
     files = version_files(version)
     same_name = [p for p in files if PurePosixPath(p).name == name]
     if len(same_name) == 1:
@@ -155,8 +180,9 @@ def check_draft(base: SchemeVersion, changed: dict[str, bytes | None]) -> tuple[
     for path, data in changed.items():
         if data is None:
             files.pop(path, None)
+        elif not usable_path(path):
+            raise _unusable(path)
         else:
-            _safe_path(path)
             files[path] = data
     texts = as_texts(files)
     return texts, check_files(texts, library_files(project_root()))
@@ -175,6 +201,9 @@ def store_draft(base: SchemeVersion, changed: dict[str, bytes | None], user: Any
 
 def rewritten(source: DefinitionFile, data: Any) -> bytes:
     """The definition's file with `data` written in, changed only where the data changed."""
+    problem = data_problem(data) if isinstance(data, dict) else _("a definition is a map of keys and values")
+    if problem:
+        raise DefinitionsInvalid([DefinitionError(source.path, 1, "", problem)])
     try:
         text = rewrite_source(source.text, data, json_file=source.path.lower().endswith(".json"))
     except RewriteFailed as exc:

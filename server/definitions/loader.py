@@ -417,3 +417,36 @@ def content_key(definition: Any, digest: str | None = None) -> str:
     """What is compiled from a definition is kept by its content hash: `digest` when it is known (a stored
     definition's), else worked out."""
     return digest or content_hash(definition)
+
+
+def data_problem(data: Any) -> str | None:
+    """Why data sent by an editor cannot be written as a definition file, or None: nested past MAX_DEPTH, more than
+    MAX_VALUES values, a key that is not text, or text that is not (a lone surrogate). Walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    values = 0
+    while stack:
+        node, depth = stack.pop()
+        values += 1
+        if depth > MAX_DEPTH:
+            return _too_deep()
+        if values > MAX_VALUES:
+            return _("more than %(num)s values", num=f"{MAX_VALUES:,}")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str) or not _encodable(key):
+                    return _("a key that is not text")
+                stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+        elif isinstance(node, str) and not _encodable(node):
+            return _("text that is not valid UTF-8")
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+

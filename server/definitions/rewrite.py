@@ -20,6 +20,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .loader import UTF8_BOM
 
+MAX_PATCHED_LINES = 3_000  # past this, the writer's own text (the largest shipped file has 400 lines)
+
 
 class RewriteFailed(ValueError):
     """The file cannot be read back as it is (it is not a definition file ruamel can round-trip)."""
@@ -190,6 +192,8 @@ def patch_lines(original: str, base: str, changed: str) -> str:
     if base == original:
         return changed
     o, b, c = original.splitlines(keepends=True), base.splitlines(keepends=True), changed.splitlines(keepends=True)
+    if max(len(o), len(b), len(c)) > MAX_PATCHED_LINES:
+        return changed  # aligning is quadratic at worst: a file this long gets the writer's text (comments kept)
     # Cut points: places in `base` that are a boundary both of its alignment with the original and of the change.
     to_original: dict[int, int] = {}
     inside: set[int] = set()

@@ -405,6 +405,7 @@ def scheme_units_and_areas(tables: Mapping[str, Table], scheme: Mapping) -> tupl
     unit_kinds = {k.get("id") for k in scheme.get("unit_kinds") or [] if isinstance(k, dict)}
     area_kinds = {k.get("id") for k in scheme.get("area_kinds") or [] if isinstance(k, dict)}
     unit_keys = _keys(scheme.get("units") or [])
+    tables = {name: table for name, table in tables.items() if table.rows}  # an empty sheet says nothing
     if "units" in tables:
         rows = _parsed("units", tables["units"], _unit_row, errors)
         _known("units", rows, "kind", unit_kinds, errors)
@@ -465,7 +466,7 @@ def _tree(sheet: str, rows: list[tuple[int, Any]], entry: Any, errors: list[Shee
             errors.append(SheetError(sheet, number, "key", _("%(key)s is in the sheet twice", key=values.key)))
             continue
         nodes[values.key], numbers[values.key] = entry(values), number
-    parents = {values.key: values.parent for _number, values in rows if values.key in nodes}
+    parents = {values.key: values.parent for number, values in rows if numbers.get(values.key) == number}
     roots = []
     for key, node in nodes.items():
         parent, seen = parents[key], {key}

@@ -138,6 +138,11 @@ def test_a_score_sheet_is_tried_on_a_past_month_before_it_is_saved(office):
         assert "2026-10-01" in body and "2026-10-31" in body
         return dict(re.findall(r"<td>[^<]*</td><td>([^<]+)</td><td>([\d.]+)</td>", body))
 
+    def differences(data: dict) -> list[str]:
+        response = client.post(f"/admin/schemes/versions/{version}/dry-run", json={"data": data, "month": "2026-10"},
+                               headers={"X-CSRFToken": token})
+        return re.findall(r"<strong>([-+][\d.]+)</strong>", response.get_data(as_text=True))
+
     before = totals(config["data"])
     assert before and all(float(t) <= 100 for t in before.values())
     sheet = config["data"]
@@ -146,6 +151,11 @@ def test_a_score_sheet_is_tried_on_a_past_month_before_it_is_saved(office):
         {"id": "always", "type": "one_off", "points": 5, "when": "1 == 1"}]})
     after = totals(sheet)
     assert {unit: float(before[unit]) - float(after[unit]) for unit in before} == {unit: 5.0 for unit in before}
+    assert differences(sheet) == ["-5.00"] * len(before)  # beside the sheet as it is in the version
+    # A month not ended yet is not tried.
+    response = client.post(f"/admin/schemes/versions/{version}/dry-run", json={"data": sheet, "month": "2030-01"},
+                           headers={"X-CSRFToken": token})
+    assert "2030-01-01" not in response.get_data(as_text=True)
     # A sheet that does not check out is not tried: its problems are said.
     sheet["total"] = 90
     response = client.post(f"/admin/schemes/versions/{version}/dry-run", json={"data": sheet, "month": "2026-10"},
@@ -202,3 +212,34 @@ def test_a_browsers_line_ends_do_not_rewrite_the_whole_file(office):
     assert response.status_code == 303
     draft = db.session.get(SchemeVersion, int(response.headers["Location"].rsplit("/", 1)[1]))
     assert {f.path: f.content for f in draft.files}["board.yaml"] == text.encode()
+
+
+def test_nothing_sent_to_the_editors_takes_the_server_down(office):
+    client, version = office
+    page = f"/admin/schemes/versions/{version}/edit/scheme/lidu"
+    token = csrf_token(client, page)
+    headers = {"X-CSRFToken": token}
+    check = f"/admin/schemes/versions/{version}/check"
+    deep: dict = {}
+    node = deep
+    for _ in range(400):
+        node["x"] = {}
+        node = node["x"]
+    for body in ([1], "x", 5, {"kind": "scheme", "key": "lidu", "data": deep},
+                 {"kind": "nope", "key": "nope", "data": {}}, {"path": "scheme.yaml", "text": "\ud800"},
+                 {"path": "../etc/passwd", "text": "x"}):
+        response = client.post(check, data=json.dumps(body), content_type="application/json", headers=headers)
+        assert response.status_code < 500, body if not isinstance(body, dict) or "data" not in body else "deep"
+    response = client.post(check, data="[" * 100_000, content_type="application/json", headers=headers)
+    assert response.status_code < 500
+    dry = f"/admin/schemes/versions/{version}/dry-run"
+    for body in ([1], {"data": [1]}, {"data": "x"}, {"month": "9999-12"}, {"month": "0001-01"}):
+        assert client.post(dry, json=body, headers=headers).status_code < 500, body
+    for name in ("..", "/", "a\\..\\board.yaml", ".hidden.yaml", "notes.txt", "x" * 600 + ".yaml"):
+        response = _post(client, f"/admin/schemes/versions/{version}/file",
+                         {"file": (io.BytesIO(b"kind: board\n"), name), "note": "n" * 2000},
+                         f"/admin/schemes/versions/{version}")
+        assert response.status_code == 400, name
+    response = _post(client, page, {"data": json.dumps(deep), "note": "n" * 2000}, page)
+    assert response.status_code == 400
+    assert db.session.scalar(db.select(db.func.count(SchemeVersion.id))) == 1
