@@ -116,7 +116,7 @@ def edit_source(version_id: int, path: str):
                 return _drafted(draft, created)
     kind = _kind_of(text)
     return render_template("admin/source_editor.html", version=version, path=path, text=text, errors=errors,
-                           error_dicts=[e.as_dict() for e in errors], form=form,
+                           error_dicts=[e.as_dict() for e in errors], form=form, strings=_strings(),
                            schemas=_schemas(kind) if kind else None,
                            check_url=url_for("editors.check", version_id=version.id)), 400 if errors else 200
 
@@ -237,7 +237,10 @@ def _strings() -> dict[str, Any]:
         "poster": _("The board on a road of the district"),
         "check": _("Check"), "message": _("Message"), "constraint": _("constraint"), "constraints": _("Constraints"),
         "add_constraint": _("Add a constraint"), "value_must_be": _("The value must be"),
-        "add_section": _("Add a section"),
+        "add_section": _("Add a section"), "checking": _("Checking…"),
+        "id_locked": _("Other definitions may name this id: rename it in the source, with everything that names it."),
+        "choice_value": _("value stored"), "add_choice": _("Add a choice"), "rule_value": _("Value (a formula)"),
+        "threshold": _("Threshold"), "step": _("Step"), "when": _("When (a condition)"), "cap": _("At most"),
     }
 
 

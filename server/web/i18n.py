@@ -65,7 +65,7 @@ def tr(text: Any, lang: str | None = None) -> str:
 KIND_LABELS = {
     "scheme": lazy_gettext("scheme"), "form": lazy_gettext("form"), "workflow": lazy_gettext("workflow"),
     "patrol_rules": lazy_gettext("patrol rule file"), "score_sheet": lazy_gettext("score sheet"),
-    "board": lazy_gettext("notice board"),
+    "board": lazy_gettext("notice board"), "category_list": lazy_gettext("category list"),
 }
 AUDIT_LABELS = {
     "scheme.load": lazy_gettext("scheme loaded"), "scheme.activate": lazy_gettext("scheme activated"),

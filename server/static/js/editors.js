@@ -7,7 +7,7 @@
 
   const config = readJson("editor-config");
   const schemas = readJson("editor-schemas");
-  const S = (config && config.strings) || {};
+  const S = (config && config.strings) || readJson("editor-strings") || {};
   const lang = (document.documentElement.lang || "zh").startsWith("en") ? "en" : "zh";
 
   const nonceMeta = document.querySelector('meta[name="csp-nonce"]');
@@ -89,6 +89,7 @@
     if (value && typeof value === "object") {
       const out = {};
       Object.entries(value).forEach(([key, item]) => {
+        if (key === "_new") return;  // the editor's own mark of a new item
         const was = before && typeof before === "object" ? before[key] : undefined;
         const empty = (Array.isArray(item) && !item.length) || (item && typeof item === "object" && !Array.isArray(item) && !Object.keys(item).length);
         if (empty && was === undefined) return;
@@ -110,14 +111,24 @@
     checkTimer = setTimeout(check, 500);
   }
 
+  // One check at a time: a newer one cancels the one still running, and only the latest answer is shown.
+  let checking = null;
   async function check() {
-    const response = await fetch(config.check_url, {
-      method: "POST", credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
-      body: JSON.stringify({kind: config.kind, key: config.key, data: payload()}),
-    });
-    if (!response.ok) return;
-    showErrors((await response.json()).errors);
+    if (checking) checking.abort();
+    const mine = checking = new AbortController();
+    const box = document.querySelector(".editor-save .live-errors");
+    if (box) box.replaceChildren(h("p.muted", {}, S.checking || "Checking…"));
+    try {
+      const response = await fetch(config.check_url, {
+        method: "POST", credentials: "same-origin", signal: mine.signal,
+        headers: {"Content-Type": "application/json", "X-CSRFToken": csrf()},
+        body: JSON.stringify({kind: config.kind, key: config.key, data: payload()}),
+      });
+      if (!response.ok || mine !== checking) return;
+      showErrors((await response.json()).errors);
+    } catch (error) {
+      if (error.name !== "AbortError") throw error;
+    }
   }
 
   function showErrors(errors) {
@@ -129,6 +140,8 @@
       const message = lang === "zh" ? error.message_zh : error.message;
       if (!target) { rest.push(`${error.file} ${S.line || "line"} ${error.line}: ${error.path ? error.path + ": " : ""}${message}`); return; }
       target.classList.add("invalid");
+      const folded = target.closest("details:not([open])");
+      if (folded) { folded.open = true; if (folded.dataset.section) openSections.add(folded.dataset.section); }
       target.insertAdjacentElement("afterend", h("span.field-error", {role: "alert"}, message));
     });
     const box = document.querySelector(".editor-save .live-errors");
@@ -155,7 +168,8 @@
   function input(obj, key, path, opts = {}) {
     const type = opts.type || "text";
     const el = h("input", {type, value: obj[key] == null ? "" : obj[key], "data-path": path,
-      "aria-label": opts.label, placeholder: opts.placeholder, size: opts.size, class: opts.cls});
+      "aria-label": opts.label, placeholder: opts.placeholder, size: opts.size, class: opts.cls,
+      step: type === "number" ? "any" : undefined});  // 0.5 points is a number too
     el.addEventListener("input", () => {
       if (type === "number") {
         if (el.value === "") delete obj[key]; else obj[key] = Number(el.value);
@@ -166,11 +180,37 @@
     return el;
   }
 
+  // Ids the file already had are read-only here: other definitions refer to them (rename one in the source, with
+  // everything that names it). A new item's id is typed, and the pickers follow once it is.
+  const knownIds = new Set();
+  (function collect(node) {
+    if (Array.isArray(node)) node.forEach(collect);
+    else if (node && typeof node === "object") {
+      if (typeof node.id === "string") knownIds.add(node.id);
+      Object.values(node).forEach(collect);
+    }
+  })(original);
+
+  function idInput(obj, path, size = 14) {
+    if (knownIds.has(obj.id) && obj.id !== undefined && !obj._new) {
+      return h("code.id", {"data-path": `${path}.id`, title: S.id_locked || ""}, obj.id);
+    }
+    obj._new = true;
+    return input(obj, "id", `${path}.id`, {size, label: S.id, placeholder: S.id});
+  }
+
+  // `options`: [value, label] pairs, or a function giving them (asked again whenever the list is opened, so ids
+  // typed since the page was drawn are offered).
   function select(obj, key, path, options, opts = {}) {
-    const el = h("select", {"data-path": path, "aria-label": opts.label},
-      opts.empty !== undefined ? h("option", {value: ""}, opts.empty) : null,
-      options.map(([value, label]) => h("option", {value}, label)));
-    el.value = obj[key] == null ? "" : obj[key];
+    const fill = () => {
+      const list = typeof options === "function" ? options() : options;
+      el.replaceChildren(...[opts.empty !== undefined ? h("option", {value: ""}, opts.empty) : null,
+        ...list.map(([value, label]) => h("option", {value}, label))].filter(Boolean));
+      el.value = obj[key] == null ? "" : obj[key];
+    };
+    const el = h("select", {"data-path": path, "aria-label": opts.label});
+    fill();
+    if (typeof options === "function") { el.addEventListener("focus", fill); el.addEventListener("mousedown", fill); }
     el.addEventListener("change", () => {
       if (el.value === "" && opts.empty !== undefined) delete obj[key]; else obj[key] = el.value;
       changed(!!opts.redraw);
@@ -247,11 +287,21 @@
     });
   }
 
+  // Remove an item of a list, once the person says yes (named by its name, else its id).
+  function removeButton(list, index, label, after) {
+    return button(S.remove || "Remove", () => {
+      if (!confirm(`${S.remove_confirm || "Remove"} ${label || ""}?`)) return;
+      list.splice(index, 1);
+      if (after) after();
+      changed(true);
+    }, "small.danger");
+  }
+
   function rowTools(list, index, label) {
     return h("span.row-tools", {},
       h("span.drag-handle", {draggable: "true", title: S.drag || "Drag", "aria-hidden": "true"}, "⋮⋮"),
       button("↑", () => move(list, index, -1)), button("↓", () => move(list, index, 1)),
-      button(S.remove || "Remove", () => { if (confirm(`${S.remove_confirm || "Remove"} ${label}?`)) { list.splice(index, 1); changed(true); } }, "small.danger"));
+      removeButton(list, index, label));
   }
 
   // -- patrol rules: a table -----------------------------------------------------------------------------------
@@ -265,12 +315,12 @@
       const path = `${base}[${i}]`;
       rule.who = rule.who || {};
       body.append(h("tr", {"data-path": path, "data-rule": rule.id},
-        h("td", {}, h("code", {}, rule.id), i18n(rule, "name", `${path}.name`, S.rule_name)),
+        h("td", {}, idInput(rule, path), i18n(rule, "name", `${path}.name`, S.rule_name)),
         h("td", {}, tierPicker(rule.who, `${path}.who`)),
         h("td", {}, input(rule, "at_least", `${path}.at_least`, {type: "number", label: S.at_least, size: 4})),
         h("td", {}, select(rule, "per", `${path}.per`, per.map((p) => [p, perNames[p] || p]), {label: S.per_label})),
         h("td", {}, input(rule, "remind_before_end", `${path}.remind_before_end`, {type: "number", label: S.remind, size: 3})),
-        h("td", {}, button(S.remove || "Remove", () => { rules.splice(i, 1); changed(true); }, "small.danger"))));
+        h("td", {}, removeButton(rules, i, text(rule.name) || rule.id))));
     });
     table.append(body);
     root.append(h("section.card", {}, h("h2", {}, S.patrol_rules || "Patrol rules"), table,
@@ -281,7 +331,9 @@
   }
 
   function tierPicker(who, path) {
-    const tiers = (config.names.tiers || []);
+    // The scheme's editor offers its tiers as edited (a tier just added can be ticked at once).
+    const tiers = config.kind === "scheme" ? (data.tiers || []).filter((t) => t.id).map((t) => [t.id, t.name])
+      : (config.names.tiers || []);
     if (!tiers.length) return h("code", {}, JSON.stringify(who));
     const chosen = new Set(who.tiers || []);
     const box = h("div.tier-picker", {"data-path": path});
@@ -337,13 +389,13 @@
     const tierRows = tiers.map((tier, i) => {
       const path = `tiers[${i}]`;
       return h("tr", {"data-path": path, "data-tier": tier.id},
-        h("td", {}, input(tier, "id", `${path}.id`, {size: 14, label: S.id})),
+        h("td", {}, idInput(tier, path)),
         h("td", {}, i18n(tier, "name", `${path}.name`, S.name)),
-        h("td", {}, select(tier, "reports_to", `${path}.reports_to`, tiers.filter((t) => t !== tier).map((t) => [t.id, text(t.name) || t.id]), {empty: S.top || "(top)"})),
+        h("td", {}, select(tier, "reports_to", `${path}.reports_to`, () => tiers.filter((t) => t !== tier && t.id).map((t) => [t.id, text(t.name) || t.id]), {empty: S.top || "(top)"})),
         h("td", {}, i18n(tier, "held_by", `${path}.held_by`, S.held_by)),
         h("td", {}, select(tier, "role", `${path}.role`, names.roles.map(([id, name]) => [id, text(name)]), {empty: "—"})),
         h("td", {}, kindPicker(tier, "unit_kinds", `${path}.unit_kinds`, names.unit_kinds)),
-        h("td", {}, button(S.remove || "Remove", () => { tiers.splice(i, 1); changed(true); }, "small.danger")));
+        h("td", {}, removeButton(tiers, i, text(tier.name) || tier.id)));
     });
     root.append(section("tiers", S.tiers || "Tiers", false,
       h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.reports_to, S.held_by, S.role, S.unit_kinds, ""].map((t) => h("th", {}, t || "")))),
@@ -354,10 +406,10 @@
     data.units = data.units || [];
     root.append(section("units", S.units || "Units", false,
       tree(data.units, "units", (node, path) => [
-        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        idInput(node, path, 16),
         select(node, "kind", `${path}.kind`, unitKinds),
         i18n(node, "name", `${path}.name`, S.name)],
-      (parent) => ({id: freshId(allNodes(data.units), "unit"), kind: parent.kind, name: ""})),
+      (parent) => ({id: freshId(allNodes(data.units), "unit"), kind: nextKind(unitKinds, parent.kind), name: ""})),
       button(S.add_unit || "Add a unit", () => { data.units.push({id: freshId(allNodes(data.units), "unit"), kind: (unitKinds[0] || [""])[0], name: ""}); changed(true); })));
 
     const areaKinds = names.area_kinds.map(([id, name]) => [id, text(name)]);
@@ -366,11 +418,11 @@
     root.append(section("areas", S.areas || "Areas", false,
       h("p.muted", {}, S.areas_hint || ""),
       tree(data.areas, "areas", (node, path) => [
-        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        idInput(node, path, 16),
         select(node, "kind", `${path}.kind`, areaKinds),
         i18n(node, "name", `${path}.name`, S.name),
         select(node, "unit", `${path}.unit`, units, {empty: "—"})],
-      (parent) => ({id: freshId(allNodes(data.areas), "area"), kind: parent.kind, name: "", unit: parent.unit})),
+      (parent) => ({id: freshId(allNodes(data.areas), "area"), kind: nextKind(areaKinds, parent.kind), name: "", unit: parent.unit})),
       button(S.add_area || "Add an area", () => { data.areas.push({id: freshId(allNodes(data.areas), "area"), kind: (areaKinds[0] || [""])[0], name: ""}); changed(true); })));
 
     data.categories = data.categories || [];
@@ -378,7 +430,8 @@
       categoryTree(data.categories, "categories")));
   }
 
-  function kindPicker(obj, key, path, options) {
+  // Ticks from a list of options; `keepOrder`: the list keeps the order it has (a tick adds at its end).
+  function kindPicker(obj, key, path, options, keepOrder = false) {
     const chosen = new Set(obj[key] || []);
     const box = h("div.tier-picker", {"data-path": path});
     options.forEach(([id, name]) => {
@@ -386,13 +439,21 @@
       el.addEventListener("change", () => {
         const now = new Set(obj[key] || []);
         if (el.checked) now.add(id); else now.delete(id);
-        obj[key] = options.map(([o]) => o).filter((o) => now.has(o));
+        obj[key] = keepOrder ? [...(obj[key] || []).filter((o) => now.has(o)), ...(el.checked && !(obj[key] || []).includes(id) ? [id] : [])]
+          : options.map(([o]) => o).filter((o) => now.has(o));
         if (!obj[key].length) delete obj[key];
         changed(false);
       });
       box.append(h("label.inline", {}, el, " ", text(name)));
     });
     return box;
+  }
+
+  // The kind a child is likely to be: the next kind of the scheme's list after its parent's (a street's child is a
+  // community; a road's, a segment).
+  function nextKind(kinds, kind) {
+    const i = kinds.findIndex(([id]) => id === kind);
+    return (kinds[Math.min(i + 1, kinds.length - 1)] || kinds[0] || [""])[0];
   }
 
   function allNodes(list, out = []) {
@@ -404,7 +465,7 @@
     const workflows = (config.names.workflows || []).map(([id, name]) => [id, text(name)]);
     return h("div", {},
       tree(list, base, (node, path) => [
-        input(node, "id", `${path}.id`, {size: 16, label: S.id}),
+        idInput(node, path, 16),
         i18n(node, "name", `${path}.name`, S.name),
         field(S.working_days || "Working days", input(node, "working_days", `${path}.working_days`, {type: "number", size: 4})),
         select(node, "workflow", `${path}.workflow`, workflows, {empty: S.default_workflow || "(default workflow)"}),
@@ -440,8 +501,8 @@
     list.forEach((f, i) => {
       const path = `${base}[${i}]`;
       const card = h("li.field-card", {"data-index": i, "data-field": f.id, "data-path": path},
-        h("div.field-head", {}, rowTools(list, i, f.id),
-          field(S.id || "Id", input(f, "id", `${path}.id`, {label: S.id, size: 14})),
+        h("div.field-head", {}, rowTools(list, i, text(f.label) || f.id),
+          field(S.id || "Id", idInput(f, path)),
           field(S.type || "Type", select(f, "type", `${path}.type`, (types.length ? types : [f.type]).map((t) => [t, FIELD_TYPES[t] ? `${FIELD_TYPES[t].title} (${t})` : t]), {label: S.type, redraw: true})),
           field(S.label || "Label", i18n(f, "label", `${path}.label`, S.label)),
           check_box(f, "required", `${path}.required`, S.required || "Required")),
@@ -460,9 +521,10 @@
       button(S.add_field || "Add a field", () => {
         list.push({id: freshId(allFields(data.fields), "field"), type: "text", label: ""});
         changed(true);
-        const cards = box.querySelectorAll(":scope > li.field-card");
+        const drawn = document.querySelector(`ol.field-list[data-path="${CSS.escape(base)}"]`);
+        const cards = drawn ? drawn.querySelectorAll(":scope > li.field-card") : [];
         const last = cards[cards.length - 1];
-        if (last) last.querySelector("input").focus();
+        if (last) { last.scrollIntoView({block: "center"}); last.querySelector("input").focus(); }
       }));
     return h("div", {}, box, adding);
   }
@@ -481,7 +543,7 @@
       box.append(h("div.constraint-row", {"data-path": cp},
         field(S.check || "Check", input(c, "check", `${cp}.check`, {size: 30, cls: "expr"})),
         field(S.message || "Message", i18n(c, "message", `${cp}.message`, S.message)),
-        button(S.remove || "Remove", () => { list.splice(ci, 1); if (!list.length) delete f.constraints; changed(true); }, "small.danger")));
+        removeButton(list, ci, c.check, () => { if (!list.length) delete f.constraints; })));
     });
     const ops = [[">=", "≥"], ["<=", "≤"], [">", ">"], ["<", "<"], ["!=", "≠"]];
     const op = h("select", {"aria-label": `${S.constraint || "constraint"}: ${S.comparison || "comparison"}`}, ops.map(([v, t]) => h("option", {value: v}, t)));
@@ -490,26 +552,32 @@
       const raw = value.value.trim();
       const literal = literalOf(raw);
       f.constraints = list;
-      list.push({check: raw ? `value is None or value ${op.value} ${literal}` : "", message: ""});
+      const said = `${S.value_must_be || "The value must be"} ${op.options[op.selectedIndex].text} ${raw}`;
+      list.push({check: raw ? `value is None or value ${op.value} ${literal}` : "", message: said});
       changed(true);
     });
     box.append(h("div.rule-picker", {}, h("span.muted", {}, S.value_must_be || "The value must be"), op, value, add));
     return field(S.constraints || "Constraints", box);
   }
 
+  // Choices, one row each: the value stored (a number stays a number) and its label in both languages.
   function choicesEditor(f, path) {
-    f.choices = f.choices || [];
-    const area = h("textarea", {rows: Math.max(3, f.choices.length + 1), "data-path": `${path}.choices`,
-      "aria-label": S.choices},
-    f.choices.map((c) => `${c.value} ${text(c.label)}`).join("\n"));
-    area.addEventListener("input", () => {
-      f.choices = area.value.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
-        const [value, ...rest] = line.split(/\s+/);
-        return {value, label: rest.join(" ") || value};
+    const list = f.choices = f.choices || [];
+    const rows = list.map((c, ci) => {
+      const cp = `${path}.choices[${ci}]`;
+      const value = h("input", {value: c.value == null ? "" : c.value, size: 10, "data-path": `${cp}.value`,
+        "aria-label": `${S.choice_value || "value"} ${ci + 1}`, placeholder: S.choice_value || "value"});
+      value.addEventListener("input", () => {
+        const numeric = typeof c.value === "number" || (c._new && /^-?\d+$/.test(value.value));
+        c.value = numeric && /^-?\d+$/.test(value.value) ? Number(value.value) : value.value;
+        changed(false);
       });
-      changed(false);
+      return h("li.choice-row", {"data-path": cp}, value, i18n(c, "label", `${cp}.label`, S.label),
+        removeButton(list, ci, text(c.label) || c.value));
     });
-    return field(S.choices || "Choices (one a line: value name)", area);
+    return field(S.choices || "Choices", h("div.choices", {"data-path": `${path}.choices`},
+      h("ol.choice-list", {}, rows),
+      button(S.add_choice || "Add a choice", () => { list.push({value: "", label: "", _new: true}); changed(true); })));
   }
 
   // A rule is an expression; the picker writes one from a field, a comparison and a value.
@@ -529,7 +597,11 @@
     fillValues();
     const write = button(S.use_rule || "Use this rule", () => {
       const name = which.value;
-      const raw = value.value.trim();
+      const typed = value.value.trim();
+      // A choice's name typed (是) stands for its value (yes): the rule compares stored values.
+      const choice = choicesOf().find((c) => String(c.value) === typed || text(c.label) === typed
+        || (c.label && typeof c.label === "object" && Object.values(c.label).includes(typed)));
+      const raw = choice ? String(choice.value) : typed;
       const literal = literalOf(raw);
       const rule = op.value === "filled" ? `${name} is not None and ${name} != ''`
         : op.value === "empty" ? `${name} is None or ${name} == ''` : `${name} ${op.value} ${literal}`;
@@ -573,14 +645,14 @@
         const ruleRows = rules.map((rule, ri) => {
           const rp = `${ip}.rules[${ri}]`;
           return h("li.rule-row", {"data-path": rp},
-            select(rule, "type", `${rp}.type`, types.map((t) => [t, typeNames[t] || t]), {label: S.rule_type}),
+            select(rule, "type", `${rp}.type`, types.map((t) => [t, typeNames[t] || t]), {label: S.rule_type, redraw: true}),
             i18n(rule, "label", `${rp}.label`, S.label),
             field(S.points || "Points", input(rule, "points", `${rp}.points`, {type: "number", size: 4})),
-            field(S.count || "Count (formula, empty: entered by the assessor)", input(rule, "count", `${rp}.count`, {size: 24, dropEmpty: true, cls: "expr"})),
-            button(S.remove || "Remove", () => { rules.splice(ri, 1); changed(true); }, "small.danger"));
+            ...ruleInputs(rule, rp),
+            removeButton(rules, ri, text(rule.label) || rule.id));
         });
         list.append(h("li.item-card", {"data-index": ii, "data-path": ip, "data-item": item.id},
-          h("div.row", {}, rowTools(items, ii, item.id), h("code", {}, item.id),
+          h("div.row", {}, rowTools(items, ii, text(item.name) || item.id), idInput(item, ip, 12),
             field(S.name || "Name", i18n(item, "name", `${ip}.name`, S.name)),
             field(S.points || "Points", input(item, "points", `${ip}.points`, {type: "number", size: 5}))),
           h("ul.rule-list", {}, ruleRows),
@@ -606,6 +678,26 @@
     if (config.dry_run_url) root.append(dryRun());
   }
 
+  // What a rule of each kind reads: a count, or a value past a threshold by steps, or a condition.
+  const RULE_INPUTS = {
+    per_occurrence: ["count"], graded: ["count"], bonus: ["count"],
+    per_step_below: ["value", "threshold", "step"], per_step_above: ["value", "threshold", "step"],
+    one_off: ["when"],
+  };
+
+  function ruleInputs(rule, rp) {
+    const wanted = RULE_INPUTS[rule.type] || ["count"];
+    const made = {
+      count: () => field(S.count || "Count", input(rule, "count", `${rp}.count`, {size: 24, dropEmpty: true, cls: "expr"})),
+      value: () => field(S.rule_value || "Value (a formula)", input(rule, "value", `${rp}.value`, {size: 24, dropEmpty: true, cls: "expr"})),
+      threshold: () => field(S.threshold || "Threshold", input(rule, "threshold", `${rp}.threshold`, {type: "number"})),
+      step: () => field(S.step || "Step", input(rule, "step", `${rp}.step`, {type: "number"})),
+      when: () => field(S.when || "When (a condition)", input(rule, "when", `${rp}.when`, {size: 24, dropEmpty: true, cls: "expr"})),
+    };
+    return [...wanted.map((key) => made[key]()),
+      field(S.cap || "At most", input(rule, "cap", `${rp}.cap`, {type: "number"}))];
+  }
+
   // The sheet as edited, scored on a past month's data: what the change would have given.
   function dryRun() {
     const month = h("input", {type: "month", value: config.last_month, "aria-label": S.month});
@@ -626,24 +718,24 @@
     const kinds = enumAt(["states", "*", "kind"]);
     const states = data.states = data.states || [];
     const transitions = data.transitions = data.transitions || [];
-    const stateOptions = () => states.map((s) => [s.id, `${text(s.name) || s.id} (${s.id})`]);
+    const stateOptions = () => states.filter((s) => s.id).map((s) => [s.id, `${text(s.name) || s.id} (${s.id})`]);
     const diagram = h("div.workflow-diagram", {"aria-label": S.diagram || "Diagram"});
     const stateTable = h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.state_kind, ""].map((t) => h("th", {}, t || "")))),
       h("tbody", {}, states.map((s, i) => h("tr", {"data-path": `states[${i}]`, "data-state": s.id},
-        h("td", {}, input(s, "id", `states[${i}].id`, {size: 12})), h("td", {}, i18n(s, "name", `states[${i}].name`, S.name)),
+        h("td", {}, idInput(s, `states[${i}]`, 12)), h("td", {}, i18n(s, "name", `states[${i}].name`, S.name)),
         h("td", {}, select(s, "kind", `states[${i}].kind`, kinds.map((k) => [k, (S.state_kinds || {})[k] || k]))),
-        h("td", {}, button(S.remove || "Remove", () => { states.splice(i, 1); changed(true); }, "small.danger"))))));
+        h("td", {}, removeButton(states, i, text(s.name) || s.id))))));
     const transitionTable = h("table.table", {}, h("thead", {}, h("tr", {}, [S.id, S.name, S.from, S.to, ""].map((t) => h("th", {}, t || "")))),
       h("tbody", {}, transitions.map((t, i) => {
         const tp = `transitions[${i}]`;
         const from = Array.isArray(t.from)
           ? input({v: t.from.join(", ")}, "v", `${tp}.from`, {size: 16})
-          : select(t, "from", `${tp}.from`, stateOptions(), {redraw: false});
+          : select(t, "from", `${tp}.from`, stateOptions);
         if (Array.isArray(t.from)) from.addEventListener("input", () => { t.from = from.value.split(/[,，\s]+/).filter(Boolean); changed(false); });
         return h("tr", {"data-path": tp, "data-transition": t.id},
-          h("td", {}, h("code", {}, t.id)), h("td", {}, i18n(t, "name", `${tp}.name`, S.name)),
-          h("td", {}, from), h("td", {}, select(t, "to", `${tp}.to`, stateOptions())),
-          h("td", {}, button(S.remove || "Remove", () => { transitions.splice(i, 1); changed(true); }, "small.danger")));
+          h("td", {}, idInput(t, tp, 12)), h("td", {}, i18n(t, "name", `${tp}.name`, S.name)),
+          h("td", {}, from), h("td", {}, select(t, "to", `${tp}.to`, stateOptions)),
+          h("td", {}, removeButton(transitions, i, text(t.name) || t.id)));
       })));
     root.append(h("section.card", {}, h("h2", {}, S.diagram || "Diagram"), diagram),
       h("section.card", {}, h("h2", {}, S.states || "States"), stateTable,
@@ -657,7 +749,7 @@
     const drawDiagram = async () => {
       const mine = ++drawn;
       const safe = (id) => String(id || "").replace(/[^A-Za-z0-9_]/g, "_") || "_";
-      const label = (value) => text(value).replace(/[:;"#<>{}[\]]/g, " ").trim();
+      const label = (value) => text(value).replace(/[\r\n:;"#<>{}[\]%]/g, " ").trim();
       const lines = ["stateDiagram-v2"];
       if (data.initial) lines.push(`  [*] --> ${safe(data.initial)}`);
       states.forEach((s) => lines.push(`  ${safe(s.id)} : ${label(s.name) || safe(s.id)}`));
@@ -670,7 +762,7 @@
       try {
         const {svg} = await window.mermaid.render(`wf-${mine}`, diagram.dataset.source);
         if (mine === drawn) {
-          diagram.innerHTML = svg.replace(/<style>/g, `<style nonce="${nonce}">`);
+          diagram.innerHTML = svg.replace(/<style>/, `<style nonce="${nonce}">`);  // Mermaid's own, first
           diagram.dataset.drawn = String(mine);
         }
       } catch (error) {
@@ -698,15 +790,15 @@
     const sizes = data.sizes = data.sizes || [];
     const shows = Object.keys(S.show || {}).map((key) => check_box(show, key, `show.${key}`, S.show[key], true));
     const sizeRows = sizes.map((size, i) => h("tr", {"data-path": `sizes[${i}]`},
-      h("td", {}, input(size, "id", `sizes[${i}].id`, {size: 10})), h("td", {}, i18n(size, "name", `sizes[${i}].name`, S.name)),
+      h("td", {}, idInput(size, `sizes[${i}]`, 10)), h("td", {}, i18n(size, "name", `sizes[${i}].name`, S.name)),
       h("td", {}, input(size, "width_mm", `sizes[${i}].width_mm`, {type: "number"})),
       h("td", {}, input(size, "height_mm", `sizes[${i}].height_mm`, {type: "number"})),
-      h("td", {}, button(S.remove || "Remove", () => { sizes.splice(i, 1); changed(true); }, "small.danger"))));
+      h("td", {}, removeButton(sizes, i, text(size.name) || size.id))));
     const card = h("section.card", {}, h("h2", {}, S.board || "Board"),
       field(S.name || "Name", i18n(data, "name", "name", S.name)),
       field(S.board_title || "Title", i18n(data, "title", "title", S.board_title)),
       field(S.subtitle || "Subtitle", i18n(data, "subtitle", "subtitle", S.subtitle)),
-      field(S.board_tiers || "Tiers", kindPicker(data, "tiers", "tiers", config.names.tiers)),
+      field(S.board_tiers || "Tiers", kindPicker(data, "tiers", "tiers", config.names.tiers, true)),
       h("fieldset", {}, h("legend", {}, S.shows || "Shown"), ...shows),
       field(S.phone || "Phone", input(data, "supervision_phone", "supervision_phone", {size: 14, dropEmpty: true})),
       field(S.footer || "Footer", i18n(data, "footer", "footer", S.footer)),
@@ -721,12 +813,16 @@
 
   // An editor's preview: the definition posted into a frame as it changes (the server draws it, stores nothing).
   function livePreview(url, target) {
-    const form = h("form", {method: "post", action: url, target, hidden: true},
-      h("input", {type: "hidden", name: "csrf_token", value: csrf()}), h("input", {type: "hidden", name: "data"}));
-    document.body.append(form);
+    let form = document.querySelector(`form[data-preview-for="${target}"]`);
+    const first = !form;
+    if (first) {
+      form = h("form", {method: "post", action: url, target, hidden: true, "data-preview-for": target},
+        h("input", {type: "hidden", name: "csrf_token", value: csrf()}), h("input", {type: "hidden", name: "data"}));
+      document.body.append(form);
+    }
     const refresh = () => { form.elements.data.value = JSON.stringify(payload()); form.submit(); };
     listeners.push(() => { clearTimeout(previewTimer); previewTimer = setTimeout(refresh, 700); });
-    refresh();
+    if (first) refresh();
   }
 
   // -- the page -------------------------------------------------------------------------------------------
@@ -743,6 +839,7 @@
 
   let root = null;
   function draw() {
+    listeners.length = 0;  // each editor listens again as it is drawn
     const keep = root.querySelector(".preview-pane");
     root.replaceChildren();
     EDITORS[config.kind](root);
@@ -757,7 +854,13 @@
     if (!root || !config || !EDITORS[config.kind]) return;
     draw();
     const form = document.getElementById("definition-editor");
-    form.addEventListener("submit", () => { form.elements.data.value = JSON.stringify(payload()); });
+    let leaving = false;
+    form.addEventListener("submit", () => { leaving = true; form.elements.data.value = JSON.stringify(payload()); });
+    // Leaving the page with changes not saved asks first (the browser's own question).
+    const start = JSON.stringify(payload());
+    window.addEventListener("beforeunload", (event) => {
+      if (!leaving && JSON.stringify(payload()) !== start) { event.preventDefault(); event.returnValue = ""; }
+    });
     if (config.errors && config.errors.length) showErrors(config.errors);
   }
 
@@ -801,6 +904,13 @@
     });
     area.hidden = true;
     area.insertAdjacentElement("afterend", view.dom);
+    // Back from a refused save: the editor opens at the first error of this file.
+    const refused = (readJson("editor-errors") || []).find((e) => e.file === path);
+    if (refused) {
+      const line = view.state.doc.line(Math.min(Math.max(refused.line, 1), view.state.doc.lines));
+      view.dispatch({selection: {anchor: line.from}, effects: cm.EditorView.scrollIntoView(line.from, {y: "center"})});
+      view.focus();
+    }
     form.addEventListener("submit", () => { area.value = view.state.doc.toString(); });
     window.fanganSourceView = view;
   }
