@@ -88,6 +88,36 @@ def _embedded_worker() -> subprocess.Popen:
     return subprocess.Popen([str(command) if command.exists() else "fangan", "worker"])  # noqa: S603, S607
 
 
+@main.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup(target: Path) -> None:
+    """Write the database and the uploaded files into one archive (TARGET.tar.gz); the server may run meanwhile."""
+    from .backup.service import BackupError, backup_instance
+
+    try:
+        done = backup_instance(target)
+    except BackupError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Backed up the {done.database} database (revision {done.revision}) and {done.uploads} uploaded "
+               f"files into {done.path} ({done.size:,} bytes)")
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore(source: Path) -> None:
+    """Bring a backup back into this instance, which must be empty (a new database and upload folder)."""
+    from .backup.service import BackupError, restore_instance
+
+    try:
+        done = restore_instance(source)
+    except BackupError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Restored the {done.database} database (revision {done.revision}) and {done.uploads} uploaded "
+               f"files from {done.path}")
+
+
 @main.command("worker")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32), help="Threads.")
 @click.option("--once", is_flag=True, help="Run what is queued now, then stop.")
