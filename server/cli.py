@@ -760,11 +760,29 @@ def uploads_gc(dry_run: bool, older_than: int, pending_hours: int) -> None:
                f"{sweep.in_use} in use; {sweep.young} younger than {older_than} min not looked at")
 
 
+@click.command("copy")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="The database to copy into: postgresql+psycopg://user@host/name (empty, created beforehand).")
+@with_appcontext
+def db_copy(target: str) -> None:
+    """Copy every row of this instance's database into another one (from SQLite to PostgreSQL)."""
+    from .backup.service import BackupError, copy_database
+
+    try:
+        done = copy_database(target, progress=lambda table, rows: click.echo(f"  {table}: {rows:,} rows"))
+    except BackupError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"Copied {done.rows:,} rows of {done.tables} tables. Point DATABASE_URL at the new database and "
+               "restart; the uploaded files stay where they are.")
+
+
 def _add_flask_commands() -> None:
     from flask.cli import routes_command, shell_command
+    from flask_migrate.cli import db as migrations
 
     main.add_command(shell_command)
     main.add_command(routes_command)
+    migrations.add_command(db_copy)  # `fangan db copy`, beside Flask-Migrate's `fangan db upgrade`
 
 
 _add_flask_commands()

@@ -19,12 +19,14 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import URL
+from sqlalchemy import Integer, inspect, select, text
+from sqlalchemy.engine import URL, make_url
 
 from ..core.errors import DomainError
 from ..extensions import db
@@ -217,3 +219,79 @@ def restore_instance(source: Path) -> BackupSummary:
 
     upgrade()  # a backup made by an older version gets this version's schema
     return BackupSummary(source, backend, manifest.get("revision"), count, source.stat().st_size)
+
+
+# -- moving to another database -----------------------------------------------------------------------------------
+
+COPY_BATCH = 1_000
+
+
+@dataclass(frozen=True)
+class CopySummary:
+    tables: int
+    rows: int
+
+
+def copy_database(target_url: str, progress: Callable[[str, int], None] | None = None) -> CopySummary:
+    """Every row of this instance's database into another one (PostgreSQL when the embedded SQLite is outgrown).
+
+    The target is brought to this version's schema first and must hold no rows. The rows are copied table by table
+    (parents before children) in one transaction: the target gets all of them or none. Sequences then continue
+    after the highest id copied. `progress(table, rows)` is told after each table."""
+    from .. import create_app
+
+    target = make_url(target_url)
+    if target.get_backend_name() not in ("postgresql", "sqlite"):
+        raise BackupError(f"cannot copy into a {target.get_backend_name()} database")
+    if target.render_as_string(hide_password=False) == _url().render_as_string(hide_password=False):
+        raise BackupError("the target is this instance's own database")
+    revision = _revision()
+    other = create_app({"SQLALCHEMY_DATABASE_URI": target.render_as_string(hide_password=False),
+                        "FANGAN_JOBS_URL": "memory://"})
+    try:
+        return _copy_into(other, target, revision, progress)
+    finally:
+        with other.app_context():
+            db.session.remove()
+            db.engine.dispose()  # the target's connections, whatever happened
+
+
+def _copy_into(other: Any, target: URL, revision: str | None,
+               progress: Callable[[str, int], None] | None) -> CopySummary:
+    with other.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        if _revision() != revision:
+            raise BackupError(f"this instance's database is at revision {revision}, the code at {_revision()}: "
+                              "run `fangan db upgrade` first")
+        busy = _rows_anywhere()
+        if busy is not None:
+            raise BackupError(f"the target is not empty ({busy[1]} rows in {busy[0]})")
+        db.session.remove()
+        engine = db.engine
+    rows = 0
+    tables = [t for t in db.metadata.sorted_tables if t.name != "alembic_version"]
+    source = db.session.connection()
+    with engine.begin() as into:
+        for table in tables:
+            order = list(table.primary_key.columns) or list(table.columns)
+            result = source.execution_options(yield_per=COPY_BATCH).execute(select(table).order_by(*order))
+            count = 0
+            for batch in result.partitions(COPY_BATCH):
+                into.execute(table.insert(), [dict(row._mapping) for row in batch])
+                count += len(batch)
+            rows += count
+            if progress is not None:
+                progress(table.name, count)
+        if target.get_backend_name() == "postgresql":
+            for table in tables:
+                keys = list(table.primary_key.columns)
+                if len(keys) != 1 or not isinstance(keys[0].type, Integer):
+                    continue
+                column = keys[0].name
+                # (a key without a sequence gives NULL, and setval of NULL does nothing)
+                into.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column}'), "  # noqa: S608 - our names
+                    f"COALESCE(MAX({column}), 1), MAX({column}) IS NOT NULL) FROM {table.name}"))
+    return CopySummary(len(tables), rows)
