@@ -1,8 +1,9 @@
-"""What the whole site answers: the language switch, the offline service worker and the health check."""
+"""What the whole site answers: the language switch, the offline service worker and the health checks."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, request, session
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth.access import public
 from ..extensions import db
@@ -34,5 +35,34 @@ def service_worker():
 @bp.get("/healthz")
 @public
 def healthz():
+    """Alive: the process answers and reaches its database (a load balancer's liveness check)."""
     db.session.execute(db.text("SELECT 1"))
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@public
+def readyz():
+    """Ready for traffic: the database answers and its schema is this version's (after an upgrade, a host whose
+    database is not migrated yet says so, and the load balancer keeps requests away from it)."""
+    try:
+        revision = db.session.execute(db.text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return {"status": "database unavailable"}, 503
+    if revision != migrations_head():
+        return {"status": "migrations pending"}, 503
+    return {"status": "ready"}
+
+
+def migrations_head() -> str | None:
+    """The newest migration this version ships (read once: the code does not change under a running process)."""
+    head = current_app.extensions.get("fangan_migrations_head")
+    if head is None:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", current_app.extensions["migrate"].directory)
+        head = current_app.extensions["fangan_migrations_head"] = ScriptDirectory.from_config(config).get_current_head()
+    return head

@@ -93,3 +93,22 @@ def test_the_commands(tmp_path, monkeypatch):
     assert done.exit_code == 0 and "Backed up the sqlite database" in done.output
     refused = runner.invoke(main, ["restore", str(tmp_path / "b.tar.gz")])
     assert refused.exit_code != 0 and "not empty" in refused.output
+
+
+def test_readiness_says_when_the_database_is_not_migrated(backend, request, tmp_path):
+    app = make_app(_database(backend, request, tmp_path, "readyz"), tmp_path / "readyz")
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    with app.app_context():
+        head = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0017_assessment_drafts'"))
+        db.session.commit()
+    pending = client.get("/readyz")
+    assert pending.status_code == 503 and pending.get_json() == {"status": "migrations pending"}
+    assert client.get("/healthz").status_code == 200  # alive all the same
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        db.session.commit()
+    assert client.get("/readyz").status_code == 200
+    _close(app)

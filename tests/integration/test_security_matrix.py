@@ -54,6 +54,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "theme_static": [("/theme/fangan.css", "O . . O . . . O"), ("/themes/blue/fangan.css", "O . . O . . . O"),
                      ("/themes/no_such_theme/fangan.css", "N . . N . . . N")],
     "web.healthz": [("/healthz", "O . . O . . . O")],
+    "web.readyz": [("/readyz", "O . . O . . . O")],
     "web.service_worker": [("/sw.js", "O . . O . . . O")],
     "web.set_language": [("POST /lang/en", "+ . . + . . . +")],
     "account.login": [("/login", "O . . O . . . O")],
