@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess  # noqa: S404 - the job worker beside `fangan run`
 import sys
@@ -579,6 +580,63 @@ def tick() -> None:
     again, forgotten = requeue_interrupted(), forget_old_results()
     if again or forgotten:
         click.echo(f"jobs: {again} interrupted queued again, {forgotten} old results removed")
+    from .public.retention import erase_expired_contacts
+
+    erased = erase_expired_contacts()
+    db.session.commit()
+    for scheme_key, count in erased.items():
+        click.echo(f"{scheme_key}: the contacts of {count} reporters erased (kept as long as the scheme says)")
+
+
+@click.group("reporter")
+def reporter_cli() -> None:
+    """A public reporter's personal data: export it or erase it on request (个人信息保护法)."""
+
+
+def _named_user(username: str) -> Any:
+    from .auth.service import get_user_by_username
+
+    user = get_user_by_username(username)
+    if user is None:
+        raise click.ClickException(f"no user {username}")
+    return user
+
+
+def _reporter_args(func: Any) -> Any:
+    func = click.option("--code", default=None, help="One of their tracking codes.")(func)
+    func = click.option("--phone", default=None, help="Their phone number.")(func)
+    func = click.option("--as", "username", default="admin", show_default=True,
+                        help="The administrator asking (written in the audit log).")(func)
+    return click.argument("scheme_key")(func)
+
+
+@reporter_cli.command("export")
+@_reporter_args
+@with_appcontext
+def reporter_export(scheme_key: str, username: str, phone: str | None, code: str | None) -> None:
+    """Print, as JSON, every report of one reporter in a district with what is kept of them."""
+    from .public.retention import find_reporter
+
+    if not (phone or code):
+        raise click.UsageError("give --phone or --code")
+    found = find_reporter(_named_user(username), scheme_key, phone=phone, code=code)
+    db.session.commit()
+    click.echo(json.dumps({"district": found.scheme_key, "phone": found.phone, "reports": found.reports},
+                          ensure_ascii=False, indent=2))
+
+
+@reporter_cli.command("erase")
+@_reporter_args
+@with_appcontext
+def reporter_erase(scheme_key: str, username: str, phone: str | None, code: str | None) -> None:
+    """Erase one reporter's name, phone and fingerprints from every report of theirs in a district."""
+    from .public.retention import erase_reporter
+
+    if not (phone or code):
+        raise click.UsageError("give --phone or --code")
+    count = erase_reporter(_named_user(username), scheme_key, phone=phone, code=code)
+    db.session.commit()
+    click.echo(f"Erased the contacts of {count} reports")
 
 
 # -- set-up and docs -------------------------------------------------------------
@@ -790,5 +848,5 @@ _add_flask_commands()
 
 def register(app: Flask) -> None:
     for command in (scheme_cli, user_cli, post_cli, patrol_cli, assess_cli, org_cli, form_cli, case_cli, api_cli, setup,
-                    docs, tick, calendar_cli, uploads_cli):
+                    docs, tick, calendar_cli, uploads_cli, reporter_cli):
         app.cli.add_command(command)

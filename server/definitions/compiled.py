@@ -200,6 +200,11 @@ class PublicSettings(FrozenDict):
         return float(self["followup_days"])
 
     @property
+    def keep_contacts_days(self) -> int | None:
+        """Days after a case closes that its reporter's contacts are kept (None: until erased on request)."""
+        return self.get("keep_contacts_days")
+
+    @property
     def praise_days(self) -> int:
         return int(self["praise_days"])
 

@@ -238,6 +238,11 @@ class ReferenceChecker:
         self.ref(s, ["patrol_form"], d.get("patrol_form"), forms, "form")
         public = d.get("public") if isinstance(d.get("public"), dict) else {}
         self.ref(s, ["public", "report_form"], public.get("report_form"), forms, "form")
+        keep, follow = public.get("keep_contacts_days"), public.get("followup_days", 15)
+        if isinstance(keep, int) and isinstance(follow, int) and keep < follow:
+            self.err(s, ["public", "keep_contacts_days"], *said(N_(
+                "keep_contacts_days (%(keep)s) is shorter than followup_days (%(follow)s): reporters would be "
+                "called back after their contacts are erased"), keep=keep, follow=follow))
         self._check_case_openings(s, d, workflows)
         self._check_map(s, d)
 

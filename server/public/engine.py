@@ -84,6 +84,16 @@ def mask_name(name: str | None) -> str | None:
 PHONE = re.compile(r"^\+?[\d\s-]{5,20}$")
 
 
+def phone_digits(phone: str) -> str:
+    """A phone number's digits, as two writings of one number compare (138-1234 5678 is 13812345678); a
+    leading +86 or 0086 is the same number."""
+    digits = re.sub(r"\D", "", phone or "")
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
+            return digits[len(prefix):]
+    return digits
+
+
 def valid_phone(phone: str) -> bool:
     return bool(PHONE.match(phone)) and 5 <= len(re.sub(r"\D", "", phone)) <= 15
 

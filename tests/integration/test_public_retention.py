@@ -1,0 +1,118 @@
+"""Reporters' personal data: kept as long as the scheme says, then erased by `fangan tick`; one reporter's data
+exported or erased on request, by their phone or a tracking code. The case itself stays."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from server.audit.models import AuditEntry
+from server.core.clock import utcnow
+from server.core.errors import PermissionDenied
+from server.core.secrets import unseal
+from server.definitions.errors import DefinitionsInvalid
+from server.definitions.service import activate_scheme_version, check_scheme_files, load_scheme
+from server.extensions import db
+from server.public.models import PublicReport
+from server.public.retention import erase_expired_contacts, erase_reporter, find_reporter
+from server.workflow.models import Case
+from tests.integration.test_public import _report
+from tests.support.factories import demo_files, make_user
+
+
+def _demo_keeping(days: int | None):
+    files = demo_files()
+    name = next(k for k in files if k.endswith("scheme.yaml"))
+    if days is not None:
+        files[name] = files[name].replace("\npublic:\n", f"\npublic:\n  keep_contacts_days: {days}\n", 1)
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    db.session.commit()
+
+
+@pytest.fixture
+def district(app):
+    app.config["FANGAN_MIN_FILL_SECONDS"] = 0
+    with app.app_context():
+        _demo_keeping(30)
+    yield app
+    app.config.pop("FANGAN_MIN_FILL_SECONDS", None)
+
+
+def _reported(app, client, phone: str, name: str = "张三") -> str:
+    response = _report(client, reporter_name=name, reporter_phone=phone)
+    assert response.status_code == 303
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+def _closed(code: str, days_ago: float) -> None:
+    case = db.session.scalar(db.select(PublicReport).filter_by(code=code)).case
+    case.state, case.state_kind, case.outcome = "closed", "final", "resolved"
+    case.closed_at = utcnow() - dt.timedelta(days=days_ago)
+    db.session.commit()
+
+
+def test_contacts_are_erased_once_the_scheme_says_so(district):
+    client = district.test_client()
+    old, recent, still_open = (_reported(district, client, phone) for phone in
+                               ("13800138001", "13800138002", "13800138003"))
+    with district.app_context():
+        _closed(old, 31)
+        _closed(recent, 29)
+        assert erase_expired_contacts() == {"lidu": 1}
+        db.session.commit()
+        reports = {r.code: r for r in db.session.scalars(db.select(PublicReport))}
+        gone = reports[old]
+        assert (gone.name_sealed, gone.phone_sealed, gone.phone_masked, gone.address_hash, gone.device_hash) == \
+            (None, None, None, None, None)
+        assert gone.case.data["description"] == "商户占道堆放货物"  # the case is the district's record
+        assert unseal(reports[recent].phone_sealed) == "13800138002"
+        assert unseal(reports[still_open].phone_sealed) == "13800138003"
+        assert erase_expired_contacts() == {}  # nothing twice
+        assert db.session.scalar(db.select(AuditEntry).filter_by(action="public.contacts_expired")) is not None
+
+
+def test_a_setting_that_would_erase_before_the_follow_up_ends_is_refused(app):
+    files = demo_files()
+    name = next(k for k in files if k.endswith("scheme.yaml"))
+    files[name] = files[name].replace("\npublic:\n", "\npublic:\n  keep_contacts_days: 3\n", 1)
+    with app.app_context(), pytest.raises(DefinitionsInvalid, match="keep_contacts_days"):
+        check_scheme_files(files)
+
+
+def test_one_reporter_is_exported_and_erased_on_request(district):
+    client = district.test_client()
+    first = _reported(district, client, "138-0013-8009")
+    second = _reported(district, client, "+86 138 0013 8009", name="张三丰")
+    other = _reported(district, client, "13900000000", name="李四")
+    with district.app_context():
+        office = make_user("office", roles=(("lidu", "office_admin", None),))
+        head = make_user("head", roles=(("lidu", "unit_head", "shilong"),))
+        with pytest.raises(PermissionDenied):
+            find_reporter(head, "lidu", phone="13800138009")
+        found = find_reporter(office, "lidu", phone="138 0013 8009")
+        assert [r["code"] for r in found.reports] == [first, second]
+        assert {r["name"] for r in found.reports} == {"张三", "张三丰"}
+        assert find_reporter(office, "lidu", code=other.lower()).reports[0]["phone"] == "13900000000"
+        assert erase_reporter(office, "lidu", phone="13800138009") == 2
+        db.session.commit()
+        assert find_reporter(office, "lidu", phone="13800138009").reports == []  # nothing left to find them by
+        by_code = find_reporter(office, "lidu", code=first).reports[0]
+        assert by_code["contacts_erased"] and by_code["phone"] is None
+        assert unseal(db.session.scalar(db.select(PublicReport).filter_by(code=other)).phone_sealed) == "13900000000"
+        assert db.session.scalar(db.select(db.func.count(Case.id))) == 3
+
+
+def test_the_commands(district):
+    client = district.test_client()
+    code = _reported(district, client, "13800138077")
+    with district.app_context():
+        make_user("root", admin=True)
+    runner = district.test_cli_runner()
+    exported = runner.invoke(args=["reporter", "export", "lidu", "--phone", "13800138077", "--as", "root"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["reports"][0]["code"] == code
+    erased = runner.invoke(args=["reporter", "erase", "lidu", "--code", code, "--as", "root"])
+    assert erased.exit_code == 0 and "Erased the contacts of 1 reports" in erased.output
