@@ -91,6 +91,9 @@ AUDIT_LABELS = {
     "case.deadline_moved": lazy_gettext("deadline moved"),
     "public.report": lazy_gettext("public report received"), "public.moderate": lazy_gettext("public report checked"),
     "public.followup": lazy_gettext("reporter answered"),
+    "public.contacts_expired": lazy_gettext("reporters' contacts erased (kept as long as the scheme says)"),
+    "public.reporter_export": lazy_gettext("a reporter's data looked up"),
+    "public.reporter_erased": lazy_gettext("a reporter's contacts erased on request"),
 }
 
 # What an audit entry is about, in words (its `object_type`).
