@@ -819,8 +819,9 @@ def uploads_gc(dry_run: bool, older_than: int, pending_hours: int) -> None:
 
 
 @click.command("copy")
-@click.option("--to", "target", required=True, metavar="URL",
-              help="The database to copy into: postgresql+psycopg://user@host/name (empty, created beforehand).")
+@click.option("--to", "target", required=True, metavar="URL", envvar="FANGAN_COPY_TO",
+              help="The database to copy into: postgresql+psycopg://user@host/name (empty, created beforehand); "
+                   "or FANGAN_COPY_TO. Give the password in PGPASSWORD or ~/.pgpass, not on the command line.")
 @with_appcontext
 def db_copy(target: str) -> None:
     """Copy every row of this instance's database into another one (from SQLite to PostgreSQL)."""

@@ -25,11 +25,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, inspect, select, text
+from sqlalchemy import JSON, Integer, bindparam, inspect, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 
 from ..core.errors import DomainError
 from ..extensions import db
+from ..web.views import known_revisions
 
 FORMAT = "fangan-backup"
 VERSION = 1
@@ -101,6 +103,7 @@ def _run(command: list[str], env: dict[str, str]) -> None:
 def backup_instance(target: Path) -> BackupSummary:
     """Write the database and the uploads into `target` (a .tar.gz); the server may go on running meanwhile."""
     backend, revision = _backend(), _revision()
+    db.session.rollback()  # hold no transaction (on SQLite, a write lock) while the copy is made
     target = Path(target)
     if target.exists():
         raise BackupError(f"{target} exists already: choose a new file")
@@ -125,15 +128,24 @@ def backup_instance(target: Path) -> BackupSummary:
         manifest = {"format": FORMAT, "version": VERSION, "database": backend, "revision": revision,
                     "uploads": len(files), "made_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         partial = target.with_name(target.name + ".partial")
-        with tarfile.open(partial, "w:gz") as archive:
-            data = json.dumps(manifest, indent=2).encode()
-            info = tarfile.TarInfo("manifest.json")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-            archive.add(dump, arcname=dump.name)
-            for path in files:
-                archive.add(path, arcname=f"uploads/{path.relative_to(root).as_posix()}")
-        os.replace(partial, target)  # a backup is there whole, or not at all
+        # Readable by its owner only: a backup holds password hashes, sealed contacts and every photo.
+        handle = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            with os.fdopen(handle, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                data = json.dumps(manifest, indent=2).encode()
+                info = tarfile.TarInfo("manifest.json")
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+                archive.add(dump, arcname=dump.name)
+                for path in files:
+                    try:
+                        archive.add(path, arcname=f"uploads/{path.relative_to(root).as_posix()}")
+                    except FileNotFoundError:
+                        continue  # removed meanwhile (`fangan uploads gc`): nothing refers to it any more
+            os.replace(partial, target)  # a backup is there whole, or not at all
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     return BackupSummary(target, backend, revision, len(files), target.stat().st_size)
 
 
@@ -158,6 +170,42 @@ def _member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*path.parts[1:])
 
 
+def _swap_database(backend: str, dump: Path) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Put the backup's database in place of this instance's (empty) one; return (undo, forget the old one)."""
+    if backend == "sqlite":
+        target = Path(_url().database or "")
+        for journal in ("-wal", "-shm", "-journal"):  # the empty database's, which would not match the copy
+            target.with_name(target.name + journal).unlink(missing_ok=True)
+        kept = target.with_name(target.name + ".before-restore")
+        if target.exists():
+            os.replace(target, kept)
+        partial = target.with_name(target.name + ".restoring")
+        shutil.copyfile(dump, partial)
+        partial.chmod(kept.stat().st_mode & 0o777 if kept.exists() else 0o600)
+        os.replace(partial, target)
+
+        def undo() -> None:
+            if kept.exists():
+                os.replace(kept, target)
+            else:
+                target.unlink(missing_ok=True)
+
+        return undo, lambda: kept.unlink(missing_ok=True)
+    url, env = _libpq(_url())
+    # The empty instance may have been migrated already (its tables, from any version): start from a bare schema,
+    # and restore in one transaction, so that a failure leaves it bare rather than half-restored.
+    _run([_tool("psql"), "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--dbname={url}", "--command",
+          "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"], env)
+    _run([_tool("pg_restore"), "--single-transaction", "--no-owner", "--no-privileges", "--exit-on-error",
+          f"--dbname={url}", str(dump)], env)
+
+    def undo() -> None:
+        _run([_tool("psql"), "--quiet", "--no-psqlrc", "--set=ON_ERROR_STOP=1", f"--dbname={url}", "--command",
+              "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"], env)
+
+    return undo, lambda: None
+
+
 def restore_instance(source: Path) -> BackupSummary:
     """Bring a backup back into this instance, which must be empty (a new database, migrated or not, and an empty
     upload folder); the schema is then brought up to this version's."""
@@ -178,6 +226,9 @@ def restore_instance(source: Path) -> BackupSummary:
         if manifest.get("database") != backend:
             raise BackupError(f"the backup is of a {manifest.get('database')} database; this instance uses "
                               f"{backend}: restore it into the same kind of database")
+        if manifest.get("revision") not in known_revisions():
+            raise BackupError(f"the backup's database is at revision {manifest.get('revision')}, which this version "
+                              "of Fangan does not know (a newer one made it): restore it with that version")
         busy = _rows_anywhere()
         if busy is not None:
             raise BackupError(f"this instance is not empty ({busy[1]} rows in {busy[0]}): restore into a new database")
@@ -191,37 +242,79 @@ def restore_instance(source: Path) -> BackupSummary:
         dump = Path(work) / dump_name
         with archive.extractfile(member) as stream, dump.open("wb") as out:
             shutil.copyfileobj(stream, out)
-        db.session.remove()
-        db.engine.dispose()
-        if backend == "sqlite":
-            target = Path(_url().database or "")
-            for journal in ("-wal", "-shm", "-journal"):  # the empty database's, which would not match the copy
-                target.with_name(target.name + journal).unlink(missing_ok=True)
-            partial = target.with_name(target.name + ".restoring")
-            shutil.copyfile(dump, partial)
-            os.replace(partial, target)
-        else:
-            url, env = _libpq(_url())
-            _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--exit-on-error",
-                  f"--dbname={url}", str(dump)], env)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".restoring-", dir=root.parent))  # beside it: renamed into place
         count = 0
         for name, info in members.items():
             relative = _member_path(name)
             if relative is None or not info.isfile():
                 continue
-            path = root.joinpath(*relative.parts)
+            path = staged.joinpath(*relative.parts)
             path.parent.mkdir(parents=True, exist_ok=True)
             with archive.extractfile(info) as stream, path.open("wb") as out:
                 shutil.copyfileobj(stream, out)
             path.chmod(0o640)
             count += 1
-    from flask_migrate import upgrade
+        db.session.remove()
+        db.engine.dispose()
+        try:
+            undo, forget = _swap_database(backend, dump)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        try:
+            from flask_migrate import upgrade
 
-    upgrade()  # a backup made by an older version gets this version's schema
+            upgrade()  # a backup made by an older version gets this version's schema
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever stops it, the instance goes back to empty
+            db.session.remove()
+            db.engine.dispose()
+            undo()
+            shutil.rmtree(staged, ignore_errors=True)
+            raise BackupError(f"the restored database could not be brought to this version's schema ({exc}); "
+                              "the instance is empty again") from exc
+        if root.is_dir():
+            shutil.rmtree(root)  # no file in it, as checked
+        os.replace(staged, root)
+        forget()
     return BackupSummary(source, backend, manifest.get("revision"), count, source.stat().st_size)
 
 
 # -- moving to another database -----------------------------------------------------------------------------------
+
+
+_SQL_NULL_JSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _copy_table(source: Any, into: Any, table: Any) -> int:
+    """Copy one table's rows. A column pointing into its own table (a unit's parent) is filled in afterwards, as a
+    parent may come after its child in key order; SQL NULL in a JSON column stays SQL NULL."""
+    order = list(table.primary_key.columns) or list(table.columns)
+    own = [fk.parent.name for fk in table.foreign_keys if fk.column.table is table]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    keys = [c.name for c in table.primary_key.columns]
+    later: list[dict] = []
+    count = 0
+    # A JSON value that is SQL NULL (no shape) is written as SQL NULL, not as the JSON text `null`.
+    insert = table.insert().values({name: bindparam(name, type_=_SQL_NULL_JSON) for name in json_columns}) \
+        if json_columns else table.insert()
+    result = source.execution_options(yield_per=COPY_BATCH).execute(select(table).order_by(*order))
+    for batch in result.partitions(COPY_BATCH):
+        values = []
+        for row in batch:
+            item = dict(row._mapping)
+            if own and any(item.get(name) is not None for name in own):
+                later.append({**{f"k_{k}": item[k] for k in keys}, **{f"v_{n}": item[n] for n in own}})
+                item.update({name: None for name in own})
+            values.append(item)
+        into.execute(insert, values)
+        count += len(batch)
+    if later:
+        statement = table.update().where(*[table.c[k] == bindparam(f"k_{k}") for k in keys]).values(
+            {name: bindparam(f"v_{name}") for name in own})
+        for start in range(0, len(later), COPY_BATCH):
+            into.execute(statement, later[start:start + COPY_BATCH])
+    return count
 
 COPY_BATCH = 1_000
 
@@ -273,14 +366,13 @@ def _copy_into(other: Any, target: URL, revision: str | None,
     rows = 0
     tables = [t for t in db.metadata.sorted_tables if t.name != "alembic_version"]
     source = db.session.connection()
+    known = {t.name for t in tables} | {"alembic_version"}
+    for name in inspect(source).get_table_names():
+        if name not in known and db.session.execute(text(f'SELECT count(*) FROM "{name}"')).scalar():  # noqa: S608
+            raise BackupError(f"the table {name} holds rows this version does not know: nothing was copied")
     with engine.begin() as into:
         for table in tables:
-            order = list(table.primary_key.columns) or list(table.columns)
-            result = source.execution_options(yield_per=COPY_BATCH).execute(select(table).order_by(*order))
-            count = 0
-            for batch in result.partitions(COPY_BATCH):
-                into.execute(table.insert(), [dict(row._mapping) for row in batch])
-                count += len(batch)
+            count = _copy_table(source, into, table)
             rows += count
             if progress is not None:
                 progress(table.name, count)

@@ -5,11 +5,13 @@ and its handling are the district's record."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -25,9 +27,12 @@ from .models import PublicReport
 if TYPE_CHECKING:
     from ..auth.models import AnyUser
 
-# What "erased" clears: the reporter's name and phone, and the fingerprints of their address and device.
-ERASED = {"name_sealed": None, "phone_sealed": None, "phone_masked": None, "address_hash": None, "device_hash": None}
-MAX_SCANNED = 200_000  # reports unsealed to find one phone number (a district's whole history, at city size)
+log = logging.getLogger(__name__)
+
+# What "erased" clears: the reporter's name and phone, the fingerprints of their address and device, and what they
+# wrote in the follow-up.
+ERASED = {"name_sealed": None, "phone_sealed": None, "phone_masked": None, "address_hash": None, "device_hash": None,
+          "followup_note": None}
 
 
 def _holds_contacts() -> Any:
@@ -47,9 +52,14 @@ def erase_expired_contacts(now: dt.datetime | None = None) -> dict[str, int]:
             continue
         closed = select(Case.id).where(Case.scheme_key == record.key, Case.state_kind == "final",
                                        Case.closed_at < now - dt.timedelta(days=days))
-        result = db.session.execute(update(PublicReport).where(
-            PublicReport.scheme_key == record.key, PublicReport.case_id.in_(closed), _holds_contacts())
-            .values(**ERASED).execution_options(synchronize_session=False))
+        try:
+            with db.session.begin_nested():  # one district's trouble stops no other's
+                result = db.session.execute(update(PublicReport).where(
+                    PublicReport.scheme_key == record.key, PublicReport.case_id.in_(closed), _holds_contacts())
+                    .values(**ERASED).execution_options(synchronize_session=False))
+        except SQLAlchemyError:
+            log.exception("erasing the expired contacts of %s failed", record.key)
+            continue
         if result.rowcount:
             erased[record.key] = result.rowcount
             record_audit("public.contacts_expired", "scheme", None, scheme_key=record.key,
@@ -67,18 +77,27 @@ class ReporterData:
 
 
 def _reports_of(scheme_key: str, phone: str | None, code: str | None) -> list[PublicReport]:
-    query = select(PublicReport).where(PublicReport.scheme_key == scheme_key).order_by(PublicReport.id)
+    """The reports of one reporter: the report of a tracking code (read as the public page reads one) and every
+    report left with its phone, or every report left with a phone number."""
+    by_code = None
     if code:
-        return list(db.session.scalars(query.where(PublicReport.code == code.strip().upper())))
+        by_code = db.session.scalar(select(PublicReport).where(
+            PublicReport.scheme_key == scheme_key, PublicReport.code == engine.code_to_look_up(code)))
+        if by_code is None:
+            return []
+        phone = unseal(by_code.phone_sealed) if by_code.phone_sealed else None
     wanted = engine.phone_digits(phone or "")
-    if not wanted:
+    ids = {by_code.id} if by_code is not None else set()
+    if wanted:
+        # A sealed phone cannot be looked up by value: every sealed phone of the district is opened, streamed
+        # (a district's whole history, at city size some 100,000 reports: seconds, for a rare request).
+        rows = db.session.execute(select(PublicReport.id, PublicReport.phone_sealed).where(
+            PublicReport.scheme_key == scheme_key, PublicReport.phone_sealed.is_not(None))
+            .execution_options(yield_per=1_000))
+        ids |= {report_id for report_id, sealed in rows if engine.phone_digits(unseal(sealed) or "") == wanted}
+    if not ids:
         return []
-    found = []
-    # A sealed phone cannot be looked up: each one that may hold it is opened, the newest reports first.
-    for report in db.session.scalars(query.where(PublicReport.phone_sealed.is_not(None)).limit(MAX_SCANNED)):
-        if engine.phone_digits(unseal(report.phone_sealed) or "") == wanted:
-            found.append(report)
-    return found
+    return list(db.session.scalars(select(PublicReport).where(PublicReport.id.in_(ids)).order_by(PublicReport.id)))
 
 
 def find_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, code: str | None = None) -> ReporterData:
@@ -98,14 +117,16 @@ def find_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, code
             "state": case.state if case else None, "satisfaction": report.satisfaction,
             "followup_note": report.followup_note,
         })
+    # (ids, not tracking codes: a code is a key to the follow-up, and the audit log is kept for ever)
     record_audit("public.reporter_export", "scheme", None, user=user, scheme_key=scheme_key,
-                 after={"reports": [r["code"] for r in rows], "by": "code" if code else "phone"})
+                 after={"reports": [r.id for r in reports], "by": "code" if code else "phone"})
     return ReporterData(scheme_key, engine.phone_digits(phone or "") or None, rows)
 
 
 def erase_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, code: str | None = None) -> int:
     """Erase one reporter's contacts from every report of theirs in the district (found as `find_reporter`
-    finds them); the number of reports changed."""
+    finds them: by phone, or a tracking code and every report left with that code's phone); the number of
+    reports changed."""
     if not permissions.can_manage_scheme(user, scheme_key) and not getattr(user, "is_admin", False):
         raise PermissionDenied(_("You may not erase reporters' data in this district."))
     reports = _reports_of(scheme_key, phone, code)
@@ -114,5 +135,5 @@ def erase_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, cod
             setattr(report, key, value)
     db.session.flush()
     record_audit("public.reporter_erased", "scheme", None, user=user, scheme_key=scheme_key,
-                 after={"reports": [r.code for r in reports], "by": "code" if code else "phone"})
+                 after={"reports": [r.id for r in reports], "by": "code" if code else "phone"})
     return len(reports)

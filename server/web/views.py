@@ -50,19 +50,34 @@ def readyz():
     except SQLAlchemyError:
         db.session.rollback()
         return {"status": "database unavailable"}, 503
-    if revision != migrations_head():
-        return {"status": "migrations pending"}, 503
+    try:
+        head = migrations_head()
+    except Exception:  # noqa: BLE001 - a version whose migrations cannot be read is not ready either
+        return {"status": "migrations unreadable"}, 503
+    if revision != head:
+        # During an upgrade: the database not yet migrated, or this host's code older than the database.
+        return {"status": "migrations pending" if revision in known_revisions() else "database newer than code"}, 503
     return {"status": "ready"}
+
+
+def _scripts():  # noqa: ANN202 - alembic's ScriptDirectory
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", current_app.extensions["migrate"].directory)
+    return ScriptDirectory.from_config(config)
 
 
 def migrations_head() -> str | None:
     """The newest migration this version ships (read once: the code does not change under a running process)."""
-    head = current_app.extensions.get("fangan_migrations_head")
-    if head is None:
-        from alembic.config import Config
-        from alembic.script import ScriptDirectory
+    if "fangan_migrations_head" not in current_app.extensions:
+        current_app.extensions["fangan_migrations_head"] = _scripts().get_current_head()
+    return current_app.extensions["fangan_migrations_head"]
 
-        config = Config()
-        config.set_main_option("script_location", current_app.extensions["migrate"].directory)
-        head = current_app.extensions["fangan_migrations_head"] = ScriptDirectory.from_config(config).get_current_head()
-    return head
+
+def known_revisions() -> frozenset[str]:
+    """Every migration this version ships."""
+    if "fangan_migrations" not in current_app.extensions:
+        current_app.extensions["fangan_migrations"] = frozenset(s.revision for s in _scripts().walk_revisions())
+    return current_app.extensions["fangan_migrations"]

@@ -108,7 +108,65 @@ def test_readiness_says_when_the_database_is_not_migrated(backend, request, tmp_
     assert pending.status_code == 503 and pending.get_json() == {"status": "migrations pending"}
     assert client.get("/healthz").status_code == 200  # alive all the same
     with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+        db.session.commit()
+    assert client.get("/readyz").get_json() == {"status": "database newer than code"}  # an old host, upgraded DB
+    with app.app_context():
         db.session.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
         db.session.commit()
     assert client.get("/readyz").status_code == 200
     _close(app)
+
+
+def test_an_older_backup_restores_into_a_newer_migrated_instance(backend, request, tmp_path):
+    from flask_migrate import upgrade
+
+    from server import create_app
+
+    url = _database(backend, request, tmp_path, "backup_old")
+    old = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "FANGAN_JOBS_URL": "memory://"})
+    old.instance_path = str(tmp_path / "old")
+    with old.app_context():
+        upgrade(revision="0017_assessment_drafts")  # a database as an older Fangan left it
+        db.session.execute(text("INSERT INTO calendar_days (day, working, name) VALUES ('2027-01-01', false, '元旦')"))
+        db.session.commit()
+        archive = tmp_path / "old.tar.gz"
+        assert backup_instance(archive).revision == "0017_assessment_drafts"
+        assert oct(archive.stat().st_mode & 0o777) == "0o600"  # readable by its owner only
+    _close(old)
+    target = make_app(_database(backend, request, tmp_path, "backup_new"), tmp_path / "new")
+    with target.app_context():
+        restore_instance(archive)
+        db.session.remove()
+        assert db.session.execute(text("SELECT name FROM calendar_days")).scalar() == "元旦"
+        assert "scheme_version_files" in inspect(db.session.connection()).get_table_names()  # migrated on
+    _close(target)
+
+
+def test_a_backup_from_a_newer_version_is_refused_and_changes_nothing(backend, request, tmp_path):
+    import io
+    import json
+    import tarfile
+
+    source = make_app(_database(backend, request, tmp_path, "backup_future"), tmp_path / "future")
+    with source.app_context():
+        load_demo()
+        archive = tmp_path / "made.tar.gz"
+        backup_instance(archive)
+    _close(source)
+    future = tmp_path / "future.tar.gz"
+    with tarfile.open(archive) as made, tarfile.open(future, "w:gz") as out:
+        for member in made.getmembers():
+            data = made.extractfile(member).read()
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), "revision": "0099_future"}).encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    target = make_app(_database(backend, request, tmp_path, "backup_future_target"), tmp_path / "future_target")
+    with target.app_context():
+        with pytest.raises(BackupError, match="does not know"):
+            restore_instance(future)
+        assert all(count == 0 for table, count in _counts().items() if table != "alembic_version")
+        restore_instance(archive)  # still empty: the real one restores
+        assert current_version("lidu") is not None
+    _close(target)

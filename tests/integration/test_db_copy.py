@@ -42,6 +42,19 @@ def test_every_row_moves_to_postgresql(backend, postgres_admin_url, tmp_path: Pa
         load_demo()
         reporter = make_user("reporter", roles=(("lidu", "staff", "shilong"),))
         case = report(reporter, 2.5)
+        # What a district's history holds: a unit moved under one made after it, a place without a shape.
+        from server.org.models import Area, Unit
+
+        first = db.session.scalar(db.select(Unit).order_by(Unit.id))
+        later = Unit(scheme_key="lidu", key="newer_office", kind="office", name={"zh": "新办公室"}, path="",
+                     source="manual")
+        db.session.add(later)
+        db.session.flush()
+        first.parent_id = later.id
+        first_area = db.session.scalar(db.select(Area.id).order_by(Area.id))
+        db.session.execute(db.update(Area).where(Area.id == first_area).values(geometry=db.null()))
+        db.session.commit()
+        nulls = db.session.scalar(db.select(db.func.count(Area.id)).where(Area.geometry.is_(None)))
         before = _rows(db.session.connection())
         done = copy_database(target)
         assert done.rows == sum(len(rows) for rows in before.values()) and before["cases"]
@@ -53,10 +66,13 @@ def test_every_row_moves_to_postgresql(backend, postgres_admin_url, tmp_path: Pa
         db.session.remove()
         db.engine.dispose()
 
+    from server.org.models import Area
+
     moved = make_app(target, tmp_path / "moved")
     with moved.test_request_context():
         assert _rows(db.session.connection()) == before
         assert db.session.get(Case, case_id).data["size_m3"] == 2.5
+        assert db.session.scalar(db.select(db.func.count(Area.id)).where(Area.geometry.is_(None))) == nulls == 1
         # The sequences go on after the rows copied: new rows get new ids.
         newcomer = make_user("newcomer")
         assert newcomer.id > max(int(row[0]) for row in before["users"])

@@ -103,6 +103,15 @@ def test_one_reporter_is_exported_and_erased_on_request(district):
         assert by_code["contacts_erased"] and by_code["phone"] is None
         assert unseal(db.session.scalar(db.select(PublicReport).filter_by(code=other)).phone_sealed) == "13900000000"
         assert db.session.scalar(db.select(db.func.count(Case.id))) == 3
+    # A tracking code finds its report and every other report left with that report's phone.
+    one, two = _reported(district, client, "13700000001"), _reported(district, client, "137 0000 0001")
+    with district.app_context():
+        office = db.session.scalar(db.select(type(office)).filter_by(username="office"))
+        assert erase_reporter(office, "lidu", code=one.lower()) == 2
+        db.session.commit()
+        assert db.session.scalar(db.select(PublicReport).filter_by(code=two)).phone_sealed is None
+        entry = db.session.scalars(db.select(AuditEntry).filter_by(action="public.reporter_erased")).all()[-1]
+        assert one not in str(entry.after) and two not in str(entry.after)  # codes are keys: never in the log
 
 
 def test_the_commands(district):
