@@ -590,7 +590,7 @@ def tick() -> None:
 
 @click.group("reporter")
 def reporter_cli() -> None:
-    """A public reporter's personal data: export it or erase it on request (个人信息保护法)."""
+    """A public reporter's personal data: export it or erase it on request (the Personal Information Protection Law)."""
 
 
 def _named_user(username: str) -> Any:

@@ -1,6 +1,6 @@
 """Reporters' personal data: kept only as long as the scheme says, then erased by `fangan tick`; one reporter's
-data found, exported or erased when they ask (个人信息保护法). The case itself stays: the problem, its photos
-and its handling are the district's record."""
+data found, exported or erased when they ask (the Personal Information Protection Law). The case itself stays:
+the problem, its photos and its handling are the district's record."""
 
 from __future__ import annotations
 
