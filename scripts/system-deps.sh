@@ -5,10 +5,11 @@
 #   scripts/system-deps.sh test  -> the above plus chromium (browser tests), poppler-utils (pdffonts)
 #                                   PostgreSQL 15 server binaries (throwaway test cluster) and libatomic1
 #                                   (Playwright's node driver needs it; a minimal Debian lacks it)
+#                                   and redis-server (the multi-host test; the test starts its own)
 set -euo pipefail
 want=(fonts-wqy-microhei libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0)
 if [ "${1:-run}" = "test" ]; then
-  want+=(chromium poppler-utils postgresql-15 libatomic1)
+  want+=(chromium poppler-utils postgresql-15 libatomic1 redis-server)
 fi
 missing=()
 for pkg in "${want[@]}"; do

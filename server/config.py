@@ -21,7 +21,9 @@ def environment_config() -> dict:
                           ("FANGAN_NOTIFY_WEBHOOK_URL", "FANGAN_NOTIFY_WEBHOOK_URL"),
                           ("FANGAN_NOTIFY_WEBHOOK_TOKEN", "FANGAN_NOTIFY_WEBHOOK_TOKEN"),
                           ("FANGAN_JOBS_URL", "FANGAN_JOBS_URL"), ("FANGAN_JOBS_DIR", "FANGAN_JOBS_DIR"),
-                          ("FANGAN_MAP_TILES", "FANGAN_MAP_TILES"), ("FANGAN_TIANDITU_KEY", "FANGAN_TIANDITU_KEY")):
+                          ("FANGAN_MAP_TILES", "FANGAN_MAP_TILES"), ("FANGAN_TIANDITU_KEY", "FANGAN_TIANDITU_KEY"),
+                          ("FANGAN_UPLOAD_DIR", "FANGAN_UPLOAD_DIR"), ("FANGAN_LOG_FORMAT", "FANGAN_LOG_FORMAT"),
+                          ("FANGAN_METRICS_TOKEN", "FANGAN_METRICS_TOKEN")):
         if os.environ.get(variable):
             out[key] = os.environ[variable]
     if os.environ.get("FANGAN_PROXIES", "").isdigit():
@@ -57,4 +59,6 @@ def default_config(instance_path: str) -> dict:
         "FANGAN_API_LIMIT": "300 per minute",  # per JSON API client, across the whole API
         # Reverse proxies in front of the app: their X-Forwarded-For/-Proto are trusted (rate limits per client).
         "FANGAN_PROXIES": 0,
+        "FANGAN_LOG_FORMAT": "text",  # or "json": one JSON object a line, with the request id and the user
+        "FANGAN_METRICS_TOKEN": "",  # /metrics answers localhost, and anyone sending this bearer token
     }
