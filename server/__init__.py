@@ -39,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.logger.addFilter(RedactingFilter())  # "Exception on /p/track/<code>" names no tracking code
 
+    from .web import observe
+
+    observe.init_app(app)  # first: the request id and the timing start before any other hook may answer
+
     if app.config.get("FANGAN_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess  # noqa: S404 - the job worker beside `fangan run`
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +59,17 @@ def run_server(host: str, port: int, workers: int, threads: int, jobs: bool) -> 
 
     from .core.redact import RedactingLogger
 
+    metrics_dir = _metrics_folder()
+    json_logs = str(_create_app().config.get("FANGAN_LOG_FORMAT", "text")).lower() == "json"
     options = {"bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
                "timeout": 120, "graceful_timeout": 20, "accesslog": "-", "errorlog": "-",
-               "logger_class": RedactingLogger}
+               "logger_class": RedactingLogger, "child_exit": _forget_metrics_of,
+               # No control socket: nothing here uses it, and two servers on one machine would share its path.
+               "control_socket_disable": True}
+    if json_logs:  # the app writes one JSON access line a request itself, with the request id and the user
+        from .web.observe import JsonGunicornLogger
+
+        options.update(accesslog=None, logger_class=JsonGunicornLogger)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -73,12 +84,36 @@ def run_server(host: str, port: int, workers: int, threads: int, jobs: bool) -> 
     try:
         Server().run()
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if worker is not None:  # SIGINT: Huey's graceful stop, the job at hand finished first
             worker.send_signal(signal.SIGINT)
             try:
                 worker.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+
+def _metrics_folder() -> Path | None:
+    """Where gunicorn's processes keep their metrics for /metrics to add up (prometheus_client's multiprocess
+    mode): PROMETHEUS_MULTIPROC_DIR if set (emptied: a new server starts its counts at zero), else a folder of
+    this run's, removed when it stops (returned)."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for old in Path(given).glob("*.db"):
+            old.unlink()
+        return None
+    folder = tempfile.mkdtemp(prefix="fangan-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return Path(folder)
+
+
+def _forget_metrics_of(_server: Any, worker: Any) -> None:
+    """gunicorn's child_exit: a process that ended leaves its counts (kept) but no live gauges."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def _embedded_worker() -> subprocess.Popen:

@@ -37,7 +37,8 @@ def environment_config() -> dict:
 def default_config(instance_path: str) -> dict:
     return {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{Path(instance_path) / 'fangan.sqlite'}",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # An error's log line shows its SQL, never the values (a reporter's contacts, a tracking code).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "FANGAN_ROOT": str(PROJECT_ROOT),
         "FANGAN_THEME": "default",
         "FANGAN_DEMO_SCHEME": str(PROJECT_ROOT / "schemes" / "lidu"),

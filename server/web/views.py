@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, request, session
+from flask import Blueprint, Response, current_app, redirect, request, session
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth.access import public
@@ -38,6 +38,20 @@ def healthz():
     """Alive: the process answers and reaches its database (a load balancer's liveness check)."""
     db.session.execute(db.text("SELECT 1"))
     return {"status": "ok"}
+
+
+@bp.get("/metrics")
+@public
+def metrics():
+    """Prometheus metrics: requests and latency of every process of this server, and what the database knows.
+    Open to this machine and to a scraper with FANGAN_METRICS_TOKEN; through a proxy, only with the token."""
+    from .observe import exposition, may_read_metrics
+
+    if not may_read_metrics():
+        return Response("metrics: ask from this machine, or with the token (FANGAN_METRICS_TOKEN)\n", 403,
+                        mimetype="text/plain")
+    body, content_type = exposition()
+    return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
 @bp.get("/readyz")

@@ -13,7 +13,7 @@ from tests.conftest import csrf_token
 
 # Adding a public route means adding it here, on purpose.
 PUBLIC_ENDPOINTS = {"static", "theme_static", "account.login", "home.index", "web.set_language", "web.healthz",
-                    "web.readyz", "web.service_worker", "forms.places",
+                    "web.readyz", "web.metrics", "web.service_worker", "forms.places",
                     "boards.board", "boards.board_pdf", "assessment.public_flags", "assessment.public_scores",
                     "public.report", "public.lookup", "public.track", "public.followup", "public.step", "public.photo",
                     "public.view_report",

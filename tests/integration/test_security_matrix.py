@@ -55,6 +55,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
                      ("/themes/no_such_theme/fangan.css", "N . . N . . . N")],
     "web.healthz": [("/healthz", "O . . O . . . O")],
     "web.readyz": [("/readyz", "O . . O . . . O")],
+    "web.metrics": [("/metrics", "O . . O . . . O")],  # from this machine (the test client's 127.0.0.1)
     "web.service_worker": [("/sw.js", "O . . O . . . O")],
     "web.set_language": [("POST /lang/en", "+ . . + . . . +")],
     "account.login": [("/login", "O . . O . . . O")],
