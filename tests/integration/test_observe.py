@@ -160,7 +160,7 @@ def test_json_log_lines_carry_the_request_id_and_the_user_and_nothing_of_a_repor
         tracked = public.get(f"/p/track/{code}")
         staff = app.test_client()
         login(staff, "office")
-        inbox = staff.get("/cases/")
+        inbox = staff.get("/cases/lidu/")
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
@@ -172,7 +172,8 @@ def test_json_log_lines_carry_the_request_id_and_the_user_and_nothing_of_a_repor
     by_id = {line["request_id"]: line for line in access}
     assert by_id[tracked.headers["X-Request-ID"]]["path"] == "/p/track/***"
     seen = by_id[inbox.headers["X-Request-ID"]]
-    assert seen["user"] == "office" and seen["status"] == inbox.status_code and seen["endpoint"]
+    assert seen["user"] == "office" and seen["status"] == inbox.status_code == 200
+    assert seen["endpoint"] == "workflow.inbox"
     assert "user" not in by_id[sent.headers["X-Request-ID"]]  # the public reporter is nobody in the logs
     text = handler.stream.getvalue()
     for secret in ("赵六", "13912345678", "139 1234 5678", "139****5678", code):

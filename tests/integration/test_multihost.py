@@ -1,0 +1,218 @@
+"""The production shape on one machine: PostgreSQL, Redis, and two `fangan run` servers on two ports standing
+for two hosts (each with its own instance folder, sharing the secret key, the upload folder and Redis), with
+`fangan tick` run on both. A journey crosses them: a session made on one is valid on the other, rate limits
+are counted once for both, a photo sent through one is served by the other, each escalation happens once.
+
+The servers and ticks run in processes of their own at the suite's instant (tests/support/frozen_cli.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from server.core.clock import utcnow
+from server.extensions import db
+from server.forms.models import Upload
+from server.public.models import PublicReport
+from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied
+from tests.conftest import make_app
+from tests.support.factories import PASSWORD
+from tests.support.postgres import create_database, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+LOGIN_LIMIT = 3
+
+# What every host reads from its instance folder: sessions that outlive the gap between the suite's clock and
+# the machine's (the servers sign cookies at the suite's instant), a login limit small enough to reach, and no
+# wait before a public report may be sent.
+INSTANCE_CONFIG = f"""
+PERMANENT_SESSION_LIFETIME = 36500 * 86400
+REMEMBER_COOKIE_DURATION = __import__("datetime").timedelta(days=36500)
+FANGAN_LOGIN_LIMIT = "{LOGIN_LIMIT} per minute"
+FANGAN_MIN_FILL_SECONDS = 0
+"""
+
+
+@dataclass
+class Host:
+    name: str
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen
+
+    def get(self, http: requests.Session, path: str, **kwargs) -> requests.Response:  # noqa: ANN003
+        return http.get(self.url + path, allow_redirects=False, timeout=30, **kwargs)
+
+    def post(self, http: requests.Session, path: str, data: dict, **kwargs) -> requests.Response:  # noqa: ANN003
+        token = CSRF.search(self.get(http, kwargs.pop("form_page", path)).text).group(1)
+        return http.post(self.url + path, data={**data, "csrf_token": token}, allow_redirects=False, timeout=30,
+                         **kwargs)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} stopped: {process.communicate()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer on port {port}")
+
+
+@contextlib.contextmanager
+def _redis(folder: Path) -> Iterator[str]:
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    assert Path(server).exists(), "redis-server is missing: make test installs it (scripts/system-deps.sh test)"
+    port = free_port()
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process, "redis-server")
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def _fangan(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:  # noqa: ANN003
+    env = {**env, "FANGAN_TEST_NOW": utcnow().isoformat()}  # the suite's instant, as it has run on
+    return subprocess.Popen([sys.executable, "-m", "tests.support.frozen_cli", *args], env=env, cwd=ROOT, **kwargs)
+
+
+@contextlib.contextmanager
+def _hosts(shared: dict[str, str], folder: Path) -> Iterator[list[Host]]:
+    hosts: list[Host] = []
+    try:
+        for name in ("a", "b"):
+            instance = folder / f"host-{name}"
+            instance.mkdir()
+            (instance / "config.py").write_text(INSTANCE_CONFIG)
+            port = free_port()
+            env = {**os.environ, **shared, "FANGAN_INSTANCE": str(instance)}
+            process = _fangan(["run", "--port", str(port), "--workers", "2", "--threads", "4", "--no-jobs"], env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            hosts.append(Host(name, f"http://127.0.0.1:{port}", env, process))
+        for host in hosts:
+            _wait_for_port(int(host.url.rsplit(":", 1)[1]), host.process, f"host {host.name}")
+        yield hosts
+    finally:
+        for host in hosts:
+            host.process.terminate()
+        for host in hosts:
+            try:
+                host.process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                host.process.kill()
+                host.process.communicate()
+
+
+def _photo() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), "green").save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.postgresql
+def test_two_hosts_share_sessions_limits_uploads_and_apply_each_escalation_once(backend, postgres_admin_url,
+                                                                              tmp_path):
+    from tests.integration.test_cases import _people, fire, report
+
+    url = create_database(postgres_admin_url, "fangan_multihost")
+    uploads = tmp_path / "shared-uploads"
+    app = make_app(url, tmp_path / "setup", FANGAN_UPLOAD_DIR=str(uploads))
+    with app.test_request_context():
+        people = _people()
+        cases = [fire(people["office"], report(people["reporter"], size=float(i % 5)), "assign",
+                      target_unit="shilong").id for i in range(12)]
+        db.session.execute(db.update(CaseDeadline).values(due_at=utcnow() - dt.timedelta(days=2)))
+        db.session.commit()
+        db.session.remove()
+
+    with _redis(tmp_path) as redis_url:
+        shared = {"DATABASE_URL": url, "SECRET_KEY": "one-secret-for-every-host", "FANGAN_SECURE_COOKIES": "0",
+                  "RATELIMIT_STORAGE_URI": f"{redis_url}/0", "FANGAN_JOBS_URL": f"{redis_url}/1",
+                  "FANGAN_UPLOAD_DIR": str(uploads), "FANGAN_JOBS_DIR": str(tmp_path / "shared-jobs")}
+        with _hosts(shared, tmp_path) as (a, b):
+            for host in (a, b):
+                assert host.get(requests.Session(), "/readyz").json() == {"status": "ready"}
+
+            # A session made on one host is valid on the other.
+            office = requests.Session()
+            signed_in = a.post(office, "/login", {"username": "office", "password": PASSWORD})
+            assert signed_in.status_code == 302 and "/login" not in signed_in.headers["Location"]
+            inbox = b.get(office, "/cases/lidu/")
+            assert inbox.status_code == 200 and "Office" in inbox.text
+            assert b.get(requests.Session(), "/cases/lidu/").status_code == 302  # and without it, the login page
+
+            # Rate limits are counted once for both hosts (Redis): the login limit is reached across them.
+            outcomes = []
+            for host in (b, a, b, a):
+                stranger = requests.Session()
+                outcomes.append(host.post(stranger, "/login", {"username": "office", "password": "wrong"},
+                                          form_page="/login").status_code)
+            # one good sign-in above and these: the limit of three a minute is reached on whichever host
+            assert outcomes[: LOGIN_LIMIT - 1] == [400] * (LOGIN_LIMIT - 1)  # the wrong password said
+            assert set(outcomes[LOGIN_LIMIT - 1:]) == {429}, outcomes
+
+            # A photo sent through one host is served by the other (the upload folder is shared).
+            public = requests.Session()
+            page = a.get(public, "/p/lidu/report?area=shilong_old_street").text
+            fields = {name: re.search(rf'name="{name}"[^>]*value="([^"]*)"', page).group(1)
+                      for name in ("csrf_token", "_token", "_stamp")}
+            sent = public.post(a.url + "/p/lidu/report", allow_redirects=False, timeout=30, data={
+                **fields, "_action": "submit", "website": "", "category": "random_piling",
+                "location-area": "shilong_old_street", "description": "两台主机之间的照片"},
+                files={"photos_before": ("p.jpg", _photo(), "image/jpeg")})
+            assert sent.status_code == 303, sent.text[:500]
+            with app.app_context():
+                sent_report = db.session.scalars(db.select(PublicReport).order_by(PublicReport.id.desc())).first()
+                photo_id = sent_report.case.data["photos_before"][0]
+                stored = db.session.get(Upload, photo_id)
+                # written into the shared folder, where host B reads it
+                name = f"{stored.sha256}.{stored.extension}"
+                assert (uploads / stored.sha256[:2] / stored.sha256[2:4] / name).is_file()
+                db.session.remove()
+            path = f"/moderation/report/{sent_report.id}/photo/{photo_id}"  # what the moderator sees, from B
+            served = {host.name: host.get(office, path) for host in (a, b)}
+            assert served["b"].status_code == 200 and served["b"].headers["Content-Type"] == "image/jpeg"
+            assert served["b"].content == served["a"].content and served["b"].content[:3] == b"\xff\xd8\xff"
+
+            # `fangan tick` on both hosts at once: each overdue deadline escalated once, by one of them.
+            ticks = [_fangan(["tick"], host.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for host in (a, b, a, b)]
+            outputs = [tick.communicate(timeout=120) for tick in ticks]
+            assert all(tick.returncode == 0 for tick in ticks), outputs
+            applied = sum(int(out.split("applied ")[1].split()[0]) for out, _err in outputs)
+            assert applied == len(cases)
+
+            # Each host's /metrics adds up its own processes; the database's figures are the same on both.
+            metrics = {host.name: host.get(requests.Session(), "/metrics").text for host in (a, b)}
+            for text in metrics.values():
+                assert f"fangan_escalations_applied_total {float(len(cases))}" in text
+                assert 'fangan_cases_overdue{scheme="lidu"} 12.0' in text
+            assert 'endpoint="account.login",method="POST",status="429"' in metrics["a"] + metrics["b"]
+
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(EscalationApplied.id))) == len(cases)
+        for case_id in cases:
+            events = db.session.scalars(db.select(CaseEvent).filter_by(case_id=case_id, kind="escalation")).all()
+            assert len(events) == 1 and db.session.get(Case, case_id).overdue
+        db.session.remove()
+        db.engine.dispose()
