@@ -70,3 +70,19 @@ class CalendarDayForm(FlaskForm):
     day = DateField(_l("Day"), validators=[DataRequired()])
     working = BooleanField(_l("A working day (a makeup day); unticked: a holiday"))
     name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])
+
+
+class ReporterRequestForm(FlaskForm):
+    """A public reporter's request about their data: found by their phone number or one of their tracking codes."""
+
+    scheme = SelectField(_l("District"), validators=[DataRequired()])
+    phone = StringField(_l("Their phone number"), validators=[Optional(), Length(max=40)])
+    code = StringField(_l("Or one of their tracking codes"), validators=[Optional(), Length(max=40)])
+    confirm = BooleanField(_l("Yes: erase this reporter's name, phone and follow-up note from these reports"))
+
+    def validate(self, extra_validators=None) -> bool:  # noqa: ANN001 - WTForms' signature
+        ok = super().validate(extra_validators)
+        if ok and not ((self.phone.data or "").strip() or (self.code.data or "").strip()):
+            self.phone.errors = [*self.phone.errors, _l("Give their phone number or a tracking code.")]
+            return False
+        return ok

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -17,7 +17,15 @@ from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.models import SchemeVersion
 from ..extensions import db
 from . import service as scheme_admin
-from .forms import CalendarImportForm, CsrfForm, RoleGrantForm, SchemeFileForm, SchemeUploadForm, UserCreateForm
+from .forms import (
+    CalendarImportForm,
+    CsrfForm,
+    ReporterRequestForm,
+    RoleGrantForm,
+    SchemeFileForm,
+    SchemeUploadForm,
+    UserCreateForm,
+)
 
 bp = Blueprint("admin", __name__, template_folder="templates", url_prefix="/admin")
 
@@ -400,3 +408,44 @@ def delete_calendar_day(day: str):
             pass  # not a date: nothing to delete
         db.session.commit()
     return redirect(url_for("admin.calendar"))
+
+@bp.route("/reporters", methods=["GET", "POST"])
+def reporters():
+    """A public reporter's request about their personal data: find their reports by phone or tracking code, see
+    and download what is kept (JSON), or erase their contacts. Posted, never in a URL: a phone number or a code in
+    a query string would reach the access logs."""
+    from ..public import retention
+    from ..web.i18n import tr
+
+    keys = [r for r in service.list_schemes() if permissions.can_answer_reporters(current_user, r.key)]
+    _require(bool(keys))
+    form = ReporterRequestForm()
+    form.scheme.choices = [(r.key, f"{tr(r.current_version.name) if r.current_version else r.key} ({r.key})")
+                           for r in keys]
+    found = None
+    if form.validate_on_submit():
+        wanted = {"phone": (form.phone.data or "").strip() or None, "code": (form.code.data or "").strip() or None}
+        action = request.form.get("action", "find")
+        if action == "erase" and not form.confirm.data:
+            form.confirm.errors = [*form.confirm.errors, _("Tick the box to erase.")]
+        elif action == "erase":
+            count = retention.erase_reporter(current_user, form.scheme.data, **wanted)
+            db.session.commit()
+            flash(_("The contacts of %(count)s report(s) were erased.", count=count), "success")
+            return redirect(url_for("admin.reporters"), code=303)
+        else:
+            found = retention.find_reporter(current_user, form.scheme.data, **wanted)
+            db.session.commit()  # the audit line of the export
+            if action == "download":
+                import json
+
+                body = json.dumps({"district": found.scheme_key, "phone": found.phone, "reports": found.reports},
+                                  ensure_ascii=False, indent=2)
+                response = Response(body, mimetype="application/json")
+                response.headers["Content-Disposition"] = f"attachment; filename=reporter-{found.scheme_key}.json"
+                response.headers["Cache-Control"] = "no-store"
+                return response
+    response = make_response(render_template("admin/reporters.html", form=form, found=found),
+                             400 if form.errors else 200)
+    response.headers["Cache-Control"] = "no-store"  # a reporter's contacts are never kept by a browser or proxy
+    return response

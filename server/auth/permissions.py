@@ -245,6 +245,14 @@ def can_manage_scheme(user: AnyUser, scheme_key: str) -> bool:
     return scope_for(user, scheme_key).only("scheme.manage").district_wide
 
 
+def can_answer_reporters(user: AnyUser, scheme_key: str) -> bool:
+    """Find, export or erase one public reporter's personal data when they ask: the district's scheme managers
+    and system administrators."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_admin or can_manage_scheme(user, scheme_key))
+
+
 def can_view_scheme(user: AnyUser, scheme_key: str) -> bool:
     """See a district at all: any role in it."""
     return bool(scope_for(user, scheme_key).capabilities)

@@ -103,7 +103,7 @@ def _reports_of(scheme_key: str, phone: str | None, code: str | None) -> list[Pu
 def find_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, code: str | None = None) -> ReporterData:
     """One reporter's reports in a district, by their phone number or a tracking code, with what is kept of them:
     the export a reporter may ask for."""
-    if not permissions.can_manage_scheme(user, scheme_key) and not getattr(user, "is_admin", False):
+    if not permissions.can_answer_reporters(user, scheme_key):
         raise PermissionDenied(_("You may not see reporters' data in this district."))
     reports = _reports_of(scheme_key, phone, code)
     rows = []
@@ -127,7 +127,7 @@ def erase_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, cod
     """Erase one reporter's contacts from every report of theirs in the district (found as `find_reporter`
     finds them: by phone, or a tracking code and every report left with that code's phone); the number of
     reports changed."""
-    if not permissions.can_manage_scheme(user, scheme_key) and not getattr(user, "is_admin", False):
+    if not permissions.can_answer_reporters(user, scheme_key):
         raise PermissionDenied(_("You may not erase reporters' data in this district."))
     reports = _reports_of(scheme_key, phone, code)
     for report in reports:

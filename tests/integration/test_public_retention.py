@@ -125,3 +125,65 @@ def test_the_commands(district):
     assert json.loads(exported.output)["reports"][0]["code"] == code
     erased = runner.invoke(args=["reporter", "erase", "lidu", "--code", code, "--as", "root"])
     assert erased.exit_code == 0 and "Erased the contacts of 1 reports" in erased.output
+
+
+def _request_form(client, **values) -> dict:  # noqa: ANN001, ANN003
+    from tests.conftest import csrf_token
+
+    return {"csrf_token": csrf_token(client, "/admin/reporters"), "scheme": "lidu", "phone": "", "code": "", **values}
+
+
+def test_the_admin_page_finds_downloads_and_erases_a_reporters_data(district):
+    from tests.support.factories import login
+
+    public = district.test_client()
+    first, second = _reported(district, public, "13900009999", "钱七"), _reported(district, public, "139-0000-9999")
+    other = _reported(district, public, "13700007777", "孙八")
+    with district.app_context():
+        make_user("office", roles=(("lidu", "office_admin", None),))
+        make_user("staffer", roles=(("lidu", "staff", "shilong"),))
+    office = district.test_client()
+    login(office, "office")
+
+    page = office.get("/admin/reporters")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    # Posted, never in a URL: the phone stays out of the access log.
+    found = office.post("/admin/reporters", data=_request_form(office, phone="139 0000 9999", action="find"))
+    html = found.get_data(as_text=True)
+    assert found.status_code == 200 and found.headers["Cache-Control"] == "no-store"
+    assert html.count("<tr><td data-label") == 2 and "钱七" in html and "孙八" not in html
+    nothing = office.post("/admin/reporters", data=_request_form(office, phone="13100000000", action="find"))
+    assert 'data-testid="reporter-none"' in nothing.get_data(as_text=True)
+    empty = office.post("/admin/reporters", data=_request_form(office, action="find"))
+    assert empty.status_code == 400 and "field-error" in empty.get_data(as_text=True)
+
+    download = office.post("/admin/reporters", data=_request_form(office, code=second.lower(), action="download"))
+    assert download.status_code == 200 and download.mimetype == "application/json"
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    exported = json.loads(download.get_data(as_text=True))
+    assert {r["code"] for r in exported["reports"]} == {first, second}
+
+    unconfirmed = office.post("/admin/reporters", data=_request_form(office, phone="13900009999", action="erase"))
+    assert unconfirmed.status_code == 400
+    with district.app_context():
+        assert unseal(db.session.scalar(db.select(PublicReport).filter_by(code=first)).phone_sealed) == "13900009999"
+    erased = office.post("/admin/reporters", data=_request_form(office, phone="13900009999", action="erase",
+                                                                 confirm="y"))
+    assert erased.status_code == 303
+    with district.app_context():
+        for code in (first, second):
+            report = db.session.scalar(db.select(PublicReport).filter_by(code=code))
+            assert report.phone_sealed is None and report.name_sealed is None and report.case is not None
+        assert db.session.scalar(db.select(PublicReport).filter_by(code=other)).phone_sealed is not None
+        actions = [a for (a,) in db.session.execute(db.select(AuditEntry.action).order_by(AuditEntry.id))]
+        assert actions.count("public.reporter_erased") == 1 and actions.count("public.reporter_export") >= 3
+
+    # Only the district's managers: staff are refused, and another district is not offered.
+    staffer = district.test_client()
+    login(staffer, "staffer")
+    assert staffer.get("/admin/reporters").status_code == 403
+    refused = office.post("/admin/reporters", data=_request_form(office, scheme="chengguan", phone="13700007777",
+                                                                 action="erase", confirm="y"))
+    assert refused.status_code == 400
+    with district.app_context():
+        assert db.session.scalar(db.select(PublicReport).filter_by(code=other)).phone_sealed is not None
