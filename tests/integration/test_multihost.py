@@ -1,7 +1,8 @@
 """The production shape on one machine: PostgreSQL, Redis, and two `fangan run` servers on two ports standing
-for two hosts (each with its own instance folder, sharing the secret key, the upload folder and Redis), with
-`fangan tick` run on both. A journey crosses them: a session made on one is valid on the other, rate limits
-are counted once for both, a photo sent through one is served by the other, each escalation happens once.
+for two hosts (each with its own instance folder, sharing the secret key, the upload and jobs folders and Redis),
+with `fangan tick` run on both. A journey crosses them: a session made on one is valid on the other, rate limits
+are counted once for both, a photo sent through one is served by the other, a job asked for on one is run by a
+worker on the other, each escalation happens once.
 
 The servers and ticks run in processes of their own at the suite's instant (tests/support/frozen_cli.py)."""
 
@@ -130,7 +131,7 @@ def _photo() -> bytes:
 
 
 @pytest.mark.postgresql
-def test_two_hosts_share_sessions_limits_uploads_and_apply_each_escalation_once(backend, postgres_admin_url,
+def test_two_hosts_share_sessions_limits_uploads_jobs_and_apply_escalations_once(backend, postgres_admin_url,
                                                                               tmp_path):
     from tests.integration.test_cases import _people, fire, report
 
@@ -193,6 +194,17 @@ def test_two_hosts_share_sessions_limits_uploads_and_apply_each_escalation_once(
             served = {host.name: host.get(office, path) for host in (a, b)}
             assert served["b"].status_code == 200 and served["b"].headers["Content-Type"] == "image/jpeg"
             assert served["b"].content == served["a"].content and served["b"].content[:3] == b"\xff\xd8\xff"
+
+            # A job asked for on one host is run by a worker on the other (the queue is Redis), its file offered
+            # by the first (the jobs folder is shared).
+            asked = a.post(office, "/cases/lidu/ledger/export", {"format": "xlsx"}, form_page="/cases/lidu/ledger")
+            assert asked.status_code == 303, asked.text[:300]
+            job_path = asked.headers["Location"].removeprefix(a.url)
+            worker = _fangan(["worker", "--once"], b.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0 and "ran 1 job(s)" in out, (out, err)
+            result = a.get(office, job_path + "/result")
+            assert result.status_code == 200 and result.content[:2] == b"PK", result.text[:300]
 
             # `fangan tick` on both hosts at once: each overdue deadline escalated once, by one of them.
             ticks = [_fangan(["tick"], host.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
