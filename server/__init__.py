@@ -68,8 +68,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     queue.init_app(app, run_job)
 
     from .auth import access
-    from .web import i18n, maps, security, theming
+    from .web import i18n, maps, security, sessions, theming
 
+    sessions.init_app(app)
     login_manager.init_app(app)
     access.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories="translations")

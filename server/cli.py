@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -79,8 +80,10 @@ def run_server(host: str, port: int, workers: int, threads: int, jobs: bool) -> 
         def load(self):  # noqa: ANN202 - the WSGI app, made in each worker
             return _create_app()
 
-    click.echo(f"Serving on http://{host}:{port} ({workers} processes × {threads} threads, gunicorn)")
-    worker = _embedded_worker() if jobs else None
+    # With JSON logs every line is JSON (the app has set the process's logging up): said through the log.
+    say = logging.getLogger("fangan.run").info if json_logs else click.echo
+    say(f"Serving on http://{host}:{port} ({workers} processes × {threads} threads, gunicorn)")
+    worker = _embedded_worker(say) if jobs else None
     try:
         Server().run()
     finally:
@@ -116,11 +119,11 @@ def _forget_metrics_of(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def _embedded_worker() -> subprocess.Popen:
+def _embedded_worker(say: Any = click.echo) -> subprocess.Popen:
     """A job worker beside the server (`fangan worker`), stopped with it. A deployment may instead run
     `fangan run --no-jobs` and `fangan worker` as services of their own."""
     command = Path(sys.argv[0]).with_name("fangan")
-    click.echo("Starting a job worker beside the server (fangan worker)")
+    say("Starting a job worker beside the server (fangan worker)")
     return subprocess.Popen([str(command) if command.exists() else "fangan", "worker"])  # noqa: S603, S607
 
 

@@ -1,4 +1,5 @@
-"""Secrets kept out of logs: a public report's tracking code in a path, an api_key in a query string.
+"""Secrets kept out of logs: a public report's tracking code in a path, an api_key in a query string, the
+client a rate limit was counted for.
 
 A tracking code lets its holder answer the follow-up, which feeds a unit's score; anyone reading the access
 log must not be able to do that. Used by the access log of `fangan run` and by the application's own log."""
@@ -14,6 +15,8 @@ from gunicorn.glogging import Logger
 _PATTERNS = (
     (re.compile(r"(/track/)[^/?#\s\"]+"), r"\1***"),
     (re.compile(r"((?:^|[?&;\s])(?:api_key|token)=)[^&;#\s\"]*", re.IGNORECASE), r"\1***"),
+    # Flask-Limiter's "ratelimit 5 per 1 minute (<key>) exceeded": the key is a client's address or device.
+    (re.compile(r"(ratelimit .{0,200}? )\([^()\n]*\)( exceeded)"), r"\1(***)\2"),
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from server.forms.models import Upload
 from server.public.models import PublicReport
 from server.workflow.models import Case, CaseDeadline, CaseEvent, EscalationApplied
 from tests.conftest import make_app
+from tests.support import frozen_cli
 from tests.support.factories import PASSWORD
 from tests.support.postgres import create_database, free_port
 
@@ -56,12 +58,16 @@ class Host:
     url: str
     env: dict[str, str]
     process: subprocess.Popen
+    output: str = ""  # what the server wrote, once stopped
 
     def get(self, http: requests.Session, path: str, **kwargs) -> requests.Response:  # noqa: ANN003
         return http.get(self.url + path, allow_redirects=False, timeout=30, **kwargs)
 
     def post(self, http: requests.Session, path: str, data: dict, **kwargs) -> requests.Response:  # noqa: ANN003
-        token = CSRF.search(self.get(http, kwargs.pop("form_page", path)).text).group(1)
+        page = self.get(http, kwargs.pop("form_page", path))
+        found = CSRF.search(page.text)
+        assert found, f"no form on {page.url}: {page.status_code} {page.headers.get('Location')} {page.text[:300]}"
+        token = found.group(1)
         return http.post(self.url + path, data={**data, "csrf_token": token}, allow_redirects=False, timeout=30,
                          **kwargs)
 
@@ -93,20 +99,23 @@ def _redis(folder: Path) -> Iterator[str]:
 
 
 def _fangan(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:  # noqa: ANN003
-    env = {**env, "FANGAN_TEST_NOW": utcnow().isoformat()}  # the suite's instant, as it has run on
+    env = {**env, **frozen_cli.environment()}  # the suite's clock, as it has run on
     return subprocess.Popen([sys.executable, "-m", "tests.support.frozen_cli", *args], env=env, cwd=ROOT, **kwargs)
 
 
 @contextlib.contextmanager
-def _hosts(shared: dict[str, str], folder: Path) -> Iterator[list[Host]]:
-    hosts: list[Host] = []
+def _hosts(shared: dict[str, str], folder: Path, hosts: list[Host]) -> Iterator[list[Host]]:
+    """Host a logs as text, host b as JSON lines; b's clock is two seconds behind a's."""
     try:
         for name in ("a", "b"):
             instance = folder / f"host-{name}"
             instance.mkdir()
             (instance / "config.py").write_text(INSTANCE_CONFIG)
             port = free_port()
-            env = {**os.environ, **shared, "FANGAN_INSTANCE": str(instance)}
+            # Host b's clock runs two seconds behind a's: a cookie a signs is "from the future" on b.
+            env = {**os.environ, **shared, "FANGAN_INSTANCE": str(instance),
+                   "FANGAN_LOG_FORMAT": "json" if name == "b" else "text",
+                   "FANGAN_TEST_CLOCK_SKEW": "-2" if name == "b" else "0"}
             process = _fangan(["run", "--port", str(port), "--workers", "2", "--threads", "4", "--no-jobs"], env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             hosts.append(Host(name, f"http://127.0.0.1:{port}", env, process))
@@ -118,10 +127,10 @@ def _hosts(shared: dict[str, str], folder: Path) -> Iterator[list[Host]]:
             host.process.terminate()
         for host in hosts:
             try:
-                host.process.communicate(timeout=30)
+                host.output = host.process.communicate(timeout=30)[0]
             except subprocess.TimeoutExpired:
                 host.process.kill()
-                host.process.communicate()
+                host.output = host.process.communicate()[0]
 
 
 def _photo() -> bytes:
@@ -150,11 +159,12 @@ def test_two_hosts_share_sessions_limits_uploads_jobs_and_apply_escalations_once
         shared = {"DATABASE_URL": url, "SECRET_KEY": "one-secret-for-every-host", "FANGAN_SECURE_COOKIES": "0",
                   "RATELIMIT_STORAGE_URI": f"{redis_url}/0", "FANGAN_JOBS_URL": f"{redis_url}/1",
                   "FANGAN_UPLOAD_DIR": str(uploads), "FANGAN_JOBS_DIR": str(tmp_path / "shared-jobs")}
-        with _hosts(shared, tmp_path) as (a, b):
+        hosts: list[Host] = []
+        with _hosts(shared, tmp_path, hosts) as (a, b):
             for host in (a, b):
                 assert host.get(requests.Session(), "/readyz").json() == {"status": "ready"}
 
-            # A session made on one host is valid on the other.
+            # A session made on one host is valid on the other, though its clock is a little behind.
             office = requests.Session()
             signed_in = a.post(office, "/login", {"username": "office", "password": PASSWORD})
             assert signed_in.status_code == 302 and "/login" not in signed_in.headers["Location"]
@@ -220,6 +230,16 @@ def test_two_hosts_share_sessions_limits_uploads_jobs_and_apply_escalations_once
                 assert f"fangan_escalations_applied_total {float(len(cases))}" in text
                 assert 'fangan_cases_overdue{scheme="lidu"} 12.0' in text
             assert 'endpoint="account.login",method="POST",status="429"' in metrics["a"] + metrics["b"]
+
+    # Host b's log: JSON lines, gunicorn's and the app's, the request ids of its answers, nothing of the reporter.
+    lines = [json.loads(line) for line in hosts[1].output.splitlines() if line.strip()]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
+    limited = [line["message"] for line in lines if line["logger"] == "flask-limiter"]
+    assert limited and all("(***) exceeded" in message for message in limited)  # not the client's address
+    by_id = {line.get("request_id"): line for line in lines if line["logger"] == "fangan.access"}
+    assert by_id[inbox.headers["X-Request-ID"]]["user"] == "office"
+    assert by_id[inbox.headers["X-Request-ID"]]["endpoint"] == "workflow.inbox"
+    assert "两台主机之间的照片" not in hosts[1].output and "两台主机之间的照片" not in hosts[0].output
 
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(EscalationApplied.id))) == len(cases)

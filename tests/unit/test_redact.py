@@ -40,3 +40,11 @@ def test_the_app_log_names_no_code():
                                ("/p/track/7K3M9QWZ2R", "GET"), None)
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "Exception on /p/track/*** [GET]"
+
+
+def test_the_client_a_rate_limit_counted_is_masked():
+    line = "ratelimit 5 per 1 minute (203.0.113.7) exceeded at endpoint: public.report"
+    assert redact(line) == "ratelimit 5 per 1 minute (***) exceeded at endpoint: public.report"
+    device = "ratelimit 30 per 1 day (dev:4f1c9a) exceeded at endpoint: open311.create_request"
+    assert "4f1c9a" not in redact(device) and "open311.create_request" in redact(device)
+    assert redact("a (note) exceeded nothing") == "a (note) exceeded nothing"
