@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -52,6 +53,21 @@ def json_error(status: int, message: str, fields: dict[str, list[str]] | None = 
     return response
 
 
+# Machine interfaces that answer errors in their own format, by the path they live under (Open311: JSON or XML as
+# the address asks), even for what fails before a view is found: a wrong method, an unknown address.
+MACHINE_ERRORS: dict[str, Callable[[HTTPException], Response]] = {}
+
+
+def machine_errors(prefix: str, render: Callable[[HTTPException], Response]) -> None:
+    """Answer the HTTP errors of every address under `prefix` with `render` (their Allow and Retry-After kept)."""
+    MACHINE_ERRORS[prefix] = render
+
+
+def _kept_headers(error: HTTPException, response: Response) -> Response:
+    response.headers.update({k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")})
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):
@@ -62,9 +78,10 @@ def register_error_handlers(app: Flask) -> None:
         if error.code is None:
             return error
         if request.path.startswith("/api/"):  # no page for machines: the JSON API's error body
-            response = json_error(error.code, error.description or error.name)
-            response.headers.update({k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")})
-            return response
+            return _kept_headers(error, json_error(error.code, error.description or error.name))
+        for prefix, render in MACHINE_ERRORS.items():
+            if request.path.startswith(prefix):
+                return _kept_headers(error, render(error))
         messages = {
             400: _("The request could not be understood."),
             403: _("You are not allowed to do this."),

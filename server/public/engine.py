@@ -98,6 +98,37 @@ def valid_phone(phone: str) -> bool:
     return bool(PHONE.match(phone)) and 5 <= len(re.sub(r"\D", "", phone)) <= 15
 
 
+EMAIL = re.compile(r"[^@\s<>\"']+@[^@\s<>\"'.]+(\.[^@\s<>\"'.]+)+")
+
+
+def valid_email(email: str) -> bool:
+    """An address of the form name@host.domain (no delivery is tried: it is kept for the district to answer)."""
+    email = email.strip()
+    return len(email) <= 200 and bool(EMAIL.fullmatch(email))
+
+
+def mask_email(email: str | None) -> str | None:
+    """z***@example.com."""
+    if not email or "@" not in email:
+        return None
+    name, host = email.rsplit("@", 1)
+    return f"{name[:1]}***@{host}"
+
+
+def valid_media_url(url: str) -> bool:
+    """An http(s) address of a photo on another server, kept as a link (never fetched from here)."""
+    from urllib.parse import urlsplit
+
+    url = url.strip()
+    if len(url) > 2000 or any(c.isspace() or ord(c) < 32 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 # -- anti-bot checks instead of a captcha ---------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class PublicReport(db.Model):
     name_sealed: Mapped[str | None] = mapped_column(Text)
     phone_sealed: Mapped[str | None] = mapped_column(Text)
     phone_masked: Mapped[str | None] = mapped_column(String(24))
+    email_sealed: Mapped[str | None] = mapped_column(Text)  # an Open311 client's `email`
+    # An Open311 client's `media_url`: a photo kept on the client's own server, linked, never fetched.
+    media_url: Mapped[str | None] = mapped_column(String(2000))
     # What the reporter wrote and photographed is shown publicly only once a moderator has approved it.
     moderation: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|approved|rejected
     moderated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -19,13 +19,13 @@ from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..auth.access import public, token_authenticated
 from ..core.clock import utcnow
-from ..core.errors import DomainError, NotFound
+from ..core.errors import DomainError, NotFound, machine_errors
 from ..core.spreadsheets import xml_text
-from ..definitions.models import SchemeRecord
+from ..definitions.models import SchemeRecord, SchemeVersion
 from ..definitions.service import scheme_categories
 from ..extensions import csrf, db, limiter
 from ..forms import service as forms
@@ -44,6 +44,7 @@ bp.record_once(lambda state: engine.open311_clients(state.app.config.get("FANGAN
 csrf.exempt(bp)  # no cookie is read here: a request is anonymous, or carries its client's api_key
 FORMATS = ("json", "xml")
 MAX_RESULTS = 1000
+MAX_DAYS = 90  # the span of start_date..end_date one listing may ask for
 QUERY_LIMITS = {"service_request_id": 2000, "service_code": 2000, "status": 20, "jurisdiction_id": 64}
 
 
@@ -107,7 +108,25 @@ def _open311_error(error: Open311Error):
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
-    return _error_response(_request_format(), error.code or 400, error.description or error.name)
+    return _http_error_response(error)
+
+
+def _http_error_response(error: HTTPException) -> Response:
+    """An HTTP error in the format the address asks for, with the allowed methods said in words (and in Allow)."""
+    description = error.description or error.name
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        allowed = sorted(set(error.valid_methods) - {"HEAD", "OPTIONS"})
+        description = _("%(method)s is not allowed here; use %(allowed)s.", method=request.method,
+                        allowed=" or ".join(allowed))
+    elif error.code == 404:
+        description = _("No such Open311 address: see discovery.json for the endpoints.")
+    response = _error_response(_request_format(), error.code or 400, description)
+    response.headers.update({k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")})
+    return response
+
+
+# What fails before a view of this blueprint is found (a wrong method, an unknown address) answers alike.
+machine_errors(bp.url_prefix + "/", _http_error_response)
 
 
 @bp.errorhandler(DomainError)
@@ -167,14 +186,25 @@ def _attributes(spec: FormSpec) -> list[dict[str, Any]]:
         [f for f in spec.top_level() if f.id not in standard], tr)
 
 
+def _changeset() -> str:
+    """When what this endpoint serves last changed: the latest of the jurisdictions' versions put in force (their
+    categories are the services, their report form the attributes)."""
+    keys = _jurisdictions()
+    latest = db.session.scalar(select(db.func.max(SchemeVersion.activated_at, type_=SchemeVersion.activated_at.type))
+                               .join(SchemeRecord, SchemeRecord.current_version_id == SchemeVersion.id)
+                               .where(SchemeRecord.key.in_(keys))) if keys else None
+    return (latest or dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
 @bp.get("/discovery.<fmt>")
 @public
 def discovery(fmt: str):
-    row = {"changeset": "2026-11-23", "contact": _("The district's urban management office"),
+    changeset = _changeset()
+    row = {"changeset": changeset, "contact": _("The district's urban management office"),
            "key_service": _("Ask the district's office for an api_key."),
            "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2",
                           "url": url_for("open311.services", fmt="json", _external=True).rsplit("/", 1)[0],
-                          "changeset": "2026-11-23", "type": "production",
+                          "changeset": changeset, "type": "production",
                           "formats": ["application/json", "text/xml"]}]}
     if _fmt(fmt) == "json":
         return Response(json.dumps(row, ensure_ascii=False), mimetype="application/json")
@@ -345,7 +375,9 @@ def create_request(fmt: str):
                                 (request.form.get("first_name") or "").strip()) if p) or None
     reporter = service.Reporter(name=name, phone=(request.form.get("phone") or "").strip() or None,
                                 channel="open311", client=client, address=get_remote_address(),
-                                device=(request.form.get("device_id") or "").strip()[:100] or None)
+                                device=(request.form.get("device_id") or "").strip()[:100] or None,
+                                email=(request.form.get("email") or "").strip() or None,
+                                media_url=(request.form.get("media_url") or "").strip() or None)
     problems = service.contact_problems(reporter)
     if problems:
         raise Open311Error(400, " ".join(problems.values()))
@@ -390,14 +422,25 @@ def _request_row(report: PublicReport) -> dict[str, Any]:
         "requested_datetime": _iso(report.created_at, report.scheme_key),
         "updated_datetime": _iso(case.updated_at, report.scheme_key),
         "expected_datetime": _iso(status["deadline"], report.scheme_key) if case.state_kind != "final" else None,
-        "address": (tr(status["area"]) if status["area"] else None) if approved or status["area"] else None,
+        # What the reporter wrote as the address (address_string) once approved, else the road it was routed by.
+        "address": (approved and _address_given(report)) or (tr(status["area"]) if status["area"] else None),
         "address_id": case.area.key if case.area else None, "zipcode": None,
         # The reporter's own position and photos are public only once a moderator has approved the report.
         "lat": float(where["lat"]) if approved and where.get("lat") is not None else None,
         "long": float(where["lng"]) if approved and where.get("lng") is not None else None,
-        "media_url": url_for("public.photo", report_id=report.id, upload_id=photos[0], _external=True)
-        if approved and photos else None,
+        "media_url": (url_for("public.photo", report_id=report.id, upload_id=photos[0], _external=True)
+                      if photos else report.media_url) if approved else None,
     }
+
+
+def _address_given(report: PublicReport) -> str | None:
+    """The address_string the reporter gave, as the report form's `open311.address_string` field keeps it."""
+    try:
+        field = service.report_form(report.scheme_key)[1].open311.get("address_string")
+    except DomainError:
+        return None
+    value = (report.case.data or {}).get(field) if field else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _parse_when(text: str | None, name: str) -> dt.datetime | None:
@@ -409,6 +452,25 @@ def _parse_when(text: str | None, name: str) -> dt.datetime | None:
         raise Open311Error(400, _("%(name)s must be a w3 date and time, like 2026-10-01T00:00:00Z.",
                                   name=name)) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _date_range(start_text: str | None, end_text: str | None) -> tuple[dt.datetime, dt.datetime]:
+    """The spec's window: end_date defaults to now, start_date to 90 days before end_date; at most 90 days."""
+    given_end = _parse_when(end_text, "end_date")
+    end = given_end or utcnow()
+    start = _parse_when(start_text, "start_date") or end - dt.timedelta(days=MAX_DAYS)
+    if start > end:
+        end_said = end.isoformat(timespec="seconds")
+        if not given_end:
+            end_said = _("%(moment)s, now: end_date was not given", moment=end_said)
+        raise Open311Error(400, _("start_date (%(start)s) is after end_date (%(end)s).",
+                                  start=start.isoformat(timespec="seconds"), end=end_said))
+    if end - start > dt.timedelta(days=MAX_DAYS):
+        days = (end - start).total_seconds() / 86400
+        raise Open311Error(400, _("From start_date to end_date is %(days)s days; at most %(most)s days may be asked "
+                                  "at once.", days=f"{days:.1f}", most=MAX_DAYS)
+                           + ("" if given_end else " " + _("end_date was not given, so it is now.")))
+    return start, end
 
 
 @bp.get("/requests.<fmt>")
@@ -428,10 +490,7 @@ def list_requests(fmt: str):
         codes = [c.strip() for c in (request.args.get("service_code") or "").split(",") if c.strip()]
         if codes:
             query = query.where(Case.category.in_(codes))
-        end = _parse_when(request.args.get("end_date"), "end_date") or utcnow()
-        start = _parse_when(request.args.get("start_date"), "start_date") or end - dt.timedelta(days=90)
-        if end - start > dt.timedelta(days=90) or start > end:
-            raise Open311Error(400, _("start_date and end_date may span at most 90 days."))
+        start, end = _date_range(request.args.get("start_date"), request.args.get("end_date"))
         query = query.where(PublicReport.created_at >= start, PublicReport.created_at <= end)
         statuses = {s.strip() for s in (request.args.get("status") or "").split(",") if s.strip()}
         if statuses - {"open", "closed"}:

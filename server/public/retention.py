@@ -31,13 +31,14 @@ log = logging.getLogger(__name__)
 
 # What "erased" clears: the reporter's name and phone, the fingerprints of their address and device, and what they
 # wrote in the follow-up.
-ERASED = {"name_sealed": None, "phone_sealed": None, "phone_masked": None, "address_hash": None, "device_hash": None,
-          "followup_note": None}
+ERASED = {"name_sealed": None, "phone_sealed": None, "phone_masked": None, "email_sealed": None, "address_hash": None,
+          "device_hash": None, "followup_note": None}
 
 
 def _holds_contacts() -> Any:
     return or_(PublicReport.name_sealed.is_not(None), PublicReport.phone_sealed.is_not(None),
-               PublicReport.address_hash.is_not(None), PublicReport.device_hash.is_not(None))
+               PublicReport.email_sealed.is_not(None), PublicReport.address_hash.is_not(None),
+               PublicReport.device_hash.is_not(None))
 
 
 def erase_expired_contacts(now: dt.datetime | None = None) -> dict[str, int]:
@@ -112,7 +113,8 @@ def find_reporter(user: AnyUser, scheme_key: str, phone: str | None = None, code
         rows.append({
             "code": report.code, "reported_at": report.created_at.isoformat(timespec="seconds"),
             "channel": report.channel, "name": unseal(report.name_sealed), "phone": unseal(report.phone_sealed),
-            "contacts_erased": report.phone_sealed is None and report.name_sealed is None,
+            "email": unseal(report.email_sealed),
+            "contacts_erased": not (report.phone_sealed or report.name_sealed or report.email_sealed),
             "description": (case.data or {}).get("description") if case else None,
             "state": case.state if case else None, "satisfaction": report.satisfaction,
             "followup_note": report.followup_note,

@@ -123,6 +123,8 @@ class Reporter:
     client: str | None = None
     address: str | None = None
     device: str | None = None
+    email: str | None = None  # Open311's `email`
+    media_url: str | None = None  # Open311's `media_url`: a photo on the client's server
 
 
 def contact_problems(reporter: Reporter) -> dict[str, str]:
@@ -131,6 +133,10 @@ def contact_problems(reporter: Reporter) -> dict[str, str]:
         problems["name"] = _("A name of at most 50 characters, please.")
     if reporter.phone and not engine.valid_phone(reporter.phone):
         problems["phone"] = _("A phone number of digits, please (spaces, dashes and a leading + are fine).")
+    if reporter.email and not engine.valid_email(reporter.email):
+        problems["email"] = _("An e-mail address like name@example.com, of at most 200 characters, please.")
+    if reporter.media_url and not engine.valid_media_url(reporter.media_url):
+        problems["media_url"] = _("media_url must be an http or https address of at most 2000 characters.")
     return problems
 
 
@@ -162,7 +168,9 @@ def submit_report(scheme_key: str, formdata: Any, reporter: Reporter,
         "device_hash": fingerprint(reporter.device) if reporter.device else None,
         "name_sealed": seal(engine.public_text(reporter.name, 50) or None),
         "phone_sealed": seal(reporter.phone.strip() if reporter.phone else None),
-        "phone_masked": engine.mask_phone(reporter.phone)}]).one()
+        "phone_masked": engine.mask_phone(reporter.phone),
+        "email_sealed": seal(reporter.email.strip() if reporter.email else None),
+        "media_url": reporter.media_url.strip() if reporter.media_url else None}]).one()
     record_audit("public.report", "case", case.id, scheme_key=scheme_key,
                  after={"channel": reporter.channel, "client": reporter.client, "unit_id": case.unit_id})
     return report
@@ -412,8 +420,10 @@ def reporter_contact(user: AnyUser, report: PublicReport) -> dict[str, str | Non
     """The reporter's name and phone: in clear for those who call reporters back (dispatchers of the case's
     unit), masked for everyone else."""
     if permissions.can_contact_reporter(user, report.case):
-        return {"name": unseal(report.name_sealed), "phone": unseal(report.phone_sealed), "masked": False}
-    return {"name": engine.mask_name(unseal(report.name_sealed)), "phone": report.phone_masked, "masked": True}
+        return {"name": unseal(report.name_sealed), "phone": unseal(report.phone_sealed),
+                "email": unseal(report.email_sealed), "masked": False}
+    return {"name": engine.mask_name(unseal(report.name_sealed)), "phone": report.phone_masked,
+            "email": engine.mask_email(unseal(report.email_sealed)), "masked": True}
 
 
 def followup_summary(report: PublicReport) -> str | None:
