@@ -109,6 +109,59 @@ def document() -> dict[str, Any]:
     }
 
 
+def district_document(scheme_key: str, scheme_name: str, forms: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The document for one district: the whole API, and each form in force with its own operation and its values
+    typed field by field (names, types, choices, required), so an integrator never reads the definitions."""
+    from ..web.i18n import tr
+
+    out = document()
+    out["info"]["title"] = f"Fangan API · {scheme_name}"
+    out["info"]["description"] += (f" This document is the district `{scheme_key}`'s: each of its forms has an "
+                                   "operation of its own with its fields typed.")
+    for form_key, spec in forms:
+        name = _schema_name(form_key)
+        out["components"]["schemas"][f"{name}Values"] = form_schema(spec, tr)
+        out["components"]["schemas"][f"Submit{name}"] = _object(
+            {"values": ref(f"{name}Values")}, f"The values of the form {tr(spec.name) or form_key}.", closed=True)
+        operation = _operation(
+            f"submit{name}", "records", f"Fill the form {tr(spec.name) or form_key} ({form_key})",
+            tr(spec.description) or "Stores a record of the form in force, checked as on the phone.",
+            {201: ("The record stored.", ref("Submission")),
+             200: ("The record an earlier request with the same Idempotency-Key stored.", ref("Submission"))},
+            WRITE_ERRORS, [IDEMPOTENCY], ref(f"Submit{name}"))
+        out["paths"][f"/api/v1/schemes/{scheme_key}/forms/{form_key}/submissions"] = {"post": operation}
+    return out
+
+
+def _schema_name(form_key: str) -> str:
+    """A form's id as a schema name (patrol_log → PatrolLog): what a generated client names its class."""
+    return "".join(part[:1].upper() + part[1:] for part in form_key.replace("-", "_").split("_") if part) or "Form"
+
+
+def form_schema(spec: Any, tr: Any) -> dict[str, Any]:
+    """A form's values as a JSON Schema: each field that takes a value, typed by its type, described by its label.
+    Always required fields are listed as required; one required only when another answer says so is described."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for f in spec.top_level():
+        schema = f.kind.api_schema(f)
+        if schema is None or f.calculate is not None:
+            continue  # notes take no value; calculated fields are the server's
+        # The label leads the description; no `title`: generators name classes after titles, and a Chinese
+        # label would make a class name nobody can type.
+        notes = [tr(f.label) or f.id] + ([tr(f.hint)] if f.hint else [])
+        if f.required and f.visible_if is None:
+            required.append(f.id)
+        elif f.required or f.required_if is not None:
+            notes.append("(required when the form shows it or its condition holds)")
+        properties[f.id] = {**schema, "description": " — ".join(n for n in notes if n)}
+    out: dict[str, Any] = {"type": "object", "description": tr(spec.name) or spec.id, "properties": properties,
+                           "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out
+
+
 def form_values_schema() -> dict[str, Any]:
     """A form's values in the API: typed by each field's type, as the field type registry says (the JSON Schema of
     each type's value is under `x-field-types`)."""
@@ -228,9 +281,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                    "(`user:<id>` for an account, `post:<id>` for a post with no account) and their name then.",
                    "properties": {"id": {"type": "string"}, "name": {"type": "string"}}},
         "total": {"type": ["number", "null"]},
-        "grade": NULLABLE_STRING, "passing": {"type": ["boolean", "null"]}, "ranks": {"type": "object"},
-        "flags": {"type": "array"}, "items": {"type": "object"}, "metrics": {"type": "object"},
-        "vetoes": {"type": "array"}, "actions": {"type": "array"}, "funding": {"type": ["number", "null"]},
+        "grade": NULLABLE_STRING, "passing": {"type": ["boolean", "null"]},
+        "ranks": {"type": "object", "description": "Rank by ranking id (1 is first; equal totals share a rank).",
+                  "additionalProperties": {"type": ["integer", "null"]}},
+        "flags": {"type": "array", "description": "The ids of the sheet's flags raised (红旗, 黄旗, …).",
+                  "items": {"type": "string"}},
+        "items": {"type": "object", "description": "Points by score item id.",
+                  "additionalProperties": {"type": ["number", "null"]}},
+        "metrics": {"type": "object", "description": "The figures the items were scored on, by metric name."},
+        "vetoes": {"type": "array", "description": "The ids of the sheet's vetoes (一票否决) that applied.",
+                   "items": {"type": "string"}},
+        "actions": {"type": "array", "description": "What a streak of results calls for (a talk, a review).",
+                    "items": {"type": "object", "required": ["id", "action"], "properties": {
+                        "id": {"type": "string"}, "name": {"type": ["string", "object", "null"]},
+                        "action": {"type": "string"}}}},
+        "funding": {"type": ["number", "null"]},
         "money": {"type": "object", "properties": {
             "lines": {"type": "array", "items": {"type": "object", "properties": {
                 "kind": {"enum": ["funding", "flag", "charge"]}, "id": {"type": "string"},
@@ -280,6 +345,12 @@ def _operation(operation_id: str, tag: str, summary: str, description: str, ok: 
 
 
 PATHS: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/v1/schemes/{scheme_key}/openapi.json": {"get": {
+        "operationId": "districtOpenapi", "tags": ["meta"], "summary": "This document, for one district",
+        "security": [], "parameters": [SCHEME],
+        "description": "The OpenAPI 3.1 document with the district's forms typed field by field; no token needed.",
+        "responses": {"200": {"description": "The document.", **json_content({"type": "object"})},
+                      "404": error_response(ERRORS[404]), "429": error_response(ERRORS[429])}}},
     "/api/v1/openapi.json": {"get": {
         "operationId": "openapi", "tags": ["meta"], "summary": "This document", "security": [],
         "description": "The OpenAPI 3.1 document of the API; no token needed.",

@@ -114,3 +114,17 @@ def list_cases(user: AnyUser, scheme_key: str, *, state: str | None = None, kind
     total = db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
     rows = db.session.scalars(query.order_by(Case.id.desc()).limit(per_page).offset((page - 1) * per_page))
     return list(rows), total or 0
+
+
+def district_forms(scheme_key: str) -> tuple[str, list[tuple[str, Any]]]:
+    """A district's name and its forms in force with their specs, for its API document; NotFound when no
+    version of it is in force."""
+    from ..definitions.service import compiled_scheme, current_version
+    from ..forms.engine import form_spec_of
+    from ..web.i18n import tr
+
+    version = current_version(scheme_key) if isinstance(scheme_key, str) and len(scheme_key) <= 64 else None
+    if version is None:
+        raise NotFound(_("No such district."))
+    rows = [(key, version.member("form", key)) for key in compiled_scheme(version.scheme_definition).forms]
+    return tr(version.name) or scheme_key, [(key, form_spec_of(row)) for key, row in rows if row is not None]

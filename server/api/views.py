@@ -225,6 +225,15 @@ def document() -> Response:
     return jsonify(openapi.document())
 
 
+@bp.get("/schemes/<scheme_key>/openapi.json")
+@public
+@limiter.limit(_document_limit)
+def district_document(scheme_key: str) -> Response:
+    """The document for one district: its forms typed field by field (no token needed; 404 for no district)."""
+    name, forms = service.district_forms(scheme_key)
+    return jsonify(openapi.district_document(scheme_key, name, forms))
+
+
 # -- cases -------------------------------------------------------------------------------------------------------
 
 @bp.get("/schemes/<scheme_key>/cases")

@@ -20,7 +20,8 @@ PUBLIC_ENDPOINTS = {"static", "theme_static", "account.login", "home.index", "we
                     "public.exposed", "public.praised", "public.place_at", "public.public_map",
                     "public.public_map_points",
                     "open311.discovery", "open311.services", "open311.service_definition", "open311.create_request",
-                    "open311.list_requests", "open311.get_request", "open311.token", "api.document"}
+                    "open311.list_requests", "open311.get_request", "open311.token", "api.document",
+                    "api.district_document"}
 
 
 def _sample_url(rule) -> str:

@@ -98,6 +98,7 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "open311.create_request": [("POST /open311/v2/requests.json", "+ . . + . . . +")],
     # -- the token API: a session cookie is no token ---------------------------------------------------------------
     "api.document": [("/api/v1/openapi.json", "O O O O O O O O")],
+    "api.district_document": [("/api/v1/schemes/{lidu}/openapi.json", "O O O O O O O O")],
     "api.list_cases": [("/api/v1/schemes/{lidu}/cases", "U U U U U U U U")],
     "api.open_case": [("POST /api/v1/schemes/{lidu}/cases", "U U U U U U U U")],
     "api.get_case": [("/api/v1/cases/{case_s}", "U U U U U U U U")],
