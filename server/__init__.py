@@ -91,6 +91,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .api.views import bp as api_bp
     from .assessment.views import bp as assessment_bp
     from .boards.views import bp as boards_bp
+    from .events.views import bp as events_bp
     from .forms.views import bp as forms_bp
     from .home.views import bp as home_bp
     from .jobs.views import bp as jobs_bp
@@ -104,7 +105,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (web_bp, home_bp, account_bp, admin_bp, org_bp, audit_bp, forms_bp, workflow_bp, boards_bp,
                       patrols_bp, assessment_bp, public_bp, moderation_bp, open311_bp, api_bp, jobs_bp, editors_bp,
-                      wizard_bp):
+                      wizard_bp, events_bp):
         app.register_blueprint(blueprint)
 
     from .core.errors import register_error_handlers

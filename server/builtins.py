@@ -10,6 +10,8 @@ from .assessment import bulletins as assessment_bulletins  # noqa: F401 - the jo
 from .assessment import publishing as assessment_publishing  # noqa: F401 - the job that publishes a period
 from .assessment import sources as metric_sources  # noqa: F401 - case_rate, case_count, form_count, …
 from .boards import printing as board_printing  # noqa: F401 - the job that prints a district's boards
+from .events import metrics as event_metrics  # noqa: F401 - /metrics: deliveries waiting and failed
+from .events import service as event_service  # noqa: F401 - case events and notifications into the outbox
 from .forms import choices as choice_sources  # noqa: F401 - units, areas, people, categories, tiers
 from .forms import fields as field_types  # noqa: F401 - text, integer, single_choice, photo, location, …
 from .jobs import metrics as job_metrics  # noqa: F401 - /metrics: jobs waiting and running

@@ -607,12 +607,12 @@ def tick() -> None:
         if counts["checked"] < 200:
             break
     click.echo(f"checked {total['checked']} deadlines, applied {total['applied']} escalations")
-    from .workflow.escalation import deliver_notifications
+    from .events.service import deliver_events
 
-    sent = deliver_notifications(current_app.config)
-    db.session.commit()
-    if sent["delivered"] or sent["failed"]:
-        click.echo(f"notifications: {sent['delivered']} delivered, {sent['failed']} failed (retried next tick)")
+    sent = deliver_events()
+    if any(sent.values()):
+        click.echo(f"events: {sent['delivered']} delivered, {sent['retry']} to try again later, "
+                   f"{sent['failed']} given up")
     from .jobs.service import forget_old_results, requeue_interrupted
 
     again, forgotten = requeue_interrupted(), forget_old_results()

@@ -23,7 +23,8 @@ def environment_config() -> dict:
                           ("FANGAN_JOBS_URL", "FANGAN_JOBS_URL"), ("FANGAN_JOBS_DIR", "FANGAN_JOBS_DIR"),
                           ("FANGAN_MAP_TILES", "FANGAN_MAP_TILES"), ("FANGAN_TIANDITU_KEY", "FANGAN_TIANDITU_KEY"),
                           ("FANGAN_UPLOAD_DIR", "FANGAN_UPLOAD_DIR"), ("FANGAN_LOG_FORMAT", "FANGAN_LOG_FORMAT"),
-                          ("FANGAN_METRICS_TOKEN", "FANGAN_METRICS_TOKEN"), ("FANGAN_FIELD_KEY", "FANGAN_FIELD_KEY")):
+                          ("FANGAN_METRICS_TOKEN", "FANGAN_METRICS_TOKEN"), ("FANGAN_FIELD_KEY", "FANGAN_FIELD_KEY"),
+                          ("FANGAN_EVENT_RECEIVERS", "FANGAN_EVENT_RECEIVERS")):
         if os.environ.get(variable):
             out[key] = os.environ[variable]
     if os.environ.get("FANGAN_PROXIES", "").isdigit():

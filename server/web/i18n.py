@@ -94,6 +94,7 @@ AUDIT_LABELS = {
     "public.contacts_expired": lazy_gettext("reporters' contacts erased (kept as long as the scheme says)"),
     "public.reporter_export": lazy_gettext("a reporter's data looked up"),
     "public.reporter_erased": lazy_gettext("a reporter's contacts erased on request"),
+    "events.retry": lazy_gettext("event deliveries sent again"),
 }
 
 # What an audit entry is about, in words (its `object_type`).

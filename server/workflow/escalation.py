@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
-from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy.orm import contains_eager
@@ -19,7 +18,7 @@ from ..extensions import db
 from ..web.i18n import tr
 from . import engine
 from .deadlines import local_time, utc_time
-from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, Notification, unit_move
+from .models import Case, CaseDeadline, CaseEvent, EscalationApplied, unit_move
 from .service import notify, workflow_of
 
 log = logging.getLogger(__name__)
@@ -130,29 +129,3 @@ def _escalate(case: Case, deadline: CaseDeadline, escalation: engine.EscalationS
                                  from_state=case.state, to_state=case.state, **unit_move(before, case.unit)))
     record_audit("case.escalate", "case", case.id, scheme_key=case.scheme_key,
                  after={"escalation": escalation.id, "deadline": deadline.key})
-
-
-def deliver_notifications(config: dict[str, Any], batch: int = 100, max_attempts: int = 5) -> dict[str, int]:
-    """Send undelivered notifications through the configured hooks; each is sent once (row locks)."""
-    from .hooks import HOOKS, active_hooks
-
-    counts = {"delivered": 0, "failed": 0}
-    names = active_hooks(config)
-    if not names:
-        return counts
-    query = (db.select(Notification).where(Notification.delivered_at.is_(None), Notification.attempts < max_attempts)
-             .order_by(Notification.id).limit(batch).with_for_update(skip_locked=True))
-    for note in db.session.scalars(query).all():
-        payload = {"id": note.id, "case_id": note.case_id, "user": note.user_id, "unit": note.unit_id,
-                   "message": note.message, "created_at": note.created_at.isoformat()}
-        try:
-            for name in names:
-                HOOKS[name](config, payload)
-        except Exception:  # noqa: BLE001 - a gateway's failure is retried on the next tick, never raised
-            note.attempts += 1
-            counts["failed"] += 1
-        else:
-            note.delivered_at = utcnow()
-            counts["delivered"] += 1
-    db.session.flush()
-    return counts

@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import current_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..core.clock import utcnow
 from ..extensions import db
 from ..web.observe import register_family
-from .hooks import active_hooks
-from .models import Case, CaseDeadline, EscalationApplied, Notification
+from .models import Case, CaseDeadline, EscalationApplied
 
 FINAL = "final"
 
@@ -50,9 +48,3 @@ def escalation_families() -> Iterator[Any]:
                             "How long the oldest deadline due to be looked at has waited for fangan tick")
     lag.add_metric([], max(0.0, (utcnow() - due).total_seconds()) if due is not None else 0.0)
     yield lag
-    if active_hooks(current_app.config):  # waiting only means something when a gateway is configured
-        waiting = GaugeMetricFamily("fangan_notifications_undelivered",
-                                    "Notifications not yet delivered to the configured gateway")
-        waiting.add_metric([], db.session.scalar(db.select(db.func.count(Notification.id))
-                                                 .where(Notification.delivered_at.is_(None))) or 0)
-        yield waiting

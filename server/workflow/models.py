@@ -145,7 +145,7 @@ class Notification(db.Model):
     message: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     read_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
-    # Outbound delivery (SMS/WeChat gateways through the webhook hook), done after commit by `fangan tick`.
+    # No longer written: deliveries to gateways are the outbox's (server/events); kept for the rows of before.
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 

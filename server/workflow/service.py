@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # names it gives the page (the public report's panel: server/public/service.py).
 signals = Namespace()
 case_page = signals.signal("case-page")
+# A case was opened (its first event is written as a row, not through the session): sent with the case, `at`
+# and `user_id`, inside the transaction that opened it.
+case_opened = signals.signal("case-opened")
 
 
 def case_page_extras(user: AnyUser, case: Case) -> dict[str, Any]:
@@ -356,6 +359,7 @@ def open_case(user: AnyUser, scheme_key: str, submission: Submission, workflow_k
         "case_id": case.id, "kind": "opened", "at": now, "user_id": getattr(user, "id", None),
         "to_state": case.state, "submission_id": submission.id}])
     db.session.expire(case, ["events"])  # read again when wanted
+    case_opened.send(case, at=now, user_id=getattr(user, "id", None))
     record_audit("case.open", "case", case.id, user=user, scheme_key=scheme_key,
                  after={"state": case.state, "unit_id": case.unit_id})
     return case

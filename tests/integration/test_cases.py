@@ -335,40 +335,6 @@ def test_ledger_rates_in_sql(people, app):
     assert any("WenQuanYi" in font or "CJK" in font for font in embedded_fonts(pdf))
 
 
-def test_webhook_is_off_by_default_and_delivers_each_notification_once(people):
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    case = fire(people["office"], report(people["reporter"]), "assign", target_unit="shilong")
-    assert escalation.deliver_notifications({}) == {"delivered": 0, "failed": 0}  # no URL: nothing leaves
-    received: list[dict] = []
-
-    class Gateway(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):  # noqa: ANN002
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Gateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = {"FANGAN_NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{server.server_port}/sms"}
-        first = escalation.deliver_notifications(config)
-        second = escalation.deliver_notifications(config)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert first["delivered"] >= 1 and second["delivered"] == 0
-    assert len(received) == first["delivered"] and all(r["case_id"] == case.id for r in received)
-    down = escalation.deliver_notifications({"FANGAN_NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/none"})
-    assert down["delivered"] == 0  # nothing new to send; a dead gateway would only be retried
-
-
 def test_open_cases_by_area(people, app):
     from tests.support.factories import login
 

@@ -123,6 +123,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "admin.revoke_user_role": [("POST /admin/roles/{assignment}/revoke", "L D D D D D D +")],
     "admin.calendar": [("/admin/calendar", "L D D D D D D O")],
     "admin.reporters": [("/admin/reporters", "L D D D D D O O")],
+    "events.status": [("/admin/events/", "L D D D D D D O")],
+    "events.retry": [("POST /admin/events/szcg/retry", "L D D D D D D +")],
     "admin.delete_calendar_day": [("POST /admin/calendar/{day}/delete", "L D D D D D D +")],
     "admin.calendar_import": [("/admin/calendar/import", "L D D D D D D O")],
     "admin.calendar_year": [("POST /admin/calendar/year/2027", "L D D D D D D +")],

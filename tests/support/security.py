@@ -335,6 +335,7 @@ POSTS: dict[str, tuple[str, Any]] = {
     "admin.revoke_user_role": ("/admin/roles/{assignment}/revoke", dict),
     "admin.calendar": ("/admin/calendar", lambda: {"day": "2026-12-30", "working": "y", "name": "调休上班"}),
     "admin.reporters": ("/admin/reporters", lambda: {"scheme": "lidu", "phone": "13800138000", "action": "find"}),
+    "events.retry": ("/admin/events/szcg/retry", dict),
     "admin.delete_calendar_day": ("/admin/calendar/{day}/delete", dict),
     "admin.calendar_import": ("/admin/calendar/import", lambda: {
         "action": "import", "filename": "2027.csv",
