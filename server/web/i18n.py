@@ -105,6 +105,7 @@ OBJECT_LABELS = {
     "calendar_year": lazy_gettext("calendar year"), "case": lazy_gettext("case"), "post": lazy_gettext("post"),
     "scheme": lazy_gettext("scheme"), "scheme_version": lazy_gettext("scheme version"),
     "submission": lazy_gettext("record"), "unit": lazy_gettext("unit"), "user": lazy_gettext("user"),
+    "receiver": lazy_gettext("event receiver"),
 }
 
 
