@@ -286,8 +286,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                   "additionalProperties": {"type": ["integer", "null"]}},
         "flags": {"type": "array", "description": "The ids of the sheet's flags raised (红旗, 黄旗, …).",
                   "items": {"type": "string"}},
-        "items": {"type": "object", "description": "Points by score item id.",
-                  "additionalProperties": {"type": ["number", "null"]}},
+        "items": {"type": "object", "description": "By score item id: its score, what was deducted and added, and "
+                  "each rule's amount, as decimal text (exact: 2.5, not 2.4999…).",
+                  "additionalProperties": {"type": "object", "properties": {
+                      "score": {"type": "string"}, "deducted": {"type": "string"}, "bonus": {"type": "string"},
+                      "rules": {"type": "object", "additionalProperties": {"type": "string"}}}}},
         "metrics": {"type": "object", "description": "The figures the items were scored on, by metric name."},
         "vetoes": {"type": "array", "description": "The ids of the sheet's vetoes (一票否决) that applied.",
                    "items": {"type": "string"}},
