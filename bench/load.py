@@ -1,5 +1,7 @@
-"""A realistic mix of staff and public users, driven by locust over HTTP, against real servers in one run: production's
-shape, the embedded default and a bare Flask app; throughput and p50/p95 latency per request kind and overall.
+"""A realistic mix of staff and public users, driven by locust, against Fangan's production shape and its default.
+
+Real servers in one run: production's shape, the embedded default and a bare Flask app beside each; throughput and
+p50/p95 latency per request kind and overall.
 
 Shapes (each a fresh instance folder, FANGAN_INSTANCE, set up with `fangan setup`, then served on a free port):
 
@@ -27,21 +29,27 @@ classes with weights (the load comes from one address, 127.0.0.1):
   303 to the record.
 
 Users wait `--think` seconds between tasks (0 by default: each user is one concurrent client, so the figures are
-the server's capacity under that concurrency, and the ratio to the bare app means something). The measured window
-follows a warm-up (`--warmup`, logins included). Every answer is checked for its exact status (200 for a page,
-303 for a sent form, 302 for a log-in; a report or patrol answered 200 was refused) and for the tokens and links
-scraped from it; anything else, or a dropped connection, is a failure, counted in the warm-up too and printed
-with the start of the answer, and the server logs' tracebacks are printed after the table.
+the server's capacity under that concurrency, and the ratio to the bare app means something). Each request goes on
+a new connection (`Connection: close`), as nginx proxies by default (HTTP/1.0 to the upstream) and as a phone's
+connection is after gunicorn's 2-second keep-alive; `--keep-alive` keeps each user's connection instead, and
+then gunicorn pins it to one worker process for the whole run: without think time, the users whose connections
+landed on a busy worker (in our runs, the staff's) wait several times longer than the rest.
+
+The measured window follows a warm-up (`--warmup`, logins included). Every answer is checked for its exact status
+(200 for a page, 303 for a sent form, 302 for a log-in; a report or patrol answered 200 was refused) and for the
+tokens and links scraped from it; anything else, or a dropped connection, is a failure, counted in the warm-up
+too and printed with the start of the answer, and the server logs' tracebacks are printed after the table.
 
 For the bench only, the instance's `config.py` (in FANGAN_INSTANCE) raises FANGAN_PUBLIC_LIMIT, FANGAN_REPORT_LIMIT
 and FANGAN_LOGIN_LIMIT to 1000000 per minute (the limiter still counts every request, in Redis for production, and
 refuses none) and sets FANGAN_MIN_FILL_SECONDS to 0 (a report sent at once is not taken for a script).
 
 locust runs in a child process of this script (`--drive`, gevent, FastHttpUser), on the same machine as the
-servers and the database: the table says how much of a core it used.
+servers and the database: the table says how much CPU it used, and how much other work on the machine took (a shared
+machine's figures are then to be compared with care).
 
 Run: .venv/bin/python bench/load.py [--seconds 60] [--users 40 | --users 20,80] [--warmup 10] [--think 0]
-                                    [--only production|embedded|bare]
+                                    [--keep-alive] [--only production|embedded|bare]
 (exits 1 when any request failed; removes its processes and folders at the end, Ctrl+C included; as root the
 database server runs as the postgres user)
 """
@@ -101,11 +109,14 @@ def main() -> int:
     parser.add_argument("--users", default="40", help="concurrent users (a comma-separated list runs each in turn)")
     parser.add_argument("--warmup", type=float, default=10, help="unmeasured seconds first (log-ins happen here)")
     parser.add_argument("--think", type=float, default=0.0, help="seconds a user waits between tasks")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="keep each user's connection open (default: a new connection a request, as behind nginx)")
     parser.add_argument("--only", choices=("production", "embedded", "bare"), help="one shape only (bare: both twins)")
     parser.add_argument("--drive", metavar="SPEC", help=argparse.SUPPRESS)  # the locust child: a JSON spec file
     args = parser.parse_args()
     if args.drive:
         return drive(Path(args.drive))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl+C, even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)  # a plain `kill` cleans up as Ctrl+C does
     counts = [int(n) for n in args.users.split(",")]
     shapes = [s for s in SHAPES if not args.only or s == args.only or (args.only == "bare" and s.startswith("bare"))]
@@ -284,8 +295,8 @@ def start_bare(stack: ExitStack, folder: Path, database: str, workers: int, thre
 
 @contextmanager
 def service(name: str, command: list[str], folder: Path, env: dict[str, str], ready: Any) -> Iterator[int]:
-    """A process in a session of its own (its id: Ctrl+C reaches this script only), logged to FOLDER/NAME.log, for
-    the block; stopped with SIGTERM, then anything left in its process group killed."""
+    """A process in a session of its own, logged to FOLDER/NAME.log, for the block; yields its pid (= session)."""
+    # Its own session: Ctrl+C reaches this script only, which stops it with SIGTERM, then kills what is left.
     log = folder / f"{name}.log"
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
@@ -342,7 +353,8 @@ def run_driver(folder: Path, shape: str, served: Served, users: int, args: argpa
     spec = folder / f"drive-{users}.json"
     out = folder / f"result-{users}.json"
     spec.write_text(json.dumps({"host": f"http://127.0.0.1:{served.port}", "users": users, "seconds": args.seconds,
-                                "warmup": args.warmup, "think": args.think, "accounts": served.accounts,
+                                "warmup": args.warmup, "think": args.think, "keep_alive": args.keep_alive,
+                                "accounts": served.accounts,
                                 "sessions": served.sessions, "trees": served.trees, "out": str(out)}), encoding="utf-8")
     log = folder / f"locust-{users}.log"
     with log.open("w") as err:
@@ -360,8 +372,7 @@ def run_driver(folder: Path, shape: str, served: Served, users: int, args: argpa
 
 
 def _postmaster(admin_url: str) -> int | None:
-    """The PostgreSQL server listening on the cluster's port (its processes are its children, each in a session
-    of its own)."""
+    """The pid of the PostgreSQL server listening on the cluster's port (its backends are its children)."""
     from sqlalchemy import make_url
 
     marker = f"\0-p\0{make_url(admin_url).port}\0".encode()
@@ -373,14 +384,13 @@ def _postmaster(admin_url: str) -> int | None:
 
 
 def _stat(pid: str) -> list[int]:
-    """Fields of /proc/PID/stat after the command: state and ppid, pgrp, session, ..., utime (11), stime (12)."""
+    """/proc/PID/stat after the command, as ints: ppid (1), session (3), utime, stime, cutime, cstime (11-14)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return [0, *(int(f) for f in fields[1:])]
 
 
 def cpu_sample(sessions: dict[str, int], trees: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of the processes in each named session, of each named process and its children, and
-    of the whole machine (busy)."""
+    """CPU seconds so far: each named session's processes, each named process's tree, the whole machine busy."""
     ticks = os.sysconf("SC_CLK_TCK")
     out = dict.fromkeys([*sessions, *trees], 0.0)
     by_session = {sid: name for name, sid in sessions.items()}
@@ -392,6 +402,8 @@ def cpu_sample(sessions: dict[str, int], trees: dict[str, int]) -> dict[str, flo
                 name = by_session.get(stat[3]) or by_parent.get(int(entry.name)) or by_parent.get(stat[1])
                 if name:
                     out[name] += (stat[11] + stat[12]) / ticks
+                if int(entry.name) in by_parent:  # and its children that ended (a connection pool's overflow)
+                    out[name] += (stat[13] + stat[14]) / ticks
     numbers = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     out["machine"] = (sum(numbers[:8]) - numbers[3] - numbers[4]) / ticks  # all but idle and iowait
     return out
@@ -412,8 +424,8 @@ def tracebacks(logs: list[Path], limit: int = 3) -> list[str]:
             if line.startswith("Traceback"):
                 end = next((j for j in range(i + 1, len(lines)) if lines[j] and not lines[j].startswith(" ")), i)
                 found.append(f"{log.name}:\n    " + "\n    ".join(lines[max(0, i - 1):end + 1]))
-            elif re.search(r"\[(ERROR|CRITICAL)\]|WORKER TIMEOUT|database is locked", line) and not any(
-                    line in f for f in found):
+            elif re.search(r"\[(ERROR|CRITICAL)\]|WORKER TIMEOUT|database is locked", line) and not (
+                    i + 1 < len(lines) and lines[i + 1].startswith("Traceback")):  # else shown with its traceback
                 found.append(f"{log.name}: {line}")
             if len(found) >= limit:
                 return found
@@ -458,8 +470,10 @@ def report(results: list[Result], args: argparse.Namespace) -> int:
     print(f"load over HTTP on 127.0.0.1 with locust {version('locust')} (FastHttpUser, in a child process on the same "
           f"machine), gunicorn {version('gunicorn')} gthread, {os.cpu_count()} CPUs shared by the load generator, "
           "the servers and the database")
-    print(f"{args.warmup:g} s warm-up, then {args.seconds:g} s measured; users wait {args.think:g} s between tasks; "
-          "mix: public 3 (board 8, report form + POST with a JPEG 2), staff 2 (queue 4, case 6, patrol form + POST 1)")
+    connections = "each keeping its connection open" if args.keep_alive else "each request on a new connection"
+    print(f"{args.warmup:g} s warm-up, then {args.seconds:g} s measured; users wait {args.think:g} s between tasks, "
+          f"{connections}; mix: public 3 (board 8, report form + POST 2), staff 2 (queue 4, case 6, patrol form + "
+          f"POST 1); each POST with a {len(_jpeg()) // 1024} kB 640×480 JPEG (a patrol with a problem: two)")
     print(f"bench-only settings in each instance's config.py: FANGAN_PUBLIC_LIMIT, FANGAN_REPORT_LIMIT and "
           f"FANGAN_LOGIN_LIMIT = {LIMIT} (limits counted, none refused), FANGAN_MIN_FILL_SECONDS = 0")
     for name, (database, workers, threads) in SHAPES.items():
@@ -484,18 +498,25 @@ def report(results: list[Result], args: argparse.Namespace) -> int:
     print("summary (overall; vs bare: the shape's requests a second over its bare twin's at the same user count;")
     print("  CPU ms a request: the server's processes (app), PostgreSQL, Redis and locust, over the measured answers;")
     print("  other load: the machine's CPU used by none of these, as a share of all its CPUs):")
-    print(f"  {'shape':<16} {'users':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'failed':>7} {'vs bare':>8}   "
-          f"{'CPU ms/req: app':>15} {'db':>5} {'redis':>5} {'locust':>6}   {'other load':>10}")
-    cpus = os.cpu_count() or 1
+    print(f"  {'shape':<16} {'users':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'POST p95':>9} {'failed':>7} "
+          f"{'vs bare':>8}   {'CPU ms/req: app':>15} {'db':>5} {'redis':>5} {'locust':>6}   {'other load':>10}")
+    cpus, busy = os.cpu_count() or 1, 0.0
     for r in results:
         p50, p95 = _quantiles(sorted(x for v in r.latencies.values() for x in v))
+        writes = _quantiles(sorted(x for k, v in r.latencies.items() if k.endswith("POST") and k != "login POST"
+                                   for x in v))[1]
         twin = next((t for t in results if t.shape == TWIN.get(r.shape) and t.users == r.users), None)
         ratio = f"{r.rate() / twin.rate():8.2f}" if twin and twin.rate() else f"{'-':>8}"
         per = {k: r.cpu.get(k, 0.0) / max(r.count(), 1) * 1000 for k in ("app", "database", "redis", "driver")}
         other = (r.cpu.get("machine", 0.0) - sum(v for k, v in r.cpu.items() if k != "machine")) / (r.seconds * cpus)
-        print(f"  {r.shape:<16} {r.users:>5} {r.rate():8.1f} {p50 * 1000:8.0f} {p95 * 1000:8.0f} {r.failed():>7} "
-              f"{ratio}   {per['app']:15.1f} {per['database']:5.1f} {per['redis']:5.1f} {per['driver']:6.1f}   "
-              f"{max(other, 0.0):10.0%}" + ("   (locust warned: its CPU above 90%)" if r.cpu_warning else ""))
+        busy = max(busy, other)
+        print(f"  {r.shape:<16} {r.users:>5} {r.rate():8.1f} {p50 * 1000:8.0f} {p95 * 1000:8.0f} {writes * 1000:9.0f} "
+              f"{r.failed():>7} {ratio}   {per['app']:15.1f} {per['database']:5.1f} {per['redis']:5.1f} "
+              f"{per['driver']:6.1f}   {max(other, 0.0):10.0%}"
+              + ("   (locust warned: its CPU above 90%)" if r.cpu_warning else ""))
+    if busy > 0.1:
+        print(f"  NOTE: other work took up to {busy:.0%} of the machine during a measurement: compare those rows with "
+              "care (run again on a quiet machine)")
     failed = sum(r.failed() for r in results)
     for r in results:
         for kind, messages in r.failures.items():
@@ -571,6 +592,8 @@ def drive(spec_path: Path) -> int:
         def call(self, kind: str, path: str, expect: int, method: str = "GET", body: bytes | None = None,
                  headers: dict[str, str] | None = None, pattern: re.Pattern | None = None) -> str | None:
             """One request; its page (or Location) when the status and `pattern` are as expected, else None."""
+            if not spec["keep_alive"]:
+                headers = {**(headers or {}), "Connection": "close"}
             with self.client.request(method, path, name=kind, data=body, headers=headers, catch_response=True,
                                      allow_redirects=False) as response:
                 status, location = response.status_code, (response.headers or {}).get("Location") or ""
@@ -698,8 +721,7 @@ def bare_tables() -> tuple[Any, Any, Any, Any]:
 
 
 def bare_app() -> Any:
-    """The bare baseline (gunicorn: `load:bare_app()`): the same URLs, forms and statuses as ours, one small read a
-    request and one small insert a POST, Flask's session and a CSRF check, nothing else."""
+    """The bare baseline (gunicorn `load:bare_app()`): our URLs, forms and statuses, one small read or insert each."""
     from flask import Flask, abort, redirect, request, session
     from markupsafe import escape
     from sqlalchemy import create_engine, event, func, insert, select
