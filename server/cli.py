@@ -542,19 +542,36 @@ def form_cli() -> None:
 @form_cli.command("import-xlsform")
 @click.argument("workbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--id", "form_id", default=None, help="Form id (default: from the settings sheet or file name).")
+@click.option("--attach", "attached", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file the workbook names (select_one_from_file); files in WORKBOOK-media/ are attached too.")
+@click.option("--strict", is_flag=True, help="Refuse the workbook if anything would be left out.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the YAML here instead of printing it.")
-def form_import_xlsform(workbook: Path, form_id: str | None, output: Path | None) -> None:
-    """Convert an XLSForm workbook into a form definition; every unsupported construct is named by sheet and row."""
+def form_import_xlsform(workbook: Path, form_id: str | None, attached: tuple[Path, ...], strict: bool,
+                        output: Path | None) -> None:
+    """Convert an XLSForm workbook (.xlsx or .xls) into a form definition; what cannot be converted is left out
+    and named by sheet and row (with --strict, nothing is written)."""
     from .forms.xlsform import XlsformError, import_xlsform, to_yaml
 
+    media_folder = workbook.with_name(f"{workbook.stem}-media")
+    files = [*(sorted(media_folder.iterdir()) if media_folder.is_dir() else []), *attached]
+    attachments = {path.name: path.read_bytes() for path in files if path.is_file()}
     try:
-        text = to_yaml(import_xlsform(workbook.read_bytes(), workbook.name, form_id=form_id))
+        result = import_xlsform(workbook.read_bytes(), workbook.name, form_id=form_id, attachments=attachments,
+                                strict=strict)
     except XlsformError as exc:
         for issue in exc.issues:
             click.echo(f"{workbook.name}: {issue}", err=True)
         click.secho(f"{len(exc.issues)} problem(s); nothing was written.", fg="red", err=True)
         sys.exit(1)
+    for note in result.notes:
+        click.echo(f"{workbook.name}: {note}", err=True)
+    for issue in result.dropped:
+        click.echo(f"{workbook.name}: left out: {issue}", err=True)
+    if result.dropped:
+        click.secho(f"{len(result.dropped)} problem(s): those rows and columns were left out (--strict refuses).",
+                    fg="yellow", err=True)
+    text = to_yaml(result.definition)
     if output:
         output.write_text(text, "utf-8")
         click.echo(f"Wrote {output}")

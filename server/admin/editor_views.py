@@ -22,7 +22,7 @@ from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.loader import MAX_FILE_BYTES, decode_text
 from ..definitions.models import SchemeVersion
 from ..definitions.schema import SCHEMA_FILES, schema_of
-from ..extensions import db
+from ..extensions import db, htmx
 from ..web.security import framed_by_this_site
 from . import service as scheme_admin
 from .forms import CsrfForm, SchemeFileForm
@@ -369,7 +369,7 @@ def preview_form(version_id: int):
         spec = form_spec(json.loads(text), "")
         if inside:
             page = forms.post_form(current_user, version.scheme_key, spec, None, _formdata(),
-                                   request.form.get("_action", "submit"), store=False)
+                                   request.form.get("_action", "submit"), store=False, changed=htmx.trigger_name)
             db.session.rollback()  # a preview never stores anything
         else:
             page = forms.open_form(current_user, version.scheme_key, spec, None)

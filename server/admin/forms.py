@@ -52,7 +52,9 @@ class RoleGrantForm(FlaskForm):
 
 
 class XlsformUploadForm(FlaskForm):
-    workbook = FileField(_l("XLSForm workbook (.xlsx)"), validators=[FileRequired()])
+    workbook = FileField(_l("XLSForm workbook (.xlsx or .xls)"), validators=[FileRequired()])
+    attachments = MultipleFileField(_l("Files the workbook names (CSV for select_one_from_file)"))
+    strict = BooleanField(_l("Refuse the workbook if anything would be left out"))
     form_id = StringField(_l("Form id (optional)"), validators=[Optional(), Length(max=64),
                                                                Regexp(r"^[a-z][a-z0-9_]*$", message=_l(
                                                                    "Lower-case letters, digits and _ only."))])

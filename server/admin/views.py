@@ -15,7 +15,7 @@ from ..definitions.bundle import MAX_UPLOAD_BYTES, read_upload
 from ..definitions.clock import district_today
 from ..definitions.errors import DefinitionError, DefinitionsInvalid
 from ..definitions.models import SchemeVersion
-from ..extensions import db
+from ..extensions import db, htmx
 from . import service as scheme_admin
 from .forms import (
     CalendarImportForm,
@@ -292,35 +292,49 @@ def preview_form(definition_id: int):
     from ..forms.views import _formdata
 
     page = forms.post_form(current_user, scheme_key, spec, row, _formdata(), request.form.get("_action", "submit"),
-                           store=False)
+                           store=False, changed=htmx.trigger_name)
     db.session.rollback()  # a preview never stores anything
     return render_page(page, url, preview=True)
 
 
 @bp.route("/forms/import", methods=["GET", "POST"])
 def import_xlsform():
-    """Turn an XLSForm workbook into a form definition, naming every unsupported construct by sheet and row."""
+    """Turn an XLSForm workbook into a form definition; what cannot be converted is left out and named by sheet
+    and row, in the page's language."""
     from ..forms.xlsform import XlsformError, import_xlsform, to_yaml
+    from ..web.i18n import text_language
     from .forms import XlsformUploadForm
 
     _require(permissions.can_manage_forms(current_user) or bool(_manageable_keys()))
     form = XlsformUploadForm()
-    issues, yaml_text, definition = [], None, None
+    issues, dropped, notes, yaml_text, definition = [], [], [], None, None
     if form.validate_on_submit():
         storage = form.workbook.data
         data = storage.read(MAX_UPLOAD_BYTES + 1)
+        attachments: dict[str, bytes] = {}
+        total = len(data)
+        for upload in form.attachments.data or []:
+            if upload and upload.filename:
+                content = upload.read(MAX_UPLOAD_BYTES + 1)
+                total += len(content)
+                attachments[upload.filename] = content
+        language = text_language()
         try:
-            if len(data) > MAX_UPLOAD_BYTES:
+            if total > MAX_UPLOAD_BYTES:
                 raise DefinitionsInvalid([DefinitionError(storage.filename, 1, "", _("The upload is too large."))])
-            definition = import_xlsform(data, storage.filename or "form.xlsx", form_id=form.form_id.data or None)
+            result = import_xlsform(data, storage.filename or "form.xlsx", form_id=form.form_id.data or None,
+                                    attachments=attachments, strict=form.strict.data)
+            definition = result.definition
             yaml_text = to_yaml(definition)
+            dropped = [issue.in_language(language) for issue in result.dropped]
+            notes = [issue.in_language(language) for issue in result.notes]
         except XlsformError as exc:
-            issues = exc.issues
+            issues = [issue.in_language(language) for issue in exc.issues]
         except DefinitionsInvalid as exc:
-            issues = exc.errors
+            issues = [str(error) for error in exc.errors]
     status = 400 if issues or form.errors else 200
-    return render_template("admin/xlsform.html", form=form, issues=issues, yaml_text=yaml_text,
-                           definition=definition), status
+    return render_template("admin/xlsform.html", form=form, issues=issues, dropped=dropped, notes=notes,
+                           yaml_text=yaml_text, definition=definition), status
 
 
 # -- working-day calendar ------------------------------------------------------------------

@@ -145,8 +145,8 @@ def form_schema(spec: Any, tr: Any) -> dict[str, Any]:
     required: list[str] = []
     for f in spec.top_level():
         schema = f.kind.api_schema(f)
-        if schema is None or f.calculate is not None:
-            continue  # notes take no value; calculated fields are the server's
+        if schema is None or f.always_calculated or f.sealed:
+            continue  # notes take no value; calculated fields (read-only ones with calculate_on too) are the server's
         # The label leads the description; no `title`: generators name classes after titles, and a Chinese
         # label would make a class name nobody can type.
         notes = [tr(f.label) or f.id] + ([tr(f.hint)] if f.hint else [])
@@ -154,6 +154,10 @@ def form_schema(spec: Any, tr: Any) -> dict[str, Any]:
             required.append(f.id)
         elif f.required or f.required_if is not None:
             notes.append("(required when the form shows it or its condition holds)")
+        if f.calculate is not None:  # calculated on named changes: the client's value is kept
+            notes.append(f"(calculated when left empty and {', '.join(f.calculate_on)} has a value)")
+        if f.choice_filter is not None:  # the schema lists every choice; which are allowed depends on the answers
+            notes.append("(only the choices its filter keeps for the other answers are allowed)")
         properties[f.id] = {**schema, "description": " — ".join(n for n in notes if n)}
     out: dict[str, Any] = {"type": "object", "description": tr(spec.name) or spec.id, "properties": properties,
                            "additionalProperties": False}

@@ -135,4 +135,5 @@ _EXPRESSION_PROBLEMS = [
      N_("unknown function '%(name)s'")),
     (re.compile(r"syntax error: (?P<what>.+)$"), N_("syntax error: %(what)s")),
     (re.compile(r"(?P<what>.+ is not allowed.*)$"), N_("not allowed: %(what)s")),
+    (re.compile(r"matches\(\): invalid pattern: (?P<what>.+)$"), N_("matches(): invalid pattern: %(what)s")),
 ]

@@ -43,6 +43,18 @@ def _walk_tree(items: Any, path: Path, key: str = "children") -> Iterator[tuple[
             yield from _walk_tree(item.get(key), [*path, i, key], key)
 
 
+def _level(fields: Any, path: Path, field_types: dict[str, Any]) -> Iterator[tuple[Path, dict, Any]]:
+    """(path, field, its type) of the fields whose values sit at one level: sections are transparent, a repeat's
+    rows are a level below."""
+    for i, f in enumerate(fields if isinstance(fields, list) else []):
+        if not isinstance(f, dict):
+            continue
+        kind = field_types.get(f.get("type"))
+        yield [*path, i], f, kind
+        if kind is not None and kind.transparent:
+            yield from _level(f.get("fields"), [*path, i, "fields"], field_types)
+
+
 def _expression_names(source: Any) -> set[str]:
     """The names an expression reads (none when it does not compile: `expr` reports that)."""
     try:
@@ -413,6 +425,7 @@ class ReferenceChecker:
             for key in ("required_if", "visible_if", "calculate", "default_from"):
                 self.expr(doc, [*path, key], f.get(key), allowed)
             self.expr(doc, [*path, "choice_filter"], f.get("choice_filter"), allowed | {"choice.*"})
+            self._check_static_filter(doc, path, f)
             for i, c in enumerate(_as_list(f.get("constraints"))):
                 if isinstance(c, dict):
                     self.expr(doc, [*path, "constraints", i, "check"], c.get("check"), allowed | {"value"})
@@ -424,6 +437,8 @@ class ReferenceChecker:
                                           type=ftype))
             if f.get("fields") and not container:
                 self.err(doc, [*path, "fields"], *said(N_("only sections and repeat groups have 'fields'")))
+            if "repeat_count" in f:
+                self._check_repeat_count(doc, path, f, kind, allowed)
             lo, hi = f.get("min"), f.get("max")
             if isinstance(lo, int | float) and isinstance(hi, int | float) and lo > hi:
                 self.err(doc, [*path, "min"], *said(N_("min %(low)s is greater than max %(high)s"), low=lo, high=hi))
@@ -432,6 +447,11 @@ class ReferenceChecker:
                 if v in values[:i]:
                     self.err(doc, [*path, "choices", i, "value"], *said(N_("duplicate choice value '%(value)s'"),
                                                                         value=v))
+            if "default" in f and kind is not None:
+                # A default the field's input cannot show (a time of "half past nine") is its type's to judge.
+                problem = kind.check_default(f["default"], values if f.get("choices") else None)
+                if problem is not None:
+                    self.err(doc, [*path, "default"], problem.in_language("en"), problem.in_language("zh"))
         types = {f.get("id"): f.get("type") for _, f in entries}
         kinds = {field_id: field_types.get(ftype) for field_id, ftype in types.items()}
         when = doc.data.get("record_time")
@@ -439,6 +459,7 @@ class ReferenceChecker:
             self.err(doc, ["record_time"], *said(N_("record_time '%(name)s' is not a date or datetime field of this "
                                                     "form"), name=when))
         self._check_case_opening(doc, types, kinds, allowed)
+        self._check_calculate_on(doc, doc.data.get("fields"), ["fields"], set(types), set(), field_types)
         mapping = doc.data.get("open311")
         if isinstance(mapping, dict):
             # The field types each standard Open311 argument can take (their `open311_arguments`).
@@ -451,6 +472,67 @@ class ReferenceChecker:
                     self.err(doc, ["open311", key], *said(N_("'%(name)s' is a %(type)s field; %(key)s needs "
                                                              "%(wanted)s"), name=field_id, type=types[field_id],
                                                           key=key, wanted=_either(wanted[key])))
+
+    def _check_static_filter(self, doc: SourceDocument, path: Path, f: dict) -> None:
+        """A `choice_filter` over the field's own `choices` reads `choice.value`, `choice.label` and the keys of
+        the choices' `data`: a key no choice has would never hold, and the field would offer nothing."""
+        choices = [c for c in _as_list(f.get("choices")) if isinstance(c, dict)]
+        if not choices or not isinstance(f.get("choice_filter"), str):
+            return
+        keys = {"value", "label"} | {k for c in choices if isinstance(c.get("data"), dict) for k in c["data"]}
+        for name in sorted(_expression_names(f["choice_filter"])):
+            parts = name.split(".")
+            if parts[0] == "choice" and len(parts) > 1 and parts[1] not in keys:
+                self.err(doc, [*path, "choice_filter"], *said(
+                    N_("no choice of '%(id)s' has '%(key)s' in its data%(hint)s: the filter would keep none"),
+                    id=f.get("id"), key=parts[1], hint=_hint(parts[1], keys)))
+
+    def _check_calculate_on(self, doc: SourceDocument, fields: Any, path: Path, known: set[str], outer: set[str],
+                            field_types: dict[str, Any]) -> None:
+        """`calculate_on` names fields holding a value of the same row (or an enclosing row) or of the record,
+        never the field itself, and takes effect only with a `calculate`. `outer`: the ids an enclosing level
+        offers."""
+        level = list(_level(fields, path, field_types))
+        here = outer | {f.get("id") for _, f, kind in level
+                        if isinstance(f.get("id"), str) and kind is not None and kind.has_value
+                        and not kind.holds_rows}
+        for field_path, f, kind in level:
+            listed = f.get("calculate_on")
+            if listed is not None and f.get("calculate") is None:
+                self.err(doc, [*field_path, "calculate_on"],
+                         *said(N_("'calculate_on' takes effect only with 'calculate'")))
+            for i, name in enumerate(_as_list(listed)):
+                if not isinstance(name, str):
+                    continue
+                if name == f.get("id"):
+                    self.err(doc, [*field_path, "calculate_on", i],
+                             *said(N_("field '%(name)s' cannot be calculated when it changes itself"), name=name))
+                elif name not in known:
+                    self.err(doc, [*field_path, "calculate_on", i], *said(
+                        N_("unknown %(what)s '%(name)s'%(hint)s"), what=noun("field"), name=name,
+                        hint=_hint(name, here)))
+                elif name not in here:
+                    self.err(doc, [*field_path, "calculate_on", i], *said(N_(
+                        "'%(name)s' is not a field with a value of this row or of the record"), name=name))
+            if kind is not None and kind.holds_rows:
+                self._check_calculate_on(doc, f.get("fields"), [*field_path, "fields"], known, here, field_types)
+
+    def _check_repeat_count(self, doc: SourceDocument, path: Path, f: dict, kind: Any, allowed: set[str]) -> None:
+        """`repeat_count`: on a repeat group only, never with min_repeat/max_repeat (the count decides, so they
+        could never take effect), and read from outside its own rows."""
+        if kind is not None and not kind.holds_rows:
+            self.err(doc, [*path, "repeat_count"], *said(N_("only repeat groups have 'repeat_count'")))
+            return
+        for key in ("min_repeat", "max_repeat"):
+            if key in f:
+                self.err(doc, [*path, key], *said(N_("'%(key)s' cannot be used with 'repeat_count': the group "
+                                                     "always has as many rows as repeat_count says"), key=key))
+        source = f.get("repeat_count")
+        self.expr(doc, [*path, "repeat_count"], source, allowed)
+        inside = {child.get("id") for _, child in _walk_tree(f.get("fields"), [], "fields")}
+        for name in sorted(_expression_names(source) & inside):
+            self.err(doc, [*path, "repeat_count"], *said(N_("repeat_count of '%(id)s' reads '%(name)s', a field of "
+                                                            "its own rows"), id=f.get("id"), name=name))
 
     def _check_case_opening(self, doc: SourceDocument, types: dict[str, Any], kinds: dict[str, Any],
                             allowed: set[str]) -> None:

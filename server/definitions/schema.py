@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -55,10 +56,22 @@ def _filled(name: str, _versions: tuple) -> dict[str, Any]:
     return _fill(copy.deepcopy(load_schema(name)))
 
 
+@cache
+def _language_pattern() -> str:
+    """A language code as texts may use it: a language CLDR knows (`fr`, `bo`, `yue`), then region or script
+    subtags (`pt-BR`) — so `jp` or `eng` is a typo named, not a language kept and never shown."""
+    from babel import Locale
+
+    codes = sorted((c for c in Locale("en").languages if re.fullmatch(r"[a-z]{2,3}", c)), key=len, reverse=True)
+    return "^(" + "|".join(codes) + ")(-[A-Za-z0-9]{2,8})*$"
+
+
 def _fill(node: Any) -> Any:
     if isinstance(node, dict):
         if "x-registry" in node:
             node["enum"] = registry(node["x-registry"]).require().names()
+        if node.get("x-languages"):  # a text's language keys: the codes CLDR knows
+            node["pattern"] = _language_pattern()
         for value in node.values():
             _fill(value)
     elif isinstance(node, list):
@@ -135,6 +148,8 @@ def _message(error: ValidationError) -> tuple[str, str]:
                     keys=", ".join(error.schema.get("properties", {})))
     if v == "minItems" and not inst:
         return said(N_("must not be empty"))
+    if v == "not" and isinstance(error.validator_value, dict) and "enum" in error.validator_value:
+        return said(N_("%(value)s may not be used here"), value=_quote(inst))
     if v == "uniqueItems":
         return said(N_("%(value)s has repeated items"), value=_quote(inst))
     bounds = {"minimum": N_("%(value)s is less than the minimum of %(limit)s"),
@@ -152,10 +167,11 @@ def _message(error: ValidationError) -> tuple[str, str]:
 
 def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
     known = list(error.schema.get("properties", {}))
+    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
     path = list(error.absolute_path)
     out = []
     for key in error.instance:
-        if key in known:
+        if key in known or any(p.search(str(key)) for p in patterns):  # (a text's other languages: `fr`)
             continue
         hint = close_matches(str(key), known, n=1)
         out.append(DefinitionError(doc.file, key_line(doc.tree, path, key), format_path([*path, key]),
@@ -164,9 +180,24 @@ def _unknown_field_errors(doc: SourceDocument, error: ValidationError) -> list[D
     return out
 
 
+_LANGUAGE_SHAPE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def _language_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
+    """A text's key shaped like a language code that is none (`jp`, `eng`): named at the key. Keys of another
+    shape (`ZH`) are unknown fields, and `cn` has its own word: both are said once, elsewhere."""
+    key = str(error.instance)
+    if not _LANGUAGE_SHAPE.match(key) or key == "cn":
+        return []
+    return [doc.error([*error.absolute_path, key], *said(N_(
+        "'%(value)s' is not a language code: texts use codes such as zh, en, fr, bo or pt-BR"), value=key))]
+
+
 def _to_errors(doc: SourceDocument, error: ValidationError) -> list[DefinitionError]:
     if error.validator in ("anyOf", "oneOf") and error.context:
         error = best_match(error.context)
+    if error.validator == "pattern" and error.schema.get("x-languages"):
+        return _language_errors(doc, error)
     if error.validator == "additionalProperties" and error.validator_value is False and isinstance(
         error.instance, dict
     ):

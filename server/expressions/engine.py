@@ -12,7 +12,11 @@ fields):
   in comparison ...")``.
 * ``x in None`` is ``False`` and ``x not in None`` is ``True`` (an empty multi-choice field contains nothing).
 * functions: ``coalesce`` skips ``None``; ``len(None)`` is 0; ``str(None)`` is ``''``; ``bool(None)`` is
-  ``False``; every other function given ``None`` raises ``ExpressionError("empty value in f()")``.
+  ``False``; ``matches(None, p)`` searches ``''``; every other function given ``None`` raises
+  ``ExpressionError("empty value in f()")``.
+
+``matches(text, pattern)`` runs Google's RE2 (linear time, no backtracking): a pattern written in a definition
+is checked with it, one from the data is checked when evaluated.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from datetime import time as time_of_day
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+import re2
+
+from ..core.cache import memoize
 from ..core.suggestions import affordable, close_matches
 
 __all__ = [
@@ -38,6 +45,7 @@ __all__ = [
     "MAX_INT",
     "MAX_LENGTH",
     "MAX_NODES",
+    "MAX_PATTERN_LENGTH",
     "MAX_SECONDS",
     "MAX_STRING_LENGTH",
     "Expression",
@@ -55,6 +63,8 @@ MAX_NODES = 300  # AST nodes (operator and load-context marker nodes are not cou
 MAX_SECONDS = 2.0
 MAX_STRING_LENGTH = 10_000  # longest text an expression may produce
 MAX_INT = 10**30  # largest integer magnitude an expression may produce
+MAX_PATTERN_LENGTH = 1000  # characters of a matches() pattern (one from the data may be longer than a literal)
+MAX_PATTERN_MEMORY = 1 << 20  # bytes RE2 may use for one compiled pattern (its default is 8 MiB)
 _DECIMALS = 9  # floats are rounded to this many places so that 0.1 + 0.2 == 0.3
 
 
@@ -503,6 +513,54 @@ def _fn_days_between(a: Any, b: Any) -> int:
     return (_as_date(b, "days_between") - _as_date(a, "days_between")).days
 
 
+def _regex_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is the author's error, reported as such, not a line on stderr
+    options.never_capture = True  # only whether it is found is asked
+    options.max_mem = MAX_PATTERN_MEMORY
+    return options
+
+
+_REGEX_OPTIONS = _regex_options()
+
+
+@memoize(128)
+def _regex(pattern: str) -> tuple[Any, str | None]:
+    """The compiled RE2 program of a pattern, or what is wrong with it (kept too: a bad pattern from the data
+    is not compiled again on every row)."""
+    try:
+        return re2.compile(pattern, _REGEX_OPTIONS), None
+    except re2.error as error:
+        reason = error.args[0] if error.args else ""
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        if "perl operator" in reason or re2.search(r"escape sequence: \\[1-9]", reason):
+            reason += " (lookaround and backreferences are not supported)"
+        return None, f"invalid pattern: {reason or 'not supported'}"
+
+
+def _compiled_pattern(pattern: Any) -> Any:
+    """The compiled pattern of matches(); ExpressionError when it is not text or RE2 refuses it."""
+    if not isinstance(pattern, str):
+        raise ExpressionError(f"matches() needs a pattern as text, not {_kind(pattern)}")
+    if len(pattern) > MAX_PATTERN_LENGTH:  # before the cache: a long text is not kept as a key
+        raise ExpressionError(f"matches(): pattern too long (more than {MAX_PATTERN_LENGTH} characters)")
+    compiled, problem = _regex(pattern)
+    if problem is not None:
+        raise ExpressionError(f"matches(): {problem}")
+    return compiled
+
+
+def _fn_matches(text: Any, pattern: Any) -> bool:
+    """Whether the pattern is found in the text (a search: anchor it with ^ and $ for a whole match).
+
+    RE2 runs in time linear in the text, whatever the pattern: patterns come from definitions and run on input
+    from anyone, so none can hang the server (no backreferences or lookaround, which need backtracking)."""
+    compiled = _compiled_pattern(pattern)
+    # Read, not produced: the text is not bound to MAX_STRING_LENGTH (a long description may be checked).
+    subject = text if isinstance(text, str) else _fn_str(text)
+    return compiled.search(subject) is not None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": _fn_min,
     "max": _fn_max,
@@ -518,6 +576,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "bool": _fn_bool,
     "coalesce": _fn_coalesce,
     "days_between": _fn_days_between,
+    "matches": _fn_matches,
 }
 
 
@@ -689,6 +748,12 @@ class _Checker:
                 if func.id in FUNCTIONS:
                     self.functions.add(func.id)
                     self.arity(func.id, len(node.args), node)
+                    if func.id == "matches" and len(node.args) == 2 and isinstance(node.args[1], ast.Constant):
+                        # A written pattern is checked with the definition, not first when someone submits.
+                        try:
+                            _compiled_pattern(node.args[1].value)
+                        except ExpressionError as error:
+                            self.problem(error.message, node.args[1])
                 else:
                     self.problem(f"unknown function '{func.id}'" + _suggest(func.id, FUNCTIONS), func)
         elif isinstance(func, ast.Attribute):

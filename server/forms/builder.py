@@ -80,7 +80,7 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
             values[f.id] = [_read(f.children, entry.form, f"{prefix}{f.id}.{i}.", errors)
                             for i, entry in enumerate(bound.entries)]
             continue
-        if f.calculate is not None:
+        if f.always_calculated:
             values[f.id] = None  # the server calculates it; whatever the browser sent is ignored
             continue
         typed = any(str(v).strip() for v in (bound.raw_data or []) if isinstance(v, str))
@@ -92,6 +92,37 @@ def _read(fields: Iterable[FieldSpec], form: Any, prefix: str, errors: dict[str,
         else:
             values[f.id] = f.kind.value(bound)
     return values
+
+
+def input_field(spec: FormSpec, name: str) -> tuple[str, FieldSpec] | None:
+    """The value path and field of an input name as the page posts it (`rows-0-qty` → `rows.0.qty`; a part's
+    input like `where-lat` gives its field), or None when it names no field of the form."""
+    parts = name.split("-")
+    fields, path = spec.fields, ""
+    while parts:
+        f = next((f for f in value_fields(fields) if f.id == parts[0]), None)
+        if f is None or not f.has_value:
+            return None
+        path += f.id
+        if not f.kind.holds_rows:
+            return path, f
+        if len(parts) < 3 or not parts[1].isdigit():
+            return None
+        fields, path, parts = f.children, f"{path}.{int(parts[1])}.", parts[2:]
+    return None
+
+
+def rows_differ(fields: Iterable[FieldSpec], form: Any, values: dict[str, Any]) -> bool:
+    """Whether a repeat group of the bound form has more or fewer rows than in `values` (the engine fits a group
+    with `repeat_count` to its count): then the page is bound again from the values."""
+    for f in value_fields(fields):
+        if not f.kind.holds_rows or f.id not in form:
+            continue
+        rows, entries = values.get(f.id) or [], form[f.id].entries
+        if len(rows) != len(entries) or any(rows_differ(f.children, entry.form, row)
+                                            for entry, row in zip(entries, rows, strict=True)):
+            return True
+    return False
 
 
 def bound_field(form: Any, spec: FormSpec, path: str) -> Any:

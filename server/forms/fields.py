@@ -10,7 +10,8 @@ that type lives in its class, so that a new type is one registration:
 - the JSON API: its value's JSON Schema (`api_schema`) and how a JSON value becomes form input (`api_input`);
 - Open311 (its attribute datatype, the standard arguments it can take) and XLSForm (the types it is imported
   from, and what an imported field of it gets);
-- the definition check (`server/definitions/references.py` reads the flags below through the registry) and the
+- the definition check (`server/definitions/references.py` reads the flags below through the registry, and asks
+  `check_default` whether a literal `default` is one its input shows) and the
   docs (`docs()`, written into docs/forms.md by `fangan docs`; the definition schema lists the registered names).
 
 The module imports neither Flask nor the database: the form engine builds on it.
@@ -24,8 +25,9 @@ import datetime as dt
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
@@ -35,7 +37,7 @@ from wtforms.validators import Optional as OptionalValidator
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..core.registry import Registry, registry
-from ..definitions.errors import N_
+from ..definitions.errors import N_, Said, say
 
 if TYPE_CHECKING:
     from .engine import FieldSpec
@@ -132,7 +134,7 @@ class FieldType:
         attrs: dict[str, Any] = {}
         if spec.max_length:
             attrs["maxlength"] = spec.max_length
-        if spec.readonly or spec.calculate is not None:
+        if spec.readonly or spec.always_calculated:  # one calculated on named changes may be edited
             attrs["readonly"] = True
         return attrs
 
@@ -200,10 +202,20 @@ class FieldType:
     def from_xlsform(self, out: dict[str, Any]) -> None:
         """What a field imported from XLSForm as this type gets besides its common columns (`out`, in place)."""
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
-        """An XLSForm `default` cell (its text, and the cell's own value) as this type's default; or the
-        problem with it."""
-        return None, f"a default is not supported on type '{self.name}'"
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
+        """An XLSForm `default` cell (its text, and the cell's own value: Excel dates and times come as
+        datetime, time or a day's fraction) as this type's default; or the problem with it."""
+        return None, say(N_("a default is not supported on type '%(type)s'"), type=self.name)
+
+    # -- the definition check ---------------------------------------------------------------------------------
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        """What is wrong with a literal `default` of a field of this type, saying the format it takes (None: its
+        input shows it and reads it back). `choices`: the values of the field's own choices (None: live)."""
+        if not self.has_value or not self.one_input or self.holds_rows:
+            return say(N_("a field of type %(type)s takes no default"), type=self.name)
+        if isinstance(value, str) or form_text(value) is not None:
+            return None  # a number shows as its text, as it always has
+        return say(N_("default %(value)s is not text"), value=_shown(value))
 
     # -- docs -------------------------------------------------------------------------------------------------
     def docs(self) -> dict[str, str]:
@@ -213,6 +225,11 @@ class FieldType:
                 "Open311": f"`{self.open311_datatype}`" if self.open311_datatype else "—",
                 "XLSForm": ", ".join(f"`{t}`" + (f" ({self.xlsform_appearance})" if self.xlsform_appearance else "")
                                      for t in self.xlsform_types) or "—"}
+
+
+def _shown(value: Any) -> str:
+    """A definition's value quoted as written, for a problem with it."""
+    return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def form_text(value: Any) -> str | None:
@@ -288,7 +305,7 @@ class TextType(FieldType):
     open311_arguments = frozenset({"address_string", "description"})
     xlsform_types = ("text", "string")
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         return text, None
 
 
@@ -306,7 +323,7 @@ class TextareaType(FieldType):
     xlsform_types = ("text", "string")
     xlsform_appearance = "multiline"
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         return text, None
 
     def make(self, spec: FieldSpec) -> Any:
@@ -349,11 +366,27 @@ class NumberType(FieldType):
             schema["maximum"] = spec.max
         return schema
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         try:
-            return (int(text) if self.whole else float(text)), None
+            number = int(text) if self.whole else float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            return number, None
         except ValueError:
-            return None, f"default '{text}' is not {'a whole number' if self.whole else 'a number'}"
+            return None, (say(N_("default '%(text)s' is not a whole number"), text=text) if self.whole
+                          else say(N_("default '%(text)s' is not a number"), text=text))
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if isinstance(value, str):  # numeric text reads back as the number (definitions have written "3")
+            try:
+                value = int(value) if self.whole else float(value)
+            except ValueError:
+                pass
+        number = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and not self.whole)
+        if number and not isinstance(value, bool):
+            return None
+        return say(N_("default %(value)s is not a whole number (such as 3)") if self.whole
+                   else N_("default %(value)s is not a number (such as 2.5)"), value=_shown(value))
 
 
 def _number_text(number: float) -> str:
@@ -387,7 +420,14 @@ class DecimalType(NumberType):
         return float(field.data) if isinstance(field.data, Decimal | int | float) else None
 
     def form_data(self, value: Any) -> Any:
-        return Decimal(str(value)) if isinstance(value, int | float) else value
+        # A number shows as it is; anything else (an odd value kept from before) shows empty, never breaks the page.
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            return None
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
 
     def attributes(self, spec: FieldSpec) -> dict[str, Any]:
         attrs = {"inputmode": "decimal", **super().attributes(spec)}
@@ -396,6 +436,53 @@ class DecimalType(NumberType):
 
 
 # -- dates and times --------------------------------------------------------------------------------------------
+
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)  # day 0 of Excel's (1900) date system, as openpyxl and xlrd count
+
+
+def _excel_moment(raw: Any, text: str, *, time_only: bool = False) -> dt.datetime | dt.time | None:
+    """An Excel cell meant as a moment: a datetime, a time, a serial number (a time cell without its format is
+    a fraction of a day) or ISO text; a time of day when `time_only`. None when it is none of these."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, dt.datetime):
+        moment = raw
+    elif isinstance(raw, dt.date):
+        moment = dt.datetime.combine(raw, dt.time())
+    elif isinstance(raw, dt.time):
+        return raw.replace(microsecond=0) if time_only else None
+    elif isinstance(raw, int | float) and 0 <= raw < 2_958_466:  # up to 9999-12-31
+        moment = _EXCEL_EPOCH + dt.timedelta(seconds=round(raw * 86_400))
+        if time_only and raw >= 1:
+            return None
+    else:
+        try:
+            if time_only:
+                return dt.time.fromisoformat(text.strip().zfill(5) if len(text.strip()) == 4 else text.strip())
+            moment = dt.datetime.fromisoformat(text.strip())
+        except ValueError:
+            return None
+    return moment.time().replace(microsecond=0) if time_only else moment.replace(microsecond=0)
+
+def _moment(kind: type[dt.date | dt.time], value: Any) -> Any:
+    """A stored or default date, time or datetime as its input shows it; None (shown empty) for text it cannot
+    read: an odd value kept from before must not break the form's page."""
+    if isinstance(value, str):
+        if kind is dt.time and re.fullmatch(r"[0-9]:[0-9]{2}(:[0-9]{2})?", value):
+            value = "0" + value  # 9:30, as people write it
+        try:
+            return kind.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dt.date | dt.time) else None
+
+
+def _moment_text(value: Any, pattern: str, kind: type[dt.date | dt.time]) -> bool:
+    """Whether a default is ISO text of this shape naming a real moment (not 25:00, not 2026-02-30)."""
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        return False
+    return _moment(kind, value) is not None
+
 
 @register("date")
 class DateType(FieldType):
@@ -411,13 +498,21 @@ class DateType(FieldType):
         return wtf.DateField(spec.id, validators=[OptionalValidator()])
 
     def form_data(self, value: Any) -> Any:
-        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+        return _moment(dt.date, value)
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if _moment_text(value, r"[0-9]{4}-[0-9]{2}-[0-9]{2}", dt.date):
+            return None
+        return say(N_("default %(value)s is not a date: write YYYY-MM-DD (2026-11-20)"), value=_shown(value))
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "string", "format": "date"}
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
-        return (raw.date().isoformat() if isinstance(raw, dt.datetime) else text), None
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
+        moment = _excel_moment(raw, text)
+        if isinstance(moment, dt.datetime):
+            return moment.date().isoformat(), None
+        return None, say(N_("default '%(text)s' is not a date (YYYY-MM-DD)"), text=text)
 
 
 @register("time")
@@ -432,13 +527,21 @@ class TimeType(FieldType):
         return wtf.TimeField(spec.id, validators=[OptionalValidator()])
 
     def form_data(self, value: Any) -> Any:
-        return dt.time.fromisoformat(value) if isinstance(value, str) else value
+        return _moment(dt.time, value)
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if _moment_text(value, r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?", dt.time):
+            return None
+        return say(N_("default %(value)s is not a time: write HH:MM (09:30)"), value=_shown(value))
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"}
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
-        return text, None
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
+        moment = _excel_moment(raw, text, time_only=True)
+        if isinstance(moment, dt.time):
+            return moment.strftime("%H:%M"), None
+        return None, say(N_("default '%(text)s' is not a time of day (HH:MM)"), text=text)
 
 
 @register("datetime")
@@ -456,13 +559,22 @@ class DateTimeType(FieldType):
                                       validators=[OptionalValidator()])
 
     def form_data(self, value: Any) -> Any:
-        return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        return _moment(dt.datetime, value)
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if _moment_text(value, r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?", dt.datetime):
+            return None
+        return say(N_("default %(value)s is not a date and time: write YYYY-MM-DDTHH:MM (2026-11-20T09:30)"),
+                   value=_shown(value))
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"}
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
-        return text, None
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
+        moment = _excel_moment(raw, text)
+        if isinstance(moment, dt.datetime):
+            return moment.isoformat(timespec="minutes"), None
+        return None, say(N_("default '%(text)s' is not a date and time (YYYY-MM-DDTHH:MM)"), text=text)
 
 
 # -- choices ----------------------------------------------------------------------------------------------------
@@ -494,6 +606,11 @@ def _choice_schema(spec: FieldSpec | None) -> dict[str, Any]:
     return {"type": ["string", "integer"]}
 
 
+def _choice_value(value: Any) -> bool:
+    """Whether a value could be a choice's (text or a whole number, as the definition's `value` is)."""
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
 @register("single_choice")
 class SingleChoiceType(FieldType):
     title = N_("One choice")
@@ -523,8 +640,16 @@ class SingleChoiceType(FieldType):
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return _choice_schema(spec)
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         return text, None
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if not _choice_value(value):
+            return say(N_("default %(value)s is not a choice's value"), value=_shown(value))
+        if choices is not None and str(value) not in {str(c) for c in choices}:
+            return say(N_("default %(value)s is not one of the field's choices: %(allowed)s"), value=_shown(value),
+                       allowed=", ".join(_shown(c) for c in choices))
+        return None
 
     def docs(self) -> dict[str, str]:
         return {**super().docs(), "XLSForm": "`select_one` LIST, `acknowledge` (one choice `OK`)"}
@@ -551,13 +676,27 @@ class MultipleChoiceType(FieldType):
         return [v for v in (field.data or []) if v not in ("", None)]
 
     def form_data(self, value: Any) -> Any:
-        return [str(v) for v in value or []]
+        if value in (None, ""):
+            return []
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "array", "items": _choice_schema(spec)}
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         return text.split(), None
+
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        if _choice_value(value):
+            value = [value]  # one value: the list of it, as the page shows it
+        if not isinstance(value, list) or not all(_choice_value(v) for v in value):
+            return say(N_("default %(value)s is not a list of choices' values (such as [a, b])"), value=_shown(value))
+        known = {str(c) for c in choices} if choices is not None else None
+        wrong = [v for v in value if known is not None and str(v) not in known]
+        if wrong:
+            return say(N_("default %(value)s is not one of the field's choices: %(allowed)s"), value=_shown(wrong[0]),
+                       allowed=", ".join(_shown(c) for c in choices or ()))
+        return None
 
     def docs(self) -> dict[str, str]:
         return {**super().docs(), "XLSForm": "`select_multiple` LIST"}
@@ -591,7 +730,7 @@ class AreaType(SingleChoiceType):
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "string", "description": "An area's key."}
 
-    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, str | None]:
+    def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         return FieldType.xlsform_default(self, text, raw)
 
     def docs(self) -> dict[str, str]:
@@ -780,6 +919,9 @@ class RouteType(FieldType):
     def value(self, field: Any) -> Any:
         return field.data or None
 
+    def check_default(self, value: Any, choices: list[Any] | None = None) -> Said | None:
+        return say(N_("a field of type %(type)s takes no default"), type=self.name)  # (a route is walked)
+
     def export_cells(self, spec: FieldSpec, value: Any) -> list[Any]:
         return [""] if not value else [f"{round(route_length_m(value))} m"]
 
@@ -952,7 +1094,8 @@ class RepeatType(FieldType):
     template = ""
     holds_rows = True
     one_input = False
-    phone = "rows added and removed with buttons (`min_repeat`, `max_repeat`)"
+    phone = ("rows added and removed with buttons (`min_repeat`, `max_repeat`); or exactly as many rows as "
+             "`repeat_count` says, without buttons")
     stored = "list of row objects"
 
     def make(self, spec: FieldSpec) -> Any:
@@ -966,6 +1109,9 @@ class RepeatType(FieldType):
         schema: dict[str, Any] = {"type": "array", "items": rows}
         if spec is not None and spec.max_repeat:
             schema["maxItems"] = spec.max_repeat
+        if spec is not None and spec.repeat_count is not None:
+            schema["description"] = (f"As many rows as `{spec.repeat_count.source}` says (0 to 100): missing rows get "
+                                     "their defaults, extra rows are dropped.")
         return schema
 
     def docs(self) -> dict[str, str]:

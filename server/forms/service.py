@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import bindparam
 from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import MultiDict
 
 from ..audit.service import record_audit
 from ..auth import permissions
@@ -32,7 +35,7 @@ from ..expressions import ExpressionError
 from ..extensions import db
 from ..org.models import Area, Post, Unit
 from ..web.i18n import tr
-from . import builder
+from . import builder, engine
 from .choices import CHOICE_SOURCES, ChoiceContext, ChoiceSource, LongList
 from .engine import FieldSpec, FormSpec, FormState, evaluate, form_spec_of, stored_values, value_fields
 from .models import Submission, Upload
@@ -140,7 +143,8 @@ def choice_source(user: AnyUser, scheme_key: str, seen_areas: dict[str, Area] | 
             if total > LONG_LIST:
                 return LongList(source(f, names, picked) if picked else [], total)
         if f.choices:
-            rows = [{"value": str(v), "label": tr(label)} for v, label in f.choices]
+            # A choice's `data` is read by the filter as `choice.<key>` (which street a community is in).
+            rows = [{**data, "value": str(v), "label": tr(label)} for v, label, data in f.static_choices()]
         else:
             live = CHOICE_SOURCES.get(f.kind.choice_source(f))
             related = wanted is None or f.choice_filter is not None
@@ -266,10 +270,17 @@ class FormPage:
     action_url: str = ""
     typed_places: dict[str, str] = field(default_factory=dict)  # a place's name as typed, by field (long lists)
     place_matches: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # the places it matched
+    binding: str = ""  # who fills what (`_binding`): a seal made for it opens for it alone
 
     @property
     def errors(self) -> dict[str, list[str]]:
         return self.state.errors if self.show_errors else {}
+
+    @property
+    def sealed(self) -> str:
+        """The page's hidden `_sealed`: the values the server computed for its read-only fields with
+        `calculate_on`, signed (empty when it has none)."""
+        return seal_values(self.spec, self.state, self.token, self.binding)
 
 
 def file_store() -> FileStore:
@@ -294,7 +305,7 @@ def open_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: Definitio
     state = evaluate(spec, values, context, engine_messages, check=False)
     form = builder.bind(spec, values=state.values)
     builder.apply_choices(spec, form, state.values, context, choice_source(user, scheme_key))
-    return FormPage(scheme_key, version, spec, form, state, token)
+    return FormPage(scheme_key, version, spec, form, state, token, binding=_binding(user, scheme_key, spec, case))
 
 
 def _file_paths(spec: FormSpec, form: Any) -> list[tuple[str, FieldSpec]]:
@@ -365,12 +376,17 @@ def _set_upload_values(values: dict[str, Any], path: str, ids: list[int]) -> Non
 def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: DefinitionVersion | DefinitionRef | None,
               formdata: Any,
               action: str = "submit", *, store: bool = True,
-              case: dict[str, Any] | None = None) -> FormPage | Submission:
-    """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored."""
-    form = builder.bind(spec, formdata=formdata)
+              case: dict[str, Any] | None = None, changed: str | None = None) -> FormPage | Submission:
+    """Handle a POST: refresh, add or remove a repeat row, or submit; a Submission when stored.
+
+    `changed`: the name of the input whose change asked for a refresh (htmx's `HX-Trigger-Name`): fields with
+    `calculate_on` naming its field are computed again. A submission computes none again (only empty ones).
+    """
     # The idempotency token of this render (the hidden `_token`): one record per rendered form.
     token = "".join(ch for ch in (formdata.get("_token") or "") if ch.isalnum() or ch in "-_")[:64] or new_token()
-    page = FormPage(scheme_key, version, spec, form, FormState(values={}), token)
+    binding = _binding(user, scheme_key, spec, case)
+    form = builder.bind(spec, formdata=unsealed(spec, formdata, token, binding))
+    page = FormPage(scheme_key, version, spec, form, FormState(values={}), token, binding=binding)
     if store and action == "submit" and spec.takes_files:
         # The same form sent twice: one record, and its photos not kept twice. (Without files the record's
         # insert finds the twin by its token: one statement fewer for every form.)
@@ -389,7 +405,11 @@ def post_form(user: AnyUser, scheme_key: str, spec: FormSpec, version: Definitio
     seen_areas: dict[str, Area] = {}
     source = choice_source(user, scheme_key, seen_areas)
     place_errors = _resolve_typed_places(page, formdata, values, context, source)
-    page.state = evaluate(spec, values, context, engine_messages, check=action == "submit")
+    hit = builder.input_field(spec, changed) if changed and action != "submit" else None
+    page.state = evaluate(spec, values, context, engine_messages, check=action == "submit",
+                          changed={hit[0]} if hit else ())
+    if builder.rows_differ(spec.fields, page.form, page.state.values):  # a repeat_count gave or took rows
+        page.form = builder.bind(spec, values=page.state.values)
     _set_calculated(page)
     if action != "submit":
         builder.apply_choices(spec, page.form, page.state.values, context, source)
@@ -425,12 +445,76 @@ def _same_submission(token: str, spec: FormSpec, scheme_key: str, user: AnyUser)
 
 
 def _set_calculated(page: FormPage) -> None:
-    """Show calculated values in their (read-only) inputs."""
-    for f in page.spec.walk():
-        if f.calculate is not None and f.id in page.form and not f.kind.holds_rows:
-            value = page.state.values.get(f.id)
-            page.form[f.id].data = f.kind.form_data(value)
-            page.form[f.id].raw_data = None
+    """Show the values calculations set in their inputs (a repeat row's too)."""
+    values = _values_by_path(page.spec, page.state.values)
+    for path in page.state.calculated:
+        f = page.spec.by_id.get(path.split(".")[-1])
+        if f is None or f.kind.holds_rows or path not in values:
+            continue
+        try:
+            bound = builder.bound_field(page.form, page.spec, path)
+        except (KeyError, IndexError):
+            continue  # no input for it on this page
+        bound.data = f.kind.form_data(values[path])
+        bound.raw_data = None
+
+
+# -- read-only fields calculated on named changes -------------------------------------------------------------
+# Their value is the server's (a client must not forge when a problem was seen), yet it is kept from the change
+# that computed it to the submission: the page carries the values the server computed, signed with the render's
+# token, and a post keeps only those (what else is sent for them is dropped; empty, they are computed again).
+
+
+SEAL_HOURS = 24  # a page kept open longer computes its sealed values again when sent
+
+
+def _binding(user: AnyUser, scheme_key: str, spec: FormSpec, case: dict[str, Any] | None) -> str:
+    """What a seal is for: this user, district, form content and case (never in the page: it salts the seal)."""
+    return "\0".join((scheme_key, str(getattr(user, "id", None)), spec.content_hash or spec.id,
+                      str((case or {}).get("id"))))
+
+
+def _seals(token: str, binding: str) -> URLSafeTimedSerializer:
+    # The render's token and the binding salt the signature, so the page carries neither: a seal opens only for
+    # the same render of the same form by the same user on the same case, within SEAL_HOURS.
+    salt = hashlib.sha256(f"fangan-calculated\0{token}\0{binding}".encode()).hexdigest()
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def seal_values(spec: FormSpec, state: FormState, token: str, binding: str = "") -> str:
+    """The signed inputs of the form's read-only fields with `calculate_on` as the page shows them ("" if none)."""
+    if not spec.seals:
+        return ""
+    data: MultiDict = MultiDict()
+    for path, value in _values_by_path(spec, state.values).items():
+        f = spec.by_id.get(path.split(".")[-1])
+        if f is not None and f.sealed and not state.is_hidden(path) and not engine.is_empty(value):
+            f.kind.api_input(f, engine.to_json(value), path.replace(".", "-"), data, _)
+    return _seals(token, binding).dumps(data.to_dict(flat=False)) if data else ""
+
+
+def unsealed(spec: FormSpec, formdata: Any, token: str, binding: str = "") -> Any:
+    """`formdata` with the inputs of read-only fields with `calculate_on` replaced by the values the server
+    sealed for this form and token (none when the seal is missing or wrong: they are computed again)."""
+    if not spec.seals:
+        return formdata
+
+    def sealed_input(name: str) -> bool:
+        hit = builder.input_field(spec, name)
+        return hit is not None and hit[1].sealed
+
+    try:
+        kept = _seals(token, binding).loads(formdata.get("_sealed") or "", max_age=SEAL_HOURS * 3600)
+    except BadSignature:  # (an expired seal too)
+        kept = {}
+    if not isinstance(kept, dict):
+        kept = {}
+    out = MultiDict([(name, value) for name, value in formdata.items(multi=True) if not sealed_input(name)])
+    for name, texts in kept.items():
+        if sealed_input(name):
+            for text in texts:
+                out.add(name, text)
+    return out
 
 
 # -- places picked by name --------------------------------------------------------------------------------------
@@ -524,8 +608,8 @@ def _change_rows(spec: FormSpec, values: dict[str, Any], action: str) -> None:
     verb, _sep, rest = action.partition(":")
     group_id, _sep, index = rest.partition(":")
     group = spec.by_id.get(group_id)
-    if group is None or not group.kind.holds_rows:
-        return
+    if group is None or not group.kind.holds_rows or group.repeat_count is not None:
+        return  # rows counted by repeat_count follow the count, not buttons
     rows = values.setdefault(group_id, [])
     if verb == "add" and (group.max_repeat is None or len(rows) < group.max_repeat):
         from .engine import _row_defaults

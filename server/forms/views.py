@@ -80,7 +80,8 @@ def fill(scheme_key: str, form_key: str):
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         return render_page(service.open_form(current_user, scheme_key, spec, version), url)
     action = request.form.get("_action", "submit")[:100]
-    result = service.post_form(current_user, scheme_key, spec, version, _formdata(), action)
+    result = service.post_form(current_user, scheme_key, spec, version, _formdata(), action,
+                               changed=htmx.trigger_name)  # the input whose change asked for a refresh
     db.session.commit()  # a record, or this render's pending uploads (kept for the next try)
     if isinstance(result, Submission):
         flash(_("Saved."), "success")

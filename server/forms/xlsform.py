@@ -1,87 +1,126 @@
-"""Import an XLSForm workbook (sheets ``survey``, ``choices``, ``settings``) as a Fangan form definition.
+"""Import an XLSForm workbook (sheets ``survey``, ``choices``, ``settings``; ``.xlsx`` or ``.xls``) as a Fangan
+form definition.
 
-Pure module: no Flask, no SQLAlchemy. The workbook is read with openpyxl (so every problem names its sheet,
-Excel row and column); pyxform supplies the XLSForm column, type and yes/no aliases. Every problem found is
-collected and raised at once as ``XlsformError(issues)``; nothing is ever silently translated wrongly.
+Pure module: no Flask, no SQLAlchemy. The workbook is read with openpyxl (``.xlsx``) or xlrd (``.xls``), told
+apart by their content, so every problem names its sheet, Excel row and column; pyxform supplies the XLSForm
+column, type and yes/no aliases. What cannot be converted is left out and listed by sheet and row
+(`XlsformImport.dropped`), so the rest imports; rows that refer to a row left out are left out with it. With
+``strict`` a workbook with anything left out is refused. Problems that leave nothing sensible to import (an
+unreadable file, no survey sheet, groups that do not close) refuse the workbook: ``XlsformError(issues)``.
+Every message is said in English or Chinese (`XlsformIssue.in_language`).
 
 Settings: ``form_title`` → ``name`` (else the file name), ``form_id`` → ``id`` (lower-cased, other characters
 become ``_``; the ``form_id`` argument wins; else the file name, else ``imported_form``), ``default_language``
-says which language a plain ``label`` column is in when ``label::中文 (zh)`` / ``label::English (en)`` columns
-exist too. Texts (label, hint, constraint_message, choice labels) become ``{zh, en}`` when language columns
-are used, a plain string otherwise; languages other than zh and en are reported.
+says which language a plain ``label`` column is in beside ``label::…`` columns (else Chinese when it has Chinese
+characters, English otherwise). Texts (label, hint, constraint_message, choice labels) become one string per
+language (``{zh, en, fr…}``) when language columns are used, a plain string otherwise. A language is known by
+its code in brackets (``English (en)``), its code, or its name in English or Chinese (``French``, ``藏语``).
 
 Types:
 
 * text (appearance ``multiline`` → textarea), integer, decimal, date, time, dateTime → datetime,
-  geopoint → location, note, file (max_files 1), image → photo (max_files 1, capture, accept image);
+  geopoint → location, note (a note without a name gets ``note_<row>``), file (max_files 1), image → photo;
 * select_one / select_multiple LIST → single_choice / multiple_choice with the list's choices (value = name;
-  values are always text, so ``${x} = 1`` on a select becomes ``x == '1'``);
-* calculate → a readonly field with ``calculate``: ``integer`` when the result is surely whole (len, int,
-  ceil, floor, days_between, whole-number arithmetic), ``decimal`` when it is otherwise numeric, else ``text``;
+  values are always text, so ``${x} = 1`` on a select becomes ``x == '1'``); ``or_other`` adds the choice
+  ``other`` and a text field ``<name>_other`` shown when it is picked, as pyxform does;
+* select_one_from_file / select_multiple_from_file FILE.csv → the same, with the choices read from the
+  attached CSV (columns ``name`` and ``label``, or those the ``parameters`` column names as ``value=`` and
+  ``label=``; UTF-8 or GB18030);
+* calculate → a readonly field with ``calculate``: ``integer`` when the result is surely whole, ``decimal`` when
+  it is otherwise numeric, else ``text``;
 * acknowledge → single_choice with one choice ``OK`` (ODK stores ``OK``, so expressions keep working);
-* begin/end group → section, begin/end repeat → repeat (a literal ``repeat_count`` becomes ``max_repeat``);
-* metadata (start, end, today, deviceid, username, email, phonenumber, simserial, subscriberid, audit,
-  start-geopoint…) is skipped; ``${x}`` naming a skipped ``today`` becomes ``today``, ``start``/``end``
-  become ``now`` and ``username`` becomes ``user.name``; other metadata cannot be referenced;
-* anything else (geotrace, geoshape, barcode, audio, video, range, rank, hidden, trigger, select_one_from_file,
-  select_one_external, xml-external, ``or_other``…) is reported as not supported.
+* begin/end group → section, begin/end repeat → repeat (``repeat_count``, a number or a formula, is kept);
+* metadata (start, end, today, deviceid, username, audit…) is skipped and noted: Fangan records who sent a
+  record and when; ``${x}`` naming a skipped ``today`` becomes ``today``, ``start``/``end`` become ``now`` and
+  ``username`` becomes ``user.name``; other metadata cannot be referenced;
+* rows with no type, name or label are comments and are skipped, as pyxform does;
+* anything else (geotrace, geoshape, barcode, audio, video, range, rank, select_one_external…) is left out.
 
 Columns: required (yes/true → ``required: true``, an expression → ``required_if``), relevant → visible_if,
-constraint + constraint_message → constraints, calculation → calculate, default (a literal → ``default``;
-a formula such as ``today()`` → ``default_from``, which may only use context names), read_only yes →
-readonly, choice_filter, repeat_count; on groups and repeats only label, hint, relevant (and repeat_count)
-apply, as in XLSForm. ``appearance`` is ignored except multiline and ``search()`` (reported);
-a ``trigger`` column is reported (it changes when calculations run). Media, guidance_hint, required_message
-and parameters columns are ignored. ``${x}`` inside a label is kept as written (labels do not show answers).
+constraint + constraint_message → constraints, calculation → calculate, trigger → ``calculate_on`` (the
+calculation runs when a named field changes), default (a literal, Excel date and time cells included →
+``default``; a formula such as ``today()`` → ``default_from``), read_only yes → readonly, choice_filter,
+repeat_count. ``appearance`` is ignored except multiline and ``search()`` (left out).
 
 Field ids come from ``name``: lower-cased, other characters → ``_``, a leading digit gets ``f_``; names that
 are reserved in expressions (value, choice, today, now, user, period, scheme, Python keywords) get a ``_``
-suffix. References are rewritten to the ids, so renaming is safe. Names with no usable letter (e.g. all
-Chinese) and duplicates are reported.
+suffix. References are rewritten to the ids, so renaming is safe.
 
 Expressions are parsed (not pattern-replaced) and re-emitted in the Fangan language: ``${x}`` → the id,
 ``.`` → ``value`` in a constraint (the field's own id elsewhere), ``=`` → ``==``, ``x = ''`` → ``x is None``,
 and/or/not(), div → ``/``, mod → ``%``, ``selected(x, 'a')`` → ``'a' in x`` (``x == 'a'`` on a select_one),
-count-selected / string-length → len, count(${repeat}) → len, if(c, a, b) → ``(a if c else b)``, today(),
-now(), number → float, int, round, coalesce, min/max (two or more arguments), abs, ceiling → ceil, floor,
-string → str, boolean → bool, concat → ``str(a) + str(b)``, true()/false(). Everything else (paths,
-predicates, ``|``, regex, substr, starts-with, contains, sum, indexed-repeat, jr:choice-name, date
-functions…) is reported. In a choice_filter the bare column ``name`` is the candidate (``choice.value``);
-filters over other choices columns (cascading selects by an extra column) or labels are reported, because
-Fangan choices have only a value and a label. Translations are then checked with ``check_expression``.
+count-selected / string-length → len, count(${repeat}) → len, if(c, a, b) → ``(a if c else b)``,
+regex(x, 'p') → ``matches(x, 'p')``, today(), now(), number → float, int, round, coalesce, min/max (two or more
+arguments), abs, ceiling → ceil, floor, string → str, boolean → bool, concat → ``str(a) + str(b)``,
+true()/false(). In a choice_filter the bare column ``name`` is the candidate (``choice.value``) and any other
+column of the choices sheet (the 街道 → 社区 idiom) is ``choice.<column>``: the choices keep those columns as
+``data``. Everything else (paths, predicates, ``|``, substr, sum, indexed-repeat, jr:choice-name,
+``${last-saved#x}``…) is left out with its row. Translations are then checked with ``check_expression``.
 """
 
 from __future__ import annotations
 
 import ast
+import csv
 import difflib
+import functools
 import io
 import keyword
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import PurePath
 from typing import Any
 
 import openpyxl
+import xlrd
+from babel import Locale
 from pyxform import aliases, constants
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from ruamel.yaml import YAML
 
-from ..definitions.references import FORM_CONTEXT_NAMES
+from ..definitions.errors import N_, DefinitionError, Said, expression_problem_zh, say
+from ..definitions.loader import parse_text
+from ..definitions.references import FORM_CONTEXT_NAMES, ReferenceChecker
+from ..definitions.schema import validate_schema
 from ..expressions import check_expression
 from .fields import FIELD_TYPES, FieldType
 
-__all__ = ["ExpressionScope", "XlsformError", "XlsformIssue", "import_xlsform", "sanitize_id", "to_yaml",
-           "translate_expression"]
+__all__ = ["ExpressionScope", "XlsformError", "XlsformImport", "XlsformIssue", "import_xlsform", "sanitize_id",
+           "to_yaml", "translate_expression"]
 
 MAX_TEXT = 4000  # common.json#/$defs/text maxLength
 MAX_ID = 64  # common.json#/$defs/id maxLength
-MAX_REPEAT = 100  # form.json max_repeat maximum
+MAX_FILE_CHOICES = 5000  # choices read from one attached file: a longer list belongs in live choices
+MAX_ROUNDS = 20  # passes that leave out rows referring to rows left out before
+MAX_ROWS = 10_000  # rows with something in them, per sheet: a form is far smaller
+MAX_COLUMNS = 256  # columns read per sheet (an .xls has no more)
+MAX_UNZIPPED = 64 * 1024 * 1024  # bytes an .xlsx may unpack to: a small file must not fill the memory
+MAX_QUOTED = 200  # characters of a cell quoted in a message
 SHEETS = ("settings", "survey", "choices")
+
+
+class _Said(Said):
+    """Words that are already written (an expression checker's problem, a cell's text): English as they are,
+    Chinese where the problem's kind is known."""
+
+    def in_language(self, language: str) -> str:
+        return expression_problem_zh(self.template) if language == "zh" else self.template
+
+
+class _Checked(Said):
+    """A definition check's error: its English (the template) and its Chinese (the context)."""
+
+    def in_language(self, language: str) -> str:
+        return (self.context or self.template) if language == "zh" else self.template
+
+
+def _as_said(words: Said | str) -> Said:
+    return words if isinstance(words, Said) else _Said(words)
 
 
 @dataclass(frozen=True)
@@ -91,14 +130,29 @@ class XlsformIssue:
     sheet: str
     row: int | None
     column: str | None
-    message: str
+    words: Said
+
+    @property
+    def message(self) -> str:
+        return self.words.in_language("en")
+
+    def in_language(self, language: str) -> str:
+        """E.g. "survey row 12, column type: type 'geotrace' is not supported" (or in Chinese)."""
+        if self.row is not None and self.column:
+            where = say(N_("%(sheet)s row %(row)s, column %(column)s"), sheet=self.sheet, row=self.row,
+                        column=self.column)
+        elif self.row is not None:
+            where = say(N_("%(sheet)s row %(row)s"), sheet=self.sheet, row=self.row)
+        elif self.column:
+            where = say(N_("%(sheet)s, column %(column)s"), sheet=self.sheet, column=self.column)
+        else:
+            where = _Said(self.sheet)
+        place = where.in_language(language)
+        return f"{place}{'：' if language == 'zh' else ': '}{self.words.in_language(language)}" if place else \
+            self.words.in_language(language)
 
     def __str__(self) -> str:
-        """E.g. "survey row 12, column type: type 'geotrace' is not supported"."""
-        where = " ".join(part for part in (self.sheet, f"row {self.row}" if self.row is not None else "") if part)
-        if self.column:
-            where = f"{where}, column {self.column}" if where else f"column {self.column}"
-        return f"{where}: {self.message}" if where else self.message
+        return self.in_language("en")
 
 
 class XlsformError(ValueError):
@@ -107,6 +161,16 @@ class XlsformError(ValueError):
     def __init__(self, issues: list[XlsformIssue]):
         self.issues = list(issues)
         super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+@dataclass
+class XlsformImport:
+    """An imported form: the definition, what was left out of it (by sheet and row) and what was skipped on
+    purpose (metadata Fangan records itself, comment rows)."""
+
+    definition: dict
+    dropped: list[XlsformIssue] = field(default_factory=list)
+    notes: list[XlsformIssue] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -118,11 +182,17 @@ _RESERVED = _CONTEXT_ROOTS | {"value", "choice"}
 
 _SELECT_ONE = constants.SELECT_ONE
 _SELECT_MULTIPLE = constants.SELECT_ALL_THAT_APPLY
-# pyxform's select aliases minus the from-file forms (they map to plain selects there, but read a CSV file).
+# pyxform's select aliases minus the from-file forms (they map to plain selects there, but read a file).
 _SELECTS = {alias: kind for alias, kind in aliases.select.items()
             if alias not in aliases.select_from_file and kind in (_SELECT_ONE, _SELECT_MULTIPLE)}
 _SELECT_RE = re.compile(r"^(?P<command>" + "|".join(re.escape(a) for a in sorted(_SELECTS, key=len, reverse=True))
                         + r")\s+(?P<list>\S+)(?:\s+(?P<other>.+))?$", re.IGNORECASE)
+_FROM_FILE_RE = re.compile(r"^(?P<command>" + "|".join(re.escape(a) for a in sorted(aliases.select_from_file,
+                                                                                      key=len, reverse=True))
+                           + r")\s+(?P<file>\S+)$", re.IGNORECASE)
+_OR_OTHER = "or_other"
+_OTHER_CHOICE = {"value": "other", "label": {"zh": "其他", "en": "Other"}}
+_OTHER_LABEL = {"zh": "请注明其他", "en": "Specify other."}
 
 # XLSForm types that are not a field type of their own: the importer makes them fields itself.
 _OWN_TYPES = {"calculate": "calculate", "acknowledge": "acknowledge"}
@@ -144,9 +214,9 @@ def _declaring(xls_type: str) -> str:
     return next(name for name, kind in FIELD_TYPES.items() if xls_type in kind.xlsform_types)
 
 
-def _select_type(command: str) -> str:
-    """The field type a select command becomes (the one that declares `select_one` or `select_multiple`)."""
-    return _declaring("select_one" if _SELECTS[command] == _SELECT_ONE else "select_multiple")
+def _select_type(kind: str) -> str:
+    """The field type a select (pyxform's 'select one' or 'select all that apply') becomes."""
+    return _declaring("select_one" if kind == _SELECT_ONE else "select_multiple")
 
 
 def _container_type(repeat: bool) -> str:
@@ -178,6 +248,8 @@ def _is_choice(type_name: str | None) -> bool:
 def _is_single_choice(type_name: str | None) -> bool:
     kind = _kind(type_name)
     return kind is not None and kind.is_choice and not kind.multiple
+
+
 # Metadata is filled by the phone, never by a person: every type pyxform preloads, plus the session log.
 _METADATA = {name.lower() for name, spec in QUESTION_TYPE_DICT.items() if "jr:preload" in spec.get("bind", {})}
 _METADATA |= {"audit", "start-geopoint"}
@@ -202,22 +274,51 @@ _CHOICES_COLUMNS = {"caption": "label", "value": "name", "list name": "list_name
 _SETTINGS_COLUMNS = {alias.lower(): {"title": "form_title", "id_string": "form_id"}.get(target, target)
                      for alias, target in aliases.settings_header.items()}
 _TRANSLATED = ("label", "hint", "constraint_message")  # the translatable columns Fangan has a place for
+# Columns of a choices sheet that are not data a choice_filter reads.
+_CHOICE_OWN_COLUMNS = {"list_name", "name", "label", "image", "big-image", "audio", "video", "media"}
 
-_LANGUAGE_NAMES = {"english": "en", "英文": "en", "英语": "en", "chinese": "zh", "中文": "zh", "汉语": "zh",
-                   "简体中文": "zh", "chinese (simplified)": "zh", "zh": "zh", "en": "en"}
+_LANGUAGE_NAMES = {"chinese": "zh", "中文": "zh", "汉语": "zh", "简体中文": "zh", "chinese (simplified)": "zh",
+                   "english": "en", "英文": "en", "英语": "en"}
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})*")
 
 _DEFAULT_MESSAGE = {"zh": "填写的内容不符合要求", "en": "This value is not allowed"}
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@functools.cache
+def _language_names() -> dict[str, str]:
+    """Language names in English and Chinese (lower-cased) → their code, as the CLDR names them."""
+    names: dict[str, str] = {}
+    for locale in ("en", "zh"):
+        for code, name in Locale(locale).languages.items():
+            if re.fullmatch(r"[a-z]{2,3}", code):
+                names.setdefault(name.lower(), code)
+    return {**names, **_LANGUAGE_NAMES}
+
+
+def _normal_code(code: str) -> str | None:
+    """'zh-CN' → zh, 'en_US' → en, 'pt-br' → pt-BR, 'xx' (not a language) → None."""
+    parts = code.replace("_", "-").split("-")
+    language = parts[0].lower()
+    if language not in Locale("en").languages:
+        return None
+    if language in ("zh", "en"):
+        return language  # the two languages of the pages, whatever their region
+    rest = [p.upper() if len(p) == 2 else p.title() if len(p) == 4 else p for p in parts[1:]]
+    return "-".join([language, *rest])
 
 
 def _language_code(text: str) -> str | None:
-    """'中文 (zh)', 'English (en)', 'zh-CN', 'English' → zh/en; anything else → None."""
+    """'中文 (zh)', 'English (en)', 'zh-CN', 'English', 'French', '法语', 'fr' → a language code; else None."""
     cleaned = " ".join(text.split()).lower()
-    if cleaned in _LANGUAGE_NAMES:
-        return _LANGUAGE_NAMES[cleaned]
-    match = re.search(r"\(\s*([a-z]{2,3})(?:[-_][a-z0-9]+)*\s*\)\s*$", cleaned) or re.fullmatch(
-        r"([a-z]{2,3})[-_][a-z0-9]+", cleaned)
-    code = match.group(1) if match else None
-    return code if code in ("zh", "en") else None
+    if cleaned in _language_names():
+        return _language_names()[cleaned]
+    match = re.search(r"\(\s*([a-z]{2,3}(?:[-_][a-z0-9]+)*)\s*\)\s*$", cleaned)
+    if match:
+        return _normal_code(match.group(1))
+    if _LANGUAGE_CODE.fullmatch(cleaned.replace("_", "-")):
+        return _normal_code(cleaned)
+    return None
 
 
 def sanitize_id(name: str) -> str | None:
@@ -232,16 +333,21 @@ def sanitize_id(name: str) -> str | None:
 
 
 def _cell_text(value: Any) -> str:
-    """A cell as text: numbers without a spurious '.0', dates in ISO form, strings stripped."""
+    """A cell as text: numbers without a spurious '.0', dates and times in ISO form, strings stripped (and the
+    no-break spaces Excel keeps made plain)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, datetime | date | time):
+    if isinstance(value, time):
+        return value.isoformat(timespec="seconds" if value.second else "minutes")
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds" if value.second else "minutes")
+    if isinstance(value, date):
         return value.isoformat()
-    return str(value).strip()
+    return str(value).replace("\u00a0", " ").strip()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -272,12 +378,22 @@ _IF, _OR, _AND, _NOT, _CMP, _ADD, _MUL, _NEG, _ATOM = range(1, 10)
 _SIMPLE_FUNCTIONS = {"number": ("float", 1, 1), "int": ("int", 1, 1), "round": ("round", 1, 2),
                      "coalesce": ("coalesce", 2, 2), "min": ("min", 2, 20), "max": ("max", 2, 20),
                      "abs": ("abs", 1, 1), "ceiling": ("ceil", 1, 1), "floor": ("floor", 1, 1),
-                     "string": ("str", 1, 1), "boolean": ("bool", 1, 1), "string-length": ("len", 1, 1)}
+                     "string": ("str", 1, 1), "boolean": ("bool", 1, 1), "string-length": ("len", 1, 1),
+                     "regex": ("matches", 2, 2)}
 _CONSTANT_FUNCTIONS = {"today": "today", "now": "now", "true": "True", "false": "False"}
+_LAST_SAVED = "last-saved#"
 
 
 class _Untranslatable(Exception):
     """An expression (part) that has no Fangan equivalent."""
+
+    def __init__(self, words: Said):
+        super().__init__(words.in_language("en"))
+        self.words = words
+
+
+def _no(template: str, **params: Any) -> _Untranslatable:
+    return _Untranslatable(say(template, **params))
 
 
 Node = tuple  # ("num", text) ("str", text) ("field", name) ("dot",) ("bare", name) ("neg", x)
@@ -287,12 +403,14 @@ Node = tuple  # ("num", text) ("str", text) ("field", name) ("dot",) ("bare", na
 def _tokenize(source: str) -> list[tuple[str, str, int]]:
     wide = sorted({ch for ch in source if ch in _FULL_WIDTH})
     if wide:
-        raise _Untranslatable("full-width " + ", ".join(f"'{ch}' (use '{_FULL_WIDTH[ch]}')" for ch in wide))
+        raise _no(N_("full-width %(characters)s"),
+                  characters=", ".join(f"'{ch}' (→ '{_FULL_WIDTH[ch]}')" for ch in wide))
     tokens, position = [], 0
     while position < len(source):
         match = _TOKEN_RE.match(source, position)
         if not match:
-            raise _Untranslatable(f"unexpected '{source[position]}' at character {position + 1}")
+            raise _no(N_("unexpected '%(text)s' at character %(position)s"), text=source[position],
+                      position=position + 1)
         if match.lastgroup != "space":
             tokens.append((match.lastgroup or "", match.group(), position))
         position = match.end()
@@ -319,7 +437,7 @@ class _Parser:
         node = self.expression(0)
         kind, text, position = self.peek()
         if kind != "end":
-            raise _Untranslatable(f"unexpected '{text}' at character {position + 1}")
+            raise _no(N_("unexpected '%(text)s' at character %(position)s"), text=text, position=position + 1)
         return node
 
     def power(self, token: tuple[str, str, int]) -> int:
@@ -329,9 +447,9 @@ class _Parser:
         if kind == "name" and text in ("and", "or", "div", "mod"):
             return _INFIX[text]
         if kind == "op" and text == "/":
-            raise _Untranslatable("'/' is a path in XLSForm, not division (divide with 'div'); paths are not supported")
+            raise _no(N_("'/' is a path in XLSForm, not division (divide with 'div'); paths are not supported"))
         if kind == "op" and text == "[":
-            raise _Untranslatable("predicates like x[1] are not supported")
+            raise _no(N_("predicates like x[1] are not supported"))
         return 0
 
     def expression(self, right_power: int) -> Node:
@@ -363,10 +481,10 @@ class _Parser:
         if kind == "op" and text == "-":
             return ("neg", self.expression(_NEGATE_POWER))
         if kind == "dotdot" or (kind == "op" and text in ("/", "@")):
-            raise _Untranslatable("XPath paths like '/data/x' or '..' are not supported; use ${name}")
+            raise _no(N_("XPath paths like '/data/x' or '..' are not supported; use ${name}"))
         if kind == "end":
-            raise _Untranslatable("the expression ends too early")
-        raise _Untranslatable(f"unexpected '{text}' at character {position + 1}")
+            raise _no(N_("the expression ends too early"))
+        raise _no(N_("unexpected '%(text)s' at character %(position)s"), text=text, position=position + 1)
 
     def arguments(self) -> list[Node]:
         args: list[Node] = []
@@ -379,13 +497,15 @@ class _Parser:
             if text == ")":
                 return args
             if text != ",":
-                raise _Untranslatable(f"expected ',' or ')' at character {position + 1}")
+                raise _no(N_("expected ',' or ')' at character %(position)s"), position=position + 1)
 
     def expect(self, wanted: str) -> None:
         kind, text, position = self.take()
         if text != wanted:
-            where = "the end" if kind == "end" else f"'{text}' at character {position + 1}"
-            raise _Untranslatable(f"expected '{wanted}' but found {where}")
+            if kind == "end":
+                raise _no(N_("expected '%(wanted)s' but the expression ends"), wanted=wanted)
+            raise _no(N_("expected '%(wanted)s' but found '%(text)s' at character %(position)s"), wanted=wanted,
+                      text=text, position=position + 1)
 
 
 @dataclass
@@ -396,8 +516,9 @@ class ExpressionScope:
     types: dict[str, str]  # XLSForm name → Fangan type (single_choice, repeat, …)
     mode: str = "field"  # field | constraint | choice_filter | default
     own: str | None = None  # the XLSForm name of the row's field, for '.'
-    choice_columns: frozenset[str] = frozenset()  # extra columns of the choices sheet
-    unusable: dict[str, str] = field(default_factory=dict)  # XLSForm name → why it cannot be referenced
+    choice_columns: Mapping[str, str] = field(default_factory=dict)  # extra choices column → its `data` key
+    unusable: dict[str, Said | str] = field(default_factory=dict)  # XLSForm name → why it cannot be referenced
+    read_columns: set[str] = field(default_factory=set)  # filled: the extra choices columns the filter reads
 
 
 class _Emitter:
@@ -416,8 +537,9 @@ class _Emitter:
             return self.scope.types.get(node[1])
         if node[0] == "dot" and self.scope.own is not None:
             return self.scope.types.get(self.scope.own)
-        if node[0] == "bare" and node[1] == "name" and self.scope.mode == "choice_filter":
-            return _declaring("select_one")  # a candidate's value: text, like a single choice
+        if node[0] == "bare" and self.scope.mode == "choice_filter" and (
+                node[1] == "name" or node[1] in self.scope.choice_columns):
+            return _declaring("select_one")  # a candidate's value or column: text, like a single choice
         return None
 
     def emit(self, node: Node) -> tuple[str, int]:
@@ -442,28 +564,33 @@ class _Emitter:
         if name in self.scope.names:
             return self.scope.names[name]
         if name in self.scope.unusable:
-            raise _Untranslatable(self.scope.unusable[name])
+            raise _Untranslatable(_as_said(self.scope.unusable[name]))
+        if name.lower().startswith(_LAST_SAVED):
+            raise _no(N_("${%(name)s} (the answer last saved on this phone) is an ODK Collect feature; Fangan "
+                         "forms do not have it"), name=name)
         hint = difflib.get_close_matches(name, list(self.scope.names), n=1)
-        raise _Untranslatable(f"unknown field ${{{name}}}" + (f" (did you mean ${{{hint[0]}}}?)" if hint else ""))
+        if hint:
+            raise _no(N_("unknown field ${%(name)s} (did you mean ${%(hint)s}?)"), name=name, hint=hint[0])
+        raise _no(N_("unknown field ${%(name)s}"), name=name)
 
     def current(self) -> str:
         if self.scope.mode == "constraint":
             return "value"
         if self.scope.mode == "field" and self.scope.own in self.scope.names:
             return self.scope.names[self.scope.own]
-        raise _Untranslatable("'.' (the current value) cannot be used here")
+        raise _no(N_("'.' (the current value) cannot be used here"))
 
     def bare(self, name: str) -> str:
         if self.scope.mode != "choice_filter":
-            raise _Untranslatable(f"bare name '{name}' is not supported; refer to fields as ${{{name}}}")
+            raise _no(N_("bare name '%(name)s' is not supported; refer to fields as ${%(name)s}"), name=name)
         if name == "name":
             return "choice.value"
         if name == "label" or name.startswith("label::"):
-            raise _Untranslatable("a choice_filter over choice labels is not supported; filter on name")
+            raise _no(N_("a choice_filter over choice labels is not supported; filter on name or another column"))
         if name in self.scope.choice_columns:
-            raise _Untranslatable(f"a choice_filter over the extra choices column '{name}' is not supported yet: "
-                                  "Fangan choices have only a value and a label")
-        raise _Untranslatable(f"'{name}' is not a column of the choices sheet")
+            self.scope.read_columns.add(name)
+            return f"choice.{self.scope.choice_columns[name]}"
+        raise _no(N_("'%(name)s' is not a column of the choices sheet"), name=name)
 
     def binary(self, operator: str, left: Node, right: Node) -> tuple[str, int]:
         if operator in ("or", "and"):
@@ -478,7 +605,7 @@ class _Emitter:
         if operator in ("*", "div", "mod"):
             symbol = {"*": "*", "div": "/", "mod": "%"}[operator]
             return f"{self.text(left, _MUL)} {symbol} {self.text(right, _NEG)}", _MUL
-        raise _Untranslatable(f"the operator '{operator}' is not supported")
+        raise _no(N_("the operator '%(operator)s' is not supported"), operator=operator)
 
     def equality(self, operator: str, left: Node, right: Node) -> str:
         # Empty answers are '' in XLSForm but None in Fangan.
@@ -496,8 +623,8 @@ class _Emitter:
     def call(self, name: str, args: list[Node]) -> tuple[str, int]:
         def arity(least: int, most: int) -> None:
             if not least <= len(args) <= most:
-                count = str(least) if least == most else f"{least} to {most}"
-                raise _Untranslatable(f"{name}() takes {count} argument{'s' if most != 1 else ''}")
+                count = str(least) if least == most else f"{least}–{most}"
+                raise _no(N_("%(function)s() takes %(count)s argument(s)"), function=name, count=count)
 
         if name in _CONSTANT_FUNCTIONS:
             arity(0, 0)
@@ -514,7 +641,7 @@ class _Emitter:
             chosen, wanted = args
             chosen_text = self.text(chosen, _ADD)  # unknown fields are reported before wrong types
             if not _is_choice(self.type_of(chosen)):
-                raise _Untranslatable("selected() needs a select_one or select_multiple field first")
+                raise _no(N_("selected() needs a select_one or select_multiple field first"))
             if wanted[0] == "num":
                 wanted = ("str", _number_literal(wanted[1]))
             if _is_single_choice(self.type_of(chosen)):
@@ -523,25 +650,25 @@ class _Emitter:
         if name == "count-selected":
             arity(1, 1)
             if _is_single_choice(self.type_of(args[0])):
-                raise _Untranslatable("count-selected() needs a select_multiple field")
+                raise _no(N_("count-selected() needs a select_multiple field"))
             return f"len({self.text(args[0])})", _ATOM
         if name == "count":
             arity(1, 1)
             kind = _kind(self.type_of(args[0]))
             if args[0][0] != "field" or kind is None or not kind.holds_rows:
-                raise _Untranslatable("count() is only supported on a repeat group, as count(${repeat})")
+                raise _no(N_("count() is only supported on a repeat group, as count(${repeat})"))
             return f"len({self.text(args[0])})", _ATOM
         if name == "concat":
             arity(1, 50)
             parts = [self.text(a) if a[0] == "str" else f"str({self.text(a)})" for a in args]
             return " + ".join(parts), (_ADD if len(parts) > 1 else _ATOM)
         if name in ("min", "max") and len(args) == 1:
-            raise _Untranslatable(f"{name}() over a repeat group is not supported")
+            raise _no(N_("%(function)s() over a repeat group is not supported"), function=name)
         if name in _SIMPLE_FUNCTIONS:
             target, least, most = _SIMPLE_FUNCTIONS[name]
             arity(least, most)
             return f"{target}({', '.join(self.text(a) for a in args)})", _ATOM
-        raise _Untranslatable(f"the function {name}() has no Fangan equivalent")
+        raise _no(N_("the function %(function)s() has no Fangan equivalent"), function=name)
 
 
 def _number_literal(text: str) -> str:
@@ -552,15 +679,15 @@ def _number_literal(text: str) -> str:
     return f"{int(whole or '0')}.{fraction or '0'}"
 
 
-def translate_expression(source: str, scope: ExpressionScope) -> tuple[str | None, list[str]]:
+def translate_expression(source: str, scope: ExpressionScope) -> tuple[str | None, list[Said]]:
     """Translate one XLSForm expression: (Fangan source, []) or (None, problems)."""
     try:
         tree = _Parser(source).parse()
         return _Emitter(scope).text(tree), []
     except _Untranslatable as problem:
-        return None, [str(problem)]
+        return None, [problem.words]
     except RecursionError:
-        return None, ["the expression is nested too deeply"]
+        return None, [say(N_("the expression is nested too deeply"))]
 
 
 def _number_kind(node: ast.AST, types: dict[str, str]) -> str | None:
@@ -609,7 +736,8 @@ class _Row:
 
 @dataclass
 class _Sheet:
-    title: str  # as named in the workbook
+    title: str  # as named in the workbook (or the attached file's name)
+    kind: str  # survey | choices | settings, as issues name it (or the file's name)
     header_row: int = 1
     headers: dict[str, str] = field(default_factory=dict)  # column key → header as written
     rows: list[_Row] = field(default_factory=list)
@@ -622,13 +750,16 @@ class _Sheet:
 class _Issues:
     def __init__(self) -> None:
         self.items: list[XlsformIssue] = []
+        self.fatal = False
 
-    def add(self, sheet: str, row: int | None, column: str | None, message: str) -> None:
-        self.items.append(XlsformIssue(sheet, row, column, message))
+    def add(self, sheet: str, row: int | None, column: str | None, words: Said, *, fatal: bool = False) -> None:
+        self.items.append(XlsformIssue(sheet, row, column, words))
+        self.fatal = self.fatal or fatal
 
-    def sorted(self) -> list[XlsformIssue]:
-        order = {name: i for i, name in enumerate(SHEETS)}
-        return sorted(self.items, key=lambda i: (order.get(i.sheet, -1), i.row or 0))
+
+def _sorted(issues: Iterable[XlsformIssue]) -> list[XlsformIssue]:
+    order = {name: i for i, name in enumerate(SHEETS)}
+    return sorted(issues, key=lambda i: (order.get(i.sheet, len(SHEETS)), i.sheet, i.row or 0))
 
 
 def _column_key(header: str, columns: dict[str, str]) -> tuple[str, str | None]:
@@ -645,14 +776,19 @@ def _column_key(header: str, columns: dict[str, str]) -> tuple[str, str | None]:
     return columns.get(base, base), (language.strip() if language else None)
 
 
-def _read_sheet(worksheet: Any, kind: str, columns: dict[str, str], issues: _Issues) -> _Sheet:
-    sheet = _Sheet(worksheet.title)
+def _read_sheet(title: str, kind: str, rows: Iterable[Iterable[Any]], columns: dict[str, str],
+                issues: _Issues) -> _Sheet:
+    sheet = _Sheet(title, kind)
     keys: dict[int, str] = {}
     found_header = False
-    for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-        cells = {i: v for i, v in enumerate(values) if _cell_text(v)}
+    for number, values in enumerate(rows, start=1):
+        cells = {i: v for i, v in enumerate(values) if i < MAX_COLUMNS and _cell_text(v)}
         if not cells:
             continue
+        if len(sheet.rows) >= MAX_ROWS:
+            issues.add(kind, number, None, say(N_("the sheet has more than %(count)s rows"), count=MAX_ROWS),
+                       fatal=True)
+            break
         if not found_header:
             found_header, sheet.header_row = True, number
             for i, raw in cells.items():
@@ -664,13 +800,15 @@ def _read_sheet(worksheet: Any, kind: str, columns: dict[str, str], issues: _Iss
                         continue  # translations of media and messages Fangan has no place for
                     code = _language_code(language)
                     if code is None:
-                        issues.add(kind, number, header, f"language '{language}' is not supported: "
-                                   "Fangan texts are in Chinese (zh) and English (en)")
+                        issues.add(kind, number, header, say(N_("the column is left out: '%(language)s' is not a "
+                                                                "language name or code Fangan knows"),
+                                                             language=language))
                         continue
                     key = f"{base}::{code}"
                     sheet.languages.add(code)
                 if key in sheet.headers:
-                    issues.add(kind, number, header, f"the column repeats '{sheet.headers[key]}'")
+                    issues.add(kind, number, header, say(N_("the column is left out: it repeats '%(other)s'"),
+                                                         other=sheet.headers[key]))
                     continue
                 keys[i] = key
                 sheet.headers[key] = header
@@ -679,25 +817,88 @@ def _read_sheet(worksheet: Any, kind: str, columns: dict[str, str], issues: _Iss
     return sheet
 
 
-def _open(data: bytes, filename: str, issues: _Issues) -> dict[str, _Sheet] | None:
+_XLSX_MAGIC = b"PK\x03\x04"
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an OLE2 compound file: Excel 97–2003
+
+
+class _TooLarge(Exception):
+    """A workbook that unpacks to more than MAX_UNZIPPED bytes."""
+
+
+def _xlsx_sheets(data: bytes) -> Iterator[tuple[str, Iterable[Iterable[Any]]]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if sum(member.file_size for member in archive.infolist()) > MAX_UNZIPPED:
+            raise _TooLarge
+    with warnings.catch_warnings():
+        # openpyxl warns about Excel features it drops (data validation, styles); none matter here.
+        warnings.simplefilter("ignore")
+        # Read-only streams the rows: a stray cell far away makes empty rows, not billions of empty cells.
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
-        with warnings.catch_warnings():
-            # openpyxl warns about Excel features it drops (data validation, styles); none matter here.
-            warnings.simplefilter("ignore")
-            book = openpyxl.load_workbook(io.BytesIO(data), read_only=False, data_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to read is the same problem to the uploader
-        hint = " (save .xls files as .xlsx)" if filename.lower().endswith(".xls") else ""
-        issues.add(filename, None, None, f"cannot read the file as an Excel .xlsx workbook{hint}: "
-                   f"{type(error).__name__}")
+        for worksheet in book.worksheets:
+            yield worksheet.title, worksheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
+    finally:
+        book.close()
+
+
+def _xls_value(cell: Any, datemode: int) -> Any:
+    """An .xls cell as openpyxl would give it: dates as datetime, times of day as time, booleans as bool."""
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        try:
+            parts = xlrd.xldate_as_tuple(cell.value, datemode)
+        except xlrd.xldate.XLDateError:
+            return cell.value  # not a date Excel can show: the number, which its row's checks then refuse
+        return time(*parts[3:]) if parts[:3] == (0, 0, 0) else datetime(*parts)
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    if cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
         return None
+    return cell.value
+
+
+def _xls_sheets(data: bytes) -> Iterator[tuple[str, Iterable[Iterable[Any]]]]:
+    book = xlrd.open_workbook(file_contents=data, on_demand=True, ragged_rows=True)
+    try:
+        for index in range(book.nsheets):
+            sheet = book.sheet_by_index(index)
+            yield sheet.name, ([_xls_value(c, book.datemode) for c in sheet.row(r)[:MAX_COLUMNS]]
+                               for r in range(sheet.nrows))
+    finally:
+        book.release_resources()
+
+
+def _open(data: bytes, filename: str, issues: _Issues) -> dict[str, _Sheet] | None:
+    """The survey, choices and settings sheets of an .xlsx or .xls workbook, told apart by content."""
     columns = {"survey": _SURVEY_COLUMNS, "choices": _CHOICES_COLUMNS, "settings": _SETTINGS_COLUMNS}
+    reader = _xlsx_sheets if data.startswith(_XLSX_MAGIC) else _xls_sheets if data.startswith(_XLS_MAGIC) else None
+    if reader is None:
+        issues.add(filename, None, None, say(N_("not an Excel workbook (.xlsx or .xls)")), fatal=True)
+        return None
     sheets: dict[str, _Sheet] = {}
-    for worksheet in book.worksheets:
-        kind = worksheet.title.strip().lower()
-        if kind in columns and kind not in sheets:
-            sheets[kind] = _read_sheet(worksheet, kind, columns[kind], issues)
-    book.close()
+    try:
+        for title, rows in reader(data):
+            kind = title.strip().lower()
+            if kind in columns and kind not in sheets:
+                sheets[kind] = _read_sheet(title, kind, rows, columns[kind], issues)
+    except _TooLarge:
+        issues.add(filename, None, None, say(N_("the workbook unpacks to more than %(size)s MB"),
+                                             size=MAX_UNZIPPED // 1024 // 1024), fatal=True)
+        return None
+    except Exception as error:  # noqa: BLE001 - any failure to read is the same problem to the uploader
+        issues.add(filename, None, None, say(N_("the workbook cannot be read (%(error)s)"),
+                                             error=type(error).__name__), fatal=True)
+        return None
     return sheets
+
+
+def _decode(data: bytes) -> str | None:
+    """A CSV file's text: UTF-8 (with or without its mark), else GB18030 (what Chinese Excel saves)."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -709,10 +910,12 @@ class _Entry:
     """One survey row, classified."""
 
     row: _Row
-    category: str  # field | begin_group | end_group | begin_repeat | end_repeat | metadata | skip
+    category: str  # field | begin_group | end_group | begin_repeat | end_repeat | metadata | comment | skip
     type: str = ""  # Fangan type for fields (or calculate / acknowledge), as written for metadata
     xlsform_type: str = ""  # the row's own type, lower-cased
     list_name: str | None = None
+    file: str | None = None  # select_one_from_file: the attached file's name
+    or_other: bool = False
     name: str = ""
     id: str | None = None
 
@@ -722,43 +925,90 @@ class _Choice:
     row: int
     value: str
     label: str | dict
+    data: dict[str, str] = field(default_factory=dict)  # extra column → its text
+
+
+def _structure(row: _Row) -> str | None:
+    """'begin' or 'end' for a group or repeat row, else None."""
+    words = " ".join(_cell_text(row.cells.get("type")).split()).lower().replace("_", " ").split()
+    if len(words) == 2 and words[0] in ("begin", "end") and words[1] in ("group", "repeat"):
+        return words[0]
+    return None
+
+
+def _keep(rows: list[_Row], dropped: Mapping[int, Any]) -> tuple[list[_Row], dict[str, int]]:
+    """The rows not left out (a group or repeat left out takes its rows with it), and the names of those left
+    out → the row that was left out."""
+    kept: list[_Row] = []
+    gone: dict[str, int] = {}
+    depth, cause = 0, 0
+    for row in rows:
+        kind, name = _structure(row), _cell_text(row.cells.get("name"))
+        if depth:
+            depth += {"begin": 1, "end": -1}.get(kind or "", 0)
+        elif row.number in dropped:
+            cause = row.number
+            depth = 1 if kind == "begin" else 0
+        else:
+            kept.append(row)
+            continue
+        if name and kind != "end":
+            gone.setdefault(name, cause)
+    return kept, gone
 
 
 class _Builder:
-    """Turns the read sheets into a form definition, collecting issues."""
+    """Turns the read sheets into a form definition, collecting issues (one pass over the rows kept)."""
 
-    def __init__(self, sheets: dict[str, _Sheet], issues: _Issues):
+    def __init__(self, sheets: dict[str, _Sheet], issues: _Issues, rows: list[_Row], media: Mapping[str, bytes],
+                 gone: Mapping[str, int]):
         self.sheets = sheets
         self.issues = issues
+        self.rows = rows
+        self.media = media
         self.survey = sheets["survey"]
         self.choices_sheet = sheets.get("choices")
-        self.languages = set().union(*(s.languages for s in sheets.values()))
         self.default_language: str | None = None
         self.lists: dict[str, list[_Choice]] = {}
+        self.files: dict[str, tuple[list[_Choice], dict[str, str]] | Said] = {}  # file → (choices, columns)
         self.names: dict[str, str] = {}  # XLSForm name → Fangan expression
         self.types: dict[str, str] = {}  # XLSForm name → Fangan type
         self.id_types: dict[str, str] = {}  # Fangan id → Fangan type (for calculations)
-        self.unusable: dict[str, str] = {}
+        self.unusable: dict[str, Said | str] = {
+            name: say(N_("${%(name)s} cannot be used: survey row %(row)s is left out"), name=name, row=row)
+            for name, row in gone.items()}
         self.ids: set[str] = set()
+        self.id_rows: dict[str, int] = {}  # Fangan id → the survey row it comes from
+        self.row_names: dict[int, str] = {}  # row → its XLSForm name, to stop later rows using a row left out
+        self.name_rows: dict[str, int] = {}  # XLSForm name → the row it is registered to
+        self.notes: list[XlsformIssue] = []
+
+    def problem(self, row: int, column: str | None, words: Said) -> None:
+        """A survey row that cannot be converted: it is left out, and rows after it cannot use it."""
+        self.issues.add("survey", row, column, words)
+        name = self.row_names.get(row)
+        if name and self.name_rows.get(name, row) == row and name not in self.unusable:
+            self.names.pop(name, None)
+            self.unusable[name] = say(N_("${%(name)s} cannot be used: survey row %(row)s is left out"), name=name,
+                                      row=row)
 
     # -- texts ---------------------------------------------------------------
     def text(self, sheet: _Sheet, row: _Row, base: str) -> str | dict | None:
-        """A plain string, or {zh, en} when the sheet has language columns for `base`."""
+        """A plain string, or one string per language when the sheet has language columns for `base`."""
         plain = _cell_text(row.cells.get(base))
-        texts = {code: _cell_text(row.cells[f"{base}::{code}"]) for code in ("zh", "en")
+        codes = sorted(sheet.languages, key=lambda c: ({"zh": 0, "en": 1}.get(c, 2), c))
+        texts = {code: _cell_text(row.cells[f"{base}::{code}"]) for code in codes
                  if _cell_text(row.cells.get(f"{base}::{code}"))}
-        translated = any(f"{base}::{code}" in sheet.headers for code in ("zh", "en"))
-        if plain and translated:
-            if self.default_language in ("zh", "en"):
-                texts.setdefault(self.default_language, plain)
-            elif texts:
-                for code in self.languages:  # no default language: the plain text stands in for missing ones
-                    texts.setdefault(code, plain)
+        if plain and any(f"{base}::{code}" in sheet.headers for code in codes):
+            code = self.default_language or ("zh" if _CJK.search(plain) else "en")
+            texts.setdefault(code, plain)
+            texts = {c: texts[c] for c in sorted(texts, key=lambda c: ({"zh": 0, "en": 1}.get(c, 2), c))}
         result: str | dict | None = texts or plain or None
         for key, value in (texts.items() if texts else [(base, plain)]):
             if len(value) > MAX_TEXT:
                 column = sheet.header(key if key == base else f"{base}::{key}")
-                self.issues.add(sheet.title.lower(), row.number, column, f"text longer than {MAX_TEXT} characters")
+                self.issues.add(sheet.kind, row.number, column,
+                                say(N_("text longer than %(count)s characters"), count=MAX_TEXT))
         return result
 
     # -- settings and choices ----------------------------------------------
@@ -772,57 +1022,124 @@ class _Builder:
         return values
 
     def read_choices(self) -> None:
-        sheet = self.choices_sheet
-        if sheet is None:
-            return
+        if self.choices_sheet is not None:
+            self.lists = self.choices_of(self.choices_sheet, "list_name", "name", "label")
+
+    def choices_of(self, sheet: _Sheet, list_key: str | None, value_key: str, label_key: str
+                   ) -> dict[str, list[_Choice]]:
+        """The lists of a choices sheet (or of an attached file: one list, ``list_key`` None)."""
+        lists: dict[str, list[_Choice]] = {}
+        extra = self.choice_columns(sheet, (value_key, label_key))
         for row in sheet.rows:
-            list_name, value = _cell_text(row.cells.get("list_name")), _cell_text(row.cells.get("name"))
-            if not list_name:
-                self.issues.add("choices", row.number, sheet.header("list_name"), "missing list_name")
+            list_name = _cell_text(row.cells.get(list_key)) if list_key else ""
+            value = _cell_text(row.cells.get(value_key))
+            if list_key and not list_name:
+                self.issues.add(sheet.kind, row.number, sheet.header(list_key), say(N_("missing list_name")))
                 continue
             if not value:
-                self.issues.add("choices", row.number, sheet.header("name"), "missing name")
+                self.issues.add(sheet.kind, row.number, sheet.header(value_key), say(N_("missing name")))
                 continue
-            items = self.lists.setdefault(list_name, [])
+            items = lists.setdefault(list_name, [])
             twin = next((c for c in items if c.value == value), None)
             if twin is not None:
-                self.issues.add("choices", row.number, sheet.header("name"),
-                                f"duplicate name '{value}' in list '{list_name}' (also on row {twin.row})")
+                self.issues.add(sheet.kind, row.number, sheet.header(value_key),
+                                say(N_("duplicate name '%(value)s' in list '%(list)s' (also on row %(row)s)"),
+                                    value=value, list=list_name, row=twin.row))
                 continue
             # pyxform needs a label; Fangan does too, and the value is the honest stand-in.
-            items.append(_Choice(row.number, value, self.text(sheet, row, "label") or value))
+            data = {column: _cell_text(row.cells.get(column)) for column in extra}
+            items.append(_Choice(row.number, value, self.text(sheet, row, label_key) or value, data))
+        return lists
 
-    def choice_columns(self) -> frozenset[str]:
-        if self.choices_sheet is None:
-            return frozenset()
-        plain = {"list_name", "name", "label", "image", "big-image", "audio", "video", "media"}
-        return frozenset(k for k in self.choices_sheet.headers if k not in plain and "::" not in k)
+    @staticmethod
+    def choice_columns(sheet: _Sheet | None, own: Iterable[str] = ()) -> dict[str, str]:
+        """The extra columns of a choices sheet (what a choice_filter may read) → their key in a choice's data."""
+        if sheet is None:
+            return {}
+        out: dict[str, str] = {}
+        for number, column in enumerate(sheet.headers, start=1):
+            if column in _CHOICE_OWN_COLUMNS or column in own or "::" in column:
+                continue
+            key = sanitize_id(column) or f"column_{number}"  # a Chinese header (街道) has no letters for an id
+            if key in ("value", "label"):
+                key += "_"
+            while key in out.values():
+                key += "_"
+            out[column] = key
+        return out
+
+    def file_choices(self, entry: _Entry) -> tuple[list[_Choice], dict[str, str]] | Said:
+        """The choices of a select_one_from_file row, read from the attached CSV (or why they cannot be)."""
+        name = PurePath(entry.file or "").name
+        parameters = dict(re.findall(r"(\w+)\s*=\s*([^\s,;]+)", _cell_text(entry.row.cells.get("parameters"))))
+        value_key, label_key = parameters.get("value", "name").lower(), parameters.get("label", "label").lower()
+        cache_key = f"{name}\0{value_key}\0{label_key}"
+        if cache_key not in self.files:
+            self.files[cache_key] = self.read_file(name, value_key, label_key)
+        return self.files[cache_key]
+
+    def read_file(self, name: str, value_key: str, label_key: str) -> tuple[list[_Choice], dict[str, str]] | Said:
+        if PurePath(name).suffix.lower() != ".csv":
+            return say(N_("choices from '%(file)s' are not supported: only CSV files can be read"), file=name)
+        data = self.media.get(name.lower())
+        if data is None:
+            return say(N_("the file '%(file)s' is not attached: attach it with the workbook"), file=name)
+        text = _decode(data)
+        if text is None:
+            return say(N_("the file '%(file)s' is neither UTF-8 nor GB18030 text"), file=name)
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as error:
+            return say(N_("the file '%(file)s' is not CSV (%(error)s)"), file=name, error=str(error))
+        sheet = _read_sheet(name, name, rows, {}, self.issues)
+        if value_key not in sheet.headers:
+            return say(N_("the file '%(file)s' has no column '%(column)s'"), file=name, column=value_key)
+        if len(sheet.rows) > MAX_FILE_CHOICES:
+            return say(N_("the file '%(file)s' has %(count)s choices; at most %(most)s can be imported (longer lists "
+                          "belong in live choices)"), file=name, count=len(sheet.rows), most=MAX_FILE_CHOICES)
+        choices = self.choices_of(sheet, None, value_key, label_key).get("", [])
+        if not choices:
+            return say(N_("the file '%(file)s' has no choices"), file=name)
+        return choices, self.choice_columns(sheet, (value_key, label_key))
 
     # -- survey rows -------------------------------------------------------
     def classify(self, row: _Row) -> _Entry:
         raw = " ".join(_cell_text(row.cells.get("type")).split())
         name = _cell_text(row.cells.get("name"))
         entry = _Entry(row, "skip", name=name)
+        if name:
+            self.row_names[row.number] = name
         column = self.survey.header("type")
         if not raw:
-            self.issues.add("survey", row.number, column, "missing type")
+            if not name and not any(key == "label" or key.startswith("label::") for key in row.cells):
+                entry.category = "comment"  # pyxform skips these too
+                self.notes.append(XlsformIssue("survey", row.number, None, say(N_(
+                    "a row without a type, name or label is a comment: skipped"))))
+            else:
+                self.problem(row.number, column, say(N_("missing type")))
             return entry
         lowered = raw.lower()
-        words = lowered.replace("_", " ").split()
-        if len(words) == 2 and words[0] in ("begin", "end") and words[1] in ("group", "repeat"):
+        if _structure(row):
+            words = lowered.replace("_", " ").split()
             entry.category = f"{words[0]}_{words[1]}"
+            return entry
+        from_file = _FROM_FILE_RE.match(raw)
+        if from_file:
+            entry.category, entry.file = "field", from_file.group("file")
+            entry.type = _select_type(aliases.select_from_file[from_file.group("command").lower()])
             return entry
         select = _SELECT_RE.match(raw)
         if select:
-            if select.group("other"):
-                self.issues.add("survey", row.number, column, f"'{select.group('other')}' is not supported; "
-                                "add an 'other' choice and a text field shown when it is chosen")
+            other = select.group("other")
+            if other and other.strip().lower() != _OR_OTHER:
+                self.problem(row.number, column, say(N_("'%(other)s' after the list name is not understood (only "
+                                                        "or_other is)"), other=other))
                 return entry
-            entry.category, entry.list_name = "field", select.group("list")
-            entry.type = _select_type(select.group("command").lower())
+            entry.category, entry.list_name, entry.or_other = "field", select.group("list"), bool(other)
+            entry.type = _select_type(_SELECTS[select.group("command").lower()])
             return entry
         if lowered in _SELECTS:
-            self.issues.add("survey", row.number, column, f"type '{raw}' needs a choice list name after it")
+            self.problem(row.number, column, say(N_("type '%(type)s' needs a choice list name after it"), type=raw))
             return entry
         types = _types()
         if lowered in types:
@@ -830,11 +1147,17 @@ class _Builder:
             return entry
         if lowered in _METADATA:
             entry.category, entry.type = "metadata", lowered
+            said = (N_("%(type)s metadata is skipped: Fangan records who sent a record and when")
+                    if lowered in _METADATA_MEANING else N_("%(type)s metadata is skipped: Fangan does not keep it"))
+            self.notes.append(XlsformIssue("survey", row.number, column, say(said, type=raw)))
             return entry
         known = [*types, "select_one", "select_multiple", "begin group", "begin repeat"]
         hint = difflib.get_close_matches(lowered, known, n=1, cutoff=0.75)
-        supported = f"; did you mean '{hint[0]}'?" if hint else ""
-        self.issues.add("survey", row.number, column, f"type '{raw}' is not supported{supported}")
+        if hint:
+            self.problem(row.number, column, say(N_("type '%(type)s' is not supported; did you mean '%(hint)s'?"),
+                                                 type=raw, hint=hint[0]))
+        else:
+            self.problem(row.number, column, say(N_("type '%(type)s' is not supported"), type=raw))
         return entry
 
     def register(self, entries: list[_Entry]) -> None:
@@ -843,16 +1166,16 @@ class _Builder:
         owners: dict[str, tuple[str, int]] = {}
         column = self.survey.header("name")
         for entry in entries:
-            if entry.category in ("skip", "end_group", "end_repeat"):
+            if entry.category in ("skip", "comment", "end_group", "end_repeat"):
                 continue
             number = entry.row.number
             if not entry.name:
-                if entry.category not in ("metadata", "begin_group", "begin_repeat"):
-                    self.issues.add("survey", number, column, "missing name")
+                if entry.category not in ("metadata", "begin_group", "begin_repeat") and entry.xlsform_type != "note":
+                    self.problem(number, column, say(N_("missing name")))
                 continue
             if entry.name in seen:
-                self.issues.add("survey", number, column,
-                                f"duplicate name '{entry.name}' (also on row {seen[entry.name]})")
+                self.problem(number, column, say(N_("duplicate name '%(name)s' (also on row %(row)s)"),
+                                                 name=entry.name, row=seen[entry.name]))
                 continue
             seen[entry.name] = number
             if entry.category == "metadata":
@@ -860,35 +1183,43 @@ class _Builder:
                 if meaning:
                     self.names[entry.name] = meaning
                 else:
-                    self.unusable[entry.name] = (f"${{{entry.name}}} is {entry.type} metadata, "
-                                                 "which Fangan does not keep")
+                    self.unusable[entry.name] = say(N_("${%(name)s} is %(type)s metadata, which Fangan does not "
+                                                       "keep"), name=entry.name, type=entry.type)
                 continue
             ident = sanitize_id(entry.name)
             if ident is None:
-                self.issues.add("survey", number, column, f"name '{entry.name}' has no letters or digits usable in "
-                                "an id (a-z, 0-9, _)")
+                self.problem(number, column, say(N_("name '%(name)s' has no letters or digits usable in an id "
+                                                    "(a-z, 0-9, _)"), name=entry.name))
                 continue
             if ident in _RESERVED or keyword.iskeyword(ident):
                 ident += "_"  # references are rewritten, so renaming keeps every expression right
-            if ident in owners:
-                other, other_row = owners[ident]
-                self.issues.add("survey", number, column, f"name '{entry.name}' becomes id '{ident}', which "
-                                f"'{other}' on row {other_row} already has")
+            claims = [(entry.name, ident)] + ([(f"{entry.name}_other", f"{ident}_other")] if entry.or_other else [])
+            taken = next(((name, i) for name, i in claims if i in owners), None)
+            if taken is not None:
+                other, other_row = owners[taken[1]]
+                self.problem(number, column, say(N_("name '%(name)s' becomes id '%(id)s', which '%(other)s' on row "
+                                                    "%(row)s already has"), name=taken[0], id=taken[1], other=other,
+                                                 row=other_row))
                 continue
-            owners[ident] = (entry.name, number)
             entry.id = ident
-            self.ids.add(ident)
-            self.names[entry.name] = ident
+            self.name_rows[entry.name] = number
             if entry.category in ("begin_group", "begin_repeat"):
                 kind = _container_type(entry.category == "begin_repeat")
             else:
                 kind = _declaring("select_one") if entry.type == "acknowledge" else entry.type
-            self.types[entry.name] = kind
-            self.id_types[ident] = kind
+            for (name, claimed), claimed_kind in zip(claims, (kind, _declaring("text")), strict=False):
+                owners[claimed] = (name, number)
+                self.ids.add(claimed)
+                self.names[name] = claimed
+                self.types[name] = claimed_kind
+                self.id_types[claimed] = claimed_kind
         for entry in entries:
-            # Unnamed groups get an id from their row, after every named field has claimed its own.
+            # Unnamed groups and notes get an id from their row (pyxform names them too), after every named
+            # field has claimed its own.
             if entry.category in ("begin_group", "begin_repeat") and not entry.name:
                 entry.id = self.unique(f"{entry.category.removeprefix('begin_')}_{entry.row.number}")
+            elif entry.category == "field" and entry.xlsform_type == "note" and not entry.name:
+                entry.id = self.unique(f"note_{entry.row.number}")
 
     def unique(self, ident: str) -> str:
         while ident in self.ids:
@@ -897,83 +1228,100 @@ class _Builder:
         return ident
 
     # -- expressions -------------------------------------------------------
-    def expression(self, entry: _Entry, key: str, mode: str = "field") -> str | None:
+    def expression(self, entry: _Entry, key: str, mode: str = "field",
+                   choice_columns: Mapping[str, str] | None = None, read: set[str] | None = None) -> str | None:
+        """The row's cell `key` translated (None when empty or when it cannot be: the row is then left out)."""
         source = _cell_text(entry.row.cells.get(key))
         if not source:
             return None
-        scope = ExpressionScope(self.names, self.types, mode, entry.name or None,
-                                self.choice_columns() if mode == "choice_filter" else frozenset(), self.unusable)
+        scope = ExpressionScope(self.names, self.types, mode, entry.name or None, choice_columns or {},
+                                self.unusable, read if read is not None else set())
         translated, problems = translate_expression(source, scope)
         column = self.survey.header(key)
         for problem in problems:
-            self.issues.add("survey", entry.row.number, column, f"cannot translate '{source}': {problem}")
+            self.problem(entry.row.number, column, say(N_("cannot translate '%(source)s': %(problem)s"),
+                                                       source=_quoted(source), problem=problem))
         if translated is None:
             return None
         allowed = set(FORM_CONTEXT_NAMES)
         if mode != "default":  # defaults are computed before anything is filled in: context names only
             allowed |= self.ids
         allowed |= {"constraint": {"value"}, "choice_filter": {"choice.*"}}.get(mode, set())
-        problems = check_expression(translated, allowed)
-        for problem in problems:
-            if mode == "default" and problem.startswith("unknown name"):
-                problem += " (a default may only use today, now, user.*, period.* and scheme.*)"
-            self.issues.add("survey", entry.row.number, column, f"'{source}' becomes '{translated}': {problem}")
-        return None if problems else translated
+        found = check_expression(translated, allowed)
+        for text in found:
+            problem: Said = _Said(text)
+            if mode == "default" and text.startswith("unknown name"):
+                problem = say(N_("%(problem)s (a default may only use today, now, user.*, period.* and scheme.*)"),
+                              problem=problem)
+            self.problem(entry.row.number, column, say(N_("'%(source)s' becomes '%(translated)s': %(problem)s"),
+                                                       source=_quoted(source), translated=_quoted(translated),
+                                                       problem=problem))
+        return None if found else translated
 
     # -- fields ------------------------------------------------------------
+    def run(self) -> tuple[dict[str, str], list[dict]]:
+        """Settings and the fields of the rows kept."""
+        settings = self.settings()
+        self.read_choices()
+        entries = [self.classify(row) for row in self.rows]
+        self.register(entries)
+        return settings, self.build(entries)
+
     def build(self, entries: list[_Entry]) -> list[dict]:
         top: list[dict] = []
         stack: list[tuple[_Entry, dict]] = []
-        rows_inside: dict[int, int] = {}  # begin row → rows meant as fields in it (reported ones too)
+        rows_inside: dict[int, int] = {}  # begin row → fields built in it
         for entry in entries:
             target = stack[-1][1]["fields"] if stack else top
-            if stack and entry.category in ("field", "skip", "begin_group", "begin_repeat"):
-                rows_inside[stack[-1][0].row.number] += 1
+            if entry.id:
+                self.id_rows[entry.id] = entry.row.number
             if entry.category in ("begin_group", "begin_repeat"):
                 container = self.container(entry)
                 stack.append((entry, container))
                 rows_inside[entry.row.number] = 0
                 target.append(container)
             elif entry.category in ("end_group", "end_repeat"):
-                self.close(entry, stack, rows_inside)
+                self.close(entry, stack, rows_inside, target)
             elif entry.category == "field" and entry.id:
                 built = self.field(entry)
-                if built is not None:
-                    target.append(built)
+                target.extend(built)
+                if built and stack:
+                    rows_inside[stack[-1][0].row.number] += 1
         for opened, _ in stack:
             kind = opened.category.removeprefix("begin_")
             self.issues.add("survey", opened.row.number, self.survey.header("type"),
-                            f"begin {kind} '{opened.name or opened.id}' has no matching end {kind}")
+                            say(N_("begin %(kind)s '%(name)s' has no matching end %(kind)s"), kind=kind,
+                                name=opened.name or opened.id), fatal=True)
         return top
 
-    def close(self, entry: _Entry, stack: list[tuple[_Entry, dict]], rows_inside: dict[int, int]) -> None:
+    def close(self, entry: _Entry, stack: list[tuple[_Entry, dict]], rows_inside: dict[int, int],
+              target: list[dict]) -> None:
         kind = entry.category.removeprefix("end_")
         column = self.survey.header("type")
         if not stack:
-            self.issues.add("survey", entry.row.number, column, f"end {kind} without a begin {kind}")
+            self.issues.add("survey", entry.row.number, column,
+                            say(N_("end %(kind)s without a begin %(kind)s"), kind=kind), fatal=True)
             return
         opened, container = stack.pop()
         opened_kind = opened.category.removeprefix("begin_")
         if opened_kind != kind:
-            self.issues.add("survey", entry.row.number, column, f"end {kind} closes the {opened_kind} "
-                            f"'{opened.name or opened.id}' begun on row {opened.row.number}")
+            self.issues.add("survey", entry.row.number, column,
+                            say(N_("end %(kind)s closes the %(opened)s '%(name)s' begun on row %(row)s"), kind=kind,
+                                opened=opened_kind, name=opened.name or opened.id, row=opened.row.number), fatal=True)
         if not rows_inside[opened.row.number]:
-            self.issues.add("survey", opened.row.number, column,
-                            f"{opened_kind} '{opened.name or opened.id}' has no fields to import")
+            self.problem(opened.row.number, column, say(N_("%(kind)s '%(name)s' has no fields to import"),
+                                                        kind=opened_kind, name=opened.name or opened.id))
+        elif stack:
+            rows_inside[stack[-1][0].row.number] += 1
 
     def container(self, entry: _Entry) -> dict:
         repeat = entry.category == "begin_repeat"
         out: dict[str, Any] = {"id": entry.id, "type": _container_type(repeat)}
         self.common(entry, out)
-        if repeat and _cell_text(entry.row.cells.get("repeat_count")):
-            count = entry.row.cells["repeat_count"]
-            text = _cell_text(count)
-            if re.fullmatch(r"\d+", text) and 1 <= int(text) <= MAX_REPEAT:
-                out["max_repeat"] = int(text)
-            else:
-                self.issues.add("survey", entry.row.number, self.survey.header("repeat_count"),
-                                f"repeat_count '{text}' is not supported: it must be a whole number from 1 to "
-                                f"{MAX_REPEAT}")
+        if repeat:
+            count = self.expression(entry, "repeat_count")
+            if count:
+                out["repeat_count"] = count
         out["fields"] = []
         return out
 
@@ -986,38 +1334,37 @@ class _Builder:
         visible = self.expression(entry, "relevant")
         if visible:
             out["visible_if"] = visible
-        if _cell_text(entry.row.cells.get("trigger")):
-            self.issues.add("survey", entry.row.number, self.survey.header("trigger"),
-                            "the trigger column is not supported (Fangan recalculates on every change)")
 
-    def field(self, entry: _Entry) -> dict | None:
+    def field(self, entry: _Entry) -> list[dict]:
+        """The row's field (with its `_other` text field after it for or_other); nothing when it is left out."""
         kind, number = entry.type, entry.row.number
         appearance = _cell_text(entry.row.cells.get("appearance")).lower()
         if "search(" in appearance:
-            self.issues.add("survey", number, self.survey.header("appearance"),
-                            "appearance search() reads choices from a CSV file, which is not supported")
+            self.problem(number, self.survey.header("appearance"),
+                         say(N_("appearance search() reads choices from a file at run time, which is not supported")))
         kind = _with_appearance(entry.xlsform_type, appearance) or kind
         out: dict[str, Any] = {"id": entry.id, "type": kind}
         self.common(entry, out)
         if _kind(kind) is not None and not _kind(kind).has_value:
-            return out
+            return [out]
         self.required(entry, out)
         readonly = _cell_text(entry.row.cells.get("read_only")).lower()
         if readonly in _YES:
             out["readonly"] = True
         elif readonly and readonly not in _NO:
-            self.issues.add("survey", number, self.survey.header("read_only"),
-                            f"read_only '{readonly}' is not supported: use yes or no")
+            self.problem(number, self.survey.header("read_only"),
+                         say(N_("read_only '%(value)s' is not understood: use yes or no"), value=readonly))
         calculation = self.expression(entry, "calculation")
         if kind == "calculate":
             if not _cell_text(entry.row.cells.get("calculation")):
-                self.issues.add("survey", number, self.survey.header("type"), "a calculate row needs a calculation")
-                return None
+                self.problem(number, self.survey.header("type"), say(N_("a calculate row needs a calculation")))
+                return []
             out["type"] = self.calculated_type(calculation)
             out["readonly"] = True
             self.id_types[entry.id or ""] = out["type"]
         if calculation:
             out["calculate"] = calculation
+        self.trigger(entry, out)
         self.default(entry, out)
         self.constraint(entry, out)
         if kind == "acknowledge":
@@ -1027,7 +1374,42 @@ class _Builder:
             if _kind(kind).needs_choices:
                 self.attach_choices(entry, out)
             _kind(kind).from_xlsform(out)
-        return _ordered(out)
+        built = [_ordered(out)]
+        if entry.or_other and "choices" in out:
+            out["choices"].append({"value": _OTHER_CHOICE["value"], "label": dict(_OTHER_CHOICE["label"])})
+            picked = (f"{entry.id} == 'other'" if _is_single_choice(kind) else f"'other' in {entry.id}")
+            built.append({"id": f"{entry.id}_other", "type": _declaring("text"), "label": dict(_OTHER_LABEL),
+                          "visible_if": picked})
+            self.id_rows[f"{entry.id}_other"] = number
+        return built
+
+    def trigger(self, entry: _Entry, out: dict) -> None:
+        """The trigger column: the calculation runs when one of the fields it names changes (`calculate_on`)."""
+        source = _cell_text(entry.row.cells.get("trigger"))
+        if not source:
+            return
+        column = self.survey.header("trigger")
+        names = re.findall(r"\$\{([^}]*)\}", source)
+        if not names or re.sub(r"\$\{[^}]*\}|[\s,]", "", source):
+            self.problem(entry.row.number, column, say(N_("trigger '%(source)s' is not understood: name fields as "
+                                                          "${name}"), source=source))
+            return
+        if "calculate" not in out:
+            self.problem(entry.row.number, column, say(N_("a trigger without a calculation (which empties the answer "
+                                                          "when the named field changes) is not supported")))
+            return
+        ids = []
+        for name in names:
+            target = self.names.get(name.strip())
+            if target is None or target not in self.ids:
+                scope = ExpressionScope(self.names, self.types, unusable=self.unusable)
+                _, problems = translate_expression(f"${{{name.strip()}}}", scope)
+                problem = problems[0] if problems else say(N_("${%(name)s} is not a field"), name=name)
+                self.problem(entry.row.number, column, say(N_("cannot translate '%(source)s': %(problem)s"),
+                                                           source=source, problem=problem))
+                return
+            ids.append(target)
+        out["calculate_on"] = list(dict.fromkeys(ids))
 
     def calculated_type(self, calculation: str | None) -> str:
         if calculation is None:
@@ -1068,42 +1450,61 @@ class _Builder:
                 out["default_from"] = computed
             return
         kind = _kind(out["type"])
+        if out["type"] == "acknowledge" and text == "OK":
+            out["default"] = text
+            return
         value, problem = (kind.xlsform_default(text, raw) if kind is not None
-                          else (None, f"a default is not supported on type '{out['type']}'"))
+                          else (None, say(N_("a default is not supported on type '%(type)s'"), type=out["type"])))
         if problem:
-            self.issues.add("survey", number, column, problem)
+            self.problem(number, column, _as_said(problem))
             return
         if kind is not None and kind.needs_choices:
-            known = {c.value for c in self.lists.get(entry.list_name or "", [])}
+            known = {c.value for c in self.lists.get(entry.list_name or "", [])} | (
+                {_OTHER_CHOICE["value"]} if entry.or_other else set())
             missing = [v for v in ([value] if isinstance(value, str) else value) if known and v not in known]
             if missing:
-                self.issues.add("survey", number, column, f"default '{missing[0]}' is not a choice of list "
-                                f"'{entry.list_name}'")
+                self.problem(number, column, say(N_("default '%(value)s' is not a choice of list '%(list)s'"),
+                                                 value=missing[0], list=entry.list_name))
                 return
         out["default"] = value
 
     def attach_choices(self, entry: _Entry, out: dict) -> None:
         column = self.survey.header("type")
-        if self.choices_sheet is None:
-            self.issues.add("survey", entry.row.number, column,
-                            f"choice list '{entry.list_name}' cannot be found: there is no choices sheet")
-            return
-        items = self.lists.get(entry.list_name or "")
-        if not items:
-            hint = difflib.get_close_matches(entry.list_name or "", list(self.lists), n=1)
-            self.issues.add("survey", entry.row.number, column, f"choice list '{entry.list_name}' is not in the "
-                            "choices sheet" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
-            return
+        if entry.file:
+            found = self.file_choices(entry)
+            if isinstance(found, Said):
+                self.problem(entry.row.number, column, found)
+                return
+            items, columns = found
+        else:
+            if self.choices_sheet is None:
+                self.problem(entry.row.number, column, say(N_("choice list '%(list)s' cannot be found: there is no "
+                                                              "choices sheet"), list=entry.list_name))
+                return
+            items = self.lists.get(entry.list_name or "", [])
+            if not items:
+                hint = difflib.get_close_matches(entry.list_name or "", list(self.lists), n=1)
+                words = (say(N_("choice list '%(list)s' is not in the choices sheet (did you mean '%(hint)s'?)"),
+                             list=entry.list_name, hint=hint[0]) if hint else
+                         say(N_("choice list '%(list)s' is not in the choices sheet"), list=entry.list_name))
+                self.problem(entry.row.number, column, words)
+                return
+            columns = self.choice_columns(self.choices_sheet, ("name", "label"))
+        reads: set[str] = set()
+        condition = self.expression(entry, "choice_filter", "choice_filter", columns, reads)
+        read = sorted(reads) if condition else []
         # Fresh dicts per field: a shared object would come out of the YAML dump as an anchor and alias.
-        out["choices"] = [{"value": c.value, "label": _copy_text(c.label)} for c in items]
-        condition = self.expression(entry, "choice_filter", "choice_filter")
+        # A choice without a value in a column the filter reads has '' there, as XLSForm compares it.
+        out["choices"] = [{"value": c.value, "label": _copy_text(c.label),
+                           **({"data": {columns[k]: c.data.get(k, "") for k in read}} if read else {})}
+                          for c in items]
         if condition:
             out["choice_filter"] = condition
 
 
 _FIELD_ORDER = ("id", "type", "label", "hint", "required", "required_if", "visible_if", "readonly", "default",
-                "default_from", "calculate", "constraints", "choices", "choice_filter", "max_files", "accept",
-                "capture", "min_repeat", "max_repeat", "fields")
+                "default_from", "calculate", "calculate_on", "constraints", "choices", "choice_filter", "max_files",
+                "accept", "capture", "min_repeat", "max_repeat", "repeat_count", "fields")
 
 
 def _ordered(out: dict) -> dict:
@@ -1115,41 +1516,111 @@ def _copy_text(text: str | dict) -> str | dict:
     return dict(text) if isinstance(text, dict) else text
 
 
+def _quoted(text: str) -> str:
+    """A cell's text as a message quotes it: a long formula is cut, not repeated whole."""
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "…"
+
+
 def _walk(fields: list[dict]) -> Iterator[dict]:
     for item in fields:
         yield item
         yield from _walk(item.get("fields", []))
 
 
-def import_xlsform(data: bytes, filename: str = "form.xlsx", *, form_id: str | None = None) -> dict:
-    """Convert an XLSForm workbook into a Fangan form definition; raise XlsformError listing every problem."""
-    issues = _Issues()
-    sheets = _open(data, filename, issues)
-    if sheets is None:
-        raise XlsformError(issues.sorted())
+def import_xlsform(data: bytes, filename: str = "form.xlsx", *, form_id: str | None = None,
+                   attachments: Mapping[str, bytes] | None = None, strict: bool = False) -> XlsformImport:
+    """Convert an XLSForm workbook (with the files its rows name, by file name) into a Fangan form definition.
+
+    What cannot be converted is left out and listed; with `strict`, or when nothing sensible is left, raise
+    XlsformError listing every problem.
+    """
+    opening = _Issues()
+    sheets = _open(data, filename, opening)
+    if sheets is None or opening.fatal:
+        raise XlsformError(_sorted(opening.items))
     if "survey" not in sheets:
-        issues.add("survey", None, None, "the workbook has no sheet named 'survey'")
-        raise XlsformError(issues.sorted())
-    builder = _Builder(sheets, issues)
-    settings = builder.settings()
-    builder.read_choices()
-    entries = [builder.classify(row) for row in sheets["survey"].rows]
-    builder.register(entries)
-    fields = builder.build(entries)
+        opening.add("survey", None, None, say(N_("the workbook has no sheet named 'survey'")), fatal=True)
+        raise XlsformError(_sorted(opening.items))
+    media = {PurePath(name).name.lower(): content for name, content in (attachments or {}).items()}
+    dropped: dict[int, list[XlsformIssue]] = {}
+    for _ in range(MAX_ROUNDS):
+        issues = _Issues()
+        kept, gone = _keep(sheets["survey"].rows, dropped)
+        builder = _Builder(sheets, issues, kept, media, gone)
+        settings, fields = builder.run()
+        if not issues.fatal and not any(i.sheet == "survey" for i in issues.items):
+            # what the scheme check would refuse goes too
+            _check_definition(fields, builder.id_rows, issues, sheets["survey"])
+        left_out = {i.row for i in issues.items if i.sheet == "survey" and i.row is not None}
+        if issues.fatal or not left_out:
+            break
+        for issue in issues.items:
+            if issue.sheet == "survey" and issue.row in left_out:
+                dropped.setdefault(issue.row, []).append(issue)
+    else:
+        issues.add("survey", None, None, say(N_("too many rows depend on rows that cannot be imported")), fatal=True)
     if not any(not _is_container(f["type"]) for f in _walk(fields)):
-        issues.add("survey", None, None, "the survey sheet has no fields to import")
+        issues.add("survey", None, None, say(N_("the survey sheet has no fields to import")), fatal=True)
 
     stem = PurePath(filename).stem
     ident = sanitize_id(form_id) if form_id else None
     if form_id and ident is None:
-        issues.add("settings", None, "form_id", f"form id '{form_id}' has no letters or digits usable in an id")
+        issues.add("settings", None, "form_id", say(N_("form id '%(id)s' has no letters or digits usable in an id"),
+                                                    id=form_id), fatal=True)
     ident = ident or sanitize_id(settings.get("form_id", "")) or sanitize_id(stem) or "imported_form"
     title = settings.get("form_title") or stem or ident
     if len(title) > MAX_TEXT:
-        issues.add("settings", None, "form_title", f"text longer than {MAX_TEXT} characters")
-    if issues.items:
-        raise XlsformError(issues.sorted())
-    return {"kind": "form", "id": ident, "name": title, "fields": fields}
+        issues.add("settings", None, "form_title", say(N_("text longer than %(count)s characters"), count=MAX_TEXT),
+                   fatal=True)
+    left = [*opening.items, *(i for found in dropped.values() for i in found),
+            *(i for i in issues.items if not (i.sheet == "survey" and i.row in dropped))]
+    if issues.fatal or (strict and left):
+        raise XlsformError(_sorted(left))
+    return XlsformImport({"kind": "form", "id": ident, "name": title, "fields": fields}, _sorted(left),
+                         _sorted(builder.notes))
+
+
+# A definition's key → the survey column it comes from, to name the cell a definition check refuses.
+_COLUMN_OF = {"calculate_on": "trigger", "visible_if": "relevant", "calculate": "calculation",
+              "constraints": "constraint", "required_if": "required", "default_from": "default",
+              "choices": "type", "readonly": "read_only"}
+
+
+def _check_definition(fields: list[dict], id_rows: Mapping[str, int], issues: _Issues,
+                      survey: _Sheet) -> None:
+    """Put the form through the scheme's own checks: a field they refuse is named at its survey row (and left out
+    in the next pass), so the definition given is one the scheme accepts. Nothing is expected to be found here:
+    it is the net under the translation's own checks."""
+    if not fields:
+        return
+    definition = {"kind": "form", "id": "imported_form", "name": "form", "fields": fields}
+    doc = parse_text("form.yaml", to_yaml(definition))
+    if doc.errors:  # the form as a whole is past a definition file's limits: no row is to blame
+        issues.add("survey", None, None, _Checked(doc.errors[0].message, context=doc.errors[0].zh or None),
+                   fatal=True)
+        return
+    errors: list[DefinitionError] = []
+    if doc.data is not None:
+        errors = validate_schema(doc)
+        checker = ReferenceChecker(None, {("form", "imported_form"): doc})
+        checker.check_form(doc)
+        errors += checker.errors
+    for error in errors:
+        words = _Checked(error.message, context=error.zh or None)
+        found = re.match(r"(?:fields\[\d+\]\.?)+", error.path)
+        field_ = None
+        if found:
+            items: Any = {"fields": fields}
+            for index in re.findall(r"\d+", found.group()):
+                items = items["fields"][int(index)]
+            field_ = items
+        row = id_rows.get(field_.get("id", "")) if isinstance(field_, dict) else None
+        rest = error.path[found.end():].lstrip(".") if found else error.path
+        if row is None:
+            issues.add("survey", None, rest or None, words, fatal=True)
+        else:
+            key = rest.split(".")[0].split("[")[0]
+            issues.add("survey", row, survey.header(_COLUMN_OF.get(key, key)) if key else None, words)
 
 
 def to_yaml(definition: dict) -> str:

@@ -45,6 +45,15 @@ def text_parts(value: Text) -> tuple[str, str]:
     return str(value), ""
 
 
+def with_other_languages(new: Text, old: Text) -> Text:
+    """`new` (its Chinese and English: what the organisation's pages and sheets edit) with the other languages
+    `old` had (an imported `fr` or `bo`): editing one language keeps the rest. A text cleared stays cleared."""
+    others = {k: v for k, v in old.items() if k not in ("zh", "en") and v} if isinstance(old, dict) else {}
+    if not others or not new or (isinstance(new, dict) and set(new) - {"zh", "en"}):
+        return new
+    return {**(new if isinstance(new, dict) else {"zh": new}), **others}
+
+
 def same_text(a: Text, b: Text) -> bool:
     """Whether two texts read the same: a plain string and `{"zh": <the same string>}` do."""
     return text_parts(a) == text_parts(b)

@@ -19,7 +19,17 @@ from ..definitions.clock import district_today
 from ..definitions.service import scheme_activated, scheme_or_404
 from ..extensions import db
 from . import engine
-from .engine import AreaValues, Node, OrgIndex, Problems, UnitValues, area_problems, same_text, unit_problems
+from .engine import (
+    AreaValues,
+    Node,
+    OrgIndex,
+    Problems,
+    UnitValues,
+    area_problems,
+    same_text,
+    unit_problems,
+    with_other_languages,
+)
 from .models import Area, Post, Unit
 
 if TYPE_CHECKING:
@@ -343,8 +353,9 @@ def set_unit_values(unit: Unit, values: UnitValues, parent: Unit | None) -> tupl
         if current[name] != value:
             before[name], after[name] = current[name], value
     if not same_text(unit.name, values.name):
-        before["name"], after["name"] = unit.name, values.name
-        unit.name = values.name
+        name = with_other_languages(values.name, unit.name)
+        before["name"], after["name"] = unit.name, name
+        unit.name = name
     unit.kind, unit.difficulty, unit.active = values.kind, values.difficulty, values.active
     if "parent" in after or unit.id is None:
         unit.parent = parent
@@ -363,7 +374,7 @@ def set_area_values(area: Area, values: AreaValues, parent: Area | None, unit: U
             before[name], after[name] = old, new
     for name, attr in (("name", "name"), ("from", "range_from"), ("to", "range_to"),
                        ("description", "description")):
-        new = getattr(values, attr)
+        new = with_other_languages(getattr(values, attr), getattr(area, attr))
         if not same_text(getattr(area, attr), new):
             before[name], after[name] = getattr(area, attr), new
             setattr(area, attr, new)

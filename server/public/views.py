@@ -118,7 +118,7 @@ def report(scheme_key: str):
     contact = _contact_values()
     if action != "submit":  # a refresh of the questions that depend on earlier answers
         _version, spec = service.report_form(scheme_key)
-        page = forms.post_form(None, scheme_key, spec, _version, _formdata(), action)
+        page = forms.post_form(None, scheme_key, spec, _version, _formdata(), action, changed=htmx.trigger_name)
         db.session.commit()
         return _render_report(scheme_key, page, contact, {})
     human = service.check_human(request.form.get("website"), request.form.get("_stamp"))

@@ -52,13 +52,14 @@ def text_language() -> str:
 
 
 def tr(text: Any, lang: str | None = None) -> str:
-    """Pick the current language from a definition text, falling back to the other one."""
+    """Pick the current language from a definition text, falling back to the other one, then to any language it
+    has (a form imported with French labels only shows French rather than nothing)."""
     if text is None:
         return ""
     if isinstance(text, dict):
         lang = lang or text_language()
         other = "zh" if lang == "en" else "en"
-        return str(text.get(lang) or text.get(other) or "")
+        return str(text.get(lang) or text.get(other) or next((v for v in text.values() if v), ""))
     return str(text)
 
 

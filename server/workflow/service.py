@@ -384,13 +384,13 @@ def report_form(user: AnyUser, scheme_key: str) -> tuple[DefinitionVersion, Form
     return version, form_spec_of(version)
 
 
-def report_case(user: AnyUser, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True
-                ) -> Reported:
+def report_case(user: AnyUser, scheme_key: str, formdata: Any, action: str = "submit", *, store: bool = True,
+                changed: str | None = None) -> Reported:
     """Report a problem, as the report page and the JSON API both do: the report form's record and the case
     opened from it, in the caller's one transaction. A resend of a report that already opened its case gives
     that case; a form with errors comes back as its page (`store=False` checks without storing)."""
     version, spec = report_form(user, scheme_key)
-    result = forms.post_form(user, scheme_key, spec, version, formdata, action, store=store)
+    result = forms.post_form(user, scheme_key, spec, version, formdata, action, store=store, changed=changed)
     if not isinstance(result, Submission):
         return Reported(page=result)
     case = db.session.scalar(db.select(Case).filter_by(submission_id=result.id))
@@ -477,7 +477,7 @@ def stale_message(case: Case) -> str:
 
 
 def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int | None, formdata: Any = None,
-         action: str = "submit") -> tuple[Case, forms.FormPage | None]:
+         action: str = "submit", *, changed: str | None = None) -> tuple[Case, forms.FormPage | None]:
     """Fire a transition; returns (case, None) when done, or (case, page) when its form needs correcting.
 
     Everything (the form's record, the state, the fields, deadlines, timeline and audit) goes into the
@@ -497,7 +497,8 @@ def fire(user: AnyUser, case_id: int, transition_id: str, expected_version: int 
         form = form_spec_of(form_row)
         if formdata is None:
             raise Conflict(_("This step needs its form."))
-        result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action, case=case_form_names(case))
+        result = forms.post_form(user, case.scheme_key, form, form_row, formdata, action, case=case_form_names(case),
+                                 changed=changed)
         if not isinstance(result, Submission):
             return case, result
         submission = result

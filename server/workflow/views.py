@@ -122,7 +122,8 @@ def report(scheme_key: str):
     if request.method != "POST":  # GET, and HEAD (which Werkzeug answers wherever GET is allowed)
         version, spec = service.report_form(current_user, scheme_key)
         return render_page(forms.open_form(current_user, scheme_key, spec, version), url)
-    reported = service.report_case(current_user, scheme_key, _formdata(), request.form.get("_action", "submit")[:100])
+    reported = service.report_case(current_user, scheme_key, _formdata(), request.form.get("_action", "submit")[:100],
+                                   changed=htmx.trigger_name)
     db.session.commit()  # the case, or this render's uploads kept for the next try
     if reported.case is None:
         return render_page(reported.page, url)
@@ -183,7 +184,7 @@ def act(case_id: int, transition_id: str):
     try:
         item, page = service.fire(current_user, case_id, transition_id, expected_version,
                                   _formdata() if transition.form else None,
-                                  request.form.get("_action", "submit")[:100])
+                                  request.form.get("_action", "submit")[:100], changed=htmx.trigger_name)
     except Conflict as exc:
         db.session.rollback()
         return _back_to_case(case_id, exc.message)

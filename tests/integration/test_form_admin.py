@@ -16,6 +16,7 @@ from tests.conftest import csrf_token
 from tests.support.factories import load_demo, login, make_user
 from tests.support.images import jpeg
 from tests.unit.test_xlsform import FULL_CHOICES, FULL_SETTINGS, FULL_SURVEY, HEADERS, row, scheme_with, workbook
+from tests.unit.test_xlsform_corpus import CORPUS, xls_workbook
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_preview_validates_and_stores_nothing(admin):
 
 
 def test_preview_of_a_version_not_yet_activated(admin):
-    files = scheme_with(import_xlsform(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS), "fruit.xlsx"))
+    files = scheme_with(import_xlsform(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS), "fruit.xlsx").definition)
     load_scheme(files)  # stored, not activated
     db.session.commit()
     row_ = _form_version("fruit_survey")
@@ -69,11 +70,43 @@ def test_xlsform_import_page(admin):
             "workbook": (io.BytesIO(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS)), "fruit.xlsx")}
     page = admin.post(url, data=data, content_type="multipart/form-data").get_data(as_text=True)
     assert "id: fruit_survey" in page and "visible_if: qty &gt; 3" in page
+    assert 'id="left-out"' not in page and "start" in page  # metadata is noted as skipped, not left out
+
+    # What cannot be converted is left out and named, in Chinese on the Chinese page; the rest is there.
     bad = workbook([HEADERS, row("text", "a", "甲"), row("geotrace", "line", "路线")], FULL_CHOICES, FULL_SETTINGS)
     response = admin.post(url, data={"csrf_token": csrf_token(admin, url), "workbook": (io.BytesIO(bad), "bad.xlsx")},
                           content_type="multipart/form-data")
-    assert response.status_code == 400
-    assert "survey row 3, column type: type &#39;geotrace&#39; is not supported" in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="left-out"' in text
+    assert "survey 表第 3 行，type 列：不支持题型 &#39;geotrace&#39;" in text
+    assert "- id: a" in text and "id: line" not in text
+
+    # Strict: refused, nothing to copy.
+    response = admin.post(url, data={"csrf_token": csrf_token(admin, url), "workbook": (io.BytesIO(bad), "bad.xlsx"),
+                                     "strict": "y"}, content_type="multipart/form-data")
+    assert response.status_code == 400 and "kind: form" not in response.get_data(as_text=True)
+
+    # An .xls workbook with its attached CSV.
+    book = CORPUS["select_from_file"]
+    response = admin.post(url, data={"csrf_token": csrf_token(admin, url),
+                                     "workbook": (io.BytesIO(xls_workbook(book.survey)), "villages.xls"),
+                                     "attachments": [(io.BytesIO(data), name) for name, data in
+                                                     book.attachments.items()]},
+                          content_type="multipart/form-data")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "label: 上村" in text and "value: s2" in text
+    assert "roads.geojson" in text and "missing.csv" in text  # the two rows left out, with why
+
+
+def test_imported_cascading_select_narrows_on_the_page(admin):
+    book = CORPUS["xls_cascading"]
+    load_scheme(scheme_with(import_xlsform(book.data(), "old.xls").definition))
+    db.session.commit()
+    url = f"/admin/definitions/{_form_version('old_format').id}/preview"
+    page = admin.post(url, data={"csrf_token": csrf_token(admin, url), "_token": "t", "street": "xj",
+                                 "_action": "refresh"}).get_data(as_text=True)
+    community = page[page.index('name="community"'):]
+    assert 'value="xj1"' in community and 'value="dj1"' not in community
 
 
 def test_xlsform_cli(ctx, tmp_path):
@@ -81,6 +114,25 @@ def test_xlsform_cli(ctx, tmp_path):
     book.write_bytes(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS))
     result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(book)])
     assert result.exit_code == 0 and "id: fruit_survey" in result.output
-    book.write_bytes(workbook([HEADERS, row("geotrace", "line", "路线")], FULL_CHOICES, FULL_SETTINGS))
+    book.write_bytes(workbook([HEADERS, row("text", "a", "甲"), row("geotrace", "line", "路线")], FULL_CHOICES,
+                              FULL_SETTINGS))
     result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(book)])
-    assert result.exit_code == 1 and "survey row 2, column type" in result.output
+    assert result.exit_code == 0 and "left out: survey row 3, column type" in result.output
+    assert "- id: a" in result.output
+    result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", "--strict", str(book)])
+    assert result.exit_code == 1 and "survey row 3, column type" in result.output and "- id: a" not in result.output
+
+    # .xls, with the CSV from WORKBOOK-media/ and one given with --attach
+    files = CORPUS["select_from_file"]
+    old = tmp_path / "villages.xls"
+    old.write_bytes(xls_workbook(files.survey))
+    (tmp_path / "villages-media").mkdir()
+    (tmp_path / "villages-media" / "villages.csv").write_bytes(files.attachments["villages.csv"])
+    (tmp_path / "shops.csv").write_bytes(files.attachments["shops.csv"])
+    out = tmp_path / "villages.yaml"
+    result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(old), "--attach",
+                                                str(tmp_path / "shops.csv"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text("utf-8")
+    assert "label: 上村" in text and "label: 二号店" in text
+    assert "missing.csv' is not attached" in result.output

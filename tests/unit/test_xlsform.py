@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from typing import Any
 
 import openpyxl
@@ -61,9 +62,17 @@ def fields_by_id(definition: dict) -> dict[str, dict]:
 
 
 def issues_of(data: bytes, **kwargs: Any) -> list[XlsformIssue]:
+    """What a strict import refuses: everything that would be left out (or that refuses the workbook anyway)."""
     with pytest.raises(XlsformError) as caught:
-        import_xlsform(data, **kwargs)
+        import_xlsform(data, strict=True, **kwargs)
     return caught.value.issues
+
+
+def imported(data: bytes, *args: Any, **kwargs: Any) -> dict:
+    """The definition of a workbook that imports whole."""
+    result = import_xlsform(data, *args, **kwargs)
+    assert result.dropped == []
+    return result.definition
 
 
 HEADERS = ["type", "name", "label::中文 (zh)", "label::English (en)", "hint::中文 (zh)", "required", "relevant",
@@ -115,7 +124,7 @@ FULL_SETTINGS = [["form_title", "form_id", "default_language"], ["水果调查",
 
 
 def test_full_workbook_imports_and_passes_the_scheme_checks() -> None:
-    definition = import_xlsform(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS), "fruit.xlsx")
+    definition = imported(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS), "fruit.xlsx")
     bundle = check_files(scheme_with(definition))
     assert [(m.kind, m.id) for m in bundle.members] == [("form", "fruit_survey")]
 
@@ -148,7 +157,7 @@ def test_full_workbook_imports_and_passes_the_scheme_checks() -> None:
     assert fields["total"] == {"id": "total", "type": "integer", "readonly": True, "calculate": "qty * 2"}
 
     items = fields["items"]
-    assert (items["type"], items["max_repeat"]) == ("repeat", 5)
+    assert (items["type"], items["repeat_count"]) == ("repeat", "5")
     assert [f["id"] for f in items["fields"]] == ["item_name", "item_weight"]
     assert fields["item_weight"]["constraints"][0]["check"] == "value > 0"
     assert fields["item_weight"]["constraints"][0]["message"]["en"]  # a default message when none is given
@@ -169,7 +178,7 @@ def test_full_workbook_imports_and_passes_the_scheme_checks() -> None:
 def test_plain_labels_give_plain_texts_and_the_id_falls_back_to_the_file_name() -> None:
     survey = [["type", "name", "label", "hint"], ["text", "Street Name", "Street", "The street"],
               ["integer", "count", "How many"]]
-    definition = import_xlsform(workbook(survey), "Road Check 2024.xlsx")
+    definition = imported(workbook(survey), "Road Check 2024.xlsx")
     assert definition["id"] == "road_check_2024"
     assert definition["name"] == "Road Check 2024"
     assert definition["fields"] == [
@@ -181,14 +190,14 @@ def test_plain_labels_give_plain_texts_and_the_id_falls_back_to_the_file_name() 
 
 def test_form_id_argument_overrides_settings() -> None:
     data = workbook([["type", "name", "label"], ["text", "a", "A"]], settings=[["form_id"], ["from_settings"]])
-    assert import_xlsform(data, form_id="Chosen ID")["id"] == "chosen_id"
-    assert import_xlsform(data)["id"] == "from_settings"
+    assert imported(data, form_id="Chosen ID")["id"] == "chosen_id"
+    assert imported(data)["id"] == "from_settings"
 
 
 def test_plain_label_is_the_default_language_beside_language_columns() -> None:
     survey = [["type", "name", "label", "label::English (en)"], ["text", "a", "名称", "Name"], ["text", "b", "仅中文"]]
     settings = [["default_language"], ["中文 (zh)"]]
-    fields = import_xlsform(workbook(survey, settings=settings))["fields"]
+    fields = imported(workbook(survey, settings=settings))["fields"]
     assert fields[0]["label"] == {"zh": "名称", "en": "Name"}
     assert fields[1]["label"] == {"zh": "仅中文"}
 
@@ -255,26 +264,28 @@ def test_duplicate_missing_and_unusable_names() -> None:
 def test_untranslatable_expressions_are_reported_at_their_cells() -> None:
     survey = [
         ["type", "name", "label", "relevant", "constraint", "calculation", "choice_filter"],
-        ["text", "code", "Code", None, "regex(., '^[0-9]+$')"],
+        ["text", "code", "Code", None, "substr(., 0, 1) = 'x'"],
         ["integer", "n", "N", "${missing} > 1"],
         ["calculate", "s", None, None, None, "sum(${n})"],
         ["text", "street", "Street"],
-        ["select_one roads", "road", "Road", None, None, None, "street=${street}"],
+        ["select_one roads", "road", "Road", None, None, None, "label=${street}"],
         ["integer", "m", "M", "${n} ＞ 2"],
         ["integer", "k", "K", "/data/n > 2"],
+        ["text", "before", "Before", None, None, "${last-saved#street}"],
     ]
     choices = [["list_name", "name", "label", "street"], ["roads", "r1", "Road 1", "s1"]]
     issues = issues_of(workbook(survey, choices))
     by_row = {i.row: i for i in issues}
-    assert set(by_row) == {2, 3, 4, 6, 7, 8}
+    assert set(by_row) == {2, 3, 4, 6, 7, 8, 9}
     assert (by_row[2].sheet, by_row[2].column) == ("survey", "constraint")
-    assert "the function regex() has no Fangan equivalent" in by_row[2].message
+    assert "the function substr() has no Fangan equivalent" in by_row[2].message
     assert by_row[3].column == "relevant" and "unknown field ${missing}" in by_row[3].message
     assert by_row[4].column == "calculation" and "sum()" in by_row[4].message
     assert by_row[6].column == "choice_filter"
-    assert "extra choices column 'street' is not supported" in by_row[6].message
-    assert "full-width '＞' (use '>')" in by_row[7].message
+    assert "a choice_filter over choice labels is not supported" in by_row[6].message
+    assert "full-width '＞' (→ '>')" in by_row[7].message
     assert "paths" in by_row[8].message
+    assert "${last-saved#street} (the answer last saved on this phone) is an ODK Collect feature" in by_row[9].message
 
 
 def test_checker_problems_after_translation_are_reported() -> None:
@@ -284,23 +295,31 @@ def test_checker_problems_after_translation_are_reported() -> None:
     assert "unknown name 'a'" in issue.message  # defaults are computed from the context only
 
 
-def test_unsupported_repeat_count_and_or_other() -> None:
+def test_repeat_count_from_a_field_and_or_other() -> None:
     survey = [
-        ["type", "name", "label", "repeat_count"],
+        ["type", "name", "label", "repeat_count", "relevant"],
         ["integer", "n", "N"],
         ["begin repeat", "r", "R", "${n}"],
         ["select_one yn or_other", "pick", "Pick"],
+        ["text", "why", "Why", None, "${pick_other} != ''"],
         ["end repeat"],
     ]
-    found = {(i.row, i.column) for i in issues_of(workbook(survey, [["list_name", "name", "label"], ["yn", "y", "Y"]]))}
-    assert found == {(3, "repeat_count"), (4, "type")}
+    definition = imported(workbook(survey, [["list_name", "name", "label"], ["yn", "y", "Y"]]))
+    fields = fields_by_id(definition)
+    assert fields["r"]["repeat_count"] == "n"
+    assert [c["value"] for c in fields["pick"]["choices"]] == ["y", "other"]
+    assert fields["pick_other"] == {"id": "pick_other", "type": "text",
+                                    "label": {"zh": "请注明其他", "en": "Specify other."},
+                                    "visible_if": "pick == 'other'"}
+    assert fields["why"]["visible_if"] == "pick_other is not None"
+    assert [f["id"] for f in fields["r"]["fields"]] == ["pick", "pick_other", "why"]
 
 
 def test_reserved_names_are_renamed_and_references_follow() -> None:
     survey = [["type", "name", "label", "relevant"], ["integer", "value", "Value"],
               ["text", "in", "In", "${value} > 1"], ["today", "today_date"],
               ["text", "late", "Late", "${today_date} > '2024-01-01'"]]
-    fields = import_xlsform(workbook(survey))["fields"]
+    fields = imported(workbook(survey))["fields"]
     assert [f["id"] for f in fields] == ["value_", "in_", "late"]
     assert fields[1]["visible_if"] == "value_ > 1"
     assert fields[2]["visible_if"] == "today > '2024-01-01'"
@@ -308,13 +327,13 @@ def test_reserved_names_are_renamed_and_references_follow() -> None:
 
 def test_not_a_workbook_and_no_survey_sheet() -> None:
     (issue,) = issues_of(b"not a zip", filename="old.xls")
-    assert "save .xls files as .xlsx" in issue.message
+    assert issue.message == "not an Excel workbook (.xlsx or .xls)"
     (issue,) = issues_of(workbook(None, settings=[["form_id"], ["x"]]))
     assert issue.message == "the workbook has no sheet named 'survey'"
 
 
 def test_to_yaml_round_trips_and_is_block_style() -> None:
-    definition = import_xlsform(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS))
+    definition = imported(workbook(FULL_SURVEY, FULL_CHOICES, FULL_SETTINGS))
     text = to_yaml(definition)
     assert "水果调查" in text and "&" not in text and "{" not in text
     assert YAML(typ="safe").load(text) == definition
@@ -376,15 +395,16 @@ def test_translations_with_current_value_and_candidate(source: str, mode: str, e
     ("starts-with(${t}, 'x')", "the function starts-with() has no Fangan equivalent"),
     ("jr:choice-name(${s1}, '${s1}')", "the function jr:choice-name() has no Fangan equivalent"),
     ("max(${a})", "max() over a repeat group is not supported"),
-    ("if(${a}, 1)", "if() takes 3 arguments"),
+    ("if(${a}, 1)", "if() takes 3 argument(s)"),
     ("a > 1", "bare name 'a' is not supported; refer to fields as ${a}"),
     ("selected(${t}, 'x')", "selected() needs a select_one or select_multiple field first"),
     ("${a} / 2", "'/' is a path in XLSForm, not division (divide with 'div'); paths are not supported"),
-    ("${a} > (1", "expected ')' but found the end"),
+    ("${a} > (1", "expected ')' but the expression ends"),
     ("label = 'x'", "bare name 'label' is not supported; refer to fields as ${label}"),
 ])
 def test_untranslatable(source: str, problem: str) -> None:
-    assert translate_expression(source, ExpressionScope(SCOPE_NAMES, SCOPE_TYPES)) == (None, [problem])
+    translated, problems = translate_expression(source, ExpressionScope(SCOPE_NAMES, SCOPE_TYPES))
+    assert (translated, [p.in_language("en") for p in problems]) == (None, [problem])
 
 
 def test_sanitize_id() -> None:
@@ -399,3 +419,55 @@ def test_definitions_invalid_is_what_a_broken_scheme_raises() -> None:
     definition = {"kind": "form", "id": "bad", "name": "Bad", "fields": [{"id": "x", "type": "geotrace"}]}
     with pytest.raises(DefinitionsInvalid):
         check_files(scheme_with(definition))
+
+
+def test_what_the_scheme_check_refuses_is_left_out_at_its_row() -> None:
+    survey = [["type", "name", "label", "trigger", "calculation", "repeat_count", "default"],
+              ["text", "a", "A", "${a}", "concat(${a}, 'x')"],
+              ["note", "n", "Note"],
+              ["text", "b", "B", "${n}", "'x'"],
+              ["begin repeat", "r", "R", None, None, "${q}"], ["integer", "q", "Q"], ["end repeat"],
+              ["decimal", "d", "D", None, None, None, "nan"],
+              ["text", "kept", "Kept"]]
+    result = import_xlsform(workbook(survey), "net.xlsx")
+    found = {(i.row, i.column): i.message for i in result.dropped}
+    assert found == {
+        (2, "trigger"): "field 'a' cannot be calculated when it changes itself",
+        (4, "trigger"): "'n' is not a field with a value of this row or of the record",
+        (5, "repeat_count"): "repeat_count of 'r' reads 'q', a field of its own rows",
+        (8, "default"): "default 'nan' is not a number"}
+    assert [f["id"] for f in result.definition["fields"]] == ["n", "kept"]
+    check_files(scheme_with(result.definition))
+
+
+def test_a_filter_over_a_chinese_column_and_choices_without_its_value() -> None:
+    survey = [["type", "name", "label", "choice_filter"], ["select_one st", "st", "街道"],
+              ["select_one co", "co", "社区", "街道=${st}"]]
+    choices = [["list_name", "name", "label", "街道", "st-x", "st_x"], ["st", "s1", "东街"],
+               ["co", "c1", "东一", "s1"], ["co", "c2", "无街道"]]
+    fields = fields_by_id(imported(workbook(survey, choices)))
+    assert fields["co"]["choice_filter"] == "choice.column_4 == st"
+    assert [c["data"] for c in fields["co"]["choices"]] == [{"column_4": "s1"}, {"column_4": ""}]
+
+
+def test_a_stray_cell_far_away_and_too_many_rows() -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "survey"
+    sheet.append(["type", "name", "label"])
+    sheet.append(["text", "a", "A"])
+    sheet.cell(row=200_000, column=16_000, value=" ")  # read cell by cell, this would be 3.2 billion cells
+    stream = io.BytesIO()
+    book.save(stream)
+    assert [f["id"] for f in imported(stream.getvalue())["fields"]] == ["a"]
+    many = [["type", "name", "label"]] + [["text", f"f{i}", "F"] for i in range(10_001)]
+    (issue,) = issues_of(workbook(many))
+    assert issue.message == "the sheet has more than 10000 rows"
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused() -> None:
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", "a" * (65 * 1024 * 1024))
+    (issue,) = issues_of(stream.getvalue())
+    assert issue.message == "the workbook unpacks to more than 64 MB"

@@ -225,14 +225,16 @@
     return h("label.inline", {}, el, " ", label);
   }
 
-  // A text in two languages, or a plain one (kept plain until English is given).
+  // A text in two languages, or a plain one (kept plain until English is given). Its other languages (an
+  // imported form's `fr` or `bo`) are not edited here, and kept as they are.
   function i18n(obj, key, path, label) {
     const value = obj[key];
-    const holder = value && typeof value === "object" ? value : {zh: value == null ? "" : value};
+    const holder = value && typeof value === "object" ? {...value} : {zh: value == null ? "" : value};
     const write = () => {
-      // Both languages when English is given; else as it was written (a plain text stays plain).
-      const zh = holder.zh || "", en = holder.en || "";
-      obj[key] = en ? {zh, en} : (value && typeof value === "object" ? {zh} : zh);
+      // Every language given, in the order written; a plain text stays plain while Chinese is all it has.
+      const given = Object.entries(holder).filter(([, v]) => v);
+      const plain = !(value && typeof value === "object") && given.every(([k]) => k === "zh");
+      obj[key] = plain ? (holder.zh || "") : (given.length ? Object.fromEntries(given) : {zh: ""});
       changed(false);
     };
     const zh = h("input", {value: holder.zh || "", "data-path": path, "aria-label": `${label} (中文)`, placeholder: "中文"});
