@@ -562,15 +562,16 @@ def form_import_xlsform(workbook: Path, form_id: str | None, attached: tuple[Pat
     except XlsformError as exc:
         for issue in exc.issues:
             click.echo(f"{workbook.name}: {issue}", err=True)
-        click.secho(f"{len(exc.issues)} problem(s); nothing was written.", fg="red", err=True)
+        refused = " (--strict: without it, the rest would have been converted)" if exc.strict else ""
+        click.secho(f"{len(exc.issues)} problem(s); nothing was written{refused}.", fg="red", err=True)
         sys.exit(1)
     for note in result.notes:
         click.echo(f"{workbook.name}: {note}", err=True)
     for issue in result.dropped:
         click.echo(f"{workbook.name}: left out: {issue}", err=True)
     if result.dropped:
-        click.secho(f"{len(result.dropped)} problem(s): those rows and columns were left out (--strict refuses).",
-                    fg="yellow", err=True)
+        click.secho(f"{len(result.dropped)} problem(s): each row named is left out whole, each column for all rows "
+                    "(--strict refuses instead).", fg="yellow", err=True)
     text = to_yaml(result.definition)
     if output:
         output.write_text(text, "utf-8")

@@ -307,7 +307,7 @@ def import_xlsform():
 
     _require(permissions.can_manage_forms(current_user) or bool(_manageable_keys()))
     form = XlsformUploadForm()
-    issues, dropped, notes, yaml_text, definition = [], [], [], None, None
+    issues, dropped, notes, yaml_text, definition, refused_strictly = [], [], [], None, None, False
     if form.validate_on_submit():
         storage = form.workbook.data
         data = storage.read(MAX_UPLOAD_BYTES + 1)
@@ -330,11 +330,12 @@ def import_xlsform():
             notes = [issue.in_language(language) for issue in result.notes]
         except XlsformError as exc:
             issues = [issue.in_language(language) for issue in exc.issues]
+            refused_strictly = exc.strict
         except DefinitionsInvalid as exc:
             issues = [str(error) for error in exc.errors]
     status = 400 if issues or form.errors else 200
     return render_template("admin/xlsform.html", form=form, issues=issues, dropped=dropped, notes=notes,
-                           yaml_text=yaml_text, definition=definition), status
+                           yaml_text=yaml_text, definition=definition, refused_strictly=refused_strictly), status
 
 
 # -- working-day calendar ------------------------------------------------------------------

@@ -10,7 +10,7 @@ unreadable file, no survey sheet, groups that do not close) refuse the workbook:
 Every message is said in English or Chinese (`XlsformIssue.in_language`).
 
 Settings: ``form_title`` → ``name`` (else the file name), ``form_id`` → ``id`` (lower-cased, other characters
-become ``_``; the ``form_id`` argument wins; else the file name, else ``imported_form``), ``default_language``
+become ``_``; the ``form_id`` argument wins; else the file name; else it is asked for), ``default_language``
 says which language a plain ``label`` column is in beside ``label::…`` columns (else Chinese when it has Chinese
 characters, English otherwise). Texts (label, hint, constraint_message, choice labels) become one string per
 language (``{zh, en, fr…}``) when language columns are used, a plain string otherwise. A language is known by
@@ -131,6 +131,7 @@ class XlsformIssue:
     row: int | None
     column: str | None
     words: Said
+    name: str | None = None  # the row's field name, when a survey row is left out whole
 
     @property
     def message(self) -> str:
@@ -138,7 +139,12 @@ class XlsformIssue:
 
     def in_language(self, language: str) -> str:
         """E.g. "survey row 12, column type: type 'geotrace' is not supported" (or in Chinese)."""
-        if self.row is not None and self.column:
+        if self.row is not None and self.name and self.column:
+            where = say(N_("%(sheet)s row %(row)s (%(name)s), column %(column)s"), sheet=self.sheet, row=self.row,
+                        name=self.name, column=self.column)
+        elif self.row is not None and self.name:
+            where = say(N_("%(sheet)s row %(row)s (%(name)s)"), sheet=self.sheet, row=self.row, name=self.name)
+        elif self.row is not None and self.column:
             where = say(N_("%(sheet)s row %(row)s, column %(column)s"), sheet=self.sheet, row=self.row,
                         column=self.column)
         elif self.row is not None:
@@ -156,10 +162,12 @@ class XlsformIssue:
 
 
 class XlsformError(ValueError):
-    """The workbook cannot be imported; `issues` lists every problem found."""
+    """The workbook cannot be imported; `issues` lists every problem found. `strict`: it could have been, without
+    what `issues` lists, had strict mode not been asked for."""
 
-    def __init__(self, issues: list[XlsformIssue]):
+    def __init__(self, issues: list[XlsformIssue], *, strict: bool = False):
         self.issues = list(issues)
+        self.strict = strict
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
@@ -192,7 +200,7 @@ _FROM_FILE_RE = re.compile(r"^(?P<command>" + "|".join(re.escape(a) for a in sor
                            + r")\s+(?P<file>\S+)$", re.IGNORECASE)
 _OR_OTHER = "or_other"
 _OTHER_CHOICE = {"value": "other", "label": {"zh": "其他", "en": "Other"}}
-_OTHER_LABEL = {"zh": "请注明其他", "en": "Specify other."}
+_OTHER_LABEL = {"zh": "请注明其他", "en": "Please specify"}
 
 # XLSForm types that are not a field type of their own: the importer makes them fields itself.
 _OWN_TYPES = {"calculate": "calculate", "acknowledge": "acknowledge"}
@@ -403,8 +411,8 @@ Node = tuple  # ("num", text) ("str", text) ("field", name) ("dot",) ("bare", na
 def _tokenize(source: str) -> list[tuple[str, str, int]]:
     wide = sorted({ch for ch in source if ch in _FULL_WIDTH})
     if wide:
-        raise _no(N_("full-width %(characters)s"),
-                  characters=", ".join(f"'{ch}' (→ '{_FULL_WIDTH[ch]}')" for ch in wide))
+        raise _no(N_("full-width characters %(characters)s: type them half-width, as %(plain)s"),
+                  characters=" ".join(wide), plain=" ".join(dict.fromkeys(_FULL_WIDTH[ch] for ch in wide)))
     tokens, position = [], 0
     while position < len(source):
         match = _TOKEN_RE.match(source, position)
@@ -752,8 +760,9 @@ class _Issues:
         self.items: list[XlsformIssue] = []
         self.fatal = False
 
-    def add(self, sheet: str, row: int | None, column: str | None, words: Said, *, fatal: bool = False) -> None:
-        self.items.append(XlsformIssue(sheet, row, column, words))
+    def add(self, sheet: str, row: int | None, column: str | None, words: Said, *, fatal: bool = False,
+            name: str | None = None) -> None:
+        self.items.append(XlsformIssue(sheet, row, column, words, name))
         self.fatal = self.fatal or fatal
 
 
@@ -874,6 +883,9 @@ def _open(data: bytes, filename: str, issues: _Issues) -> dict[str, _Sheet] | No
     if reader is None:
         issues.add(filename, None, None, say(N_("not an Excel workbook (.xlsx or .xls)")), fatal=True)
         return None
+    if reader is _xlsx_sheets and not _has_workbook(data):  # a .docx, an .odt: a zip, but no workbook in it
+        issues.add(filename, None, None, say(N_("not an Excel workbook (.xlsx or .xls)")), fatal=True)
+        return None
     sheets: dict[str, _Sheet] = {}
     try:
         for title, rows in reader(data):
@@ -889,6 +901,14 @@ def _open(data: bytes, filename: str, issues: _Issues) -> dict[str, _Sheet] | No
                                              error=type(error).__name__), fatal=True)
         return None
     return sheets
+
+
+def _has_workbook(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "xl/workbook.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
 
 
 def _decode(data: bytes) -> str | None:
@@ -985,8 +1005,8 @@ class _Builder:
 
     def problem(self, row: int, column: str | None, words: Said) -> None:
         """A survey row that cannot be converted: it is left out, and rows after it cannot use it."""
-        self.issues.add("survey", row, column, words)
         name = self.row_names.get(row)
+        self.issues.add("survey", row, column, words, name=name)
         if name and self.name_rows.get(name, row) == row and name not in self.unusable:
             self.names.pop(name, None)
             self.unusable[name] = say(N_("${%(name)s} cannot be used: survey row %(row)s is left out"), name=name,
@@ -1189,7 +1209,8 @@ class _Builder:
             ident = sanitize_id(entry.name)
             if ident is None:
                 self.problem(number, column, say(N_("name '%(name)s' has no letters or digits usable in an id "
-                                                    "(a-z, 0-9, _)"), name=entry.name))
+                                                    "(a-z, 0-9, _): give it a pinyin or English name"),
+                                                 name=entry.name))
                 continue
             if ident in _RESERVED or keyword.iskeyword(ident):
                 ident += "_"  # references are rewritten, so renaming keeps every expression right
@@ -1567,7 +1588,11 @@ def import_xlsform(data: bytes, filename: str = "form.xlsx", *, form_id: str | N
     if form_id and ident is None:
         issues.add("settings", None, "form_id", say(N_("form id '%(id)s' has no letters or digits usable in an id"),
                                                     id=form_id), fatal=True)
-    ident = ident or sanitize_id(settings.get("form_id", "")) or sanitize_id(stem) or "imported_form"
+    ident = ident or sanitize_id(settings.get("form_id", "")) or sanitize_id(stem)
+    if ident is None:  # a Chinese file name and no form_id: two such forms must not share a made-up id
+        issues.add("settings", None, "form_id", say(N_("the form has no id: give one (the form id box, or --id), or "
+                                                       "fill in form_id on the settings sheet")), fatal=True)
+        ident = "form"
     title = settings.get("form_title") or stem or ident
     if len(title) > MAX_TEXT:
         issues.add("settings", None, "form_title", say(N_("text longer than %(count)s characters"), count=MAX_TEXT),
@@ -1575,7 +1600,7 @@ def import_xlsform(data: bytes, filename: str = "form.xlsx", *, form_id: str | N
     left = [*opening.items, *(i for found in dropped.values() for i in found),
             *(i for i in issues.items if not (i.sheet == "survey" and i.row in dropped))]
     if issues.fatal or (strict and left):
-        raise XlsformError(_sorted(left))
+        raise XlsformError(_sorted(left), strict=not issues.fatal)
     return XlsformImport({"kind": "form", "id": ident, "name": title, "fields": fields}, _sorted(left),
                          _sorted(builder.notes))
 
@@ -1623,9 +1648,21 @@ def _check_definition(fields: list[dict], id_rows: Mapping[str, int], issues: _I
             issues.add("survey", row, survey.header(_COLUMN_OF.get(key, key)) if key else None, words)
 
 
+# Text that YAML 1.1 tools (and people) read as something else: yes/no/on/off, numbers, times such as 10:15.
+_AMBIGUOUS = re.compile(r"(?i)y|n|yes|no|true|false|on|off|null|~|[-+]?\.?[0-9][-+0-9.:_eE]*")
+
+
+def _text_representer(representer: Any, text: str) -> Any:
+    """Text as YAML: quoted where another tool would read it as a boolean, a number or a time."""
+    style = "'" if _AMBIGUOUS.fullmatch(text) else None
+    return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
 def to_yaml(definition: dict) -> str:
-    """Dump a definition as block-style YAML (ruamel round-trip, Chinese kept as written)."""
+    """Dump a definition as block-style YAML (ruamel round-trip, Chinese kept as written; text that another YAML
+    tool would read as a boolean, number or time quoted)."""
     yaml = YAML()
+    yaml.representer.add_representer(str, _text_representer)
     yaml.default_flow_style = False
     yaml.allow_unicode = True
     yaml.width = 4096  # long labels and expressions stay on one line

@@ -78,13 +78,14 @@ def test_xlsform_import_page(admin):
                           content_type="multipart/form-data")
     text = response.get_data(as_text=True)
     assert response.status_code == 200 and 'id="left-out"' in text
-    assert "survey 表第 3 行，type 列：不支持题型 &#39;geotrace&#39;" in text
+    assert "survey 表第 3 行（line），type 列：不支持题型 &#39;geotrace&#39;" in text
     assert "- id: a" in text and "id: line" not in text
 
     # Strict: refused, nothing to copy.
     response = admin.post(url, data={"csrf_token": csrf_token(admin, url), "workbook": (io.BytesIO(bad), "bad.xlsx"),
                                      "strict": "y"}, content_type="multipart/form-data")
-    assert response.status_code == 400 and "kind: form" not in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "kind: form" not in text and "取消勾选" in text
 
     # An .xls workbook with its attached CSV.
     book = CORPUS["select_from_file"]
@@ -117,10 +118,11 @@ def test_xlsform_cli(ctx, tmp_path):
     book.write_bytes(workbook([HEADERS, row("text", "a", "甲"), row("geotrace", "line", "路线")], FULL_CHOICES,
                               FULL_SETTINGS))
     result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", str(book)])
-    assert result.exit_code == 0 and "left out: survey row 3, column type" in result.output
+    assert result.exit_code == 0 and "left out: survey row 3 (line), column type" in result.output
     assert "- id: a" in result.output
     result = ctx.test_cli_runner().invoke(args=["form", "import-xlsform", "--strict", str(book)])
-    assert result.exit_code == 1 and "survey row 3, column type" in result.output and "- id: a" not in result.output
+    assert result.exit_code == 1 and "survey row 3 (line), column type" in result.output
+    assert "- id: a" not in result.output and "--strict: without it" in result.output
 
     # .xls, with the CSV from WORKBOOK-media/ and one given with --attach
     files = CORPUS["select_from_file"]

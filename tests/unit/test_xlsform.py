@@ -214,7 +214,7 @@ def test_unsupported_type_is_reported_with_the_other_problems_in_one_error() -> 
     issues = issues_of(workbook(survey, choices=[["list_name", "name", "label"], ["yes_no", "yes", "Yes"]]))
     geotrace = next(i for i in issues if "geotrace" in i.message)
     assert (geotrace.sheet, geotrace.row, geotrace.column) == ("survey", 3, "type")
-    assert str(geotrace) == "survey row 3, column type: type 'geotrace' is not supported"
+    assert str(geotrace) == "survey row 3 (route), column type: type 'geotrace' is not supported"
     missing = next(i for i in issues if "nowhere" in i.message)
     assert (missing.sheet, missing.row, missing.column) == ("survey", 5, "type")
     assert "choice list 'nowhere' is not in the choices sheet" in missing.message
@@ -257,7 +257,8 @@ def test_duplicate_missing_and_unusable_names() -> None:
         (3, "name", "missing name"),
         (4, "name", "duplicate name 'qty' (also on row 2)"),
         (5, "name", "name 'Qty' becomes id 'qty', which 'qty' on row 2 already has"),
-        (6, "name", "name '数量' has no letters or digits usable in an id (a-z, 0-9, _)"),
+        (6, "name", "name '数量' has no letters or digits usable in an id (a-z, 0-9, _): give it a pinyin or English "
+                    "name"),
     }
 
 
@@ -283,7 +284,7 @@ def test_untranslatable_expressions_are_reported_at_their_cells() -> None:
     assert by_row[4].column == "calculation" and "sum()" in by_row[4].message
     assert by_row[6].column == "choice_filter"
     assert "a choice_filter over choice labels is not supported" in by_row[6].message
-    assert "full-width '＞' (→ '>')" in by_row[7].message
+    assert "full-width characters ＞: type them half-width, as >" in by_row[7].message
     assert "paths" in by_row[8].message
     assert "${last-saved#street} (the answer last saved on this phone) is an ODK Collect feature" in by_row[9].message
 
@@ -309,7 +310,7 @@ def test_repeat_count_from_a_field_and_or_other() -> None:
     assert fields["r"]["repeat_count"] == "n"
     assert [c["value"] for c in fields["pick"]["choices"]] == ["y", "other"]
     assert fields["pick_other"] == {"id": "pick_other", "type": "text",
-                                    "label": {"zh": "请注明其他", "en": "Specify other."},
+                                    "label": {"zh": "请注明其他", "en": "Please specify"},
                                     "visible_if": "pick == 'other'"}
     assert fields["why"]["visible_if"] == "pick_other is not None"
     assert [f["id"] for f in fields["r"]["fields"]] == ["pick", "pick_other", "why"]
@@ -328,6 +329,15 @@ def test_reserved_names_are_renamed_and_references_follow() -> None:
 def test_not_a_workbook_and_no_survey_sheet() -> None:
     (issue,) = issues_of(b"not a zip", filename="old.xls")
     assert issue.message == "not an Excel workbook (.xlsx or .xls)"
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:  # a .docx is a zip too
+        archive.writestr("word/document.xml", "<document/>")
+    (issue,) = issues_of(stream.getvalue(), filename="说明.xlsx")
+    assert issue.message == "not an Excel workbook (.xlsx or .xls)"
+    (issue,) = issues_of(workbook([["type", "name", "label"], ["text", "a", "A"]]), filename="巡查表.xlsx")
+    assert (issue.column, issue.message) == ("form_id", "the form has no id: give one (the form id box, or --id), "
+                                                        "or fill in form_id on the settings sheet")
+    assert imported(workbook([["type", "name", "label"], ["text", "a", "A"]]), "巡查表.xlsx", form_id="xuncha")
     (issue,) = issues_of(workbook(None, settings=[["form_id"], ["x"]]))
     assert issue.message == "the workbook has no sheet named 'survey'"
 
@@ -468,6 +478,7 @@ def test_a_stray_cell_far_away_and_too_many_rows() -> None:
 def test_a_workbook_that_unpacks_too_large_is_refused() -> None:
     stream = io.BytesIO()
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
         archive.writestr("xl/sharedStrings.xml", "a" * (65 * 1024 * 1024))
     (issue,) = issues_of(stream.getvalue())
     assert issue.message == "the workbook unpacks to more than 64 MB"

@@ -266,7 +266,7 @@ def test_corpus_workbook_matches_pyxform(name: str) -> None:
             continue
         if question["name"] not in rows and not question["name"].startswith("generated_"):
             if question["name"].endswith("_other"):  # or_other's text field: pyxform's label is English only
-                assert fields[ident]["label"] == {"zh": "请注明其他", "en": "Specify other."}
+                assert fields[ident]["label"] == {"zh": "请注明其他", "en": "Please specify"}
                 assert "visible_if" in fields[ident] and "relevant" in question["bind"]
             else:  # the count of a repeat with a literal repeat_count: Fangan keeps it as the repeat's own
                 assert question["type"] == "calculate" and question["name"].endswith("_count")
@@ -366,13 +366,14 @@ def test_strict_refuses_what_would_be_left_out_and_names_it() -> None:
     with pytest.raises(XlsformError) as caught:
         import_xlsform(book.data(), "left.xlsx", strict=True)
     assert sorted(i.row for i in caught.value.issues) == [8, 9, 10, 11, 14]
-    assert "survey row 8, column type: type 'geotrace' is not supported" in str(caught.value)
+    assert "survey row 8 (route), column type: type 'geotrace' is not supported" in str(caught.value)
+    assert caught.value.strict
 
 
 def test_messages_are_said_in_chinese() -> None:
     result = import_xlsform(CORPUS["metadata_and_left_out"].data(), "left.xlsx")
     said = {issue.row: issue.in_language("zh") for issue in result.dropped}
-    assert said[8].startswith("survey 表第 8 行，type 列：")
+    assert said[8].startswith("survey 表第 8 行（route），type 列：")
     assert "不支持" in said[8]
     assert "ODK Collect" in said[10] and "上次保存" in said[10]
     assert all(not re.search(r"\b(is|are|the|not)\b", text) for text in said.values()), said
