@@ -121,6 +121,10 @@ class FieldType:
         """What to give WTForms to show a typed or stored value."""
         return value
 
+    def shown(self, value: Any) -> Any:
+        """A stored value as a record's page shows it (`forms/values/value.html`)."""
+        return value
+
     def html_attrs(self, spec: FieldSpec, element_id: str, errors: list[str], live_url: str | None = None
                    ) -> dict[str, Any]:
         """Everything the input element needs: type, limits, read-only, error wiring, live refresh."""
@@ -569,6 +573,10 @@ class DateTimeType(FieldType):
 
     def api_schema(self, spec: FieldSpec | None = None) -> dict[str, Any] | None:
         return {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$"}
+
+    def shown(self, value: Any) -> Any:
+        # 2026-12-07 05:21, as people write it, not the stored ISO 2026-12-07T05:21
+        return value.replace("T", " ", 1) if isinstance(value, str) else value
 
     def xlsform_default(self, text: str, raw: Any) -> tuple[Any, Said | None]:
         moment = _excel_moment(raw, text)

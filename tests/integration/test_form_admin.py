@@ -138,3 +138,13 @@ def test_xlsform_cli(ctx, tmp_path):
     text = out.read_text("utf-8")
     assert "label: 上村" in text and "label: 二号店" in text
     assert "missing.csv' is not attached" in result.output
+
+
+def test_a_cascading_select_says_why_it_is_empty(admin):
+    load_scheme(scheme_with(import_xlsform(CORPUS["cascading_selects"].data(), "streets.xlsx").definition))
+    db.session.commit()
+    page = admin.get(f"/admin/definitions/{_form_version('streets').id}/preview").get_data(as_text=True)
+    community = page[page.index('id="f-community"'):page.index('id="f-also"')]
+    assert "暂无选项：请先填写上面的相关内容。" in community and "<option value=\"dj1\"" not in community
+    street = page[page.index('id="f-street"'):page.index('id="f-community"')]
+    assert "暂无选项" not in street

@@ -117,6 +117,7 @@ def test_required_if_and_repeat_rows(chief):
     shown = chief.get(f"/f/records/{record.id}").get_data(as_text=True)
     row = shown.split('class="repeat-row"', 1)[1].split("</div>", 1)[0]
     assert "积存垃圾" in row and "piled_rubbish" not in row  # a row's category by its name, not its code
+    assert "2026-11-20 09:00" in shown and "2026-11-20T09:00" not in shown  # a moment as people write it
 
 
 def test_step_and_choice_checks(chief):
