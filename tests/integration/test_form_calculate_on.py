@@ -11,11 +11,10 @@ import pytest
 import time_machine
 
 from server.core.clock import utcnow
-from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.forms.models import Submission
 from tests.support.clock import ZONE
-from tests.support.factories import demo_files, login, make_user
+from tests.support.factories import activate_demo_with_form, login, make_user
 
 URL = "/f/lidu/sighting/new"
 SIGHTING = """\
@@ -52,14 +51,7 @@ def _local(moment: dt.datetime) -> str:
 
 @pytest.fixture
 def chief(ctx, client):
-    files = demo_files()
-    scheme = next(name for name in files if name.endswith("lidu/scheme.yaml"))
-    assert "forms: [patrol_log," in files[scheme]
-    files[scheme] = files[scheme].replace("forms: [patrol_log,", "forms: [sighting, patrol_log,", 1)
-    files[scheme.replace("scheme.yaml", "sighting.yaml")] = SIGHTING
-    version, _ = load_scheme(files)
-    activate_scheme_version(version.id)
-    db.session.commit()
+    activate_demo_with_form("sighting", SIGHTING)
     make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
     login(client, "chief")
     return client

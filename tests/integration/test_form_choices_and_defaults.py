@@ -8,11 +8,10 @@ import re
 import pytest
 
 from server.definitions.loader import content_hash
-from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.forms import service
 from server.forms.models import Submission
-from tests.support.factories import demo_files, login, make_user
+from tests.support.factories import activate_demo_with_form, login, make_user
 
 URL = "/f/lidu/visits/new"
 STREETS = "[{value: s1, label: 东街街道}, {value: s2, label: 西街街道}]"
@@ -47,13 +46,7 @@ fields:
 
 @pytest.fixture
 def filler(ctx, client):
-    files = demo_files()
-    scheme = next(name for name in files if name.endswith("scheme.yaml"))
-    files[scheme] = files[scheme].replace("forms: [patrol_log,", "forms: [visits, patrol_log,", 1)
-    files[scheme.replace("scheme.yaml", "visits.yaml")] = FORM
-    version, _ = load_scheme(files)
-    activate_scheme_version(version.id)
-    db.session.commit()
+    activate_demo_with_form("visits", FORM)
     make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
     login(client, "chief")
     return client

@@ -9,10 +9,9 @@ import re
 import pytest
 
 from server.api import service as api
-from server.definitions.service import activate_scheme_version, load_scheme
 from server.extensions import db
 from server.forms.models import Submission
-from tests.support.factories import demo_files, login, make_user
+from tests.support.factories import activate_demo_with_form, login, make_user
 
 URL = "/f/lidu/household/new"
 HOUSEHOLD = """\
@@ -37,14 +36,7 @@ fields:
 
 @pytest.fixture
 def chief(ctx, client):
-    files = demo_files()
-    scheme = next(name for name in files if name.endswith("lidu/scheme.yaml"))
-    assert "forms: [patrol_log," in files[scheme]
-    files[scheme] = files[scheme].replace("forms: [patrol_log,", "forms: [household, patrol_log,", 1)
-    files[scheme.replace("scheme.yaml", "household.yaml")] = HOUSEHOLD
-    version, _ = load_scheme(files)
-    activate_scheme_version(version.id)
-    db.session.commit()
+    activate_demo_with_form("household", HOUSEHOLD)
     make_user("chief", roles=(("lidu", "unit_head", "shilong"),))
     login(client, "chief")
     return client

@@ -34,6 +34,19 @@ def demo_files() -> dict[str, str]:
     return _demo_files().copy()
 
 
+def activate_demo_with_form(form_id: str, text: str):
+    """Load and activate the demo scheme with one more form (its YAML `text`) listed first; returns the version."""
+    files = demo_files()
+    scheme = next(name for name in files if name.endswith("lidu/scheme.yaml"))
+    assert "forms: [patrol_log," in files[scheme]
+    files[scheme] = files[scheme].replace("forms: [patrol_log,", f"forms: [{form_id}, patrol_log,", 1)
+    files[scheme.replace("scheme.yaml", f"{form_id}.yaml")] = text
+    version, _ = load_scheme(files)
+    activate_scheme_version(version.id)
+    db.session.commit()
+    return version
+
+
 def load_demo(activate: bool = True):
     """Load (and by default activate) the demo scheme; returns the scheme version."""
     version, _ = load_scheme(demo_files())
